@@ -1,0 +1,206 @@
+/**
+ * A local network of nodus nodes, each a separate OS process on 127.0.0.1.
+ *
+ * Every child is started with `--exit-with-parent`: it exits when its stdin closes, so a devnet
+ * whose parent dies (even by SIGKILL) leaves no stray processes.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { createWriteStream } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { join, resolve } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { NodusError } from '../common/errors.ts'
+import { initNode } from './init.ts'
+
+const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url))
+
+export interface DevnetOptions {
+  nodes: number
+  baseDir: string
+  /** First libp2p port; node i listens on basePort+i and its API on basePort+1000+i. 0: pick free ports. */
+  basePort: number
+  logLevel: string
+  /** Node options passed to every child as config (e.g. storage.segmentSize). */
+  config?: Record<string, unknown>
+  /** How long one node may take to start, ms. Default 60 000. */
+  startTimeoutMs?: number
+  onEvent?: (msg: string) => void
+}
+
+export interface DevnetNode {
+  index: number
+  dataDir: string
+  peerId: string
+  api: string
+  token: string
+  multiaddrs: string[]
+  proc: ChildProcess
+  alive: boolean
+}
+
+async function portFree(port: number): Promise<boolean> {
+  return await new Promise((res) => {
+    const srv = createServer()
+    srv.once('error', () => res(false))
+    srv.listen(port, '127.0.0.1', () => srv.close(() => res(true)))
+  })
+}
+
+/** Start one node process and wait for its ready line. */
+async function startChild(
+  dataDir: string,
+  logLevel: string,
+  timeoutMs: number,
+): Promise<{ proc: ChildProcess; info: Record<string, unknown> }> {
+  const proc = spawn(
+    process.execPath,
+    [MAIN, 'start', '--data-dir', dataDir, '--json', '--exit-with-parent', '--log-level', logLevel],
+    {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  )
+  const errLog = createWriteStream(join(dataDir, 'node.log'), { flags: 'a' })
+  proc.stderr?.pipe(errLog)
+  const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream })
+  return await new Promise((res, rej) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL')
+      rej(new NodusError('TIMEOUT', `node in ${dataDir} did not start within ${timeoutMs} ms (see node.log)`))
+    }, timeoutMs)
+    let stderrTail = ''
+    proc.stderr?.on('data', (d: Buffer) => {
+      stderrTail = (stderrTail + d.toString()).slice(-2000)
+    })
+    proc.once('exit', (code) => {
+      clearTimeout(timer)
+      let detail = stderrTail.trim().split('\n').pop() ?? ''
+      try {
+        const j = JSON.parse(detail) as { code?: string; message?: string; msg?: string }
+        detail = j.message ?? j.msg ?? detail
+        if (j.code === 'PORT_IN_USE') {
+          rej(new NodusError('PORT_IN_USE', detail))
+          return
+        }
+      } catch {
+        // plain text
+      }
+      rej(new NodusError('NOT_STARTED', `node in ${dataDir} exited with code ${code}: ${detail}`))
+    })
+    lines.on('line', (line) => {
+      try {
+        const msg = JSON.parse(line) as Record<string, unknown>
+        if (msg.event === 'ready') {
+          clearTimeout(timer)
+          proc.removeAllListeners('exit')
+          res({ proc, info: msg })
+        }
+      } catch {
+        // ignore non-JSON lines
+      }
+    })
+  })
+}
+
+/** A running devnet. Create with {@link Devnet.start}; always `stop()` it. */
+export class Devnet {
+  readonly nodes: DevnetNode[] = []
+  readonly #options: DevnetOptions
+
+  private constructor(options: DevnetOptions) {
+    this.#options = options
+  }
+
+  /**
+   * Init and start `nodes` node processes. Node 0 starts first; the others bootstrap to it (and to
+   * nodes 1 and 2 once those run). Throws PORT_IN_USE when a fixed port is taken (checked before any
+   * process starts), NOT_STARTED/TIMEOUT when a node fails; all started processes are stopped then.
+   */
+  static async start(options: DevnetOptions): Promise<Devnet> {
+    if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > 200) {
+      throw new NodusError('INVALID_ARGUMENT', `--nodes must be between 1 and 200, got ${options.nodes}`)
+    }
+    if (options.basePort !== 0) {
+      for (let i = 0; i < options.nodes; i++) {
+        for (const p of [options.basePort + i, options.basePort + 1000 + i]) {
+          if (!(await portFree(p)))
+            throw new NodusError('PORT_IN_USE', `port ${p} on 127.0.0.1 is in use`, { details: { port: p } })
+        }
+      }
+    }
+    const net = new Devnet(options)
+    try {
+      const first = await net.#startNode(0, [])
+      const boots = [`${first.multiaddrs[0]}`]
+      // Start the rest in small batches: a 2-core machine handles a few handshakes at a time.
+      const batch = 4
+      for (let i = 1; i < options.nodes; i += batch) {
+        const ids = Array.from({ length: Math.min(batch, options.nodes - i) }, (_, j) => i + j)
+        const started = await Promise.all(ids.map((id) => net.#startNode(id, boots)))
+        if (boots.length < 3)
+          boots.push(...started.map((n) => `${n.multiaddrs[0]}`).slice(0, 3 - boots.length))
+      }
+    } catch (err) {
+      await net.stop()
+      throw err
+    }
+    return net
+  }
+
+  async #startNode(index: number, bootstrap: string[]): Promise<DevnetNode> {
+    const o = this.#options
+    const dataDir = resolve(o.baseDir, `node-${String(index).padStart(2, '0')}`)
+    await mkdir(dataDir, { recursive: true })
+    const port = o.basePort === 0 ? 0 : o.basePort + index
+    const apiPort = o.basePort === 0 ? 0 : o.basePort + 1000 + index
+    const { token } = await initNode(dataDir, {
+      ...(o.config ?? {}),
+      net: { listen: [`/ip4/127.0.0.1/tcp/${port}`], bootstrap },
+      api: { port: apiPort },
+      log: { level: o.logLevel },
+    })
+    const { proc, info } = await startChild(dataDir, o.logLevel, o.startTimeoutMs ?? 60_000)
+    const node: DevnetNode = {
+      index,
+      dataDir,
+      peerId: String(info.peerId),
+      api: String(info.api),
+      token,
+      multiaddrs: (info.multiaddrs as string[]).map((m) =>
+        m.includes('/p2p/') ? m : `${m}/p2p/${String(info.peerId)}`,
+      ),
+      proc,
+      alive: true,
+    }
+    proc.once('exit', () => {
+      node.alive = false
+    })
+    this.nodes[index] = node
+    o.onEvent?.(`node ${index} up: ${node.peerId} api ${node.api}`)
+    return node
+  }
+
+  /** SIGKILL one node's process and wait until it is gone. */
+  async kill(index: number): Promise<void> {
+    const n = this.nodes[index]
+    if (n === undefined || !n.alive) return
+    const gone = new Promise<void>((res) => n.proc.once('exit', () => res()))
+    n.proc.kill('SIGKILL')
+    await gone
+  }
+
+  /** Stop every node: SIGTERM, then SIGKILL after `graceMs`. Resolves when all processes exited. */
+  async stop(graceMs = 10_000): Promise<void> {
+    await Promise.all(
+      this.nodes.map(async (n) => {
+        if (n === undefined || !n.alive) return
+        const gone = new Promise<void>((res) => n.proc.once('exit', () => res()))
+        n.proc.kill('SIGTERM')
+        const t = setTimeout(() => n.proc.kill('SIGKILL'), graceMs)
+        await gone
+        clearTimeout(t)
+      }),
+    )
+  }
+}

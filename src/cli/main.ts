@@ -1,0 +1,310 @@
+#!/usr/bin/env node
+/**
+ * The `nodus` command line. Run `node src/cli/main.ts help`.
+ */
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { isNodusError, NodusError } from '../common/errors.ts'
+import { loadConfig } from '../config/config.ts'
+import { createNode } from '../node/node.ts'
+import { cidForFile, cidToString } from '../storage/index.ts'
+import { apiFromDataDir, getFile, getJson, putFile } from './client.ts'
+import { DEFAULT_DEMO_FILE, runDemo } from './demo.ts'
+import { Devnet } from './devnet.ts'
+import { initNode } from './init.ts'
+import { Progress } from './progress.ts'
+
+const USAGE = `nodus: a peer-to-peer node for erasure-coded, content-addressed storage
+
+usage: nodus <command> [options]
+
+commands:
+  init   --data-dir DIR [--api-port N] [--listen MA]... [--bootstrap MA]...   create keys, token, config
+  start  --data-dir DIR [--api-port N] [--listen MA]... [--bootstrap MA]...   run a node
+  put    FILE [--data-dir DIR | --api URL --token T]                           store a file, print its CID
+  get    CID -o FILE [--data-dir DIR | --api URL]                              fetch a file
+  cid    FILE                                                                 CID of FILE as one raw block
+  status [--data-dir DIR | --api URL]                                         node info and usage
+  devnet --nodes N --base-dir DIR [--base-port P]                             run N local node processes
+  demo   [--nodes 16] [--file F] [--kill 4] [--k 10 --m 4] [--segment-size B] [--base-port P] [--base-dir D] [--keep]
+         the main job, end to end
+
+common options: --json (machine-readable output), --log-level LEVEL, --help
+data dir default: $NODUS_DATA_DIR or ~/.nodus`
+
+type Flags = Record<string, string | boolean | string[] | undefined>
+
+const COMMON = {
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  'log-level': { type: 'string' },
+} as const
+
+function dataDirOf(f: Flags): string {
+  const d = f['data-dir']
+  return resolve(typeof d === 'string' ? d : (process.env.NODUS_DATA_DIR ?? join(homedir(), '.nodus')))
+}
+
+function intFlag(f: Flags, name: string, def: number): number {
+  const v = f[name]
+  if (v === undefined) return def
+  const n = Number(v)
+  if (typeof v !== 'string' || !/^\d+$/.test(v) || !Number.isSafeInteger(n)) {
+    throw new NodusError('INVALID_ARGUMENT', `--${name} must be a whole number, got ${String(v)}`)
+  }
+  return n
+}
+
+/** Config overrides from the node flags shared by init and start. */
+function nodeOverrides(f: Flags): Record<string, unknown> {
+  const o: Record<string, unknown> = {}
+  const net: Record<string, unknown> = {}
+  if (Array.isArray(f.listen)) net.listen = f.listen
+  if (Array.isArray(f.bootstrap)) net.bootstrap = f.bootstrap
+  if (typeof f['dht-protocol'] === 'string') net.dhtProtocol = f['dht-protocol']
+  if (Object.keys(net).length > 0) o.net = net
+  if (f['api-port'] !== undefined) o.api = { port: intFlag(f, 'api-port', 0) }
+  if (typeof f['log-level'] === 'string') o.log = { level: f['log-level'] }
+  return o
+}
+
+const NODE_FLAGS = {
+  ...COMMON,
+  'data-dir': { type: 'string' },
+  'api-port': { type: 'string' },
+  listen: { type: 'string', multiple: true },
+  bootstrap: { type: 'string', multiple: true },
+  'dht-protocol': { type: 'string' },
+} as const
+
+type ArgOptions = NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>
+
+function parse(args: string[], options: ArgOptions): { values: Flags; positionals: string[] } {
+  try {
+    const r = parseArgs({ args, options, strict: true, allowPositionals: true })
+    return { values: r.values as Flags, positionals: r.positionals }
+  } catch (err) {
+    throw new NodusError('INVALID_ARGUMENT', (err as Error).message.split('\n')[0] ?? 'bad arguments')
+  }
+}
+
+function out(json: boolean, obj: Record<string, unknown>, text: string): void {
+  process.stdout.write(json ? `${JSON.stringify(obj)}\n` : `${text}\n`)
+}
+
+async function apiTarget(f: Flags): Promise<{ url: string; token: string | undefined }> {
+  if (typeof f.api === 'string') {
+    return {
+      url: f.api.replace(/\/$/, ''),
+      token: typeof f.token === 'string' ? f.token : process.env.NODUS_API_TOKEN,
+    }
+  }
+  return await apiFromDataDir(dataDirOf(f))
+}
+
+const CLIENT_FLAGS = {
+  ...COMMON,
+  'data-dir': { type: 'string' },
+  api: { type: 'string' },
+  token: { type: 'string' },
+} as const
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv
+  if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+    process.stdout.write(`${USAGE}\n`)
+    return cmd === undefined ? 2 : 0
+  }
+  switch (cmd) {
+    case 'init': {
+      const { values: f } = parse(rest, NODE_FLAGS)
+      const dir = dataDirOf(f)
+      const r = await initNode(dir, nodeOverrides(f))
+      out(
+        Boolean(f.json),
+        { peerId: r.peerId, did: r.did, dataDir: dir },
+        `initialised ${dir}\npeerId ${r.peerId}\ndid    ${r.did}`,
+      )
+      return 0
+    }
+    case 'start': {
+      const { values: f } = parse(rest, { ...NODE_FLAGS, 'exit-with-parent': { type: 'boolean' } })
+      const config = await loadConfig(dataDirOf(f), nodeOverrides(f))
+      const node = await createNode(config)
+      let stopping = false
+      const stop = async (code: number): Promise<void> => {
+        if (stopping) return
+        stopping = true
+        const t = setTimeout(() => process.exit(code), 10_000)
+        t.unref()
+        await node.stop().catch(() => {})
+        process.exit(code)
+      }
+      process.once('SIGINT', () => void stop(0))
+      process.once('SIGTERM', () => void stop(0))
+      if (f['exit-with-parent'] === true) {
+        process.stdin.on('end', () => void stop(0))
+        process.stdin.on('error', () => void stop(0))
+        process.stdin.resume()
+      }
+      await node.start()
+      const info = node.info()
+      out(
+        Boolean(f.json),
+        { event: 'ready', ...info },
+        `nodus node ready\npeerId ${info.peerId}\ndid    ${info.did}\nlisten ${info.multiaddrs.join(' ')}\nAPI    ${info.api}`,
+      )
+      await new Promise(() => {})
+      return 0
+    }
+    case 'put': {
+      const { values: f, positionals } = parse(rest, CLIENT_FLAGS)
+      const file = positionals[0]
+      if (file === undefined) throw new NodusError('INVALID_ARGUMENT', 'usage: nodus put FILE')
+      const api = await apiTarget(f)
+      const { size } = await import('node:fs/promises').then((fs) =>
+        fs.stat(file).catch(() => {
+          throw new NodusError('FILE_NOT_FOUND', `no such file: ${file}`)
+        }),
+      )
+      const bar = new Progress('put', size, !f.json && process.stderr.isTTY)
+      const r = await putFile(api, file, { onBytes: (n) => bar.update(n) })
+      bar.done()
+      out(Boolean(f.json), { ...r, seconds: bar.seconds }, r.cid)
+      return 0
+    }
+    case 'get': {
+      const { values: f, positionals } = parse(rest, {
+        ...CLIENT_FLAGS,
+        output: { type: 'string', short: 'o' },
+      })
+      const cid = positionals[0]
+      const o = f.output
+      if (cid === undefined || typeof o !== 'string')
+        throw new NodusError('INVALID_ARGUMENT', 'usage: nodus get CID -o FILE')
+      const api = await apiTarget(f)
+      const bar = new Progress('get', undefined, !f.json && process.stderr.isTTY)
+      const r = await getFile(api, cid, o, { onBytes: (n) => bar.update(n) })
+      bar.done()
+      out(
+        Boolean(f.json),
+        { cid, file: resolve(o), bytes: r.bytes, seconds: bar.seconds },
+        `wrote ${r.bytes} bytes to ${o}`,
+      )
+      return 0
+    }
+    case 'cid': {
+      const { values: f, positionals } = parse(rest, COMMON)
+      const file = positionals[0]
+      if (file === undefined) throw new NodusError('INVALID_ARGUMENT', 'usage: nodus cid FILE')
+      const cid = await cidForFile(file).catch((err: unknown) => {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+          throw new NodusError('FILE_NOT_FOUND', `no such file: ${file}`)
+        throw err
+      })
+      out(Boolean(f.json), { cid: cidToString(cid), file }, cidToString(cid))
+      return 0
+    }
+    case 'status': {
+      const { values: f } = parse(rest, CLIENT_FLAGS)
+      const api = await apiTarget(f)
+      const info = await getJson<Record<string, unknown>>(api, '/system/info')
+      const usage = await getJson<Record<string, unknown>>(api, '/storage/usage')
+      const peers = await getJson<{ peers: unknown[] }>(api, '/network/peers')
+      out(
+        Boolean(f.json),
+        { ...info, usage, connections: peers.peers.length },
+        `peerId ${String(info.peerId)}\nAPI    ${String(info.api)}\nconnections ${peers.peers.length}\nstored ${String(usage.shards)} shards, ${String(usage.bytes)} bytes of ${String(usage.capacityBytes)}`,
+      )
+      return 0
+    }
+    case 'devnet': {
+      const { values: f } = parse(rest, {
+        ...COMMON,
+        nodes: { type: 'string' },
+        'base-dir': { type: 'string' },
+        'base-port': { type: 'string' },
+      })
+      if (typeof f['base-dir'] !== 'string')
+        throw new NodusError('INVALID_ARGUMENT', 'usage: nodus devnet --nodes N --base-dir DIR')
+      const net = await Devnet.start({
+        nodes: intFlag(f, 'nodes', 4),
+        baseDir: resolve(f['base-dir']),
+        basePort: intFlag(f, 'base-port', 0),
+        logLevel: typeof f['log-level'] === 'string' ? f['log-level'] : 'info',
+        onEvent: (m) => process.stderr.write(`${m}\n`),
+      })
+      const nodes = net.nodes.map((n) => ({
+        index: n.index,
+        peerId: n.peerId,
+        api: n.api,
+        dataDir: n.dataDir,
+        multiaddrs: n.multiaddrs,
+      }))
+      out(
+        Boolean(f.json),
+        { event: 'ready', nodes },
+        nodes.map((n) => `node ${n.index} ${n.peerId} ${n.api} ${n.dataDir}`).join('\n'),
+      )
+      process.stderr.write('devnet running; Ctrl-C stops it\n')
+      await new Promise<void>((res) => {
+        process.once('SIGINT', () => res())
+        process.once('SIGTERM', () => res())
+      })
+      await net.stop()
+      return 0
+    }
+    case 'demo': {
+      const { values: f } = parse(rest, {
+        ...COMMON,
+        nodes: { type: 'string' },
+        file: { type: 'string' },
+        kill: { type: 'string' },
+        'base-port': { type: 'string' },
+        'segment-size': { type: 'string' },
+        k: { type: 'string' },
+        m: { type: 'string' },
+        'base-dir': { type: 'string' },
+        keep: { type: 'boolean' },
+      })
+      const storage: Record<string, number> = {}
+      if (f['segment-size'] !== undefined) storage.segmentSize = intFlag(f, 'segment-size', 0)
+      if (f.k !== undefined) storage.k = intFlag(f, 'k', 10)
+      if (f.m !== undefined) storage.m = intFlag(f, 'm', 4)
+      const result = await runDemo({
+        nodes: intFlag(f, 'nodes', 16),
+        file: typeof f.file === 'string' ? f.file : DEFAULT_DEMO_FILE,
+        kill: intFlag(f, 'kill', 4),
+        basePort: intFlag(f, 'base-port', 0),
+        logLevel: typeof f['log-level'] === 'string' ? f['log-level'] : 'info',
+        keep: f.keep === true,
+        ...(Object.keys(storage).length === 0 ? {} : { config: { storage } }),
+        ...(typeof f['base-dir'] === 'string' ? { baseDir: resolve(f['base-dir']) } : {}),
+        progress: true,
+        log: (m) => process.stderr.write(`[demo] ${m}\n`),
+      })
+      process.stdout.write(`${JSON.stringify(result)}\n`)
+      return result.ok ? 0 : 1
+    }
+    default:
+      throw new NodusError('INVALID_ARGUMENT', `unknown command "${cmd}"; run \`nodus help\``)
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    const json = process.argv.includes('--json')
+    if (isNodusError(err)) {
+      process.stderr.write(json ? `${JSON.stringify(err.toJSON())}\n` : `error ${err.code}: ${err.message}\n`)
+      process.exit(err.code === 'INVALID_ARGUMENT' ? 2 : 1)
+    }
+    process.stderr.write(
+      json
+        ? `${JSON.stringify({ code: 'INTERNAL', message: String(err) })}\n`
+        : `error: ${(err as Error)?.stack ?? String(err)}\n`,
+    )
+    process.exit(1)
+  },
+)

@@ -1,0 +1,81 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import type { PrivateKey } from '@libp2p/interface'
+import { type KadDHT, kadDHT, passthroughMapper } from '@libp2p/kad-dht'
+import { type Ping, ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p, type Libp2p } from 'libp2p'
+
+/** Options for the libp2p host. Times in milliseconds. */
+export interface HostOptions {
+  /** Multiaddrs to listen on. Default `['/ip4/127.0.0.1/tcp/0']`. */
+  listen: string[]
+  /** Kademlia protocol id. Default `/nodus/kad/1.0.0`; `/ipfs/kad/1.0.0` speaks to standard libp2p peers. */
+  dhtProtocol: string
+  /** Keep loopback and private addresses in DHT records (needed on a local devnet). Default true. */
+  dhtAllowPrivateAddresses: boolean
+  /** Maximum open connections. Default 300. */
+  maxConnections: number
+  /** Per-stream yamux receive window in bytes; kept below the stream read buffer (4 MiB). Default 2 MiB. */
+  yamuxMaxStreamWindowBytes: number
+  /** Connection monitor ping interval in ms. Default 30 000. */
+  monitorPingIntervalMs: number
+}
+
+export const DEFAULT_HOST_OPTIONS: Readonly<HostOptions> = Object.freeze({
+  listen: ['/ip4/127.0.0.1/tcp/0'],
+  dhtProtocol: '/nodus/kad/1.0.0',
+  dhtAllowPrivateAddresses: true,
+  maxConnections: 300,
+  yamuxMaxStreamWindowBytes: 2 * 1024 * 1024,
+  monitorPingIntervalMs: 30_000,
+})
+
+export type NodusLibp2p = Libp2p<{ dht: KadDHT; ping: Ping; identify: unknown }>
+
+/**
+ * Build (not start) a libp2p host: TCP, Noise, Yamux, identify, ping and kad-dht in server mode.
+ *
+ * Choices follow ../shared/NOTES-libp2p.md: yamux window below the read buffer (trap 2), ping with
+ * several outbound streams and a gentle connection monitor (trap 3), no per-host inbound rate limit on
+ * loopback (trap 4), a pass-through DHT address mapper so loopback addresses survive (trap 4).
+ */
+export async function createHost(privateKey: PrivateKey, options: HostOptions): Promise<NodusLibp2p> {
+  const node = await createLibp2p({
+    privateKey,
+    start: false,
+    addresses: { listen: options.listen },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [
+      yamux({
+        streamOptions: {
+          maxStreamWindowSize: options.yamuxMaxStreamWindowBytes,
+          initialStreamWindowSize: 256 * 1024,
+          maxReadBufferLength: 2 * options.yamuxMaxStreamWindowBytes + 1024 * 1024,
+        },
+      }),
+    ],
+    connectionManager: {
+      maxConnections: options.maxConnections,
+      inboundConnectionThreshold: 1000,
+      maxIncomingPendingConnections: 100,
+      dialTimeout: 10_000,
+    },
+    connectionMonitor: {
+      pingInterval: options.monitorPingIntervalMs,
+      abortConnectionOnPingFailure: false,
+    },
+    services: {
+      identify: identify(),
+      ping: ping({ maxOutboundStreams: 8, maxInboundStreams: 16 }),
+      dht: kadDHT({
+        protocol: options.dhtProtocol,
+        clientMode: false,
+        ...(options.dhtAllowPrivateAddresses ? { peerInfoMapper: passthroughMapper } : {}),
+      }),
+    },
+  })
+  return node
+}

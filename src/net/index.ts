@@ -1,0 +1,9 @@
+export { createHost, DEFAULT_HOST_OPTIONS, type HostOptions, type NodusLibp2p } from './host.ts'
+export {
+  encodeVarint,
+  lengthPrefixed,
+  StreamReader,
+  type StreamReaderOptions,
+  sendAll,
+  sendWithBackpressure,
+} from './stream-io.ts'

@@ -1,0 +1,247 @@
+/**
+ * The composition root: builds every area in order, starts them, stops them in reverse.
+ */
+import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { PeerId } from '@libp2p/interface'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { CID } from 'multiformats/cid'
+import { readApiToken } from '../api/auth.ts'
+import { type ApiServer, createApiServer } from '../api/server.ts'
+import { BoundedQueue } from '../common/bounded-queue.ts'
+import { isNodusError } from '../common/errors.ts'
+import { createLogger, type Logger } from '../common/logger.ts'
+import type { NodusConfig } from '../config/config.ts'
+import {
+  didKeyFromEd25519,
+  hybridPublicKey,
+  loadIdentity,
+  type NodeIdentity,
+  signHybrid,
+} from '../crypto/index.ts'
+import { createHost, DEFAULT_HOST_OPTIONS, type NodusLibp2p } from '../net/index.ts'
+import {
+  cidToString,
+  DEFAULT_FILE_OPTIONS,
+  DEFAULT_SHARD_SERVER_OPTIONS,
+  FileService,
+  SHARD_PROTOCOL,
+  ShardClient,
+  ShardServer,
+  ShardStore,
+} from '../storage/index.ts'
+
+/** The run file a started node writes so that CLI commands can find its API. */
+export const RUN_FILE = 'api.json'
+
+export interface NodeInfo {
+  peerId: string
+  did: string
+  multiaddrs: string[]
+  api: string
+}
+
+/** A running nodus node. Build with {@link createNode}. */
+export class NodusNode {
+  readonly config: NodusConfig
+  readonly identity: NodeIdentity
+  readonly logger: Logger
+  readonly libp2p: NodusLibp2p
+  readonly store: ShardStore
+  readonly files: FileService
+  readonly shardServer: ShardServer
+  readonly #api: ApiServer
+  readonly #provideQueue: BoundedQueue<CID>
+  #started = false
+  #apiUrl = ''
+
+  constructor(parts: {
+    config: NodusConfig
+    identity: NodeIdentity
+    logger: Logger
+    libp2p: NodusLibp2p
+    store: ShardStore
+    files: FileService
+    shardServer: ShardServer
+    api: ApiServer
+    provideQueue: BoundedQueue<CID>
+  }) {
+    this.config = parts.config
+    this.identity = parts.identity
+    this.logger = parts.logger
+    this.libp2p = parts.libp2p
+    this.store = parts.store
+    this.files = parts.files
+    this.shardServer = parts.shardServer
+    this.#api = parts.api
+    this.#provideQueue = parts.provideQueue
+  }
+
+  get peerId(): string {
+    return this.identity.peerId.toString()
+  }
+
+  get did(): string {
+    return didKeyFromEd25519(this.identity.ed25519.publicKey.raw)
+  }
+
+  info(): NodeInfo {
+    return {
+      peerId: this.peerId,
+      did: this.did,
+      multiaddrs: this.libp2p.getMultiaddrs().map((m) => m.toString()),
+      api: this.#apiUrl,
+    }
+  }
+
+  /** Announce a stored block as a provider record in the DHT (queued, bounded). */
+  announce(cid: CID): void {
+    try {
+      this.#provideQueue.push(cid)
+    } catch (err) {
+      this.logger.warn(
+        { cid: cidToString(cid), code: isNodusError(err) ? err.code : 'unknown' },
+        'provide queue full; skipped',
+      )
+    }
+  }
+
+  /** Open the store, start libp2p, register protocols, dial bootstrap peers, start the API. Idempotent. */
+  async start(): Promise<void> {
+    if (this.#started) return
+    this.#started = true
+    await this.store.open()
+    await this.libp2p.start()
+    await this.libp2p.handle(SHARD_PROTOCOL, this.shardServer.handler, this.shardServer.handleOptions)
+    await Promise.allSettled(
+      this.config.net.bootstrap.map(async (addr) => {
+        try {
+          await this.libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(10_000) })
+        } catch (err) {
+          this.logger.warn({ addr, err: (err as Error).message }, 'bootstrap dial failed')
+        }
+      }),
+    )
+    this.#apiUrl = await this.#api.listen(this.config.api.host, this.config.api.port)
+    await mkdir(this.config.dataDir, { recursive: true })
+    await writeFile(
+      join(this.config.dataDir, RUN_FILE),
+      JSON.stringify({ url: this.#apiUrl, pid: process.pid }),
+      {
+        mode: 0o600,
+      },
+    )
+    this.logger.info(this.info(), 'node started')
+  }
+
+  /** Stop in reverse order: API, provide queue, libp2p, store. Idempotent. */
+  async stop(): Promise<void> {
+    if (!this.#started) return
+    this.#started = false
+    await this.#api.close()
+    await this.#provideQueue.stop()
+    await this.libp2p.stop()
+    await this.store.close()
+    await rm(join(this.config.dataDir, RUN_FILE), { force: true })
+    this.logger.info({}, 'node stopped')
+  }
+}
+
+/** Peers we are connected to that speak the shard protocol, sorted by PeerId string. */
+function shardPeers(libp2p: NodusLibp2p, protocolsOf: Map<string, boolean>): PeerId[] {
+  return libp2p
+    .getPeers()
+    .filter((p) => protocolsOf.get(p.toString()) !== false)
+    .sort((a, b) => (a.toString() < b.toString() ? -1 : 1))
+}
+
+/**
+ * Build a node from config: load keys, create the store, libp2p host, shard protocol, file service and
+ * API. Throws KEYS_MISSING if `nodus init` was not run for this data directory.
+ */
+export async function createNode(config: NodusConfig, options: { logger?: Logger } = {}): Promise<NodusNode> {
+  const logger =
+    options.logger ?? createLogger(config.log.level, config.log.file === '' ? 2 : config.log.file)
+  const identity = await loadIdentity(config.dataDir)
+  const store = new ShardStore(
+    { logger: logger.child({ area: 'store' }) },
+    {
+      dir: join(config.dataDir, 'shards'),
+      capacityBytes: config.storage.capacityBytes,
+      maxShardBytes: config.storage.maxShardBytes,
+    },
+  )
+  const libp2p = await createHost(identity.ed25519, {
+    ...DEFAULT_HOST_OPTIONS,
+    listen: config.net.listen,
+    dhtProtocol: config.net.dhtProtocol,
+    maxConnections: config.net.maxConnections,
+  })
+  const netLog = logger.child({ area: 'net' })
+  // Remember which peers speak the shard protocol (learned by identify).
+  const protocolsOf = new Map<string, boolean>()
+  libp2p.addEventListener('peer:identify', (evt) => {
+    protocolsOf.set(evt.detail.peerId.toString(), evt.detail.protocols.includes(SHARD_PROTOCOL))
+  })
+  libp2p.addEventListener('peer:disconnect', (evt) => {
+    protocolsOf.delete(evt.detail.toString())
+  })
+
+  const provideQueue = new BoundedQueue<CID>(
+    async (cid) => {
+      await libp2p.contentRouting.provide(cid, { signal: AbortSignal.timeout(30_000) })
+    },
+    4,
+    100_000,
+    (err, cid) => netLog.debug({ cid: cidToString(cid), err: (err as Error).message }, 'provide failed'),
+  )
+
+  const shardClient = new ShardClient(
+    { dialProtocol: (peer, protocol, o) => libp2p.dialProtocol(peer, protocol, o) },
+    { requestTimeoutMs: 60_000, maxShardBytes: config.storage.maxShardBytes },
+  )
+  let node: NodusNode | undefined
+  const shardServer = new ShardServer(
+    {
+      store,
+      peerId: identity.peerId.toString(),
+      sign: (data) => identity.ed25519.sign(data) as Promise<Uint8Array>,
+      onStored: (cid) => node?.announce(cid),
+      logger: logger.child({ area: 'shard' }),
+    },
+    { ...DEFAULT_SHARD_SERVER_OPTIONS, maxShardBytes: config.storage.maxShardBytes },
+  )
+  const files = new FileService(
+    {
+      selfPeerId: identity.peerId.toString(),
+      store,
+      client: shardClient,
+      peers: {
+        candidates: () => shardPeers(libp2p, protocolsOf),
+        findProviders: async function* (cid, o) {
+          for await (const p of libp2p.contentRouting.findProviders(cid, o)) yield p.id
+        },
+        provide: (cid, o) => libp2p.contentRouting.provide(cid, o),
+      },
+      sign: (msg) => signHybrid(identity, msg),
+      publicKey: hybridPublicKey(identity),
+      logger: logger.child({ area: 'files' }),
+    },
+    {
+      ...DEFAULT_FILE_OPTIONS,
+      k: config.storage.k,
+      m: config.storage.m,
+      segmentSize: config.storage.segmentSize,
+      segmentsInFlight: config.storage.segmentsInFlight,
+      manifestReplicas: config.storage.manifestReplicas,
+    },
+  )
+  const token = await readApiToken(config.dataDir)
+  const api = createApiServer({
+    token,
+    logger: logger.child({ area: 'api' }),
+    node: () => node as NodusNode,
+  })
+  node = new NodusNode({ config, identity, logger, libp2p, store, files, shardServer, api, provideQueue })
+  return node
+}

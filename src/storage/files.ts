@@ -1,0 +1,588 @@
+/**
+ * Put and get of whole files: segment, erasure-code, address, place, transfer, manifest (DESIGN.md,
+ * "Storing a file"), and the reverse with verification, hedging and in-order streaming.
+ */
+import type { PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { CID } from 'multiformats/cid'
+import { isNodusError, NodusError } from '../common/errors.ts'
+import { Blake3Stream, blake3, type HybridPublicKey, type HybridSignature } from '../crypto/index.ts'
+import { cidFromDigest, cidToString, RAW_CODEC } from './cid.ts'
+import {
+  decodeManifest,
+  type Manifest,
+  type ManifestSegment,
+  type SignedManifest,
+  signManifest,
+} from './manifest.ts'
+import { placeShards } from './placement.ts'
+import { ReedSolomon } from './reed-solomon.ts'
+import { segment } from './segmenter.ts'
+import type { Receipt } from './shard-protocol.ts'
+
+export interface FileServiceOptions {
+  /** Data shards per segment. Default 10. */
+  k: number
+  /** Parity shards per segment. Default 4. */
+  m: number
+  /** Segment size, bytes. Default 10 MiB (1 MiB shards with k = 10). */
+  segmentSize: number
+  /** Segments encoded/transferred (put) or fetched ahead (get) at once. Bounds memory. Default 2. */
+  segmentsInFlight: number
+  /** Peers besides this node that keep a copy of the manifest. Default 4. */
+  manifestReplicas: number
+  /** Other peers tried for a shard whose chosen peer fails, on put. Default 3. */
+  putRetries: number
+  /** On get, start one more shard request when a segment is not complete after this long, ms. Default 3 000. */
+  hedgeDelayMs: number
+  /** Timeout for DHT provider look-ups and announcements, ms. Default 20 000. */
+  dhtTimeoutMs: number
+}
+
+export const DEFAULT_FILE_OPTIONS: Readonly<FileServiceOptions> = Object.freeze({
+  k: 10,
+  m: 4,
+  segmentSize: 10 * 1024 * 1024,
+  segmentsInFlight: 2,
+  manifestReplicas: 4,
+  putRetries: 3,
+  hedgeDelayMs: 3_000,
+  dhtTimeoutMs: 20_000,
+})
+
+/** What files need from the local shard store. */
+export interface FileLocalStore {
+  put(
+    cid: CID,
+    data: Uint8Array,
+    options?: { signal?: AbortSignal },
+  ): Promise<{ size: number; created: boolean }>
+  get(cid: CID, options?: { signal?: AbortSignal }): Promise<Uint8Array>
+  has(cid: CID): boolean
+}
+
+/** What files need from the shard protocol client. */
+export interface FileShardClient {
+  put(peer: PeerId, cid: CID, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<Receipt>
+  get(peer: PeerId, cid: CID, options?: { signal?: AbortSignal }): Promise<Uint8Array>
+  has(peer: PeerId, cids: CID[], options?: { signal?: AbortSignal }): Promise<{ have: boolean[] }>
+}
+
+/** What files need from the network: candidate peers and the DHT's content routing. */
+export interface FilePeers {
+  /** Connected peers that speak the shard protocol, in a stable order. */
+  candidates(): PeerId[]
+  findProviders(cid: CID, options: { signal: AbortSignal }): AsyncIterable<PeerId>
+  provide(cid: CID, options: { signal: AbortSignal }): Promise<void>
+}
+
+export interface FileServiceDeps {
+  selfPeerId: string
+  store: FileLocalStore
+  client: FileShardClient
+  peers: FilePeers
+  sign(message: Uint8Array): Promise<HybridSignature>
+  publicKey: HybridPublicKey
+  logger: {
+    debug(obj: object, msg?: string): void
+    info(obj: object, msg?: string): void
+    warn(obj: object, msg?: string): void
+  }
+}
+
+/** Progress of a put or get, for progress bars. */
+export interface FileProgress {
+  bytes: number
+  segments: number
+}
+
+export interface PutResult {
+  cid: CID
+  manifest: Manifest
+  /** Peers that stored the manifest (including this node). */
+  manifestHolders: string[]
+}
+
+const codecCache = new Map<string, ReedSolomon>()
+function codec(k: number, m: number): ReedSolomon {
+  const key = `${k}/${m}`
+  let rs = codecCache.get(key)
+  if (rs === undefined) {
+    rs = new ReedSolomon(k, m)
+    codecCache.set(key, rs)
+  }
+  return rs
+}
+
+function errCode(err: unknown): string {
+  return isNodusError(err) ? err.code : err instanceof Error ? err.name : 'unknown'
+}
+
+/** Puts files into the network and gets them back. */
+export class FileService {
+  readonly #deps: FileServiceDeps
+  readonly #options: FileServiceOptions
+  readonly #peerIds = new Map<string, PeerId>()
+
+  constructor(deps: FileServiceDeps, options: FileServiceOptions) {
+    if (options.k < 1 || options.m < 0 || options.k + options.m > 256) {
+      throw new NodusError('CONFIG_INVALID', 'need 1 ≤ k and k + m ≤ 256', {
+        details: { k: options.k, m: options.m },
+      })
+    }
+    this.#deps = deps
+    this.#options = options
+  }
+
+  #peerId(s: string): PeerId {
+    let p = this.#peerIds.get(s)
+    if (p === undefined) {
+      p = peerIdFromString(s)
+      if (this.#peerIds.size > 10_000) this.#peerIds.clear()
+      this.#peerIds.set(s, p)
+    }
+    return p
+  }
+
+  /**
+   * Store a file read from `source`, streamed in segments; resolves with the manifest CID.
+   * Memory is bounded by `segmentsInFlight` segments. Throws NOT_ENOUGH_PEERS when a shard finds no
+   * home, ABORTED/TIMEOUT on cancellation.
+   */
+  async put(
+    source: AsyncIterable<Uint8Array>,
+    options: { signal?: AbortSignal; name?: string; onProgress?: (p: FileProgress) => void } = {},
+  ): Promise<PutResult> {
+    const { k, m, segmentSize } = this.#options
+    const ac = new AbortController()
+    const signal = options.signal === undefined ? ac.signal : AbortSignal.any([options.signal, ac.signal])
+    const hasher = new Blake3Stream()
+    const segments: ManifestSegment[] = []
+    const inflight = new Set<Promise<void>>()
+    let firstError: unknown
+    let fileSize = 0
+    let done = 0
+    let index = 0
+    try {
+      for await (const seg of segment(source, segmentSize, k, signal)) {
+        if (firstError !== undefined) break
+        hasher.update(seg.data.subarray(0, seg.size))
+        fileSize += seg.size
+        const i = index++
+        const p: Promise<void> = this.#putSegment(i, seg.data, seg.size, signal).then(
+          (s) => {
+            segments[i] = s
+            done++
+            options.onProgress?.({ bytes: Math.min(done * segmentSize, fileSize), segments: done })
+          },
+          (err: unknown) => {
+            firstError ??= err
+            ac.abort(err)
+          },
+        )
+        inflight.add(p)
+        void p.finally(() => inflight.delete(p))
+        while (inflight.size >= this.#options.segmentsInFlight) await Promise.race(inflight)
+      }
+    } catch (err) {
+      firstError ??= err
+      ac.abort(err)
+    }
+    await Promise.all(inflight)
+    if (firstError !== undefined) throw firstError
+    options.onProgress?.({ bytes: fileSize, segments: done })
+
+    const manifest: Manifest = {
+      version: 1,
+      name: options.name,
+      fileSize,
+      fileBlake3: hasher.digest(),
+      k,
+      m,
+      segmentSize,
+      segments,
+      uploader: { peerId: this.#deps.selfPeerId, publicKey: this.#deps.publicKey },
+      createdAt: Date.now(),
+      revision: 1,
+    }
+    const signed = await signManifest(manifest, (msg) => this.#deps.sign(msg))
+    const manifestHolders = await this.#storeManifest(signed, signal)
+    this.#deps.logger.info(
+      {
+        cid: cidToString(signed.cid),
+        bytes: fileSize,
+        segments: segments.length,
+        manifestHolders: manifestHolders.length,
+      },
+      'file stored',
+    )
+    return { cid: signed.cid, manifest, manifestHolders }
+  }
+
+  async #putSegment(
+    index: number,
+    data: Uint8Array,
+    size: number,
+    signal: AbortSignal,
+  ): Promise<ManifestSegment> {
+    const { k, m } = this.#options
+    const shardSize = data.byteLength / k
+    const shards: Uint8Array[] = []
+    for (let i = 0; i < k; i++) shards.push(data.subarray(i * shardSize, (i + 1) * shardSize))
+    for (let i = 0; i < m; i++) shards.push(new Uint8Array(shardSize))
+    codec(k, m).encode(shards)
+    const cids = shards.map((s) => cidFromDigest(blake3(s), RAW_CODEC))
+    const candidates = this.#deps.peers.candidates().map((p) => p.toString())
+    const pool = candidates.length > 0 ? candidates : [this.#deps.selfPeerId]
+    if (candidates.length < k + m) {
+      this.#deps.logger.warn(
+        { candidates: candidates.length, need: k + m },
+        'fewer peers than shards: some peers get several',
+      )
+    }
+    const chosen = placeShards(pool, k + m, index)
+    const used = new Set<string>()
+    const holders = await Promise.all(
+      shards.map((shard, j) =>
+        this.#putShard(cids[j] as CID, shard, chosen[j] as string, pool, used, signal),
+      ),
+    )
+    return {
+      size,
+      shardSize,
+      shards: cids.map((cid, j) => ({ cid, holders: [holders[j] as string] })),
+    }
+  }
+
+  async #putShard(
+    cid: CID,
+    bytes: Uint8Array,
+    first: string,
+    pool: string[],
+    used: Set<string>,
+    signal: AbortSignal,
+  ): Promise<string> {
+    used.add(first)
+    let peer = first
+    for (let attempt = 0; ; attempt++) {
+      signal.throwIfAborted()
+      try {
+        if (peer === this.#deps.selfPeerId) {
+          await this.#deps.store.put(cid, bytes, { signal })
+        } else {
+          await this.#deps.client.put(this.#peerId(peer), cid, bytes, { signal })
+        }
+        return peer
+      } catch (err) {
+        if (signal.aborted) throw err
+        this.#deps.logger.warn(
+          { peer, cid: cidToString(cid), code: errCode(err), attempt },
+          'shard put failed',
+        )
+        if (attempt >= this.#options.putRetries) {
+          throw new NodusError('NOT_ENOUGH_PEERS', `no peer accepted shard ${cidToString(cid)}`, {
+            cause: err,
+            details: { cid: cidToString(cid), attempts: attempt + 1 },
+          })
+        }
+        const unused = pool.filter((p) => !used.has(p))
+        const others = pool.filter((p) => p !== peer)
+        const next = unused[0] ?? others[attempt % Math.max(1, others.length)] ?? peer
+        used.add(next)
+        peer = next
+      }
+    }
+  }
+
+  async #storeManifest(signed: SignedManifest, signal: AbortSignal): Promise<string[]> {
+    await this.#deps.store.put(signed.cid, signed.bytes, { signal })
+    const holders = [this.#deps.selfPeerId]
+    const peers = this.#deps.peers.candidates()
+    const targets = peers.slice(0, this.#options.manifestReplicas)
+    const results = await Promise.allSettled(
+      targets.map((p) => this.#deps.client.put(p, signed.cid, signed.bytes, { signal })),
+    )
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') holders.push((targets[i] as PeerId).toString())
+      else
+        this.#deps.logger.warn(
+          { peer: targets[i]?.toString(), code: errCode(r.reason) },
+          'manifest replica failed',
+        )
+    })
+    try {
+      await this.#deps.peers.provide(signed.cid, {
+        signal: AbortSignal.any([signal, AbortSignal.timeout(this.#options.dhtTimeoutMs)]),
+      })
+    } catch (err) {
+      this.#deps.logger.warn(
+        { cid: cidToString(signed.cid), code: errCode(err) },
+        'manifest provide failed; replicas still hold it',
+      )
+    }
+    return holders
+  }
+
+  /**
+   * Find, fetch and verify a signed manifest: from the local store, from connected peers, or from DHT
+   * providers. Throws MANIFEST_NOT_FOUND, MANIFEST_INVALID, SIGNATURE_INVALID.
+   */
+  async resolveManifest(cid: CID, options: { signal?: AbortSignal } = {}): Promise<SignedManifest> {
+    const signal = options.signal ?? new AbortController().signal
+    if (this.#deps.store.has(cid)) return decodeManifest(await this.#deps.store.get(cid, { signal }), cid)
+    const tried = new Set<string>()
+    const tryPeer = async (p: PeerId): Promise<SignedManifest | undefined> => {
+      if (tried.has(p.toString())) return undefined
+      tried.add(p.toString())
+      try {
+        const bytes = await this.#deps.client.get(p, cid, { signal })
+        const signed = decodeManifest(bytes, cid)
+        await this.#deps.store.put(cid, bytes, { signal }).catch(() => {})
+        return signed
+      } catch (err) {
+        if (signal.aborted) throw err
+        this.#deps.logger.debug({ peer: p.toString(), code: errCode(err) }, 'manifest fetch failed')
+        return undefined
+      }
+    }
+    // 1. Connected peers that say they have it.
+    const peers = this.#deps.peers.candidates().slice(0, 32)
+    const answers = await Promise.allSettled(peers.map((p) => this.#deps.client.has(p, [cid], { signal })))
+    for (const [i, a] of answers.entries()) {
+      if (a.status === 'fulfilled' && a.value.have[0] === true) {
+        const got = await tryPeer(peers[i] as PeerId)
+        if (got !== undefined) return got
+      }
+    }
+    // 2. DHT providers.
+    const dhtSignal = AbortSignal.any([signal, AbortSignal.timeout(this.#options.dhtTimeoutMs)])
+    try {
+      for await (const p of this.#deps.peers.findProviders(cid, { signal: dhtSignal })) {
+        if (p.toString() === this.#deps.selfPeerId) continue
+        const got = await tryPeer(p)
+        if (got !== undefined) return got
+      }
+    } catch (err) {
+      if (signal.aborted) throw err
+    }
+    throw new NodusError('MANIFEST_NOT_FOUND', `no peer could supply manifest ${cidToString(cid)}`, {
+      details: { cid: cidToString(cid), tried: tried.size },
+    })
+  }
+
+  /**
+   * Stream the file with manifest `cid`, segment by segment in order. Every shard is checked against
+   * its CID, each segment decodes from the first k shards to arrive, and the whole-file BLAKE3 is
+   * checked at the end (throws CID_MISMATCH if it differs). Throws DECODE_FAILED when a segment has
+   * fewer than k reachable shards.
+   */
+  async *get(
+    cid: CID,
+    options: { signal?: AbortSignal; onProgress?: (p: FileProgress) => void; manifest?: SignedManifest } = {},
+  ): AsyncGenerator<Uint8Array> {
+    const ac = new AbortController()
+    const signal = options.signal === undefined ? ac.signal : AbortSignal.any([options.signal, ac.signal])
+    const signed = options.manifest ?? (await this.resolveManifest(cid, { signal }))
+    const man = signed.manifest
+    const hasher = new Blake3Stream()
+    const ahead: Promise<Uint8Array>[] = []
+    let next = 0
+    let bytes = 0
+    const launch = (): void => {
+      while (next < man.segments.length && ahead.length < this.#options.segmentsInFlight) {
+        const p = this.#getSegment(man, man.segments[next] as ManifestSegment, next, signal)
+        p.catch(() => {})
+        ahead.push(p)
+        next++
+      }
+    }
+    try {
+      launch()
+      for (let i = 0; i < man.segments.length; i++) {
+        const data = await (ahead.shift() as Promise<Uint8Array>)
+        launch()
+        hasher.update(data)
+        bytes += data.byteLength
+        options.onProgress?.({ bytes, segments: i + 1 })
+        yield data
+      }
+    } finally {
+      ac.abort(new NodusError('ABORTED', 'get finished or abandoned'))
+    }
+    const digest = hasher.digest()
+    if (!digest.every((b, i) => b === man.fileBlake3[i])) {
+      throw new NodusError('CID_MISMATCH', 'file hash does not match the manifest', {
+        details: { cid: cidToString(cid) },
+      })
+    }
+  }
+
+  async #getSegment(
+    man: Manifest,
+    seg: ManifestSegment,
+    index: number,
+    outer: AbortSignal,
+  ): Promise<Uint8Array> {
+    const { k, m } = man
+    const n = k + m
+    const got: (Uint8Array | null)[] = new Array(n).fill(null)
+    let have = 0
+    const local = seg.shards.map((s) => this.#deps.store.has(s.cid))
+    // Local shards first, no network.
+    for (let j = 0; j < n && have < k; j++) {
+      if (local[j] === true) {
+        try {
+          got[j] = await this.#deps.store.get((seg.shards[j] as { cid: CID }).cid, { signal: outer })
+          have++
+        } catch {
+          // fall through to the network
+        }
+      }
+    }
+    if (have < k) await this.#fetchShards(seg, got, k - have, index, outer)
+    have = got.filter((s) => s !== null).length
+    if (have < k) {
+      throw new NodusError('DECODE_FAILED', `segment ${index}: ${have} of ${k} shards reachable`, {
+        details: { segment: index, have, need: k },
+      })
+    }
+    let dataShards = got.slice(0, k)
+    if (dataShards.some((s) => s === null)) {
+      const full = codec(k, m).reconstructData(got.slice())
+      dataShards = full.slice(0, k)
+    }
+    const out = new Uint8Array(seg.size)
+    let off = 0
+    for (const s of dataShards) {
+      if (off >= seg.size) break
+      const part = (s as Uint8Array).subarray(0, Math.min(seg.shardSize, seg.size - off))
+      out.set(part, off)
+      off += part.byteLength
+    }
+    return out
+  }
+
+  /**
+   * Fetch `need` more shards of a segment into `got`. Attempts go data shards first, each shard's
+   * holders in order, then DHT providers for shards still missing; a hedge timer adds one extra
+   * request whenever the segment is slow. Resolves when `need` shards arrived or nothing is left.
+   */
+  async #fetchShards(
+    seg: ManifestSegment,
+    got: (Uint8Array | null)[],
+    need: number,
+    index: number,
+    outer: AbortSignal,
+  ): Promise<void> {
+    const ac = new AbortController()
+    const signal = AbortSignal.any([outer, ac.signal])
+    const attempts: { shard: number; peer: string }[] = []
+    const maxHolders = Math.max(...seg.shards.map((s) => s.holders.length))
+    for (let h = 0; h < maxHolders; h++) {
+      seg.shards.forEach((s, j) => {
+        const peer = s.holders[h]
+        if (got[j] === null && peer !== undefined && peer !== this.#deps.selfPeerId)
+          attempts.push({ shard: j, peer })
+      })
+    }
+    const inFlightShards = new Set<number>()
+    let arrived = 0
+    let active = 0
+    let extra = 0
+    let dhtTried = false
+    const deadPeers = new Set<string>()
+
+    await new Promise<void>((resolve) => {
+      let finished = false
+      const finish = (): void => {
+        if (finished) return
+        finished = true
+        clearInterval(hedge)
+        ac.abort(new NodusError('ABORTED', 'segment complete'))
+        resolve()
+      }
+      const hedge = setInterval(() => {
+        extra++
+        pump()
+      }, this.#options.hedgeDelayMs)
+      const pump = (): void => {
+        if (finished) return
+        if (arrived >= need || outer.aborted) {
+          finish()
+          return
+        }
+        while (active < need - arrived + extra) {
+          const idx = attempts.findIndex(
+            (a) => got[a.shard] === null && !inFlightShards.has(a.shard) && !deadPeers.has(a.peer),
+          )
+          if (idx < 0) break
+          const a = attempts.splice(idx, 1)[0] as { shard: number; peer: string }
+          start(a)
+        }
+        if (active === 0) {
+          if (dhtTried) {
+            finish()
+            return
+          }
+          dhtTried = true
+          active++ // the DHT look-up counts as a request in flight until it returns
+          void this.#discoverHolders(seg, got, signal).then((found) => {
+            active--
+            attempts.push(...found)
+            pump()
+          })
+        }
+      }
+      const start = (a: { shard: number; peer: string }): void => {
+        active++
+        inFlightShards.add(a.shard)
+        const cid = (seg.shards[a.shard] as { cid: CID }).cid
+        this.#deps.client.get(this.#peerId(a.peer), cid, { signal }).then(
+          (bytes) => {
+            active--
+            inFlightShards.delete(a.shard)
+            if (got[a.shard] === null && bytes.byteLength === seg.shardSize) {
+              got[a.shard] = bytes
+              arrived++
+            }
+            pump()
+          },
+          (err: unknown) => {
+            active--
+            inFlightShards.delete(a.shard)
+            if (!signal.aborted) {
+              const code = errCode(err)
+              if (code === 'PEER_UNREACHABLE') deadPeers.add(a.peer)
+              this.#deps.logger.debug(
+                { segment: index, shard: a.shard, peer: a.peer, code },
+                'shard get failed',
+              )
+            }
+            pump()
+          },
+        )
+      }
+      pump()
+    })
+  }
+
+  /** Ask the DHT who provides each missing shard. Bounded by dhtTimeoutMs. */
+  async #discoverHolders(
+    seg: ManifestSegment,
+    got: (Uint8Array | null)[],
+    signal: AbortSignal,
+  ): Promise<{ shard: number; peer: string }[]> {
+    const found: { shard: number; peer: string }[] = []
+    const dhtSignal = AbortSignal.any([signal, AbortSignal.timeout(this.#options.dhtTimeoutMs)])
+    await Promise.allSettled(
+      seg.shards.map(async (s, j) => {
+        if (got[j] !== null) return
+        for await (const p of this.#deps.peers.findProviders(s.cid, { signal: dhtSignal })) {
+          const id = p.toString()
+          if (id !== this.#deps.selfPeerId && !s.holders.includes(id)) found.push({ shard: j, peer: id })
+        }
+      }),
+    )
+    return found
+  }
+}

@@ -1,0 +1,419 @@
+/**
+ * Systematic Reed-Solomon erasure coding over GF(2^8) (polynomial 0x11d), byte-for-byte compatible with
+ * klauspost/reedsolomon (Go, default options), Backblaze JavaReedSolomon and the Rust
+ * reed-solomon-erasure crate.
+ *
+ * Algorithm: J. S. Plank, "A Tutorial on Reed-Solomon Coding for Fault-Tolerance in RAID-like Systems",
+ * Software—Practice & Experience 27(9), 1997, with the correction in J. S. Plank and Y. Ding, "Note:
+ * Correction to the 1997 Tutorial on Reed-Solomon Coding", Software—Practice & Experience 35(2), 2005
+ * (technical report UT-CS-03-504, 2003): the encoding matrix is the (k+m)×k Vandermonde matrix
+ * V[r][c] = r^c multiplied on the right by the inverse of its top k×k square, so its top k rows are the
+ * identity (data shards are stored as they are) and any k of its rows are invertible (any k shards
+ * decode). This is the construction of Backblaze JavaReedSolomon and klauspost/reedsolomon.
+ */
+
+import { readFileSync } from 'node:fs'
+import { NodusError } from '../common/errors.ts'
+import { type GfMatrix, MUL_TABLE, matInvert, matMul, mulRowsJs, vandermonde } from './gf256.ts'
+
+/**
+ * Which bulk kernel a codec uses; both produce identical bytes. `simd`: WebAssembly SIMD
+ * (src/storage/rs-simd.wat, 16 bytes per step). `js`: portable TypeScript, 4 bytes per step.
+ */
+export type ErasureKernel = 'js' | 'simd'
+
+/** Options for {@link ReedSolomon}. */
+export interface ReedSolomonOptions {
+  /**
+   * Bulk kernel: `auto` (default) uses `simd` when the engine supports WebAssembly SIMD and the kernel
+   * passes its self-check at load, else `js`. `simd` throws ERASURE_INVALID when it is unavailable.
+   */
+  kernel?: 'auto' | ErasureKernel
+  /** Decoding matrices cached per erasure pattern (LRU). Default 256. */
+  maxCachedMatrices?: number
+}
+
+/** Largest k + m: GF(2^8) has 256 distinct evaluation points. */
+export const MAX_TOTAL_SHARDS = 256
+
+const DEFAULT_MAX_CACHED_MATRICES = 256
+
+/**
+ * A Reed-Solomon codec for k data shards and m parity shards (RS(k, m)). Create one per (k, m) and reuse
+ * it: construction inverts a k×k matrix, and decoding matrices are cached per erasure pattern.
+ *
+ * Shards are `Uint8Array`s of one common byte length (any length, including 0 and odd lengths); shard
+ * i < k is data, shard i ≥ k is parity. Any k of the k+m shards rebuild all of them.
+ *
+ * Methods are synchronous and CPU-bound: about (k·m) table lookups per byte of a shard.
+ */
+export class ReedSolomon {
+  /** k: data shards, 1 ≤ k. */
+  readonly dataShards: number
+  /** m: parity shards, 0 ≤ m. */
+  readonly parityShards: number
+  /** k + m, at most {@link MAX_TOTAL_SHARDS}. */
+  readonly totalShards: number
+  /** The bulk kernel in use. */
+  readonly kernel: ErasureKernel
+
+  /** The (k+m)×k encoding matrix; its top k rows are the identity. */
+  readonly #matrix: GfMatrix
+  /** Rows k..k+m-1 of the encoding matrix. */
+  readonly #parityRows: GfMatrix
+  /** Inverse of the sub-matrix of the rows used to decode, keyed by those row indices. LRU order. */
+  readonly #decodeCache = new Map<string, GfMatrix>()
+  readonly #maxCached: number
+
+  /**
+   * @param dataShards k, an integer ≥ 1
+   * @param parityShards m, an integer ≥ 0
+   * @throws NodusError ERASURE_INVALID when k or m is not such an integer or k + m > 256
+   */
+  constructor(dataShards: number, parityShards: number, options: ReedSolomonOptions = {}) {
+    if (!Number.isSafeInteger(dataShards) || dataShards < 1) {
+      throw invalid('data shard count must be an integer ≥ 1', { dataShards, parityShards })
+    }
+    if (!Number.isSafeInteger(parityShards) || parityShards < 0) {
+      throw invalid('parity shard count must be an integer ≥ 0', { dataShards, parityShards })
+    }
+    if (dataShards + parityShards > MAX_TOTAL_SHARDS) {
+      throw invalid(`k + m must be at most ${MAX_TOTAL_SHARDS}`, { dataShards, parityShards })
+    }
+    const maxCached = options.maxCachedMatrices ?? DEFAULT_MAX_CACHED_MATRICES
+    if (!Number.isSafeInteger(maxCached) || maxCached < 0) {
+      throw invalid('maxCachedMatrices must be an integer ≥ 0', { maxCachedMatrices: maxCached })
+    }
+    this.dataShards = dataShards
+    this.parityShards = parityShards
+    this.totalShards = dataShards + parityShards
+    const kernel = options.kernel ?? 'auto'
+    if (kernel === 'simd' && simdKernel() === null) {
+      throw invalid('the WebAssembly SIMD kernel is not available here', { kernel })
+    }
+    this.kernel = kernel === 'js' || simdKernel() === null ? 'js' : 'simd'
+    this.#maxCached = maxCached
+    const v = vandermonde(this.totalShards, dataShards)
+    this.#matrix = matMul(v, matInvert(v.slice(0, dataShards)))
+    this.#parityRows = this.#matrix.slice(dataShards)
+  }
+
+  /**
+   * Computes the parity shards k..k+m-1 in place from the data shards 0..k-1.
+   *
+   * @param shards k+m `Uint8Array`s of one byte length; parity shards are overwritten and must not
+   *   overlap data shards
+   * @throws NodusError ERASURE_INVALID on a wrong shard count, a missing shard or mismatched lengths
+   */
+  encode(shards: Uint8Array[]): void {
+    const size = this.#checkComplete(shards)
+    this.#mulRows(this.#parityRows, shards.slice(0, this.dataShards), shards.slice(this.dataShards), size)
+  }
+
+  /**
+   * Rebuilds every missing shard, data and parity. Missing entries are `null` (or `undefined`); each is
+   * replaced by a newly allocated `Uint8Array`. Present shards are read, never written. When more than k
+   * shards are present, the first k (by index) are used.
+   *
+   * @param shards k+m entries, present ones of one byte length
+   * @returns the same array, now without missing entries
+   * @throws NodusError ERASURE_INVALID on a wrong shard count or mismatched lengths
+   * @throws NodusError DECODE_FAILED (details `{ have, need }`) when fewer than k shards are present
+   */
+  reconstruct(shards: (Uint8Array | null)[]): Uint8Array[] {
+    this.#rebuild(shards, false)
+    return shards as Uint8Array[]
+  }
+
+  /**
+   * Like {@link ReedSolomon.reconstruct} but rebuilds only missing data shards; missing parity shards
+   * stay `null`. The fast path for reads.
+   *
+   * @returns the same array, with data shards 0..k-1 present
+   * @throws NodusError ERASURE_INVALID on a wrong shard count or mismatched lengths
+   * @throws NodusError DECODE_FAILED (details `{ have, need }`) when fewer than k shards are present
+   */
+  reconstructData(shards: (Uint8Array | null)[]): (Uint8Array | null)[] {
+    this.#rebuild(shards, true)
+    return shards
+  }
+
+  /**
+   * True when the parity shards equal the parity computed from the data shards. Works in slices of at
+   * most 64 KiB, so it allocates at most m·64 KiB.
+   *
+   * @param shards k+m `Uint8Array`s of one byte length
+   * @throws NodusError ERASURE_INVALID on a wrong shard count, a missing shard or mismatched lengths
+   */
+  verify(shards: Uint8Array[]): boolean {
+    const size = this.#checkComplete(shards)
+    const k = this.dataShards
+    const slice = Math.min(size, VERIFY_SLICE_BYTES)
+    const scratch: Uint8Array[] = []
+    for (let r = 0; r < this.parityShards; r++) scratch.push(new Uint8Array(slice))
+    for (let from = 0; from < size; from += slice) {
+      const len = Math.min(slice, size - from)
+      const data = shards.slice(0, k).map((s) => s.subarray(from, from + len))
+      this.#mulRows(this.#parityRows, data, scratch, len)
+      for (let r = 0; r < this.parityShards; r++) {
+        const want = (shards[k + r] as Uint8Array).subarray(from, from + len)
+        if (!bytesEqual(want, (scratch[r] as Uint8Array).subarray(0, len))) return false
+      }
+    }
+    return true
+  }
+
+  #mulRows(matrix: GfMatrix, inputs: Uint8Array[], outputs: Uint8Array[], byteLength: number): void {
+    const simd = this.kernel === 'simd' ? simdKernel() : null
+    if (simd === null) mulRowsJs(matrix, inputs, outputs, byteLength)
+    else simd.mulRows(matrix, inputs, outputs, byteLength)
+  }
+
+  /** Checks that all k+m shards are present and of one length; returns that length. */
+  #checkComplete(shards: readonly (Uint8Array | null | undefined)[]): number {
+    this.#checkCount(shards)
+    const first = shards[0]
+    if (!(first instanceof Uint8Array)) throw invalid('shard 0 is missing', { index: 0 })
+    const size = first.byteLength
+    for (let i = 1; i < shards.length; i++) {
+      const s = shards[i]
+      if (!(s instanceof Uint8Array)) throw invalid(`shard ${i} is missing`, { index: i })
+      if (s.byteLength !== size) throw sizeMismatch(i, s.byteLength, size)
+    }
+    return size
+  }
+
+  #checkCount(shards: readonly unknown[]): void {
+    if (!Array.isArray(shards) || shards.length !== this.totalShards) {
+      throw invalid(`expected ${this.totalShards} shards`, {
+        expected: this.totalShards,
+        got: Array.isArray(shards) ? shards.length : null,
+      })
+    }
+  }
+
+  #rebuild(shards: (Uint8Array | null)[], dataOnly: boolean): void {
+    this.#checkCount(shards)
+    const k = this.dataShards
+    const present: number[] = []
+    let size = -1
+    for (let i = 0; i < shards.length; i++) {
+      const s = shards[i]
+      if (s === null || s === undefined) continue
+      if (!(s instanceof Uint8Array)) throw invalid(`shard ${i} is not a Uint8Array`, { index: i })
+      if (size === -1) size = s.byteLength
+      else if (s.byteLength !== size) throw sizeMismatch(i, s.byteLength, size)
+      present.push(i)
+    }
+    if (present.length < k) {
+      throw new NodusError('DECODE_FAILED', `only ${present.length} of ${k} needed shards are present`, {
+        details: { have: present.length, need: k },
+      })
+    }
+    const limit = dataOnly ? k : this.totalShards
+    const missing: number[] = []
+    for (let i = 0; i < limit; i++) if (shards[i] === null || shards[i] === undefined) missing.push(i)
+    if (missing.length === 0) return
+
+    const used = present.slice(0, k)
+    const decode = this.#decodeMatrix(used)
+    // Row t of the encoding matrix times decode maps the k used shards to shard t: for a data shard it is
+    // row t of decode; for a parity shard it composes decoding with re-encoding in one pass.
+    const rows = missing.map((t) =>
+      t < k ? (decode[t] as Uint8Array) : (matMul([this.#matrix[t] as Uint8Array], decode)[0] as Uint8Array),
+    )
+    const outputs = missing.map(() => new Uint8Array(size))
+    this.#mulRows(
+      rows,
+      used.map((i) => shards[i] as Uint8Array),
+      outputs,
+      size,
+    )
+    for (let n = 0; n < missing.length; n++) shards[missing[n] as number] = outputs[n] as Uint8Array
+  }
+
+  /** The inverse of the encoding-matrix rows `used` (k ascending indices), from the LRU cache. */
+  #decodeMatrix(used: number[]): GfMatrix {
+    const key = String.fromCharCode(...used)
+    const cached = this.#decodeCache.get(key)
+    if (cached !== undefined) {
+      this.#decodeCache.delete(key)
+      this.#decodeCache.set(key, cached)
+      return cached
+    }
+    const inverse = matInvert(used.map((i) => this.#matrix[i] as Uint8Array))
+    if (this.#maxCached > 0) {
+      if (this.#decodeCache.size >= this.#maxCached) {
+        const oldest = this.#decodeCache.keys().next()
+        if (oldest.done !== true) this.#decodeCache.delete(oldest.value)
+      }
+      this.#decodeCache.set(key, inverse)
+    }
+    return inverse
+  }
+
+  /** Decoding matrices currently cached (for tests and metrics). */
+  get cachedMatrices(): number {
+    return this.#decodeCache.size
+  }
+}
+
+/** verify() compares parity in slices of this many bytes. */
+const VERIFY_SLICE_BYTES = 64 * 1024
+
+function invalid(message: string, details: Record<string, unknown>): NodusError {
+  return new NodusError('ERASURE_INVALID', message, { details })
+}
+
+function sizeMismatch(index: number, byteLength: number, expected: number): NodusError {
+  return invalid(`shard ${index} has ${byteLength} bytes, expected ${expected}`, {
+    index,
+    byteLength,
+    expected,
+  })
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(
+    Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+  )
+}
+
+// ---------------------------------------------------------------------------------------------------
+// WebAssembly SIMD kernel (src/storage/rs-simd.wat, built by scripts/build-rs-simd.sh)
+// ---------------------------------------------------------------------------------------------------
+
+/** Bytes of shard data (inputs + outputs) staged in WebAssembly memory per chunk. */
+const SIMD_STAGE_BYTES = 512 * 1024
+const WASM_PAGE_BYTES = 65536
+
+/** For each coefficient c, 32 bytes: c·x then c·(x << 4) for x < 16 (split-nibble tables). */
+const NIBBLE_TABLES = new Uint8Array(256 * 32)
+for (let c = 0; c < 256; c++) {
+  for (let x = 0; x < 16; x++) {
+    NIBBLE_TABLES[c * 32 + x] = MUL_TABLE[(c << 8) | x] as number
+    NIBBLE_TABLES[c * 32 + 16 + x] = MUL_TABLE[(c << 8) | (x << 4)] as number
+  }
+}
+
+/** The parts of the WebAssembly JS API used here (the project's TypeScript lib has no DOM types). */
+interface WasmMemory {
+  readonly buffer: ArrayBuffer
+  grow(deltaPages: number): number
+}
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object
+  Instance: new (
+    module: object,
+    imports: Record<string, never>,
+  ) => { readonly exports: Record<string, unknown> }
+  Memory: abstract new (...args: never[]) => WasmMemory
+}
+
+type MulRowsExport = (
+  tables: number,
+  input: number,
+  output: number,
+  nIn: number,
+  nOut: number,
+  len: number,
+  stride: number,
+) => void
+
+/**
+ * The SIMD kernel: stages chunks of the shards in its linear memory (one instance per process; JS is
+ * single-threaded, so calls never interleave), multiplies there, and copies the outputs back. Memory
+ * layout per call: coefficient tables (nOut·nIn·32 bytes), then nIn input chunks, then nOut output
+ * chunks; it grows to fit and never shrinks (about 1 MiB at most, since k + m ≤ 256).
+ */
+class SimdKernel {
+  readonly #memory: WasmMemory
+  readonly #mulRows: MulRowsExport
+
+  constructor(memory: WasmMemory, mulRows: MulRowsExport) {
+    this.#memory = memory
+    this.#mulRows = mulRows
+  }
+
+  /** Same contract as {@link mulRowsJs}. */
+  mulRows(matrix: GfMatrix, inputs: Uint8Array[], outputs: Uint8Array[], byteLength: number): void {
+    const nIn = inputs.length
+    const nOut = outputs.length
+    if (nOut === 0 || byteLength === 0) return
+    const tablesBytes = nOut * nIn * 32
+    // Chunk: a multiple of 16 bytes, at most the (rounded-up) shard size.
+    const fit = Math.max(1024, Math.floor(SIMD_STAGE_BYTES / (nIn + nOut) / 16) * 16)
+    const chunk = Math.min(fit, roundUp16(byteLength))
+    const inBase = tablesBytes
+    const outBase = inBase + nIn * chunk
+    const need = outBase + nOut * chunk
+    const have = this.#memory.buffer.byteLength
+    if (need > have) this.#memory.grow(Math.ceil((need - have) / WASM_PAGE_BYTES))
+    const mem = new Uint8Array(this.#memory.buffer)
+    for (let r = 0; r < nOut; r++) {
+      const row = matrix[r] as Uint8Array
+      for (let i = 0; i < nIn; i++) {
+        const src = (row[i] as number) * 32
+        const dst = (r * nIn + i) * 32
+        for (let x = 0; x < 32; x++) mem[dst + x] = NIBBLE_TABLES[src + x] as number
+      }
+    }
+    for (let from = 0; from < byteLength; from += chunk) {
+      const len = Math.min(chunk, byteLength - from)
+      for (let i = 0; i < nIn; i++)
+        mem.set((inputs[i] as Uint8Array).subarray(from, from + len), inBase + i * chunk)
+      // Bytes past len in the last chunk are stale; their products land past len and are not copied.
+      this.#mulRows(0, inBase, outBase, nIn, nOut, roundUp16(len), chunk)
+      for (let r = 0; r < nOut; r++) {
+        const at = outBase + r * chunk
+        ;(outputs[r] as Uint8Array).set(mem.subarray(at, at + len), from)
+      }
+    }
+  }
+}
+
+function roundUp16(n: number): number {
+  return (n + 15) & ~15
+}
+
+/** undefined: not loaded yet; null: unavailable (no SIMD, missing file, failed self-check). */
+let simd: SimdKernel | null | undefined
+
+/** The SIMD kernel, loaded synchronously on first use, or null when it cannot be used here. */
+function simdKernel(): SimdKernel | null {
+  if (simd !== undefined) return simd
+  simd = null
+  const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly
+  if (wasm === undefined) return null
+  try {
+    const bytes = readFileSync(new URL('./rs-simd.wasm', import.meta.url))
+    const { exports } = new wasm.Instance(new wasm.Module(bytes), {})
+    const memory = exports.memory
+    const mulRows = exports.mul_rows
+    if (!(memory instanceof wasm.Memory) || typeof mulRows !== 'function') return null
+    const kernel = new SimdKernel(memory, mulRows as MulRowsExport)
+    if (selfCheck(kernel)) simd = kernel
+  } catch {
+    // No WebAssembly SIMD in this engine, or the .wasm is missing: the portable kernel is used.
+  }
+  return simd
+}
+
+/**
+ * Compares the SIMD kernel with the portable one on a small product: 7 outputs (so the 4-, 2- and 1-row
+ * paths all run), 5 inputs, 83 bytes (a partial last vector).
+ */
+function selfCheck(kernel: SimdKernel): boolean {
+  const matrix: GfMatrix = []
+  for (let r = 0; r < 7; r++)
+    matrix.push(Uint8Array.from({ length: 5 }, (_, i) => (r * 37 + i * 101 + 1) & 255))
+  const inputs = Array.from({ length: 5 }, (_, i) =>
+    Uint8Array.from({ length: 83 }, (_, j) => (j * 13 + i * 59) & 255),
+  )
+  const want = matrix.map(() => new Uint8Array(83))
+  const got = matrix.map(() => new Uint8Array(83))
+  mulRowsJs(matrix, inputs, want, 83)
+  kernel.mulRows(matrix, inputs, got, 83)
+  return want.every((w, r) => bytesEqual(w, got[r] as Uint8Array))
+}

@@ -1,0 +1,43 @@
+import { NodusError } from '../common/errors.ts'
+
+/**
+ * Cut a byte stream into segments of exactly `segmentSize` bytes (the last one may be shorter).
+ *
+ * Each yielded segment is a fresh buffer whose capacity is `segmentSize` rounded up to a multiple of
+ * `alignTo`, zero-filled past the data, so it can be split into `alignTo` equal shards without a copy.
+ * At most one segment is buffered; memory stays bounded whatever the stream's length.
+ *
+ * @yields `{ data, size }`: `data.byteLength` is the padded capacity, `size` the real bytes in it
+ */
+export async function* segment(
+  source: AsyncIterable<Uint8Array>,
+  segmentSize: number,
+  alignTo: number,
+  signal?: AbortSignal,
+): AsyncGenerator<{ data: Uint8Array; size: number }> {
+  if (!Number.isSafeInteger(segmentSize) || segmentSize < 1) {
+    throw new NodusError('INVALID_ARGUMENT', `segmentSize must be a positive integer, got ${segmentSize}`)
+  }
+  const capacity = Math.ceil(segmentSize / alignTo) * alignTo
+  let buf = new Uint8Array(capacity)
+  let filled = 0
+  for await (const chunk of source) {
+    signal?.throwIfAborted()
+    let off = 0
+    while (off < chunk.byteLength) {
+      const take = Math.min(segmentSize - filled, chunk.byteLength - off)
+      buf.set(chunk.subarray(off, off + take), filled)
+      filled += take
+      off += take
+      if (filled === segmentSize) {
+        yield { data: buf, size: filled }
+        buf = new Uint8Array(capacity)
+        filled = 0
+      }
+    }
+  }
+  if (filled > 0) {
+    const padded = Math.ceil(filled / alignTo) * alignTo
+    yield { data: buf.subarray(0, padded), size: filled }
+  }
+}

@@ -1,0 +1,480 @@
+/**
+ * `/nodus/shard/1.0.0`: put, get and has of content-addressed shards (and manifests) between peers.
+ * Wire format and limits: docs/PROTOCOLS.md.
+ */
+import * as dagCbor from '@ipld/dag-cbor'
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { CID } from 'multiformats/cid'
+import { withTimeout } from '../common/abort.ts'
+import { isNodusError, NodusError } from '../common/errors.ts'
+import { Semaphore } from '../common/semaphore.ts'
+import { blake3 } from '../crypto/index.ts'
+import { lengthPrefixed, StreamReader, sendAll, sendWithBackpressure } from '../net/index.ts'
+import { cidToString, parseCid } from './cid.ts'
+
+export const SHARD_PROTOCOL = '/nodus/shard/1.0.0'
+/** Largest request or response header frame, bytes. */
+export const MAX_HEADER_BYTES = 64 * 1024
+/** Most CIDs in one `has` request. */
+export const MAX_HAS_CIDS = 1024
+const RECEIPT_DOMAIN = 'nodus/receipt/v1'
+
+/** A holder's signed statement that it stored `cid` (`size` bytes) durably at `storedAt` (ms since epoch). */
+export interface Receipt {
+  cid: CID
+  size: number
+  holder: string
+  storedAt: number
+  /** Ed25519 signature (64 bytes) by the holder over the dag-cbor receipt body with domain `nodus/receipt/v1`. */
+  sig: Uint8Array
+}
+
+type Request =
+  | { op: 'put'; cid: CID; size: number }
+  | { op: 'get'; cid: CID; offset: number; length: number | undefined }
+  | { op: 'has'; cids: CID[] }
+
+function receiptBody(r: Omit<Receipt, 'sig'>): Uint8Array {
+  return dagCbor.encode({
+    domain: RECEIPT_DOMAIN,
+    cid: r.cid.bytes,
+    size: r.size,
+    holder: r.holder,
+    storedAt: r.storedAt,
+  })
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+function badRequest(msg: string): NodusError {
+  return new NodusError('PROTOCOL_ERROR', msg, { peerAction: 'reject' })
+}
+
+function asCid(v: unknown): CID {
+  if (!(v instanceof Uint8Array)) throw badRequest('cid must be bytes')
+  return parseCid(v)
+}
+
+function asSize(v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    throw badRequest(`${what} must be a non-negative integer`)
+  return v
+}
+
+/** Decode and validate a request header. Throws PROTOCOL_ERROR / CID_INVALID on hostile input. */
+export function decodeRequest(bytes: Uint8Array): Request {
+  let msg: unknown
+  try {
+    msg = dagCbor.decode(bytes)
+  } catch (err) {
+    throw new NodusError('PROTOCOL_ERROR', 'request is not dag-cbor', { cause: err, peerAction: 'reject' })
+  }
+  if (!isRecord(msg) || msg.v !== 1) throw badRequest('unsupported request version')
+  switch (msg.op) {
+    case 'put':
+      return { op: 'put', cid: asCid(msg.cid), size: asSize(msg.size, 'size') }
+    case 'get':
+      return {
+        op: 'get',
+        cid: asCid(msg.cid),
+        offset: msg.offset === undefined ? 0 : asSize(msg.offset, 'offset'),
+        length: msg.length === undefined ? undefined : asSize(msg.length, 'length'),
+      }
+    case 'has': {
+      if (!Array.isArray(msg.cids) || msg.cids.length > MAX_HAS_CIDS)
+        throw badRequest('cids must be a short array')
+      return { op: 'has', cids: msg.cids.map(asCid) }
+    }
+    default:
+      throw badRequest('unknown op')
+  }
+}
+
+function encodeError(err: unknown): Uint8Array {
+  const code = isNodusError(err) ? err.code : 'PROTOCOL_ERROR'
+  const message = err instanceof Error ? err.message : 'error'
+  return lengthPrefixed(dagCbor.encode({ ok: false, code, message }))
+}
+
+/** What the shard server needs from the shard store. */
+export interface ShardServerStore {
+  put(
+    cid: CID,
+    data: AsyncIterable<Uint8Array>,
+    options?: { signal?: AbortSignal; expectedSize?: number },
+  ): Promise<{ size: number; created: boolean }>
+  read(
+    cid: CID,
+    options?: { offset?: number; length?: number; signal?: AbortSignal },
+  ): AsyncIterable<Uint8Array>
+  stat(cid: CID): { size: number } | undefined
+  has(cid: CID): boolean
+  usage(): { freeBytes: number }
+}
+
+export interface ShardServerDeps {
+  store: ShardServerStore
+  /** This node's PeerId string, written into receipts. */
+  peerId: string
+  /** Ed25519-sign with the node key (64-byte signature). */
+  sign(data: Uint8Array): Promise<Uint8Array>
+  /** Called after a new shard is durably stored (used to announce a provider record). */
+  onStored?(cid: CID, size: number): void
+  logger: { debug(obj: object, msg?: string): void; warn(obj: object, msg?: string): void }
+}
+
+export interface ShardServerOptions {
+  /** Largest shard accepted, bytes. Default 16 MiB. */
+  maxShardBytes: number
+  /** Requests served at once across all peers; beyond it the reply is PEER_BUSY. Default 64. */
+  maxConcurrentRequests: number
+  /** Inbound streams per connection (per peer). Default 16. */
+  maxInboundStreamsPerConnection: number
+  /** Time allowed for one request, ms. Default 60 000. */
+  requestTimeoutMs: number
+}
+
+export const DEFAULT_SHARD_SERVER_OPTIONS: Readonly<ShardServerOptions> = Object.freeze({
+  maxShardBytes: 16 * 1024 * 1024,
+  maxConcurrentRequests: 64,
+  maxInboundStreamsPerConnection: 16,
+  requestTimeoutMs: 60_000,
+})
+
+/** Serves `/nodus/shard/1.0.0`. Register with `libp2p.handle(SHARD_PROTOCOL, server.handler, server.handleOptions)`. */
+export class ShardServer {
+  readonly #deps: ShardServerDeps
+  readonly #options: ShardServerOptions
+  readonly #slots: Semaphore
+  #served = 0
+
+  constructor(deps: ShardServerDeps, options: ShardServerOptions) {
+    this.#deps = deps
+    this.#options = options
+    this.#slots = new Semaphore(options.maxConcurrentRequests)
+  }
+
+  get handleOptions(): { maxInboundStreams: number; maxOutboundStreams: number } {
+    return { maxInboundStreams: this.#options.maxInboundStreamsPerConnection, maxOutboundStreams: 64 }
+  }
+
+  /** Requests in progress. */
+  get inFlight(): number {
+    return this.#slots.inUse
+  }
+
+  /** Requests completed since start. */
+  get served(): number {
+    return this.#served
+  }
+
+  readonly handler = (stream: Stream, connection: Connection): void => {
+    void this.#serve(stream, connection.remotePeer)
+  }
+
+  async #serve(stream: Stream, remote: PeerId): Promise<void> {
+    const signal = withTimeout(undefined, this.#options.requestTimeoutMs, 'shard request')
+    const reader = new StreamReader(stream, { signal })
+    const release = this.#slots.tryAcquire()
+    try {
+      if (release === undefined) {
+        throw new NodusError('PEER_BUSY', 'too many shard requests in progress', {
+          details: { limit: this.#options.maxConcurrentRequests },
+        })
+      }
+      const req = decodeRequest(await reader.readFrame(MAX_HEADER_BYTES))
+      if (req.op === 'put') await this.#put(stream, reader, req, signal)
+      else if (req.op === 'get') await this.#get(stream, req, signal)
+      else await this.#has(stream, req)
+      this.#served++
+      await stream.close({ signal })
+    } catch (err) {
+      this.#deps.logger.debug({ err, peer: remote.toString() }, 'shard request failed')
+      try {
+        if (stream.writeStatus === 'writable') {
+          stream.send(encodeError(err))
+          await stream.close({ signal: AbortSignal.timeout(5_000) })
+        }
+      } catch {
+        stream.abort(err instanceof Error ? err : new Error('shard request failed'))
+      }
+    } finally {
+      release?.()
+    }
+  }
+
+  async #put(
+    stream: Stream,
+    reader: StreamReader,
+    req: { cid: CID; size: number },
+    signal: AbortSignal,
+  ): Promise<void> {
+    if (req.size > this.#options.maxShardBytes) {
+      throw new NodusError(
+        'SHARD_TOO_LARGE',
+        `shard of ${req.size} bytes exceeds ${this.#options.maxShardBytes}`,
+        {
+          details: { size: req.size, max: this.#options.maxShardBytes },
+          peerAction: 'reject',
+        },
+      )
+    }
+    let consumed = 0
+    const counted = async function* (): AsyncGenerator<Uint8Array> {
+      for await (const chunk of reader.readChunks(req.size)) {
+        consumed += chunk.byteLength
+        yield chunk
+      }
+    }
+    const { size, created } = await this.#deps.store.put(req.cid, counted(), {
+      signal,
+      expectedSize: req.size,
+    })
+    // A block already stored is not read again by the store: drain what the peer sent.
+    for await (const chunk of reader.readChunks(req.size - consumed)) consumed += chunk.byteLength
+    const body = { cid: req.cid, size, holder: this.#deps.peerId, storedAt: Date.now() }
+    const sig = await this.#deps.sign(receiptBody(body))
+    await sendWithBackpressure(
+      stream,
+      lengthPrefixed(
+        dagCbor.encode({
+          ok: true,
+          receipt: { cid: req.cid.bytes, size, holder: body.holder, storedAt: body.storedAt, sig },
+        }),
+      ),
+      signal,
+    )
+    if (created) this.#deps.onStored?.(req.cid, size)
+  }
+
+  async #get(
+    stream: Stream,
+    req: { cid: CID; offset: number; length: number | undefined },
+    signal: AbortSignal,
+  ): Promise<void> {
+    const st = this.#deps.store.stat(req.cid)
+    if (st === undefined) {
+      throw new NodusError('SHARD_MISSING', `no shard ${cidToString(req.cid)}`, {
+        details: { cid: cidToString(req.cid) },
+      })
+    }
+    const offset = Math.min(req.offset, st.size)
+    const length = Math.min(req.length ?? st.size - offset, st.size - offset)
+    await sendWithBackpressure(stream, lengthPrefixed(dagCbor.encode({ ok: true, size: length })), signal)
+    for await (const chunk of this.#deps.store.read(req.cid, { offset, length, signal })) {
+      await sendWithBackpressure(stream, chunk, signal)
+    }
+  }
+
+  async #has(stream: Stream, req: { cids: CID[] }): Promise<void> {
+    const have = req.cids.map((c) => this.#deps.store.has(c))
+    stream.send(
+      lengthPrefixed(dagCbor.encode({ ok: true, have, freeBytes: this.#deps.store.usage().freeBytes })),
+    )
+  }
+}
+
+/** What the shard client needs from libp2p. */
+export interface ShardClientDeps {
+  dialProtocol(peer: PeerId, protocol: string, options?: { signal?: AbortSignal }): Promise<Stream>
+}
+
+export interface ShardClientOptions {
+  /** Time allowed for one request, ms. Default 60 000. */
+  requestTimeoutMs: number
+  /** Largest shard accepted from a peer, bytes. Default 16 MiB. */
+  maxShardBytes: number
+}
+
+function remoteError(resp: Record<string, unknown>, peer: PeerId): NodusError {
+  const code = typeof resp.code === 'string' ? resp.code : 'PROTOCOL_ERROR'
+  const message = typeof resp.message === 'string' ? resp.message.slice(0, 500) : 'remote error'
+  const known: Record<
+    string,
+    'PEER_BUSY' | 'SHARD_MISSING' | 'STORE_FULL' | 'SHARD_TOO_LARGE' | 'CID_MISMATCH'
+  > = {
+    PEER_BUSY: 'PEER_BUSY',
+    SHARD_MISSING: 'SHARD_MISSING',
+    STORE_FULL: 'STORE_FULL',
+    SHARD_TOO_LARGE: 'SHARD_TOO_LARGE',
+    CID_MISMATCH: 'CID_MISMATCH',
+  }
+  return new NodusError(known[code] ?? 'PROTOCOL_ERROR', `peer ${peer.toString()}: ${message}`, {
+    details: { peer: peer.toString(), remoteCode: code },
+  })
+}
+
+async function readResponse(reader: StreamReader, peer: PeerId): Promise<Record<string, unknown>> {
+  let resp: unknown
+  try {
+    resp = dagCbor.decode(await reader.readFrame(MAX_HEADER_BYTES))
+  } catch (err) {
+    if (isNodusError(err)) throw err
+    throw new NodusError('PROTOCOL_ERROR', 'response is not dag-cbor', { cause: err, peerAction: 'reject' })
+  }
+  if (!isRecord(resp))
+    throw new NodusError('PROTOCOL_ERROR', 'response is not a map', { peerAction: 'reject' })
+  if (resp.ok !== true) throw remoteError(resp, peer)
+  return resp
+}
+
+/** Verify a receipt's signature against the holder's Ed25519 PeerId. */
+export async function verifyReceipt(r: Receipt): Promise<boolean> {
+  try {
+    const pid = peerIdFromString(r.holder)
+    if (pid.publicKey === undefined) return false
+    return await pid.publicKey.verify(receiptBody(r), r.sig)
+  } catch {
+    return false
+  }
+}
+
+/** Client side of `/nodus/shard/1.0.0`. Every call opens one stream and applies the request timeout. */
+export class ShardClient {
+  readonly #deps: ShardClientDeps
+  readonly #options: ShardClientOptions
+
+  constructor(deps: ShardClientDeps, options: ShardClientOptions) {
+    this.#deps = deps
+    this.#options = options
+  }
+
+  async #open(peer: PeerId, signal: AbortSignal): Promise<Stream> {
+    try {
+      return await this.#deps.dialProtocol(peer, SHARD_PROTOCOL, { signal })
+    } catch (err) {
+      if (isNodusError(err)) throw err
+      throw new NodusError('PEER_UNREACHABLE', `cannot open a shard stream to ${peer.toString()}`, {
+        cause: err,
+        details: { peer: peer.toString() },
+      })
+    }
+  }
+
+  /**
+   * Store `bytes` under `cid` on `peer`; resolves with the holder's verified, signed receipt.
+   * Throws PEER_UNREACHABLE, PEER_BUSY, STORE_FULL, SIGNATURE_INVALID (bad receipt), TIMEOUT.
+   */
+  async put(
+    peer: PeerId,
+    cid: CID,
+    bytes: Uint8Array,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<Receipt> {
+    const signal = withTimeout(options.signal, this.#options.requestTimeoutMs, 'shard put')
+    const stream = await this.#open(peer, signal)
+    try {
+      const reader = new StreamReader(stream, { signal })
+      await sendWithBackpressure(
+        stream,
+        lengthPrefixed(dagCbor.encode({ v: 1, op: 'put', cid: cid.bytes, size: bytes.byteLength })),
+        signal,
+      )
+      await sendAll(stream, bytes, signal)
+      const resp = await readResponse(reader, peer)
+      const r = resp.receipt
+      if (
+        !isRecord(r) ||
+        !(r.sig instanceof Uint8Array) ||
+        typeof r.holder !== 'string' ||
+        typeof r.storedAt !== 'number'
+      ) {
+        throw new NodusError('PROTOCOL_ERROR', 'malformed receipt', { peerAction: 'reject' })
+      }
+      const receipt: Receipt = {
+        cid,
+        size: asSize(r.size, 'size'),
+        holder: r.holder,
+        storedAt: r.storedAt,
+        sig: r.sig,
+      }
+      if (
+        receipt.holder !== peer.toString() ||
+        receipt.size !== bytes.byteLength ||
+        !(r.cid instanceof Uint8Array) ||
+        !parseCid(r.cid).equals(cid) ||
+        !(await verifyReceipt(receipt))
+      ) {
+        throw new NodusError('SIGNATURE_INVALID', `bad receipt from ${peer.toString()}`, {
+          peerAction: 'ban',
+        })
+      }
+      await stream.close({ signal }).catch(() => {})
+      return receipt
+    } catch (err) {
+      stream.abort(err instanceof Error ? err : new Error('put failed'))
+      throw err
+    }
+  }
+
+  /**
+   * Fetch the whole block `cid` from `peer` and verify its BLAKE3 digest against the CID.
+   * Throws SHARD_MISSING, PEER_BUSY, PEER_UNREACHABLE, CID_MISMATCH (peer sent wrong bytes), TIMEOUT.
+   */
+  async get(peer: PeerId, cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    const signal = withTimeout(options.signal, this.#options.requestTimeoutMs, 'shard get')
+    const stream = await this.#open(peer, signal)
+    try {
+      const reader = new StreamReader(stream, { signal, highWaterBytes: 2 * 1024 * 1024 })
+      await sendWithBackpressure(
+        stream,
+        lengthPrefixed(dagCbor.encode({ v: 1, op: 'get', cid: cid.bytes })),
+        signal,
+      )
+      await stream.close({ signal })
+      const resp = await readResponse(reader, peer)
+      const size = asSize(resp.size, 'size')
+      if (size > this.#options.maxShardBytes) {
+        throw new NodusError('SHARD_TOO_LARGE', `peer offered ${size} bytes`, { peerAction: 'reject' })
+      }
+      const bytes = await reader.readExactly(size)
+      const digest = blake3(bytes)
+      const want = cid.multihash.digest
+      if (digest.byteLength !== want.byteLength || !digest.every((b, i) => b === want[i])) {
+        throw new NodusError(
+          'CID_MISMATCH',
+          `peer ${peer.toString()} sent bytes that do not hash to ${cidToString(cid)}`,
+          {
+            details: { peer: peer.toString(), cid: cidToString(cid) },
+            peerAction: 'ban',
+          },
+        )
+      }
+      return bytes
+    } catch (err) {
+      stream.abort(err instanceof Error ? err : new Error('get failed'))
+      throw err
+    }
+  }
+
+  /** Ask `peer` which of `cids` it holds (at most MAX_HAS_CIDS). */
+  async has(
+    peer: PeerId,
+    cids: CID[],
+    options: { signal?: AbortSignal } = {},
+  ): Promise<{ have: boolean[]; freeBytes: number }> {
+    const signal = withTimeout(options.signal, this.#options.requestTimeoutMs, 'shard has')
+    const stream = await this.#open(peer, signal)
+    try {
+      const reader = new StreamReader(stream, { signal })
+      await sendWithBackpressure(
+        stream,
+        lengthPrefixed(dagCbor.encode({ v: 1, op: 'has', cids: cids.map((c) => c.bytes) })),
+        signal,
+      )
+      await stream.close({ signal })
+      const resp = await readResponse(reader, peer)
+      const have = resp.have
+      if (!Array.isArray(have) || have.length !== cids.length || !have.every((h) => typeof h === 'boolean')) {
+        throw new NodusError('PROTOCOL_ERROR', 'malformed has response', { peerAction: 'reject' })
+      }
+      return { have: have as boolean[], freeBytes: typeof resp.freeBytes === 'number' ? resp.freeBytes : 0 }
+    } catch (err) {
+      stream.abort(err instanceof Error ? err : new Error('has failed'))
+      throw err
+    }
+  }
+}

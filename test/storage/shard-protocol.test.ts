@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { after, before, test } from 'node:test'
+import * as dagCbor from '@ipld/dag-cbor'
+import { isNodusError } from '../../src/common/errors.ts'
+import { lengthPrefixed, StreamReader } from '../../src/net/index.ts'
+import { cidForBytes, SHARD_PROTOCOL, verifyReceipt } from '../../src/storage/index.ts'
+import { startPeer, type TestPeer } from '../utils/cluster.ts'
+
+let a: TestPeer
+let b: TestPeer
+let busy: TestPeer
+
+before(async () => {
+  ;[a, b, busy] = await Promise.all([startPeer(), startPeer(), startPeer({}, 0)])
+  await a.libp2p.dial(b.libp2p.getMultiaddrs())
+  await a.libp2p.dial(busy.libp2p.getMultiaddrs())
+})
+after(async () => {
+  await Promise.all([a.libp2p.stop(), b.libp2p.stop(), busy.libp2p.stop()])
+})
+
+test('put stores a block and returns a receipt signed by the holder', async () => {
+  const bytes = randomBytes(3 * 1024 * 1024 + 7)
+  const cid = cidForBytes(bytes)
+  const receipt = await a.client.put(b.id.peerId, cid, bytes)
+  assert.equal(receipt.holder, b.id.peerId.toString())
+  assert.equal(receipt.size, bytes.byteLength)
+  assert.ok(receipt.cid.equals(cid))
+  assert.equal(await verifyReceipt(receipt), true)
+  assert.equal(await verifyReceipt({ ...receipt, size: receipt.size + 1 }), false)
+  assert.ok(b.store.has(cid))
+  assert.deepEqual(Buffer.from(await a.client.get(b.id.peerId, cid)), bytes)
+  assert.deepEqual((await a.client.has(b.id.peerId, [cid, cidForBytes(randomBytes(5))])).have, [true, false])
+})
+
+test('put of bytes that do not match the CID is refused and nothing is stored', async () => {
+  const cid = cidForBytes(randomBytes(100))
+  await assert.rejects(a.client.put(b.id.peerId, cid, randomBytes(100)), (err) =>
+    isNodusError(err, 'CID_MISMATCH'),
+  )
+  assert.equal(b.store.has(cid), false)
+})
+
+test('get of a missing block says SHARD_MISSING', async () => {
+  await assert.rejects(a.client.get(b.id.peerId, cidForBytes(randomBytes(10))), (err) =>
+    isNodusError(err, 'SHARD_MISSING'),
+  )
+})
+
+test('an overloaded server answers PEER_BUSY', async () => {
+  const bytes = randomBytes(1000)
+  await assert.rejects(a.client.put(busy.id.peerId, cidForBytes(bytes), bytes), (err) =>
+    isNodusError(err, 'PEER_BUSY'),
+  )
+})
+
+test('a hostile request gets PROTOCOL_ERROR and the server keeps serving', async () => {
+  for (const payload of [
+    Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+    lengthPrefixed(Uint8Array.from([1, 2, 3])),
+    lengthPrefixed(dagCbor.encode({ v: 1, op: 'get', cid: Uint8Array.from([1, 2, 3]) })),
+    lengthPrefixed(
+      dagCbor.encode({ v: 1, op: 'put', cid: cidForBytes(Uint8Array.of(1)).bytes, size: 2 ** 40 }),
+    ),
+  ]) {
+    const stream = await a.libp2p.dialProtocol(b.id.peerId, SHARD_PROTOCOL)
+    const reader = new StreamReader(stream)
+    stream.send(payload)
+    await stream.close().catch(() => {})
+    const resp = dagCbor.decode(await reader.readFrame(65536)) as { ok: boolean; code: string }
+    assert.equal(resp.ok, false)
+    assert.ok(['PROTOCOL_ERROR', 'CID_INVALID', 'SHARD_TOO_LARGE'].includes(resp.code), resp.code)
+  }
+  const bytes = randomBytes(10)
+  await a.client.put(b.id.peerId, cidForBytes(bytes), bytes)
+})

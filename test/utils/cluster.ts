@@ -1,0 +1,93 @@
+/**
+ * In-process clusters of real libp2p hosts on loopback, each with an in-memory store, a shard server
+ * and a file service. For integration tests of the protocols and the put/get paths.
+ */
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { PeerId } from '@libp2p/interface'
+import { silentLogger } from '../../src/common/logger.ts'
+import { generateIdentity, hybridPublicKey, type NodeIdentity, signHybrid } from '../../src/crypto/index.ts'
+import { createHost, DEFAULT_HOST_OPTIONS, type NodusLibp2p } from '../../src/net/index.ts'
+import {
+  DEFAULT_FILE_OPTIONS,
+  DEFAULT_SHARD_SERVER_OPTIONS,
+  FileService,
+  type FileServiceOptions,
+  SHARD_PROTOCOL,
+  ShardClient,
+  ShardServer,
+} from '../../src/storage/index.ts'
+import { MemoryStore } from './memory-store.ts'
+
+export interface TestPeer {
+  id: NodeIdentity
+  libp2p: NodusLibp2p
+  store: MemoryStore
+  server: ShardServer
+  client: ShardClient
+  files: FileService
+}
+
+export async function startHost(): Promise<NodusLibp2p> {
+  const key = await generateKeyPair('Ed25519')
+  const h = await createHost(key, { ...DEFAULT_HOST_OPTIONS })
+  await h.start()
+  return h
+}
+
+export async function startPeer(
+  fileOptions: Partial<FileServiceOptions> = {},
+  serverMaxConcurrent?: number,
+): Promise<TestPeer> {
+  const id = await generateIdentity()
+  const libp2p = await createHost(id.ed25519, { ...DEFAULT_HOST_OPTIONS })
+  await libp2p.start()
+  const store = new MemoryStore()
+  const logger = silentLogger()
+  const server = new ShardServer(
+    { store, peerId: id.peerId.toString(), sign: (d) => id.ed25519.sign(d) as Promise<Uint8Array>, logger },
+    {
+      ...DEFAULT_SHARD_SERVER_OPTIONS,
+      ...(serverMaxConcurrent === undefined ? {} : { maxConcurrentRequests: serverMaxConcurrent }),
+    },
+  )
+  await libp2p.handle(SHARD_PROTOCOL, server.handler, server.handleOptions)
+  const client = new ShardClient(
+    { dialProtocol: (p, proto, o) => libp2p.dialProtocol(p, proto, o) },
+    { requestTimeoutMs: 20_000, maxShardBytes: 16 * 1024 * 1024 },
+  )
+  const files = new FileService(
+    {
+      selfPeerId: id.peerId.toString(),
+      store,
+      client,
+      peers: {
+        candidates: (): PeerId[] => libp2p.getPeers().sort((a, b) => (a.toString() < b.toString() ? -1 : 1)),
+        findProviders: async function* () {},
+        provide: async () => {},
+      },
+      sign: (m) => signHybrid(id, m),
+      publicKey: hybridPublicKey(id),
+      logger,
+    },
+    { ...DEFAULT_FILE_OPTIONS, hedgeDelayMs: 500, dhtTimeoutMs: 1_000, ...fileOptions },
+  )
+  return { id, libp2p, store, server, client, files }
+}
+
+/** Start `n` peers and connect every pair. */
+export async function startCluster(
+  n: number,
+  fileOptions: Partial<FileServiceOptions> = {},
+): Promise<TestPeer[]> {
+  const peers = await Promise.all(Array.from({ length: n }, () => startPeer(fileOptions)))
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) {
+      await (peers[i] as TestPeer).libp2p.dial((peers[j] as TestPeer).libp2p.getMultiaddrs())
+    }
+  }
+  return peers
+}
+
+export async function stopAll(peers: TestPeer[]): Promise<void> {
+  await Promise.all(peers.map((p) => p.libp2p.stop()))
+}
