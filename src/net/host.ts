@@ -73,6 +73,8 @@ export async function createHost(privateKey: PrivateKey, options: HostOptions): 
       dht: kadDHT({
         protocol: options.dhtProtocol,
         clientMode: false,
+        alpha: 3,
+        disjointPaths: 1,
         ...(options.dhtAllowPrivateAddresses ? { peerInfoMapper: passthroughMapper } : {}),
       }),
     },

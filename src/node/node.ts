@@ -31,6 +31,11 @@ import {
   ShardStore,
 } from '../storage/index.ts'
 
+/** Announce provider records only after this long without shard traffic, ms. */
+const ANNOUNCE_QUIET_MS = 2_000
+/** ...or once a record has waited this long, ms. */
+const ANNOUNCE_MAX_DEFER_MS = 60_000
+
 /** The run file a started node writes so that CLI commands can find its API. */
 export const RUN_FILE = 'api.json'
 
@@ -51,7 +56,8 @@ export class NodusNode {
   readonly files: FileService
   readonly shardServer: ShardServer
   readonly #api: ApiServer
-  readonly #provideQueue: BoundedQueue<CID>
+  readonly #provideQueue: BoundedQueue<{ cid: CID; at: number }>
+  readonly #lifetime: AbortController
   #started = false
   #apiUrl = ''
 
@@ -64,7 +70,8 @@ export class NodusNode {
     files: FileService
     shardServer: ShardServer
     api: ApiServer
-    provideQueue: BoundedQueue<CID>
+    provideQueue: BoundedQueue<{ cid: CID; at: number }>
+    lifetime: AbortController
   }) {
     this.config = parts.config
     this.identity = parts.identity
@@ -75,6 +82,7 @@ export class NodusNode {
     this.shardServer = parts.shardServer
     this.#api = parts.api
     this.#provideQueue = parts.provideQueue
+    this.#lifetime = parts.lifetime
   }
 
   get peerId(): string {
@@ -97,7 +105,7 @@ export class NodusNode {
   /** Announce a stored block as a provider record in the DHT (queued, bounded). */
   announce(cid: CID): void {
     try {
-      this.#provideQueue.push(cid)
+      this.#provideQueue.push({ cid, at: Date.now() })
     } catch (err) {
       this.logger.warn(
         { cid: cidToString(cid), code: isNodusError(err) ? err.code : 'unknown' },
@@ -139,12 +147,33 @@ export class NodusNode {
     if (!this.#started) return
     this.#started = false
     await this.#api.close()
+    this.#lifetime.abort(new Error('node stopping'))
     await this.#provideQueue.stop()
     await this.libp2p.stop()
     await this.store.close()
     await rm(join(this.config.dataDir, RUN_FILE), { force: true })
     this.logger.info({}, 'node stopped')
   }
+}
+
+/** Resolve once `cond()` holds (checked every 200 ms) or after `maxWaitMs`; reject when `signal` aborts. */
+async function waitUntil(cond: () => boolean, maxWaitMs: number, signal: AbortSignal): Promise<void> {
+  const deadline = Date.now() + maxWaitMs
+  while (!cond() && Date.now() < deadline) {
+    signal.throwIfAborted()
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 200)
+      signal.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(t)
+          resolve()
+        },
+        { once: true },
+      )
+    })
+  }
+  signal.throwIfAborted()
 }
 
 /** Peers we are connected to that speak the shard protocol, sorted by PeerId string. */
@@ -187,13 +216,25 @@ export async function createNode(config: NodusConfig, options: { logger?: Logger
     protocolsOf.delete(evt.detail.toString())
   })
 
-  const provideQueue = new BoundedQueue<CID>(
-    async (cid) => {
-      await libp2p.contentRouting.provide(cid, { signal: AbortSignal.timeout(30_000) })
+  // Provider records are announced in the background, one at a time, and only once this node has
+  // served no shard request for ANNOUNCE_QUIET_MS (or the record has waited ANNOUNCE_MAX_DEFER_MS):
+  // announcing is many small DHT RPCs, and on a busy node they would compete with the transfers
+  // they describe. (Measured on a 16-process devnet: announcing during a put cut it from 28 to 6 MB/s.)
+  const lifetime = new AbortController()
+  let shardServer: ShardServer | undefined
+  const provideQueue = new BoundedQueue<{ cid: CID; at: number }>(
+    async ({ cid, at }) => {
+      const quiet = (): boolean =>
+        shardServer === undefined ||
+        (shardServer.inFlight === 0 && Date.now() - shardServer.lastActivityMs > ANNOUNCE_QUIET_MS)
+      await waitUntil(quiet, at + ANNOUNCE_MAX_DEFER_MS - Date.now(), lifetime.signal)
+      await libp2p.contentRouting.provide(cid, {
+        signal: AbortSignal.any([lifetime.signal, AbortSignal.timeout(30_000)]),
+      })
     },
-    4,
+    1,
     100_000,
-    (err, cid) => netLog.debug({ cid: cidToString(cid), err: (err as Error).message }, 'provide failed'),
+    (err, { cid }) => netLog.debug({ cid: cidToString(cid), err: (err as Error).message }, 'provide failed'),
   )
 
   const shardClient = new ShardClient(
@@ -201,7 +242,7 @@ export async function createNode(config: NodusConfig, options: { logger?: Logger
     { requestTimeoutMs: 60_000, maxShardBytes: config.storage.maxShardBytes },
   )
   let node: NodusNode | undefined
-  const shardServer = new ShardServer(
+  shardServer = new ShardServer(
     {
       store,
       peerId: identity.peerId.toString(),
@@ -242,6 +283,17 @@ export async function createNode(config: NodusConfig, options: { logger?: Logger
     logger: logger.child({ area: 'api' }),
     node: () => node as NodusNode,
   })
-  node = new NodusNode({ config, identity, logger, libp2p, store, files, shardServer, api, provideQueue })
+  node = new NodusNode({
+    config,
+    identity,
+    logger,
+    libp2p,
+    store,
+    files,
+    shardServer,
+    api,
+    provideQueue,
+    lifetime,
+  })
   return node
 }

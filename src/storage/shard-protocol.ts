@@ -150,6 +150,7 @@ export class ShardServer {
   readonly #options: ShardServerOptions
   readonly #slots: Semaphore
   #served = 0
+  #lastActivityMs = 0
 
   constructor(deps: ShardServerDeps, options: ShardServerOptions) {
     this.#deps = deps
@@ -166,6 +167,11 @@ export class ShardServer {
     return this.#slots.inUse
   }
 
+  /** When a request last started or ended, ms since the epoch (0: never). */
+  get lastActivityMs(): number {
+    return this.#lastActivityMs
+  }
+
   /** Requests completed since start. */
   get served(): number {
     return this.#served
@@ -179,6 +185,7 @@ export class ShardServer {
     const signal = withTimeout(undefined, this.#options.requestTimeoutMs, 'shard request')
     const reader = new StreamReader(stream, { signal })
     const release = this.#slots.tryAcquire()
+    this.#lastActivityMs = Date.now()
     try {
       if (release === undefined) {
         throw new NodusError('PEER_BUSY', 'too many shard requests in progress', {
@@ -203,6 +210,7 @@ export class ShardServer {
       }
     } finally {
       release?.()
+      this.#lastActivityMs = Date.now()
     }
   }
 
