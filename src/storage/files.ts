@@ -310,6 +310,7 @@ export class FileService {
           'manifest replica failed',
         )
     })
+    if (peers.length === 0) return holders // no DHT to announce to
     try {
       await this.#deps.peers.provide(signed.cid, {
         signal: AbortSignal.any([signal, AbortSignal.timeout(this.#options.dhtTimeoutMs)]),
