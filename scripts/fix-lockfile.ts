@@ -25,9 +25,15 @@ for (const [key, meta] of Object.entries(lock.packages)) {
     const nested = `${key === '' ? '' : `${key}/`}node_modules/${dep}`
     const hoisted = `node_modules/${dep}`
     if (lock.packages[nested] !== undefined || lock.packages[hoisted] !== undefined) continue
-    lock.packages[hoisted] = { version: range.replace(/^[\^~=]/, ''), ...(meta.dev === true ? { dev: true } : {}), optional: true }
+    lock.packages[hoisted] = {
+      version: range.replace(/^[\^~=]/, ''),
+      ...(meta.dev === true ? { dev: true } : {}),
+      optional: true,
+    }
     added++
   }
 }
 writeFileSync(path, `${JSON.stringify(lock, null, 2)}\n`)
-console.log(`fix-lockfile: added ${added} stub entries for optional dependencies this registry does not serve`)
+console.log(
+  `fix-lockfile: added ${added} stub entries for optional dependencies this registry does not serve`,
+)

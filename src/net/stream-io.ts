@@ -110,7 +110,10 @@ export class StreamReader {
         // buffered while paused, which may be all that is left after the remote closed).
         if (this.#stream.readStatus === 'paused') this.#stream.resume()
         if (this.#queue.byteLength >= n) break
-        if (this.#ended && this.#stream.readBufferLength === 0) {
+        // Events may have fired before this reader existed: read the stream's state too.
+        const remoteDone =
+          this.#ended || this.#stream.remoteWriteStatus === 'closed' || this.#stream.status !== 'open'
+        if (remoteDone && this.#stream.readBufferLength === 0) {
           throw new NodusError('STREAM_CLOSED', 'stream ended before the expected bytes arrived', {
             details: { wanted: n, have: this.#queue.byteLength },
             cause: this.#error,

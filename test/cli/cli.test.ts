@@ -86,9 +86,13 @@ test('unknown commands, unknown flags and bad values are clear errors (exit 2)',
 test('one node on its own: start, put, get, status, stop', { timeout: 90_000 }, async () => {
   const dataDir = join(dir, 'solo')
   assert.equal((await run(['init', '--data-dir', dataDir])).code, 0)
-  const node: ChildProcess = spawn(process.execPath, [MAIN, 'start', '--data-dir', dataDir, '--json', '--log-level', 'warn'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
+  const node: ChildProcess = spawn(
+    process.execPath,
+    [MAIN, 'start', '--data-dir', dataDir, '--json', '--log-level', 'warn'],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  )
   try {
     const ready = await new Promise<{ api: string; peerId: string }>((resolve, reject) => {
       node.once('exit', (code) => reject(new Error(`node exited ${code}`)))
@@ -114,7 +118,11 @@ test('one node on its own: start, put, get, status, stop', { timeout: 90_000 }, 
     assert.equal(st.peerId, ready.peerId)
     assert.ok(st.usage.shards > 0)
     // Unauthenticated upload is refused.
-    const res = await fetch(`${ready.api}/files`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: 'x' })
+    const res = await fetch(`${ready.api}/files`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: 'x',
+    })
     assert.equal(res.status, 401)
     const bad = await fetch(`${ready.api}/files/not-a-cid`)
     assert.equal(bad.status, 400)

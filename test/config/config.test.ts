@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { isNodusError } from '../../src/common/errors.ts'
+import { loadConfig, parseConfig } from '../../src/config/config.ts'
+
+test('defaults are filled in and the result is frozen', () => {
+  const c = parseConfig({ dataDir: '/d' })
+  assert.equal(c.storage.k, 10)
+  assert.equal(c.storage.m, 4)
+  assert.equal(c.net.dhtProtocol, '/nodus/kad/1.0.0')
+  assert.equal(c.api.host, '127.0.0.1')
+  assert.ok(Object.isFrozen(c) && Object.isFrozen(c.storage) && Object.isFrozen(c.net.listen))
+})
+
+test('bad values and unknown keys are CONFIG_INVALID naming the key', () => {
+  for (const [raw, key] of [
+    [{ dataDir: '/d', storage: { k: 0 } }, 'storage.k'],
+    [{ dataDir: '/d', api: { port: 70000 } }, 'api.port'],
+    [{ dataDir: '/d', nope: 1 }, 'nope'],
+    [{ dataDir: '/d', storage: { k: 200, m: 100 } }, 'k + storage.m'],
+    [{ dataDir: '/d', net: { dhtProtocol: 'kad' } }, 'net.dhtProtocol'],
+  ] as const) {
+    assert.throws(
+      () => parseConfig(raw),
+      (err) => isNodusError(err, 'CONFIG_INVALID') && err.message.includes(key),
+      key,
+    )
+  }
+})
+
+test('file values override defaults and flags override the file', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'nodus-cfg-'))
+  try {
+    await writeFile(
+      join(dir, 'config.json'),
+      JSON.stringify({ api: { port: 5001 }, storage: { k: 6, m: 3 } }),
+    )
+    const c = await loadConfig(dir, { api: { port: 6001 } })
+    assert.equal(c.api.port, 6001)
+    assert.equal(c.storage.k, 6)
+    assert.equal(c.storage.m, 3)
+    assert.equal(c.dataDir, dir)
+    await writeFile(join(dir, 'config.json'), '{ not json')
+    await assert.rejects(loadConfig(dir), (err) => isNodusError(err, 'CONFIG_INVALID'))
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+})

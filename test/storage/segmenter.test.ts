@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import fc from 'fast-check'
+import { placeShards, segment } from '../../src/storage/index.ts'
+
+const seed = Number(process.env.NODUS_FC_SEED ?? 20261122)
+
+async function* from(chunks: Uint8Array[]): AsyncGenerator<Uint8Array> {
+  yield* chunks
+}
+
+test('segments reassemble to the input, every segment but the last is full, padding is zero', async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.uint8Array({ maxLength: 3000 }), { maxLength: 12 }),
+      fc.integer({ min: 1, max: 5000 }),
+      fc.integer({ min: 1, max: 16 }),
+      async (chunks, segmentSize, align) => {
+        const input = Buffer.concat(chunks)
+        const segs: { data: Uint8Array; size: number }[] = []
+        for await (const s of segment(from(chunks), segmentSize, align))
+          segs.push({ data: Uint8Array.from(s.data), size: s.size })
+        assert.deepEqual(Buffer.concat(segs.map((s) => s.data.subarray(0, s.size))), input)
+        segs.forEach((s, i) => {
+          if (i < segs.length - 1) assert.equal(s.size, segmentSize)
+          assert.equal(s.data.byteLength % align, 0)
+          assert.ok(s.data.subarray(s.size).every((b) => b === 0))
+        })
+        assert.equal(segs.length, Math.ceil(input.byteLength / segmentSize))
+      },
+    ),
+    { seed, numRuns: 200 },
+  )
+})
+
+test('placement puts the n shards of a segment on distinct peers when there are enough, and spreads load', () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 40 }),
+      fc.integer({ min: 1, max: 30 }),
+      fc.nat(1000),
+      (c, n, seg) => {
+        const peers = Array.from({ length: c }, (_, i) => `p${i}`)
+        const chosen = placeShards(peers, n, seg)
+        assert.equal(chosen.length, n)
+        if (c >= n) assert.equal(new Set(chosen).size, n)
+        else {
+          const counts = new Map<string, number>()
+          for (const p of chosen) counts.set(p, (counts.get(p) ?? 0) + 1)
+          assert.ok(Math.max(...counts.values()) - Math.min(...counts.values()) <= 1)
+        }
+      },
+    ),
+    { seed, numRuns: 300 },
+  )
+  // Over many segments every peer gets the same load.
+  const peers = Array.from({ length: 15 }, (_, i) => `p${i}`)
+  const load = new Map<string, number>()
+  for (let s = 0; s < 15; s++) for (const p of placeShards(peers, 14, s)) load.set(p, (load.get(p) ?? 0) + 1)
+  assert.deepEqual(new Set(load.values()), new Set([14]))
+  assert.throws(() => placeShards([], 3, 0), RangeError)
+})
