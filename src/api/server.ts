@@ -1,22 +1,34 @@
 /**
  * The HTTP API (fastify), bound to 127.0.0.1 by default. Mutating routes need the bearer token that
- * `nodus init` wrote. Errors are `{ code, message, details }` with the status from HTTP_STATUS.
+ * `nodus init` wrote (compared in constant time). Errors are `{ code, message, details }` with the
+ * status from HTTP_STATUS (docs/ERRORS.md). Route schemas generate the OpenAPI document served at
+ * `/openapi.json` and written to docs/API.md.
  */
 import type { IncomingMessage } from 'node:http'
 import { Readable } from 'node:stream'
+import rateLimit from '@fastify/rate-limit'
+import swagger from '@fastify/swagger'
 import { multiaddr } from '@multiformats/multiaddr'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { isNodusError, NodusError } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
+import type { NodusMetrics } from '../metrics/metrics.ts'
 import type { NodusNode } from '../node/node.ts'
 import { cidToString, parseCid } from '../storage/index.ts'
 import { bearerMatches } from './auth.ts'
+import * as S from './schemas.ts'
 
 export interface ApiServerDeps {
   token: string
   logger: Logger
   /** The node, resolved lazily (the API is built before the node object exists). */
   node: () => NodusNode
+  metrics?: NodusMetrics
+}
+
+export interface ApiServerOptions {
+  /** Mutating requests per minute per client address. Default 600. */
+  mutatingPerMinute: number
 }
 
 export interface ApiServer {
@@ -28,9 +40,42 @@ export interface ApiServer {
 
 /** Largest upload accepted in one request, bytes (1 TiB). */
 const MAX_UPLOAD_BYTES = 2 ** 40
+/** Largest JSON body, bytes. */
+const MAX_JSON_BYTES = 64 * 1024
+const VERSION = '0.1.0'
 
-export function createApiServer(deps: ApiServerDeps): ApiServer {
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 })
+/** Parse one `bytes=a-b` range against a size. Undefined: no usable range (serve the whole file). */
+export function parseRange(
+  header: string | undefined,
+  size: number,
+): { offset: number; length: number } | 'unsatisfiable' | undefined {
+  if (header === undefined) return undefined
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim())
+  if (m === null || (m[1] === '' && m[2] === '')) return undefined
+  let start: number
+  let end: number
+  if (m[1] === '') {
+    const suffix = Number(m[2])
+    if (suffix === 0) return 'unsatisfiable'
+    start = Math.max(0, size - suffix)
+    end = size - 1
+  } else {
+    start = Number(m[1])
+    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1)
+  }
+  if (start >= size || start > end) return 'unsatisfiable'
+  return { offset: start, length: end - start + 1 }
+}
+
+export function createApiServer(
+  deps: ApiServerDeps,
+  options: ApiServerOptions = { mutatingPerMinute: 600 },
+): ApiServer {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: MAX_JSON_BYTES,
+    ajv: { customOptions: { removeAdditional: false } },
+  })
   app.addContentTypeParser(
     'application/octet-stream',
     { bodyLimit: MAX_UPLOAD_BYTES },
@@ -38,11 +83,39 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
       done(null, payload)
     },
   )
+  void app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'nodus node API',
+        version: VERSION,
+        description:
+          'HTTP API of one nodus node. Binds 127.0.0.1 by default. Mutating routes need `Authorization: Bearer <token>` (the token is in `<data-dir>/api-token`).',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+  })
+  void app.register(rateLimit, { global: false })
 
   const requireToken = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     if (!bearerMatches(req.headers.authorization, deps.token)) {
-      await reply.code(401).send({ code: 'UNAUTHORIZED', message: 'missing or wrong bearer token' })
+      await reply
+        .code(401)
+        .send({ code: 'UNAUTHORIZED', message: 'missing or wrong bearer token', details: {} })
     }
+  }
+  const mutating = {
+    preHandler: requireToken,
+    config: { rateLimit: { max: options.mutatingPerMinute, timeWindow: 60_000 } },
+  }
+
+  if (deps.metrics !== undefined) {
+    const m = deps.metrics
+    app.addHook('onResponse', async (req, reply) => {
+      const route = req.routeOptions.url ?? 'unknown'
+      m.apiRequests.inc({ route, method: req.method, status: String(reply.statusCode) })
+      m.apiSeconds.observe({ route, method: req.method }, reply.elapsedTime / 1000)
+    })
   }
 
   app.setErrorHandler((err, _req, reply) => {
@@ -50,85 +123,359 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
       void reply.code(err.status).send(err.toJSON())
       return
     }
-    const status = (err as { statusCode?: number }).statusCode ?? 500
-    if (status >= 500) deps.logger.error({ err: (err as Error).message }, 'api error')
+    const e = err as { statusCode?: number; message?: string; validation?: unknown; code?: string }
+    if (e.validation !== undefined) {
+      void reply
+        .code(400)
+        .send({ code: 'INVALID_ARGUMENT', message: e.message ?? 'invalid request', details: {} })
+      return
+    }
+    const status = e.statusCode ?? 500
+    if (status >= 500) deps.logger.error({ err: e.message }, 'api error')
+    const code =
+      status === 429
+        ? 'RATE_LIMITED'
+        : status === 413
+          ? 'MESSAGE_TOO_LARGE'
+          : status >= 500
+            ? 'INTERNAL'
+            : 'INVALID_ARGUMENT'
+    void reply.code(status).send({ code, message: e.message ?? 'error', details: {} })
+  })
+  app.setNotFoundHandler((req, reply) => {
     void reply
-      .code(status)
-      .send({ code: status >= 500 ? 'INTERNAL' : 'INVALID_ARGUMENT', message: (err as Error).message })
+      .code(404)
+      .send({ code: 'NOT_FOUND', message: `no route ${req.method} ${req.url}`, details: {} })
   })
 
-  app.get('/health', async () => ({ ok: true }))
-  app.get('/ready', async () => ({ ok: true }))
-  app.get('/system/info', async () => {
-    const node = deps.node()
-    return { ...node.info(), version: '0.1.0', node: process.version }
-  })
-  app.get('/network/peers', async () => {
-    const node = deps.node()
-    return {
-      peers: node.libp2p
-        .getConnections()
-        .map((c) => ({ peerId: c.remotePeer.toString(), addr: c.remoteAddr.toString() })),
-    }
-  })
-  app.post<{ Body: { multiaddr?: unknown } }>(
-    '/network/connect',
-    { preHandler: requireToken },
-    async (req) => {
-      const addr = req.body?.multiaddr
-      if (typeof addr !== 'string')
-        throw new NodusError('INVALID_ARGUMENT', 'body.multiaddr must be a string')
-      let ma: ReturnType<typeof multiaddr>
-      try {
-        ma = multiaddr(addr)
-      } catch (err) {
-        throw new NodusError('INVALID_ARGUMENT', `bad multiaddr: ${(err as Error).message}`)
-      }
-      const conn = await deps.node().libp2p.dial(ma, { signal: AbortSignal.timeout(10_000) })
-      return { peerId: conn.remotePeer.toString() }
-    },
-  )
-  app.get('/storage/usage', async () => deps.node().store.usage())
+  // Routes live in a plugin registered after swagger, so that swagger's onRoute hook sees them.
+  void app.register(async (r) => {
+    r.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
-  app.post<{ Querystring: { name?: string } }>('/files', { preHandler: requireToken }, async (req) => {
-    if (req.headers['content-type'] !== 'application/octet-stream') {
-      throw new NodusError('INVALID_ARGUMENT', 'upload with Content-Type: application/octet-stream')
-    }
-    const body = req.body as IncomingMessage
-    const ac = new AbortController()
-    req.raw.once('close', () => {
-      if (!req.raw.complete) ac.abort(new NodusError('ABORTED', 'client went away'))
-    })
-    const name = typeof req.query.name === 'string' ? req.query.name.slice(0, 4096) : undefined
-    const res = await deps
-      .node()
-      .files.put(body, { signal: ac.signal, ...(name === undefined ? {} : { name }) })
-    return {
-      cid: cidToString(res.cid),
-      bytes: res.manifest.fileSize,
-      segments: res.manifest.segments.length,
-      k: res.manifest.k,
-      m: res.manifest.m,
-      manifestHolders: res.manifestHolders,
-      holders: [...new Set(res.manifest.segments.flatMap((sg) => sg.shards.flatMap((sh) => sh.holders)))],
-    }
-  })
-
-  app.get<{ Params: { cid: string } }>('/files/:cid', async (req, reply) => {
-    const cid = parseCid(req.params.cid)
-    const ac = new AbortController()
-    reply.raw.once('close', () => ac.abort(new NodusError('ABORTED', 'client went away')))
-    const files = deps.node().files
-    const manifest = await files.resolveManifest(cid, { signal: ac.signal })
-    const stream = Readable.from(files.get(cid, { signal: ac.signal, manifest }), { objectMode: false })
-    stream.on('error', (err) =>
-      deps.logger.warn({ cid: req.params.cid, err: err.message }, 'download failed mid-stream'),
+    r.get(
+      '/health',
+      { schema: { tags: ['system'], summary: 'Liveness: the process answers', response: { 200: S.Ok } } },
+      async () => ({ ok: true }),
     )
-    return reply
-      .header('content-type', 'application/octet-stream')
-      .header('content-length', String(manifest.manifest.fileSize))
-      .header('x-nodus-manifest', cidToString(manifest.cid))
-      .send(stream)
+    r.get(
+      '/ready',
+      {
+        schema: {
+          tags: ['system'],
+          summary: 'Readiness: the node is started and has peers or runs alone',
+          response: { 200: S.Ready },
+        },
+      },
+      async () => {
+        const n = deps.node()
+        return { ok: true, peers: n.libp2p.getPeers().length }
+      },
+    )
+    r.get(
+      '/system/info',
+      {
+        schema: {
+          tags: ['system'],
+          summary: 'Identity, addresses and version',
+          response: { 200: S.SystemInfo },
+        },
+      },
+      async () => {
+        const n = deps.node()
+        return { ...n.info(), version: VERSION, node: process.version }
+      },
+    )
+    r.get(
+      '/system/status',
+      {
+        schema: {
+          tags: ['system'],
+          summary: 'Uptime, peers, usage and in-flight work',
+          response: { 200: S.SystemStatus },
+        },
+      },
+      async () => {
+        const n = deps.node()
+        return {
+          uptimeSeconds: Math.round(process.uptime()),
+          peers: n.libp2p.getPeers().length,
+          connections: n.libp2p.getConnections().length,
+          usage: n.store.usage(),
+          shardRequestsInFlight: n.shardServer.inFlight,
+          shardRequestsServed: n.shardServer.served,
+          provideQueueDepth: n.provideQueueDepth,
+          rssBytes: process.memoryUsage().rss,
+        }
+      },
+    )
+    r.get(
+      '/metrics',
+      {
+        schema: {
+          tags: ['system'],
+          summary: 'Prometheus metrics (text exposition format)',
+          produces: ['text/plain'],
+        },
+      },
+      async (_req, reply) => {
+        if (deps.metrics === undefined) throw new NodusError('NOT_STARTED', 'metrics are not enabled')
+        return reply.header('content-type', deps.metrics.registry.contentType).send(await deps.metrics.text())
+      },
+    )
+
+    r.get(
+      '/network/peers',
+      { schema: { tags: ['network'], summary: 'Connected peers', response: { 200: S.Peers } } },
+      async () => {
+        const n = deps.node()
+        return {
+          peers: n.libp2p.getConnections().map((c) => ({
+            peerId: c.remotePeer.toString(),
+            addr: c.remoteAddr.toString(),
+            direction: c.direction,
+            openedAt: c.timeline.open,
+          })),
+        }
+      },
+    )
+    r.post<{ Body: { multiaddr: string } }>(
+      '/network/connect',
+      {
+        ...mutating,
+        schema: {
+          tags: ['network'],
+          summary: 'Dial a peer by multiaddr',
+          security: [{ bearer: [] }],
+          body: S.ConnectBody,
+          response: { 200: S.ConnectResult },
+        },
+      },
+      async (req) => {
+        let ma: ReturnType<typeof multiaddr>
+        try {
+          ma = multiaddr(req.body.multiaddr)
+        } catch (err) {
+          throw new NodusError('INVALID_ARGUMENT', `bad multiaddr: ${(err as Error).message}`)
+        }
+        try {
+          const conn = await deps.node().libp2p.dial(ma, { signal: AbortSignal.timeout(10_000) })
+          return { peerId: conn.remotePeer.toString() }
+        } catch (err) {
+          throw new NodusError(
+            'PEER_UNREACHABLE',
+            `cannot connect to ${req.body.multiaddr}: ${(err as Error).message}`,
+          )
+        }
+      },
+    )
+
+    r.get(
+      '/storage/usage',
+      {
+        schema: {
+          tags: ['storage'],
+          summary: 'Bytes and shards stored, capacity',
+          response: { 200: S.Usage },
+        },
+      },
+      async () => deps.node().store.usage(),
+    )
+    app.get<{ Querystring: { limit?: number; after?: string } }>(
+      '/storage/shards',
+      {
+        schema: {
+          tags: ['storage'],
+          summary: 'Shards held by this node, paged by CID',
+          querystring: S.PageQuery,
+          response: { 200: S.ShardList },
+        },
+      },
+      async (req) => {
+        const shards = deps.node().store.list({
+          limit: req.query.limit ?? 100,
+          ...(req.query.after === undefined ? {} : { after: req.query.after }),
+        })
+        return { shards, next: shards.length > 0 ? (shards[shards.length - 1]?.cid ?? null) : null }
+      },
+    )
+
+    app.get<{ Querystring: { limit?: number; after?: string } }>(
+      '/files',
+      {
+        schema: {
+          tags: ['files'],
+          summary: 'Files put through this node (its pins)',
+          querystring: S.PageQuery,
+          response: { 200: S.FileList },
+        },
+      },
+      async (req) => {
+        const files = deps.node().fileIndex.list({
+          limit: req.query.limit ?? 100,
+          ...(req.query.after === undefined ? {} : { after: req.query.after }),
+        })
+        return { files: files.map((f) => ({ ...f, name: f.name ?? null, expiresAt: f.expiresAt ?? null })) }
+      },
+    )
+    r.post<{ Querystring: { name?: string; ttl?: number } }>(
+      '/files',
+      {
+        ...mutating,
+        schema: {
+          tags: ['files'],
+          summary:
+            'Upload a file (streamed body, Content-Type: application/octet-stream); returns the manifest CID',
+          security: [{ bearer: [] }],
+          querystring: S.PutQuery,
+          response: { 200: S.PutResult },
+        },
+      },
+      async (req) => {
+        if (req.headers['content-type'] !== 'application/octet-stream') {
+          throw new NodusError('INVALID_ARGUMENT', 'upload with Content-Type: application/octet-stream')
+        }
+        const body = req.body as IncomingMessage
+        const ac = new AbortController()
+        req.raw.once('close', () => {
+          if (!req.raw.complete) ac.abort(new NodusError('ABORTED', 'client went away'))
+        })
+        const node = deps.node()
+        const name = req.query.name
+        const res = await node.files.put(body, { signal: ac.signal, ...(name === undefined ? {} : { name }) })
+        const cid = cidToString(res.cid)
+        const expiresAt = req.query.ttl === undefined ? undefined : Date.now() + req.query.ttl * 1000
+        await node.fileIndex.put({
+          cid,
+          name,
+          bytes: res.manifest.fileSize,
+          segments: res.manifest.segments.length,
+          k: res.manifest.k,
+          m: res.manifest.m,
+          createdAt: res.manifest.createdAt,
+          expiresAt,
+        })
+        return {
+          cid,
+          bytes: res.manifest.fileSize,
+          segments: res.manifest.segments.length,
+          k: res.manifest.k,
+          m: res.manifest.m,
+          manifestHolders: res.manifestHolders,
+          holders: [...new Set(res.manifest.segments.flatMap((sg) => sg.shards.flatMap((sh) => sh.holders)))],
+          expiresAt: expiresAt ?? null,
+        }
+      },
+    )
+    app.get<{ Params: { cid: string } }>(
+      '/files/:cid/manifest',
+      {
+        schema: {
+          tags: ['files'],
+          summary: 'A file manifest: sizes, k, m, and per segment its shard CIDs and holders',
+          params: S.CidParams,
+          response: { 200: S.ManifestView },
+        },
+      },
+      async (req) => {
+        const cid = parseCid(req.params.cid)
+        const signed = await deps.node().files.resolveManifest(cid, { signal: AbortSignal.timeout(60_000) })
+        const m = signed.manifest
+        return {
+          cid: cidToString(signed.cid),
+          name: m.name ?? null,
+          fileSize: m.fileSize,
+          k: m.k,
+          m: m.m,
+          segmentSize: m.segmentSize,
+          uploader: m.uploader.peerId,
+          createdAt: m.createdAt,
+          revision: m.revision,
+          segments: m.segments.map((s) => ({
+            size: s.size,
+            shardSize: s.shardSize,
+            shards: s.shards.map((sh) => ({ cid: cidToString(sh.cid), holders: sh.holders })),
+          })),
+        }
+      },
+    )
+    app.get<{ Params: { cid: string } }>(
+      '/files/:cid',
+      {
+        schema: {
+          tags: ['files'],
+          summary: 'Download a file (streamed; supports a single HTTP Range)',
+          params: S.CidParams,
+          produces: ['application/octet-stream'],
+        },
+      },
+      async (req, reply) => {
+        const cid = parseCid(req.params.cid)
+        const ac = new AbortController()
+        reply.raw.once('close', () => ac.abort(new NodusError('ABORTED', 'client went away')))
+        const files = deps.node().files
+        const manifest = await files.resolveManifest(cid, { signal: ac.signal })
+        const size = manifest.manifest.fileSize
+        const range = parseRange(req.headers.range, size)
+        if (range === 'unsatisfiable') {
+          return reply
+            .code(416)
+            .header('content-range', `bytes */${size}`)
+            .send({ code: 'INVALID_ARGUMENT', message: 'range not satisfiable', details: { size } })
+        }
+        const stream = Readable.from(
+          files.get(cid, { signal: ac.signal, manifest, ...(range === undefined ? {} : { range }) }),
+          { objectMode: false },
+        )
+        stream.on('error', (err) =>
+          deps.logger.warn({ cid: req.params.cid, err: err.message }, 'download failed mid-stream'),
+        )
+        void reply
+          .header('content-type', 'application/octet-stream')
+          .header('accept-ranges', 'bytes')
+          .header('x-nodus-manifest', cidToString(manifest.cid))
+        if (range !== undefined) {
+          void reply
+            .code(206)
+            .header('content-range', `bytes ${range.offset}-${range.offset + range.length - 1}/${size}`)
+            .header('content-length', String(range.length))
+        } else void reply.header('content-length', String(size))
+        return reply.send(stream)
+      },
+    )
+    r.delete<{ Params: { cid: string } }>(
+      '/files/:cid',
+      {
+        ...mutating,
+        schema: {
+          tags: ['files'],
+          summary: 'Unpin a file put through this node',
+          security: [{ bearer: [] }],
+          params: S.CidParams,
+          response: { 200: S.Unpinned },
+        },
+      },
+      async (req) => {
+        const cid = cidToString(parseCid(req.params.cid))
+        const removed = await deps.node().fileIndex.delete(cid)
+        if (!removed)
+          throw new NodusError('MANIFEST_NOT_FOUND', `no pin for ${cid} on this node`, { details: { cid } })
+        return { cid, unpinned: true }
+      },
+    )
+    r.get(
+      '/identity',
+      {
+        schema: {
+          tags: ['identity'],
+          summary: "The node's DID and public keys",
+          response: { 200: S.Identity },
+        },
+      },
+      async () => {
+        const n = deps.node()
+        return n.identityInfo()
+      },
+    )
   })
 
   return {

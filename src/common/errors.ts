@@ -44,6 +44,10 @@ export type ErrorCode =
   | 'PEER_BUSY'
   | 'PEER_UNREACHABLE'
   | 'STREAM_CLOSED'
+  // trust
+  | 'TRUST_VECTOR_INVALID'
+  | 'CAPACITY_REPORT_INVALID'
+  | 'RATE_LIMITED'
 
 /** HTTP status for each code, used by the API and by CLI exit messages. */
 export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
@@ -75,6 +79,9 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
   PEER_BUSY: 503,
   PEER_UNREACHABLE: 502,
   STREAM_CLOSED: 502,
+  TRUST_VECTOR_INVALID: 400,
+  CAPACITY_REPORT_INVALID: 400,
+  RATE_LIMITED: 429,
 })
 
 export interface NodusErrorOptions {

@@ -1,6 +1,8 @@
 /**
- * The node's configuration: one zod schema, defaults < config file < flags, frozen after load.
- * docs/CONFIG.md describes every key.
+ * The node's configuration: one table of keys (type, default, description, environment variable)
+ * from which the zod schema, the env parsing and docs/CONFIG.md are all derived.
+ * Precedence: defaults < config file (`<dataDir>/config.json`) < environment (`NODUS_*`) < flags.
+ * The result is validated once and frozen.
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -10,82 +12,209 @@ import { NodusError } from '../common/errors.ts'
 const MiB = 1024 * 1024
 const GiB = 1024 * MiB
 
+type Kind = 'string' | 'int' | 'strings' | 'enum'
+
+/** One configuration key. `path` is `section.key`. */
+export interface ConfigKey {
+  path: string
+  kind: Kind
+  default: string | number | string[]
+  description: string
+  min?: number
+  max?: number
+  values?: readonly string[]
+}
+
+/** Every configuration key (besides `dataDir`, which comes from `--data-dir` / `NODUS_DATA_DIR`). */
+export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
+  {
+    path: 'net.listen',
+    kind: 'strings',
+    default: ['/ip4/127.0.0.1/tcp/0'],
+    description: 'libp2p listen multiaddrs',
+  },
+  {
+    path: 'net.bootstrap',
+    kind: 'strings',
+    default: [],
+    description: 'multiaddrs (with /p2p/ID) to dial at start',
+  },
+  {
+    path: 'net.dhtProtocol',
+    kind: 'string',
+    default: '/nodus/kad/1.0.0',
+    description: 'Kademlia protocol id; `/ipfs/kad/1.0.0` joins standard libp2p DHTs',
+  },
+  {
+    path: 'net.maxConnections',
+    kind: 'int',
+    default: 300,
+    min: 1,
+    description: 'maximum open libp2p connections',
+  },
+  {
+    path: 'api.host',
+    kind: 'string',
+    default: '127.0.0.1',
+    description: 'address the HTTP API binds (loopback by default)',
+  },
+  {
+    path: 'api.port',
+    kind: 'int',
+    default: 0,
+    min: 0,
+    max: 65535,
+    description: 'HTTP API port; 0 picks a free one',
+  },
+  {
+    path: 'api.mutatingPerMinute',
+    kind: 'int',
+    default: 600,
+    min: 1,
+    description: 'mutating API requests allowed per client per minute',
+  },
+  {
+    path: 'storage.capacityBytes',
+    kind: 'int',
+    default: 100 * GiB,
+    min: 0,
+    description: 'bytes this node offers for shards',
+  },
+  {
+    path: 'storage.maxShardBytes',
+    kind: 'int',
+    default: 16 * MiB,
+    min: 1024,
+    description: 'largest shard accepted, bytes',
+  },
+  {
+    path: 'storage.k',
+    kind: 'int',
+    default: 10,
+    min: 1,
+    max: 255,
+    description: 'data shards per segment (k)',
+  },
+  {
+    path: 'storage.m',
+    kind: 'int',
+    default: 4,
+    min: 0,
+    max: 255,
+    description: 'parity shards per segment (m)',
+  },
+  {
+    path: 'storage.segmentSize',
+    kind: 'int',
+    default: 10 * MiB,
+    min: 1024,
+    description: 'segment size, bytes',
+  },
+  {
+    path: 'storage.segmentsInFlight',
+    kind: 'int',
+    default: 2,
+    min: 1,
+    max: 16,
+    description: 'segments in memory per put or get (bounds memory)',
+  },
+  {
+    path: 'storage.manifestReplicas',
+    kind: 'int',
+    default: 4,
+    min: 0,
+    description: 'peers besides this one that keep each manifest',
+  },
+  {
+    path: 'log.level',
+    kind: 'enum',
+    default: 'info',
+    values: ['trace', 'debug', 'info', 'warn', 'error', 'silent'],
+    description: 'pino log level',
+  },
+  {
+    path: 'log.file',
+    kind: 'string',
+    default: '',
+    description: 'log file; empty writes JSON lines to stderr',
+  },
+])
+
+/** `storage.capacityBytes` → `NODUS_STORAGE_CAPACITY_BYTES`. */
+export function envName(path: string): string {
+  return `NODUS_${path
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace('.', '_')
+    .toUpperCase()}`
+}
+
+function leaf(k: ConfigKey): z.ZodType {
+  switch (k.kind) {
+    case 'string':
+      return k.path === 'net.dhtProtocol'
+        ? z
+            .string()
+            .startsWith('/')
+            .default(k.default as string)
+        : z.string().default(k.default as string)
+    case 'strings':
+      return z.array(z.string()).default(k.default as string[])
+    case 'enum':
+      return z.enum(k.values as [string, ...string[]]).default(k.default as string)
+    case 'int': {
+      let n = z.number().int()
+      if (k.min !== undefined) n = n.min(k.min)
+      if (k.max !== undefined) n = n.max(k.max)
+      return n.default(k.default as number)
+    }
+  }
+}
+
+function section(name: string): z.ZodType {
+  const shape: Record<string, z.ZodType> = {}
+  for (const k of CONFIG_KEYS)
+    if (k.path.startsWith(`${name}.`)) shape[k.path.slice(name.length + 1)] = leaf(k)
+  return z.object(shape).strict().prefault({})
+}
+
+interface Shape {
+  dataDir: string
+  net: { listen: string[]; bootstrap: string[]; dhtProtocol: string; maxConnections: number }
+  api: { host: string; port: number; mutatingPerMinute: number }
+  storage: {
+    capacityBytes: number
+    maxShardBytes: number
+    k: number
+    m: number
+    segmentSize: number
+    segmentsInFlight: number
+    manifestReplicas: number
+  }
+  log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent'; file: string }
+}
+
 export const ConfigSchema = z
   .object({
-    /** Data directory: keys, index, shards, run files. */
     dataDir: z.string().min(1),
-    net: z
-      .object({
-        /** libp2p listen multiaddrs. */
-        listen: z.array(z.string()).default(['/ip4/127.0.0.1/tcp/0']),
-        /** Multiaddrs (with /p2p/ID) to dial at start. */
-        bootstrap: z.array(z.string()).default([]),
-        /** Kademlia protocol id; `/ipfs/kad/1.0.0` to join standard libp2p DHTs. */
-        dhtProtocol: z.string().startsWith('/').default('/nodus/kad/1.0.0'),
-        /** Maximum open connections. */
-        maxConnections: z.number().int().min(1).default(300),
-      })
-      .strict()
-      .prefault({}),
-    api: z
-      .object({
-        /** Address the HTTP API binds; loopback by default. */
-        host: z.string().default('127.0.0.1'),
-        /** Port of the HTTP API; 0 picks a free one. */
-        port: z.number().int().min(0).max(65535).default(0),
-      })
-      .strict()
-      .prefault({}),
-    storage: z
-      .object({
-        /** Bytes this node offers for shards. */
-        capacityBytes: z
-          .number()
-          .int()
-          .min(0)
-          .default(100 * GiB),
-        /** Largest shard accepted, bytes. */
-        maxShardBytes: z
-          .number()
-          .int()
-          .min(1024)
-          .default(16 * MiB),
-        /** Data shards per segment (k). */
-        k: z.number().int().min(1).max(255).default(10),
-        /** Parity shards per segment (m). */
-        m: z.number().int().min(0).max(255).default(4),
-        /** Segment size, bytes. */
-        segmentSize: z
-          .number()
-          .int()
-          .min(1024)
-          .default(10 * MiB),
-        /** Segments in flight per put or get (memory bound). */
-        segmentsInFlight: z.number().int().min(1).max(16).default(2),
-        /** Peers besides this one that keep each manifest. */
-        manifestReplicas: z.number().int().min(0).default(4),
-      })
-      .strict()
-      .prefault({}),
-    log: z
-      .object({
-        /** pino level. */
-        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
-        /** Log file; empty writes to stderr. */
-        file: z.string().default(''),
-      })
-      .strict()
-      .prefault({}),
+    net: section('net'),
+    api: section('api'),
+    storage: section('storage'),
+    log: section('log'),
   })
   .strict()
-  .refine((c) => c.storage.k + c.storage.m <= 256, { message: 'storage.k + storage.m must be at most 256' })
-  .refine((c) => Math.ceil(c.storage.segmentSize / c.storage.k) <= c.storage.maxShardBytes, {
-    message: 'segmentSize / k must not exceed maxShardBytes',
+  .refine((c) => (c as Shape).storage.k + (c as Shape).storage.m <= 256, {
+    message: 'storage.k + storage.m must be at most 256',
   })
+  .refine(
+    (c) =>
+      Math.ceil((c as Shape).storage.segmentSize / (c as Shape).storage.k) <=
+      (c as Shape).storage.maxShardBytes,
+    {
+      message: 'storage.segmentSize / storage.k must not exceed storage.maxShardBytes',
+    },
+  )
 
-export type NodusConfig = Readonly<z.infer<typeof ConfigSchema>>
-/** A partial config as it appears in a file or is built from flags. */
-export type ConfigInput = z.input<typeof ConfigSchema>
+export type NodusConfig = Readonly<Shape>
 
 export const CONFIG_FILE = 'config.json'
 
@@ -97,7 +226,11 @@ function deepFreeze<T>(o: T): T {
   return o
 }
 
-function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+/** Deep-merge plain objects; `over` wins; arrays and scalars replace. */
+export function mergeConfig(
+  base: Record<string, unknown>,
+  over: Record<string, unknown>,
+): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base }
   for (const [k, v] of Object.entries(over)) {
     if (v === undefined) continue
@@ -109,7 +242,7 @@ function merge(base: Record<string, unknown>, over: Record<string, unknown>): Re
       typeof b === 'object' &&
       b !== null &&
       !Array.isArray(b)
-        ? merge(b as Record<string, unknown>, v as Record<string, unknown>)
+        ? mergeConfig(b as Record<string, unknown>, v as Record<string, unknown>)
         : v
   }
   return out
@@ -122,16 +255,42 @@ export function parseConfig(raw: unknown): NodusConfig {
     const issues = r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
     throw new NodusError('CONFIG_INVALID', `invalid config: ${issues.join('; ')}`, { details: { issues } })
   }
-  return deepFreeze(r.data)
+  return deepFreeze(r.data as Shape)
 }
 
 /**
- * Load `<dataDir>/config.json` (if present) and apply `overrides` (from flags) on top.
+ * Config values from `NODUS_*` environment variables (see docs/CONFIG.md). Lists are comma-separated.
+ * Throws CONFIG_INVALID for a number that does not parse.
+ */
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const k of CONFIG_KEYS) {
+    const raw = env[envName(k.path)]
+    if (raw === undefined) continue
+    let v: unknown = raw
+    if (k.kind === 'int') {
+      if (!/^\d+$/.test(raw.trim()))
+        throw new NodusError('CONFIG_INVALID', `${envName(k.path)} must be a whole number, got "${raw}"`)
+      v = Number(raw)
+    } else if (k.kind === 'strings')
+      v = raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '')
+    const [sec, key] = k.path.split('.') as [string, string]
+    out[sec] = { ...((out[sec] as Record<string, unknown> | undefined) ?? {}), [key]: v }
+  }
+  return out
+}
+
+/**
+ * Load `<dataDir>/config.json` (if present), then `NODUS_*` env, then `overrides` (from flags).
  * Throws CONFIG_INVALID for unreadable JSON or bad values.
  */
 export async function loadConfig(
   dataDir: string,
   overrides: Record<string, unknown> = {},
+  env: NodeJS.ProcessEnv = process.env,
 ): Promise<NodusConfig> {
   let file: Record<string, unknown> = {}
   try {
@@ -144,5 +303,37 @@ export async function loadConfig(
       )
     }
   }
-  return parseConfig(merge(merge(file, { dataDir }), overrides))
+  return parseConfig(mergeConfig(mergeConfig(mergeConfig(file, configFromEnv(env)), { dataDir }), overrides))
+}
+
+/** docs/CONFIG.md, generated from {@link CONFIG_KEYS}. */
+export function configMarkdown(): string {
+  const rows = CONFIG_KEYS.map((k) => {
+    const def = Array.isArray(k.default) ? `\`${JSON.stringify(k.default)}\`` : `\`${String(k.default)}\``
+    const range =
+      k.kind === 'enum'
+        ? `one of ${(k.values ?? []).join(', ')}`
+        : k.kind === 'int'
+          ? `integer${k.min !== undefined ? ` ≥ ${k.min}` : ''}${k.max !== undefined ? `, ≤ ${k.max}` : ''}`
+          : k.kind === 'strings'
+            ? 'list (env: comma-separated)'
+            : 'text'
+    return `| \`${k.path}\` | \`${envName(k.path)}\` | ${range} | ${def} | ${k.description} |`
+  })
+  return `# Configuration
+
+Generated from src/config/config.ts by \`npm run docs\`; do not edit by hand.
+
+A node reads, in increasing precedence: defaults, \`<data-dir>/config.json\` (written by \`nodus init\`,
+a JSON object with the sections below), environment variables, and command-line flags
+(\`--api-port\`, \`--listen\`, \`--bootstrap\`, \`--dht-protocol\`, \`--log-level\`). The data directory itself
+comes from \`--data-dir\` or \`NODUS_DATA_DIR\` (default \`~/.nodus\`). Unknown keys and bad values stop
+the node with \`CONFIG_INVALID\` naming the key. The loaded config is frozen.
+
+Cross-key rules: \`storage.k + storage.m ≤ 256\`; \`storage.segmentSize / storage.k ≤ storage.maxShardBytes\`.
+
+| key | environment | type | default | meaning |
+|---|---|---|---|---|
+${rows.join('\n')}
+`
 }

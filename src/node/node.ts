@@ -9,7 +9,7 @@ import type { CID } from 'multiformats/cid'
 import { readApiToken } from '../api/auth.ts'
 import { type ApiServer, createApiServer } from '../api/server.ts'
 import { BoundedQueue } from '../common/bounded-queue.ts'
-import { isNodusError } from '../common/errors.ts'
+import { isNodusError, NodusError } from '../common/errors.ts'
 import { createLogger, type Logger } from '../common/logger.ts'
 import type { NodusConfig } from '../config/config.ts'
 import {
@@ -19,7 +19,9 @@ import {
   type NodeIdentity,
   signHybrid,
 } from '../crypto/index.ts'
+import { NodusMetrics } from '../metrics/metrics.ts'
 import { createHost, DEFAULT_HOST_OPTIONS, type NodusLibp2p } from '../net/index.ts'
+import { FileIndex } from '../storage/file-index.ts'
 import {
   cidToString,
   DEFAULT_FILE_OPTIONS,
@@ -55,6 +57,8 @@ export class NodusNode {
   readonly store: ShardStore
   readonly files: FileService
   readonly shardServer: ShardServer
+  readonly fileIndex: FileIndex
+  readonly metrics: NodusMetrics
   readonly #api: ApiServer
   readonly #provideQueue: BoundedQueue<{ cid: CID; at: number }>
   readonly #lifetime: AbortController
@@ -69,6 +73,8 @@ export class NodusNode {
     store: ShardStore
     files: FileService
     shardServer: ShardServer
+    fileIndex: FileIndex
+    metrics: NodusMetrics
     api: ApiServer
     provideQueue: BoundedQueue<{ cid: CID; at: number }>
     lifetime: AbortController
@@ -80,6 +86,8 @@ export class NodusNode {
     this.store = parts.store
     this.files = parts.files
     this.shardServer = parts.shardServer
+    this.fileIndex = parts.fileIndex
+    this.metrics = parts.metrics
     this.#api = parts.api
     this.#provideQueue = parts.provideQueue
     this.#lifetime = parts.lifetime
@@ -91,6 +99,22 @@ export class NodusNode {
 
   get did(): string {
     return didKeyFromEd25519(this.identity.ed25519.publicKey.raw)
+  }
+
+  /** Provider records waiting to be announced. */
+  get provideQueueDepth(): number {
+    return this.#provideQueue.size
+  }
+
+  /** The node's DID and public keys (base64). */
+  identityInfo(): { peerId: string; did: string; ed25519PublicKey: string; mldsa65PublicKey: string } {
+    const pub = hybridPublicKey(this.identity)
+    return {
+      peerId: this.peerId,
+      did: this.did,
+      ed25519PublicKey: Buffer.from(pub.ed25519).toString('base64'),
+      mldsa65PublicKey: Buffer.from(pub.mldsa65).toString('base64'),
+    }
   }
 
   info(): NodeInfo {
@@ -119,7 +143,19 @@ export class NodusNode {
     if (this.#started) return
     this.#started = true
     await this.store.open()
-    await this.libp2p.start()
+    this.fileIndex.open()
+    try {
+      await this.libp2p.start()
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' || /EADDRINUSE/.test(String(err))) {
+        throw new NodusError(
+          'PORT_IN_USE',
+          `a listen address is in use: ${this.config.net.listen.join(', ')}`,
+          { cause: err },
+        )
+      }
+      throw err
+    }
     await this.libp2p.handle(SHARD_PROTOCOL, this.shardServer.handler, this.shardServer.handleOptions)
     await Promise.allSettled(
       this.config.net.bootstrap.map(async (addr) => {
@@ -150,6 +186,7 @@ export class NodusNode {
     this.#lifetime.abort(new Error('node stopping'))
     await this.#provideQueue.stop()
     await this.libp2p.stop()
+    await this.fileIndex.close()
     await this.store.close()
     await rm(join(this.config.dataDir, RUN_FILE), { force: true })
     this.logger.info({}, 'node stopped')
@@ -192,6 +229,7 @@ export async function createNode(config: NodusConfig, options: { logger?: Logger
   const logger =
     options.logger ?? createLogger(config.log.level, config.log.file === '' ? 2 : config.log.file)
   const identity = await loadIdentity(config.dataDir)
+  const metrics = new NodusMetrics()
   const store = new ShardStore(
     { logger: logger.child({ area: 'store' }) },
     {
@@ -249,6 +287,7 @@ export async function createNode(config: NodusConfig, options: { logger?: Logger
       sign: (data) => identity.ed25519.sign(data) as Promise<Uint8Array>,
       onStored: (cid) => node?.announce(cid),
       logger: logger.child({ area: 'shard' }),
+      metrics,
     },
     { ...DEFAULT_SHARD_SERVER_OPTIONS, maxShardBytes: config.storage.maxShardBytes },
   )
@@ -267,6 +306,7 @@ export async function createNode(config: NodusConfig, options: { logger?: Logger
       sign: (msg) => signHybrid(identity, msg),
       publicKey: hybridPublicKey(identity),
       logger: logger.child({ area: 'files' }),
+      metrics,
     },
     {
       ...DEFAULT_FILE_OPTIONS,
@@ -278,10 +318,21 @@ export async function createNode(config: NodusConfig, options: { logger?: Logger
     },
   )
   const token = await readApiToken(config.dataDir)
-  const api = createApiServer({
-    token,
-    logger: logger.child({ area: 'api' }),
-    node: () => node as NodusNode,
+  const api = createApiServer(
+    {
+      token,
+      logger: logger.child({ area: 'api' }),
+      node: () => node as NodusNode,
+      metrics,
+    },
+    { mutatingPerMinute: config.api.mutatingPerMinute },
+  )
+  const fileIndex = new FileIndex(join(config.dataDir, 'files'))
+  metrics.attach({
+    storage: () => store.usage(),
+    connections: () => libp2p.getConnections().length,
+    provideQueueDepth: () => provideQueue.size,
+    shardRequestsInFlight: () => shardServer?.inFlight ?? 0,
   })
   node = new NodusNode({
     config,
@@ -291,6 +342,8 @@ export async function createNode(config: NodusConfig, options: { logger?: Logger
     store,
     files,
     shardServer,
+    fileIndex,
+    metrics,
     api,
     provideQueue,
     lifetime,

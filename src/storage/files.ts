@@ -88,6 +88,11 @@ export interface FileServiceDeps {
     info(obj: object, msg?: string): void
     warn(obj: object, msg?: string): void
   }
+  metrics?: {
+    erasureSeconds: { observe(labels: { op: string }, v: number): void }
+    fileBytes: { inc(labels: { direction: string }, v: number): void }
+    fileOps: { inc(labels: { op: string; result: string }): void }
+  }
 }
 
 /** Progress of a put or get, for progress bars. */
@@ -189,7 +194,10 @@ export class FileService {
       ac.abort(err)
     }
     await Promise.all(inflight)
-    if (firstError !== undefined) throw firstError
+    if (firstError !== undefined) {
+      this.#deps.metrics?.fileOps.inc({ op: 'put', result: errCode(firstError) })
+      throw firstError
+    }
     options.onProgress?.({ bytes: fileSize, segments: done })
 
     const manifest: Manifest = {
@@ -230,7 +238,9 @@ export class FileService {
     const shards: Uint8Array[] = []
     for (let i = 0; i < k; i++) shards.push(data.subarray(i * shardSize, (i + 1) * shardSize))
     for (let i = 0; i < m; i++) shards.push(new Uint8Array(shardSize))
+    const t0 = performance.now()
     codec(k, m).encode(shards)
+    this.#deps.metrics?.erasureSeconds.observe({ op: 'encode' }, (performance.now() - t0) / 1000)
     const cids = shards.map((s) => cidFromDigest(blake3(s), RAW_CODEC))
     const candidates = this.#deps.peers.candidates().map((p) => p.toString())
     const pool = candidates.length > 0 ? candidates : [this.#deps.selfPeerId]
@@ -373,24 +383,41 @@ export class FileService {
 
   /**
    * Stream the file with manifest `cid`, segment by segment in order. Every shard is checked against
-   * its CID, each segment decodes from the first k shards to arrive, and the whole-file BLAKE3 is
-   * checked at the end (throws CID_MISMATCH if it differs). Throws DECODE_FAILED when a segment has
-   * fewer than k reachable shards.
+   * its CID, each segment decodes from the first k shards to arrive, and for a whole-file read the
+   * BLAKE3 of the file is checked at the end (throws CID_MISMATCH if it differs). `range` selects
+   * bytes [offset, offset + length) and fetches only the segments that hold them. Throws
+   * DECODE_FAILED when a segment has fewer than k reachable shards, INVALID_ARGUMENT for a range
+   * outside the file.
    */
   async *get(
     cid: CID,
-    options: { signal?: AbortSignal; onProgress?: (p: FileProgress) => void; manifest?: SignedManifest } = {},
+    options: {
+      signal?: AbortSignal
+      onProgress?: (p: FileProgress) => void
+      manifest?: SignedManifest
+      range?: { offset: number; length: number }
+    } = {},
   ): AsyncGenerator<Uint8Array> {
     const ac = new AbortController()
     const signal = options.signal === undefined ? ac.signal : AbortSignal.any([options.signal, ac.signal])
     const signed = options.manifest ?? (await this.resolveManifest(cid, { signal }))
     const man = signed.manifest
-    const hasher = new Blake3Stream()
+    const range = options.range ?? { offset: 0, length: man.fileSize }
+    if (range.offset < 0 || range.length < 0 || range.offset + range.length > man.fileSize) {
+      throw new NodusError('INVALID_ARGUMENT', 'range outside the file', {
+        details: { ...range, fileSize: man.fileSize },
+      })
+    }
+    const whole = range.offset === 0 && range.length === man.fileSize
+    const end = range.offset + range.length
+    const first = Math.floor(range.offset / man.segmentSize)
+    const last = range.length === 0 ? first - 1 : Math.floor((end - 1) / man.segmentSize)
+    const hasher = whole ? new Blake3Stream() : undefined
     const ahead: Promise<Uint8Array>[] = []
-    let next = 0
+    let next = first
     let bytes = 0
     const launch = (): void => {
-      while (next < man.segments.length && ahead.length < this.#options.segmentsInFlight) {
+      while (next <= last && ahead.length < this.#options.segmentsInFlight) {
         const p = this.#getSegment(man, man.segments[next] as ManifestSegment, next, signal)
         p.catch(() => {})
         ahead.push(p)
@@ -399,19 +426,26 @@ export class FileService {
     }
     try {
       launch()
-      for (let i = 0; i < man.segments.length; i++) {
-        const data = await (ahead.shift() as Promise<Uint8Array>)
+      for (let i = first; i <= last; i++) {
+        let data = await (ahead.shift() as Promise<Uint8Array>)
         launch()
-        hasher.update(data)
+        hasher?.update(data)
+        const segStart = i * man.segmentSize
+        if (!whole)
+          data = data.subarray(
+            Math.max(0, range.offset - segStart),
+            Math.min(data.byteLength, end - segStart),
+          )
         bytes += data.byteLength
-        options.onProgress?.({ bytes, segments: i + 1 })
+        this.#deps.metrics?.fileBytes.inc({ direction: 'get' }, data.byteLength)
+        options.onProgress?.({ bytes, segments: i - first + 1 })
         yield data
       }
     } finally {
       ac.abort(new NodusError('ABORTED', 'get finished or abandoned'))
     }
-    const digest = hasher.digest()
-    if (!digest.every((b, i) => b === man.fileBlake3[i])) {
+    this.#deps.metrics?.fileOps.inc({ op: 'get', result: 'ok' })
+    if (hasher !== undefined && !hasher.digest().every((b, i) => b === man.fileBlake3[i])) {
       throw new NodusError('CID_MISMATCH', 'file hash does not match the manifest', {
         details: { cid: cidToString(cid) },
       })
@@ -449,7 +483,9 @@ export class FileService {
     }
     let dataShards = got.slice(0, k)
     if (dataShards.some((s) => s === null)) {
+      const t0 = performance.now()
       const full = codec(k, m).reconstructData(got.slice())
+      this.#deps.metrics?.erasureSeconds.observe({ op: 'decode' }, (performance.now() - t0) / 1000)
       dataShards = full.slice(0, k)
     }
     const out = new Uint8Array(seg.size)

@@ -124,6 +124,11 @@ export interface ShardServerDeps {
   /** Called after a new shard is durably stored (used to announce a provider record). */
   onStored?(cid: CID, size: number): void
   logger: { debug(obj: object, msg?: string): void; warn(obj: object, msg?: string): void }
+  metrics?: {
+    shardRequests: { inc(labels: { op: string; result: string }): void }
+    shardWriteSeconds: { observe(v: number): void }
+    shardReadSeconds: { observe(v: number): void }
+  }
 }
 
 export interface ShardServerOptions {
@@ -186,6 +191,7 @@ export class ShardServer {
     const reader = new StreamReader(stream, { signal })
     const release = this.#slots.tryAcquire()
     this.#lastActivityMs = Date.now()
+    let op = 'unknown'
     try {
       if (release === undefined) {
         throw new NodusError('PEER_BUSY', 'too many shard requests in progress', {
@@ -193,12 +199,19 @@ export class ShardServer {
         })
       }
       const req = decodeRequest(await reader.readFrame(MAX_HEADER_BYTES))
+      op = req.op
+      const t0 = performance.now()
       if (req.op === 'put') await this.#put(stream, reader, req, signal)
       else if (req.op === 'get') await this.#get(stream, req, signal)
       else await this.#has(stream, req)
+      const seconds = (performance.now() - t0) / 1000
+      if (req.op === 'put') this.#deps.metrics?.shardWriteSeconds.observe(seconds)
+      else if (req.op === 'get') this.#deps.metrics?.shardReadSeconds.observe(seconds)
       this.#served++
+      this.#deps.metrics?.shardRequests.inc({ op, result: 'ok' })
       await stream.close({ signal })
     } catch (err) {
+      this.#deps.metrics?.shardRequests.inc({ op, result: isNodusError(err) ? err.code : 'ERROR' })
       this.#deps.logger.debug({ err, peer: remote.toString() }, 'shard request failed')
       try {
         if (stream.writeStatus === 'writable') {

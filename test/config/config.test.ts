@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { isNodusError } from '../../src/common/errors.ts'
-import { loadConfig, parseConfig } from '../../src/config/config.ts'
+import { envName, loadConfig, parseConfig } from '../../src/config/config.ts'
 
 test('defaults are filled in and the result is frozen', () => {
   const c = parseConfig({ dataDir: '/d' })
@@ -45,6 +45,32 @@ test('file values override defaults and flags override the file', async () => {
     assert.equal(c.dataDir, dir)
     await writeFile(join(dir, 'config.json'), '{ not json')
     await assert.rejects(loadConfig(dir), (err) => isNodusError(err, 'CONFIG_INVALID'))
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+})
+
+test('environment sits between the file and the flags', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'nodus-cfg-'))
+  try {
+    await writeFile(
+      join(dir, 'config.json'),
+      JSON.stringify({ api: { port: 5001 }, storage: { capacityBytes: 1000 } }),
+    )
+    const env = {
+      NODUS_API_PORT: '7001',
+      NODUS_STORAGE_CAPACITY_BYTES: '2000',
+      NODUS_NET_BOOTSTRAP: '/ip4/1.2.3.4/tcp/1, /ip4/5.6.7.8/tcp/2',
+    }
+    const c = await loadConfig(dir, { api: { port: 8001 } }, env)
+    assert.equal(c.api.port, 8001)
+    assert.equal(c.storage.capacityBytes, 2000)
+    assert.deepEqual(c.net.bootstrap, ['/ip4/1.2.3.4/tcp/1', '/ip4/5.6.7.8/tcp/2'])
+    await assert.rejects(
+      loadConfig(dir, {}, { NODUS_API_PORT: 'eighty' }),
+      (err) => isNodusError(err, 'CONFIG_INVALID') && err.message.includes('NODUS_API_PORT'),
+    )
+    assert.equal(envName('storage.maxShardBytes'), 'NODUS_STORAGE_MAX_SHARD_BYTES')
   } finally {
     await rm(dir, { recursive: true, force: true })
   }

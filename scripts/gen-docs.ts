@@ -1,0 +1,14 @@
+/** Write the generated docs: docs/API.md, docs/CONFIG.md, docs/METRICS.md. Run: `npm run docs`. */
+import { writeFileSync } from 'node:fs'
+import { apiMarkdown, metricsMarkdown } from '../src/api/docs.ts'
+import { configMarkdown } from '../src/config/config.ts'
+
+const docs: [string, string][] = [
+  ['API.md', await apiMarkdown()],
+  ['CONFIG.md', configMarkdown()],
+  ['METRICS.md', await metricsMarkdown()],
+]
+for (const [name, text] of docs) {
+  writeFileSync(new URL(`../docs/${name}`, import.meta.url), text)
+  console.log(`wrote docs/${name}`)
+}

@@ -1,0 +1,114 @@
+/**
+ * Generated documentation: docs/API.md from the routes' OpenAPI document, docs/METRICS.md from the
+ * metrics registry. `npm run docs` writes them (scripts/gen-docs.ts); a test checks they are current.
+ */
+import { silentLogger } from '../common/logger.ts'
+import { NodusMetrics } from '../metrics/metrics.ts'
+import type { NodusNode } from '../node/node.ts'
+import { createApiServer } from './server.ts'
+
+interface OpenApiOp {
+  summary?: string
+  security?: unknown[]
+  parameters?: {
+    name: string
+    in: string
+    required?: boolean
+    schema?: { type?: string }
+    description?: string
+  }[]
+  requestBody?: { content?: Record<string, { schema?: unknown }> }
+  responses?: Record<string, { description?: string; content?: Record<string, { schema?: unknown }> }>
+}
+
+function compact(schema: unknown): string {
+  return JSON.stringify(schema, (key, value: unknown) =>
+    key === 'required' || key === 'additionalProperties' ? undefined : value,
+  )
+}
+
+/** The OpenAPI 3 document of the API (no node needed). */
+export async function openApiDocument(): Promise<{ paths: Record<string, Record<string, OpenApiOp>> }> {
+  const server = createApiServer({
+    token: 'unused',
+    logger: silentLogger(),
+    node: (): NodusNode => {
+      throw new Error('documentation only')
+    },
+  })
+  await server.app.ready()
+  const doc = server.app.swagger() as { paths: Record<string, Record<string, OpenApiOp>> }
+  await server.close()
+  return doc
+}
+
+/** docs/API.md. */
+export async function apiMarkdown(): Promise<string> {
+  const doc = await openApiDocument()
+  const out: string[] = [
+    '# HTTP API',
+    '',
+    'Generated from the route schemas in src/api/ by `npm run docs`; do not edit by hand. The live',
+    'OpenAPI 3 document is served at `GET /openapi.json`.',
+    '',
+    'The API binds 127.0.0.1 by default (`api.host`, `api.port`; `nodus start --api-port PORT`). Routes',
+    'marked **auth** need `Authorization: Bearer <token>`, the token `nodus init` wrote to',
+    '`<data-dir>/api-token` (mode 0600); they are also rate-limited (`api.mutatingPerMinute`). Errors are',
+    '`{ code, message, details }` with the status in docs/ERRORS.md; 401 `UNAUTHORIZED`, 404 `NOT_FOUND`',
+    '(no such route) and 429 `RATE_LIMITED` come from the API layer itself.',
+    '',
+    '| method | path | auth | summary |',
+    '|---|---|---|---|',
+  ]
+  const entries = Object.entries(doc.paths).sort(([a], [b]) => a.localeCompare(b))
+  for (const [path, ops] of entries) {
+    for (const [method, op] of Object.entries(ops)) {
+      out.push(
+        `| ${method.toUpperCase()} | \`${path}\` | ${op.security === undefined ? '' : '**auth**'} | ${op.summary ?? ''} |`,
+      )
+    }
+  }
+  for (const [path, ops] of entries) {
+    for (const [method, op] of Object.entries(ops)) {
+      out.push('', `## ${method.toUpperCase()} ${path}`, '', op.summary ?? '')
+      for (const p of op.parameters ?? []) {
+        out.push(
+          `- ${p.in} \`${p.name}\`${p.required === true ? ' (required)' : ''}: ${p.schema?.type ?? ''}${p.description === undefined ? '' : `, ${p.description}`}`,
+        )
+      }
+      for (const [type, body] of Object.entries(op.requestBody?.content ?? {}))
+        out.push(`- body (${type}): \`${compact(body.schema)}\``)
+      for (const [status, r] of Object.entries(op.responses ?? {})) {
+        const schema = Object.values(r.content ?? {})[0]?.schema
+        out.push(`- ${status}: ${schema === undefined ? (r.description ?? '') : `\`${compact(schema)}\``}`)
+      }
+    }
+  }
+  return `${out.join('\n')}\n`
+}
+
+/** docs/METRICS.md. */
+export async function metricsMarkdown(): Promise<string> {
+  const m = new NodusMetrics()
+  const metrics = (await m.registry.getMetricsAsJSON()).map((x) => ({
+    name: x.name,
+    type: String(x.type),
+    help: x.help,
+  }))
+  const ours = metrics.filter((x) => x.name.startsWith('nodus_')).sort((a, b) => a.name.localeCompare(b.name))
+  const others = metrics.filter((x) => !x.name.startsWith('nodus_')).map((x) => `\`${x.name}\``)
+  return `# Metrics
+
+Generated from src/metrics/metrics.ts by \`npm run docs\`; do not edit by hand.
+
+Every node serves Prometheus text at \`GET /metrics\` from its own registry. Names follow
+\`nodus_<area>_<what>_<unit>\`; times are in seconds, sizes in bytes.
+
+| name | type | meaning |
+|---|---|---|
+${ours.map((x) => `| \`${x.name}\` | ${x.type} | ${x.help} |`).join('\n')}
+
+Process and runtime metrics from prom-client's defaults are also exported, among them the event-loop
+lag: ${others.join(', ')}.
+`
+}
