@@ -205,3 +205,24 @@ export const Identity = {
   },
   required: ['peerId', 'did', 'ed25519PublicKey', 'mldsa65PublicKey'],
 } as const
+
+export const PinBody = {
+  type: 'object',
+  nullable: true,
+  properties: {
+    ttl: { type: 'integer', minimum: 1, description: 'pin lifetime in seconds; default: forever' },
+  },
+  additionalProperties: false,
+} as const
+
+export const PinResult = {
+  type: 'object',
+  properties: {
+    cid: str,
+    expiresAt: nullableInt,
+    extended: { type: 'integer', description: 'shard copies whose expiry was extended' },
+    missing: { type: 'integer', description: 'listed shard copies their holder no longer has' },
+    unreachable: { type: 'integer', description: 'holders that could not be reached' },
+  },
+  required: ['cid', 'expiresAt', 'extended', 'missing', 'unreachable'],
+} as const

@@ -16,6 +16,7 @@ import type { NodusMetrics } from '../metrics/metrics.ts'
 import type { NodusNode } from '../node/node.ts'
 import { cidToString, parseCid } from '../storage/index.ts'
 import { bearerMatches } from './auth.ts'
+import { registerDashboard } from './dashboard.ts'
 import * as S from './schemas.ts'
 
 export interface ApiServerDeps {
@@ -151,6 +152,7 @@ export function createApiServer(
   // Routes live in a plugin registered after swagger, so that swagger's onRoute hook sees them.
   void app.register(async (r) => {
     r.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+    registerDashboard(r)
 
     r.get(
       '/health',
@@ -341,9 +343,13 @@ export function createApiServer(
         })
         const node = deps.node()
         const name = req.query.name
-        const res = await node.files.put(body, { signal: ac.signal, ...(name === undefined ? {} : { name }) })
-        const cid = cidToString(res.cid)
         const expiresAt = req.query.ttl === undefined ? undefined : Date.now() + req.query.ttl * 1000
+        const res = await node.files.put(body, {
+          signal: ac.signal,
+          ...(name === undefined ? {} : { name }),
+          ...(expiresAt === undefined ? {} : { expiresAt }),
+        })
+        const cid = cidToString(res.cid)
         await node.fileIndex.put({
           cid,
           name,
@@ -440,6 +446,45 @@ export function createApiServer(
             .header('content-length', String(range.length))
         } else void reply.header('content-length', String(size))
         return reply.send(stream)
+      },
+    )
+    r.post<{ Params: { cid: string }; Body: { ttl?: number } | undefined }>(
+      '/files/:cid/pin',
+      {
+        ...mutating,
+        schema: {
+          tags: ['files'],
+          summary:
+            'Pin a file (on this node and on every holder of its shards), optionally until a TTL in seconds',
+          security: [{ bearer: [] }],
+          params: S.CidParams,
+          body: S.PinBody,
+          response: { 200: S.PinResult },
+        },
+      },
+      async (req) => {
+        const cidObj = parseCid(req.params.cid)
+        const node = deps.node()
+        const ttl = req.body?.ttl
+        const expiresAt = ttl === undefined ? undefined : Date.now() + ttl * 1000
+        const signed = await node.files.resolveManifest(cidObj, { signal: AbortSignal.timeout(60_000) })
+        const r = await node.files.pin(cidObj, expiresAt, {
+          signal: AbortSignal.timeout(120_000),
+          manifest: signed,
+        })
+        const m = signed.manifest
+        const cid = cidToString(signed.cid)
+        await node.fileIndex.put({
+          cid,
+          name: m.name,
+          bytes: m.fileSize,
+          segments: m.segments.length,
+          k: m.k,
+          m: m.m,
+          createdAt: m.createdAt,
+          expiresAt,
+        })
+        return { cid, expiresAt: expiresAt ?? null, ...r }
       },
     )
     r.delete<{ Params: { cid: string } }>(

@@ -64,7 +64,7 @@ export interface PutResponse {
 export async function putFile(
   api: ApiTarget,
   path: string,
-  options: { signal?: AbortSignal; onBytes?: (n: number) => void } = {},
+  options: { signal?: AbortSignal; onBytes?: (n: number) => void; ttlSeconds?: number } = {},
 ): Promise<PutResponse> {
   try {
     const st = await stat(path)
@@ -84,7 +84,8 @@ export async function putFile(
     createReadStream(path, { highWaterMark: 1024 * 1024 }).pipe(counter),
   ) as ReadableStream<Uint8Array>
   const name = path.split('/').pop() ?? 'file'
-  const res = await fetch(`${api.url}/files?name=${encodeURIComponent(name)}`, {
+  const ttl = options.ttlSeconds === undefined ? '' : `&ttl=${options.ttlSeconds}`
+  const res = await fetch(`${api.url}/files?name=${encodeURIComponent(name)}${ttl}`, {
     method: 'POST',
     headers: headers(api, { 'content-type': 'application/octet-stream' }),
     body,
@@ -142,6 +143,34 @@ export async function getFile(
 /** GET a JSON route. */
 export async function getJson<T>(api: ApiTarget, path: string, signal?: AbortSignal): Promise<T> {
   const res = await fetch(`${api.url}${path}`, {
+    headers: headers(api),
+    ...(signal === undefined ? {} : { signal }),
+  })
+  if (!res.ok) throw await failure(res)
+  return (await res.json()) as T
+}
+
+/** POST a JSON body to an authenticated route. */
+export async function postJson<T>(
+  api: ApiTarget,
+  path: string,
+  body: unknown,
+  signal?: AbortSignal,
+): Promise<T> {
+  const res = await fetch(`${api.url}${path}`, {
+    method: 'POST',
+    headers: headers(api, { 'content-type': 'application/json' }),
+    body: JSON.stringify(body),
+    ...(signal === undefined ? {} : { signal }),
+  })
+  if (!res.ok) throw await failure(res)
+  return (await res.json()) as T
+}
+
+/** DELETE an authenticated route. */
+export async function deleteJson<T>(api: ApiTarget, path: string, signal?: AbortSignal): Promise<T> {
+  const res = await fetch(`${api.url}${path}`, {
+    method: 'DELETE',
     headers: headers(api),
     ...(signal === undefined ? {} : { signal }),
   })

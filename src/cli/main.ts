@@ -9,9 +9,10 @@ import { isNodusError, NodusError } from '../common/errors.ts'
 import { loadConfig } from '../config/config.ts'
 import { createNode } from '../node/node.ts'
 import { cidForFile, cidToString } from '../storage/index.ts'
-import { apiFromDataDir, getFile, getJson, putFile } from './client.ts'
+import { apiFromDataDir, deleteJson, getFile, getJson, postJson, putFile } from './client.ts'
 import { DEFAULT_DEMO_FILE, runDemo } from './demo.ts'
 import { Devnet } from './devnet.ts'
+import { parseDuration } from './duration.ts'
 import { initNode } from './init.ts'
 import { Progress } from './progress.ts'
 
@@ -22,7 +23,9 @@ usage: nodus <command> [options]
 commands:
   init   --data-dir DIR [--api-port N] [--listen MA]... [--bootstrap MA]...   create keys, token, config
   start  --data-dir DIR [--api-port N] [--listen MA]... [--bootstrap MA]...   run a node
-  put    FILE [--data-dir DIR | --api URL --token T]                           store a file, print its CID
+  put    FILE [--ttl DURATION] [--data-dir DIR | --api URL --token T]          store a file, print its CID
+  pin    CID [--ttl DURATION] [--data-dir DIR | --api URL]                     keep a file (on every holder)
+  unpin  CID [--data-dir DIR | --api URL]                                      drop this node's pin
   get    CID -o FILE [--data-dir DIR | --api URL]                              fetch a file
   cid    FILE                                                                 CID of FILE as one raw block
   status [--data-dir DIR | --api URL]                                         node info and usage
@@ -159,7 +162,7 @@ async function main(argv: string[]): Promise<number> {
       return 0
     }
     case 'put': {
-      const { values: f, positionals } = parse(rest, CLIENT_FLAGS)
+      const { values: f, positionals } = parse(rest, { ...CLIENT_FLAGS, ttl: { type: 'string' } })
       const file = positionals[0]
       if (file === undefined) throw new NodusError('INVALID_ARGUMENT', 'usage: nodus put FILE')
       const api = await apiTarget(f)
@@ -169,7 +172,11 @@ async function main(argv: string[]): Promise<number> {
         }),
       )
       const bar = new Progress('put', size, !f.json && process.stderr.isTTY)
-      const r = await putFile(api, file, { onBytes: (n) => bar.update(n) })
+      const ttl = typeof f.ttl === 'string' ? parseDuration(f.ttl) : undefined
+      const r = await putFile(api, file, {
+        onBytes: (n) => bar.update(n),
+        ...(ttl === undefined ? {} : { ttlSeconds: ttl }),
+      })
       bar.done()
       out(Boolean(f.json), { ...r, seconds: bar.seconds }, r.cid)
       return 0
@@ -192,6 +199,33 @@ async function main(argv: string[]): Promise<number> {
         { cid, file: resolve(o), bytes: r.bytes, seconds: bar.seconds },
         `wrote ${r.bytes} bytes to ${o}`,
       )
+      return 0
+    }
+    case 'pin': {
+      const { values: f, positionals } = parse(rest, { ...CLIENT_FLAGS, ttl: { type: 'string' } })
+      const cid = positionals[0]
+      if (cid === undefined) throw new NodusError('INVALID_ARGUMENT', 'usage: nodus pin CID [--ttl DURATION]')
+      const ttl = typeof f.ttl === 'string' ? parseDuration(f.ttl) : undefined
+      const r = await postJson<{
+        extended: number
+        missing: number
+        unreachable: number
+        expiresAt: number | null
+      }>(await apiTarget(f), `/files/${encodeURIComponent(cid)}/pin`, ttl === undefined ? {} : { ttl })
+      const until = r.expiresAt === null ? 'forever' : `until ${new Date(r.expiresAt).toISOString()}`
+      out(
+        Boolean(f.json),
+        { cid, ...r },
+        `pinned ${cid} ${until}: ${r.extended} shard copies extended, ${r.missing} missing, ${r.unreachable} holders unreachable`,
+      )
+      return 0
+    }
+    case 'unpin': {
+      const { values: f, positionals } = parse(rest, CLIENT_FLAGS)
+      const cid = positionals[0]
+      if (cid === undefined) throw new NodusError('INVALID_ARGUMENT', 'usage: nodus unpin CID')
+      const r = await deleteJson<{ cid: string }>(await apiTarget(f), `/files/${encodeURIComponent(cid)}`)
+      out(Boolean(f.json), { cid: r.cid, unpinned: true }, `unpinned ${r.cid}`)
       return 0
     }
     case 'cid': {

@@ -55,17 +55,30 @@ export interface FileLocalStore {
   put(
     cid: CID,
     data: Uint8Array,
-    options?: { signal?: AbortSignal },
+    options?: { signal?: AbortSignal; expiresAt?: number },
   ): Promise<{ size: number; created: boolean }>
   get(cid: CID, options?: { signal?: AbortSignal }): Promise<Uint8Array>
   has(cid: CID): boolean
+  /** Extend a stored block's expiry (latest wins). Optional: stores without expiry omit it. */
+  extendExpiry?(cid: CID, expiresAt: number | undefined): Promise<boolean>
 }
 
 /** What files need from the shard protocol client. */
 export interface FileShardClient {
-  put(peer: PeerId, cid: CID, bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<Receipt>
+  put(
+    peer: PeerId,
+    cid: CID,
+    bytes: Uint8Array,
+    options?: { signal?: AbortSignal; expiresAt?: number },
+  ): Promise<Receipt>
   get(peer: PeerId, cid: CID, options?: { signal?: AbortSignal }): Promise<Uint8Array>
   has(peer: PeerId, cids: CID[], options?: { signal?: AbortSignal }): Promise<{ have: boolean[] }>
+  pin(
+    peer: PeerId,
+    cids: CID[],
+    expiresAt: number | undefined,
+    options?: { signal?: AbortSignal },
+  ): Promise<boolean[]>
 }
 
 /** What files need from the network: candidate peers and the DHT's content routing. */
@@ -156,7 +169,13 @@ export class FileService {
    */
   async put(
     source: AsyncIterable<Uint8Array>,
-    options: { signal?: AbortSignal; name?: string; onProgress?: (p: FileProgress) => void } = {},
+    options: {
+      signal?: AbortSignal
+      name?: string
+      onProgress?: (p: FileProgress) => void
+      /** Holders may delete the shards after this time (ms since the epoch); default never. */
+      expiresAt?: number
+    } = {},
   ): Promise<PutResult> {
     const { k, m, segmentSize } = this.#options
     const ac = new AbortController()
@@ -174,7 +193,7 @@ export class FileService {
         hasher.update(seg.data.subarray(0, seg.size))
         fileSize += seg.size
         const i = index++
-        const p: Promise<void> = this.#putSegment(i, seg.data, seg.size, signal).then(
+        const p: Promise<void> = this.#putSegment(i, seg.data, seg.size, signal, options.expiresAt).then(
           (s) => {
             segments[i] = s
             done++
@@ -214,7 +233,7 @@ export class FileService {
       revision: 1,
     }
     const signed = await signManifest(manifest, (msg) => this.#deps.sign(msg))
-    const manifestHolders = await this.#storeManifest(signed, signal)
+    const manifestHolders = await this.#storeManifest(signed, signal, options.expiresAt)
     this.#deps.logger.info(
       {
         cid: cidToString(signed.cid),
@@ -232,6 +251,7 @@ export class FileService {
     data: Uint8Array,
     size: number,
     signal: AbortSignal,
+    expiresAt: number | undefined,
   ): Promise<ManifestSegment> {
     const { k, m } = this.#options
     const shardSize = data.byteLength / k
@@ -254,7 +274,7 @@ export class FileService {
     const used = new Set<string>()
     const holders = await Promise.all(
       shards.map((shard, j) =>
-        this.#putShard(cids[j] as CID, shard, chosen[j] as string, pool, used, signal),
+        this.#putShard(cids[j] as CID, shard, chosen[j] as string, pool, used, signal, expiresAt),
       ),
     )
     return {
@@ -271,16 +291,18 @@ export class FileService {
     pool: string[],
     used: Set<string>,
     signal: AbortSignal,
+    expiresAt: number | undefined,
   ): Promise<string> {
+    const exp = expiresAt === undefined ? {} : { expiresAt }
     used.add(first)
     let peer = first
     for (let attempt = 0; ; attempt++) {
       signal.throwIfAborted()
       try {
         if (peer === this.#deps.selfPeerId) {
-          await this.#deps.store.put(cid, bytes, { signal })
+          await this.#deps.store.put(cid, bytes, { signal, ...exp })
         } else {
-          await this.#deps.client.put(this.#peerId(peer), cid, bytes, { signal })
+          await this.#deps.client.put(this.#peerId(peer), cid, bytes, { signal, ...exp })
         }
         return peer
       } catch (err) {
@@ -304,13 +326,18 @@ export class FileService {
     }
   }
 
-  async #storeManifest(signed: SignedManifest, signal: AbortSignal): Promise<string[]> {
-    await this.#deps.store.put(signed.cid, signed.bytes, { signal })
+  async #storeManifest(
+    signed: SignedManifest,
+    signal: AbortSignal,
+    expiresAt: number | undefined,
+  ): Promise<string[]> {
+    const exp = expiresAt === undefined ? {} : { expiresAt }
+    await this.#deps.store.put(signed.cid, signed.bytes, { signal, ...exp })
     const holders = [this.#deps.selfPeerId]
     const peers = this.#deps.peers.candidates()
     const targets = peers.slice(0, this.#options.manifestReplicas)
     const results = await Promise.allSettled(
-      targets.map((p) => this.#deps.client.put(p, signed.cid, signed.bytes, { signal })),
+      targets.map((p) => this.#deps.client.put(p, signed.cid, signed.bytes, { signal, ...exp })),
     )
     results.forEach((r, i) => {
       if (r.status === 'fulfilled') holders.push((targets[i] as PeerId).toString())
@@ -332,6 +359,61 @@ export class FileService {
       )
     }
     return holders
+  }
+
+  /**
+   * Pin a stored file until `expiresAt` (ms since the epoch; undefined: forever): every holder of its
+   * shards (and of the manifest) is asked to keep them at least that long. A shard's expiry is the
+   * latest of its pins, so this never shortens another pin. Resolves with the counts of shard copies
+   * extended and of holders that could not be reached.
+   */
+  async pin(
+    cid: CID,
+    expiresAt: number | undefined,
+    options: { signal?: AbortSignal; manifest?: SignedManifest } = {},
+  ): Promise<{ extended: number; missing: number; unreachable: number }> {
+    const signal = options.signal ?? new AbortController().signal
+    const signed = options.manifest ?? (await this.resolveManifest(cid, { signal }))
+    const byHolder = new Map<string, CID[]>()
+    for (const seg of signed.manifest.segments) {
+      for (const sh of seg.shards) {
+        for (const h of sh.holders) {
+          let list = byHolder.get(h)
+          if (list === undefined) byHolder.set(h, (list = [signed.cid]))
+          list.push(sh.cid)
+        }
+      }
+    }
+    let extended = 0
+    let missing = 0
+    let unreachable = 0
+    const local = this.#deps.store.extendExpiry
+    if (local !== undefined) {
+      for (const c of [signed.cid, ...(byHolder.get(this.#deps.selfPeerId) ?? [])]) {
+        if (await local.call(this.#deps.store, c, expiresAt)) extended++
+      }
+    }
+    byHolder.delete(this.#deps.selfPeerId)
+    await Promise.all(
+      [...byHolder.entries()].map(async ([holder, cids]) => {
+        for (let i = 0; i < cids.length; i += 1024) {
+          const batch = cids.slice(i, i + 1024)
+          try {
+            const ok = await this.#deps.client.pin(this.#peerId(holder), batch, expiresAt, { signal })
+            // The manifest CID leads each holder's list; most holders do not keep the manifest.
+            ok.forEach((e, j) => {
+              if (e) extended++
+              else if (!(i === 0 && j === 0)) missing++
+            })
+          } catch (err) {
+            if (signal.aborted) throw err
+            unreachable++
+            return
+          }
+        }
+      }),
+    )
+    return { extended, missing, unreachable }
   }
 
   /**

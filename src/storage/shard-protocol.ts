@@ -31,9 +31,10 @@ export interface Receipt {
 }
 
 type Request =
-  | { op: 'put'; cid: CID; size: number }
+  | { op: 'put'; cid: CID; size: number; expiresAt: number | undefined }
   | { op: 'get'; cid: CID; offset: number; length: number | undefined }
   | { op: 'has'; cids: CID[] }
+  | { op: 'pin'; cids: CID[]; expiresAt: number | undefined }
 
 function receiptBody(r: Omit<Receipt, 'sig'>): Uint8Array {
   return dagCbor.encode({
@@ -75,7 +76,12 @@ export function decodeRequest(bytes: Uint8Array): Request {
   if (!isRecord(msg) || msg.v !== 1) throw badRequest('unsupported request version')
   switch (msg.op) {
     case 'put':
-      return { op: 'put', cid: asCid(msg.cid), size: asSize(msg.size, 'size') }
+      return {
+        op: 'put',
+        cid: asCid(msg.cid),
+        size: asSize(msg.size, 'size'),
+        expiresAt: msg.expiresAt === undefined ? undefined : asSize(msg.expiresAt, 'expiresAt'),
+      }
     case 'get':
       return {
         op: 'get',
@@ -87,6 +93,15 @@ export function decodeRequest(bytes: Uint8Array): Request {
       if (!Array.isArray(msg.cids) || msg.cids.length > MAX_HAS_CIDS)
         throw badRequest('cids must be a short array')
       return { op: 'has', cids: msg.cids.map(asCid) }
+    }
+    case 'pin': {
+      if (!Array.isArray(msg.cids) || msg.cids.length > MAX_HAS_CIDS)
+        throw badRequest('cids must be a short array')
+      return {
+        op: 'pin',
+        cids: msg.cids.map(asCid),
+        expiresAt: msg.expiresAt === undefined ? undefined : asSize(msg.expiresAt, 'expiresAt'),
+      }
     }
     default:
       throw badRequest('unknown op')
@@ -104,8 +119,10 @@ export interface ShardServerStore {
   put(
     cid: CID,
     data: AsyncIterable<Uint8Array>,
-    options?: { signal?: AbortSignal; expectedSize?: number },
+    options?: { signal?: AbortSignal; expectedSize?: number; expiresAt?: number },
   ): Promise<{ size: number; created: boolean }>
+  /** Extend a stored shard's expiry (latest pin wins; undefined = never expires). False if absent. */
+  extendExpiry?(cid: CID, expiresAt: number | undefined): Promise<boolean>
   read(
     cid: CID,
     options?: { offset?: number; length?: number; signal?: AbortSignal },
@@ -203,6 +220,7 @@ export class ShardServer {
       const t0 = performance.now()
       if (req.op === 'put') await this.#put(stream, reader, req, signal)
       else if (req.op === 'get') await this.#get(stream, req, signal)
+      else if (req.op === 'pin') await this.#pin(stream, req)
       else await this.#has(stream, req)
       const seconds = (performance.now() - t0) / 1000
       if (req.op === 'put') this.#deps.metrics?.shardWriteSeconds.observe(seconds)
@@ -288,6 +306,15 @@ export class ShardServer {
     for await (const chunk of this.#deps.store.read(req.cid, { offset, length, signal })) {
       await sendWithBackpressure(stream, chunk, signal)
     }
+  }
+
+  async #pin(stream: Stream, req: { cids: CID[]; expiresAt: number | undefined }): Promise<void> {
+    const store = this.#deps.store
+    if (store.extendExpiry === undefined)
+      throw new NodusError('PROTOCOL_ERROR', 'this node cannot extend pins')
+    const extended: boolean[] = []
+    for (const cid of req.cids) extended.push(await store.extendExpiry(cid, req.expiresAt))
+    stream.send(lengthPrefixed(dagCbor.encode({ ok: true, extended })))
   }
 
   async #has(stream: Stream, req: { cids: CID[] }): Promise<void> {
@@ -383,7 +410,7 @@ export class ShardClient {
     peer: PeerId,
     cid: CID,
     bytes: Uint8Array,
-    options: { signal?: AbortSignal } = {},
+    options: { signal?: AbortSignal; expiresAt?: number } = {},
   ): Promise<Receipt> {
     const signal = withTimeout(options.signal, this.#options.requestTimeoutMs, 'shard put')
     const stream = await this.#open(peer, signal)
@@ -391,7 +418,15 @@ export class ShardClient {
       const reader = new StreamReader(stream, { signal })
       await sendWithBackpressure(
         stream,
-        lengthPrefixed(dagCbor.encode({ v: 1, op: 'put', cid: cid.bytes, size: bytes.byteLength })),
+        lengthPrefixed(
+          dagCbor.encode({
+            v: 1,
+            op: 'put',
+            cid: cid.bytes,
+            size: bytes.byteLength,
+            ...(options.expiresAt === undefined ? {} : { expiresAt: options.expiresAt }),
+          }),
+        ),
         signal,
       )
       await sendAll(stream, bytes, signal)
@@ -467,6 +502,40 @@ export class ShardClient {
       return bytes
     } catch (err) {
       stream.abort(err instanceof Error ? err : new Error('get failed'))
+      throw err
+    }
+  }
+
+  /**
+   * Ask `peer` to keep `cids` at least until `expiresAt` (ms epoch; undefined: forever). Resolves with,
+   * per CID, whether the peer holds it and extended it. At most MAX_HAS_CIDS CIDs.
+   */
+  async pin(
+    peer: PeerId,
+    cids: CID[],
+    expiresAt: number | undefined,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<boolean[]> {
+    const signal = withTimeout(options.signal, this.#options.requestTimeoutMs, 'shard pin')
+    const stream = await this.#open(peer, signal)
+    try {
+      const reader = new StreamReader(stream, { signal })
+      const req = {
+        v: 1,
+        op: 'pin',
+        cids: cids.map((c) => c.bytes),
+        ...(expiresAt === undefined ? {} : { expiresAt }),
+      }
+      await sendWithBackpressure(stream, lengthPrefixed(dagCbor.encode(req)), signal)
+      await stream.close({ signal })
+      const resp = await readResponse(reader, peer)
+      const ext = resp.extended
+      if (!Array.isArray(ext) || ext.length !== cids.length || !ext.every((h) => typeof h === 'boolean')) {
+        throw new NodusError('PROTOCOL_ERROR', 'malformed pin response', { peerAction: 'reject' })
+      }
+      return ext as boolean[]
+    } catch (err) {
+      stream.abort(err instanceof Error ? err : new Error('pin failed'))
       throw err
     }
   }

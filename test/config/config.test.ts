@@ -75,3 +75,19 @@ test('environment sits between the file and the flags', async () => {
     await rm(dir, { recursive: true, force: true })
   }
 })
+
+test('durations parse with units and reject nonsense', async () => {
+  const { parseDuration } = await import('../../src/cli/duration.ts')
+  assert.equal(parseDuration('3600'), 3600)
+  assert.equal(parseDuration('90m'), 5400)
+  assert.equal(parseDuration('12h'), 43200)
+  assert.equal(parseDuration('30d'), 2_592_000)
+  assert.equal(parseDuration('2w'), 1_209_600)
+  for (const bad of ['', '0', '-5', '1.5h', 'soon', '10y']) {
+    assert.throws(
+      () => parseDuration(bad),
+      (err) => isNodusError(err, 'INVALID_ARGUMENT'),
+      bad,
+    )
+  }
+})

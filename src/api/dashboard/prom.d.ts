@@ -1,0 +1,37 @@
+/** Types of prom.js (the dashboard's Prometheus parsing), for the Node tests that import it. */
+export interface Sample {
+  labels: Record<string, string>
+  value: number
+}
+export type Metrics = Map<string, Sample[]>
+export interface Bucket {
+  /** Upper bound (seconds for latency histograms); Infinity for the last. */
+  le: number
+  /** Cumulative count of observations ≤ le. */
+  count: number
+}
+export function parseMetrics(text: string): Metrics
+export function sumSamples(
+  metrics: Metrics,
+  name: string,
+  filter?: Record<string, string>,
+): number | undefined
+export function histogramBuckets(metrics: Metrics, name: string): Bucket[]
+export function bucketDelta(now: Bucket[], before: Bucket[]): Bucket[] | undefined
+export function histogramQuantile(q: number, buckets: Bucket[]): number | null
+export function rate(now: number | undefined, before: number | undefined, seconds: number): number | null
+/** One chart point. Rates per second; latencies in milliseconds; null: no data. */
+export interface SamplePoint {
+  /** Seconds since the Unix epoch. */
+  t: number
+  putBytesPerSecond: number | null
+  getBytesPerSecond: number | null
+  shardOkPerSecond: number | null
+  shardFailedPerSecond: number | null
+  eventLoopLagP99Ms: number | null
+  [latency: `${'shardRead' | 'shardWrite' | 'api'}${'P50' | 'P95' | 'P99'}Ms`]: number | null
+}
+export const LATENCY_HISTOGRAMS: readonly (readonly [string, string])[]
+export function createSampler(options?: {
+  latencyWindowSeconds?: number
+}): (metrics: Metrics, tSeconds: number) => SamplePoint
