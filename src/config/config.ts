@@ -126,6 +126,34 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
     description: 'peers besides this one that keep each manifest',
   },
   {
+    path: 'repair.intervalMs',
+    kind: 'int',
+    default: 60_000,
+    min: 100,
+    description: 'time between health-and-repair rounds over the manifests this node keeps, ms',
+  },
+  {
+    path: 'repair.graceMs',
+    kind: 'int',
+    default: 120_000,
+    min: 0,
+    description: 'a shard copy missing this long counts as lost (hysteresis against restarts), ms',
+  },
+  {
+    path: 'repair.thresholdMargin',
+    kind: 'int',
+    default: 2,
+    min: 0,
+    description: 'repair a segment when its healthy shards fall to k + this',
+  },
+  {
+    path: 'repair.maxRepairsPerRound',
+    kind: 'int',
+    default: 32,
+    min: 1,
+    description: 'segments one node repairs per round at most (rate limit)',
+  },
+  {
     path: 'log.level',
     kind: 'enum',
     default: 'info',
@@ -190,6 +218,7 @@ interface Shape {
     segmentsInFlight: number
     manifestReplicas: number
   }
+  repair: { intervalMs: number; graceMs: number; thresholdMargin: number; maxRepairsPerRound: number }
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent'; file: string }
 }
 
@@ -199,6 +228,7 @@ export const ConfigSchema = z
     net: section('net'),
     api: section('api'),
     storage: section('storage'),
+    repair: section('repair'),
     log: section('log'),
   })
   .strict()

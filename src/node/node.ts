@@ -24,6 +24,7 @@ import { createHost, DEFAULT_HOST_OPTIONS, type NodusLibp2p } from '../net/index
 import { FileIndex } from '../storage/file-index.ts'
 import {
   cidToString,
+  DAG_CBOR_CODEC,
   DEFAULT_FILE_OPTIONS,
   DEFAULT_SHARD_SERVER_OPTIONS,
   FileService,
@@ -32,6 +33,9 @@ import {
   ShardServer,
   ShardStore,
 } from '../storage/index.ts'
+import { decodeHolderUpdate, decodeManifest } from '../storage/manifest.ts'
+import { ManifestWatch } from '../storage/manifest-watch.ts'
+import { DEFAULT_REPAIR_OPTIONS, type RepairEvent, Repairer } from '../storage/repair.ts'
 
 /** Announce provider records only after this long without shard traffic, ms. */
 const ANNOUNCE_QUIET_MS = 2_000
@@ -58,6 +62,8 @@ export class NodusNode {
   readonly files: FileService
   readonly shardServer: ShardServer
   readonly fileIndex: FileIndex
+  readonly watch: ManifestWatch
+  readonly repairer: Repairer
   readonly metrics: NodusMetrics
   readonly #api: ApiServer
   readonly #provideQueue: BoundedQueue<{ cid: CID; at: number }>
@@ -74,6 +80,8 @@ export class NodusNode {
     files: FileService
     shardServer: ShardServer
     fileIndex: FileIndex
+    watch: ManifestWatch
+    repairer: Repairer
     metrics: NodusMetrics
     api: ApiServer
     provideQueue: BoundedQueue<{ cid: CID; at: number }>
@@ -87,6 +95,8 @@ export class NodusNode {
     this.files = parts.files
     this.shardServer = parts.shardServer
     this.fileIndex = parts.fileIndex
+    this.watch = parts.watch
+    this.repairer = parts.repairer
     this.metrics = parts.metrics
     this.#api = parts.api
     this.#provideQueue = parts.provideQueue
@@ -144,6 +154,7 @@ export class NodusNode {
     this.#started = true
     await this.store.open()
     this.fileIndex.open()
+    this.watch.open()
     try {
       await this.libp2p.start()
     } catch (err) {
@@ -167,6 +178,7 @@ export class NodusNode {
       }),
     )
     this.#apiUrl = await this.#api.listen(this.config.api.host, this.config.api.port)
+    this.repairer.start()
     await mkdir(this.config.dataDir, { recursive: true })
     await writeFile(
       join(this.config.dataDir, RUN_FILE),
@@ -183,10 +195,12 @@ export class NodusNode {
     if (!this.#started) return
     this.#started = false
     await this.#api.close()
+    await this.repairer.stop()
     this.#lifetime.abort(new Error('node stopping'))
     await this.#provideQueue.stop()
     await this.libp2p.stop()
     await this.fileIndex.close()
+    await this.watch.close()
     await this.store.close()
     await rm(join(this.config.dataDir, RUN_FILE), { force: true })
     this.logger.info({}, 'node stopped')
@@ -225,7 +239,10 @@ function shardPeers(libp2p: NodusLibp2p, protocolsOf: Map<string, boolean>): Pee
  * Build a node from config: load keys, create the store, libp2p host, shard protocol, file service and
  * API. Throws KEYS_MISSING if `nodus init` was not run for this data directory.
  */
-export async function createNode(config: NodusConfig, options: { logger?: Logger } = {}): Promise<NodusNode> {
+export async function createNode(
+  config: NodusConfig,
+  options: { logger?: Logger; onRepairEvent?: (e: RepairEvent) => void } = {},
+): Promise<NodusNode> {
   const logger =
     options.logger ?? createLogger(config.log.level, config.log.file === '' ? 2 : config.log.file)
   const identity = await loadIdentity(config.dataDir)
@@ -260,6 +277,16 @@ export async function createNode(config: NodusConfig, options: { logger?: Logger
   // they describe. (Measured on a 16-process devnet: announcing during a put cut it from 28 to 6 MB/s.)
   const lifetime = new AbortController()
   let shardServer: ShardServer | undefined
+  const watch = new ManifestWatch(join(config.dataDir, 'watch'))
+  // A block stored for a peer that decodes as a manifest: this node is now one of its keepers.
+  const watchIfManifest = async (cid: CID): Promise<void> => {
+    try {
+      decodeManifest(await store.get(cid), cid)
+      await watch.add(cidToString(cid), Date.now())
+    } catch {
+      // not a manifest (or not valid): nothing to watch
+    }
+  }
   const provideQueue = new BoundedQueue<{ cid: CID; at: number }>(
     async ({ cid, at }) => {
       const quiet = (): boolean =>
@@ -285,7 +312,20 @@ export async function createNode(config: NodusConfig, options: { logger?: Logger
       store,
       peerId: identity.peerId.toString(),
       sign: (data) => identity.ed25519.sign(data) as Promise<Uint8Array>,
-      onStored: (cid) => node?.announce(cid),
+      onStored: (cid) => {
+        node?.announce(cid)
+        if (cid.code === DAG_CBOR_CODEC) void watchIfManifest(cid)
+      },
+      updates: {
+        latest: (cid) => watch.latest(cidToString(cid))?.update,
+        offer: async (cid, bytes) => {
+          const key = cidToString(cid)
+          if (!watch.has(key) || !store.has(cid)) return false
+          const signed = decodeManifest(await store.get(cid), cid)
+          const u = decodeHolderUpdate(bytes, signed)
+          return await watch.offer(key, u.update.revision, bytes, Date.now())
+        },
+      },
       logger: logger.child({ area: 'shard' }),
       metrics,
     },
@@ -305,6 +345,8 @@ export async function createNode(config: NodusConfig, options: { logger?: Logger
       },
       sign: (msg) => signHybrid(identity, msg),
       publicKey: hybridPublicKey(identity),
+      updates: { latest: (cid) => watch.latest(cidToString(cid))?.update },
+      onManifestStored: (cid) => void watch.add(cidToString(cid), Date.now()).catch(() => {}),
       logger: logger.child({ area: 'files' }),
       metrics,
     },
@@ -328,6 +370,33 @@ export async function createNode(config: NodusConfig, options: { logger?: Logger
     { mutatingPerMinute: config.api.mutatingPerMinute },
   )
   const fileIndex = new FileIndex(join(config.dataDir, 'files'))
+  const repairLog = logger.child({ area: 'repair' })
+  const repairer = new Repairer(
+    {
+      selfPeerId: identity.peerId.toString(),
+      files,
+      client: shardClient,
+      store,
+      watch,
+      connected: () => libp2p.getPeers().map((p) => p.toString()),
+      sign: (msg) => signHybrid(identity, msg),
+      publicKey: hybridPublicKey(identity),
+      clock: Date,
+      logger: repairLog,
+      metrics,
+      onEvent: (e: RepairEvent) => {
+        if (e.type !== 'round') repairLog.info(e, `repair ${e.type}`)
+        options.onRepairEvent?.(e)
+      },
+    },
+    {
+      ...DEFAULT_REPAIR_OPTIONS,
+      intervalMs: config.repair.intervalMs,
+      graceMs: config.repair.graceMs,
+      thresholdMargin: config.repair.thresholdMargin,
+      maxRepairsPerRound: config.repair.maxRepairsPerRound,
+    },
+  )
   metrics.attach({
     storage: () => store.usage(),
     connections: () => libp2p.getConnections().length,
@@ -343,6 +412,8 @@ export async function createNode(config: NodusConfig, options: { logger?: Logger
     files,
     shardServer,
     fileIndex,
+    watch,
+    repairer,
     metrics,
     api,
     provideQueue,

@@ -9,7 +9,10 @@ import { isNodusError, NodusError } from '../common/errors.ts'
 import { Blake3Stream, blake3, type HybridPublicKey, type HybridSignature } from '../crypto/index.ts'
 import { cidFromDigest, cidToString, RAW_CODEC } from './cid.ts'
 import {
+  applyHolderUpdate,
+  decodeHolderUpdate,
   decodeManifest,
+  type HolderUpdate,
   type Manifest,
   type ManifestSegment,
   type SignedManifest,
@@ -17,6 +20,7 @@ import {
 } from './manifest.ts'
 import { placeShards } from './placement.ts'
 import { ReedSolomon } from './reed-solomon.ts'
+import { closestTo } from './responsibility.ts'
 import { segment } from './segmenter.ts'
 import type { Receipt } from './shard-protocol.ts'
 
@@ -79,6 +83,8 @@ export interface FileShardClient {
     expiresAt: number | undefined,
     options?: { signal?: AbortSignal },
   ): Promise<boolean[]>
+  /** The latest holder update a manifest holder keeps (optional: repair-aware clients). */
+  latest?(peer: PeerId, manifest: CID, options?: { signal?: AbortSignal }): Promise<Uint8Array | undefined>
 }
 
 /** What files need from the network: candidate peers and the DHT's content routing. */
@@ -96,6 +102,10 @@ export interface FileServiceDeps {
   peers: FilePeers
   sign(message: Uint8Array): Promise<HybridSignature>
   publicKey: HybridPublicKey
+  /** Holder updates this node keeps for manifests it watches. */
+  updates?: { latest(manifest: CID): Uint8Array | undefined }
+  /** Called once this node stored a manifest it uploaded (it then watches it). */
+  onManifestStored?(cid: CID): void
   logger: {
     debug(obj: object, msg?: string): void
     info(obj: object, msg?: string): void
@@ -333,9 +343,14 @@ export class FileService {
   ): Promise<string[]> {
     const exp = expiresAt === undefined ? {} : { expiresAt }
     await this.#deps.store.put(signed.cid, signed.bytes, { signal, ...exp })
+    this.#deps.onManifestStored?.(signed.cid)
     const holders = [this.#deps.selfPeerId]
+    // The manifest goes to the peers responsible for it: the closest to its CID in XOR distance.
     const peers = this.#deps.peers.candidates()
-    const targets = peers.slice(0, this.#options.manifestReplicas)
+    const byId = new Map(peers.map((p) => [p.toString(), p]))
+    const targets = closestTo(signed.cid.bytes, [...byId.keys()])
+      .slice(0, this.#options.manifestReplicas)
+      .map((id) => byId.get(id) as PeerId)
     const results = await Promise.allSettled(
       targets.map((p) => this.#deps.client.put(p, signed.cid, signed.bytes, { signal, ...exp })),
     )
@@ -422,7 +437,53 @@ export class FileService {
    */
   async resolveManifest(cid: CID, options: { signal?: AbortSignal } = {}): Promise<SignedManifest> {
     const signal = options.signal ?? new AbortController().signal
-    if (this.#deps.store.has(cid)) return decodeManifest(await this.#deps.store.get(cid, { signal }), cid)
+    const { signed, holders } = await this.#fetchManifest(cid, signal)
+    const update = await this.#latestUpdate(signed, holders, signal)
+    return update === undefined ? signed : { ...signed, manifest: applyHolderUpdate(signed.manifest, update) }
+  }
+
+  /** The newest valid holder update for a manifest: kept locally, or from up to 3 manifest holders. */
+  async #latestUpdate(
+    signed: SignedManifest,
+    holders: PeerId[],
+    signal: AbortSignal,
+  ): Promise<HolderUpdate | undefined> {
+    const candidates: Uint8Array[] = []
+    const local = this.#deps.updates?.latest(signed.cid)
+    if (local !== undefined) candidates.push(local)
+    const client = this.#deps.client
+    if (local === undefined && client.latest !== undefined) {
+      const answers = await Promise.allSettled(
+        holders.slice(0, 3).map((p) => client.latest?.(p, signed.cid, { signal })),
+      )
+      for (const a of answers) if (a.status === 'fulfilled' && a.value !== undefined) candidates.push(a.value)
+    }
+    let best: HolderUpdate | undefined
+    for (const bytes of candidates) {
+      try {
+        const u = decodeHolderUpdate(bytes, signed).update
+        if (best === undefined || u.revision > best.revision) best = u
+      } catch (err) {
+        this.#deps.logger.debug({ code: errCode(err) }, 'ignored a bad holder update')
+      }
+    }
+    return best
+  }
+
+  async #fetchManifest(
+    cid: CID,
+    signal: AbortSignal,
+  ): Promise<{ signed: SignedManifest; holders: PeerId[] }> {
+    // Peers that say they hold the manifest (asked also when it is local: they know of repairs).
+    const peers = this.#deps.peers.candidates().slice(0, 32)
+    const answers = await Promise.allSettled(peers.map((p) => this.#deps.client.has(p, [cid], { signal })))
+    const holders = peers.filter((_, i) => {
+      const a = answers[i]
+      return a?.status === 'fulfilled' && a.value.have[0] === true
+    })
+    if (this.#deps.store.has(cid)) {
+      return { signed: decodeManifest(await this.#deps.store.get(cid, { signal }), cid), holders }
+    }
     const tried = new Set<string>()
     const tryPeer = async (p: PeerId): Promise<SignedManifest | undefined> => {
       if (tried.has(p.toString())) return undefined
@@ -439,13 +500,9 @@ export class FileService {
       }
     }
     // 1. Connected peers that say they have it.
-    const peers = this.#deps.peers.candidates().slice(0, 32)
-    const answers = await Promise.allSettled(peers.map((p) => this.#deps.client.has(p, [cid], { signal })))
-    for (const [i, a] of answers.entries()) {
-      if (a.status === 'fulfilled' && a.value.have[0] === true) {
-        const got = await tryPeer(peers[i] as PeerId)
-        if (got !== undefined) return got
-      }
+    for (const p of holders) {
+      const got = await tryPeer(p)
+      if (got !== undefined) return { signed: got, holders }
     }
     // 2. DHT providers.
     const dhtSignal = AbortSignal.any([signal, AbortSignal.timeout(this.#options.dhtTimeoutMs)])
@@ -453,7 +510,7 @@ export class FileService {
       for await (const p of this.#deps.peers.findProviders(cid, { signal: dhtSignal })) {
         if (p.toString() === this.#deps.selfPeerId) continue
         const got = await tryPeer(p)
-        if (got !== undefined) return got
+        if (got !== undefined) return { signed: got, holders: [p, ...holders] }
       }
     } catch (err) {
       if (signal.aborted) throw err
@@ -534,12 +591,13 @@ export class FileService {
     }
   }
 
-  async #getSegment(
+  /** Gather at least k verified shards of a segment (local first, then peers). Throws DECODE_FAILED. */
+  async #collectShards(
     man: Manifest,
     seg: ManifestSegment,
     index: number,
     outer: AbortSignal,
-  ): Promise<Uint8Array> {
+  ): Promise<(Uint8Array | null)[]> {
     const { k, m } = man
     const n = k + m
     const got: (Uint8Array | null)[] = new Array(n).fill(null)
@@ -563,6 +621,62 @@ export class FileService {
         details: { segment: index, have, need: k },
       })
     }
+    return got
+  }
+
+  /**
+   * Fetch k shards of segment `index` and rebuild all k+m of them (for repair). Every returned shard
+   * is checked against its CID. Throws DECODE_FAILED when fewer than k are reachable.
+   */
+  async rebuildSegment(
+    man: Manifest,
+    index: number,
+    options: { signal: AbortSignal },
+  ): Promise<Uint8Array[]> {
+    const seg = man.segments[index]
+    if (seg === undefined) throw new NodusError('INVALID_ARGUMENT', `no segment ${index}`)
+    const got = await this.#collectShards(man, seg, index, options.signal)
+    const t0 = performance.now()
+    const all = codec(man.k, man.m).reconstruct(got.slice())
+    this.#deps.metrics?.erasureSeconds.observe({ op: 'decode' }, (performance.now() - t0) / 1000)
+    all.forEach((shard, j) => {
+      const want = (seg.shards[j] as { cid: CID }).cid.multihash.digest
+      const d = blake3(shard)
+      if (!d.every((b, i) => b === want[i])) {
+        throw new NodusError('DECODE_FAILED', `segment ${index} shard ${j} rebuilt with the wrong hash`)
+      }
+    })
+    return all
+  }
+
+  /**
+   * Store one shard on a connected peer not in `exclude` (trying up to `putRetries` of them).
+   * Resolves with the new holder's PeerId. Throws NOT_ENOUGH_PEERS.
+   */
+  async placeShard(
+    cid: CID,
+    bytes: Uint8Array,
+    exclude: ReadonlySet<string>,
+    options: { signal: AbortSignal; expiresAt?: number },
+  ): Promise<string> {
+    const pool = this.#deps.peers
+      .candidates()
+      .map((p) => p.toString())
+      .filter((p) => !exclude.has(p))
+    if (pool.length === 0) throw new NodusError('NOT_ENOUGH_PEERS', 'no peer left to hold a repaired shard')
+    const start = Number.parseInt(cidToString(cid).slice(-6), 32) % pool.length
+    const first = pool[Number.isNaN(start) ? 0 : start] as string
+    return await this.#putShard(cid, bytes, first, pool, new Set(exclude), options.signal, options.expiresAt)
+  }
+
+  async #getSegment(
+    man: Manifest,
+    seg: ManifestSegment,
+    index: number,
+    outer: AbortSignal,
+  ): Promise<Uint8Array> {
+    const { k, m } = man
+    const got = await this.#collectShards(man, seg, index, outer)
     let dataShards = got.slice(0, k)
     if (dataShards.some((s) => s === null)) {
       const t0 = performance.now()

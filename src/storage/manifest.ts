@@ -245,3 +245,145 @@ export function decodeManifest(bytes: Uint8Array, cid?: CID): SignedManifest {
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.byteLength === b.byteLength && a.every((x, i) => x === b[i])
 }
+
+export const HOLDER_UPDATE_DOMAIN = 'nodus/holder-update/v1'
+
+/**
+ * A repair's record of where a manifest's shards now live. The manifest itself (signed by the
+ * uploader) is immutable and names the shard CIDs; a holder update, signed by whichever peer
+ * repaired, only lists holders, so a wrong update can at worst send a getter to peers that do not
+ * answer (it then falls back to the manifest's holders and DHT provider records).
+ */
+export interface HolderUpdate {
+  /** CID of the manifest this update is for. */
+  manifest: CID
+  /** Strictly increasing per manifest; the manifest itself is revision 1, updates start at 2. */
+  revision: number
+  /** Per segment, per shard (k+m), the PeerIds holding it, best first. */
+  holders: string[][][]
+  signer: { peerId: string; publicKey: HybridPublicKey }
+  /** ms since the epoch. */
+  createdAt: number
+}
+
+export interface SignedHolderUpdate {
+  update: HolderUpdate
+  bytes: Uint8Array
+  cid: CID
+}
+
+function updateBody(u: HolderUpdate): Record<string, unknown> {
+  return {
+    manifest: u.manifest,
+    revision: u.revision,
+    holders: u.holders,
+    signer: {
+      peerId: u.signer.peerId,
+      ed25519: u.signer.publicKey.ed25519,
+      mldsa65: u.signer.publicKey.mldsa65,
+    },
+    createdAt: u.createdAt,
+  }
+}
+
+/** Sign and encode a holder update with the repairer's hybrid key. */
+export async function signHolderUpdate(
+  u: HolderUpdate,
+  sign: (message: Uint8Array) => Promise<HybridSignature>,
+): Promise<SignedHolderUpdate> {
+  const sig = await sign(dagCbor.encode({ domain: HOLDER_UPDATE_DOMAIN, body: updateBody(u) }))
+  const bytes = dagCbor.encode({ body: updateBody(u), sig: { ed25519: sig.ed25519, mldsa65: sig.mldsa65 } })
+  return { update: u, bytes, cid: cidForBytes(bytes, DAG_CBOR_CODEC) }
+}
+
+/**
+ * Decode a holder update from untrusted bytes and check it against `manifest`: same manifest CID,
+ * a holder table of the manifest's shape, a valid hybrid signature by a key bound to the signer's
+ * PeerId. Throws MANIFEST_INVALID or SIGNATURE_INVALID.
+ */
+export function decodeHolderUpdate(bytes: Uint8Array, manifest: SignedManifest): SignedHolderUpdate {
+  if (bytes.byteLength > MAX_MANIFEST_BYTES) throw invalid('holder update too large')
+  let raw: unknown
+  try {
+    raw = dagCbor.decode(bytes)
+  } catch (err) {
+    throw new NodusError('MANIFEST_INVALID', 'holder update is not dag-cbor', {
+      cause: err,
+      peerAction: 'reject',
+    })
+  }
+  const env = rec(raw, 'holder update')
+  const b = rec(env.body, 'holder update body')
+  const s = rec(env.sig, 'holder update sig')
+  const signer = rec(b.signer, 'signer')
+  const man = manifest.manifest
+  const holders = arr(b.holders, 'holders')
+  if (holders.length !== man.segments.length) throw invalid('holder table has the wrong number of segments')
+  const table = holders.map((segv, i) => {
+    const shards = arr(segv, `holders[${i}]`)
+    if (shards.length !== man.k + man.m) throw invalid(`holders[${i}] must list k+m shards`)
+    return shards.map((hv) =>
+      arr(hv, 'holder list')
+        .slice(0, 64)
+        .map((h) => {
+          if (typeof h !== 'string' || h.length > 128) throw invalid('holder must be a PeerId string')
+          return h
+        }),
+    )
+  })
+  const update: HolderUpdate = {
+    manifest: cidOf(b.manifest, 'manifest'),
+    revision: int(b.revision, 'revision', 2),
+    holders: table,
+    signer: {
+      peerId: typeof signer.peerId === 'string' ? signer.peerId : '',
+      publicKey: {
+        ed25519: bytesOf(signer.ed25519, 'signer ed25519', 32),
+        mldsa65: bytesOf(signer.mldsa65, 'signer mldsa65'),
+      },
+    },
+    createdAt: int(b.createdAt, 'createdAt'),
+  }
+  if (!update.manifest.equals(manifest.cid)) throw invalid('holder update is for another manifest')
+  let boundKey: Uint8Array | undefined
+  try {
+    boundKey = peerIdFromString(update.signer.peerId).publicKey?.raw
+  } catch {
+    boundKey = undefined
+  }
+  if (boundKey === undefined || !equalBytes(boundKey, update.signer.publicKey.ed25519)) {
+    throw new NodusError('SIGNATURE_INVALID', 'signer key does not match its PeerId', { peerAction: 'ban' })
+  }
+  const sig: HybridSignature = {
+    ed25519: bytesOf(s.ed25519, 'ed25519 sig', 64),
+    mldsa65: bytesOf(s.mldsa65, 'mldsa65 sig'),
+  }
+  if (
+    !verifyHybrid(
+      update.signer.publicKey,
+      dagCbor.encode({ domain: HOLDER_UPDATE_DOMAIN, body: updateBody(update) }),
+      sig,
+    )
+  ) {
+    throw new NodusError('SIGNATURE_INVALID', 'holder update signature does not verify', {
+      peerAction: 'ban',
+    })
+  }
+  return { update, bytes, cid: cidForBytes(bytes, DAG_CBOR_CODEC) }
+}
+
+/** The manifest with the update's holders first, then the manifest's own (deduplicated). */
+export function applyHolderUpdate(manifest: Manifest, update: HolderUpdate | undefined): Manifest {
+  if (update === undefined) return manifest
+  return {
+    ...manifest,
+    revision: update.revision,
+    segments: manifest.segments.map((seg, i) => ({
+      ...seg,
+      shards: seg.shards.map((sh, j) => ({
+        cid: sh.cid,
+        holders: [...new Set([...(update.holders[i]?.[j] ?? []), ...sh.holders])],
+      })),
+    })),
+  }
+}

@@ -16,6 +16,8 @@ import { cidToString, parseCid } from './cid.ts'
 export const SHARD_PROTOCOL = '/nodus/shard/1.0.0'
 /** Largest request or response header frame, bytes. */
 export const MAX_HEADER_BYTES = 64 * 1024
+/** Largest holder update accepted, bytes. */
+export const MAX_UPDATE_BYTES = 16 * 1024 * 1024
 /** Most CIDs in one `has` request. */
 export const MAX_HAS_CIDS = 1024
 const RECEIPT_DOMAIN = 'nodus/receipt/v1'
@@ -35,6 +37,8 @@ type Request =
   | { op: 'get'; cid: CID; offset: number; length: number | undefined }
   | { op: 'has'; cids: CID[] }
   | { op: 'pin'; cids: CID[]; expiresAt: number | undefined }
+  | { op: 'latest'; cid: CID }
+  | { op: 'update'; cid: CID; size: number }
 
 function receiptBody(r: Omit<Receipt, 'sig'>): Uint8Array {
   return dagCbor.encode({
@@ -94,6 +98,10 @@ export function decodeRequest(bytes: Uint8Array): Request {
         throw badRequest('cids must be a short array')
       return { op: 'has', cids: msg.cids.map(asCid) }
     }
+    case 'latest':
+      return { op: 'latest', cid: asCid(msg.cid) }
+    case 'update':
+      return { op: 'update', cid: asCid(msg.cid), size: asSize(msg.size, 'size') }
     case 'pin': {
       if (!Array.isArray(msg.cids) || msg.cids.length > MAX_HAS_CIDS)
         throw badRequest('cids must be a short array')
@@ -138,6 +146,12 @@ export interface ShardServerDeps {
   peerId: string
   /** Ed25519-sign with the node key (64-byte signature). */
   sign(data: Uint8Array): Promise<Uint8Array>
+  /** Holder updates of the manifests this node watches (repair); absent: ops answer PROTOCOL_ERROR. */
+  updates?: {
+    latest(manifest: CID): Uint8Array | undefined
+    /** Validate and keep a newer holder update; resolves whether it was kept. */
+    offer(manifest: CID, update: Uint8Array): Promise<boolean>
+  }
   /** Called after a new shard is durably stored (used to announce a provider record). */
   onStored?(cid: CID, size: number): void
   logger: { debug(obj: object, msg?: string): void; warn(obj: object, msg?: string): void }
@@ -221,6 +235,8 @@ export class ShardServer {
       if (req.op === 'put') await this.#put(stream, reader, req, signal)
       else if (req.op === 'get') await this.#get(stream, req, signal)
       else if (req.op === 'pin') await this.#pin(stream, req)
+      else if (req.op === 'latest') await this.#latest(stream, req, signal)
+      else if (req.op === 'update') await this.#update(stream, reader, req, signal)
       else await this.#has(stream, req)
       const seconds = (performance.now() - t0) / 1000
       if (req.op === 'put') this.#deps.metrics?.shardWriteSeconds.observe(seconds)
@@ -306,6 +322,34 @@ export class ShardServer {
     for await (const chunk of this.#deps.store.read(req.cid, { offset, length, signal })) {
       await sendWithBackpressure(stream, chunk, signal)
     }
+  }
+
+  async #latest(stream: Stream, req: { cid: CID }, signal: AbortSignal): Promise<void> {
+    const u = this.#deps.updates?.latest(req.cid)
+    await sendWithBackpressure(
+      stream,
+      lengthPrefixed(dagCbor.encode({ ok: true, size: u?.byteLength ?? 0 })),
+      signal,
+    )
+    if (u !== undefined) await sendAll(stream, u, signal)
+  }
+
+  async #update(
+    stream: Stream,
+    reader: StreamReader,
+    req: { cid: CID; size: number },
+    signal: AbortSignal,
+  ): Promise<void> {
+    if (req.size > MAX_UPDATE_BYTES) {
+      throw new NodusError('MESSAGE_TOO_LARGE', `holder update of ${req.size} bytes`, {
+        peerAction: 'reject',
+      })
+    }
+    const bytes = await reader.readExactly(req.size)
+    const updates = this.#deps.updates
+    if (updates === undefined) throw new NodusError('PROTOCOL_ERROR', 'this node keeps no holder updates')
+    const accepted = await updates.offer(req.cid, bytes)
+    await sendWithBackpressure(stream, lengthPrefixed(dagCbor.encode({ ok: true, accepted })), signal)
   }
 
   async #pin(stream: Stream, req: { cids: CID[]; expiresAt: number | undefined }): Promise<void> {
@@ -502,6 +546,59 @@ export class ShardClient {
       return bytes
     } catch (err) {
       stream.abort(err instanceof Error ? err : new Error('get failed'))
+      throw err
+    }
+  }
+
+  /** The latest holder update `peer` keeps for `manifest` (encoded), or undefined. */
+  async latest(
+    peer: PeerId,
+    manifest: CID,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<Uint8Array | undefined> {
+    const signal = withTimeout(options.signal, this.#options.requestTimeoutMs, 'holder update get')
+    const stream = await this.#open(peer, signal)
+    try {
+      const reader = new StreamReader(stream, { signal })
+      await sendWithBackpressure(
+        stream,
+        lengthPrefixed(dagCbor.encode({ v: 1, op: 'latest', cid: manifest.bytes })),
+        signal,
+      )
+      await stream.close({ signal })
+      const resp = await readResponse(reader, peer)
+      const size = asSize(resp.size, 'size')
+      if (size > MAX_UPDATE_BYTES)
+        throw new NodusError('MESSAGE_TOO_LARGE', 'holder update too large', { peerAction: 'reject' })
+      return size === 0 ? undefined : await reader.readExactly(size)
+    } catch (err) {
+      stream.abort(err instanceof Error ? err : new Error('latest failed'))
+      throw err
+    }
+  }
+
+  /** Offer a signed holder update to `peer`; resolves whether it kept it. */
+  async offerUpdate(
+    peer: PeerId,
+    manifest: CID,
+    update: Uint8Array,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<boolean> {
+    const signal = withTimeout(options.signal, this.#options.requestTimeoutMs, 'holder update offer')
+    const stream = await this.#open(peer, signal)
+    try {
+      const reader = new StreamReader(stream, { signal })
+      await sendWithBackpressure(
+        stream,
+        lengthPrefixed(dagCbor.encode({ v: 1, op: 'update', cid: manifest.bytes, size: update.byteLength })),
+        signal,
+      )
+      await sendAll(stream, update, signal)
+      const resp = await readResponse(reader, peer)
+      await stream.close({ signal }).catch(() => {})
+      return resp.accepted === true
+    } catch (err) {
+      stream.abort(err instanceof Error ? err : new Error('update failed'))
       throw err
     }
   }

@@ -1,0 +1,397 @@
+/**
+ * Repair: the peers that keep a manifest watch its segments' health and rebuild lost shards.
+ *
+ * Each round (every `intervalMs`): for every watched manifest, ask each listed holder, in one batched
+ * `has` per holder, which shards it still has. A shard copy that is missing (or whose holder does not
+ * answer) for longer than `graceMs` counts as lost; a segment whose healthy shard count (shards with
+ * at least one live copy) falls to `threshold` (default k + 2) is repaired: k shards are fetched, the
+ * missing ones rebuilt, placed on peers that hold no shard of that segment, and a signed holder
+ * update (next revision) is kept locally and offered to the other manifest holders. New holders
+ * announce provider records for what they store, so the DHT learns the new locations too.
+ *
+ * Churn protection: the grace period (hysteresis: a node restarting within it causes no repair), a
+ * per-round cap on segment repairs, a concurrency cap, and a coordination rule: of the manifest's
+ * holders that answer, only the one closest to the manifest CID (XOR) repairs; others take over only
+ * if it stays silent.
+ */
+import type { PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { CID } from 'multiformats/cid'
+import { isNodusError } from '../common/errors.ts'
+import type { HybridPublicKey, HybridSignature } from '../crypto/index.ts'
+import { cidToString, parseCid } from './cid.ts'
+import type { FileService } from './files.ts'
+import {
+  applyHolderUpdate,
+  decodeHolderUpdate,
+  decodeManifest,
+  type HolderUpdate,
+  type Manifest,
+  type SignedManifest,
+  signHolderUpdate,
+} from './manifest.ts'
+import { closestTo } from './responsibility.ts'
+
+export interface RepairOptions {
+  /** Time between health rounds, ms. Default 60 000. */
+  intervalMs: number
+  /** A copy missing for longer than this counts as lost, ms. Default 120 000. */
+  graceMs: number
+  /** Repair when healthy shards ≤ k + thresholdMargin. Default 2 (DESIGN.md: k+2). */
+  thresholdMargin: number
+  /** Segments repaired at once. Default 2. */
+  maxConcurrentRepairs: number
+  /** Segments repaired per round at most (rate limit). Default 32. */
+  maxRepairsPerRound: number
+}
+
+export const DEFAULT_REPAIR_OPTIONS: Readonly<RepairOptions> = Object.freeze({
+  intervalMs: 60_000,
+  graceMs: 120_000,
+  thresholdMargin: 2,
+  maxConcurrentRepairs: 2,
+  maxRepairsPerRound: 32,
+})
+
+/** A progress event of the repairer. */
+export type RepairEvent =
+  | { type: 'round'; manifests: number; segmentsChecked: number; unhealthy: number }
+  | { type: 'started'; manifest: string; segment: number; healthy: number; missing: number[] }
+  | { type: 'finished'; manifest: string; segment: number; rebuilt: number; newHolders: string[] }
+  | { type: 'failed'; manifest: string; segment: number; code: string }
+  | { type: 'published'; manifest: string; revision: number; acceptedBy: number }
+
+export interface RepairDeps {
+  selfPeerId: string
+  files: Pick<FileService, 'rebuildSegment' | 'placeShard'>
+  client: {
+    has(peer: PeerId, cids: CID[], options?: { signal?: AbortSignal }): Promise<{ have: boolean[] }>
+    offerUpdate(
+      peer: PeerId,
+      manifest: CID,
+      update: Uint8Array,
+      options?: { signal?: AbortSignal },
+    ): Promise<boolean>
+  }
+  /** Local blocks (the manifests). */
+  store: { get(cid: CID, options?: { signal?: AbortSignal }): Promise<Uint8Array>; has(cid: CID): boolean }
+  watch: {
+    list(limit?: number): string[]
+    latest(cid: string): { revision: number; update: Uint8Array | undefined } | undefined
+    offer(cid: string, revision: number, update: Uint8Array, now: number): Promise<boolean>
+  }
+  /** Connected peers (PeerId strings). */
+  connected(): string[]
+  sign(message: Uint8Array): Promise<HybridSignature>
+  publicKey: HybridPublicKey
+  clock: { now(): number }
+  logger: {
+    debug(obj: object, msg?: string): void
+    info(obj: object, msg?: string): void
+    warn(obj: object, msg?: string): void
+  }
+  metrics?: { repairs: { inc(labels: { state: string }): void } }
+  onEvent?: (e: RepairEvent) => void
+}
+
+interface Health {
+  /** Per segment, per shard: holders that answered yes. */
+  live: string[][][]
+  /** Per segment, per shard: holders missing for longer than grace. */
+  lost: string[][][]
+  /** Holders that answered (any answer) this round. */
+  answered: Set<string>
+}
+
+/** Watches manifests and repairs their segments. */
+export class Repairer {
+  readonly #deps: RepairDeps
+  readonly #options: RepairOptions
+  /** `${manifest}/${segment}/${shard}/${holder}` → first time seen missing (ms). */
+  readonly #missingSince = new Map<string, number>()
+  #timer: NodeJS.Timeout | undefined
+  #running: Promise<void> | undefined
+  #ac = new AbortController()
+  #rounds = 0
+  #repaired = 0
+
+  constructor(deps: RepairDeps, options: RepairOptions) {
+    this.#deps = deps
+    this.#options = options
+  }
+
+  /** Rounds completed and segments repaired since start. */
+  get stats(): { rounds: number; segmentsRepaired: number } {
+    return { rounds: this.#rounds, segmentsRepaired: this.#repaired }
+  }
+
+  start(): void {
+    if (this.#timer !== undefined) return
+    this.#ac = new AbortController()
+    this.#timer = setInterval(() => {
+      if (this.#running === undefined) {
+        this.#running = this.runRound().finally(() => {
+          this.#running = undefined
+        })
+      }
+    }, this.#options.intervalMs)
+    this.#timer.unref()
+  }
+
+  /** Stop the timer, abort a round in progress and wait for it. */
+  async stop(): Promise<void> {
+    if (this.#timer !== undefined) clearInterval(this.#timer)
+    this.#timer = undefined
+    this.#ac.abort(new Error('repairer stopping'))
+    await this.#running?.catch(() => {})
+  }
+
+  /** One health-and-repair round over every watched manifest. Never throws. */
+  async runRound(): Promise<void> {
+    const signal = this.#ac.signal
+    try {
+      const manifests: SignedManifest[] = []
+      for (const c of this.#deps.watch.list()) {
+        try {
+          const cid = parseCid(c)
+          if (!this.#deps.store.has(cid)) continue
+          const signed = decodeManifest(await this.#deps.store.get(cid, { signal }), cid)
+          const latest = this.#deps.watch.latest(c)
+          let update: HolderUpdate | undefined
+          if (latest?.update !== undefined) update = decodeHolderUpdate(latest.update, signed).update
+          manifests.push({ ...signed, manifest: applyHolderUpdate(signed.manifest, update) })
+        } catch (err) {
+          this.#deps.logger.warn(
+            { cid: c, code: isNodusError(err) ? err.code : 'unknown' },
+            'cannot load a watched manifest',
+          )
+        }
+      }
+      const health = await this.#check(manifests, signal)
+      let budget = this.#options.maxRepairsPerRound
+      let unhealthy = 0
+      let checked = 0
+      const work: { signed: SignedManifest; segment: number; missing: number[] }[] = []
+      manifests.forEach((signed, mi) => {
+        const man = signed.manifest
+        const threshold = man.k + this.#options.thresholdMargin
+        man.segments.forEach((_seg, si) => {
+          checked++
+          const live = health[mi]?.live[si] ?? []
+          const lost = health[mi]?.lost[si] ?? []
+          const healthy = live.filter((l) => l.length > 0).length
+          // Shards with no live copy and at least one copy past its grace period.
+          const missing = live.flatMap((l, j) => (l.length === 0 && (lost[j]?.length ?? 0) > 0 ? [j] : []))
+          if (healthy <= threshold && missing.length > 0) {
+            unhealthy++
+            if (budget > 0 && this.#shouldRepair(signed, health[mi]?.answered ?? new Set())) {
+              budget--
+              work.push({ signed, segment: si, missing })
+            }
+          }
+        })
+      })
+      this.#deps.onEvent?.({
+        type: 'round',
+        manifests: manifests.length,
+        segmentsChecked: checked,
+        unhealthy,
+      })
+      // Repair with bounded concurrency; group results per manifest to publish one update each.
+      const results = new Map<
+        string,
+        { signed: SignedManifest; changes: { segment: number; shard: number; holder: string }[] }
+      >()
+      let next = 0
+      const worker = async (): Promise<void> => {
+        while (next < work.length && !signal.aborted) {
+          const w = work[next++] as (typeof work)[number]
+          const changes = await this.#repairSegment(w.signed, w.segment, w.missing, signal)
+          if (changes.length > 0) {
+            const key = cidToString(w.signed.cid)
+            const r = results.get(key) ?? { signed: w.signed, changes: [] }
+            r.changes.push(...changes)
+            results.set(key, r)
+          }
+        }
+      }
+      await Promise.all(Array.from({ length: this.#options.maxConcurrentRepairs }, worker))
+      for (const { signed, changes } of results.values())
+        await this.#publish(signed, changes, health, manifests, signal)
+      this.#rounds++
+    } catch (err) {
+      if (!signal.aborted) this.#deps.logger.warn({ err: (err as Error).message }, 'repair round failed')
+    }
+  }
+
+  /** Batched health check: one `has` per holder (≤ 1024 CIDs per request). */
+  async #check(manifests: SignedManifest[], signal: AbortSignal): Promise<Health[]> {
+    const now = this.#deps.clock.now()
+    const byHolder = new Map<string, { cid: CID; mi: number; si: number; j: number }[]>()
+    const health: Health[] = manifests.map((s) => ({
+      live: s.manifest.segments.map((seg) => seg.shards.map(() => [])),
+      lost: s.manifest.segments.map((seg) => seg.shards.map(() => [])),
+      answered: new Set<string>(),
+    }))
+    manifests.forEach((signed, mi) => {
+      signed.manifest.segments.forEach((seg, si) => {
+        seg.shards.forEach((sh, j) => {
+          for (const h of sh.holders) {
+            let list = byHolder.get(h)
+            if (list === undefined) byHolder.set(h, (list = []))
+            list.push({ cid: sh.cid, mi, si, j })
+          }
+        })
+      })
+    })
+    const answered = new Set<string>()
+    await Promise.all(
+      [...byHolder.entries()].map(async ([holder, items]) => {
+        for (let i = 0; i < items.length; i += 1024) {
+          const batch = items.slice(i, i + 1024)
+          let have: boolean[] | undefined
+          if (holder === this.#deps.selfPeerId) have = batch.map((b) => this.#deps.store.has(b.cid))
+          else {
+            try {
+              have = (
+                await this.#deps.client.has(
+                  peerIdFromString(holder),
+                  batch.map((b) => b.cid),
+                  { signal },
+                )
+              ).have
+              answered.add(holder)
+            } catch {
+              have = undefined
+            }
+          }
+          batch.forEach((b, x) => {
+            const key = `${cidToString(manifests[b.mi]?.cid as CID)}/${b.si}/${b.j}/${holder}`
+            const h = health[b.mi] as Health
+            if (have?.[x] === true) {
+              this.#missingSince.delete(key)
+              h.live[b.si]?.[b.j]?.push(holder)
+            } else {
+              const since = this.#missingSince.get(key) ?? now
+              this.#missingSince.set(key, since)
+              if (now - since >= this.#options.graceMs) h.lost[b.si]?.[b.j]?.push(holder)
+            }
+          })
+        }
+      }),
+    )
+    for (const h of health) for (const a of answered) h.answered.add(a)
+    if (this.#missingSince.size > 1_000_000) this.#missingSince.clear()
+    return health
+  }
+
+  /**
+   * Coordination: among this node and the connected peers that answered this round, the one closest
+   * to the manifest CID repairs. (If it never repairs, its silence makes it drop out of `answered`
+   * once it is gone, and the next closest takes over.)
+   */
+  #shouldRepair(signed: SignedManifest, answered: Set<string>): boolean {
+    const connected = new Set(this.#deps.connected())
+    const group = [this.#deps.selfPeerId, ...[...answered].filter((p) => connected.has(p))]
+    return closestTo(signed.cid.bytes, group)[0] === this.#deps.selfPeerId
+  }
+
+  async #repairSegment(
+    signed: SignedManifest,
+    segment: number,
+    missing: number[],
+    signal: AbortSignal,
+  ): Promise<{ segment: number; shard: number; holder: string }[]> {
+    const man = signed.manifest
+    const manifest = cidToString(signed.cid)
+    const seg = man.segments[segment]
+    if (seg === undefined) return []
+    const healthy = seg.shards.length - missing.length
+    this.#deps.onEvent?.({ type: 'started', manifest, segment, healthy, missing })
+    this.#deps.metrics?.repairs.inc({ state: 'started' })
+    try {
+      const shards = await this.#deps.files.rebuildSegment(man, segment, { signal })
+      const exclude = new Set(seg.shards.flatMap((s) => s.holders))
+      exclude.add(this.#deps.selfPeerId)
+      const changes: { segment: number; shard: number; holder: string }[] = []
+      for (const j of missing) {
+        const holder = await this.#deps.files.placeShard(
+          (seg.shards[j] as { cid: CID }).cid,
+          shards[j] as Uint8Array,
+          exclude,
+          {
+            signal,
+          },
+        )
+        exclude.add(holder)
+        changes.push({ segment, shard: j, holder })
+      }
+      this.#repaired++
+      this.#deps.metrics?.repairs.inc({ state: 'finished' })
+      this.#deps.onEvent?.({
+        type: 'finished',
+        manifest,
+        segment,
+        rebuilt: changes.length,
+        newHolders: changes.map((c) => c.holder),
+      })
+      return changes
+    } catch (err) {
+      const code = isNodusError(err) ? err.code : 'unknown'
+      this.#deps.metrics?.repairs.inc({ state: 'failed' })
+      this.#deps.onEvent?.({ type: 'failed', manifest, segment, code })
+      this.#deps.logger.warn({ manifest, segment, code }, 'segment repair failed')
+      return []
+    }
+  }
+
+  /** Sign the next holder update (live holders first, then the new ones) and spread it. */
+  async #publish(
+    signed: SignedManifest,
+    changes: { segment: number; shard: number; holder: string }[],
+    health: Health[],
+    manifests: SignedManifest[],
+    signal: AbortSignal,
+  ): Promise<void> {
+    const key = cidToString(signed.cid)
+    const mi = manifests.indexOf(signed)
+    const h = health[mi]
+    const man: Manifest = signed.manifest
+    const holders = man.segments.map((seg, si) =>
+      seg.shards.map((sh, j) => {
+        const fresh = changes.filter((c) => c.segment === si && c.shard === j).map((c) => c.holder)
+        const live = h?.live[si]?.[j] ?? sh.holders
+        return [...new Set([...fresh, ...live])]
+      }),
+    )
+    const revision = (this.#deps.watch.latest(key)?.revision ?? 1) + 1
+    const update = await signHolderUpdate(
+      {
+        manifest: signed.cid,
+        revision,
+        holders,
+        signer: { peerId: this.#deps.selfPeerId, publicKey: this.#deps.publicKey },
+        createdAt: this.#deps.clock.now(),
+      },
+      (m) => this.#deps.sign(m),
+    )
+    await this.#deps.watch.offer(key, revision, update.bytes, this.#deps.clock.now())
+    let acceptedBy = 0
+    const others = (h === undefined ? [] : [...h.answered]).filter((p) => p !== this.#deps.selfPeerId)
+    await Promise.all(
+      others.map(async (p) => {
+        try {
+          if (await this.#deps.client.offerUpdate(peerIdFromString(p), signed.cid, update.bytes, { signal }))
+            acceptedBy++
+        } catch {
+          // peers that do not watch this manifest refuse; that is fine
+        }
+      }),
+    )
+    this.#deps.onEvent?.({ type: 'published', manifest: key, revision, acceptedBy })
+    this.#deps.logger.info(
+      { manifest: key, revision, acceptedBy, shards: changes.length },
+      'holder update published',
+    )
+  }
+}
