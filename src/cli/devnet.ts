@@ -53,10 +53,21 @@ async function startChild(
   dataDir: string,
   logLevel: string,
   timeoutMs: number,
+  extraArgs: string[] = [],
 ): Promise<{ proc: ChildProcess; info: Record<string, unknown> }> {
   const proc = spawn(
     process.execPath,
-    [MAIN, 'start', '--data-dir', dataDir, '--json', '--exit-with-parent', '--log-level', logLevel],
+    [
+      MAIN,
+      'start',
+      '--data-dir',
+      dataDir,
+      '--json',
+      '--exit-with-parent',
+      '--log-level',
+      logLevel,
+      ...extraArgs,
+    ],
     {
       stdio: ['pipe', 'pipe', 'pipe'],
     },
@@ -179,6 +190,37 @@ export class Devnet {
     this.nodes[index] = node
     o.onEvent?.(`node ${index} up: ${node.peerId} api ${node.api}`)
     return node
+  }
+
+  /**
+   * Start a stopped node again on its data directory (same identity and data), bootstrapping to up
+   * to three live nodes.
+   */
+  async restart(index: number): Promise<DevnetNode> {
+    const n = this.nodes[index]
+    if (n === undefined) throw new NodusError('INVALID_ARGUMENT', `no node ${index}`)
+    if (n.alive) return n
+    const boots = this.nodes
+      .filter((x) => x !== undefined && x.alive)
+      .slice(0, 3)
+      .flatMap((x) => ['--bootstrap', `${x.multiaddrs[0]}`])
+    const { proc, info } = await startChild(
+      n.dataDir,
+      this.#options.logLevel,
+      this.#options.startTimeoutMs ?? 60_000,
+      boots,
+    )
+    n.proc = proc
+    n.alive = true
+    n.api = String(info.api)
+    n.multiaddrs = (info.multiaddrs as string[]).map((m) =>
+      m.includes('/p2p/') ? m : `${m}/p2p/${n.peerId}`,
+    )
+    proc.once('exit', () => {
+      n.alive = false
+    })
+    this.#options.onEvent?.(`node ${index} restarted: api ${n.api}`)
+    return n
   }
 
   /** SIGKILL one node's process and wait until it is gone. */

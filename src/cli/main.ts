@@ -9,6 +9,7 @@ import { isNodusError, NodusError } from '../common/errors.ts'
 import { loadConfig } from '../config/config.ts'
 import { createNode } from '../node/node.ts'
 import { cidForFile, cidToString } from '../storage/index.ts'
+import { runChaos } from './chaos.ts'
 import { apiFromDataDir, deleteJson, getFile, getJson, postJson, putFile } from './client.ts'
 import { DEFAULT_DEMO_FILE, runDemo } from './demo.ts'
 import { Devnet } from './devnet.ts'
@@ -30,6 +31,8 @@ commands:
   cid    FILE                                                                 CID of FILE as one raw block
   status [--data-dir DIR | --api URL]                                         node info and usage
   devnet --nodes N --base-dir DIR [--base-port P]                             run N local node processes
+  chaos  [--nodes 12] [--duration S] [--kill-every S] [--seed N] [--quick] [--keep]
+         kills, restarts and a wiped disk under load; checks every file and repair
   demo   [--nodes 16] [--file F] [--kill 4] [--k 10 --m 4] [--segment-size B] [--base-port P] [--base-dir D] [--keep]
          the main job, end to end
 
@@ -317,6 +320,32 @@ async function main(argv: string[]): Promise<number> {
         ...(typeof f['base-dir'] === 'string' ? { baseDir: resolve(f['base-dir']) } : {}),
         progress: true,
         log: (m) => process.stderr.write(`[demo] ${m}\n`),
+      })
+      process.stdout.write(`${JSON.stringify(result)}\n`)
+      return result.ok ? 0 : 1
+    }
+    case 'chaos': {
+      const { values: f } = parse(rest, {
+        ...COMMON,
+        nodes: { type: 'string' },
+        duration: { type: 'string' },
+        'kill-every': { type: 'string' },
+        seed: { type: 'string' },
+        quick: { type: 'boolean' },
+        keep: { type: 'boolean' },
+      })
+      const quick = f.quick === true
+      const result = await runChaos({
+        nodes: intFlag(f, 'nodes', 12),
+        durationSeconds: intFlag(f, 'duration', quick ? 30 : 180),
+        killEverySeconds: intFlag(f, 'kill-every', quick ? 6 : 10),
+        seed: intFlag(f, 'seed', Date.now() % 1_000_000),
+        k: 6,
+        m: 3,
+        maxFileBytes: quick ? 1_500_000 : 4_000_000,
+        healTimeoutSeconds: quick ? 60 : 120,
+        keep: f.keep === true,
+        log: (m) => process.stderr.write(`[chaos] ${m}\n`),
       })
       process.stdout.write(`${JSON.stringify(result)}\n`)
       return result.ok ? 0 : 1
