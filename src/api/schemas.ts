@@ -63,7 +63,18 @@ export const Peers = {
       type: 'array',
       items: {
         type: 'object',
-        properties: { peerId: str, addr: str, direction: str, openedAt: int },
+        properties: {
+          peerId: str,
+          addr: str,
+          direction: str,
+          openedAt: int,
+          trust: { type: 'number', description: "EigenTrust global trust (this node's view), 0–1" },
+          latencyMs: { type: 'number', nullable: true, description: 'EWMA latency of shard transfers, ms' },
+          performance: {
+            type: 'number',
+            description: 'performance score 0–1 (success × latency × throughput)',
+          },
+        },
         required: ['peerId', 'addr'],
       },
     },

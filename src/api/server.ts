@@ -236,6 +236,9 @@ export function createApiServer(
             addr: c.remoteAddr.toString(),
             direction: c.direction,
             openedAt: c.timeline.open,
+            trust: n.trust.score(c.remotePeer.toString()),
+            latencyMs: n.perf.stats(c.remotePeer.toString())?.latencyMs ?? null,
+            performance: n.perf.score(c.remotePeer.toString()),
           })),
         }
       },

@@ -201,7 +201,7 @@ export class Devnet {
     if (n === undefined) throw new NodusError('INVALID_ARGUMENT', `no node ${index}`)
     if (n.alive) return n
     const boots = this.nodes
-      .filter((x) => x !== undefined && x.alive)
+      .filter((x) => x?.alive)
       .slice(0, 3)
       .flatMap((x) => ['--bootstrap', `${x.multiaddrs[0]}`])
     const { proc, info } = await startChild(

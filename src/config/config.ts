@@ -154,6 +154,12 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
     description: 'segments one node repairs per round at most (rate limit)',
   },
   {
+    path: 'trust.preTrusted',
+    kind: 'strings',
+    default: [],
+    description: 'PeerIds whose trust EigenTrust starts from (pre-trusted peers); empty: uniform',
+  },
+  {
     path: 'log.level',
     kind: 'enum',
     default: 'info',
@@ -219,6 +225,7 @@ interface Shape {
     manifestReplicas: number
   }
   repair: { intervalMs: number; graceMs: number; thresholdMargin: number; maxRepairsPerRound: number }
+  trust: { preTrusted: string[] }
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent'; file: string }
 }
 
@@ -229,6 +236,7 @@ export const ConfigSchema = z
     api: section('api'),
     storage: section('storage'),
     repair: section('repair'),
+    trust: section('trust'),
     log: section('log'),
   })
   .strict()

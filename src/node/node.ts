@@ -35,7 +35,9 @@ import {
 } from '../storage/index.ts'
 import { decodeHolderUpdate, decodeManifest } from '../storage/manifest.ts'
 import { ManifestWatch } from '../storage/manifest-watch.ts'
+import { placeScored } from '../storage/placement-scored.ts'
 import { DEFAULT_REPAIR_OPTIONS, type RepairEvent, Repairer } from '../storage/repair.ts'
+import { EigenTrust, PerfMonitor } from '../trust/index.ts'
 
 /** Announce provider records only after this long without shard traffic, ms. */
 const ANNOUNCE_QUIET_MS = 2_000
@@ -64,6 +66,8 @@ export class NodusNode {
   readonly fileIndex: FileIndex
   readonly watch: ManifestWatch
   readonly repairer: Repairer
+  readonly trust: EigenTrust
+  readonly perf: PerfMonitor
   readonly metrics: NodusMetrics
   readonly #api: ApiServer
   readonly #provideQueue: BoundedQueue<{ cid: CID; at: number }>
@@ -82,6 +86,8 @@ export class NodusNode {
     fileIndex: FileIndex
     watch: ManifestWatch
     repairer: Repairer
+    trust: EigenTrust
+    perf: PerfMonitor
     metrics: NodusMetrics
     api: ApiServer
     provideQueue: BoundedQueue<{ cid: CID; at: number }>
@@ -97,6 +103,8 @@ export class NodusNode {
     this.fileIndex = parts.fileIndex
     this.watch = parts.watch
     this.repairer = parts.repairer
+    this.trust = parts.trust
+    this.perf = parts.perf
     this.metrics = parts.metrics
     this.#api = parts.api
     this.#provideQueue = parts.provideQueue
@@ -278,6 +286,26 @@ export async function createNode(
   const lifetime = new AbortController()
   let shardServer: ShardServer | undefined
   const watch = new ManifestWatch(join(config.dataDir, 'watch'))
+  // Trust and performance, learned from this node's own transfers (trust-vector gossip: not yet).
+  const self = identity.peerId.toString()
+  const perf = new PerfMonitor({ clock: Date })
+  const trust = new EigenTrust({ preTrusted: config.trust.preTrusted })
+  let trustComputedAt = 0
+  const trustScore = (peer: string): number => {
+    if (Date.now() - trustComputedAt > 10_000) {
+      trust.compute()
+      trustComputedAt = Date.now()
+    }
+    return trust.score(peer)
+  }
+  let placementSeed = Number.parseInt(self.slice(-8), 36) >>> 0
+  const rng = (): number => {
+    placementSeed = (placementSeed + 0x6d2b79f5) >>> 0
+    let t = placementSeed
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
   // A block stored for a peer that decodes as a manifest: this node is now one of its keepers.
   const watchIfManifest = async (cid: CID): Promise<void> => {
     try {
@@ -347,6 +375,33 @@ export async function createNode(
       publicKey: hybridPublicKey(identity),
       updates: { latest: (cid) => watch.latest(cidToString(cid))?.update },
       onManifestStored: (cid) => void watch.add(cidToString(cid), Date.now()).catch(() => {}),
+      observer: {
+        transfer: (peer, op, o) => {
+          perf.record(peer, { ok: o.ok, latencyMs: o.ms, bytes: o.bytes, durationMs: o.ms })
+          const kind = o.ok
+            ? op === 'get'
+              ? 'shard-served'
+              : 'shard-stored'
+            : o.code === 'CID_MISMATCH' || o.code === 'PROTOCOL_ERROR' || o.code === 'SIGNATURE_INVALID'
+              ? 'shard-bad'
+              : 'timeout'
+          trust.recordInteraction(self, peer, kind)
+        },
+      },
+      // Scored placement (issue 5): w = trust^a · performance^b · capacity^c · diversity. Free capacity
+      // and region come from peers' capacity reports once those are exchanged; until then every peer
+      // counts as roomy and in one region, so trust and measured performance decide.
+      place: (candidates, n, _segment, shardBytes) => {
+        const cands = candidates.map((id) => ({
+          id,
+          trust: trustScore(id),
+          performance: perf.score(id),
+          freeBytes: Number.MAX_SAFE_INTEGER,
+          region: 'unknown',
+          network: 'unknown',
+        }))
+        return placeScored(cands, n, { minFreeBytes: shardBytes }, rng).map((i) => cands[i]?.id as string)
+      },
       logger: logger.child({ area: 'files' }),
       metrics,
     },
@@ -414,6 +469,8 @@ export async function createNode(
     fileIndex,
     watch,
     repairer,
+    trust,
+    perf,
     metrics,
     api,
     provideQueue,

@@ -106,6 +106,19 @@ export interface FileServiceDeps {
   updates?: { latest(manifest: CID): Uint8Array | undefined }
   /** Called once this node stored a manifest it uploaded (it then watches it). */
   onManifestStored?(cid: CID): void
+  /** Told about every shard transfer with a peer (feeds performance and trust records). */
+  observer?: {
+    transfer(
+      peer: string,
+      op: 'put' | 'get',
+      outcome: { ok: boolean; code?: string; bytes: number; ms: number },
+    ): void
+  }
+  /**
+   * Placement strategy: choose `n` peers (entry i holds shard i) from `candidates` for segment
+   * `segmentIndex` with shards of `shardBytes`. Default: placement v0 ({@link placeShards}).
+   */
+  place?(candidates: readonly string[], n: number, segmentIndex: number, shardBytes: number): string[]
   logger: {
     debug(obj: object, msg?: string): void
     info(obj: object, msg?: string): void
@@ -280,7 +293,10 @@ export class FileService {
         'fewer peers than shards: some peers get several',
       )
     }
-    const chosen = placeShards(pool, k + m, index)
+    const chosen =
+      this.#deps.place !== undefined && candidates.length > 0
+        ? this.#deps.place(pool, k + m, index, shardSize)
+        : placeShards(pool, k + m, index)
     const used = new Set<string>()
     const holders = await Promise.all(
       shards.map((shard, j) =>
@@ -312,7 +328,21 @@ export class FileService {
         if (peer === this.#deps.selfPeerId) {
           await this.#deps.store.put(cid, bytes, { signal, ...exp })
         } else {
-          await this.#deps.client.put(this.#peerId(peer), cid, bytes, { signal, ...exp })
+          const t0 = performance.now()
+          try {
+            await this.#deps.client.put(this.#peerId(peer), cid, bytes, { signal, ...exp })
+          } catch (err) {
+            if (!signal.aborted) {
+              const ms = performance.now() - t0
+              this.#deps.observer?.transfer(peer, 'put', { ok: false, code: errCode(err), bytes: 0, ms })
+            }
+            throw err
+          }
+          this.#deps.observer?.transfer(peer, 'put', {
+            ok: true,
+            bytes: bytes.byteLength,
+            ms: performance.now() - t0,
+          })
         }
         return peer
       } catch (err) {
@@ -394,7 +424,10 @@ export class FileService {
       for (const sh of seg.shards) {
         for (const h of sh.holders) {
           let list = byHolder.get(h)
-          if (list === undefined) byHolder.set(h, (list = [signed.cid]))
+          if (list === undefined) {
+            list = [signed.cid]
+            byHolder.set(h, list)
+          }
           list.push(sh.cid)
         }
       }
@@ -770,8 +803,14 @@ export class FileService {
         active++
         inFlightShards.add(a.shard)
         const cid = (seg.shards[a.shard] as { cid: CID }).cid
+        const t0 = performance.now()
         this.#deps.client.get(this.#peerId(a.peer), cid, { signal }).then(
           (bytes) => {
+            this.#deps.observer?.transfer(a.peer, 'get', {
+              ok: true,
+              bytes: bytes.byteLength,
+              ms: performance.now() - t0,
+            })
             active--
             inFlightShards.delete(a.shard)
             if (got[a.shard] === null && bytes.byteLength === seg.shardSize) {
@@ -785,6 +824,12 @@ export class FileService {
             inFlightShards.delete(a.shard)
             if (!signal.aborted) {
               const code = errCode(err)
+              this.#deps.observer?.transfer(a.peer, 'get', {
+                ok: false,
+                code,
+                bytes: 0,
+                ms: performance.now() - t0,
+              })
               if (code === 'PEER_UNREACHABLE') deadPeers.add(a.peer)
               this.#deps.logger.debug(
                 { segment: index, shard: a.shard, peer: a.peer, code },

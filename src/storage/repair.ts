@@ -238,7 +238,10 @@ export class Repairer {
         seg.shards.forEach((sh, j) => {
           for (const h of sh.holders) {
             let list = byHolder.get(h)
-            if (list === undefined) byHolder.set(h, (list = []))
+            if (list === undefined) {
+              list = []
+              byHolder.set(h, list)
+            }
             list.push({ cid: sh.cid, mi, si, j })
           }
         })

@@ -66,11 +66,15 @@ export function Chart({ id, title, series, data, format }) {
     plot.current?.setData(data)
   }, [data])
 
-  const latest = series.map((s, i) => {
+  const values = series.map((_s, i) => {
     const ys = data[i + 1] ?? []
-    const v = ys.length > 0 ? ys[ys.length - 1] : null
-    return `${s.label} ${v === null || v === undefined ? '–' : format(v)}`
+    return ys.length > 0 ? ys[ys.length - 1] : null
   })
+  const latest = values.every((v) => v === null || v === undefined)
+    ? [data[0]?.length > 0 ? 'no observations now' : 'waiting for data']
+    : series.map(
+        (s, i) => `${s.label} ${values[i] === null || values[i] === undefined ? '–' : format(values[i])}`,
+      )
   return html`<figure class="chart" id=${id} data-points=${data[0]?.length ?? 0}>
     <figcaption>
       <span class="chart-title">${title}</span>

@@ -1,7 +1,7 @@
 /** Files: upload with progress, the pin list with downloads, and the shard map of one file. */
 import htm from 'htm'
 import { h } from 'preact'
-import { useRef, useState } from 'preact/hooks'
+import { useEffect, useRef, useState } from 'preact/hooks'
 import { authHint, getJson, token, uploadFile, usePoll } from './api.js'
 import { formatBytes, formatTime, shorten } from './format.js'
 import { ErrorLine } from './panels.js'
@@ -84,8 +84,7 @@ function UploadForm({ onUploaded }) {
     ${
       state.phase === 'done'
         ? html`<p role="status" class="ok" id="upload-result">
-            Stored ${state.name} (${formatBytes(state.result.bytes)}, ${state.result.segments} segments,
-            k=${state.result.k} m=${state.result.m}) in ${state.seconds.toFixed(1)} s as
+            ${`Stored ${state.name} (${formatBytes(state.result.bytes)}, ${state.result.segments} segments, k=${state.result.k} m=${state.result.m}) in ${state.seconds.toFixed(1)} s as `}
             <code>${state.result.cid}</code>
           </p>`
         : null
@@ -101,6 +100,8 @@ function holderColor(index) {
 /** Segments × shards grid of one manifest, each cell coloured by the peer holding that shard. */
 export function ShardMap({ cid, selfPeerId, onClose }) {
   const manifest = usePoll(() => getJson(`/files/${encodeURIComponent(cid)}/manifest`), 0, [cid])
+  const section = useRef(null)
+  useEffect(() => section.current?.scrollIntoView({ block: 'start' }), [])
   const m = manifest.data
   const holders = new Map()
   if (m !== undefined) {
@@ -110,7 +111,7 @@ export function ShardMap({ cid, selfPeerId, onClose }) {
   }
   const letter = (i) => (i < 26 ? String.fromCharCode(65 + i) : `P${i}`)
   const shown = m === undefined ? [] : m.segments.slice(0, MAP_MAX_SEGMENTS)
-  return html`<section class="card wide" id="shard-map" aria-labelledby="map-h">
+  return html`<section class="card wide" id="shard-map" aria-labelledby="map-h" ref=${section}>
     <h2 id="map-h">Shard map <small><code title=${cid}>${shorten(cid, 14, 8)}</code></small></h2>
     <button type="button" class="close" onClick=${onClose}>Close shard map</button>
     <${ErrorLine} error=${manifest.error} />
@@ -120,9 +121,8 @@ export function ShardMap({ cid, selfPeerId, onClose }) {
           ? html`<p>Loading the manifest…</p>`
           : null
         : html`<p>
-              ${m.name ?? 'unnamed'}: ${formatBytes(m.fileSize)} in ${m.segments.length} segments of up to
-              ${formatBytes(m.segmentSize)}; each segment is ${m.k} data + ${m.m} parity shards (any ${m.k} rebuild it).
-              Uploaded by <code title=${m.uploader}>${shorten(m.uploader, 12, 8)}</code>, ${formatTime(m.createdAt)}.
+              ${`${m.name ?? 'unnamed'}: ${formatBytes(m.fileSize)} in ${m.segments.length} segments of up to ${formatBytes(m.segmentSize)}; each segment is ${m.k} data + ${m.m} parity shards (any ${m.k} rebuild it). Uploaded by `}
+              <code title=${m.uploader}>${shorten(m.uploader, 12, 8)}</code>${`, ${formatTime(m.createdAt)}.`}
             </p>
             <div class="scroll map-scroll">
               <table class="shard-grid">

@@ -27,7 +27,7 @@ const percentiles = (key) =>
 const CHARTS = [
   {
     id: 'chart-throughput',
-    title: 'File throughput (put and get through this node)',
+    title: 'File throughput',
     format: bytesPerSecond,
     series: [
       { field: 'putBytesPerSecond', label: 'put', color: '#4e79a7' },

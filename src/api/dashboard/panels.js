@@ -29,13 +29,13 @@ export function TokenForm({ onChange }) {
     setSaved(false)
     onChange?.()
   }
-  return html`<form class="token" onSubmit=${save} aria-label="API token">
+  return html`<form class="token" onSubmit=${save}>
     <label for="api-token">API token</label>
     <input
       id="api-token"
       type="password"
       autocomplete="off"
-      spellcheck="false"
+      spellcheck=${false}
       placeholder=${saved ? 'saved for this tab' : 'paste <data-dir>/api-token'}
       value=${value}
       onInput=${(e) => setValue(e.currentTarget.value)}
@@ -83,8 +83,8 @@ export function StoragePanel({ usage, status }) {
       u === undefined
         ? html`<p>Loading…</p>`
         : html`<p class="big" id="usage-text">
-              <strong>${formatBytes(u.bytes)}</strong> used of ${formatBytes(u.capacityBytes)}
-              (${pct < 0.01 && u.bytes > 0 ? '<0.01' : pct.toFixed(2)}%)
+              <strong>${formatBytes(u.bytes)}</strong>
+              ${` used of ${formatBytes(u.capacityBytes)} (${pct < 0.01 && u.bytes > 0 ? '<0.01' : pct.toFixed(2)}%)`}
             </p>
             <meter id="usage-meter" min="0" max=${u.capacityBytes} value=${u.bytes} low=${u.capacityBytes * 0.75}
               high=${u.capacityBytes * 0.9} optimum="0" aria-label="Storage used"></meter>
@@ -123,7 +123,7 @@ function ConnectForm({ onConnected }) {
   }
   return html`<form class="inline" onSubmit=${submit}>
     <label for="connect-addr">Connect to a peer (multiaddr)</label>
-    <input id="connect-addr" type="text" spellcheck="false" placeholder="/ip4/…/tcp/…/p2p/…" value=${addr}
+    <input id="connect-addr" type="text" spellcheck=${false} placeholder="/ip4/…/tcp/…/p2p/…" value=${addr}
       onInput=${(e) => setAddr(e.currentTarget.value)} />
     <button type="submit" disabled=${state.busy}>${state.busy ? 'Connecting…' : 'Connect'}</button>
     ${state.message === undefined ? null : html`<span role="status">${state.message}</span>`}

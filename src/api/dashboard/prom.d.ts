@@ -29,7 +29,15 @@ export interface SamplePoint {
   shardOkPerSecond: number | null
   shardFailedPerSecond: number | null
   eventLoopLagP99Ms: number | null
-  [latency: `${'shardRead' | 'shardWrite' | 'api'}${'P50' | 'P95' | 'P99'}Ms`]: number | null
+  shardReadP50Ms: number | null
+  shardReadP95Ms: number | null
+  shardReadP99Ms: number | null
+  shardWriteP50Ms: number | null
+  shardWriteP95Ms: number | null
+  shardWriteP99Ms: number | null
+  apiP50Ms: number | null
+  apiP95Ms: number | null
+  apiP99Ms: number | null
 }
 export const LATENCY_HISTOGRAMS: readonly (readonly [string, string])[]
 export function createSampler(options?: {

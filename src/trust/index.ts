@@ -1,0 +1,74 @@
+/**
+ * The trust area: EigenTrust global trust from local interaction records, signed trust vectors and
+ * capacity/locality reports exchanged between peers, a per-peer performance monitor, and a token-bucket
+ * rate limiter. Everything here is pure (clock injected); network wiring lives elsewhere.
+ * Other areas import only from here. See README.md and docs/TRUST.md.
+ */
+export {
+  type ComputeEigenTrustOptions,
+  computeEigenTrust,
+  DEFAULT_EIGENTRUST_ALPHA,
+  DEFAULT_EIGENTRUST_EPSILON,
+  DEFAULT_EIGENTRUST_MAX_ITERATIONS,
+  EigenTrust,
+  type EigenTrustOptions,
+  type EigenTrustResult,
+  type PreTrusted,
+  type SparseMatrix,
+} from './eigentrust.ts'
+export {
+  DEFAULT_PERF_MONITOR_OPTIONS,
+  type PeerPerf,
+  PerfMonitor,
+  type PerfMonitorDeps,
+  type PerfMonitorOptions,
+  type TransferSample,
+} from './perf-monitor.ts'
+export {
+  IssuerGate,
+  type IssuerGateOptions,
+  TokenBucketLimiter,
+  type TokenBucketOptions,
+} from './rate-limit.ts'
+export {
+  DEFAULT_INTERACTION_WEIGHTS,
+  INTERACTION_KINDS,
+  type InteractionKind,
+  InteractionRecords,
+  type InteractionRecordsOptions,
+} from './records.ts'
+export {
+  CAPACITY_REPORT_DOMAIN,
+  type CapacityReport,
+  CapacityReportInbox,
+  type CapacityReportInboxOptions,
+  type CheckReportOptions,
+  checkReport,
+  DEFAULT_CAPACITY_REPORT_INBOX_OPTIONS,
+  decodeCapacityReport,
+  MAX_CAPACITY_REPORT_BYTES,
+  openCapacityReport,
+  type ReportCheck,
+  type ReportIssue,
+  type ReportObservations,
+  type SignedCapacityReport,
+  signCapacityReport,
+  verifyCapacityReport,
+} from './reports.ts'
+export type { Ed25519Signer, FreshnessOptions } from './signed.ts'
+export {
+  DEFAULT_TRUST_VECTOR_INBOX_OPTIONS,
+  decodeTrustVector,
+  MAX_TRUST_VECTOR_BYTES,
+  MAX_TRUST_VECTOR_ENTRIES,
+  openTrustVector,
+  type SignedTrustVector,
+  signTrustVector,
+  TRUST_VECTOR_DOMAIN,
+  TRUST_WEIGHT_SCALE,
+  type TrustVector,
+  TrustVectorInbox,
+  type TrustVectorInboxOptions,
+  trustVectorFromLocalTrust,
+  verifyTrustVector,
+} from './trust-vector.ts'
