@@ -154,6 +154,13 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
     description: 'segments one node repairs per round at most (rate limit)',
   },
   {
+    path: 'repair.auditsPerRound',
+    kind: 'int',
+    default: 8,
+    min: 0,
+    description: 'random shard copies of watched manifests audited per round',
+  },
+  {
     path: 'trust.preTrusted',
     kind: 'strings',
     default: [],
@@ -224,7 +231,13 @@ interface Shape {
     segmentsInFlight: number
     manifestReplicas: number
   }
-  repair: { intervalMs: number; graceMs: number; thresholdMargin: number; maxRepairsPerRound: number }
+  repair: {
+    intervalMs: number
+    graceMs: number
+    thresholdMargin: number
+    maxRepairsPerRound: number
+    auditsPerRound: number
+  }
   trust: { preTrusted: string[] }
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent'; file: string }
 }

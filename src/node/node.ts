@@ -2,6 +2,7 @@
  * The composition root: builds every area in order, starts them, stops them in reverse.
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import type { PeerId } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -37,6 +38,7 @@ import { decodeHolderUpdate, decodeManifest } from '../storage/manifest.ts'
 import { ManifestWatch } from '../storage/manifest-watch.ts'
 import { placeScored } from '../storage/placement-scored.ts'
 import { DEFAULT_REPAIR_OPTIONS, type RepairEvent, Repairer } from '../storage/repair.ts'
+import { AuditRecords } from '../storage/audit-records.ts'
 import { EigenTrust, PerfMonitor } from '../trust/index.ts'
 
 /** Announce provider records only after this long without shard traffic, ms. */
@@ -68,6 +70,7 @@ export class NodusNode {
   readonly repairer: Repairer
   readonly trust: EigenTrust
   readonly perf: PerfMonitor
+  readonly audits: AuditRecords
   readonly metrics: NodusMetrics
   readonly #api: ApiServer
   readonly #provideQueue: BoundedQueue<{ cid: CID; at: number }>
@@ -88,6 +91,7 @@ export class NodusNode {
     repairer: Repairer
     trust: EigenTrust
     perf: PerfMonitor
+    audits: AuditRecords
     metrics: NodusMetrics
     api: ApiServer
     provideQueue: BoundedQueue<{ cid: CID; at: number }>
@@ -105,6 +109,7 @@ export class NodusNode {
     this.repairer = parts.repairer
     this.trust = parts.trust
     this.perf = parts.perf
+    this.audits = parts.audits
     this.metrics = parts.metrics
     this.#api = parts.api
     this.#provideQueue = parts.provideQueue
@@ -426,6 +431,7 @@ export async function createNode(
   )
   const fileIndex = new FileIndex(join(config.dataDir, 'files'))
   const repairLog = logger.child({ area: 'repair' })
+  const audits = new AuditRecords({ clock: Date })
   const repairer = new Repairer(
     {
       selfPeerId: identity.peerId.toString(),
@@ -437,6 +443,12 @@ export async function createNode(
       sign: (msg) => signHybrid(identity, msg),
       publicKey: hybridPublicKey(identity),
       clock: Date,
+      random: { bytes: (n) => randomBytes(n), next: () => Math.random() },
+      onAudit: (peer, result) => {
+        audits.record(peer, result)
+        metrics.audits.inc({ result })
+        trust.recordInteraction(self, peer, result === 'pass' ? 'audit-passed' : result === 'fail' ? 'audit-failed' : 'timeout')
+      },
       logger: repairLog,
       metrics,
       onEvent: (e: RepairEvent) => {
@@ -450,6 +462,7 @@ export async function createNode(
       graceMs: config.repair.graceMs,
       thresholdMargin: config.repair.thresholdMargin,
       maxRepairsPerRound: config.repair.maxRepairsPerRound,
+      auditsPerRound: config.repair.auditsPerRound,
     },
   )
   metrics.attach({
@@ -471,6 +484,7 @@ export async function createNode(
     repairer,
     trust,
     perf,
+    audits,
     metrics,
     api,
     provideQueue,

@@ -19,6 +19,8 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
 import { isNodusError } from '../common/errors.ts'
 import type { HybridPublicKey, HybridSignature } from '../crypto/index.ts'
+import { type AuditChallenge, type AuditProof, makeChallenge, verifyAnswer } from './audit.ts'
+import type { AuditResult } from './audit-records.ts'
 import { cidToString, parseCid } from './cid.ts'
 import type { FileService } from './files.ts'
 import {
@@ -43,6 +45,10 @@ export interface RepairOptions {
   maxConcurrentRepairs: number
   /** Segments repaired per round at most (rate limit). Default 32. */
   maxRepairsPerRound: number
+  /** Shard copies audited per round (random live copies of watched manifests). Default 8. */
+  auditsPerRound: number
+  /** Time allowed for one audit answer, ms. Default 10 000. */
+  auditTimeoutMs: number
 }
 
 export const DEFAULT_REPAIR_OPTIONS: Readonly<RepairOptions> = Object.freeze({
@@ -51,6 +57,8 @@ export const DEFAULT_REPAIR_OPTIONS: Readonly<RepairOptions> = Object.freeze({
   thresholdMargin: 2,
   maxConcurrentRepairs: 2,
   maxRepairsPerRound: 32,
+  auditsPerRound: 8,
+  auditTimeoutMs: 10_000,
 })
 
 /** A progress event of the repairer. */
@@ -72,7 +80,12 @@ export interface RepairDeps {
       update: Uint8Array,
       options?: { signal?: AbortSignal },
     ): Promise<boolean>
+    audit(peer: PeerId, challenge: AuditChallenge, options?: { signal?: AbortSignal }): Promise<AuditProof>
   }
+  /** Where audit results go (per-peer records; trust reads them). */
+  onAudit?(peer: string, result: AuditResult): void
+  /** Random bytes (nonces) and numbers (which copies to audit). */
+  random: { bytes(n: number): Uint8Array; next(): number }
   /** Local blocks (the manifests). */
   store: { get(cid: CID, options?: { signal?: AbortSignal }): Promise<Uint8Array>; has(cid: CID): boolean }
   watch: {
@@ -101,6 +114,8 @@ interface Health {
   lost: string[][][]
   /** Holders that answered (any answer) this round. */
   answered: Set<string>
+  /** Connected peers that say they keep this manifest. */
+  keepers: Set<string>
 }
 
 /** Watches manifests and repairs their segments. */
@@ -109,6 +124,8 @@ export class Repairer {
   readonly #options: RepairOptions
   /** `${manifest}/${segment}/${shard}/${holder}` → first time seen missing (ms). */
   readonly #missingSince = new Map<string, number>()
+  /** `${manifest}/${segment}` → consecutive rounds this node saw it unhealthy. */
+  readonly #unhealthyRounds = new Map<string, number>()
   #timer: NodeJS.Timeout | undefined
   #running: Promise<void> | undefined
   #ac = new AbortController()
@@ -167,7 +184,14 @@ export class Repairer {
           )
         }
       }
+      const revisionAtStart = new Map(
+        manifests.map((m) => [
+          cidToString(m.cid),
+          this.#deps.watch.latest(cidToString(m.cid))?.revision ?? 1,
+        ]),
+      )
       const health = await this.#check(manifests, signal)
+      await this.#audit(manifests, health, signal)
       let budget = this.#options.maxRepairsPerRound
       let unhealthy = 0
       let checked = 0
@@ -182,9 +206,14 @@ export class Repairer {
           const healthy = live.filter((l) => l.length > 0).length
           // Shards with no live copy and at least one copy past its grace period.
           const missing = live.flatMap((l, j) => (l.length === 0 && (lost[j]?.length ?? 0) > 0 ? [j] : []))
+          if (healthy > threshold || missing.length === 0)
+            this.#unhealthyRounds.delete(`${cidToString(signed.cid)}/${si}`)
           if (healthy <= threshold && missing.length > 0) {
             unhealthy++
-            if (budget > 0 && this.#shouldRepair(signed, health[mi]?.answered ?? new Set())) {
+            const key = `${cidToString(signed.cid)}/${si}`
+            const seen = (this.#unhealthyRounds.get(key) ?? 0) + 1
+            this.#unhealthyRounds.set(key, seen)
+            if (budget > 0 && this.#shouldRepair(signed, health[mi]?.keepers ?? new Set(), seen)) {
               budget--
               work.push({ signed, segment: si, missing })
             }
@@ -206,6 +235,9 @@ export class Repairer {
       const worker = async (): Promise<void> => {
         while (next < work.length && !signal.aborted) {
           const w = work[next++] as (typeof work)[number]
+          // Another keeper may have repaired and told us meanwhile: then this view is stale.
+          const key = cidToString(w.signed.cid)
+          if ((this.#deps.watch.latest(key)?.revision ?? 1) !== (revisionAtStart.get(key) ?? 1)) continue
           const changes = await this.#repairSegment(w.signed, w.segment, w.missing, signal)
           if (changes.length > 0) {
             const key = cidToString(w.signed.cid)
@@ -232,6 +264,7 @@ export class Repairer {
       live: s.manifest.segments.map((seg) => seg.shards.map(() => [])),
       lost: s.manifest.segments.map((seg) => seg.shards.map(() => [])),
       answered: new Set<string>(),
+      keepers: new Set<string>(),
     }))
     manifests.forEach((signed, mi) => {
       signed.manifest.segments.forEach((seg, si) => {
@@ -247,6 +280,16 @@ export class Repairer {
         })
       })
     })
+    // Ask every connected peer whether it keeps each manifest (same batched request).
+    for (const p of this.#deps.connected()) {
+      if (p === this.#deps.selfPeerId) continue
+      let list = byHolder.get(p)
+      if (list === undefined) {
+        list = []
+        byHolder.set(p, list)
+      }
+      manifests.forEach((signed, mi) => list.push({ cid: signed.cid, mi, si: -1, j: -1 }))
+    }
     const answered = new Set<string>()
     await Promise.all(
       [...byHolder.entries()].map(async ([holder, items]) => {
@@ -269,6 +312,10 @@ export class Repairer {
             }
           }
           batch.forEach((b, x) => {
+            if (b.si < 0) {
+              if (have?.[x] === true) health[b.mi]?.keepers.add(holder)
+              return
+            }
             const key = `${cidToString(manifests[b.mi]?.cid as CID)}/${b.si}/${b.j}/${holder}`
             const h = health[b.mi] as Health
             if (have?.[x] === true) {
@@ -289,14 +336,72 @@ export class Repairer {
   }
 
   /**
-   * Coordination: among this node and the connected peers that answered this round, the one closest
-   * to the manifest CID repairs. (If it never repairs, its silence makes it drop out of `answered`
-   * once it is gone, and the next closest takes over.)
+   * Audit random live copies: challenge a random byte range (derived from a fresh nonce) and check
+   * the answer against the CID alone. A failed audit makes that copy lost at once (an honest holder
+   * never fails); a busy holder is skipped; anything else counts as a timeout.
    */
-  #shouldRepair(signed: SignedManifest, answered: Set<string>): boolean {
-    const connected = new Set(this.#deps.connected())
-    const group = [this.#deps.selfPeerId, ...[...answered].filter((p) => connected.has(p))]
-    return closestTo(signed.cid.bytes, group)[0] === this.#deps.selfPeerId
+  async #audit(manifests: SignedManifest[], health: Health[], signal: AbortSignal): Promise<void> {
+    const copies: { mi: number; si: number; j: number; holder: string }[] = []
+    health.forEach((h, mi) =>
+      h.live.forEach((seg, si) =>
+        seg.forEach((holders, j) => {
+          for (const holder of holders)
+            if (holder !== this.#deps.selfPeerId) copies.push({ mi, si, j, holder })
+        }),
+      ),
+    )
+    const picked: typeof copies = []
+    for (let i = 0; i < this.#options.auditsPerRound && copies.length > 0; i++) {
+      const x = Math.floor(this.#deps.random.next() * copies.length)
+      picked.push(...copies.splice(x, 1))
+    }
+    const auditOne = async (c: (typeof copies)[number]): Promise<void> => {
+      const seg = manifests[c.mi]?.manifest.segments[c.si]
+      const sh = seg?.shards[c.j]
+      if (seg === undefined || sh === undefined) return
+      const challenge = makeChallenge(sh.cid, seg.shardSize, (n) => this.#deps.random.bytes(n))
+      let result: AuditResult
+      try {
+        const proof = await this.#deps.client.audit(peerIdFromString(c.holder), challenge, {
+          signal: AbortSignal.any([signal, AbortSignal.timeout(this.#options.auditTimeoutMs)]),
+        })
+        result = verifyAnswer(challenge, proof) ? 'pass' : 'fail'
+      } catch (err) {
+        if (signal.aborted) return
+        if (isNodusError(err, 'PEER_BUSY')) return
+        result =
+          isNodusError(err, 'SHARD_MISSING') || isNodusError(err, 'PROTOCOL_ERROR') ? 'fail' : 'timeout'
+      }
+      this.#deps.onAudit?.(c.holder, result)
+      if (result === 'fail') {
+        const h = health[c.mi] as Health
+        const live = h.live[c.si]?.[c.j]
+        if (live !== undefined) live.splice(live.indexOf(c.holder), 1)
+        h.lost[c.si]?.[c.j]?.push(c.holder)
+        this.#deps.logger.warn(
+          { peer: c.holder, cid: cidToString(sh.cid) },
+          'audit failed: copy counted as lost',
+        )
+      }
+    }
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < picked.length && !signal.aborted)
+        await auditOne(picked[next++] as (typeof copies)[number])
+    }
+    await Promise.all(Array.from({ length: 4 }, worker))
+  }
+
+  /**
+   * Coordination: among this node and the connected peers that keep the manifest, the one closest to
+   * the manifest CID repairs at once; the others wait a number of rounds equal to their rank.
+   */
+  #shouldRepair(signed: SignedManifest, keepers: Set<string>, roundsSeen: number): boolean {
+    const group = [this.#deps.selfPeerId, ...keepers]
+    // The closest repairs at once; the peer of rank r takes over after r more rounds of seeing the
+    // segment still unhealthy (the closer ones may not have seen the problem, or may be gone).
+    const rank = closestTo(signed.cid.bytes, group).indexOf(this.#deps.selfPeerId)
+    return roundsSeen > rank
   }
 
   async #repairSegment(
@@ -380,7 +485,10 @@ export class Repairer {
     )
     await this.#deps.watch.offer(key, revision, update.bytes, this.#deps.clock.now())
     let acceptedBy = 0
-    const others = (h === undefined ? [] : [...h.answered]).filter((p) => p !== this.#deps.selfPeerId)
+    // Offer it to the other keepers, and to the holders (they may keep the manifest too).
+    const others = [...new Set([...(h?.keepers ?? []), ...(h?.answered ?? [])])].filter(
+      (p) => p !== this.#deps.selfPeerId,
+    )
     await Promise.all(
       others.map(async (p) => {
         try {

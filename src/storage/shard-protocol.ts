@@ -11,6 +11,16 @@ import { isNodusError, NodusError } from '../common/errors.ts'
 import { Semaphore } from '../common/semaphore.ts'
 import { blake3 } from '../crypto/index.ts'
 import { lengthPrefixed, StreamReader, sendAll, sendWithBackpressure } from '../net/index.ts'
+import {
+  type AuditChallenge,
+  type AuditProof,
+  answerChallenge,
+  decodeChallenge,
+  decodeProof,
+  encodeChallenge,
+  encodeProof,
+  MAX_AUDIT_PROOF_BYTES,
+} from './audit.ts'
 import { cidToString, parseCid } from './cid.ts'
 
 export const SHARD_PROTOCOL = '/nodus/shard/1.0.0'
@@ -38,6 +48,7 @@ type Request =
   | { op: 'has'; cids: CID[] }
   | { op: 'pin'; cids: CID[]; expiresAt: number | undefined }
   | { op: 'latest'; cid: CID }
+  | { op: 'audit'; challenge: AuditChallenge }
   | { op: 'update'; cid: CID; size: number }
 
 function receiptBody(r: Omit<Receipt, 'sig'>): Uint8Array {
@@ -100,6 +111,9 @@ export function decodeRequest(bytes: Uint8Array): Request {
     }
     case 'latest':
       return { op: 'latest', cid: asCid(msg.cid) }
+    case 'audit':
+      if (!(msg.challenge instanceof Uint8Array)) throw badRequest('challenge must be bytes')
+      return { op: 'audit', challenge: decodeChallenge(msg.challenge) }
     case 'update':
       return { op: 'update', cid: asCid(msg.cid), size: asSize(msg.size, 'size') }
     case 'pin': {
@@ -194,6 +208,9 @@ export class ShardServer {
     this.#slots = new Semaphore(options.maxConcurrentRequests)
   }
 
+  /** Audits answered at once: each is a full pass over a shard. */
+  readonly #auditSlots = new Semaphore(2)
+
   get handleOptions(): { maxInboundStreams: number; maxOutboundStreams: number } {
     return { maxInboundStreams: this.#options.maxInboundStreamsPerConnection, maxOutboundStreams: 64 }
   }
@@ -236,6 +253,7 @@ export class ShardServer {
       else if (req.op === 'get') await this.#get(stream, req, signal)
       else if (req.op === 'pin') await this.#pin(stream, req)
       else if (req.op === 'latest') await this.#latest(stream, req, signal)
+      else if (req.op === 'audit') await this.#audit(stream, req, signal)
       else if (req.op === 'update') await this.#update(stream, reader, req, signal)
       else await this.#has(stream, req)
       const seconds = (performance.now() - t0) / 1000
@@ -321,6 +339,32 @@ export class ShardServer {
     await sendWithBackpressure(stream, lengthPrefixed(dagCbor.encode({ ok: true, size: length })), signal)
     for await (const chunk of this.#deps.store.read(req.cid, { offset, length, signal })) {
       await sendWithBackpressure(stream, chunk, signal)
+    }
+  }
+
+  async #audit(stream: Stream, req: { challenge: AuditChallenge }, signal: AbortSignal): Promise<void> {
+    const release = this.#auditSlots.tryAcquire()
+    if (release === undefined) throw new NodusError('PEER_BUSY', 'too many audits in progress')
+    try {
+      const c = req.challenge
+      const st = this.#deps.store.stat(c.cid)
+      if (st === undefined) {
+        throw new NodusError('SHARD_MISSING', `no shard ${cidToString(c.cid)}`, {
+          details: { cid: cidToString(c.cid) },
+        })
+      }
+      const parts: Uint8Array[] = []
+      for await (const chunk of this.#deps.store.read(c.cid, { signal })) parts.push(chunk)
+      const shard = parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts)
+      const proof = encodeProof(answerChallenge(shard, c))
+      await sendWithBackpressure(
+        stream,
+        lengthPrefixed(dagCbor.encode({ ok: true, size: proof.byteLength })),
+        signal,
+      )
+      await sendAll(stream, proof, signal)
+    } finally {
+      release()
     }
   }
 
@@ -546,6 +590,33 @@ export class ShardClient {
       return bytes
     } catch (err) {
       stream.abort(err instanceof Error ? err : new Error('get failed'))
+      throw err
+    }
+  }
+
+  /**
+   * Challenge `peer` to prove it holds a shard; resolves with the decoded proof (check it with
+   * `verifyAnswer`). Throws SHARD_MISSING, PEER_BUSY, PEER_UNREACHABLE, TIMEOUT, PROTOCOL_ERROR.
+   */
+  async audit(
+    peer: PeerId,
+    challenge: AuditChallenge,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<AuditProof> {
+    const signal = withTimeout(options.signal, this.#options.requestTimeoutMs, 'audit')
+    const stream = await this.#open(peer, signal)
+    try {
+      const reader = new StreamReader(stream, { signal })
+      const req = { v: 1, op: 'audit', challenge: encodeChallenge(challenge) }
+      await sendWithBackpressure(stream, lengthPrefixed(dagCbor.encode(req)), signal)
+      await stream.close({ signal })
+      const resp = await readResponse(reader, peer)
+      const size = asSize(resp.size, 'size')
+      if (size > MAX_AUDIT_PROOF_BYTES)
+        throw new NodusError('MESSAGE_TOO_LARGE', 'audit proof too large', { peerAction: 'reject' })
+      return decodeProof(await reader.readExactly(size))
+    } catch (err) {
+      stream.abort(err instanceof Error ? err : new Error('audit failed'))
       throw err
     }
   }

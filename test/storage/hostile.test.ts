@@ -1,0 +1,130 @@
+/**
+ * A hostile holder: its shard files are corrupted on disk (it serves bad bytes and fails audits).
+ * Keepers audit it, record the failures, rebuild its shards elsewhere, and readers still get the file.
+ */
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, open, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, test } from 'node:test'
+import { initNode } from '../../src/cli/init.ts'
+import { silentLogger } from '../../src/common/logger.ts'
+import { loadConfig } from '../../src/config/config.ts'
+import { createNode, type NodusNode } from '../../src/node/node.ts'
+import type { RepairEvent } from '../../src/storage/repair.ts'
+
+const N = 8
+let dir = ''
+const nodes: NodusNode[] = []
+const events: RepairEvent[] = []
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'nodus-hostile-'))
+  for (let i = 0; i < N; i++) {
+    const d = join(dir, `n${i}`)
+    await initNode(d, {
+      storage: { k: 4, m: 2, segmentSize: 65536, manifestReplicas: 3 },
+      repair: { intervalMs: 3_600_000, graceMs: 3_600_000, auditsPerRound: 10_000 },
+    })
+    const node = await createNode(await loadConfig(d), {
+      logger: silentLogger(),
+      onRepairEvent: (e) => events.push(e),
+    })
+    await node.start()
+    nodes.push(node)
+  }
+  for (let i = 0; i < N; i++) {
+    for (let j = i + 1; j < N; j++) await nodes[i]?.libp2p.dial(nodes[j]?.libp2p.getMultiaddrs() ?? [])
+  }
+})
+after(async () => {
+  await Promise.all(nodes.map((n) => n.stop()))
+  await rm(dir, { recursive: true, force: true })
+})
+
+/** Flip one byte in every shard file under `shardsDir` (not the index). */
+async function corruptAll(shardsDir: string): Promise<number> {
+  let n = 0
+  for (const sub of await readdir(shardsDir, { withFileTypes: true })) {
+    if (!sub.isDirectory() || sub.name === 'index' || sub.name === 'tmp') continue
+    for (const f of await readdir(join(shardsDir, sub.name))) {
+      const fh = await open(join(shardsDir, sub.name, f), 'r+')
+      try {
+        const b = Buffer.alloc(1)
+        await fh.read(b, 0, 1, 0)
+        b[0] = (b[0] ?? 0) ^ 0xff
+        await fh.write(b, 0, 1, 0)
+        n++
+      } finally {
+        await fh.close()
+      }
+    }
+  }
+  return n
+}
+
+test('a holder serving corrupted shards fails audits, is recorded, its shards are rebuilt elsewhere, reads stay correct', {
+  timeout: 120_000,
+}, async () => {
+  const up = nodes[0] as NodusNode
+  const data = randomBytes(5 * 65536 - 7)
+  const res = await up.files.put(
+    (async function* () {
+      yield data
+    })(),
+  )
+  const cidStr = res.cid.toString()
+  const holders = new Set(res.manifest.segments.flatMap((s) => s.shards.flatMap((sh) => sh.holders)))
+  const hostile = nodes.find((n) => n !== up && holders.has(n.peerId) && !n.watch.has(cidStr)) as NodusNode
+  assert.ok(hostile)
+  const corrupted = await corruptAll(join(hostile.config.dataDir, 'shards'))
+  assert.ok(corrupted > 0)
+
+  const hostileShards = res.manifest.segments.flatMap((s, si) =>
+    s.shards.flatMap((sh, j) => (sh.holders.includes(hostile.peerId) ? [{ si, j, cid: sh.cid }] : [])),
+  )
+  // Rounds until every hostile copy was caught and rebuilt (audits are sampled, and a holder answers
+  // only a few at once, so one round may not reach them all). Bounded.
+  const rebuiltCount = (): number => events.reduce((n, e) => n + (e.type === 'finished' ? e.rebuilt : 0), 0)
+  for (let round = 0; round < 10 && rebuiltCount() < hostileShards.length; round++) {
+    await Promise.all(nodes.map((n) => n.repairer.runRound()))
+  }
+  // Keepers coordinate (the closest repairs, others wait by rank), so duplicates are rare; they are
+  // harmless extra copies, never missing ones.
+  assert.ok(rebuiltCount() >= hostileShards.length)
+  assert.ok(rebuiltCount() <= 2 * hostileShards.length)
+
+  // Keepers audited the hostile holder and recorded failures; its trust fell below an honest holder's.
+  const keepers = nodes.filter((n) => n.watch.has(cidStr))
+  const failed = keepers.reduce((sum, k) => sum + (k.audits.get(hostile.peerId)?.failed ?? 0), 0)
+  assert.ok(failed > 0, 'no audit failure recorded for the hostile holder')
+  const judge = keepers.find((k) => (k.audits.get(hostile.peerId)?.failed ?? 0) > 0) as NodusNode
+  const honest = nodes.find(
+    (n) => n !== hostile && (judge.audits.get(n.peerId)?.passed ?? 0) > 0,
+  ) as NodusNode
+  assert.ok(honest, 'no honest holder passed an audit')
+  judge.trust.compute()
+  assert.ok(
+    judge.trust.score(hostile.peerId) < judge.trust.score(honest.peerId),
+    'hostile holder not trusted less',
+  )
+
+  // Every shard the hostile node held was rebuilt on another peer.
+
+  const resolved = await up.files.resolveManifest(res.cid)
+  for (const { si, j, cid } of hostileShards) {
+    const others =
+      resolved.manifest.segments[si]?.shards[j]?.holders.filter((h) => h !== hostile.peerId) ?? []
+    assert.ok(
+      others.some((h) => nodes.find((n) => n.peerId === h)?.store.has(cid) === true),
+      `shard ${si}/${j} not rebuilt`,
+    )
+  }
+
+  // A reader gets correct bytes even though the hostile holder still serves garbage.
+  const reader = nodes.find((n) => n !== up && n !== hostile && !n.watch.has(cidStr)) as NodusNode
+  const parts: Uint8Array[] = []
+  for await (const p of reader.files.get(res.cid)) parts.push(p)
+  assert.deepEqual(Buffer.concat(parts), data)
+})
