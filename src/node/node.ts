@@ -1,8 +1,9 @@
 /**
  * The composition root: builds every area in order, starts them, stops them in reverse.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises'
+
 import { randomBytes } from 'node:crypto'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { PeerId } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -22,6 +23,7 @@ import {
 } from '../crypto/index.ts'
 import { NodusMetrics } from '../metrics/metrics.ts'
 import { createHost, DEFAULT_HOST_OPTIONS, type NodusLibp2p } from '../net/index.ts'
+import { AuditRecords } from '../storage/audit-records.ts'
 import { FileIndex } from '../storage/file-index.ts'
 import {
   cidToString,
@@ -38,7 +40,6 @@ import { decodeHolderUpdate, decodeManifest } from '../storage/manifest.ts'
 import { ManifestWatch } from '../storage/manifest-watch.ts'
 import { placeScored } from '../storage/placement-scored.ts'
 import { DEFAULT_REPAIR_OPTIONS, type RepairEvent, Repairer } from '../storage/repair.ts'
-import { AuditRecords } from '../storage/audit-records.ts'
 import { EigenTrust, PerfMonitor } from '../trust/index.ts'
 
 /** Announce provider records only after this long without shard traffic, ms. */
@@ -76,6 +77,7 @@ export class NodusNode {
   readonly #provideQueue: BoundedQueue<{ cid: CID; at: number }>
   readonly #lifetime: AbortController
   #started = false
+  #did: string | undefined
   #apiUrl = ''
 
   constructor(parts: {
@@ -120,8 +122,10 @@ export class NodusNode {
     return this.identity.peerId.toString()
   }
 
+  /** The node's did:key (computed once: validating the key is costly on a hot API route). */
   get did(): string {
-    return didKeyFromEd25519(this.identity.ed25519.publicKey.raw)
+    this.#did ??= didKeyFromEd25519(this.identity.ed25519.publicKey.raw)
+    return this.#did
   }
 
   /** Provider records waiting to be announced. */
@@ -447,7 +451,11 @@ export async function createNode(
       onAudit: (peer, result) => {
         audits.record(peer, result)
         metrics.audits.inc({ result })
-        trust.recordInteraction(self, peer, result === 'pass' ? 'audit-passed' : result === 'fail' ? 'audit-failed' : 'timeout')
+        trust.recordInteraction(
+          self,
+          peer,
+          result === 'pass' ? 'audit-passed' : result === 'fail' ? 'audit-failed' : 'timeout',
+        )
       },
       logger: repairLog,
       metrics,

@@ -164,6 +164,7 @@ export class FileService {
   readonly #deps: FileServiceDeps
   readonly #options: FileServiceOptions
   readonly #peerIds = new Map<string, PeerId>()
+  readonly #verified = new Map<string, SignedManifest>()
 
   constructor(deps: FileServiceDeps, options: FileServiceOptions) {
     if (options.k < 1 || options.m < 0 || options.k + options.m > 256) {
@@ -515,7 +516,15 @@ export class FileService {
       return a?.status === 'fulfilled' && a.value.have[0] === true
     })
     if (this.#deps.store.has(cid)) {
-      return { signed: decodeManifest(await this.#deps.store.get(cid, { signal }), cid), holders }
+      const key = cid.toString()
+      let signed = this.#verified.get(key)
+      if (signed === undefined) {
+        signed = decodeManifest(await this.#deps.store.get(cid, { signal }), cid)
+        // Verified manifests are immutable: cache them (bounded) so hot files skip re-verification.
+        if (this.#verified.size >= 256) this.#verified.delete(this.#verified.keys().next().value as string)
+        this.#verified.set(key, signed)
+      }
+      return { signed, holders }
     }
     const tried = new Set<string>()
     const tryPeer = async (p: PeerId): Promise<SignedManifest | undefined> => {
