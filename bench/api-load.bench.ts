@@ -34,9 +34,7 @@ async function load(url: string, seconds: number, connections = 10): Promise<Loa
   }
 }
 
-export async function run(options: {
-  quick: boolean
-}): Promise<
+export async function run(options: { quick: boolean }): Promise<
   {
     name: string
     ours_MBps: number

@@ -70,6 +70,8 @@ async function startChild(
     ],
     {
       stdio: ['pipe', 'pipe', 'pipe'],
+      // Concurrent fsyncs share libuv's thread pool (4 threads by default).
+      env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16' },
     },
   )
   const errLog = createWriteStream(join(dataDir, 'node.log'), { flags: 'a' })

@@ -31,6 +31,7 @@ commands:
   cid    FILE                                                                 CID of FILE as one raw block
   status [--data-dir DIR | --api URL]                                         node info and usage
   devnet --nodes N --base-dir DIR [--base-port P]                             run N local node processes
+  sim    dht|placement|durability [--nodes N] [--json] ...                   simulate 10^4..10^6 nodes
   chaos  [--nodes 12] [--duration S] [--kill-every S] [--seed N] [--quick] [--keep]
          kills, restarts and a wiped disk under load; checks every file and repair
   demo   [--nodes 16] [--file F] [--kill 4] [--k 10 --m 4] [--segment-size B] [--base-port P] [--base-dir D] [--keep]
@@ -323,6 +324,10 @@ async function main(argv: string[]): Promise<number> {
       })
       process.stdout.write(`${JSON.stringify(result)}\n`)
       return result.ok ? 0 : 1
+    }
+    case 'sim': {
+      const { simCommand } = await import('./sim.ts')
+      return await simCommand(rest)
     }
     case 'chaos': {
       const { values: f } = parse(rest, {

@@ -88,6 +88,27 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
     description: 'largest shard accepted, bytes',
   },
   {
+    path: 'storage.cacheBytes',
+    kind: 'int',
+    default: 64 * MiB,
+    min: 0,
+    description: 'bytes of hot shards kept in memory (LRU); 0 turns the cache off',
+  },
+  {
+    path: 'storage.minFreeDiskBytes',
+    kind: 'int',
+    default: 256 * MiB,
+    min: 0,
+    description: 'refuse new shards when the filesystem has less free space than this, bytes',
+  },
+  {
+    path: 'storage.cleanupIntervalMs',
+    kind: 'int',
+    default: 60_000,
+    min: 100,
+    description: 'time between deletions of expired shards, ms',
+  },
+  {
     path: 'storage.k',
     kind: 'int',
     default: 10,
@@ -225,6 +246,9 @@ interface Shape {
   storage: {
     capacityBytes: number
     maxShardBytes: number
+    cacheBytes: number
+    minFreeDiskBytes: number
+    cleanupIntervalMs: number
     k: number
     m: number
     segmentSize: number

@@ -40,6 +40,7 @@ import { decodeHolderUpdate, decodeManifest } from '../storage/manifest.ts'
 import { ManifestWatch } from '../storage/manifest-watch.ts'
 import { placeScored } from '../storage/placement-scored.ts'
 import { DEFAULT_REPAIR_OPTIONS, type RepairEvent, Repairer } from '../storage/repair.ts'
+import { startExpiryCleanup } from '../storage/shard-store-cleanup.ts'
 import { EigenTrust, PerfMonitor } from '../trust/index.ts'
 
 /** Announce provider records only after this long without shard traffic, ms. */
@@ -78,6 +79,7 @@ export class NodusNode {
   readonly #lifetime: AbortController
   #started = false
   #did: string | undefined
+  #cleanup: { stop(): Promise<void> } | undefined
   #apiUrl = ''
 
   constructor(parts: {
@@ -170,6 +172,20 @@ export class NodusNode {
     if (this.#started) return
     this.#started = true
     await this.store.open()
+    const rec = this.store.lastRecovery
+    if (rec?.fullPass === true) {
+      this.logger.warn(
+        { orphansRemoved: rec.orphansRemoved, lost: rec.lostCount, tempFilesRemoved: rec.tempFilesRemoved },
+        'recovered the shard store after an unclean stop',
+      )
+    }
+    this.#cleanup = startExpiryCleanup(this.store, {
+      intervalMs: this.config.storage.cleanupIntervalMs,
+      logger: this.logger,
+      onRun: (r) => {
+        if ('deleted' in r && r.deleted > 0) this.logger.info(r, 'expired shards deleted')
+      },
+    })
     this.fileIndex.open()
     this.watch.open()
     try {
@@ -218,6 +234,7 @@ export class NodusNode {
     await this.libp2p.stop()
     await this.fileIndex.close()
     await this.watch.close()
+    await this.#cleanup?.stop()
     await this.store.close()
     await rm(join(this.config.dataDir, RUN_FILE), { force: true })
     this.logger.info({}, 'node stopped')
@@ -265,11 +282,13 @@ export async function createNode(
   const identity = await loadIdentity(config.dataDir)
   const metrics = new NodusMetrics()
   const store = new ShardStore(
-    { logger: logger.child({ area: 'store' }) },
+    { logger: logger.child({ area: 'store' }), metrics },
     {
       dir: join(config.dataDir, 'shards'),
       capacityBytes: config.storage.capacityBytes,
       maxShardBytes: config.storage.maxShardBytes,
+      cacheBytes: config.storage.cacheBytes,
+      minFreeDiskBytes: config.storage.minFreeDiskBytes,
     },
   )
   const libp2p = await createHost(identity.ed25519, {

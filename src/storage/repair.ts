@@ -288,7 +288,9 @@ export class Repairer {
         list = []
         byHolder.set(p, list)
       }
-      manifests.forEach((signed, mi) => list.push({ cid: signed.cid, mi, si: -1, j: -1 }))
+      manifests.forEach((signed, mi) => {
+        list.push({ cid: signed.cid, mi, si: -1, j: -1 })
+      })
     }
     const answered = new Set<string>()
     await Promise.all(
@@ -342,14 +344,14 @@ export class Repairer {
    */
   async #audit(manifests: SignedManifest[], health: Health[], signal: AbortSignal): Promise<void> {
     const copies: { mi: number; si: number; j: number; holder: string }[] = []
-    health.forEach((h, mi) =>
-      h.live.forEach((seg, si) =>
+    health.forEach((h, mi) => {
+      h.live.forEach((seg, si) => {
         seg.forEach((holders, j) => {
           for (const holder of holders)
             if (holder !== this.#deps.selfPeerId) copies.push({ mi, si, j, holder })
-        }),
-      ),
-    )
+        })
+      })
+    })
     const picked: typeof copies = []
     for (let i = 0; i < this.#options.auditsPerRound && copies.length > 0; i++) {
       const x = Math.floor(this.#deps.random.next() * copies.length)

@@ -1,26 +1,54 @@
 /**
  * Content-addressed shard storage on local disk, indexed in LMDB. See src/storage/README.md
- * ("Shard store") for the on-disk layout and the crash-safety invariants.
+ * ("Shard store") for the on-disk layout, the crash-safety invariants and the recovery pass.
+ * Index: shard-store-index.ts; files and recovery: shard-store-disk.ts; cache: shard-cache.ts.
  */
 
-import { randomUUID } from 'node:crypto'
-import { mkdir, open as openFile, readdir, readFile, rename, rm, unlink } from 'node:fs/promises'
+import { mkdir, open as openFile, readFile, rm, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Blake3Hasher } from '@napi-rs/blake-hash'
 import type { CID } from 'multiformats/cid'
 import { throwIfAborted } from '../common/abort.ts'
 import { NodusError } from '../common/errors.ts'
-import { ShardIndex } from './shard-store-index.ts'
+import { ShardCache, type ShardCacheMetrics } from './shard-cache.ts'
+import {
+  clearTmp,
+  fsyncDir,
+  isErrnoCode,
+  missing,
+  noSpaceAsStoreFull,
+  READ_CHUNK_BYTES,
+  readRange,
+  recoverOnOpen,
+  type ShardStoreRecovery,
+  shardPath,
+  takeCleanMarker,
+  writeCleanMarker,
+} from './shard-store-disk.ts'
+import { laterExpiry, ShardIndex } from './shard-store-index.ts'
+import {
+  CapacityGuard,
+  declaredSize,
+  raceAbort,
+  type WriteTarget,
+  writeShardFile,
+} from './shard-store-write.ts'
+
+export { type ExpiryCleanupOptions, startExpiryCleanup } from './shard-store-cleanup.ts'
+export type { ShardStoreRecovery } from './shard-store-disk.ts'
 
 /** Multihash code of BLAKE3-256 (multicodec table: `blake3`, 0x1e). */
 const BLAKE3_CODE = 0x1e
 /** Length of a BLAKE3-256 digest in bytes. */
 const DIGEST_BYTES = 32
-/** Size of the chunks read() yields, in bytes. */
-const READ_CHUNK_BYTES = 64 * 1024
 /** list() page size when none is given, and its upper bound. */
 const DEFAULT_LIST_LIMIT = 1000
 const MAX_LIST_LIMIT = 10_000
+/** Defaults of {@link ShardStoreOptions}. */
+export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+export const DEFAULT_MIN_FREE_DISK_BYTES = 256 * 1024 * 1024
+/** cleanupExpired(): shards deleted per call when no limit is given, and per index batch. */
+export const DEFAULT_CLEANUP_LIMIT = 10_000
+const CLEANUP_BATCH = 256
 
 export interface ShardStoreOptions {
   /** Data directory for shards, e.g. `<data-dir>/shards`. Created by open(). One ShardStore per directory. */
@@ -29,12 +57,28 @@ export interface ShardStoreOptions {
   capacityBytes: number
   /** Refuse shards longer than this with SHARD_TOO_LARGE, in bytes (callers default to 16 MiB). */
   maxShardBytes: number
+  /**
+   * Size of the LRU cache of whole shards, in bytes; default 64 MiB, 0 disables it. A shard is cached only
+   * when it is at most a quarter of this (and at most maxShardBytes).
+   */
+  cacheBytes?: number
+  /**
+   * Refuse new shards (STORE_FULL) when the file system holding `dir` would keep less than this free
+   * (statfs `bavail`, less bytes reserved by puts in flight), in bytes; default 256 MiB. Guards the disk
+   * when capacityBytes is set higher than the disk can hold. 0 leaves only ENOSPC (also STORE_FULL).
+   */
+  minFreeDiskBytes?: number
 }
 
 export interface ShardStoreDeps {
   logger?: { debug(obj: object, msg?: string): void; warn(obj: object, msg?: string): void }
-  /** Source of `storedAt` timestamps; defaults to `Date`. */
+  /** Source of `storedAt` timestamps and of the clean-shutdown marker's time; defaults to `Date`. */
   clock?: { now(): number }
+  /**
+   * Cache hit/miss counter (`nodus_storage_cache_requests_total`): one count per get() or whole-shard read()
+   * of a shard the cache would hold (none while the cache is disabled).
+   */
+  metrics?: ShardCacheMetrics
 }
 
 /** What the store knows about one shard. */
@@ -45,6 +89,8 @@ export interface ShardRecord {
   size: number
   /** When the shard became visible, in ms since the Unix epoch. */
   storedAt: number
+  /** When the shard may be deleted by cleanupExpired(), in ms since the Unix epoch; absent = never. */
+  expiresAt?: number
 }
 
 /** Usage snapshot returned by {@link ShardStore.usage}. All values in bytes except `shards`. */
@@ -62,78 +108,12 @@ type State = 'idle' | 'opening' | 'open' | 'closing' | 'closed'
 
 const noopLogger = { debug(): void {}, warn(): void {} }
 
-function isErrnoCode(err: unknown, code: string): boolean {
-  return err instanceof Error && (err as NodeJS.ErrnoException).code === code
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false
-  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
-  return true
-}
-
-/** Resolve or reject with `p`, or reject with the abort reason (ABORTED/TIMEOUT) as soon as `signal` aborts. */
-function raceAbort<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return p
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => {
-      try {
-        throwIfAborted(signal)
-      } catch (err) {
-        reject(err)
-      }
-    }
-    if (signal.aborted) {
-      onAbort()
-      return
-    }
-    signal.addEventListener('abort', onAbort, { once: true })
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(v)
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(err)
-      },
-    )
-  })
-}
-
-/** Iterate `source`, giving up (and telling the source to return) as soon as `signal` aborts. */
-async function* abortable(
-  source: AsyncIterable<Uint8Array>,
-  signal: AbortSignal | undefined,
-): AsyncGenerator<Uint8Array, void, undefined> {
-  const it = source[Symbol.asyncIterator]()
-  let done = false
-  try {
-    for (;;) {
-      throwIfAborted(signal)
-      const r = await raceAbort(it.next(), signal)
-      if (r.done === true) {
-        done = true
-        return
-      }
-      yield r.value
-    }
-  } finally {
-    // Not awaited: a source stuck in next() would make return() wait for it too.
-    if (!done) it.return?.()?.catch(() => {})
-  }
-}
-
-async function* once(data: Uint8Array): AsyncGenerator<Uint8Array, void, undefined> {
-  yield data
-}
-
-async function fsyncDir(path: string): Promise<void> {
-  const fh = await openFile(path, 'r')
-  try {
-    await fh.sync()
-  } finally {
-    await fh.close()
+/** Throws INVALID_ARGUMENT unless `v` is undefined or a non-negative safe integer. */
+function checkTime(name: string, v: number | undefined, details: Record<string, unknown>): void {
+  if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) {
+    throw new NodusError('INVALID_ARGUMENT', `${name} must be a non-negative integer (ms since the epoch)`, {
+      details: { ...details, [name]: v },
+    })
   }
 }
 
@@ -141,9 +121,9 @@ async function fsyncDir(path: string): Promise<void> {
  * Content-addressed storage of shards (CIDv1, multihash BLAKE3-256) as files under `dir`, indexed in LMDB.
  *
  * Invariant: every index record points to a complete, fsynced file whose BLAKE3 digest matches its CID.
- * A file may exist without a record only after a crash (an orphan; harmless, never counted in usage).
- * Usage (bytes, shard count) is kept as counters in the index, updated in the same transaction as each
- * put/delete; nothing scans the disk or the index to compute it.
+ * A file may exist without a record only after a crash (an orphan, removed by the next open's recovery
+ * pass; never counted in usage). Usage (bytes, shard count) is kept as counters in the index, updated in
+ * the same transaction as each put/delete/expiry; nothing but the recovery pass scans to compute it.
  */
 export class ShardStore {
   readonly #dir: string
@@ -151,25 +131,38 @@ export class ShardStore {
   readonly #indexDir: string
   readonly #capacityBytes: number
   readonly #maxShardBytes: number
+  readonly #capacity: CapacityGuard
+  readonly #target: WriteTarget
   readonly #log: NonNullable<ShardStoreDeps['logger']>
   readonly #clock: { now(): number }
+  readonly #metrics: ShardCacheMetrics | undefined
+  readonly #cache: ShardCache
   #state: State = 'idle'
   #index: ShardIndex | undefined
   #opening: Promise<void> | undefined
   #closing: Promise<void> | undefined
-  /** Bytes reserved by puts in flight (not yet in the index counters). */
-  #reservedBytes = 0
-  /** Per-CID mutual exclusion for put/delete; the promise resolves when the holder finishes. */
+  #lastRecovery: ShardStoreRecovery | undefined
+  /** Per-CID mutual exclusion for put/delete/expiry removal; the promise resolves when the holder finishes. */
   readonly #locks = new Map<string, Promise<void>>()
-  /** Puts and deletes in flight; close() waits for them. */
+  /** Puts, deletes and expiry changes in flight; close() waits for them. */
   readonly #inflight = new Set<Promise<unknown>>()
+  /** CIDs a whole-shard read() is loading into the cache (at most one buffer per CID). */
+  readonly #filling = new Set<string>()
 
-  /** Throws INVALID_ARGUMENT when `capacityBytes` or `maxShardBytes` is not a non-negative (resp. positive) integer. */
+  /**
+   * Throws INVALID_ARGUMENT when `capacityBytes`, `cacheBytes` or `minFreeDiskBytes` is not a non-negative
+   * integer, or `maxShardBytes` not a positive one.
+   */
   constructor(deps: ShardStoreDeps, options: ShardStoreOptions) {
-    if (!Number.isSafeInteger(options.capacityBytes) || options.capacityBytes < 0) {
-      throw new NodusError('INVALID_ARGUMENT', 'capacityBytes must be a non-negative integer', {
-        details: { capacityBytes: options.capacityBytes },
-      })
+    const cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES
+    const minFreeDiskBytes = options.minFreeDiskBytes ?? DEFAULT_MIN_FREE_DISK_BYTES
+    const sizes = { capacityBytes: options.capacityBytes, cacheBytes, minFreeDiskBytes }
+    for (const [name, v] of Object.entries(sizes)) {
+      if (!Number.isSafeInteger(v) || v < 0) {
+        throw new NodusError('INVALID_ARGUMENT', `${name} must be a non-negative integer`, {
+          details: { [name]: v },
+        })
+      }
     }
     if (!Number.isSafeInteger(options.maxShardBytes) || options.maxShardBytes < 1) {
       throw new NodusError('INVALID_ARGUMENT', 'maxShardBytes must be a positive integer', {
@@ -181,13 +174,32 @@ export class ShardStore {
     this.#indexDir = join(options.dir, 'index')
     this.#capacityBytes = options.capacityBytes
     this.#maxShardBytes = options.maxShardBytes
+    this.#capacity = new CapacityGuard({
+      dir: options.dir,
+      capacityBytes: options.capacityBytes,
+      minFreeDiskBytes,
+    })
     this.#log = deps.logger ?? noopLogger
+    this.#target = {
+      dir: this.#dir,
+      tmpDir: this.#tmpDir,
+      maxShardBytes: this.#maxShardBytes,
+      log: this.#log,
+      fanouts: new Map(),
+    }
     this.#clock = deps.clock ?? Date
+    this.#metrics = deps.metrics
+    this.#cache = new ShardCache({
+      maxBytes: cacheBytes,
+      maxEntryBytes: Math.min(options.maxShardBytes, Math.floor(cacheBytes / 4)),
+    })
   }
 
   /**
-   * Create `dir`, `dir/tmp` and the LMDB index at `dir/index`, and remove temp files left by a crash.
-   * Idempotent; may be called again after close() to reopen.
+   * Create `dir`, `dir/tmp` and the LMDB index at `dir/index`; remove temp files left by a crash; and, unless
+   * the last close() was clean (its marker `dir/clean-shutdown` is there), run the recovery pass that
+   * reconciles the index with the files (see {@link lastRecovery}). The marker is removed (durably) before
+   * anything else, so a crash from then on leads to a full pass. Idempotent; may be called after close().
    * Throws CONFIG_INVALID when the index has an unknown format version; file-system errors pass through.
    */
   async open(): Promise<void> {
@@ -209,15 +221,36 @@ export class ShardStore {
 
   async #doOpen(): Promise<void> {
     await mkdir(this.#tmpDir, { recursive: true })
-    for (const name of await readdir(this.#tmpDir)) {
-      await rm(join(this.#tmpDir, name), { force: true, recursive: true })
+    const clean = await takeCleanMarker(this.#dir)
+    const tempFilesRemoved = await clearTmp(this.#tmpDir)
+    // Fan-out directories left by an earlier run may not be durable yet (a process crash before their
+    // parent's fsync): one fsync of `dir` makes every entry in it durable before new shards go in.
+    await fsyncDir(this.#dir)
+    this.#target.fanouts.clear()
+    const index = await ShardIndex.open(this.#indexDir)
+    this.#cache.clear()
+    try {
+      this.#lastRecovery = await recoverOnOpen(this.#dir, index, { clean, tempFilesRemoved }, this.#log)
+    } catch (err) {
+      await index.close()
+      throw err
     }
-    this.#index = await ShardIndex.open(this.#indexDir)
+    this.#index = index
   }
 
   /**
-   * Stop accepting operations (they throw STORE_CLOSED), wait for in-flight puts and deletes to finish,
-   * then close the index. Reads already streaming keep their open file handles. Idempotent.
+   * What the last open() found: whether the full recovery pass ran (no clean-shutdown marker), temp files
+   * and orphan files removed, and the CIDs of shards lost (index records whose file was missing or of the
+   * wrong size, now removed from the index and usage). Undefined before the first open().
+   */
+  get lastRecovery(): ShardStoreRecovery | undefined {
+    return this.#lastRecovery
+  }
+
+  /**
+   * Stop accepting operations (they throw STORE_CLOSED), wait for in-flight puts, deletes and expiry changes,
+   * close (flush) the index, then write the clean-shutdown marker so that the next open() skips the full
+   * recovery pass. Reads already streaming keep their open file handles. Idempotent.
    */
   async close(): Promise<void> {
     if (this.#state === 'opening' && this.#opening !== undefined) await this.#opening.catch(() => {})
@@ -231,6 +264,10 @@ export class ShardStore {
       while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight])
       await this.#index?.close()
       this.#index = undefined
+      this.#cache.clear()
+      await writeCleanMarker(this.#dir, this.#tmpDir, Math.max(0, Math.floor(this.#clock.now()))).catch(
+        (err: unknown) => this.#log.warn({ err }, 'could not write the clean-shutdown marker'),
+      )
       this.#state = 'closed'
     })()
     try {
@@ -242,41 +279,58 @@ export class ShardStore {
 
   /**
    * Store `data` under `cid`, streaming it to a temp file while hashing it (BLAKE3), then fsync, rename into
-   * place, fsync the directory, and commit the index record and usage counters in one flushed transaction.
-   * Nothing becomes visible before the digest is checked. Idempotent: a shard already stored resolves
-   * `{ size, created: false }` without reading `data`; concurrent puts of one CID write it once.
+   * place, fsync the directory, and commit the index record and usage counters in one flushed transaction
+   * (shared with concurrent puts: group commit). Nothing becomes visible before the digest is checked.
+   * Idempotent: a shard already stored resolves `{ size, created: false }` without reading `data`, after
+   * extending its expiry if `expiresAt` is later; concurrent puts of one CID write it once.
    *
    * @param data the shard bytes, whole or as chunks of any size
    * @param options.expectedSize the declared length in bytes: checked against maxShardBytes and free space
    *   before anything is read, and the stream must yield exactly this many bytes. Without it (and with a
    *   stream) space is reserved chunk by chunk as bytes arrive.
+   * @param options.expiresAt ms since the Unix epoch after which cleanupExpired() may delete the shard;
+   *   undefined (the default) = never. A shard's expiry is the latest of every put and extendExpiry() that
+   *   named it, where "never" is later than any time: a later put never shortens it.
    * @param options.signal aborts the write (temp file removed) until the rename; after that the put completes
    * @returns `size` in bytes and whether this call stored the shard
    * @throws NodusError CID_INVALID (not a CIDv1 with a 32-byte BLAKE3 multihash), CID_MISMATCH (digest
-   *   differs), SHARD_TOO_LARGE (over maxShardBytes), STORE_FULL (over capacityBytes, counting in-flight
-   *   puts), INVALID_ARGUMENT (bad expectedSize, or the stream length differs from it), ABORTED/TIMEOUT
-   *   (signal), NOT_STARTED / STORE_CLOSED (before open / after close)
+   *   differs), SHARD_TOO_LARGE (over maxShardBytes), STORE_FULL (over capacityBytes counting in-flight puts,
+   *   under minFreeDiskBytes free on the file system, or ENOSPC/EDQUOT while writing: nothing is left behind),
+   *   INVALID_ARGUMENT (bad expectedSize or expiresAt, or the stream length differs from expectedSize),
+   *   ABORTED/TIMEOUT (signal), NOT_STARTED / STORE_CLOSED (before open / after close)
    */
   async put(
     cid: CID,
     data: Uint8Array | AsyncIterable<Uint8Array>,
-    options: { signal?: AbortSignal; expectedSize?: number } = {},
+    options: { signal?: AbortSignal; expectedSize?: number; expiresAt?: number } = {},
   ): Promise<{ size: number; created: boolean }> {
     const key = cidKey(cid)
     const index = this.#openIndex()
-    const { signal } = options
+    const { signal, expiresAt } = options
     throwIfAborted(signal)
+    checkTime('expiresAt', expiresAt, { cid: key })
     const existing = index.get(key)
-    if (existing !== undefined) return { size: existing.size, created: false }
-    const declared = this.#declaredSize(key, data, options.expectedSize)
+    if (existing !== undefined) {
+      const kept = { size: existing.size, created: false }
+      if (laterExpiry(existing.expiresAt, expiresAt) === existing.expiresAt) return kept
+      // Not under the CID lock: the index transaction re-reads the record, and if an expiry cleanup removed
+      // it meanwhile we store the shard again below.
+      if ((await this.#track(index.extendExpiry(key, expiresAt))) !== 'absent') return kept
+    }
+    const declared = declaredSize(key, data, options.expectedSize, this.#maxShardBytes)
     return this.#track(
       this.#withCidLock(key, signal, async () => {
         const current = index.get(key)
-        if (current !== undefined) return { size: current.size, created: false }
-        const reservation = this.#reserve(index, key, declared ?? 0)
+        if (current !== undefined) {
+          await index.extendExpiry(key, expiresAt)
+          return { size: current.size, created: false }
+        }
+        const reservation = this.#capacity.reserve(key, declared ?? 0, () => index.usage().bytes)
         try {
-          const source = data instanceof Uint8Array ? once(data) : data
-          return await this.#write(index, cid, key, source, declared, reservation, signal)
+          await this.#capacity.checkDiskReserve(key)
+          const digest = cid.multihash.digest
+          const file = await writeShardFile(this.#target, key, digest, data, declared, reservation, signal)
+          return await this.#commit(index, key, file.path, file.size, expiresAt)
         } finally {
           reservation.release()
         }
@@ -285,9 +339,78 @@ export class ShardStore {
   }
 
   /**
-   * The whole shard, read into memory (shards are at most maxShardBytes). The digest is not re-checked;
-   * audits do that. Throws SHARD_MISSING (absent, or its file lost or truncated), CID_INVALID,
-   * ABORTED/TIMEOUT, NOT_STARTED / STORE_CLOSED.
+   * Set the shard's expiry to the later of its current one and `expiresAt` (ms since the Unix epoch;
+   * `undefined` = never, which is later than any time), durably (flushed) before resolving. An expiry is
+   * never shortened. Resolves false when the shard is not stored.
+   * Throws CID_INVALID, INVALID_ARGUMENT (expiresAt not a non-negative integer), NOT_STARTED / STORE_CLOSED.
+   */
+  async extendExpiry(cid: CID, expiresAt: number | undefined): Promise<boolean> {
+    const key = cidKey(cid)
+    const index = this.#openIndex()
+    checkTime('expiresAt', expiresAt, { cid: key })
+    return (await this.#track(index.extendExpiry(key, expiresAt))) !== 'absent'
+  }
+
+  /**
+   * Delete shards whose expiry is at or before `now` (ms since the Unix epoch), oldest expiry first, up to
+   * `options.limit` (default 10,000) per call. Walks the expiry index in order, so the cost is O(log n) per
+   * batch plus O(1) index work per deleted shard: each removal deletes the record and its expiry entry and
+   * updates the usage counters in one transaction (concurrent removals share a commit and a flush), then
+   * unlinks the file and drops the shard from the cache. A shard extended meanwhile is kept.
+   * @returns shards deleted and their bytes; `deleted === limit` means more may be due
+   * @throws NodusError INVALID_ARGUMENT (bad now or limit), ABORTED/TIMEOUT (signal; removals already made
+   *   stay made), NOT_STARTED / STORE_CLOSED
+   */
+  async cleanupExpired(
+    now: number,
+    options: { limit?: number; signal?: AbortSignal } = {},
+  ): Promise<{ deleted: number; bytes: number }> {
+    const limit = options.limit ?? DEFAULT_CLEANUP_LIMIT
+    checkTime('now', now, {})
+    if (!Number.isSafeInteger(limit) || limit < 0) {
+      throw new NodusError('INVALID_ARGUMENT', 'limit must be a non-negative integer', { details: { limit } })
+    }
+    const { signal } = options
+    let deleted = 0
+    let bytes = 0
+    let after: Uint8Array | undefined
+    while (deleted < limit) {
+      const index = this.#openIndex()
+      throwIfAborted(signal)
+      const batch = index.expired(now, Math.min(CLEANUP_BATCH, limit - deleted), after)
+      if (batch.length === 0) break
+      after = batch.at(-1)?.key
+      const sizes = await Promise.allSettled(
+        batch.map(({ cid }) =>
+          this.#track(
+            this.#withCidLock(cid, signal, async () => {
+              const removed = await index.removeIfExpired(cid, now)
+              if (removed === undefined) return undefined
+              this.#cache.delete(cid)
+              await this.#unlinkRemoved(cid)
+              return removed.size
+            }),
+          ),
+        ),
+      )
+      for (const r of sizes) {
+        if (r.status === 'fulfilled' && r.value !== undefined) {
+          deleted++
+          bytes += r.value
+        }
+      }
+      const failed = sizes.find((r) => r.status === 'rejected')
+      if (failed !== undefined) throw failed.reason
+    }
+    if (deleted > 0) this.#log.debug({ deleted, bytes, now }, 'expired shards deleted')
+    return { deleted, bytes }
+  }
+
+  /**
+   * The whole shard, as a buffer the caller owns (shards are at most maxShardBytes). Served from the cache
+   * when there; otherwise read from disk and cached. The digest is not re-checked; audits do that.
+   * Throws SHARD_MISSING (absent, or its file lost or truncated), CID_INVALID, ABORTED/TIMEOUT,
+   * NOT_STARTED / STORE_CLOSED.
    */
   async get(cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
     const key = cidKey(cid)
@@ -296,6 +419,8 @@ export class ShardStore {
     throwIfAborted(signal)
     const record = index.get(key)
     if (record === undefined) throw missing(key)
+    const hit = this.#cache.admits(record.size) ? this.#cacheLookup(key) : undefined
+    if (hit !== undefined) return Buffer.from(hit)
     let bytes: Buffer
     try {
       bytes =
@@ -314,15 +439,20 @@ export class ShardStore {
       )
       throw missing(key, 'file size differs from index')
     }
+    if (this.#cache.admits(bytes.byteLength)) this.#cacheStore(key, new Uint8Array(bytes))
     return bytes
   }
 
   /**
-   * Stream bytes `[offset, offset + length)` of the shard from disk in chunks of at most 64 KiB, without
-   * holding the shard in memory. `offset` defaults to 0; `length` defaults to the rest of the shard and is
-   * clamped to it. Errors are thrown from iteration: SHARD_MISSING, CID_INVALID, INVALID_ARGUMENT (offset
-   * beyond the shard, or a negative / non-integer offset or length), ABORTED/TIMEOUT, NOT_STARTED /
-   * STORE_CLOSED (when iteration starts).
+   * Stream bytes `[offset, offset + length)` of the shard in chunks of at most 64 KiB. `offset` defaults to 0;
+   * `length` defaults to the rest of the shard and is clamped to it. Chunks are read-only: they may be views
+   * of the cached shard (zero copy), so a caller that wants to modify one copies it first.
+   * A byte range (anything but the whole shard) streams from disk in blocks of 256 KiB at most, never
+   * holding the whole shard. A whole-shard read is served from the cache when there; on a miss it streams
+   * from disk while filling the cache (one shard-sized buffer per CID at a time; other concurrent misses of
+   * that CID just stream). Errors are thrown from iteration: SHARD_MISSING, CID_INVALID, INVALID_ARGUMENT
+   * (offset beyond the shard, or a negative / non-integer offset or length), ABORTED/TIMEOUT,
+   * NOT_STARTED / STORE_CLOSED (when iteration starts).
    */
   async *read(
     cid: CID,
@@ -347,35 +477,35 @@ export class ShardStore {
       })
     }
     const end = Math.min(record.size, offset + length)
+    let fill: Uint8Array | undefined
+    if (offset === 0 && end === record.size && record.size > 0 && this.#cache.admits(record.size)) {
+      const hit = this.#cacheLookup(key)
+      if (hit !== undefined) {
+        for (let at = 0; at < hit.byteLength; at += READ_CHUNK_BYTES) {
+          throwIfAborted(signal)
+          yield hit.subarray(at, at + READ_CHUNK_BYTES)
+        }
+        return
+      }
+      if (!this.#filling.has(key)) {
+        fill = new Uint8Array(record.size)
+        this.#filling.add(key)
+      }
+    }
     let fh: Awaited<ReturnType<typeof openFile>>
     try {
       fh = await openFile(this.#shardPath(key), 'r')
     } catch (err) {
+      if (fill !== undefined) this.#filling.delete(key)
       if (isErrnoCode(err, 'ENOENT')) throw this.#fileMissing(index, key)
       throw err
     }
     try {
-      let position = offset
-      while (position < end) {
-        throwIfAborted(signal)
-        const want = Math.min(READ_CHUNK_BYTES, end - position)
-        const chunk = new Uint8Array(want)
-        let filled = 0
-        while (filled < want) {
-          const { bytesRead } = await fh.read(chunk, filled, want - filled, position + filled)
-          if (bytesRead === 0) {
-            this.#log.warn(
-              { cid: key, at: position + filled, indexed: record.size },
-              'shard file shorter than index',
-            )
-            throw missing(key, 'file shorter than index')
-          }
-          filled += bytesRead
-        }
-        position += want
-        yield chunk
-      }
+      const range = { cid: key, start: offset, end, indexedSize: record.size, into: fill }
+      yield* readRange(fh, range, signal, this.#log)
+      if (fill !== undefined) this.#cacheStore(key, fill)
     } finally {
+      if (fill !== undefined) this.#filling.delete(key)
       await fh.close()
     }
   }
@@ -386,18 +516,21 @@ export class ShardStore {
     return this.#openIndex().get(key) !== undefined
   }
 
-  /** The shard's record, or undefined when absent. Throws CID_INVALID, NOT_STARTED / STORE_CLOSED. */
+  /**
+   * The shard's record (`expiresAt` absent when it never expires), or undefined when absent.
+   * Throws CID_INVALID, NOT_STARTED / STORE_CLOSED.
+   */
   stat(cid: CID): ShardRecord | undefined {
     const key = cidKey(cid)
     const record = this.#openIndex().get(key)
-    return record === undefined ? undefined : { cid: key, size: record.size, storedAt: record.storedAt }
+    return record === undefined ? undefined : { cid: key, ...record }
   }
 
   /**
-   * Remove the shard: first the index record and counters (one flushed transaction), then the file.
-   * In that order a crash can leave only an orphan file, never a record without its file.
-   * Resolves true when the shard was stored. The signal is honoured until the index transaction starts.
-   * Throws CID_INVALID, ABORTED/TIMEOUT, NOT_STARTED / STORE_CLOSED.
+   * Remove the shard: first the index record, its expiry entry and the counters (one flushed transaction),
+   * then the file and the cached copy. In that order a crash can leave only an orphan file, never a record
+   * without its file. Resolves true when the shard was stored. The signal is honoured until the index
+   * transaction starts. Throws CID_INVALID, ABORTED/TIMEOUT, NOT_STARTED / STORE_CLOSED.
    */
   async delete(cid: CID, options: { signal?: AbortSignal } = {}): Promise<boolean> {
     const key = cidKey(cid)
@@ -409,13 +542,8 @@ export class ShardStore {
         throwIfAborted(signal)
         const removed = await index.remove(key)
         if (removed === undefined) return false
-        try {
-          await unlink(this.#shardPath(key))
-        } catch (err) {
-          if (!isErrnoCode(err, 'ENOENT')) {
-            this.#log.warn({ cid: key, err }, 'could not unlink deleted shard; left as orphan')
-          }
-        }
+        this.#cache.delete(key)
+        await this.#unlinkRemoved(key)
         this.#log.debug({ cid: key, size: removed.size }, 'shard deleted')
         return true
       }),
@@ -425,8 +553,20 @@ export class ShardStore {
   /** Usage from the index counters (O(1)); see {@link ShardStoreUsage}. Throws NOT_STARTED / STORE_CLOSED. */
   usage(): ShardStoreUsage {
     const { bytes, shards } = this.#openIndex().usage()
-    const freeBytes = Math.max(0, this.#capacityBytes - bytes - this.#reservedBytes)
+    const freeBytes = Math.max(0, this.#capacityBytes - bytes - this.#capacity.reservedBytes)
     return { bytes, shards, capacityBytes: this.#capacityBytes, freeBytes }
+  }
+
+  /** The shard cache's current size and counts: `bytes` held (≤ `maxBytes`), `entries`, `hits`, `misses`. */
+  cacheStats(): { bytes: number; maxBytes: number; entries: number; hits: number; misses: number } {
+    const { hits, misses } = this.#cache.stats
+    return {
+      bytes: this.#cache.bytes,
+      maxBytes: this.#cache.maxBytes,
+      entries: this.#cache.size,
+      hits,
+      misses,
+    }
   }
 
   /**
@@ -442,7 +582,7 @@ export class ShardStore {
     }
     return index
       .list(Math.min(limit, MAX_LIST_LIMIT), options.after)
-      .map(({ cid, record }) => ({ cid, size: record.size, storedAt: record.storedAt }))
+      .map(({ cid, record }) => ({ cid, ...record }))
   }
 
   // --- internals -------------------------------------------------------------------------------------
@@ -455,13 +595,31 @@ export class ShardStore {
     throw new NodusError('STORE_CLOSED', 'shard store is closed')
   }
 
-  /**
-   * Fan-out: `<dir>/<next-to-last two chars of the CID string>/<cid>`, as go-ipfs flatfs "next-to-last/2".
-   * The last base32 char of a 36-byte CID carries only 3 bits, the two before it 10 bits of digest: 1024
-   * evenly filled directories.
-   */
   #shardPath(key: string): string {
-    return join(this.#dir, key.slice(-3, -1), key)
+    return shardPath(this.#dir, key)
+  }
+
+  /** The cached bytes of `key` (do not modify them), counting a hit or miss in the metrics. */
+  #cacheLookup(key: string): Uint8Array | undefined {
+    const hit = this.#cache.get(key)
+    this.#metrics?.cacheRequests.inc({ result: hit === undefined ? 'miss' : 'hit' })
+    return hit
+  }
+
+  /** Cache `bytes` (which the cache then owns) if the shard is still indexed: a deleted shard is never cached. */
+  #cacheStore(key: string, bytes: Uint8Array): void {
+    if (this.#state === 'open' && this.#index?.get(key) !== undefined) this.#cache.set(key, bytes)
+  }
+
+  /** Unlink a shard whose record was just removed; a failure leaves an orphan for the recovery pass. */
+  async #unlinkRemoved(key: string): Promise<void> {
+    try {
+      await unlink(this.#shardPath(key))
+    } catch (err) {
+      if (!isErrnoCode(err, 'ENOENT')) {
+        this.#log.warn({ cid: key, err }, 'could not unlink deleted shard; left as orphan')
+      }
+    }
   }
 
   /** SHARD_MISSING for a file not found; logged when the record is still indexed (not a race with delete). */
@@ -471,120 +629,30 @@ export class ShardStore {
     return missing(key, 'file missing')
   }
 
-  #declaredSize(
-    key: string,
-    data: Uint8Array | AsyncIterable<Uint8Array>,
-    expectedSize?: number,
-  ): number | undefined {
-    if (expectedSize !== undefined && (!Number.isSafeInteger(expectedSize) || expectedSize < 0)) {
-      throw new NodusError('INVALID_ARGUMENT', 'expectedSize must be a non-negative integer', {
-        details: { cid: key, expectedSize },
-      })
-    }
-    if (data instanceof Uint8Array && expectedSize !== undefined && expectedSize !== data.byteLength) {
-      throw new NodusError(
-        'INVALID_ARGUMENT',
-        `expectedSize ${expectedSize} differs from ${data.byteLength} bytes given`,
-        {
-          details: { cid: key, expectedSize, size: data.byteLength },
-        },
-      )
-    }
-    const declared = data instanceof Uint8Array ? data.byteLength : expectedSize
-    if (declared !== undefined && declared > this.#maxShardBytes) throw this.#tooLarge(key, declared)
-    return declared
-  }
-
-  #tooLarge(key: string, size: number): NodusError {
-    return new NodusError('SHARD_TOO_LARGE', `shard of ${size} bytes exceeds ${this.#maxShardBytes}`, {
-      details: { cid: key, size, max: this.#maxShardBytes },
-    })
-  }
-
-  /** Reserve `bytes` of capacity for an in-flight put; `grow` reserves more. Both throw STORE_FULL. */
-  #reserve(index: ShardIndex, key: string, bytes: number): { grow(more: number): void; release(): void } {
-    let held = 0
-    const take = (more: number): void => {
-      const used = index.usage().bytes
-      if (used + this.#reservedBytes + more > this.#capacityBytes) {
-        throw new NodusError('STORE_FULL', `store cannot take ${held + more} more bytes`, {
-          details: {
-            cid: key,
-            requestedBytes: held + more,
-            usedBytes: used,
-            reservedBytes: this.#reservedBytes - held,
-            capacityBytes: this.#capacityBytes,
-          },
-        })
-      }
-      held += more
-      this.#reservedBytes += more
-    }
-    take(bytes)
-    return {
-      grow: take,
-      release: () => {
-        this.#reservedBytes -= held
-        held = 0
-      },
-    }
-  }
-
-  async #write(
+  /**
+   * Make a written shard file visible: the index record, its expiry entry and the usage counters in one
+   * transaction, resolved once flushed (the commit and flush are shared with concurrent puts). If that fails
+   * the file is removed, unless the record did land (a failed flush after a commit).
+   */
+  async #commit(
     index: ShardIndex,
-    cid: CID,
     key: string,
-    source: AsyncIterable<Uint8Array>,
-    declared: number | undefined,
-    reservation: { grow(more: number): void },
-    signal: AbortSignal | undefined,
+    path: string,
+    size: number,
+    expiresAt: number | undefined,
   ): Promise<{ size: number; created: boolean }> {
-    const tmpPath = join(this.#tmpDir, randomUUID())
-    const fh = await openFile(tmpPath, 'wx', 0o600)
-    let fhOpen = true
-    let renamed = false
+    const storedAt = Math.max(0, Math.floor(this.#clock.now()))
     try {
-      const hasher = new Blake3Hasher()
-      let size = 0
-      for await (const chunk of abortable(source, signal)) {
-        size += chunk.byteLength
-        if (size > this.#maxShardBytes) throw this.#tooLarge(key, size)
-        if (declared === undefined) reservation.grow(chunk.byteLength)
-        else if (size > declared) throw sizeDiffers(key, declared, size)
-        hasher.update(chunk)
-        let written = 0
-        while (written < chunk.byteLength) {
-          const r = await fh.write(chunk, written, chunk.byteLength - written)
-          written += r.bytesWritten
-        }
-      }
-      if (declared !== undefined && size !== declared) throw sizeDiffers(key, declared, size)
-      // Checked before the fsync: a mismatching shard is never worth syncing.
-      if (!bytesEqual(hasher.digestBuffer(), cid.multihash.digest)) {
-        throw new NodusError('CID_MISMATCH', `bytes do not hash to ${key}`, { details: { cid: key, size } })
-      }
-      throwIfAborted(signal)
-      await fh.sync()
-      fhOpen = false
-      await fh.close()
-      const finalPath = this.#shardPath(key)
-      const fanoutDir = join(this.#dir, key.slice(-3, -1))
-      if ((await mkdir(fanoutDir, { recursive: true })) !== undefined) await fsyncDir(this.#dir)
-      throwIfAborted(signal)
-      await rename(tmpPath, finalPath)
-      renamed = true
-      await fsyncDir(fanoutDir)
-      const storedAt = Math.max(0, Math.floor(this.#clock.now()))
-      const created = await index.add(key, { size, storedAt })
-      this.#log.debug({ cid: key, size, created }, 'shard stored')
+      const created = await index.add(
+        key,
+        expiresAt === undefined ? { size, storedAt } : { size, storedAt, expiresAt },
+      )
+      this.#log.debug({ cid: key, size, created, expiresAt }, 'shard stored')
       return { size, created }
-    } finally {
-      if (fhOpen) await fh.close().catch(() => {})
-      if (!renamed) {
-        await rm(tmpPath, { force: true }).catch((err: unknown) => {
-          this.#log.warn({ cid: key, path: tmpPath, err }, 'could not remove temp file')
-        })
-      }
+    } catch (err) {
+      if (this.#index === index && index.get(key) === undefined)
+        await rm(path, { force: true }).catch(() => {})
+      throw noSpaceAsStoreFull(err, key)
     }
   }
 
@@ -625,16 +693,4 @@ function cidKey(cid: CID): string {
     })
   }
   return cid.toString()
-}
-
-function missing(key: string, reason?: string): NodusError {
-  return new NodusError('SHARD_MISSING', `no shard ${key}`, {
-    details: reason === undefined ? { cid: key } : { cid: key, reason },
-  })
-}
-
-function sizeDiffers(key: string, expectedSize: number, size: number): NodusError {
-  return new NodusError('INVALID_ARGUMENT', `shard stream is not the ${expectedSize} bytes declared`, {
-    details: { cid: key, expectedSize, size },
-  })
 }

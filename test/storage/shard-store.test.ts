@@ -1,32 +1,38 @@
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { describe, it, type TestContext } from 'node:test'
-import { blake3 } from '@napi-rs/blake-hash'
+import { fileURLToPath } from 'node:url'
 import fc from 'fast-check'
+import { open as openLmdb } from 'lmdb'
 import { CID } from 'multiformats/cid'
 import { create } from 'multiformats/hashes/digest'
 import { type ErrorCode, isNodusError } from '../../src/common/errors.ts'
-import { ShardStore, type ShardStoreOptions } from '../../src/storage/shard-store.ts'
+import { ShardCache } from '../../src/storage/shard-cache.ts'
+import {
+  ShardStore,
+  type ShardStoreDeps,
+  type ShardStoreOptions,
+  startExpiryCleanup,
+} from '../../src/storage/shard-store.ts'
+import { bytesOf, cidOf } from './fixtures/shard-bytes.ts'
 
 const NOW_MS = 1_700_000_000_000
 const MiB = 1024 * 1024
+/** fast-check seed: NODUS_FC_SEED, or a fixed default so runs are reproducible. */
+const SEED = Number(process.env.NODUS_FC_SEED ?? process.env.FC_SEED ?? 0x5eed)
 
-const cidOf = (bytes: Uint8Array): CID => CID.createV1(0x55, create(0x1e, blake3(bytes)))
-
-/** Deterministic pseudo-random bytes (xorshift32), so tests need no unseeded randomness. */
-function bytesOf(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length)
-  let x = seed | 0 || 1
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13
-    x ^= x >>> 17
-    x ^= x << 5
-    out[i] = x & 0xff
+/** fc.assert with our seed; on failure prints how to replay it. */
+async function assertProperty<T>(property: fc.IAsyncPropertyWithHooks<T>, numRuns: number): Promise<void> {
+  try {
+    await fc.assert(property, { seed: SEED, numRuns })
+  } catch (err) {
+    console.error(`fast-check failed with seed ${SEED}; replay with NODUS_FC_SEED=${SEED}`)
+    throw err
   }
-  return out
 }
 
 /** Yield `bytes` cut at the given chunk sizes (the rest as one last chunk), one event-loop turn apart. */
@@ -56,7 +62,7 @@ const hasCode =
 interface Harness {
   dir: string
   /** A store on the harness dir (opened), closed at the end of the test. */
-  store(options?: Partial<ShardStoreOptions>): Promise<ShardStore>
+  store(options?: Partial<ShardStoreOptions>, deps?: ShardStoreDeps): Promise<ShardStore>
   tmpFiles(): Promise<string[]>
   shardFile(cid: CID): string
 }
@@ -71,9 +77,9 @@ async function harness(t: TestContext): Promise<Harness> {
   })
   return {
     dir,
-    async store(options = {}) {
+    async store(options = {}, deps = {}) {
       const s = new ShardStore(
-        { clock: { now: () => NOW_MS } },
+        { clock: { now: () => NOW_MS }, ...deps },
         { dir, capacityBytes: 1 << 30, maxShardBytes: 16 * MiB, ...options },
       )
       stores.push(s)
@@ -261,7 +267,6 @@ describe('ShardStore', () => {
 
   it('usage counters match a model after puts, duplicate puts, bad puts and deletes (seeded property)', async (t) => {
     const h = await harness(t)
-    const seed = Number(process.env.FC_SEED ?? 0x5eed)
     const pool = [0, 1, 100, 1000, 4096, 70_000, 12_345].map((n, i) => bytesOf(n, 100 + i))
     const capacityBytes = 90_000
     type Op =
@@ -341,7 +346,7 @@ describe('ShardStore', () => {
         await rm(dir, { recursive: true, force: true })
       }
     })
-    await fc.assert(prop, { seed, numRuns: 30 })
+    await assertProperty(prop, 30)
   })
 
   it('usage and shards survive close and reopen (same instance and a new one)', async (t) => {
@@ -581,5 +586,467 @@ describe('ShardStore', () => {
     assert.throws(make({ capacityBytes: -1 }), hasCode('INVALID_ARGUMENT'))
     assert.throws(make({ maxShardBytes: 0 }), hasCode('INVALID_ARGUMENT'))
     assert.throws(make({ maxShardBytes: 1.5 }), hasCode('INVALID_ARGUMENT'))
+  })
+})
+
+describe('ShardStore expiry', () => {
+  it('a shard expires at the latest of its pins; "never" beats any time; stat and list show it', async (t) => {
+    const store = await (await harness(t)).store()
+    const bytes = bytesOf(1000, 300)
+    const cid = cidOf(bytes)
+    const key = cid.toString()
+    assert.deepEqual(await store.put(cid, bytes, { expiresAt: 5000 }), { size: 1000, created: true })
+    assert.deepEqual(store.stat(cid), { cid: key, size: 1000, storedAt: NOW_MS, expiresAt: 5000 })
+    assert.deepEqual(await store.put(cid, bytes, { expiresAt: 3000 }), { size: 1000, created: false })
+    assert.equal(store.stat(cid)?.expiresAt, 5000, 'an earlier-expiring put does not shorten it')
+    await store.put(cid, bytes, { expiresAt: 9000 })
+    assert.equal(store.stat(cid)?.expiresAt, 9000, 'a later one extends it')
+    assert.deepEqual(store.list(), [{ cid: key, size: 1000, storedAt: NOW_MS, expiresAt: 9000 }])
+    await store.put(cid, bytes)
+    assert.deepEqual(store.stat(cid), { cid: key, size: 1000, storedAt: NOW_MS }, 'no expiry wins')
+    await store.put(cid, bytes, { expiresAt: 99_999 })
+    assert.equal(store.stat(cid)?.expiresAt, undefined, 'and stays')
+    assert.deepEqual(store.usage().shards, 1)
+    await assert.rejects(store.put(cid, bytes, { expiresAt: -1 }), hasCode('INVALID_ARGUMENT'))
+    await assert.rejects(store.put(cid, bytes, { expiresAt: 1.5 }), hasCode('INVALID_ARGUMENT'))
+  })
+
+  it('extendExpiry follows the same max rule, is durable, and resolves false for an absent shard', async (t) => {
+    const h = await harness(t)
+    const store = await h.store()
+    const bytes = bytesOf(100, 301)
+    const cid = cidOf(bytes)
+    assert.equal(await store.extendExpiry(cid, 1000), false)
+    await store.put(cid, bytes, { expiresAt: 2000 })
+    assert.equal(await store.extendExpiry(cid, 1000), true)
+    assert.equal(store.stat(cid)?.expiresAt, 2000)
+    assert.equal(await store.extendExpiry(cid, 4000), true)
+    assert.equal(store.stat(cid)?.expiresAt, 4000)
+    await store.close()
+    const again = await h.store()
+    assert.equal(again.stat(cid)?.expiresAt, 4000)
+    assert.equal(await again.extendExpiry(cid, undefined), true)
+    assert.equal(again.stat(cid)?.expiresAt, undefined)
+    assert.deepEqual(await again.cleanupExpired(Number.MAX_SAFE_INTEGER - 1), { deleted: 0, bytes: 0 })
+    await assert.rejects(again.extendExpiry(cid, -5), hasCode('INVALID_ARGUMENT'))
+  })
+
+  it('cleanupExpired deletes expired shards oldest first up to the limit, with files, usage and cache', async (t) => {
+    const h = await harness(t)
+    const requests: string[] = []
+    const metrics = { cacheRequests: { inc: (l: { result: string }) => void requests.push(l.result) } }
+    const store = await h.store({}, { metrics })
+    const shards = [4000, 1000, 3000, 2000, undefined, 9000].map((expiresAt, i) => ({
+      bytes: bytesOf(100 * (i + 1), 310 + i),
+      expiresAt,
+    }))
+    for (const s of shards) {
+      await store.put(cidOf(s.bytes), s.bytes, s.expiresAt === undefined ? {} : { expiresAt: s.expiresAt })
+    }
+    await store.get(cidOf((shards[1] as { bytes: Uint8Array }).bytes)) // cached
+    const total = shards.reduce((n, s) => n + s.bytes.byteLength, 0)
+    assert.deepEqual(await store.cleanupExpired(999), { deleted: 0, bytes: 0 })
+
+    // expired at 3500: expiresAt 1000, 2000, 3000 (shards 1, 3, 2); limit 2 takes the two oldest
+    assert.deepEqual(await store.cleanupExpired(3500, { limit: 2 }), { deleted: 2, bytes: 200 + 400 })
+    for (const i of [1, 3]) {
+      const cid = cidOf((shards[i] as { bytes: Uint8Array }).bytes)
+      assert.equal(store.has(cid), false)
+      assert.equal(existsSync(h.shardFile(cid)), false)
+    }
+    assert.equal(store.cacheStats().entries, 0, 'the cached copy went with the shard')
+    await assert.rejects(
+      store.get(cidOf((shards[1] as { bytes: Uint8Array }).bytes)),
+      hasCode('SHARD_MISSING'),
+    )
+    assert.deepEqual(store.usage().bytes, total - 600)
+    assert.deepEqual(await store.cleanupExpired(3500), { deleted: 1, bytes: 300 })
+    assert.deepEqual(await store.cleanupExpired(3500), { deleted: 0, bytes: 0 })
+    // expiresAt is inclusive: a shard expiring at `now` goes
+    assert.deepEqual(await store.cleanupExpired(4000), { deleted: 1, bytes: 100 })
+    assert.deepEqual(
+      store.list().map((r) => r.expiresAt),
+      store.list().map((r) => (r.size === 500 ? undefined : 9000)),
+    )
+    assert.deepEqual(store.usage(), {
+      bytes: 500 + 600,
+      shards: 2,
+      capacityBytes: 1 << 30,
+      freeBytes: (1 << 30) - 1100,
+    })
+    assert.deepEqual(await store.cleanupExpired(Number.MAX_SAFE_INTEGER - 1), { deleted: 1, bytes: 600 })
+    assert.deepEqual(
+      store.list().map((r) => r.size),
+      [500],
+      'a shard with no expiry is never cleaned up',
+    )
+    assert.deepEqual(await store.cleanupExpired(0, { limit: 0 }), { deleted: 0, bytes: 0 })
+    await assert.rejects(store.cleanupExpired(-1), hasCode('INVALID_ARGUMENT'))
+    await assert.rejects(store.cleanupExpired(1, { limit: -1 }), hasCode('INVALID_ARGUMENT'))
+    await assert.rejects(store.cleanupExpired(1, { signal: AbortSignal.abort() }), hasCode('ABORTED'))
+  })
+
+  it('shards shared by two pins stay until the last pin expires', async (t) => {
+    const store = await (await harness(t)).store()
+    const shared = bytesOf(1000, 320)
+    const onlyA = bytesOf(2000, 321)
+    const onlyB = bytesOf(3000, 322)
+    // pin A (expires at 10 s) stores onlyA + shared; pin B (expires at 20 s) stores shared + onlyB
+    await store.put(cidOf(onlyA), onlyA, { expiresAt: 10_000 })
+    await store.put(cidOf(shared), shared, { expiresAt: 10_000 })
+    await store.put(cidOf(shared), shared, { expiresAt: 20_000 })
+    await store.put(cidOf(onlyB), onlyB, { expiresAt: 20_000 })
+    // and the other order of pins gives the same expiry
+    assert.equal(store.stat(cidOf(shared))?.expiresAt, 20_000)
+
+    assert.deepEqual(await store.cleanupExpired(15_000), { deleted: 1, bytes: 2000 })
+    assert.equal(store.has(cidOf(onlyA)), false)
+    assert.deepEqual(new Uint8Array(await store.get(cidOf(shared))), shared, 'still held for pin B')
+    assert.deepEqual(await store.cleanupExpired(20_000), { deleted: 2, bytes: 4000 })
+    assert.deepEqual(store.usage().shards, 0)
+  })
+
+  it('matches a model under puts, extensions, deletes, cleanups and reopens (seeded property)', async (t) => {
+    const h = await harness(t)
+    const pool = Array.from({ length: 6 }, (_, i) => bytesOf(50 + 37 * i, 400 + i))
+    const keys = pool.map((b) => cidOf(b).toString())
+    type Op =
+      | { kind: 'put' | 'extend'; i: number; expiresAt: number | undefined }
+      | { kind: 'delete'; i: number }
+      | { kind: 'cleanup'; now: number; limit: number }
+      | { kind: 'reopen' }
+    const i = fc.integer({ min: 0, max: pool.length - 1 })
+    const time = fc.option(fc.integer({ min: 0, max: 100 }), { nil: undefined, freq: 4 })
+    const op: fc.Arbitrary<Op> = fc.oneof(
+      { weight: 5, arbitrary: fc.record({ kind: fc.constant('put' as const), i, expiresAt: time }) },
+      { weight: 2, arbitrary: fc.record({ kind: fc.constant('extend' as const), i, expiresAt: time }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete' as const), i }) },
+      {
+        weight: 2,
+        arbitrary: fc.record({
+          kind: fc.constant('cleanup' as const),
+          now: fc.integer({ min: 0, max: 110 }),
+          limit: fc.integer({ min: 0, max: 4 }),
+        }),
+      },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('reopen' as const) }) },
+    )
+    let run = 0
+    const later = (a: number | undefined, b: number | undefined): number | undefined =>
+      a === undefined || b === undefined ? undefined : Math.max(a, b)
+    const prop = fc.asyncProperty(fc.array(op, { maxLength: 30 }), async (ops) => {
+      const dir = join(h.dir, `expiry-${run++}`)
+      const make = async (): Promise<ShardStore> => {
+        const s = new ShardStore(
+          { clock: { now: () => NOW_MS } },
+          { dir, capacityBytes: 1 << 20, maxShardBytes: MiB },
+        )
+        await s.open()
+        return s
+      }
+      let store = await make()
+      /** CID -> expiresAt (undefined = never) of the shards the model holds. */
+      const model = new Map<string, number | undefined>()
+      try {
+        for (const o of ops) {
+          if (o.kind === 'put') {
+            const bytes = pool[o.i] as Uint8Array
+            const key = keys[o.i] as string
+            const r = await store.put(
+              cidOf(bytes),
+              bytes,
+              o.expiresAt === undefined ? {} : { expiresAt: o.expiresAt },
+            )
+            assert.equal(r.created, !model.has(key))
+            model.set(key, model.has(key) ? later(model.get(key), o.expiresAt) : o.expiresAt)
+          } else if (o.kind === 'extend') {
+            const key = keys[o.i] as string
+            assert.equal(
+              await store.extendExpiry(cidOf(pool[o.i] as Uint8Array), o.expiresAt),
+              model.has(key),
+            )
+            if (model.has(key)) model.set(key, later(model.get(key), o.expiresAt))
+          } else if (o.kind === 'delete') {
+            assert.equal(
+              await store.delete(cidOf(pool[o.i] as Uint8Array)),
+              model.delete(keys[o.i] as string),
+            )
+          } else if (o.kind === 'cleanup') {
+            const due = [...model.entries()]
+              .filter((e): e is [string, number] => e[1] !== undefined && e[1] <= o.now)
+              .sort(([ka, a], [kb, b]) => a - b || (ka < kb ? -1 : 1))
+              .slice(0, o.limit)
+            const r = await store.cleanupExpired(o.now, { limit: o.limit })
+            const sizeOf = (k: string): number => (pool[keys.indexOf(k)] as Uint8Array).byteLength
+            assert.deepEqual(r, { deleted: due.length, bytes: due.reduce((n, [k]) => n + sizeOf(k), 0) })
+            for (const [k] of due) model.delete(k)
+          } else {
+            await store.close()
+            store = await make()
+          }
+          const expected = [...model.entries()].sort(([a], [b]) => (a < b ? -1 : 1))
+          assert.deepEqual(
+            store.list().map((r) => [r.cid, r.expiresAt]),
+            expected,
+          )
+          assert.equal(store.usage().shards, model.size)
+        }
+      } finally {
+        await store.close()
+        await rm(dir, { recursive: true, force: true })
+      }
+    })
+    await assertProperty(prop, 40)
+  })
+
+  it('startExpiryCleanup runs cleanupExpired on its timer until stopped', async (t) => {
+    const store = await (await harness(t)).store()
+    const bytes = bytesOf(700, 330)
+    await store.put(cidOf(bytes), bytes, { expiresAt: 50 })
+    const runs: Array<{ deleted: number; bytes: number } | { error: unknown }> = []
+    const firstDeletion = Promise.withResolvers<void>()
+    const task = startExpiryCleanup(store, {
+      intervalMs: 1,
+      clock: { now: () => 100 },
+      onRun: (r) => {
+        runs.push(r)
+        if ('deleted' in r && r.deleted > 0) firstDeletion.resolve()
+      },
+    })
+    t.after(() => task.stop())
+    await firstDeletion.promise
+    await task.stop()
+    await task.stop()
+    const count = runs.length
+    assert.equal(store.has(cidOf(bytes)), false)
+    assert.deepEqual(runs.at(-1), { deleted: 1, bytes: 700 })
+    assert.ok(runs.every((r) => 'deleted' in r))
+    assert.equal(runs.length, count, 'no run after stop()')
+    assert.throws(() => startExpiryCleanup(store, { intervalMs: 0 }), hasCode('INVALID_ARGUMENT'))
+  })
+
+  it('opens a format-1 index (no expiry) and upgrades it in place', async (t) => {
+    const h = await harness(t)
+    // A format-1 index as the previous release wrote it: 16-byte records, version 1, no expiry database.
+    const a = bytesOf(1234, 340)
+    const b = bytesOf(99, 341)
+    const root = openLmdb<unknown, string>({ path: join(h.dir, 'index'), maxDbs: 4 })
+    const shards = root.openDB<unknown, string>({ name: 'shards', encoding: 'binary' })
+    const meta = root.openDB<unknown, string>({ name: 'meta', encoding: 'binary' })
+    const u64s = (...xs: number[]): Uint8Array => {
+      const out = new Uint8Array(8 * xs.length)
+      for (const [i, x] of xs.entries()) new DataView(out.buffer).setBigUint64(8 * i, BigInt(x))
+      return out
+    }
+    await root.transaction(() => {
+      void shards.put(cidOf(a).toString(), u64s(1234, 111))
+      void shards.put(cidOf(b).toString(), u64s(99, 222))
+      void meta.put('formatVersion', new Uint8Array([0, 0, 0, 1]))
+      void meta.put('usage', u64s(1333, 2))
+    })
+    await root.close()
+    for (const bytes of [a, b]) {
+      await mkdir(dirname(h.shardFile(cidOf(bytes))), { recursive: true })
+      await writeFile(h.shardFile(cidOf(bytes)), bytes)
+    }
+
+    const store = await h.store()
+    assert.deepEqual(store.lastRecovery?.lost, [])
+    assert.deepEqual(store.usage().bytes, 1333)
+    assert.deepEqual(store.stat(cidOf(a)), { cid: cidOf(a).toString(), size: 1234, storedAt: 111 })
+    assert.equal(await store.extendExpiry(cidOf(b), 500), true)
+    await store.put(cidOf(b), b, { expiresAt: 500 })
+    assert.equal(store.stat(cidOf(b))?.expiresAt, undefined, 'a format-1 shard never expires')
+    await store.close()
+    const check = openLmdb<unknown, string>({ path: join(h.dir, 'index'), maxDbs: 4, readOnly: true })
+    const version = check.openDB<unknown, string>({ name: 'meta', encoding: 'binary' }).get('formatVersion')
+    await check.close()
+    assert.deepEqual(version instanceof Uint8Array ? [...version] : version, [0, 0, 0, 2])
+  })
+})
+
+describe('ShardStore cache', () => {
+  it('get() and whole-shard read() are served from the cache; range reads stream from disk', async (t) => {
+    const h = await harness(t)
+    const requests: string[] = []
+    const metrics = {
+      cacheRequests: { inc: (l: { result: 'hit' | 'miss' }) => void requests.push(l.result) },
+    }
+    const store = await h.store({ cacheBytes: 4 * MiB }, { metrics })
+    const bytes = bytesOf(200_000, 500)
+    const cid = cidOf(bytes)
+    await store.put(cid, bytes)
+
+    const first = await store.get(cid)
+    assert.deepEqual(new Uint8Array(first), bytes)
+    assert.deepEqual(requests, ['miss'])
+    first.fill(0) // the caller owns what get() returns: the cached copy is untouched
+    const second = await store.get(cid)
+    assert.deepEqual(new Uint8Array(second), bytes)
+    assert.deepEqual(requests, ['miss', 'hit'])
+
+    // the file is gone from disk, yet whole reads are served from the cache ...
+    await rm(h.shardFile(cid))
+    const whole = await collect(store.read(cid))
+    assert.deepEqual(whole.bytes, bytes)
+    assert.deepEqual(whole.chunks, [65_536, 65_536, 65_536, 3_392])
+    assert.deepEqual(requests, ['miss', 'hit', 'hit'])
+    // ... while a byte range goes to disk (and is not counted)
+    await assert.rejects(collect(store.read(cid, { offset: 1, length: 10 })), hasCode('SHARD_MISSING'))
+    assert.deepEqual(requests, ['miss', 'hit', 'hit'])
+    assert.deepEqual(store.cacheStats(), {
+      bytes: 200_000,
+      maxBytes: 4 * MiB,
+      entries: 1,
+      hits: 2,
+      misses: 1,
+    })
+
+    // delete drops the cached copy: a deleted shard is never served
+    assert.equal(await store.delete(cid), true)
+    assert.equal(store.cacheStats().entries, 0)
+    await assert.rejects(store.get(cid), hasCode('SHARD_MISSING'))
+    await assert.rejects(collect(store.read(cid)), hasCode('SHARD_MISSING'))
+  })
+
+  it('a whole-shard read() miss fills the cache while streaming; an abandoned one does not', async (t) => {
+    const h = await harness(t)
+    const store = await h.store({ cacheBytes: 4 * MiB })
+    const bytes = bytesOf(150_000, 501)
+    const cid = cidOf(bytes)
+    await store.put(cid, bytes)
+
+    const reader = store.read(cid)
+    await reader.next()
+    await reader.return()
+    assert.equal(store.cacheStats().entries, 0, 'a read stopped early caches nothing')
+
+    const [a, b] = await Promise.all([collect(store.read(cid)), collect(store.read(cid))])
+    assert.deepEqual(a.bytes, bytes)
+    assert.deepEqual(b.bytes, bytes)
+    assert.equal(store.cacheStats().entries, 1)
+    assert.equal(store.cacheStats().bytes, 150_000)
+    const hitsBefore = store.cacheStats().hits
+    assert.deepEqual((await collect(store.read(cid))).bytes, bytes)
+    assert.equal(store.cacheStats().hits, hitsBefore + 1)
+  })
+
+  it('is bounded in bytes and evicts the least recently used; cacheBytes 0 disables it', async (t) => {
+    const h = await harness(t)
+    const requests: string[] = []
+    const metrics = {
+      cacheRequests: { inc: (l: { result: 'hit' | 'miss' }) => void requests.push(l.result) },
+    }
+    // 400 KB cache: entries up to 100 KB (a quarter) are admitted
+    const store = await h.store({ cacheBytes: 400_000 }, { metrics })
+    const shards = [0, 1, 2, 3, 4].map((i) => bytesOf(90_000, 510 + i))
+    for (const s of shards) await store.put(cidOf(s), s)
+    for (const s of shards.slice(0, 4)) await store.get(cidOf(s)) // cache 0..3 (360 KB)
+    await store.get(cidOf(shards[0] as Uint8Array)) // 0 is now the most recent
+    await store.get(cidOf(shards[4] as Uint8Array)) // evicts 1, the least recently used
+    assert.ok(store.cacheStats().bytes <= 400_000)
+    assert.equal(store.cacheStats().entries, 4)
+    requests.length = 0
+    for (const i of [0, 2, 3, 4, 1]) await store.get(cidOf(shards[i] as Uint8Array))
+    assert.deepEqual(requests, ['hit', 'hit', 'hit', 'hit', 'miss'])
+
+    const big = bytesOf(100_001, 520)
+    await store.put(cidOf(big), big)
+    requests.length = 0
+    await store.get(cidOf(big))
+    await store.get(cidOf(big))
+    assert.deepEqual(requests, [], 'a shard too large to cache is not counted either')
+
+    await store.close()
+    const off = await h.store({ cacheBytes: 0 }, { metrics })
+    await off.get(cidOf(shards[0] as Uint8Array))
+    await collect(off.read(cidOf(shards[0] as Uint8Array)))
+    assert.deepEqual(requests, [])
+    assert.equal(off.cacheStats().entries, 0)
+  })
+
+  it('ShardCache: LRU by bytes, admission by size, recency on get', () => {
+    const cache = new ShardCache({ maxBytes: 100, maxEntryBytes: 40 })
+    assert.equal(cache.set('a', new Uint8Array(40)), true)
+    assert.equal(cache.set('b', new Uint8Array(30)), true)
+    assert.equal(cache.set('huge', new Uint8Array(41)), false)
+    assert.equal(cache.has('huge'), false)
+    assert.ok(cache.get('a') !== undefined) // a is now more recent than b
+    assert.equal(cache.set('c', new Uint8Array(40)), true) // 110 > 100: evicts b
+    assert.deepEqual([cache.has('a'), cache.has('b'), cache.has('c')], [true, false, true])
+    assert.equal(cache.bytes, 80)
+    assert.equal(cache.set('a', new Uint8Array(10)), true) // replacing keeps the count exact
+    assert.equal(cache.bytes, 50)
+    assert.equal(cache.delete('a'), true)
+    assert.equal(cache.delete('a'), false)
+    assert.equal(cache.get('zzz'), undefined)
+    assert.deepEqual(cache.stats, { hits: 1, misses: 1 })
+    cache.clear()
+    assert.deepEqual([cache.bytes, cache.size], [0, 0])
+    assert.equal(new ShardCache({ maxBytes: 0 }).set('x', new Uint8Array(0)), false)
+    assert.throws(() => new ShardCache({ maxBytes: -1 }), RangeError)
+  })
+})
+
+describe('ShardStore capacity', () => {
+  it('STORE_FULL when the file system would keep less than minFreeDiskBytes; nothing is written', async (t) => {
+    const h = await harness(t)
+    const store = await h.store({ minFreeDiskBytes: Number.MAX_SAFE_INTEGER })
+    const bytes = bytesOf(1000, 600)
+    await assert.rejects(store.put(cidOf(bytes), bytes), (err: unknown) => {
+      assert.ok(isNodusError(err, 'STORE_FULL'))
+      assert.equal(err.details.reason, 'disk reserve')
+      assert.equal(typeof err.details.freeDiskBytes, 'number')
+      return true
+    })
+    await assert.rejects(store.put(cidOf(bytes), chunked(bytes, [10])), hasCode('STORE_FULL'))
+    assert.deepEqual(await h.tmpFiles(), [])
+    assert.equal(store.has(cidOf(bytes)), false)
+    assert.deepEqual(store.usage().freeBytes, 1 << 30, 'reservation released')
+    await store.close()
+    // a shard already stored needs no space
+    const roomy = await h.store({ minFreeDiskBytes: 0 })
+    await roomy.put(cidOf(bytes), bytes)
+    await roomy.close()
+    const full = await h.store({ minFreeDiskBytes: Number.MAX_SAFE_INTEGER })
+    assert.deepEqual(await full.put(cidOf(bytes), bytes), { size: 1000, created: false })
+    assert.throws(
+      () => new ShardStore({}, { dir: h.dir, capacityBytes: 1, maxShardBytes: 1, minFreeDiskBytes: -1 }),
+      hasCode('INVALID_ARGUMENT'),
+    )
+  })
+
+  it('ENOSPC while writing is STORE_FULL with no temp file and nothing visible (real full tmpfs)', async (t) => {
+    // Needs a private mount namespace (unshare -r -m) to mount a 2 MiB tmpfs; skipped where not allowed.
+    const dir = await mkdtemp(join(tmpdir(), 'nodus-shard-nospace-'))
+    t.after(() => rm(dir, { recursive: true, force: true }))
+    const writer = fileURLToPath(new URL('./fixtures/nospace-writer.ts', import.meta.url))
+    const script =
+      `mount -t tmpfs -o size=2m tmpfs "$1" && mkdir "$1/index" && ` +
+      `mount -t tmpfs -o size=64m tmpfs "$1/index" && exec "$2" "$3" "$1"`
+    const probe = spawnSync('unshare', ['-r', '-m', 'sh', '-c', 'mount -t tmpfs tmpfs "$1"', 'sh', dir], {
+      encoding: 'utf8',
+      timeout: 10_000,
+    })
+    if (probe.status !== 0) {
+      t.skip(`cannot mount a tmpfs in a user namespace here: ${probe.error ?? probe.stderr.trim()}`)
+      return
+    }
+    const r = spawnSync('unshare', ['-r', '-m', 'sh', '-c', script, 'sh', dir, process.execPath, writer], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    })
+    assert.equal(r.status, 0, r.stderr)
+    const out = JSON.parse(r.stdout) as Record<string, unknown>
+    assert.ok((out.stored as number) > 0)
+    assert.deepEqual(out.bufferFailure, { code: 'STORE_FULL', reason: 'ENOSPC' })
+    assert.deepEqual(out.streamFailure, { code: 'STORE_FULL', reason: 'ENOSPC' })
+    assert.deepEqual(out.tmpAfterFull, [], 'the temp files were removed')
+    assert.equal(out.listed, out.stored, 'only the acknowledged shards are indexed')
+    assert.equal((out.usageAfterFull as { shards: number }).shards, out.stored)
+    assert.equal(out.readBack, out.stored, 'every stored shard reads back intact')
+    assert.deepEqual(out.reserveFailure, { code: 'STORE_FULL', reason: 'disk reserve' })
+    assert.equal(out.duplicateCreated, false)
+    assert.deepEqual(out.tmpAfterReserve, [])
   })
 })

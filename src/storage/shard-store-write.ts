@@ -1,0 +1,313 @@
+/**
+ * The shard store's write path: capacity reservations (capacityBytes and the file system's free-space
+ * reserve) and writing one shard file durably (temp file, BLAKE3 check, fsync, rename, directory fsync).
+ * The index commit that makes the shard visible is the store's (shard-store.ts).
+ */
+
+import { randomUUID } from 'node:crypto'
+import { mkdir, open as openFile, rename, rm, statfs } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Blake3Hasher } from '@napi-rs/blake-hash'
+import { throwIfAborted } from '../common/abort.ts'
+import { NodusError } from '../common/errors.ts'
+import { fanoutOf, fsyncDir, noSpaceAsStoreFull, shardPath } from './shard-store-disk.ts'
+
+/** Capacity held by one put in flight. */
+export interface Reservation {
+  /** Reserve `more` bytes (a stream without a declared size); throws STORE_FULL. */
+  grow(more: number): void
+  /** Give everything back (idempotent). */
+  release(): void
+}
+
+/** Resolve or reject with `p`, or reject with the abort reason (ABORTED/TIMEOUT) as soon as `signal` aborts. */
+export function raceAbort<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return p
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      try {
+        throwIfAborted(signal)
+      } catch (err) {
+        reject(err)
+      }
+    }
+    if (signal.aborted) {
+      onAbort()
+      return
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(v)
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(err)
+      },
+    )
+  })
+}
+
+/** Iterate `source`, giving up (and telling the source to return) as soon as `signal` aborts. */
+async function* abortable(
+  source: AsyncIterable<Uint8Array>,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<Uint8Array, void, undefined> {
+  const it = source[Symbol.asyncIterator]()
+  let done = false
+  try {
+    for (;;) {
+      throwIfAborted(signal)
+      const r = await raceAbort(it.next(), signal)
+      if (r.done === true) {
+        done = true
+        return
+      }
+      yield r.value
+    }
+  } finally {
+    // Not awaited: a source stuck in next() would make return() wait for it too.
+    if (!done) it.return?.()?.catch(() => {})
+  }
+}
+
+async function* once(data: Uint8Array): AsyncGenerator<Uint8Array, void, undefined> {
+  yield data
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+function tooLarge(key: string, size: number, max: number): NodusError {
+  return new NodusError('SHARD_TOO_LARGE', `shard of ${size} bytes exceeds ${max}`, {
+    details: { cid: key, size, max },
+  })
+}
+
+/**
+ * The size a put declares: the buffer's length, or `expectedSize` for a stream (undefined when neither).
+ * Throws INVALID_ARGUMENT (expectedSize not a non-negative integer, or not the buffer's length) and
+ * SHARD_TOO_LARGE (over `maxShardBytes`) before anything is read.
+ */
+export function declaredSize(
+  key: string,
+  data: Uint8Array | AsyncIterable<Uint8Array>,
+  expectedSize: number | undefined,
+  maxShardBytes: number,
+): number | undefined {
+  if (expectedSize !== undefined && (!Number.isSafeInteger(expectedSize) || expectedSize < 0)) {
+    throw new NodusError('INVALID_ARGUMENT', 'expectedSize must be a non-negative integer', {
+      details: { cid: key, expectedSize },
+    })
+  }
+  if (data instanceof Uint8Array && expectedSize !== undefined && expectedSize !== data.byteLength) {
+    throw new NodusError(
+      'INVALID_ARGUMENT',
+      `expectedSize ${expectedSize} differs from ${data.byteLength} bytes given`,
+      {
+        details: { cid: key, expectedSize, size: data.byteLength },
+      },
+    )
+  }
+  const declared = data instanceof Uint8Array ? data.byteLength : expectedSize
+  if (declared !== undefined && declared > maxShardBytes) throw tooLarge(key, declared, maxShardBytes)
+  return declared
+}
+
+function sizeDiffers(key: string, expectedSize: number, size: number): NodusError {
+  return new NodusError('INVALID_ARGUMENT', `shard stream is not the ${expectedSize} bytes declared`, {
+    details: { cid: key, expectedSize, size },
+  })
+}
+
+/**
+ * Bytes reserved by puts in flight, checked against `capacityBytes` (with the stored bytes) and against the
+ * file system's free space less `minFreeDiskBytes`.
+ */
+export class CapacityGuard {
+  readonly #dir: string
+  readonly #capacityBytes: number
+  readonly #minFreeDiskBytes: number
+  #reservedBytes = 0
+  /** The statfs call in flight, shared by concurrent puts. */
+  #statfs: Promise<number> | undefined
+
+  constructor(options: { dir: string; capacityBytes: number; minFreeDiskBytes: number }) {
+    this.#dir = options.dir
+    this.#capacityBytes = options.capacityBytes
+    this.#minFreeDiskBytes = options.minFreeDiskBytes
+  }
+
+  /** Bytes reserved by puts in flight (not yet in the index counters). */
+  get reservedBytes(): number {
+    return this.#reservedBytes
+  }
+
+  /**
+   * Reserve `bytes` for a put of `key` while `usedBytes()` are stored; throws STORE_FULL when stored plus
+   * reserved bytes would pass capacityBytes. `grow` reserves more under the same rule.
+   */
+  reserve(key: string, bytes: number, usedBytes: () => number): Reservation {
+    let held = 0
+    const take = (more: number): void => {
+      const used = usedBytes()
+      if (used + this.#reservedBytes + more > this.#capacityBytes) {
+        throw new NodusError('STORE_FULL', `store cannot take ${held + more} more bytes`, {
+          details: {
+            cid: key,
+            requestedBytes: held + more,
+            usedBytes: used,
+            reservedBytes: this.#reservedBytes - held,
+            capacityBytes: this.#capacityBytes,
+          },
+        })
+      }
+      held += more
+      this.#reservedBytes += more
+    }
+    take(bytes)
+    return {
+      grow: take,
+      release: () => {
+        this.#reservedBytes -= held
+        held = 0
+      },
+    }
+  }
+
+  /**
+   * STORE_FULL unless the file system keeps at least minFreeDiskBytes free after every put in flight:
+   * statfs `bavail × bsize` less all reserved bytes (conservative: bytes those puts already wrote count
+   * twice). Concurrent calls share one statfs. A no-op when minFreeDiskBytes is 0.
+   */
+  async checkDiskReserve(key: string): Promise<void> {
+    if (this.#minFreeDiskBytes === 0) return
+    if (this.#statfs === undefined) {
+      const p = statfs(this.#dir).then((s) => s.bavail * s.bsize)
+      this.#statfs = p
+      const clear = (): void => {
+        if (this.#statfs === p) this.#statfs = undefined
+      }
+      p.then(clear, clear)
+    }
+    const freeDiskBytes = await this.#statfs
+    if (freeDiskBytes - this.#reservedBytes < this.#minFreeDiskBytes) {
+      throw new NodusError('STORE_FULL', 'the file system is at its free-space reserve', {
+        details: {
+          cid: key,
+          reason: 'disk reserve',
+          freeDiskBytes,
+          reservedBytes: this.#reservedBytes,
+          minFreeDiskBytes: this.#minFreeDiskBytes,
+        },
+      })
+    }
+  }
+}
+
+/** Where and how {@link writeShardFile} writes. */
+export interface WriteTarget {
+  /** The store directory (fan-out directories live here). */
+  dir: string
+  /** `<dir>/tmp`, same file system. */
+  tmpDir: string
+  maxShardBytes: number
+  log: { warn(obj: object, msg?: string): void }
+  /**
+   * Fan-out directories known to exist durably (or being created), by name: the promise resolves once the
+   * directory exists and, if this process created it, `dir` has been fsynced. Saves a mkdir per put, and
+   * makes a put into a directory another put is creating wait for that fsync. Reset at open().
+   */
+  fanouts: Map<string, Promise<void>>
+}
+
+/** Create `<dir>/<name>` if needed and make its entry durable (fsync `dir`); shared by concurrent puts. */
+function ensureFanout(target: WriteTarget, name: string): Promise<void> {
+  let ready = target.fanouts.get(name)
+  if (ready === undefined) {
+    ready = (async () => {
+      if ((await mkdir(join(target.dir, name), { recursive: true })) !== undefined) await fsyncDir(target.dir)
+    })()
+    target.fanouts.set(name, ready)
+    ready.catch(() => target.fanouts.delete(name))
+  }
+  return ready
+}
+
+/**
+ * Write one shard file durably, leaving it at `<dir>/<fan-out>/<key>` but not indexed: stream `data` into
+ * `tmp/<uuid>` while hashing it (BLAKE3), check the length against `declared` and maxShardBytes and the
+ * digest against `digest`, fsync the file, create the fan-out directory if needed (then fsync `dir`),
+ * rename into place and fsync the fan-out directory. On any failure nothing is left: the temp file (or the
+ * renamed file, if a later step failed) is removed. ENOSPC/EDQUOT become STORE_FULL.
+ * @returns the size in bytes and the final path
+ * @throws NodusError CID_MISMATCH, SHARD_TOO_LARGE, INVALID_ARGUMENT (length differs from `declared`),
+ *   STORE_FULL (reservation.grow, or no space), ABORTED/TIMEOUT (signal, honoured until the rename)
+ */
+export async function writeShardFile(
+  target: WriteTarget,
+  key: string,
+  digest: Uint8Array,
+  data: Uint8Array | AsyncIterable<Uint8Array>,
+  declared: number | undefined,
+  reservation: Reservation,
+  signal: AbortSignal | undefined,
+): Promise<{ size: number; path: string }> {
+  const tmpPath = join(target.tmpDir, randomUUID())
+  const finalPath = shardPath(target.dir, key)
+  let fh: Awaited<ReturnType<typeof openFile>> | undefined
+  let renamed = false
+  try {
+    fh = await openFile(tmpPath, 'wx', 0o600)
+    const hasher = new Blake3Hasher()
+    let size = 0
+    for await (const chunk of abortable(data instanceof Uint8Array ? once(data) : data, signal)) {
+      size += chunk.byteLength
+      if (size > target.maxShardBytes) throw tooLarge(key, size, target.maxShardBytes)
+      if (declared === undefined) reservation.grow(chunk.byteLength)
+      else if (size > declared) throw sizeDiffers(key, declared, size)
+      hasher.update(chunk)
+      let written = 0
+      while (written < chunk.byteLength) {
+        const r = await fh.write(chunk, written, chunk.byteLength - written)
+        written += r.bytesWritten
+      }
+    }
+    if (declared !== undefined && size !== declared) throw sizeDiffers(key, declared, size)
+    // Checked before the fsync: a mismatching shard is never worth syncing.
+    if (!bytesEqual(hasher.digestBuffer(), digest)) {
+      throw new NodusError('CID_MISMATCH', `bytes do not hash to ${key}`, { details: { cid: key, size } })
+    }
+    throwIfAborted(signal)
+    await fh.sync()
+    const closing = fh
+    fh = undefined
+    await closing.close()
+    await ensureFanout(target, fanoutOf(key))
+    throwIfAborted(signal)
+    try {
+      await rename(tmpPath, finalPath)
+    } catch (err) {
+      target.fanouts.delete(fanoutOf(key)) // e.g. removed behind our back: the next put recreates it
+      throw err
+    }
+    renamed = true
+    await fsyncDir(join(target.dir, fanoutOf(key)))
+    return { size, path: finalPath }
+  } catch (err) {
+    // Not indexed yet, and the caller holds the CID lock: a renamed file is ours to remove.
+    if (renamed) await rm(finalPath, { force: true }).catch(() => {})
+    throw noSpaceAsStoreFull(err, key)
+  } finally {
+    if (fh !== undefined) await fh.close().catch(() => {})
+    if (!renamed) {
+      await rm(tmpPath, { force: true }).catch((err: unknown) => {
+        target.log.warn({ cid: key, path: tmpPath, err }, 'could not remove temp file')
+      })
+    }
+  }
+}
