@@ -9,29 +9,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { after, before, test } from 'node:test'
-import { fileURLToPath } from 'node:url'
 import { cidForBytes, cidToString } from '../../src/storage/index.ts'
+import { CLI, runCli } from '../utils/run-cli.ts'
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))
-
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    p.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString()
-    })
-    p.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString()
-    })
-    const t = setTimeout(() => p.kill('SIGKILL'), 60_000)
-    p.on('exit', (code) => {
-      clearTimeout(t)
-      resolve({ code, stdout, stderr })
-    })
-  })
-}
+const MAIN = CLI
+const run = (args: string[]): ReturnType<typeof runCli> => runCli(args, 60_000)
 
 let dir = ''
 before(async () => {

@@ -2,37 +2,14 @@
  * End to end: the CLI's demo with real node processes on loopback, a real file, real kills.
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { fileURLToPath } from 'node:url'
+import { runCli } from '../utils/run-cli.ts'
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))
-
-function run(
-  args: string[],
-  timeoutMs: number,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    p.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString()
-    })
-    p.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString()
-    })
-    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs)
-    p.on('exit', (code) => {
-      clearTimeout(t)
-      resolve({ code, stdout, stderr })
-    })
-  })
-}
+const run = runCli
 
 /** PIDs of live processes whose command line mentions `needle`. */
 async function processesMentioning(needle: string): Promise<number[]> {

@@ -8,11 +8,9 @@ import { mkdtemp, open, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { initNode } from '../../src/cli/init.ts'
-import { silentLogger } from '../../src/common/logger.ts'
-import { loadConfig } from '../../src/config/config.ts'
-import { createNode, type NodusNode } from '../../src/node/node.ts'
+import type { NodusNode } from '../../src/node/node.ts'
 import type { RepairEvent } from '../../src/storage/repair.ts'
+import { startNodes } from '../utils/nodes.ts'
 
 const N = 8
 let dir = ''
@@ -21,22 +19,17 @@ const events: RepairEvent[] = []
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'nodus-hostile-'))
-  for (let i = 0; i < N; i++) {
-    const d = join(dir, `n${i}`)
-    await initNode(d, {
-      storage: { k: 4, m: 2, segmentSize: 65536, manifestReplicas: 3 },
-      repair: { intervalMs: 3_600_000, graceMs: 3_600_000, auditsPerRound: 10_000 },
-    })
-    const node = await createNode(await loadConfig(d), {
-      logger: silentLogger(),
-      onRepairEvent: (e) => events.push(e),
-    })
-    await node.start()
-    nodes.push(node)
-  }
-  for (let i = 0; i < N; i++) {
-    for (let j = i + 1; j < N; j++) await nodes[i]?.libp2p.dial(nodes[j]?.libp2p.getMultiaddrs() ?? [])
-  }
+  nodes.push(
+    ...(await startNodes(
+      dir,
+      N,
+      {
+        storage: { k: 4, m: 2, segmentSize: 65536, manifestReplicas: 3 },
+        repair: { intervalMs: 3_600_000, graceMs: 3_600_000, auditsPerRound: 10_000 },
+      },
+      (e) => events.push(e),
+    )),
+  )
 })
 after(async () => {
   await Promise.all(nodes.map((n) => n.stop()))
