@@ -1,6 +1,6 @@
 /** Write the generated docs: docs/API.md, docs/CONFIG.md, docs/METRICS.md. Run: `npm run docs`. */
 import { writeFileSync } from 'node:fs'
-import { apiMarkdown, metricsMarkdown } from '../src/api/docs.ts'
+import { apiMarkdown, grafanaDashboard, metricsMarkdown } from '../src/api/docs.ts'
 import { configMarkdown } from '../src/config/config.ts'
 
 const docs: [string, string][] = [
@@ -12,3 +12,5 @@ for (const [name, text] of docs) {
   writeFileSync(new URL(`../docs/${name}`, import.meta.url), text)
   console.log(`wrote docs/${name}`)
 }
+writeFileSync(new URL('../dashboards/nodus.json', import.meta.url), await grafanaDashboard())
+console.log('wrote dashboards/nodus.json')

@@ -112,3 +112,74 @@ Process and runtime metrics from prom-client's defaults are also exported, among
 lag: ${others.join(', ')}.
 `
 }
+
+/**
+ * A Grafana dashboard (JSON model, schema 39) with one panel per nodus metric: rates for counters,
+ * p50/p99 (histogram_quantile) for histograms, values for gauges; plus event-loop lag and memory.
+ * Written to dashboards/nodus.json by `npm run docs`.
+ */
+export async function grafanaDashboard(): Promise<string> {
+  const m = new NodusMetrics()
+  const metrics = (await m.registry.getMetricsAsJSON())
+    .map((x) => ({ name: x.name, type: String(x.type), help: x.help }))
+    .filter((x) => x.name.startsWith('nodus_'))
+    .sort((a, b) => a.name.localeCompare(b.name))
+  const extra = [
+    { name: 'nodejs_eventloop_lag_p99_seconds', type: 'gauge', help: 'Event-loop lag, p99' },
+    { name: 'process_resident_memory_bytes', type: 'gauge', help: 'Resident memory' },
+  ]
+  const panels = [...metrics, ...extra].map((x, i) => {
+    const targets =
+      x.type === 'histogram'
+        ? [0.5, 0.99].map((q, r) => ({
+            refId: String.fromCharCode(65 + r),
+            expr: `histogram_quantile(${q}, sum by (le, instance) (rate(${x.name}_bucket[5m])))`,
+            legendFormat: `p${q * 100} {{instance}}`,
+          }))
+        : x.type === 'counter'
+          ? [{ refId: 'A', expr: `sum by (instance) (rate(${x.name}[5m]))`, legendFormat: '{{instance}}' }]
+          : [{ refId: 'A', expr: x.name, legendFormat: '{{instance}}' }]
+    const unit = x.name.endsWith('_seconds')
+      ? 's'
+      : x.name.endsWith('_bytes')
+        ? 'bytes'
+        : x.type === 'counter'
+          ? 'ops'
+          : 'short'
+    return {
+      id: i + 1,
+      type: 'timeseries',
+      title: x.name,
+      description: x.help,
+      datasource: { type: 'prometheus', uid: '${DS_PROMETHEUS}' },
+      gridPos: { h: 8, w: 12, x: (i % 2) * 12, y: Math.floor(i / 2) * 8 },
+      fieldConfig: { defaults: { unit }, overrides: [] },
+      options: { legend: { showLegend: true, displayMode: 'list', placement: 'bottom' } },
+      targets,
+    }
+  })
+  const dashboard = {
+    __inputs: [
+      {
+        name: 'DS_PROMETHEUS',
+        label: 'Prometheus',
+        type: 'datasource',
+        pluginId: 'prometheus',
+        pluginName: 'Prometheus',
+      },
+    ],
+    title: 'nodus node',
+    uid: 'nodus-node',
+    description:
+      'Generated from src/metrics/metrics.ts by `npm run docs`; one panel per metric (docs/METRICS.md).',
+    schemaVersion: 39,
+    version: 1,
+    editable: true,
+    time: { from: 'now-1h', to: 'now' },
+    refresh: '10s',
+    tags: ['nodus'],
+    templating: { list: [] },
+    panels,
+  }
+  return `${JSON.stringify(dashboard, null, 2)}\n`
+}

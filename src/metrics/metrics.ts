@@ -35,6 +35,15 @@ export class NodusMetrics {
     this.registry = new Registry()
     const registers = [this.registry]
     collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 20 })
+    // prom-client names these gauges *_total, which `promtool check metrics` rejects for non-counters;
+    // the same figures remain as nodejs_active_handles / _requests / _resources.
+    for (const name of [
+      'nodejs_active_handles_total',
+      'nodejs_active_requests_total',
+      'nodejs_active_resources_total',
+    ]) {
+      this.registry.removeSingleMetric(name)
+    }
     this.shardWriteSeconds = new Histogram({
       name: 'nodus_storage_shard_write_seconds',
       help: 'Time to store one shard durably (hash, write, fsync, rename, index commit)',
