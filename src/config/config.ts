@@ -109,6 +109,20 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
     description: 'time between deletions of expired shards, ms',
   },
   {
+    path: 'storage.leaseMs',
+    kind: 'int',
+    default: 30 * 24 * 3600 * 1000,
+    min: 1000,
+    description: 'holders keep an unpinned shard this long; pins renew it, ms',
+  },
+  {
+    path: 'storage.renewIntervalMs',
+    kind: 'int',
+    default: 24 * 3600 * 1000,
+    min: 100,
+    description: "time between renewals of this node's pins on their holders, ms",
+  },
+  {
     path: 'storage.k',
     kind: 'int',
     default: 10,
@@ -249,6 +263,8 @@ interface Shape {
     cacheBytes: number
     minFreeDiskBytes: number
     cleanupIntervalMs: number
+    leaseMs: number
+    renewIntervalMs: number
     k: number
     m: number
     segmentSize: number

@@ -31,6 +31,7 @@ import {
   DEFAULT_FILE_OPTIONS,
   DEFAULT_SHARD_SERVER_OPTIONS,
   FileService,
+  parseCid,
   SHARD_PROTOCOL,
   ShardClient,
   ShardServer,
@@ -80,6 +81,7 @@ export class NodusNode {
   #started = false
   #did: string | undefined
   #cleanup: { stop(): Promise<void> } | undefined
+  #renewTimer: NodeJS.Timeout | undefined
   #apiUrl = ''
 
   constructor(parts: {
@@ -167,6 +169,38 @@ export class NodusNode {
     }
   }
 
+  /**
+   * Renew this node's pins on their holders (leases) and drop pins whose TTL passed. Runs every
+   * `storage.renewIntervalMs`; callable directly (tests pass `now`). Never throws.
+   */
+  async renewPins(now = Date.now()): Promise<{ renewed: number; expired: number; failed: number }> {
+    const r = { renewed: 0, expired: 0, failed: 0 }
+    let after: string | undefined
+    for (let page = 0; page < 10_000; page++) {
+      const pins = this.fileIndex.list({ limit: 1000, ...(after === undefined ? {} : { after }) })
+      for (const pin of pins) {
+        if (pin.expiresAt !== undefined && pin.expiresAt <= now) {
+          await this.fileIndex.delete(pin.cid)
+          r.expired++
+          continue
+        }
+        try {
+          await this.files.pin(parseCid(pin.cid), pin.expiresAt, { signal: AbortSignal.timeout(120_000) })
+          r.renewed++
+        } catch (err) {
+          r.failed++
+          this.logger.warn(
+            { cid: pin.cid, code: isNodusError(err) ? err.code : 'unknown' },
+            'pin renewal failed',
+          )
+        }
+      }
+      if (pins.length < 1000) break
+      after = pins[pins.length - 1]?.cid
+    }
+    return r
+  }
+
   /** Open the store, start libp2p, register protocols, dial bootstrap peers, start the API. Idempotent. */
   async start(): Promise<void> {
     if (this.#started) return
@@ -212,6 +246,12 @@ export class NodusNode {
     )
     this.#apiUrl = await this.#api.listen(this.config.api.host, this.config.api.port)
     this.repairer.start()
+    this.#renewTimer = setInterval(() => {
+      void this.renewPins().then((r) => {
+        if (r.renewed + r.expired + r.failed > 0) this.logger.info(r, 'pins renewed')
+      })
+    }, this.config.storage.renewIntervalMs)
+    this.#renewTimer.unref()
     await mkdir(this.config.dataDir, { recursive: true })
     await writeFile(
       join(this.config.dataDir, RUN_FILE),
@@ -228,6 +268,7 @@ export class NodusNode {
     if (!this.#started) return
     this.#started = false
     await this.#api.close()
+    clearInterval(this.#renewTimer)
     await this.repairer.stop()
     this.#lifetime.abort(new Error('node stopping'))
     await this.#provideQueue.stop()
@@ -440,6 +481,7 @@ export async function createNode(
       segmentSize: config.storage.segmentSize,
       segmentsInFlight: config.storage.segmentsInFlight,
       manifestReplicas: config.storage.manifestReplicas,
+      leaseMs: config.storage.leaseMs,
     },
   )
   const token = await readApiToken(config.dataDir)

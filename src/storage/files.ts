@@ -41,6 +41,12 @@ export interface FileServiceOptions {
   hedgeDelayMs: number
   /** Timeout for DHT provider look-ups and announcements, ms. Default 20 000. */
   dhtTimeoutMs: number
+  /**
+   * Lease on holders, ms. Default 30 days. Holders keep a shard until the latest pin's expiry; a pin
+   * without a TTL is a lease of this length that the pinning node renews while the pin lasts, so data
+   * nobody pins any more goes away instead of filling disks.
+   */
+  leaseMs: number
 }
 
 export const DEFAULT_FILE_OPTIONS: Readonly<FileServiceOptions> = Object.freeze({
@@ -52,6 +58,7 @@ export const DEFAULT_FILE_OPTIONS: Readonly<FileServiceOptions> = Object.freeze(
   putRetries: 3,
   hedgeDelayMs: 3_000,
   dhtTimeoutMs: 20_000,
+  leaseMs: 30 * 24 * 3600 * 1000,
 })
 
 /** What files need from the local shard store. */
@@ -204,6 +211,8 @@ export class FileService {
     const { k, m, segmentSize } = this.#options
     const ac = new AbortController()
     const signal = options.signal === undefined ? ac.signal : AbortSignal.any([options.signal, ac.signal])
+    // What holders are told: the pin's expiry, or a lease the pinner renews.
+    const holderExpiry = options.expiresAt ?? Date.now() + this.#options.leaseMs
     const hasher = new Blake3Stream()
     const segments: ManifestSegment[] = []
     const inflight = new Set<Promise<void>>()
@@ -217,7 +226,7 @@ export class FileService {
         hasher.update(seg.data.subarray(0, seg.size))
         fileSize += seg.size
         const i = index++
-        const p: Promise<void> = this.#putSegment(i, seg.data, seg.size, signal, options.expiresAt).then(
+        const p: Promise<void> = this.#putSegment(i, seg.data, seg.size, signal, holderExpiry).then(
           (s) => {
             segments[i] = s
             done++
@@ -257,7 +266,7 @@ export class FileService {
       revision: 1,
     }
     const signed = await signManifest(manifest, (msg) => this.#deps.sign(msg))
-    const manifestHolders = await this.#storeManifest(signed, signal, options.expiresAt)
+    const manifestHolders = await this.#storeManifest(signed, signal, holderExpiry)
     this.#deps.logger.info(
       {
         cid: cidToString(signed.cid),
@@ -408,8 +417,9 @@ export class FileService {
   }
 
   /**
-   * Pin a stored file until `expiresAt` (ms since the epoch; undefined: forever): every holder of its
-   * shards (and of the manifest) is asked to keep them at least that long. A shard's expiry is the
+   * Pin a stored file until `expiresAt` (ms since the epoch; undefined: for one lease, `leaseMs`,
+   * which the pinning node renews): every holder of its shards and every keeper of its manifest is
+   * asked to keep them at least that long. A shard's expiry is the
    * latest of its pins, so this never shortens another pin. Resolves with the counts of shard copies
    * extended and of holders that could not be reached.
    */
@@ -420,7 +430,12 @@ export class FileService {
   ): Promise<{ extended: number; missing: number; unreachable: number }> {
     const signal = options.signal ?? new AbortController().signal
     const signed = options.manifest ?? (await this.resolveManifest(cid, { signal }))
+    // No TTL: a lease, renewed by the pinning node while the pin lasts.
+    const until = expiresAt ?? Date.now() + this.#options.leaseMs
     const byHolder = new Map<string, CID[]>()
+    // The manifest's keepers may hold no shard: they get the manifest CID alone.
+    const { holders: keepers } = await this.#fetchManifest(signed.cid, signal)
+    for (const p of keepers) byHolder.set(p.toString(), [signed.cid])
     for (const seg of signed.manifest.segments) {
       for (const sh of seg.shards) {
         for (const h of sh.holders) {
@@ -439,7 +454,7 @@ export class FileService {
     const local = this.#deps.store.extendExpiry
     if (local !== undefined) {
       for (const c of [signed.cid, ...(byHolder.get(this.#deps.selfPeerId) ?? [])]) {
-        if (await local.call(this.#deps.store, c, expiresAt)) extended++
+        if (await local.call(this.#deps.store, c, until)) extended++
       }
     }
     byHolder.delete(this.#deps.selfPeerId)
@@ -448,7 +463,7 @@ export class FileService {
         for (let i = 0; i < cids.length; i += 1024) {
           const batch = cids.slice(i, i + 1024)
           try {
-            const ok = await this.#deps.client.pin(this.#peerId(holder), batch, expiresAt, { signal })
+            const ok = await this.#deps.client.pin(this.#peerId(holder), batch, until, { signal })
             // The manifest CID leads each holder's list; most holders do not keep the manifest.
             ok.forEach((e, j) => {
               if (e) extended++
@@ -533,7 +548,10 @@ export class FileService {
       try {
         const bytes = await this.#deps.client.get(p, cid, { signal })
         const signed = decodeManifest(bytes, cid)
-        await this.#deps.store.put(cid, bytes, { signal }).catch(() => {})
+        // A cached copy, leased like any block: it goes away unless a pin renews it.
+        await this.#deps.store
+          .put(cid, bytes, { signal, expiresAt: Date.now() + this.#options.leaseMs })
+          .catch(() => {})
         return signed
       } catch (err) {
         if (signal.aborted) throw err
@@ -708,7 +726,8 @@ export class FileService {
     if (pool.length === 0) throw new NodusError('NOT_ENOUGH_PEERS', 'no peer left to hold a repaired shard')
     const start = Number.parseInt(cidToString(cid).slice(-6), 32) % pool.length
     const first = pool[Number.isNaN(start) ? 0 : start] as string
-    return await this.#putShard(cid, bytes, first, pool, new Set(exclude), options.signal, options.expiresAt)
+    const expiresAt = options.expiresAt ?? Date.now() + this.#options.leaseMs
+    return await this.#putShard(cid, bytes, first, pool, new Set(exclude), options.signal, expiresAt)
   }
 
   async #getSegment(

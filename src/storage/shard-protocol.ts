@@ -282,7 +282,7 @@ export class ShardServer {
   async #put(
     stream: Stream,
     reader: StreamReader,
-    req: { cid: CID; size: number },
+    req: { cid: CID; size: number; expiresAt: number | undefined },
     signal: AbortSignal,
   ): Promise<void> {
     if (req.size > this.#options.maxShardBytes) {
@@ -305,6 +305,7 @@ export class ShardServer {
     const { size, created } = await this.#deps.store.put(req.cid, counted(), {
       signal,
       expectedSize: req.size,
+      ...(req.expiresAt === undefined ? {} : { expiresAt: req.expiresAt }),
     })
     // A block already stored is not read again by the store: drain what the peer sent.
     for await (const chunk of reader.readChunks(req.size - consumed)) consumed += chunk.byteLength
