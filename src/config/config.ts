@@ -202,6 +202,25 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
     description: 'PeerIds whose trust EigenTrust starts from (pre-trusted peers); empty: uniform',
   },
   {
+    path: 'trust.region',
+    kind: 'string',
+    default: 'unknown',
+    description: "this node's region tag in its capacity reports (lower case, e.g. eu-west)",
+  },
+  {
+    path: 'trust.networks',
+    kind: 'strings',
+    default: ['unknown'],
+    description: "this node's network tags (the first is primary, e.g. an AS number as13335)",
+  },
+  {
+    path: 'trust.exchangeIntervalMs',
+    kind: 'int',
+    default: 60_000,
+    min: 100,
+    description: 'time between pushes of the signed trust vector and capacity report to peers, ms',
+  },
+  {
     path: 'log.level',
     kind: 'enum',
     default: 'info',
@@ -278,7 +297,7 @@ interface Shape {
     maxRepairsPerRound: number
     auditsPerRound: number
   }
-  trust: { preTrusted: string[] }
+  trust: { preTrusted: string[]; region: string; networks: string[]; exchangeIntervalMs: number }
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent'; file: string }
 }
 

@@ -42,7 +42,18 @@ import { ManifestWatch } from '../storage/manifest-watch.ts'
 import { placeScored } from '../storage/placement-scored.ts'
 import { DEFAULT_REPAIR_OPTIONS, type RepairEvent, Repairer } from '../storage/repair.ts'
 import { startExpiryCleanup } from '../storage/shard-store-cleanup.ts'
-import { EigenTrust, PerfMonitor } from '../trust/index.ts'
+import { REPORTS_PROTOCOL, ReportExchange } from '../trust/exchange.ts'
+import {
+  type CapacityReport,
+  CapacityReportInbox,
+  checkReport,
+  EigenTrust,
+  PerfMonitor,
+  signCapacityReport,
+  signTrustVector,
+  TrustVectorInbox,
+  trustVectorFromLocalTrust,
+} from '../trust/index.ts'
 
 /** Announce provider records only after this long without shard traffic, ms. */
 const ANNOUNCE_QUIET_MS = 2_000
@@ -74,6 +85,9 @@ export class NodusNode {
   readonly trust: EigenTrust
   readonly perf: PerfMonitor
   readonly audits: AuditRecords
+  readonly exchange: ReportExchange
+  /** Peers' latest verified capacity/locality reports. */
+  readonly reports: ReadonlyMap<string, CapacityReport>
   readonly metrics: NodusMetrics
   readonly #api: ApiServer
   readonly #provideQueue: BoundedQueue<{ cid: CID; at: number }>
@@ -82,6 +96,7 @@ export class NodusNode {
   #did: string | undefined
   #cleanup: { stop(): Promise<void> } | undefined
   #renewTimer: NodeJS.Timeout | undefined
+  #exchangeTimer: NodeJS.Timeout | undefined
   #apiUrl = ''
 
   constructor(parts: {
@@ -98,6 +113,8 @@ export class NodusNode {
     trust: EigenTrust
     perf: PerfMonitor
     audits: AuditRecords
+    exchange: ReportExchange
+    reports: ReadonlyMap<string, CapacityReport>
     metrics: NodusMetrics
     api: ApiServer
     provideQueue: BoundedQueue<{ cid: CID; at: number }>
@@ -116,6 +133,8 @@ export class NodusNode {
     this.trust = parts.trust
     this.perf = parts.perf
     this.audits = parts.audits
+    this.exchange = parts.exchange
+    this.reports = parts.reports
     this.metrics = parts.metrics
     this.#api = parts.api
     this.#provideQueue = parts.provideQueue
@@ -235,6 +254,14 @@ export class NodusNode {
       throw err
     }
     await this.libp2p.handle(SHARD_PROTOCOL, this.shardServer.handler, this.shardServer.handleOptions)
+    await this.libp2p.handle(REPORTS_PROTOCOL, this.exchange.handler, {
+      maxInboundStreams: 4,
+      maxOutboundStreams: 4,
+    })
+    this.#exchangeTimer = setInterval(() => {
+      for (const p of this.libp2p.getPeers().slice(0, 64)) void this.exchange.push(p).catch(() => {})
+    }, this.config.trust.exchangeIntervalMs)
+    this.#exchangeTimer.unref()
     await Promise.allSettled(
       this.config.net.bootstrap.map(async (addr) => {
         try {
@@ -269,6 +296,7 @@ export class NodusNode {
     this.#started = false
     await this.#api.close()
     clearInterval(this.#renewTimer)
+    clearInterval(this.#exchangeTimer)
     await this.repairer.stop()
     this.#lifetime.abort(new Error('node stopping'))
     await this.#provideQueue.stop()
@@ -367,6 +395,17 @@ export async function createNode(
     }
     return trust.score(peer)
   }
+  // Peers' latest capacity/locality reports, and what we saw them do (to check the reports).
+  const reports = new Map<string, CapacityReport>()
+  const refusals = new Map<string, { atMs: number; bytes: number }[]>()
+  const accepted = new Map<string, { atMs: number; bytes: number }[]>()
+  const remember = (m: Map<string, { atMs: number; bytes: number }[]>, peer: string, bytes: number): void => {
+    const list = m.get(peer) ?? []
+    list.push({ atMs: Date.now(), bytes })
+    if (list.length > 64) list.shift()
+    m.set(peer, list)
+    if (m.size > 10_000) m.delete(m.keys().next().value as string)
+  }
   let placementSeed = Number.parseInt(self.slice(-8), 36) >>> 0
   const rng = (): number => {
     placementSeed = (placementSeed + 0x6d2b79f5) >>> 0
@@ -455,19 +494,33 @@ export async function createNode(
               ? 'shard-bad'
               : 'timeout'
           trust.recordInteraction(self, peer, kind)
+          if (op === 'put' && o.ok) remember(accepted, peer, o.bytes)
+          if (op === 'put' && o.code === 'STORE_FULL') {
+            remember(refusals, peer, 16 * 1024 * 1024)
+            const report = reports.get(peer)
+            if (report !== undefined) {
+              const check = checkReport(
+                report,
+                { refusals: refusals.get(peer) ?? [], accepted: accepted.get(peer) ?? [] },
+                { nowMs: Date.now() },
+              )
+              if (!check.consistent && !check.stale)
+                trust.recordInteraction(self, peer, 'report-inconsistent')
+            }
+          }
         },
       },
-      // Scored placement (issue 5): w = trust^a · performance^b · capacity^c · diversity. Free capacity
-      // and region come from peers' capacity reports once those are exchanged; until then every peer
-      // counts as roomy and in one region, so trust and measured performance decide.
+      // Scored placement (issue 5): w = trust^a · performance^b · capacity^c · diversity. Free capacity,
+      // region and network come from peers' signed capacity reports; a peer that sent none counts as
+      // roomy and in region 'unknown'.
       place: (candidates, n, _segment, shardBytes) => {
         const cands = candidates.map((id) => ({
           id,
           trust: trustScore(id),
           performance: perf.score(id),
-          freeBytes: Number.MAX_SAFE_INTEGER,
-          region: 'unknown',
-          network: 'unknown',
+          freeBytes: reports.get(id)?.freeBytes ?? Number.MAX_SAFE_INTEGER,
+          region: reports.get(id)?.region ?? 'unknown',
+          network: reports.get(id)?.networks[0] ?? 'unknown',
         }))
         return placeScored(cands, n, { minFreeBytes: shardBytes }, rng).map((i) => cands[i]?.id as string)
       },
@@ -494,6 +547,44 @@ export async function createNode(
     },
     { mutatingPerMinute: config.api.mutatingPerMinute },
   )
+  // Signed trust vectors and capacity reports, pushed to peers (trust.exchangeIntervalMs).
+  const signer = { peerId: identity.peerId, ed25519: identity.ed25519 }
+  const exchange = new ReportExchange({
+    trustInbox: new TrustVectorInbox({ clock: Date }),
+    capacityInbox: new CapacityReportInbox({ clock: Date }),
+    onTrustVector: (issuer, entries) => {
+      if (issuer !== self) trust.setLocalTrust(issuer, entries)
+    },
+    onCapacityReport: (r) => {
+      reports.set(r.peer, r)
+      if (reports.size > 10_000) reports.delete(reports.keys().next().value as string)
+    },
+    // Signed afresh for every push (two Ed25519 signatures); seq is the time, so it only grows.
+    ownMessages: async () => {
+      const now = Date.now()
+      const u = store.usage()
+      const row = trust.localTrust().get(self) ?? new Map<string, number>()
+      const tv = await signTrustVector(trustVectorFromLocalTrust(self, now, now, row), signer)
+      const cr = await signCapacityReport(
+        {
+          peer: self,
+          seq: now,
+          timestampMs: now,
+          freeBytes: u.freeBytes,
+          capacityBytes: u.capacityBytes,
+          region: config.trust.region,
+          networks: config.trust.networks,
+        },
+        signer,
+      )
+      return { trust: tv.bytes, capacity: cr.bytes }
+    },
+    dialProtocol: (peer, protocol, o) => libp2p.dialProtocol(peer, protocol, o),
+    logger: netLog,
+  })
+  libp2p.addEventListener('peer:identify', (evt) => {
+    if (evt.detail.protocols.includes(REPORTS_PROTOCOL)) void exchange.push(evt.detail.peerId).catch(() => {})
+  })
   const fileIndex = new FileIndex(join(config.dataDir, 'files'))
   const repairLog = logger.child({ area: 'repair' })
   const audits = new AuditRecords({ clock: Date })
@@ -554,6 +645,8 @@ export async function createNode(
     trust,
     perf,
     audits,
+    exchange,
+    reports,
     metrics,
     api,
     provideQueue,

@@ -1,0 +1,109 @@
+/**
+ * `/nodus/reports/1.0.0`: peers push their signed trust vector and signed capacity/locality report
+ * to connected peers, every `intervalMs` and once when a connection is identified. One message per
+ * stream: an unsigned-varint length-prefixed dag-cbor frame `{ v: 1, kind: 'trust' | 'capacity',
+ * bytes }` of at most 64 KiB; the answer is `{ ok: true }` or `{ ok: false, code }`. Receivers verify
+ * signatures, freshness, replays and per-issuer rate limits through the inboxes, then feed EigenTrust
+ * (trust vectors) and keep the latest report per peer (placement reads free space, region, network).
+ * See docs/PROTOCOLS.md.
+ */
+import * as dagCbor from '@ipld/dag-cbor'
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { isNodusError, NodusError } from '../common/errors.ts'
+import { lengthPrefixed, StreamReader, sendWithBackpressure } from '../net/index.ts'
+import type { CapacityReport, CapacityReportInbox } from './reports.ts'
+import type { TrustVectorInbox } from './trust-vector.ts'
+
+export const REPORTS_PROTOCOL = '/nodus/reports/1.0.0'
+const MAX_FRAME_BYTES = 64 * 1024
+
+export interface ExchangeDeps {
+  trustInbox: Pick<TrustVectorInbox, 'receive'>
+  capacityInbox: Pick<CapacityReportInbox, 'receive'>
+  /** A verified trust vector arrived: its issuer's row for EigenTrust. */
+  onTrustVector(issuer: string, entries: Array<[string, number]>): void
+  /** A verified capacity report arrived. */
+  onCapacityReport(report: CapacityReport): void
+  /** This node's current signed messages (encoded envelopes). */
+  ownMessages(): Promise<{ trust: Uint8Array; capacity: Uint8Array }>
+  dialProtocol(peer: PeerId, protocol: string, options: { signal: AbortSignal }): Promise<Stream>
+  logger: { debug(obj: object, msg?: string): void }
+}
+
+/** Both directions of the reports protocol. */
+export class ReportExchange {
+  readonly #deps: ExchangeDeps
+  #received = 0
+  #rejected = 0
+
+  constructor(deps: ExchangeDeps) {
+    this.#deps = deps
+  }
+
+  /** Messages accepted and refused since start. */
+  get stats(): { received: number; rejected: number } {
+    return { received: this.#received, rejected: this.#rejected }
+  }
+
+  readonly handler = (stream: Stream, _connection: Connection): void => {
+    void this.#serve(stream)
+  }
+
+  async #serve(stream: Stream): Promise<void> {
+    const signal = AbortSignal.timeout(10_000)
+    try {
+      const reader = new StreamReader(stream, { signal })
+      const msg = dagCbor.decode(await reader.readFrame(MAX_FRAME_BYTES)) as Record<string, unknown>
+      if (typeof msg !== 'object' || msg === null || msg.v !== 1 || !(msg.bytes instanceof Uint8Array)) {
+        throw new NodusError('PROTOCOL_ERROR', 'bad report message', { peerAction: 'reject' })
+      }
+      if (msg.kind === 'trust') {
+        const v = await this.#deps.trustInbox.receive(msg.bytes)
+        this.#deps.onTrustVector(v.vector.issuer, v.vector.entries)
+      } else if (msg.kind === 'capacity') {
+        const r = await this.#deps.capacityInbox.receive(msg.bytes)
+        this.#deps.onCapacityReport(r.report)
+      } else throw new NodusError('PROTOCOL_ERROR', 'unknown report kind', { peerAction: 'reject' })
+      this.#received++
+      await sendWithBackpressure(stream, lengthPrefixed(dagCbor.encode({ ok: true })), signal)
+      await stream.close({ signal })
+    } catch (err) {
+      this.#rejected++
+      const code = isNodusError(err) ? err.code : 'PROTOCOL_ERROR'
+      this.#deps.logger.debug({ code }, 'report refused')
+      try {
+        stream.send(lengthPrefixed(dagCbor.encode({ ok: false, code })))
+        await stream.close({ signal: AbortSignal.timeout(2_000) })
+      } catch {
+        stream.abort(err instanceof Error ? err : new Error('report refused'))
+      }
+    }
+  }
+
+  /** Push this node's trust vector and capacity report to `peer`. Resolves whether both were accepted. */
+  async push(peer: PeerId, options: { signal?: AbortSignal } = {}): Promise<boolean> {
+    const own = await this.#deps.ownMessages()
+    let ok = true
+    for (const [kind, bytes] of [
+      ['trust', own.trust],
+      ['capacity', own.capacity],
+    ] as const) {
+      const signal = AbortSignal.any([
+        options.signal ?? new AbortController().signal,
+        AbortSignal.timeout(10_000),
+      ])
+      const stream = await this.#deps.dialProtocol(peer, REPORTS_PROTOCOL, { signal })
+      try {
+        const reader = new StreamReader(stream, { signal })
+        await sendWithBackpressure(stream, lengthPrefixed(dagCbor.encode({ v: 1, kind, bytes })), signal)
+        await stream.close({ signal })
+        const resp = dagCbor.decode(await reader.readFrame(1024)) as { ok?: boolean }
+        ok &&= resp.ok === true
+      } catch (err) {
+        stream.abort(err instanceof Error ? err : new Error('push failed'))
+        ok = false
+      }
+    }
+    return ok
+  }
+}
