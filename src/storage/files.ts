@@ -744,6 +744,21 @@ export class FileService {
       const full = codec(k, m).reconstructData(got.slice())
       this.#deps.metrics?.erasureSeconds.observe({ op: 'decode' }, (performance.now() - t0) / 1000)
       dataShards = full.slice(0, k)
+      // Rebuilt data shards must hash to the manifest's CIDs before a byte of them is streamed out.
+      dataShards.forEach((shard, j) => {
+        if (got[j] !== null) return
+        const want = (seg.shards[j] as { cid: CID }).cid.multihash.digest
+        const d = blake3(shard as Uint8Array)
+        if (!d.every((b, i) => b === want[i])) {
+          throw new NodusError(
+            'DECODE_FAILED',
+            `segment ${index}: rebuilt data shard ${j} does not match its CID`,
+            {
+              details: { segment: index, shard: j },
+            },
+          )
+        }
+      })
     }
     const out = new Uint8Array(seg.size)
     let off = 0
