@@ -46,6 +46,13 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
     description: 'Kademlia protocol id; `/ipfs/kad/1.0.0` joins standard libp2p DHTs',
   },
   {
+    path: 'net.requestTimeoutMs',
+    kind: 'int',
+    default: 60_000,
+    min: 100,
+    description: 'time allowed for one shard-protocol request to a peer, ms',
+  },
+  {
     path: 'net.maxConnections',
     kind: 'int',
     default: 300,
@@ -274,7 +281,13 @@ function section(name: string): z.ZodType {
 
 interface Shape {
   dataDir: string
-  net: { listen: string[]; bootstrap: string[]; dhtProtocol: string; maxConnections: number }
+  net: {
+    listen: string[]
+    bootstrap: string[]
+    dhtProtocol: string
+    maxConnections: number
+    requestTimeoutMs: number
+  }
   api: { host: string; port: number; mutatingPerMinute: number }
   storage: {
     capacityBytes: number

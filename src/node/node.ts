@@ -440,7 +440,7 @@ export async function createNode(
 
   const shardClient = new ShardClient(
     { dialProtocol: (peer, protocol, o) => libp2p.dialProtocol(peer, protocol, o) },
-    { requestTimeoutMs: 60_000, maxShardBytes: config.storage.maxShardBytes },
+    { requestTimeoutMs: config.net.requestTimeoutMs, maxShardBytes: config.storage.maxShardBytes },
   )
   let node: NodusNode | undefined
   shardServer = new ShardServer(
@@ -600,6 +600,10 @@ export async function createNode(
       publicKey: hybridPublicKey(identity),
       clock: Date,
       random: { bytes: (n) => randomBytes(n), next: () => Math.random() },
+      onUnanswered: (peer) => {
+        perf.record(peer, { ok: false })
+        trust.recordInteraction(self, peer, 'timeout')
+      },
       onAudit: (peer, result) => {
         audits.record(peer, result)
         metrics.audits.inc({ result })

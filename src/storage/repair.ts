@@ -84,6 +84,8 @@ export interface RepairDeps {
   }
   /** Where audit results go (per-peer records; trust reads them). */
   onAudit?(peer: string, result: AuditResult): void
+  /** A listed holder did not answer a health check (unreachable or timed out). */
+  onUnanswered?(peer: string): void
   /** Random bytes (nonces) and numbers (which copies to audit). */
   random: { bytes(n: number): Uint8Array; next(): number }
   /** Local blocks (the manifests). */
@@ -311,6 +313,7 @@ export class Repairer {
               answered.add(holder)
             } catch {
               have = undefined
+              if (!signal.aborted) this.#deps.onUnanswered?.(holder)
             }
           }
           batch.forEach((b, x) => {
