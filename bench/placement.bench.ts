@@ -19,6 +19,7 @@
  * as for throughput ratios).
  */
 import { fileURLToPath } from 'node:url'
+import { mulberry32 } from '../src/common/prng.ts'
 import { type Candidate, placeScored } from '../src/storage/placement-scored.ts'
 import type { BenchOptions } from './lib.ts'
 
@@ -44,18 +45,6 @@ export interface PlacementRow {
 const REGIONS = ['eu-west', 'eu-central', 'us-east', 'us-west', 'ap-south', 'ap-northeast', 'sa-east']
 const NETWORKS = 40
 const PEER = 'naive: per pick, ES keys + full sort of all candidates'
-
-/** Deterministic uniform numbers in [0, 1) (mulberry32). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function population(n: number, seed: number): Candidate[] {
   const r = mulberry32(seed)

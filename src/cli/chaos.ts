@@ -9,6 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { NodusError } from '../common/errors.ts'
+import { mulberry32 } from '../common/prng.ts'
 import { type ApiTarget, getFile, getJson, putFile } from './client.ts'
 import { Devnet, type DevnetNode } from './devnet.ts'
 
@@ -47,18 +48,6 @@ export interface ChaosResult {
   unhealthySegments: number
 }
 
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
 async function sha256File(path: string): Promise<string> {
@@ -71,7 +60,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   if (o.nodes < o.k + o.m + 2) {
     throw new NodusError('INVALID_ARGUMENT', `--nodes must be at least k+m+2 = ${o.k + o.m + 2}`)
   }
-  const rand = prng(o.seed)
+  const rand = mulberry32(o.seed)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T
   const base = await mkdtemp(join(tmpdir(), 'nodus-chaos-'))
   const started = performance.now()

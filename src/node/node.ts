@@ -13,6 +13,7 @@ import { type ApiServer, createApiServer } from '../api/server.ts'
 import { BoundedQueue } from '../common/bounded-queue.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
 import { createLogger, type Logger } from '../common/logger.ts'
+import { mulberry32 } from '../common/prng.ts'
 import type { NodusConfig } from '../config/config.ts'
 import {
   didKeyFromEd25519,
@@ -406,14 +407,7 @@ export async function createNode(
     m.set(peer, list)
     if (m.size > 10_000) m.delete(m.keys().next().value as string)
   }
-  let placementSeed = Number.parseInt(self.slice(-8), 36) >>> 0
-  const rng = (): number => {
-    placementSeed = (placementSeed + 0x6d2b79f5) >>> 0
-    let t = placementSeed
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
+  const rng = mulberry32(Number.parseInt(self.slice(-8), 36))
   // A block stored for a peer that decodes as a manifest: this node is now one of its keepers.
   const watchIfManifest = async (cid: CID): Promise<void> => {
     try {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
 import { isNodusError } from '../../src/common/errors.ts'
+import { mulberry32 as rng } from '../../src/common/prng.ts'
 import { baseWeights, type Candidate, placeScored } from '../../src/storage/placement-scored.ts'
 
 /** fast-check seed: NODUS_FC_SEED, or a fixed default so runs are reproducible. */
@@ -13,18 +14,6 @@ function check<T>(property: fc.IProperty<T>, numRuns: number): void {
   } catch (err) {
     console.error(`fast-check failed with seed ${SEED}; replay with NODUS_FC_SEED=${SEED}`)
     throw err
-  }
-}
-
-/** Deterministic uniform numbers in [0, 1) (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
 }
 
