@@ -126,6 +126,7 @@ const FileRecord = {
     m: int,
     createdAt: int,
     expiresAt: nullableInt,
+    critical: { type: 'boolean' },
   },
   required: ['cid', 'bytes', 'segments', 'k', 'm', 'createdAt'],
 } as const
@@ -140,6 +141,10 @@ export const PutQuery = {
   properties: {
     name: { type: 'string', maxLength: 4096, description: 'file name, informational' },
     ttl: { type: 'integer', minimum: 1, description: 'pin lifetime in seconds; default: no expiry' },
+    critical: {
+      type: 'boolean',
+      description: 'keep extra parity shards (repair.criticalExtraParity) for as long as the pin lasts',
+    },
   },
   additionalProperties: false,
 } as const
@@ -222,6 +227,10 @@ export const PinBody = {
   nullable: true,
   properties: {
     ttl: { type: 'integer', minimum: 1, description: 'pin lifetime in seconds; default: forever' },
+    critical: {
+      type: 'boolean',
+      description: 'keep extra parity shards (repair.criticalExtraParity) for as long as the pin lasts',
+    },
   },
   additionalProperties: false,
 } as const

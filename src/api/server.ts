@@ -322,7 +322,7 @@ export function createApiServer(
         return { files: files.map((f) => ({ ...f, name: f.name ?? null, expiresAt: f.expiresAt ?? null })) }
       },
     )
-    r.post<{ Querystring: { name?: string; ttl?: number } }>(
+    r.post<{ Querystring: { name?: string; ttl?: number; critical?: boolean } }>(
       '/files',
       {
         ...mutating,
@@ -353,6 +353,7 @@ export function createApiServer(
           ...(expiresAt === undefined ? {} : { expiresAt }),
         })
         const cid = cidToString(res.cid)
+        const critical = req.query.critical === true
         await node.fileIndex.put({
           cid,
           name,
@@ -362,7 +363,15 @@ export function createApiServer(
           m: res.manifest.m,
           createdAt: res.manifest.createdAt,
           expiresAt,
+          ...(critical ? { critical } : {}),
         })
+        // Tell the keepers now; renewals repeat it.
+        if (critical) {
+          await node.files.pin(res.cid, expiresAt, {
+            signal: AbortSignal.timeout(120_000),
+            critical: true,
+          })
+        }
         return {
           cid,
           bytes: res.manifest.fileSize,
@@ -451,7 +460,7 @@ export function createApiServer(
         return reply.send(stream)
       },
     )
-    r.post<{ Params: { cid: string }; Body: { ttl?: number } | undefined }>(
+    r.post<{ Params: { cid: string }; Body: { ttl?: number; critical?: boolean } | undefined }>(
       '/files/:cid/pin',
       {
         ...mutating,
@@ -471,9 +480,11 @@ export function createApiServer(
         const ttl = req.body?.ttl
         const expiresAt = ttl === undefined ? undefined : Date.now() + ttl * 1000
         const signed = await node.files.resolveManifest(cidObj, { signal: AbortSignal.timeout(60_000) })
+        const critical = req.body?.critical === true
         const r = await node.files.pin(cidObj, expiresAt, {
           signal: AbortSignal.timeout(120_000),
           manifest: signed,
+          ...(critical ? { critical } : {}),
         })
         const m = signed.manifest
         const cid = cidToString(signed.cid)
@@ -486,6 +497,7 @@ export function createApiServer(
           m: m.m,
           createdAt: m.createdAt,
           expiresAt,
+          ...(critical ? { critical } : {}),
         })
         return { cid, expiresAt: expiresAt ?? null, ...r }
       },

@@ -64,7 +64,13 @@ export interface PutResponse {
 export async function putFile(
   api: ApiTarget,
   path: string,
-  options: { signal?: AbortSignal; onBytes?: (n: number) => void; ttlSeconds?: number } = {},
+  options: {
+    signal?: AbortSignal
+    onBytes?: (n: number) => void
+    ttlSeconds?: number
+    /** Pin as critical: keepers add extra parity shards. */
+    critical?: boolean
+  } = {},
 ): Promise<PutResponse> {
   try {
     const st = await stat(path)
@@ -85,7 +91,8 @@ export async function putFile(
   ) as ReadableStream<Uint8Array>
   const name = path.split('/').pop() ?? 'file'
   const ttl = options.ttlSeconds === undefined ? '' : `&ttl=${options.ttlSeconds}`
-  const res = await fetch(`${api.url}/files?name=${encodeURIComponent(name)}${ttl}`, {
+  const critical = options.critical === true ? '&critical=true' : ''
+  const res = await fetch(`${api.url}/files?name=${encodeURIComponent(name)}${ttl}${critical}`, {
     method: 'POST',
     headers: headers(api, { 'content-type': 'application/octet-stream' }),
     body,

@@ -24,8 +24,9 @@ usage: nodus <command> [options]
 commands:
   init   --data-dir DIR [--api-port N] [--listen MA]... [--bootstrap MA]...   create keys, token, config
   start  --data-dir DIR [--api-port N] [--listen MA]... [--bootstrap MA]...   run a node
-  put    FILE [--ttl DURATION] [--data-dir DIR | --api URL --token T]          store a file, print its CID
-  pin    CID [--ttl DURATION] [--data-dir DIR | --api URL]                     keep a file (on every holder)
+  put    FILE [--ttl DURATION] [--critical] [--data-dir DIR | --api URL --token T]  store a file, print its CID
+  pin    CID [--ttl DURATION] [--critical] [--data-dir DIR | --api URL]        keep a file (on every holder);
+         --critical: keepers add repair.criticalExtraParity parity shards per segment
   unpin  CID [--data-dir DIR | --api URL]                                      drop this node's pin
   get    CID -o FILE [--data-dir DIR | --api URL]                              fetch a file
   cid    FILE                                                                 CID of FILE as one raw block
@@ -166,7 +167,11 @@ async function main(argv: string[]): Promise<number> {
       return 0
     }
     case 'put': {
-      const { values: f, positionals } = parse(rest, { ...CLIENT_FLAGS, ttl: { type: 'string' } })
+      const { values: f, positionals } = parse(rest, {
+        ...CLIENT_FLAGS,
+        ttl: { type: 'string' },
+        critical: { type: 'boolean' },
+      })
       const file = positionals[0]
       if (file === undefined) throw new NodusError('INVALID_ARGUMENT', 'usage: nodus put FILE')
       const api = await apiTarget(f)
@@ -180,6 +185,7 @@ async function main(argv: string[]): Promise<number> {
       const r = await putFile(api, file, {
         onBytes: (n) => bar.update(n),
         ...(ttl === undefined ? {} : { ttlSeconds: ttl }),
+        ...(f.critical === true ? { critical: true } : {}),
       })
       bar.done()
       out(Boolean(f.json), { ...r, seconds: bar.seconds }, r.cid)
@@ -206,16 +212,24 @@ async function main(argv: string[]): Promise<number> {
       return 0
     }
     case 'pin': {
-      const { values: f, positionals } = parse(rest, { ...CLIENT_FLAGS, ttl: { type: 'string' } })
+      const { values: f, positionals } = parse(rest, {
+        ...CLIENT_FLAGS,
+        ttl: { type: 'string' },
+        critical: { type: 'boolean' },
+      })
       const cid = positionals[0]
-      if (cid === undefined) throw new NodusError('INVALID_ARGUMENT', 'usage: nodus pin CID [--ttl DURATION]')
+      if (cid === undefined)
+        throw new NodusError('INVALID_ARGUMENT', 'usage: nodus pin CID [--ttl DURATION] [--critical]')
       const ttl = typeof f.ttl === 'string' ? parseDuration(f.ttl) : undefined
       const r = await postJson<{
         extended: number
         missing: number
         unreachable: number
         expiresAt: number | null
-      }>(await apiTarget(f), `/files/${encodeURIComponent(cid)}/pin`, ttl === undefined ? {} : { ttl })
+      }>(await apiTarget(f), `/files/${encodeURIComponent(cid)}/pin`, {
+        ...(ttl === undefined ? {} : { ttl }),
+        ...(f.critical === true ? { critical: true } : {}),
+      })
       const until = r.expiresAt === null ? 'forever' : `until ${new Date(r.expiresAt).toISOString()}`
       out(
         Boolean(f.json),

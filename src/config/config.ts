@@ -203,6 +203,37 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
     description: 'random shard copies of watched manifests audited per round',
   },
   {
+    path: 'repair.criticalExtraParity',
+    kind: 'int',
+    default: 2,
+    min: 0,
+    max: 32,
+    description: 'parity shards added per segment to files pinned as critical (dynamic redundancy)',
+  },
+  {
+    path: 'repair.readsPerParityStep',
+    kind: 'int',
+    default: 100,
+    min: 1,
+    description: 'reads in 24 h per popularity step: extra parity = floor(log2(1 + reads / this))',
+  },
+  {
+    path: 'repair.maxPopularityExtraParity',
+    kind: 'int',
+    default: 4,
+    min: 0,
+    max: 32,
+    description: 'most parity shards added for popularity',
+  },
+  {
+    path: 'repair.maxParity',
+    kind: 'int',
+    default: 16,
+    min: 0,
+    max: 255,
+    description: 'upper bound on parity shards per segment, whatever the flags (never below the upload m)',
+  },
+  {
     path: 'trust.preTrusted',
     kind: 'strings',
     default: [],
@@ -309,6 +340,10 @@ interface Shape {
     thresholdMargin: number
     maxRepairsPerRound: number
     auditsPerRound: number
+    criticalExtraParity: number
+    readsPerParityStep: number
+    maxPopularityExtraParity: number
+    maxParity: number
   }
   trust: { preTrusted: string[]; region: string; networks: string[]; exchangeIntervalMs: number }
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent'; file: string }

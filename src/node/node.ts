@@ -41,6 +41,8 @@ import {
 import { decodeHolderUpdate, decodeManifest } from '../storage/manifest.ts'
 import { ManifestWatch } from '../storage/manifest-watch.ts'
 import { placeScored } from '../storage/placement-scored.ts'
+import { Popularity } from '../storage/popularity.ts'
+import { parityFor } from '../storage/redundancy.ts'
 import { DEFAULT_REPAIR_OPTIONS, type RepairEvent, Repairer } from '../storage/repair.ts'
 import { startExpiryCleanup } from '../storage/shard-store-cleanup.ts'
 import { REPORTS_PROTOCOL, ReportExchange } from '../trust/exchange.ts'
@@ -205,7 +207,10 @@ export class NodusNode {
           continue
         }
         try {
-          await this.files.pin(parseCid(pin.cid), pin.expiresAt, { signal: AbortSignal.timeout(120_000) })
+          await this.files.pin(parseCid(pin.cid), pin.expiresAt, {
+            signal: AbortSignal.timeout(120_000),
+            ...(pin.critical === true ? { critical: true } : {}),
+          })
           r.renewed++
         } catch (err) {
           r.failed++
@@ -407,6 +412,7 @@ export async function createNode(
     m.set(peer, list)
     if (m.size > 10_000) m.delete(m.keys().next().value as string)
   }
+  const popularity = new Popularity()
   const rng = mulberry32(Number.parseInt(self.slice(-8), 36))
   // A block stored for a peer that decodes as a manifest: this node is now one of its keepers.
   const watchIfManifest = async (cid: CID): Promise<void> => {
@@ -442,12 +448,23 @@ export async function createNode(
       store,
       peerId: identity.peerId.toString(),
       sign: (data) => identity.ed25519.sign(data) as Promise<Uint8Array>,
+      onCriticalPin: async (cids, expiresAt) => {
+        for (const cid of cids) {
+          if (cid.code === DAG_CBOR_CODEC) await watch.markCritical(cidToString(cid), expiresAt)
+        }
+      },
       onStored: (cid) => {
         node?.announce(cid)
         if (cid.code === DAG_CBOR_CODEC) void watchIfManifest(cid)
       },
       updates: {
-        latest: (cid) => watch.latest(cidToString(cid))?.update,
+        latest: (cid) => {
+          const key = cidToString(cid)
+          const latest = watch.latest(key)
+          // Every get asks the closest keepers for the latest update: that is our read counter.
+          if (latest !== undefined) popularity.record(key, Date.now())
+          return latest?.update
+        },
         offer: async (cid, bytes) => {
           const key = cidToString(cid)
           if (!watch.has(key) || !store.has(cid)) return false
@@ -477,6 +494,9 @@ export async function createNode(
       publicKey: hybridPublicKey(identity),
       updates: { latest: (cid) => watch.latest(cidToString(cid))?.update },
       onManifestStored: (cid) => void watch.add(cidToString(cid), Date.now()).catch(() => {}),
+      onCriticalPin: async (cid, expiresAt) => {
+        await watch.markCritical(cidToString(cid), expiresAt)
+      },
       observer: {
         transfer: (peer, op, o) => {
           perf.record(peer, { ok: o.ok, latencyMs: o.ms, bytes: o.bytes, durationMs: o.ms })
@@ -589,6 +609,24 @@ export async function createNode(
       client: shardClient,
       store,
       watch,
+      parityTarget: (signed) => {
+        const key = cidToString(signed.cid)
+        const now = Date.now()
+        return parityFor(
+          {
+            k: signed.manifest.k,
+            baseM: signed.manifest.m,
+            critical: watch.isCritical(key, now),
+            popularity: popularity.count(key, now),
+          },
+          {
+            criticalExtra: config.repair.criticalExtraParity,
+            readsPerStep: config.repair.readsPerParityStep,
+            maxPopularityExtra: config.repair.maxPopularityExtraParity,
+            maxParity: config.repair.maxParity,
+          },
+        )
+      },
       connected: () => libp2p.getPeers().map((p) => p.toString()),
       sign: (msg) => signHybrid(identity, msg),
       publicKey: hybridPublicKey(identity),

@@ -17,6 +17,8 @@ export interface FileRecord {
   createdAt: number
   /** When the pin expires; undefined: never. */
   expiresAt: number | undefined
+  /** Pinned as critical: keepers keep extra parity (dynamic redundancy). Absent: false. */
+  critical?: boolean
 }
 
 export class FileIndex {

@@ -88,7 +88,7 @@ export interface FileShardClient {
     peer: PeerId,
     cids: CID[],
     expiresAt: number | undefined,
-    options?: { signal?: AbortSignal },
+    options?: { signal?: AbortSignal; critical?: boolean },
   ): Promise<boolean[]>
   /** The latest holder update a manifest holder keeps (optional: repair-aware clients). */
   latest?(peer: PeerId, manifest: CID, options?: { signal?: AbortSignal }): Promise<Uint8Array | undefined>
@@ -111,6 +111,8 @@ export interface FileServiceDeps {
   publicKey: HybridPublicKey
   /** Holder updates this node keeps for manifests it watches. */
   updates?: { latest(manifest: CID): Uint8Array | undefined }
+  /** A pin marked critical reached this node as a keeper of `manifest` (dynamic redundancy). */
+  onCriticalPin?(manifest: CID, expiresAt: number | undefined): Promise<void>
   /** Called once this node stored a manifest it uploaded (it then watches it). */
   onManifestStored?(cid: CID): void
   /** Told about every shard transfer with a peer (feeds performance and trust records). */
@@ -426,7 +428,7 @@ export class FileService {
   async pin(
     cid: CID,
     expiresAt: number | undefined,
-    options: { signal?: AbortSignal; manifest?: SignedManifest } = {},
+    options: { signal?: AbortSignal; manifest?: SignedManifest; critical?: boolean } = {},
   ): Promise<{ extended: number; missing: number; unreachable: number }> {
     const signal = options.signal ?? new AbortController().signal
     const signed = options.manifest ?? (await this.resolveManifest(cid, { signal }))
@@ -457,13 +459,17 @@ export class FileService {
         if (await local.call(this.#deps.store, c, until)) extended++
       }
     }
+    if (options.critical === true) await this.#deps.onCriticalPin?.(signed.cid, until)
     byHolder.delete(this.#deps.selfPeerId)
     await Promise.all(
       [...byHolder.entries()].map(async ([holder, cids]) => {
         for (let i = 0; i < cids.length; i += 1024) {
           const batch = cids.slice(i, i + 1024)
           try {
-            const ok = await this.#deps.client.pin(this.#peerId(holder), batch, until, { signal })
+            const ok = await this.#deps.client.pin(this.#peerId(holder), batch, until, {
+              signal,
+              ...(options.critical === true && i === 0 ? { critical: true } : {}),
+            })
             // The manifest CID leads each holder's list; most holders do not keep the manifest.
             ok.forEach((e, j) => {
               if (e) extended++
@@ -502,8 +508,12 @@ export class FileService {
     if (local !== undefined) candidates.push(local)
     const client = this.#deps.client
     if (local === undefined && client.latest !== undefined) {
+      // The keepers closest to the manifest CID first: the closest one decides on extra parity from
+      // the reads it counts (dynamic redundancy), so it should see them.
+      const byId = new Map(holders.map((p) => [p.toString(), p]))
+      const closest = closestTo(signed.cid.bytes, [...byId.keys()]).slice(0, 3)
       const answers = await Promise.allSettled(
-        holders.slice(0, 3).map((p) => client.latest?.(p, signed.cid, { signal })),
+        closest.map((p) => client.latest?.(byId.get(p) as PeerId, signed.cid, { signal })),
       )
       for (const a of answers) if (a.status === 'fulfilled' && a.value !== undefined) candidates.push(a.value)
     }
@@ -651,15 +661,21 @@ export class FileService {
     }
   }
 
-  /** Gather at least k verified shards of a segment (local first, then peers). Throws DECODE_FAILED. */
+  /**
+   * Gather at least k verified shards of a segment (local first, then peers). With `signedOnly`, the
+   * extra parity shards of a holder update (not signed by the uploader) are left out. Throws
+   * DECODE_FAILED.
+   */
   async #collectShards(
     man: Manifest,
     seg: ManifestSegment,
     index: number,
     outer: AbortSignal,
+    signedOnly = false,
   ): Promise<(Uint8Array | null)[]> {
-    const { k, m } = man
-    const n = k + m
+    const k = man.k
+    const n = signedOnly ? k + man.m : seg.shards.length
+    if (signedOnly) seg = { ...seg, shards: seg.shards.slice(0, n) }
     const got: (Uint8Array | null)[] = new Array(n).fill(null)
     let have = 0
     const local = seg.shards.map((s) => this.#deps.store.has(s.cid))
@@ -685,28 +701,50 @@ export class FileService {
   }
 
   /**
-   * Fetch k shards of segment `index` and rebuild all k+m of them (for repair). Every returned shard
-   * is checked against its CID. Throws DECODE_FAILED when fewer than k are reachable.
+   * Fetch k shards of segment `index` and rebuild its shards (for repair): rows 0..k+parity−1, where
+   * `parity` defaults to the parity shards the segment lists now (m plus any extra); a larger value
+   * computes new parity rows (dynamic redundancy), a smaller one drops the last. The k+m shards the
+   * uploader signed are checked against their CIDs; if that fails while extra parity was used, the
+   * segment is rebuilt again from signed shards alone. Extra parity rows are returned as computed:
+   * the caller compares their CIDs with the listed ones (a wrong one is replaced).
+   *
+   * @throws NodusError DECODE_FAILED when fewer than k shards are reachable or the signed shards do not
+   *   match their CIDs; ERASURE_INVALID when k + parity > 256 or parity < m
    */
   async rebuildSegment(
     man: Manifest,
     index: number,
-    options: { signal: AbortSignal },
+    options: { signal: AbortSignal; parity?: number },
   ): Promise<Uint8Array[]> {
     const seg = man.segments[index]
     if (seg === undefined) throw new NodusError('INVALID_ARGUMENT', `no segment ${index}`)
-    const got = await this.#collectShards(man, seg, index, options.signal)
-    const t0 = performance.now()
-    const all = codec(man.k, man.m).reconstruct(got.slice())
-    this.#deps.metrics?.erasureSeconds.observe({ op: 'decode' }, (performance.now() - t0) / 1000)
-    all.forEach((shard, j) => {
-      const want = (seg.shards[j] as { cid: CID }).cid.multihash.digest
-      const d = blake3(shard)
-      if (!d.every((b, i) => b === want[i])) {
-        throw new NodusError('DECODE_FAILED', `segment ${index} shard ${j} rebuilt with the wrong hash`)
+    const parity = options.parity ?? seg.shards.length - man.k
+    if (parity < man.m || man.k + parity > 256) {
+      throw new NodusError(
+        'ERASURE_INVALID',
+        `cannot rebuild ${parity} parity shards of RS(${man.k},${man.m})`,
+      )
+    }
+    const attempt = async (signedOnly: boolean): Promise<Uint8Array[]> => {
+      const got = await this.#collectShards(man, seg, index, options.signal, signedOnly)
+      const usedExtra = got.some((s, j) => s !== null && j >= man.k + man.m)
+      // Rows of our code do not depend on m (redundancy.ts), so RS(k, max) rebuilds any subset.
+      const width = Math.max(got.length, man.k + parity)
+      const input = [...got, ...new Array<null>(width - got.length).fill(null)]
+      const t0 = performance.now()
+      const all = codec(man.k, width - man.k).reconstruct(input)
+      this.#deps.metrics?.erasureSeconds.observe({ op: 'decode' }, (performance.now() - t0) / 1000)
+      for (let j = 0; j < man.k + man.m; j++) {
+        const want = (seg.shards[j] as { cid: CID }).cid.multihash.digest
+        const d = blake3(all[j] as Uint8Array)
+        if (!d.every((b, i) => b === want[i])) {
+          if (usedExtra) return await attempt(true)
+          throw new NodusError('DECODE_FAILED', `segment ${index} shard ${j} rebuilt with the wrong hash`)
+        }
       }
-    })
-    return all
+      return all.slice(0, man.k + parity)
+    }
+    return await attempt(false)
   }
 
   /**
@@ -736,29 +774,39 @@ export class FileService {
     index: number,
     outer: AbortSignal,
   ): Promise<Uint8Array> {
-    const { k, m } = man
-    const got = await this.#collectShards(man, seg, index, outer)
-    let dataShards = got.slice(0, k)
-    if (dataShards.some((s) => s === null)) {
+    const k = man.k
+    let dataShards: (Uint8Array | null)[] = []
+    for (const signedOnly of [false, true]) {
+      const got = await this.#collectShards(man, seg, index, outer, signedOnly)
+      dataShards = got.slice(0, k)
+      if (!dataShards.some((s) => s === null)) break
       const t0 = performance.now()
-      const full = codec(k, m).reconstructData(got.slice())
+      const full = codec(k, got.length - k).reconstructData(got.slice())
       this.#deps.metrics?.erasureSeconds.observe({ op: 'decode' }, (performance.now() - t0) / 1000)
       dataShards = full.slice(0, k)
       // Rebuilt data shards must hash to the manifest's CIDs before a byte of them is streamed out.
-      dataShards.forEach((shard, j) => {
-        if (got[j] !== null) return
+      const bad = dataShards.findIndex((shard, j) => {
+        if (got[j] !== null) return false
         const want = (seg.shards[j] as { cid: CID }).cid.multihash.digest
         const d = blake3(shard as Uint8Array)
-        if (!d.every((b, i) => b === want[i])) {
-          throw new NodusError(
-            'DECODE_FAILED',
-            `segment ${index}: rebuilt data shard ${j} does not match its CID`,
-            {
-              details: { segment: index, shard: j },
-            },
-          )
-        }
+        return !d.every((b, i) => b === want[i])
       })
+      if (bad < 0) break
+      // Extra parity (from a holder update, not signed by the uploader) may be wrong: try without it.
+      if (!signedOnly && got.some((s, j) => s !== null && j >= k + man.m)) {
+        this.#deps.logger.warn(
+          { segment: index },
+          'extra parity shards did not decode; retrying without them',
+        )
+        continue
+      }
+      throw new NodusError(
+        'DECODE_FAILED',
+        `segment ${index}: rebuilt data shard ${bad} does not match its CID`,
+        {
+          details: { segment: index, shard: bad },
+        },
+      )
     }
     const out = new Uint8Array(seg.size)
     let off = 0

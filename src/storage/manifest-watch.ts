@@ -13,6 +13,8 @@ interface WatchEntry {
   update?: Uint8Array
   /** When this node started watching, ms since the epoch. */
   since: number
+  /** Marked critical by a pin until this time (ms since the epoch; MAX_SAFE_INTEGER: no expiry). */
+  criticalUntil?: number
 }
 
 export class ManifestWatch {
@@ -75,12 +77,37 @@ export class ManifestWatch {
       : { revision: e.revision, update: e.update === undefined ? undefined : new Uint8Array(e.update) }
   }
 
+  /**
+   * Mark a watched manifest critical until `until` (ms since the epoch; undefined: no expiry); the
+   * latest mark wins, as for pins. Resolves false when the manifest is not watched.
+   */
+  async markCritical(cid: string, until: number | undefined): Promise<boolean> {
+    const db = this.#open()
+    const e = db.get(cid)
+    if (e === undefined) return false
+    const t = until ?? Number.MAX_SAFE_INTEGER
+    if ((e.criticalUntil ?? 0) >= t) return true
+    await db.put(cid, { ...e, criticalUntil: t })
+    await db.flushed
+    return true
+  }
+
+  /** Whether a pin marked the manifest critical and the mark has not expired at `now` (ms). */
+  isCritical(cid: string, now: number): boolean {
+    return (this.#open().get(cid)?.criticalUntil ?? 0) > now
+  }
+
   /** Keep `update` if its revision is newer than what is kept. Resolves true when kept. */
   async offer(cid: string, revision: number, update: Uint8Array, now: number): Promise<boolean> {
     const db = this.#open()
     const e = db.get(cid)
     if (e !== undefined && e.revision >= revision) return false
-    await db.put(cid, { revision, update, since: e?.since ?? now })
+    await db.put(cid, {
+      revision,
+      update,
+      since: e?.since ?? now,
+      ...(e?.criticalUntil === undefined ? {} : { criticalUntil: e.criticalUntil }),
+    })
     await db.flushed
     return true
   }

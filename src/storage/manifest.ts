@@ -29,7 +29,10 @@ export interface ManifestSegment {
   size: number
   /** Bytes per shard: ceil(size / k); data is zero-padded to k × shardSize. */
   shardSize: number
-  /** k data shards then m parity shards. */
+  /**
+   * k data shards then m parity shards. After a holder update that added parity (dynamic redundancy,
+   * {@link HolderUpdate.parity}), extra parity shards follow: rows k+m, k+m+1, … of the same code.
+   */
   shards: ManifestShard[]
 }
 
@@ -259,8 +262,15 @@ export interface HolderUpdate {
   manifest: CID
   /** Strictly increasing per manifest; the manifest itself is revision 1, updates start at 2. */
   revision: number
-  /** Per segment, per shard (k+m), the PeerIds holding it, best first. */
+  /** Per segment, per shard (k+m, then the segment's extra parity shards), the PeerIds holding it, best first. */
   holders: string[][][]
+  /**
+   * Dynamic redundancy: per segment, the CIDs of extra parity shards (rows k+m, k+m+1, …) that a
+   * keeper computed and placed; at most {@link MAX_EXTRA_PARITY} per segment and k+m+extra ≤ 256.
+   * Absent or empty: none. The uploader did not sign these, so readers use them last and check what
+   * they rebuild from them against the signed data shard CIDs.
+   */
+  parity?: CID[][]
   signer: { peerId: string; publicKey: HybridPublicKey }
   /** ms since the epoch. */
   createdAt: number
@@ -272,11 +282,16 @@ export interface SignedHolderUpdate {
   cid: CID
 }
 
+/** Most extra parity shards a holder update may add to one segment. */
+export const MAX_EXTRA_PARITY = 32
+
 function updateBody(u: HolderUpdate): Record<string, unknown> {
   return {
     manifest: u.manifest,
     revision: u.revision,
     holders: u.holders,
+    // Omitted when there is none, so updates without extra parity keep their encoding.
+    ...(u.parity === undefined || u.parity.every((p) => p.length === 0) ? {} : { parity: u.parity }),
     signer: {
       peerId: u.signer.peerId,
       ed25519: u.signer.publicKey.ed25519,
@@ -319,9 +334,21 @@ export function decodeHolderUpdate(bytes: Uint8Array, manifest: SignedManifest):
   const man = manifest.manifest
   const holders = arr(b.holders, 'holders')
   if (holders.length !== man.segments.length) throw invalid('holder table has the wrong number of segments')
+  const parity =
+    b.parity === undefined
+      ? undefined
+      : arr(b.parity, 'parity').map((pv, i) => {
+          const list = arr(pv, `parity[${i}]`)
+          if (list.length > MAX_EXTRA_PARITY || man.k + man.m + list.length > 256)
+            throw invalid(`parity[${i}] lists too many extra parity shards`)
+          return list.map((c) => cidOf(c, 'extra parity cid'))
+        })
+  if (parity !== undefined && parity.length !== man.segments.length)
+    throw invalid('parity table has the wrong number of segments')
   const table = holders.map((segv, i) => {
     const shards = arr(segv, `holders[${i}]`)
-    if (shards.length !== man.k + man.m) throw invalid(`holders[${i}] must list k+m shards`)
+    if (shards.length !== man.k + man.m + (parity?.[i]?.length ?? 0))
+      throw invalid(`holders[${i}] must list k+m shards and the extra parity shards`)
     return shards.map((hv) =>
       arr(hv, 'holder list')
         .slice(0, 64)
@@ -335,6 +362,7 @@ export function decodeHolderUpdate(bytes: Uint8Array, manifest: SignedManifest):
     manifest: cidOf(b.manifest, 'manifest'),
     revision: int(b.revision, 'revision', 2),
     holders: table,
+    ...(parity === undefined ? {} : { parity }),
     signer: {
       peerId: typeof signer.peerId === 'string' ? signer.peerId : '',
       publicKey: {
@@ -372,18 +400,33 @@ export function decodeHolderUpdate(bytes: Uint8Array, manifest: SignedManifest):
   return { update, bytes, cid: cidForBytes(bytes, DAG_CBOR_CODEC) }
 }
 
-/** The manifest with the update's holders first, then the manifest's own (deduplicated). */
+/**
+ * The manifest with the update's holders first, then the manifest's own (deduplicated), and the
+ * update's extra parity shards appended to each segment (`m` stays the uploader's).
+ */
 export function applyHolderUpdate(manifest: Manifest, update: HolderUpdate | undefined): Manifest {
   if (update === undefined) return manifest
+  const base = manifest.k + manifest.m
   return {
     ...manifest,
     revision: update.revision,
     segments: manifest.segments.map((seg, i) => ({
       ...seg,
-      shards: seg.shards.map((sh, j) => ({
-        cid: sh.cid,
-        holders: [...new Set([...(update.holders[i]?.[j] ?? []), ...sh.holders])],
-      })),
+      shards: [
+        ...seg.shards.slice(0, base).map((sh, j) => ({
+          cid: sh.cid,
+          holders: [...new Set([...(update.holders[i]?.[j] ?? []), ...sh.holders])],
+        })),
+        ...(update.parity?.[i] ?? []).map((cid, x) => ({
+          cid,
+          holders: update.holders[i]?.[base + x] ?? [],
+        })),
+      ],
     })),
   }
+}
+
+/** Extra parity shards a segment has beyond the uploader's k+m (dynamic redundancy). */
+export function extraParityOf(manifest: Manifest, segment: ManifestSegment): number {
+  return Math.max(0, segment.shards.length - manifest.k - manifest.m)
 }

@@ -13,26 +13,49 @@
  * per-round cap on segment repairs, a concurrency cap, and a coordination rule: of the manifest's
  * holders that answer, only the one closest to the manifest CID (XOR) repairs; others take over only
  * if it stays silent.
+ *
+ * Dynamic redundancy: `parityTarget` (deps) says how many parity shards each segment of a manifest
+ * should have (m for ordinary data, more for critical or popular data: {@link parityFor}). The keeper
+ * closest to the manifest CID (only it, so keepers with different read counts do not undo each other)
+ * computes the missing parity rows from k fetched shards, places them on new peers and lists their
+ * CIDs in the holder update; when the target falls it drops the extra rows from the update (their
+ * holders let them expire). Extra parity rows are never below the uploader's m.
  */
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
 import { isNodusError } from '../common/errors.ts'
-import type { HybridPublicKey, HybridSignature } from '../crypto/index.ts'
+import { blake3, type HybridPublicKey, type HybridSignature } from '../crypto/index.ts'
 import { type AuditChallenge, type AuditProof, makeChallenge, verifyAnswer } from './audit.ts'
 import type { AuditResult } from './audit-records.ts'
-import { cidToString, parseCid } from './cid.ts'
+import { cidFromDigest, cidToString, parseCid, RAW_CODEC } from './cid.ts'
 import type { FileService } from './files.ts'
 import {
   applyHolderUpdate,
   decodeHolderUpdate,
   decodeManifest,
   type HolderUpdate,
+  MAX_EXTRA_PARITY,
   type Manifest,
   type SignedManifest,
   signHolderUpdate,
 } from './manifest.ts'
 import { closestTo } from './responsibility.ts'
+
+/** A change a repair made to one shard of one segment. */
+interface ShardChange {
+  segment: number
+  shard: number
+  holder: string
+}
+
+/** What repairing (or resizing) one segment produced. */
+interface SegmentResult {
+  segment: number
+  changes: ShardChange[]
+  /** CIDs of the segment's extra parity rows (k+m onward) after the repair. */
+  extra: CID[]
+}
 
 export interface RepairOptions {
   /** Time between health rounds, ms. Default 60 000. */
@@ -68,10 +91,16 @@ export type RepairEvent =
   | { type: 'finished'; manifest: string; segment: number; rebuilt: number; newHolders: string[] }
   | { type: 'failed'; manifest: string; segment: number; code: string }
   | { type: 'published'; manifest: string; revision: number; acceptedBy: number }
+  | { type: 'resized'; manifest: string; segment: number; from: number; to: number }
 
 export interface RepairDeps {
   selfPeerId: string
   files: Pick<FileService, 'rebuildSegment' | 'placeShard'>
+  /**
+   * Dynamic redundancy: parity shards per segment wanted for a manifest (≥ its m; see redundancy.ts).
+   * Absent: every segment keeps the parity it has.
+   */
+  parityTarget?(signed: SignedManifest): number
   client: {
     has(peer: PeerId, cids: CID[], options?: { signal?: AbortSignal }): Promise<{ have: boolean[] }>
     offerUpdate(
@@ -197,11 +226,16 @@ export class Repairer {
       let budget = this.#options.maxRepairsPerRound
       let unhealthy = 0
       let checked = 0
-      const work: { signed: SignedManifest; segment: number; missing: number[] }[] = []
+      const work: { signed: SignedManifest; segment: number; missing: number[]; parity: number }[] = []
+      const resized = new Map<string, { signed: SignedManifest; parity: number }>()
       manifests.forEach((signed, mi) => {
         const man = signed.manifest
         const threshold = man.k + this.#options.thresholdMargin
-        man.segments.forEach((_seg, si) => {
+        const target = this.#parityTarget(signed)
+        const leader = this.#shouldRepair(signed, health[mi]?.keepers ?? new Set(), 1) && target !== undefined
+        man.segments.forEach((seg, si) => {
+          const current = seg.shards.length - man.k
+          const parity = leader ? (target as number) : current
           checked++
           const live = health[mi]?.live[si] ?? []
           const lost = health[mi]?.lost[si] ?? []
@@ -217,8 +251,17 @@ export class Repairer {
             this.#unhealthyRounds.set(key, seen)
             if (budget > 0 && this.#shouldRepair(signed, health[mi]?.keepers ?? new Set(), seen)) {
               budget--
-              work.push({ signed, segment: si, missing })
+              work.push({ signed, segment: si, missing: missing.filter((j) => j < man.k + parity), parity })
+              return
             }
+          }
+          if (parity > current && budget > 0) {
+            // Raise parity: compute the new rows (and rebuild any missing shard on the way).
+            budget--
+            work.push({ signed, segment: si, missing, parity })
+          } else if (parity < current) {
+            // Lower parity: drop the last extra rows from the next holder update.
+            resized.set(cidToString(signed.cid), { signed, parity })
           }
         })
       })
@@ -231,7 +274,7 @@ export class Repairer {
       // Repair with bounded concurrency; group results per manifest to publish one update each.
       const results = new Map<
         string,
-        { signed: SignedManifest; changes: { segment: number; shard: number; holder: string }[] }
+        { signed: SignedManifest; segments: SegmentResult[]; parity?: number | undefined }
       >()
       let next = 0
       const worker = async (): Promise<void> => {
@@ -240,18 +283,19 @@ export class Repairer {
           // Another keeper may have repaired and told us meanwhile: then this view is stale.
           const key = cidToString(w.signed.cid)
           if ((this.#deps.watch.latest(key)?.revision ?? 1) !== (revisionAtStart.get(key) ?? 1)) continue
-          const changes = await this.#repairSegment(w.signed, w.segment, w.missing, signal)
-          if (changes.length > 0) {
-            const key = cidToString(w.signed.cid)
-            const r = results.get(key) ?? { signed: w.signed, changes: [] }
-            r.changes.push(...changes)
+          const done = await this.#repairSegment(w.signed, w.segment, w.missing, w.parity, signal)
+          if (done !== undefined) {
+            const r = results.get(key) ?? { signed: w.signed, segments: [] }
+            r.segments.push(done)
             results.set(key, r)
           }
         }
       }
       await Promise.all(Array.from({ length: this.#options.maxConcurrentRepairs }, worker))
-      for (const { signed, changes } of results.values())
-        await this.#publish(signed, changes, health, manifests, signal)
+      for (const [key, { signed, parity }] of resized)
+        results.set(key, { signed, segments: results.get(key)?.segments ?? [], parity })
+      for (const r of results.values())
+        await this.#publish(r.signed, r.segments, r.parity, health, manifests, signal)
       this.#rounds++
     } catch (err) {
       if (!signal.aborted) this.#deps.logger.warn({ err: (err as Error).message }, 'repair round failed')
@@ -397,6 +441,18 @@ export class Repairer {
     await Promise.all(Array.from({ length: 4 }, worker))
   }
 
+  /** Parity wanted for a manifest, or undefined (no policy, or the policy failed on it). */
+  #parityTarget(signed: SignedManifest): number | undefined {
+    if (this.#deps.parityTarget === undefined) return undefined
+    try {
+      const t = this.#deps.parityTarget(signed)
+      const man = signed.manifest
+      return Math.min(Math.max(t, man.m), 256 - man.k, man.m + MAX_EXTRA_PARITY)
+    } catch {
+      return undefined
+    }
+  }
+
   /**
    * Coordination: among this node and the connected peers that keep the manifest, the one closest to
    * the manifest CID repairs at once; the others wait a number of rounds equal to their rank.
@@ -409,34 +465,56 @@ export class Repairer {
     return roundsSeen > rank
   }
 
+  /**
+   * Rebuild segment `segment` with `parity` parity shards: place the `missing` shards, extra parity
+   * rows whose listed CID is wrong, and new parity rows on peers that hold none of the segment.
+   * Resolves undefined when it failed (logged and counted).
+   */
   async #repairSegment(
     signed: SignedManifest,
     segment: number,
     missing: number[],
+    parity: number,
     signal: AbortSignal,
-  ): Promise<{ segment: number; shard: number; holder: string }[]> {
+  ): Promise<SegmentResult | undefined> {
     const man = signed.manifest
     const manifest = cidToString(signed.cid)
     const seg = man.segments[segment]
-    if (seg === undefined) return []
+    if (seg === undefined) return undefined
+    const current = seg.shards.length - man.k
     const healthy = seg.shards.length - missing.length
     this.#deps.onEvent?.({ type: 'started', manifest, segment, healthy, missing })
     this.#deps.metrics?.repairs.inc({ state: 'started' })
     try {
-      const shards = await this.#deps.files.rebuildSegment(man, segment, { signal })
+      const shards = await this.#deps.files.rebuildSegment(man, segment, { signal, parity })
+      const base = man.k + man.m
+      const extra: CID[] = []
+      const place = new Set(missing)
+      for (let j = base; j < shards.length; j++) {
+        const cid = cidFromDigest(blake3(shards[j] as Uint8Array), RAW_CODEC)
+        extra.push(cid)
+        const listed = seg.shards[j]?.cid
+        if (listed === undefined || !listed.equals(cid)) place.add(j)
+      }
+      // Peers holding no shard of the segment first; in a small network, then peers that hold only
+      // shards being replaced (they lost them); never a peer already holding a healthy shard of it.
       const exclude = new Set(seg.shards.flatMap((s) => s.holders))
       exclude.add(this.#deps.selfPeerId)
-      const changes: { segment: number; shard: number; holder: string }[] = []
-      for (const j of missing) {
-        const holder = await this.#deps.files.placeShard(
-          (seg.shards[j] as { cid: CID }).cid,
-          shards[j] as Uint8Array,
-          exclude,
-          {
-            signal,
-          },
-        )
+      const fallback = new Set(seg.shards.flatMap((s, j) => (place.has(j) ? [] : s.holders)))
+      fallback.add(this.#deps.selfPeerId)
+      const changes: ShardChange[] = []
+      for (const j of [...place].sort((a, b) => a - b)) {
+        const cid = j < base ? (seg.shards[j] as { cid: CID }).cid : (extra[j - base] as CID)
+        const bytes = shards[j] as Uint8Array
+        let holder: string
+        try {
+          holder = await this.#deps.files.placeShard(cid, bytes, exclude, { signal })
+        } catch (err) {
+          if (!isNodusError(err, 'NOT_ENOUGH_PEERS')) throw err
+          holder = await this.#deps.files.placeShard(cid, bytes, fallback, { signal })
+        }
         exclude.add(holder)
+        fallback.add(holder)
         changes.push({ segment, shard: j, holder })
       }
       this.#repaired++
@@ -448,20 +526,26 @@ export class Repairer {
         rebuilt: changes.length,
         newHolders: changes.map((c) => c.holder),
       })
-      return changes
+      if (parity !== current)
+        this.#deps.onEvent?.({ type: 'resized', manifest, segment, from: current, to: parity })
+      return { segment, changes, extra }
     } catch (err) {
       const code = isNodusError(err) ? err.code : 'unknown'
       this.#deps.metrics?.repairs.inc({ state: 'failed' })
       this.#deps.onEvent?.({ type: 'failed', manifest, segment, code })
       this.#deps.logger.warn({ manifest, segment, code }, 'segment repair failed')
-      return []
+      return undefined
     }
   }
 
-  /** Sign the next holder update (live holders first, then the new ones) and spread it. */
+  /**
+   * Sign the next holder update (live holders first, then the new ones; extra parity rows as the
+   * segment results say, or cut to `parity` for segments not repaired) and spread it.
+   */
   async #publish(
     signed: SignedManifest,
-    changes: { segment: number; shard: number; holder: string }[],
+    segments: SegmentResult[],
+    parity: number | undefined,
     health: Health[],
     manifests: SignedManifest[],
     signal: AbortSignal,
@@ -470,9 +554,21 @@ export class Repairer {
     const mi = manifests.indexOf(signed)
     const h = health[mi]
     const man: Manifest = signed.manifest
+    const base = man.k + man.m
+    const bySegment = new Map(segments.map((r) => [r.segment, r]))
+    const extra = man.segments.map((seg, si) => {
+      const r = bySegment.get(si)
+      if (r !== undefined) return r.extra
+      const listed = seg.shards.slice(base).map((sh) => sh.cid)
+      return parity === undefined ? listed : listed.slice(0, Math.max(0, parity - man.m))
+    })
     const holders = man.segments.map((seg, si) =>
-      seg.shards.map((sh, j) => {
-        const fresh = changes.filter((c) => c.segment === si && c.shard === j).map((c) => c.holder)
+      Array.from({ length: base + (extra[si]?.length ?? 0) }, (_, j) => {
+        const changes = bySegment.get(si)?.changes ?? []
+        const fresh = changes.filter((c) => c.shard === j).map((c) => c.holder)
+        const sh = seg.shards[j]
+        // A row whose CID changed (a wrong extra parity CID replaced) keeps no old holder.
+        if (sh === undefined || (j >= base && !sh.cid.equals(extra[si]?.[j - base] as CID))) return fresh
         const live = h?.live[si]?.[j] ?? sh.holders
         return [...new Set([...fresh, ...live])]
       }),
@@ -483,6 +579,7 @@ export class Repairer {
         manifest: signed.cid,
         revision,
         holders,
+        parity: extra,
         signer: { peerId: this.#deps.selfPeerId, publicKey: this.#deps.publicKey },
         createdAt: this.#deps.clock.now(),
       },
@@ -506,7 +603,12 @@ export class Repairer {
     )
     this.#deps.onEvent?.({ type: 'published', manifest: key, revision, acceptedBy })
     this.#deps.logger.info(
-      { manifest: key, revision, acceptedBy, shards: changes.length },
+      {
+        manifest: key,
+        revision,
+        acceptedBy,
+        shards: segments.reduce((n, r) => n + r.changes.length, 0),
+      },
       'holder update published',
     )
   }

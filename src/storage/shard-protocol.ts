@@ -46,7 +46,7 @@ type Request =
   | { op: 'put'; cid: CID; size: number; expiresAt: number | undefined }
   | { op: 'get'; cid: CID; offset: number; length: number | undefined }
   | { op: 'has'; cids: CID[] }
-  | { op: 'pin'; cids: CID[]; expiresAt: number | undefined }
+  | { op: 'pin'; cids: CID[]; expiresAt: number | undefined; critical: boolean }
   | { op: 'latest'; cid: CID }
   | { op: 'audit'; challenge: AuditChallenge }
   | { op: 'update'; cid: CID; size: number }
@@ -123,6 +123,7 @@ export function decodeRequest(bytes: Uint8Array): Request {
         op: 'pin',
         cids: msg.cids.map(asCid),
         expiresAt: msg.expiresAt === undefined ? undefined : asSize(msg.expiresAt, 'expiresAt'),
+        critical: msg.critical === true,
       }
     }
     default:
@@ -166,6 +167,11 @@ export interface ShardServerDeps {
     /** Validate and keep a newer holder update; resolves whether it was kept. */
     offer(manifest: CID, update: Uint8Array): Promise<boolean>
   }
+  /**
+   * Called after a pin marked critical (dynamic redundancy): the keeper of a listed manifest raises
+   * its parity. `expiresAt` as in the pin (undefined: no expiry).
+   */
+  onCriticalPin?(cids: CID[], expiresAt: number | undefined): Promise<void>
   /** Called after a new shard is durably stored (used to announce a provider record). */
   onStored?(cid: CID, size: number): void
   logger: { debug(obj: object, msg?: string): void; warn(obj: object, msg?: string): void }
@@ -397,12 +403,16 @@ export class ShardServer {
     await sendWithBackpressure(stream, lengthPrefixed(dagCbor.encode({ ok: true, accepted })), signal)
   }
 
-  async #pin(stream: Stream, req: { cids: CID[]; expiresAt: number | undefined }): Promise<void> {
+  async #pin(
+    stream: Stream,
+    req: { cids: CID[]; expiresAt: number | undefined; critical: boolean },
+  ): Promise<void> {
     const store = this.#deps.store
     if (store.extendExpiry === undefined)
       throw new NodusError('PROTOCOL_ERROR', 'this node cannot extend pins')
     const extended: boolean[] = []
     for (const cid of req.cids) extended.push(await store.extendExpiry(cid, req.expiresAt))
+    if (req.critical) await this.#deps.onCriticalPin?.(req.cids, req.expiresAt)
     stream.send(lengthPrefixed(dagCbor.encode({ ok: true, extended })))
   }
 
@@ -683,7 +693,7 @@ export class ShardClient {
     peer: PeerId,
     cids: CID[],
     expiresAt: number | undefined,
-    options: { signal?: AbortSignal } = {},
+    options: { signal?: AbortSignal; critical?: boolean } = {},
   ): Promise<boolean[]> {
     const signal = withTimeout(options.signal, this.#options.requestTimeoutMs, 'shard pin')
     const stream = await this.#open(peer, signal)
@@ -694,6 +704,7 @@ export class ShardClient {
         op: 'pin',
         cids: cids.map((c) => c.bytes),
         ...(expiresAt === undefined ? {} : { expiresAt }),
+        ...(options.critical === true ? { critical: true } : {}),
       }
       await sendWithBackpressure(stream, lengthPrefixed(dagCbor.encode(req)), signal)
       await stream.close({ signal })

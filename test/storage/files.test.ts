@@ -4,6 +4,7 @@ import { after, before, test } from 'node:test'
 import { isNodusError } from '../../src/common/errors.ts'
 import { decodeManifest } from '../../src/storage/index.ts'
 import { startCluster, stopAll, type TestPeer } from '../utils/cluster.ts'
+import { chunks, collect } from '../utils/streams.ts'
 
 let peers: TestPeer[] = []
 
@@ -13,16 +14,6 @@ before(async () => {
 after(async () => {
   await stopAll(peers)
 })
-
-async function collect(it: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const parts: Uint8Array[] = []
-  for await (const p of it) parts.push(p)
-  return Buffer.concat(parts)
-}
-
-async function* chunks(buf: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
-  for (let i = 0; i < buf.byteLength; i += size) yield buf.subarray(i, i + size)
-}
 
 test('a file put through one node comes back from another after m holders stop', async () => {
   const [up, , , , , , , down] = peers as [

@@ -13,6 +13,7 @@ import type { NodusNode } from '../../src/node/node.ts'
 import { parseCid } from '../../src/storage/index.ts'
 import type { RepairEvent } from '../../src/storage/repair.ts'
 import { startNodes } from '../utils/nodes.ts'
+import { chunks, collect } from '../utils/streams.ts'
 
 const N = 9
 let dir = ''
@@ -37,16 +38,6 @@ after(async () => {
   await Promise.all(nodes.map((n) => n.stop()))
   await rm(dir, { recursive: true, force: true })
 })
-
-async function collect(it: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const parts: Uint8Array[] = []
-  for await (const p of it) parts.push(p)
-  return Buffer.concat(parts)
-}
-
-async function* chunks(buf: Uint8Array): AsyncGenerator<Uint8Array> {
-  for (let i = 0; i < buf.byteLength; i += 50_000) yield buf.subarray(i, i + 50_000)
-}
 
 test('lost shards are rebuilt elsewhere, a holder update is published, and the file survives more losses', {
   timeout: 120_000,
