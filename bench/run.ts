@@ -41,7 +41,7 @@ function commandLine(args: string[]): string {
 }
 
 function cell(v: string | number | null | undefined): string {
-  if (v === null || v === undefined || v === '') return '-'
+  if (v === null || v === undefined || v === '' || (typeof v === 'number' && Number.isNaN(v))) return '-'
   return String(v).replaceAll('|', '\\|').replaceAll('\n', ' ')
 }
 

@@ -24,7 +24,7 @@ import {
 const USAGE = `usage: nodus sim <dht|placement|durability> [options]
 
   dht         --nodes N (10000) --lookups L (2000) --churn F (0) --timeout-ms T (1000) --k 20 --alpha 3
-              --strategy kad-dht|rounds --table kademlia|trie --prefix-length 6 --rtts-per-rpc 1
+              --strategy kad-dht|rounds --table kademlia|trie|nodus --prefix-length 6 --rtts-per-rpc 1
   placement   --nodes N (10000) --segments S (20000) --k 10 --m 4 --candidates C (all)
               --networks-per-region 20 --placement random|region-rr|free-capacity|all (all)
   durability  --k 10 --m 4 --repair-hours H (24) --churn-monthly 0.01,0.02,0.05,0.1,0.25,0.5
@@ -166,7 +166,7 @@ function simDht(v: Values, seed: number, json: boolean, print: Print): number {
     k: num(v, 'k', d.k, 1, 64, true),
     alpha: num(v, 'alpha', d.alpha, 1, 64, true),
     strategy: choice(v, 'strategy', d.strategy, ['kad-dht', 'rounds'] as const),
-    table: choice(v, 'table', d.table, ['kademlia', 'trie'] as const),
+    table: choice(v, 'table', d.table, ['kademlia', 'trie', 'nodus'] as const),
     prefixLength: num(v, 'prefix-length', d.prefixLength, 1, 16, true),
     rttsPerRpc: num(v, 'rtts-per-rpc', d.rttsPerRpc, 0, 100, false),
   }

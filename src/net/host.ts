@@ -6,6 +6,7 @@ import { type KadDHT, kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { type Ping, ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2p } from 'libp2p'
+import { useKademliaSplitting } from './kad-table.ts'
 
 /** Options for the libp2p host. Times in milliseconds. */
 export interface HostOptions {
@@ -79,5 +80,8 @@ export async function createHost(privateKey: PrivateKey, options: HostOptions): 
       }),
     },
   })
+  // Kademlia splitting toward the node's own ID (kad-table.ts); kad-dht's default trie stops at depth
+  // 6. If kad-dht's internals change shape this is a no-op (test/net/kad-table.test.ts fails then).
+  useKademliaSplitting(node.services.dht)
   return node
 }

@@ -10,6 +10,9 @@
  *   until depth `prefixLength` (default 6), whatever the node's own ID, so a node keeps up to k nodes
  *   in each of the 2^prefixLength prefixes: at most 64 x 20 = 1,280 contacts, and no finer structure
  *   near its own ID.
+ * - `nodus`: the kad-dht 16 trie as nodus runs it (src/net/kad-table.ts): the same 2^prefixLength
+ *   prefix buckets, and inside the node's own prefix Kademlia buckets (split only toward its own ID)
+ *   down to full depth.
  *
  * Contacts are a uniform sample of the eligible nodes (real buckets prefer long-lived contacts; with
  * no churn history that is the same as uniform). Storage is flat: `entries[offsets[x] ..
@@ -19,7 +22,7 @@
 import { commonPrefixLength, type IdSpace, prefixRange } from './ids.ts'
 import type { Rng } from './rng.ts'
 
-export type TableModel = 'kademlia' | 'trie'
+export type TableModel = 'kademlia' | 'trie' | 'nodus'
 
 /** Shape of the routing tables. */
 export interface TableOptions {
@@ -27,7 +30,7 @@ export interface TableOptions {
   model: TableModel
   /** Bucket size k (contacts per bucket); default 20 (paper and kad-dht). */
   k: number
-  /** Trie depth for model `trie`; default 6 (kad-dht 16 `prefixLength`). */
+  /** Trie depth for models `trie` and `nodus`, 1..16; default 6 (kad-dht 16 `prefixLength`). */
   prefixLength: number
 }
 
@@ -60,23 +63,30 @@ function forEachBucket(
 ): void {
   const h = ids.hi[x] as number
   const l = ids.lo[x] as number
-  if (options.model === 'trie') {
+  let first = 0
+  let bucketBase = 0
+  if (options.model === 'trie' || options.model === 'nodus') {
     const depth = options.prefixLength
     const buckets = 2 ** depth
     const shift = 2 ** (32 - depth)
+    const own = depth === 0 ? 0 : h >>> (32 - depth)
     for (let p = 0; p < buckets; p++) {
+      if (options.model === 'nodus' && p === own) continue
       const [s, e] = prefixRange(ids, p * shift, 0, depth)
       if (e > s) visit(p, s, e, x >= s && x < e ? x : -1)
     }
-    return
+    if (options.model === 'trie') return
+    // nodus: Kademlia buckets inside the own prefix, numbered after the prefix buckets.
+    first = depth
+    bucketBase = buckets
   }
-  let start = 0
-  let end = ids.n
-  for (let d = 0; d < 64; d++) {
+  let [start, end] = prefixRange(ids, h, l, first)
+  if (end - start <= 1) return
+  for (let d = first; d < 64; d++) {
     const [s2, e2] = prefixRange(ids, h, l, d + 1)
     // bucket d: same first d bits as x, bit d differs; the part of [start, end) outside [s2, e2)
-    if (s2 > start) visit(d, start, s2, -1)
-    else if (end > e2) visit(d, e2, end, -1)
+    if (s2 > start) visit(bucketBase + d, start, s2, -1)
+    else if (end > e2) visit(bucketBase + d, e2, end, -1)
     if (e2 - s2 <= 1) return
     start = s2
     end = e2
@@ -187,12 +197,17 @@ export function tablesFromLists(lists: readonly (readonly number[])[], k: number
 /** Bucket of contact c in node x's table under the tables' model. */
 export function bucketOf(ids: IdSpace, tables: RoutingTables, x: number, c: number): number {
   if (tables.model === 'trie') return (ids.hi[c] as number) >>> (32 - tables.prefixLength)
-  return commonPrefixLength(
+  const cpl = commonPrefixLength(
     ids.hi[x] as number,
     ids.lo[x] as number,
     ids.hi[c] as number,
     ids.lo[c] as number,
   )
+  if (tables.model === 'nodus') {
+    const P = tables.prefixLength
+    return cpl < P ? (ids.hi[c] as number) >>> (32 - P) : 2 ** P + cpl
+  }
+  return cpl
 }
 
 /** Routing-table health of the live nodes once some nodes are offline. */

@@ -1,0 +1,238 @@
+/**
+ * Memory of node processes (issue 4, item 6): RSS (VmRSS from /proc/PID/status, sampled every
+ * 200 ms) of
+ *   - an idle node, a few seconds after start;
+ *   - the uploading node during a 1 GB put (quick: 128 MB) through its HTTP API: does RSS stay flat
+ *     or grow with the bytes put? Reported at 10 %, 50 % and 100 % of the bytes, with the growth over
+ *     the second half in MB per GB put;
+ *   - the downloading node during the get of the same file;
+ *   - one holder while it serves 100 concurrent shard reads over `/nodus/shard/1.0.0` from clients
+ *     in this process (7 libp2p connections of at most 15 streams: a holder accepts 16 inbound shard
+ *     streams per connection).
+ * 8 node processes (a devnet), RS(4,2), 4 MiB segments, loopback. There is no peer implementation
+ * for these figures: the rows carry our put/get throughput and the RSS in the note.
+ *
+ *   node bench/memory.bench.ts [--quick]
+ */
+import { readFileSync, rmSync, statSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { getFile, getJson, putFile } from '../src/cli/client.ts'
+import { Devnet } from '../src/cli/devnet.ts'
+import { isNodusError } from '../src/common/errors.ts'
+import { createHost, DEFAULT_HOST_OPTIONS } from '../src/net/host.ts'
+import { parseCid } from '../src/storage/cid.ts'
+import { ShardClient } from '../src/storage/shard-protocol.ts'
+import { type BenchOptions, type Row, sig, withTempDir, writeRandomFile } from './lib.ts'
+
+export const description =
+  'RSS (VmRSS, MB = 10^6 bytes) of node processes on an 8-node devnet, RS(4,2), 4 MiB segments: idle, the uploader during a 1 GB put, the downloader during the get, and a holder serving 100 concurrent shard reads. No peer implementation; MB/s columns hold the put or get throughput.'
+
+/** VmRSS of a process in MB (10^6 bytes), or undefined once it is gone. */
+function rssMB(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m === null ? undefined : (Number(m[1]) * 1024) / 1e6
+  } catch {
+    return undefined
+  }
+}
+
+/** V8 heap used and external memory (Buffers, ArrayBuffers) of a node, MB, from its /metrics. */
+async function heapOf(api: { url: string; token: string }): Promise<{ heap: number; external: number }> {
+  const text = await (
+    await fetch(`${api.url}/metrics`, { headers: { authorization: `Bearer ${api.token}` } })
+  ).text()
+  const value = (name: string): number => {
+    const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text)
+    return m === null ? Number.NaN : Number(m[1]) / 1e6
+  }
+  return { heap: value('nodejs_heap_size_used_bytes'), external: value('nodejs_external_memory_bytes') }
+}
+
+function heapNote(a: { heap: number; external: number }, b: { heap: number; external: number }): string {
+  return `V8 heap used ${sig(a.heap)} → ${sig(b.heap)} MB, external (Buffers) ${sig(a.external)} → ${sig(b.external)} MB`
+}
+
+/** Sample a process's RSS with the current progress (bytes) every `ms` until stopped. */
+function sampler(pid: number | undefined, progress: () => number, ms = 200) {
+  const samples: { bytes: number; rss: number }[] = []
+  const take = (): void => {
+    const rss = rssMB(pid)
+    if (rss !== undefined) samples.push({ bytes: progress(), rss })
+  }
+  take()
+  const t = setInterval(take, ms)
+  return {
+    stop(): { bytes: number; rss: number }[] {
+      clearInterval(t)
+      take()
+      return samples
+    },
+  }
+}
+
+/** RSS at the first sample at or after `fraction` of `total` bytes. */
+function at(samples: { bytes: number; rss: number }[], total: number, fraction: number): number {
+  const s = samples.find((x) => x.bytes >= fraction * total) ?? samples[samples.length - 1]
+  return s?.rss ?? Number.NaN
+}
+
+function summary(samples: { bytes: number; rss: number }[], total: number): string {
+  const r10 = at(samples, total, 0.1)
+  const r50 = at(samples, total, 0.5)
+  const r100 = at(samples, total, 1)
+  const max = Math.max(...samples.map((s) => s.rss))
+  const perGB = (r100 - r50) / ((total * 0.5) / 1e9)
+  return `RSS ${sig(r10)} MB at 10 %, ${sig(r50)} at 50 %, ${sig(r100)} at 100 % (max ${sig(max)}); second half: ${sig(perGB)} MB per GB; ${samples.length} samples`
+}
+
+export async function run(options: BenchOptions): Promise<Row[]> {
+  return await withTempDir('memory', async (dir) => {
+    const bytes = options.quick ? 128_000_000 : 1_000_000_000
+    const file = join(dir, 'big.bin')
+    writeRandomFile(file, bytes)
+    const baseDir = join(dir, 'devnet')
+    await mkdir(baseDir)
+    const devnet = await Devnet.start({
+      nodes: 8,
+      baseDir,
+      basePort: 0,
+      logLevel: 'warn',
+      config: { storage: { k: 4, m: 2, segmentSize: 4 * 1024 * 1024 } },
+    })
+    const rows: Row[] = []
+    // Clients: a holder accepts 16 inbound shard streams per connection (shard server option), so
+    // 100 concurrent reads come over 7 connections of 15 or fewer streams each.
+    const hosts = await Promise.all(
+      Array.from({ length: 7 }, async () =>
+        createHost(await generateKeyPair('Ed25519'), DEFAULT_HOST_OPTIONS),
+      ),
+    )
+    try {
+      const nodes = devnet.nodes
+      const up = nodes[0]
+      const down = nodes[7]
+      if (up === undefined || down === undefined) throw new Error('devnet did not start 8 nodes')
+      const api = (n: typeof up) => ({ url: n.api, token: n.token })
+      await new Promise((r) => setTimeout(r, 5_000))
+      const idle = nodes.map((n) => rssMB(n.proc.pid)).filter((x): x is number => x !== undefined)
+      idle.sort((a, b) => a - b)
+      rows.push({
+        name: 'idle node RSS (MB), 5 s after start',
+        ours_MBps: Number.NaN,
+        peer: '-',
+        peer_MBps: null,
+        ratio: null,
+        note: `median ${sig(idle[idle.length >> 1] ?? Number.NaN)} MB, min ${sig(idle[0] ?? Number.NaN)}, max ${sig(idle[idle.length - 1] ?? Number.NaN)} over 8 node processes`,
+      })
+
+      let sent = 0
+      const upHeap0 = await heapOf(api(up))
+      const s1 = sampler(up.proc.pid, () => sent)
+      const t0 = performance.now()
+      const put = await putFile(api(up), file, { onBytes: (n) => (sent = n) })
+      const putMs = performance.now() - t0
+      const putSamples = s1.stop()
+      rows.push({
+        name: `uploader RSS during a ${bytes / 1e6} MB put`,
+        ours_MBps: sig(bytes / 1e6 / (putMs / 1000)),
+        peer: '-',
+        peer_MBps: null,
+        ratio: null,
+        note: `${summary(putSamples, bytes)}; ${heapNote(upHeap0, await heapOf(api(up)))}`,
+      })
+
+      let got = 0
+      const out = join(dir, 'out.bin')
+      const downHeap0 = await heapOf(api(down))
+      const s2 = sampler(down.proc.pid, () => got)
+      const t1 = performance.now()
+      await getFile(api(down), put.cid, out, { onBytes: (n) => (got = n) })
+      const getMs = performance.now() - t1
+      const getSamples = s2.stop()
+      if (statSync(out).size !== bytes) throw new Error('get returned the wrong size')
+      rmSync(out)
+      rows.push({
+        name: `downloader RSS during the get of the same file`,
+        ours_MBps: sig(bytes / 1e6 / (getMs / 1000)),
+        peer: '-',
+        peer_MBps: null,
+        ratio: null,
+        note: `${summary(getSamples, bytes)}; ${heapNote(downHeap0, await heapOf(api(down)))}`,
+      })
+
+      // 100 concurrent shard reads from the holder with the most shards, over one connection.
+      const view = await getJson<{ segments: { shards: { cid: string; holders: string[] }[] }[] }>(
+        api(up),
+        `/files/${put.cid}/manifest`,
+      )
+      const byHolder = new Map<string, string[]>()
+      for (const seg of view.segments)
+        for (const sh of seg.shards)
+          for (const h of sh.holders) byHolder.set(h, [...(byHolder.get(h) ?? []), sh.cid])
+      const [holderId, cids] = [...byHolder.entries()].sort((a, b) => b[1].length - a[1].length)[0] ?? [
+        '',
+        [],
+      ]
+      const holder = nodes.find((n) => n.peerId === holderId)
+      if (holder === undefined || cids.length === 0) throw new Error('no holder found')
+      const clients = await Promise.all(
+        hosts.map(async (host) => {
+          await host.start()
+          await host.dial(holder.multiaddrs.map((a) => multiaddr(a)))
+          return new ShardClient(
+            { dialProtocol: (p, proto, o) => host.dialProtocol(p, proto, o) },
+            { requestTimeoutMs: 120_000, maxShardBytes: 16 * 1024 * 1024 },
+          )
+        }),
+      )
+      const pick = Array.from({ length: 100 }, (_, i) => parseCid(cids[i % cids.length] as string))
+      let served = 0
+      let busy = 0
+      const s3 = sampler(holder.proc.pid, () => served, 50)
+      const before = rssMB(holder.proc.pid) ?? Number.NaN
+      const t2 = performance.now()
+      await Promise.all(
+        pick.map(async (c, i) => {
+          const client = clients[i % clients.length] as ShardClient
+          // A holder serves 64 requests at once (shard server option) and answers PEER_BUSY beyond:
+          // a real getter goes to another holder; here the client waits 20 ms and asks again.
+          for (let attempt = 0; ; attempt++) {
+            try {
+              const b = await client.get(peerIdFromString(holderId), c)
+              served += b.byteLength
+              return
+            } catch (err) {
+              if (!isNodusError(err, 'PEER_BUSY') || attempt >= 500) throw err
+              busy++
+              await new Promise((r) => setTimeout(r, 20))
+            }
+          }
+        }),
+      )
+      const readMs = performance.now() - t2
+      const readSamples = s3.stop()
+      rows.push({
+        name: '100 concurrent shard reads from one holder (7 client connections)',
+        ours_MBps: sig(served / 1e6 / (readMs / 1000)),
+        peer: '-',
+        peer_MBps: null,
+        ratio: null,
+        note: `holder RSS ${sig(before)} MB before, max ${sig(Math.max(...readSamples.map((s) => s.rss)))} MB while serving ${sig(served / 1e6)} MB (${cids.length} distinct shards of ${sig(served / 100 / 1e6)} MB) in ${sig(readMs)} ms; ${busy} PEER_BUSY answers (64 served at once), retried after 20 ms`,
+      })
+    } finally {
+      await Promise.all(hosts.map((h) => Promise.resolve(h.stop()).catch(() => {})))
+      await devnet.stop()
+    }
+    return rows
+  })
+}
+
+if (import.meta.main) {
+  for (const row of await run({ quick: process.argv.includes('--quick') })) console.log(JSON.stringify(row))
+}
