@@ -12,7 +12,10 @@
  *   replay    the simulator's lookup engine on the real routing tables, same initiators and keys;
  *   sim       the simulator at the same size with synthetic tables (models `kademlia` and `trie`).
  *
- * Usage: node bench/sim-validate.ts [--nodes 100] [--workers 2] [--lookups 300] [--seed 1] [--json]
+ * Usage: node bench/sim-validate.ts [--nodes 100] [--workers 2] [--lookups 300] [--seed 1] [--k 20]
+ *        [--prefix-length 6] [--json]
+ * A small k and prefix length (e.g. `--k 4 --prefix-length 2`) make lookups take several hops at
+ * 100 nodes, so the check covers multi-hop routing and nodus's own-ID splitting (src/net/kad-table.ts).
  * Bounded: at most 200 nodes, 2,000 lookups, and a deadline (`--deadline-s`, default 600 s) after
  * which every worker is killed. Loopback only. Workers exit when this process goes away.
  */
@@ -39,7 +42,9 @@ import {
 } from '../src/sim/index.ts'
 
 const SELF = fileURLToPath(import.meta.url)
-const K = 20
+/** Bucket size k and trie depth of the real nodes and the simulator (`--k`, `--prefix-length`). */
+let K = 20
+let PREFIX_LENGTH = 6
 const ALPHA = 3
 
 // ---------- shared helpers ----------
@@ -89,7 +94,7 @@ interface LookupOutcome {
 }
 
 type ToWorker =
-  | { type: 'start'; count: number }
+  | { type: 'start'; count: number; k: number; prefixLength: number }
   | { type: 'connect'; peers: NodeInfo[]; bootstrap: number; seed: number }
   | { type: 'warm'; rounds: number }
   | { type: 'tables' }
@@ -216,9 +221,16 @@ async function worker(): Promise<void> {
     const handle = async (): Promise<void> => {
       switch (msg.type) {
         case 'start': {
+          K = msg.k
+          PREFIX_LENGTH = msg.prefixLength
           for (let i = 0; i < msg.count; i++) {
             const key = await generateKeyPair('Ed25519')
-            const node = await createHost(key, { ...DEFAULT_HOST_OPTIONS, listen: ['/ip4/127.0.0.1/tcp/0'] })
+            const node = await createHost(key, {
+              ...DEFAULT_HOST_OPTIONS,
+              listen: ['/ip4/127.0.0.1/tcp/0'],
+              dhtKBucketSize: K,
+              dhtPrefixLength: PREFIX_LENGTH,
+            })
             await node.start()
             nodes.push(node)
           }
@@ -361,6 +373,8 @@ async function main(): Promise<void> {
       bootstrap: { type: 'string' },
       'warm-rounds': { type: 'string' },
       'deadline-s': { type: 'string' },
+      k: { type: 'string' },
+      'prefix-length': { type: 'string' },
       json: { type: 'boolean' },
     },
     strict: true,
@@ -378,6 +392,8 @@ async function main(): Promise<void> {
   const bootstrap = int(values.bootstrap, 3, 1, 20, 'bootstrap')
   const warmRounds = int(values['warm-rounds'], 3, 0, 20, 'warm-rounds')
   const deadlineS = int(values['deadline-s'], 600, 10, 3600, 'deadline-s')
+  K = int(values.k, 20, 2, 64, 'k')
+  PREFIX_LENGTH = int(values['prefix-length'], 6, 1, 16, 'prefix-length')
   const log = (s: string): void => {
     process.stderr.write(`${s}\n`)
   }
@@ -396,7 +412,9 @@ async function main(): Promise<void> {
   try {
     const per = workers.map((_, i) => Math.floor(N / W) + (i < N % W ? 1 : 0))
     const started = await Promise.all(
-      workers.map((w, i) => w.request({ type: 'start', count: per[i] as number })),
+      workers.map((w, i) =>
+        w.request({ type: 'start', count: per[i] as number, k: K, prefixLength: PREFIX_LENGTH }),
+      ),
     )
     const nodesOf: NodeInfo[][] = started.map((m) => (m.type === 'started' ? m.nodes : []))
     const all = nodesOf.flat()
@@ -485,7 +503,7 @@ async function main(): Promise<void> {
     const replayAfter = replay(tablesAfter)
 
     // the simulator at the same size with synthetic tables
-    const synth = (table: 'kademlia' | 'trie') =>
+    const synth = (table: 'kademlia' | 'trie' | 'nodus') =>
       runDhtSim({
         ...DEFAULT_DHT_SIM_OPTIONS,
         nodes: all.length,
@@ -494,15 +512,18 @@ async function main(): Promise<void> {
         k: K,
         alpha: ALPHA,
         table,
+        prefixLength: PREFIX_LENGTH,
       })
     const simK = synth('kademlia')
     const simT = synth('trie')
+    const simN = synth('nodus')
     const tableSizes = tables.map((t) => t.contacts.length)
     const report = {
       nodes: all.length,
       workers: W,
       lookups: results.length,
       k: K,
+      prefixLength: PREFIX_LENGTH,
       alpha: ALPHA,
       seed,
       realTableSize: {
@@ -548,6 +569,16 @@ async function main(): Promise<void> {
         p50Rpcs: simT.p50Rpcs,
         meanTableEntries: simT.meanTableEntries,
       },
+      simNodus: {
+        p50Hops: simN.p50Hops,
+        p99Hops: simN.p99Hops,
+        maxHops: simN.maxHops,
+        meanHops: simN.meanHops,
+        hopHistogram: simN.hopHistogram,
+        p50Rpcs: simN.p50Rpcs,
+        meanTableEntries: simN.meanTableEntries,
+        exactKRate: simN.exactKRate,
+      },
       seconds: Math.round((performance.now() - t0) / 100) / 10,
     }
     const share = (h: number[], i: number): string => {
@@ -560,12 +591,13 @@ async function main(): Promise<void> {
       ['sim engine, real tables after', replayAfter.hops.histogram],
       ['sim, kademlia tables', simK.hopHistogram],
       ['sim, trie tables (kad-dht 16)', simT.hopHistogram],
+      ['sim, nodus tables', simN.hopHistogram],
     ]
     const maxH = Math.max(...cols.map(([, h]) => h.length))
     const row = (label: string, cells: (string | number)[]): void =>
       console.log(`| ${label} | ${cells.join(' | ')} |`)
     console.log(
-      `sim-validate: ${report.nodes} real kad-dht nodes in ${W} processes, k=${K}, alpha=${ALPHA}, seed ${seed}`,
+      `sim-validate: ${report.nodes} real kad-dht nodes in ${W} processes, k=${K}, prefixLength=${PREFIX_LENGTH}, alpha=${ALPHA}, seed ${seed}`,
     )
     console.log(
       `real routing tables: p50 ${report.realTableSize.p50} contacts (min ${report.realTableSize.min}, ` +
@@ -592,6 +624,7 @@ async function main(): Promise<void> {
       p(replayAfter.hops),
       `${simK.p50Hops} / ${simK.p99Hops} / ${simK.maxHops}`,
       `${simT.p50Hops} / ${simT.p99Hops} / ${simT.maxHops}`,
+      `${simN.p50Hops} / ${simN.p99Hops} / ${simN.maxHops}`,
     ])
     row('mean', [
       report.real.hops.mean,
@@ -599,6 +632,7 @@ async function main(): Promise<void> {
       replayAfter.hops.mean,
       simK.meanHops,
       simT.meanHops,
+      simN.meanHops,
     ])
     row('requests per lookup, p50', [
       report.real.queries.p50,
@@ -606,6 +640,15 @@ async function main(): Promise<void> {
       replayAfter.rpcs.p50,
       simK.p50Rpcs,
       simT.p50Rpcs,
+      simN.p50Rpcs,
+    ])
+    row('table entries per node', [
+      report.realTableSize.p50,
+      report.realTableSize.p50,
+      replayAfter.tableSize,
+      simK.meanTableEntries,
+      simT.meanTableEntries,
+      simN.meanTableEntries,
     ])
     console.log('')
     console.log(

@@ -22,6 +22,10 @@ export interface HostOptions {
   yamuxMaxStreamWindowBytes: number
   /** Connection monitor ping interval in ms. Default 30 000. */
   monitorPingIntervalMs: number
+  /** Kademlia bucket size k. Default 20 (the paper's and kad-dht's). */
+  dhtKBucketSize: number
+  /** Depth to which kad-dht's trie splits every full bucket (kad-dht `prefixLength`). Default 6. */
+  dhtPrefixLength: number
 }
 
 export const DEFAULT_HOST_OPTIONS: Readonly<HostOptions> = Object.freeze({
@@ -31,6 +35,8 @@ export const DEFAULT_HOST_OPTIONS: Readonly<HostOptions> = Object.freeze({
   maxConnections: 300,
   yamuxMaxStreamWindowBytes: 2 * 1024 * 1024,
   monitorPingIntervalMs: 30_000,
+  dhtKBucketSize: 20,
+  dhtPrefixLength: 6,
 })
 
 export type NodusLibp2p = Libp2p<{ dht: KadDHT; ping: Ping; identify: unknown }>
@@ -76,6 +82,8 @@ export async function createHost(privateKey: PrivateKey, options: HostOptions): 
         clientMode: false,
         alpha: 3,
         disjointPaths: 1,
+        kBucketSize: options.dhtKBucketSize,
+        prefixLength: options.dhtPrefixLength,
         ...(options.dhtAllowPrivateAddresses ? { peerInfoMapper: passthroughMapper } : {}),
       }),
     },
