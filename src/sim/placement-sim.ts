@@ -2,11 +2,12 @@
  * `nodus sim placement`: place many segments of k + m shards on a simulated population of nodes
  * with region and network tags and capacities, and measure spread and load.
  *
- * The placement function is pluggable, `(candidates, n, rng) => chosen candidate indexes`, so the
- * scored placement (src/storage/placement-scored.ts, issue 5 item 4) can be measured here with the
- * same code the node runs. Built in meanwhile: uniform random distinct peers, region round-robin,
- * and free-capacity-weighted sampling.
+ * The placement function is pluggable, `(candidates, n, rng) => chosen candidate indexes`. `scored`
+ * is the placement the node runs (src/storage/placement-scored.ts `placeScored`, same code, default
+ * options); the baselines are uniform random distinct peers, region round-robin, and
+ * free-capacity-weighted sampling.
  */
+import { type Candidate, placeScored } from '../storage/placement-scored.ts'
 import { pickRegion, REGIONS } from './latency.ts'
 import { type RandomSource, Rng } from './rng.ts'
 import { coefficientOfVariation, mean, percentile, round } from './stats.ts'
@@ -107,11 +108,40 @@ export const freeCapacityPlacement: PlacementFn = (candidates, n, rng) => {
   return keys.map((k) => k.i)
 }
 
+const scoredViews = new WeakMap<readonly PlacementCandidate[], Candidate[]>()
+
+/**
+ * The node's scored placement (`placeScored`, default exponents and penalties) on simulated nodes:
+ * equal trust and performance (an honest, uniform population), free bytes = capacity − used, region
+ * and network tags from the simulation. The candidate view is cached per candidate array and its free
+ * bytes refreshed on every call.
+ */
+export const scoredPlacement: PlacementFn = (candidates, n, rng) => {
+  let view = scoredViews.get(candidates)
+  if (view === undefined) {
+    view = candidates.map((c) => ({
+      id: String(c.index),
+      trust: 1,
+      performance: 1,
+      freeBytes: 0,
+      region: `r${c.region}`,
+      network: `n${c.network}`,
+    }))
+    scoredViews.set(candidates, view)
+  }
+  for (let i = 0; i < candidates.length; i++) {
+    const c = candidates[i] as PlacementCandidate
+    ;(view[i] as Candidate).freeBytes = c.capacityBytes - c.usedBytes
+  }
+  return placeScored(view, n, {}, () => rng.nextFloat())
+}
+
 /** Built-in placement functions by name. */
 export const PLACEMENTS: Readonly<Record<string, PlacementFn>> = Object.freeze({
   random: randomPlacement,
   'region-rr': regionRoundRobinPlacement,
   'free-capacity': freeCapacityPlacement,
+  scored: scoredPlacement,
 })
 
 /** Options of {@link runPlacementSim}. */

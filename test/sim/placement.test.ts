@@ -25,6 +25,17 @@ describe('sim placement', () => {
     assert.equal(r.regionLossSurvivableFraction, 1)
   })
 
+  it('scored (the node’s placeScored) survives any one region loss and evens load better than region round-robin', () => {
+    const scored = runPlacementSim('scored', PLACEMENTS.scored as PlacementFn, base)
+    const rr = runPlacementSim('region-rr', PLACEMENTS['region-rr'] as PlacementFn, base)
+    assert.equal(scored.regionLossSurvivableFraction, 1)
+    assert.ok(scored.minDistinctRegions >= 5)
+    assert.ok(
+      scored.utilizationCoefficientOfVariation < rr.utilizationCoefficientOfVariation,
+      `${scored.utilizationCoefficientOfVariation} vs ${rr.utilizationCoefficientOfVariation}`,
+    )
+  })
+
   it('takes a plugged-in placement function and is deterministic for a seed', () => {
     const firstN: PlacementFn = (candidates, n) => candidates.slice(0, n).map((_, i) => i)
     const r = runPlacementSim('first-n', firstN, { ...base, candidates: 100 })
