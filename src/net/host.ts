@@ -5,6 +5,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import { type KadDHT, kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { type Ping, ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
+import { tls } from '@libp2p/tls'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { useKademliaSplitting } from './kad-table.ts'
 
@@ -26,6 +27,14 @@ export interface HostOptions {
   dhtKBucketSize: number
   /** Depth to which kad-dht's trie splits every full bucket (kad-dht `prefixLength`). Default 6. */
   dhtPrefixLength: number
+  /**
+   * Preferred connection encryption: `tls` (TLS 1.3 through OpenSSL, @libp2p/tls) or `noise` (Noise
+   * XX, @chainsafe/libp2p-noise). The other one is offered second, so peers preferring either still
+   * connect (multistream-select takes the dialer's first choice the listener supports). Default
+   * `tls`: 1.1–1.4× Noise's shard throughput at 0.7–0.9× its CPU on one connection (docs/BENCHMARKS.md,
+   * "dataplane").
+   */
+  encrypter: 'noise' | 'tls'
 }
 
 export const DEFAULT_HOST_OPTIONS: Readonly<HostOptions> = Object.freeze({
@@ -37,12 +46,13 @@ export const DEFAULT_HOST_OPTIONS: Readonly<HostOptions> = Object.freeze({
   monitorPingIntervalMs: 30_000,
   dhtKBucketSize: 20,
   dhtPrefixLength: 6,
+  encrypter: 'tls',
 })
 
 export type NodusLibp2p = Libp2p<{ dht: KadDHT; ping: Ping; identify: unknown }>
 
 /**
- * Build (not start) a libp2p host: TCP, Noise, Yamux, identify, ping and kad-dht in server mode.
+ * Build (not start) a libp2p host: TCP, TLS 1.3 (or Noise), Yamux, identify, ping and kad-dht in server mode.
  *
  * Choices follow ../shared/NOTES-libp2p.md: yamux window below the read buffer (trap 2), ping with
  * several outbound streams and a gentle connection monitor (trap 3), no per-host inbound rate limit on
@@ -54,7 +64,7 @@ export async function createHost(privateKey: PrivateKey, options: HostOptions): 
     start: false,
     addresses: { listen: options.listen },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: options.encrypter === 'tls' ? [tls(), noise()] : [noise(), tls()],
     streamMuxers: [
       yamux({
         streamOptions: {
