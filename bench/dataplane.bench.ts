@@ -15,6 +15,7 @@
  * processes, from /proc, per GB moved.
  *
  *   node bench/dataplane.bench.ts [--quick]
+ *   NODE_OPTIONS=--cpu-prof node bench/dataplane.bench.ts --one tls|noise [IN_FLIGHT]   (one transfer, to profile)
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -269,10 +270,20 @@ export async function run(options: BenchOptions): Promise<Row[]> {
   })
 }
 
+// Children exit cleanly on SIGTERM, so `NODE_OPTIONS=--cpu-prof` writes their profiles too.
+if (process.argv[2]?.startsWith('--serve') === true) process.once('SIGTERM', () => process.exit(0))
 if (process.argv[2] === '--serve-libp2p') {
   await serveLibp2p(process.argv[3] === 'tls' ? 'tls' : 'noise')
 } else if (process.argv[2] === '--serve-tls') {
   await serveTls(process.argv[3] as string, Number(process.argv[4]))
+} else if (process.argv[2] === '--one') {
+  // One libp2p transfer alone, for profiling: --one tls|noise [inFlight]
+  const t = await libp2pTransfer(
+    process.argv[3] === 'noise' ? 'noise' : 'tls',
+    512 * MiB,
+    Number(process.argv[4] ?? 15),
+  )
+  console.log(JSON.stringify(t))
 } else if (import.meta.main) {
   for (const row of await run({ quick: process.argv.includes('--quick') })) console.log(JSON.stringify(row))
 }
