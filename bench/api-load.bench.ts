@@ -44,7 +44,7 @@ export async function run(options: { quick: boolean }): Promise<
     note: string
   }[]
 > {
-  const seconds = options.quick ? 3 : 10
+  const seconds = options.quick ? 1 : 10
   const dir = await mkdtemp(join(tmpdir(), 'nodus-load-'))
   const bare = Fastify({ logger: false })
   bare.get('/', async () => ({ hello: 'world' }))

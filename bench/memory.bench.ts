@@ -93,13 +93,14 @@ function summary(samples: { bytes: number; rss: number }[], total: number): stri
 
 export async function run(options: BenchOptions): Promise<Row[]> {
   return await withTempDir('memory', async (dir) => {
-    const bytes = options.quick ? 128_000_000 : 1_000_000_000
+    const bytes = options.quick ? 64_000_000 : 1_000_000_000
+    const nodeCount = options.quick ? 6 : 8
     const file = join(dir, 'big.bin')
     writeRandomFile(file, bytes)
     const baseDir = join(dir, 'devnet')
     await mkdir(baseDir)
     const devnet = await Devnet.start({
-      nodes: 8,
+      nodes: nodeCount,
       baseDir,
       basePort: 0,
       logLevel: 'warn',
@@ -116,19 +117,20 @@ export async function run(options: BenchOptions): Promise<Row[]> {
     try {
       const nodes = devnet.nodes
       const up = nodes[0]
-      const down = nodes[7]
-      if (up === undefined || down === undefined) throw new Error('devnet did not start 8 nodes')
+      const down = nodes[nodeCount - 1]
+      if (up === undefined || down === undefined) throw new Error(`devnet did not start ${nodeCount} nodes`)
       const api = (n: typeof up) => ({ url: n.api, token: n.token })
-      await new Promise((r) => setTimeout(r, 5_000))
+      const settleMs = options.quick ? 1_000 : 5_000
+      await new Promise((r) => setTimeout(r, settleMs))
       const idle = nodes.map((n) => rssMB(n.proc.pid)).filter((x): x is number => x !== undefined)
       idle.sort((a, b) => a - b)
       rows.push({
-        name: 'idle node RSS (MB), 5 s after start',
+        name: `idle node RSS (MB), ${settleMs / 1000} s after start`,
         ours_MBps: Number.NaN,
         peer: '-',
         peer_MBps: null,
         ratio: null,
-        note: `median ${sig(idle[idle.length >> 1] ?? Number.NaN)} MB, min ${sig(idle[0] ?? Number.NaN)}, max ${sig(idle[idle.length - 1] ?? Number.NaN)} over 8 node processes`,
+        note: `median ${sig(idle[idle.length >> 1] ?? Number.NaN)} MB, min ${sig(idle[0] ?? Number.NaN)}, max ${sig(idle[idle.length - 1] ?? Number.NaN)} over ${nodeCount} node processes`,
       })
 
       let sent = 0

@@ -187,7 +187,7 @@ async function measureCase(
 /** Runs the benchmark and returns its rows (does not print). Throws when an output breaks the rules. */
 export async function run(options: BenchOptions): Promise<PlacementRow[]> {
   const opts = options.quick
-    ? { naiveRuns: 100, oursPerNaive: 20, warmup: 300 }
+    ? { naiveRuns: 50, oursPerNaive: 20, warmup: 100 }
     : { naiveRuns: 500, oursPerNaive: 40, warmup: 1000 }
   return [await measureCase(10_000, 14, opts), await measureCase(1_000, 8, opts)]
 }
