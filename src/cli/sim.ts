@@ -24,7 +24,7 @@ import {
 const USAGE = `usage: nodus sim <dht|placement|durability> [options]
 
   dht         --nodes N (10000) --lookups L (2000) --churn F (0) --timeout-ms T (1000) --k 20 --alpha 3
-              --strategy kad-dht|rounds --table kademlia|trie|nodus --prefix-length 6 --rtts-per-rpc 1
+              --strategy kad-dht|rounds --table nodus|kademlia|trie --prefix-length 6 --rtts-per-rpc 1
   placement   --nodes N (10000) --segments S (20000) --k 10 --m 4 --candidates C (all)
               --networks-per-region 20 --placement random|region-rr|free-capacity|all (all)
   durability  --k 10 --m 4 --repair-hours H (24) --churn-monthly 0.01,0.02,0.05,0.1,0.25,0.5

@@ -36,9 +36,12 @@ export interface DhtSimOptions {
   alpha: number
   /** Default `kad-dht`. */
   strategy: LookupStrategy
-  /** Default `kademlia`. */
+  /**
+   * Default `nodus`: the table nodus runs (kad-dht 16's trie plus own-ID splitting, src/net/kad-table.ts).
+   * `kademlia` is the paper's table, `trie` kad-dht 16's default.
+   */
   table: TableModel
-  /** Trie depth for table `trie`; default 6. */
+  /** Trie depth for tables `trie` and `nodus`; default 6. */
   prefixLength: number
   /** Round trips per request; default 1. */
   rttsPerRpc: number
@@ -53,7 +56,7 @@ export const DEFAULT_DHT_SIM_OPTIONS: Readonly<DhtSimOptions> = Object.freeze({
   k: DEFAULT_TABLE_OPTIONS.k,
   alpha: DEFAULT_LOOKUP_OPTIONS.alpha,
   strategy: DEFAULT_LOOKUP_OPTIONS.strategy,
-  table: DEFAULT_TABLE_OPTIONS.model,
+  table: 'nodus',
   prefixLength: DEFAULT_TABLE_OPTIONS.prefixLength,
   rttsPerRpc: DEFAULT_LOOKUP_OPTIONS.rttsPerRpc,
 })
