@@ -151,6 +151,7 @@ export async function grafanaDashboard(): Promise<string> {
       type: 'timeseries',
       title: x.name,
       description: x.help,
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's datasource variable, literally
       datasource: { type: 'prometheus', uid: '${DS_PROMETHEUS}' },
       gridPos: { h: 8, w: 12, x: (i % 2) * 12, y: Math.floor(i / 2) * 8 },
       fieldConfig: { defaults: { unit }, overrides: [] },
