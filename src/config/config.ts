@@ -53,6 +53,14 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
     description: 'time allowed for one shard-protocol request to a peer, ms',
   },
   {
+    path: 'net.encrypter',
+    kind: 'enum',
+    default: 'noise',
+    values: ['noise', 'tls'],
+    description:
+      'preferred connection encryption (the other is offered second): noise = cheaper handshakes, tls = faster bulk transfer (docs/BENCHMARKS.md, "Data plane")',
+  },
+  {
     path: 'net.maxConnections',
     kind: 'int',
     default: 300,
@@ -316,6 +324,7 @@ interface Shape {
     listen: string[]
     bootstrap: string[]
     dhtProtocol: string
+    encrypter: 'noise' | 'tls'
     maxConnections: number
     requestTimeoutMs: number
   }

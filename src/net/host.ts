@@ -28,11 +28,13 @@ export interface HostOptions {
   /** Depth to which kad-dht's trie splits every full bucket (kad-dht `prefixLength`). Default 6. */
   dhtPrefixLength: number
   /**
-   * Preferred connection encryption: `tls` (TLS 1.3 through OpenSSL, @libp2p/tls) or `noise` (Noise
-   * XX, @chainsafe/libp2p-noise). The other one is offered second, so peers preferring either still
+   * Preferred connection encryption: `noise` (Noise XX, @chainsafe/libp2p-noise) or `tls` (TLS 1.3
+   * through OpenSSL, @libp2p/tls). The other one is offered second, so peers preferring either still
    * connect (multistream-select takes the dialer's first choice the listener supports). Default
-   * `tls`: 1.1–1.4× Noise's shard throughput at 0.7–0.9× its CPU on one connection (docs/BENCHMARKS.md,
-   * "dataplane").
+   * `noise`. Measured trade-off (docs/BENCHMARKS.md, "Data plane"): on one established connection TLS
+   * moves shards 1.1–1.4× faster at 0.7–0.9× the CPU, but each TLS handshake costs about twice the
+   * CPU of a Noise one (@libp2p/tls makes a P-256 key and an X.509 certificate per connection), and
+   * under the chaos workload, where connections come and go, TLS completed 76 puts against Noise's 105.
    */
   encrypter: 'noise' | 'tls'
 }
@@ -46,13 +48,13 @@ export const DEFAULT_HOST_OPTIONS: Readonly<HostOptions> = Object.freeze({
   monitorPingIntervalMs: 30_000,
   dhtKBucketSize: 20,
   dhtPrefixLength: 6,
-  encrypter: 'tls',
+  encrypter: 'noise',
 })
 
 export type NodusLibp2p = Libp2p<{ dht: KadDHT; ping: Ping; identify: unknown }>
 
 /**
- * Build (not start) a libp2p host: TCP, TLS 1.3 (or Noise), Yamux, identify, ping and kad-dht in server mode.
+ * Build (not start) a libp2p host: TCP, Noise (or TLS 1.3), Yamux, identify, ping and kad-dht in server mode.
  *
  * Choices follow ../shared/NOTES-libp2p.md: yamux window below the read buffer (trap 2), ping with
  * several outbound streams and a gentle connection monitor (trap 3), no per-host inbound rate limit on

@@ -371,6 +371,7 @@ export async function createNode(
     listen: config.net.listen,
     dhtProtocol: config.net.dhtProtocol,
     maxConnections: config.net.maxConnections,
+    encrypter: config.net.encrypter,
   })
   const netLog = logger.child({ area: 'net' })
   // Remember which peers speak the shard protocol (learned by identify).
