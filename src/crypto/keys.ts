@@ -29,6 +29,7 @@ import {
 import type { Ed25519PrivateKey, PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { type AbortOptions, throwIfAborted } from '../common/abort.ts'
+import { bytesEqual } from '../common/bytes.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
 
 /** Bytes in a raw ML-DSA-65 public key (FIPS 204 Table 2). */
@@ -71,10 +72,6 @@ export interface NodeIdentity {
 
 function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && toBuffer(a).equals(toBuffer(b))
 }
 
 function errnoCode(err: unknown): string | undefined {

@@ -10,6 +10,7 @@
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import type { CID } from 'multiformats/cid'
+import { bytesEqual } from '../common/bytes.ts'
 import { NodusError } from '../common/errors.ts'
 import { blake3DeriveKey } from '../crypto/index.ts'
 import {
@@ -105,12 +106,6 @@ function isCid(v: unknown): v is CID {
     v.multihash.digest.byteLength === BLAKE3_CV_BYTES &&
     v.bytes instanceof Uint8Array
   )
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false
-  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
-  return true
 }
 
 /**

@@ -12,6 +12,7 @@ import { base58btc } from 'multiformats/bases/base58'
 import { CID } from 'multiformats/cid'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import { type AbortOptions, throwIfAborted } from '../common/abort.ts'
+import { bytesEqual } from '../common/bytes.ts'
 import { NodusError } from '../common/errors.ts'
 import { BLAKE3_OUT_BYTES, Blake3Stream, blake3 } from '../crypto/index.ts'
 
@@ -59,12 +60,6 @@ function cidInvalid(reason: string, cause?: unknown): NodusError {
     details: { reason },
     ...(cause === undefined ? {} : { cause }),
   })
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
 }
 
 /** Options of {@link parseCid}. */

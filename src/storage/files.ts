@@ -5,6 +5,7 @@
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
+import { bytesEqual } from '../common/bytes.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
 import { Blake3Stream, blake3, type HybridPublicKey, type HybridSignature } from '../crypto/index.ts'
 import { cidFromDigest, cidToString, RAW_CODEC } from './cid.ts'
@@ -654,7 +655,7 @@ export class FileService {
       ac.abort(new NodusError('ABORTED', 'get finished or abandoned'))
     }
     this.#deps.metrics?.fileOps.inc({ op: 'get', result: 'ok' })
-    if (hasher !== undefined && !hasher.digest().every((b, i) => b === man.fileBlake3[i])) {
+    if (hasher !== undefined && !bytesEqual(hasher.digest(), man.fileBlake3)) {
       throw new NodusError('CID_MISMATCH', 'file hash does not match the manifest', {
         details: { cid: cidToString(cid) },
       })
@@ -736,8 +737,7 @@ export class FileService {
       this.#deps.metrics?.erasureSeconds.observe({ op: 'decode' }, (performance.now() - t0) / 1000)
       for (let j = 0; j < man.k + man.m; j++) {
         const want = (seg.shards[j] as { cid: CID }).cid.multihash.digest
-        const d = blake3(all[j] as Uint8Array)
-        if (!d.every((b, i) => b === want[i])) {
+        if (!bytesEqual(blake3(all[j] as Uint8Array), want)) {
           if (usedExtra) return await attempt(true)
           throw new NodusError('DECODE_FAILED', `segment ${index} shard ${j} rebuilt with the wrong hash`)
         }
@@ -788,8 +788,7 @@ export class FileService {
       const bad = dataShards.findIndex((shard, j) => {
         if (got[j] !== null) return false
         const want = (seg.shards[j] as { cid: CID }).cid.multihash.digest
-        const d = blake3(shard as Uint8Array)
-        return !d.every((b, i) => b === want[i])
+        return !bytesEqual(blake3(shard as Uint8Array), want)
       })
       if (bad < 0) break
       // Extra parity (from a holder update, not signed by the uploader) may be wrong: try without it.

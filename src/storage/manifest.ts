@@ -10,6 +10,7 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
+import { bytesEqual } from '../common/bytes.ts'
 import { NodusError } from '../common/errors.ts'
 import { type HybridPublicKey, type HybridSignature, verifyHybrid } from '../crypto/index.ts'
 import { cidForBytes, DAG_CBOR_CODEC, parseCid } from './cid.ts'
@@ -236,17 +237,13 @@ export function decodeManifest(bytes: Uint8Array, cid?: CID): SignedManifest {
   } catch {
     boundKey = undefined
   }
-  if (boundKey === undefined || !equalBytes(boundKey, m.uploader.publicKey.ed25519)) {
+  if (boundKey === undefined || !bytesEqual(boundKey, m.uploader.publicKey.ed25519)) {
     throw new NodusError('SIGNATURE_INVALID', 'uploader key does not match its PeerId', { peerAction: 'ban' })
   }
   if (!verifyHybrid(m.uploader.publicKey, manifestSigningBytes(m), sig)) {
     throw new NodusError('SIGNATURE_INVALID', 'manifest signature does not verify', { peerAction: 'ban' })
   }
   return { manifest: m, sig, bytes, cid: actual }
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.byteLength === b.byteLength && a.every((x, i) => x === b[i])
 }
 
 export const HOLDER_UPDATE_DOMAIN = 'nodus/holder-update/v1'
@@ -379,7 +376,7 @@ export function decodeHolderUpdate(bytes: Uint8Array, manifest: SignedManifest):
   } catch {
     boundKey = undefined
   }
-  if (boundKey === undefined || !equalBytes(boundKey, update.signer.publicKey.ed25519)) {
+  if (boundKey === undefined || !bytesEqual(boundKey, update.signer.publicKey.ed25519)) {
     throw new NodusError('SIGNATURE_INVALID', 'signer key does not match its PeerId', { peerAction: 'ban' })
   }
   const sig: HybridSignature = {

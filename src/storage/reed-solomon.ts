@@ -11,8 +11,8 @@
  * identity (data shards are stored as they are) and any k of its rows are invertible (any k shards
  * decode). This is the construction of Backblaze JavaReedSolomon and klauspost/reedsolomon.
  */
-
 import { readFileSync } from 'node:fs'
+import { bytesEqual } from '../common/bytes.ts'
 import { NodusError } from '../common/errors.ts'
 import { type GfMatrix, MUL_TABLE, matInvert, matMul, mulRowsJs, vandermonde } from './gf256.ts'
 
@@ -271,13 +271,6 @@ function sizeMismatch(index: number, byteLength: number, expected: number): Nodu
     byteLength,
     expected,
   })
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(
-    Buffer.from(b.buffer, b.byteOffset, b.byteLength),
-  )
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
 import { withTimeout } from '../common/abort.ts'
+import { bytesEqual } from '../common/bytes.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
 import { Semaphore } from '../common/semaphore.ts'
 import { blake3 } from '../crypto/index.ts'
@@ -588,7 +589,7 @@ export class ShardClient {
       const bytes = await reader.readExactly(size)
       const digest = blake3(bytes)
       const want = cid.multihash.digest
-      if (digest.byteLength !== want.byteLength || !digest.every((b, i) => b === want[i])) {
+      if (!bytesEqual(digest, want)) {
         throw new NodusError(
           'CID_MISMATCH',
           `peer ${peer.toString()} sent bytes that do not hash to ${cidToString(cid)}`,

@@ -3,12 +3,12 @@
  * reserve) and writing one shard file durably (temp file, BLAKE3 check, fsync, rename, directory fsync).
  * The index commit that makes the shard visible is the store's (shard-store.ts).
  */
-
 import { randomUUID } from 'node:crypto'
 import { mkdir, open as openFile, rename, rm, statfs } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Blake3Hasher } from '@napi-rs/blake-hash'
 import { throwIfAborted } from '../common/abort.ts'
+import { bytesEqual } from '../common/bytes.ts'
 import { NodusError } from '../common/errors.ts'
 import { fanoutOf, fsyncDir, noSpaceAsStoreFull, shardPath } from './shard-store-disk.ts'
 
@@ -74,12 +74,6 @@ async function* abortable(
 
 async function* once(data: Uint8Array): AsyncGenerator<Uint8Array, void, undefined> {
   yield data
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false
-  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
-  return true
 }
 
 function tooLarge(key: string, size: number, max: number): NodusError {
