@@ -1,5 +1,5 @@
 /**
- * RS(10,4) single-core throughput of our ReedSolomon (WASM SIMD kernel) against klauspost/reedsolomon
+ * RS(10,4) single-core throughput of our ReedSolomon (best kernel here: native, else WASM SIMD) against klauspost/reedsolomon
  * (Go), the reference for issue 4's target (≥ 0.5× klauspost). Same shard size and data pattern; the
  * Go program runs with GOMAXPROCS=1. Needs Debian's golang and golang-github-klauspost-reedsolomon-dev;
  * without them the rows say so.
@@ -9,11 +9,10 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { ReedSolomon } from '../src/storage/index.ts'
+import { nativeKernelPath, ReedSolomon } from '../src/storage/reed-solomon.ts'
 import type { BenchOptions, Row } from './lib.ts'
 
-export const description =
-  'RS(10,4), 1 MiB shards, one core: ours (WebAssembly SIMD kernel) vs klauspost/reedsolomon (Go, Debian package, GOMAXPROCS=1, WithMaxGoroutines(1)); MB/s of data-shard input, median of runs.'
+export const description = `RS(10,4), 1 MiB shards, one core: ours (kernel ${new ReedSolomon(1, 1).kernel}${nativeKernelPath() === null ? '' : ` ${nativeKernelPath()}`}) vs klauspost/reedsolomon (Go, Debian package, GOMAXPROCS=1, WithMaxGoroutines(1)); MB/s of data-shard input, median of runs. Reconstruct rows: rebuilding into newly allocated memory (each side's allocator), and into buffers handed back for reuse.`
 
 const K = 10
 const M = 4
@@ -23,7 +22,13 @@ function median(xs: number[]): number {
   return s[s.length >> 1] as number
 }
 
-function ours(shardSize: number, runs: number): { encodeMBps: number; reconstructMBps: number } {
+interface Rates {
+  encodeMBps: number
+  reconstructMBps: number
+  reconstructReuseMBps: number
+}
+
+function ours(shardSize: number, runs: number): Rates {
   const rs = new ReedSolomon(K, M)
   const shards = Array.from({ length: K + M }, (_, i) => {
     const b = new Uint8Array(shardSize)
@@ -44,13 +49,22 @@ function ours(shardSize: number, runs: number): { encodeMBps: number; reconstruc
     rs.reconstructData(lost)
     if (r >= 2) rec.push(data / 1e6 / ((performance.now() - t) / 1000))
   }
-  return { encodeMBps: Math.round(median(enc)), reconstructMBps: Math.round(median(rec)) }
+  const reuse: number[] = []
+  const spare = Array.from({ length: 4 }, () => new Uint8Array(shardSize))
+  for (let r = 0; r < runs + 2; r++) {
+    const lost: (Uint8Array | null)[] = shards.map((s, i) => (i < 4 ? null : s))
+    const t = performance.now()
+    rs.reconstructData(lost, { buffers: spare })
+    if (r >= 2) reuse.push(data / 1e6 / ((performance.now() - t) / 1000))
+  }
+  return {
+    encodeMBps: Math.round(median(enc)),
+    reconstructMBps: Math.round(median(rec)),
+    reconstructReuseMBps: Math.round(median(reuse)),
+  }
 }
 
-function klauspost(
-  shardSize: number,
-  runs: number,
-): { encodeMBps: number; reconstructMBps: number } | string {
+function klauspost(shardSize: number, runs: number): Rates | string {
   if (spawnSync('go', ['version']).status !== 0)
     return 'klauspost (not installed: apt-get install golang golang-github-klauspost-reedsolomon-dev)'
   const cache = mkdtempSync(join(tmpdir(), 'nodus-gocache-'))
@@ -62,8 +76,12 @@ function klauspost(
       timeout: 120_000,
     })
     if (r.status !== 0) return `klauspost (failed: ${(r.stderr ?? '').split('\n')[0]})`
-    const j = JSON.parse(r.stdout) as { encodeMBps: number; reconstructMBps: number }
-    return { encodeMBps: Math.round(j.encodeMBps), reconstructMBps: Math.round(j.reconstructMBps) }
+    const j = JSON.parse(r.stdout) as Rates
+    return {
+      encodeMBps: Math.round(j.encodeMBps),
+      reconstructMBps: Math.round(j.reconstructMBps),
+      reconstructReuseMBps: Math.round(j.reconstructReuseMBps),
+    }
   } finally {
     rmSync(cache, { recursive: true, force: true })
   }
@@ -89,6 +107,11 @@ export async function run(options: BenchOptions): Promise<Row[]> {
       'reconstruct, 4 data shards lost',
       o.reconstructMBps,
       typeof peer === 'string' ? null : peer.reconstructMBps,
+    ),
+    row(
+      'reconstruct into reused buffers, 4 data shards lost',
+      o.reconstructReuseMBps,
+      typeof peer === 'string' ? null : peer.reconstructReuseMBps,
     ),
   ]
 }

@@ -5,7 +5,7 @@
  *   node bench/erasure.bench.ts [--quick]
  *
  * Rows: encode, and reconstruct with 4 data shards lost (allocating the rebuilt shards, as
- * `ReedSolomon.reconstruct` does), each for our WebAssembly SIMD kernel and our portable JS kernel. The
+ * `ReedSolomon.reconstruct` does), each for our native kernel (when built), WebAssembly SIMD kernel and portable JS kernel. The
  * peer's calls include copying the shards into and out of its WebAssembly memory, which its API does on
  * every call; ours include the same staging for the SIMD kernel. Outputs are checked against each other
  * before any number is reported.
@@ -19,7 +19,7 @@
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { ReedSolomonErasure } from '@digitaldefiance/reed-solomon-erasure.wasm'
-import { ReedSolomon } from '../src/storage/reed-solomon.ts'
+import { type ErasureKernel, nativeKernelPath, ReedSolomon } from '../src/storage/reed-solomon.ts'
 
 /** One benchmark result. */
 export interface Row {
@@ -122,7 +122,7 @@ export async function run(options: { quick: boolean }): Promise<Row[]> {
   }
 
   const peer = ReedSolomonErasure.fromBytes(wasm)
-  const kernels = ['simd', 'js'] as const
+  const kernels = (nativeKernelPath() === null ? ['simd', 'js'] : ['native', 'simd', 'js']) as ErasureKernel[]
   const codecs = kernels.map((kernel) => new ReedSolomon(K, M, { kernel }))
   // Each codec writes its own parity shards; the data shards are shared.
   const stripes = codecs.map(() => shards.map((s, i) => (i < K ? s : new Uint8Array(SHARD_BYTES))))

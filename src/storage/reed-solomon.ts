@@ -12,25 +12,35 @@
  * decode). This is the construction of Backblaze JavaReedSolomon and klauspost/reedsolomon.
  */
 import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { bytesEqual } from '../common/bytes.ts'
 import { NodusError } from '../common/errors.ts'
 import { type GfMatrix, MUL_TABLE, matInvert, matMul, mulRowsJs, vandermonde } from './gf256.ts'
 
 /**
- * Which bulk kernel a codec uses; both produce identical bytes. `simd`: WebAssembly SIMD
- * (src/storage/rs-simd.wat, 16 bytes per step). `js`: portable TypeScript, 4 bytes per step.
+ * Which bulk kernel a codec uses; all produce identical bytes. `native`: the C kernel of native/rs.c
+ * (GFNI + AVX-512, 64 bytes per step, or AVX2, built by scripts/build-native.ts at install) working on
+ * the shards in place. `simd`: WebAssembly SIMD (src/storage/rs-simd.wat, 16 bytes per step, shards
+ * staged through its memory). `js`: portable TypeScript, 4 bytes per step.
  */
-export type ErasureKernel = 'js' | 'simd'
+export type ErasureKernel = 'js' | 'simd' | 'native'
 
 /** Options for {@link ReedSolomon}. */
 export interface ReedSolomonOptions {
   /**
-   * Bulk kernel: `auto` (default) uses `simd` when the engine supports WebAssembly SIMD and the kernel
-   * passes its self-check at load, else `js`. `simd` throws ERASURE_INVALID when it is unavailable.
+   * Bulk kernel: `auto` (default) uses the first of `native`, `simd`, `js` that loads and passes its
+   * self-check (the environment variable NODUS_ERASURE_KERNEL, one of those names, caps the choice).
+   * Asking for `native` or `simd` when it is unavailable throws ERASURE_INVALID.
    */
   kernel?: 'auto' | ErasureKernel
   /** Decoding matrices cached per erasure pattern (LRU). Default 256. */
   maxCachedMatrices?: number
+}
+
+/** Options for {@link ReedSolomon.reconstruct} and {@link ReedSolomon.reconstructData}. */
+export interface ReconstructOptions {
+  /** Memory for the rebuilt shards, in order of missing index; see {@link ReedSolomon.reconstruct}. */
+  buffers?: readonly Uint8Array[]
 }
 
 /** Largest k + m: GF(2^8) has 256 distinct evaluation points. */
@@ -91,7 +101,10 @@ export class ReedSolomon {
     if (kernel === 'simd' && simdKernel() === null) {
       throw invalid('the WebAssembly SIMD kernel is not available here', { kernel })
     }
-    this.kernel = kernel === 'js' || simdKernel() === null ? 'js' : 'simd'
+    if (kernel === 'native' && nativeKernel() === null) {
+      throw invalid('the native kernel is not built or not usable here', { kernel })
+    }
+    this.kernel = kernel === 'auto' ? autoKernel() : kernel
     this.#maxCached = maxCached
     const v = vandermonde(this.totalShards, dataShards)
     this.#matrix = matMul(v, matInvert(v.slice(0, dataShards)))
@@ -116,12 +129,16 @@ export class ReedSolomon {
    * shards are present, the first k (by index) are used.
    *
    * @param shards k+m entries, present ones of one byte length
+   * @param options.buffers storage for the rebuilt shards, used in order of missing index (each
+   *   rebuilt shard is the first `size` bytes of the next buffer); missing shards beyond the list get
+   *   new memory. Lets a caller reuse memory across segments instead of allocating per call.
    * @returns the same array, now without missing entries
-   * @throws NodusError ERASURE_INVALID on a wrong shard count or mismatched lengths
+   * @throws NodusError ERASURE_INVALID on a wrong shard count, mismatched lengths or a buffer shorter
+   *   than a shard
    * @throws NodusError DECODE_FAILED (details `{ have, need }`) when fewer than k shards are present
    */
-  reconstruct(shards: (Uint8Array | null)[]): Uint8Array[] {
-    this.#rebuild(shards, false)
+  reconstruct(shards: (Uint8Array | null)[], options: ReconstructOptions = {}): Uint8Array[] {
+    this.#rebuild(shards, false, options.buffers)
     return shards as Uint8Array[]
   }
 
@@ -129,12 +146,13 @@ export class ReedSolomon {
    * Like {@link ReedSolomon.reconstruct} but rebuilds only missing data shards; missing parity shards
    * stay `null`. The fast path for reads.
    *
+   * @param options.buffers as for {@link ReedSolomon.reconstruct}
    * @returns the same array, with data shards 0..k-1 present
-   * @throws NodusError ERASURE_INVALID on a wrong shard count or mismatched lengths
+   * @throws NodusError ERASURE_INVALID on a wrong shard count, mismatched lengths or a short buffer
    * @throws NodusError DECODE_FAILED (details `{ have, need }`) when fewer than k shards are present
    */
-  reconstructData(shards: (Uint8Array | null)[]): (Uint8Array | null)[] {
-    this.#rebuild(shards, true)
+  reconstructData(shards: (Uint8Array | null)[], options: ReconstructOptions = {}): (Uint8Array | null)[] {
+    this.#rebuild(shards, true, options.buffers)
     return shards
   }
 
@@ -164,9 +182,10 @@ export class ReedSolomon {
   }
 
   #mulRows(matrix: GfMatrix, inputs: Uint8Array[], outputs: Uint8Array[], byteLength: number): void {
-    const simd = this.kernel === 'simd' ? simdKernel() : null
-    if (simd === null) mulRowsJs(matrix, inputs, outputs, byteLength)
-    else simd.mulRows(matrix, inputs, outputs, byteLength)
+    if (this.kernel === 'native')
+      (nativeKernel() as NativeKernel).mulRows(matrix, inputs, outputs, byteLength)
+    else if (this.kernel === 'simd') (simdKernel() as SimdKernel).mulRows(matrix, inputs, outputs, byteLength)
+    else mulRowsJs(matrix, inputs, outputs, byteLength)
   }
 
   /** Checks that all k+m shards are present and of one length; returns that length. */
@@ -192,7 +211,7 @@ export class ReedSolomon {
     }
   }
 
-  #rebuild(shards: (Uint8Array | null)[], dataOnly: boolean): void {
+  #rebuild(shards: (Uint8Array | null)[], dataOnly: boolean, buffers: readonly Uint8Array[] = []): void {
     this.#checkCount(shards)
     const k = this.dataShards
     const present: number[] = []
@@ -222,7 +241,19 @@ export class ReedSolomon {
     const rows = missing.map((t) =>
       t < k ? (decode[t] as Uint8Array) : (matMul([this.#matrix[t] as Uint8Array], decode)[0] as Uint8Array),
     )
-    const outputs = missing.map(() => new Uint8Array(size))
+    // Every byte of an output is written by the kernel, so new memory need not be zeroed first.
+    const outputs = missing.map((t, n) => {
+      const buffer = buffers[n]
+      if (buffer === undefined) return new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size)
+      if (!(buffer instanceof Uint8Array) || buffer.byteLength < size) {
+        throw invalid(`buffer ${n} (for shard ${t}) is shorter than a shard`, {
+          index: t,
+          byteLength: buffer instanceof Uint8Array ? buffer.byteLength : null,
+          expected: size,
+        })
+      }
+      return buffer.subarray(0, size)
+    })
     this.#mulRows(
       rows,
       used.map((i) => shards[i] as Uint8Array),
@@ -394,19 +425,108 @@ function simdKernel(): SimdKernel | null {
 }
 
 /**
- * Compares the SIMD kernel with the portable one on a small product: 7 outputs (so the 4-, 2- and 1-row
- * paths all run), 5 inputs, 83 bytes (a partial last vector).
+ * Compares a kernel with the portable one on small products: 7 and 11 outputs (so the SIMD kernel's
+ * 4-, 2- and 1-row paths and the native kernel's groups of 8 all run), 5 inputs, 83 and 200 bytes
+ * (partial last vectors of every width).
  */
-function selfCheck(kernel: SimdKernel): boolean {
-  const matrix: GfMatrix = []
-  for (let r = 0; r < 7; r++)
-    matrix.push(Uint8Array.from({ length: 5 }, (_, i) => (r * 37 + i * 101 + 1) & 255))
-  const inputs = Array.from({ length: 5 }, (_, i) =>
-    Uint8Array.from({ length: 83 }, (_, j) => (j * 13 + i * 59) & 255),
-  )
-  const want = matrix.map(() => new Uint8Array(83))
-  const got = matrix.map(() => new Uint8Array(83))
-  mulRowsJs(matrix, inputs, want, 83)
-  kernel.mulRows(matrix, inputs, got, 83)
-  return want.every((w, r) => bytesEqual(w, got[r] as Uint8Array))
+function selfCheck(kernel: { mulRows: typeof mulRowsJs }): boolean {
+  for (const [rows, size] of [
+    [7, 83],
+    [11, 200],
+  ] as const) {
+    const matrix: GfMatrix = []
+    for (let r = 0; r < rows; r++)
+      matrix.push(Uint8Array.from({ length: 5 }, (_, i) => (r * 37 + i * 101 + 1) & 255))
+    const inputs = Array.from({ length: 5 }, (_, i) =>
+      Uint8Array.from({ length: size }, (_, j) => (j * 13 + i * 59) & 255),
+    )
+    const want = matrix.map(() => new Uint8Array(size))
+    const got = matrix.map(() => new Uint8Array(size))
+    mulRowsJs(matrix, inputs, want, size)
+    kernel.mulRows(matrix, inputs, got, size)
+    if (!want.every((w, r) => bytesEqual(w, got[r] as Uint8Array))) return false
+  }
+  return true
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Native kernel (native/rs.c, built by scripts/build-native.ts into build/nodus-native.node)
+// ---------------------------------------------------------------------------------------------------
+
+interface NativeAddon {
+  mulRows(matrix: Uint8Array, inputs: Uint8Array[], outputs: Uint8Array[], byteLength: number): void
+  readonly kernel: string
+}
+
+/** The native kernel: multiplies the shards where they are (no staging copies). */
+class NativeKernel {
+  readonly #addon: NativeAddon
+  /** The CPU path the addon chose at load: `gfni-avx512`, `avx2` or `scalar`. */
+  readonly path: string
+
+  constructor(addon: NativeAddon) {
+    this.#addon = addon
+    this.path = addon.kernel
+  }
+
+  /** Same contract as {@link mulRowsJs}. */
+  mulRows(matrix: GfMatrix, inputs: Uint8Array[], outputs: Uint8Array[], byteLength: number): void {
+    const nIn = inputs.length
+    const nOut = outputs.length
+    if (nOut === 0 || byteLength === 0) return
+    const flat = new Uint8Array(nOut * nIn)
+    for (let r = 0; r < nOut; r++) flat.set((matrix[r] as Uint8Array).subarray(0, nIn), r * nIn)
+    this.#addon.mulRows(flat, inputs, outputs, byteLength)
+  }
+}
+
+/** undefined: not loaded yet; null: unavailable (not built, other platform, failed self-check). */
+let native: NativeKernel | null | undefined
+
+/** The native kernel, loaded on first use, or null when it cannot be used here. */
+function nativeKernel(): NativeKernel | null {
+  if (native !== undefined) return native
+  native = null
+  try {
+    const addon = createRequire(import.meta.url)('../../build/nodus-native.node') as NativeAddon
+    const kernel = new NativeKernel(addon)
+    if (selfCheck(kernel)) native = kernel
+  } catch {
+    // Not built (no compiler at install, or another platform): the WebAssembly kernel is used.
+  }
+  return native
+}
+
+/**
+ * The CPU path of the native kernel (`gfni-avx512`, `avx2`, `scalar`), or null when it is not loaded.
+ * For benchmarks and diagnostics.
+ */
+export function nativeKernelPath(): string | null {
+  return nativeKernel()?.path ?? null
+}
+
+/**
+ * The bulk product `outputs[r] = Σ_i matrix[r][i] · inputs[i]` of one kernel (contract of
+ * {@link mulRowsJs}), for tests and benchmarks.
+ *
+ * @throws NodusError ERASURE_INVALID when that kernel is unavailable here
+ */
+export function kernelMulRows(kernel: ErasureKernel): typeof mulRowsJs {
+  if (kernel === 'js') return mulRowsJs
+  const loaded = kernel === 'native' ? nativeKernel() : simdKernel()
+  if (loaded === null) throw invalid(`the ${kernel} kernel is not available here`, { kernel })
+  return (matrix, inputs, outputs, byteLength) => loaded.mulRows(matrix, inputs, outputs, byteLength)
+}
+
+const KERNEL_ORDER: readonly ErasureKernel[] = ['native', 'simd', 'js']
+
+/** The best available kernel, capped by NODUS_ERASURE_KERNEL when it names one. */
+function autoKernel(): ErasureKernel {
+  const cap = process.env.NODUS_ERASURE_KERNEL
+  const from = Math.max(0, KERNEL_ORDER.indexOf(cap as ErasureKernel))
+  for (const kernel of KERNEL_ORDER.slice(from)) {
+    if (kernel === 'native' && nativeKernel() !== null) return kernel
+    if (kernel === 'simd' && simdKernel() !== null) return kernel
+  }
+  return 'js'
 }

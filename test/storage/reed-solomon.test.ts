@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
 import { ReedSolomonErasure } from '@digitaldefiance/reed-solomon-erasure.wasm'
 import fc from 'fast-check'
 import { isNodusError } from '../../src/common/errors.ts'
 import { type GfMatrix, gfDiv, gfExp, gfMul, matInvert, matMul, mulRowsJs } from '../../src/storage/gf256.ts'
-import { type ErasureKernel, ReedSolomon } from '../../src/storage/reed-solomon.ts'
+import { type ErasureKernel, nativeKernelPath, ReedSolomon } from '../../src/storage/reed-solomon.ts'
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers
@@ -24,8 +25,13 @@ function check<T>(property: fc.IProperty<T>, numRuns: number): void {
   }
 }
 
-/** Both bulk kernels run every interoperability and property test. */
-const KERNELS = ['js', 'simd'] as const satisfies readonly ErasureKernel[]
+/**
+ * Every available bulk kernel runs every interoperability and property test. The native one is built
+ * at install (scripts/build-native.ts); CI sets NODUS_REQUIRE_NATIVE=1 so that a failed build fails
+ * the run instead of skipping its tests.
+ */
+const NATIVE = nativeKernelPath() !== null
+const KERNELS: readonly ErasureKernel[] = NATIVE ? ['js', 'simd', 'native'] : ['js', 'simd']
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
 
@@ -161,39 +167,109 @@ describe('GF(2^8) with polynomial 0x11d', () => {
 // ---------------------------------------------------------------------------------------------------
 
 describe('bulk kernels', () => {
-  it('auto selects the WebAssembly SIMD kernel on Node 24', () => {
-    assert.equal(new ReedSolomon(10, 4).kernel, 'simd')
+  it('auto selects the native kernel when it is built, else WebAssembly SIMD', () => {
+    if (process.env.NODUS_REQUIRE_NATIVE === '1') assert.ok(NATIVE, 'the native kernel is not built')
+    assert.equal(new ReedSolomon(10, 4).kernel, NATIVE ? 'native' : 'simd')
     assert.equal(new ReedSolomon(10, 4, { kernel: 'js' }).kernel, 'js')
+    assert.equal(new ReedSolomon(10, 4, { kernel: 'simd' }).kernel, 'simd')
   })
 
-  it('SIMD and JS give identical parity and rebuilds (sizes across chunk and vector edges)', () => {
+  it('NODUS_ERASURE_KERNEL caps the automatic choice', () => {
+    const child = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { ReedSolomon } from ${JSON.stringify(new URL('../../src/storage/reed-solomon.ts', import.meta.url).href)}
+         console.log(new ReedSolomon(2, 1).kernel)`,
+      ],
+      { env: { ...process.env, NODUS_ERASURE_KERNEL: 'js' }, encoding: 'utf8' },
+    )
+    assert.equal(child.status, 0, child.stderr)
+    assert.equal(child.stdout.trim(), 'js')
+  })
+
+  it('all kernels give identical parity and rebuilds (sizes across chunk and vector edges)', () => {
     for (const [k, m] of [
       [10, 4],
       [1, 1],
       [3, 7],
       [17, 3],
+      [4, 12],
       [128, 128],
     ] as const) {
       const js = new ReedSolomon(k, m, { kernel: 'js' })
-      const simd = new ReedSolomon(k, m, { kernel: 'simd' })
-      for (const size of [1, 15, 16, 17, 4095, 37_449, 100_003, 1 << 20]) {
+      const others = KERNELS.filter((n) => n !== 'js').map((kernel) => new ReedSolomon(k, m, { kernel }))
+      for (const size of [1, 15, 16, 17, 63, 64, 65, 4095, 16_385, 37_449, 100_003, 1 << 20]) {
         if (k + m > 100 && size > 5000) continue
         const a = stripe(k, m, size, size + k)
-        const b = a.map((s) => s.slice())
         js.encode(a)
-        simd.encode(b)
-        const what = `RS(${k},${m}) size ${size}`
-        for (let s = k; s < k + m; s++)
-          assert.ok(Buffer.from(a[s] as Uint8Array).equals(b[s] as Uint8Array), what)
-        for (const codec of [js, simd]) {
-          const lost: (Uint8Array | null)[] = b.slice()
+        for (const codec of others) {
+          const b = stripe(k, m, size, size + k)
+          codec.encode(b)
+          const what = `RS(${k},${m}) size ${size} ${codec.kernel}`
+          for (let s = k; s < k + m; s++)
+            assert.ok(Buffer.from(a[s] as Uint8Array).equals(b[s] as Uint8Array), what)
+        }
+        for (const codec of [js, ...others]) {
+          const lost: (Uint8Array | null)[] = a.slice()
           for (let s = 0; s < Math.min(k, m - 1); s++) lost[s] = null
           lost[k + m - 1] = null
           codec.reconstruct(lost)
           for (let s = 0; s < k + m; s++)
-            assert.ok(Buffer.from(a[s] as Uint8Array).equals(lost[s] as Uint8Array), what)
+            assert.ok(
+              Buffer.from(a[s] as Uint8Array).equals(lost[s] as Uint8Array),
+              `RS(${k},${m}) size ${size} ${codec.kernel}`,
+            )
         }
       }
+    }
+  })
+
+  it('every CPU path of the native kernel equals the portable kernel (child process per path)', (t) => {
+    if (!NATIVE) {
+      t.skip('native kernel not built')
+      return
+    }
+    const script = new URL('./fixtures/native-kernel-check.ts', import.meta.url)
+    const paths = ['gfni-avx512', 'avx2', 'scalar']
+    const ran: string[] = []
+    for (const path of paths) {
+      const child = spawnSync(process.execPath, [script.pathname], {
+        env: { ...process.env, NODUS_NATIVE_KERNEL: path },
+        encoding: 'utf8',
+        timeout: 120_000,
+      })
+      assert.equal(child.status, 0, `${path}: ${child.stderr}`)
+      const out = JSON.parse(child.stdout) as { path: string; cases: number; mismatches: string[] }
+      assert.deepEqual(out.mismatches, [], out.path)
+      assert.ok(out.cases > 100, `${out.path}: ${out.cases} cases`)
+      ran.push(out.path)
+    }
+    // A path the CPU lacks falls back to the next one; scalar always runs.
+    assert.equal(ran[2], 'scalar')
+    t.diagnostic(`native paths run: ${[...new Set(ran)].join(', ')}`)
+  })
+
+  it('reconstruct writes into caller buffers when given, and rejects short ones', () => {
+    for (const kernel of KERNELS) {
+      const rs = new ReedSolomon(4, 3, { kernel })
+      const full = stripe(4, 3, 1000, 77)
+      rs.encode(full)
+      const spare = [new Uint8Array(1200), new Uint8Array(1000)]
+      const lost: (Uint8Array | null)[] = full.slice()
+      lost[1] = null
+      lost[4] = null
+      lost[5] = null
+      const rebuilt = rs.reconstruct(lost, { buffers: spare })
+      assert.equal(rebuilt[1]?.buffer, spare[0]?.buffer, kernel)
+      assert.equal(rebuilt[4]?.buffer, spare[1]?.buffer, kernel)
+      assert.notEqual(rebuilt[5]?.buffer, spare[1]?.buffer, kernel)
+      for (let s = 0; s < 7; s++)
+        assert.ok(Buffer.from(full[s] as Uint8Array).equals(rebuilt[s] as Uint8Array))
+      const again: (Uint8Array | null)[] = full.slice()
+      again[0] = null
+      throwsCode(() => rs.reconstructData(again, { buffers: [new Uint8Array(999)] }), 'ERASURE_INVALID')
     }
   })
 })
