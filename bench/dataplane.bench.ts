@@ -15,7 +15,10 @@
  * processes, from /proc, per GB moved.
  *
  *   node bench/dataplane.bench.ts [--quick]
- *   NODE_OPTIONS=--cpu-prof node bench/dataplane.bench.ts --one tls|noise [IN_FLIGHT]   (one transfer, to profile)
+ * Also: the same gets over the bulk channel (src/net/bulk.ts): TLS 1.3 sockets between the two
+ * processes, keyed over their libp2p connection, with no muxer.
+ *
+ *   NODE_OPTIONS=--cpu-prof node bench/dataplane.bench.ts --one tls|noise|bulk [IN_FLIGHT]   (one transfer, to profile)
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -25,7 +28,8 @@ import { fileURLToPath } from 'node:url'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { createHost, DEFAULT_HOST_OPTIONS } from '../src/net/host.ts'
+import { BulkChannel, type BulkHandler, DEFAULT_BULK_OPTIONS } from '../src/net/bulk.ts'
+import { createHost, DEFAULT_HOST_OPTIONS, type NodusLibp2p } from '../src/net/host.ts'
 import { cidForBytes, parseCid } from '../src/storage/cid.ts'
 import {
   DEFAULT_SHARD_SERVER_OPTIONS,
@@ -61,7 +65,7 @@ function shardBytes(i: number): Uint8Array {
 }
 
 /** Child: serve shards over libp2p with `encrypter`; print `{ peerId, addrs, cids }` once ready. */
-async function serveLibp2p(encrypter: 'noise' | 'tls'): Promise<void> {
+async function serveLibp2p(encrypter: 'noise' | 'tls', withBulk: boolean): Promise<void> {
   const store = new MemoryStore()
   const cids: string[] = []
   for (let i = 0; i < SHARDS; i++) {
@@ -82,10 +86,25 @@ async function serveLibp2p(encrypter: 'noise' | 'tls'): Promise<void> {
   )
   await host.start()
   await host.handle(SHARD_PROTOCOL, server.handler, server.handleOptions)
+  if (withBulk) await bulkFor(host, server.bulkHandler).start()
   process.stdout.write(
     `${JSON.stringify({ peerId: host.peerId.toString(), addrs: host.getMultiaddrs().map(String), cids })}\n`,
   )
   process.on('disconnect', () => process.exit(0))
+}
+
+/** A bulk channel on `host` as the node wires it (src/node/node.ts). */
+function bulkFor(host: NodusLibp2p, handler: BulkHandler): BulkChannel {
+  return new BulkChannel(
+    {
+      handle: (protocol, h, o) => host.handle(protocol, h, o),
+      dialProtocol: (peer, protocol, o) => host.dialProtocol(peer, protocol, o),
+      remoteHost: () => '127.0.0.1',
+      handler,
+      logger: { debug: () => {} },
+    },
+    DEFAULT_BULK_OPTIONS,
+  )
 }
 
 /** Child: a node:tls server that sends `total` bytes of shard data to the first client. */
@@ -137,6 +156,8 @@ async function startChild(args: string[]): Promise<{ proc: ChildProcess; info: R
 interface Transfer {
   MBps: number
   cpuSecPerGB: number
+  clientCpuSecPerGB?: number
+  serverCpuSecPerGB?: number
   bytes: number
   /** The connection encrypter libp2p negotiated (libp2p transfers). */
   negotiated?: string
@@ -146,14 +167,25 @@ async function libp2pTransfer(
   encrypter: 'noise' | 'tls',
   total: number,
   inFlight: number,
+  withBulk = false,
 ): Promise<Transfer> {
-  const { proc, info } = await startChild(['--serve-libp2p', encrypter])
+  const { proc, info } = await startChild(['--serve-libp2p', encrypter, withBulk ? 'bulk' : 'libp2p'])
   const host = await createHost(await generateKeyPair('Ed25519'), { ...DEFAULT_HOST_OPTIONS, encrypter })
+  let bulk: BulkChannel | undefined
   try {
     await host.start()
     await host.dial((info.addrs as string[]).map((a) => multiaddr(a)))
+    if (withBulk) {
+      bulk = bulkFor(host, async () => {
+        throw new Error('the client serves nothing')
+      })
+      await bulk.start()
+    }
     const client = new ShardClient(
-      { dialProtocol: (p, proto, o) => host.dialProtocol(p, proto, o) },
+      {
+        dialProtocol: (p, proto, o) => host.dialProtocol(p, proto, o),
+        ...(bulk === undefined ? {} : { bulk }),
+      },
       { requestTimeoutMs: 60_000, maxShardBytes: 16 * MiB },
     )
     const peer = peerIdFromString(info.peerId as string)
@@ -178,9 +210,20 @@ async function libp2pTransfer(
       }),
     )
     const ms = performance.now() - t0
-    const cpu = cpuMs() - self0 + ((procCpuSeconds(proc.pid as number) ?? 0) - child0) * 1000
-    return { MBps: sig(bytes / 1e6 / (ms / 1000)), cpuSecPerGB: cpuSecPerGB(bytes, cpu), bytes, negotiated }
+    const clientCpu = cpuMs() - self0
+    const serverCpu = ((procCpuSeconds(proc.pid as number) ?? 0) - child0) * 1000
+    const cpu = clientCpu + serverCpu
+    if (bulk !== undefined && bulk.sockets.outbound === 0) throw new Error('the bulk channel was not used')
+    return {
+      MBps: sig(bytes / 1e6 / (ms / 1000)),
+      cpuSecPerGB: cpuSecPerGB(bytes, cpu),
+      clientCpuSecPerGB: cpuSecPerGB(bytes, clientCpu),
+      serverCpuSecPerGB: cpuSecPerGB(bytes, serverCpu),
+      bytes,
+      negotiated: bulk === undefined ? negotiated : `bulk channel: ${bulk.sockets.outbound} TLS 1.3 sockets`,
+    }
   } finally {
+    await bulk?.stop()
     await Promise.resolve(host.stop()).catch(() => {})
     proc.kill()
   }
@@ -229,7 +272,9 @@ async function tlsTransfer(dir: string, total: number): Promise<Transfer | strin
       s.once('error', reject)
     })
     const ms = performance.now() - t0
-    const cpu = cpuMs() - self0 + ((procCpuSeconds(proc.pid as number) ?? 0) - child0) * 1000
+    const clientCpu = cpuMs() - self0
+    const serverCpu = ((procCpuSeconds(proc.pid as number) ?? 0) - child0) * 1000
+    const cpu = clientCpu + serverCpu
     return { MBps: sig(bytes / 1e6 / (ms / 1000)), cpuSecPerGB: cpuSecPerGB(bytes, cpu), bytes }
   } finally {
     proc.kill()
@@ -262,6 +307,14 @@ export async function run(options: BenchOptions): Promise<Row[]> {
         ),
       )
     }
+    const viaBulk = await libp2pTransfer('noise', total, 15, true)
+    rows.push(
+      row(
+        'shard gets, bulk channel (TLS 1.3 sockets keyed over libp2p), 15 in flight',
+        viaBulk,
+        'libp2p (Noise) only for the keys',
+      ),
+    )
     const one = await libp2pTransfer('noise', total / 4, 1)
     rows.push(
       row('shard gets, TCP + Noise + Yamux, 1 in flight', one, 'one request at a time (latency-bound)'),
@@ -273,15 +326,17 @@ export async function run(options: BenchOptions): Promise<Row[]> {
 // Children exit cleanly on SIGTERM, so `NODE_OPTIONS=--cpu-prof` writes their profiles too.
 if (process.argv[2]?.startsWith('--serve') === true) process.once('SIGTERM', () => process.exit(0))
 if (process.argv[2] === '--serve-libp2p') {
-  await serveLibp2p(process.argv[3] === 'tls' ? 'tls' : 'noise')
+  await serveLibp2p(process.argv[3] === 'tls' ? 'tls' : 'noise', process.argv[4] === 'bulk')
 } else if (process.argv[2] === '--serve-tls') {
   await serveTls(process.argv[3] as string, Number(process.argv[4]))
 } else if (process.argv[2] === '--one') {
-  // One libp2p transfer alone, for profiling: --one tls|noise [inFlight]
+  // One transfer alone, for profiling: --one tls|noise|bulk [inFlight]
+  const mode = process.argv[3]
   const t = await libp2pTransfer(
-    process.argv[3] === 'noise' ? 'noise' : 'tls',
+    mode === 'noise' || mode === 'bulk' ? 'noise' : 'tls',
     512 * MiB,
     Number(process.argv[4] ?? 15),
+    mode === 'bulk',
   )
   console.log(JSON.stringify(t))
 } else if (import.meta.main) {

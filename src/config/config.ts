@@ -61,6 +61,23 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
       'preferred connection encryption (the other is offered second): noise = cheaper handshakes, tls = faster bulk transfer (docs/BENCHMARKS.md, "Data plane")',
   },
   {
+    path: 'net.bulk',
+    kind: 'enum',
+    default: 'on',
+    values: ['on', 'off'],
+    description:
+      'shard transfers over a direct TLS 1.3 socket per peer pair, keyed over libp2p (src/net/bulk.ts); off = libp2p streams only',
+  },
+  {
+    path: 'net.bulkPort',
+    kind: 'int',
+    default: 0,
+    min: 0,
+    max: 65_535,
+    description:
+      'TCP port of the bulk channel listener (on the host of the first /ip4 listen address); 0 = any free port',
+  },
+  {
     path: 'net.maxConnections',
     kind: 'int',
     default: 300,
@@ -325,6 +342,8 @@ interface Shape {
     bootstrap: string[]
     dhtProtocol: string
     encrypter: 'noise' | 'tls'
+    bulk: 'on' | 'off'
+    bulkPort: number
     maxConnections: number
     requestTimeoutMs: number
   }

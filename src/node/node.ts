@@ -23,6 +23,7 @@ import {
   signHybrid,
 } from '../crypto/index.ts'
 import { NodusMetrics } from '../metrics/metrics.ts'
+import { BulkChannel, DEFAULT_BULK_OPTIONS } from '../net/bulk.ts'
 import { createHost, DEFAULT_HOST_OPTIONS, type NodusLibp2p } from '../net/index.ts'
 import { AuditRecords } from '../storage/audit-records.ts'
 import { FileIndex } from '../storage/file-index.ts'
@@ -95,6 +96,8 @@ export class NodusNode {
   readonly #api: ApiServer
   readonly #provideQueue: BoundedQueue<{ cid: CID; at: number }>
   readonly #lifetime: AbortController
+  /** The bulk channel (undefined when `net.bulk` is off). */
+  readonly bulk: BulkChannel | undefined
   #started = false
   #did: string | undefined
   #cleanup: { stop(): Promise<void> } | undefined
@@ -122,6 +125,7 @@ export class NodusNode {
     api: ApiServer
     provideQueue: BoundedQueue<{ cid: CID; at: number }>
     lifetime: AbortController
+    bulk: BulkChannel | undefined
   }) {
     this.config = parts.config
     this.identity = parts.identity
@@ -133,6 +137,7 @@ export class NodusNode {
     this.fileIndex = parts.fileIndex
     this.watch = parts.watch
     this.repairer = parts.repairer
+    this.bulk = parts.bulk
     this.trust = parts.trust
     this.perf = parts.perf
     this.audits = parts.audits
@@ -260,6 +265,14 @@ export class NodusNode {
       throw err
     }
     await this.libp2p.handle(SHARD_PROTOCOL, this.shardServer.handler, this.shardServer.handleOptions)
+    try {
+      await this.bulk?.start()
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+        throw new NodusError('PORT_IN_USE', `bulk port ${this.config.net.bulkPort} is in use`, { cause: err })
+      }
+      throw err
+    }
     await this.libp2p.handle(REPORTS_PROTOCOL, this.exchange.handler, {
       maxInboundStreams: 4,
       maxOutboundStreams: 4,
@@ -306,6 +319,7 @@ export class NodusNode {
     await this.repairer.stop()
     this.#lifetime.abort(new Error('node stopping'))
     await this.#provideQueue.stop()
+    await this.bulk?.stop()
     await this.libp2p.stop()
     await this.fileIndex.close()
     await this.watch.close()
@@ -314,6 +328,15 @@ export class NodusNode {
     await rm(join(this.config.dataDir, RUN_FILE), { force: true })
     this.logger.info({}, 'node stopped')
   }
+}
+
+/** The bulk listener's host: that of the first /ip4 listen address, else loopback. */
+function bulkHost(listen: readonly string[]): string {
+  for (const addr of listen) {
+    const m = /^\/ip4\/([0-9.]+)\//.exec(addr)
+    if (m?.[1] !== undefined) return m[1]
+  }
+  return '127.0.0.1'
 }
 
 /** Resolve once `cond()` holds (checked every 200 ms) or after `maxWaitMs`; reject when `signal` aborts. */
@@ -439,8 +462,37 @@ export async function createNode(
     (err, { cid }) => netLog.debug({ cid: cidToString(cid), err: (err as Error).message }, 'provide failed'),
   )
 
+  // The bulk channel carries shard bytes over direct TLS sockets keyed through libp2p.
+  const bulk =
+    config.net.bulk === 'on'
+      ? new BulkChannel(
+          {
+            handle: (protocol, handler, o) => libp2p.handle(protocol, handler, o),
+            dialProtocol: (peer, protocol, o) => libp2p.dialProtocol(peer, protocol, o),
+            remoteHost: (peer) => {
+              for (const c of libp2p.getConnections(peer)) {
+                if (c.status !== 'open') continue
+                // Only a direct IP connection (not a relay or memory address) leads to the peer's host.
+                const [first, second] = c.remoteAddr.getComponents()
+                if ((first?.name === 'ip4' || first?.name === 'ip6') && second?.name === 'tcp')
+                  return first.value
+              }
+              return undefined
+            },
+            handler: (request, reply, signal) => {
+              if (shardServer === undefined) throw new NodusError('NOT_STARTED', 'shard server not ready')
+              return shardServer.bulkHandler(request, reply, signal)
+            },
+            logger: netLog,
+          },
+          { ...DEFAULT_BULK_OPTIONS, host: bulkHost(config.net.listen), port: config.net.bulkPort },
+        )
+      : undefined
   const shardClient = new ShardClient(
-    { dialProtocol: (peer, protocol, o) => libp2p.dialProtocol(peer, protocol, o) },
+    {
+      dialProtocol: (peer, protocol, o) => libp2p.dialProtocol(peer, protocol, o),
+      ...(bulk === undefined ? {} : { bulk }),
+    },
     { requestTimeoutMs: config.net.requestTimeoutMs, maxShardBytes: config.storage.maxShardBytes },
   )
   let node: NodusNode | undefined
@@ -688,6 +740,7 @@ export async function createNode(
     api,
     provideQueue,
     lifetime,
+    bulk,
   })
   return node
 }

@@ -11,6 +11,7 @@ import { bytesEqual } from '../common/bytes.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
 import { Semaphore } from '../common/semaphore.ts'
 import { blake3 } from '../crypto/index.ts'
+import type { BulkChannel, BulkHandler } from '../net/bulk.ts'
 import { lengthPrefixed, StreamReader, sendAll, sendWithBackpressure } from '../net/index.ts'
 import {
   type AuditChallenge,
@@ -132,10 +133,14 @@ export function decodeRequest(bytes: Uint8Array): Request {
   }
 }
 
-function encodeError(err: unknown): Uint8Array {
+function errorBody(err: unknown): Uint8Array {
   const code = isNodusError(err) ? err.code : 'PROTOCOL_ERROR'
   const message = err instanceof Error ? err.message : 'error'
-  return lengthPrefixed(dagCbor.encode({ ok: false, code, message }))
+  return dagCbor.encode({ ok: false, code, message })
+}
+
+function encodeError(err: unknown): Uint8Array {
+  return lengthPrefixed(errorBody(err))
 }
 
 /** What the shard server needs from the shard store. */
@@ -292,16 +297,7 @@ export class ShardServer {
     req: { cid: CID; size: number; expiresAt: number | undefined },
     signal: AbortSignal,
   ): Promise<void> {
-    if (req.size > this.#options.maxShardBytes) {
-      throw new NodusError(
-        'SHARD_TOO_LARGE',
-        `shard of ${req.size} bytes exceeds ${this.#options.maxShardBytes}`,
-        {
-          details: { size: req.size, max: this.#options.maxShardBytes },
-          peerAction: 'reject',
-        },
-      )
-    }
+    this.#checkPutSize(req.size)
     let consumed = 0
     const counted = async function* (): AsyncGenerator<Uint8Array> {
       for await (const chunk of reader.readChunks(req.size)) {
@@ -309,26 +305,49 @@ export class ShardServer {
         yield chunk
       }
     }
-    const { size, created } = await this.#deps.store.put(req.cid, counted(), {
+    const stored = await this.#store(req, counted(), signal)
+    // A block already stored is not read again by the store: drain what the peer sent.
+    for await (const chunk of reader.readChunks(req.size - consumed)) consumed += chunk.byteLength
+    await sendWithBackpressure(stream, lengthPrefixed(stored.response), signal)
+    stored.announce()
+  }
+
+  #checkPutSize(size: number): void {
+    if (size > this.#options.maxShardBytes) {
+      throw new NodusError(
+        'SHARD_TOO_LARGE',
+        `shard of ${size} bytes exceeds ${this.#options.maxShardBytes}`,
+        {
+          details: { size, max: this.#options.maxShardBytes },
+          peerAction: 'reject',
+        },
+      )
+    }
+  }
+
+  /** Stores a shard and signs its receipt; `announce()` after the response is sent. */
+  async #store(
+    req: { cid: CID; size: number; expiresAt: number | undefined },
+    data: AsyncIterable<Uint8Array>,
+    signal: AbortSignal,
+  ): Promise<{ response: Uint8Array; announce(): void }> {
+    const { size, created } = await this.#deps.store.put(req.cid, data, {
       signal,
       expectedSize: req.size,
       ...(req.expiresAt === undefined ? {} : { expiresAt: req.expiresAt }),
     })
-    // A block already stored is not read again by the store: drain what the peer sent.
-    for await (const chunk of reader.readChunks(req.size - consumed)) consumed += chunk.byteLength
     const body = { cid: req.cid, size, holder: this.#deps.peerId, storedAt: Date.now() }
     const sig = await this.#deps.sign(receiptBody(body))
-    await sendWithBackpressure(
-      stream,
-      lengthPrefixed(
-        dagCbor.encode({
-          ok: true,
-          receipt: { cid: req.cid.bytes, size, holder: body.holder, storedAt: body.storedAt, sig },
-        }),
-      ),
-      signal,
-    )
-    if (created) this.#deps.onStored?.(req.cid, size)
+    const response = dagCbor.encode({
+      ok: true,
+      receipt: { cid: req.cid.bytes, size, holder: body.holder, storedAt: body.storedAt, sig },
+    })
+    return {
+      response,
+      announce: () => {
+        if (created) this.#deps.onStored?.(req.cid, size)
+      },
+    }
   }
 
   async #get(
@@ -336,6 +355,15 @@ export class ShardServer {
     req: { cid: CID; offset: number; length: number | undefined },
     signal: AbortSignal,
   ): Promise<void> {
+    const { offset, length } = this.#range(req)
+    await sendWithBackpressure(stream, lengthPrefixed(dagCbor.encode({ ok: true, size: length })), signal)
+    for await (const chunk of this.#deps.store.read(req.cid, { offset, length, signal })) {
+      await sendWithBackpressure(stream, chunk, signal)
+    }
+  }
+
+  /** The byte range a get asks for, clamped to the shard; throws SHARD_MISSING. */
+  #range(req: { cid: CID; offset: number; length: number | undefined }): { offset: number; length: number } {
     const st = this.#deps.store.stat(req.cid)
     if (st === undefined) {
       throw new NodusError('SHARD_MISSING', `no shard ${cidToString(req.cid)}`, {
@@ -343,10 +371,80 @@ export class ShardServer {
       })
     }
     const offset = Math.min(req.offset, st.size)
-    const length = Math.min(req.length ?? st.size - offset, st.size - offset)
-    await sendWithBackpressure(stream, lengthPrefixed(dagCbor.encode({ ok: true, size: length })), signal)
-    for await (const chunk of this.#deps.store.read(req.cid, { offset, length, signal })) {
-      await sendWithBackpressure(stream, chunk, signal)
+    return { offset, length: Math.min(req.length ?? st.size - offset, st.size - offset) }
+  }
+
+  /**
+   * Serves `get` and `put` requests arriving on the bulk channel (src/net/bulk.ts): the same request
+   * header as on a `/nodus/shard/1.0.0` stream, the put's shard as the request body, the got shard as
+   * the response body. Same slots (PEER_BUSY), timeout and metrics as the libp2p path; other ops are
+   * answered with PROTOCOL_ERROR.
+   */
+  readonly bulkHandler: BulkHandler = async (request, reply, socketSignal) => {
+    const signal = withTimeout(socketSignal, this.#options.requestTimeoutMs, 'shard request')
+    const release = this.#slots.tryAcquire()
+    this.#lastActivityMs = Date.now()
+    let op = 'unknown'
+    let replied = false
+    const send = (header: Uint8Array, size?: number, body?: AsyncIterable<Uint8Array>): Promise<void> => {
+      replied = true
+      return reply.send(header, size, body)
+    }
+    try {
+      if (release === undefined) {
+        throw new NodusError('PEER_BUSY', 'too many shard requests in progress', {
+          details: { limit: this.#options.maxConcurrentRequests },
+        })
+      }
+      const req = decodeRequest(request.header)
+      op = req.op
+      const t0 = performance.now()
+      if (req.op === 'get') {
+        const { offset, length } = this.#range(req)
+        await send(
+          dagCbor.encode({ ok: true, size: length }),
+          length,
+          this.#deps.store.read(req.cid, { offset, length, signal }),
+        )
+        this.#deps.metrics?.shardReadSeconds.observe((performance.now() - t0) / 1000)
+      } else if (req.op === 'put') {
+        this.#checkPutSize(req.size)
+        if (request.body.byteLength !== req.size) {
+          throw new NodusError(
+            'PROTOCOL_ERROR',
+            `put of ${req.size} bytes carried ${request.body.byteLength}`,
+            {
+              peerAction: 'reject',
+            },
+          )
+        }
+        const body = request.body
+        const stored = await this.#store(
+          req,
+          (async function* () {
+            yield body
+          })(),
+          signal,
+        )
+        await send(stored.response)
+        stored.announce()
+        this.#deps.metrics?.shardWriteSeconds.observe((performance.now() - t0) / 1000)
+      } else {
+        throw new NodusError('PROTOCOL_ERROR', `op ${req.op} is not served on the bulk channel`, {
+          peerAction: 'reject',
+        })
+      }
+      this.#served++
+      this.#deps.metrics?.shardRequests.inc({ op, result: 'ok' })
+    } catch (err) {
+      this.#deps.metrics?.shardRequests.inc({ op, result: isNodusError(err) ? err.code : 'ERROR' })
+      this.#deps.logger.debug({ err, peer: request.peer.toString() }, 'bulk shard request failed')
+      // After part of a body went out the socket's framing is lost: rethrow, and the channel closes it.
+      if (replied) throw err
+      await send(errorBody(err))
+    } finally {
+      release?.()
+      this.#lastActivityMs = Date.now()
     }
   }
 
@@ -428,6 +526,11 @@ export class ShardServer {
 /** What the shard client needs from libp2p. */
 export interface ShardClientDeps {
   dialProtocol(peer: PeerId, protocol: string, options?: { signal?: AbortSignal }): Promise<Stream>
+  /**
+   * The bulk channel (src/net/bulk.ts): when present, gets and puts go over a direct TLS socket to
+   * the peer, falling back to a libp2p stream when the peer has none or the socket fails.
+   */
+  bulk?: Pick<BulkChannel, 'request' | 'available'>
 }
 
 export interface ShardClientOptions {
@@ -456,11 +559,14 @@ function remoteError(resp: Record<string, unknown>, peer: PeerId): NodusError {
 }
 
 async function readResponse(reader: StreamReader, peer: PeerId): Promise<Record<string, unknown>> {
+  return parseResponse(await reader.readFrame(MAX_HEADER_BYTES), peer)
+}
+
+function parseResponse(bytes: Uint8Array, peer: PeerId): Record<string, unknown> {
   let resp: unknown
   try {
-    resp = dagCbor.decode(await reader.readFrame(MAX_HEADER_BYTES))
+    resp = dagCbor.decode(bytes)
   } catch (err) {
-    if (isNodusError(err)) throw err
     throw new NodusError('PROTOCOL_ERROR', 'response is not dag-cbor', { cause: err, peerAction: 'reject' })
   }
   if (!isRecord(resp))
@@ -479,6 +585,64 @@ export async function verifyReceipt(r: Receipt): Promise<boolean> {
     return false
   }
 }
+
+/** The verified receipt in a put's response; throws PROTOCOL_ERROR or SIGNATURE_INVALID. */
+async function checkReceipt(
+  resp: Record<string, unknown>,
+  peer: PeerId,
+  cid: CID,
+  size: number,
+): Promise<Receipt> {
+  const r = resp.receipt
+  if (
+    !isRecord(r) ||
+    !(r.sig instanceof Uint8Array) ||
+    typeof r.holder !== 'string' ||
+    typeof r.storedAt !== 'number'
+  ) {
+    throw new NodusError('PROTOCOL_ERROR', 'malformed receipt', { peerAction: 'reject' })
+  }
+  const receipt: Receipt = {
+    cid,
+    size: asSize(r.size, 'size'),
+    holder: r.holder,
+    storedAt: r.storedAt,
+    sig: r.sig,
+  }
+  if (
+    receipt.holder !== peer.toString() ||
+    receipt.size !== size ||
+    !(r.cid instanceof Uint8Array) ||
+    !parseCid(r.cid).equals(cid) ||
+    !(await verifyReceipt(receipt))
+  ) {
+    throw new NodusError('SIGNATURE_INVALID', `bad receipt from ${peer.toString()}`, {
+      peerAction: 'ban',
+    })
+  }
+  return receipt
+}
+
+/** Bytes that must hash to `cid`; throws CID_MISMATCH (peerAction ban) otherwise. */
+function checkBytes(bytes: Uint8Array, cid: CID, peer: PeerId): void {
+  if (!bytesEqual(blake3(bytes), cid.multihash.digest)) {
+    throw new NodusError(
+      'CID_MISMATCH',
+      `peer ${peer.toString()} sent bytes that do not hash to ${cidToString(cid)}`,
+      {
+        details: { peer: peer.toString(), cid: cidToString(cid) },
+        peerAction: 'ban',
+      },
+    )
+  }
+}
+
+/** Errors of the bulk transport itself, after which the same request goes over libp2p. */
+function bulkTransportFailed(err: unknown): boolean {
+  return isNodusError(err, 'BULK_UNAVAILABLE') || isNodusError(err, 'STREAM_CLOSED')
+}
+
+const NO_BODY = new Uint8Array(0)
 
 /** Client side of `/nodus/shard/1.0.0`. Every call opens one stream and applies the request timeout. */
 export class ShardClient {
@@ -513,51 +677,28 @@ export class ShardClient {
     options: { signal?: AbortSignal; expiresAt?: number } = {},
   ): Promise<Receipt> {
     const signal = withTimeout(options.signal, this.#options.requestTimeoutMs, 'shard put')
+    const header = dagCbor.encode({
+      v: 1,
+      op: 'put',
+      cid: cid.bytes,
+      size: bytes.byteLength,
+      ...(options.expiresAt === undefined ? {} : { expiresAt: options.expiresAt }),
+    })
+    const bulk = this.#deps.bulk
+    if (bulk?.available(peer) === true) {
+      try {
+        const resp = await bulk.request(peer, header, bytes, signal)
+        return await checkReceipt(parseResponse(resp.header, peer), peer, cid, bytes.byteLength)
+      } catch (err) {
+        if (!bulkTransportFailed(err) || signal.aborted) throw err
+      }
+    }
     const stream = await this.#open(peer, signal)
     try {
       const reader = new StreamReader(stream, { signal })
-      await sendWithBackpressure(
-        stream,
-        lengthPrefixed(
-          dagCbor.encode({
-            v: 1,
-            op: 'put',
-            cid: cid.bytes,
-            size: bytes.byteLength,
-            ...(options.expiresAt === undefined ? {} : { expiresAt: options.expiresAt }),
-          }),
-        ),
-        signal,
-      )
+      await sendWithBackpressure(stream, lengthPrefixed(header), signal)
       await sendAll(stream, bytes, signal)
-      const resp = await readResponse(reader, peer)
-      const r = resp.receipt
-      if (
-        !isRecord(r) ||
-        !(r.sig instanceof Uint8Array) ||
-        typeof r.holder !== 'string' ||
-        typeof r.storedAt !== 'number'
-      ) {
-        throw new NodusError('PROTOCOL_ERROR', 'malformed receipt', { peerAction: 'reject' })
-      }
-      const receipt: Receipt = {
-        cid,
-        size: asSize(r.size, 'size'),
-        holder: r.holder,
-        storedAt: r.storedAt,
-        sig: r.sig,
-      }
-      if (
-        receipt.holder !== peer.toString() ||
-        receipt.size !== bytes.byteLength ||
-        !(r.cid instanceof Uint8Array) ||
-        !parseCid(r.cid).equals(cid) ||
-        !(await verifyReceipt(receipt))
-      ) {
-        throw new NodusError('SIGNATURE_INVALID', `bad receipt from ${peer.toString()}`, {
-          peerAction: 'ban',
-        })
-      }
+      const receipt = await checkReceipt(await readResponse(reader, peer), peer, cid, bytes.byteLength)
       await stream.close({ signal }).catch(() => {})
       return receipt
     } catch (err) {
@@ -572,6 +713,34 @@ export class ShardClient {
    */
   async get(peer: PeerId, cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
     const signal = withTimeout(options.signal, this.#options.requestTimeoutMs, 'shard get')
+    const bulk = this.#deps.bulk
+    if (bulk?.available(peer) === true) {
+      try {
+        const resp = await bulk.request(
+          peer,
+          dagCbor.encode({ v: 1, op: 'get', cid: cid.bytes }),
+          NO_BODY,
+          signal,
+        )
+        const size = asSize(parseResponse(resp.header, peer).size, 'size')
+        if (size > this.#options.maxShardBytes) {
+          throw new NodusError('SHARD_TOO_LARGE', `peer offered ${size} bytes`, { peerAction: 'reject' })
+        }
+        if (size !== resp.body.byteLength) {
+          throw new NodusError(
+            'PROTOCOL_ERROR',
+            `peer announced ${size} bytes and sent ${resp.body.byteLength}`,
+            {
+              peerAction: 'reject',
+            },
+          )
+        }
+        checkBytes(resp.body, cid, peer)
+        return resp.body
+      } catch (err) {
+        if (!bulkTransportFailed(err) || signal.aborted) throw err
+      }
+    }
     const stream = await this.#open(peer, signal)
     try {
       const reader = new StreamReader(stream, { signal, highWaterBytes: 2 * 1024 * 1024 })
@@ -587,18 +756,7 @@ export class ShardClient {
         throw new NodusError('SHARD_TOO_LARGE', `peer offered ${size} bytes`, { peerAction: 'reject' })
       }
       const bytes = await reader.readExactly(size)
-      const digest = blake3(bytes)
-      const want = cid.multihash.digest
-      if (!bytesEqual(digest, want)) {
-        throw new NodusError(
-          'CID_MISMATCH',
-          `peer ${peer.toString()} sent bytes that do not hash to ${cidToString(cid)}`,
-          {
-            details: { peer: peer.toString(), cid: cidToString(cid) },
-            peerAction: 'ban',
-          },
-        )
-      }
+      checkBytes(bytes, cid, peer)
       return bytes
     } catch (err) {
       stream.abort(err instanceof Error ? err : new Error('get failed'))

@@ -1,0 +1,250 @@
+/**
+ * The bulk channel (src/net/bulk.ts): shard gets and puts over TLS 1.3 sockets keyed over libp2p,
+ * between real libp2p hosts on loopback; fallback to libp2p streams; hostile and broken sockets.
+ */
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { after, before, describe, it } from 'node:test'
+import { connect as tlsConnect } from 'node:tls'
+import * as dagCbor from '@ipld/dag-cbor'
+import { isNodusError, NodusError } from '../../src/common/errors.ts'
+import { BULK_PROTOCOL, BulkChannel, DEFAULT_BULK_OPTIONS, FrameParser } from '../../src/net/bulk.ts'
+import { encodeVarint, StreamReader } from '../../src/net/index.ts'
+import { cidForBytes, ShardClient, verifyReceipt } from '../../src/storage/index.ts'
+import { startPeer, type TestPeer } from '../utils/cluster.ts'
+
+interface BulkPeer extends TestPeer {
+  bulk: BulkChannel
+  bulkClient: ShardClient
+}
+
+async function bulkPeer(options: Partial<typeof DEFAULT_BULK_OPTIONS> = {}): Promise<BulkPeer> {
+  const peer = await startPeer()
+  const bulk = new BulkChannel(
+    {
+      handle: (protocol, handler, o) => peer.libp2p.handle(protocol, handler, o),
+      dialProtocol: (p, protocol, o) => peer.libp2p.dialProtocol(p, protocol, o),
+      remoteHost: () => '127.0.0.1',
+      handler: peer.server.bulkHandler,
+      logger: { debug: () => {} },
+    },
+    { ...DEFAULT_BULK_OPTIONS, ...options },
+  )
+  await bulk.start()
+  const bulkClient = new ShardClient(
+    { dialProtocol: (p, proto, o) => peer.libp2p.dialProtocol(p, proto, o), bulk },
+    { requestTimeoutMs: 20_000, maxShardBytes: 16 * 1024 * 1024 },
+  )
+  return { ...peer, bulk, bulkClient }
+}
+
+/** A ticket from `server`, fetched over libp2p as the client side does. */
+async function ticket(
+  client: TestPeer,
+  server: TestPeer,
+): Promise<{ port: number; id: string; key: string }> {
+  const stream = await client.libp2p.dialProtocol(server.id.peerId, BULK_PROTOCOL)
+  const raw = await new StreamReader(stream).readFrame(1024)
+  await stream.close().catch(() => {})
+  return JSON.parse(new TextDecoder().decode(raw)) as { port: number; id: string; key: string }
+}
+
+/** A raw TLS socket to `port` with the given PSK; resolves once connected, rejects on failure. */
+function rawSocket(port: number, identity: string, key: Buffer): Promise<ReturnType<typeof tlsConnect>> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({
+      host: '127.0.0.1',
+      port,
+      minVersion: 'TLSv1.3',
+      pskCallback: () => ({ psk: key, identity }),
+      checkServerIdentity: () => undefined,
+    })
+    s.once('secureConnect', () => resolve(s))
+    s.once('error', reject)
+    s.once('close', () => reject(new Error('closed')))
+  })
+}
+
+function closed(s: ReturnType<typeof tlsConnect>): Promise<void> {
+  return new Promise((resolve) => {
+    if (s.destroyed) resolve()
+    s.once('close', () => resolve())
+  })
+}
+
+describe('bulk channel', () => {
+  let a: BulkPeer
+  let b: BulkPeer
+  let plain: TestPeer
+
+  before(async () => {
+    ;[a, b] = await Promise.all([bulkPeer(), bulkPeer()])
+    plain = await startPeer()
+    await a.libp2p.dial(b.libp2p.getMultiaddrs())
+    await a.libp2p.dial(plain.libp2p.getMultiaddrs())
+  })
+  after(async () => {
+    await Promise.all([a.bulk.stop(), b.bulk.stop()])
+    await Promise.all([a.libp2p.stop(), b.libp2p.stop(), plain.libp2p.stop()])
+  })
+
+  it('carries puts and gets (signed receipts, CID-checked bytes), many in flight, over its own sockets', async () => {
+    const blobs = Array.from({ length: 24 }, (_, i) => randomBytes(i === 0 ? 0 : i * 65_537 + (i % 3)))
+    blobs.push(randomBytes(5 * 1024 * 1024 + 11))
+    const receipts = await Promise.all(
+      blobs.map((bytes) => a.bulkClient.put(b.id.peerId, cidForBytes(bytes), bytes)),
+    )
+    for (const [i, r] of receipts.entries()) {
+      assert.equal(r.holder, b.id.peerId.toString())
+      assert.equal(r.size, blobs[i]?.byteLength)
+      assert.equal(await verifyReceipt(r), true)
+    }
+    const got = await Promise.all(blobs.map((bytes) => a.bulkClient.get(b.id.peerId, cidForBytes(bytes))))
+    for (const [i, bytes] of blobs.entries())
+      assert.ok(Buffer.from(got[i] as Uint8Array).equals(bytes), `blob ${i}`)
+    assert.ok(
+      a.bulk.sockets.outbound >= 1 && a.bulk.sockets.outbound <= DEFAULT_BULK_OPTIONS.maxSocketsPerPeer,
+    )
+    assert.equal(b.bulk.sockets.inbound, a.bulk.sockets.outbound)
+  })
+
+  it('passes remote errors through (SHARD_MISSING, CID_MISMATCH on put) without falling back', async () => {
+    await assert.rejects(a.bulkClient.get(b.id.peerId, cidForBytes(randomBytes(10))), (err) =>
+      isNodusError(err, 'SHARD_MISSING'),
+    )
+    const cid = cidForBytes(randomBytes(100))
+    await assert.rejects(a.bulkClient.put(b.id.peerId, cid, randomBytes(100)), (err) =>
+      isNodusError(err, 'CID_MISMATCH'),
+    )
+    assert.equal(b.store.has(cid), false)
+  })
+
+  it('falls back to libp2p streams for a peer without a bulk channel', async () => {
+    const bytes = randomBytes(300_000)
+    const cid = cidForBytes(bytes)
+    await plain.store.put(cid, bytes)
+    assert.ok(Buffer.from(await a.bulkClient.get(plain.id.peerId, cid)).equals(bytes))
+    assert.equal(a.bulk.available(plain.id.peerId), false, 'the failed connect is remembered')
+    await assert.rejects(
+      a.bulk.request(plain.id.peerId, new Uint8Array(1), new Uint8Array(0), AbortSignal.timeout(5_000)),
+      (err) => isNodusError(err, 'BULK_UNAVAILABLE'),
+    )
+    const more = randomBytes(1000)
+    const r = await a.bulkClient.put(plain.id.peerId, cidForBytes(more), more)
+    assert.equal(await verifyReceipt(r), true)
+  })
+
+  it('refuses unknown, reused and expired tickets; the listener keeps serving', async () => {
+    await assert.rejects(rawSocket(b.bulk.port, 'no-such-ticket', randomBytes(32)))
+    const t = await ticket(a, b)
+    const s = await rawSocket(t.port, t.id, Buffer.from(t.key, 'hex'))
+    s.destroy()
+    await assert.rejects(rawSocket(t.port, t.id, Buffer.from(t.key, 'hex')), 'a ticket is single-use')
+    const wrongKey = await ticket(a, b)
+    await assert.rejects(rawSocket(wrongKey.port, wrongKey.id, randomBytes(32)), 'the key must match')
+    const short = await bulkPeer({ ticketTtlMs: 1 })
+    try {
+      await a.libp2p.dial(short.libp2p.getMultiaddrs())
+      const old = await ticket(a, short)
+      await new Promise((r) => setTimeout(r, 20))
+      await assert.rejects(
+        rawSocket(old.port, old.id, Buffer.from(old.key, 'hex')),
+        'an expired ticket is refused',
+      )
+    } finally {
+      await short.bulk.stop()
+      await short.libp2p.stop()
+    }
+    const bytes = randomBytes(1234)
+    await a.bulkClient.put(b.id.peerId, cidForBytes(bytes), bytes)
+  })
+
+  it('closes a socket that sends a malformed or oversized frame, and keeps serving others', async () => {
+    for (const junk of [
+      Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+      encodeVarint(64 * 1024 + 1),
+      Uint8Array.from([...encodeVarint(1), 0, ...encodeVarint(DEFAULT_BULK_OPTIONS.maxBodyBytes + 1)]),
+    ]) {
+      const t = await ticket(a, b)
+      const s = await rawSocket(t.port, t.id, Buffer.from(t.key, 'hex'))
+      s.on('error', () => {})
+      s.write(junk)
+      await closed(s)
+    }
+    // A request the shard server cannot parse gets an error reply on the same socket.
+    const t = await ticket(a, b)
+    const s = await rawSocket(t.port, t.id, Buffer.from(t.key, 'hex'))
+    const replies: { header: Uint8Array; body: Uint8Array }[] = []
+    const parser = new FrameParser(1024, (m) => replies.push(m))
+    s.on('data', (d: Buffer) => parser.push(d))
+    const header = dagCbor.encode({ v: 1, op: 'audit', nonsense: true })
+    s.write(Uint8Array.from([...encodeVarint(header.byteLength), ...header, ...encodeVarint(0)]))
+    const deadline = Date.now() + 10_000
+    while (replies.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+    const reply = dagCbor.decode(replies[0]?.header ?? new Uint8Array()) as { ok: boolean; code: string }
+    assert.equal(reply.ok, false)
+    assert.equal(reply.code, 'PROTOCOL_ERROR')
+    s.destroy()
+    const bytes = randomBytes(4321)
+    const cid = cidForBytes(bytes)
+    await a.bulkClient.put(b.id.peerId, cid, bytes)
+    assert.ok(Buffer.from(await a.bulkClient.get(b.id.peerId, cid)).equals(bytes))
+  })
+
+  it('a request aborted mid-way closes only its socket; the next request succeeds', async () => {
+    const bytes = randomBytes(8 * 1024 * 1024)
+    const cid = cidForBytes(bytes)
+    await b.store.put(cid, bytes)
+    const controller = new AbortController()
+    const pending = a.bulkClient.get(b.id.peerId, cid, { signal: controller.signal })
+    controller.abort(new NodusError('ABORTED', 'test abort'))
+    await assert.rejects(pending, (err) => isNodusError(err, 'ABORTED'))
+    assert.ok(Buffer.from(await a.bulkClient.get(b.id.peerId, cid)).equals(bytes))
+  })
+
+  it('when the server stops, requests fall back to libp2p', async () => {
+    const c = await bulkPeer()
+    await a.libp2p.dial(c.libp2p.getMultiaddrs())
+    const bytes = randomBytes(200_000)
+    const cid = cidForBytes(bytes)
+    await c.store.put(cid, bytes)
+    assert.ok(Buffer.from(await a.bulkClient.get(c.id.peerId, cid)).equals(bytes))
+    await c.bulk.stop()
+    assert.ok(Buffer.from(await a.bulkClient.get(c.id.peerId, cid)).equals(bytes))
+    await c.libp2p.stop()
+  })
+})
+
+describe('bulk frame parser', () => {
+  it('parses messages split at every byte boundary, and rejects bad varints and oversized frames', () => {
+    const header = dagCbor.encode({ ok: true, size: 5 })
+    const body = Uint8Array.of(1, 2, 3, 4, 5)
+    const one = Uint8Array.from([
+      ...encodeVarint(header.byteLength),
+      ...header,
+      ...encodeVarint(body.byteLength),
+      ...body,
+    ])
+    const wire = Uint8Array.from([...one, ...one, ...encodeVarint(0), ...encodeVarint(0)])
+    for (let cut = 0; cut <= wire.byteLength; cut++) {
+      const got: { header: Uint8Array; body: Uint8Array }[] = []
+      const p = new FrameParser(100, (m) => got.push(m))
+      p.push(wire.subarray(0, cut))
+      p.push(wire.subarray(cut))
+      assert.equal(got.length, 3, `cut ${cut}`)
+      assert.deepEqual([...(got[1]?.body ?? [])], [...body])
+      assert.equal(got[2]?.header.byteLength, 0)
+    }
+    assert.throws(
+      () =>
+        new FrameParser(100, () => {}).push(
+          Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1]),
+        ),
+      (err) => isNodusError(err, 'PROTOCOL_ERROR'),
+    )
+    assert.throws(
+      () => new FrameParser(100, () => {}).push(Uint8Array.from([0, 101])),
+      (err) => isNodusError(err, 'MESSAGE_TOO_LARGE'),
+    )
+  })
+})
