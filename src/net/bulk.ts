@@ -50,7 +50,7 @@ export interface BulkOptions {
   port: number
   /** Sockets a client opens to one peer (requests are spread over them). Default 4. */
   maxSocketsPerPeer: number
-  /** Inbound sockets accepted in all. Default 256. */
+  /** Inbound sockets accepted in all (and at most 2 × maxSocketsPerPeer from one peer). Default 256. */
   maxInboundSockets: number
   /** Largest request or response body, bytes. Default 17 MiB. */
   maxBodyBytes: number
@@ -231,7 +231,15 @@ export class BulkChannel {
 
   #accept(socket: TLSSocket): void {
     const peer = this.#peerOf.get(socket)
-    if (peer === undefined || this.#stopped || this.#inbound.size >= this.#options.maxInboundSockets) {
+    let fromPeer = 0
+    if (peer !== undefined)
+      for (const s of this.#inbound) if (this.#peerOf.get(s)?.equals(peer) === true) fromPeer++
+    if (
+      peer === undefined ||
+      this.#stopped ||
+      this.#inbound.size >= this.#options.maxInboundSockets ||
+      fromPeer >= 2 * this.#options.maxSocketsPerPeer
+    ) {
       socket.destroy()
       return
     }

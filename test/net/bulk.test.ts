@@ -191,6 +191,30 @@ describe('bulk channel', () => {
     assert.ok(Buffer.from(await a.bulkClient.get(b.id.peerId, cid)).equals(bytes))
   })
 
+  it('caps the sockets one peer may open (2 × maxSocketsPerPeer)', async () => {
+    const c = await bulkPeer()
+    const open: ReturnType<typeof tlsConnect>[] = []
+    try {
+      await a.libp2p.dial(c.libp2p.getMultiaddrs())
+      for (let i = 0; i < 2 * DEFAULT_BULK_OPTIONS.maxSocketsPerPeer; i++) {
+        const t = await ticket(a, c)
+        open.push(await rawSocket(t.port, t.id, Buffer.from(t.key, 'hex')))
+      }
+      const t = await ticket(a, c)
+      const extra = await rawSocket(t.port, t.id, Buffer.from(t.key, 'hex')).catch(() => undefined)
+      if (extra !== undefined) {
+        extra.on('error', () => {})
+        await closed(extra)
+      }
+      assert.equal(c.bulk.sockets.inbound, 2 * DEFAULT_BULK_OPTIONS.maxSocketsPerPeer)
+      assert.ok(open.every((s) => !s.destroyed))
+    } finally {
+      for (const s of open) s.destroy()
+      await c.bulk.stop()
+      await c.libp2p.stop()
+    }
+  })
+
   it('a request aborted mid-way closes only its socket; the next request succeeds', async () => {
     const bytes = randomBytes(8 * 1024 * 1024)
     const cid = cidForBytes(bytes)
