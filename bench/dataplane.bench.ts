@@ -192,8 +192,11 @@ async function libp2pTransfer(
     const negotiated = host.getConnections(peer)[0]?.encryption ?? '?'
     const cids = (info.cids as string[]).map((c) => parseCid(c))
     const requests = Math.ceil(total / SHARD_BYTES)
-    // warm-up: one round of every shard
-    await Promise.all(cids.map((c) => client.get(peer, c)))
+    // warm-up: rounds of every shard (the bulk channel keys its sockets in the background meanwhile)
+    for (let round = 0; round < (bulk === undefined ? 1 : 4); round++) {
+      await Promise.all(cids.map((c) => client.get(peer, c)))
+      await bulk?.settled(peer)
+    }
     const child0 = procCpuSeconds(proc.pid as number) ?? 0
     const self0 = cpuMs()
     const t0 = performance.now()

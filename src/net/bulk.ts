@@ -132,7 +132,7 @@ export class BulkChannel {
   readonly #peerOf = new WeakMap<TLSSocket, PeerId>()
   readonly #inbound = new Set<TLSSocket>()
   readonly #pools = new Map<string, ClientSocket[]>()
-  readonly #connecting = new Map<string, Promise<ClientSocket>>()
+  readonly #connecting = new Map<string, Promise<unknown>>()
   readonly #unavailableUntil = new Map<string, number>()
   #server: Server | undefined
   #port = 0
@@ -294,8 +294,9 @@ export class BulkChannel {
    * Send one request to `peer` and resolve with its response. Opens (and then reuses) bulk sockets
    * to the peer as needed.
    *
-   * @throws NodusError BULK_UNAVAILABLE when no bulk socket to the peer can be had (the peer does not
-   *   speak the protocol, its listener is unreachable, or a recent attempt failed): use libp2p instead
+   * @throws NodusError BULK_UNAVAILABLE when no bulk socket to the peer is open yet (one is then being
+   *   connected in the background) or can be had (the peer does not speak the protocol, its listener
+   *   is unreachable, or a connect in the last `retryAfterMs` failed): use libp2p instead
    * @throws NodusError STREAM_CLOSED when the socket closes before the response is complete
    * @throws the signal's reason when aborted (the socket is then closed, as its stream position is lost)
    */
@@ -305,8 +306,7 @@ export class BulkChannel {
     body: Uint8Array,
     signal: AbortSignal,
   ): Promise<BulkResponse> {
-    const socket = await this.#socketFor(peer, signal)
-    return socket.request(header, body, signal)
+    return this.#socketFor(peer).request(header, body, signal)
   }
 
   /** False while a recent connect to `peer` failed (requests would throw BULK_UNAVAILABLE at once). */
@@ -314,7 +314,12 @@ export class BulkChannel {
     return !this.#stopped && (this.#unavailableUntil.get(peer.toString()) ?? 0) <= Date.now()
   }
 
-  async #socketFor(peer: PeerId, signal: AbortSignal): Promise<ClientSocket> {
+  /**
+   * The least busy open socket to `peer`. A new socket is connected in the background when there is
+   * none, or when all are busy and the pool is not full; until the first one is up, requests throw
+   * BULK_UNAVAILABLE and go over libp2p, so keying never delays a request.
+   */
+  #socketFor(peer: PeerId): ClientSocket {
     const key = peer.toString()
     if (!this.available(peer)) {
       throw new NodusError('BULK_UNAVAILABLE', `no bulk channel to ${key}`, { details: { peer: key } })
@@ -325,30 +330,34 @@ export class BulkChannel {
     for (const s of pool) if (best === undefined || s.pending < best.pending) best = s
     if (best !== undefined && (best.pending === 0 || pool.length >= this.#options.maxSocketsPerPeer))
       return best
-    // Open one more socket (one connect at a time per peer); meanwhile use an open one if there is one.
-    let connecting = this.#connecting.get(key)
-    if (connecting === undefined) {
-      connecting = this.#connect(peer, signal).finally(() => this.#connecting.delete(key))
+    if (!this.#connecting.has(key)) {
+      const connecting = this.#connect(peer)
+        .catch((err: unknown) => {
+          this.#deps.logger.debug({ err: (err as Error).message, peer: key }, 'bulk connect failed')
+          this.#unavailableUntil.set(key, Date.now() + this.#options.retryAfterMs)
+          if (this.#unavailableUntil.size > 10_000) {
+            this.#unavailableUntil.delete(this.#unavailableUntil.keys().next().value as string)
+          }
+        })
+        .finally(() => this.#connecting.delete(key))
       this.#connecting.set(key, connecting)
-      connecting.catch(() => {})
     }
     if (best !== undefined) return best
-    try {
-      return await connecting
-    } catch (err) {
-      this.#unavailableUntil.set(key, Date.now() + this.#options.retryAfterMs)
-      if (this.#unavailableUntil.size > 10_000) {
-        this.#unavailableUntil.delete(this.#unavailableUntil.keys().next().value as string)
-      }
-      throw new NodusError('BULK_UNAVAILABLE', `no bulk channel to ${key}: ${(err as Error).message}`, {
-        cause: err,
-        details: { peer: key },
-      })
-    }
+    throw new NodusError('BULK_UNAVAILABLE', `bulk channel to ${key} is connecting`, {
+      details: { peer: key },
+    })
   }
 
-  async #connect(peer: PeerId, callerSignal: AbortSignal): Promise<ClientSocket> {
-    const signal = AbortSignal.any([callerSignal, AbortSignal.timeout(this.#options.connectTimeoutMs)])
+  /**
+   * Resolves once a connect to `peer` started by a request has finished (at once when none is in
+   * progress). For tests and benchmarks that want the channel up before measuring.
+   */
+  async settled(peer: PeerId): Promise<void> {
+    await this.#connecting.get(peer.toString())
+  }
+
+  async #connect(peer: PeerId): Promise<ClientSocket> {
+    const signal = AbortSignal.timeout(this.#options.connectTimeoutMs)
     const stream = await this.#deps.dialProtocol(peer, BULK_PROTOCOL, { signal })
     let ticket: { port: number; id: string; key: string }
     let host: string | undefined

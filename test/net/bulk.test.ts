@@ -91,14 +91,31 @@ describe('bulk channel', () => {
   it('carries puts and gets (signed receipts, CID-checked bytes), many in flight, over its own sockets', async () => {
     const blobs = Array.from({ length: 24 }, (_, i) => randomBytes(i === 0 ? 0 : i * 65_537 + (i % 3)))
     blobs.push(randomBytes(5 * 1024 * 1024 + 11))
-    const receipts = await Promise.all(
-      blobs.map((bytes) => a.bulkClient.put(b.id.peerId, cidForBytes(bytes), bytes)),
-    )
+    // Batches of 8: the first go over libp2p (a holder takes 16 shard streams per connection) while
+    // the channel is keyed in the background.
+    const receipts = []
+    for (let i = 0; i < blobs.length; i += 8) {
+      receipts.push(
+        ...(await Promise.all(
+          blobs.slice(i, i + 8).map((bytes) => a.bulkClient.put(b.id.peerId, cidForBytes(bytes), bytes)),
+        )),
+      )
+    }
     for (const [i, r] of receipts.entries()) {
       assert.equal(r.holder, b.id.peerId.toString())
       assert.equal(r.size, blobs[i]?.byteLength)
       assert.equal(await verifyReceipt(r), true)
     }
+    // The first requests went over libp2p while the channel was being keyed in the background.
+    await a.bulk.settled(b.id.peerId)
+    const direct = await a.bulk.request(
+      b.id.peerId,
+      dagCbor.encode({ v: 1, op: 'get', cid: cidForBytes(blobs[3] as Uint8Array).bytes }),
+      new Uint8Array(0),
+      AbortSignal.timeout(10_000),
+    )
+    assert.deepEqual(dagCbor.decode(direct.header), { ok: true, size: blobs[3]?.byteLength })
+    assert.ok(Buffer.from(direct.body).equals(blobs[3] as Uint8Array))
     const got = await Promise.all(blobs.map((bytes) => a.bulkClient.get(b.id.peerId, cidForBytes(bytes))))
     for (const [i, bytes] of blobs.entries())
       assert.ok(Buffer.from(got[i] as Uint8Array).equals(bytes), `blob ${i}`)
@@ -124,6 +141,7 @@ describe('bulk channel', () => {
     const cid = cidForBytes(bytes)
     await plain.store.put(cid, bytes)
     assert.ok(Buffer.from(await a.bulkClient.get(plain.id.peerId, cid)).equals(bytes))
+    await a.bulk.settled(plain.id.peerId)
     assert.equal(a.bulk.available(plain.id.peerId), false, 'the failed connect is remembered')
     await assert.rejects(
       a.bulk.request(plain.id.peerId, new Uint8Array(1), new Uint8Array(0), AbortSignal.timeout(5_000)),

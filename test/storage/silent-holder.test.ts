@@ -51,7 +51,8 @@ test('a holder that never answers is timed out, recorded, and its shards are reb
   assert.ok(silent)
   const rowValue = (k: NodusNode): number => k.trust.localTrust().get(k.peerId)?.get(silent.peerId) ?? 0
   const before = new Map(nodes.map((k) => [k.peerId, rowValue(k)]))
-  // From now on it takes shard streams and says nothing.
+  // From now on it takes shard streams and says nothing (and has no bulk channel to answer on).
+  await silent.bulk?.stop()
   await silent.libp2p.unhandle(SHARD_PROTOCOL)
   await silent.libp2p.handle(SHARD_PROTOCOL, () => {}, { maxInboundStreams: 256 })
 
