@@ -1,7 +1,8 @@
 /**
  * Memory of node processes (issue 4, item 6): RSS (VmRSS from /proc/PID/status, sampled every
  * 200 ms) of
- *   - an idle node, a few seconds after start;
+ *   - an idle node, a few seconds after start, and a standalone node that saw no traffic, 120 s after
+ *     start (quick: at the end of the run), once V8 has dropped its start-up garbage;
  *   - the uploading node during a 1 GB put (quick: 128 MB) through its HTTP API: does RSS stay flat
  *     or grow with the bytes put? Reported at 10 %, 50 % and 100 % of the bytes, with the growth over
  *     the second half in MB per GB put;
@@ -106,6 +107,19 @@ export async function run(options: BenchOptions): Promise<Row[]> {
       logLevel: 'warn',
       config: { storage: { k: 4, m: 2, segmentSize: 4 * 1024 * 1024 } },
     })
+    // One more node, alone and untouched, to read an idle RSS once start-up garbage is gone (V8's
+    // memory reducer shrinks the young generation after a minute or two of idling).
+    await mkdir(join(dir, 'alone'))
+    const alone = await Devnet.start({
+      nodes: 1,
+      baseDir: join(dir, 'alone'),
+      basePort: 0,
+      logLevel: 'warn',
+    }).catch(async (err: unknown) => {
+      await devnet.stop()
+      throw err
+    })
+    const aloneStarted = performance.now()
     const rows: Row[] = []
     // Clients: a holder accepts 16 inbound shard streams per connection (shard server option), so
     // 100 concurrent reads come over 7 connections of 15 or fewer streams each.
@@ -210,7 +224,10 @@ export async function run(options: BenchOptions): Promise<Row[]> {
               served += b.byteLength
               return
             } catch (err) {
-              if (!isNodusError(err, 'PEER_BUSY') || attempt >= 500) throw err
+              // PEER_UNREACHABLE here: the holder's 16 inbound streams per connection were all in
+              // use (a busy stream not yet closed on its side when the retry opened one).
+              const retry = isNodusError(err, 'PEER_BUSY') || isNodusError(err, 'PEER_UNREACHABLE')
+              if (!retry || attempt >= 500) throw err
               busy++
               await new Promise((r) => setTimeout(r, 20))
             }
@@ -225,11 +242,24 @@ export async function run(options: BenchOptions): Promise<Row[]> {
         peer: '-',
         peer_MBps: null,
         ratio: null,
-        note: `holder RSS ${sig(before)} MB before, max ${sig(Math.max(...readSamples.map((s) => s.rss)))} MB while serving ${sig(served / 1e6)} MB (${cids.length} distinct shards of ${sig(served / 100 / 1e6)} MB) in ${sig(readMs)} ms; ${busy} PEER_BUSY answers (64 served at once), retried after 20 ms`,
+        note: `holder RSS ${sig(before)} MB before, max ${sig(Math.max(...readSamples.map((s) => s.rss)))} MB while serving ${sig(served / 1e6)} MB (${cids.length} distinct shards of ${sig(served / 100 / 1e6)} MB) in ${sig(readMs)} ms; ${busy} PEER_BUSY answers or refused streams (64 served at once, 16 streams per connection), retried after 20 ms`,
+      })
+      // Full runs last long enough for the reducer; wait until 120 s after start at most.
+      const waitMs = options.quick ? 0 : Math.max(0, 120_000 - (performance.now() - aloneStarted))
+      await new Promise((r) => setTimeout(r, waitMs))
+      const aloneRss = rssMB(alone.nodes[0]?.proc.pid)
+      rows.push({
+        name: `idle node RSS (MB), ${sig((performance.now() - aloneStarted) / 1000)} s after start, no traffic`,
+        ours_MBps: Number.NaN,
+        peer: '-',
+        peer_MBps: null,
+        ratio: null,
+        note: `one standalone node started with the devnet; ${sig(aloneRss ?? Number.NaN)} MB`,
       })
     } finally {
       await Promise.all(hosts.map((h) => Promise.resolve(h.stop()).catch(() => {})))
       await devnet.stop()
+      await alone.stop()
     }
     return rows
   })

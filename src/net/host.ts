@@ -1,13 +1,35 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
-import type { PrivateKey } from '@libp2p/interface'
+import type { ConnectionEncrypter, PrivateKey } from '@libp2p/interface'
 import { type KadDHT, kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { type Ping, ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
-import { tls } from '@libp2p/tls'
+import type { TLSComponents } from '@libp2p/tls'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { useKademliaSplitting } from './kad-table.ts'
+
+/**
+ * @libp2p/tls, offered under its protocol id but loaded on the first TLS handshake: with its X.509 and
+ * ASN.1 code it adds about 5 MB of heap and 7–10 MB of RSS to every node, which a node preferring Noise
+ * never needs unless a TLS-preferring peer dials it (measured, docs/BENCHMARKS.md "Where the idle RSS
+ * goes").
+ */
+function lazyTls(): (components: TLSComponents) => ConnectionEncrypter {
+  return (components) => {
+    let real: Promise<ConnectionEncrypter> | undefined
+    const load = (): Promise<ConnectionEncrypter> => {
+      real ??= import('@libp2p/tls').then((m) => m.tls()(components))
+      return real
+    }
+    return {
+      protocol: '/tls/1.0.0',
+      [Symbol.toStringTag]: '@libp2p/tls',
+      secureInbound: async (connection, options) => (await load()).secureInbound(connection, options),
+      secureOutbound: async (connection, options) => (await load()).secureOutbound(connection, options),
+    } as ConnectionEncrypter
+  }
+}
 
 /** Options for the libp2p host. Times in milliseconds. */
 export interface HostOptions {
@@ -66,7 +88,7 @@ export async function createHost(privateKey: PrivateKey, options: HostOptions): 
     start: false,
     addresses: { listen: options.listen },
     transports: [tcp()],
-    connectionEncrypters: options.encrypter === 'tls' ? [tls(), noise()] : [noise(), tls()],
+    connectionEncrypters: options.encrypter === 'tls' ? [lazyTls(), noise()] : [noise(), lazyTls()],
     streamMuxers: [
       yamux({
         streamOptions: {
