@@ -8,7 +8,7 @@
  *     the second half in MB per GB put;
  *   - the downloading node during the get of the same file;
  *   - one holder while it serves 100 concurrent shard reads over `/nodus/shard/1.0.0` from clients
- *     in this process (7 libp2p connections of at most 15 streams: a holder accepts 16 inbound shard
+ *     in this process (9 libp2p connections of at most 12 streams: a holder accepts 16 inbound shard
  *     streams per connection).
  * 8 node processes (a devnet), RS(4,2), 4 MiB segments, loopback. There is no peer implementation
  * for these figures: the rows carry our put/get throughput and the RSS in the note.
@@ -122,9 +122,9 @@ export async function run(options: BenchOptions): Promise<Row[]> {
     const aloneStarted = performance.now()
     const rows: Row[] = []
     // Clients: a holder accepts 16 inbound shard streams per connection (shard server option), so
-    // 100 concurrent reads come over 7 connections of 15 or fewer streams each.
+    // 100 concurrent reads come over 9 connections of 12 or fewer streams each.
     const hosts = await Promise.all(
-      Array.from({ length: 7 }, async () =>
+      Array.from({ length: 9 }, async () =>
         createHost(await generateKeyPair('Ed25519'), DEFAULT_HOST_OPTIONS),
       ),
     )
@@ -210,6 +210,22 @@ export async function run(options: BenchOptions): Promise<Row[]> {
       const pick = Array.from({ length: 100 }, (_, i) => parseCid(cids[i % cids.length] as string))
       let served = 0
       let busy = 0
+      let redials = 0
+      // A client whose connection died (its muxer closed) dials the holder again, once at a time.
+      const redialing = new Map<number, Promise<void>>()
+      const redial = (n: number): Promise<void> => {
+        const host = hosts[n] as (typeof hosts)[number]
+        let p = redialing.get(n)
+        if (p === undefined) {
+          redials++
+          p = (async () => {
+            await host.hangUp(peerIdFromString(holderId)).catch(() => {})
+            await host.dial(holder.multiaddrs.map((a) => multiaddr(a)))
+          })().finally(() => redialing.delete(n))
+          redialing.set(n, p)
+        }
+        return p
+      }
       const s3 = sampler(holder.proc.pid, () => served, 50)
       const before = rssMB(holder.proc.pid) ?? Number.NaN
       const t2 = performance.now()
@@ -224,11 +240,17 @@ export async function run(options: BenchOptions): Promise<Row[]> {
               served += b.byteLength
               return
             } catch (err) {
-              // PEER_UNREACHABLE here: the holder's 16 inbound streams per connection were all in
-              // use (a busy stream not yet closed on its side when the retry opened one).
+              // PEER_UNREACHABLE: the connection's muxer closed under this load (seen in about one
+              // run in three, not explained yet): dial again, as a real client would.
               const retry = isNodusError(err, 'PEER_BUSY') || isNodusError(err, 'PEER_UNREACHABLE')
-              if (!retry || attempt >= 500) throw err
-              busy++
+              if (!retry || attempt >= 500) {
+                const cause = (err as { cause?: { message?: string } }).cause?.message
+                throw new Error(
+                  `${(err as Error).message}${cause === undefined ? '' : `: ${cause}`} (attempt ${attempt})`,
+                )
+              }
+              if (isNodusError(err, 'PEER_UNREACHABLE')) await redial(i % clients.length).catch(() => {})
+              else busy++
               await new Promise((r) => setTimeout(r, 20))
             }
           }
@@ -237,12 +259,12 @@ export async function run(options: BenchOptions): Promise<Row[]> {
       const readMs = performance.now() - t2
       const readSamples = s3.stop()
       rows.push({
-        name: '100 concurrent shard reads from one holder (7 client connections)',
+        name: '100 concurrent shard reads from one holder (9 client connections)',
         ours_MBps: sig(served / 1e6 / (readMs / 1000)),
         peer: '-',
         peer_MBps: null,
         ratio: null,
-        note: `holder RSS ${sig(before)} MB before, max ${sig(Math.max(...readSamples.map((s) => s.rss)))} MB while serving ${sig(served / 1e6)} MB (${cids.length} distinct shards of ${sig(served / 100 / 1e6)} MB) in ${sig(readMs)} ms; ${busy} PEER_BUSY answers or refused streams (64 served at once, 16 streams per connection), retried after 20 ms`,
+        note: `holder RSS ${sig(before)} MB before, max ${sig(Math.max(...readSamples.map((s) => s.rss)))} MB while serving ${sig(served / 1e6)} MB (${cids.length} distinct shards of ${sig(served / 100 / 1e6)} MB) in ${sig(readMs)} ms; ${busy} PEER_BUSY answers (64 served at once), retried after 20 ms; ${redials} client connections closed under the load and dialled again`,
       })
       // Full runs last long enough for the reducer; wait until 120 s after start at most.
       const waitMs = options.quick ? 0 : Math.max(0, 120_000 - (performance.now() - aloneStarted))
