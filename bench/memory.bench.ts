@@ -21,13 +21,23 @@ import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import { distIsFresh } from '../scripts/dist.ts'
 import { getFile, getJson, putFile } from '../src/cli/client.ts'
-import { Devnet } from '../src/cli/devnet.ts'
+import { Devnet as SourceDevnet } from '../src/cli/devnet.ts'
 import { isNodusError } from '../src/common/errors.ts'
 import { createHost, DEFAULT_HOST_OPTIONS } from '../src/net/host.ts'
 import { parseCid } from '../src/storage/cid.ts'
 import { ShardClient } from '../src/storage/shard-protocol.ts'
 import { type BenchOptions, type Row, sig, withTempDir, writeRandomFile } from './lib.ts'
+
+// Node processes run the compiled build when it is current (as bin/nodus.js does), else the sources.
+const COMPILED = distIsFresh()
+const { Devnet } = COMPILED
+  ? ((await import(new URL('../dist/src/cli/devnet.js', import.meta.url).href)) as {
+      Devnet: typeof SourceDevnet
+    })
+  : { Devnet: SourceDevnet }
+const RUNS = COMPILED ? 'compiled JS (dist/)' : 'TypeScript sources'
 
 export const description =
   'RSS (VmRSS, MB = 10^6 bytes) of node processes on an 8-node devnet, RS(4,2), 4 MiB segments: idle, the uploader during a 1 GB put, the downloader during the get, and a holder serving 100 concurrent shard reads. No peer implementation; MB/s columns hold the put or get throughput.'
@@ -144,7 +154,7 @@ export async function run(options: BenchOptions): Promise<Row[]> {
         peer: '-',
         peer_MBps: null,
         ratio: null,
-        note: `median ${sig(idle[idle.length >> 1] ?? Number.NaN)} MB, min ${sig(idle[0] ?? Number.NaN)}, max ${sig(idle[idle.length - 1] ?? Number.NaN)} over ${nodeCount} node processes`,
+        note: `median ${sig(idle[idle.length >> 1] ?? Number.NaN)} MB, min ${sig(idle[0] ?? Number.NaN)}, max ${sig(idle[idle.length - 1] ?? Number.NaN)} over ${nodeCount} node processes running ${RUNS}`,
       })
 
       let sent = 0
@@ -276,7 +286,7 @@ export async function run(options: BenchOptions): Promise<Row[]> {
         peer: '-',
         peer_MBps: null,
         ratio: null,
-        note: `one standalone node started with the devnet; ${sig(aloneRss ?? Number.NaN)} MB`,
+        note: `one standalone node started with the devnet, running ${RUNS}; ${sig(aloneRss ?? Number.NaN)} MB`,
       })
     } finally {
       await Promise.all(hosts.map((h) => Promise.resolve(h.stop()).catch(() => {})))

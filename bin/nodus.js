@@ -1,2 +1,20 @@
 #!/usr/bin/env node
-import '../src/cli/main.ts'
+// Runs the compiled CLI (dist/, built by scripts/build-js.ts at install) when it is at least as new as
+// every source file, else the TypeScript sources directly (Node 24 strips types). Compiled, a node
+// uses less memory and starts faster (docs/BENCHMARKS.md, "Where the idle RSS goes").
+import { existsSync, readdirSync, statSync } from 'node:fs'
+
+const src = new URL('../src/', import.meta.url)
+const built = new URL('../dist/BUILT', import.meta.url)
+
+function newestMs(dir) {
+  let newest = 0
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const url = new URL(entry.isDirectory() ? `${entry.name}/` : entry.name, dir)
+    newest = Math.max(newest, entry.isDirectory() ? newestMs(url) : statSync(url).mtimeMs)
+  }
+  return newest
+}
+
+const fresh = existsSync(built) && statSync(built).mtimeMs >= newestMs(src)
+await import(fresh ? '../dist/src/cli/main.js' : '../src/cli/main.ts')

@@ -4,7 +4,7 @@
  * compare SHA-256. Cleans up every process and temporary directory, whatever happens.
  */
 import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
+import { createReadStream, existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -16,7 +16,12 @@ import { Devnet } from './devnet.ts'
 import { Progress } from './progress.ts'
 
 /** The default demo file: the Node.js runtime binary that `npm ci` installed (about 126 MB). */
-export const DEFAULT_DEMO_FILE = fileURLToPath(new URL('../../node_modules/node/bin/node', import.meta.url))
+export const DEFAULT_DEMO_FILE = fileURLToPath(
+  // node_modules is at the package root: two levels up from src/cli, three from dist/src/cli.
+  ['../../node_modules/node/bin/node', '../../../node_modules/node/bin/node']
+    .map((rel) => new URL(rel, import.meta.url))
+    .find((u) => existsSync(u)) ?? new URL('../../node_modules/node/bin/node', import.meta.url),
+)
 
 export interface DemoOptions {
   nodes: number

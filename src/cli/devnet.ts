@@ -14,7 +14,10 @@ import { fileURLToPath } from 'node:url'
 import { NodusError } from '../common/errors.ts'
 import { initNode } from './init.ts'
 
-const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url))
+/** The CLI entry next to this module: dist/src/cli/main.js when running compiled, else main.ts. */
+const MAIN = fileURLToPath(
+  new URL(import.meta.url.endsWith('.js') ? './main.js' : './main.ts', import.meta.url),
+)
 
 export interface DevnetOptions {
   nodes: number

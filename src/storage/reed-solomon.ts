@@ -11,7 +11,7 @@
  * identity (data shards are stored as they are) and any k of its rows are invertible (any k shards
  * decode). This is the construction of Backblaze JavaReedSolomon and klauspost/reedsolomon.
  */
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { bytesEqual } from '../common/bytes.ts'
 import { NodusError } from '../common/errors.ts'
@@ -488,7 +488,13 @@ function nativeKernel(): NativeKernel | null {
   if (native !== undefined) return native
   native = null
   try {
-    const addon = createRequire(import.meta.url)('../../build/nodus-native.node') as NativeAddon
+    // build/ is at the package root: two levels up from src/storage, three from dist/src/storage.
+    const require = createRequire(import.meta.url)
+    const at = ['../../build/nodus-native.node', '../../../build/nodus-native.node'].find((rel) =>
+      existsSync(new URL(rel, import.meta.url)),
+    )
+    if (at === undefined) return null
+    const addon = require(at) as NativeAddon
     const kernel = new NativeKernel(addon)
     if (selfCheck(kernel)) native = kernel
   } catch {
