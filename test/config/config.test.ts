@@ -22,6 +22,16 @@ test('bad values and unknown keys are CONFIG_INVALID naming the key', () => {
     [{ dataDir: '/d', nope: 1 }, 'nope'],
     [{ dataDir: '/d', storage: { k: 200, m: 100 } }, 'k + storage.m'],
     [{ dataDir: '/d', net: { dhtProtocol: 'kad' } }, 'net.dhtProtocol'],
+    [{ dataDir: '/d', net: { listen: '/ip4/127.0.0.1/tcp/0' } }, 'net.listen'],
+    [{ dataDir: '/d', net: { bootstrap: [1] } }, 'net.bootstrap'],
+    [{ dataDir: '/d', log: { level: 'loud' } }, 'log.level'],
+    [{ dataDir: '/d', storage: { k: '3' } }, 'storage.k'],
+    [{ dataDir: '/d', storage: { k: 2.5 } }, 'storage.k'],
+    [{ dataDir: '/d', api: { nope: 1 } }, 'api.nope'],
+    [{ dataDir: '/d', api: 5 }, 'api'],
+    [{ dataDir: '' }, 'dataDir'],
+    [{ dataDir: '/d', storage: { k: 1, segmentSize: 64 * 1024 * 1024 } }, 'storage.segmentSize'],
+    [null, '(root)'],
   ] as const) {
     assert.throws(
       () => parseConfig(raw),
