@@ -54,6 +54,11 @@ export interface BulkOptions {
   maxInboundSockets: number
   /** Largest request or response body, bytes. Default 17 MiB. */
   maxBodyBytes: number
+  /**
+   * Bytes received on all inbound sockets and not yet handled; above it every inbound socket stops
+   * reading until half of it is free. Default 128 MiB.
+   */
+  maxInboundBufferedBytes: number
   /** An unused socket closes after this long, ms. Default 30 000. */
   idleTimeoutMs: number
   /** A ticket not used within this long expires, ms. Default 10 000. */
@@ -70,6 +75,7 @@ export const DEFAULT_BULK_OPTIONS: Readonly<BulkOptions> = Object.freeze({
   maxSocketsPerPeer: 4,
   maxInboundSockets: 256,
   maxBodyBytes: 17 * 1024 * 1024,
+  maxInboundBufferedBytes: 128 * 1024 * 1024,
   idleTimeoutMs: 30_000,
   ticketTtlMs: 10_000,
   connectTimeoutMs: 10_000,
@@ -131,6 +137,9 @@ export class BulkChannel {
   readonly #tickets = new Map<string, Ticket>()
   readonly #peerOf = new WeakMap<TLSSocket, PeerId>()
   readonly #inbound = new Set<TLSSocket>()
+  readonly #states = new Map<TLSSocket, InboundSocket>()
+  /** Bytes received on inbound sockets and not yet handled (complete and partial requests). */
+  #inboundBytes = 0
   readonly #pools = new Map<string, ClientSocket[]>()
   readonly #connecting = new Map<string, Promise<unknown>>()
   readonly #unavailableUntil = new Map<string, number>()
@@ -199,6 +208,7 @@ export class BulkChannel {
     this.#pools.clear()
     for (const s of this.#inbound) s.destroy()
     this.#inbound.clear()
+    this.#states.clear()
     const server = this.#server
     this.#server = undefined
     if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()))
@@ -243,21 +253,24 @@ export class BulkChannel {
       socket.destroy()
       return
     }
+    const state: InboundSocket = { socket, queue: [], serving: false, outstanding: 0, budgetPaused: false }
     this.#inbound.add(socket)
+    this.#states.set(socket, state)
     socket.setNoDelay(true)
     socket.setTimeout(this.#options.idleTimeoutMs, () => socket.destroy())
-    socket.on('close', () => this.#inbound.delete(socket))
     socket.on('error', () => socket.destroy())
-    const queue: BulkResponseOrRequest[] = []
-    let serving = false
     const lifetime = new AbortController()
-    socket.on('close', () => lifetime.abort(new NodusError('STREAM_CLOSED', 'bulk socket closed')))
+    socket.on('close', () => {
+      lifetime.abort(new NodusError('STREAM_CLOSED', 'bulk socket closed'))
+      this.#inbound.delete(socket)
+      this.#states.delete(socket)
+      this.#release(state, state.outstanding)
+    })
     const serveNext = async (): Promise<void> => {
-      if (serving) return
-      serving = true
+      if (state.serving) return
+      state.serving = true
       try {
-        for (let m = queue.shift(); m !== undefined; m = queue.shift()) {
-          if (socket.isPaused() && queue.length < MAX_QUEUED_REQUESTS / 2) socket.resume()
+        for (let m = state.queue[0]; m !== undefined; m = state.queue[0]) {
           let replied = false
           const reply: BulkReply = {
             send: async (header, size = 0, body) => {
@@ -268,26 +281,75 @@ export class BulkChannel {
           }
           await this.#deps.handler({ peer, header: m.header, body: m.body }, reply, lifetime.signal)
           if (!replied) throw new NodusError('PROTOCOL_ERROR', 'bulk handler sent no reply')
+          state.queue.shift()
+          this.#release(state, m.wireBytes)
         }
       } catch (err) {
         this.#deps.logger.debug({ err: (err as Error).message, peer: peer.toString() }, 'bulk socket closed')
         socket.destroy()
       } finally {
-        serving = false
+        state.serving = false
       }
     }
     const parser = new FrameParser(this.#options.maxBodyBytes, (message) => {
-      queue.push(message)
-      if (queue.length >= MAX_QUEUED_REQUESTS) socket.pause()
+      state.queue.push(message)
+      this.#updatePause(state)
       void serveNext()
     })
     socket.on('data', (chunk: Buffer) => {
+      state.outstanding += chunk.byteLength
+      this.#inboundBytes += chunk.byteLength
       try {
         parser.push(chunk)
       } catch {
         socket.destroy()
+        return
       }
+      if (this.#inboundBytes > this.#options.maxInboundBufferedBytes) this.#overBudget()
     })
+  }
+
+  /** Bytes of `state`'s socket are no longer held (handled, or the socket closed). */
+  #release(state: InboundSocket, bytes: number): void {
+    state.outstanding -= bytes
+    this.#inboundBytes -= bytes
+    if (this.#inboundBytes <= this.#options.maxInboundBufferedBytes / 2) {
+      for (const s of this.#states.values()) {
+        if (!s.budgetPaused) continue
+        s.budgetPaused = false
+        this.#updatePause(s)
+      }
+    } else this.#updatePause(state)
+  }
+
+  /** A socket reads while its queue is short and the shared budget allows. */
+  #updatePause(state: InboundSocket): void {
+    const pause = state.budgetPaused || state.queue.length >= MAX_QUEUED_REQUESTS
+    if (pause && !state.socket.isPaused()) state.socket.pause()
+    else if (!pause && state.socket.isPaused()) state.socket.resume()
+  }
+
+  /**
+   * Received and unhandled bytes exceed the budget: every inbound socket stops reading. Sockets with
+   * complete requests keep serving them, which frees the budget; if none has one (all the bytes are
+   * in partial messages), the socket holding the most is closed, so that a peer trickling large
+   * bodies cannot hold the others up.
+   */
+  #overBudget(): void {
+    let progress = false
+    let largest: InboundSocket | undefined
+    for (const s of this.#states.values()) {
+      if (!s.budgetPaused) {
+        s.budgetPaused = true
+        this.#updatePause(s)
+      }
+      if (s.queue.length > 0) progress = true
+      if (largest === undefined || s.outstanding > largest.outstanding) largest = s
+    }
+    if (!progress && largest !== undefined) {
+      this.#deps.logger.debug({ bytes: largest.outstanding }, 'bulk budget exhausted by partial messages')
+      largest.socket.destroy()
+    }
   }
 
   /**
@@ -444,6 +506,20 @@ export class BulkChannel {
 interface BulkResponseOrRequest {
   header: Uint8Array
   body: Uint8Array
+  /** Bytes the message took on the wire (both varints, header and body). */
+  wireBytes: number
+}
+
+/** Server-side state of one inbound socket. */
+interface InboundSocket {
+  socket: TLSSocket
+  /** Complete requests; the first is being served while `serving`. */
+  queue: BulkResponseOrRequest[]
+  serving: boolean
+  /** Bytes received on this socket and not yet handled. */
+  outstanding: number
+  /** Paused because the shared budget is exhausted. */
+  budgetPaused: boolean
 }
 
 /** One client socket: pipelined requests, responses matched in order. */
@@ -583,6 +659,7 @@ export class FrameParser {
   #buffer: Uint8Array = new Uint8Array(0)
   #filled = 0
   #header: Uint8Array = new Uint8Array(0)
+  #wire = 0
 
   constructor(maxBodyBytes: number, onMessage: (m: BulkResponseOrRequest) => void) {
     this.#maxBody = maxBodyBytes
@@ -594,6 +671,7 @@ export class FrameParser {
     while (at < chunk.byteLength) {
       if (this.#state === 0 || this.#state === 2) {
         const b = chunk[at++] as number
+        this.#wire++
         this.#varint += (b & 0x7f) * this.#varintMul
         this.#varintMul *= 0x80
         if (++this.#varintBytes > 8) throw new NodusError('PROTOCOL_ERROR', 'varint too long')
@@ -617,6 +695,7 @@ export class FrameParser {
       const take = Math.min(this.#buffer.byteLength - this.#filled, chunk.byteLength - at)
       this.#buffer.set(chunk.subarray(at, at + take), this.#filled)
       this.#filled += take
+      this.#wire += take
       at += take
       if (this.#filled === this.#buffer.byteLength) this.#complete()
     }
@@ -628,7 +707,8 @@ export class FrameParser {
       this.#state = 2
       return
     }
-    const message = { header: this.#header, body: this.#buffer }
+    const message = { header: this.#header, body: this.#buffer, wireBytes: this.#wire }
+    this.#wire = 0
     this.#state = 0
     this.#header = new Uint8Array(0)
     this.#buffer = new Uint8Array(0)

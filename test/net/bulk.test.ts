@@ -233,6 +233,51 @@ describe('bulk channel', () => {
     }
   })
 
+  it('bounds the bytes held for inbound requests: a small budget still serves every put, and a peer trickling a large body is cut off', {
+    timeout: 60_000,
+  }, async () => {
+    // No idle timeout to close the trickling socket: only the budget rule can.
+    const c = await bulkPeer({ maxInboundBufferedBytes: 1024 * 1024, idleTimeoutMs: 600_000 })
+    try {
+      await a.libp2p.dial(c.libp2p.getMultiaddrs())
+      const blobs = Array.from({ length: 24 }, (_, i) => randomBytes(300_000 + i))
+      // Key the channel first so that the puts go over it.
+      await a.bulkClient.put(c.id.peerId, cidForBytes(blobs[0] as Uint8Array), blobs[0] as Uint8Array)
+      await a.bulk.settled(c.id.peerId)
+      const receipts = await Promise.all(
+        blobs.map((bytes) =>
+          a.bulk.request(
+            c.id.peerId,
+            dagCbor.encode({ v: 1, op: 'put', cid: cidForBytes(bytes).bytes, size: bytes.byteLength }),
+            bytes,
+            AbortSignal.timeout(30_000),
+          ),
+        ),
+      )
+      for (const r of receipts) assert.equal((dagCbor.decode(r.header) as { ok: boolean }).ok, true)
+      for (const bytes of blobs) assert.ok(c.store.has(cidForBytes(bytes)))
+
+      // 1.5 MiB of a 5 MiB body, then silence: over the budget with no complete request anywhere.
+      const t = await ticket(a, c)
+      const s = await rawSocket(t.port, t.id, Buffer.from(t.key, 'hex'))
+      s.on('error', () => {})
+      const header = dagCbor.encode({
+        v: 1,
+        op: 'put',
+        cid: cidForBytes(Uint8Array.of(1)).bytes,
+        size: 5 << 20,
+      })
+      s.write(Uint8Array.from([...encodeVarint(header.byteLength), ...header, ...encodeVarint(5 << 20)]))
+      s.write(randomBytes(1536 * 1024))
+      await closed(s)
+      const more = randomBytes(1000)
+      await a.bulkClient.put(c.id.peerId, cidForBytes(more), more)
+    } finally {
+      await c.bulk.stop()
+      await c.libp2p.stop()
+    }
+  })
+
   it('a request aborted mid-way closes only its socket; the next request succeeds', async () => {
     const bytes = randomBytes(8 * 1024 * 1024)
     const cid = cidForBytes(bytes)
