@@ -136,7 +136,7 @@ export class BulkChannel {
   readonly #options: BulkOptions
   readonly #tickets = new Map<string, Ticket>()
   readonly #peerOf = new WeakMap<TLSSocket, PeerId>()
-  readonly #inbound = new Set<TLSSocket>()
+  /** Inbound sockets and their server-side state. */
   readonly #states = new Map<TLSSocket, InboundSocket>()
   /** Bytes received on inbound sockets and not yet handled (complete and partial requests). */
   #inboundBytes = 0
@@ -161,7 +161,7 @@ export class BulkChannel {
   get sockets(): { inbound: number; outbound: number } {
     let outbound = 0
     for (const pool of this.#pools.values()) outbound += pool.length
-    return { inbound: this.#inbound.size, outbound }
+    return { inbound: this.#states.size, outbound }
   }
 
   /** Listen for TLS sockets and register the ticket protocol. */
@@ -206,8 +206,7 @@ export class BulkChannel {
     this.#stopped = true
     for (const pool of this.#pools.values()) for (const s of pool) s.close()
     this.#pools.clear()
-    for (const s of this.#inbound) s.destroy()
-    this.#inbound.clear()
+    for (const s of this.#states.keys()) s.destroy()
     this.#states.clear()
     const server = this.#server
     this.#server = undefined
@@ -242,19 +241,24 @@ export class BulkChannel {
   #accept(socket: TLSSocket): void {
     const peer = this.#peerOf.get(socket)
     let fromPeer = 0
-    if (peer !== undefined)
-      for (const s of this.#inbound) if (this.#peerOf.get(s)?.equals(peer) === true) fromPeer++
+    if (peer !== undefined) for (const s of this.#states.values()) if (s.peer.equals(peer)) fromPeer++
     if (
       peer === undefined ||
       this.#stopped ||
-      this.#inbound.size >= this.#options.maxInboundSockets ||
+      this.#states.size >= this.#options.maxInboundSockets ||
       fromPeer >= 2 * this.#options.maxSocketsPerPeer
     ) {
       socket.destroy()
       return
     }
-    const state: InboundSocket = { socket, queue: [], serving: false, outstanding: 0, budgetPaused: false }
-    this.#inbound.add(socket)
+    const state: InboundSocket = {
+      socket,
+      peer,
+      queue: [],
+      serving: false,
+      outstanding: 0,
+      budgetPaused: false,
+    }
     this.#states.set(socket, state)
     socket.setNoDelay(true)
     socket.setTimeout(this.#options.idleTimeoutMs, () => socket.destroy())
@@ -262,7 +266,6 @@ export class BulkChannel {
     const lifetime = new AbortController()
     socket.on('close', () => {
       lifetime.abort(new NodusError('STREAM_CLOSED', 'bulk socket closed'))
-      this.#inbound.delete(socket)
       this.#states.delete(socket)
       this.#release(state, state.outstanding)
     })
@@ -386,12 +389,15 @@ export class BulkChannel {
     if (!this.available(peer)) {
       throw new NodusError('BULK_UNAVAILABLE', `no bulk channel to ${key}`, { details: { peer: key } })
     }
-    const pool = (this.#pools.get(key) ?? []).filter((s) => s.open)
-    this.#pools.set(key, pool)
+    // Closed sockets leave the pool on 'close'; one that failed a moment ago may still be listed.
     let best: ClientSocket | undefined
-    for (const s of pool) if (best === undefined || s.pending < best.pending) best = s
-    if (best !== undefined && (best.pending === 0 || pool.length >= this.#options.maxSocketsPerPeer))
-      return best
+    let open = 0
+    for (const s of this.#pools.get(key) ?? []) {
+      if (!s.open) continue
+      open++
+      if (best === undefined || s.pending < best.pending) best = s
+    }
+    if (best !== undefined && (best.pending === 0 || open >= this.#options.maxSocketsPerPeer)) return best
     if (!this.#connecting.has(key)) {
       const connecting = this.#connect(peer)
         .catch((err: unknown) => {
@@ -513,6 +519,8 @@ interface BulkResponseOrRequest {
 /** Server-side state of one inbound socket. */
 interface InboundSocket {
   socket: TLSSocket
+  /** The client's PeerId, from its ticket. */
+  peer: PeerId
   /** Complete requests; the first is being served while `serving`. */
   queue: BulkResponseOrRequest[]
   serving: boolean

@@ -246,49 +246,74 @@ export class ShardServer {
     void this.#serve(stream, connection.remotePeer)
   }
 
-  async #serve(stream: Stream, remote: PeerId): Promise<void> {
-    const signal = withTimeout(undefined, this.#options.requestTimeoutMs, 'shard request')
-    const reader = new StreamReader(stream, { signal })
+  /**
+   * The bookkeeping both transports share around one request: a slot (PEER_BUSY beyond
+   * `maxConcurrentRequests`), the activity clock, and the duration and result metrics. `serve`
+   * decodes and answers, calling `begin(op)` once it knows the op; on error `fail` answers with it
+   * (and may rethrow).
+   */
+  async #handle(
+    remote: PeerId,
+    serve: (begin: (op: string) => void) => Promise<void>,
+    fail: (err: unknown) => Promise<void>,
+  ): Promise<void> {
     const release = this.#slots.tryAcquire()
     this.#lastActivityMs = Date.now()
     let op = 'unknown'
+    let t0 = performance.now()
     try {
       if (release === undefined) {
         throw new NodusError('PEER_BUSY', 'too many shard requests in progress', {
           details: { limit: this.#options.maxConcurrentRequests },
         })
       }
-      const req = decodeRequest(await reader.readFrame(MAX_HEADER_BYTES))
-      op = req.op
-      const t0 = performance.now()
-      if (req.op === 'put') await this.#put(stream, reader, req, signal)
-      else if (req.op === 'get') await this.#get(stream, req, signal)
-      else if (req.op === 'pin') await this.#pin(stream, req)
-      else if (req.op === 'latest') await this.#latest(stream, req, signal)
-      else if (req.op === 'audit') await this.#audit(stream, req, signal)
-      else if (req.op === 'update') await this.#update(stream, reader, req, signal)
-      else await this.#has(stream, req)
+      await serve((o) => {
+        op = o
+        t0 = performance.now()
+      })
       const seconds = (performance.now() - t0) / 1000
-      if (req.op === 'put') this.#deps.metrics?.shardWriteSeconds.observe(seconds)
-      else if (req.op === 'get') this.#deps.metrics?.shardReadSeconds.observe(seconds)
+      if (op === 'put') this.#deps.metrics?.shardWriteSeconds.observe(seconds)
+      else if (op === 'get') this.#deps.metrics?.shardReadSeconds.observe(seconds)
       this.#served++
       this.#deps.metrics?.shardRequests.inc({ op, result: 'ok' })
-      await stream.close({ signal })
     } catch (err) {
       this.#deps.metrics?.shardRequests.inc({ op, result: isNodusError(err) ? err.code : 'ERROR' })
       this.#deps.logger.debug({ err, peer: remote.toString() }, 'shard request failed')
-      try {
-        if (stream.writeStatus === 'writable') {
-          stream.send(encodeError(err))
-          await stream.close({ signal: AbortSignal.timeout(5_000) })
-        }
-      } catch {
-        stream.abort(err instanceof Error ? err : new Error('shard request failed'))
-      }
+      await fail(err)
     } finally {
       release?.()
       this.#lastActivityMs = Date.now()
     }
+  }
+
+  async #serve(stream: Stream, remote: PeerId): Promise<void> {
+    const signal = withTimeout(undefined, this.#options.requestTimeoutMs, 'shard request')
+    const reader = new StreamReader(stream, { signal })
+    await this.#handle(
+      remote,
+      async (begin) => {
+        const req = decodeRequest(await reader.readFrame(MAX_HEADER_BYTES))
+        begin(req.op)
+        if (req.op === 'put') await this.#put(stream, reader, req, signal)
+        else if (req.op === 'get') await this.#get(stream, req, signal)
+        else if (req.op === 'pin') await this.#pin(stream, req)
+        else if (req.op === 'latest') await this.#latest(stream, req, signal)
+        else if (req.op === 'audit') await this.#audit(stream, req, signal)
+        else if (req.op === 'update') await this.#update(stream, reader, req, signal)
+        else await this.#has(stream, req)
+        await stream.close({ signal })
+      },
+      async (err) => {
+        try {
+          if (stream.writeStatus === 'writable') {
+            stream.send(encodeError(err))
+            await stream.close({ signal: AbortSignal.timeout(5_000) })
+          }
+        } catch {
+          stream.abort(err instanceof Error ? err : new Error('shard request failed'))
+        }
+      },
+    )
   }
 
   async #put(
@@ -382,70 +407,52 @@ export class ShardServer {
    */
   readonly bulkHandler: BulkHandler = async (request, reply, socketSignal) => {
     const signal = withTimeout(socketSignal, this.#options.requestTimeoutMs, 'shard request')
-    const release = this.#slots.tryAcquire()
-    this.#lastActivityMs = Date.now()
-    let op = 'unknown'
     let replied = false
     const send = (header: Uint8Array, size?: number, body?: AsyncIterable<Uint8Array>): Promise<void> => {
       replied = true
       return reply.send(header, size, body)
     }
-    try {
-      if (release === undefined) {
-        throw new NodusError('PEER_BUSY', 'too many shard requests in progress', {
-          details: { limit: this.#options.maxConcurrentRequests },
-        })
-      }
-      const req = decodeRequest(request.header)
-      op = req.op
-      const t0 = performance.now()
-      if (req.op === 'get') {
-        const { offset, length } = this.#range(req)
-        await send(
-          dagCbor.encode({ ok: true, size: length }),
-          length,
-          this.#deps.store.read(req.cid, { offset, length, signal }),
-        )
-        this.#deps.metrics?.shardReadSeconds.observe((performance.now() - t0) / 1000)
-      } else if (req.op === 'put') {
-        this.#checkPutSize(req.size)
-        if (request.body.byteLength !== req.size) {
-          throw new NodusError(
-            'PROTOCOL_ERROR',
-            `put of ${req.size} bytes carried ${request.body.byteLength}`,
-            {
-              peerAction: 'reject',
-            },
+    await this.#handle(
+      request.peer,
+      async (begin) => {
+        const req = decodeRequest(request.header)
+        begin(req.op)
+        if (req.op === 'get') {
+          const { offset, length } = this.#range(req)
+          await send(
+            dagCbor.encode({ ok: true, size: length }),
+            length,
+            this.#deps.store.read(req.cid, { offset, length, signal }),
           )
+        } else if (req.op === 'put') {
+          this.#checkPutSize(req.size)
+          const body = request.body
+          if (body.byteLength !== req.size) {
+            throw new NodusError('PROTOCOL_ERROR', `put of ${req.size} bytes carried ${body.byteLength}`, {
+              peerAction: 'reject',
+            })
+          }
+          const stored = await this.#store(
+            req,
+            (async function* () {
+              yield body
+            })(),
+            signal,
+          )
+          await send(stored.response)
+          stored.announce()
+        } else {
+          throw new NodusError('PROTOCOL_ERROR', `op ${req.op} is not served on the bulk channel`, {
+            peerAction: 'reject',
+          })
         }
-        const body = request.body
-        const stored = await this.#store(
-          req,
-          (async function* () {
-            yield body
-          })(),
-          signal,
-        )
-        await send(stored.response)
-        stored.announce()
-        this.#deps.metrics?.shardWriteSeconds.observe((performance.now() - t0) / 1000)
-      } else {
-        throw new NodusError('PROTOCOL_ERROR', `op ${req.op} is not served on the bulk channel`, {
-          peerAction: 'reject',
-        })
-      }
-      this.#served++
-      this.#deps.metrics?.shardRequests.inc({ op, result: 'ok' })
-    } catch (err) {
-      this.#deps.metrics?.shardRequests.inc({ op, result: isNodusError(err) ? err.code : 'ERROR' })
-      this.#deps.logger.debug({ err, peer: request.peer.toString() }, 'bulk shard request failed')
-      // After part of a body went out the socket's framing is lost: rethrow, and the channel closes it.
-      if (replied) throw err
-      await send(errorBody(err))
-    } finally {
-      release?.()
-      this.#lastActivityMs = Date.now()
-    }
+      },
+      async (err) => {
+        // After part of a body went out the socket's framing is lost: rethrow, and the channel closes it.
+        if (replied) throw err
+        await send(errorBody(err))
+      },
+    )
   }
 
   async #audit(stream: Stream, req: { challenge: AuditChallenge }, signal: AbortSignal): Promise<void> {
