@@ -4,12 +4,14 @@
  */
 import { createReadStream, createWriteStream } from 'node:fs'
 import { readFile, rename, rm, stat } from 'node:fs/promises'
+import { request as httpRequest, type IncomingMessage } from 'node:http'
+import { request as httpsRequest } from 'node:https'
 import { join } from 'node:path'
-import { Readable, Transform } from 'node:stream'
+import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { readApiToken } from '../api/auth.ts'
 import { type ErrorCode, HTTP_STATUS, NodusError } from '../common/errors.ts'
-import { RUN_FILE } from '../node/node.ts'
+import { RUN_FILE } from '../node/run-file.ts'
 
 export interface ApiTarget {
   url: string
@@ -32,17 +34,56 @@ export async function apiFromDataDir(dataDir: string): Promise<ApiTarget> {
   return { url: run.url, token }
 }
 
-async function failure(res: Response): Promise<NodusError> {
+/** The node's typed error from an error response's JSON body (PROTOCOL_ERROR when it has none). */
+function errorFrom(status: number, text: string): NodusError {
   let body: { code?: string; message?: string; details?: Record<string, unknown> } = {}
   try {
-    body = (await res.json()) as typeof body
+    body = JSON.parse(text) as typeof body
   } catch {
     // not JSON
   }
   const code =
     body.code !== undefined && body.code in HTTP_STATUS ? (body.code as ErrorCode) : 'PROTOCOL_ERROR'
-  return new NodusError(code, body.message ?? `HTTP ${res.status}`, {
-    details: { status: res.status, ...(body.details ?? {}) },
+  return new NodusError(code, body.message ?? `HTTP ${status}`, {
+    details: { status, ...(body.details ?? {}) },
+  })
+}
+
+async function failure(res: Response): Promise<NodusError> {
+  return errorFrom(res.status, await res.text().catch(() => ''))
+}
+
+/** Read a whole (small) response body as UTF-8. */
+async function textOf(res: IncomingMessage): Promise<string> {
+  const parts: Buffer[] = []
+  for await (const chunk of res) parts.push(chunk as Buffer)
+  return Buffer.concat(parts).toString('utf8')
+}
+
+/**
+ * One request through node:http, the body streamed from a Readable. File bodies go this way rather than
+ * through fetch: undici's web streams cost CPU-seconds per GB (see docs/BENCHMARKS.md, "Session 4"),
+ * while node:http hands socket chunks straight through.
+ * Resolves with the response as soon as its head arrives (even when the node answers before the whole
+ * body was sent, as it does on errors); rejects on a connection error or abort.
+ */
+function streamRequest(
+  url: URL,
+  method: string,
+  hdrs: Record<string, string>,
+  body: NodeJS.ReadableStream | undefined,
+  signal: AbortSignal | undefined,
+): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest
+    const req = send(url, { method, headers: hdrs, ...(signal === undefined ? {} : { signal }) }, resolve)
+    req.on('error', reject)
+    if (body === undefined) {
+      req.end()
+      return
+    }
+    body.on('error', (err) => req.destroy(err))
+    body.pipe(req)
   })
 }
 
@@ -72,35 +113,37 @@ export async function putFile(
     critical?: boolean
   } = {},
 ): Promise<PutResponse> {
+  let size: number
   try {
     const st = await stat(path)
     if (!st.isFile()) throw new Error('not a file')
+    size = st.size
   } catch {
     throw new NodusError('FILE_NOT_FOUND', `no such file: ${path}`, { details: { path } })
   }
   let sent = 0
-  const counter = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      sent += chunk.byteLength
-      options.onBytes?.(sent)
-      cb(null, chunk)
-    },
+  const file = createReadStream(path, { highWaterMark: 1024 * 1024 })
+  file.on('data', (chunk) => {
+    sent += chunk.length
+    options.onBytes?.(sent)
   })
-  const body = Readable.toWeb(
-    createReadStream(path, { highWaterMark: 1024 * 1024 }).pipe(counter),
-  ) as ReadableStream<Uint8Array>
   const name = path.split('/').pop() ?? 'file'
   const ttl = options.ttlSeconds === undefined ? '' : `&ttl=${options.ttlSeconds}`
   const critical = options.critical === true ? '&critical=true' : ''
-  const res = await fetch(`${api.url}/files?name=${encodeURIComponent(name)}${ttl}${critical}`, {
-    method: 'POST',
-    headers: headers(api, { 'content-type': 'application/octet-stream' }),
-    body,
-    duplex: 'half',
-    ...(options.signal === undefined ? {} : { signal: options.signal }),
-  } as RequestInit)
-  if (!res.ok) throw await failure(res)
-  return (await res.json()) as PutResponse
+  const res = await streamRequest(
+    new URL(`${api.url}/files?name=${encodeURIComponent(name)}${ttl}${critical}`),
+    'POST',
+    headers(api, { 'content-type': 'application/octet-stream', 'content-length': String(size) }),
+    file,
+    options.signal,
+  ).catch((err: unknown) => {
+    file.destroy()
+    throw err
+  })
+  const text = await textOf(res)
+  file.destroy()
+  if ((res.statusCode ?? 0) >= 300) throw errorFrom(res.statusCode ?? 0, text)
+  return JSON.parse(text) as PutResponse
 }
 
 /**
@@ -113,12 +156,15 @@ export async function getFile(
   outPath: string,
   options: { signal?: AbortSignal; onBytes?: (n: number, total: number | undefined) => void } = {},
 ): Promise<{ bytes: number }> {
-  const res = await fetch(`${api.url}/files/${encodeURIComponent(cid)}`, {
-    headers: headers(api),
-    ...(options.signal === undefined ? {} : { signal: options.signal }),
-  })
-  if (!res.ok || res.body === null) throw await failure(res)
-  const total = Number(res.headers.get('content-length') ?? Number.NaN)
+  const res = await streamRequest(
+    new URL(`${api.url}/files/${encodeURIComponent(cid)}`),
+    'GET',
+    headers(api),
+    undefined,
+    options.signal,
+  )
+  if ((res.statusCode ?? 0) >= 300) throw errorFrom(res.statusCode ?? 0, await textOf(res))
+  const total = Number(res.headers['content-length'] ?? Number.NaN)
   const part = `${outPath}.part`
   let got = 0
   const counter = new Transform({
@@ -130,11 +176,7 @@ export async function getFile(
   })
   try {
     const out = createWriteStream(part, { flush: true })
-    await pipeline(
-      Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>),
-      counter,
-      out,
-    )
+    await pipeline(res, counter, out)
     if (Number.isFinite(total) && got !== total) {
       throw new NodusError('DECODE_FAILED', `download ended after ${got} of ${total} bytes`)
     }

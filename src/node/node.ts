@@ -58,14 +58,14 @@ import {
   TrustVectorInbox,
   trustVectorFromLocalTrust,
 } from '../trust/index.ts'
+import { RUN_FILE } from './run-file.ts'
+
+export { RUN_FILE }
 
 /** Announce provider records only after this long without shard traffic, ms. */
 const ANNOUNCE_QUIET_MS = 2_000
 /** ...or once a record has waited this long, ms. */
 const ANNOUNCE_MAX_DEFER_MS = 60_000
-
-/** The run file a started node writes so that CLI commands can find its API. */
-export const RUN_FILE = 'api.json'
 
 export interface NodeInfo {
   peerId: string

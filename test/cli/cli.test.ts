@@ -109,6 +109,15 @@ test('one node on its own: start, put, get, status, stop', { timeout: 90_000 }, 
     const bad = await fetch(`${ready.api}/files/not-a-cid`)
     assert.equal(bad.status, 400)
     assert.equal(((await bad.json()) as { code: string }).code, 'CID_INVALID')
+    // The CLI streams uploads through node:http: a refusal that arrives while the 3 MiB body is still
+    // being sent is the node's typed error, and so is a refused download.
+    const refused = await run(['put', file, '--api', ready.api, '--token', 'wrong', '--json'])
+    assert.notEqual(refused.code, 0)
+    assert.match(refused.stderr, /wrong bearer token.*"status":401/)
+    const badGet = await run(['get', 'not-a-cid', '-o', join(dir, 'x.out'), '--data-dir', dataDir])
+    assert.notEqual(badGet.code, 0)
+    assert.match(badGet.stderr, /CID_INVALID/)
+    await assert.rejects(stat(join(dir, 'x.out.part')), { code: 'ENOENT' })
   } finally {
     const gone = new Promise((r) => node.once('exit', r))
     node.kill('SIGTERM')
