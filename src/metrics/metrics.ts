@@ -29,6 +29,8 @@ export class NodusMetrics {
   readonly cacheRequests: Counter<'result'>
   readonly audits: Counter<'result'>
   readonly repairs: Counter<'state'>
+  readonly providerRecords: Counter
+  readonly providerLookups: Counter
   #sources: MetricsSources | undefined
 
   constructor() {
@@ -110,6 +112,16 @@ export class NodusMetrics {
       name: 'nodus_storage_repairs_total',
       help: 'Segment repairs, by state (started or finished)',
       labelNames: ['state'],
+      registers,
+    })
+    this.providerRecords = new Counter({
+      name: 'nodus_net_provider_records_sent_total',
+      help: 'ADD_PROVIDER messages delivered to peers (one per key and peer)',
+      registers,
+    })
+    this.providerLookups = new Counter({
+      name: 'nodus_net_provider_lookups_total',
+      help: 'DHT lookups made to announce provider records (keys covered by an earlier lookup need none)',
       registers,
     })
     const self = this

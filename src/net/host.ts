@@ -7,6 +7,7 @@ import { type Ping, ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import type { TLSComponents } from '@libp2p/tls'
 import { createLibp2p, type Libp2p } from 'libp2p'
+import { useMultihashProviderKeys } from './kad-providers.ts'
 import { useKademliaSplitting } from './kad-table.ts'
 
 /**
@@ -125,5 +126,7 @@ export async function createHost(privateKey: PrivateKey, options: HostOptions): 
   // Kademlia splitting toward the node's own ID (kad-table.ts); kad-dht's default trie stops at depth
   // 6. If kad-dht's internals change shape this is a no-op (test/net/kad-table.test.ts fails then).
   useKademliaSplitting(node.services.dht)
+  // kad-dht 16 refuses provider records keyed by a non-SHA2-256 multihash (kad-providers.ts).
+  useMultihashProviderKeys(node.services.dht)
   return node
 }

@@ -10,7 +10,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { CID } from 'multiformats/cid'
 import { readApiToken } from '../api/auth.ts'
 import { type ApiServer, createApiServer } from '../api/server.ts'
-import { BoundedQueue } from '../common/bounded-queue.ts'
+import { BatchQueue } from '../common/batch-queue.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
 import { createLogger, type Logger } from '../common/logger.ts'
 import { mulberry32 } from '../common/prng.ts'
@@ -25,6 +25,7 @@ import {
 import { NodusMetrics } from '../metrics/metrics.ts'
 import { BulkChannel, DEFAULT_BULK_OPTIONS } from '../net/bulk.ts'
 import { createHost, DEFAULT_HOST_OPTIONS, type NodusLibp2p } from '../net/index.ts'
+import { announceBatch, provideBatchDepsFor } from '../net/provide-batch.ts'
 import { AuditRecords } from '../storage/audit-records.ts'
 import { FileIndex } from '../storage/file-index.ts'
 import {
@@ -66,6 +67,8 @@ export { RUN_FILE }
 const ANNOUNCE_QUIET_MS = 2_000
 /** ...or once a record has waited this long, ms. */
 const ANNOUNCE_MAX_DEFER_MS = 60_000
+/** Provider records announced together (net/provide-batch.ts): lookups and streams are shared. */
+const PROVIDE_BATCH = 512
 
 export interface NodeInfo {
   peerId: string
@@ -94,7 +97,7 @@ export class NodusNode {
   readonly reports: ReadonlyMap<string, CapacityReport>
   readonly metrics: NodusMetrics
   readonly #api: ApiServer
-  readonly #provideQueue: BoundedQueue<{ cid: CID; at: number }>
+  readonly #provideQueue: BatchQueue<{ cid: CID; at: number }>
   readonly #lifetime: AbortController
   /** The bulk channel (undefined when `net.bulk` is off). */
   readonly bulk: BulkChannel | undefined
@@ -123,7 +126,7 @@ export class NodusNode {
     reports: ReadonlyMap<string, CapacityReport>
     metrics: NodusMetrics
     api: ApiServer
-    provideQueue: BoundedQueue<{ cid: CID; at: number }>
+    provideQueue: BatchQueue<{ cid: CID; at: number }>
     lifetime: AbortController
     bulk: BulkChannel | undefined
   }) {
@@ -447,19 +450,41 @@ export async function createNode(
       // not a manifest (or not valid): nothing to watch
     }
   }
-  const provideQueue = new BoundedQueue<{ cid: CID; at: number }>(
-    async ({ cid, at }) => {
-      const quiet = (): boolean =>
-        shardServer === undefined ||
-        (shardServer.inFlight === 0 && Date.now() - shardServer.lastActivityMs > ANNOUNCE_QUIET_MS)
-      await waitUntil(quiet, at + ANNOUNCE_MAX_DEFER_MS - Date.now(), lifetime.signal)
-      await libp2p.contentRouting.provide(cid, {
-        signal: AbortSignal.any([lifetime.signal, AbortSignal.timeout(30_000)]),
-      })
+  const provideDeps = provideBatchDepsFor(libp2p, config.net.dhtProtocol, DEFAULT_HOST_OPTIONS.dhtKBucketSize)
+  const provideQueue = new BatchQueue<{ cid: CID; at: number }>(
+    async (items) => {
+      const signal = lifetime.signal
+      if (provideDeps === undefined) {
+        // kad-dht's internals differ from 16.x: one provide per key, as kad-dht does it.
+        for (const { cid } of items)
+          await libp2p.contentRouting
+            .provide(cid, { signal: AbortSignal.any([signal, AbortSignal.timeout(30_000)]) })
+            .catch((err: unknown) =>
+              netLog.debug({ cid: cidToString(cid), err: (err as Error).message }, 'provide failed'),
+            )
+        return
+      }
+      const r = await announceBatch(
+        provideDeps,
+        items.map((i) => i.cid),
+        signal,
+      )
+      metrics.providerRecords.inc(r.records)
+      metrics.providerLookups.inc(r.lookups)
+      netLog.debug(r, 'provider records announced')
     },
-    1,
-    100_000,
-    (err, { cid }) => netLog.debug({ cid: cidToString(cid), err: (err as Error).message }, 'provide failed'),
+    {
+      batchSize: PROVIDE_BATCH,
+      maxPending: 100_000,
+      gate: async ({ at }, signal) => {
+        const quiet = (): boolean =>
+          shardServer === undefined ||
+          (shardServer.inFlight === 0 && Date.now() - shardServer.lastActivityMs > ANNOUNCE_QUIET_MS)
+        await waitUntil(quiet, at + ANNOUNCE_MAX_DEFER_MS - Date.now(), signal)
+      },
+      onError: (err, items) =>
+        netLog.debug({ keys: items.length, err: (err as Error).message }, 'provide batch failed'),
+    },
   )
 
   // The bulk channel carries shard bytes over direct TLS sockets keyed through libp2p.
