@@ -138,6 +138,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       await new Promise((r) => setTimeout(r, 250))
     }
 
+    // Nodes keep joining the DHT and compiling their hot code for a few seconds after they report
+    // ready; the put is measured once that has settled (as Helia's add is, on a started node).
+    const settledMs = await devnet.settle()
+    o.log(`devnet settled after ${(settledMs / 1000).toFixed(1)} s`)
     o.log(`putting the file through node 0 (${uploader.peerId})`)
     const putBar = new Progress('put', size, o.progress)
     const put = await putFile(up, file, { onBytes: (n) => putBar.update(n) })

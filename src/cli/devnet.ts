@@ -5,7 +5,7 @@
  * whose parent dies (even by SIGKILL) leaves no stray processes.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { createWriteStream } from 'node:fs'
+import { createWriteStream, readFileSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
@@ -119,6 +119,9 @@ async function startChild(
   })
 }
 
+/** Kernel clock ticks per second (USER_HZ), the unit of /proc/PID/stat times: 100 on Linux. */
+const CLOCK_TICKS = 100
+
 /** A running devnet. Create with {@link Devnet.start}; always `stop()` it. */
 export class Devnet {
   readonly nodes: DevnetNode[] = []
@@ -226,6 +229,51 @@ export class Devnet {
     })
     this.#options.onEvent?.(`node ${index} restarted: api ${n.api}`)
     return n
+  }
+
+  /**
+   * CPU seconds (user + system) used so far by the live node processes, from /proc/PID/stat; undefined
+   * where /proc is not available (not Linux).
+   */
+  cpuSeconds(): number | undefined {
+    let total = 0
+    for (const n of this.nodes) {
+      if (!n.alive || n.proc.pid === undefined) continue
+      let stat: string
+      try {
+        stat = readFileSync(`/proc/${n.proc.pid}/stat`, 'utf8')
+      } catch {
+        return undefined
+      }
+      // utime and stime are fields 14 and 15; count from after the command name, which may hold spaces.
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      total += (Number(f[11]) + Number(f[12])) / CLOCK_TICKS
+    }
+    return total
+  }
+
+  /**
+   * Wait until the devnet has settled after start: its processes together use less than `maxCores`
+   * over a `windowMs` window (nodes still join the DHT and compile their hot code for a few seconds
+   * after they report ready). Gives up after `timeoutMs`; returns the milliseconds waited.
+   * Defaults: 0.5 cores, 500 ms, 15 000 ms.
+   */
+  async settle(
+    options: { maxCores?: number; windowMs?: number; timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<number> {
+    const { maxCores = 0.5, windowMs = 500, timeoutMs = 15_000 } = options
+    const t0 = Date.now()
+    let before = this.cpuSeconds()
+    if (before === undefined) return 0
+    while (Date.now() - t0 < timeoutMs) {
+      await new Promise((r) => setTimeout(r, windowMs))
+      options.signal?.throwIfAborted()
+      const now = this.cpuSeconds()
+      if (now === undefined) break
+      if ((now - before) / (windowMs / 1000) < maxCores) break
+      before = now
+    }
+    return Date.now() - t0
   }
 
   /** SIGKILL one node's process and wait until it is gone. */
