@@ -145,7 +145,8 @@ async function main(argv: string[]): Promise<number> {
         const t = setTimeout(() => process.exit(code), 10_000)
         t.unref()
         await node.stop().catch(() => {})
-        process.exit(code)
+        process.stdin.destroy() // read for --exit-with-parent; would hold the event loop
+        exitWith(code)
       }
       process.once('SIGINT', () => void stop(0))
       process.once('SIGTERM', () => void stop(0))
@@ -376,19 +377,31 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * End the process with `code`: let it exit on its own once nothing is pending, and call process.exit
+ * only if something still holds the event loop after 5 s. A natural exit disposes the V8 isolate before
+ * Node stops its worker threads; process.exit() does not, and it can then wait forever for a concurrent
+ * compile job that waits for a garbage collection (nodejs/node#54918; seen here in `nodus put`).
+ */
+function exitWith(code: number): void {
+  process.exitCode = code
+  setTimeout(() => process.exit(code), 5_000).unref()
+}
+
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exitWith(code),
   (err: unknown) => {
     const json = process.argv.includes('--json')
     if (isNodusError(err)) {
       process.stderr.write(json ? `${JSON.stringify(err.toJSON())}\n` : `error ${err.code}: ${err.message}\n`)
-      process.exit(err.code === 'INVALID_ARGUMENT' ? 2 : 1)
+      exitWith(err.code === 'INVALID_ARGUMENT' ? 2 : 1)
+      return
     }
     process.stderr.write(
       json
         ? `${JSON.stringify({ code: 'INTERNAL', message: String(err) })}\n`
         : `error: ${(err as Error)?.stack ?? String(err)}\n`,
     )
-    process.exit(1)
+    exitWith(1)
   },
 )

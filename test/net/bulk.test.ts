@@ -16,16 +16,22 @@ import { startPeer, type TestPeer } from '../utils/cluster.ts'
 interface BulkPeer extends TestPeer {
   bulk: BulkChannel
   bulkClient: ShardClient
+  /** Requests this peer's bulk listener has handed to its shard server. */
+  bulkServed: { count: number }
 }
 
 async function bulkPeer(options: Partial<typeof DEFAULT_BULK_OPTIONS> = {}): Promise<BulkPeer> {
   const peer = await startPeer()
+  const bulkServed = { count: 0 }
   const bulk = new BulkChannel(
     {
       handle: (protocol, handler, o) => peer.libp2p.handle(protocol, handler, o),
       dialProtocol: (p, protocol, o) => peer.libp2p.dialProtocol(p, protocol, o),
       remoteHost: () => '127.0.0.1',
-      handler: peer.server.bulkHandler,
+      handler: (request, reply, signal) => {
+        bulkServed.count++
+        return peer.server.bulkHandler(request, reply, signal)
+      },
       logger: { debug: () => {} },
     },
     { ...DEFAULT_BULK_OPTIONS, ...options },
@@ -35,7 +41,7 @@ async function bulkPeer(options: Partial<typeof DEFAULT_BULK_OPTIONS> = {}): Pro
     { dialProtocol: (p, proto, o) => peer.libp2p.dialProtocol(p, proto, o), bulk },
     { requestTimeoutMs: 20_000, maxShardBytes: 16 * 1024 * 1024 },
   )
-  return { ...peer, bulk, bulkClient }
+  return { ...peer, bulk, bulkClient, bulkServed }
 }
 
 /** A ticket from `server`, fetched over libp2p as the client side does. */
@@ -91,8 +97,8 @@ describe('bulk channel', () => {
   it('carries puts and gets (signed receipts, CID-checked bytes), many in flight, over its own sockets', async () => {
     const blobs = Array.from({ length: 24 }, (_, i) => randomBytes(i === 0 ? 0 : i * 65_537 + (i % 3)))
     blobs.push(randomBytes(5 * 1024 * 1024 + 11))
-    // Batches of 8: the first go over libp2p (a holder takes 16 shard streams per connection) while
-    // the channel is keyed in the background.
+    // Batches of 8. The first requests wait for the channel to be keyed (keyingWaitMs) rather than
+    // go over libp2p, so every one is served by the bulk listener.
     const receipts = []
     for (let i = 0; i < blobs.length; i += 8) {
       receipts.push(
@@ -100,13 +106,14 @@ describe('bulk channel', () => {
           blobs.slice(i, i + 8).map((bytes) => a.bulkClient.put(b.id.peerId, cidForBytes(bytes), bytes)),
         )),
       )
+      if (i === 0) assert.equal(b.bulkServed.count, 8, 'the first batch went over the bulk channel')
     }
+    assert.equal(b.bulkServed.count, blobs.length)
     for (const [i, r] of receipts.entries()) {
       assert.equal(r.holder, b.id.peerId.toString())
       assert.equal(r.size, blobs[i]?.byteLength)
       assert.equal(await verifyReceipt(r), true)
     }
-    // The first requests went over libp2p while the channel was being keyed in the background.
     await a.bulk.settled(b.id.peerId)
     const direct = await a.bulk.request(
       b.id.peerId,
