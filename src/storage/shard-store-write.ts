@@ -118,6 +118,9 @@ function sizeDiffers(key: string, expectedSize: number, size: number): NodusErro
   })
 }
 
+/** How long one statfs result of the free disk space is used (less the bytes written since), ms. */
+const STATFS_TTL_MS = 1_000
+
 /**
  * Bytes reserved by puts in flight, checked against `capacityBytes` (with the stored bytes) and against the
  * file system's free space less `minFreeDiskBytes`.
@@ -129,6 +132,10 @@ export class CapacityGuard {
   #reservedBytes = 0
   /** The statfs call in flight, shared by concurrent puts. */
   #statfs: Promise<number> | undefined
+  /** The last statfs result (free bytes) and when it was taken (ms, performance.now()). */
+  #lastFree: { bytes: number; at: number } | undefined
+  /** Bytes of reservations released since that statfs (written, or given up: counted either way). */
+  #releasedSinceStatfs = 0
 
   constructor(options: { dir: string; capacityBytes: number; minFreeDiskBytes: number }) {
     this.#dir = options.dir
@@ -168,6 +175,7 @@ export class CapacityGuard {
       grow: take,
       release: () => {
         this.#reservedBytes -= held
+        this.#releasedSinceStatfs += held
         held = 0
       },
     }
@@ -176,19 +184,34 @@ export class CapacityGuard {
   /**
    * STORE_FULL unless the file system keeps at least minFreeDiskBytes free after every put in flight:
    * statfs `bavail × bsize` less all reserved bytes (conservative: bytes those puts already wrote count
-   * twice). Concurrent calls share one statfs. A no-op when minFreeDiskBytes is 0.
+   * twice). Concurrent calls share one statfs, and a result serves for STATFS_TTL_MS less every
+   * reservation released since (as if all of them had been written). A no-op when minFreeDiskBytes is 0.
    */
   async checkDiskReserve(key: string): Promise<void> {
     if (this.#minFreeDiskBytes === 0) return
-    if (this.#statfs === undefined) {
-      const p = statfs(this.#dir).then((s) => s.bavail * s.bsize)
-      this.#statfs = p
-      const clear = (): void => {
-        if (this.#statfs === p) this.#statfs = undefined
+    let freeDiskBytes: number
+    const last = this.#lastFree
+    if (last !== undefined && performance.now() - last.at < STATFS_TTL_MS) {
+      freeDiskBytes = last.bytes - this.#releasedSinceStatfs
+    } else {
+      if (this.#statfs === undefined) {
+        const at = performance.now()
+        const released = this.#releasedSinceStatfs
+        const p = statfs(this.#dir).then((s) => {
+          const bytes = s.bavail * s.bsize
+          // Reservations released while statfs ran may or may not be in its figure: count them.
+          this.#releasedSinceStatfs -= released
+          this.#lastFree = { bytes, at }
+          return bytes
+        })
+        this.#statfs = p
+        const clear = (): void => {
+          if (this.#statfs === p) this.#statfs = undefined
+        }
+        p.then(clear, clear)
       }
-      p.then(clear, clear)
+      freeDiskBytes = await this.#statfs
     }
-    const freeDiskBytes = await this.#statfs
     if (freeDiskBytes - this.#reservedBytes < this.#minFreeDiskBytes) {
       throw new NodusError('STORE_FULL', 'the file system is at its free-space reserve', {
         details: {

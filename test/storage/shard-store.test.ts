@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, statfs, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { describe, it, type TestContext } from 'node:test'
@@ -18,6 +18,7 @@ import {
   type ShardStoreOptions,
   startExpiryCleanup,
 } from '../../src/storage/shard-store.ts'
+import { CapacityGuard } from '../../src/storage/shard-store-write.ts'
 import { bytesOf, cidOf } from './fixtures/shard-bytes.ts'
 
 const NOW_MS = 1_700_000_000_000
@@ -989,6 +990,26 @@ describe('ShardStore cache', () => {
 })
 
 describe('ShardStore capacity', () => {
+  it('reuses a statfs for a second, less every byte reserved and released since', async (t) => {
+    const h = await harness(t)
+    const MiB = 1024 * 1024
+    const s = await statfs(h.dir)
+    // 64 MiB above the reserve now; the disk itself is not written to by this test.
+    const guard = new CapacityGuard({
+      dir: h.dir,
+      capacityBytes: Number.MAX_SAFE_INTEGER,
+      minFreeDiskBytes: s.bavail * s.bsize - 64 * MiB,
+    })
+    await guard.checkDiskReserve('a')
+    guard.reserve('a', 40 * MiB, () => 0).release() // as if 40 MiB had been written
+    await guard.checkDiskReserve('b')
+    guard.reserve('b', 40 * MiB, () => 0).release()
+    await assert.rejects(guard.checkDiskReserve('c'), hasCode('STORE_FULL'))
+    // After the TTL a fresh statfs shows that nothing was written.
+    await new Promise((r) => setTimeout(r, 1_100))
+    await guard.checkDiskReserve('d')
+  })
+
   it('STORE_FULL when the file system would keep less than minFreeDiskBytes; nothing is written', async (t) => {
     const h = await harness(t)
     const store = await h.store({ minFreeDiskBytes: Number.MAX_SAFE_INTEGER })
