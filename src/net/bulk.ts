@@ -31,6 +31,7 @@ import {
   connect as tlsConnect,
 } from 'node:tls'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { BufferPool } from '../common/buffer-pool.ts'
 import { NodusError } from '../common/errors.ts'
 import { encodeVarint, lengthPrefixed, StreamReader } from './stream-io.ts'
 
@@ -40,6 +41,8 @@ export const BULK_PROTOCOL = '/nodus/bulk/1.0.0'
 const CIPHERS = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256'
 const MAX_HEADER_BYTES = 64 * 1024
 const MAX_QUEUED_REQUESTS = 16
+/** Handled request bodies kept for reuse by one channel, bytes. */
+const INBOUND_POOL_BYTES = 16 * 1024 * 1024
 /** The client's reused socket read buffer (TLS records are at most 16 KiB of plaintext). */
 const READ_BUFFER_BYTES = 64 * 1024
 
@@ -127,7 +130,11 @@ export interface BulkReply {
   send(header: Uint8Array, size?: number, body?: AsyncIterable<Uint8Array>): Promise<void>
 }
 
-/** Serves one request; must call `reply.send` exactly once unless it throws (the socket then closes). */
+/**
+ * Serves one request; must call `reply.send` exactly once unless it throws (the socket then closes).
+ * `request.body` is lent: the channel reuses its memory once the returned promise settles, so nothing
+ * may hold on to it (or a view of it) after that.
+ */
 export type BulkHandler = (request: BulkRequest, reply: BulkReply, signal: AbortSignal) => Promise<void>
 
 /** What the bulk channel needs from libp2p. */
@@ -175,6 +182,8 @@ export class BulkChannel {
   readonly #pools = new Map<string, ClientSocket[]>()
   readonly #connecting = new Map<string, Promise<unknown>>()
   readonly #unavailableUntil = new Map<string, number>()
+  /** Request bodies handled and given back, reused for the next ones (see BufferPool). */
+  readonly #bodies = new BufferPool({ maxBytes: INBOUND_POOL_BYTES })
   #server: Server | undefined
   #port = 0
   #stopped = false
@@ -240,6 +249,7 @@ export class BulkChannel {
     this.#pools.clear()
     for (const s of this.#states.keys()) s.destroy()
     this.#states.clear()
+    this.#bodies.clear()
     const server = this.#server
     this.#server = undefined
     if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()))
@@ -317,6 +327,7 @@ export class BulkChannel {
           await this.#deps.handler({ peer, header: m.header, body: m.body }, reply, lifetime.signal)
           if (!replied) throw new NodusError('PROTOCOL_ERROR', 'bulk handler sent no reply')
           state.queue.shift()
+          this.#bodies.give(m.body) // the handler is done with it (BulkHandler's contract)
           this.#release(state, m.wireBytes)
         }
       } catch (err) {
@@ -326,11 +337,15 @@ export class BulkChannel {
         state.serving = false
       }
     }
-    const parser = new FrameParser(this.#options.maxBodyBytes, (message) => {
-      state.queue.push(message)
-      this.#updatePause(state)
-      void serveNext()
-    })
+    const parser = new FrameParser(
+      this.#options.maxBodyBytes,
+      (message) => {
+        state.queue.push(message)
+        this.#updatePause(state)
+        void serveNext()
+      },
+      (n) => this.#bodies.take(n),
+    )
     socket.on('data', (chunk: Buffer) => {
       state.outstanding += chunk.byteLength
       this.#inboundBytes += chunk.byteLength
@@ -712,9 +727,19 @@ export class FrameParser {
   #header: Uint8Array = new Uint8Array(0)
   #wire = 0
 
-  constructor(maxBodyBytes: number, onMessage: (m: BulkResponseOrRequest) => void) {
+  readonly #alloc: (size: number) => Uint8Array
+
+  /**
+   * @param alloc memory for each body (headers always get their own); default Buffer.allocUnsafe
+   */
+  constructor(
+    maxBodyBytes: number,
+    onMessage: (m: BulkResponseOrRequest) => void,
+    alloc: (size: number) => Uint8Array = (n) => Buffer.allocUnsafe(n),
+  ) {
     this.#maxBody = maxBodyBytes
     this.#onMessage = onMessage
+    this.#alloc = alloc
   }
 
   push(chunk: Uint8Array): void {
@@ -737,7 +762,8 @@ export class FrameParser {
             details: { len: n, max },
           })
         }
-        this.#buffer = n === 0 ? new Uint8Array(0) : Buffer.allocUnsafe(n)
+        this.#buffer =
+          n === 0 ? new Uint8Array(0) : this.#state === 0 ? Buffer.allocUnsafe(n) : this.#alloc(n)
         this.#filled = 0
         this.#state = this.#state === 0 ? 1 : 3
         if (n === 0) this.#complete()

@@ -5,6 +5,7 @@
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
+import { BufferPool } from '../common/buffer-pool.ts'
 import { bytesEqual } from '../common/bytes.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
 import { Blake3Stream, blake3, type HybridPublicKey, type HybridSignature } from '../crypto/index.ts'
@@ -219,17 +220,24 @@ export class FileService {
     const hasher = new Blake3Stream()
     const segments: ManifestSegment[] = []
     const inflight = new Set<Promise<void>>()
+    // Segments and parity shards whose put has finished are reused for the next segments (fresh
+    // memory costs a page fault per 4 KiB and counts toward V8's external-memory GC trigger).
+    const shardBytes = Math.ceil(segmentSize / k)
+    const buffers = new BufferPool({
+      maxBytes: (this.#options.segmentsInFlight + 1) * (k + m) * shardBytes,
+      minSize: 1,
+    })
     let firstError: unknown
     let fileSize = 0
     let done = 0
     let index = 0
     try {
-      for await (const seg of segment(source, segmentSize, k, signal)) {
+      for await (const seg of segment(source, segmentSize, k, signal, (n) => buffers.take(n))) {
         if (firstError !== undefined) break
         hasher.update(seg.data.subarray(0, seg.size))
         fileSize += seg.size
         const i = index++
-        const p: Promise<void> = this.#putSegment(i, seg.data, seg.size, signal, holderExpiry).then(
+        const p: Promise<void> = this.#putSegment(i, seg.data, seg.size, signal, holderExpiry, buffers).then(
           (s) => {
             segments[i] = s
             done++
@@ -249,6 +257,7 @@ export class FileService {
       ac.abort(err)
     }
     await Promise.all(inflight)
+    buffers.clear()
     if (firstError !== undefined) {
       this.#deps.metrics?.fileOps.inc({ op: 'put', result: errCode(firstError) })
       throw firstError
@@ -288,12 +297,14 @@ export class FileService {
     size: number,
     signal: AbortSignal,
     expiresAt: number | undefined,
+    buffers: BufferPool,
   ): Promise<ManifestSegment> {
     const { k, m } = this.#options
     const shardSize = data.byteLength / k
     const shards: Uint8Array[] = []
     for (let i = 0; i < k; i++) shards.push(data.subarray(i * shardSize, (i + 1) * shardSize))
-    for (let i = 0; i < m; i++) shards.push(new Uint8Array(shardSize))
+    // Encoding overwrites every parity byte, so reused memory needs no clearing.
+    for (let i = 0; i < m; i++) shards.push(buffers.take(shardSize))
     const t0 = performance.now()
     codec(k, m).encode(shards)
     this.#deps.metrics?.erasureSeconds.observe({ op: 'encode' }, (performance.now() - t0) / 1000)
@@ -316,6 +327,10 @@ export class FileService {
         this.#putShard(cids[j] as CID, shard, chosen[j] as string, pool, used, signal, expiresAt),
       ),
     )
+    // Every shard is stored and acknowledged: no transfer still reads these bytes. (After a failure
+    // some transfers may still be running, so their memory is left to the garbage collector.)
+    buffers.give(data)
+    for (let i = k; i < k + m; i++) buffers.give(shards[i] as Uint8Array)
     return {
       size,
       shardSize,

@@ -3,10 +3,12 @@ import { NodusError } from '../common/errors.ts'
 /**
  * Cut a byte stream into segments of exactly `segmentSize` bytes (the last one may be shorter).
  *
- * Each yielded segment is a fresh buffer whose capacity is `segmentSize` rounded up to a multiple of
+ * Each yielded segment is a buffer whose capacity is `segmentSize` rounded up to a multiple of
  * `alignTo`, zero-filled past the data, so it can be split into `alignTo` equal shards without a copy.
  * At most one segment is buffered; memory stays bounded whatever the stream's length.
  *
+ * @param alloc memory for each segment (`capacity` bytes, any contents: the padding is zeroed here);
+ *   default a new zeroed Uint8Array. Lets the caller reuse the buffers of segments it is done with.
  * @yields `{ data, size }`: `data.byteLength` is the padded capacity, `size` the real bytes in it
  */
 export async function* segment(
@@ -14,12 +16,13 @@ export async function* segment(
   segmentSize: number,
   alignTo: number,
   signal?: AbortSignal,
+  alloc: (capacity: number) => Uint8Array = (n) => new Uint8Array(n),
 ): AsyncGenerator<{ data: Uint8Array; size: number }> {
   if (!Number.isSafeInteger(segmentSize) || segmentSize < 1) {
     throw new NodusError('INVALID_ARGUMENT', `segmentSize must be a positive integer, got ${segmentSize}`)
   }
   const capacity = Math.ceil(segmentSize / alignTo) * alignTo
-  let buf = new Uint8Array(capacity)
+  let buf = alloc(capacity)
   let filled = 0
   for await (const chunk of source) {
     signal?.throwIfAborted()
@@ -30,14 +33,16 @@ export async function* segment(
       filled += take
       off += take
       if (filled === segmentSize) {
+        buf.fill(0, filled, capacity)
         yield { data: buf, size: filled }
-        buf = new Uint8Array(capacity)
+        buf = alloc(capacity)
         filled = 0
       }
     }
   }
   if (filled > 0) {
     const padded = Math.ceil(filled / alignTo) * alignTo
+    buf.fill(0, filled, padded)
     yield { data: buf.subarray(0, padded), size: filled }
   }
 }

@@ -33,6 +33,26 @@ test('segments reassemble to the input, every segment but the last is full, padd
   )
 })
 
+test('segments in reused memory (arbitrary old bytes) are the same, padding zeroed', async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.uint8Array({ maxLength: 3000 }), { maxLength: 12 }),
+      fc.integer({ min: 1, max: 5000 }),
+      fc.integer({ min: 1, max: 16 }),
+      async (chunks, segmentSize, align) => {
+        const fresh: Uint8Array[] = []
+        for await (const s of segment(from(chunks), segmentSize, align)) fresh.push(Uint8Array.from(s.data))
+        const dirty = (n: number): Uint8Array => new Uint8Array(n).fill(0xa5)
+        const reused: Uint8Array[] = []
+        for await (const s of segment(from(chunks), segmentSize, align, undefined, dirty))
+          reused.push(Uint8Array.from(s.data))
+        assert.deepEqual(reused, fresh)
+      },
+    ),
+    { seed, numRuns: 200 },
+  )
+})
+
 test('placement puts the n shards of a segment on distinct peers when there are enough, and spreads load', () => {
   fc.assert(
     fc.property(
