@@ -5,50 +5,47 @@ import { placeShards, segment } from '../../src/storage/index.ts'
 
 const seed = Number(process.env.NODUS_FC_SEED ?? 20261122)
 
+/** Chunks of a stream, a segment size and an alignment (k). */
+const INPUTS = [
+  fc.array(fc.uint8Array({ maxLength: 3000 }), { maxLength: 12 }),
+  fc.integer({ min: 1, max: 5000 }),
+  fc.integer({ min: 1, max: 16 }),
+] as const
+
 async function* from(chunks: Uint8Array[]): AsyncGenerator<Uint8Array> {
   yield* chunks
 }
 
 test('segments reassemble to the input, every segment but the last is full, padding is zero', async () => {
   await fc.assert(
-    fc.asyncProperty(
-      fc.array(fc.uint8Array({ maxLength: 3000 }), { maxLength: 12 }),
-      fc.integer({ min: 1, max: 5000 }),
-      fc.integer({ min: 1, max: 16 }),
-      async (chunks, segmentSize, align) => {
-        const input = Buffer.concat(chunks)
-        const segs: { data: Uint8Array; size: number }[] = []
-        for await (const s of segment(from(chunks), segmentSize, align))
-          segs.push({ data: Uint8Array.from(s.data), size: s.size })
-        assert.deepEqual(Buffer.concat(segs.map((s) => s.data.subarray(0, s.size))), input)
-        segs.forEach((s, i) => {
-          if (i < segs.length - 1) assert.equal(s.size, segmentSize)
-          assert.equal(s.data.byteLength % align, 0)
-          assert.ok(s.data.subarray(s.size).every((b) => b === 0))
-        })
-        assert.equal(segs.length, Math.ceil(input.byteLength / segmentSize))
-      },
-    ),
+    fc.asyncProperty(...INPUTS, async (chunks, segmentSize, align) => {
+      const input = Buffer.concat(chunks)
+      const segs: { data: Uint8Array; size: number }[] = []
+      for await (const s of segment(from(chunks), segmentSize, align))
+        segs.push({ data: Uint8Array.from(s.data), size: s.size })
+      assert.deepEqual(Buffer.concat(segs.map((s) => s.data.subarray(0, s.size))), input)
+      segs.forEach((s, i) => {
+        if (i < segs.length - 1) assert.equal(s.size, segmentSize)
+        assert.equal(s.data.byteLength % align, 0)
+        assert.ok(s.data.subarray(s.size).every((b) => b === 0))
+      })
+      assert.equal(segs.length, Math.ceil(input.byteLength / segmentSize))
+    }),
     { seed, numRuns: 200 },
   )
 })
 
 test('segments in reused memory (arbitrary old bytes) are the same, padding zeroed', async () => {
   await fc.assert(
-    fc.asyncProperty(
-      fc.array(fc.uint8Array({ maxLength: 3000 }), { maxLength: 12 }),
-      fc.integer({ min: 1, max: 5000 }),
-      fc.integer({ min: 1, max: 16 }),
-      async (chunks, segmentSize, align) => {
-        const fresh: Uint8Array[] = []
-        for await (const s of segment(from(chunks), segmentSize, align)) fresh.push(Uint8Array.from(s.data))
-        const dirty = (n: number): Uint8Array => new Uint8Array(n).fill(0xa5)
-        const reused: Uint8Array[] = []
-        for await (const s of segment(from(chunks), segmentSize, align, undefined, dirty))
-          reused.push(Uint8Array.from(s.data))
-        assert.deepEqual(reused, fresh)
-      },
-    ),
+    fc.asyncProperty(...INPUTS, async (chunks, segmentSize, align) => {
+      const fresh: Uint8Array[] = []
+      for await (const s of segment(from(chunks), segmentSize, align)) fresh.push(Uint8Array.from(s.data))
+      const dirty = (n: number): Uint8Array => new Uint8Array(n).fill(0xa5)
+      const reused: Uint8Array[] = []
+      for await (const s of segment(from(chunks), segmentSize, align, undefined, dirty))
+        reused.push(Uint8Array.from(s.data))
+      assert.deepEqual(reused, fresh)
+    }),
     { seed, numRuns: 200 },
   )
 })
