@@ -215,18 +215,22 @@ function clkTck(): number {
   return clockTicks
 }
 
-/** CPU seconds (user + system) that process `pid` has used so far, from /proc; undefined once it is gone. */
-export function procCpuSeconds(pid: number): number | undefined {
+/** CPU seconds that process `pid` has used so far, user and system apart, from /proc; undefined once gone. */
+export function procCpuSplit(pid: number): { user: number; system: number } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     // Fields after the command name (which may contain spaces), counted from field 3 (state).
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    const utime = Number(fields[11])
-    const stime = Number(fields[12])
-    return (utime + stime) / clkTck()
+    return { user: Number(fields[11]) / clkTck(), system: Number(fields[12]) / clkTck() }
   } catch {
     return undefined
   }
+}
+
+/** CPU seconds (user + system) that process `pid` has used so far, from /proc; undefined once it is gone. */
+export function procCpuSeconds(pid: number): number | undefined {
+  const t = procCpuSplit(pid)
+  return t === undefined ? undefined : t.user + t.system
 }
 
 /** Command line of process `pid` (arguments joined by spaces), or undefined once it is gone. */
