@@ -1,21 +1,22 @@
 /**
  * By hand: where a put's CPU goes across a devnet, per process, user and system apart.
  *
- *   node bench/put-cpu.ts [--file FILE] [--nodes N] [--after MS]
+ *   node bench/put-cpu.ts [--file FILE] [--nodes N] [--after MS] [--get]
  *
  * Starts a devnet of N node processes (default 16; compiled dist/ when fresh, as `nodus devnet` does),
  * waits until it has settled (Devnet.settle), puts FILE (default: the Node.js binary, as the demo)
  * through node 0 with the CLI's client (src/cli/client.ts, in this process), and prints the put's
  * wall time and MB/s, the CPU seconds of every node process and of this client during the put, and
  * the devnet's CPU-s per GB of file. With --after MS it then also reports the devnet's CPU over the
- * next MS milliseconds (provider announcements and other work the put leaves behind).
+ * next MS milliseconds (provider announcements and other work the put leaves behind). With --get it
+ * then gets the file back through the last node into a temp file, and reports the same for the get.
  * Not part of `npm run bench` (no peer implementation); figures in docs/BENCHMARKS.md, "Session 4".
  */
 import { statSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { distIsFresh } from '../scripts/dist.ts'
-import { putFile } from '../src/cli/client.ts'
+import { getFile, putFile } from '../src/cli/client.ts'
 import { DEFAULT_DEMO_FILE } from '../src/cli/demo.ts'
 import { Devnet as SourceDevnet } from '../src/cli/devnet.ts'
 import { procCpuSplit, withTempDir } from './lib.ts'
@@ -28,7 +29,12 @@ const { Devnet } = distIsFresh()
   : { Devnet: SourceDevnet }
 
 const { values: flags } = parseArgs({
-  options: { file: { type: 'string' }, nodes: { type: 'string' }, after: { type: 'string' } },
+  options: {
+    file: { type: 'string' },
+    nodes: { type: 'string' },
+    after: { type: 'string' },
+    get: { type: 'boolean' },
+  },
 })
 const file = flags.file ?? DEFAULT_DEMO_FILE
 const nodes = Number(flags.nodes ?? 16)
@@ -43,37 +49,50 @@ await withTempDir('nodus-put-cpu-', async (dir) => {
     const snap = (): { user: number; system: number }[] =>
       pids.map((p) => procCpuSplit(p) ?? { user: 0, system: 0 })
     const first = devnet.nodes[0]
-    if (first === undefined) throw new Error('no node 0')
-    const before = snap()
-    const client0 = process.cpuUsage()
-    const t0 = performance.now()
-    await putFile({ url: first.api, token: first.token }, file)
-    const seconds = (performance.now() - t0) / 1000
-    const client = process.cpuUsage(client0)
-    const after = snap()
-    let user = 0
-    let system = 0
-    const per = pids.map((_, i) => {
-      const u = (after[i]?.user ?? 0) - (before[i]?.user ?? 0)
-      const s = (after[i]?.system ?? 0) - (before[i]?.system ?? 0)
-      user += u
-      system += s
-      return `${i}:${u.toFixed(2)}/${s.toFixed(2)}`
-    })
-    const clientS = (client.user + client.system) / 1e6
-    console.log(
-      `put ${(bytes / 1e6).toFixed(1)} MB through node 0 of ${nodes}: ${seconds.toFixed(2)} s, ` +
-        `${(bytes / 1e6 / seconds).toFixed(1)} MB/s; nodes user ${user.toFixed(2)} + system ` +
-        `${system.toFixed(2)} CPU-s, client ${clientS.toFixed(2)}: ` +
-        `${((user + system + clientS) / (bytes / 1e9)).toFixed(1)} CPU-s per GB`,
+    const last = devnet.nodes.at(-1)
+    if (first === undefined || last === undefined) throw new Error('no nodes')
+    /** Run `op`, print its wall time and every process's CPU (user/system) meanwhile. */
+    const measured = async <T>(what: string, op: () => Promise<T>): Promise<T> => {
+      const before = snap()
+      const client0 = process.cpuUsage()
+      const t0 = performance.now()
+      const result = await op()
+      const seconds = (performance.now() - t0) / 1000
+      const client = process.cpuUsage(client0)
+      const after = snap()
+      let user = 0
+      let system = 0
+      const per = pids.map((_, i) => {
+        const u = (after[i]?.user ?? 0) - (before[i]?.user ?? 0)
+        const s = (after[i]?.system ?? 0) - (before[i]?.system ?? 0)
+        user += u
+        system += s
+        return `${i}:${u.toFixed(2)}/${s.toFixed(2)}`
+      })
+      const clientS = (client.user + client.system) / 1e6
+      console.log(
+        `${what} ${(bytes / 1e6).toFixed(1)} MB, ${nodes} nodes: ${seconds.toFixed(2)} s, ` +
+          `${(bytes / 1e6 / seconds).toFixed(1)} MB/s; nodes user ${user.toFixed(2)} + system ` +
+          `${system.toFixed(2)} CPU-s, client ${clientS.toFixed(2)}: ` +
+          `${((user + system + clientS) / (bytes / 1e9)).toFixed(1)} CPU-s per GB`,
+      )
+      console.log(`per node (user/system CPU-s): ${per.join(' ')}`)
+      return result
+    }
+    const put = await measured('put through node 0:', () =>
+      putFile({ url: first.api, token: first.token }, file),
     )
-    console.log(`per node (user/system CPU-s): ${per.join(' ')}`)
     if (afterMs > 0) {
       const a = snap()
       await new Promise((r) => setTimeout(r, afterMs))
       const b = snap()
       const total = b.reduce((t, x, i) => t + x.user + x.system - (a[i]?.user ?? 0) - (a[i]?.system ?? 0), 0)
       console.log(`devnet CPU in the ${afterMs} ms after the put: ${total.toFixed(2)} CPU-s`)
+    }
+    if (flags.get === true) {
+      await measured(`get through node ${nodes - 1}:`, () =>
+        getFile({ url: last.api, token: last.token }, put.cid, join(dir, 'got.bin')),
+      )
     }
   } finally {
     await devnet.stop(5_000)
