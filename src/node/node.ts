@@ -241,9 +241,13 @@ export class NodusNode {
     await this.store.open()
     const rec = this.store.lastRecovery
     if (rec?.fullPass === true) {
-      this.logger.warn(
+      // A new store has no clean-shutdown marker either: warn only when the pass found something.
+      const found = rec.orphansRemoved + rec.lostCount + rec.tempFilesRemoved > 0 || rec.usageCorrected
+      this.logger[found ? 'warn' : 'info'](
         { orphansRemoved: rec.orphansRemoved, lost: rec.lostCount, tempFilesRemoved: rec.tempFilesRemoved },
-        'recovered the shard store after an unclean stop',
+        found
+          ? 'recovered the shard store after an unclean stop'
+          : 'checked the shard store: nothing to recover',
       )
     }
     this.#cleanup = startExpiryCleanup(this.store, {
