@@ -133,7 +133,7 @@ async function main(argv: string[]): Promise<number> {
     case 'start': {
       const { values: f } = parse(rest, { ...NODE_FLAGS, 'exit-with-parent': { type: 'boolean' } })
       // Node modules load only for the commands that run a node: client commands (put, get, status, ...)
-      // start in a fraction of the time (measured: 0.42 → see docs/BENCHMARKS.md, "Session 4").
+      // start in a fraction of the time (`nodus --help`: 0.42 → 0.06 CPU-s).
       const { loadConfig } = await import('../config/config.ts')
       const { createNode } = await import('../node/node.ts')
       const config = await loadConfig(dataDirOf(f), nodeOverrides(f))
