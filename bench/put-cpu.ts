@@ -10,6 +10,8 @@
  * the devnet's CPU-s per GB of file. With --after MS it then also reports the devnet's CPU over the
  * next MS milliseconds (provider announcements and other work the put leaves behind). With --get it
  * then gets the file back through the last node into a temp file, and reports the same for the get.
+ * NODUS_BENCH_WINDOWS=1 also prints each step's window in CLOCK_MONOTONIC µs, the clock of the
+ * timestamps in `--cpu-prof` profiles (NODE_OPTIONS reaches the node processes too).
  * Not part of `npm run bench` (no peer implementation); figures in docs/BENCHMARKS.md, "Session 4".
  */
 import { statSync } from 'node:fs'
@@ -56,8 +58,12 @@ await withTempDir('nodus-put-cpu-', async (dir) => {
       const before = snap()
       const client0 = process.cpuUsage()
       const t0 = performance.now()
+      const mono0 = process.hrtime.bigint() / 1000n
       const result = await op()
       const seconds = (performance.now() - t0) / 1000
+      // CLOCK_MONOTONIC µs, the clock of --cpu-prof's timestamps: to cut a profile to this window.
+      if (process.env.NODUS_BENCH_WINDOWS === '1')
+        console.log(`window ${what} ${mono0} ${process.hrtime.bigint() / 1000n}`)
       const client = process.cpuUsage(client0)
       const after = snap()
       let user = 0

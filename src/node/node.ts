@@ -481,9 +481,11 @@ export async function createNode(
       batchSize: PROVIDE_BATCH,
       maxPending: 100_000,
       gate: async ({ at }, signal) => {
+        // Quiet: no shard served for ANNOUNCE_QUIET_MS and no put or get of this node's own running.
         const quiet = (): boolean =>
-          shardServer === undefined ||
-          (shardServer.inFlight === 0 && Date.now() - shardServer.lastActivityMs > ANNOUNCE_QUIET_MS)
+          files.transfers === 0 &&
+          (shardServer === undefined ||
+            (shardServer.inFlight === 0 && Date.now() - shardServer.lastActivityMs > ANNOUNCE_QUIET_MS))
         await waitUntil(quiet, at + ANNOUNCE_MAX_DEFER_MS - Date.now(), signal)
       },
       onError: (err, items) =>

@@ -176,6 +176,7 @@ export class FileService {
   readonly #options: FileServiceOptions
   readonly #peerIds = new Map<string, PeerId>()
   readonly #verified = new Map<string, SignedManifest>()
+  #transfers = 0
 
   constructor(deps: FileServiceDeps, options: FileServiceOptions) {
     if (options.k < 1 || options.m < 0 || options.k + options.m > 256) {
@@ -185,6 +186,11 @@ export class FileService {
     }
     this.#deps = deps
     this.#options = options
+  }
+
+  /** Puts and gets running on this node now (background work such as announcing waits for 0). */
+  get transfers(): number {
+    return this.#transfers
   }
 
   #peerId(s: string): PeerId {
@@ -211,6 +217,18 @@ export class FileService {
       /** Holders may delete the shards after this time (ms since the epoch); default never. */
       expiresAt?: number
     } = {},
+  ): Promise<PutResult> {
+    this.#transfers++
+    try {
+      return await this.#put(source, options)
+    } finally {
+      this.#transfers--
+    }
+  }
+
+  async #put(
+    source: AsyncIterable<Uint8Array>,
+    options: Parameters<FileService['put']>[1] & {},
   ): Promise<PutResult> {
     const { k, m, segmentSize } = this.#options
     const ac = new AbortController()
@@ -607,7 +625,8 @@ export class FileService {
   }
 
   /**
-   * Stream the file with manifest `cid`, segment by segment in order. Every shard is checked against
+   * Stream the file with manifest `cid`, segment by segment in order, as views of the verified data
+   * shards (not copied; treat them as read-only, some are the shard cache's memory). Every shard is checked against
    * its CID, each segment decodes from the first k shards to arrive, and for a whole-file read the
    * BLAKE3 of the file is checked at the end (throws CID_MISMATCH if it differs). `range` selects
    * bytes [offset, offset + length) and fetches only the segments that hold them. Throws
@@ -623,6 +642,15 @@ export class FileService {
       range?: { offset: number; length: number }
     } = {},
   ): AsyncGenerator<Uint8Array> {
+    this.#transfers++
+    try {
+      yield* this.#get(cid, options)
+    } finally {
+      this.#transfers--
+    }
+  }
+
+  async *#get(cid: CID, options: Parameters<FileService['get']>[1] & {}): AsyncGenerator<Uint8Array> {
     const ac = new AbortController()
     const signal = options.signal === undefined ? ac.signal : AbortSignal.any([options.signal, ac.signal])
     const signed = options.manifest ?? (await this.resolveManifest(cid, { signal }))
@@ -638,7 +666,7 @@ export class FileService {
     const first = Math.floor(range.offset / man.segmentSize)
     const last = range.length === 0 ? first - 1 : Math.floor((end - 1) / man.segmentSize)
     const hasher = whole ? new Blake3Stream() : undefined
-    const ahead: Promise<Uint8Array>[] = []
+    const ahead: Promise<Uint8Array[]>[] = []
     let next = first
     let bytes = 0
     const launch = (): void => {
@@ -652,19 +680,24 @@ export class FileService {
     try {
       launch()
       for (let i = first; i <= last; i++) {
-        let data = await (ahead.shift() as Promise<Uint8Array>)
+        const parts = await (ahead.shift() as Promise<Uint8Array[]>)
         launch()
-        hasher?.update(data)
-        const segStart = i * man.segmentSize
-        if (!whole)
-          data = data.subarray(
-            Math.max(0, range.offset - segStart),
-            Math.min(data.byteLength, end - segStart),
-          )
-        bytes += data.byteLength
-        this.#deps.metrics?.fileBytes.inc({ direction: 'get' }, data.byteLength)
+        let partStart = i * man.segmentSize
+        for (const segPart of parts) {
+          hasher?.update(segPart)
+          let part = segPart
+          if (!whole) {
+            const from = Math.max(0, range.offset - partStart)
+            const to = Math.min(segPart.byteLength, end - partStart)
+            part = segPart.subarray(from, Math.max(from, to))
+          }
+          partStart += segPart.byteLength
+          if (part.byteLength === 0) continue
+          bytes += part.byteLength
+          this.#deps.metrics?.fileBytes.inc({ direction: 'get' }, part.byteLength)
+          yield part
+        }
         options.onProgress?.({ bytes, segments: i - first + 1 })
-        yield data
       }
     } finally {
       ac.abort(new NodusError('ABORTED', 'get finished or abandoned'))
@@ -788,7 +821,7 @@ export class FileService {
     seg: ManifestSegment,
     index: number,
     outer: AbortSignal,
-  ): Promise<Uint8Array> {
+  ): Promise<Uint8Array[]> {
     const k = man.k
     let dataShards: (Uint8Array | null)[] = []
     for (const signedOnly of [false, true]) {
@@ -822,15 +855,16 @@ export class FileService {
         },
       )
     }
-    const out = new Uint8Array(seg.size)
+    // The segment is its data shards in order, up to its size: handed out as views, not copied.
+    const parts: Uint8Array[] = []
     let off = 0
     for (const s of dataShards) {
       if (off >= seg.size) break
       const part = (s as Uint8Array).subarray(0, Math.min(seg.shardSize, seg.size - off))
-      out.set(part, off)
+      parts.push(part)
       off += part.byteLength
     }
-    return out
+    return parts
   }
 
   /**

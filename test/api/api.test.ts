@@ -117,6 +117,11 @@ test('upload, list, manifest, download whole and by range, unpin', async () => {
   for (const [range, start, end] of [
     ['bytes=0-9', 0, 9],
     ['bytes=65530-131080', 65530, 131080],
+    // Shards are 16 KiB here: a range may start or end on either side of a shard boundary.
+    ['bytes=16383-16384', 16383, 16384],
+    ['bytes=16384-16384', 16384, 16384],
+    ['bytes=16384-32767', 16384, 32767],
+    ['bytes=49151-65536', 49151, 65536],
     ['bytes=-100', data.byteLength - 100, data.byteLength - 1],
     [`bytes=299990-`, 299990, data.byteLength - 1],
   ] as const) {
