@@ -369,7 +369,9 @@ export class BulkChannel {
         s.budgetPaused = false
         this.#updatePause(s)
       }
-    } else this.#updatePause(state)
+    }
+    // Always, also under the budget: a socket paused for its queue length resumes as the queue drains.
+    this.#updatePause(state)
   }
 
   /** A socket reads while its queue is short and the shared budget allows. */

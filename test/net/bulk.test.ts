@@ -216,6 +216,32 @@ describe('bulk channel', () => {
     assert.ok(Buffer.from(await a.bulkClient.get(b.id.peerId, cid)).equals(bytes))
   })
 
+  it('a socket with more requests queued than it reads at once resumes as they are served', async () => {
+    // One socket, 40 pipelined gets: the server stops reading at 16 queued requests and must start
+    // again as it answers them (it once stayed paused until its idle timeout, 30 s by default).
+    const client = await bulkPeer({ maxSocketsPerPeer: 1 })
+    const server = await bulkPeer({ idleTimeoutMs: 600_000 })
+    try {
+      await client.libp2p.dial(server.libp2p.getMultiaddrs())
+      const bytes = randomBytes(64 * 1024)
+      const cid = cidForBytes(bytes)
+      await server.store.put(cid, bytes)
+      const get = dagCbor.encode({ v: 1, op: 'get', cid: cid.bytes })
+      const ask = (): ReturnType<BulkChannel['request']> =>
+        client.bulk.request(server.id.peerId, get, new Uint8Array(0), AbortSignal.timeout(10_000))
+      await ask() // keys the channel
+      const answers = await Promise.all(Array.from({ length: 40 }, ask))
+      for (const r of answers) assert.ok(Buffer.from(r.body).equals(bytes))
+      // The socket must be reading again: a request sent after the burst is answered.
+      assert.ok(Buffer.from((await ask()).body).equals(bytes))
+      assert.equal(client.bulk.sockets.outbound, 1)
+      assert.equal(server.bulkServed.count, 42)
+    } finally {
+      await Promise.all([client.bulk.stop(), server.bulk.stop()])
+      await Promise.all([client.libp2p.stop(), server.libp2p.stop()])
+    }
+  })
+
   it('caps the sockets one peer may open (2 × maxSocketsPerPeer)', async () => {
     const c = await bulkPeer()
     const open: ReturnType<typeof tlsConnect>[] = []
