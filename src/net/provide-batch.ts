@@ -128,6 +128,8 @@ function lowMask(v: bigint): bigint {
 function coveredBy(lookups: Lookup[], y: bigint, k: number): PeerId[] | undefined {
   for (const l of lookups) {
     if (l.peers.length === 0) continue
+    // d(x, y) | m ≥ d(x, y): a lookup whose key is farther from y than r cannot cover it (skips the sort).
+    if (!l.exhaustive && (l.x ^ y) > l.r) continue
     const near = closestOf(l.peers, y, k)
     if (l.exhaustive) return near.map((p) => p.id)
     const d = (near[near.length - 1] as Lookup['peers'][number]).kad ^ y
