@@ -71,8 +71,8 @@ export interface BulkOptions {
   /** After a failed connect to a peer, use libp2p for it for this long, ms. Default 60 000. */
   retryAfterMs: number
   /**
-   * A request to a peer with no open socket waits this long for the first one to be keyed before it
-   * goes over libp2p instead, ms. Keying takes a libp2p round trip and a TLS handshake; a shard sent
+   * A request to a peer with no open socket waits for the first one to be keyed, until this long after
+   * the connect began, before it goes over libp2p instead, ms. Keying takes a libp2p round trip and a TLS handshake; a shard sent
    * over libp2p meanwhile costs 3–4× the CPU (Noise, Yamux, copies). 0: never wait. Default 1 000.
    */
   keyingWaitMs: number
@@ -181,6 +181,8 @@ export class BulkChannel {
   #inboundBytes = 0
   readonly #pools = new Map<string, ClientSocket[]>()
   readonly #connecting = new Map<string, Promise<unknown>>()
+  /** When each connect in #connecting started (performance.now()): requests wait only until start + keyingWaitMs. */
+  readonly #connectStarted = new Map<string, number>()
   readonly #unavailableUntil = new Map<string, number>()
   /** Request bodies handled and given back, reused for the next ones (see BufferPool). */
   readonly #bodies = new BufferPool({ maxBytes: INBOUND_POOL_BYTES })
@@ -406,10 +408,10 @@ export class BulkChannel {
 
   /**
    * Send one request to `peer` and resolve with its response. Opens (and then reuses) bulk sockets
-   * to the peer as needed; while the first socket to a peer is being keyed, waits up to
-   * `keyingWaitMs` for it.
+   * to the peer as needed; while the first socket to a peer is being keyed, waits for it until
+   * `keyingWaitMs` after that connect began.
    *
-   * @throws NodusError BULK_UNAVAILABLE when no bulk socket to the peer is open within `keyingWaitMs`
+   * @throws NodusError BULK_UNAVAILABLE when no bulk socket to the peer is open by then
    *   or can be had (the peer does not speak the protocol, its listener is unreachable, or a connect
    *   in the last `retryAfterMs` failed): use libp2p instead
    * @throws NodusError STREAM_CLOSED when the socket closes before the response is complete
@@ -422,10 +424,14 @@ export class BulkChannel {
     signal: AbortSignal,
   ): Promise<BulkResponse> {
     let socket = this.#socketFor(peer)
-    if (socket === undefined && this.#options.keyingWaitMs > 0) {
-      const connecting = this.#connecting.get(peer.toString())
-      if (connecting !== undefined) {
-        await waitFor(connecting, this.#options.keyingWaitMs, signal)
+    if (socket === undefined) {
+      const key = peer.toString()
+      const connecting = this.#connecting.get(key)
+      // Wait at most keyingWaitMs after the connect began, however many requests arrive meanwhile: a
+      // peer whose listener never answers (a firewall dropping packets) costs one wait, not one each.
+      const left = (this.#connectStarted.get(key) ?? 0) + this.#options.keyingWaitMs - performance.now()
+      if (connecting !== undefined && left > 0) {
+        await waitFor(connecting, left, signal)
         socket = this.#socketFor(peer)
       }
     }
@@ -470,8 +476,12 @@ export class BulkChannel {
             this.#unavailableUntil.delete(this.#unavailableUntil.keys().next().value as string)
           }
         })
-        .finally(() => this.#connecting.delete(key))
+        .finally(() => {
+          this.#connecting.delete(key)
+          this.#connectStarted.delete(key)
+        })
       this.#connecting.set(key, connecting)
+      this.#connectStarted.set(key, performance.now())
     }
     return best
   }

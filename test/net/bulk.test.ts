@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { createServer as createNetServer } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { connect as tlsConnect } from 'node:tls'
 import * as dagCbor from '@ipld/dag-cbor'
@@ -239,6 +240,55 @@ describe('bulk channel', () => {
     } finally {
       await Promise.all([client.bulk.stop(), server.bulk.stop()])
       await Promise.all([client.libp2p.stop(), server.libp2p.stop()])
+    }
+  })
+
+  it('waits for keying once per connect: a peer whose listener never answers costs one wait', async () => {
+    // The client is told the server is at 127.0.0.2, where a TCP listener on the same port accepts and
+    // then says nothing, so the TLS handshake hangs (as behind a firewall that drops packets).
+    const server = await bulkPeer()
+    const accepted: import('node:net').Socket[] = []
+    const silent = createNetServer((s) => {
+      accepted.push(s)
+      s.on('error', () => {})
+    })
+    await new Promise<void>((resolve, reject) => {
+      silent.once('error', reject)
+      silent.listen(server.bulk.port, '127.0.0.2', () => resolve())
+    })
+    const peer = await startPeer()
+    const client = new BulkChannel(
+      {
+        handle: (protocol, handler, o) => peer.libp2p.handle(protocol, handler, o),
+        dialProtocol: (p, protocol, o) => peer.libp2p.dialProtocol(p, protocol, o),
+        remoteHost: () => '127.0.0.2',
+        handler: async () => {
+          throw new Error('serves nothing')
+        },
+        logger: { debug: () => {} },
+      },
+      { ...DEFAULT_BULK_OPTIONS, keyingWaitMs: 400, connectTimeoutMs: 20_000 },
+    )
+    await client.start()
+    try {
+      await peer.libp2p.dial(server.libp2p.getMultiaddrs())
+      const ask = (): Promise<unknown> =>
+        client.request(server.id.peerId, new Uint8Array(1), new Uint8Array(0), AbortSignal.timeout(30_000))
+      const unavailable = (err: unknown): boolean => isNodusError(err, 'BULK_UNAVAILABLE')
+      await assert.rejects(ask(), unavailable) // waited for the connect, then gave up
+      // The connect is still hanging; the next request does not wait again.
+      const next = ask().then(
+        () => 'answered',
+        (err: unknown) => (unavailable(err) ? 'unavailable' : 'other'),
+      )
+      const waited = new Promise((r) => setTimeout(() => r('waited'), 200))
+      assert.equal(await Promise.race([next, waited]), 'unavailable')
+    } finally {
+      await client.stop()
+      for (const s of accepted) s.destroy()
+      await new Promise((r) => silent.close(r))
+      await server.bulk.stop()
+      await Promise.all([peer.libp2p.stop(), server.libp2p.stop()])
     }
   })
 
