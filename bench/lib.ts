@@ -204,34 +204,7 @@ export function runTimed(cmd: string, args: readonly string[], timeoutMs = 120_0
   return { wallMs, status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? String(r.error ?? '') }
 }
 
-let clockTicks: number | undefined
-/** USER_HZ, the unit of the CPU times in /proc/PID/stat (100 on Linux unless configured otherwise). */
-function clkTck(): number {
-  if (clockTicks === undefined) {
-    const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })
-    const n = Number.parseInt(r.stdout ?? '', 10)
-    clockTicks = Number.isFinite(n) && n > 0 ? n : 100
-  }
-  return clockTicks
-}
-
-/** CPU seconds that process `pid` has used so far, user and system apart, from /proc; undefined once gone. */
-export function procCpuSplit(pid: number): { user: number; system: number } | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    // Fields after the command name (which may contain spaces), counted from field 3 (state).
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return { user: Number(fields[11]) / clkTck(), system: Number(fields[12]) / clkTck() }
-  } catch {
-    return undefined
-  }
-}
-
-/** CPU seconds (user + system) that process `pid` has used so far, from /proc; undefined once it is gone. */
-export function procCpuSeconds(pid: number): number | undefined {
-  const t = procCpuSplit(pid)
-  return t === undefined ? undefined : t.user + t.system
-}
+export { procCpuSeconds, procCpuSplit } from '../src/common/proc.ts'
 
 /** Command line of process `pid` (arguments joined by spaces), or undefined once it is gone. */
 export function procCmdline(pid: number): string | undefined {

@@ -5,13 +5,14 @@
  * whose parent dies (even by SIGKILL) leaves no stray processes.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { createWriteStream, readFileSync } from 'node:fs'
+import { createWriteStream } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { NodusError } from '../common/errors.ts'
+import { procCpuSeconds } from '../common/proc.ts'
 import { initNode } from './init.ts'
 
 /** The CLI entry next to this module: dist/src/cli/main.js when running compiled, else main.ts. */
@@ -118,9 +119,6 @@ async function startChild(
     })
   })
 }
-
-/** Kernel clock ticks per second (USER_HZ), the unit of /proc/PID/stat times: 100 on Linux. */
-const CLOCK_TICKS = 100
 
 /** A running devnet. Create with {@link Devnet.start}; always `stop()` it. */
 export class Devnet {
@@ -239,15 +237,9 @@ export class Devnet {
     let total = 0
     for (const n of this.nodes) {
       if (!n.alive || n.proc.pid === undefined) continue
-      let stat: string
-      try {
-        stat = readFileSync(`/proc/${n.proc.pid}/stat`, 'utf8')
-      } catch {
-        return undefined
-      }
-      // utime and stime are fields 14 and 15; count from after the command name, which may hold spaces.
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      total += (Number(f[11]) + Number(f[12])) / CLOCK_TICKS
+      const s = procCpuSeconds(n.proc.pid)
+      if (s === undefined) return undefined
+      total += s
     }
     return total
   }

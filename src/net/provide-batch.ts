@@ -171,9 +171,10 @@ export async function announceBatch(
         void err // a failed lookup announces this key to nobody; the next batch or reprovide retries
       }
       const peers = found.map((id) => ({ id, kad: kadId(id.toMultihash().bytes) }))
-      const far = closestOf(peers, y, k).at(-1)
+      const near = closestOf(peers, y, k)
+      const far = near.at(-1)
       lookups.push({ x: y, peers, exhaustive: peers.length < k, r: far === undefined ? 0n : far.kad ^ y })
-      chosen = closestOf(peers, y, k).map((p) => p.id)
+      chosen = near.map((p) => p.id)
     }
     const message = lengthPrefixed(encodeAddProvider(key, self))
     for (const id of chosen) {
