@@ -1,7 +1,7 @@
 /**
  * By hand: where a put's CPU goes across a devnet, per process, user and system apart.
  *
- *   node bench/put-cpu.ts [--file FILE] [--nodes N] [--after MS] [--get]
+ *   node bench/put-cpu.ts [--file FILE] [--nodes N] [--after MS] [--get] [--repeat N]
  *
  * Starts a devnet of N node processes (default 16; compiled dist/ when fresh, as `nodus devnet` does),
  * waits until it has settled (Devnet.settle), puts FILE (default: the Node.js binary, as the demo)
@@ -10,18 +10,21 @@
  * the devnet's CPU-s per GB of file. With --after MS it then also reports the devnet's CPU over the
  * next MS milliseconds (provider announcements and other work the put leaves behind). With --get it
  * then gets the file back through the last node into a temp file, and reports the same for the get.
+ * With --repeat N it first puts N−1 files of random bytes of the same size, each measured alike: the
+ * later puts show the cost once every process has compiled the put's code (V8 warm-up is paid per
+ * process, so on a short put it weighs more across 16 processes than across 3).
  * NODUS_BENCH_WINDOWS=1 also prints each step's window in CLOCK_MONOTONIC µs, the clock of the
  * timestamps in `--cpu-prof` profiles (NODE_OPTIONS reaches the node processes too).
  * Not part of `npm run bench` (no peer implementation); figures in docs/BENCHMARKS.md, "Session 4".
  */
-import { statSync } from 'node:fs'
+import { rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { distIsFresh } from '../scripts/dist.ts'
 import { getFile, putFile } from '../src/cli/client.ts'
 import { DEFAULT_DEMO_FILE } from '../src/cli/demo.ts'
 import { Devnet as SourceDevnet } from '../src/cli/devnet.ts'
-import { procCpuSplit, withTempDir } from './lib.ts'
+import { procCpuSplit, withTempDir, writeRandomFile } from './lib.ts'
 
 // Node processes run the compiled build when it is current (as bin/nodus.js does), else the sources.
 const { Devnet } = distIsFresh()
@@ -36,12 +39,14 @@ const { values: flags } = parseArgs({
     nodes: { type: 'string' },
     after: { type: 'string' },
     get: { type: 'boolean' },
+    repeat: { type: 'string' },
   },
 })
 const file = flags.file ?? DEFAULT_DEMO_FILE
 const nodes = Number(flags.nodes ?? 16)
 const afterMs = Number(flags.after ?? 0)
 const bytes = statSync(file).size
+const repeat = Math.max(1, Number(flags.repeat ?? 1))
 
 await withTempDir('nodus-put-cpu-', async (dir) => {
   const devnet = await Devnet.start({ nodes, baseDir: join(dir, 'net'), basePort: 0, logLevel: 'warn' })
@@ -84,6 +89,14 @@ await withTempDir('nodus-put-cpu-', async (dir) => {
       )
       console.log(`per node (user/system CPU-s): ${per.join(' ')}`)
       return result
+    }
+    for (let i = 1; i < repeat; i++) {
+      const random = join(dir, `random-${i}.bin`)
+      await writeRandomFile(random, bytes)
+      await measured(`put ${i} (random bytes) through node 0:`, () =>
+        putFile({ url: first.api, token: first.token }, random),
+      )
+      rmSync(random)
     }
     const put = await measured('put through node 0:', () =>
       putFile({ url: first.api, token: first.token }, file),

@@ -1,0 +1,42 @@
+/**
+ * V8 garbage-collection settings for a node process (`nodus start`, and so every devnet node).
+ *
+ * Why: V8 13.6 (Node 24) starts incremental marking "soon" (kSoftLimit, from a task) whenever the room left
+ * below the old generation's allocation limit is smaller than the young generation's target capacity
+ * (`Heap::IncrementalMarkingLimitReached`, v8/src/heap/heap.cc). Node runs V8 without pointer
+ * compression, so under load the young generation grows to 64 MB (`--scavenger-max-new-space-capacity-mb`
+ * = 32, doubled), while a node's old generation (about 35 MB live) gets 35–50 MB of room after each
+ * mark-compact. So marking starts again right after every mark-compact: a holder storing shards ran 10–12
+ * full collections during one 1.5 s put, and concurrent marking took about 30 % of its CPU (perf,
+ * docs/BENCHMARKS.md "Session 5").
+ *
+ * With V8's percentage triggers set, that rule is replaced: marking starts from a task once
+ * {@link SOFT_TRIGGER_PERCENT} % of the room since the last collection is used, and at once at
+ * {@link HARD_TRIGGER_PERCENT} %. The old generation still never passes its limit, so memory stays bounded;
+ * it is collected when it is full rather than continuously.
+ *
+ * The flags are read by V8 on each allocation-limit check, so setting them after start-up takes effect
+ * (verified with `--trace-incremental-marking`). `NODUS_V8_GC=default` leaves V8's own heuristics.
+ */
+import { setFlagsFromString } from 'node:v8'
+
+/** Percent of the old generation's room used at which incremental marking starts from a task. */
+export const SOFT_TRIGGER_PERCENT = 70
+/** Percent of the old generation's room used at which incremental marking starts at once. */
+export const HARD_TRIGGER_PERCENT = 90
+
+/** The V8 flags {@link tuneGc} sets. */
+export const GC_FLAGS: readonly string[] = [
+  `--incremental-marking-soft-trigger=${SOFT_TRIGGER_PERCENT}`,
+  `--incremental-marking-hard-trigger=${HARD_TRIGGER_PERCENT}`,
+]
+
+/**
+ * Apply {@link GC_FLAGS} to this process, unless the environment has `NODUS_V8_GC=default`.
+ * @returns whether the flags were set
+ */
+export function tuneGc(env: NodeJS.ProcessEnv = process.env): boolean {
+  if (env.NODUS_V8_GC === 'default') return false
+  setFlagsFromString(GC_FLAGS.join(' '))
+  return true
+}
