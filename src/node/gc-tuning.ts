@@ -17,13 +17,22 @@
  *
  * The flags are read by V8 on each allocation-limit check, so setting them after start-up takes effect
  * (verified with `--trace-incremental-marking`). `NODUS_V8_GC=default` leaves V8's own heuristics.
+ *
+ * Start-up garbage: loading ~1,500 modules and starting libp2p grows the young generation to its 64 MB
+ * maximum, and V8's memory reducer gives that back only after a minute or two of idleness (an untouched
+ * node reads 150–170 MB RSS until then). {@link collectStartupGarbage} runs one memory-reducing
+ * collection right after start-up instead: 147 → 110 MB in one measurement, for a 60–80 ms pause.
  */
 import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 
 /** Percent of the old generation's room used at which incremental marking starts from a task. */
 export const SOFT_TRIGGER_PERCENT = 70
 /** Percent of the old generation's room used at which incremental marking starts at once. */
 export const HARD_TRIGGER_PERCENT = 90
+
+/** How long after a node reports ready `nodus start` runs {@link collectStartupGarbage}, ms. */
+export const STARTUP_GC_DELAY_MS = 2_000
 
 /** The V8 flags {@link tuneGc} sets. */
 export const GC_FLAGS: readonly string[] = [
@@ -38,5 +47,33 @@ export const GC_FLAGS: readonly string[] = [
 export function tuneGc(env: NodeJS.ProcessEnv = process.env): boolean {
   if (env.NODUS_V8_GC === 'default') return false
   setFlagsFromString(GC_FLAGS.join(' '))
+  return true
+}
+
+/** The options V8's `gc` extension takes (v8/src/extensions/gc-extension.cc). */
+type GcFunction = (options?: {
+  type?: 'major' | 'minor'
+  execution?: 'sync' | 'async'
+  flavor?: string
+}) => void
+
+/**
+ * Run one full, memory-reducing collection now (V8's "last resort" flavour: it also shrinks the young
+ * generation back to its minimum), unless the environment has `NODUS_V8_GC=default`. Blocks the event
+ * loop for the collection (60–80 ms on an idle node's ~35 MB heap), so call it once, when idle.
+ * `--expose-gc` is switched on only long enough to obtain the function, so no `gc` global appears.
+ * @returns whether a collection ran
+ */
+export function collectStartupGarbage(env: NodeJS.ProcessEnv = process.env): boolean {
+  if (env.NODUS_V8_GC === 'default') return false
+  setFlagsFromString('--expose-gc')
+  let gc: unknown
+  try {
+    gc = runInNewContext('gc')
+  } finally {
+    setFlagsFromString('--no-expose-gc')
+  }
+  if (typeof gc !== 'function') return false
+  ;(gc as GcFunction)({ type: 'major', execution: 'sync', flavor: 'last-resort' })
   return true
 }
