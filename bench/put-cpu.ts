@@ -24,6 +24,7 @@ import { distIsFresh } from '../scripts/dist.ts'
 import { getFile, putFile } from '../src/cli/client.ts'
 import { DEFAULT_DEMO_FILE } from '../src/cli/demo.ts'
 import { Devnet as SourceDevnet } from '../src/cli/devnet.ts'
+import { tuneGc } from '../src/node/gc-tuning.ts'
 import { procCpuSplit, withTempDir, writeRandomFile } from './lib.ts'
 
 // Node processes run the compiled build when it is current (as bin/nodus.js does), else the sources.
@@ -32,6 +33,9 @@ const { Devnet } = distIsFresh()
       Devnet: typeof SourceDevnet
     })
   : { Devnet: SourceDevnet }
+
+// This process is the CLI's client here: the same V8 settings as `nodus put`/`nodus get`.
+tuneGc()
 
 const { values: flags } = parseArgs({
   options: {
