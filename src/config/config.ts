@@ -542,6 +542,11 @@ the node with \`CONFIG_INVALID\` naming the key. The loaded config is frozen.
 
 Cross-key rules: \`storage.k + storage.m ≤ 256\`; \`storage.segmentSize / storage.k ≤ storage.maxShardBytes\`.
 
+Process settings, not node config: every \`nodus\` process sets V8's incremental-marking triggers
+(src/node/gc-tuning.ts, why in docs/BENCHMARKS.md "Session 5"), and \`nodus start\` runs one
+memory-reducing collection 2 s after ready. \`NODUS_V8_GC=default\` turns both off;
+\`NODUS_V8_GC_FLAGS="--flag=value ..."\` sets other V8 flags in place of the triggers.
+
 | key | environment | type | default | meaning |
 |---|---|---|---|---|
 ${rows.join('\n')}

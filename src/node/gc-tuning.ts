@@ -16,7 +16,8 @@
  * it is collected when it is full rather than continuously.
  *
  * The flags are read by V8 on each allocation-limit check, so setting them after start-up takes effect
- * (verified with `--trace-incremental-marking`). `NODUS_V8_GC=default` leaves V8's own heuristics.
+ * (verified with `--trace-incremental-marking`). `NODUS_V8_GC=default` leaves V8's own heuristics;
+ * `NODUS_V8_GC_FLAGS="--flag=value ..."` sets those V8 flags instead of {@link GC_FLAGS}.
  *
  * Start-up garbage: loading ~1,500 modules and starting libp2p grows the young generation to its 64 MB
  * maximum, and V8's memory reducer gives that back only after a minute or two of idleness (an untouched
@@ -41,12 +42,13 @@ export const GC_FLAGS: readonly string[] = [
 ]
 
 /**
- * Apply {@link GC_FLAGS} to this process, unless the environment has `NODUS_V8_GC=default`.
- * @returns whether the flags were set
+ * Apply {@link GC_FLAGS} (or `NODUS_V8_GC_FLAGS`) to this process, unless the environment has
+ * `NODUS_V8_GC=default`.
+ * @returns whether flags were set
  */
 export function tuneGc(env: NodeJS.ProcessEnv = process.env): boolean {
   if (env.NODUS_V8_GC === 'default') return false
-  setFlagsFromString(GC_FLAGS.join(' '))
+  setFlagsFromString(env.NODUS_V8_GC_FLAGS ?? GC_FLAGS.join(' '))
   return true
 }
 

@@ -23,6 +23,7 @@ describe('gc tuning', () => {
 
   it('sets the flags in a running process, unless NODUS_V8_GC=default', () => {
     assert.equal(tuneGc({ NODUS_V8_GC: 'default' }), false)
+    assert.equal(tuneGc({ NODUS_V8_GC_FLAGS: GC_FLAGS.join(' ') }), true) // the override path, same flags
     // In a child: a value V8 rejects would print an error; applied flags leave no output.
     const script = `import { tuneGc } from ${JSON.stringify(new URL('../../src/node/gc-tuning.ts', import.meta.url).href)}
       const set = tuneGc({}); const a = []; for (let i = 0; i < 2e5; i++) a.push({ i }); console.log(set, a.length)`
