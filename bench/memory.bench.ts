@@ -53,8 +53,14 @@ function rssMB(pid: number | undefined): number | undefined {
   }
 }
 
-/** V8 heap used and external memory (Buffers, ArrayBuffers) of a node, MB, from its /metrics. */
-async function heapOf(api: { url: string; token: string }): Promise<{ heap: number; external: number }> {
+interface HeapFigures {
+  heap: number
+  committed: number
+  external: number
+}
+
+/** V8 heap used and committed, and external memory (Buffers, ArrayBuffers) of a node, MB, from its /metrics. */
+async function heapOf(api: { url: string; token: string }): Promise<HeapFigures> {
   const text = await (
     await fetch(`${api.url}/metrics`, { headers: { authorization: `Bearer ${api.token}` } })
   ).text()
@@ -62,11 +68,15 @@ async function heapOf(api: { url: string; token: string }): Promise<{ heap: numb
     const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text)
     return m === null ? Number.NaN : Number(m[1]) / 1e6
   }
-  return { heap: value('nodejs_heap_size_used_bytes'), external: value('nodejs_external_memory_bytes') }
+  return {
+    heap: value('nodejs_heap_size_used_bytes'),
+    committed: value('nodejs_heap_size_total_bytes'),
+    external: value('nodejs_external_memory_bytes'),
+  }
 }
 
-function heapNote(a: { heap: number; external: number }, b: { heap: number; external: number }): string {
-  return `V8 heap used ${sig(a.heap)} → ${sig(b.heap)} MB, external (Buffers) ${sig(a.external)} → ${sig(b.external)} MB`
+function heapNote(a: HeapFigures, b: HeapFigures): string {
+  return `V8 heap used ${sig(a.heap)} → ${sig(b.heap)} MB (committed ${sig(a.committed)} → ${sig(b.committed)}), external (Buffers) ${sig(a.external)} → ${sig(b.external)} MB`
 }
 
 /** Sample a process's RSS with the current progress (bytes) every `ms` until stopped. */
