@@ -14,7 +14,8 @@ import { RUN_FILE } from '../node/run-file.ts'
 
 // node:http and node:https through getBuiltinModule, not `import`: an ES import of node:http reads every
 // export, and Node 24's lazy WebSocket/EventSource exports then load undici (heap +2.9 MB, external
-// +2.3 MB, RSS +19 MB in a bare process), which neither the CLI nor a node started by it uses.
+// +2.3 MB, RSS +19 MB in a bare process; about 2 MB in an idle node), which neither the CLI nor a node
+// started by it uses.
 const { request: httpRequest } = process.getBuiltinModule('node:http')
 const { request: httpsRequest } = process.getBuiltinModule('node:https')
 

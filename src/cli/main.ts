@@ -6,7 +6,7 @@ import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { isNodusError, NodusError } from '../common/errors.ts'
-import { tuneGc } from '../node/gc-tuning.ts'
+import { collectStartupGarbage, STARTUP_GC_DELAY_MS, tuneGc } from '../node/gc-tuning.ts'
 import { apiFromDataDir, deleteJson, getFile, getJson, postJson, putFile } from './client.ts'
 import { parseDuration } from './duration.ts'
 import { Progress } from './progress.ts'
@@ -138,7 +138,6 @@ async function main(argv: string[]): Promise<number> {
       const { values: f } = parse(rest, { ...NODE_FLAGS, 'exit-with-parent': { type: 'boolean' } })
       // Node modules load only for the commands that run a node: client commands (put, get, status, ...)
       // start in a fraction of the time (`nodus --help`: 0.42 → 0.06 CPU-s).
-      const { collectStartupGarbage, STARTUP_GC_DELAY_MS } = await import('../node/gc-tuning.ts')
       const { loadConfig } = await import('../config/config.ts')
       const { createNode } = await import('../node/node.ts')
       const config = await loadConfig(dataDirOf(f), nodeOverrides(f))
