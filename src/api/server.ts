@@ -349,6 +349,8 @@ export function createApiServer(
         const expiresAt = req.query.ttl === undefined ? undefined : Date.now() + req.query.ttl * 1000
         const res = await node.files.put(body, {
           signal: ac.signal,
+          // Nothing else reads the body's chunks: free each one as soon as it is copied.
+          releaseChunks: true,
           ...(name === undefined ? {} : { name }),
           ...(expiresAt === undefined ? {} : { expiresAt }),
         })

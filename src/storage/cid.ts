@@ -43,7 +43,16 @@ export function cidFromDigest(digest: Uint8Array, codec: number = RAW_CODEC): CI
   if (!(digest instanceof Uint8Array) || digest.byteLength !== BLAKE3_OUT_BYTES) {
     throw new NodusError('CID_INVALID', `BLAKE3-256 digest must be ${BLAKE3_OUT_BYTES} bytes`)
   }
-  return CID.createV1(codec, createDigest(BLAKE3_MULTIHASH, digest))
+  if (codec > 0x7f) return CID.createV1(codec, createDigest(BLAKE3_MULTIHASH, digest))
+  // One buffer for the CID, its multihash and digest (views into it): createV1 would allocate three,
+  // and a manifest keeps a CID per shard.
+  const bytes = new Uint8Array(4 + BLAKE3_OUT_BYTES)
+  bytes[0] = 1 // CIDv1
+  bytes[1] = codec // a one-byte varint
+  bytes[2] = BLAKE3_MULTIHASH
+  bytes[3] = BLAKE3_OUT_BYTES
+  bytes.set(digest, 4)
+  return CID.decode(bytes)
 }
 
 /**

@@ -216,6 +216,11 @@ export class FileService {
       onProgress?: (p: FileProgress) => void
       /** Holders may delete the shards after this time (ms since the epoch); default never. */
       expiresAt?: number
+      /**
+       * Default false. True hands each chunk of `source` over to put, which frees its memory once
+       * copied (see `segment`'s `releaseChunks`); for sources nothing else reads, like an HTTP body.
+       */
+      releaseChunks?: boolean
     } = {},
   ): Promise<PutResult> {
     this.#transfers++
@@ -250,7 +255,14 @@ export class FileService {
     let done = 0
     let index = 0
     try {
-      for await (const seg of segment(source, segmentSize, k, signal, (n) => buffers.take(n))) {
+      for await (const seg of segment(
+        source,
+        segmentSize,
+        k,
+        signal,
+        (n) => buffers.take(n),
+        options.releaseChunks === true,
+      )) {
         if (firstError !== undefined) break
         hasher.update(seg.data.subarray(0, seg.size))
         fileSize += seg.size

@@ -6,7 +6,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
-import { withTimeout } from '../common/abort.ts'
+import { withDeadline } from '../common/abort.ts'
 import { bytesEqual } from '../common/bytes.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
 import { Semaphore } from '../common/semaphore.ts'
@@ -287,7 +287,8 @@ export class ShardServer {
   }
 
   async #serve(stream: Stream, remote: PeerId): Promise<void> {
-    const signal = withTimeout(undefined, this.#options.requestTimeoutMs, 'shard request')
+    using deadline = withDeadline(undefined, this.#options.requestTimeoutMs, 'shard request')
+    const signal = deadline.signal
     const reader = new StreamReader(stream, { signal })
     await this.#handle(
       remote,
@@ -406,7 +407,8 @@ export class ShardServer {
    * answered with PROTOCOL_ERROR.
    */
   readonly bulkHandler: BulkHandler = async (request, reply, socketSignal) => {
-    const signal = withTimeout(socketSignal, this.#options.requestTimeoutMs, 'shard request')
+    using deadline = withDeadline(socketSignal, this.#options.requestTimeoutMs, 'shard request')
+    const signal = deadline.signal
     let replied = false
     const send = (header: Uint8Array, size?: number, body?: AsyncIterable<Uint8Array>): Promise<void> => {
       replied = true
@@ -683,7 +685,8 @@ export class ShardClient {
     bytes: Uint8Array,
     options: { signal?: AbortSignal; expiresAt?: number } = {},
   ): Promise<Receipt> {
-    const signal = withTimeout(options.signal, this.#options.requestTimeoutMs, 'shard put')
+    using deadline = withDeadline(options.signal, this.#options.requestTimeoutMs, 'shard put')
+    const signal = deadline.signal
     const header = dagCbor.encode({
       v: 1,
       op: 'put',
@@ -719,7 +722,8 @@ export class ShardClient {
    * Throws SHARD_MISSING, PEER_BUSY, PEER_UNREACHABLE, CID_MISMATCH (peer sent wrong bytes), TIMEOUT.
    */
   async get(peer: PeerId, cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
-    const signal = withTimeout(options.signal, this.#options.requestTimeoutMs, 'shard get')
+    using deadline = withDeadline(options.signal, this.#options.requestTimeoutMs, 'shard get')
+    const signal = deadline.signal
     const bulk = this.#deps.bulk
     if (bulk?.available(peer) === true) {
       try {
@@ -780,7 +784,8 @@ export class ShardClient {
     challenge: AuditChallenge,
     options: { signal?: AbortSignal } = {},
   ): Promise<AuditProof> {
-    const signal = withTimeout(options.signal, this.#options.requestTimeoutMs, 'audit')
+    using deadline = withDeadline(options.signal, this.#options.requestTimeoutMs, 'audit')
+    const signal = deadline.signal
     const stream = await this.#open(peer, signal)
     try {
       const reader = new StreamReader(stream, { signal })
@@ -804,7 +809,8 @@ export class ShardClient {
     manifest: CID,
     options: { signal?: AbortSignal } = {},
   ): Promise<Uint8Array | undefined> {
-    const signal = withTimeout(options.signal, this.#options.requestTimeoutMs, 'holder update get')
+    using deadline = withDeadline(options.signal, this.#options.requestTimeoutMs, 'holder update get')
+    const signal = deadline.signal
     const stream = await this.#open(peer, signal)
     try {
       const reader = new StreamReader(stream, { signal })
@@ -832,7 +838,8 @@ export class ShardClient {
     update: Uint8Array,
     options: { signal?: AbortSignal } = {},
   ): Promise<boolean> {
-    const signal = withTimeout(options.signal, this.#options.requestTimeoutMs, 'holder update offer')
+    using deadline = withDeadline(options.signal, this.#options.requestTimeoutMs, 'holder update offer')
+    const signal = deadline.signal
     const stream = await this.#open(peer, signal)
     try {
       const reader = new StreamReader(stream, { signal })
@@ -861,7 +868,8 @@ export class ShardClient {
     expiresAt: number | undefined,
     options: { signal?: AbortSignal; critical?: boolean } = {},
   ): Promise<boolean[]> {
-    const signal = withTimeout(options.signal, this.#options.requestTimeoutMs, 'shard pin')
+    using deadline = withDeadline(options.signal, this.#options.requestTimeoutMs, 'shard pin')
+    const signal = deadline.signal
     const stream = await this.#open(peer, signal)
     try {
       const reader = new StreamReader(stream, { signal })
@@ -892,7 +900,8 @@ export class ShardClient {
     cids: CID[],
     options: { signal?: AbortSignal } = {},
   ): Promise<{ have: boolean[]; freeBytes: number }> {
-    const signal = withTimeout(options.signal, this.#options.requestTimeoutMs, 'shard has')
+    using deadline = withDeadline(options.signal, this.#options.requestTimeoutMs, 'shard has')
+    const signal = deadline.signal
     const stream = await this.#open(peer, signal)
     try {
       const reader = new StreamReader(stream, { signal })

@@ -62,6 +62,25 @@ describe('CID construction', () => {
     for (const n of [0, 31, 33, 64]) assert.throws(() => cidFromDigest(new Uint8Array(n)), isCidInvalid)
   })
 
+  it('cidFromDigest equals multiformats CID.createV1 for any digest and codec (property, seeded)', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.oneof(fc.constantFrom(RAW_CODEC, DAG_CBOR_CODEC), fc.integer({ min: 0, max: 0x3fff })),
+        (digest, codec) => {
+          const ours = cidFromDigest(digest, codec)
+          const ref = CID.createV1(codec, createDigest(BLAKE3_MULTIHASH, digest))
+          assert.deepEqual(ours.bytes, ref.bytes)
+          assert.ok(ours.equals(ref))
+          assert.equal(ours.code, codec)
+          assert.deepEqual(ours.multihash.digest, digest)
+          assert.equal(ours.toString(), ref.toString())
+        },
+      ),
+      { seed: 0xc1d2, numRuns: 500 },
+    )
+  })
+
   it('round trips through its string and its bytes', () => {
     const cid = cidForBytes(text('hello shard'))
     assert.ok(parseCid(cidToString(cid)).equals(cid))

@@ -50,6 +50,34 @@ test('segments in reused memory (arbitrary old bytes) are the same, padding zero
   )
 })
 
+test('releaseChunks: the same segments; whole-buffer chunks are freed once copied, shared ones untouched', async () => {
+  await fc.assert(
+    fc.asyncProperty(...INPUTS, fc.boolean(), async (chunks, segmentSize, align, shareFirst) => {
+      const expected: Uint8Array[] = []
+      for await (const s of segment(from(chunks), segmentSize, align)) expected.push(Uint8Array.from(s.data))
+      // Own copies: each chunk a whole ArrayBuffer, except (optionally) the first, a view into a larger one.
+      const owned: Uint8Array[] = chunks.map((c) => Uint8Array.from(c))
+      let shared: Uint8Array | undefined
+      const first = owned[0]
+      if (shareFirst && first !== undefined) {
+        const big = new Uint8Array(first.byteLength + 2)
+        big.set(first, 1)
+        shared = big.subarray(1, 1 + first.byteLength)
+        owned[0] = shared
+      }
+      const got: Uint8Array[] = []
+      for await (const s of segment(from(owned), segmentSize, align, undefined, undefined, true))
+        got.push(Uint8Array.from(s.data))
+      assert.deepEqual(got, expected)
+      owned.forEach((c, i) => {
+        if (c === shared) assert.deepEqual(c, chunks[i])
+        else assert.equal(c.buffer.byteLength, 0, `chunk ${i} was not freed`)
+      })
+    }),
+    { seed, numRuns: 200 },
+  )
+})
+
 test('placement puts the n shards of a segment on distinct peers when there are enough, and spreads load', () => {
   fc.assert(
     fc.property(

@@ -1,0 +1,33 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { throwIfAborted, withDeadline } from '../../src/common/abort.ts'
+import { isNodusError, NodusError } from '../../src/common/errors.ts'
+
+const tick = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+test('withDeadline aborts with TIMEOUT at the deadline', async () => {
+  const d = withDeadline(undefined, 20, 'probe')
+  await tick(60)
+  assert.equal(d.signal.aborted, true)
+  assert.ok(isNodusError(d.signal.reason) && d.signal.reason.code === 'TIMEOUT')
+  assert.match((d.signal.reason as Error).message, /probe timed out after 20 ms/)
+})
+
+test('withDeadline follows its parent signal', () => {
+  const parent = new AbortController()
+  const d = withDeadline(parent.signal, 60_000)
+  parent.abort(new NodusError('ABORTED', 'stop'))
+  assert.equal(d.signal.aborted, true)
+  assert.throws(() => throwIfAborted(d.signal), { code: 'ABORTED' })
+  d[Symbol.dispose]()
+})
+
+test('disposing of a deadline cancels its timer: the signal never aborts', async () => {
+  let signal: AbortSignal
+  {
+    using d = withDeadline(undefined, 20)
+    signal = d.signal
+  }
+  await tick(60)
+  assert.equal(signal.aborted, false)
+})
