@@ -5,7 +5,6 @@
  * `/openapi.json` and written to docs/API.md.
  */
 import type { IncomingMessage } from 'node:http'
-import { Readable } from 'node:stream'
 import rateLimit from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -18,6 +17,7 @@ import { cidToString, parseCid } from '../storage/index.ts'
 import { bearerMatches } from './auth.ts'
 import { registerDashboard } from './dashboard.ts'
 import * as S from './schemas.ts'
+import { writeParts } from './write-parts.ts'
 
 export interface ApiServerDeps {
   token: string
@@ -442,24 +442,35 @@ export function createApiServer(
             .header('content-range', `bytes */${size}`)
             .send({ code: 'INVALID_ARGUMENT', message: 'range not satisfiable', details: { size } })
         }
-        const stream = Readable.from(
-          files.get(cid, { signal: ac.signal, manifest, ...(range === undefined ? {} : { range }) }),
-          { objectMode: false },
-        )
-        stream.on('error', (err) =>
-          deps.logger.warn({ cid: req.params.cid, err: err.message }, 'download failed mid-stream'),
-        )
-        void reply
-          .header('content-type', 'application/octet-stream')
-          .header('accept-ranges', 'bytes')
-          .header('x-nodus-manifest', cidToString(manifest.cid))
+        const parts = files
+          .get(cid, {
+            signal: ac.signal,
+            manifest,
+            ...(range === undefined ? {} : { range }),
+          })
+          [Symbol.asyncIterator]()
+        // Up to the first part an error is an ordinary error response; after it, the status and
+        // headers are out and a failure can only cut the body short.
+        const first = await parts.next()
+        const headers: Record<string, string> = {
+          'content-type': 'application/octet-stream',
+          'accept-ranges': 'bytes',
+          'x-nodus-manifest': cidToString(manifest.cid),
+        }
         if (range !== undefined) {
-          void reply
-            .code(206)
-            .header('content-range', `bytes ${range.offset}-${range.offset + range.length - 1}/${size}`)
-            .header('content-length', String(range.length))
-        } else void reply.header('content-length', String(size))
-        return reply.send(stream)
+          headers['content-range'] = `bytes ${range.offset}-${range.offset + range.length - 1}/${size}`
+          headers['content-length'] = String(range.length)
+        } else headers['content-length'] = String(size)
+        // Written by hand rather than as a piped stream: each part is freed once the socket has it.
+        reply.hijack()
+        reply.raw.writeHead(range === undefined ? 200 : 206, headers)
+        try {
+          await writeParts(reply.raw, first.done === true ? undefined : first.value, parts, ac.signal)
+        } catch (err) {
+          deps.logger.warn({ cid: req.params.cid, err: (err as Error).message }, 'download failed mid-stream')
+          reply.raw.destroy()
+          await parts.return?.(undefined)
+        }
       },
     )
     r.post<{ Params: { cid: string }; Body: { ttl?: number; critical?: boolean } | undefined }>(

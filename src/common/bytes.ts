@@ -9,3 +9,22 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
     Buffer.from(b.buffer, b.byteOffset, b.byteLength),
   )
 }
+
+/**
+ * Free a view's memory now, when the view spans the whole of a plain ArrayBuffer: detaches it
+ * (`ArrayBuffer.prototype.transfer(0)`), after which every view of that buffer reads zero bytes.
+ * Only for memory the caller owns alone, such as the body chunks Node gives an HTTP request or a
+ * shard received from a peer. Node's Buffers live outside V8's heap and V8 collects them only about
+ * every 64 MB of external allocation; until then glibc's arena holds them, so a long transfer's RSS
+ * grows by that much. Views that share their ArrayBuffer (pooled small Buffers, subarrays) are left
+ * alone.
+ *
+ * @returns whether the memory was freed
+ */
+export function freeIfWhole(view: Uint8Array): boolean {
+  const ab = view.buffer
+  if (!(ab instanceof ArrayBuffer) || ab.resizable) return false
+  if (view.byteOffset !== 0 || ab.byteLength !== view.byteLength || ab.byteLength === 0) return false
+  ab.transfer(0)
+  return true
+}

@@ -124,7 +124,8 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
     kind: 'int',
     default: 64 * MiB,
     min: 0,
-    description: 'bytes of hot shards kept in memory (LRU); 0 turns the cache off',
+    description:
+      'bytes of hot shards kept in memory (LRU; a shard is cached on its second read, so a file streamed once does not fill it); 0 turns the cache off',
   },
   {
     path: 'storage.minFreeDiskBytes',

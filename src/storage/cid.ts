@@ -10,7 +10,7 @@ import { base32 } from 'multiformats/bases/base32'
 import { base36 } from 'multiformats/bases/base36'
 import { base58btc } from 'multiformats/bases/base58'
 import { CID } from 'multiformats/cid'
-import { create as createDigest } from 'multiformats/hashes/digest'
+import { create as createDigest, Digest } from 'multiformats/hashes/digest'
 import { type AbortOptions, throwIfAborted } from '../common/abort.ts'
 import { bytesEqual } from '../common/bytes.ts'
 import { NodusError } from '../common/errors.ts'
@@ -44,15 +44,20 @@ export function cidFromDigest(digest: Uint8Array, codec: number = RAW_CODEC): CI
     throw new NodusError('CID_INVALID', `BLAKE3-256 digest must be ${BLAKE3_OUT_BYTES} bytes`)
   }
   if (codec > 0x7f) return CID.createV1(codec, createDigest(BLAKE3_MULTIHASH, digest))
-  // One buffer for the CID, its multihash and digest (views into it): createV1 would allocate three,
-  // and a manifest keeps a CID per shard.
+  // One buffer for the CID, its multihash and digest (views into it): createV1 and decode allocate
+  // two or three, and a manifest keeps a CID per shard.
   const bytes = new Uint8Array(4 + BLAKE3_OUT_BYTES)
   bytes[0] = 1 // CIDv1
   bytes[1] = codec // a one-byte varint
   bytes[2] = BLAKE3_MULTIHASH
   bytes[3] = BLAKE3_OUT_BYTES
   bytes.set(digest, 4)
-  return CID.decode(bytes)
+  return new CID(
+    1,
+    codec,
+    new Digest(BLAKE3_MULTIHASH, BLAKE3_OUT_BYTES, bytes.subarray(4), bytes.subarray(2)),
+    bytes,
+  )
 }
 
 /**

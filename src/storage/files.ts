@@ -638,7 +638,9 @@ export class FileService {
 
   /**
    * Stream the file with manifest `cid`, segment by segment in order, as views of the verified data
-   * shards (not copied; treat them as read-only, some are the shard cache's memory). Every shard is checked against
+   * shards (not copied). Each part is the caller's alone: shards from this node's own store are
+   * copies (ShardStore.get), the rest were received or rebuilt for this call, so the caller may free a
+   * part's memory once done with it (`freeIfWhole`, as the HTTP API does). Every shard is checked against
    * its CID, each segment decodes from the first k shards to arrive, and for a whole-file read the
    * BLAKE3 of the file is checked at the end (throws CID_MISMATCH if it differs). `range` selects
    * bytes [offset, offset + length) and fetches only the segments that hold them. Throws

@@ -1,3 +1,4 @@
+import { freeIfWhole } from '../common/bytes.ts'
 import { NodusError } from '../common/errors.ts'
 
 /**
@@ -44,29 +45,11 @@ export async function* segment(
         filled = 0
       }
     }
-    if (releaseChunks) release(chunk)
+    if (releaseChunks) freeIfWhole(chunk)
   }
   if (filled > 0) {
     const padded = Math.ceil(filled / alignTo) * alignTo
     buf.fill(0, filled, padded)
     yield { data: buf.subarray(0, padded), size: filled }
-  }
-}
-
-/**
- * Free a chunk's memory now, if the chunk is the whole of a plain ArrayBuffer (what Node gives each
- * body chunk of an HTTP request). Node's read buffers are malloc'd outside V8's heap, and V8 collects
- * them only about every 64 MB of external memory; meanwhile glibc's arena grows with the upload.
- * Chunks that share their ArrayBuffer (pooled Buffers, subarrays) are left alone.
- */
-function release(chunk: Uint8Array): void {
-  const ab = chunk.buffer
-  if (
-    ab instanceof ArrayBuffer &&
-    chunk.byteOffset === 0 &&
-    ab.byteLength === chunk.byteLength &&
-    !ab.resizable
-  ) {
-    ab.transfer(0)
   }
 }

@@ -1,5 +1,10 @@
 /**
- * A least-recently-used cache of whole shards, bounded by the sum of their sizes in bytes.
+ * A least-recently-used cache of whole shards, bounded by the sum of their sizes in bytes, with
+ * second-read admission: the store caches a shard on its second miss within the last
+ * {@link SEEN_KEYS} distinct misses, not its first (the "doorkeeper" of TinyLFU: Einziger, Friedman and
+ * Manes, "TinyLFU: A Highly Efficient Cache Admission Policy", ACM TOS 2017). A file streamed once, the
+ * common case for large files, then neither flushes the hot shards nor fills memory: a node serving a
+ * 1 GB get held its whole 64 MiB cache of shards it never read again.
  *
  * Shards are content-addressed, so an entry can never be stale in content: the bytes for a CID never change.
  * The store still checks its index before serving from the cache (a deleted shard is never served) and
@@ -11,11 +16,16 @@ export interface ShardCacheMetrics {
   cacheRequests: { inc(labels: { result: 'hit' | 'miss' }): void }
 }
 
+/** How many distinct missed keys the doorkeeper remembers (FIFO); about 100 bytes each. */
+export const SEEN_KEYS = 4096
+
 export interface ShardCacheOptions {
   /** Upper bound on the sum of cached shard sizes, in bytes. 0 disables the cache. */
   maxBytes: number
   /** Larger entries are not admitted, in bytes. Defaults to a quarter of `maxBytes`, so one entry cannot flush the cache. */
   maxEntryBytes?: number
+  /** Misses before a shard is worth caching (see {@link ShardCache.admitOnMiss}): 1 or 2, default 2. */
+  admitAfterMisses?: 1 | 2
 }
 
 /**
@@ -26,7 +36,10 @@ export interface ShardCacheOptions {
 export class ShardCache {
   readonly maxBytes: number
   readonly maxEntryBytes: number
+  readonly admitAfterMisses: 1 | 2
   readonly #entries = new Map<string, Uint8Array>()
+  /** Keys that missed once and were not admitted, oldest first. */
+  readonly #seen = new Set<string>()
   #bytes = 0
   #hits = 0
   #misses = 0
@@ -42,6 +55,7 @@ export class ShardCache {
     }
     this.maxBytes = options.maxBytes
     this.maxEntryBytes = Math.min(maxEntryBytes, options.maxBytes)
+    this.admitAfterMisses = options.admitAfterMisses ?? 2
   }
 
   /** Bytes held now (sum of entry sizes), never above `maxBytes`. */
@@ -62,6 +76,20 @@ export class ShardCache {
   /** True when a shard of `size` bytes would be admitted by {@link set}. */
   admits(size: number): boolean {
     return this.maxBytes > 0 && size <= this.maxEntryBytes
+  }
+
+  /**
+   * Called on a miss for a shard of `size` bytes: true when the caller should cache it now. With
+   * second-read admission (the default) that is when `key` missed before, among the last
+   * {@link SEEN_KEYS} distinct keys that missed; the first miss is only remembered. Always false when
+   * {@link admits} is.
+   */
+  admitOnMiss(key: string, size: number): boolean {
+    if (!this.admits(size)) return false
+    if (this.admitAfterMisses === 1 || this.#seen.delete(key)) return true
+    this.#seen.add(key)
+    if (this.#seen.size > SEEN_KEYS) this.#seen.delete(this.#seen.values().next().value as string)
+    return false
   }
 
   /** The cached bytes for `key` (marking it most recently used), or undefined. Counts a hit or a miss. */
@@ -112,6 +140,7 @@ export class ShardCache {
   /** Drop everything. */
   clear(): void {
     this.#entries.clear()
+    this.#seen.clear()
     this.#bytes = 0
   }
 }

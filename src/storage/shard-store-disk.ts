@@ -96,6 +96,7 @@ export async function* readRange(
     }
     position += want
     for (let at = 0; at < want; at += READ_CHUNK_BYTES) {
+      if (at > 0) throwIfAborted(signal)
       yield block.subarray(at, Math.min(want, at + READ_CHUNK_BYTES))
     }
   }

@@ -63,6 +63,11 @@ export interface ShardStoreOptions {
    */
   cacheBytes?: number
   /**
+   * Whole-shard reads that miss before a shard is cached: 2 (default) caches shards read again, so a
+   * file streamed once leaves the cache as it was; 1 caches every shard read (plain LRU).
+   */
+  cacheAdmitAfterMisses?: 1 | 2
+  /**
    * Refuse new shards (STORE_FULL) when the file system holding `dir` would keep less than this free
    * (statfs `bavail`, less bytes reserved by puts in flight), in bytes; default 256 MiB. Guards the disk
    * when capacityBytes is set higher than the disk can hold. 0 leaves only ENOSPC (also STORE_FULL).
@@ -192,6 +197,7 @@ export class ShardStore {
     this.#cache = new ShardCache({
       maxBytes: cacheBytes,
       maxEntryBytes: Math.min(options.maxShardBytes, Math.floor(cacheBytes / 4)),
+      admitAfterMisses: options.cacheAdmitAfterMisses ?? 2,
     })
   }
 
@@ -439,7 +445,7 @@ export class ShardStore {
       )
       throw missing(key, 'file size differs from index')
     }
-    if (this.#cache.admits(bytes.byteLength)) this.#cacheStore(key, new Uint8Array(bytes))
+    if (this.#cache.admitOnMiss(key, bytes.byteLength)) this.#cacheStore(key, new Uint8Array(bytes))
     return bytes
   }
 
@@ -487,7 +493,7 @@ export class ShardStore {
         }
         return
       }
-      if (!this.#filling.has(key)) {
+      if (!this.#filling.has(key) && this.#cache.admitOnMiss(key, record.size)) {
         fill = new Uint8Array(record.size)
         this.#filling.add(key)
       }

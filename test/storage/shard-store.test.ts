@@ -11,7 +11,7 @@ import { open as openLmdb } from 'lmdb'
 import { CID } from 'multiformats/cid'
 import { create } from 'multiformats/hashes/digest'
 import { type ErrorCode, isNodusError } from '../../src/common/errors.ts'
-import { ShardCache } from '../../src/storage/shard-cache.ts'
+import { SEEN_KEYS, ShardCache } from '../../src/storage/shard-cache.ts'
 import {
   ShardStore,
   type ShardStoreDeps,
@@ -873,7 +873,7 @@ describe('ShardStore cache', () => {
     const metrics = {
       cacheRequests: { inc: (l: { result: 'hit' | 'miss' }) => void requests.push(l.result) },
     }
-    const store = await h.store({ cacheBytes: 4 * MiB }, { metrics })
+    const store = await h.store({ cacheBytes: 4 * MiB, cacheAdmitAfterMisses: 1 }, { metrics })
     const bytes = bytesOf(200_000, 500)
     const cid = cidOf(bytes)
     await store.put(cid, bytes)
@@ -912,7 +912,7 @@ describe('ShardStore cache', () => {
 
   it('a whole-shard read() miss fills the cache while streaming; an abandoned one does not', async (t) => {
     const h = await harness(t)
-    const store = await h.store({ cacheBytes: 4 * MiB })
+    const store = await h.store({ cacheBytes: 4 * MiB, cacheAdmitAfterMisses: 1 })
     const bytes = bytesOf(150_000, 501)
     const cid = cidOf(bytes)
     await store.put(cid, bytes)
@@ -939,7 +939,7 @@ describe('ShardStore cache', () => {
       cacheRequests: { inc: (l: { result: 'hit' | 'miss' }) => void requests.push(l.result) },
     }
     // 400 KB cache: entries up to 100 KB (a quarter) are admitted
-    const store = await h.store({ cacheBytes: 400_000 }, { metrics })
+    const store = await h.store({ cacheBytes: 400_000, cacheAdmitAfterMisses: 1 }, { metrics })
     const shards = [0, 1, 2, 3, 4].map((i) => bytesOf(90_000, 510 + i))
     for (const s of shards) await store.put(cidOf(s), s)
     for (const s of shards.slice(0, 4)) await store.get(cidOf(s)) // cache 0..3 (360 KB)
@@ -964,6 +964,57 @@ describe('ShardStore cache', () => {
     await collect(off.read(cidOf(shards[0] as Uint8Array)))
     assert.deepEqual(requests, [])
     assert.equal(off.cacheStats().entries, 0)
+  })
+
+  it('by default caches a shard on its second miss: a file read once leaves the cache as it was', async (t) => {
+    const h = await harness(t)
+    const requests: string[] = []
+    const metrics = {
+      cacheRequests: { inc: (l: { result: 'hit' | 'miss' }) => void requests.push(l.result) },
+    }
+    const store = await h.store({ cacheBytes: 4 * MiB }, { metrics })
+    const hot = bytesOf(100_000, 530)
+    await store.put(cidOf(hot), hot)
+    await store.get(cidOf(hot))
+    assert.equal(store.cacheStats().entries, 0, 'one read is not enough')
+    await store.get(cidOf(hot))
+    assert.equal(store.cacheStats().entries, 1, 'the second miss admits it')
+    assert.deepEqual(new Uint8Array(await store.get(cidOf(hot))), hot)
+    assert.deepEqual(requests, ['miss', 'miss', 'hit'])
+
+    // A scan: 60 shards read once each, by get() and by whole read(): none is cached, the hot one stays.
+    const scan = Array.from({ length: 60 }, (_, i) => bytesOf(100_000, 600 + i))
+    for (const s of scan) await store.put(cidOf(s), s)
+    for (const [i, s] of scan.entries()) {
+      if (i % 2 === 0) assert.deepEqual(new Uint8Array(await store.get(cidOf(s))), s)
+      else assert.deepEqual((await collect(store.read(cidOf(s)))).bytes, s)
+    }
+    assert.equal(store.cacheStats().entries, 1)
+    assert.equal(store.cacheStats().bytes, 100_000)
+    requests.length = 0
+    await store.get(cidOf(hot))
+    assert.deepEqual(requests, ['hit'])
+
+    // read() counts as a read too: a shard read once by get() and once by read() is admitted.
+    const s0 = scan[1] as Uint8Array
+    assert.deepEqual((await collect(store.read(cidOf(s0)))).bytes, s0)
+    assert.equal(store.cacheStats().entries, 2)
+  })
+
+  it('ShardCache.admitOnMiss: the doorkeeper remembers a bounded number of keys', () => {
+    const cache = new ShardCache({ maxBytes: 1000, maxEntryBytes: 100 })
+    assert.equal(cache.admitOnMiss('a', 10), false)
+    assert.equal(cache.admitOnMiss('a', 10), true)
+    assert.equal(cache.admitOnMiss('a', 10), false, 'admitting forgets the key')
+    assert.equal(cache.admitOnMiss('big', 101), false)
+    assert.equal(cache.admitOnMiss('big', 101), false, 'too large is never admitted')
+    assert.equal(cache.admitOnMiss('b', 10), false)
+    for (let i = 0; i < SEEN_KEYS; i++) cache.admitOnMiss(`k${i}`, 10)
+    assert.equal(cache.admitOnMiss('b', 10), false, 'b was pushed out by SEEN_KEYS newer misses')
+    assert.equal(cache.admitOnMiss(`k${SEEN_KEYS - 1}`, 10), true)
+    const lru = new ShardCache({ maxBytes: 1000, admitAfterMisses: 1 })
+    assert.equal(lru.admitOnMiss('x', 10), true)
+    assert.equal(new ShardCache({ maxBytes: 0 }).admitOnMiss('x', 0), false)
   })
 
   it('ShardCache: LRU by bytes, admission by size, recency on get', () => {
