@@ -2,13 +2,11 @@
  * A small client for a node's HTTP API, used by the CLI and the demo. Streams both ways; never holds
  * a whole file in memory.
  */
-import { createReadStream, createWriteStream } from 'node:fs'
-import { readFile, rename, rm, stat } from 'node:fs/promises'
-import type { IncomingMessage } from 'node:http'
+import { type FileHandle, open, readFile, rename, rm, stat } from 'node:fs/promises'
+import type { ClientRequest, IncomingMessage } from 'node:http'
 import { join } from 'node:path'
-import { Transform } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import { readApiToken } from '../api/auth.ts'
+import { freeIfWhole } from '../common/bytes.ts'
 import { type ErrorCode, HTTP_STATUS, NodusError } from '../common/errors.ts'
 import { RUN_FILE } from '../node/run-file.ts'
 
@@ -77,7 +75,7 @@ function streamRequest(
   url: URL,
   method: string,
   hdrs: Record<string, string>,
-  body: NodeJS.ReadableStream | undefined,
+  body: ((req: ClientRequest) => Promise<void>) | undefined,
   signal: AbortSignal | undefined,
 ): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
@@ -88,8 +86,51 @@ function streamRequest(
       req.end()
       return
     }
-    body.on('error', (err) => req.destroy(err))
-    body.pipe(req)
+    body(req).catch((err: unknown) => req.destroy(err instanceof Error ? err : new Error(String(err))))
+  })
+}
+
+/** Bytes per read of a file being uploaded. */
+const UPLOAD_CHUNK_BYTES = 1024 * 1024
+
+/**
+ * Send the file open as `fh` as a request body, then end the request. Reads go into a few reused
+ * 1 MiB buffers: a buffer is read into again only after the socket has taken it (the write's
+ * callback), so an upload allocates almost nothing, where a piped read stream allocated a fresh
+ * buffer per read for V8 to collect.
+ */
+async function sendFile(req: ClientRequest, fh: FileHandle, onBytes: (n: number) => void): Promise<void> {
+  const spare: Buffer[] = []
+  let sent = 0
+  for (;;) {
+    const buf = spare.pop() ?? Buffer.allocUnsafeSlow(UPLOAD_CHUNK_BYTES)
+    const { bytesRead } = await fh.read(buf, 0, UPLOAD_CHUNK_BYTES, null)
+    if (bytesRead === 0) break
+    sent += bytesRead
+    onBytes(sent)
+    const ok = req.write(buf.subarray(0, bytesRead), (err) => {
+      if (err == null) spare.push(buf)
+    })
+    if (!ok) await drained(req)
+  }
+  req.end()
+}
+
+/** Resolves on the request's next 'drain'; rejects if it closes or fails first. */
+function drained(req: ClientRequest): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error): void => {
+      req.off('drain', onDrain)
+      req.off('close', onClose)
+      req.off('error', done)
+      if (err === undefined) resolve()
+      else reject(err)
+    }
+    const onDrain = (): void => done()
+    const onClose = (): void => done(new NodusError('ABORTED', 'upload connection closed'))
+    req.on('drain', onDrain)
+    req.on('close', onClose)
+    req.on('error', done)
   })
 }
 
@@ -127,11 +168,8 @@ export async function putFile(
   } catch {
     throw new NodusError('FILE_NOT_FOUND', `no such file: ${path}`, { details: { path } })
   }
-  let sent = 0
-  const file = createReadStream(path, { highWaterMark: 1024 * 1024 })
-  file.on('data', (chunk) => {
-    sent += chunk.length
-    options.onBytes?.(sent)
+  const fh = await open(path, 'r').catch(() => {
+    throw new NodusError('FILE_NOT_FOUND', `no such file: ${path}`, { details: { path } })
   })
   const name = path.split('/').pop() ?? 'file'
   const ttl = options.ttlSeconds === undefined ? '' : `&ttl=${options.ttlSeconds}`
@@ -140,14 +178,10 @@ export async function putFile(
     new URL(`${api.url}/files?name=${encodeURIComponent(name)}${ttl}${critical}`),
     'POST',
     headers(api, { 'content-type': 'application/octet-stream', 'content-length': String(size) }),
-    file,
+    (req) => sendFile(req, fh, (n) => options.onBytes?.(n)),
     options.signal,
-  ).catch((err: unknown) => {
-    file.destroy()
-    throw err
-  })
+  ).finally(() => fh.close())
   const text = await textOf(res)
-  file.destroy()
   if ((res.statusCode ?? 0) >= 300) throw errorFrom(res.statusCode ?? 0, text)
   return JSON.parse(text) as PutResponse
 }
@@ -173,16 +207,8 @@ export async function getFile(
   const total = Number(res.headers['content-length'] ?? Number.NaN)
   const part = `${outPath}.part`
   let got = 0
-  const counter = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      got += chunk.byteLength
-      options.onBytes?.(got, Number.isFinite(total) ? total : undefined)
-      cb(null, chunk)
-    },
-  })
   try {
-    const out = createWriteStream(part, { flush: true })
-    await pipeline(res, counter, out)
+    got = await writeBody(res, part, (n) => options.onBytes?.(n, Number.isFinite(total) ? total : undefined))
     if (Number.isFinite(total) && got !== total) {
       throw new NodusError('DECODE_FAILED', `download ended after ${got} of ${total} bytes`)
     }
@@ -193,6 +219,60 @@ export async function getFile(
     throw new NodusError('DECODE_FAILED', `download failed: ${(err as Error).message}`, { cause: err })
   }
   return { bytes: got }
+}
+
+/** Bytes of response body gathered into one `writev`, at most (plus one chunk). */
+const WRITE_BATCH_BYTES = 1024 * 1024
+
+/**
+ * Write a response body to a new file `path` and fsync it; resolves with the bytes written.
+ *
+ * Chunks are gathered into `writev` calls of about {@link WRITE_BATCH_BYTES}, with one in flight
+ * while the next batch arrives, and each chunk's memory is freed (`freeIfWhole`) once written: the
+ * body's 64 KiB Buffers otherwise wait for V8's external-memory collection, which cost the client a
+ * fifth of its CPU in marking during a 126 MB get (perf, docs/BENCHMARKS.md "Session 6").
+ */
+async function writeBody(body: IncomingMessage, path: string, onBytes: (n: number) => void): Promise<number> {
+  const fh = await open(path, 'w')
+  try {
+    let got = 0
+    let batch: Uint8Array[] = []
+    let batchBytes = 0
+    let writing: Promise<void> | undefined
+    const flush = async (chunks: Uint8Array[]): Promise<void> => {
+      let { bytesWritten } = await fh.writev(chunks)
+      // A short write (rare on a regular file): write the rest chunk by chunk.
+      for (const c of chunks) {
+        if (bytesWritten >= c.byteLength) {
+          bytesWritten -= c.byteLength
+          continue
+        }
+        let at = bytesWritten
+        bytesWritten = 0
+        while (at < c.byteLength) at += (await fh.write(c, at)).bytesWritten
+      }
+      for (const c of chunks) freeIfWhole(c)
+    }
+    for await (const chunk of body as AsyncIterable<Uint8Array>) {
+      got += chunk.byteLength
+      onBytes(got)
+      batch.push(chunk)
+      batchBytes += chunk.byteLength
+      if (batchBytes >= WRITE_BATCH_BYTES) {
+        await writing
+        writing = flush(batch)
+        writing.catch(() => {}) // awaited below; not an unhandled rejection meanwhile
+        batch = []
+        batchBytes = 0
+      }
+    }
+    await writing
+    if (batch.length > 0) await flush(batch)
+    await fh.sync()
+    return got
+  } finally {
+    await fh.close()
+  }
 }
 
 /** GET a JSON route. */
