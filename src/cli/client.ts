@@ -7,6 +7,7 @@ import type { ClientRequest, IncomingMessage } from 'node:http'
 import { join } from 'node:path'
 import { readApiToken } from '../api/auth.ts'
 import { freeIfWhole } from '../common/bytes.ts'
+import { drained } from '../common/drain.ts'
 import { type ErrorCode, HTTP_STATUS, NodusError } from '../common/errors.ts'
 import { RUN_FILE } from '../node/run-file.ts'
 
@@ -111,27 +112,9 @@ async function sendFile(req: ClientRequest, fh: FileHandle, onBytes: (n: number)
     const ok = req.write(buf.subarray(0, bytesRead), (err) => {
       if (err == null) spare.push(buf)
     })
-    if (!ok) await drained(req)
+    if (!ok) await drained(req, undefined, () => new NodusError('ABORTED', 'upload connection closed'))
   }
   req.end()
-}
-
-/** Resolves on the request's next 'drain'; rejects if it closes or fails first. */
-function drained(req: ClientRequest): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const done = (err?: Error): void => {
-      req.off('drain', onDrain)
-      req.off('close', onClose)
-      req.off('error', done)
-      if (err === undefined) resolve()
-      else reject(err)
-    }
-    const onDrain = (): void => done()
-    const onClose = (): void => done(new NodusError('ABORTED', 'upload connection closed'))
-    req.on('drain', onDrain)
-    req.on('close', onClose)
-    req.on('error', done)
-  })
 }
 
 function headers(api: ApiTarget, extra: Record<string, string> = {}): Record<string, string> {

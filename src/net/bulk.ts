@@ -32,6 +32,7 @@ import {
 } from 'node:tls'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { BufferPool } from '../common/buffer-pool.ts'
+import { drained } from '../common/drain.ts'
 import { NodusError } from '../common/errors.ts'
 import { encodeVarint, lengthPrefixed, StreamReader } from './stream-io.ts'
 
@@ -694,31 +695,17 @@ async function writeMessage(
       if (sent > size) throw new NodusError('PROTOCOL_ERROR', 'bulk body longer than announced')
       if (!socket.write(chunk)) {
         socket.uncork()
-        await drained(socket, signal)
+        await drained(
+          socket,
+          signal,
+          () => new NodusError('STREAM_CLOSED', 'bulk socket closed while sending'),
+        )
         socket.cork()
       }
     }
   }
   socket.uncork()
   if (sent !== size) throw new NodusError('PROTOCOL_ERROR', `bulk body of ${sent} bytes, announced ${size}`)
-}
-
-function drained(socket: TLSSocket, signal: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const done = (err?: unknown): void => {
-      socket.off('drain', onDrain)
-      socket.off('close', onClose)
-      signal.removeEventListener('abort', onAbort)
-      if (err === undefined) resolve()
-      else reject(err)
-    }
-    const onDrain = (): void => done()
-    const onClose = (): void => done(new NodusError('STREAM_CLOSED', 'bulk socket closed while sending'))
-    const onAbort = (): void => done(signal.reason)
-    socket.on('drain', onDrain)
-    socket.on('close', onClose)
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
 }
 
 /**
