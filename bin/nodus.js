@@ -17,4 +17,19 @@ function newestMs(dir) {
 }
 
 const fresh = existsSync(built) && statSync(built).mtimeMs >= newestMs(src)
+
+// `nodus start` needs V8 flags that V8 reads only while it sets up the heap and that Node does not
+// accept in NODE_OPTIONS (START_V8_FLAGS in src/node/gc-tuning.ts, with why): the launcher re-executes
+// itself with them (process.execve: same PID, same stdio) before the CLI loads.
+if (process.argv[2] === 'start' && typeof process.execve === 'function') {
+  const { startV8Flags } = await import(fresh ? '../dist/src/node/gc-tuning.js' : '../src/node/gc-tuning.ts')
+  const flags = startV8Flags(process.env)
+  if (!flags.every((f) => process.execArgv.includes(f))) {
+    process.execve(
+      process.execPath,
+      [process.execPath, ...flags, ...process.execArgv, process.argv[1], ...process.argv.slice(2)],
+      process.env,
+    )
+  }
+}
 await import(fresh ? '../dist/src/cli/main.js' : '../src/cli/main.ts')

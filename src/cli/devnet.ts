@@ -13,6 +13,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { NodusError } from '../common/errors.ts'
 import { procCpuSeconds } from '../common/proc.ts'
+import { startV8Flags } from '../node/gc-tuning.ts'
 import { initNode } from './init.ts'
 
 /** The CLI entry next to this module: dist/src/cli/main.js when running compiled, else main.ts. */
@@ -62,6 +63,7 @@ async function startChild(
   const proc = spawn(
     process.execPath,
     [
+      ...startV8Flags(process.env),
       MAIN,
       'start',
       '--data-dir',

@@ -545,7 +545,8 @@ Cross-key rules: \`storage.k + storage.m ≤ 256\`; \`storage.segmentSize / stor
 
 Process settings, not node config: every \`nodus\` process sets V8's incremental-marking triggers
 (src/node/gc-tuning.ts, why in docs/BENCHMARKS.md "Session 5"), and \`nodus start\` runs one
-memory-reducing collection 2 s after ready. \`NODUS_V8_GC=default\` turns both off;
+memory-reducing collection 2 s after ready and starts V8 with \`--initial-old-space-size=128\` (bin/nodus.js
+re-executes itself with it, same PID; "Session 6"). \`NODUS_V8_GC=default\` turns all three off;
 \`NODUS_V8_GC_FLAGS="--flag=value ..."\` sets other V8 flags in place of the triggers.
 
 | key | environment | type | default | meaning |

@@ -19,6 +19,10 @@
  * (verified with `--trace-incremental-marking`). `NODUS_V8_GC=default` leaves V8's own heuristics;
  * `NODUS_V8_GC_FLAGS="--flag=value ..."` sets those V8 flags instead of {@link GC_FLAGS}.
  *
+ * Flags V8 reads only while it sets up the heap cannot be set at run time, nor in NODE_OPTIONS:
+ * {@link START_V8_FLAGS} go on the command line of `nodus start` (bin/nodus.js re-executes itself with them;
+ * the devnet spawns its nodes with them).
+ *
  * Start-up garbage: loading ~1,500 modules and starting libp2p grows the young generation to its 64 MB
  * maximum, and V8's memory reducer gives that back only after a minute or two of idleness (an untouched
  * node reads 150–170 MB RSS until then). {@link collectStartupGarbage} runs one memory-reducing
@@ -41,6 +45,23 @@ export const GC_FLAGS: readonly string[] = [
   `--incremental-marking-soft-trigger=${SOFT_TRIGGER_PERCENT}`,
   `--incremental-marking-hard-trigger=${HARD_TRIGGER_PERCENT}`,
 ]
+
+/**
+ * V8 flags for the command line of a node process (`nodus start`), read only when V8 sets up its heap.
+ *
+ * `--initial-old-space-size=128`: the old generation may reach 128 MB before V8 first sizes it from the
+ * live data. Without it a fresh node's first large put ran repeated full collections while V8 grew the
+ * heap from the ~30 MB of start-up data (27 % of a holder's CPU in that put, perf); the first 126.6 MB put
+ * on a fresh 16-node devnet took 25.1–29.5 against 31.8–35.1 CPU-s/GB (alternating runs,
+ * docs/BENCHMARKS.md "Session 6"). It is a threshold, not memory: idle RSS did not change, nor did the
+ * "memory" benchmark's figures.
+ */
+export const START_V8_FLAGS: readonly string[] = ['--initial-old-space-size=128']
+
+/** {@link START_V8_FLAGS}, or none when the environment has `NODUS_V8_GC=default`. */
+export function startV8Flags(env: NodeJS.ProcessEnv = process.env): readonly string[] {
+  return env.NODUS_V8_GC === 'default' ? [] : START_V8_FLAGS
+}
 
 /**
  * Apply {@link GC_FLAGS} (or `NODUS_V8_GC_FLAGS`) to this process, unless the environment has

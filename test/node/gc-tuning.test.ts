@@ -1,18 +1,23 @@
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import {
   collectStartupGarbage,
   GC_FLAGS,
   HARD_TRIGGER_PERCENT,
   SOFT_TRIGGER_PERCENT,
+  START_V8_FLAGS,
+  startV8Flags,
   tuneGc,
 } from '../../src/node/gc-tuning.ts'
 
 describe('gc tuning', () => {
   it('names flags this Node’s V8 knows (setFlagsFromString ignores unknown ones silently)', () => {
     const options = execFileSync(process.execPath, ['--v8-options'], { encoding: 'utf8' })
-    for (const flag of GC_FLAGS) {
+    for (const flag of [...GC_FLAGS, ...START_V8_FLAGS]) {
       const name = flag.slice(0, flag.indexOf('='))
       assert.match(options, new RegExp(`^\\s+${name} `, 'm'), `${name} missing from --v8-options`)
     }
@@ -50,5 +55,50 @@ describe('gc tuning', () => {
     assert.equal(r.gcGlobal, 'undefined')
     assert.ok(r.before >= 8 * 2 ** 20, `young generation did not grow (${r.before} bytes)`)
     assert.ok(r.after * 4 <= r.before, `young generation ${r.before} → ${r.after} bytes`)
+  })
+})
+
+describe('bin/nodus.js start', () => {
+  const bin = new URL('../../bin/nodus.js', import.meta.url).pathname
+  /** Runs `nodus start` on an empty data dir (it stops at KEYS_MISSING) with a preload that prints execArgv. */
+  function launch(env: NodeJS.ProcessEnv): { pid: number; execArgv: string[] }[] {
+    const dir = mkdtempSync(join(tmpdir(), 'nodus-launch-'))
+    try {
+      const pre = join(dir, 'pre.mjs')
+      writeFileSync(
+        pre,
+        'console.log("LAUNCH " + JSON.stringify({ pid: process.pid, execArgv: process.execArgv }))',
+      )
+      const r = spawnSync(
+        process.execPath,
+        ['--import', pre, bin, 'start', '--data-dir', join(dir, 'data')],
+        {
+          encoding: 'utf8',
+          env: { ...process.env, ...env },
+        },
+      )
+      assert.match(r.stderr + r.stdout, /KEYS_MISSING/)
+      return r.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('LAUNCH '))
+        .map((l) => JSON.parse(l.slice(7)) as { pid: number; execArgv: string[] })
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
+
+  it('re-executes itself, same PID, with V8 heap flags read only at start-up; not with NODUS_V8_GC=default', () => {
+    const runs = launch({})
+    assert.equal(runs.length, 2, 'the launcher and the process it became')
+    const [first, second] = runs as [(typeof runs)[0], (typeof runs)[0]]
+    assert.equal(second.pid, first.pid)
+    assert.ok(!first.execArgv.some((a) => a.startsWith('--initial-old-space-size=')))
+    assert.ok(second.execArgv.some((a) => /^--initial-old-space-size=\d+$/.test(a)))
+    assert.ok(second.execArgv.includes('--import'), 'the caller’s own node flags are kept')
+    const plain = launch({ NODUS_V8_GC: 'default' })
+    assert.equal(plain.length, 1)
+    assert.deepEqual(startV8Flags({ NODUS_V8_GC: 'default' }), [])
+    assert.deepEqual(startV8Flags({}), START_V8_FLAGS)
+    for (const f of START_V8_FLAGS) assert.ok(second.execArgv.includes(f), f)
   })
 })
