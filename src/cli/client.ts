@@ -81,13 +81,21 @@ function streamRequest(
 ): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest
-    const req = send(url, { method, headers: hdrs, ...(signal === undefined ? {} : { signal }) }, resolve)
+    let responded = false
+    const req = send(url, { method, headers: hdrs, ...(signal === undefined ? {} : { signal }) }, (res) => {
+      responded = true
+      resolve(res)
+    })
     req.on('error', reject)
     if (body === undefined) {
       req.end()
       return
     }
-    body(req).catch((err: unknown) => req.destroy(err instanceof Error ? err : new Error(String(err))))
+    // A node may answer (a refusal) before the body is sent; sending then fails, and destroying the
+    // request would cut off the answer being read.
+    body(req).catch((err: unknown) => {
+      if (!responded) req.destroy(err instanceof Error ? err : new Error(String(err)))
+    })
   })
 }
 
@@ -95,7 +103,7 @@ function streamRequest(
 const UPLOAD_CHUNK_BYTES = 1024 * 1024
 
 /**
- * Send the file open as `fh` as a request body, then end the request. Reads go into a few reused
+ * Send the file open as `fh` as a request body, then end the request; closes `fh` in any case. Reads go into a few reused
  * 1 MiB buffers: a buffer is read into again only after the socket has taken it (the write's
  * callback), so an upload allocates almost nothing, where a piped read stream allocated a fresh
  * buffer per read for V8 to collect.
@@ -103,18 +111,23 @@ const UPLOAD_CHUNK_BYTES = 1024 * 1024
 async function sendFile(req: ClientRequest, fh: FileHandle, onBytes: (n: number) => void): Promise<void> {
   const spare: Buffer[] = []
   let sent = 0
-  for (;;) {
-    const buf = spare.pop() ?? Buffer.allocUnsafeSlow(UPLOAD_CHUNK_BYTES)
-    const { bytesRead } = await fh.read(buf, 0, UPLOAD_CHUNK_BYTES, null)
-    if (bytesRead === 0) break
-    sent += bytesRead
-    onBytes(sent)
-    const ok = req.write(buf.subarray(0, bytesRead), (err) => {
-      if (err == null) spare.push(buf)
-    })
-    if (!ok) await drained(req, undefined, () => new NodusError('ABORTED', 'upload connection closed'))
+  try {
+    for (;;) {
+      if (req.destroyed) return
+      const buf = spare.pop() ?? Buffer.allocUnsafeSlow(UPLOAD_CHUNK_BYTES)
+      const { bytesRead } = await fh.read(buf, 0, UPLOAD_CHUNK_BYTES, null)
+      if (bytesRead === 0) break
+      sent += bytesRead
+      onBytes(sent)
+      const ok = req.write(buf.subarray(0, bytesRead), (err) => {
+        if (err == null) spare.push(buf)
+      })
+      if (!ok) await drained(req, undefined, () => new NodusError('ABORTED', 'upload connection closed'))
+    }
+    req.end()
+  } finally {
+    await fh.close()
   }
-  req.end()
 }
 
 function headers(api: ApiTarget, extra: Record<string, string> = {}): Record<string, string> {
@@ -163,7 +176,7 @@ export async function putFile(
     headers(api, { 'content-type': 'application/octet-stream', 'content-length': String(size) }),
     (req) => sendFile(req, fh, (n) => options.onBytes?.(n)),
     options.signal,
-  ).finally(() => fh.close())
+  )
   const text = await textOf(res)
   if ((res.statusCode ?? 0) >= 300) throw errorFrom(res.statusCode ?? 0, text)
   return JSON.parse(text) as PutResponse

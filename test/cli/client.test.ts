@@ -1,0 +1,93 @@
+/**
+ * The CLI's HTTP client against small local servers that misbehave on purpose (loopback only).
+ */
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer, type Server } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { getFile, putFile } from '../../src/cli/client.ts'
+
+async function listen(server: Server): Promise<string> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const addr = server.address()
+  if (addr === null || typeof addr === 'string') throw new Error('no address')
+  return `http://127.0.0.1:${addr.port}`
+}
+
+test('a refusal sent while the upload is still going (headers first, body later) is the typed error', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'nodus-client-'))
+  t.after(() => rm(dir, { recursive: true, force: true }))
+  const file = join(dir, 'big.bin')
+  await writeFile(file, randomBytes(8 * 1024 * 1024))
+  // Answers 401 without reading the body: the headers at once, the JSON body 100 ms later.
+  const server = createServer((req, res) => {
+    res.writeHead(401, { 'content-type': 'application/json', connection: 'close' })
+    res.flushHeaders()
+    setTimeout(() => {
+      res.end(JSON.stringify({ code: 'UNAUTHORIZED', message: 'missing or wrong bearer token', details: {} }))
+      req.socket.destroySoon()
+    }, 100)
+  })
+  const url = await listen(server)
+  t.after(() => server.close())
+  await assert.rejects(
+    putFile({ url, token: 'wrong' }, file),
+    (err: Error & { details?: { status?: number } }) => {
+      // The node's own message, not a generic "HTTP 401": the answer was read whole.
+      assert.match(err.message, /wrong bearer token/)
+      assert.equal(err.details?.status, 401)
+      return true
+    },
+  )
+})
+
+test('a download is written whole, in batches, from many small chunks; a short body is DECODE_FAILED', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'nodus-client-'))
+  t.after(() => rm(dir, { recursive: true, force: true }))
+  const data = randomBytes(3 * 1024 * 1024 + 17)
+  let short = false
+  const server = createServer((_req, res) => {
+    res.writeHead(200, {
+      'content-type': 'application/octet-stream',
+      'content-length': String(data.byteLength),
+    })
+    // 1,000-byte writes, some in separate ticks, so the client sees many chunks of odd sizes.
+    let at = 0
+    const pump = (): void => {
+      while (at < data.byteLength) {
+        if (short && at >= 1_000_000) {
+          res.destroy()
+          return
+        }
+        const ok = res.write(data.subarray(at, at + 1000))
+        at += 1000
+        if (!ok) {
+          res.once('drain', pump)
+          return
+        }
+        if (at % 100_000 === 0) {
+          setImmediate(pump)
+          return
+        }
+      }
+      res.end()
+    }
+    pump()
+  })
+  const url = await listen(server)
+  t.after(() => server.close())
+  const out = join(dir, 'out.bin')
+  const seen: number[] = []
+  const r = await getFile({ url, token: undefined }, 'bafkqaaa', out, { onBytes: (n) => seen.push(n) })
+  assert.equal(r.bytes, data.byteLength)
+  assert.deepEqual(await readFile(out), data)
+  assert.equal(seen.at(-1), data.byteLength)
+  short = true
+  await assert.rejects(getFile({ url, token: undefined }, 'bafkqaaa', join(dir, 'short.bin')), {
+    code: 'DECODE_FAILED',
+  })
+  await assert.rejects(readFile(join(dir, 'short.bin.part')), { code: 'ENOENT' })
+})
