@@ -13,6 +13,7 @@ import { initNode } from '../../src/cli/init.ts'
 import { silentLogger } from '../../src/common/logger.ts'
 import { loadConfig } from '../../src/config/config.ts'
 import { createNode, type NodusNode } from '../../src/node/node.ts'
+import { parseCid } from '../../src/storage/index.ts'
 
 let dir = ''
 let node: NodusNode
@@ -137,6 +138,28 @@ test('upload, list, manifest, download whole and by range, unpin', async () => {
   assert.equal(del.status, 200)
   const again = await fetch(`${api}/files/${cid}`, { method: 'DELETE', headers: auth() })
   assert.equal(again.status, 404)
+})
+
+test('a download that fails before its first byte is a JSON error, not a cut-off body', async () => {
+  const bytes = randomBytes(200_000)
+  const put = await fetch(`${api}/files?name=broken.bin`, {
+    method: 'POST',
+    headers: { ...auth(), 'content-type': 'application/octet-stream' },
+    body: bytes,
+  })
+  assert.equal(put.status, 200)
+  const { cid: broken } = (await put.json()) as { cid: string }
+  const man = (await (await fetch(`${api}/files/${broken}/manifest`)).json()) as {
+    segments: { shards: { cid: string }[] }[]
+  }
+  // Three of segment 0's six shards gone (k = 4): it cannot be decoded, and this node is alone.
+  for (const sh of (man.segments[0] as { shards: { cid: string }[] }).shards.slice(0, 3)) {
+    assert.equal(await node.store.delete(parseCid(sh.cid)), true)
+  }
+  const r = await fetch(`${api}/files/${broken}`)
+  assert.equal(r.status, 502)
+  assert.match(r.headers.get('content-type') ?? '', /application\/json/)
+  assert.equal(((await r.json()) as { code: string }).code, 'DECODE_FAILED')
 })
 
 test('storage routes page through shards', async () => {
