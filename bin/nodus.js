@@ -25,11 +25,15 @@ if (process.argv[2] === 'start' && typeof process.execve === 'function') {
   const { startV8Flags } = await import(fresh ? '../dist/src/node/gc-tuning.js' : '../src/node/gc-tuning.ts')
   const flags = startV8Flags(process.env)
   if (!flags.every((f) => process.execArgv.includes(f))) {
-    process.execve(
-      process.execPath,
-      [process.execPath, ...flags, ...process.execArgv, process.argv[1], ...process.argv.slice(2)],
-      process.env,
-    )
+    try {
+      process.execve(
+        process.execPath,
+        [process.execPath, ...flags, ...process.execArgv, process.argv[1], ...process.argv.slice(2)],
+        process.env,
+      )
+    } catch {
+      // execve refused (a sandbox, say): run on without the flags; they only tune V8's heap sizing.
+    }
   }
 }
 await import(fresh ? '../dist/src/cli/main.js' : '../src/cli/main.ts')
