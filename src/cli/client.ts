@@ -2,7 +2,7 @@
  * A small client for a node's HTTP API, used by the CLI and the demo. Streams both ways; never holds
  * a whole file in memory.
  */
-import { type FileHandle, open, readFile, rename, rm, stat } from 'node:fs/promises'
+import { type FileHandle, open, readFile, rename, rm } from 'node:fs/promises'
 import type { ClientRequest, IncomingMessage } from 'node:http'
 import { join } from 'node:path'
 import { readApiToken } from '../api/auth.ts'
@@ -156,17 +156,19 @@ export async function putFile(
     critical?: boolean
   } = {},
 ): Promise<PutResponse> {
+  // The size comes from the open file itself, so it is the size of what is sent.
+  let fh: FileHandle | undefined
   let size: number
   try {
-    const st = await stat(path)
+    fh = await open(path, 'r')
+    const st = await fh.stat()
     if (!st.isFile()) throw new Error('not a file')
     size = st.size
   } catch {
+    await fh?.close()
     throw new NodusError('FILE_NOT_FOUND', `no such file: ${path}`, { details: { path } })
   }
-  const fh = await open(path, 'r').catch(() => {
-    throw new NodusError('FILE_NOT_FOUND', `no such file: ${path}`, { details: { path } })
-  })
+  const file = fh
   const name = path.split('/').pop() ?? 'file'
   const ttl = options.ttlSeconds === undefined ? '' : `&ttl=${options.ttlSeconds}`
   const critical = options.critical === true ? '&critical=true' : ''
@@ -174,7 +176,7 @@ export async function putFile(
     new URL(`${api.url}/files?name=${encodeURIComponent(name)}${ttl}${critical}`),
     'POST',
     headers(api, { 'content-type': 'application/octet-stream', 'content-length': String(size) }),
-    (req) => sendFile(req, fh, (n) => options.onBytes?.(n)),
+    (req) => sendFile(req, file, (n) => options.onBytes?.(n)),
     options.signal,
   )
   const text = await textOf(res)
