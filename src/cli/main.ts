@@ -166,8 +166,13 @@ async function main(argv: string[]): Promise<number> {
         { event: 'ready', ...info },
         `nodus node ready\npeerId ${info.peerId}\ndid    ${info.did}\nlisten ${info.multiaddrs.join(' ')}\nAPI    ${info.api}`,
       )
-      // Give back the start-up garbage once the node has had a moment to settle (gc-tuning.ts).
-      setTimeout(() => collectStartupGarbage(), STARTUP_GC_DELAY_MS).unref()
+      // Give back the start-up garbage once the node has had a moment to settle (gc-tuning.ts), then
+      // malloc's free pages, now and every 30 s (memory-trim.ts).
+      const { startMallocTrimmer } = await import('../node/memory-trim.ts')
+      setTimeout(() => {
+        collectStartupGarbage()
+        startMallocTrimmer()
+      }, STARTUP_GC_DELAY_MS).unref()
       await new Promise(() => {})
       return 0
     }

@@ -547,7 +547,9 @@ Process settings, not node config: every \`nodus\` process sets V8's incremental
 (src/node/gc-tuning.ts, why in docs/BENCHMARKS.md "Session 5"), and \`nodus start\` runs one
 memory-reducing collection 2 s after ready and starts V8 with \`--initial-old-space-size=128\` (bin/nodus.js
 re-executes itself with it, same PID; "Session 6"). \`NODUS_V8_GC=default\` turns all three off;
-\`NODUS_V8_GC_FLAGS="--flag=value ..."\` sets other V8 flags in place of the triggers.
+\`NODUS_V8_GC_FLAGS="--flag=value ..."\` sets other V8 flags in place of the triggers. \`nodus start\` also
+returns malloc's free pages to the kernel after that collection and every 30 s (glibc \`malloc_trim\`
+through the native addon, src/node/memory-trim.ts; "Session 7"); \`NODUS_MALLOC_TRIM=0\` turns it off.
 
 | key | environment | type | default | meaning |
 |---|---|---|---|---|

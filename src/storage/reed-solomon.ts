@@ -11,10 +11,10 @@
  * identity (data shards are stored as they are) and any k of its rows are invertible (any k shards
  * decode). This is the construction of Backblaze JavaReedSolomon and klauspost/reedsolomon.
  */
-import { existsSync, readFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
+import { readFileSync } from 'node:fs'
 import { bytesEqual } from '../common/bytes.ts'
 import { NodusError } from '../common/errors.ts'
+import { type NativeAddon, nativeAddon } from '../common/native.ts'
 import { type GfMatrix, MUL_TABLE, matInvert, matMul, mulRowsJs, vandermonde } from './gf256.ts'
 
 /**
@@ -453,11 +453,6 @@ function selfCheck(kernel: { mulRows: typeof mulRowsJs }): boolean {
 // Native kernel (native/rs.c, built by scripts/build-native.ts into build/nodus-native.node)
 // ---------------------------------------------------------------------------------------------------
 
-interface NativeAddon {
-  mulRows(matrix: Uint8Array, inputs: Uint8Array[], outputs: Uint8Array[], byteLength: number): void
-  readonly kernel: string
-}
-
 /** The native kernel: multiplies the shards where they are (no staging copies). */
 class NativeKernel {
   readonly #addon: NativeAddon
@@ -487,18 +482,13 @@ let native: NativeKernel | null | undefined
 function nativeKernel(): NativeKernel | null {
   if (native !== undefined) return native
   native = null
+  const addon = nativeAddon()
+  if (addon === null) return null
   try {
-    // build/ is at the package root: two levels up from src/storage, three from dist/src/storage.
-    const require = createRequire(import.meta.url)
-    const at = ['../../build/nodus-native.node', '../../../build/nodus-native.node'].find((rel) =>
-      existsSync(new URL(rel, import.meta.url)),
-    )
-    if (at === undefined) return null
-    const addon = require(at) as NativeAddon
     const kernel = new NativeKernel(addon)
     if (selfCheck(kernel)) native = kernel
   } catch {
-    // Not built (no compiler at install, or another platform): the WebAssembly kernel is used.
+    // The self-check threw: the WebAssembly kernel is used.
   }
   return native
 }

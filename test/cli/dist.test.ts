@@ -1,6 +1,8 @@
 /**
- * The compiled build (scripts/build-js.ts, run at install): node processes started from dist/ store
- * a file and return it, with the native erasure kernel and the dashboard assets found from there, and
+ * The compiled build (scripts/build-js.ts, run at install): node processes started from dist/ (the
+ * CLI bundled into one file, with @libp2p/tls left out and loaded from node_modules on first use)
+ * store a file and return it over TLS, with the native erasure kernel and the dashboard assets found
+ * from there, and
  * bin/nodus.js picks dist/ only while it is fresh. CI sets NODUS_REQUIRE_DIST=1 so that a missing or
  * stale build fails instead of skipping.
  */
@@ -37,7 +39,8 @@ test('node processes started from dist/ store a file and return it byte for byte
     baseDir: join(dir, 'net'),
     basePort: 0,
     logLevel: 'warn',
-    config: { storage: { k: 2, m: 1, segmentSize: 256 * 1024 } },
+    // TLS first: its module is loaded lazily from outside the bundle, so this proves it is found.
+    config: { net: { encrypter: 'tls' }, storage: { k: 2, m: 1, segmentSize: 256 * 1024 } },
   })
   try {
     // The children run the compiled CLI.
