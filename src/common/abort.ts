@@ -12,28 +12,39 @@ export interface Deadline extends Disposable {
 }
 
 /**
- * A signal that aborts when `signal` aborts or after `timeoutMs` milliseconds, with a NodusError
- * TIMEOUT as the reason. Disposing of it cancels the timer: until then the timer holds the signal, its
- * controller and (through `AbortSignal.any`) its link to the parent, which per request adds up to
- * megabytes of heap under load when operations take far less than their timeout.
+ * A signal that aborts when `signal` aborts (with its reason) or after `timeoutMs` milliseconds, with a
+ * NodusError TIMEOUT as the reason. Disposing of it cancels the timer and unhooks it from `signal`.
+ *
+ * It links to the parent with a plain abort listener rather than `AbortSignal.any`: Node ties each
+ * `AbortSignal.any` signal to its sources with WeakRefs and a FinalizationRegistry entry that go only
+ * at the next full collection, so a request per shard promoted about 2 KB of them to the old
+ * generation per request (docs/BENCHMARKS.md, "Session 7").
  */
 export function withDeadline(
   signal: AbortSignal | undefined,
   timeoutMs: number,
   what = 'operation',
 ): Deadline {
-  const timer = new AbortController()
+  const controller = new AbortController()
+  const onAbort = (): void => controller.abort(signal?.reason)
+  if (signal !== undefined) {
+    if (signal.aborted) controller.abort(signal.reason)
+    else signal.addEventListener('abort', onAbort, { once: true })
+  }
   const t = setTimeout(
     () =>
-      timer.abort(
+      controller.abort(
         new NodusError('TIMEOUT', `${what} timed out after ${timeoutMs} ms`, { details: { timeoutMs } }),
       ),
     timeoutMs,
   )
   t.unref()
   return {
-    signal: signal === undefined ? timer.signal : AbortSignal.any([signal, timer.signal]),
-    [Symbol.dispose]: () => clearTimeout(t),
+    signal: controller.signal,
+    [Symbol.dispose]: () => {
+      clearTimeout(t)
+      signal?.removeEventListener('abort', onAbort)
+    },
   }
 }
 

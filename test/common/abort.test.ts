@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { getEventListeners } from 'node:events'
 import { test } from 'node:test'
 import { throwIfAborted, withDeadline } from '../../src/common/abort.ts'
 import { isNodusError, NodusError } from '../../src/common/errors.ts'
@@ -30,4 +31,24 @@ test('disposing of a deadline cancels its timer: the signal never aborts', async
   }
   await tick(60)
   assert.equal(signal.aborted, false)
+})
+
+test('a deadline on an aborted parent starts aborted, with the parent’s reason', () => {
+  const parent = new AbortController()
+  const reason = new NodusError('ABORTED', 'gone')
+  parent.abort(reason)
+  using d = withDeadline(parent.signal, 60_000)
+  assert.equal(d.signal.aborted, true)
+  assert.equal(d.signal.reason, reason)
+})
+
+test('disposing of a deadline unhooks it from its parent', () => {
+  const parent = new AbortController()
+  const deadlines = Array.from({ length: 50 }, () => withDeadline(parent.signal, 60_000))
+  assert.equal(getEventListeners(parent.signal, 'abort').length, 50)
+  for (const d of deadlines) d[Symbol.dispose]()
+  assert.equal(getEventListeners(parent.signal, 'abort').length, 0)
+  // A disposed deadline no longer follows the parent.
+  parent.abort()
+  assert.ok(deadlines.every((d) => !d.signal.aborted))
 })
