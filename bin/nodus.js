@@ -19,20 +19,24 @@ function newestMs(dir) {
 const fresh = existsSync(built) && statSync(built).mtimeMs >= newestMs(src)
 
 // `nodus start` needs V8 flags that V8 reads only while it sets up the heap and that Node does not
-// accept in NODE_OPTIONS (START_V8_FLAGS in src/node/gc-tuning.ts, with why): the launcher re-executes
-// itself with them (process.execve: same PID, same stdio) before the CLI loads.
+// accept in NODE_OPTIONS, and an environment variable glibc reads at process start (START_V8_FLAGS
+// and START_ENV in src/node/gc-tuning.ts, with why): the launcher re-executes itself with them
+// (process.execve: same PID, same stdio) before the CLI loads.
 if (process.argv[2] === 'start' && typeof process.execve === 'function') {
-  const { startV8Flags } = await import(fresh ? '../dist/src/node/gc-tuning.js' : '../src/node/gc-tuning.ts')
-  const flags = startV8Flags(process.env)
-  if (!flags.every((f) => process.execArgv.includes(f))) {
+  const { startEnv, startV8Flags } = await import(
+    fresh ? '../dist/src/node/gc-tuning.js' : '../src/node/gc-tuning.ts'
+  )
+  const flags = startV8Flags(process.env).filter((f) => !process.execArgv.includes(f))
+  const env = startEnv(process.env)
+  if (flags.length > 0 || Object.keys(env).length > 0) {
     try {
       process.execve(
         process.execPath,
         [process.execPath, ...flags, ...process.execArgv, process.argv[1], ...process.argv.slice(2)],
-        process.env,
+        { ...process.env, ...env },
       )
     } catch {
-      // execve refused (a sandbox, say): run on without the flags; they only tune V8's heap sizing.
+      // execve refused (a sandbox, say): run on without them; they only tune V8's heap sizing and malloc.
     }
   }
 }

@@ -13,7 +13,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { NodusError } from '../common/errors.ts'
 import { procCpuSeconds } from '../common/proc.ts'
-import { startV8Flags } from '../node/gc-tuning.ts'
+import { startEnv, startV8Flags } from '../node/gc-tuning.ts'
 import { initNode } from './init.ts'
 
 /** The CLI entry next to this module: dist/src/cli/main.js when running compiled, else main.ts. */
@@ -77,7 +77,11 @@ async function startChild(
     {
       stdio: ['pipe', 'pipe', 'pipe'],
       // Concurrent fsyncs share libuv's thread pool (4 threads by default).
-      env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16' },
+      env: {
+        ...process.env,
+        ...startEnv(process.env),
+        UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16',
+      },
     },
   )
   const errLog = createWriteStream(join(dataDir, 'node.log'), { flags: 'a' })

@@ -550,6 +550,8 @@ re-executes itself with it, same PID; "Session 6"). \`NODUS_V8_GC=default\` turn
 \`NODUS_V8_GC_FLAGS="--flag=value ..."\` sets other V8 flags in place of the triggers. \`nodus start\` also
 returns malloc's free pages to the kernel after that collection and every 30 s (glibc \`malloc_trim\`
 through the native addon, src/node/memory-trim.ts; "Session 7"); \`NODUS_MALLOC_TRIM=0\` turns it off.
+It runs with \`MALLOC_ARENA_MAX=2\` unless the environment sets another value (\`NODUS_V8_GC=default\` leaves
+it out too).
 
 | key | environment | type | default | meaning |
 |---|---|---|---|---|

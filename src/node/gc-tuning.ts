@@ -21,7 +21,7 @@
  *
  * Flags V8 reads only while it sets up the heap cannot be set at run time, nor in NODE_OPTIONS:
  * {@link START_V8_FLAGS} go on the command line of `nodus start` (bin/nodus.js re-executes itself with them;
- * the devnet spawns its nodes with them).
+ * the devnet spawns its nodes with them), and {@link START_ENV} in its environment, likewise.
  *
  * Start-up garbage: loading ~1,500 modules and starting libp2p grows the young generation to its 64 MB
  * maximum, and V8's memory reducer gives that back only after a minute or two of idleness (an untouched
@@ -57,6 +57,24 @@ export const GC_FLAGS: readonly string[] = [
  * "memory" benchmark's figures.
  */
 export const START_V8_FLAGS: readonly string[] = ['--initial-old-space-size=128']
+
+/**
+ * Environment variables for a node process, read by glibc when the process starts.
+ *
+ * `MALLOC_ARENA_MAX=2`: glibc gives each thread that allocates concurrently an arena of its own, up to
+ * 8 per core, and each keeps its high-water mark; a node's V8 and libuv worker threads held 7–11 MB
+ * in them. Two arenas: idle devnet nodes 99–101 MB against 101–105 at 20 s after start, and no CPU
+ * cost in three alternating pairs of bench/put-cpu.ts on 16 nodes (warm put 15.9–19.4 CPU-s/GB
+ * against 19.2–20.0, get 8.2–10.2 against 10.9–11.9; docs/BENCHMARKS.md "Session 7"). A value the
+ * caller set is kept.
+ */
+export const START_ENV: Readonly<Record<string, string>> = Object.freeze({ MALLOC_ARENA_MAX: '2' })
+
+/** The {@link START_ENV} variables `env` does not set already (none with `NODUS_V8_GC=default`). */
+export function startEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  if (env.NODUS_V8_GC === 'default') return {}
+  return Object.fromEntries(Object.entries(START_ENV).filter(([k]) => env[k] === undefined))
+}
 
 /** {@link START_V8_FLAGS}, or none when the environment has `NODUS_V8_GC=default`. */
 export function startV8Flags(env: NodeJS.ProcessEnv = process.env): readonly string[] {

@@ -9,7 +9,9 @@ import {
   GC_FLAGS,
   HARD_TRIGGER_PERCENT,
   SOFT_TRIGGER_PERCENT,
+  START_ENV,
   START_V8_FLAGS,
+  startEnv,
   startV8Flags,
   tuneGc,
 } from '../../src/node/gc-tuning.ts'
@@ -61,13 +63,13 @@ describe('gc tuning', () => {
 describe('bin/nodus.js start', () => {
   const bin = new URL('../../bin/nodus.js', import.meta.url).pathname
   /** Runs `nodus start` on an empty data dir (it stops at KEYS_MISSING) with a preload that prints execArgv. */
-  function launch(env: NodeJS.ProcessEnv): { pid: number; execArgv: string[] }[] {
+  function launch(env: NodeJS.ProcessEnv): { pid: number; execArgv: string[]; arenas: string | null }[] {
     const dir = mkdtempSync(join(tmpdir(), 'nodus-launch-'))
     try {
       const pre = join(dir, 'pre.mjs')
       writeFileSync(
         pre,
-        'console.log("LAUNCH " + JSON.stringify({ pid: process.pid, execArgv: process.execArgv }))',
+        'console.log("LAUNCH " + JSON.stringify({ pid: process.pid, execArgv: process.execArgv, arenas: process.env.MALLOC_ARENA_MAX ?? null }))',
       )
       const r = spawnSync(
         process.execPath,
@@ -81,14 +83,14 @@ describe('bin/nodus.js start', () => {
       return r.stdout
         .split('\n')
         .filter((l) => l.startsWith('LAUNCH '))
-        .map((l) => JSON.parse(l.slice(7)) as { pid: number; execArgv: string[] })
+        .map((l) => JSON.parse(l.slice(7)) as { pid: number; execArgv: string[]; arenas: string | null })
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
   }
 
   it('re-executes itself, same PID, with V8 heap flags read only at start-up; not with NODUS_V8_GC=default', () => {
-    const runs = launch({})
+    const runs = launch({ MALLOC_ARENA_MAX: undefined })
     assert.equal(runs.length, 2, 'the launcher and the process it became')
     const [first, second] = runs as [(typeof runs)[0], (typeof runs)[0]]
     assert.equal(second.pid, first.pid)
@@ -100,5 +102,21 @@ describe('bin/nodus.js start', () => {
     assert.deepEqual(startV8Flags({ NODUS_V8_GC: 'default' }), [])
     assert.deepEqual(startV8Flags({}), START_V8_FLAGS)
     for (const f of START_V8_FLAGS) assert.ok(second.execArgv.includes(f), f)
+  })
+
+  it('starts the node with MALLOC_ARENA_MAX=2 unless the caller set it', () => {
+    const runs = launch({ MALLOC_ARENA_MAX: undefined })
+    assert.deepEqual(
+      runs.map((r) => r.arenas),
+      [null, START_ENV.MALLOC_ARENA_MAX],
+    )
+    const own = launch({ MALLOC_ARENA_MAX: '4' })
+    assert.deepEqual(
+      own.map((r) => r.arenas),
+      ['4', '4'],
+    )
+    assert.deepEqual(startEnv({ MALLOC_ARENA_MAX: '4' }), {})
+    assert.deepEqual(startEnv({ NODUS_V8_GC: 'default' }), {})
+    assert.deepEqual(startEnv({}), { MALLOC_ARENA_MAX: '2' })
   })
 })
