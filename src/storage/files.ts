@@ -9,7 +9,7 @@ import { BufferPool } from '../common/buffer-pool.ts'
 import { bytesEqual } from '../common/bytes.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
 import { Blake3Stream, blake3, type HybridPublicKey, type HybridSignature } from '../crypto/index.ts'
-import { cidFromDigest, cidToString, RAW_CODEC } from './cid.ts'
+import { cidFromDigest, cidToString, parseCid, RAW_CODEC } from './cid.ts'
 import {
   applyHolderUpdate,
   decodeHolderUpdate,
@@ -156,6 +156,46 @@ export interface PutResult {
 }
 
 const codecCache = new Map<string, ReedSolomon>()
+/**
+ * A stored segment while its put runs: the shard CIDs packed end to end in one buffer (they all have
+ * the same length) and each shard's holder. A CID object with its digest and views costs about 0.6 KB
+ * of heap, kept for the whole put: 1.35 MB per GB of file with RS(4,2) and 1 MiB shards, which V8
+ * promotes and sizes its heap by (docs/BENCHMARKS.md, "Session 7"). Unpacked once the put is done.
+ */
+interface PackedSegment {
+  size: number
+  shardSize: number
+  /** Shard CIDs, `cidLength` bytes each, k data then m parity. */
+  cids: Uint8Array
+  cidLength: number
+  holders: string[]
+}
+
+function packSegment(size: number, shardSize: number, cids: CID[], holders: string[]): PackedSegment {
+  const cidLength = cids[0]?.bytes.byteLength ?? 0
+  const packed = new Uint8Array(cidLength * cids.length)
+  cids.forEach((cid, j) => {
+    if (cid.bytes.byteLength !== cidLength) {
+      throw new NodusError('CID_INVALID', 'shard CIDs of one segment differ in length', {
+        details: { cid: cidToString(cid), cidLength },
+      })
+    }
+    packed.set(cid.bytes, j * cidLength)
+  })
+  return { size, shardSize, cids: packed, cidLength, holders }
+}
+
+function unpackSegment(p: PackedSegment): ManifestSegment {
+  return {
+    size: p.size,
+    shardSize: p.shardSize,
+    shards: p.holders.map((holder, j) => ({
+      cid: parseCid(p.cids.subarray(j * p.cidLength, (j + 1) * p.cidLength)),
+      holders: [holder],
+    })),
+  }
+}
+
 function codec(k: number, m: number): ReedSolomon {
   const key = `${k}/${m}`
   let rs = codecCache.get(key)
@@ -241,7 +281,7 @@ export class FileService {
     // What holders are told: the pin's expiry, or a lease the pinner renews.
     const holderExpiry = options.expiresAt ?? Date.now() + this.#options.leaseMs
     const hasher = new Blake3Stream()
-    const segments: ManifestSegment[] = []
+    const packed: PackedSegment[] = []
     const inflight = new Set<Promise<void>>()
     // Segments and parity shards whose put has finished are reused for the next segments (fresh
     // memory costs a page fault per 4 KiB and counts toward V8's external-memory GC trigger).
@@ -269,7 +309,7 @@ export class FileService {
         const i = index++
         const p: Promise<void> = this.#putSegment(i, seg.data, seg.size, signal, holderExpiry, buffers).then(
           (s) => {
-            segments[i] = s
+            packed[i] = s
             done++
             options.onProgress?.({ bytes: Math.min(done * segmentSize, fileSize), segments: done })
           },
@@ -294,6 +334,8 @@ export class FileService {
     }
     options.onProgress?.({ bytes: fileSize, segments: done })
 
+    const segments = packed.map(unpackSegment)
+    packed.length = 0
     const manifest: Manifest = {
       version: 1,
       name: options.name,
@@ -328,7 +370,7 @@ export class FileService {
     signal: AbortSignal,
     expiresAt: number | undefined,
     buffers: BufferPool,
-  ): Promise<ManifestSegment> {
+  ): Promise<PackedSegment> {
     const { k, m } = this.#options
     const shardSize = data.byteLength / k
     const shards: Uint8Array[] = []
@@ -361,11 +403,7 @@ export class FileService {
     // some transfers may still be running, so their memory is left to the garbage collector.)
     buffers.give(data)
     for (let i = k; i < k + m; i++) buffers.give(shards[i] as Uint8Array)
-    return {
-      size,
-      shardSize,
-      shards: cids.map((cid, j) => ({ cid, holders: [holders[j] as string] })),
-    }
+    return packSegment(size, shardSize, cids, holders)
   }
 
   async #putShard(
