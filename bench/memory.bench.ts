@@ -57,6 +57,10 @@ interface HeapFigures {
   heap: number
   committed: number
   external: number
+  /** Committed size of the young generation (new space), MB. */
+  young: number
+  /** Used size of the old generation (old space), MB. */
+  old: number
 }
 
 /** V8 heap used and committed, and external memory (Buffers, ArrayBuffers) of a node, MB, from its /metrics. */
@@ -72,11 +76,13 @@ async function heapOf(api: { url: string; token: string }): Promise<HeapFigures>
     heap: value('nodejs_heap_size_used_bytes'),
     committed: value('nodejs_heap_size_total_bytes'),
     external: value('nodejs_external_memory_bytes'),
+    young: value('nodejs_heap_space_size_total_bytes\\{space="new"\\}'),
+    old: value('nodejs_heap_space_size_used_bytes\\{space="old"\\}'),
   }
 }
 
 function heapNote(a: HeapFigures, b: HeapFigures): string {
-  return `V8 heap used ${sig(a.heap)} → ${sig(b.heap)} MB (committed ${sig(a.committed)} → ${sig(b.committed)}), external (Buffers) ${sig(a.external)} → ${sig(b.external)} MB`
+  return `V8 heap used ${sig(a.heap)} → ${sig(b.heap)} MB (committed ${sig(a.committed)} → ${sig(b.committed)}; young generation committed ${sig(a.young)} → ${sig(b.young)}, old generation used ${sig(a.old)} → ${sig(b.old)}), external (Buffers) ${sig(a.external)} → ${sig(b.external)} MB`
 }
 
 /** Sample a process's RSS with the current progress (bytes) every `ms` until stopped. */
