@@ -30,6 +30,7 @@
 import { createHash } from 'node:crypto'
 import type { PeerId, Stream } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
+import { withDeadline } from '../common/abort.ts'
 import type { NodusLibp2p } from './host.ts'
 import { encodeVarint, lengthPrefixed, sendWithBackpressure } from './stream-io.ts'
 
@@ -163,9 +164,8 @@ export async function announceBatch(
       result.lookups++
       let found: PeerId[] = []
       try {
-        found = await deps.closestPeers(key, {
-          signal: AbortSignal.any([signal, AbortSignal.timeout(options.lookupTimeoutMs ?? 30_000)]),
-        })
+        using deadline = withDeadline(signal, options.lookupTimeoutMs ?? 30_000, 'closest-peers look-up')
+        found = await deps.closestPeers(key, { signal: deadline.signal })
       } catch (err) {
         signal.throwIfAborted()
         void err // a failed lookup announces this key to nobody; the next batch or reprovide retries
@@ -192,7 +192,8 @@ export async function announceBatch(
   const worker = async (): Promise<void> => {
     for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
       signal.throwIfAborted()
-      const sendSignal = AbortSignal.any([signal, AbortSignal.timeout(options.sendTimeoutMs ?? 15_000)])
+      using sendDeadline = withDeadline(signal, options.sendTimeoutMs ?? 15_000, 'provider records send')
+      const sendSignal = sendDeadline.signal
       let stream: Stream | undefined
       try {
         stream = await deps.openStream(next.id, { signal: sendSignal })

@@ -10,6 +10,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { CID } from 'multiformats/cid'
 import { readApiToken } from '../api/auth.ts'
 import { type ApiServer, createApiServer } from '../api/server.ts'
+import { withDeadline } from '../common/abort.ts'
 import { BatchQueue } from '../common/batch-queue.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
 import { createLogger, type Logger } from '../common/logger.ts'
@@ -460,12 +461,14 @@ export async function createNode(
       const signal = lifetime.signal
       if (provideDeps === undefined) {
         // kad-dht's internals differ from 16.x: one provide per key, as kad-dht does it.
-        for (const { cid } of items)
+        for (const { cid } of items) {
+          using deadline = withDeadline(signal, 30_000, 'provide')
           await libp2p.contentRouting
-            .provide(cid, { signal: AbortSignal.any([signal, AbortSignal.timeout(30_000)]) })
+            .provide(cid, { signal: deadline.signal })
             .catch((err: unknown) =>
               netLog.debug({ cid: cidToString(cid), err: (err as Error).message }, 'provide failed'),
             )
+        }
         return
       }
       const r = await announceBatch(

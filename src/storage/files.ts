@@ -5,6 +5,7 @@
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
+import { withDeadline } from '../common/abort.ts'
 import { BufferPool } from '../common/buffer-pool.ts'
 import { bytesEqual } from '../common/bytes.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
@@ -490,9 +491,8 @@ export class FileService {
     })
     if (peers.length === 0) return holders // no DHT to announce to
     try {
-      await this.#deps.peers.provide(signed.cid, {
-        signal: AbortSignal.any([signal, AbortSignal.timeout(this.#options.dhtTimeoutMs)]),
-      })
+      using deadline = withDeadline(signal, this.#options.dhtTimeoutMs, 'manifest provide')
+      await this.#deps.peers.provide(signed.cid, { signal: deadline.signal })
     } catch (err) {
       this.#deps.logger.warn(
         { cid: cidToString(signed.cid), code: errCode(err) },
@@ -659,7 +659,8 @@ export class FileService {
       if (got !== undefined) return { signed: got, holders }
     }
     // 2. DHT providers.
-    const dhtSignal = AbortSignal.any([signal, AbortSignal.timeout(this.#options.dhtTimeoutMs)])
+    using dhtDeadline = withDeadline(signal, this.#options.dhtTimeoutMs, 'manifest provider look-up')
+    const dhtSignal = dhtDeadline.signal
     try {
       for await (const p of this.#deps.peers.findProviders(cid, { signal: dhtSignal })) {
         if (p.toString() === this.#deps.selfPeerId) continue
@@ -1042,7 +1043,8 @@ export class FileService {
     signal: AbortSignal,
   ): Promise<{ shard: number; peer: string }[]> {
     const found: { shard: number; peer: string }[] = []
-    const dhtSignal = AbortSignal.any([signal, AbortSignal.timeout(this.#options.dhtTimeoutMs)])
+    using dhtDeadline = withDeadline(signal, this.#options.dhtTimeoutMs, 'shard provider look-up')
+    const dhtSignal = dhtDeadline.signal
     await Promise.allSettled(
       seg.shards.map(async (s, j) => {
         if (got[j] !== null) return

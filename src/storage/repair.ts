@@ -24,6 +24,7 @@
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
+import { withDeadline } from '../common/abort.ts'
 import { isNodusError } from '../common/errors.ts'
 import { blake3, type HybridPublicKey, type HybridSignature } from '../crypto/index.ts'
 import { type AuditChallenge, type AuditProof, makeChallenge, verifyAnswer } from './audit.ts'
@@ -411,8 +412,9 @@ export class Repairer {
       const challenge = makeChallenge(sh.cid, seg.shardSize, (n) => this.#deps.random.bytes(n))
       let result: AuditResult
       try {
+        using deadline = withDeadline(signal, this.#options.auditTimeoutMs, 'audit')
         const proof = await this.#deps.client.audit(peerIdFromString(c.holder), challenge, {
-          signal: AbortSignal.any([signal, AbortSignal.timeout(this.#options.auditTimeoutMs)]),
+          signal: deadline.signal,
         })
         result = verifyAnswer(challenge, proof) ? 'pass' : 'fail'
       } catch (err) {
