@@ -13,7 +13,9 @@
  * all 151 Wycheproof Ed25519 cases (it rejects S >= L and non-canonical R) and the ML-DSA-65 Wycheproof
  * and ACVP (external, pure) vectors; see test/crypto/.
  */
-import { createPublicKey, type KeyObject, sign, verify } from 'node:crypto'
+
+import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto'
+import type { Ed25519PrivateKey } from '@libp2p/interface'
 import { type AbortOptions, throwIfAborted } from '../common/abort.ts'
 import { MLDSA65_PUBLIC_KEY_BYTES, type NodeIdentity } from './keys.ts'
 
@@ -86,6 +88,33 @@ export function verifyEd25519(publicKey: Uint8Array, message: Uint8Array, signat
   }
 }
 
+/** OpenSSL key objects for Ed25519 private keys, built once per key. */
+const ED25519_KEY_OBJECTS = new WeakMap<Ed25519PrivateKey, KeyObject>()
+
+/**
+ * Plain Ed25519 signing (RFC 8032 §5.1.6, OpenSSL through node:crypto), with the same result as
+ * `key.sign(message)`. No domain prefix is added. The OpenSSL key object is built on the first call for
+ * `key` and kept: libp2p's `sign` builds one from JWK on every call, which took as long as the signature
+ * itself (78 µs each here; a holder signs a receipt per stored shard).
+ *
+ * @param key - a libp2p Ed25519 private key (`raw`: 32-byte seed then 32-byte public key)
+ * @param message - any length
+ * @returns the 64-byte signature
+ */
+export function signEd25519(key: Ed25519PrivateKey, message: Uint8Array): Uint8Array {
+  let obj = ED25519_KEY_OBJECTS.get(key)
+  if (obj === undefined) {
+    obj = createPrivateKey({
+      key: toBuffer(key.raw.subarray(0, 32)),
+      format: 'raw-private',
+      asymmetricKeyType: 'ed25519',
+    })
+    ED25519_KEY_OBJECTS.set(key, obj)
+  }
+  // A copy: node:crypto may hand out a view of its shared pool, which a kept signature would pin.
+  return new Uint8Array(sign(null, message, obj))
+}
+
 /**
  * Plain ML-DSA-65 verification (FIPS 204 Algorithm 3, ML-DSA.Verify, pure, with context string).
  * No domain prefix is added beyond `context`.
@@ -145,12 +174,8 @@ export async function signHybrid(
   options: AbortOptions = {},
 ): Promise<HybridSignature> {
   throwIfAborted(options.signal)
-  const [ed25519, mldsa65] = await Promise.all([
-    id.ed25519.sign(ed25519Message(message)),
-    signMlDsa(id.mldsa.privateKey, message),
-  ])
-  // libp2p returns a Buffer, whose slice() is a view; hand out a plain Uint8Array
-  return { ed25519: new Uint8Array(ed25519), mldsa65 }
+  const ed25519 = signEd25519(id.ed25519, ed25519Message(message))
+  return { ed25519, mldsa65: await signMlDsa(id.mldsa.privateKey, message) }
 }
 
 /**

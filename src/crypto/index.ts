@@ -28,6 +28,7 @@ export {
   type HybridSignature,
   hybridPublicKey,
   MLDSA65_SIGNATURE_BYTES,
+  signEd25519,
   signHybrid,
   verifyEd25519,
   verifyHybrid,

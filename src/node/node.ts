@@ -21,6 +21,7 @@ import {
   hybridPublicKey,
   loadIdentity,
   type NodeIdentity,
+  signEd25519,
   signHybrid,
 } from '../crypto/index.ts'
 import { NodusMetrics } from '../metrics/metrics.ts'
@@ -534,7 +535,7 @@ export async function createNode(
     {
       store,
       peerId: identity.peerId.toString(),
-      sign: (data) => identity.ed25519.sign(data) as Promise<Uint8Array>,
+      sign: async (data) => signEd25519(identity.ed25519, data),
       onCriticalPin: async (cids, expiresAt) => {
         for (const cid of cids) {
           if (cid.code === DAG_CBOR_CODEC) await watch.markCritical(cidToString(cid), expiresAt)

@@ -10,7 +10,7 @@ import { withDeadline } from '../common/abort.ts'
 import { bytesEqual } from '../common/bytes.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
 import { Semaphore } from '../common/semaphore.ts'
-import { blake3 } from '../crypto/index.ts'
+import { blake3, verifyEd25519 } from '../crypto/index.ts'
 import type { BulkChannel, BulkHandler } from '../net/bulk.ts'
 import { lengthPrefixed, StreamReader, sendAll, sendWithBackpressure } from '../net/index.ts'
 import {
@@ -588,8 +588,8 @@ function parseResponse(bytes: Uint8Array, peer: PeerId): Record<string, unknown>
 export async function verifyReceipt(r: Receipt): Promise<boolean> {
   try {
     const pid = peerIdFromString(r.holder)
-    if (pid.publicKey === undefined) return false
-    return await pid.publicKey.verify(receiptBody(r), r.sig)
+    if (pid.publicKey?.type !== 'Ed25519') return false
+    return verifyEd25519(pid.publicKey.raw, receiptBody(r), r.sig)
   } catch {
     return false
   }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
-import { verifyEd25519 } from '../../src/crypto/index.ts'
+import { signEd25519, verifyEd25519 } from '../../src/crypto/index.ts'
 
 // Vectors read in place from ../shared/vectors (see its README.md for origins).
 const VECTORS = new URL('../../../shared/vectors/crypto/', import.meta.url)
@@ -33,6 +33,9 @@ describe('Ed25519, RFC 8032 §7.1', () => {
       assert.equal(Buffer.from(key.publicKey.raw).toString('hex'), v.publicKey)
       const sig = await key.sign(fromHex(v.message))
       assert.equal(Buffer.from(sig).toString('hex'), v.signature)
+      // signEd25519 (a cached OpenSSL key object) signs the same bytes, on the first call and after.
+      for (let i = 0; i < 2; i++)
+        assert.equal(Buffer.from(signEd25519(key, fromHex(v.message))).toString('hex'), v.signature)
       assert.equal(verifyEd25519(fromHex(v.publicKey), fromHex(v.message), fromHex(v.signature)), true)
       const tampered = fromHex(v.signature)
       tampered[0] = (tampered[0] ?? 0) ^ 1
