@@ -23,7 +23,7 @@
  * Usage: node scripts/build-js.ts [--strict] [--no-bundle]
  */
 import { execFileSync } from 'node:child_process'
-import { cpSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -116,7 +116,8 @@ async function bundle(): Promise<boolean> {
     ],
   })
   renameSync(`${tmp}.map`, `${entry}.map`)
-  renameSync(`${tmp}.LEGAL.txt`, `${entry}.LEGAL.txt`)
+  // Written only when some bundled file has licence comments.
+  if (existsSync(`${tmp}.LEGAL.txt`)) renameSync(`${tmp}.LEGAL.txt`, `${entry}.LEGAL.txt`)
   // The bundle names its map after the temporary file.
   const code = readFileSync(tmp, 'utf8').replace(
     /sourceMappingURL=main\.bundle\.\d+\.js\.map/,

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { isBuiltin } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
@@ -83,4 +84,33 @@ registerHooks({ resolve(specifier, context, next) {
   const loaded = r.stderr
   assert.match(loaded, /dist\/src\/cli\/main\.js/)
   assert.doesNotMatch(loaded, /src\/cli\/main\.ts/)
+})
+
+test('the bundled CLI is one ASCII file that imports only Node built-ins and its external packages', async (t) => {
+  if (!fresh) {
+    if (process.env.NODUS_REQUIRE_DIST === '1') assert.fail('dist/ is missing or older than src/')
+    t.skip('dist/ is missing or older than src/ (node scripts/build-js.ts)')
+    return
+  }
+  const code = await readFile(join(ROOT, 'dist', 'src', 'cli', 'main.js'))
+  // One byte outside ASCII makes Node hold the whole source as UTF-16: twice its size in the heap
+  // (docs/BENCHMARKS.md, "Session 7").
+  const at = code.findIndex((b) => b > 0x7f)
+  assert.equal(
+    at,
+    -1,
+    `non-ASCII byte at ${at}: ${code.subarray(Math.max(0, at - 40), at + 10).toString('latin1')}`,
+  )
+  const text = code.toString('latin1')
+  // Static imports start a statement (esbuild writes them at the top); dynamic ones are import("x").
+  const statics = text.matchAll(/(?:^|[;\n])\s*import\s*(?:[\w$\s{},*]+?\s*from\s*)?["']([^"']+)["']/g)
+  const dynamics = text.matchAll(/\bimport\(\s*["']([^"']+)["']\s*\)/g)
+  const specifiers = new Set([...statics, ...dynamics].map((m) => m[1] as string))
+  const external = new Set(['lmdb', '@napi-rs/blake-hash', '@libp2p/tls'])
+  assert.deepEqual(
+    [...specifiers].filter((s) => !isBuiltin(s) && !external.has(s)),
+    [],
+    'the bundle imports modules it should contain',
+  )
+  assert.ok(specifiers.has('lmdb'), 'lmdb is imported from node_modules')
 })
