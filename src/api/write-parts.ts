@@ -6,6 +6,11 @@
  * are Buffers outside V8's heap, and V8 collects those only about every 64 MB of external allocation.
  * A node serving a get then held 50–90 MB of written-out shards at any time (docs/BENCHMARKS.md,
  * "memory"). A write callback tells when the socket is done with a part, so it can be freed at once.
+ *
+ * This holds for the API's plain TCP socket, whose write callback runs once libuv has written the bytes.
+ * It does not hold for a TLS socket: freeing bulk-channel reply chunks in their write callbacks
+ * corrupted the bytes sent (tried in session 7), as TLS may still encrypt from them after the
+ * callback. Do not reuse this for TLS.
  */
 import { once } from 'node:events'
 import type { ServerResponse } from 'node:http'
