@@ -1,6 +1,6 @@
 /**
  * The optional native addon: native/rs.c (the Reed-Solomon kernel) and native/memory.c (malloc
- * trimming), built by scripts/build-native.ts into build/nodus-native.node at install. Absent when
+ * trimming, buffer alignment), built by scripts/build-native.ts into build/nodus-native.node at install. Absent when
  * the install had no C compiler or runs on another platform; every user has a fallback.
  */
 import { existsSync } from 'node:fs'
@@ -14,6 +14,11 @@ export interface NativeAddon {
   readonly kernel: string
   /** glibc `malloc_trim(0)`; true when memory was released, false without glibc (native/memory.c). */
   mallocTrim(): boolean
+  /**
+   * Bytes from the start of `view` to its first address that is a multiple of `align` (a power of two),
+   * in [0, align) (native/memory.c). Throws TypeError/RangeError on a bad argument.
+   */
+  alignOffset(view: ArrayBufferView, align: number): number
 }
 
 /** undefined: not looked for yet; null: not built here, or it failed to load. */

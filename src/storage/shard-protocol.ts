@@ -147,7 +147,7 @@ function encodeError(err: unknown): Uint8Array {
 export interface ShardServerStore {
   put(
     cid: CID,
-    data: AsyncIterable<Uint8Array>,
+    data: Uint8Array | AsyncIterable<Uint8Array>,
     options?: { signal?: AbortSignal; expectedSize?: number; expiresAt?: number },
   ): Promise<{ size: number; created: boolean }>
   /** Extend a stored shard's expiry (latest pin wins; undefined = never expires). False if absent. */
@@ -354,7 +354,7 @@ export class ShardServer {
   /** Stores a shard and signs its receipt; `announce()` after the response is sent. */
   async #store(
     req: { cid: CID; size: number; expiresAt: number | undefined },
-    data: AsyncIterable<Uint8Array>,
+    data: Uint8Array | AsyncIterable<Uint8Array>,
     signal: AbortSignal,
   ): Promise<{ response: Uint8Array; announce(): void }> {
     const { size, created } = await this.#deps.store.put(req.cid, data, {
@@ -434,13 +434,8 @@ export class ShardServer {
               peerAction: 'reject',
             })
           }
-          const stored = await this.#store(
-            req,
-            (async function* () {
-              yield body
-            })(),
-            signal,
-          )
+          // The whole body as one buffer: the store can write it with direct I/O (storage/direct-io.ts).
+          const stored = await this.#store(req, body, signal)
           await send(stored.response)
           stored.announce()
         } else {

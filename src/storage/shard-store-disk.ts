@@ -16,6 +16,7 @@ import {
 import { join } from 'node:path'
 import { throwIfAborted } from '../common/abort.ts'
 import { NodusError } from '../common/errors.ts'
+import { alignUp, allocAligned, DIRECT_IO_ALIGN } from './direct-io.ts'
 import type { ShardIndex, ShardIndexUsage } from './shard-store-index.ts'
 
 /** Name of the clean-shutdown marker file in the store directory. */
@@ -70,35 +71,49 @@ export function missing(key: string, reason?: string): NodusError {
  * of up to 256 KiB (fewer thread-pool round trips than one read per chunk), each into a new buffer the
  * chunks are views of: a range read holds at most one block, never the whole shard. With `into` (a buffer
  * of the whole shard, filled for the cache) blocks are read into it at their file positions instead, and the
- * chunks are views of it. Throws SHARD_MISSING (logged) when the file is shorter than `indexedSize` says,
- * ABORTED/TIMEOUT.
+ * chunks are views of it. With `direct` the file was opened with O_DIRECT (direct-io.ts): reads start at
+ * the 4 KiB boundary at or before `start`, go into 4 KiB-aligned buffers and are rounded up to 4 KiB, and
+ * `into` must then come from allocAligned with `start` 0. Throws SHARD_MISSING (logged) when the file is
+ * shorter than `indexedSize` says, ABORTED/TIMEOUT.
  */
 export async function* readRange(
   fh: FileHandle,
   range: { cid: string; start: number; end: number; indexedSize: number; into: Uint8Array | undefined },
   signal: AbortSignal | undefined,
   log: DiskLogger,
+  direct = false,
 ): AsyncGenerator<Uint8Array, void, undefined> {
   const { cid, end, into } = range
-  let position = range.start
+  const short = (at: number): NodusError => {
+    log.warn({ cid, at, indexed: range.indexedSize }, 'shard file shorter than index')
+    return missing(cid, 'file shorter than index')
+  }
+  let position = direct ? range.start - (range.start % DIRECT_IO_ALIGN) : range.start
   while (position < end) {
     throwIfAborted(signal)
-    const want = Math.min(READ_BLOCK_BYTES, end - position)
-    const block = into === undefined ? new Uint8Array(want) : into.subarray(position, position + want)
+    // Direct: the block is rounded up to 4 KiB (READ_BLOCK_BYTES is a multiple), and its view starts at
+    // `from` when the range does not start on a boundary.
+    const want = direct
+      ? Math.min(READ_BLOCK_BYTES, alignUp(end) - position)
+      : Math.min(READ_BLOCK_BYTES, end - position)
+    let block: Uint8Array
+    if (into === undefined) block = direct ? allocAligned(want) : new Uint8Array(want)
+    else block = new Uint8Array(into.buffer, into.byteOffset + position, want)
+    const needed = Math.min(end, position + want) - position
     let filled = 0
     while (filled < want) {
       const { bytesRead } = await fh.read(block, filled, want - filled, position + filled)
-      if (bytesRead === 0) {
-        log.warn({ cid, at: position + filled, indexed: range.indexedSize }, 'shard file shorter than index')
-        throw missing(cid, 'file shorter than index')
-      }
       filled += bytesRead
+      // O_DIRECT reads stop short at the end of the file (then the next offset would be unaligned).
+      if (bytesRead === 0 || (direct && filled % DIRECT_IO_ALIGN !== 0)) break
+    }
+    if (filled < needed) throw short(position + filled)
+    const from = Math.max(range.start, position) - position
+    for (let at = from; at < needed; at += READ_CHUNK_BYTES) {
+      if (at > from) throwIfAborted(signal)
+      yield block.subarray(at, Math.min(needed, at + READ_CHUNK_BYTES))
     }
     position += want
-    for (let at = 0; at < want; at += READ_CHUNK_BYTES) {
-      if (at > 0) throwIfAborted(signal)
-      yield block.subarray(at, Math.min(want, at + READ_CHUNK_BYTES))
-    }
   }
 }
 

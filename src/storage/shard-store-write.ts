@@ -4,13 +4,18 @@
  * The index commit that makes the shard visible is the store's (shard-store.ts).
  */
 import { randomUUID } from 'node:crypto'
-import { mkdir, open as openFile, rename, rm, statfs } from 'node:fs/promises'
+import { type FileHandle, mkdir, open as openFile, rename, rm, statfs } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Blake3Hasher } from '@napi-rs/blake-hash'
 import { throwIfAborted } from '../common/abort.ts'
 import { bytesEqual } from '../common/bytes.ts'
 import { NodusError } from '../common/errors.ts'
-import { fanoutOf, fsyncDir, noSpaceAsStoreFull, shardPath } from './shard-store-disk.ts'
+import { blake3 } from '../crypto/blake3.ts'
+import { AlignedPool, alignedSpan, DIRECT_WRITE_FLAGS } from './direct-io.ts'
+import { fanoutOf, fsyncDir, isErrnoCode, noSpaceAsStoreFull, shardPath } from './shard-store-disk.ts'
+
+/** Aligned staging buffers kept per store for direct writes, bytes. */
+const STAGING_POOL_BYTES = 8 * 1024 * 1024
 
 /** Capacity held by one put in flight. */
 export interface Reservation {
@@ -240,6 +245,13 @@ export interface WriteTarget {
    * makes a put into a directory another put is creating wait for that fsync. Reset at open().
    */
   fanouts: Map<string, Promise<void>>
+  /**
+   * Write whole-buffer shards with direct I/O (see direct-io.ts): set by the store's probe at open, false
+   * once the file system refused O_DIRECT (then buffered writes, as without the native addon).
+   */
+  direct?: boolean | undefined
+  /** Aligned staging buffers for direct writes of buffers that are not aligned themselves. */
+  staging?: AlignedPool | undefined
 }
 
 /** Create `<dir>/<name>` if needed and make its entry durable (fsync `dir`); shared by concurrent puts. */
@@ -279,6 +291,23 @@ export async function writeShardFile(
   let fh: Awaited<ReturnType<typeof openFile>> | undefined
   let renamed = false
   try {
+    if (data instanceof Uint8Array && data.byteLength > 0 && target.direct === true) {
+      // A whole buffer: checked before any file exists, then written with direct I/O if the file system lets us.
+      const size = data.byteLength
+      if (size > target.maxShardBytes) throw tooLarge(key, size, target.maxShardBytes)
+      if (declared !== undefined && size !== declared) throw sizeDiffers(key, declared, size)
+      if (!bytesEqual(blake3(data), digest)) {
+        throw new NodusError('CID_MISMATCH', `bytes do not hash to ${key}`, { details: { cid: key, size } })
+      }
+      throwIfAborted(signal)
+      fh = await openDirect(target, tmpPath)
+      if (fh !== undefined) {
+        if (declared === undefined) reservation.grow(size)
+        await writeDirect(target, fh, data)
+        throwIfAborted(signal)
+        return await finish(fh, size)
+      }
+    }
     fh = await openFile(tmpPath, 'wx', 0o600)
     const hasher = new Blake3Hasher()
     let size = 0
@@ -300,21 +329,7 @@ export async function writeShardFile(
       throw new NodusError('CID_MISMATCH', `bytes do not hash to ${key}`, { details: { cid: key, size } })
     }
     throwIfAborted(signal)
-    await fh.sync()
-    const closing = fh
-    fh = undefined
-    await closing.close()
-    await ensureFanout(target, fanoutOf(key))
-    throwIfAborted(signal)
-    try {
-      await rename(tmpPath, finalPath)
-    } catch (err) {
-      target.fanouts.delete(fanoutOf(key)) // e.g. removed behind our back: the next put recreates it
-      throw err
-    }
-    renamed = true
-    await fsyncDir(join(target.dir, fanoutOf(key)))
-    return { size, path: finalPath }
+    return await finish(fh, size)
   } catch (err) {
     // Not indexed yet, and the caller holds the CID lock: a renamed file is ours to remove.
     if (renamed) await rm(finalPath, { force: true }).catch(() => {})
@@ -326,5 +341,64 @@ export async function writeShardFile(
         target.log.warn({ cid: key, path: tmpPath, err }, 'could not remove temp file')
       })
     }
+  }
+
+  /** fsync and close the temp file, then rename it into place and make the rename durable. */
+  async function finish(handle: FileHandle, size: number): Promise<{ size: number; path: string }> {
+    await handle.sync()
+    fh = undefined
+    await handle.close()
+    await ensureFanout(target, fanoutOf(key))
+    throwIfAborted(signal)
+    try {
+      await rename(tmpPath, finalPath)
+    } catch (err) {
+      target.fanouts.delete(fanoutOf(key)) // e.g. removed behind our back: the next put recreates it
+      throw err
+    }
+    renamed = true
+    await fsyncDir(join(target.dir, fanoutOf(key)))
+    return { size, path: finalPath }
+  }
+}
+
+/** Open `path` (new) for direct writes, or undefined when the file system refuses O_DIRECT (remembered). */
+async function openDirect(target: WriteTarget, path: string): Promise<FileHandle | undefined> {
+  try {
+    const fh = await openFile(path, DIRECT_WRITE_FLAGS, 0o600)
+    target.direct = true
+    return fh
+  } catch (err) {
+    if (!isErrnoCode(err, 'EINVAL')) throw err
+    target.log.warn({ dir: target.dir }, 'file system refuses O_DIRECT: shard files are written buffered')
+    target.direct = false
+    return undefined
+  }
+}
+
+/**
+ * Write all of `data` at offset 0 of a file opened with O_DIRECT: from `data` itself when it is aligned with
+ * room to round up, else through an aligned staging buffer; the length is rounded up to 4 KiB and the file
+ * cut back to `data.byteLength`.
+ */
+async function writeDirect(target: WriteTarget, fh: FileHandle, data: Uint8Array): Promise<void> {
+  let span = alignedSpan(data)
+  let staged: Buffer | undefined
+  if (span === undefined) {
+    target.staging ??= new AlignedPool(STAGING_POOL_BYTES)
+    staged = target.staging.take(data.byteLength)
+    staged.set(data)
+    span = alignedSpan(staged) as Uint8Array
+  }
+  try {
+    let written = 0
+    while (written < span.byteLength) {
+      const r = await fh.write(span, written, span.byteLength - written, written)
+      if (r.bytesWritten === 0) throw new Error('direct write made no progress')
+      written += r.bytesWritten
+    }
+    if (span.byteLength !== data.byteLength) await fh.truncate(data.byteLength)
+  } finally {
+    if (staged !== undefined) target.staging?.give(staged)
   }
 }

@@ -4,11 +4,12 @@
  * Index: shard-store-index.ts; files and recovery: shard-store-disk.ts; cache: shard-cache.ts.
  */
 
-import { mkdir, open as openFile, readFile, rm, unlink } from 'node:fs/promises'
+import { type FileHandle, mkdir, open as openFile, readFile, rm, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { CID } from 'multiformats/cid'
 import { throwIfAborted } from '../common/abort.ts'
 import { NodusError } from '../common/errors.ts'
+import { allocAligned, DIRECT_READ_FLAGS, probeDirectIo } from './direct-io.ts'
 import { ShardCache, type ShardCacheMetrics } from './shard-cache.ts'
 import {
   clearTmp,
@@ -233,6 +234,7 @@ export class ShardStore {
     // parent's fsync): one fsync of `dir` makes every entry in it durable before new shards go in.
     await fsyncDir(this.#dir)
     this.#target.fanouts.clear()
+    this.#target.direct = await probeDirectIo(this.#tmpDir)
     const index = await ShardIndex.open(this.#indexDir)
     this.#cache.clear()
     try {
@@ -483,7 +485,7 @@ export class ShardStore {
       })
     }
     const end = Math.min(record.size, offset + length)
-    let fill: Uint8Array | undefined
+    let fillCache = false
     if (offset === 0 && end === record.size && record.size > 0 && this.#cache.admits(record.size)) {
       const hit = this.#cacheLookup(key)
       if (hit !== undefined) {
@@ -493,27 +495,59 @@ export class ShardStore {
         }
         return
       }
-      if (!this.#filling.has(key) && this.#cache.admitOnMiss(key, record.size)) {
-        fill = new Uint8Array(record.size)
-        this.#filling.add(key)
-      }
+      fillCache = !this.#filling.has(key) && this.#cache.admitOnMiss(key, record.size)
     }
     let fh: Awaited<ReturnType<typeof openFile>>
+    let direct = false
     try {
-      fh = await openFile(this.#shardPath(key), 'r')
+      ;({ fh, direct } = await this.#openForRead(key))
     } catch (err) {
-      if (fill !== undefined) this.#filling.delete(key)
       if (isErrnoCode(err, 'ENOENT')) throw this.#fileMissing(index, key)
       throw err
     }
+    let fill: Uint8Array | undefined
+    if (fillCache && !this.#filling.has(key)) {
+      fill = direct ? allocAligned(record.size) : new Uint8Array(record.size)
+      this.#filling.add(key)
+    }
     try {
       const range = { cid: key, start: offset, end, indexedSize: record.size, into: fill }
-      yield* readRange(fh, range, signal, this.#log)
+      yield* readRange(fh, range, signal, this.#log, direct)
       if (fill !== undefined) this.#cacheStore(key, fill)
     } finally {
       if (fill !== undefined) this.#filling.delete(key)
       await fh.close()
     }
+  }
+
+  /**
+   * Whether shard files are written and read with direct I/O (O_DIRECT, see direct-io.ts): found by a probe
+   * at open(); false before it, without the native addon, with `NODUS_DIRECT_IO=0`, or on a file system
+   * that refuses it.
+   */
+  get directIo(): boolean {
+    return this.#target.direct === true
+  }
+
+  /**
+   * Open a shard file for reading: with O_DIRECT when the store uses direct I/O, else buffered; EINVAL from
+   * O_DIRECT turns direct I/O off for the store.
+   */
+  async #openForRead(key: string): Promise<{ fh: FileHandle; direct: boolean }> {
+    const path = this.#shardPath(key)
+    if (this.#target.direct === true) {
+      try {
+        return { fh: await openFile(path, DIRECT_READ_FLAGS), direct: true }
+      } catch (err) {
+        if (!isErrnoCode(err, 'EINVAL')) throw err
+        this.#log.warn(
+          { dir: this.#target.dir },
+          'file system refuses O_DIRECT: shard files are read buffered',
+        )
+        this.#target.direct = false
+      }
+    }
+    return { fh: await openFile(path, 'r'), direct: false }
   }
 
   /** True when `cid` is stored. Throws CID_INVALID, NOT_STARTED / STORE_CLOSED. */
