@@ -1,7 +1,7 @@
 /**
  * By hand: where a put's CPU goes across a devnet, per process, user and system apart.
  *
- *   node bench/put-cpu.ts [--file FILE] [--nodes N] [--after MS] [--get] [--repeat N]
+ *   node bench/put-cpu.ts [--file FILE] [--nodes N] [--after MS] [--get] [--repeat N] [--segment-size B] [--in-flight N]
  *
  * Starts a devnet of N node processes (default 16; compiled dist/ when fresh, as `nodus devnet` does),
  * waits until it has settled (Devnet.settle), puts FILE (default: the Node.js binary, as the demo)
@@ -13,11 +13,13 @@
  * With --repeat N it first puts N−1 files of random bytes of the same size, each measured alike: the
  * later puts show the cost once every process has compiled the put's code (V8 warm-up is paid per
  * process, so on a short put it weighs more across 16 processes than across 3).
+ * After each step it prints the peak RSS (VmHWM) of node 0 and of the last node so far.
+ * --segment-size and --in-flight set every node's storage.segmentSize (bytes) and storage.segmentsInFlight.
  * NODUS_BENCH_WINDOWS=1 also prints each step's window in CLOCK_MONOTONIC µs, the clock of the
  * timestamps in `--cpu-prof` profiles (NODE_OPTIONS reaches the node processes too).
  * Not part of `npm run bench` (no peer implementation); figures in docs/BENCHMARKS.md, "Session 4".
  */
-import { rmSync, statSync } from 'node:fs'
+import { readFileSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { distIsFresh } from '../scripts/dist.ts'
@@ -44,6 +46,8 @@ const { values: flags } = parseArgs({
     after: { type: 'string' },
     get: { type: 'boolean' },
     repeat: { type: 'string' },
+    'segment-size': { type: 'string' },
+    'in-flight': { type: 'string' },
   },
 })
 const file = flags.file ?? DEFAULT_DEMO_FILE
@@ -53,7 +57,16 @@ const bytes = statSync(file).size
 const repeat = Math.max(1, Number(flags.repeat ?? 1))
 
 await withTempDir('nodus-put-cpu-', async (dir) => {
-  const devnet = await Devnet.start({ nodes, baseDir: join(dir, 'net'), basePort: 0, logLevel: 'warn' })
+  const storage: Record<string, number> = {}
+  if (flags['segment-size'] !== undefined) storage.segmentSize = Number(flags['segment-size'])
+  if (flags['in-flight'] !== undefined) storage.segmentsInFlight = Number(flags['in-flight'])
+  const devnet = await Devnet.start({
+    nodes,
+    baseDir: join(dir, 'net'),
+    basePort: 0,
+    logLevel: 'warn',
+    ...(Object.keys(storage).length === 0 ? {} : { config: { storage } }),
+  })
   try {
     await devnet.settle()
     const pids = devnet.nodes.map((n) => n.proc.pid as number)
@@ -92,6 +105,14 @@ await withTempDir('nodus-put-cpu-', async (dir) => {
           `${((user + system + clientS) / (bytes / 1e9)).toFixed(1)} CPU-s per GB`,
       )
       console.log(`per node (user/system CPU-s): ${per.join(' ')}`)
+      const hwm = (pid: number): string =>
+        (readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmHWM:\s+(\d+)/)?.[1] ?? '?').replace(
+          /\d+/,
+          (kb) => (Number(kb) / 1024).toFixed(0),
+        )
+      console.log(
+        `peak RSS so far (VmHWM MB): node 0 ${hwm(pids[0] as number)}, last node ${hwm(pids.at(-1) as number)}`,
+      )
       return result
     }
     for (let i = 1; i < repeat; i++) {

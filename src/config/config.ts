@@ -174,9 +174,9 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
   {
     path: 'storage.segmentSize',
     kind: 'int',
-    default: 10 * MiB,
+    default: 20 * MiB,
     min: 1024,
-    description: 'segment size, bytes',
+    description: 'segment size, bytes (20 MiB: 2 MiB shards with k = 10)',
   },
   {
     path: 'storage.segmentsInFlight',
