@@ -2,6 +2,7 @@
  * A small client for a node's HTTP API, used by the CLI and the demo. Streams both ways; never holds
  * a whole file in memory.
  */
+import { constants } from 'node:fs'
 import { type FileHandle, open, readFile, rename, rm } from 'node:fs/promises'
 import type { ClientRequest, IncomingMessage } from 'node:http'
 import { join } from 'node:path'
@@ -10,6 +11,10 @@ import { freeIfWhole } from '../common/bytes.ts'
 import { drained } from '../common/drain.ts'
 import { type ErrorCode, HTTP_STATUS, NodusError } from '../common/errors.ts'
 import { RUN_FILE } from '../node/run-file.ts'
+import { alignUp, allocAligned, DIRECT_IO_ALIGN, directIoAvailable } from '../storage/direct-io.ts'
+
+/** open(2) flags for a download written with direct I/O. */
+const DIRECT_OUTPUT_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_DIRECT
 
 // node:http and node:https through getBuiltinModule, not `import`: an ES import of node:http reads every
 // export, and Node 24's lazy WebSocket/EventSource exports then load undici (heap +2.9 MB, external
@@ -231,6 +236,8 @@ const WRITE_BATCH_BYTES = 1024 * 1024
  * fifth of its CPU in marking during a 126 MB get (perf, docs/BENCHMARKS.md "Session 6").
  */
 async function writeBody(body: IncomingMessage, path: string, onBytes: (n: number) => void): Promise<number> {
+  const direct = await openDirectOutput(path)
+  if (direct !== undefined) return writeBodyDirect(body, direct, onBytes)
   const fh = await open(path, 'w')
   try {
     let got = 0
@@ -266,6 +273,89 @@ async function writeBody(body: IncomingMessage, path: string, onBytes: (n: numbe
     }
     await writing
     if (batch.length > 0) await flush(batch)
+    await fh.sync()
+    return got
+  } finally {
+    await fh.close()
+  }
+}
+
+/** Bytes per direct write of a download (two such aligned buffers: one filling while the other is written). */
+const DIRECT_STAGE_BYTES = 4 * 1024 * 1024
+
+/**
+ * `path`, created or truncated, open for direct I/O (O_DIRECT), once one aligned 4 KiB write has worked
+ * there; undefined without the native addon, with `NODUS_DIRECT_IO=0`, or where the file system refuses
+ * (the caller then writes through the page cache).
+ */
+async function openDirectOutput(path: string): Promise<FileHandle | undefined> {
+  if (!directIoAvailable()) return undefined
+  let fh: FileHandle | undefined
+  try {
+    fh = await open(path, DIRECT_OUTPUT_FLAGS, 0o644)
+    await fh.write(allocAligned(DIRECT_IO_ALIGN), 0, DIRECT_IO_ALIGN, 0)
+    await fh.truncate(0)
+    return fh
+  } catch (err) {
+    await fh?.close().catch(() => {})
+    if ((err as NodeJS.ErrnoException).code === 'EINVAL') return undefined
+    throw err
+  }
+}
+
+/**
+ * {@link writeBody} with direct I/O: the body is copied into 4 MiB aligned buffers, each written straight
+ * to the disk while the next fills (no page-cache pages: a download of a large file otherwise spends
+ * most of its client's CPU having the kernel copy into freshly allocated page cache, docs/BENCHMARKS.md
+ * "Session 8"); the last buffer is written rounded up to 4 KiB and the file cut back to its length.
+ * Closes `fh`.
+ */
+async function writeBodyDirect(
+  body: IncomingMessage,
+  fh: FileHandle,
+  onBytes: (n: number) => void,
+): Promise<number> {
+  try {
+    const stages = [allocAligned(DIRECT_STAGE_BYTES), allocAligned(DIRECT_STAGE_BYTES)]
+    let current = 0
+    let fill = 0
+    let position = 0
+    let got = 0
+    let writing: Promise<void> | undefined
+    const writeAll = async (buf: Uint8Array, length: number, at: number): Promise<void> => {
+      let done = 0
+      while (done < length) {
+        const { bytesWritten } = await fh.write(buf, done, length - done, at + done)
+        if (bytesWritten === 0) throw new Error('direct write made no progress')
+        done += bytesWritten
+      }
+    }
+    for await (const chunk of body as AsyncIterable<Uint8Array>) {
+      got += chunk.byteLength
+      onBytes(got)
+      let at = 0
+      while (at < chunk.byteLength) {
+        const stage = stages[current] as Buffer
+        const n = Math.min(DIRECT_STAGE_BYTES - fill, chunk.byteLength - at)
+        stage.set(chunk.subarray(at, at + n), fill)
+        fill += n
+        at += n
+        if (fill === DIRECT_STAGE_BYTES) {
+          await writing
+          writing = writeAll(stage, DIRECT_STAGE_BYTES, position)
+          writing.catch(() => {}) // awaited below; not an unhandled rejection meanwhile
+          position += DIRECT_STAGE_BYTES
+          current ^= 1
+          fill = 0
+        }
+      }
+      freeIfWhole(chunk)
+    }
+    await writing
+    if (fill > 0) {
+      await writeAll(stages[current] as Buffer, alignUp(fill), position)
+      if (alignUp(fill) !== fill) await fh.truncate(position + fill)
+    }
     await fh.sync()
     return got
   } finally {

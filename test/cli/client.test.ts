@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { getFile, putFile } from '../../src/cli/client.ts'
+import { nativeAddon } from '../../src/common/native.ts'
+import { residentPages } from '../utils/page-cache.ts'
 
 async function listen(server: Server): Promise<string> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
@@ -44,10 +46,10 @@ test('a refusal sent while the upload is still going (headers first, body later)
   )
 })
 
-test('a download is written whole, in batches, from many small chunks; a short body is DECODE_FAILED', async (t) => {
+test('a download is written whole, direct or buffered, from many small chunks; a short body is DECODE_FAILED', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'nodus-client-'))
   t.after(() => rm(dir, { recursive: true, force: true }))
-  const data = randomBytes(3 * 1024 * 1024 + 17)
+  let data = randomBytes(3 * 1024 * 1024 + 17)
   let short = false
   const server = createServer((_req, res) => {
     res.writeHead(200, {
@@ -79,12 +81,35 @@ test('a download is written whole, in batches, from many small chunks; a short b
   })
   const url = await listen(server)
   t.after(() => server.close())
-  const out = join(dir, 'out.bin')
-  const seen: number[] = []
-  const r = await getFile({ url, token: undefined }, 'bafkqaaa', out, { onBytes: (n) => seen.push(n) })
-  assert.equal(r.bytes, data.byteLength)
-  assert.deepEqual(await readFile(out), data)
-  assert.equal(seen.at(-1), data.byteLength)
+  // Direct I/O (when the native addon is built) and buffered; sizes under one 4 MiB staging buffer, over
+  // two (both buffers reused), a multiple of 4 KiB (no cut-back), and empty.
+  const sizes = [3 * 1024 * 1024 + 17, 9 * 1024 * 1024 + 5, 8 * 1024 * 1024 + 4096, 0]
+  for (const mode of ['default', '0']) {
+    const before = process.env.NODUS_DIRECT_IO
+    if (mode === '0') process.env.NODUS_DIRECT_IO = '0'
+    try {
+      for (const size of sizes) {
+        data = randomBytes(size)
+        const out = join(dir, `out-${mode}-${size}.bin`)
+        const seen: number[] = []
+        const r = await getFile({ url, token: undefined }, 'bafkqaaa', out, { onBytes: (n) => seen.push(n) })
+        assert.equal(r.bytes, data.byteLength)
+        const resident = residentPages(out)
+        if (size > 0 && resident !== undefined && nativeAddon() !== null) {
+          // Direct writes leave nothing in the page cache; buffered ones leave the file there.
+          if (mode === 'default') assert.equal(resident, 0, 'written with direct I/O')
+          else assert.ok(resident > 0, 'written through the page cache')
+        }
+        assert.deepEqual(await readFile(out), data, `${size} bytes, NODUS_DIRECT_IO ${mode}`)
+        if (size > 0) assert.equal(seen.at(-1), data.byteLength)
+        await assert.rejects(readFile(`${out}.part`), { code: 'ENOENT' })
+      }
+    } finally {
+      if (before === undefined) delete process.env.NODUS_DIRECT_IO
+      else process.env.NODUS_DIRECT_IO = before
+    }
+  }
+  data = randomBytes(3 * 1024 * 1024 + 17)
   short = true
   await assert.rejects(getFile({ url, token: undefined }, 'bafkqaaa', join(dir, 'short.bin')), {
     code: 'DECODE_FAILED',

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
 import { mkdtemp, readdir, readFile, rm, truncate } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -17,6 +16,7 @@ import {
   probeDirectIo,
 } from '../../src/storage/direct-io.ts'
 import { ShardStore } from '../../src/storage/shard-store.ts'
+import { residentPages } from '../utils/page-cache.ts'
 import { bytesOf, cidOf } from './fixtures/shard-bytes.ts'
 
 const SEED = Number(process.env.NODUS_FC_SEED ?? process.env.FC_SEED ?? 0x5eed)
@@ -44,13 +44,6 @@ async function collect(it: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   const parts: Uint8Array[] = []
   for await (const c of it) parts.push(c)
   return new Uint8Array(Buffer.concat(parts))
-}
-
-/** Pages of `path` in the page cache (util-linux fincore), or undefined when fincore is not installed. */
-function residentPages(path: string): number | undefined {
-  const r = spawnSync('fincore', ['--bytes', '--noheadings', '--output', 'PAGES', path], { encoding: 'utf8' })
-  if (r.error !== undefined || r.status !== 0) return undefined
-  return Number(r.stdout.trim())
 }
 
 describe('alignOffset (native)', { skip: skipNoAddon }, () => {
