@@ -76,9 +76,16 @@ export function startEnv(env: NodeJS.ProcessEnv = process.env): Record<string, s
   return Object.fromEntries(Object.entries(START_ENV).filter(([k]) => env[k] === undefined))
 }
 
-/** {@link START_V8_FLAGS}, or none when the environment has `NODUS_V8_GC=default`. */
+/**
+ * {@link START_V8_FLAGS}; or the space-separated flags in `NODUS_V8_START_FLAGS` when set (for trying
+ * others, as `NODUS_V8_GC_FLAGS` does for {@link GC_FLAGS}); or none when the environment has
+ * `NODUS_V8_GC=default`.
+ */
 export function startV8Flags(env: NodeJS.ProcessEnv = process.env): readonly string[] {
-  return env.NODUS_V8_GC === 'default' ? [] : START_V8_FLAGS
+  if (env.NODUS_V8_GC === 'default') return []
+  if (env.NODUS_V8_START_FLAGS !== undefined)
+    return env.NODUS_V8_START_FLAGS.split(/\s+/).filter((f) => f !== '')
+  return START_V8_FLAGS
 }
 
 /**

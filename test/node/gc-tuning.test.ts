@@ -101,6 +101,9 @@ describe('bin/nodus.js start', () => {
     assert.equal(plain.length, 1)
     assert.deepEqual(startV8Flags({ NODUS_V8_GC: 'default' }), [])
     assert.deepEqual(startV8Flags({}), START_V8_FLAGS)
+    assert.deepEqual(startV8Flags({ NODUS_V8_START_FLAGS: ' --a=1  --b ' }), ['--a=1', '--b'])
+    assert.deepEqual(startV8Flags({ NODUS_V8_START_FLAGS: '' }), [])
+    assert.deepEqual(startV8Flags({ NODUS_V8_START_FLAGS: '--a', NODUS_V8_GC: 'default' }), [])
     for (const f of START_V8_FLAGS) assert.ok(second.execArgv.includes(f), f)
   })
 
