@@ -13,6 +13,9 @@ export class BufferPool {
   readonly #maxBytes: number
   readonly #minSize: number
   readonly #idleMs: number
+  readonly #allocate: ((size: number) => Uint8Array) | undefined
+  /** The view `allocate` made on each backing store: only that exact view is taken back. */
+  readonly #made = new WeakMap<ArrayBufferLike, number>()
   readonly #free = new Map<number, Uint8Array[]>()
   #pooledBytes = 0
   #lastUse = 0
@@ -22,11 +25,20 @@ export class BufferPool {
    * @param options.maxBytes bytes kept at most (buffers given back beyond it are dropped)
    * @param options.minSize smaller buffers are neither pooled nor taken from the pool; default 64 KiB
    * @param options.idleMs the pool empties after this long without a take or give, ms; default 5 000
+   * @param options.allocate makes a new buffer of exactly `size` bytes (e.g. a 4 KiB-aligned view for
+   *   direct I/O, storage/direct-io.ts `allocAligned`); default `Buffer.allocUnsafeSlow`. Its buffers may be
+   *   views: `give` takes back exactly the view it made (same start; keyed by length as given).
    */
-  constructor(options: { maxBytes: number; minSize?: number; idleMs?: number }) {
+  constructor(options: {
+    maxBytes: number
+    minSize?: number
+    idleMs?: number
+    allocate?: ((size: number) => Uint8Array) | undefined
+  }) {
     this.#maxBytes = options.maxBytes
     this.#minSize = options.minSize ?? 64 * 1024
     this.#idleMs = options.idleMs ?? 5_000
+    this.#allocate = options.allocate
   }
 
   /** Bytes held for reuse. */
@@ -43,13 +55,19 @@ export class BufferPool {
       this.#pooledBytes -= size
       return reused
     }
-    return size === 0 ? new Uint8Array(0) : Buffer.allocUnsafeSlow(size)
+    if (size === 0) return new Uint8Array(0)
+    if (this.#allocate === undefined) return Buffer.allocUnsafeSlow(size)
+    const made = this.#allocate(size)
+    this.#made.set(made.buffer, made.byteOffset)
+    return made
   }
 
   /** Give back a buffer from `take` (or any buffer that owns its whole ArrayBuffer) for reuse. */
   give(buf: Uint8Array): void {
     const size = buf.byteLength
-    if (size < this.#minSize || buf.byteOffset !== 0 || buf.buffer.byteLength !== size) return
+    if (size < this.#minSize) return
+    const whole = buf.byteOffset === 0 && buf.buffer.byteLength === size
+    if (!whole && this.#made.get(buf.buffer) !== buf.byteOffset) return
     if (this.#pooledBytes + size > this.#maxBytes) return
     let list = this.#free.get(size)
     if (list === undefined) {

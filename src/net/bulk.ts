@@ -153,6 +153,12 @@ export interface BulkDeps {
   /** Answers requests from peers. */
   handler: BulkHandler
   logger: { debug(obj: object, msg?: string): void }
+  /**
+   * Memory for request bodies (pooled and reused), e.g. 4 KiB-aligned views so that the shard store can
+   * write a put's body with direct I/O without copying it (storage/direct-io.ts `allocAligned`);
+   * default `Buffer.allocUnsafeSlow`.
+   */
+  allocateBody?: ((size: number) => Uint8Array) | undefined
 }
 
 /** A response as the client receives it. */
@@ -186,7 +192,7 @@ export class BulkChannel {
   readonly #connectStarted = new Map<string, number>()
   readonly #unavailableUntil = new Map<string, number>()
   /** Request bodies handled and given back, reused for the next ones (see BufferPool). */
-  readonly #bodies = new BufferPool({ maxBytes: INBOUND_POOL_BYTES })
+  readonly #bodies: BufferPool
   #server: Server | undefined
   #port = 0
   #stopped = false
@@ -194,6 +200,7 @@ export class BulkChannel {
   constructor(deps: BulkDeps, options: BulkOptions) {
     this.#deps = deps
     this.#options = options
+    this.#bodies = new BufferPool({ maxBytes: INBOUND_POOL_BYTES, allocate: deps.allocateBody })
   }
 
   /** The TLS listener's port (0 before start). */

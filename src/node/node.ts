@@ -29,6 +29,7 @@ import { BulkChannel, DEFAULT_BULK_OPTIONS } from '../net/bulk.ts'
 import { createHost, DEFAULT_HOST_OPTIONS, type NodusLibp2p } from '../net/index.ts'
 import { announceBatch, provideBatchDepsFor } from '../net/provide-batch.ts'
 import { AuditRecords } from '../storage/audit-records.ts'
+import { allocAligned, directIoAvailable } from '../storage/direct-io.ts'
 import { FileIndex } from '../storage/file-index.ts'
 import {
   cidToString,
@@ -519,6 +520,8 @@ export async function createNode(
               return shardServer.bulkHandler(request, reply, signal)
             },
             logger: netLog,
+            // Aligned put bodies: the shard store writes them with direct I/O as they are.
+            allocateBody: directIoAvailable() ? allocAligned : undefined,
           },
           { ...DEFAULT_BULK_OPTIONS, host: bulkHost(config.net.listen), port: config.net.bulkPort },
         )

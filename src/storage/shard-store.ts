@@ -234,7 +234,11 @@ export class ShardStore {
     // parent's fsync): one fsync of `dir` makes every entry in it durable before new shards go in.
     await fsyncDir(this.#dir)
     this.#target.fanouts.clear()
-    this.#target.direct = await probeDirectIo(this.#tmpDir)
+    // A probe that fails for another reason (a full disk, say) must not stop the store opening for reads.
+    this.#target.direct = await probeDirectIo(this.#tmpDir).catch((err: unknown) => {
+      this.#log.warn({ err, dir: this.#tmpDir }, 'direct I/O probe failed: shard files are written buffered')
+      return false
+    })
     const index = await ShardIndex.open(this.#indexDir)
     this.#cache.clear()
     try {

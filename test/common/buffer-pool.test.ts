@@ -38,3 +38,23 @@ test('the pool empties once unused for idleMs', async () => {
   await new Promise((r) => setTimeout(r, 200))
   assert.equal(pool.pooledBytes, 0)
 })
+
+test('with an allocator: its views are taken back (only as made), and reused', () => {
+  // A view 16 bytes into a larger backing store, as storage/direct-io.ts allocAligned makes them.
+  const allocate = (size: number): Uint8Array => Buffer.allocUnsafeSlow(size + 4096).subarray(16, 16 + size)
+  const pool = new BufferPool({ maxBytes: 1 << 24, minSize: 1024, allocate })
+  const a = pool.take(8192)
+  assert.equal(a.byteOffset, 16)
+  assert.equal(a.byteLength, 8192)
+  pool.give(a.subarray(4096)) // a different view of the same memory: refused
+  pool.give(new Uint8Array(a.buffer, 0, 8192)) // starts elsewhere: refused
+  assert.equal(pool.pooledBytes, 0)
+  pool.give(a)
+  assert.equal(pool.pooledBytes, 8192)
+  assert.equal(pool.take(8192), a)
+  // Views made elsewhere are still refused; whole buffers still accepted.
+  pool.give(Buffer.allocUnsafeSlow(8192 + 32).subarray(16, 16 + 8192))
+  assert.equal(pool.pooledBytes, 0)
+  pool.give(new Uint8Array(8192))
+  assert.equal(pool.pooledBytes, 8192)
+})
