@@ -420,7 +420,8 @@ export class ShardStore {
 
   /**
    * The whole shard, as a buffer the caller owns (shards are at most maxShardBytes). Served from the cache
-   * when there; otherwise read from disk and cached. The digest is not re-checked; audits do that.
+   * when there; otherwise read from disk (with direct I/O when the store uses it) and cached. The digest is
+   * not re-checked; audits do that.
    * Throws SHARD_MISSING (absent, or its file lost or truncated), CID_INVALID, ABORTED/TIMEOUT,
    * NOT_STARTED / STORE_CLOSED.
    */
@@ -433,12 +434,10 @@ export class ShardStore {
     if (record === undefined) throw missing(key)
     const hit = this.#cache.admits(record.size) ? this.#cacheLookup(key) : undefined
     if (hit !== undefined) return Buffer.from(hit)
-    let bytes: Buffer
+    const path = this.#shardPath(key)
+    let bytes: Uint8Array
     try {
-      bytes =
-        signal === undefined
-          ? await readFile(this.#shardPath(key))
-          : await readFile(this.#shardPath(key), { signal })
+      bytes = this.#target.direct === true ? await this.#readWholeDirect(key, signal) : await readWhole()
     } catch (err) {
       throwIfAborted(signal)
       if (isErrnoCode(err, 'ENOENT')) throw this.#fileMissing(index, key)
@@ -453,6 +452,29 @@ export class ShardStore {
     }
     if (this.#cache.admitOnMiss(key, bytes.byteLength)) this.#cacheStore(key, new Uint8Array(bytes))
     return bytes
+
+    function readWhole(): Promise<Buffer> {
+      return signal === undefined ? readFile(path) : readFile(path, { signal })
+    }
+  }
+
+  /**
+   * The whole file of shard `key` read with direct I/O into a 4 KiB-aligned buffer of the file's size (which
+   * the caller compares with the index). Throws ENOENT as the file system does, ABORTED/TIMEOUT.
+   */
+  async #readWholeDirect(key: string, signal: AbortSignal | undefined): Promise<Uint8Array> {
+    const { fh, direct } = await this.#openForRead(key)
+    try {
+      const { size } = await fh.stat()
+      const into = direct ? allocAligned(size) : new Uint8Array(size)
+      const range = { cid: key, start: 0, end: size, indexedSize: size, into }
+      for await (const _ of readRange(fh, range, signal, this.#log, direct)) {
+        // readRange fills `into` in place; the chunks are views of it.
+      }
+      return into
+    } finally {
+      await fh.close()
+    }
   }
 
   /**

@@ -122,8 +122,9 @@ describe('ShardStore with direct I/O', { skip: skipNoAddon }, () => {
       const path = join(dir, key.slice(-3, -1), key)
       assert.deepEqual(new Uint8Array(await readFile(path)), bytes, `size ${size}`)
       assert.deepEqual(await readdir(join(dir, 'tmp')), [])
-      // readFile above went through the page cache; the direct read below does not need it.
+      // readFile above went through the page cache; the direct reads below do not need it.
       assert.deepEqual(await collect(store.read(cid)), bytes)
+      assert.deepEqual(new Uint8Array(await store.get(cid)), bytes)
     }
     const bytes = bytesOf(300_000, 99)
     const cid = cidOf(bytes)
@@ -133,6 +134,7 @@ describe('ShardStore with direct I/O', { skip: skipNoAddon }, () => {
     if (resident === undefined) t.diagnostic('fincore not installed: page-cache check skipped')
     else assert.equal(resident, 0, 'a direct write leaves nothing in the page cache')
     await collect(store.read(cid))
+    assert.deepEqual(new Uint8Array(await store.get(cid)), bytes)
     if (resident !== undefined) assert.equal(residentPages(join(dir, key.slice(-3, -1), key)), 0)
   })
 
@@ -162,7 +164,7 @@ describe('ShardStore with direct I/O', { skip: skipNoAddon }, () => {
     )
   })
 
-  it('a whole read fills the cache from an aligned buffer; a truncated file is SHARD_MISSING', async (t) => {
+  it('a whole read fills the cache from an aligned buffer; a shorter or longer file is SHARD_MISSING', async (t) => {
     const dir = await tempDir(t)
     const store = new ShardStore(
       { clock: { now: () => NOW_MS } },
@@ -184,5 +186,13 @@ describe('ShardStore with direct I/O', { skip: skipNoAddon }, () => {
       isNodusError(err, 'SHARD_MISSING'),
     )
     await assert.rejects(collect(store.read(otherCid)), (err: unknown) => isNodusError(err, 'SHARD_MISSING'))
+    await assert.rejects(store.get(otherCid), (err: unknown) => isNodusError(err, 'SHARD_MISSING'))
+    // A longer file is refused by get() as well (its size differs from the index).
+    const third = bytesOf(9000, 9)
+    const thirdCid = cidOf(third)
+    await store.put(thirdCid, third)
+    const thirdKey = thirdCid.toString()
+    await truncate(join(dir, thirdKey.slice(-3, -1), thirdKey), 20_000)
+    await assert.rejects(store.get(thirdCid), (err: unknown) => isNodusError(err, 'SHARD_MISSING'))
   })
 })
