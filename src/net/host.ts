@@ -44,7 +44,13 @@ export interface HostOptions {
   maxConnections: number
   /** Per-stream yamux receive window in bytes; kept below the stream read buffer (4 MiB). Default 2 MiB. */
   yamuxMaxStreamWindowBytes: number
-  /** Connection monitor ping interval in ms. Default 30 000. */
+  /**
+   * libp2p connection monitor ping interval in ms; 0 turns the monitor off. Default 0: yamux already
+   * pings every connection every 30 s at the frame level (its keep-alive), nodus reads no round-trip time
+   * from the monitor, and each monitor ping opens a stream (`/ipfs/ping/1.0.0`), about 8 ms of CPU across
+   * both ends here, 2 CPU-s per 30 s for an idle 16-node devnet (docs/BENCHMARKS.md, "Session 8").
+   * When on, it never aborts a connection whose ping fails (../shared/NOTES-libp2p.md, trap 3).
+   */
   monitorPingIntervalMs: number
   /** Kademlia bucket size k. Default 20 (the paper's and kad-dht's). */
   dhtKBucketSize: number
@@ -62,13 +68,25 @@ export interface HostOptions {
   encrypter: 'noise' | 'tls'
 }
 
+/**
+ * libp2p's `connectionMonitor` init for {@link HostOptions.monitorPingIntervalMs}: off for 0, else pings at
+ * that interval and never aborts a connection whose ping fails.
+ */
+export function connectionMonitorInit(
+  pingIntervalMs: number,
+): { enabled: false } | { pingInterval: number; abortConnectionOnPingFailure: false } {
+  return pingIntervalMs > 0
+    ? { pingInterval: pingIntervalMs, abortConnectionOnPingFailure: false }
+    : { enabled: false }
+}
+
 export const DEFAULT_HOST_OPTIONS: Readonly<HostOptions> = Object.freeze({
   listen: ['/ip4/127.0.0.1/tcp/0'],
   dhtProtocol: '/nodus/kad/1.0.0',
   dhtAllowPrivateAddresses: true,
   maxConnections: 300,
   yamuxMaxStreamWindowBytes: 2 * 1024 * 1024,
-  monitorPingIntervalMs: 30_000,
+  monitorPingIntervalMs: 0,
   dhtKBucketSize: 20,
   dhtPrefixLength: 6,
   encrypter: 'noise',
@@ -105,10 +123,7 @@ export async function createHost(privateKey: PrivateKey, options: HostOptions): 
       maxIncomingPendingConnections: 100,
       dialTimeout: 10_000,
     },
-    connectionMonitor: {
-      pingInterval: options.monitorPingIntervalMs,
-      abortConnectionOnPingFailure: false,
-    },
+    connectionMonitor: connectionMonitorInit(options.monitorPingIntervalMs),
     services: {
       identify: identify(),
       ping: ping({ maxOutboundStreams: 8, maxInboundStreams: 16 }),
