@@ -31,6 +31,7 @@ import {
   connect as tlsConnect,
 } from 'node:tls'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { withDeadline } from '../common/abort.ts'
 import { BufferPool } from '../common/buffer-pool.ts'
 import { drained } from '../common/drain.ts'
 import { NodusError } from '../common/errors.ts'
@@ -284,7 +285,8 @@ export class BulkChannel {
         JSON.stringify({ port: this.#port, id, key: key.toString('hex') }),
       )
       stream.send(lengthPrefixed(body))
-      await stream.close({ signal: AbortSignal.timeout(5_000) })
+      using closing = withDeadline(undefined, 5_000, 'bulk ticket')
+      await stream.close({ signal: closing.signal })
     } catch (err) {
       stream.abort(err instanceof Error ? err : new Error('bulk ticket failed'))
     }

@@ -308,7 +308,8 @@ export class ShardServer {
         try {
           if (stream.writeStatus === 'writable') {
             stream.send(encodeError(err))
-            await stream.close({ signal: AbortSignal.timeout(5_000) })
+            using closing = withDeadline(undefined, 5_000, 'shard error reply')
+            await stream.close({ signal: closing.signal })
           }
         } catch {
           stream.abort(err instanceof Error ? err : new Error('shard request failed'))

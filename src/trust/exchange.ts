@@ -9,6 +9,7 @@
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { withDeadline } from '../common/abort.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
 import { lengthPrefixed, StreamReader, sendWithBackpressure } from '../net/index.ts'
 import type { CapacityReport, CapacityReportInbox } from './reports.ts'
@@ -50,7 +51,10 @@ export class ReportExchange {
   }
 
   async #serve(stream: Stream): Promise<void> {
-    const signal = AbortSignal.timeout(10_000)
+    // A disposable deadline, not AbortSignal.timeout: that timer would fire 10 s later for every message
+    // and build a DOMException each time (docs/BENCHMARKS.md, "Session 8").
+    using deadline = withDeadline(undefined, 10_000, 'report exchange')
+    const signal = deadline.signal
     try {
       const reader = new StreamReader(stream, { signal })
       const msg = dagCbor.decode(await reader.readFrame(MAX_FRAME_BYTES)) as Record<string, unknown>
@@ -73,7 +77,8 @@ export class ReportExchange {
       this.#deps.logger.debug({ code }, 'report refused')
       try {
         stream.send(lengthPrefixed(dagCbor.encode({ ok: false, code })))
-        await stream.close({ signal: AbortSignal.timeout(2_000) })
+        using closing = withDeadline(undefined, 2_000, 'report refusal')
+        await stream.close({ signal: closing.signal })
       } catch {
         stream.abort(err instanceof Error ? err : new Error('report refused'))
       }
@@ -88,10 +93,8 @@ export class ReportExchange {
       ['trust', own.trust],
       ['capacity', own.capacity],
     ] as const) {
-      const signal = AbortSignal.any([
-        options.signal ?? new AbortController().signal,
-        AbortSignal.timeout(10_000),
-      ])
+      using deadline = withDeadline(options.signal, 10_000, 'report push')
+      const signal = deadline.signal
       const stream = await this.#deps.dialProtocol(peer, REPORTS_PROTOCOL, { signal })
       try {
         const reader = new StreamReader(stream, { signal })
