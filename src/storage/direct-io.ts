@@ -74,52 +74,6 @@ export function alignedSpan(buf: Uint8Array): Uint8Array | undefined {
 }
 
 /**
- * Aligned buffers for reuse, by rounded size (fresh memory costs page faults here; see BufferPool). Holds at
- * most `maxBytes` of capacity; `take` returns a view of exactly `size` bytes that {@link alignedSpan} accepts.
- */
-export class AlignedPool {
-  readonly #maxBytes: number
-  readonly #free = new Map<number, Buffer[]>()
-  #pooledBytes = 0
-
-  /** @param maxBytes capacity kept for reuse at most, bytes */
-  constructor(maxBytes: number) {
-    this.#maxBytes = maxBytes
-  }
-
-  /** An aligned buffer of `size` bytes (arbitrary contents). Requires {@link directIoAvailable}. */
-  take(size: number): Buffer {
-    const cap = alignUp(size)
-    const reused = this.#free.get(cap)?.pop()
-    if (reused !== undefined) {
-      this.#pooledBytes -= cap
-      return reused.subarray(0, size)
-    }
-    const buf = allocAligned(cap)
-    return buf.subarray(0, size)
-  }
-
-  /** Give back a buffer from `take`; it must not be used afterwards. */
-  give(buf: Buffer): void {
-    const cap = alignUp(buf.byteLength)
-    if (this.#pooledBytes + cap > this.#maxBytes) return
-    let list = this.#free.get(cap)
-    if (list === undefined) {
-      list = []
-      this.#free.set(cap, list)
-    }
-    list.push(Buffer.from(buf.buffer, buf.byteOffset, cap))
-    this.#pooledBytes += cap
-  }
-
-  /** Drop every pooled buffer. */
-  clear(): void {
-    this.#free.clear()
-    this.#pooledBytes = 0
-  }
-}
-
-/**
  * Whether direct I/O works in `dir`: write one 4 KiB block to a new file there with O_DIRECT, fsync it, read
  * it back with O_DIRECT and compare, then remove the file. False when {@link directIoAvailable} is false or
  * the file system refuses O_DIRECT or 4 KiB alignment (EINVAL); other errors (EACCES, ENOSPC...) are thrown.

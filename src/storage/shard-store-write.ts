@@ -8,10 +8,11 @@ import { type FileHandle, mkdir, open as openFile, rename, rm, statfs } from 'no
 import { join } from 'node:path'
 import { Blake3Hasher } from '@napi-rs/blake-hash'
 import { throwIfAborted } from '../common/abort.ts'
+import { BufferPool } from '../common/buffer-pool.ts'
 import { bytesEqual } from '../common/bytes.ts'
 import { NodusError } from '../common/errors.ts'
 import { blake3 } from '../crypto/blake3.ts'
-import { AlignedPool, alignedSpan, DIRECT_WRITE_FLAGS } from './direct-io.ts'
+import { alignedSpan, allocAligned, DIRECT_WRITE_FLAGS } from './direct-io.ts'
 import { fanoutOf, fsyncDir, isErrnoCode, noSpaceAsStoreFull, shardPath } from './shard-store-disk.ts'
 
 /** Aligned staging buffers kept per store for direct writes, bytes. */
@@ -251,7 +252,7 @@ export interface WriteTarget {
    */
   direct?: boolean | undefined
   /** Aligned staging buffers for direct writes of buffers that are not aligned themselves. */
-  staging?: AlignedPool | undefined
+  staging?: BufferPool | undefined
 }
 
 /** Create `<dir>/<name>` if needed and make its entry durable (fsync `dir`); shared by concurrent puts. */
@@ -383,9 +384,9 @@ async function openDirect(target: WriteTarget, path: string): Promise<FileHandle
  */
 async function writeDirect(target: WriteTarget, fh: FileHandle, data: Uint8Array): Promise<void> {
   let span = alignedSpan(data)
-  let staged: Buffer | undefined
+  let staged: Uint8Array | undefined
   if (span === undefined) {
-    target.staging ??= new AlignedPool(STAGING_POOL_BYTES)
+    target.staging ??= new BufferPool({ maxBytes: STAGING_POOL_BYTES, minSize: 1, allocate: allocAligned })
     staged = target.staging.take(data.byteLength)
     staged.set(data)
     span = alignedSpan(staged) as Uint8Array
