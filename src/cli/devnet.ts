@@ -43,6 +43,11 @@ export interface DevnetNode {
   multiaddrs: string[]
   proc: ChildProcess
   alive: boolean
+  /**
+   * Resolves when the process has finished its start-up work (its `{"event":"settled"}` line: the
+   * start-up collection has run, 2 s after ready) or has exited.
+   */
+  startupDone: Promise<void>
 }
 
 async function portFree(port: number): Promise<boolean> {
@@ -59,7 +64,7 @@ async function startChild(
   logLevel: string,
   timeoutMs: number,
   extraArgs: string[] = [],
-): Promise<{ proc: ChildProcess; info: Record<string, unknown> }> {
+): Promise<{ proc: ChildProcess; info: Record<string, unknown>; startupDone: Promise<void> }> {
   const proc = spawn(
     process.execPath,
     [
@@ -87,7 +92,13 @@ async function startChild(
   const errLog = createWriteStream(join(dataDir, 'node.log'), { flags: 'a' })
   proc.stderr?.pipe(errLog)
   const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream })
-  return await new Promise((res, rej) => {
+  const startupDone = new Promise<void>((done) => {
+    proc.once('exit', () => done())
+    lines.on('line', (line) => {
+      if (line.includes('"settled"')) done()
+    })
+  })
+  const ready = new Promise<Record<string, unknown>>((res, rej) => {
     const timer = setTimeout(() => {
       proc.kill('SIGKILL')
       rej(new NodusError('TIMEOUT', `node in ${dataDir} did not start within ${timeoutMs} ms (see node.log)`))
@@ -96,7 +107,7 @@ async function startChild(
     proc.stderr?.on('data', (d: Buffer) => {
       stderrTail = (stderrTail + d.toString()).slice(-2000)
     })
-    proc.once('exit', (code) => {
+    const onExit = (code: number | null): void => {
       clearTimeout(timer)
       let detail = stderrTail.trim().split('\n').pop() ?? ''
       try {
@@ -110,20 +121,22 @@ async function startChild(
         // plain text
       }
       rej(new NodusError('NOT_STARTED', `node in ${dataDir} exited with code ${code}: ${detail}`))
-    })
+    }
+    proc.once('exit', onExit)
     lines.on('line', (line) => {
       try {
         const msg = JSON.parse(line) as Record<string, unknown>
         if (msg.event === 'ready') {
           clearTimeout(timer)
-          proc.removeAllListeners('exit')
-          res({ proc, info: msg })
+          proc.removeListener('exit', onExit)
+          res(msg)
         }
       } catch {
         // ignore non-JSON lines
       }
     })
   })
+  return { proc, info: await ready, startupDone }
 }
 
 /** A running devnet. Create with {@link Devnet.start}; always `stop()` it. */
@@ -183,7 +196,7 @@ export class Devnet {
       api: { port: apiPort },
       log: { level: o.logLevel },
     })
-    const { proc, info } = await startChild(dataDir, o.logLevel, o.startTimeoutMs ?? 60_000)
+    const { proc, info, startupDone } = await startChild(dataDir, o.logLevel, o.startTimeoutMs ?? 60_000)
     const node: DevnetNode = {
       index,
       dataDir,
@@ -195,6 +208,7 @@ export class Devnet {
       ),
       proc,
       alive: true,
+      startupDone,
     }
     proc.once('exit', () => {
       node.alive = false
@@ -216,7 +230,7 @@ export class Devnet {
       .filter((x) => x?.alive)
       .slice(0, 3)
       .flatMap((x) => ['--bootstrap', `${x.multiaddrs[0]}`])
-    const { proc, info } = await startChild(
+    const { proc, info, startupDone } = await startChild(
       n.dataDir,
       this.#options.logLevel,
       this.#options.startTimeoutMs ?? 60_000,
@@ -224,6 +238,7 @@ export class Devnet {
     )
     n.proc = proc
     n.alive = true
+    n.startupDone = startupDone
     n.api = String(info.api)
     n.multiaddrs = (info.multiaddrs as string[]).map((m) =>
       m.includes('/p2p/') ? m : `${m}/p2p/${n.peerId}`,
@@ -251,16 +266,26 @@ export class Devnet {
   }
 
   /**
-   * Wait until the devnet has settled after start: its processes together use less than `maxCores`
-   * over a `windowMs` window (nodes still join the DHT and compile their hot code for a few seconds
-   * after they report ready). Gives up after `timeoutMs`; returns the milliseconds waited.
-   * Defaults: 0.5 cores, 500 ms, 15 000 ms.
+   * Wait until the devnet has settled after start: every live node has finished its start-up work
+   * (its start-up collection, 2 s after ready: {@link DevnetNode.startupDone}), and then its processes
+   * together use less than `maxCores` over a `windowMs` window (nodes still join the DHT and compile
+   * their hot code for a few seconds after they report ready). Gives up after `timeoutMs`; returns the
+   * milliseconds waited. Defaults: 0.5 cores, 500 ms, 15 000 ms.
    */
   async settle(
     options: { maxCores?: number; windowMs?: number; timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<number> {
     const { maxCores = 0.5, windowMs = 500, timeoutMs = 15_000 } = options
     const t0 = Date.now()
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      Promise.all(this.nodes.filter((n) => n?.alive).map((n) => n.startupDone)),
+      new Promise((r) => {
+        timer = setTimeout(r, timeoutMs)
+      }),
+    ])
+    clearTimeout(timer)
+    options.signal?.throwIfAborted()
     let before = this.cpuSeconds()
     if (before === undefined) return 0
     while (Date.now() - t0 < timeoutMs) {

@@ -169,9 +169,11 @@ async function main(argv: string[]): Promise<number> {
       // Give back the start-up garbage once the node has had a moment to settle (gc-tuning.ts), then
       // malloc's free pages, now and every 30 s (memory-trim.ts).
       const { startMallocTrimmer } = await import('../node/memory-trim.ts')
+      // With --json it then reports {"event":"settled"}: a devnet waits for that before measuring.
       setTimeout(() => {
         collectStartupGarbage()
         startMallocTrimmer()
+        if (f.json === true) out(true, { event: 'settled' }, '')
       }, STARTUP_GC_DELAY_MS).unref()
       await new Promise(() => {})
       return 0

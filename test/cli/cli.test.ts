@@ -76,14 +76,24 @@ test('one node on its own: start, put, get, status, stop', { timeout: 90_000 }, 
     },
   )
   try {
+    const events: string[] = []
+    let onSettled = (): void => {}
+    const settled = new Promise<void>((resolve) => {
+      onSettled = resolve
+    })
     const ready = await new Promise<{ api: string; peerId: string }>((resolve, reject) => {
       node.once('exit', (code) => reject(new Error(`node exited ${code}`)))
       createInterface({ input: node.stdout as NodeJS.ReadableStream }).on('line', (line) => {
         const msg = JSON.parse(line) as { event: string; api: string; peerId: string }
+        events.push(msg.event)
         if (msg.event === 'ready') resolve(msg)
+        if (msg.event === 'settled') onSettled()
       })
     })
     assert.match(ready.api, /^http:\/\/127\.0\.0\.1:\d+$/)
+    // With --json the node reports when its start-up work (the start-up collection) is done, after ready.
+    await settled
+    assert.deepEqual(events, ['ready', 'settled'])
     const bytes = randomBytes(3 * 1024 * 1024 + 5)
     const file = join(dir, 'solo.bin')
     await writeFile(file, bytes)
