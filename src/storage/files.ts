@@ -164,6 +164,13 @@ export interface PutResult {
 
 const codecCache = new Map<string, ReedSolomon>()
 /**
+ * How long a peer that answered a shard get with PEER_UNREACHABLE goes to the back of later segments'
+ * request orders, ms. Within one get, each segment would otherwise try the same dead holders first.
+ */
+export const UNREACHABLE_MEMORY_MS = 30_000
+/** Most peers remembered as unreachable (the oldest is forgotten first). */
+const UNREACHABLE_MEMORY_PEERS = 4_096
+/**
  * A stored segment while its put runs: the shard CIDs packed end to end in one buffer (they all have
  * the same length) and each shard's holder. A CID object with its digest and views costs about 0.6 KB
  * of heap, kept for the whole put: 1.35 MB per GB of file with RS(4,2) and 1 MiB shards, which V8
@@ -223,6 +230,8 @@ export class FileService {
   readonly #options: FileServiceOptions
   readonly #peerIds = new Map<string, PeerId>()
   readonly #verified = new Map<string, SignedManifest>()
+  /** Peer → Date.now() of its last PEER_UNREACHABLE answer to a shard get (see UNREACHABLE_MEMORY_MS). */
+  readonly #unreachable = new Map<string, number>()
   #transfers = 0
 
   constructor(deps: FileServiceDeps, options: FileServiceOptions) {
@@ -928,8 +937,9 @@ export class FileService {
 
   /**
    * Fetch `need` more shards of a segment into `got`. Attempts go data shards first, each shard's
-   * holders in order, then DHT providers for shards still missing; a hedge timer adds one extra
-   * request whenever the segment is slow. Resolves when `need` shards arrived or nothing is left.
+   * holders in order (holders that were unreachable in the last UNREACHABLE_MEMORY_MS last), then DHT
+   * providers for shards still missing; a hedge timer adds one extra request whenever the segment is
+   * slow. Resolves when `need` shards arrived or nothing is left.
    */
   async #fetchShards(
     seg: ManifestSegment,
@@ -948,6 +958,22 @@ export class FileService {
         if (got[j] === null && peer !== undefined && peer !== this.#deps.selfPeerId)
           attempts.push({ shard: j, peer })
       })
+    }
+    if (this.#unreachable.size > 0) {
+      const now = Date.now()
+      const recent = (peer: string): boolean => {
+        const at = this.#unreachable.get(peer)
+        if (at === undefined) return false
+        if (now - at < UNREACHABLE_MEMORY_MS) return true
+        this.#unreachable.delete(peer)
+        return false
+      }
+      const late = attempts.filter((a) => recent(a.peer))
+      if (late.length > 0) {
+        const early = attempts.filter((a) => !recent(a.peer))
+        attempts.length = 0
+        attempts.push(...early, ...late)
+      }
     }
     const inFlightShards = new Set<number>()
     let arrived = 0
@@ -1011,6 +1037,7 @@ export class FileService {
             })
             active--
             inFlightShards.delete(a.shard)
+            this.#unreachable.delete(a.peer)
             if (got[a.shard] === null && bytes.byteLength === seg.shardSize) {
               got[a.shard] = bytes
               arrived++
@@ -1028,7 +1055,13 @@ export class FileService {
                 bytes: 0,
                 ms: performance.now() - t0,
               })
-              if (code === 'PEER_UNREACHABLE') deadPeers.add(a.peer)
+              if (code === 'PEER_UNREACHABLE') {
+                deadPeers.add(a.peer)
+                this.#unreachable.delete(a.peer)
+                this.#unreachable.set(a.peer, Date.now())
+                if (this.#unreachable.size > UNREACHABLE_MEMORY_PEERS)
+                  this.#unreachable.delete(this.#unreachable.keys().next().value as string)
+              }
               this.#deps.logger.debug(
                 { segment: index, shard: a.shard, peer: a.peer, code },
                 'shard get failed',

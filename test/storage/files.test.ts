@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, test } from 'node:test'
 import { isNodusError } from '../../src/common/errors.ts'
-import { decodeManifest } from '../../src/storage/index.ts'
-import { startCluster, stopAll, type TestPeer } from '../utils/cluster.ts'
+import { DEFAULT_FILE_OPTIONS, decodeManifest } from '../../src/storage/index.ts'
+import { startCluster, startPeer, stopAll, type TestPeer } from '../utils/cluster.ts'
 import { chunks, collect } from '../utils/streams.ts'
 
 let peers: TestPeer[] = []
@@ -41,6 +41,51 @@ test('a file put through one node comes back from another after m holders stop',
   await Promise.all(victims.map((p) => p.libp2p.stop()))
   const got = await collect(down.files.get(res.cid))
   assert.deepEqual(got, data)
+})
+
+test('a get tries holders found unreachable in earlier segments last, not first in every segment', async () => {
+  const opts = { k: 4, m: 2, segmentSize: 16 * 1024, manifestReplicas: 3 }
+  const cluster = await startCluster(7, opts)
+  const failures = new Map<string, number>()
+  const down = await startPeer(opts, undefined, {
+    observer: {
+      transfer: (peer, op, outcome) => {
+        if (op === 'get' && !outcome.ok) failures.set(peer, (failures.get(peer) ?? 0) + 1)
+      },
+    },
+  })
+  try {
+    for (const p of cluster) await down.libp2p.dial(p.libp2p.getMultiaddrs())
+    const up = cluster[0] as TestPeer
+    const data = randomBytes(40 * 16 * 1024 + 77)
+    const res = await up.files.put(chunks(data, 50_000))
+    // Stop the two peers that hold the most data shards (the ones a get asks first).
+    const dataShards = new Map<string, number>()
+    for (const seg of res.manifest.segments)
+      for (const s of seg.shards.slice(0, 4)) {
+        const h = s.holders[0] as string
+        dataShards.set(h, (dataShards.get(h) ?? 0) + 1)
+      }
+    const byId = new Map(cluster.slice(1).map((p) => [p.id.peerId.toString(), p]))
+    const victims = [...dataShards]
+      .filter(([id]) => byId.has(id))
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 2)
+    assert.equal(victims.length, 2)
+    await Promise.all(victims.map(([id]) => (byId.get(id) as TestPeer).libp2p.stop()))
+    assert.deepEqual(await collect(down.files.get(res.cid)), data)
+    for (const [id, held] of victims) {
+      const tries = failures.get(id) ?? 0
+      assert.ok(tries >= 1, `victim ${id} was tried`)
+      // Segments in flight at once may each try it before the first failure is known; later ones not.
+      assert.ok(
+        tries <= DEFAULT_FILE_OPTIONS.segmentsInFlight + 1,
+        `victim holding ${held} data shards was tried ${tries} times`,
+      )
+    }
+  } finally {
+    await stopAll([...cluster, down])
+  }
 })
 
 test('a segment with more than m shards lost fails with DECODE_FAILED', async () => {

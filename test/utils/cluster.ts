@@ -11,6 +11,7 @@ import {
   DEFAULT_FILE_OPTIONS,
   DEFAULT_SHARD_SERVER_OPTIONS,
   FileService,
+  type FileServiceDeps,
   type FileServiceOptions,
   SHARD_PROTOCOL,
   ShardClient,
@@ -37,6 +38,7 @@ export async function startHost(): Promise<NodusLibp2p> {
 export async function startPeer(
   fileOptions: Partial<FileServiceOptions> = {},
   serverMaxConcurrent?: number,
+  fileDeps: Partial<FileServiceDeps> = {},
 ): Promise<TestPeer> {
   const id = await generateIdentity()
   const libp2p = await createHost(id.ed25519, { ...DEFAULT_HOST_OPTIONS })
@@ -68,6 +70,7 @@ export async function startPeer(
       sign: (m) => signHybrid(id, m),
       publicKey: hybridPublicKey(id),
       logger,
+      ...fileDeps,
     },
     { ...DEFAULT_FILE_OPTIONS, hedgeDelayMs: 500, dhtTimeoutMs: 1_000, ...fileOptions },
   )
