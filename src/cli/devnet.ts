@@ -92,11 +92,10 @@ async function startChild(
   const errLog = createWriteStream(join(dataDir, 'node.log'), { flags: 'a' })
   proc.stderr?.pipe(errLog)
   const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream })
+  let onSettled = (): void => {}
   const startupDone = new Promise<void>((done) => {
+    onSettled = done
     proc.once('exit', () => done())
-    lines.on('line', (line) => {
-      if (line.includes('"settled"')) done()
-    })
   })
   const ready = new Promise<Record<string, unknown>>((res, rej) => {
     const timer = setTimeout(() => {
@@ -130,7 +129,7 @@ async function startChild(
           clearTimeout(timer)
           proc.removeListener('exit', onExit)
           res(msg)
-        }
+        } else if (msg.event === 'settled') onSettled()
       } catch {
         // ignore non-JSON lines
       }

@@ -960,20 +960,10 @@ export class FileService {
       })
     }
     if (this.#unreachable.size > 0) {
-      const now = Date.now()
-      const recent = (peer: string): boolean => {
-        const at = this.#unreachable.get(peer)
-        if (at === undefined) return false
-        if (now - at < UNREACHABLE_MEMORY_MS) return true
-        this.#unreachable.delete(peer)
-        return false
-      }
-      const late = attempts.filter((a) => recent(a.peer))
-      if (late.length > 0) {
-        const early = attempts.filter((a) => !recent(a.peer))
-        attempts.length = 0
-        attempts.push(...early, ...late)
-      }
+      // Holders unreachable in the last UNREACHABLE_MEMORY_MS go last, in their order (stable sort).
+      const since = Date.now() - UNREACHABLE_MEMORY_MS
+      const late = (a: { peer: string }): number => ((this.#unreachable.get(a.peer) ?? 0) > since ? 1 : 0)
+      attempts.sort((a, b) => late(a) - late(b))
     }
     const inFlightShards = new Set<number>()
     let arrived = 0
