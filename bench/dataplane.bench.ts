@@ -20,6 +20,7 @@
  *
  *   NODE_OPTIONS=--cpu-prof node bench/dataplane.bench.ts --one tls|noise|bulk [IN_FLIGHT]   (one transfer, to profile)
  */
+
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -28,6 +29,7 @@ import { fileURLToPath } from 'node:url'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import { NodusError } from '../src/common/errors.ts'
 import { BulkChannel, type BulkHandler, DEFAULT_BULK_OPTIONS } from '../src/net/bulk.ts'
 import { createHost, DEFAULT_HOST_OPTIONS, type NodusLibp2p } from '../src/net/host.ts'
 import { cidForBytes, parseCid } from '../src/storage/cid.ts'
@@ -81,6 +83,14 @@ async function serveLibp2p(encrypter: 'noise' | 'tls', withBulk: boolean): Promi
       peerId: host.peerId.toString(),
       sign: async () => new Uint8Array(64),
       logger: { debug: () => {}, warn: () => {} },
+      // This server only serves gets: it stores nothing for anyone.
+      policy: {
+        admitPut: () => {
+          throw new NodusError('ORDER_INVALID', 'this benchmark server stores nothing')
+        },
+        commit: async () => [],
+        pin: async () => [],
+      },
     },
     DEFAULT_SHARD_SERVER_OPTIONS,
   )

@@ -1,4 +1,4 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { open, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NodusError } from '../common/errors.ts'
@@ -39,10 +39,14 @@ export async function readApiToken(dataDir: string): Promise<string> {
   }
 }
 
-/** Constant-time check of an `Authorization: Bearer <token>` header. */
+/**
+ * Constant-time check of an `Authorization: Bearer <token>` header (scheme case-insensitive, RFC 7235).
+ * Both tokens are hashed (SHA-256) first, so the comparison takes the same time whatever the given
+ * token's length or content. An empty `token` matches nothing.
+ */
 export function bearerMatches(header: string | undefined, token: string): boolean {
-  if (header === undefined || !header.startsWith('Bearer ')) return false
-  const given = Buffer.from(header.slice(7).trim())
-  const want = Buffer.from(token)
-  return given.byteLength === want.byteLength && timingSafeEqual(given, want)
+  if (token === '' || header === undefined || header.slice(0, 7).toLowerCase() !== 'bearer ') return false
+  const given = createHash('sha256').update(header.slice(7).trim()).digest()
+  const want = createHash('sha256').update(token).digest()
+  return timingSafeEqual(given, want)
 }

@@ -1,21 +1,22 @@
 /**
  * The HTTP API (fastify), bound to 127.0.0.1 by default. Mutating routes need the bearer token that
- * `nodus init` wrote (compared in constant time). Errors are `{ code, message, details }` with the
- * status from HTTP_STATUS (docs/ERRORS.md). Route schemas generate the OpenAPI document served at
- * `/openapi.json` and written to docs/API.md.
+ * `nodus init` wrote (compared in constant time), checked in onRequest before any body is parsed;
+ * every request's Host must be this API's own address or allow-listed (src/api/guard.ts). Errors are
+ * `{ code, message, details }` with the status from HTTP_STATUS (docs/ERRORS.md). Route schemas
+ * generate the OpenAPI document served at `/openapi.json` and written to docs/API.md.
  */
 import type { IncomingMessage } from 'node:http'
 import rateLimit from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
 import { multiaddr } from '@multiformats/multiaddr'
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import { isNodusError, NodusError } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
 import type { NodusMetrics } from '../metrics/metrics.ts'
 import type { NodusNode } from '../node/node.ts'
 import { cidToString, parseCid } from '../storage/index.ts'
-import { bearerMatches } from './auth.ts'
 import { registerDashboard } from './dashboard.ts'
+import { capBytes, clientErrorHandler, frameworkErrors, installApiGuard, MAX_HEADER_BYTES } from './guard.ts'
 import * as S from './schemas.ts'
 import { writeParts } from './write-parts.ts'
 
@@ -28,9 +29,26 @@ export interface ApiServerDeps {
 }
 
 export interface ApiServerOptions {
-  /** Mutating requests per minute per client address. Default 600. */
+  /** Requests per minute to token routes with the valid token (one bucket for the holder). Default 600. */
   mutatingPerMinute: number
+  /** Requests per minute per client address to token routes without the valid token. Default 120. */
+  unauthenticatedPerMinute: number
+  /**
+   * Host names accepted in the Host header besides IP literals, `localhost` and the host `listen` binds
+   * (config `api.allowedHosts`). Default none.
+   */
+  allowedHosts: readonly string[]
+  /** Largest upload (`POST /files` body), bytes. Default 64 GiB (config `api.maxUploadBytes`). */
+  maxUploadBytes: number
 }
+
+/** The defaults of {@link ApiServerOptions}, the same as the config keys' defaults. */
+export const DEFAULT_API_OPTIONS: Readonly<ApiServerOptions> = Object.freeze({
+  mutatingPerMinute: 600,
+  unauthenticatedPerMinute: 120,
+  allowedHosts: [],
+  maxUploadBytes: 64 * 2 ** 30,
+})
 
 export interface ApiServer {
   app: FastifyInstance
@@ -39,8 +57,6 @@ export interface ApiServer {
   close(): Promise<void>
 }
 
-/** Largest upload accepted in one request, bytes (1 TiB). */
-const MAX_UPLOAD_BYTES = 2 ** 40
 /** Largest JSON body, bytes. */
 const MAX_JSON_BYTES = 64 * 1024
 const VERSION = '0.1.0'
@@ -70,16 +86,22 @@ export function parseRange(
 
 export function createApiServer(
   deps: ApiServerDeps,
-  options: ApiServerOptions = { mutatingPerMinute: 600 },
+  options: ApiServerOptions = DEFAULT_API_OPTIONS,
 ): ApiServer {
   const app = Fastify({
     logger: false,
     bodyLimit: MAX_JSON_BYTES,
     ajv: { customOptions: { removeAdditional: false } },
+    // A missing Host gets the guard's 403 in the API's format rather than Node's bare 400.
+    http: { maxHeaderSize: MAX_HEADER_BYTES, requireHostHeader: false },
+    clientErrorHandler,
+    frameworkErrors,
   })
+  // Uploads are streamed to the handler as they are; their size is bounded by the guard
+  // (Content-Length) and by capBytes (chunked bodies).
   app.addContentTypeParser(
     'application/octet-stream',
-    { bodyLimit: MAX_UPLOAD_BYTES },
+    { bodyLimit: options.maxUploadBytes },
     (_req, payload, done) => {
       done(null, payload)
     },
@@ -98,17 +120,10 @@ export function createApiServer(
   })
   void app.register(rateLimit, { global: false })
 
-  const requireToken = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    if (!bearerMatches(req.headers.authorization, deps.token)) {
-      await reply
-        .code(401)
-        .send({ code: 'UNAUTHORIZED', message: 'missing or wrong bearer token', details: {} })
-    }
-  }
-  const mutating = {
-    preHandler: requireToken,
-    config: { rateLimit: { max: options.mutatingPerMinute, timeWindow: 60_000 } },
-  }
+  // Host check on every request; token, rate limits and upload size on the routes that need the token.
+  const guard = installApiGuard(app, deps.token, options)
+  /** Route options of routes that need the token: checked in onRequest, before any body is parsed. */
+  const mutating = { onRequest: guard.guardToken }
 
   if (deps.metrics !== undefined) {
     const m = deps.metrics
@@ -325,7 +340,7 @@ export function createApiServer(
     r.post<{ Querystring: { name?: string; ttl?: number; critical?: boolean } }>(
       '/files',
       {
-        ...mutating,
+        onRequest: guard.guardUpload,
         schema: {
           tags: ['files'],
           summary:
@@ -339,7 +354,12 @@ export function createApiServer(
         if (req.headers['content-type'] !== 'application/octet-stream') {
           throw new NodusError('INVALID_ARGUMENT', 'upload with Content-Type: application/octet-stream')
         }
-        const body = req.body as IncomingMessage
+        // Node holds a body with a Content-Length to that length (the guard bounded it); a chunked
+        // body is counted as it comes.
+        const body =
+          req.headers['content-length'] === undefined
+            ? capBytes(req.body as IncomingMessage, options.maxUploadBytes)
+            : (req.body as IncomingMessage)
         const ac = new AbortController()
         req.raw.once('close', () => {
           if (!req.raw.complete) ac.abort(new NodusError('ABORTED', 'client went away'))
@@ -554,6 +574,7 @@ export function createApiServer(
   return {
     app,
     async listen(host, port) {
+      guard.allowHost(host)
       try {
         return await app.listen({ host, port })
       } catch (err) {

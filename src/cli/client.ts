@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { readApiToken } from '../api/auth.ts'
 import { freeIfWhole } from '../common/bytes.ts'
 import { drained } from '../common/drain.ts'
-import { type ErrorCode, HTTP_STATUS, NodusError } from '../common/errors.ts'
+import { type ErrorCode, HTTP_STATUS, isNodusError, NodusError } from '../common/errors.ts'
 import { RUN_FILE } from '../node/run-file.ts'
 import { alignUp, allocAligned, DIRECT_IO_ALIGN, directIoAvailable } from '../storage/direct-io.ts'
 
@@ -59,6 +59,56 @@ function errorFrom(status: number, text: string): NodusError {
   })
 }
 
+/** Error codes (Node's socket errors and undici's) meaning the connection to the node was never made. */
+const NOT_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'])
+/** Error codes meaning an open connection to the node broke (or a connect attempt timed out). */
+const CONNECTION_LOST = new Set([
+  'ECONNRESET', // also "socket hang up" and a response body cut short ("aborted")
+  'EPIPE',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+])
+
+/** The first socket-level error code along `err`'s `cause` chain, if any. */
+function socketErrorCode(err: unknown): string | undefined {
+  let e: unknown = err
+  for (let depth = 0; depth < 4 && e instanceof Error; depth++) {
+    if (isNodusError(e, 'NODE_UNREACHABLE')) return 'closed'
+    const code = (e as NodeJS.ErrnoException).code
+    if (code !== undefined && (NOT_CONNECTED.has(code) || CONNECTION_LOST.has(code))) return code
+    e = e.cause
+  }
+  return undefined
+}
+
+/**
+ * `err` as NODE_UNREACHABLE when it says the connection to the node's API at `url` failed or broke
+ * (ECONNREFUSED, ECONNRESET, EPIPE, socket hang up, a body cut short, undici's socket errors, looked
+ * up through `cause`); any other error, or any error once `signal` has aborted, unchanged.
+ *
+ * @param doing what was under way, for the message ("upload of big.iso", "request GET /system/info")
+ * @param outcome what the user should know happened to the operation, appended to the message
+ */
+export function connectionError(
+  err: unknown,
+  url: string,
+  doing: string,
+  outcome: string,
+  signal?: AbortSignal,
+): unknown {
+  if (signal?.aborted === true) return err
+  const code = socketErrorCode(err)
+  if (code === undefined) return err
+  const message = NOT_CONNECTED.has(code)
+    ? `cannot reach the node's API at ${url} (${code}): is the node running? (\`nodus status\`)`
+    : `the connection to the node's API at ${url} broke during the ${doing} (${code}): the node stopped, or closed the connection (see its log); ${outcome}`
+  return new NodusError('NODE_UNREACHABLE', message, { details: { url, reason: code }, cause: err })
+}
+
 async function failure(res: Response): Promise<NodusError> {
   return errorFrom(res.status, await res.text().catch(() => ''))
 }
@@ -71,9 +121,19 @@ async function textOf(res: IncomingMessage): Promise<string> {
 }
 
 /**
+ * How long a request with `Expect: 100-continue` waits for `100 Continue` (or a final answer) before
+ * sending its body anyway, ms: for servers and proxies that ignore the header (RFC 9110, 10.1.1; curl
+ * waits 1 s too). A nodus node answers at once.
+ */
+const EXPECT_CONTINUE_WAIT_MS = 1_000
+
+/**
  * One request through node:http, the body streamed from a Readable. File bodies go this way rather than
  * through fetch: undici's web streams cost CPU-seconds per GB (see docs/BENCHMARKS.md, "Session 4"),
  * while node:http hands socket chunks straight through.
+ * A request with a body says `Expect: 100-continue` and sends the body only on `100 Continue`: the node
+ * refuses a wrong token or an oversized upload before any of the body is sent (it closes such a
+ * connection, so a body already on its way could cut off the answer with EPIPE/ECONNRESET).
  * Resolves with the response as soon as its head arrives (even when the node answers before the whole
  * body was sent, as it does on errors); rejects on a connection error or abort.
  */
@@ -87,20 +147,38 @@ function streamRequest(
   return new Promise((resolve, reject) => {
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest
     let responded = false
-    const req = send(url, { method, headers: hdrs, ...(signal === undefined ? {} : { signal }) }, (res) => {
+    let sending = false
+    let wait: ReturnType<typeof setTimeout> | undefined
+    const headers = body === undefined ? hdrs : { ...hdrs, expect: '100-continue' }
+    const req = send(url, { method, headers, ...(signal === undefined ? {} : { signal }) }, (res) => {
       responded = true
+      clearTimeout(wait)
+      // A final answer instead of 100 Continue: the body will never be sent; end the exchange once the
+      // answer is read.
+      if (!sending) res.once('end', () => req.destroy())
       resolve(res)
     })
-    req.on('error', reject)
+    req.on('error', (err) => {
+      clearTimeout(wait)
+      reject(err)
+    })
     if (body === undefined) {
       req.end()
       return
     }
-    // A node may answer (a refusal) before the body is sent; sending then fails, and destroying the
-    // request would cut off the answer being read.
-    body(req).catch((err: unknown) => {
-      if (!responded) req.destroy(err instanceof Error ? err : new Error(String(err)))
-    })
+    const start = (): void => {
+      clearTimeout(wait)
+      if (sending || responded || req.destroyed) return
+      sending = true
+      // A node may answer (an error) while the body is being sent; sending then fails, and destroying
+      // the request would cut off the answer being read.
+      body(req).catch((err: unknown) => {
+        if (!responded) req.destroy(err instanceof Error ? err : new Error(String(err)))
+      })
+    }
+    req.once('continue', start)
+    req.flushHeaders()
+    wait = setTimeout(start, EXPECT_CONTINUE_WAIT_MS)
   })
 }
 
@@ -127,7 +205,12 @@ async function sendFile(req: ClientRequest, fh: FileHandle, onBytes: (n: number)
       const ok = req.write(buf.subarray(0, bytesRead), (err) => {
         if (err == null) spare.push(buf)
       })
-      if (!ok) await drained(req, undefined, () => new NodusError('ABORTED', 'upload connection closed'))
+      if (!ok)
+        await drained(
+          req,
+          undefined,
+          () => new NodusError('NODE_UNREACHABLE', 'the connection closed while the file was being sent'),
+        )
     }
     req.end()
   } finally {
@@ -149,7 +232,11 @@ export interface PutResponse {
   holders: string[]
 }
 
-/** Stream a local file to the node; `onBytes` is called with bytes sent so far. Throws FILE_NOT_FOUND. */
+/**
+ * Stream a local file to the node; `onBytes` is called with bytes sent so far. Throws FILE_NOT_FOUND,
+ * NODE_UNREACHABLE when the connection to the node fails or breaks before the answer is read whole
+ * (no CID was returned: the upload did not complete), or the node's typed error.
+ */
 export async function putFile(
   api: ApiTarget,
   path: string,
@@ -177,21 +264,38 @@ export async function putFile(
   const name = path.split('/').pop() ?? 'file'
   const ttl = options.ttlSeconds === undefined ? '' : `&ttl=${options.ttlSeconds}`
   const critical = options.critical === true ? '&critical=true' : ''
-  const res = await streamRequest(
-    new URL(`${api.url}/files?name=${encodeURIComponent(name)}${ttl}${critical}`),
-    'POST',
-    headers(api, { 'content-type': 'application/octet-stream', 'content-length': String(size) }),
-    (req) => sendFile(req, file, (n) => options.onBytes?.(n)),
-    options.signal,
-  )
-  const text = await textOf(res)
+  let res: IncomingMessage
+  let text: string
+  try {
+    res = await streamRequest(
+      new URL(`${api.url}/files?name=${encodeURIComponent(name)}${ttl}${critical}`),
+      'POST',
+      headers(api, { 'content-type': 'application/octet-stream', 'content-length': String(size) }),
+      (req) => sendFile(req, file, (n) => options.onBytes?.(n)),
+      options.signal,
+    )
+    text = await textOf(res)
+  } catch (err) {
+    throw connectionError(
+      err,
+      api.url,
+      `upload of ${path}`,
+      'the upload did not complete and no CID was returned; put the file again',
+      options.signal,
+    )
+  } finally {
+    // Closed by sendFile once sent; here too when the node answered before (or while) it was sent.
+    await file.close().catch(() => {})
+  }
   if ((res.statusCode ?? 0) >= 300) throw errorFrom(res.statusCode ?? 0, text)
   return JSON.parse(text) as PutResponse
 }
 
 /**
  * Download a file into `outPath`: written to `outPath.part`, checked for length, fsynced, then renamed.
- * Throws the node's typed error (e.g. MANIFEST_NOT_FOUND, DECODE_FAILED).
+ * Throws the node's typed error (e.g. MANIFEST_NOT_FOUND, DECODE_FAILED), NODE_UNREACHABLE when the
+ * connection to the node fails or breaks mid-way (`outPath` is then not written), DECODE_FAILED when
+ * the body ends short without a connection error.
  */
 export async function getFile(
   api: ApiTarget,
@@ -199,14 +303,27 @@ export async function getFile(
   outPath: string,
   options: { signal?: AbortSignal; onBytes?: (n: number, total: number | undefined) => void } = {},
 ): Promise<{ bytes: number }> {
-  const res = await streamRequest(
-    new URL(`${api.url}/files/${encodeURIComponent(cid)}`),
-    'GET',
-    headers(api),
-    undefined,
-    options.signal,
-  )
-  if ((res.statusCode ?? 0) >= 300) throw errorFrom(res.statusCode ?? 0, await textOf(res))
+  const lost = (err: unknown): unknown =>
+    connectionError(
+      err,
+      api.url,
+      `download of ${cid}`,
+      `the download did not complete; nothing was written to ${outPath}`,
+      options.signal,
+    )
+  let res: IncomingMessage
+  try {
+    res = await streamRequest(
+      new URL(`${api.url}/files/${encodeURIComponent(cid)}`),
+      'GET',
+      headers(api),
+      undefined,
+      options.signal,
+    )
+    if ((res.statusCode ?? 0) >= 300) throw errorFrom(res.statusCode ?? 0, await textOf(res))
+  } catch (err) {
+    throw lost(err)
+  }
   const total = Number(res.headers['content-length'] ?? Number.NaN)
   const part = `${outPath}.part`
   let got = 0
@@ -219,6 +336,8 @@ export async function getFile(
   } catch (err) {
     await rm(part, { force: true })
     if (err instanceof NodusError) throw err
+    const unreachable = lost(err)
+    if (unreachable !== err) throw unreachable
     throw new NodusError('DECODE_FAILED', `download failed: ${(err as Error).message}`, { cause: err })
   }
   return { bytes: got }
@@ -363,14 +482,39 @@ async function writeBodyDirect(
   }
 }
 
+/**
+ * One small JSON request through fetch; resolves with the parsed body. Throws the node's typed error,
+ * or NODE_UNREACHABLE when the connection fails or breaks.
+ */
+async function jsonRequest<T>(
+  api: ApiTarget,
+  method: string,
+  path: string,
+  init: { headers: Record<string, string>; body?: string },
+  signal: AbortSignal | undefined,
+): Promise<T> {
+  try {
+    const res = await fetch(`${api.url}${path}`, {
+      method,
+      ...init,
+      ...(signal === undefined ? {} : { signal }),
+    })
+    if (!res.ok) throw await failure(res)
+    return (await res.json()) as T
+  } catch (err) {
+    throw connectionError(
+      err,
+      api.url,
+      `request ${method} ${path}`,
+      method === 'GET' ? 'retry' : 'it may or may not have taken effect; check before retrying',
+      signal,
+    )
+  }
+}
+
 /** GET a JSON route. */
 export async function getJson<T>(api: ApiTarget, path: string, signal?: AbortSignal): Promise<T> {
-  const res = await fetch(`${api.url}${path}`, {
-    headers: headers(api),
-    ...(signal === undefined ? {} : { signal }),
-  })
-  if (!res.ok) throw await failure(res)
-  return (await res.json()) as T
+  return jsonRequest<T>(api, 'GET', path, { headers: headers(api) }, signal)
 }
 
 /** POST a JSON body to an authenticated route. */
@@ -380,23 +524,16 @@ export async function postJson<T>(
   body: unknown,
   signal?: AbortSignal,
 ): Promise<T> {
-  const res = await fetch(`${api.url}${path}`, {
-    method: 'POST',
-    headers: headers(api, { 'content-type': 'application/json' }),
-    body: JSON.stringify(body),
-    ...(signal === undefined ? {} : { signal }),
-  })
-  if (!res.ok) throw await failure(res)
-  return (await res.json()) as T
+  return jsonRequest<T>(
+    api,
+    'POST',
+    path,
+    { headers: headers(api, { 'content-type': 'application/json' }), body: JSON.stringify(body) },
+    signal,
+  )
 }
 
 /** DELETE an authenticated route. */
 export async function deleteJson<T>(api: ApiTarget, path: string, signal?: AbortSignal): Promise<T> {
-  const res = await fetch(`${api.url}${path}`, {
-    method: 'DELETE',
-    headers: headers(api),
-    ...(signal === undefined ? {} : { signal }),
-  })
-  if (!res.ok) throw await failure(res)
-  return (await res.json()) as T
+  return jsonRequest<T>(api, 'DELETE', path, { headers: headers(api) }, signal)
 }

@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'KEYS_MISSING'
   | 'PORT_IN_USE'
   | 'FILE_NOT_FOUND'
+  | 'NODE_UNREACHABLE'
   // crypto
   | 'SIGNATURE_INVALID'
   | 'KEY_INVALID'
@@ -38,17 +39,22 @@ export type ErrorCode =
   | 'MANIFEST_INVALID'
   | 'MANIFEST_NOT_FOUND'
   | 'NOT_ENOUGH_PEERS'
+  | 'ORDER_INVALID'
+  | 'QUOTA_EXCEEDED'
   // net
   | 'PROTOCOL_ERROR'
   | 'MESSAGE_TOO_LARGE'
   | 'PEER_BUSY'
   | 'PEER_UNREACHABLE'
+  | 'PEER_BANNED'
   | 'STREAM_CLOSED'
   | 'BULK_UNAVAILABLE'
   // trust
   | 'TRUST_VECTOR_INVALID'
   | 'CAPACITY_REPORT_INVALID'
   | 'RATE_LIMITED'
+  | 'NOT_AUTHORIZED'
+  | 'REVISION_INVALID'
 
 /** HTTP status for each code, used by the API and by CLI exit messages. */
 export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
@@ -62,6 +68,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
   KEYS_MISSING: 400,
   PORT_IN_USE: 409,
   FILE_NOT_FOUND: 404,
+  NODE_UNREACHABLE: 503,
   SIGNATURE_INVALID: 400,
   KEY_INVALID: 400,
   CID_INVALID: 400,
@@ -75,15 +82,20 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
   MANIFEST_INVALID: 400,
   MANIFEST_NOT_FOUND: 404,
   NOT_ENOUGH_PEERS: 503,
+  ORDER_INVALID: 403,
+  QUOTA_EXCEEDED: 507,
   PROTOCOL_ERROR: 502,
   MESSAGE_TOO_LARGE: 413,
   PEER_BUSY: 503,
   PEER_UNREACHABLE: 502,
+  PEER_BANNED: 403,
   STREAM_CLOSED: 502,
   BULK_UNAVAILABLE: 502,
   TRUST_VECTOR_INVALID: 400,
   CAPACITY_REPORT_INVALID: 400,
   RATE_LIMITED: 429,
+  NOT_AUTHORIZED: 403,
+  REVISION_INVALID: 409,
 })
 
 export interface NodusErrorOptions {

@@ -14,6 +14,10 @@ const GiB = 1024 * MiB
 
 type Kind = 'string' | 'int' | 'strings' | 'enum'
 
+/** A DNS host name (letters, digits, hyphens, dots; optional trailing dot), as `api.allowedHosts` takes. */
+const HOST_NAME =
+  /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/
+
 /** One configuration key. `path` is `section.key`. */
 export interface ConfigKey {
   path: string
@@ -85,6 +89,33 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
     description: 'maximum open libp2p connections',
   },
   {
+    path: 'net.maxRequestsPerPeer',
+    kind: 'int',
+    default: 8,
+    min: 1,
+    description: 'shard puts and gets one peer may have served at once (of 64 in all); beyond it PEER_BUSY',
+  },
+  {
+    path: 'net.maxRequestsPerSubnet',
+    kind: 'int',
+    default: 16,
+    min: 1,
+    description: 'shard puts and gets one IPv4 /24 or IPv6 /64 may have served at once; beyond it PEER_BUSY',
+  },
+  {
+    path: 'net.subnetExempt',
+    kind: 'strings',
+    default: ['127.', '::1', '::ffff:127.'],
+    description: 'address prefixes exempt from the per-subnet limit (loopback and private test networks)',
+  },
+  {
+    path: 'net.minTransferBytesPerSec',
+    kind: 'int',
+    default: 64 * 1024,
+    min: 1,
+    description: 'a shard put body arriving slower than this (bytes/s over 5 s) is cut off',
+  },
+  {
     path: 'api.host',
     kind: 'string',
     default: '127.0.0.1',
@@ -103,7 +134,31 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
     kind: 'int',
     default: 600,
     min: 1,
-    description: 'mutating API requests allowed per client per minute',
+    description:
+      'requests per minute to token-protected routes carrying the valid token (one bucket for the token holder, whatever the client address)',
+  },
+  {
+    path: 'api.unauthenticatedPerMinute',
+    kind: 'int',
+    default: 120,
+    min: 1,
+    description:
+      'requests per minute per client address to token-protected routes without the valid token (401 up to this, then 429); counted apart from the token holder, so they never use up its bucket',
+  },
+  {
+    path: 'api.allowedHosts',
+    kind: 'strings',
+    default: [],
+    description:
+      'host names (no port) accepted in the Host header besides localhost, IP literals and `api.host`; any other Host gets 403 HOST_NOT_ALLOWED (DNS-rebinding defence). Add the name a reverse proxy or your browser uses',
+  },
+  {
+    path: 'api.maxUploadBytes',
+    kind: 'int',
+    default: 64 * GiB,
+    min: 1,
+    description:
+      'largest file accepted by `POST /files`, bytes; a larger Content-Length gets 413 before the body is read, a chunked body is cut off with 413 past it',
   },
   {
     path: 'storage.capacityBytes',
@@ -147,6 +202,44 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
     default: 30 * 24 * 3600 * 1000,
     min: 1000,
     description: 'holders keep an unpinned shard this long; pins renew it, ms',
+  },
+  {
+    path: 'storage.maxLeaseMs',
+    kind: 'int',
+    default: 90 * 24 * 3600 * 1000,
+    min: 60_000,
+    description:
+      "longest lease this node grants another peer on any order, commit or pin, ms (nothing is kept forever on a peer's word)",
+  },
+  {
+    path: 'storage.provisionalLeaseMs',
+    kind: 'int',
+    default: 3600 * 1000,
+    min: 1_000,
+    description:
+      'how long a shard stored for a peer is kept before its upload is committed, ms; aborted uploads expire after it',
+  },
+  {
+    path: 'storage.quotaBytes',
+    kind: 'int',
+    default: 4 * GiB,
+    min: 0,
+    description: 'bytes one peer (uploader or paying pinner) may keep on this node at trust 0',
+  },
+  {
+    path: 'storage.quotaShards',
+    kind: 'int',
+    default: 65_536,
+    min: 0,
+    description: 'blocks one peer may keep on this node at trust 0',
+  },
+  {
+    path: 'storage.quotaTrustMultiplier',
+    kind: 'int',
+    default: 16,
+    min: 1,
+    description:
+      'quota multiplier for a peer at full trust (scaled linearly by its EigenTrust standing; pre-trusted peers get all of it)',
   },
   {
     path: 'storage.renewIntervalMs',
@@ -285,6 +378,35 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
     description: 'time between pushes of the signed trust vector and capacity report to peers, ms',
   },
   {
+    path: 'trust.banMs',
+    kind: 'int',
+    default: 86_400_000,
+    min: 1_000,
+    description:
+      'how long a peer stays banned after a `ban` fault (e.g. CID_MISMATCH, SIGNATURE_INVALID; docs/ERRORS.md), ms',
+  },
+  {
+    path: 'trust.rejectWindowMs',
+    kind: 'int',
+    default: 600_000,
+    min: 1_000,
+    description: "window in which a peer's `reject` faults are counted toward a disconnect, ms",
+  },
+  {
+    path: 'trust.rejectsToDisconnect',
+    kind: 'int',
+    default: 10,
+    min: 1,
+    description: '`reject` faults within `trust.rejectWindowMs` after which the peer is disconnected',
+  },
+  {
+    path: 'trust.maxBans',
+    kind: 'int',
+    default: 10_000,
+    min: 1,
+    description: 'most bans kept (persisted in `<dataDir>/bans`); beyond it the oldest ban is lifted',
+  },
+  {
     path: 'log.level',
     kind: 'enum',
     default: 'info',
@@ -318,8 +440,19 @@ interface Shape {
     bulkPort: number
     maxConnections: number
     requestTimeoutMs: number
+    maxRequestsPerPeer: number
+    maxRequestsPerSubnet: number
+    subnetExempt: string[]
+    minTransferBytesPerSec: number
   }
-  api: { host: string; port: number; mutatingPerMinute: number }
+  api: {
+    host: string
+    port: number
+    mutatingPerMinute: number
+    unauthenticatedPerMinute: number
+    allowedHosts: string[]
+    maxUploadBytes: number
+  }
   storage: {
     capacityBytes: number
     maxShardBytes: number
@@ -327,6 +460,11 @@ interface Shape {
     minFreeDiskBytes: number
     cleanupIntervalMs: number
     leaseMs: number
+    maxLeaseMs: number
+    provisionalLeaseMs: number
+    quotaBytes: number
+    quotaShards: number
+    quotaTrustMultiplier: number
     renewIntervalMs: number
     k: number
     m: number
@@ -345,7 +483,16 @@ interface Shape {
     maxPopularityExtraParity: number
     maxParity: number
   }
-  trust: { preTrusted: string[]; region: string; networks: string[]; exchangeIntervalMs: number }
+  trust: {
+    preTrusted: string[]
+    region: string
+    networks: string[]
+    exchangeIntervalMs: number
+    banMs: number
+    rejectWindowMs: number
+    rejectsToDisconnect: number
+    maxBans: number
+  }
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent'; file: string }
 }
 
@@ -370,6 +517,8 @@ function leafValue(k: ConfigKey, v: unknown, issues: string[]): unknown {
     case 'strings':
       if (!Array.isArray(v) || !v.every((x) => typeof x === 'string'))
         return bad('expected an array of strings')
+      if (k.path === 'api.allowedHosts' && !v.every((x) => HOST_NAME.test(x)))
+        return bad('expected host names without scheme, port or path')
       return [...v]
     case 'enum':
       if (typeof v !== 'string' || !(k.values ?? []).includes(v))

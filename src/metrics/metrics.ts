@@ -14,6 +14,8 @@ export interface MetricsSources {
   connections(): number
   provideQueueDepth(): number
   shardRequestsInFlight(): number
+  /** Peers banned now (trust/peer-actions.ts); absent: 0. */
+  bannedPeers?(): number
 }
 
 export class NodusMetrics {
@@ -27,10 +29,13 @@ export class NodusMetrics {
   readonly apiRequests: Counter<'route' | 'method' | 'status'>
   readonly apiSeconds: Histogram<'route' | 'method'>
   readonly cacheRequests: Counter<'result'>
+  readonly shardsRemoved: Counter<'reason'>
   readonly audits: Counter<'result'>
   readonly repairs: Counter<'state'>
+  readonly manifestFallbacks: Counter
   readonly providerRecords: Counter
   readonly providerLookups: Counter
+  readonly peerActions: Counter<'action'>
   #sources: MetricsSources | undefined
 
   constructor() {
@@ -102,6 +107,12 @@ export class NodusMetrics {
       labelNames: ['result'],
       registers,
     })
+    this.shardsRemoved = new Counter({
+      name: 'nodus_storage_shards_removed_total',
+      help: 'Shard records removed from the store, by reason (expired, deleted, lost: file missing, corrupt: file of the wrong size or bytes)',
+      labelNames: ['reason'],
+      registers,
+    })
     this.audits = new Counter({
       name: 'nodus_storage_audits_total',
       help: 'Shard audits run by this node, by result (pass or fail)',
@@ -114,6 +125,11 @@ export class NodusMetrics {
       labelNames: ['state'],
       registers,
     })
+    this.manifestFallbacks = new Counter({
+      name: 'nodus_storage_manifest_fallbacks_total',
+      help: 'Watched manifests loaded for repair from their last good state (the kept holder update or the manifest could not be loaded)',
+      registers,
+    })
     this.providerRecords = new Counter({
       name: 'nodus_net_provider_records_sent_total',
       help: 'ADD_PROVIDER messages delivered to peers (one per key and peer)',
@@ -122,6 +138,12 @@ export class NodusMetrics {
     this.providerLookups = new Counter({
       name: 'nodus_net_provider_lookups_total',
       help: 'DHT lookups made to announce provider records (keys covered by an earlier lookup need none)',
+      registers,
+    })
+    this.peerActions = new Counter({
+      name: 'nodus_trust_peer_actions_total',
+      help: 'What this node did to peers for their faults, by action (ignore, penalize, disconnect, ban)',
+      labelNames: ['action'],
       registers,
     })
     const self = this
@@ -150,6 +172,7 @@ export class NodusMetrics {
     gauge('nodus_storage_shard_requests_in_flight', 'Shard protocol requests being served', (s) =>
       s.shardRequestsInFlight(),
     )
+    gauge('nodus_trust_banned_peers', 'Peers banned by this node now', (s) => s.bannedPeers?.() ?? 0)
   }
 
   /** Attach the live sources read at scrape time (called once by the composition root). */

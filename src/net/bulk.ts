@@ -34,7 +34,7 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { withDeadline } from '../common/abort.ts'
 import { BufferPool } from '../common/buffer-pool.ts'
 import { drained } from '../common/drain.ts'
-import { NodusError } from '../common/errors.ts'
+import { isNodusError, NodusError } from '../common/errors.ts'
 import { encodeVarint, lengthPrefixed, StreamReader } from './stream-io.ts'
 
 export const BULK_PROTOCOL = '/nodus/bulk/1.0.0'
@@ -125,6 +125,8 @@ export interface BulkRequest {
   peer: PeerId
   header: Uint8Array
   body: Uint8Array
+  /** The socket's remote IP address (for per-subnet limits), when known. */
+  remoteHost?: string | undefined
 }
 
 /** How a handler answers: one header and a body of exactly `size` bytes (as chunks). */
@@ -160,6 +162,10 @@ export interface BulkDeps {
    * default `Buffer.allocUnsafeSlow`.
    */
   allocateBody?: ((size: number) => Uint8Array) | undefined
+  /** Is `peer` banned? Its ticket requests and sockets are refused (trust/peer-actions.ts). */
+  isBanned?: ((peer: PeerId) => boolean) | undefined
+  /** A peer's input broke the channel (the error carries its `peerAction`); the socket is closed. */
+  onPeerError?: ((peer: PeerId, err: NodusError) => void) | undefined
 }
 
 /** A response as the client receives it. */
@@ -272,6 +278,10 @@ export class BulkChannel {
       const now = Date.now()
       for (const [id, t] of this.#tickets) if (t.expiresAt < now) this.#tickets.delete(id)
       const peer = connection.remotePeer
+      if (this.#deps.isBanned?.(peer) === true) {
+        stream.abort(new Error('peer is banned'))
+        return
+      }
       let held = 0
       for (const t of this.#tickets.values()) if (t.peer.equals(peer)) held++
       if (this.#stopped || held >= 2 * this.#options.maxSocketsPerPeer || this.#tickets.size >= 4096) {
@@ -298,6 +308,7 @@ export class BulkChannel {
     if (peer !== undefined) for (const s of this.#states.values()) if (s.peer.equals(peer)) fromPeer++
     if (
       peer === undefined ||
+      this.#deps.isBanned?.(peer) === true ||
       this.#stopped ||
       this.#states.size >= this.#options.maxInboundSockets ||
       fromPeer >= 2 * this.#options.maxSocketsPerPeer
@@ -336,7 +347,11 @@ export class BulkChannel {
               await writeMessage(socket, header, size, body, lifetime.signal)
             },
           }
-          await this.#deps.handler({ peer, header: m.header, body: m.body }, reply, lifetime.signal)
+          await this.#deps.handler(
+            { peer, header: m.header, body: m.body, remoteHost: socket.remoteAddress },
+            reply,
+            lifetime.signal,
+          )
           if (!replied) throw new NodusError('PROTOCOL_ERROR', 'bulk handler sent no reply')
           state.queue.shift()
           this.#bodies.give(m.body) // the handler is done with it (BulkHandler's contract)
@@ -363,7 +378,8 @@ export class BulkChannel {
       this.#inboundBytes += chunk.byteLength
       try {
         parser.push(chunk)
-      } catch {
+      } catch (err) {
+        this.#peerError(peer, err)
         socket.destroy()
         return
       }
@@ -481,6 +497,7 @@ export class BulkChannel {
       const connecting = this.#connect(peer)
         .catch((err: unknown) => {
           this.#deps.logger.debug({ err: (err as Error).message, peer: key }, 'bulk connect failed')
+          this.#peerError(peer, err)
           this.#unavailableUntil.set(key, Date.now() + this.#options.retryAfterMs)
           if (this.#unavailableUntil.size > 10_000) {
             this.#unavailableUntil.delete(this.#unavailableUntil.keys().next().value as string)
@@ -494,6 +511,11 @@ export class BulkChannel {
       this.#connectStarted.set(key, performance.now())
     }
     return best
+  }
+
+  /** Tell `onPeerError` about an error `peer` caused (one that carries a peerAction). */
+  #peerError(peer: PeerId, err: unknown): void {
+    if (isNodusError(err) && err.peerAction !== undefined) this.#deps.onPeerError?.(peer, err)
   }
 
   /**
@@ -511,7 +533,14 @@ export class BulkChannel {
     let host: string | undefined
     try {
       const raw = await new StreamReader(stream, { signal }).readFrame(1024)
-      ticket = JSON.parse(new TextDecoder().decode(raw)) as typeof ticket
+      try {
+        ticket = JSON.parse(new TextDecoder().decode(raw)) as typeof ticket
+      } catch (err) {
+        throw new NodusError('PROTOCOL_ERROR', 'bulk ticket is not JSON', {
+          peerAction: 'reject',
+          cause: err,
+        })
+      }
       host = this.#deps.remoteHost(peer)
       await stream.close({ signal }).catch(() => {})
     } catch (err) {
@@ -623,7 +652,9 @@ class ClientSocket {
     this.#socket = socket
     this.#parser = new FrameParser(options.maxBodyBytes, (message) => {
       const waiter = this.#waiting.shift()
-      if (waiter === undefined) throw new NodusError('PROTOCOL_ERROR', 'a response nobody asked for')
+      if (waiter === undefined) {
+        throw new NodusError('PROTOCOL_ERROR', 'a response nobody asked for', { peerAction: 'reject' })
+      }
       waiter.resolve(message)
     })
     socket.on('error', (err) => this.#fail(err))
@@ -722,6 +753,7 @@ async function writeMessage(
  * allocated at its announced length (one copy from the socket's chunks).
  *
  * @throws NodusError PROTOCOL_ERROR on a bad varint, MESSAGE_TOO_LARGE on an oversized header or body
+ *   (both with peerAction `reject`: the bytes came from the peer)
  */
 export class FrameParser {
   readonly #maxBody: number
@@ -758,7 +790,9 @@ export class FrameParser {
         this.#wire++
         this.#varint += (b & 0x7f) * this.#varintMul
         this.#varintMul *= 0x80
-        if (++this.#varintBytes > 8) throw new NodusError('PROTOCOL_ERROR', 'varint too long')
+        if (++this.#varintBytes > 8) {
+          throw new NodusError('PROTOCOL_ERROR', 'varint too long', { peerAction: 'reject' })
+        }
         if ((b & 0x80) !== 0) continue
         const n = this.#varint
         this.#varint = 0
@@ -768,6 +802,7 @@ export class FrameParser {
         if (n > max) {
           throw new NodusError('MESSAGE_TOO_LARGE', `frame of ${n} bytes exceeds ${max}`, {
             details: { len: n, max },
+            peerAction: 'reject',
           })
         }
         this.#buffer =

@@ -1,7 +1,7 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
-import type { ConnectionEncrypter, PrivateKey } from '@libp2p/interface'
+import type { ConnectionEncrypter, ConnectionGater, PeerId, PrivateKey } from '@libp2p/interface'
 import { type KadDHT, kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { type Ping, ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
@@ -94,17 +94,46 @@ export const DEFAULT_HOST_OPTIONS: Readonly<HostOptions> = Object.freeze({
 
 export type NodusLibp2p = Libp2p<{ dht: KadDHT; ping: Ping; identify: unknown }>
 
+/** Run-time hooks of the host (functions, kept apart from the plain {@link HostOptions}). */
+export interface HostHooks {
+  /** Is `peer` (PeerId string) banned? Its connections are refused both ways (trust/peer-actions.ts). */
+  isBanned?(peer: string): boolean
+}
+
+/**
+ * A libp2p connection gater that refuses banned peers both ways: dials to them (`denyDialPeer`, and
+ * `denyOutboundConnection` for a multiaddr naming one), and any connection, inbound or outbound, whose
+ * remote turns out to be one once encrypted (`denyInbound/OutboundEncryptedConnection`: the first
+ * point where an inbound peer's identity is known). Everything else is allowed, as libp2p's default.
+ */
+export function bannedPeerGater(isBanned: (peer: string) => boolean): ConnectionGater {
+  const deny = (peer: PeerId): boolean => isBanned(peer.toString())
+  return {
+    denyDialPeer: deny,
+    denyOutboundConnection: deny,
+    denyInboundEncryptedConnection: deny,
+    denyOutboundEncryptedConnection: deny,
+  }
+}
+
 /**
  * Build (not start) a libp2p host: TCP, Noise (or TLS 1.3), Yamux, identify, ping and kad-dht in server mode.
+ * With `hooks.isBanned`, banned peers are refused both ways ({@link bannedPeerGater}).
  *
  * Choices follow ../shared/NOTES-libp2p.md: yamux window below the read buffer (trap 2), ping with
  * several outbound streams and a gentle connection monitor (trap 3), no per-host inbound rate limit on
  * loopback (trap 4), a pass-through DHT address mapper so loopback addresses survive (trap 4).
  */
-export async function createHost(privateKey: PrivateKey, options: HostOptions): Promise<NodusLibp2p> {
+export async function createHost(
+  privateKey: PrivateKey,
+  options: HostOptions,
+  hooks: HostHooks = {},
+): Promise<NodusLibp2p> {
+  const isBanned = hooks.isBanned
   const node = await createLibp2p({
     privateKey,
     start: false,
+    ...(isBanned === undefined ? {} : { connectionGater: bannedPeerGater((p) => isBanned(p)) }),
     addresses: { listen: options.listen },
     transports: [tcp()],
     connectionEncrypters: options.encrypter === 'tls' ? [lazyTls(), noise()] : [noise(), lazyTls()],

@@ -1,4 +1,11 @@
-export { createHost, DEFAULT_HOST_OPTIONS, type HostOptions, type NodusLibp2p } from './host.ts'
+export {
+  bannedPeerGater,
+  createHost,
+  DEFAULT_HOST_OPTIONS,
+  type HostHooks,
+  type HostOptions,
+  type NodusLibp2p,
+} from './host.ts'
 export {
   encodeVarint,
   lengthPrefixed,

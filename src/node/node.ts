@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { CID } from 'multiformats/cid'
 import { readApiToken } from '../api/auth.ts'
@@ -28,9 +29,12 @@ import { NodusMetrics } from '../metrics/metrics.ts'
 import { BulkChannel, DEFAULT_BULK_OPTIONS } from '../net/bulk.ts'
 import { createHost, DEFAULT_HOST_OPTIONS, type NodusLibp2p } from '../net/index.ts'
 import { announceBatch, provideBatchDepsFor } from '../net/provide-batch.ts'
+import { StorageAccounts } from '../storage/accounts.ts'
 import { AuditRecords } from '../storage/audit-records.ts'
 import { allocAligned, directIoAvailable } from '../storage/direct-io.ts'
 import { FileIndex } from '../storage/file-index.ts'
+import { HolderPolicy } from '../storage/holder-policy.ts'
+import { DEFAULT_HOLDER_UPDATE_INBOX_OPTIONS, HolderUpdateInbox } from '../storage/holder-update-inbox.ts'
 import {
   cidToString,
   DAG_CBOR_CODEC,
@@ -43,12 +47,13 @@ import {
   ShardServer,
   ShardStore,
 } from '../storage/index.ts'
-import { decodeHolderUpdate, decodeManifest } from '../storage/manifest.ts'
+import { decodeManifest } from '../storage/manifest.ts'
 import { ManifestWatch } from '../storage/manifest-watch.ts'
 import { placeScored } from '../storage/placement-scored.ts'
 import { Popularity } from '../storage/popularity.ts'
 import { parityFor } from '../storage/redundancy.ts'
 import { DEFAULT_REPAIR_OPTIONS, type RepairEvent, Repairer } from '../storage/repair.ts'
+import { responsibleFor } from '../storage/responsibility.ts'
 import { startExpiryCleanup } from '../storage/shard-store-cleanup.ts'
 import { REPORTS_PROTOCOL, ReportExchange } from '../trust/exchange.ts'
 import {
@@ -56,6 +61,8 @@ import {
   CapacityReportInbox,
   checkReport,
   EigenTrust,
+  LmdbBanStore,
+  PeerActions,
   PerfMonitor,
   signCapacityReport,
   signTrustVector,
@@ -96,6 +103,10 @@ export class NodusNode {
   readonly perf: PerfMonitor
   readonly audits: AuditRecords
   readonly exchange: ReportExchange
+  /** Peer faults: penalize, disconnect, ban (bans persisted in `<dataDir>/bans`). */
+  readonly peerActions: PeerActions
+  /** Who pays for the blocks this node keeps for others, and their quotas (`<dataDir>/accounts`). */
+  readonly accounts: StorageAccounts
   /** Peers' latest verified capacity/locality reports. */
   readonly reports: ReadonlyMap<string, CapacityReport>
   readonly metrics: NodusMetrics
@@ -108,6 +119,7 @@ export class NodusNode {
   #did: string | undefined
   #cleanup: { stop(): Promise<void> } | undefined
   #renewTimer: NodeJS.Timeout | undefined
+  #sweepTimer: NodeJS.Timeout | undefined
   #exchangeTimer: NodeJS.Timeout | undefined
   #apiUrl = ''
 
@@ -126,6 +138,8 @@ export class NodusNode {
     perf: PerfMonitor
     audits: AuditRecords
     exchange: ReportExchange
+    peerActions: PeerActions
+    accounts: StorageAccounts
     reports: ReadonlyMap<string, CapacityReport>
     metrics: NodusMetrics
     api: ApiServer
@@ -148,6 +162,8 @@ export class NodusNode {
     this.perf = parts.perf
     this.audits = parts.audits
     this.exchange = parts.exchange
+    this.peerActions = parts.peerActions
+    this.accounts = parts.accounts
     this.reports = parts.reports
     this.metrics = parts.metrics
     this.#api = parts.api
@@ -241,6 +257,8 @@ export class NodusNode {
   async start(): Promise<void> {
     if (this.#started) return
     this.#started = true
+    // Before the store: its start-up recovery reports removed blocks, whose claims go too.
+    this.accounts.open()
     await this.store.open()
     const rec = this.store.lastRecovery
     if (rec?.fullPass === true) {
@@ -253,6 +271,12 @@ export class NodusNode {
           : 'checked the shard store: nothing to recover',
       )
     }
+    this.#sweepTimer = setInterval(() => {
+      void this.accounts.sweep(Date.now()).catch((err: unknown) => {
+        this.logger.warn({ err: (err as Error).message }, 'storage account sweep failed')
+      })
+    }, this.config.storage.cleanupIntervalMs)
+    this.#sweepTimer.unref()
     this.#cleanup = startExpiryCleanup(this.store, {
       intervalMs: this.config.storage.cleanupIntervalMs,
       logger: this.logger,
@@ -262,6 +286,8 @@ export class NodusNode {
     })
     this.fileIndex.open()
     this.watch.open()
+    // Bans before the first connection: the connection gater reads them.
+    await this.peerActions.start()
     try {
       await this.libp2p.start()
     } catch (err) {
@@ -331,10 +357,13 @@ export class NodusNode {
     await this.#provideQueue.stop()
     await this.bulk?.stop()
     await this.libp2p.stop()
+    await this.peerActions.stop()
     await this.fileIndex.close()
     await this.watch.close()
+    clearInterval(this.#sweepTimer)
     await this.#cleanup?.stop()
     await this.store.close()
+    await this.accounts.close()
     await rm(join(this.config.dataDir, RUN_FILE), { force: true })
     this.logger.info({}, 'node stopped')
   }
@@ -390,7 +419,12 @@ export async function createNode(
   const identity = await loadIdentity(config.dataDir)
   const metrics = new NodusMetrics()
   const store = new ShardStore(
-    { logger: logger.child({ area: 'store' }), metrics },
+    {
+      logger: logger.child({ area: 'store' }),
+      metrics,
+      // A block left the store (expired, deleted, found lost or corrupt): its claims go with it.
+      onRemoved: (cid) => void accounts.removeBlock(cid).catch(() => {}),
+    },
     {
       dir: join(config.dataDir, 'shards'),
       capacityBytes: config.storage.capacityBytes,
@@ -399,13 +433,19 @@ export async function createNode(
       minFreeDiskBytes: config.storage.minFreeDiskBytes,
     },
   )
-  const libp2p = await createHost(identity.ed25519, {
-    ...DEFAULT_HOST_OPTIONS,
-    listen: config.net.listen,
-    dhtProtocol: config.net.dhtProtocol,
-    maxConnections: config.net.maxConnections,
-    encrypter: config.net.encrypter,
-  })
+  // Banned peers are refused both ways by the connection gater (peer actions are built below).
+  let isBanned: (peer: string) => boolean = () => false
+  const libp2p = await createHost(
+    identity.ed25519,
+    {
+      ...DEFAULT_HOST_OPTIONS,
+      listen: config.net.listen,
+      dhtProtocol: config.net.dhtProtocol,
+      maxConnections: config.net.maxConnections,
+      encrypter: config.net.encrypter,
+    },
+    { isBanned: (peer) => isBanned(peer) },
+  )
   const netLog = logger.child({ area: 'net' })
   // Remember which peers speak the shard protocol (learned by identify).
   const protocolsOf = new Map<string, boolean>()
@@ -427,6 +467,28 @@ export async function createNode(
   const self = identity.peerId.toString()
   const perf = new PerfMonitor({ clock: Date })
   const trust = new EigenTrust({ preTrusted: config.trust.preTrusted })
+  // Peers pay for their faults (docs/ERRORS.md, "What each code does to the peer").
+  const peerActions = new PeerActions(
+    {
+      self,
+      clock: Date,
+      trust,
+      perf,
+      disconnect: async (peer) => {
+        await libp2p.hangUp(peerIdFromString(peer))
+      },
+      bans: new LmdbBanStore(join(config.dataDir, 'bans')),
+      logger: logger.child({ area: 'trust' }),
+      metrics,
+    },
+    {
+      banMs: config.trust.banMs,
+      rejectWindowMs: config.trust.rejectWindowMs,
+      rejectsToDisconnect: config.trust.rejectsToDisconnect,
+      maxBans: config.trust.maxBans,
+    },
+  )
+  isBanned = (peer) => peerActions.isBanned(peer)
   let trustComputedAt = 0
   const trustScore = (peer: string): number => {
     if (Date.now() - trustComputedAt > 10_000) {
@@ -448,7 +510,8 @@ export async function createNode(
   }
   const popularity = new Popularity()
   const rng = mulberry32(Number.parseInt(self.slice(-8), 36))
-  // A block stored for a peer that decodes as a manifest: this node is now one of its keepers.
+  // A manifest block committed here by its uploader (or placed by a keeper): this node is now one of
+  // its keepers.
   const watchIfManifest = async (cid: CID): Promise<void> => {
     try {
       decodeManifest(await store.get(cid), cid)
@@ -457,6 +520,39 @@ export async function createNode(
       // not a manifest (or not valid): nothing to watch
     }
   }
+  // Who pays for what this node keeps for others (storage orders, commits, pins, quotas scaled by trust).
+  const accounts = new StorageAccounts(
+    {
+      trust: (peer) => {
+        if (config.trust.preTrusted.includes(peer)) return 1
+        // Relative standing: an average peer (score 1/N) gets a quarter of the trust bonus.
+        return Math.min(1, (trustScore(peer) * (libp2p.getPeers().length + 1)) / 4)
+      },
+    },
+    {
+      path: join(config.dataDir, 'accounts'),
+      quotaBytes: config.storage.quotaBytes,
+      quotaShards: config.storage.quotaShards,
+      quotaTrustMultiplier: config.storage.quotaTrustMultiplier,
+    },
+  )
+  const holderPolicy = new HolderPolicy(
+    {
+      self,
+      accounts,
+      store,
+      clock: Date,
+      onManifestCommitted: (cid) => void watchIfManifest(cid),
+      // Extra parity only for the manifest's uploader (or a pinner it granted): a keeper checks.
+      onCriticalPin: async (cid, expiresAt, by) => {
+        const key = cidToString(cid)
+        if (!watch.has(key) || !store.has(cid)) return
+        const signed = decodeManifest(await store.get(cid), cid)
+        if (by.includes(signed.manifest.uploader.peerId)) await watch.markCritical(key, expiresAt)
+      },
+    },
+    { maxLeaseMs: config.storage.maxLeaseMs, provisionalLeaseMs: config.storage.provisionalLeaseMs },
+  )
   const provideDeps = provideBatchDepsFor(libp2p, config.net.dhtProtocol, DEFAULT_HOST_OPTIONS.dhtKBucketSize)
   const provideQueue = new BatchQueue<{ cid: CID; at: number }>(
     async (items) => {
@@ -522,6 +618,8 @@ export async function createNode(
             logger: netLog,
             // Aligned put bodies: the shard store writes them with direct I/O as they are.
             allocateBody: directIoAvailable() ? allocAligned : undefined,
+            isBanned: (peer) => peerActions.isBanned(peer.toString()),
+            onPeerError: (peer, err) => peerActions.report(peer.toString(), err),
           },
           { ...DEFAULT_BULK_OPTIONS, host: bulkHost(config.net.listen), port: config.net.bulkPort },
         )
@@ -533,21 +631,32 @@ export async function createNode(
     },
     { requestTimeoutMs: config.net.requestTimeoutMs, maxShardBytes: config.storage.maxShardBytes },
   )
+  // Holder updates offered by peers: only the uploader or a peer responsible for the manifest (the
+  // 2 × manifestReplicas closest to its CID among this node and its shard peers) may sign one.
+  const updateInbox = new HolderUpdateInbox(
+    {
+      store,
+      watch,
+      responsible: (cid) =>
+        responsibleFor(
+          cid.bytes,
+          [self, ...shardPeers(libp2p, protocolsOf).map((p) => p.toString())],
+          config.storage.manifestReplicas,
+        ),
+      onRefused: (signer) => trust.recordInteraction(self, signer, 'shard-bad'),
+      clock: Date,
+      logger: logger.child({ area: 'repair' }),
+    },
+    DEFAULT_HOLDER_UPDATE_INBOX_OPTIONS,
+  )
   let node: NodusNode | undefined
   shardServer = new ShardServer(
     {
       store,
       peerId: identity.peerId.toString(),
       sign: async (data) => signEd25519(identity.ed25519, data),
-      onCriticalPin: async (cids, expiresAt) => {
-        for (const cid of cids) {
-          if (cid.code === DAG_CBOR_CODEC) await watch.markCritical(cidToString(cid), expiresAt)
-        }
-      },
-      onStored: (cid) => {
-        node?.announce(cid)
-        if (cid.code === DAG_CBOR_CODEC) void watchIfManifest(cid)
-      },
+      policy: holderPolicy,
+      onStored: (cid) => node?.announce(cid),
       updates: {
         latest: (cid) => {
           const key = cidToString(cid)
@@ -556,13 +665,12 @@ export async function createNode(
           if (latest !== undefined) popularity.record(key, Date.now())
           return latest?.update
         },
-        offer: async (cid, bytes) => {
-          const key = cidToString(cid)
-          if (!watch.has(key) || !store.has(cid)) return false
-          const signed = decodeManifest(await store.get(cid), cid)
-          const u = decodeHolderUpdate(bytes, signed)
-          return await watch.offer(key, u.update.revision, bytes, Date.now())
-        },
+        // Checked (signature, authority, revision step, applies to the manifest) before it is kept.
+        offer: (cid, bytes) => updateInbox.offer(cid, bytes),
+      },
+      peers: {
+        isBanned: (peer) => peerActions.isBanned(peer),
+        onPeerError: (peer, err) => peerActions.report(peer, err),
       },
       logger: logger.child({ area: 'shard' }),
       metrics,
@@ -574,6 +682,7 @@ export async function createNode(
       selfPeerId: identity.peerId.toString(),
       store,
       client: shardClient,
+      signEd25519: (data) => signEd25519(identity.ed25519, data),
       peers: {
         candidates: () => shardPeers(libp2p, protocolsOf),
         findProviders: async function* (cid, o) {
@@ -590,15 +699,20 @@ export async function createNode(
       },
       observer: {
         transfer: (peer, op, o) => {
-          perf.record(peer, { ok: o.ok, latencyMs: o.ms, bytes: o.bytes, durationMs: o.ms })
-          const kind = o.ok
-            ? op === 'get'
-              ? 'shard-served'
-              : 'shard-stored'
-            : o.code === 'CID_MISMATCH' || o.code === 'PROTOCOL_ERROR' || o.code === 'SIGNATURE_INVALID'
-              ? 'shard-bad'
-              : 'timeout'
-          trust.recordInteraction(self, peer, kind)
+          // A fault of the peer's (CID_MISMATCH, SIGNATURE_INVALID, PROTOCOL_ERROR...): peer actions
+          // penalize (trust and performance), disconnect or ban. Other outcomes are recorded here.
+          const effect =
+            o.peerAction === undefined
+              ? 'none'
+              : peerActions.apply(peer, o.peerAction, { code: o.code ?? '' })
+          if (effect === 'none' || effect === 'ignore') {
+            perf.record(peer, { ok: o.ok, latencyMs: o.ms, bytes: o.bytes, durationMs: o.ms })
+            trust.recordInteraction(
+              self,
+              peer,
+              o.ok ? (op === 'get' ? 'shard-served' : 'shard-stored') : 'timeout',
+            )
+          }
           if (op === 'put' && o.ok) remember(accepted, peer, o.bytes)
           if (op === 'put' && o.code === 'STORE_FULL') {
             remember(refusals, peer, 16 * 1024 * 1024)
@@ -650,7 +764,12 @@ export async function createNode(
       node: () => node as NodusNode,
       metrics,
     },
-    { mutatingPerMinute: config.api.mutatingPerMinute },
+    {
+      mutatingPerMinute: config.api.mutatingPerMinute,
+      unauthenticatedPerMinute: config.api.unauthenticatedPerMinute,
+      allowedHosts: config.api.allowedHosts,
+      maxUploadBytes: config.api.maxUploadBytes,
+    },
   )
   // Signed trust vectors and capacity reports, pushed to peers (trust.exchangeIntervalMs).
   const signer = { peerId: identity.peerId, ed25519: identity.ed25519 }
@@ -686,6 +805,7 @@ export async function createNode(
     },
     dialProtocol: (peer, protocol, o) => libp2p.dialProtocol(peer, protocol, o),
     logger: netLog,
+    onPeerError: (peer, err) => peerActions.report(peer, err, 'report-inconsistent'),
   })
   libp2p.addEventListener('peer:identify', (evt) => {
     if (evt.detail.protocols.includes(REPORTS_PROTOCOL)) void exchange.push(evt.detail.peerId).catch(() => {})
@@ -730,11 +850,10 @@ export async function createNode(
       onAudit: (peer, result) => {
         audits.record(peer, result)
         metrics.audits.inc({ result })
-        trust.recordInteraction(
-          self,
-          peer,
-          result === 'pass' ? 'audit-passed' : result === 'fail' ? 'audit-failed' : 'timeout',
-        )
+        // A failed audit is a reject (docs/ERRORS.md): penalized, disconnected when repeated.
+        if (result === 'fail')
+          peerActions.apply(peer, 'reject', { code: 'AUDIT_FAILED', kind: 'audit-failed' })
+        else trust.recordInteraction(self, peer, result === 'pass' ? 'audit-passed' : 'timeout')
       },
       logger: repairLog,
       metrics,
@@ -757,6 +876,7 @@ export async function createNode(
     connections: () => libp2p.getConnections().length,
     provideQueueDepth: () => provideQueue.size,
     shardRequestsInFlight: () => shardServer?.inFlight ?? 0,
+    bannedPeers: () => peerActions.bannedCount,
   })
   node = new NodusNode({
     config,
@@ -773,6 +893,8 @@ export async function createNode(
     perf,
     audits,
     exchange,
+    peerActions,
+    accounts,
     reports,
     metrics,
     api,

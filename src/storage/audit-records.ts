@@ -209,3 +209,102 @@ export class AuditRecords {
     return records
   }
 }
+
+/** Options of {@link BadCopies}. */
+export interface BadCopiesOptions {
+  /** Most marks kept; beyond it the oldest mark is forgotten. Default 100,000 (about 20 MB at most). */
+  maxEntries: number
+}
+
+/** Default {@link BadCopiesOptions}. */
+export const DEFAULT_BAD_COPIES_OPTIONS: Readonly<BadCopiesOptions> = Object.freeze({ maxEntries: 100_000 })
+
+/** Why a copy is marked bad: it failed an audit, or its holder reported it lost. */
+export type BadCopyReason = 'audit-failed' | 'reported'
+
+/** One copy known to be bad. */
+export interface BadCopy {
+  /** The holder's PeerId string. */
+  holder: string
+  /** The shard's CID string. */
+  cid: string
+  reason: BadCopyReason
+  /** When it was marked, ms (the clock's time). */
+  at: number
+}
+
+/**
+ * Shard copies a keeper knows to be bad, per (holder, shard CID): a failed audit (an honest holder never
+ * fails one) or the holder's own report that it lost the copy. Repair counts a marked copy as lost in
+ * every round, whatever the holder answers to `has`, with no grace period (grace is for holders that are
+ * merely unreachable), until the mark goes: when the copy passes an audit ({@link clear}), when it is no
+ * longer listed in any watched manifest (a holder update replaced it: {@link retain}), or when the cap
+ * evicts it (oldest first). O(1) per mark and look-up; {@link retain} is one pass.
+ */
+export class BadCopies {
+  readonly #clock: { now(): number }
+  readonly #maxEntries: number
+  readonly #marks = new Map<string, BadCopy>()
+
+  /** @throws NodusError `INVALID_ARGUMENT` when `maxEntries` is not an integer ≥ 1 */
+  constructor(deps: AuditRecordsDeps, options: Partial<BadCopiesOptions> = {}) {
+    this.#clock = deps.clock
+    this.#maxEntries = options.maxEntries ?? DEFAULT_BAD_COPIES_OPTIONS.maxEntries
+    if (!Number.isSafeInteger(this.#maxEntries) || this.#maxEntries < 1) {
+      throw invalid('maxEntries must be an integer ≥ 1', { maxEntries: this.#maxEntries })
+    }
+  }
+
+  /** Copies marked. */
+  get size(): number {
+    return this.#marks.size
+  }
+
+  /**
+   * Mark the copy of shard `cid` on `holder` bad. A copy already marked keeps its first mark.
+   * @returns true when the mark is new
+   */
+  mark(holder: string, cid: string, reason: BadCopyReason): boolean {
+    const key = `${holder}/${cid}`
+    if (this.#marks.has(key)) return false
+    if (this.#marks.size >= this.#maxEntries) {
+      const oldest = this.#marks.keys().next()
+      if (oldest.done !== true) this.#marks.delete(oldest.value)
+    }
+    this.#marks.set(key, { holder, cid, reason, at: this.#clock.now() })
+    return true
+  }
+
+  /** Whether the copy of `cid` on `holder` is marked bad. */
+  has(holder: string, cid: string): boolean {
+    return this.#marks.has(`${holder}/${cid}`)
+  }
+
+  /** The mark of that copy (a snapshot), or undefined. */
+  get(holder: string, cid: string): BadCopy | undefined {
+    const m = this.#marks.get(`${holder}/${cid}`)
+    return m === undefined ? undefined : { ...m }
+  }
+
+  /** Forget the mark of one copy. @returns whether it was marked */
+  clear(holder: string, cid: string): boolean {
+    return this.#marks.delete(`${holder}/${cid}`)
+  }
+
+  /** Keep only the marks for which `keep(holder, cid)` is true. @returns marks dropped */
+  retain(keep: (holder: string, cid: string) => boolean): number {
+    let dropped = 0
+    for (const [key, m] of this.#marks) {
+      if (!keep(m.holder, m.cid)) {
+        this.#marks.delete(key)
+        dropped++
+      }
+    }
+    return dropped
+  }
+
+  /** Snapshots of every mark, oldest first. */
+  *entries(): IterableIterator<BadCopy> {
+    for (const m of this.#marks.values()) yield { ...m }
+  }
+}

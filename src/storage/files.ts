@@ -8,7 +8,7 @@ import type { CID } from 'multiformats/cid'
 import { withDeadline } from '../common/abort.ts'
 import { BufferPool } from '../common/buffer-pool.ts'
 import { bytesEqual } from '../common/bytes.ts'
-import { isNodusError, NodusError } from '../common/errors.ts'
+import { isNodusError, NodusError, type PeerAction } from '../common/errors.ts'
 import { Blake3Stream, blake3, type HybridPublicKey, type HybridSignature } from '../crypto/index.ts'
 import { cidFromDigest, cidToString, parseCid, RAW_CODEC } from './cid.ts'
 import {
@@ -18,12 +18,14 @@ import {
   type HolderUpdate,
   type Manifest,
   type ManifestSegment,
+  openHolderUpdate,
   type SignedManifest,
   signManifest,
 } from './manifest.ts'
+import { type Ed25519Sign, MAX_RECORD_CIDS, signCommit, signOrder, signPin } from './orders.ts'
 import { placeShards } from './placement.ts'
 import { ReedSolomon } from './reed-solomon.ts'
-import { closestTo } from './responsibility.ts'
+import { closestTo, responsibleFor } from './responsibility.ts'
 import { segment } from './segmenter.ts'
 import type { Receipt } from './shard-protocol.ts'
 
@@ -85,19 +87,23 @@ export interface FileLocalStore {
 
 /** What files need from the shard protocol client. */
 export interface FileShardClient {
+  /** Store a block on `peer` under a signed storage order (orders.ts). */
   put(
     peer: PeerId,
     cid: CID,
     bytes: Uint8Array,
-    options?: { signal?: AbortSignal; expiresAt?: number },
+    options?: { signal?: AbortSignal; order?: Uint8Array },
   ): Promise<Receipt>
   get(peer: PeerId, cid: CID, options?: { signal?: AbortSignal }): Promise<Uint8Array>
   has(peer: PeerId, cids: CID[], options?: { signal?: AbortSignal }): Promise<{ have: boolean[] }>
-  pin(
+  /** Send a signed pin request covering `count` CIDs; resolves per CID whether it was extended. */
+  pin(peer: PeerId, pin: Uint8Array, count: number, options?: { signal?: AbortSignal }): Promise<boolean[]>
+  /** Send a signed commit covering `count` CIDs; resolves per CID whether it was committed. */
+  commit(
     peer: PeerId,
-    cids: CID[],
-    expiresAt: number | undefined,
-    options?: { signal?: AbortSignal; critical?: boolean },
+    commit: Uint8Array,
+    count: number,
+    options?: { signal?: AbortSignal },
   ): Promise<boolean[]>
   /** The latest holder update a manifest holder keeps (optional: repair-aware clients). */
   latest?(peer: PeerId, manifest: CID, options?: { signal?: AbortSignal }): Promise<Uint8Array | undefined>
@@ -117,6 +123,8 @@ export interface FileServiceDeps {
   client: FileShardClient
   peers: FilePeers
   sign(message: Uint8Array): Promise<HybridSignature>
+  /** Ed25519-sign with this node's key (its PeerId): storage orders, commits and pins (orders.ts). */
+  signEd25519: Ed25519Sign
   publicKey: HybridPublicKey
   /** Holder updates this node keeps for manifests it watches. */
   updates?: { latest(manifest: CID): Uint8Array | undefined }
@@ -124,12 +132,15 @@ export interface FileServiceDeps {
   onCriticalPin?(manifest: CID, expiresAt: number | undefined): Promise<void>
   /** Called once this node stored a manifest it uploaded (it then watches it). */
   onManifestStored?(cid: CID): void
-  /** Told about every shard transfer with a peer (feeds performance and trust records). */
+  /**
+   * Told about every shard transfer with a peer (feeds performance and trust records). A failure the
+   * peer caused carries its `peerAction` (docs/ERRORS.md): peer actions act on it.
+   */
   observer?: {
     transfer(
       peer: string,
       op: 'put' | 'get',
-      outcome: { ok: boolean; code?: string; bytes: number; ms: number },
+      outcome: { ok: boolean; code?: string; peerAction?: PeerAction; bytes: number; ms: number },
     ): void
   }
   /**
@@ -222,6 +233,21 @@ function codec(k: number, m: number): ReedSolomon {
 
 function errCode(err: unknown): string {
   return isNodusError(err) ? err.code : err instanceof Error ? err.name : 'unknown'
+}
+
+/** The code and (when the peer caused it) the peerAction of a failed transfer, for the observer. */
+function errFields(err: unknown): { code: string; peerAction?: PeerAction } {
+  const peerAction = isNodusError(err) ? err.peerAction : undefined
+  return { code: errCode(err), ...(peerAction === undefined ? {} : { peerAction }) }
+}
+
+/** What the storage orders of one put (a segment, a manifest, a repaired shard) say; orders signed per holder. */
+interface OrderTerms {
+  cids: CID[]
+  maxBytes: number
+  expiresAt: number
+  manifest: CID | undefined
+  orders: Map<string, Promise<Uint8Array>>
 }
 
 /** Puts files into the network and gets them back. */
@@ -367,6 +393,19 @@ export class FileService {
     }
     const signed = await signManifest(manifest, (msg) => this.#deps.sign(msg))
     const manifestHolders = await this.#storeManifest(signed, signal, holderExpiry)
+    // Holders kept every block provisionally: the commit names the manifest and makes them leases.
+    const byHolder = new Map<string, CID[]>()
+    for (const h of manifestHolders) byHolder.set(h, [signed.cid])
+    for (const seg of segments) {
+      for (const sh of seg.shards) {
+        for (const h of sh.holders) {
+          const list = byHolder.get(h) ?? []
+          list.push(sh.cid)
+          byHolder.set(h, list)
+        }
+      }
+    }
+    await this.#commit(signed.cid, byHolder, holderExpiry, signal)
     this.#deps.logger.info(
       {
         cid: cidToString(signed.cid),
@@ -384,7 +423,7 @@ export class FileService {
     data: Uint8Array,
     size: number,
     signal: AbortSignal,
-    expiresAt: number | undefined,
+    expiresAt: number,
     buffers: BufferPool,
   ): Promise<PackedSegment> {
     const { k, m } = this.#options
@@ -410,9 +449,10 @@ export class FileService {
         ? this.#deps.place(pool, k + m, index, shardSize)
         : placeShards(pool, k + m, index)
     const used = new Set<string>()
+    const terms = this.#terms(cids, shardSize, expiresAt, undefined)
     const holders = await Promise.all(
       shards.map((shard, j) =>
-        this.#putShard(cids[j] as CID, shard, chosen[j] as string, pool, used, signal, expiresAt),
+        this.#putShard(cids[j] as CID, shard, chosen[j] as string, pool, used, signal, terms),
       ),
     )
     // Every shard is stored and acknowledged: no transfer still reads these bytes. (After a failure
@@ -422,6 +462,32 @@ export class FileService {
     return packSegment(size, shardSize, cids, holders)
   }
 
+  /** Terms of the storage orders for blocks `cids`: signed per holder on first use (see {@link #orderFor}). */
+  #terms(cids: CID[], maxBytes: number, expiresAt: number, manifest: CID | undefined): OrderTerms {
+    return { cids, maxBytes, expiresAt, manifest, orders: new Map() }
+  }
+
+  /** The storage order for `holder` under `terms` (orders.ts), signed once per holder. */
+  #orderFor(terms: OrderTerms, holder: string): Promise<Uint8Array> {
+    let order = terms.orders.get(holder)
+    if (order === undefined) {
+      order = signOrder(
+        {
+          uploader: this.#deps.selfPeerId,
+          holder,
+          cids: terms.cids,
+          maxBytes: terms.maxBytes,
+          expiresAt: terms.expiresAt,
+          issuedAt: Date.now(),
+          ...(terms.manifest === undefined ? {} : { manifest: terms.manifest }),
+        },
+        this.#deps.signEd25519,
+      )
+      terms.orders.set(holder, order)
+    }
+    return order
+  }
+
   async #putShard(
     cid: CID,
     bytes: Uint8Array,
@@ -429,24 +495,24 @@ export class FileService {
     pool: string[],
     used: Set<string>,
     signal: AbortSignal,
-    expiresAt: number | undefined,
+    terms: OrderTerms,
   ): Promise<string> {
-    const exp = expiresAt === undefined ? {} : { expiresAt }
     used.add(first)
     let peer = first
     for (let attempt = 0; ; attempt++) {
       signal.throwIfAborted()
       try {
         if (peer === this.#deps.selfPeerId) {
-          await this.#deps.store.put(cid, bytes, { signal, ...exp })
+          await this.#deps.store.put(cid, bytes, { signal, expiresAt: terms.expiresAt })
         } else {
           const t0 = performance.now()
           try {
-            await this.#deps.client.put(this.#peerId(peer), cid, bytes, { signal, ...exp })
+            const order = await this.#orderFor(terms, peer)
+            await this.#deps.client.put(this.#peerId(peer), cid, bytes, { signal, order })
           } catch (err) {
             if (!signal.aborted) {
               const ms = performance.now() - t0
-              this.#deps.observer?.transfer(peer, 'put', { ok: false, code: errCode(err), bytes: 0, ms })
+              this.#deps.observer?.transfer(peer, 'put', { ok: false, ...errFields(err), bytes: 0, ms })
             }
             throw err
           }
@@ -478,13 +544,8 @@ export class FileService {
     }
   }
 
-  async #storeManifest(
-    signed: SignedManifest,
-    signal: AbortSignal,
-    expiresAt: number | undefined,
-  ): Promise<string[]> {
-    const exp = expiresAt === undefined ? {} : { expiresAt }
-    await this.#deps.store.put(signed.cid, signed.bytes, { signal, ...exp })
+  async #storeManifest(signed: SignedManifest, signal: AbortSignal, expiresAt: number): Promise<string[]> {
+    await this.#deps.store.put(signed.cid, signed.bytes, { signal, expiresAt })
     this.#deps.onManifestStored?.(signed.cid)
     const holders = [this.#deps.selfPeerId]
     // The manifest goes to the peers responsible for it: the closest to its CID in XOR distance.
@@ -493,8 +554,14 @@ export class FileService {
     const targets = closestTo(signed.cid.bytes, [...byId.keys()])
       .slice(0, this.#options.manifestReplicas)
       .map((id) => byId.get(id) as PeerId)
+    const terms = this.#terms([signed.cid], signed.bytes.byteLength, expiresAt, undefined)
     const results = await Promise.allSettled(
-      targets.map((p) => this.#deps.client.put(p, signed.cid, signed.bytes, { signal, ...exp })),
+      targets.map(async (p) =>
+        this.#deps.client.put(p, signed.cid, signed.bytes, {
+          signal,
+          order: await this.#orderFor(terms, p.toString()),
+        }),
+      ),
     )
     results.forEach((r, i) => {
       if (r.status === 'fulfilled') holders.push((targets[i] as PeerId).toString())
@@ -518,6 +585,56 @@ export class FileService {
   }
 
   /**
+   * Send every holder (other than this node) a signed commit of `manifest` for its blocks, so it keeps
+   * them until `expiresAt` instead of for the provisional lease; one retry per holder. A holder that
+   * misses its commit still keeps the blocks for the provisional lease, and the next pin renewal (which
+   * names the manifest) commits them. Never throws but for cancellation; failures are logged.
+   */
+  async #commit(
+    manifest: CID,
+    byHolder: Map<string, CID[]>,
+    expiresAt: number,
+    signal: AbortSignal,
+  ): Promise<void> {
+    byHolder.delete(this.#deps.selfPeerId)
+    let failed = 0
+    await Promise.all(
+      [...byHolder.entries()].map(async ([holder, cids]) => {
+        for (let i = 0; i < cids.length; i += MAX_RECORD_CIDS) {
+          const batch = cids.slice(i, i + MAX_RECORD_CIDS)
+          for (let attempt = 0; attempt < 2; attempt++) {
+            try {
+              const commit = await signCommit(
+                {
+                  uploader: this.#deps.selfPeerId,
+                  holder,
+                  manifest,
+                  cids: batch,
+                  expiresAt,
+                  issuedAt: Date.now(),
+                },
+                this.#deps.signEd25519,
+              )
+              await this.#deps.client.commit(this.#peerId(holder), commit, batch.length, { signal })
+              break
+            } catch (err) {
+              if (signal.aborted) throw err
+              if (attempt === 1) {
+                failed++
+                this.#deps.logger.warn(
+                  { peer: holder, code: errCode(err) },
+                  'commit failed; the holder keeps the blocks provisionally',
+                )
+              }
+            }
+          }
+        }
+      }),
+    )
+    if (failed > 0) this.#deps.metrics?.fileOps.inc({ op: 'commit', result: 'failed' })
+  }
+
+  /**
    * Pin a stored file until `expiresAt` (ms since the epoch; undefined: for one lease, `leaseMs`,
    * which the pinning node renews): every holder of its shards and every keeper of its manifest is
    * asked to keep them at least that long. A shard's expiry is the
@@ -527,7 +644,7 @@ export class FileService {
   async pin(
     cid: CID,
     expiresAt: number | undefined,
-    options: { signal?: AbortSignal; manifest?: SignedManifest; critical?: boolean } = {},
+    options: { signal?: AbortSignal; manifest?: SignedManifest; critical?: boolean; grant?: Uint8Array } = {},
   ): Promise<{ extended: number; missing: number; unreachable: number }> {
     const signal = options.signal ?? new AbortController().signal
     const signed = options.manifest ?? (await this.resolveManifest(cid, { signal }))
@@ -562,13 +679,24 @@ export class FileService {
     byHolder.delete(this.#deps.selfPeerId)
     await Promise.all(
       [...byHolder.entries()].map(async ([holder, cids]) => {
-        for (let i = 0; i < cids.length; i += 1024) {
-          const batch = cids.slice(i, i + 1024)
+        for (let i = 0; i < cids.length; i += MAX_RECORD_CIDS) {
+          const batch = cids.slice(i, i + MAX_RECORD_CIDS)
           try {
-            const ok = await this.#deps.client.pin(this.#peerId(holder), batch, until, {
-              signal,
-              ...(options.critical === true && i === 0 ? { critical: true } : {}),
-            })
+            // Signed: a holder extends only its pinner's own claims, a granting uploader's, or paid ones.
+            const pin = await signPin(
+              {
+                pinner: this.#deps.selfPeerId,
+                holder,
+                cids: batch,
+                expiresAt: until,
+                issuedAt: Date.now(),
+                manifest: signed.cid,
+                ...(options.critical === true && i === 0 ? { critical: true } : {}),
+              },
+              this.#deps.signEd25519,
+              options.grant,
+            )
+            const ok = await this.#deps.client.pin(this.#peerId(holder), pin, batch.length, { signal })
             // The manifest CID leads each holder's list; most holders do not keep the manifest.
             ok.forEach((e, j) => {
               if (e) extended++
@@ -596,7 +724,12 @@ export class FileService {
     return update === undefined ? signed : { ...signed, manifest: applyHolderUpdate(signed.manifest, update) }
   }
 
-  /** The newest valid holder update for a manifest: kept locally, or from up to 3 manifest holders. */
+  /**
+   * The newest valid holder update for a manifest: kept locally (checked when it was kept), or from up
+   * to 3 manifest holders. A remote one counts only if signed by the uploader or by a peer responsible
+   * for the manifest as this node sees it (the 2 × manifestReplicas closest to its CID among this node
+   * and its candidate peers), with a revision at most MAX_HOLDER_UPDATE_REVISION.
+   */
   async #latestUpdate(
     signed: SignedManifest,
     holders: PeerId[],
@@ -617,9 +750,24 @@ export class FileService {
       for (const a of answers) if (a.status === 'fulfilled' && a.value !== undefined) candidates.push(a.value)
     }
     let best: HolderUpdate | undefined
+    const uploader = signed.manifest.uploader.peerId
+    let responsible: Set<string> | undefined
+    const authority = {
+      has: (peer: string): boolean => {
+        responsible ??= responsibleFor(
+          signed.cid.bytes,
+          [this.#deps.selfPeerId, ...this.#deps.peers.candidates().map((p) => p.toString())],
+          this.#options.manifestReplicas,
+        )
+        return peer === uploader || responsible.has(peer)
+      },
+    }
     for (const bytes of candidates) {
       try {
-        const u = decodeHolderUpdate(bytes, signed).update
+        const u =
+          bytes === local
+            ? decodeHolderUpdate(bytes, signed).update
+            : openHolderUpdate(bytes, signed, { authority }).update
         if (best === undefined || u.revision > best.revision) best = u
       } catch (err) {
         this.#deps.logger.debug({ code: errCode(err) }, 'ignored a bad holder update')
@@ -655,7 +803,16 @@ export class FileService {
       if (tried.has(p.toString())) return undefined
       tried.add(p.toString())
       try {
-        const bytes = await this.#deps.client.get(p, cid, { signal })
+        const t0 = performance.now()
+        const bytes = await this.#deps.client.get(p, cid, { signal }).catch((err: unknown) => {
+          // Wrong bytes or a broken protocol: the peer's fault (a bad signature inside is the uploader's).
+          const fields = errFields(err)
+          if (fields.peerAction !== undefined && !signal.aborted) {
+            const ms = performance.now() - t0
+            this.#deps.observer?.transfer(p.toString(), 'get', { ok: false, ...fields, bytes: 0, ms })
+          }
+          throw err
+        })
         const signed = decodeManifest(bytes, cid)
         // A cached copy, leased like any block: it goes away unless a pin renews it.
         await this.#deps.store
@@ -871,7 +1028,7 @@ export class FileService {
     cid: CID,
     bytes: Uint8Array,
     exclude: ReadonlySet<string>,
-    options: { signal: AbortSignal; expiresAt?: number },
+    options: { signal: AbortSignal; expiresAt?: number; manifest?: CID },
   ): Promise<string> {
     const pool = this.#deps.peers
       .candidates()
@@ -881,7 +1038,9 @@ export class FileService {
     const start = Number.parseInt(cidToString(cid).slice(-6), 32) % pool.length
     const first = pool[Number.isNaN(start) ? 0 : start] as string
     const expiresAt = options.expiresAt ?? Date.now() + this.#options.leaseMs
-    return await this.#putShard(cid, bytes, first, pool, new Set(exclude), options.signal, expiresAt)
+    // The order names the manifest, so the new holder keeps the shard as a lease at once (no commit).
+    const terms = this.#terms([cid], bytes.byteLength, expiresAt, options.manifest)
+    return await this.#putShard(cid, bytes, first, pool, new Set(exclude), options.signal, terms)
   }
 
   async #getSegment(
@@ -1041,7 +1200,7 @@ export class FileService {
               const code = errCode(err)
               this.#deps.observer?.transfer(a.peer, 'get', {
                 ok: false,
-                code,
+                ...errFields(err),
                 bytes: 0,
                 ms: performance.now() - t0,
               })

@@ -6,11 +6,23 @@
 import { open, type RootDatabase } from 'lmdb'
 import { NodusError } from '../common/errors.ts'
 
+/** A watched manifest's kept holder update (what {@link ManifestWatch.latest} returns). */
+export interface WatchedRevision {
+  /** Latest kept revision (1: none yet, the signed manifest alone). */
+  revision: number
+  /** The encoded signed holder update of that revision, when revision > 1. */
+  update: Uint8Array | undefined
+  /** The update kept before it, if any: the state to fall back to. */
+  previous?: { revision: number; update: Uint8Array }
+}
+
 interface WatchEntry {
   /** Latest holder update revision (1: none yet). */
   revision: number
   /** Encoded signed holder update, when revision > 1. */
   update?: Uint8Array
+  /** The update kept before `update` (its last good state to fall back to), when there was one. */
+  previous?: { revision: number; update: Uint8Array }
   /** When this node started watching, ms since the epoch. */
   since: number
   /** Marked critical by a pin until this time (ms since the epoch; MAX_SAFE_INTEGER: no expiry). */
@@ -69,12 +81,20 @@ export class ManifestWatch {
     return out
   }
 
-  /** The latest holder update (encoded) and its revision. */
-  latest(cid: string): { revision: number; update: Uint8Array | undefined } | undefined {
+  /**
+   * The latest holder update (encoded) and its revision, and the update kept before it (`previous`,
+   * to fall back to when the latest cannot be loaded).
+   */
+  latest(cid: string): WatchedRevision | undefined {
     const e = this.#open().get(cid)
-    return e === undefined
-      ? undefined
-      : { revision: e.revision, update: e.update === undefined ? undefined : new Uint8Array(e.update) }
+    if (e === undefined) return undefined
+    return {
+      revision: e.revision,
+      update: e.update === undefined ? undefined : new Uint8Array(e.update),
+      ...(e.previous === undefined
+        ? {}
+        : { previous: { revision: e.previous.revision, update: new Uint8Array(e.previous.update) } }),
+    }
   }
 
   /**
@@ -97,18 +117,62 @@ export class ManifestWatch {
     return (this.#open().get(cid)?.criticalUntil ?? 0) > now
   }
 
-  /** Keep `update` if its revision is newer than what is kept. Resolves true when kept. */
-  async offer(cid: string, revision: number, update: Uint8Array, now: number): Promise<boolean> {
+  /**
+   * Keep `update` if its revision is newer than what is kept (and, when `options.expect` is given, only
+   * if the kept revision is still `expect`: compare-and-set, for callers that checked the update
+   * against that revision). The update kept until now becomes `previous`. The check and the write are
+   * one LMDB transaction. Resolves true when kept. The caller validates `update` first
+   * (src/storage/holder-update-inbox.ts): what is kept here is what repair loads.
+   */
+  async offer(
+    cid: string,
+    revision: number,
+    update: Uint8Array,
+    now: number,
+    options: { expect?: number } = {},
+  ): Promise<boolean> {
     const db = this.#open()
-    const e = db.get(cid)
-    if (e !== undefined && e.revision >= revision) return false
-    await db.put(cid, {
-      revision,
-      update,
-      since: e?.since ?? now,
-      ...(e?.criticalUntil === undefined ? {} : { criticalUntil: e.criticalUntil }),
+    const kept = await db.transaction(() => {
+      const e = db.get(cid)
+      if (e !== undefined && e.revision >= revision) return false
+      if (options.expect !== undefined && (e?.revision ?? 1) !== options.expect) return false
+      db.put(cid, {
+        revision,
+        update,
+        since: e?.since ?? now,
+        ...(e?.update === undefined ? {} : { previous: { revision: e.revision, update: e.update } }),
+        ...(e?.criticalUntil === undefined ? {} : { criticalUntil: e.criticalUntil }),
+      })
+      return true
     })
     await db.flushed
-    return true
+    return kept
+  }
+
+  /**
+   * Replace a kept update that cannot be loaded by an earlier good state: `to` (the previous update)
+   * or, when undefined, none (revision 1: the signed manifest alone). Does nothing when the kept
+   * revision is no longer `from` (a newer update arrived meanwhile) or the manifest is not watched.
+   * Resolves true when replaced.
+   */
+  async fallBack(
+    cid: string,
+    from: number,
+    to: { revision: number; update: Uint8Array } | undefined,
+  ): Promise<boolean> {
+    const db = this.#open()
+    const done = await db.transaction(() => {
+      const e = db.get(cid)
+      if (e === undefined || e.revision !== from) return false
+      db.put(cid, {
+        revision: to?.revision ?? 1,
+        ...(to === undefined ? {} : { update: to.update }),
+        since: e.since,
+        ...(e.criticalUntil === undefined ? {} : { criticalUntil: e.criticalUntil }),
+      })
+      return true
+    })
+    await db.flushed
+    return done
   }
 }

@@ -13,6 +13,13 @@ import { CID } from 'multiformats/cid'
 import { bytesEqual } from '../common/bytes.ts'
 import { NodusError } from '../common/errors.ts'
 import { type HybridPublicKey, type HybridSignature, verifyHybrid } from '../crypto/index.ts'
+import {
+  ANY_SIGNER,
+  type AuthorityRules,
+  checkSignedRecord,
+  refuseVerified,
+  type SignedRecord,
+} from '../trust/index.ts'
 import { cidForBytes, DAG_CBOR_CODEC, parseCid } from './cid.ts'
 
 export const MANIFEST_DOMAIN = 'nodus/manifest/v1'
@@ -250,9 +257,10 @@ export const HOLDER_UPDATE_DOMAIN = 'nodus/holder-update/v1'
 
 /**
  * A repair's record of where a manifest's shards now live. The manifest itself (signed by the
- * uploader) is immutable and names the shard CIDs; a holder update, signed by whichever peer
+ * uploader) is immutable and names the shard CIDs; a holder update, signed by the keeper that
  * repaired, only lists holders, so a wrong update can at worst send a getter to peers that do not
- * answer (it then falls back to the manifest's holders and DHT provider records).
+ * answer (it then falls back to the manifest's holders and DHT provider records). Who may sign one
+ * and which revisions follow: {@link openHolderUpdate}, docs/PROTOCOLS.md ("Holder updates").
  */
 export interface HolderUpdate {
   /** CID of the manifest this update is for. */
@@ -308,12 +316,46 @@ export async function signHolderUpdate(
   return { update: u, bytes, cid: cidForBytes(bytes, DAG_CBOR_CODEC) }
 }
 
+/** Most revisions a holder update may jump past the last one a keeper accepted (docs/PROTOCOLS.md). */
+export const MAX_HOLDER_UPDATE_STEP = 16
 /**
- * Decode a holder update from untrusted bytes and check it against `manifest`: same manifest CID,
- * a holder table of the manifest's shape, a valid hybrid signature by a key bound to the signer's
- * PeerId. Throws MANIFEST_INVALID or SIGNATURE_INVALID.
+ * Highest holder update revision accepted anywhere (2^32): revisions grow by one per published repair,
+ * so an honest manifest never gets near it; keepers and getters alike refuse one past it (and repair
+ * does not load one), so no revision can leave the next one without room.
  */
-export function decodeHolderUpdate(bytes: Uint8Array, manifest: SignedManifest): SignedHolderUpdate {
+export const MAX_HOLDER_UPDATE_REVISION = 2 ** 32
+
+/** A holder update decoded from untrusted bytes: its structure is checked, its signature not yet. */
+export interface ParsedHolderUpdate {
+  update: HolderUpdate
+  sig: HybridSignature
+  bytes: Uint8Array
+  cid: CID
+}
+
+/** Holder PeerId strings already seen to parse, so a large table costs one parse per distinct peer. */
+function peerIdChecker(): (v: unknown) => string {
+  const ok = new Set<string>()
+  return (h) => {
+    if (typeof h !== 'string' || h.length > 128) throw invalid('holder must be a PeerId string')
+    if (!ok.has(h)) {
+      try {
+        peerIdFromString(h)
+      } catch {
+        throw invalid('holder is not a PeerId')
+      }
+      ok.add(h)
+    }
+    return h
+  }
+}
+
+/**
+ * Decode a holder update's structure from untrusted bytes, without a manifest and without checking
+ * the signature: sizes, types, PeerId strings (signer and holders), at most 64 holders per shard and
+ * {@link MAX_EXTRA_PARITY} extra parity CIDs per segment. Throws MANIFEST_INVALID (peerAction `reject`).
+ */
+export function parseHolderUpdate(bytes: Uint8Array): ParsedHolderUpdate {
   if (bytes.byteLength > MAX_MANIFEST_BYTES) throw invalid('holder update too large')
   let raw: unknown
   try {
@@ -328,40 +370,25 @@ export function decodeHolderUpdate(bytes: Uint8Array, manifest: SignedManifest):
   const b = rec(env.body, 'holder update body')
   const s = rec(env.sig, 'holder update sig')
   const signer = rec(b.signer, 'signer')
-  const man = manifest.manifest
-  const holders = arr(b.holders, 'holders')
-  if (holders.length !== man.segments.length) throw invalid('holder table has the wrong number of segments')
+  const holder = peerIdChecker()
   const parity =
     b.parity === undefined
       ? undefined
       : arr(b.parity, 'parity').map((pv, i) => {
           const list = arr(pv, `parity[${i}]`)
-          if (list.length > MAX_EXTRA_PARITY || man.k + man.m + list.length > 256)
-            throw invalid(`parity[${i}] lists too many extra parity shards`)
+          if (list.length > MAX_EXTRA_PARITY) throw invalid(`parity[${i}] lists too many extra parity shards`)
           return list.map((c) => cidOf(c, 'extra parity cid'))
         })
-  if (parity !== undefined && parity.length !== man.segments.length)
-    throw invalid('parity table has the wrong number of segments')
-  const table = holders.map((segv, i) => {
-    const shards = arr(segv, `holders[${i}]`)
-    if (shards.length !== man.k + man.m + (parity?.[i]?.length ?? 0))
-      throw invalid(`holders[${i}] must list k+m shards and the extra parity shards`)
-    return shards.map((hv) =>
-      arr(hv, 'holder list')
-        .slice(0, 64)
-        .map((h) => {
-          if (typeof h !== 'string' || h.length > 128) throw invalid('holder must be a PeerId string')
-          return h
-        }),
-    )
-  })
+  const holders = arr(b.holders, 'holders').map((segv, i) =>
+    arr(segv, `holders[${i}]`).map((hv) => arr(hv, 'holder list').slice(0, 64).map(holder)),
+  )
   const update: HolderUpdate = {
     manifest: cidOf(b.manifest, 'manifest'),
     revision: int(b.revision, 'revision', 2),
-    holders: table,
+    holders,
     ...(parity === undefined ? {} : { parity }),
     signer: {
-      peerId: typeof signer.peerId === 'string' ? signer.peerId : '',
+      peerId: typeof signer.peerId === 'string' && signer.peerId.length <= 128 ? signer.peerId : '',
       publicKey: {
         ed25519: bytesOf(signer.ed25519, 'signer ed25519', 32),
         mldsa65: bytesOf(signer.mldsa65, 'signer mldsa65'),
@@ -369,32 +396,91 @@ export function decodeHolderUpdate(bytes: Uint8Array, manifest: SignedManifest):
     },
     createdAt: int(b.createdAt, 'createdAt'),
   }
-  if (!update.manifest.equals(manifest.cid)) throw invalid('holder update is for another manifest')
-  let boundKey: Uint8Array | undefined
-  try {
-    boundKey = peerIdFromString(update.signer.peerId).publicKey?.raw
-  } catch {
-    boundKey = undefined
-  }
-  if (boundKey === undefined || !bytesEqual(boundKey, update.signer.publicKey.ed25519)) {
-    throw new NodusError('SIGNATURE_INVALID', 'signer key does not match its PeerId', { peerAction: 'ban' })
-  }
   const sig: HybridSignature = {
     ed25519: bytesOf(s.ed25519, 'ed25519 sig', 64),
     mldsa65: bytesOf(s.mldsa65, 'mldsa65 sig'),
   }
-  if (
-    !verifyHybrid(
-      update.signer.publicKey,
-      dagCbor.encode({ domain: HOLDER_UPDATE_DOMAIN, body: updateBody(update) }),
-      sig,
-    )
-  ) {
-    throw new NodusError('SIGNATURE_INVALID', 'holder update signature does not verify', {
-      peerAction: 'ban',
+  return { update, sig, bytes, cid: cidForBytes(bytes, DAG_CBOR_CODEC) }
+}
+
+/** The record the signed-record-with-authority check sees for a holder update. */
+export function holderUpdateRecord(p: ParsedHolderUpdate): SignedRecord {
+  return {
+    kind: 'holder update',
+    signer: p.update.signer.peerId,
+    message: dagCbor.encode({ domain: HOLDER_UPDATE_DOMAIN, body: updateBody(p.update) }),
+    signature: { scheme: 'hybrid', publicKey: p.update.signer.publicKey, signature: p.sig },
+    revision: p.update.revision,
+  }
+}
+
+/**
+ * Check that `update` applies to `manifest`: a holder table with one entry per segment and, per
+ * segment, k+m entries plus one per extra parity shard; a parity table (when present) with one entry
+ * per segment and k+m+extra ≤ 256. Throws MANIFEST_INVALID.
+ */
+export function checkHolderUpdateFits(manifest: Manifest, update: HolderUpdate): void {
+  const segments = manifest.segments.length
+  if (update.holders.length !== segments) throw invalid('holder table has the wrong number of segments')
+  if (update.parity !== undefined && update.parity.length !== segments)
+    throw invalid('parity table has the wrong number of segments')
+  update.holders.forEach((shards, i) => {
+    const extra = update.parity?.[i]?.length ?? 0
+    if (manifest.k + manifest.m + extra > 256)
+      throw invalid(`parity[${i}] lists too many extra parity shards`)
+    if (shards.length !== manifest.k + manifest.m + extra)
+      throw invalid(`holders[${i}] must list k+m shards and the extra parity shards`)
+  })
+  const view = applyHolderUpdate(manifest, update)
+  view.segments.forEach((seg, i) => {
+    if (seg.shards.length !== (update.holders[i]?.length ?? -1))
+      throw invalid(`segment ${i} does not apply: shard count`)
+  })
+}
+
+/**
+ * Decode a holder update from untrusted bytes and check it against `manifest` and `rules`: same
+ * manifest CID, then the signed-record-with-authority check (src/trust/authority.ts: a valid hybrid
+ * signature by a key bound to the signer's PeerId, a signer in `rules.authority`, a revision within
+ * `rules.sequence`), then a revision at most {@link MAX_HOLDER_UPDATE_REVISION}, then that it applies
+ * to the manifest ({@link checkHolderUpdateFits}).
+ *
+ * @throws NodusError `MANIFEST_INVALID` (peerAction `reject`) when malformed, for another manifest, or
+ *   (accountable: the trust area's `accountableSigner` returns the signer) when it does not apply
+ * @throws NodusError `SIGNATURE_INVALID`, `NOT_AUTHORIZED`, `REVISION_INVALID` as `checkSignedRecord`;
+ *   `REVISION_INVALID` (accountable) above {@link MAX_HOLDER_UPDATE_REVISION}
+ */
+export function openHolderUpdate(
+  bytes: Uint8Array,
+  manifest: SignedManifest,
+  rules: AuthorityRules,
+): SignedHolderUpdate {
+  const parsed = parseHolderUpdate(bytes)
+  if (!parsed.update.manifest.equals(manifest.cid)) throw invalid('holder update is for another manifest')
+  const verified = checkSignedRecord(holderUpdateRecord(parsed), rules)
+  if (parsed.update.revision > MAX_HOLDER_UPDATE_REVISION) {
+    throw refuseVerified(verified, 'REVISION_INVALID', `revision above ${MAX_HOLDER_UPDATE_REVISION}`, {
+      reason: 'too-far',
+      revision: parsed.update.revision,
     })
   }
-  return { update, bytes, cid: cidForBytes(bytes, DAG_CBOR_CODEC) }
+  try {
+    checkHolderUpdateFits(manifest.manifest, parsed.update)
+  } catch (err) {
+    throw refuseVerified(verified, 'MANIFEST_INVALID', (err as Error).message)
+  }
+  return { update: parsed.update, bytes, cid: parsed.cid }
+}
+
+/**
+ * Decode a holder update from untrusted bytes and check it against `manifest`: same manifest CID, a
+ * valid hybrid signature by a key bound to the signer's PeerId (any signer), a revision at most
+ * {@link MAX_HOLDER_UPDATE_REVISION}, a holder table that applies to the manifest. Throws
+ * MANIFEST_INVALID, SIGNATURE_INVALID or REVISION_INVALID. Where the signer's authority
+ * and the revision matter, use {@link openHolderUpdate}.
+ */
+export function decodeHolderUpdate(bytes: Uint8Array, manifest: SignedManifest): SignedHolderUpdate {
+  return openHolderUpdate(bytes, manifest, { authority: ANY_SIGNER })
 }
 
 /**

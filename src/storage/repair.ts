@@ -25,23 +25,25 @@ import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
 import { withDeadline } from '../common/abort.ts'
-import { isNodusError } from '../common/errors.ts'
+import { isNodusError, NodusError } from '../common/errors.ts'
 import { blake3, type HybridPublicKey, type HybridSignature } from '../crypto/index.ts'
 import { type AuditChallenge, type AuditProof, makeChallenge, verifyAnswer } from './audit.ts'
-import type { AuditResult } from './audit-records.ts'
+import { type AuditResult, BadCopies } from './audit-records.ts'
 import { cidFromDigest, cidToString, parseCid, RAW_CODEC } from './cid.ts'
 import type { FileService } from './files.ts'
 import {
   applyHolderUpdate,
   decodeHolderUpdate,
   decodeManifest,
-  type HolderUpdate,
   MAX_EXTRA_PARITY,
   type Manifest,
   type SignedManifest,
   signHolderUpdate,
 } from './manifest.ts'
 import { closestTo } from './responsibility.ts'
+
+/** Bytes of last good manifest views kept in memory (encoded size), to fall back on. */
+const LAST_GOOD_BYTES = 32 * 1024 * 1024
 
 /** A change a repair made to one shard of one segment. */
 interface ShardChange {
@@ -73,6 +75,8 @@ export interface RepairOptions {
   auditsPerRound: number
   /** Time allowed for one audit answer, ms. Default 10 000. */
   auditTimeoutMs: number
+  /** Copies known bad (failed audit, or reported lost) remembered at most. Default 100 000. */
+  maxBadCopies?: number
 }
 
 export const DEFAULT_REPAIR_OPTIONS: Readonly<RepairOptions> = Object.freeze({
@@ -83,6 +87,7 @@ export const DEFAULT_REPAIR_OPTIONS: Readonly<RepairOptions> = Object.freeze({
   maxRepairsPerRound: 32,
   auditsPerRound: 8,
   auditTimeoutMs: 10_000,
+  maxBadCopies: 100_000,
 })
 
 /** A progress event of the repairer. */
@@ -122,8 +127,20 @@ export interface RepairDeps {
   store: { get(cid: CID, options?: { signal?: AbortSignal }): Promise<Uint8Array>; has(cid: CID): boolean }
   watch: {
     list(limit?: number): string[]
-    latest(cid: string): { revision: number; update: Uint8Array | undefined } | undefined
+    latest(cid: string):
+      | {
+          revision: number
+          update: Uint8Array | undefined
+          previous?: { revision: number; update: Uint8Array } | undefined
+        }
+      | undefined
     offer(cid: string, revision: number, update: Uint8Array, now: number): Promise<boolean>
+    /** Replace a kept update that cannot be loaded (revision `from`) by `to` (undefined: none). */
+    fallBack?(
+      cid: string,
+      from: number,
+      to: { revision: number; update: Uint8Array } | undefined,
+    ): Promise<boolean>
   }
   /** Connected peers (PeerId strings). */
   connected(): string[]
@@ -135,7 +152,11 @@ export interface RepairDeps {
     info(obj: object, msg?: string): void
     warn(obj: object, msg?: string): void
   }
-  metrics?: { repairs: { inc(labels: { state: string }): void } }
+  metrics?: {
+    repairs: { inc(labels: { state: string }): void }
+    /** A watched manifest loaded from its last good state (`nodus_storage_manifest_fallbacks_total`). */
+    manifestFallbacks?: { inc(): void }
+  }
   onEvent?: (e: RepairEvent) => void
 }
 
@@ -158,6 +179,11 @@ export class Repairer {
   readonly #missingSince = new Map<string, number>()
   /** `${manifest}/${segment}` → consecutive rounds this node saw it unhealthy. */
   readonly #unhealthyRounds = new Map<string, number>()
+  /** Copies known bad (failed an audit, or reported lost): lost in every round, with no grace. */
+  readonly #bad: BadCopies
+  /** Manifest CID → the view loaded last (to fall back on when the manifest cannot be read). */
+  readonly #lastGood = new Map<string, { view: SignedManifest; bytes: number }>()
+  #lastGoodBytes = 0
   #timer: NodeJS.Timeout | undefined
   #running: Promise<void> | undefined
   #ac = new AbortController()
@@ -167,6 +193,25 @@ export class Repairer {
   constructor(deps: RepairDeps, options: RepairOptions) {
     this.#deps = deps
     this.#options = options
+    this.#bad = new BadCopies({ clock: deps.clock }, { maxEntries: options.maxBadCopies ?? 100_000 })
+  }
+
+  /**
+   * Mark the copy of shard `shardCid` (CID string) on `holder` (PeerId string) as lost: from the next round
+   * it counts as lost whatever the holder answers, with no grace period, so its segment is repaired at
+   * once (when at or under the threshold). For a holder's own report that it dropped its copy (the
+   * caller must have checked that the report comes from that holder); audits mark failures themselves.
+   * The mark lasts until the copy is no longer listed (a holder update replaced it) or the cap evicts it.
+   */
+  markBad(holder: string, shardCid: string): void {
+    if (this.#bad.mark(holder, shardCid, 'reported')) {
+      this.#deps.logger.debug({ peer: holder, cid: shardCid }, 'copy reported lost')
+    }
+  }
+
+  /** Copies currently known bad (marked by a failed audit or {@link markBad}). */
+  get badCopies(): number {
+    return this.#bad.size
   }
 
   /** Rounds completed and segments repaired since start. */
@@ -201,20 +246,8 @@ export class Repairer {
     try {
       const manifests: SignedManifest[] = []
       for (const c of this.#deps.watch.list()) {
-        try {
-          const cid = parseCid(c)
-          if (!this.#deps.store.has(cid)) continue
-          const signed = decodeManifest(await this.#deps.store.get(cid, { signal }), cid)
-          const latest = this.#deps.watch.latest(c)
-          let update: HolderUpdate | undefined
-          if (latest?.update !== undefined) update = decodeHolderUpdate(latest.update, signed).update
-          manifests.push({ ...signed, manifest: applyHolderUpdate(signed.manifest, update) })
-        } catch (err) {
-          this.#deps.logger.warn(
-            { cid: c, code: isNodusError(err) ? err.code : 'unknown' },
-            'cannot load a watched manifest',
-          )
-        }
+        const loaded = await this.#load(c, signal)
+        if (loaded !== undefined) manifests.push(loaded)
       }
       const revisionAtStart = new Map(
         manifests.map((m) => [
@@ -303,6 +336,95 @@ export class Repairer {
     }
   }
 
+  /**
+   * A watched manifest with its kept holder update applied, or undefined when this node no longer
+   * has it (or has nothing to repair from). A kept update that does not load (it does not decode or
+   * apply, or its revision is not the kept one) is replaced by the last good state: the update kept
+   * before it, else the signed manifest alone; a manifest that cannot be read is replaced by the view
+   * loaded last (in memory). Either way repair goes on, with a warning and
+   * `nodus_storage_manifest_fallbacks_total`.
+   */
+  async #load(c: string, signal: AbortSignal): Promise<SignedManifest | undefined> {
+    let cid: CID
+    try {
+      cid = parseCid(c)
+    } catch {
+      this.#deps.logger.warn({ cid: c }, 'cannot load a watched manifest: bad CID')
+      return undefined
+    }
+    if (!this.#deps.store.has(cid)) return undefined
+    let signed: SignedManifest
+    try {
+      signed = decodeManifest(await this.#deps.store.get(cid, { signal }), cid)
+    } catch (err) {
+      if (signal.aborted) throw err
+      const good = this.#lastGood.get(c)
+      this.#fellBack(c, good === undefined ? 'none' : 'last loaded view', err)
+      return good?.view
+    }
+    const latest = this.#deps.watch.latest(c)
+    const apply = (bytes: Uint8Array, revision: number): SignedManifest => {
+      const u = decodeHolderUpdate(bytes, signed).update
+      if (u.revision !== revision) {
+        throw new NodusError('MANIFEST_INVALID', 'kept holder update has another revision than its entry')
+      }
+      return { ...signed, manifest: applyHolderUpdate(signed.manifest, u) }
+    }
+    if (latest?.update === undefined) return this.#remember(c, signed, signed.bytes.byteLength)
+    try {
+      return this.#remember(
+        c,
+        apply(latest.update, latest.revision),
+        signed.bytes.byteLength + latest.update.byteLength,
+      )
+    } catch (err) {
+      let to = latest.previous
+      let view = signed
+      if (to !== undefined) {
+        try {
+          view = apply(to.update, to.revision)
+        } catch {
+          to = undefined
+        }
+      }
+      // Kept, so the next update follows the good state; if that write fails, the next round retries.
+      await this.#deps.watch.fallBack?.(c, latest.revision, to).catch((e: unknown) => {
+        this.#deps.logger.warn({ cid: c, code: isNodusError(e) ? e.code : 'unknown' }, 'fallback not kept')
+      })
+      this.#fellBack(c, to === undefined ? 'signed manifest' : `revision ${to.revision}`, err)
+      return this.#remember(c, view, signed.bytes.byteLength + (to?.update.byteLength ?? 0))
+    }
+  }
+
+  /** Keep `view` as the last good view of `c` (bounded in bytes, least recently loaded dropped). */
+  #remember(c: string, view: SignedManifest, bytes: number): SignedManifest {
+    const had = this.#lastGood.get(c)
+    if (had !== undefined) {
+      this.#lastGoodBytes -= had.bytes
+      this.#lastGood.delete(c)
+    }
+    if (bytes <= LAST_GOOD_BYTES / 4) {
+      this.#lastGood.set(c, { view, bytes })
+      this.#lastGoodBytes += bytes
+    }
+    for (const [k, v] of this.#lastGood) {
+      if (this.#lastGoodBytes <= LAST_GOOD_BYTES) break
+      this.#lastGood.delete(k)
+      this.#lastGoodBytes -= v.bytes
+    }
+    return view
+  }
+
+  #fellBack(c: string, to: string, err: unknown): void {
+    const code = isNodusError(err) ? err.code : 'unknown'
+    if (to === 'none') {
+      this.#deps.logger.warn({ cid: c, code }, 'cannot load a watched manifest')
+      return
+    }
+    this.#deps.metrics?.manifestFallbacks?.inc()
+    this.#deps.logger.warn({ cid: c, code, fallback: to }, 'cannot load a watched manifest: fell back')
+  }
+
   /** Batched health check: one `has` per holder (≤ 1024 CIDs per request). */
   async #check(manifests: SignedManifest[], signal: AbortSignal): Promise<Health[]> {
     const now = this.#deps.clock.now()
@@ -368,7 +490,11 @@ export class Repairer {
             }
             const key = `${cidToString(manifests[b.mi]?.cid as CID)}/${b.si}/${b.j}/${holder}`
             const h = health[b.mi] as Health
-            if (have?.[x] === true) {
+            if (this.#bad.has(holder, cidToString(b.cid))) {
+              // Known bad (failed an audit, or reported lost): lost whatever it answers, no grace.
+              this.#missingSince.delete(key)
+              h.lost[b.si]?.[b.j]?.push(holder)
+            } else if (have?.[x] === true) {
               this.#missingSince.delete(key)
               h.live[b.si]?.[b.j]?.push(holder)
             } else {
@@ -382,13 +508,22 @@ export class Repairer {
     )
     for (const h of health) for (const a of answered) h.answered.add(a)
     if (this.#missingSince.size > 1_000_000) this.#missingSince.clear()
+    if (this.#bad.size > 0) {
+      // Marks of copies no longer listed (a holder update replaced them, e.g. after a repair) go.
+      const listed = new Set<string>()
+      for (const [holder, items] of byHolder)
+        for (const b of items) if (b.si >= 0) listed.add(`${holder}/${cidToString(b.cid)}`)
+      this.#bad.retain((holder, cid) => listed.has(`${holder}/${cid}`))
+    }
     return health
   }
 
   /**
    * Audit random live copies: challenge a random byte range (derived from a fresh nonce) and check
-   * the answer against the CID alone. A failed audit makes that copy lost at once (an honest holder
-   * never fails); a busy holder is skipped; anything else counts as a timeout.
+   * the answer against the CID alone. A failed audit (a wrong proof, or SHARD_MISSING: the holder's store
+   * found the copy lost or corrupt on disk and dropped it) makes that copy lost at once and marks it bad,
+   * so it stays lost in later rounds (an honest holder never fails); a busy holder is skipped; anything
+   * else counts as a timeout.
    */
   async #audit(manifests: SignedManifest[], health: Health[], signal: AbortSignal): Promise<void> {
     const copies: { mi: number; si: number; j: number; holder: string }[] = []
@@ -425,6 +560,7 @@ export class Repairer {
       }
       this.#deps.onAudit?.(c.holder, result)
       if (result === 'fail') {
+        this.#bad.mark(c.holder, cidToString(sh.cid), 'audit-failed')
         const h = health[c.mi] as Health
         const live = h.live[c.si]?.[c.j]
         if (live !== undefined) live.splice(live.indexOf(c.holder), 1)
@@ -510,13 +646,15 @@ export class Repairer {
         const bytes = shards[j] as Uint8Array
         let holder: string
         try {
-          holder = await this.#deps.files.placeShard(cid, bytes, exclude, { signal })
+          holder = await this.#deps.files.placeShard(cid, bytes, exclude, { signal, manifest: signed.cid })
         } catch (err) {
           if (!isNodusError(err, 'NOT_ENOUGH_PEERS')) throw err
-          holder = await this.#deps.files.placeShard(cid, bytes, fallback, { signal })
+          holder = await this.#deps.files.placeShard(cid, bytes, fallback, { signal, manifest: signed.cid })
         }
         exclude.add(holder)
         fallback.add(holder)
+        // A fresh copy, even on a holder whose earlier copy went bad (a small network's fallback).
+        this.#bad.clear(holder, cidToString(cid))
         changes.push({ segment, shard: j, holder })
       }
       this.#repaired++

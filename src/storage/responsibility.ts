@@ -35,3 +35,25 @@ export function closestTo(cidBytes: Uint8Array, peers: readonly string[]): strin
   keyed.sort((x, y) => compareXor(target, x.k, y.k))
   return keyed.map((x) => x.p)
 }
+
+/**
+ * Slack on responsibility when checking who may sign for a manifest: peers see different parts of the
+ * network, so a keeper the uploader chose may rank below `replicas` in another keeper's view.
+ */
+export const RESPONSIBILITY_SLACK = 2
+
+/**
+ * The peers responsible for the key `cidBytes` as one node sees them: the `replicas × slack` closest
+ * (XOR) among `peers` (that node's connected peers and itself; duplicates ignored).
+ *
+ * @param replicas - `storage.manifestReplicas`
+ * @param slack - default {@link RESPONSIBILITY_SLACK}
+ */
+export function responsibleFor(
+  cidBytes: Uint8Array,
+  peers: readonly string[],
+  replicas: number,
+  slack = RESPONSIBILITY_SLACK,
+): Set<string> {
+  return new Set(closestTo(cidBytes, [...new Set(peers)]).slice(0, Math.max(1, replicas * slack)))
+}

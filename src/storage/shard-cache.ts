@@ -7,8 +7,11 @@
  * 1 GB get held its whole 64 MiB cache of shards it never read again.
  *
  * Shards are content-addressed, so an entry can never be stale in content: the bytes for a CID never change.
- * The store still checks its index before serving from the cache (a deleted shard is never served) and
- * drops entries when it deletes a shard, to give the memory back.
+ * Only verified bytes enter: the store checks a shard's BLAKE3 digest against its CID before {@link
+ * ShardCache.set} (once per admission, not per hit), and drops a copy that fails instead. The store checks
+ * its index before serving from the cache (a removed shard is never served) and drops the entry whenever
+ * a record leaves the index: delete, expiry, or a copy found lost or corrupt on disk (a read or audit that
+ * finds its file missing). Audits never read the cache (ShardStore.readForAudit reads the disk).
  */
 
 /** Optional hit/miss counter, e.g. prom-client's `nodus_storage_cache_requests_total`. */

@@ -9,6 +9,7 @@ import type { CID } from 'multiformats/cid'
 import { withDeadline } from '../common/abort.ts'
 import { bytesEqual } from '../common/bytes.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
+import { FairSlots, subnetGroup } from '../common/fair-slots.ts'
 import { Semaphore } from '../common/semaphore.ts'
 import { blake3, verifyEd25519 } from '../crypto/index.ts'
 import type { BulkChannel, BulkHandler } from '../net/bulk.ts'
@@ -24,6 +25,7 @@ import {
   MAX_AUDIT_PROOF_BYTES,
 } from './audit.ts'
 import { cidToString, parseCid } from './cid.ts'
+import type { HolderPolicy } from './holder-policy.ts'
 
 export const SHARD_PROTOCOL = '/nodus/shard/1.0.0'
 /** Largest request or response header frame, bytes. */
@@ -45,10 +47,11 @@ export interface Receipt {
 }
 
 type Request =
-  | { op: 'put'; cid: CID; size: number; expiresAt: number | undefined }
+  | { op: 'put'; cid: CID; size: number; order: Uint8Array | undefined }
   | { op: 'get'; cid: CID; offset: number; length: number | undefined }
   | { op: 'has'; cids: CID[] }
-  | { op: 'pin'; cids: CID[]; expiresAt: number | undefined; critical: boolean }
+  | { op: 'pin'; pin: Uint8Array }
+  | { op: 'commit'; commit: Uint8Array }
   | { op: 'latest'; cid: CID }
   | { op: 'audit'; challenge: AuditChallenge }
   | { op: 'update'; cid: CID; size: number }
@@ -73,7 +76,33 @@ function badRequest(msg: string): NodusError {
 
 function asCid(v: unknown): CID {
   if (!(v instanceof Uint8Array)) throw badRequest('cid must be bytes')
-  return parseCid(v)
+  try {
+    return parseCid(v)
+  } catch (err) {
+    throw new NodusError('CID_INVALID', 'cid is not a BLAKE3-256 CIDv1', { cause: err, peerAction: 'reject' })
+  }
+}
+
+/**
+ * `err` as the requesting peer's fault, if it is one: an error naming a peerAction, or the store's
+ * CID_MISMATCH on a put (the peer's bytes do not hash to the CID it named: peerAction `ban`).
+ */
+function peerFault(err: unknown, op: string): NodusError | undefined {
+  if (!isNodusError(err)) return undefined
+  if (err.peerAction !== undefined) return err
+  if (err.code === 'CID_MISMATCH' && op === 'put') {
+    return new NodusError('CID_MISMATCH', err.message, {
+      details: err.details,
+      peerAction: 'ban',
+      cause: err,
+    })
+  }
+  return undefined
+}
+
+function asBytes(v: unknown, what: string): Uint8Array {
+  if (!(v instanceof Uint8Array)) throw badRequest(`${what} must be bytes`)
+  return v
 }
 
 function asSize(v: unknown, what: string): number {
@@ -97,7 +126,7 @@ export function decodeRequest(bytes: Uint8Array): Request {
         op: 'put',
         cid: asCid(msg.cid),
         size: asSize(msg.size, 'size'),
-        expiresAt: msg.expiresAt === undefined ? undefined : asSize(msg.expiresAt, 'expiresAt'),
+        order: msg.order === undefined ? undefined : asBytes(msg.order, 'order'),
       }
     case 'get':
       return {
@@ -118,16 +147,10 @@ export function decodeRequest(bytes: Uint8Array): Request {
       return { op: 'audit', challenge: decodeChallenge(msg.challenge) }
     case 'update':
       return { op: 'update', cid: asCid(msg.cid), size: asSize(msg.size, 'size') }
-    case 'pin': {
-      if (!Array.isArray(msg.cids) || msg.cids.length > MAX_HAS_CIDS)
-        throw badRequest('cids must be a short array')
-      return {
-        op: 'pin',
-        cids: msg.cids.map(asCid),
-        expiresAt: msg.expiresAt === undefined ? undefined : asSize(msg.expiresAt, 'expiresAt'),
-        critical: msg.critical === true,
-      }
-    }
+    case 'pin':
+      return { op: 'pin', pin: asBytes(msg.pin, 'pin') }
+    case 'commit':
+      return { op: 'commit', commit: asBytes(msg.commit, 'commit') }
     default:
       throw badRequest('unknown op')
   }
@@ -150,8 +173,6 @@ export interface ShardServerStore {
     data: Uint8Array | AsyncIterable<Uint8Array>,
     options?: { signal?: AbortSignal; expectedSize?: number; expiresAt?: number },
   ): Promise<{ size: number; created: boolean }>
-  /** Extend a stored shard's expiry (latest pin wins; undefined = never expires). False if absent. */
-  extendExpiry?(cid: CID, expiresAt: number | undefined): Promise<boolean>
   read(
     cid: CID,
     options?: { offset?: number; length?: number; signal?: AbortSignal },
@@ -159,6 +180,11 @@ export interface ShardServerStore {
   stat(cid: CID): { size: number } | undefined
   has(cid: CID): boolean
   usage(): { freeBytes: number }
+  /**
+   * The whole shard from its file on disk (not a cache), checked against the CID's BLAKE3 digest; what
+   * audits answer from. Throws SHARD_MISSING when absent, lost or corrupt (the store then drops the copy).
+   */
+  readForAudit(cid: CID, options?: { signal?: AbortSignal }): Promise<Uint8Array>
 }
 
 export interface ShardServerDeps {
@@ -174,12 +200,16 @@ export interface ShardServerDeps {
     offer(manifest: CID, update: Uint8Array): Promise<boolean>
   }
   /**
-   * Called after a pin marked critical (dynamic redundancy): the keeper of a listed manifest raises
-   * its parity. `expiresAt` as in the pin (undefined: no expiry).
+   * What this holder accepts from whom (storage orders, commits, pins, quotas): src/storage/holder-policy.ts.
    */
-  onCriticalPin?(cids: CID[], expiresAt: number | undefined): Promise<void>
+  policy: Pick<HolderPolicy, 'admitPut' | 'commit' | 'pin'>
   /** Called after a new shard is durably stored (used to announce a provider record). */
   onStored?(cid: CID, size: number): void
+  /**
+   * Peer faults and bans (trust/peer-actions.ts): a banned peer's requests are refused with
+   * PEER_BANNED; an error a request caused that names a peerAction is reported to `onPeerError`.
+   */
+  peers?: { isBanned(peer: string): boolean; onPeerError(peer: string, err: NodusError): void }
   logger: { debug(obj: object, msg?: string): void; warn(obj: object, msg?: string): void }
   metrics?: {
     shardRequests: { inc(labels: { op: string; result: string }): void }
@@ -191,8 +221,27 @@ export interface ShardServerDeps {
 export interface ShardServerOptions {
   /** Largest shard accepted, bytes. Default 16 MiB. */
   maxShardBytes: number
-  /** Requests served at once across all peers; beyond it the reply is PEER_BUSY. Default 64. */
+  /** Data requests (put, get) served at once across all peers; beyond it the reply is PEER_BUSY. Default 64. */
   maxConcurrentRequests: number
+  /** Data requests one peer may have served at once. Default 8. */
+  maxRequestsPerPeer: number
+  /** Data requests one subnet (IPv4 /24, IPv6 /64) may have served at once. Default 16. */
+  maxRequestsPerSubnet: number
+  /**
+   * Control requests (has, audit, latest, update, commit, pin) served at once, in slots of their own
+   * that data requests cannot take (audits and repair stay served under upload load). Default 32;
+   * per peer a quarter of it.
+   */
+  controlSlots: number
+  /** Address prefixes exempt from the subnet limit (loopback and test networks). Default `127.`, `::1`. */
+  subnetExempt: readonly string[]
+  /**
+   * A put body must arrive at this rate or faster, bytes per second, measured over `stallWindowMs`;
+   * a slower transfer is cut off (TIMEOUT) well before `requestTimeoutMs`. Default 64 KiB/s.
+   */
+  minTransferBytesPerSec: number
+  /** Window of the transfer-rate check, ms. Default 5,000. */
+  stallWindowMs: number
   /** Inbound streams per connection (per peer). Default 16. */
   maxInboundStreamsPerConnection: number
   /** Time allowed for one request, ms. Default 60 000. */
@@ -202,6 +251,12 @@ export interface ShardServerOptions {
 export const DEFAULT_SHARD_SERVER_OPTIONS: Readonly<ShardServerOptions> = Object.freeze({
   maxShardBytes: 16 * 1024 * 1024,
   maxConcurrentRequests: 64,
+  maxRequestsPerPeer: 8,
+  maxRequestsPerSubnet: 16,
+  controlSlots: 32,
+  subnetExempt: Object.freeze(['127.', '::1', '::ffff:127.']),
+  minTransferBytesPerSec: 64 * 1024,
+  stallWindowMs: 5_000,
   maxInboundStreamsPerConnection: 16,
   requestTimeoutMs: 60_000,
 })
@@ -210,14 +265,26 @@ export const DEFAULT_SHARD_SERVER_OPTIONS: Readonly<ShardServerOptions> = Object
 export class ShardServer {
   readonly #deps: ShardServerDeps
   readonly #options: ShardServerOptions
-  readonly #slots: Semaphore
+  /** Slots for put and get, shared fairly between peers and subnets. */
+  readonly #slots: FairSlots
+  /** Slots for control requests (has, audit, latest, update, commit, pin), which data requests cannot take. */
+  readonly #control: FairSlots
   #served = 0
   #lastActivityMs = 0
 
   constructor(deps: ShardServerDeps, options: ShardServerOptions) {
     this.#deps = deps
     this.#options = options
-    this.#slots = new Semaphore(options.maxConcurrentRequests)
+    this.#slots = new FairSlots({
+      global: options.maxConcurrentRequests,
+      perPeer: Math.min(options.maxRequestsPerPeer, options.maxConcurrentRequests),
+      perGroup: Math.min(options.maxRequestsPerSubnet, options.maxConcurrentRequests),
+    })
+    this.#control = new FairSlots({
+      global: options.controlSlots,
+      perPeer: Math.max(1, Math.floor(options.controlSlots / 4)),
+      perGroup: Math.max(1, Math.floor(options.controlSlots / 2)),
+    })
   }
 
   /** Audits answered at once: each is a full pass over a shard. */
@@ -229,7 +296,7 @@ export class ShardServer {
 
   /** Requests in progress. */
   get inFlight(): number {
-    return this.#slots.inUse
+    return this.#slots.inUse + this.#control.inUse
   }
 
   /** When a request last started or ended, ms since the epoch (0: never). */
@@ -243,32 +310,50 @@ export class ShardServer {
   }
 
   readonly handler = (stream: Stream, connection: Connection): void => {
-    void this.#serve(stream, connection.remotePeer)
+    const [first] = connection.remoteAddr.getComponents()
+    const ip = first?.name === 'ip4' || first?.name === 'ip6' ? first.value : undefined
+    void this.#serve(stream, connection.remotePeer, ip)
   }
 
   /**
-   * The bookkeeping both transports share around one request: a slot (PEER_BUSY beyond
-   * `maxConcurrentRequests`), the activity clock, and the duration and result metrics. `serve`
-   * decodes and answers, calling `begin(op)` once it knows the op; on error `fail` answers with it
-   * (and may rethrow).
+   * Take a slot for `op` from `remote` (at `ip`, when known): put and get share the data slots,
+   * everything else the control slots. Throws PEER_BUSY (peerAction ignore) naming the limit.
+   */
+  #acquire(op: string, remote: PeerId, ip: string | undefined): () => void {
+    const pool = op === 'put' || op === 'get' ? this.#slots : this.#control
+    const got = pool.tryAcquire(remote.toString(), subnetGroup(ip, this.#options.subnetExempt))
+    if ('release' in got) return got.release
+    throw new NodusError('PEER_BUSY', `too many shard requests in progress (${got.refused} limit)`, {
+      peerAction: 'ignore',
+      details: { limit: got.refused, op },
+    })
+  }
+
+  /**
+   * The bookkeeping both transports share around one request: a fair-share slot (PEER_BUSY beyond
+   * the global, per-peer or per-subnet limit), the activity clock, and the duration and result
+   * metrics. `serve` decodes and answers, calling `begin(op)` once it knows the op (which takes the
+   * slot, or throws PEER_BUSY); on error `fail` answers with it (and may rethrow).
    */
   async #handle(
     remote: PeerId,
+    ip: string | undefined,
     serve: (begin: (op: string) => void) => Promise<void>,
     fail: (err: unknown) => Promise<void>,
   ): Promise<void> {
-    const release = this.#slots.tryAcquire()
+    let release: (() => void) | undefined
     this.#lastActivityMs = Date.now()
     let op = 'unknown'
     let t0 = performance.now()
     try {
-      if (release === undefined) {
-        throw new NodusError('PEER_BUSY', 'too many shard requests in progress', {
-          details: { limit: this.#options.maxConcurrentRequests },
+      if (this.#deps.peers?.isBanned(remote.toString()) === true) {
+        throw new NodusError('PEER_BANNED', 'this node has banned the requesting peer', {
+          details: { peer: remote.toString() },
         })
       }
       await serve((o) => {
         op = o
+        release = this.#acquire(o, remote, ip)
         t0 = performance.now()
       })
       const seconds = (performance.now() - t0) / 1000
@@ -279,6 +364,8 @@ export class ShardServer {
     } catch (err) {
       this.#deps.metrics?.shardRequests.inc({ op, result: isNodusError(err) ? err.code : 'ERROR' })
       this.#deps.logger.debug({ err, peer: remote.toString() }, 'shard request failed')
+      const fault = peerFault(err, op)
+      if (fault !== undefined) this.#deps.peers?.onPeerError(remote.toString(), fault)
       await fail(err)
     } finally {
       release?.()
@@ -286,18 +373,20 @@ export class ShardServer {
     }
   }
 
-  async #serve(stream: Stream, remote: PeerId): Promise<void> {
+  async #serve(stream: Stream, remote: PeerId, ip: string | undefined): Promise<void> {
     using deadline = withDeadline(undefined, this.#options.requestTimeoutMs, 'shard request')
     const signal = deadline.signal
     const reader = new StreamReader(stream, { signal })
     await this.#handle(
       remote,
+      ip,
       async (begin) => {
         const req = decodeRequest(await reader.readFrame(MAX_HEADER_BYTES))
         begin(req.op)
-        if (req.op === 'put') await this.#put(stream, reader, req, signal)
+        if (req.op === 'put') await this.#put(stream, reader, req, remote, signal)
         else if (req.op === 'get') await this.#get(stream, req, signal)
-        else if (req.op === 'pin') await this.#pin(stream, req)
+        else if (req.op === 'pin') await this.#pin(stream, req, remote)
+        else if (req.op === 'commit') await this.#commit(stream, req, remote)
         else if (req.op === 'latest') await this.#latest(stream, req, signal)
         else if (req.op === 'audit') await this.#audit(stream, req, signal)
         else if (req.op === 'update') await this.#update(stream, reader, req, signal)
@@ -321,7 +410,8 @@ export class ShardServer {
   async #put(
     stream: Stream,
     reader: StreamReader,
-    req: { cid: CID; size: number; expiresAt: number | undefined },
+    req: { cid: CID; size: number; order: Uint8Array | undefined },
+    remote: PeerId,
     signal: AbortSignal,
   ): Promise<void> {
     this.#checkPutSize(req.size)
@@ -332,11 +422,31 @@ export class ShardServer {
         yield chunk
       }
     }
-    const stored = await this.#store(req, counted(), signal)
-    // A block already stored is not read again by the store: drain what the peer sent.
-    for await (const chunk of reader.readChunks(req.size - consumed)) consumed += chunk.byteLength
-    await sendWithBackpressure(stream, lengthPrefixed(stored.response), signal)
-    stored.announce()
+    // A body that arrives slower than minTransferBytesPerSec is cut off: aborting the stream ends the read.
+    const windowBytes = Math.ceil((this.#options.minTransferBytesPerSec * this.#options.stallWindowMs) / 1000)
+    let seen = 0
+    const watchdog = setInterval(() => {
+      if (consumed >= req.size) return
+      if (consumed - seen < windowBytes) {
+        this.#deps.metrics?.shardRequests.inc({ op: 'put', result: 'STALLED' })
+        stream.abort(
+          new NodusError('TIMEOUT', `put body slower than ${this.#options.minTransferBytesPerSec} B/s`, {
+            peerAction: 'ignore',
+          }),
+        )
+      }
+      seen = consumed
+    }, this.#options.stallWindowMs)
+    watchdog.unref()
+    try {
+      const stored = await this.#store(req, remote, counted(), signal)
+      // A block already stored is not read again by the store: drain what the peer sent.
+      for await (const chunk of reader.readChunks(req.size - consumed)) consumed += chunk.byteLength
+      await sendWithBackpressure(stream, lengthPrefixed(stored.response), signal)
+      stored.announce()
+    } finally {
+      clearInterval(watchdog)
+    }
   }
 
   #checkPutSize(size: number): void {
@@ -352,17 +462,29 @@ export class ShardServer {
     }
   }
 
-  /** Stores a shard and signs its receipt; `announce()` after the response is sent. */
+  /**
+   * Checks the put's storage order and the uploader's quota (before reading a byte), stores the shard,
+   * records the uploader's claim and signs the receipt; `announce()` after the response is sent.
+   */
   async #store(
-    req: { cid: CID; size: number; expiresAt: number | undefined },
+    req: { cid: CID; size: number; order: Uint8Array | undefined },
+    remote: PeerId,
     data: Uint8Array | AsyncIterable<Uint8Array>,
     signal: AbortSignal,
   ): Promise<{ response: Uint8Array; announce(): void }> {
-    const { size, created } = await this.#deps.store.put(req.cid, data, {
-      signal,
-      expectedSize: req.size,
-      ...(req.expiresAt === undefined ? {} : { expiresAt: req.expiresAt }),
-    })
+    const admission = this.#deps.policy.admitPut(remote.toString(), req.cid, req.size, req.order)
+    let size: number
+    let created: boolean
+    try {
+      ;({ size, created } = await this.#deps.store.put(req.cid, data, {
+        signal,
+        expectedSize: req.size,
+        expiresAt: admission.storeExpiresAt,
+      }))
+      await admission.stored(size)
+    } finally {
+      admission.release()
+    }
     const body = { cid: req.cid, size, holder: this.#deps.peerId, storedAt: Date.now() }
     const sig = await this.#deps.sign(receiptBody(body))
     const response = dagCbor.encode({
@@ -417,6 +539,7 @@ export class ShardServer {
     }
     await this.#handle(
       request.peer,
+      request.remoteHost,
       async (begin) => {
         const req = decodeRequest(request.header)
         begin(req.op)
@@ -436,7 +559,7 @@ export class ShardServer {
             })
           }
           // The whole body as one buffer: the store can write it with direct I/O (storage/direct-io.ts).
-          const stored = await this.#store(req, body, signal)
+          const stored = await this.#store(req, request.peer, body, signal)
           await send(stored.response)
           stored.announce()
         } else {
@@ -458,15 +581,9 @@ export class ShardServer {
     if (release === undefined) throw new NodusError('PEER_BUSY', 'too many audits in progress')
     try {
       const c = req.challenge
-      const st = this.#deps.store.stat(c.cid)
-      if (st === undefined) {
-        throw new NodusError('SHARD_MISSING', `no shard ${cidToString(c.cid)}`, {
-          details: { cid: cidToString(c.cid) },
-        })
-      }
-      const parts: Uint8Array[] = []
-      for await (const chunk of this.#deps.store.read(c.cid, { signal })) parts.push(chunk)
-      const shard = parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts)
+      // From the file on disk, never the cache, checked against the CID: a copy lost or corrupt on disk
+      // fails here (SHARD_MISSING) and the store drops it, whatever a cached copy holds.
+      const shard = await this.#deps.store.readForAudit(c.cid, { signal })
       const proof = encodeProof(answerChallenge(shard, c))
       await sendWithBackpressure(
         stream,
@@ -507,17 +624,16 @@ export class ShardServer {
     await sendWithBackpressure(stream, lengthPrefixed(dagCbor.encode({ ok: true, accepted })), signal)
   }
 
-  async #pin(
-    stream: Stream,
-    req: { cids: CID[]; expiresAt: number | undefined; critical: boolean },
-  ): Promise<void> {
-    const store = this.#deps.store
-    if (store.extendExpiry === undefined)
-      throw new NodusError('PROTOCOL_ERROR', 'this node cannot extend pins')
-    const extended: boolean[] = []
-    for (const cid of req.cids) extended.push(await store.extendExpiry(cid, req.expiresAt))
-    if (req.critical) await this.#deps.onCriticalPin?.(req.cids, req.expiresAt)
+  /** A signed pin (holder-policy.ts decides what it may extend); answers `extended` per CID. */
+  async #pin(stream: Stream, req: { pin: Uint8Array }, remote: PeerId): Promise<void> {
+    const extended = await this.#deps.policy.pin(remote.toString(), req.pin)
     stream.send(lengthPrefixed(dagCbor.encode({ ok: true, extended })))
+  }
+
+  /** A signed commit of an upload; answers `committed` per CID. */
+  async #commit(stream: Stream, req: { commit: Uint8Array }, remote: PeerId): Promise<void> {
+    const committed = await this.#deps.policy.commit(remote.toString(), req.commit)
+    stream.send(lengthPrefixed(dagCbor.encode({ ok: true, committed })))
   }
 
   async #has(stream: Stream, req: { cids: CID[] }): Promise<void> {
@@ -550,8 +666,18 @@ function remoteError(resp: Record<string, unknown>, peer: PeerId): NodusError {
   const message = typeof resp.message === 'string' ? resp.message.slice(0, 500) : 'remote error'
   const known: Record<
     string,
-    'PEER_BUSY' | 'SHARD_MISSING' | 'STORE_FULL' | 'SHARD_TOO_LARGE' | 'CID_MISMATCH'
+    | 'PEER_BUSY'
+    | 'SHARD_MISSING'
+    | 'STORE_FULL'
+    | 'SHARD_TOO_LARGE'
+    | 'CID_MISMATCH'
+    | 'ORDER_INVALID'
+    | 'QUOTA_EXCEEDED'
+    | 'TIMEOUT'
   > = {
+    ORDER_INVALID: 'ORDER_INVALID',
+    QUOTA_EXCEEDED: 'QUOTA_EXCEEDED',
+    TIMEOUT: 'TIMEOUT',
     PEER_BUSY: 'PEER_BUSY',
     SHARD_MISSING: 'SHARD_MISSING',
     STORE_FULL: 'STORE_FULL',
@@ -617,8 +743,7 @@ async function checkReceipt(
   if (
     receipt.holder !== peer.toString() ||
     receipt.size !== size ||
-    !(r.cid instanceof Uint8Array) ||
-    !parseCid(r.cid).equals(cid) ||
+    !asCid(r.cid).equals(cid) ||
     !(await verifyReceipt(receipt))
   ) {
     throw new NodusError('SIGNATURE_INVALID', `bad receipt from ${peer.toString()}`, {
@@ -679,7 +804,7 @@ export class ShardClient {
     peer: PeerId,
     cid: CID,
     bytes: Uint8Array,
-    options: { signal?: AbortSignal; expiresAt?: number } = {},
+    options: { signal?: AbortSignal; order?: Uint8Array } = {},
   ): Promise<Receipt> {
     using deadline = withDeadline(options.signal, this.#options.requestTimeoutMs, 'shard put')
     const signal = deadline.signal
@@ -688,7 +813,7 @@ export class ShardClient {
       op: 'put',
       cid: cid.bytes,
       size: bytes.byteLength,
-      ...(options.expiresAt === undefined ? {} : { expiresAt: options.expiresAt }),
+      ...(options.order === undefined ? {} : { order: options.order }),
     })
     const bulk = this.#deps.bulk
     if (bulk?.available(peer) === true) {
@@ -855,37 +980,62 @@ export class ShardClient {
   }
 
   /**
-   * Ask `peer` to keep `cids` at least until `expiresAt` (ms epoch; undefined: forever). Resolves with,
-   * per CID, whether the peer holds it and extended it. At most MAX_HAS_CIDS CIDs.
+   * Send `peer` a signed pin request (orders.ts `signPin`, naming `peer` as holder). Resolves with,
+   * per CID of the request, whether the peer holds it and extended it.
    */
   async pin(
     peer: PeerId,
-    cids: CID[],
-    expiresAt: number | undefined,
-    options: { signal?: AbortSignal; critical?: boolean } = {},
+    pin: Uint8Array,
+    count: number,
+    options: { signal?: AbortSignal } = {},
   ): Promise<boolean[]> {
-    using deadline = withDeadline(options.signal, this.#options.requestTimeoutMs, 'shard pin')
+    return this.#flags(peer, { v: 1, op: 'pin', pin }, 'extended', count, options.signal, 'shard pin')
+  }
+
+  /**
+   * Send `peer` a signed commit (orders.ts `signCommit`). Resolves with, per CID, whether the peer
+   * committed it (it held a provisional claim of ours on it).
+   */
+  async commit(
+    peer: PeerId,
+    commit: Uint8Array,
+    count: number,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<boolean[]> {
+    return this.#flags(
+      peer,
+      { v: 1, op: 'commit', commit },
+      'committed',
+      count,
+      options.signal,
+      'shard commit',
+    )
+  }
+
+  /** One request whose response carries `field`: a list of `count` booleans. */
+  async #flags(
+    peer: PeerId,
+    request: Record<string, unknown>,
+    field: string,
+    count: number,
+    outer: AbortSignal | undefined,
+    what: string,
+  ): Promise<boolean[]> {
+    using deadline = withDeadline(outer, this.#options.requestTimeoutMs, what)
     const signal = deadline.signal
     const stream = await this.#open(peer, signal)
     try {
       const reader = new StreamReader(stream, { signal })
-      const req = {
-        v: 1,
-        op: 'pin',
-        cids: cids.map((c) => c.bytes),
-        ...(expiresAt === undefined ? {} : { expiresAt }),
-        ...(options.critical === true ? { critical: true } : {}),
-      }
-      await sendWithBackpressure(stream, lengthPrefixed(dagCbor.encode(req)), signal)
+      await sendWithBackpressure(stream, lengthPrefixed(dagCbor.encode(request)), signal)
       await stream.close({ signal })
       const resp = await readResponse(reader, peer)
-      const ext = resp.extended
-      if (!Array.isArray(ext) || ext.length !== cids.length || !ext.every((h) => typeof h === 'boolean')) {
-        throw new NodusError('PROTOCOL_ERROR', 'malformed pin response', { peerAction: 'reject' })
+      const flags = resp[field]
+      if (!Array.isArray(flags) || flags.length !== count || !flags.every((h) => typeof h === 'boolean')) {
+        throw new NodusError('PROTOCOL_ERROR', `malformed ${request.op} response`, { peerAction: 'reject' })
       }
-      return ext as boolean[]
+      return flags as boolean[]
     } catch (err) {
-      stream.abort(err instanceof Error ? err : new Error('pin failed'))
+      stream.abort(err instanceof Error ? err : new Error(`${what} failed`))
       throw err
     }
   }

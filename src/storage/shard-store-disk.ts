@@ -34,6 +34,19 @@ const FANOUT_RE = /^[a-z2-7]{2}$/
 /** Shard file names: a base32 CIDv1 string (multibase prefix `b`). */
 const SHARD_NAME_RE = /^b[a-z2-7]+$/
 
+/**
+ * Why a record left the index: its expiry passed (cleanupExpired), it was deleted, its file was missing
+ * (`lost`), or its file was there but of the wrong size or its bytes did not hash to the CID (`corrupt`).
+ */
+export type RemovalReason = 'expired' | 'deleted' | 'lost' | 'corrupt'
+
+/** A record the recovery pass removed, with its indexed size in bytes. */
+export interface RemovedRecord {
+  cid: string
+  size: number
+  reason: 'lost' | 'corrupt'
+}
+
 /** What open() found and did; see {@link ShardStore.lastRecovery}. */
 export interface ShardStoreRecovery {
   /** True when the full reconciliation pass ran (the clean-shutdown marker was absent). */
@@ -199,13 +212,69 @@ async function forEachBatch<T>(items: readonly T[], fn: (item: T) => Promise<voi
 }
 
 async function sizeOf(path: string): Promise<number | undefined> {
+  return (await fileState(path))?.size
+}
+
+/** A file's size and identity (device, inode, change time), as {@link fileState} and {@link fileIdOf} give. */
+export interface FileState {
+  size: number
+  /** `dev:ino:ctimeMs`: changes when the file is replaced, written or truncated. */
+  id: string
+}
+
+/** The identity of a file from its stats (see {@link FileState.id}). */
+export function fileIdOf(st: { dev: number; ino: number; ctimeMs: number }): string {
+  return `${st.dev}:${st.ino}:${st.ctimeMs}`
+}
+
+/** lstat `path`: its size and identity, or undefined when there is no regular file there. */
+export async function fileState(path: string): Promise<FileState | undefined> {
   try {
     const st = await lstat(path)
-    return st.isFile() ? st.size : undefined
+    return st.isFile() ? { size: st.size, id: fileIdOf(st) } : undefined
   } catch (err) {
     if (isErrnoCode(err, 'ENOENT')) return undefined
     throw err
   }
+}
+
+/**
+ * Stat the file of every indexed shard (page by page, {@link RECOVERY_CONCURRENCY} at a time) and call
+ * `onBad` for each whose file is missing (`lost`, `seen` undefined) or not its record's size (`corrupt`,
+ * `seen` the file's identity). The check a clean start runs in the background (a full recovery pass does
+ * the same and more); one lstat per shard, no reads.
+ * @returns records checked and how many were bad
+ * @throws ABORTED/TIMEOUT (signal), STORE_CLOSED/NOT_STARTED from `index()`, file-system errors
+ */
+export async function checkFileSizes(
+  dir: string,
+  index: () => ShardIndex,
+  onBad: (
+    cid: string,
+    reason: 'lost' | 'corrupt',
+    seen: string | undefined,
+    size: number | undefined,
+  ) => Promise<void>,
+  signal: AbortSignal | undefined,
+): Promise<{ checked: number; bad: number }> {
+  let checked = 0
+  let bad = 0
+  let after: string | undefined
+  for (;;) {
+    throwIfAborted(signal)
+    const page = index().list(1000, after)
+    if (page.length === 0) break
+    after = page.at(-1)?.cid
+    await forEachBatch(page, async ({ cid, record }) => {
+      throwIfAborted(signal)
+      const st = await fileState(shardPath(dir, cid))
+      checked++
+      if (st !== undefined && st.size === record.size) return
+      bad++
+      await onBad(cid, st === undefined ? 'lost' : 'corrupt', st?.id, st?.size)
+    })
+  }
+  return { checked, bad }
 }
 
 /**
@@ -226,10 +295,15 @@ export async function recoverShards(
   dir: string,
   index: ShardIndex,
   log: DiskLogger,
-): Promise<{ orphansRemoved: number; lost: string[]; usage: ShardIndexUsage; usageCorrected: boolean }> {
+): Promise<{
+  orphansRemoved: number
+  lost: RemovedRecord[]
+  usage: ShardIndexUsage
+  usageCorrected: boolean
+}> {
   let orphansRemoved = 0
   let matched = 0
-  const lost = new Set<string>()
+  const lost = new Map<string, RemovedRecord>()
   const removeFile = async (path: string): Promise<void> => {
     await rm(path, { force: true })
   }
@@ -255,7 +329,7 @@ export async function recoverShards(
       }
       log.warn({ cid: name, size, indexed: record.size }, 'shard file size differs from index: lost')
       if (size !== undefined) await removeFile(path)
-      lost.add(name)
+      lost.set(name, { cid: name, size: record.size, reason: size === undefined ? 'lost' : 'corrupt' })
     })
   }
   if (matched + lost.size < index.countRecords()) {
@@ -265,18 +339,18 @@ export async function recoverShards(
       const page = index.list(1000, after)
       if (page.length === 0) break
       after = page.at(-1)?.cid
-      await forEachBatch(page, async ({ cid }) => {
+      await forEachBatch(page, async ({ cid, record }) => {
         if (lost.has(cid) || (await sizeOf(shardPath(dir, cid))) !== undefined) return
         log.warn({ cid }, 'indexed shard has no file: lost')
-        lost.add(cid)
+        lost.set(cid, { cid, size: record.size, reason: 'lost' })
       })
     }
   }
-  const result = await index.reconcile([...lost])
+  const result = await index.reconcile([...lost.keys()])
   if (result.expiryRebuilt) log.warn({}, 'expiry index disagreed with the records: rebuilt')
   return {
     orphansRemoved,
-    lost: [...lost],
+    lost: [...lost.values()],
     usage: result.usage,
     usageCorrected: result.countersCorrected,
   }
@@ -285,14 +359,15 @@ export async function recoverShards(
 /**
  * open()'s reconciliation step, after the marker check and the tmp/ clean-up: on a clean start (`clean`)
  * just report; otherwise run {@link recoverShards} and log its summary (at warn when shards were lost or the
- * counters were wrong).
+ * counters were wrong). `removed` lists every record the pass removed (all of them, with sizes), for the
+ * store's removal callback.
  */
 export async function recoverOnOpen(
   dir: string,
   index: ShardIndex,
   start: { clean: boolean; tempFilesRemoved: number },
   log: DiskLogger,
-): Promise<ShardStoreRecovery> {
+): Promise<ShardStoreRecovery & { removed: RemovedRecord[] }> {
   const { clean, tempFilesRemoved } = start
   if (clean) {
     return {
@@ -303,6 +378,7 @@ export async function recoverOnOpen(
       lostCount: 0,
       usage: index.usage(),
       usageCorrected: false,
+      removed: [],
     }
   }
   const r = await recoverShards(dir, index, log)
@@ -316,5 +392,5 @@ export async function recoverOnOpen(
   }
   if (r.lost.length > 0 || r.usageCorrected) log.warn(summary, 'shard store recovery pass found damage')
   else log.debug(summary, 'shard store recovery pass done')
-  return { ...summary, lost: r.lost.slice(0, MAX_LOST_LISTED) }
+  return { ...summary, lost: r.lost.slice(0, MAX_LOST_LISTED).map((l) => l.cid), removed: r.lost }
 }

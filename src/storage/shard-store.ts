@@ -4,20 +4,26 @@
  * Index: shard-store-index.ts; files and recovery: shard-store-disk.ts; cache: shard-cache.ts.
  */
 
-import { type FileHandle, mkdir, open as openFile, readFile, rm, unlink } from 'node:fs/promises'
+import { type FileHandle, mkdir, open as openFile, rm, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { CID } from 'multiformats/cid'
 import { throwIfAborted } from '../common/abort.ts'
-import { NodusError } from '../common/errors.ts'
+import { bytesEqual } from '../common/bytes.ts'
+import { isNodusError, NodusError } from '../common/errors.ts'
+import { blake3 } from '../crypto/blake3.ts'
 import { allocAligned, DIRECT_READ_FLAGS, probeDirectIo } from './direct-io.ts'
 import { ShardCache, type ShardCacheMetrics } from './shard-cache.ts'
 import {
+  checkFileSizes,
   clearTmp,
+  fileIdOf,
+  fileState,
   fsyncDir,
   isErrnoCode,
   missing,
   noSpaceAsStoreFull,
   READ_CHUNK_BYTES,
+  type RemovalReason,
   readRange,
   recoverOnOpen,
   type ShardStoreRecovery,
@@ -30,12 +36,14 @@ import {
   CapacityGuard,
   declaredSize,
   raceAbort,
+  type StatfsResult,
   type WriteTarget,
   writeShardFile,
 } from './shard-store-write.ts'
 
 export { type ExpiryCleanupOptions, startExpiryCleanup } from './shard-store-cleanup.ts'
-export type { ShardStoreRecovery } from './shard-store-disk.ts'
+export type { RemovalReason, ShardStoreRecovery } from './shard-store-disk.ts'
+export type { StatfsResult } from './shard-store-write.ts'
 
 /** Multihash code of BLAKE3-256 (multicodec table: `blake3`, 0x1e). */
 const BLAKE3_CODE = 0x1e
@@ -76,15 +84,32 @@ export interface ShardStoreOptions {
   minFreeDiskBytes?: number
 }
 
+/** Metrics the store feeds (prom-client counters fit). */
+export interface ShardStoreMetrics extends ShardCacheMetrics {
+  /** `nodus_storage_shards_removed_total{reason}`: one count per record that left the index. */
+  shardsRemoved?: { inc(labels: { reason: RemovalReason }): void }
+}
+
 export interface ShardStoreDeps {
   logger?: { debug(obj: object, msg?: string): void; warn(obj: object, msg?: string): void }
   /** Source of `storedAt` timestamps and of the clean-shutdown marker's time; defaults to `Date`. */
   clock?: { now(): number }
   /**
    * Cache hit/miss counter (`nodus_storage_cache_requests_total`): one count per get() or whole-shard read()
-   * of a shard the cache would hold (none while the cache is disabled).
+   * of a shard the cache would hold (none while the cache is disabled); and removals by reason.
    */
-  metrics?: ShardCacheMetrics
+  metrics?: ShardStoreMetrics
+  /**
+   * Called once for every record that leaves the index, after it left (the index transaction is flushed):
+   * `size` in bytes; `reason` `expired` (cleanupExpired), `deleted` (delete), `lost` (its file was missing)
+   * or `corrupt` (its file was of the wrong size or did not hash to the CID), the last two found by a read,
+   * an audit read, the recovery pass of an unclean start or the size check of a clean one. Exactly once per
+   * removed record; a record dropped by open()'s recovery pass is reported when open() resolves. Must not
+   * throw (an exception is logged and ignored).
+   */
+  onRemoved?(cid: string, size: number, reason: RemovalReason): void
+  /** statfs of the store directory (free-space figures); defaults to node:fs/promises `statfs`. */
+  statfs?(dir: string): Promise<StatfsResult>
 }
 
 /** What the store knows about one shard. */
@@ -106,7 +131,11 @@ export interface ShardStoreUsage {
   /** Number of stored shards. */
   shards: number
   capacityBytes: number
-  /** `capacityBytes - bytes - bytes reserved by in-flight puts`, never below 0. */
+  /**
+   * The smaller of `capacityBytes − bytes − reserved` and `file-system free − minFreeDiskBytes − reserved`
+   * (statfs `bavail × bsize`, a cached reading refreshed in the background every few seconds), where
+   * `reserved` is the bytes puts in flight have received; never below 0. What the node reports to peers.
+   */
   freeBytes: number
 }
 
@@ -141,11 +170,12 @@ export class ShardStore {
   readonly #target: WriteTarget
   readonly #log: NonNullable<ShardStoreDeps['logger']>
   readonly #clock: { now(): number }
-  readonly #metrics: ShardCacheMetrics | undefined
+  readonly #metrics: ShardStoreMetrics | undefined
+  readonly #onRemoved: ShardStoreDeps['onRemoved']
   readonly #cache: ShardCache
   #state: State = 'idle'
   #index: ShardIndex | undefined
-  #opening: Promise<void> | undefined
+  #opening: Promise<unknown> | undefined
   #closing: Promise<void> | undefined
   #lastRecovery: ShardStoreRecovery | undefined
   /** Per-CID mutual exclusion for put/delete/expiry removal; the promise resolves when the holder finishes. */
@@ -154,6 +184,9 @@ export class ShardStore {
   readonly #inflight = new Set<Promise<unknown>>()
   /** CIDs a whole-shard read() is loading into the cache (at most one buffer per CID). */
   readonly #filling = new Set<string>()
+  /** The size check a clean open() runs in the background (see {@link startupCheck}), and its stopper. */
+  #startupCheck: Promise<{ checked: number; dropped: number }> | undefined
+  #startupCheckStop: AbortController | undefined
 
   /**
    * Throws INVALID_ARGUMENT when `capacityBytes`, `cacheBytes` or `minFreeDiskBytes` is not a non-negative
@@ -180,12 +213,14 @@ export class ShardStore {
     this.#indexDir = join(options.dir, 'index')
     this.#capacityBytes = options.capacityBytes
     this.#maxShardBytes = options.maxShardBytes
+    this.#log = deps.logger ?? noopLogger
     this.#capacity = new CapacityGuard({
       dir: options.dir,
       capacityBytes: options.capacityBytes,
       minFreeDiskBytes,
+      log: this.#log,
+      ...(deps.statfs === undefined ? {} : { statfs: deps.statfs }),
     })
-    this.#log = deps.logger ?? noopLogger
     this.#target = {
       dir: this.#dir,
       tmpDir: this.#tmpDir,
@@ -195,6 +230,7 @@ export class ShardStore {
     }
     this.#clock = deps.clock ?? Date
     this.#metrics = deps.metrics
+    this.#onRemoved = deps.onRemoved
     this.#cache = new ShardCache({
       maxBytes: cacheBytes,
       maxEntryBytes: Math.min(options.maxShardBytes, Math.floor(cacheBytes / 4)),
@@ -206,18 +242,26 @@ export class ShardStore {
    * Create `dir`, `dir/tmp` and the LMDB index at `dir/index`; remove temp files left by a crash; and, unless
    * the last close() was clean (its marker `dir/clean-shutdown` is there), run the recovery pass that
    * reconciles the index with the files (see {@link lastRecovery}). The marker is removed (durably) before
-   * anything else, so a crash from then on leads to a full pass. Idempotent; may be called after close().
+   * anything else, so a crash from then on leads to a full pass. After a clean close, a size check of every
+   * shard file runs in the background instead ({@link startupCheck}). Takes a first statfs reading for
+   * {@link usage}. Idempotent; may be called after close().
    * Throws CONFIG_INVALID when the index has an unknown format version; file-system errors pass through.
    */
   async open(): Promise<void> {
     if (this.#state === 'open') return
-    if (this.#state === 'opening' && this.#opening !== undefined) return this.#opening
+    if (this.#state === 'opening' && this.#opening !== undefined) {
+      await this.#opening
+      return
+    }
     if (this.#state === 'closing' && this.#closing !== undefined) await this.#closing
     this.#state = 'opening'
-    this.#opening = this.#doOpen()
+    const opening = this.#doOpen()
+    this.#opening = opening
     try {
-      await this.#opening
+      const { removed, clean } = await opening
       this.#state = 'open'
+      for (const r of removed) this.#removed(r.cid, r.size, r.reason)
+      if (clean) this.#startBackgroundCheck()
     } catch (err) {
       this.#state = 'closed'
       throw err
@@ -226,7 +270,10 @@ export class ShardStore {
     }
   }
 
-  async #doOpen(): Promise<void> {
+  async #doOpen(): Promise<{
+    removed: Array<{ cid: string; size: number; reason: RemovalReason }>
+    clean: boolean
+  }> {
     await mkdir(this.#tmpDir, { recursive: true })
     const clean = await takeCleanMarker(this.#dir)
     const tempFilesRemoved = await clearTmp(this.#tmpDir)
@@ -241,13 +288,73 @@ export class ShardStore {
     })
     const index = await ShardIndex.open(this.#indexDir)
     this.#cache.clear()
+    let removed: Array<{ cid: string; size: number; reason: RemovalReason }>
     try {
-      this.#lastRecovery = await recoverOnOpen(this.#dir, index, { clean, tempFilesRemoved }, this.#log)
+      const { removed: r, ...recovery } = await recoverOnOpen(
+        this.#dir,
+        index,
+        { clean, tempFilesRemoved },
+        this.#log,
+      )
+      this.#lastRecovery = recovery
+      removed = r
     } catch (err) {
       await index.close()
       throw err
     }
+    await this.#capacity.refresh().catch((err: unknown) => {
+      this.#log.warn(
+        { err, dir: this.#dir },
+        'statfs failed: free space is reported from capacityBytes alone',
+      )
+    })
     this.#index = index
+    return { removed, clean }
+  }
+
+  /**
+   * After a clean open(): check in the background that every shard file is there and of its record's size
+   * (one lstat each), dropping the copies that are not (reason `lost` or `corrupt`). close() stops it.
+   */
+  #startBackgroundCheck(): void {
+    const stop = new AbortController()
+    this.#startupCheckStop = stop
+    const run = this.checkFiles({ signal: stop.signal }).catch((err: unknown) => {
+      const quiet = isNodusError(err, 'ABORTED') || isNodusError(err, 'STORE_CLOSED')
+      if (!quiet && !stop.signal.aborted) this.#log.warn({ err }, 'shard file size check failed')
+      return { checked: 0, dropped: 0 }
+    })
+    this.#startupCheck = run
+  }
+
+  /**
+   * The size check that the last clean open() started in the background: resolves (never rejects) to the
+   * records checked and the copies dropped. Undefined when open() ran the full recovery pass instead.
+   */
+  get startupCheck(): Promise<{ checked: number; dropped: number }> | undefined {
+    return this.#startupCheck
+  }
+
+  /**
+   * Stat every indexed shard's file (one lstat each, 64 at a time) and drop the copies whose file is
+   * missing (`lost`) or not of the record's size (`corrupt`): out of the index, usage and cache, reported
+   * through `onRemoved`. Does not read file contents (audits and cache admissions check the bytes).
+   * @returns records checked and copies dropped
+   * @throws NodusError ABORTED/TIMEOUT (signal), NOT_STARTED / STORE_CLOSED
+   */
+  async checkFiles(options: { signal?: AbortSignal } = {}): Promise<{ checked: number; dropped: number }> {
+    this.#openIndex()
+    let dropped = 0
+    const { checked } = await checkFileSizes(
+      this.#dir,
+      () => this.#openIndex(),
+      async (cid, reason, seen, size) => {
+        const why = reason === 'lost' ? 'file missing' : `file of ${size} bytes`
+        if (await this.#dropCopy(cid, reason, seen, why)) dropped++
+      },
+      options.signal,
+    )
+    return { checked, dropped }
   }
 
   /**
@@ -273,6 +380,8 @@ export class ShardStore {
     }
     this.#state = 'closing'
     this.#closing = (async () => {
+      this.#startupCheckStop?.abort()
+      await this.#startupCheck
       while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight])
       await this.#index?.close()
       this.#index = undefined
@@ -298,8 +407,9 @@ export class ShardStore {
    *
    * @param data the shard bytes, whole or as chunks of any size
    * @param options.expectedSize the declared length in bytes: checked against maxShardBytes and free space
-   *   before anything is read, and the stream must yield exactly this many bytes. Without it (and with a
-   *   stream) space is reserved chunk by chunk as bytes arrive.
+   *   before anything is read (STORE_FULL at once when it does not fit), and the stream must yield exactly
+   *   this many bytes. A stream's space is reserved chunk by chunk as bytes arrive, declared or not; a
+   *   buffer's length is reserved at once.
    * @param options.expiresAt ms since the Unix epoch after which cleanupExpired() may delete the shard;
    *   undefined (the default) = never. A shard's expiry is the latest of every put and extendExpiry() that
    *   named it, where "never" is later than any time: a later put never shortens it.
@@ -337,9 +447,15 @@ export class ShardStore {
           await index.extendExpiry(key, expiresAt)
           return { size: current.size, created: false }
         }
-        const reservation = this.#capacity.reserve(key, declared ?? 0, () => index.usage().bytes)
+        // A whole buffer has arrived: reserve it. A stream reserves chunk by chunk as bytes arrive
+        // (writeShardFile), so a stalled put holds only what it sent; a declared size that does not fit
+        // now is refused at once, but reserves nothing.
+        const usedBytes = (): number => index.usage().bytes
+        const whole = data instanceof Uint8Array
+        if (!whole && declared !== undefined) this.#capacity.check(key, declared, usedBytes())
+        const reservation = this.#capacity.reserve(key, whole ? data.byteLength : 0, usedBytes)
         try {
-          await this.#capacity.checkDiskReserve(key)
+          await this.#capacity.checkDiskReserve(key, whole ? 0 : (declared ?? 0))
           const digest = cid.multihash.digest
           const file = await writeShardFile(this.#target, key, digest, data, declared, reservation, signal)
           return await this.#commit(index, key, file.path, file.size, expiresAt)
@@ -400,6 +516,7 @@ export class ShardStore {
               if (removed === undefined) return undefined
               this.#cache.delete(cid)
               await this.#unlinkRemoved(cid)
+              this.#removed(cid, removed.size, 'expired')
               return removed.size
             }),
           ),
@@ -420,9 +537,11 @@ export class ShardStore {
 
   /**
    * The whole shard, as a buffer the caller owns (shards are at most maxShardBytes). Served from the cache
-   * when there; otherwise read from disk (with direct I/O when the store uses it) and cached. The digest is
-   * not re-checked; audits do that.
-   * Throws SHARD_MISSING (absent, or its file lost or truncated), CID_INVALID, ABORTED/TIMEOUT,
+   * when there; otherwise read from disk (with direct I/O when the store uses it), its size checked against
+   * the index, and cached when admitted (second miss) after its BLAKE3 digest was checked against the CID.
+   * A copy found missing, of the wrong size or (on admission) corrupt is dropped (index, usage, cache;
+   * `onRemoved`) before SHARD_MISSING is thrown.
+   * Throws SHARD_MISSING (absent, or its file lost, truncated or corrupt), CID_INVALID, ABORTED/TIMEOUT,
    * NOT_STARTED / STORE_CLOSED.
    */
   async get(cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
@@ -434,47 +553,104 @@ export class ShardStore {
     if (record === undefined) throw missing(key)
     const hit = this.#cache.admits(record.size) ? this.#cacheLookup(key) : undefined
     if (hit !== undefined) return Buffer.from(hit)
-    const path = this.#shardPath(key)
-    let bytes: Uint8Array
-    try {
-      bytes = this.#target.direct === true ? await this.#readWholeDirect(key, signal) : await readWhole()
-    } catch (err) {
-      throwIfAborted(signal)
-      if (isErrnoCode(err, 'ENOENT')) throw this.#fileMissing(index, key)
-      throw err
-    }
-    if (bytes.byteLength !== record.size) {
-      this.#log.warn(
-        { cid: key, size: bytes.byteLength, indexed: record.size },
-        'shard file size differs from index',
-      )
-      throw missing(key, 'file size differs from index')
-    }
-    if (this.#cache.admitOnMiss(key, bytes.byteLength)) this.#cacheStore(key, new Uint8Array(bytes))
+    // Only verified bytes enter the cache: a shard to be admitted is checked against its CID.
+    const admit = this.#cache.admitOnMiss(key, record.size)
+    const bytes = await this.#readWhole(key, record.size, signal, admit ? cid.multihash.digest : undefined)
+    if (admit) this.#cacheStore(key, new Uint8Array(bytes))
     return bytes
-
-    function readWhole(): Promise<Buffer> {
-      return signal === undefined ? readFile(path) : readFile(path, { signal })
-    }
   }
 
   /**
-   * The whole file of shard `key` read with direct I/O into a 4 KiB-aligned buffer of the file's size (which
-   * the caller compares with the index). Throws ENOENT as the file system does, ABORTED/TIMEOUT.
+   * The whole shard read from its file on disk, never from the cache (with direct I/O where the store uses
+   * it, so from the device rather than the page cache), and checked against the CID's BLAKE3 digest: what
+   * an audit proof is computed from. Neither reads nor fills the cache. A copy whose file is missing, of the
+   * wrong size or corrupt is dropped (index, usage, cache; `onRemoved`) before SHARD_MISSING is thrown.
+   * @returns the shard, a buffer of its size the caller owns
+   * @throws NodusError SHARD_MISSING (absent, lost or corrupt), CID_INVALID, ABORTED/TIMEOUT, NOT_STARTED /
+   *   STORE_CLOSED
    */
-  async #readWholeDirect(key: string, signal: AbortSignal | undefined): Promise<Uint8Array> {
-    const { fh, direct } = await this.#openForRead(key)
+  async readForAudit(cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    const key = cidKey(cid)
+    const index = this.#openIndex()
+    const { signal } = options
+    throwIfAborted(signal)
+    const record = index.get(key)
+    if (record === undefined) throw missing(key)
+    return this.#readWhole(key, record.size, signal, cid.multihash.digest)
+  }
+
+  /**
+   * The whole file of shard `key` (indexed `size` bytes) from disk, with direct I/O into a 4 KiB-aligned
+   * buffer when the store uses it; with `digest`, checked against that BLAKE3 digest. A copy whose file is
+   * missing, not of `size` bytes or (with `digest`) does not hash to it is dropped and thrown as
+   * SHARD_MISSING; ABORTED/TIMEOUT.
+   */
+  async #readWhole(
+    key: string,
+    size: number,
+    signal: AbortSignal | undefined,
+    digest: Uint8Array | undefined,
+  ): Promise<Uint8Array> {
+    const { fh, direct } = await this.#openOrDrop(key, signal)
     try {
-      const { size } = await fh.stat()
-      const into = direct ? allocAligned(size) : new Uint8Array(size)
-      const range = { cid: key, start: 0, end: size, indexedSize: size, into }
-      for await (const _ of readRange(fh, range, signal, this.#log, direct)) {
-        // readRange fills `into` in place; the chunks are views of it.
+      const st = await fh.stat()
+      if (st.size !== size) {
+        throw await this.#dropped(
+          key,
+          'corrupt',
+          fileIdOf(st),
+          `file of ${st.size} bytes, index says ${size}`,
+        )
       }
+      const into = direct ? allocAligned(size) : Buffer.allocUnsafe(size)
+      const range = { cid: key, start: 0, end: size, indexedSize: size, into }
+      try {
+        for await (const _ of readRange(fh, range, signal, this.#log, direct)) {
+          // readRange fills `into` in place; the chunks are views of it.
+        }
+      } catch (err) {
+        throw await this.#shortened(key, fh, err)
+      }
+      if (digest !== undefined && !bytesEqual(blake3(into), digest)) throw await this.#corrupt(key, fh)
       return into
     } finally {
       await fh.close()
     }
+  }
+
+  /**
+   * Open shard `key`'s file for reading (see {@link #openForRead}); a missing file is dropped (`lost`) and
+   * thrown as SHARD_MISSING.
+   */
+  async #openOrDrop(
+    key: string,
+    signal: AbortSignal | undefined,
+  ): Promise<{ fh: FileHandle; direct: boolean }> {
+    try {
+      return await this.#openForRead(key)
+    } catch (err) {
+      throwIfAborted(signal)
+      if (isErrnoCode(err, 'ENOENT')) throw await this.#dropped(key, 'lost', undefined, 'file missing')
+      throw err
+    }
+  }
+
+  /** The open file of `key` does not hash to its CID: drop that file's copy; the SHARD_MISSING to throw. */
+  async #corrupt(key: string, fh: FileHandle): Promise<NodusError> {
+    const id = await fh.stat().then(fileIdOf, () => undefined)
+    const why = 'bytes do not hash to the CID'
+    return id === undefined ? missing(key, why) : this.#dropped(key, 'corrupt', id, why)
+  }
+
+  /**
+   * `err` from reading an open shard file: when readRange found the file shorter than the index (SHARD_MISSING)
+   * the copy is dropped as corrupt (the file identity taken from `fh`); anything else is returned as it is.
+   */
+  async #shortened(key: string, fh: FileHandle, err: unknown): Promise<unknown> {
+    if (!isNodusError(err, 'SHARD_MISSING')) return err
+    const id = await fh.stat().then(fileIdOf, () => undefined)
+    if (id === undefined) return err
+    return this.#dropped(key, 'corrupt', id, 'file shorter than index')
   }
 
   /**
@@ -484,7 +660,10 @@ export class ShardStore {
    * A byte range (anything but the whole shard) streams from disk in blocks of 256 KiB at most, never
    * holding the whole shard. A whole-shard read is served from the cache when there; on a miss it streams
    * from disk while filling the cache (one shard-sized buffer per CID at a time; other concurrent misses of
-   * that CID just stream). Errors are thrown from iteration: SHARD_MISSING, CID_INVALID, INVALID_ARGUMENT
+   * that CID just stream), and the filled shard is cached only once its BLAKE3 digest matches the CID.
+   * Every disk read checks the file's size against the index (one fstat). A copy found missing, of the wrong
+   * size or (when filling the cache) corrupt is dropped (index, usage, cache; `onRemoved`) and the read
+   * throws SHARD_MISSING. Errors are thrown from iteration: SHARD_MISSING, CID_INVALID, INVALID_ARGUMENT
    * (offset beyond the shard, or a negative / non-integer offset or length), ABORTED/TIMEOUT,
    * NOT_STARTED / STORE_CLOSED (when iteration starts).
    */
@@ -523,23 +702,31 @@ export class ShardStore {
       }
       fillCache = !this.#filling.has(key) && this.#cache.admitOnMiss(key, record.size)
     }
-    let fh: Awaited<ReturnType<typeof openFile>>
-    let direct = false
-    try {
-      ;({ fh, direct } = await this.#openForRead(key))
-    } catch (err) {
-      if (isErrnoCode(err, 'ENOENT')) throw this.#fileMissing(index, key)
-      throw err
-    }
+    const { fh, direct } = await this.#openOrDrop(key, signal)
     let fill: Uint8Array | undefined
-    if (fillCache && !this.#filling.has(key)) {
-      fill = direct ? allocAligned(record.size) : new Uint8Array(record.size)
-      this.#filling.add(key)
-    }
     try {
+      // One fstat: a file not of the indexed size (truncated, extended) is dropped before any byte goes out.
+      const st = await fh.stat()
+      if (st.size !== record.size) {
+        const why = `file of ${st.size} bytes, index says ${record.size}`
+        throw await this.#dropped(key, 'corrupt', fileIdOf(st), why)
+      }
+      if (fillCache && !this.#filling.has(key)) {
+        fill = direct ? allocAligned(record.size) : new Uint8Array(record.size)
+        this.#filling.add(key)
+      }
       const range = { cid: key, start: offset, end, indexedSize: record.size, into: fill }
-      yield* readRange(fh, range, signal, this.#log, direct)
-      if (fill !== undefined) this.#cacheStore(key, fill)
+      try {
+        yield* readRange(fh, range, signal, this.#log, direct)
+      } catch (err) {
+        throw await this.#shortened(key, fh, err)
+      }
+      // Only verified bytes enter the cache: a copy that does not hash to its CID is dropped instead (the
+      // bytes already streamed; the reader checks them against the CID too).
+      if (fill !== undefined) {
+        if (!bytesEqual(blake3(fill), cid.multihash.digest)) throw await this.#corrupt(key, fh)
+        this.#cacheStore(key, fill)
+      }
     } finally {
       if (fill !== undefined) this.#filling.delete(key)
       await fh.close()
@@ -611,16 +798,24 @@ export class ShardStore {
         this.#cache.delete(key)
         await this.#unlinkRemoved(key)
         this.#log.debug({ cid: key, size: removed.size }, 'shard deleted')
+        this.#removed(key, removed.size, 'deleted')
         return true
       }),
     )
   }
 
-  /** Usage from the index counters (O(1)); see {@link ShardStoreUsage}. Throws NOT_STARTED / STORE_CLOSED. */
+  /**
+   * Usage from the index counters and the last statfs reading (O(1), never waits: a stale reading is
+   * refreshed in the background); see {@link ShardStoreUsage}. Throws NOT_STARTED / STORE_CLOSED.
+   */
   usage(): ShardStoreUsage {
     const { bytes, shards } = this.#openIndex().usage()
-    const freeBytes = Math.max(0, this.#capacityBytes - bytes - this.#capacity.reservedBytes)
-    return { bytes, shards, capacityBytes: this.#capacityBytes, freeBytes }
+    return { bytes, shards, capacityBytes: this.#capacityBytes, freeBytes: this.#capacity.freeBytes(bytes) }
+  }
+
+  /** Bytes reserved by puts in flight: what they have received so far (a whole buffer: its length). */
+  get reservedBytes(): number {
+    return this.#capacity.reservedBytes
   }
 
   /** The shard cache's current size and counts: `bytes` held (≤ `maxBytes`), `entries`, `hits`, `misses`. */
@@ -688,11 +883,55 @@ export class ShardStore {
     }
   }
 
-  /** SHARD_MISSING for a file not found; logged when the record is still indexed (not a race with delete). */
-  #fileMissing(index: ShardIndex, key: string): NodusError {
-    if (this.#state !== 'open' || index.get(key) === undefined) return missing(key)
-    this.#log.warn({ cid: key }, 'indexed shard has no file')
-    return missing(key, 'file missing')
+  /** Drop the copy of `key` (see {@link #dropCopy}), then return the SHARD_MISSING to throw. */
+  async #dropped(
+    key: string,
+    reason: 'lost' | 'corrupt',
+    seen: string | undefined,
+    why: string,
+  ): Promise<NodusError> {
+    await this.#dropCopy(key, reason, seen, why)
+    return missing(key, why)
+  }
+
+  /**
+   * Drop a copy found bad: under the CID lock, if the file is still the one found bad (`seen`: its identity,
+   * {@link fileIdOf}; undefined = it was missing and still is), remove the record (index, expiry entry,
+   * usage; flushed), the cached copy and the file, log at warn, count and report it (`onRemoved`). A file
+   * replaced meanwhile (a delete and a new put) is left alone. Resolves true when this call removed it.
+   */
+  async #dropCopy(
+    key: string,
+    reason: 'lost' | 'corrupt',
+    seen: string | undefined,
+    why: string,
+  ): Promise<boolean> {
+    const index = this.#index
+    if (this.#state !== 'open' || index === undefined) return false
+    return this.#track(
+      this.#withCidLock(key, undefined, async () => {
+        if (this.#state !== 'open' || this.#index !== index) return false
+        const now = await fileState(this.#shardPath(key))
+        if (now?.id !== seen) return false
+        const removed = await index.remove(key)
+        this.#cache.delete(key)
+        if (removed === undefined) return false
+        if (now !== undefined) await this.#unlinkRemoved(key)
+        this.#log.warn({ cid: key, size: removed.size, reason, why }, 'shard copy dropped')
+        this.#removed(key, removed.size, reason)
+        return true
+      }),
+    )
+  }
+
+  /** A record left the index: count it and tell `onRemoved` (exactly once per record). */
+  #removed(key: string, size: number, reason: RemovalReason): void {
+    this.#metrics?.shardsRemoved?.inc({ reason })
+    try {
+      this.#onRemoved?.(key, size, reason)
+    } catch (err) {
+      this.#log.warn({ err, cid: key, reason }, 'onRemoved callback threw')
+    }
   }
 
   /**

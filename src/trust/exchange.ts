@@ -29,6 +29,22 @@ export interface ExchangeDeps {
   ownMessages(): Promise<{ trust: Uint8Array; capacity: Uint8Array }>
   dialProtocol(peer: PeerId, protocol: string, options: { signal: AbortSignal }): Promise<Stream>
   logger: { debug(obj: object, msg?: string): void }
+  /**
+   * A message `peer` pushed was refused for a reason that names a peerAction (malformed: `reject`; bad
+   * signature: `ban`; stale, replayed or rate-limited: `ignore`), for peer actions (peer-actions.ts).
+   */
+  onPeerError?(peer: string, err: NodusError): void
+}
+
+function decodeMessage(bytes: Uint8Array): Record<string, unknown> {
+  try {
+    return dagCbor.decode(bytes) as Record<string, unknown>
+  } catch (err) {
+    throw new NodusError('PROTOCOL_ERROR', 'report message is not dag-cbor', {
+      cause: err,
+      peerAction: 'reject',
+    })
+  }
 }
 
 /** Both directions of the reports protocol. */
@@ -46,18 +62,18 @@ export class ReportExchange {
     return { received: this.#received, rejected: this.#rejected }
   }
 
-  readonly handler = (stream: Stream, _connection: Connection): void => {
-    void this.#serve(stream)
+  readonly handler = (stream: Stream, connection: Connection): void => {
+    void this.#serve(stream, connection.remotePeer.toString())
   }
 
-  async #serve(stream: Stream): Promise<void> {
+  async #serve(stream: Stream, peer: string): Promise<void> {
     // A disposable deadline, not AbortSignal.timeout: that timer would fire 10 s later for every message
     // and build a DOMException each time (docs/BENCHMARKS.md, "Session 8").
     using deadline = withDeadline(undefined, 10_000, 'report exchange')
     const signal = deadline.signal
     try {
       const reader = new StreamReader(stream, { signal })
-      const msg = dagCbor.decode(await reader.readFrame(MAX_FRAME_BYTES)) as Record<string, unknown>
+      const msg = decodeMessage(await reader.readFrame(MAX_FRAME_BYTES))
       if (typeof msg !== 'object' || msg === null || msg.v !== 1 || !(msg.bytes instanceof Uint8Array)) {
         throw new NodusError('PROTOCOL_ERROR', 'bad report message', { peerAction: 'reject' })
       }
@@ -74,7 +90,8 @@ export class ReportExchange {
     } catch (err) {
       this.#rejected++
       const code = isNodusError(err) ? err.code : 'PROTOCOL_ERROR'
-      this.#deps.logger.debug({ code }, 'report refused')
+      this.#deps.logger.debug({ code, peer }, 'report refused')
+      if (isNodusError(err) && err.peerAction !== undefined) this.#deps.onPeerError?.(peer, err)
       try {
         stream.send(lengthPrefixed(dagCbor.encode({ ok: false, code })))
         using closing = withDeadline(undefined, 2_000, 'report refusal')

@@ -1,9 +1,23 @@
 /**
  * The trust area: EigenTrust global trust from local interaction records, signed trust vectors and
- * capacity/locality reports exchanged between peers, a per-peer performance monitor, and a token-bucket
- * rate limiter. Everything here is pure (clock injected); network wiring lives elsewhere.
+ * capacity/locality reports exchanged between peers, a per-peer performance monitor, a token-bucket
+ * rate limiter, the signed-record-with-authority check (authority.ts), and peer actions (penalize,
+ * disconnect, ban) with a persisted ban list. Everything
+ * here but the ban list's LMDB store is pure (clock injected); network wiring lives elsewhere.
  * Other areas import only from here. See README.md and docs/TRUST.md.
  */
+export {
+  ANY_SIGNER,
+  type AuthorityRules,
+  accountableSigner,
+  checkSignedRecord,
+  type RecordSignature,
+  refuseVerified,
+  type SignedRecord,
+  type VerifiedRecord,
+  verifyRecordSignature,
+} from './authority.ts'
+export { LmdbBanStore } from './ban-store.ts'
 export {
   type ComputeEigenTrustOptions,
   computeEigenTrust,
@@ -16,6 +30,16 @@ export {
   type PreTrusted,
   type SparseMatrix,
 } from './eigentrust.ts'
+export {
+  type BanRecord,
+  type BanStore,
+  DEFAULT_PEER_ACTIONS_OPTIONS,
+  MemoryBanStore,
+  PeerActions,
+  type PeerActionsDeps,
+  type PeerActionsOptions,
+  type PeerEffect,
+} from './peer-actions.ts'
 export {
   DEFAULT_PERF_MONITOR_OPTIONS,
   type PeerPerf,

@@ -12,7 +12,7 @@ import { isNodusError, NodusError } from '../../src/common/errors.ts'
 import { BULK_PROTOCOL, BulkChannel, DEFAULT_BULK_OPTIONS, FrameParser } from '../../src/net/bulk.ts'
 import { encodeVarint, StreamReader } from '../../src/net/index.ts'
 import { cidForBytes, ShardClient, verifyReceipt } from '../../src/storage/index.ts'
-import { startPeer, type TestPeer } from '../utils/cluster.ts'
+import { orderFor, putOrdered, startPeer, type TestPeer } from '../utils/cluster.ts'
 
 interface BulkPeer extends TestPeer {
   bulk: BulkChannel
@@ -104,7 +104,9 @@ describe('bulk channel', () => {
     for (let i = 0; i < blobs.length; i += 8) {
       receipts.push(
         ...(await Promise.all(
-          blobs.slice(i, i + 8).map((bytes) => a.bulkClient.put(b.id.peerId, cidForBytes(bytes), bytes)),
+          blobs
+            .slice(i, i + 8)
+            .map((bytes) => putOrdered(a, a.bulkClient, b.id.peerId, cidForBytes(bytes), bytes)),
         )),
       )
       if (i === 0) assert.equal(b.bulkServed.count, 8, 'the first batch went over the bulk channel')
@@ -138,7 +140,7 @@ describe('bulk channel', () => {
       isNodusError(err, 'SHARD_MISSING'),
     )
     const cid = cidForBytes(randomBytes(100))
-    await assert.rejects(a.bulkClient.put(b.id.peerId, cid, randomBytes(100)), (err) =>
+    await assert.rejects(putOrdered(a, a.bulkClient, b.id.peerId, cid, randomBytes(100)), (err) =>
       isNodusError(err, 'CID_MISMATCH'),
     )
     assert.equal(b.store.has(cid), false)
@@ -156,7 +158,7 @@ describe('bulk channel', () => {
       (err) => isNodusError(err, 'BULK_UNAVAILABLE'),
     )
     const more = randomBytes(1000)
-    const r = await a.bulkClient.put(plain.id.peerId, cidForBytes(more), more)
+    const r = await putOrdered(a, a.bulkClient, plain.id.peerId, cidForBytes(more), more)
     assert.equal(await verifyReceipt(r), true)
   })
 
@@ -182,7 +184,7 @@ describe('bulk channel', () => {
       await short.libp2p.stop()
     }
     const bytes = randomBytes(1234)
-    await a.bulkClient.put(b.id.peerId, cidForBytes(bytes), bytes)
+    await putOrdered(a, a.bulkClient, b.id.peerId, cidForBytes(bytes), bytes)
   })
 
   it('closes a socket that sends a malformed or oversized frame, and keeps serving others', async () => {
@@ -213,7 +215,7 @@ describe('bulk channel', () => {
     s.destroy()
     const bytes = randomBytes(4321)
     const cid = cidForBytes(bytes)
-    await a.bulkClient.put(b.id.peerId, cid, bytes)
+    await putOrdered(a, a.bulkClient, b.id.peerId, cid, bytes)
     assert.ok(Buffer.from(await a.bulkClient.get(b.id.peerId, cid)).equals(bytes))
   })
 
@@ -325,13 +327,25 @@ describe('bulk channel', () => {
       await a.libp2p.dial(c.libp2p.getMultiaddrs())
       const blobs = Array.from({ length: 24 }, (_, i) => randomBytes(300_000 + i))
       // Key the channel first so that the puts go over it.
-      await a.bulkClient.put(c.id.peerId, cidForBytes(blobs[0] as Uint8Array), blobs[0] as Uint8Array)
+      await putOrdered(
+        a,
+        a.bulkClient,
+        c.id.peerId,
+        cidForBytes(blobs[0] as Uint8Array),
+        blobs[0] as Uint8Array,
+      )
       await a.bulk.settled(c.id.peerId)
       const receipts = await Promise.all(
-        blobs.map((bytes) =>
+        blobs.map(async (bytes) =>
           a.bulk.request(
             c.id.peerId,
-            dagCbor.encode({ v: 1, op: 'put', cid: cidForBytes(bytes).bytes, size: bytes.byteLength }),
+            dagCbor.encode({
+              v: 1,
+              op: 'put',
+              cid: cidForBytes(bytes).bytes,
+              size: bytes.byteLength,
+              order: await orderFor(a, c.id.peerId, [cidForBytes(bytes)]),
+            }),
             bytes,
             AbortSignal.timeout(30_000),
           ),
@@ -354,7 +368,7 @@ describe('bulk channel', () => {
       s.write(randomBytes(1536 * 1024))
       await closed(s)
       const more = randomBytes(1000)
-      await a.bulkClient.put(c.id.peerId, cidForBytes(more), more)
+      await putOrdered(a, a.bulkClient, c.id.peerId, cidForBytes(more), more)
     } finally {
       await c.bulk.stop()
       await c.libp2p.stop()

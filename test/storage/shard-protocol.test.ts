@@ -5,7 +5,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { isNodusError } from '../../src/common/errors.ts'
 import { lengthPrefixed, StreamReader } from '../../src/net/index.ts'
 import { cidForBytes, SHARD_PROTOCOL, verifyReceipt } from '../../src/storage/index.ts'
-import { startPeer, type TestPeer } from '../utils/cluster.ts'
+import { putOrdered, startPeer, type TestPeer } from '../utils/cluster.ts'
 
 let a: TestPeer
 let b: TestPeer
@@ -23,7 +23,7 @@ after(async () => {
 test('put stores a block and returns a receipt signed by the holder', async () => {
   const bytes = randomBytes(3 * 1024 * 1024 + 7)
   const cid = cidForBytes(bytes)
-  const receipt = await a.client.put(b.id.peerId, cid, bytes)
+  const receipt = await putOrdered(a, a.client, b.id.peerId, cid, bytes)
   assert.equal(receipt.holder, b.id.peerId.toString())
   assert.equal(receipt.size, bytes.byteLength)
   assert.ok(receipt.cid.equals(cid))
@@ -36,7 +36,7 @@ test('put stores a block and returns a receipt signed by the holder', async () =
 
 test('put of bytes that do not match the CID is refused and nothing is stored', async () => {
   const cid = cidForBytes(randomBytes(100))
-  await assert.rejects(a.client.put(b.id.peerId, cid, randomBytes(100)), (err) =>
+  await assert.rejects(putOrdered(a, a.client, b.id.peerId, cid, randomBytes(100)), (err) =>
     isNodusError(err, 'CID_MISMATCH'),
   )
   assert.equal(b.store.has(cid), false)
@@ -50,7 +50,7 @@ test('get of a missing block says SHARD_MISSING', async () => {
 
 test('an overloaded server answers PEER_BUSY', async () => {
   const bytes = randomBytes(1000)
-  await assert.rejects(a.client.put(busy.id.peerId, cidForBytes(bytes), bytes), (err) =>
+  await assert.rejects(putOrdered(a, a.client, busy.id.peerId, cidForBytes(bytes), bytes), (err) =>
     isNodusError(err, 'PEER_BUSY'),
   )
 })
@@ -73,5 +73,5 @@ test('a hostile request gets PROTOCOL_ERROR and the server keeps serving', async
     assert.ok(['PROTOCOL_ERROR', 'CID_INVALID', 'SHARD_TOO_LARGE'].includes(resp.code), resp.code)
   }
   const bytes = randomBytes(10)
-  await a.client.put(b.id.peerId, cidForBytes(bytes), bytes)
+  await putOrdered(a, a.client, b.id.peerId, cidForBytes(bytes), bytes)
 })

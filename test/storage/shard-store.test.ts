@@ -560,25 +560,37 @@ describe('ShardStore', () => {
     assert.deepEqual(await h.tmpFiles(), [])
   })
 
-  it('SHARD_MISSING (logged) when an indexed shard lost its file', async (t) => {
+  it('SHARD_MISSING when an indexed shard lost its file: the copy is dropped, logged and reported once', async (t) => {
     const h = await harness(t)
     const warnings: object[] = []
+    const removed: [string, number, string][] = []
     const store = new ShardStore(
-      { logger: { debug() {}, warn: (obj) => void warnings.push(obj) } },
+      {
+        logger: { debug() {}, warn: (obj) => void warnings.push(obj) },
+        onRemoved: (cid, size, reason) => void removed.push([cid, size, reason]),
+      },
       { dir: h.dir, capacityBytes: 1 << 20, maxShardBytes: 1 << 20 },
     )
     await store.open()
     t.after(() => store.close())
+    await store.startupCheck
     const bytes = bytesOf(100, 28)
     const cid = cidOf(bytes)
     await store.put(cid, bytes)
     await rm(h.shardFile(cid))
-    await assert.rejects(store.get(cid), hasCode('SHARD_MISSING'))
+    await assert.rejects(
+      Promise.all([store.get(cid), store.get(cid), collect(store.read(cid))]),
+      hasCode('SHARD_MISSING'),
+    )
     await assert.rejects(collect(store.read(cid)), hasCode('SHARD_MISSING'))
-    assert.equal(warnings.length, 2)
-    // deleting it still fixes the index and the counters
-    assert.equal(await store.delete(cid), true)
+    assert.deepEqual(removed, [[cid.toString(), 100, 'lost']])
+    assert.equal(warnings.length, 1)
+    assert.equal(store.has(cid), false)
     assert.deepEqual(store.usage().shards, 0)
+    assert.equal(await store.delete(cid), false)
+    // it can be stored again
+    assert.equal((await store.put(cid, bytes)).created, true)
+    assert.deepEqual(new Uint8Array(await store.get(cid)), bytes)
   })
 
   it('rejects bad options (INVALID_ARGUMENT)', () => {
@@ -892,18 +904,19 @@ describe('ShardStore cache', () => {
     assert.deepEqual(whole.bytes, bytes)
     assert.deepEqual(whole.chunks, [65_536, 65_536, 65_536, 3_392])
     assert.deepEqual(requests, ['miss', 'hit', 'hit'])
-    // ... while a byte range goes to disk (and is not counted)
+    // ... while a byte range goes to disk (and is not counted), finds the file missing and drops the copy:
+    // out of the index and the cache, so nothing serves it any more
     await assert.rejects(collect(store.read(cid, { offset: 1, length: 10 })), hasCode('SHARD_MISSING'))
     assert.deepEqual(requests, ['miss', 'hit', 'hit'])
-    assert.deepEqual(store.cacheStats(), {
-      bytes: 200_000,
-      maxBytes: 4 * MiB,
-      entries: 1,
-      hits: 2,
-      misses: 1,
-    })
+    assert.deepEqual(store.cacheStats(), { bytes: 0, maxBytes: 4 * MiB, entries: 0, hits: 2, misses: 1 })
+    assert.equal(store.has(cid), false)
+    await assert.rejects(store.get(cid), hasCode('SHARD_MISSING'))
+    await assert.rejects(collect(store.read(cid)), hasCode('SHARD_MISSING'))
 
     // delete drops the cached copy: a deleted shard is never served
+    await store.put(cid, bytes)
+    await store.get(cid)
+    assert.equal(store.cacheStats().entries, 1)
     assert.equal(await store.delete(cid), true)
     assert.equal(store.cacheStats().entries, 0)
     await assert.rejects(store.get(cid), hasCode('SHARD_MISSING'))
@@ -1045,20 +1058,29 @@ describe('ShardStore capacity', () => {
     const h = await harness(t)
     const MiB = 1024 * 1024
     const s = await statfs(h.dir)
+    let now = 0
+    let calls = 0
     // 64 MiB above the reserve now; the disk itself is not written to by this test.
     const guard = new CapacityGuard({
       dir: h.dir,
       capacityBytes: Number.MAX_SAFE_INTEGER,
       minFreeDiskBytes: s.bavail * s.bsize - 64 * MiB,
+      now: () => now,
+      statfs: (d) => {
+        calls++
+        return statfs(d)
+      },
     })
     await guard.checkDiskReserve('a')
     guard.reserve('a', 40 * MiB, () => 0).release() // as if 40 MiB had been written
     await guard.checkDiskReserve('b')
     guard.reserve('b', 40 * MiB, () => 0).release()
     await assert.rejects(guard.checkDiskReserve('c'), hasCode('STORE_FULL'))
+    assert.equal(calls, 1)
     // After the TTL a fresh statfs shows that nothing was written.
-    await new Promise((r) => setTimeout(r, 1_100))
+    now += 1_000
     await guard.checkDiskReserve('d')
+    assert.equal(calls, 2)
   })
 
   it('STORE_FULL when the file system would keep less than minFreeDiskBytes; nothing is written', async (t) => {
@@ -1074,7 +1096,8 @@ describe('ShardStore capacity', () => {
     await assert.rejects(store.put(cidOf(bytes), chunked(bytes, [10])), hasCode('STORE_FULL'))
     assert.deepEqual(await h.tmpFiles(), [])
     assert.equal(store.has(cidOf(bytes)), false)
-    assert.deepEqual(store.usage().freeBytes, 1 << 30, 'reservation released')
+    assert.equal(store.reservedBytes, 0, 'reservation released')
+    assert.equal(store.usage().freeBytes, 0, 'free capacity is what the disk has less the reserve')
     await store.close()
     // a shard already stored needs no space
     const roomy = await h.store({ minFreeDiskBytes: 0 })

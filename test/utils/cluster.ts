@@ -2,11 +2,24 @@
  * In-process clusters of real libp2p hosts on loopback, each with an in-memory store, a shard server
  * and a file service. For integration tests of the protocols and the put/get paths.
  */
+import { mkdtempSync } from 'node:fs'
+import { rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PeerId } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
 import { silentLogger } from '../../src/common/logger.ts'
-import { generateIdentity, hybridPublicKey, type NodeIdentity, signHybrid } from '../../src/crypto/index.ts'
+import {
+  generateIdentity,
+  hybridPublicKey,
+  type NodeIdentity,
+  signEd25519,
+  signHybrid,
+} from '../../src/crypto/index.ts'
 import { createHost, DEFAULT_HOST_OPTIONS, type NodusLibp2p } from '../../src/net/index.ts'
+import { StorageAccounts } from '../../src/storage/accounts.ts'
+import { HolderPolicy } from '../../src/storage/holder-policy.ts'
 import {
   DEFAULT_FILE_OPTIONS,
   DEFAULT_SHARD_SERVER_OPTIONS,
@@ -17,9 +30,13 @@ import {
   ShardClient,
   ShardServer,
 } from '../../src/storage/index.ts'
+import { signOrder } from '../../src/storage/orders.ts'
+import type { Receipt } from '../../src/storage/shard-protocol.ts'
 import { MemoryStore } from './memory-store.ts'
 
 export interface TestPeer {
+  accounts: StorageAccounts
+  accountsDir: string
   id: NodeIdentity
   libp2p: NodusLibp2p
   store: MemoryStore
@@ -45,8 +62,19 @@ export async function startPeer(
   await libp2p.start()
   const store = new MemoryStore()
   const logger = silentLogger()
+  const self = id.peerId.toString()
+  const accountsDir = mkdtempSync(join(tmpdir(), 'nodus-accounts-'))
+  const accounts = new StorageAccounts(
+    { trust: () => 0 },
+    { path: accountsDir, quotaBytes: 1 << 30, quotaShards: 65_536, quotaTrustMultiplier: 1 },
+  )
+  accounts.open()
+  const policy = new HolderPolicy(
+    { self, accounts, store, clock: Date },
+    { maxLeaseMs: 90 * 24 * 3600 * 1000, provisionalLeaseMs: 3600 * 1000 },
+  )
   const server = new ShardServer(
-    { store, peerId: id.peerId.toString(), sign: (d) => id.ed25519.sign(d) as Promise<Uint8Array>, logger },
+    { store, peerId: self, sign: (d) => id.ed25519.sign(d) as Promise<Uint8Array>, logger, policy },
     {
       ...DEFAULT_SHARD_SERVER_OPTIONS,
       ...(serverMaxConcurrent === undefined ? {} : { maxConcurrentRequests: serverMaxConcurrent }),
@@ -68,13 +96,45 @@ export async function startPeer(
         provide: async () => {},
       },
       sign: (m) => signHybrid(id, m),
+      signEd25519: (d) => signEd25519(id.ed25519, d),
       publicKey: hybridPublicKey(id),
       logger,
       ...fileDeps,
     },
     { ...DEFAULT_FILE_OPTIONS, hedgeDelayMs: 500, dhtTimeoutMs: 1_000, ...fileOptions },
   )
-  return { id, libp2p, store, server, client, files }
+  return { id, libp2p, store, server, client, files, accounts, accountsDir }
+}
+
+/** A storage order from `from` for `to` covering `cids` (each at most `maxBytes`), for one day. */
+export function orderFor(
+  from: TestPeer,
+  to: PeerId,
+  cids: CID[],
+  maxBytes = 16 * 1024 * 1024,
+): Promise<Uint8Array> {
+  return signOrder(
+    {
+      uploader: from.id.peerId.toString(),
+      holder: to.toString(),
+      cids,
+      maxBytes,
+      expiresAt: Date.now() + 24 * 3600 * 1000,
+      issuedAt: Date.now(),
+    },
+    (d) => signEd25519(from.id.ed25519, d),
+  )
+}
+
+/** `client.put` of `bytes` to `to` under a storage order signed by `from`. */
+export async function putOrdered(
+  from: TestPeer,
+  client: ShardClient,
+  to: PeerId,
+  cid: CID,
+  bytes: Uint8Array,
+): Promise<Receipt> {
+  return client.put(to, cid, bytes, { order: await orderFor(from, to, [cid], bytes.byteLength) })
 }
 
 /** Start `n` peers and connect every pair. */
@@ -92,5 +152,11 @@ export async function startCluster(
 }
 
 export async function stopAll(peers: TestPeer[]): Promise<void> {
-  await Promise.all(peers.map((p) => p.libp2p.stop()))
+  await Promise.all(
+    peers.map(async (p) => {
+      await p.libp2p.stop()
+      await p.accounts.close()
+      await rm(p.accountsDir, { recursive: true, force: true })
+    }),
+  )
 }

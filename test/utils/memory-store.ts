@@ -51,6 +51,19 @@ export class MemoryStore {
     yield b.subarray(off, off + (options.length ?? b.byteLength - off))
   }
 
+  /** The whole shard, checked against the CID (as ShardStore.readForAudit); SHARD_MISSING when absent or bad. */
+  async readForAudit(cid: CID): Promise<Uint8Array> {
+    const b = await this.get(cid)
+    const d = blake3(b)
+    if (!d.every((x, i) => x === cid.multihash.digest[i])) throw new NodusError('SHARD_MISSING', 'corrupt')
+    return b
+  }
+
+  /** Expiry is not modelled in memory: true when the block is held. */
+  async extendExpiry(cid: CID, _expiresAt: number | undefined): Promise<boolean> {
+    return this.has(cid)
+  }
+
   stat(cid: CID): { size: number } | undefined {
     const b = this.blocks.get(cid.toString())
     return b === undefined ? undefined : { size: b.byteLength }

@@ -83,7 +83,14 @@ export function uploadFile(file, onProgress) {
       err.status = xhr.status
       reject(err)
     }
-    xhr.onerror = () => reject(new Error('the upload failed: the node closed the connection'))
+    // The node refuses a wrong token or a file over api.maxUploadBytes at once and closes the
+    // connection; a browser still sending the file may then see only the closed connection.
+    xhr.onerror = () =>
+      reject(
+        new Error(
+          'the upload failed: the node closed the connection (it stopped, or refused the API token or the file size)',
+        ),
+      )
     xhr.onabort = () => reject(new Error('upload cancelled'))
     xhr.send(file)
   })
