@@ -229,10 +229,43 @@ export const PinBody = {
     ttl: { type: 'integer', minimum: 1, description: 'pin lifetime in seconds; default: forever' },
     critical: {
       type: 'boolean',
-      description: 'keep extra parity shards (repair.criticalExtraParity) for as long as the pin lasts',
+      description:
+        "keep extra parity shards (repair.criticalExtraParity) for as long as the pin lasts (keepers honour it for the file's uploader, or with its grant)",
+    },
+    grant: {
+      type: 'string',
+      maxLength: 8192,
+      description:
+        "base64 pin grant from the file's uploader (POST /files/{cid}/grant on its node): holders extend the uploader's leases instead of charging this node's quota",
     },
   },
   additionalProperties: false,
+} as const
+
+export const GrantBody = {
+  type: 'object',
+  properties: {
+    pinner: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 128,
+      description: 'PeerId of the node allowed to pin',
+    },
+    ttl: { type: 'integer', minimum: 1, description: 'grant lifetime in seconds; default 30 days' },
+  },
+  required: ['pinner'],
+  additionalProperties: false,
+} as const
+
+export const GrantResult = {
+  type: 'object',
+  properties: {
+    cid: str,
+    pinner: str,
+    expiresAt: { type: 'integer', description: 'ms since the epoch' },
+    grant: { type: 'string', description: 'base64 signed pin grant (docs/PROTOCOLS.md, "Storage orders")' },
+  },
+  required: ['cid', 'pinner', 'expiresAt', 'grant'],
 } as const
 
 export const PinResult = {

@@ -8,13 +8,16 @@
 import type { IncomingMessage } from 'node:http'
 import rateLimit from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { isNodusError, NodusError } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
+import { signEd25519 } from '../crypto/index.ts'
 import type { NodusMetrics } from '../metrics/metrics.ts'
 import type { NodusNode } from '../node/node.ts'
 import { cidToString, parseCid } from '../storage/index.ts'
+import { signGrant } from '../storage/orders.ts'
 import { registerDashboard } from './dashboard.ts'
 import { capBytes, clientErrorHandler, frameworkErrors, installApiGuard, MAX_HEADER_BYTES } from './guard.ts'
 import * as S from './schemas.ts'
@@ -493,7 +496,59 @@ export function createApiServer(
         }
       },
     )
-    r.post<{ Params: { cid: string }; Body: { ttl?: number; critical?: boolean } | undefined }>(
+    r.post<{ Params: { cid: string }; Body: { pinner: string; ttl?: number } }>(
+      '/files/:cid/grant',
+      {
+        ...mutating,
+        schema: {
+          tags: ['files'],
+          summary:
+            "Sign a pin grant: let another node extend this node's leases of a file it uploaded (for `pin --grant`)",
+          security: [{ bearer: [] }],
+          params: S.CidParams,
+          body: S.GrantBody,
+          response: { 200: S.GrantResult },
+        },
+      },
+      async (req) => {
+        const cidObj = parseCid(req.params.cid)
+        const node = deps.node()
+        try {
+          peerIdFromString(req.body.pinner)
+        } catch {
+          throw new NodusError('INVALID_ARGUMENT', 'pinner must be a PeerId', {
+            details: { pinner: req.body.pinner },
+          })
+        }
+        const signed = await node.files.resolveManifest(cidObj, { signal: AbortSignal.timeout(60_000) })
+        if (signed.manifest.uploader.peerId !== node.peerId) {
+          throw new NodusError('INVALID_ARGUMENT', "only the file's uploader can grant pins of it", {
+            details: { cid: req.params.cid, uploader: signed.manifest.uploader.peerId },
+          })
+        }
+        const expiresAt = Date.now() + (req.body.ttl ?? 30 * 24 * 3600) * 1000
+        const grant = await signGrant(
+          {
+            issuer: node.peerId,
+            pinner: req.body.pinner,
+            manifest: signed.cid,
+            expiresAt,
+            issuedAt: Date.now(),
+          },
+          (d) => signEd25519(node.identity.ed25519, d),
+        )
+        return {
+          cid: cidToString(signed.cid),
+          pinner: req.body.pinner,
+          expiresAt,
+          grant: Buffer.from(grant).toString('base64'),
+        }
+      },
+    )
+    r.post<{
+      Params: { cid: string }
+      Body: { ttl?: number; critical?: boolean; grant?: string } | undefined
+    }>(
       '/files/:cid/pin',
       {
         ...mutating,
@@ -514,10 +569,12 @@ export function createApiServer(
         const expiresAt = ttl === undefined ? undefined : Date.now() + ttl * 1000
         const signed = await node.files.resolveManifest(cidObj, { signal: AbortSignal.timeout(60_000) })
         const critical = req.body?.critical === true
+        const grant = req.body?.grant
         const r = await node.files.pin(cidObj, expiresAt, {
           signal: AbortSignal.timeout(120_000),
           manifest: signed,
           ...(critical ? { critical } : {}),
+          ...(grant === undefined ? {} : { grant: Buffer.from(grant, 'base64') }),
         })
         const m = signed.manifest
         const cid = cidToString(signed.cid)
@@ -531,6 +588,7 @@ export function createApiServer(
           createdAt: m.createdAt,
           expiresAt,
           ...(critical ? { critical } : {}),
+          ...(grant === undefined ? {} : { grant }),
         })
         return { cid, expiresAt: expiresAt ?? null, ...r }
       },

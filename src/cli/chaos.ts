@@ -2,6 +2,9 @@
  * `nodus chaos`: a devnet of node processes under continuous put and get load, with random SIGKILLs
  * and restarts and one wiped data directory; at the end every acknowledged file must read back
  * byte-identical and repair must have brought every segment back to k+m healthy shards.
+ * With `hostile`, a hostile peer (src/cli/hostile.ts) attacks every node for the whole run as well:
+ * no attack may be accepted, and no honest request may be refused for want of service (PEER_BUSY,
+ * 429) for longer than the request timeout.
  * Loopback only; every loop is bounded in count and time.
  */
 import { createHash } from 'node:crypto'
@@ -12,6 +15,14 @@ import { NodusError } from '../common/errors.ts'
 import { mulberry32 } from '../common/prng.ts'
 import { type ApiTarget, getFile, getJson, putFile } from './client.ts'
 import { Devnet, type DevnetNode } from './devnet.ts'
+import { type AttackCounts, type AttackKind, HostilePeer, type HostileTarget } from './hostile.ts'
+import {
+  checkHolderState,
+  type HolderState,
+  holderStateFailures,
+  isServiceRefusal,
+  RefusalStretch,
+} from './hostile-check.ts'
 
 export interface ChaosOptions {
   nodes: number
@@ -27,7 +38,26 @@ export interface ChaosOptions {
   /** Seconds to wait at the end for repair to heal everything. */
   healTimeoutSeconds: number
   keep: boolean
+  /** Add the hostile peer (src/cli/hostile.ts) for the whole run. */
+  hostile: boolean
   log: (msg: string) => void
+}
+
+/** What the hostile run adds to the result. */
+export interface HostileResult {
+  peerId: string
+  /** Per attack kind: attempts, refused, allowed (within the defences' bounds), unexpected, errors. */
+  attacks: Record<AttackKind, AttackCounts>
+  /** What the attacks left in the nodes' data directories (read after the run). */
+  holderState: Omit<HolderState, 'problems' | 'hostileHeld'>
+  /** Attacks accepted although a defence should have refused them, plus holder-state findings. */
+  unexpectedAccepted: number
+  /** Honest puts and gets refused for want of service (PEER_BUSY, 429). */
+  honestRefused: number
+  /** Longest stretch in which honest requests kept being refused, seconds. */
+  honestRefusedLongestSeconds: number
+  /** The bound on that stretch: the request timeout, seconds. */
+  honestRefusedBoundSeconds: number
 }
 
 export interface ChaosResult {
@@ -46,7 +76,29 @@ export interface ChaosResult {
   files: number
   unreadable: number
   unhealthySegments: number
+  hostile?: HostileResult
 }
+
+/** The request timeout of the chaos client, ms; also the fair-service bound of the hostile run. */
+const REQUEST_TIMEOUT_MS = 60_000
+const DAY_MS = 24 * 3600 * 1000
+/**
+ * Holder terms of the hostile run, set explicitly so the after-run check knows them. The quota lets
+ * the hostile peer reach it in a quick run (10 provisional puts of 16 MiB per holder) while more than
+ * one peer's share of slots (8) of stalled 16 MiB puts fit in it, so both limits are met; it is several
+ * times what the honest uploader keeps on one holder in the full run. It does not scale with trust
+ * here: in a young devnet EigenTrust rates a stranger about average (a quota ×4.5 with the default
+ * multiplier), so the hostile peer would not reach it within the run.
+ */
+const HOSTILE_TERMS = {
+  leaseMs: 30 * DAY_MS,
+  maxLeaseMs: 90 * DAY_MS,
+  provisionalLeaseMs: 3600_000,
+  quotaBytes: 160 * 1024 * 1024,
+  quotaTrustMultiplier: 1,
+}
+/** Size of each of the hostile peer's provisional puts, bytes (the largest shard a holder takes). */
+const HOSTILE_PUT_BYTES = 16 * 1024 * 1024
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
@@ -82,7 +134,22 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     unhealthySegments: 0,
   }
   const acked: { cid: string; sha: string; bytes: number }[] = []
+  /** Each acknowledged file's manifest and shard CIDs, as last read (for the hostile run's check). */
+  const blocks = new Map<string, string[]>()
+  const fair = new RefusalStretch()
+  /** Run an honest request and record whether it was served, refused for want of service, or failed. */
+  const honest = async (req: () => Promise<unknown>): Promise<void> => {
+    const t0 = performance.now()
+    try {
+      await req()
+      fair.record('ok', t0, performance.now())
+    } catch (err) {
+      fair.record(isServiceRefusal(err) ? 'refused' : 'failed', t0, performance.now())
+      throw err
+    }
+  }
   let net: Devnet | undefined
+  let hostile: HostilePeer | undefined
   try {
     o.log(`seed ${o.seed}; starting ${o.nodes} nodes in ${base}`)
     net = await Devnet.start({
@@ -91,7 +158,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       basePort: 0,
       logLevel: 'info',
       config: {
-        storage: { k: o.k, m: o.m, segmentSize: 1024 * 1024, manifestReplicas: 4 },
+        storage: {
+          k: o.k,
+          m: o.m,
+          segmentSize: 1024 * 1024,
+          manifestReplicas: 4,
+          ...(o.hostile ? HOSTILE_TERMS : {}),
+        },
         repair: { intervalMs: 2_000, graceMs: 4_000 },
       },
     })
@@ -103,6 +176,21 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const down = new Set<number>()
     const deadline = Date.now() + o.durationSeconds * 1000
     let wiped = false
+    if (o.hostile) {
+      hostile = new HostilePeer(
+        {
+          targets: () => alive().map(hostileTarget),
+          files: () => acked.map((f) => f.cid),
+          log: o.log,
+          clock: Date,
+        },
+        {
+          maxQuotaBytes: HOSTILE_TERMS.quotaBytes * HOSTILE_TERMS.quotaTrustMultiplier,
+          provisionalBytes: HOSTILE_PUT_BYTES,
+        },
+      )
+      await hostile.start()
+    }
 
     // Chaos loop: kill one node at a time (at most m-1 down), restart it a few seconds later; wipe once.
     const chaos = (async () => {
@@ -145,10 +233,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       await writeFile(f, bytes)
       r.puts++
       try {
-        const res = await putFile(api(devnet.nodes[0] as DevnetNode), f, {
-          signal: AbortSignal.timeout(60_000),
+        await honest(async () => {
+          const res = await putFile(api(devnet.nodes[0] as DevnetNode), f, {
+            signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+          })
+          acked.push({ cid: res.cid, sha: sha256(bytes), bytes: size })
         })
-        acked.push({ cid: res.cid, sha: sha256(bytes), bytes: size })
       } catch (err) {
         r.putFailures++
         o.log(`put ${i} failed: ${(err as Error).message}`)
@@ -160,7 +250,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         const out = join(dir, `get-${i}.bin`)
         r.gets++
         try {
-          await getFile(api(from), want.cid, out, { signal: AbortSignal.timeout(60_000) })
+          await honest(() =>
+            getFile(api(from), want.cid, out, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) }),
+          )
           if ((await sha256File(out)) !== want.sha) throw new Error('bytes differ')
         } catch (err) {
           r.getFailures++
@@ -195,10 +287,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       }
       let unhealthy = 0
       for (const f of acked) {
-        const man = await getJson<{ segments: { shards: { cid: string }[] }[] }>(
+        const man = await getJson<{ cid: string; segments: { shards: { cid: string }[] }[] }>(
           api(devnet.nodes[0] as DevnetNode),
           `/files/${f.cid}/manifest`,
         )
+        blocks.set(f.cid, [man.cid, ...man.segments.flatMap((sg) => sg.shards.map((s) => s.cid))])
         for (const seg of man.segments) if (seg.shards.some((s) => (where.get(s.cid) ?? 0) === 0)) unhealthy++
       }
       r.unhealthySegments = unhealthy
@@ -211,7 +304,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     for (const f of acked) {
       const out = join(dir, 'final.bin')
       try {
-        await getFile(api(pick(alive())), f.cid, out, { signal: AbortSignal.timeout(60_000) })
+        const from = pick(alive())
+        await honest(() =>
+          getFile(api(from), f.cid, out, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) }),
+        )
         if ((await sha256File(out)) !== f.sha) throw new Error('bytes differ')
       } catch (err) {
         r.unreadable++
@@ -226,11 +322,112 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     }
     r.files = acked.length
     r.ok = r.unreadable === 0 && r.unhealthySegments === 0 && acked.length > 0
+    if (hostile !== undefined) {
+      await logStanding(alive(), hostile.peerId as string, o.log)
+      await hostile.stop()
+      // The nodes' LMDB environments are read once the nodes have stopped.
+      await devnet.stop()
+      r.hostile = await hostileResult(hostile, devnet, acked, blocks, fair, o.log)
+      r.ok &&=
+        r.hostile.unexpectedAccepted === 0 &&
+        r.hostile.honestRefusedLongestSeconds <= r.hostile.honestRefusedBoundSeconds
+    }
     return r
   } finally {
     r.seconds = Math.round((performance.now() - started) / 100) / 10
+    await hostile?.stop()
     await net?.stop()
     if (o.keep) o.log(`kept ${base}`)
     else await rm(base, { recursive: true, force: true })
   }
+}
+
+/** A devnet node as the hostile peer sees it; `alive` stays false once this process of it exits. */
+function hostileTarget(n: DevnetNode): HostileTarget {
+  const proc = n.proc
+  return {
+    index: n.index,
+    peerId: n.peerId,
+    pid: proc.pid ?? 0,
+    multiaddrs: n.multiaddrs,
+    api: n.api,
+    alive: () => n.alive && n.proc === proc,
+  }
+}
+
+/** The hostile run's result: the attack counts, the after-run holder-state check, fair service. */
+async function hostileResult(
+  hostile: HostilePeer,
+  devnet: Devnet,
+  acked: readonly { cid: string }[],
+  blocks: ReadonlyMap<string, string[]>,
+  fair: RefusalStretch,
+  log: (msg: string) => void,
+): Promise<HostileResult> {
+  const peerId = hostile.peerId as string
+  const state = await checkHolderState({
+    nodes: devnet.nodes.map((n) => ({ index: n.index, peerId: n.peerId, dataDir: n.dataDir })),
+    hostile: peerId,
+    files: acked.map((f) => ({ manifest: f.cid, blocks: blocks.get(f.cid) ?? [f.cid] })),
+    provisional: hostile.provisional,
+    leaseMs: HOSTILE_TERMS.leaseMs,
+    maxLeaseMs: HOSTILE_TERMS.maxLeaseMs,
+    provisionalLeaseMs: HOSTILE_TERMS.provisionalLeaseMs,
+    maxQuotaBytes: HOSTILE_TERMS.quotaBytes * HOSTILE_TERMS.quotaTrustMultiplier,
+    nowMs: Date.now(),
+  })
+  const attacks = hostile.counts()
+  const { problems, hostileHeld, ...holderState } = state
+  const unexpectedAccepted =
+    Object.values(attacks).reduce((sum, c) => sum + c.unexpected, 0) + holderStateFailures(state)
+  log(`hostile peer ${peerId}:`)
+  for (const line of hostile.summary()) log(`  ${line}`)
+  log(`  holder state: ${JSON.stringify(holderState)}`)
+  log(
+    `  bytes the hostile peer holds, by node: ${hostileHeld.map((h) => `${h.index}: ${h.bytes}`).join(', ')}`,
+  )
+  for (const p of problems) log(`  DEFENCE FAILED: ${p}`)
+  log(
+    `  honest requests refused for want of service: ${fair.refused}, longest stretch ${fair.longestSeconds} s (bound ${REQUEST_TIMEOUT_MS / 1000} s)`,
+  )
+  return {
+    peerId,
+    attacks,
+    holderState,
+    unexpectedAccepted,
+    honestRefused: fair.refused,
+    honestRefusedLongestSeconds: fair.longestSeconds,
+    honestRefusedBoundSeconds: REQUEST_TIMEOUT_MS / 1000,
+  }
+}
+
+/**
+ * Log how each live node rates the hostile peer: its EigenTrust score there and the trust t ∈ [0, 1]
+ * that scales its quota by `1 + (quotaTrustMultiplier − 1) × t` (t = score × (peers + 1) / 4, as
+ * src/node/node.ts computes it; the hostile run sets the multiplier to 1).
+ */
+async function logStanding(
+  nodes: readonly DevnetNode[],
+  peerId: string,
+  log: (msg: string) => void,
+): Promise<void> {
+  const seen: string[] = []
+  for (const n of nodes) {
+    try {
+      const { peers } = await getJson<{ peers: { peerId: string; trust: number }[] }>(
+        { url: n.api, token: n.token },
+        '/network/peers',
+        AbortSignal.timeout(10_000),
+      )
+      const score = peers.find((p) => p.peerId === peerId)?.trust
+      if (score === undefined) continue
+      const t = Math.min(1, (score * (new Set(peers.map((p) => p.peerId)).size + 1)) / 4)
+      seen.push(`${n.index}: ${score.toFixed(4)} (t ${t.toFixed(2)})`)
+    } catch {
+      // a node that does not answer is left out
+    }
+  }
+  log(
+    `trust in the hostile peer (EigenTrust score, t), by node: ${seen.join(', ') || 'not connected to any'}`,
+  )
 }

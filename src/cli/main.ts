@@ -19,16 +19,19 @@ commands:
   init   --data-dir DIR [--api-port N] [--listen MA]... [--bootstrap MA]...   create keys, token, config
   start  --data-dir DIR [--api-port N] [--listen MA]... [--bootstrap MA]...   run a node
   put    FILE [--ttl DURATION] [--critical] [--data-dir DIR | --api URL --token T]  store a file, print its CID
-  pin    CID [--ttl DURATION] [--critical] [--data-dir DIR | --api URL]        keep a file (on every holder);
-         --critical: keepers add repair.criticalExtraParity parity shards per segment
+  pin    CID [--ttl DURATION] [--critical] [--grant G] [--data-dir DIR | --api URL]  keep a file (on every holder);
+         --critical: keepers add repair.criticalExtraParity parity shards per segment (uploader or its grant);
+         --grant: a grant from the uploader, so holders extend its leases instead of charging your quota
+  grant  CID PEER_ID [--ttl DURATION] [--data-dir DIR | --api URL]            let PEER_ID pin a file you uploaded
   unpin  CID [--data-dir DIR | --api URL]                                      drop this node's pin
   get    CID -o FILE [--data-dir DIR | --api URL]                              fetch a file
   cid    FILE                                                                 CID of FILE as one raw block
   status [--data-dir DIR | --api URL]                                         node info and usage
   devnet --nodes N --base-dir DIR [--base-port P]                             run N local node processes
   sim    dht|placement|durability [--nodes N] [--json] ...                   simulate 10^4..10^6 nodes
-  chaos  [--nodes 12] [--duration S] [--kill-every S] [--seed N] [--quick] [--keep]
+  chaos  [--nodes 12] [--duration S] [--kill-every S] [--seed N] [--quick] [--hostile] [--keep]
          kills, restarts and a wiped disk under load; checks every file and repair
+         (--hostile: plus a peer attacking every node; no attack may succeed)
   demo   [--nodes 16] [--file F] [--kill 4] [--k 10 --m 4] [--segment-size B] [--base-port P] [--base-dir D] [--keep]
          the main job, end to end
 
@@ -228,10 +231,14 @@ async function main(argv: string[]): Promise<number> {
         ...CLIENT_FLAGS,
         ttl: { type: 'string' },
         critical: { type: 'boolean' },
+        grant: { type: 'string' },
       })
       const cid = positionals[0]
       if (cid === undefined)
-        throw new NodusError('INVALID_ARGUMENT', 'usage: nodus pin CID [--ttl DURATION] [--critical]')
+        throw new NodusError(
+          'INVALID_ARGUMENT',
+          'usage: nodus pin CID [--ttl DURATION] [--critical] [--grant GRANT]',
+        )
       const ttl = typeof f.ttl === 'string' ? parseDuration(f.ttl) : undefined
       const r = await postJson<{
         extended: number
@@ -241,6 +248,7 @@ async function main(argv: string[]): Promise<number> {
       }>(await apiTarget(f), `/files/${encodeURIComponent(cid)}/pin`, {
         ...(ttl === undefined ? {} : { ttl }),
         ...(f.critical === true ? { critical: true } : {}),
+        ...(typeof f.grant === 'string' ? { grant: f.grant } : {}),
       })
       const until = r.expiresAt === null ? 'forever' : `until ${new Date(r.expiresAt).toISOString()}`
       out(
@@ -248,6 +256,20 @@ async function main(argv: string[]): Promise<number> {
         { cid, ...r },
         `pinned ${cid} ${until}: ${r.extended} shard copies extended, ${r.missing} missing, ${r.unreachable} holders unreachable`,
       )
+      return 0
+    }
+    case 'grant': {
+      const { values: f, positionals } = parse(rest, { ...CLIENT_FLAGS, ttl: { type: 'string' } })
+      const [cid, pinner] = positionals
+      if (cid === undefined || pinner === undefined)
+        throw new NodusError('INVALID_ARGUMENT', 'usage: nodus grant CID PEER_ID [--ttl DURATION]')
+      const ttl = typeof f.ttl === 'string' ? parseDuration(f.ttl) : undefined
+      const r = await postJson<{ cid: string; pinner: string; expiresAt: number; grant: string }>(
+        await apiTarget(f),
+        `/files/${encodeURIComponent(cid)}/grant`,
+        { pinner, ...(ttl === undefined ? {} : { ttl }) },
+      )
+      out(Boolean(f.json), r, r.grant)
       return 0
     }
     case 'unpin': {
@@ -366,6 +388,7 @@ async function main(argv: string[]): Promise<number> {
         'kill-every': { type: 'string' },
         seed: { type: 'string' },
         quick: { type: 'boolean' },
+        hostile: { type: 'boolean' },
         keep: { type: 'boolean' },
       })
       const quick = f.quick === true
@@ -380,6 +403,7 @@ async function main(argv: string[]): Promise<number> {
         maxFileBytes: quick ? 1_500_000 : 4_000_000,
         healTimeoutSeconds: quick ? 60 : 120,
         keep: f.keep === true,
+        hostile: f.hostile === true,
         log: (m) => process.stderr.write(`[chaos] ${m}\n`),
       })
       process.stdout.write(`${JSON.stringify(result)}\n`)

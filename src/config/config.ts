@@ -298,7 +298,8 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
     kind: 'int',
     default: 120_000,
     min: 0,
-    description: 'a shard copy missing this long counts as lost (hysteresis against restarts), ms',
+    description:
+      'a copy whose holder does not answer this long counts as lost (hysteresis against restarts), ms; a copy its holder says it lacks, or that failed an audit, counts as lost at once',
   },
   {
     path: 'repair.thresholdMargin',
@@ -334,7 +335,8 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
     kind: 'int',
     default: 100,
     min: 1,
-    description: 'reads in 24 h per popularity step: extra parity = floor(log2(1 + reads / this))',
+    description:
+      'reads in 24 h per popularity step (each requester counts once per hour): extra parity = floor(log2(1 + reads / this))',
   },
   {
     path: 'repair.maxPopularityExtraParity',

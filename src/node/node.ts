@@ -37,7 +37,6 @@ import { HolderPolicy } from '../storage/holder-policy.ts'
 import { DEFAULT_HOLDER_UPDATE_INBOX_OPTIONS, HolderUpdateInbox } from '../storage/holder-update-inbox.ts'
 import {
   cidToString,
-  DAG_CBOR_CODEC,
   DEFAULT_FILE_OPTIONS,
   DEFAULT_SHARD_SERVER_OPTIONS,
   FileService,
@@ -237,6 +236,7 @@ export class NodusNode {
           await this.files.pin(parseCid(pin.cid), pin.expiresAt, {
             signal: AbortSignal.timeout(120_000),
             ...(pin.critical === true ? { critical: true } : {}),
+            ...(pin.grant === undefined ? {} : { grant: Buffer.from(pin.grant, 'base64') }),
           })
           r.renewed++
         } catch (err) {
@@ -422,8 +422,12 @@ export async function createNode(
     {
       logger: logger.child({ area: 'store' }),
       metrics,
-      // A block left the store (expired, deleted, found lost or corrupt): its claims go with it.
-      onRemoved: (cid) => void accounts.removeBlock(cid).catch(() => {}),
+      // A block left the store (expired, deleted, found lost or corrupt): its claims go with it, and
+      // the keepers of the manifests it belongs to hear of a lost copy at once.
+      onRemoved: (cid, _size, reason) => {
+        if (reason === 'lost' || reason === 'corrupt') tellKeepers(cid)
+        void accounts.removeBlock(cid).catch(() => {})
+      },
     },
     {
       dir: join(config.dataDir, 'shards'),
@@ -631,6 +635,26 @@ export async function createNode(
     },
     { requestTimeoutMs: config.net.requestTimeoutMs, maxShardBytes: config.storage.maxShardBytes },
   )
+  // This node lost its copy of `cid` (missing or corrupt on disk): tell the keepers of every manifest
+  // its claims name (the XOR-closest shard peers to the manifest CID), so they repair without waiting
+  // for an audit. Best effort: audits find it anyway.
+  const tellKeepers = (cid: string): void => {
+    const manifests = new Set<string>()
+    for (const { claim } of accounts.claims(cid))
+      if (claim.manifest !== undefined) manifests.add(claim.manifest)
+    const peers = shardPeers(libp2p, protocolsOf)
+    const byId = new Map(peers.map((p) => [p.toString(), p]))
+    for (const m of manifests) {
+      const manifest = parseCid(m)
+      const keepers = responsibleFor(manifest.bytes, [...byId.keys()], config.storage.manifestReplicas)
+      for (const k of keepers) {
+        const peer = byId.get(k)
+        if (peer === undefined) continue
+        // The client applies its request timeout; the node's lifetime cancels it on stop.
+        void shardClient.dropped(peer, manifest, [parseCid(cid)], { signal: lifetime.signal }).catch(() => {})
+      }
+    }
+  }
   // Holder updates offered by peers: only the uploader or a peer responsible for the manifest (the
   // 2 × manifestReplicas closest to its CID among this node and its shard peers) may sign one.
   const updateInbox = new HolderUpdateInbox(
@@ -657,12 +681,18 @@ export async function createNode(
       sign: async (data) => signEd25519(identity.ed25519, data),
       policy: holderPolicy,
       onStored: (cid) => node?.announce(cid),
+      // A holder says it lost its copies: a keeper of the manifest repairs them in its next round.
+      onDropped: (peer, manifest, cids) => {
+        if (!watch.has(cidToString(manifest))) return
+        for (const c of cids) repairer.markBad(peer, cidToString(c))
+      },
       updates: {
-        latest: (cid) => {
+        latest: (cid, requester) => {
           const key = cidToString(cid)
           const latest = watch.latest(key)
-          // Every get asks the closest keepers for the latest update: that is our read counter.
-          if (latest !== undefined) popularity.record(key, Date.now())
+          // Every get asks the closest keepers for the latest update: that is our read counter
+          // (each requester counts once per hour, so one peer cannot buy extra parity).
+          if (latest !== undefined) popularity.record(key, Date.now(), requester)
           return latest?.update
         },
         // Checked (signature, authority, revision step, applies to the manifest) before it is kept.
@@ -675,7 +705,14 @@ export async function createNode(
       logger: logger.child({ area: 'shard' }),
       metrics,
     },
-    { ...DEFAULT_SHARD_SERVER_OPTIONS, maxShardBytes: config.storage.maxShardBytes },
+    {
+      ...DEFAULT_SHARD_SERVER_OPTIONS,
+      maxShardBytes: config.storage.maxShardBytes,
+      maxRequestsPerPeer: config.net.maxRequestsPerPeer,
+      maxRequestsPerSubnet: config.net.maxRequestsPerSubnet,
+      subnetExempt: config.net.subnetExempt,
+      minTransferBytesPerSec: config.net.minTransferBytesPerSec,
+    },
   )
   const files = new FileService(
     {

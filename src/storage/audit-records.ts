@@ -237,9 +237,13 @@ export interface BadCopy {
  * Shard copies a keeper knows to be bad, per (holder, shard CID): a failed audit (an honest holder never
  * fails one) or the holder's own report that it lost the copy. Repair counts a marked copy as lost in
  * every round, whatever the holder answers to `has`, with no grace period (grace is for holders that are
- * merely unreachable), until the mark goes: when the copy passes an audit ({@link clear}), when it is no
- * longer listed in any watched manifest (a holder update replaced it: {@link retain}), or when the cap
- * evicts it (oldest first). O(1) per mark and look-up; {@link retain} is one pass.
+ * merely unreachable), and never audits it again, until the mark goes: when a repair places a fresh copy
+ * on that holder ({@link clear}), when the copy is no longer listed in any watched manifest (a later
+ * holder update dropped a holder an earlier one had added: {@link retain}), or when the cap evicts it
+ * (oldest first). Holders listed by the signed manifest itself stay listed (holder updates add to them),
+ * so their marks stay: a hostile holder that keeps claiming the shard is not counted live again. So the
+ * marks are at most the copies listed in watched manifests, and at most `maxEntries`.
+ * O(1) per mark and look-up; {@link retain} is one pass.
  */
 export class BadCopies {
   readonly #clock: { now(): number }

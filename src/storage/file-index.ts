@@ -19,6 +19,8 @@ export interface FileRecord {
   expiresAt: number | undefined
   /** Pinned as critical: keepers keep extra parity (dynamic redundancy). Absent: false. */
   critical?: boolean
+  /** A pin grant from the file's uploader (base64), sent with every renewal. */
+  grant?: string
 }
 
 export class FileIndex {

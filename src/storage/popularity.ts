@@ -26,7 +26,12 @@ interface Entry {
   /** Index of the newest bucket (time / bucketMs). */
   head: number
   counts: Uint32Array
+  /** Requesters counted in the newest bucket (each counts once per bucket); at most MAX_REQUESTERS. */
+  seen: Set<string>
 }
+
+/** Requesters remembered per manifest and bucket; beyond it further reads of the bucket are not counted. */
+const MAX_REQUESTERS = 1024
 
 /** Sliding-window read counter per key (a manifest CID string). */
 export class Popularity {
@@ -46,18 +51,30 @@ export class Popularity {
     if (b - e.head >= n) e.counts.fill(0)
     else for (let x = e.head + 1; x <= b; x++) e.counts[x % n] = 0
     e.head = b
+    e.seen.clear()
   }
 
-  /** Count one read of `key` at `now` (ms). */
-  record(key: string, now: number): void {
+  /**
+   * Count one read of `key` at `now` (ms) by `requester` (a PeerId): each requester counts at most once
+   * per bucket, so one peer cannot make a file look popular (extra parity stays bounded per requester).
+   */
+  record(key: string, now: number, requester?: string): void {
     let e = this.#entries.get(key)
     if (e === undefined) {
       if (this.#entries.size >= this.#options.maxEntries)
         this.#entries.delete(this.#entries.keys().next().value as string)
-      e = { head: Math.floor(now / this.#bucketMs), counts: new Uint32Array(this.#options.buckets) }
+      e = {
+        head: Math.floor(now / this.#bucketMs),
+        counts: new Uint32Array(this.#options.buckets),
+        seen: new Set(),
+      }
     } else this.#entries.delete(key) // re-insert: most recently read last
     this.#entries.set(key, e)
     this.#advance(e, now)
+    if (requester !== undefined) {
+      if (e.seen.has(requester) || e.seen.size >= MAX_REQUESTERS) return
+      e.seen.add(requester)
+    }
     const i = e.head % e.counts.length
     e.counts[i] = (e.counts[i] as number) + 1
   }

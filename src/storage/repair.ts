@@ -2,8 +2,10 @@
  * Repair: the peers that keep a manifest watch its segments' health and rebuild lost shards.
  *
  * Each round (every `intervalMs`): for every watched manifest, ask each listed holder, in one batched
- * `has` per holder, which shards it still has. A shard copy that is missing (or whose holder does not
- * answer) for longer than `graceMs` counts as lost; a segment whose healthy shard count (shards with
+ * `has` per holder, which shards it still has. A copy whose holder answers that it does not have it,
+ * that failed an audit (remembered per holder and shard until a holder update replaces the copy) or that
+ * its holder reported lost ({@link Repairer.markBad}) counts as lost at once; a copy whose holder does not
+ * answer counts as lost after `graceMs`. A segment whose healthy shard count (shards with
  * at least one live copy) falls to `threshold` (default k + 2) is repaired: k shards are fetched, the
  * missing ones rebuilt, placed on peers that hold no shard of that segment, and a signed holder
  * update (next revision) is kept locally and offered to the other manifest holders. New holders
@@ -201,7 +203,8 @@ export class Repairer {
    * it counts as lost whatever the holder answers, with no grace period, so its segment is repaired at
    * once (when at or under the threshold). For a holder's own report that it dropped its copy (the
    * caller must have checked that the report comes from that holder); audits mark failures themselves.
-   * The mark lasts until the copy is no longer listed (a holder update replaced it) or the cap evicts it.
+   * The mark lasts until a repair places a fresh copy there, the copy is no longer listed, or the cap
+   * (`maxBadCopies`) evicts it.
    */
   markBad(holder: string, shardCid: string): void {
     if (this.#bad.mark(holder, shardCid, 'reported')) {
@@ -497,6 +500,11 @@ export class Repairer {
             } else if (have?.[x] === true) {
               this.#missingSince.delete(key)
               h.live[b.si]?.[b.j]?.push(holder)
+            } else if (have?.[x] === false) {
+              // The holder answered that it does not have it (e.g. its store dropped a copy found lost or
+              // corrupt on disk): lost at once. Grace is for holders that do not answer (restarts).
+              this.#missingSince.delete(key)
+              h.lost[b.si]?.[b.j]?.push(holder)
             } else {
               const since = this.#missingSince.get(key) ?? now
               this.#missingSince.set(key, since)
@@ -509,7 +517,7 @@ export class Repairer {
     for (const h of health) for (const a of answered) h.answered.add(a)
     if (this.#missingSince.size > 1_000_000) this.#missingSince.clear()
     if (this.#bad.size > 0) {
-      // Marks of copies no longer listed (a holder update replaced them, e.g. after a repair) go.
+      // Marks of copies no longer listed (a later holder update dropped the holder) go.
       const listed = new Set<string>()
       for (const [holder, items] of byHolder)
         for (const b of items) if (b.si >= 0) listed.add(`${holder}/${cidToString(b.cid)}`)

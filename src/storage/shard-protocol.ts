@@ -52,6 +52,7 @@ type Request =
   | { op: 'has'; cids: CID[] }
   | { op: 'pin'; pin: Uint8Array }
   | { op: 'commit'; commit: Uint8Array }
+  | { op: 'dropped'; cid: CID; cids: CID[] }
   | { op: 'latest'; cid: CID }
   | { op: 'audit'; challenge: AuditChallenge }
   | { op: 'update'; cid: CID; size: number }
@@ -151,6 +152,11 @@ export function decodeRequest(bytes: Uint8Array): Request {
       return { op: 'pin', pin: asBytes(msg.pin, 'pin') }
     case 'commit':
       return { op: 'commit', commit: asBytes(msg.commit, 'commit') }
+    case 'dropped': {
+      if (!Array.isArray(msg.cids) || msg.cids.length > MAX_HAS_CIDS)
+        throw badRequest('cids must be a short array')
+      return { op: 'dropped', cid: asCid(msg.cid), cids: msg.cids.map(asCid) }
+    }
     default:
       throw badRequest('unknown op')
   }
@@ -195,7 +201,8 @@ export interface ShardServerDeps {
   sign(data: Uint8Array): Promise<Uint8Array>
   /** Holder updates of the manifests this node watches (repair); absent: ops answer PROTOCOL_ERROR. */
   updates?: {
-    latest(manifest: CID): Uint8Array | undefined
+    /** The kept update; `requester` (a PeerId) counts as one read of the file (popularity). */
+    latest(manifest: CID, requester: string): Uint8Array | undefined
     /** Validate and keep a newer holder update; resolves whether it was kept. */
     offer(manifest: CID, update: Uint8Array): Promise<boolean>
   }
@@ -203,6 +210,11 @@ export interface ShardServerDeps {
    * What this holder accepts from whom (storage orders, commits, pins, quotas): src/storage/holder-policy.ts.
    */
   policy: Pick<HolderPolicy, 'admitPut' | 'commit' | 'pin'>
+  /**
+   * `peer` says it no longer has its copies of `cids` (blocks of `manifest`): found missing or corrupt
+   * on its disk. A keeper marks those copies lost at once (the sender speaks only for itself).
+   */
+  onDropped?(peer: string, manifest: CID, cids: CID[]): void
   /** Called after a new shard is durably stored (used to announce a provider record). */
   onStored?(cid: CID, size: number): void
   /**
@@ -387,7 +399,10 @@ export class ShardServer {
         else if (req.op === 'get') await this.#get(stream, req, signal)
         else if (req.op === 'pin') await this.#pin(stream, req, remote)
         else if (req.op === 'commit') await this.#commit(stream, req, remote)
-        else if (req.op === 'latest') await this.#latest(stream, req, signal)
+        else if (req.op === 'dropped') {
+          this.#deps.onDropped?.(remote.toString(), req.cid, req.cids)
+          stream.send(lengthPrefixed(dagCbor.encode({ ok: true })))
+        } else if (req.op === 'latest') await this.#latest(stream, req, remote, signal)
         else if (req.op === 'audit') await this.#audit(stream, req, signal)
         else if (req.op === 'update') await this.#update(stream, reader, req, signal)
         else await this.#has(stream, req)
@@ -596,8 +611,8 @@ export class ShardServer {
     }
   }
 
-  async #latest(stream: Stream, req: { cid: CID }, signal: AbortSignal): Promise<void> {
-    const u = this.#deps.updates?.latest(req.cid)
+  async #latest(stream: Stream, req: { cid: CID }, remote: PeerId, signal: AbortSignal): Promise<void> {
+    const u = this.#deps.updates?.latest(req.cid, remote.toString())
     await sendWithBackpressure(
       stream,
       lengthPrefixed(dagCbor.encode({ ok: true, size: u?.byteLength ?? 0 })),
@@ -674,7 +689,9 @@ function remoteError(resp: Record<string, unknown>, peer: PeerId): NodusError {
     | 'ORDER_INVALID'
     | 'QUOTA_EXCEEDED'
     | 'TIMEOUT'
+    | 'PEER_BANNED'
   > = {
+    PEER_BANNED: 'PEER_BANNED',
     ORDER_INVALID: 'ORDER_INVALID',
     QUOTA_EXCEEDED: 'QUOTA_EXCEEDED',
     TIMEOUT: 'TIMEOUT',
@@ -1010,6 +1027,31 @@ export class ShardClient {
       options.signal,
       'shard commit',
     )
+  }
+
+  /**
+   * Tell `peer` (a keeper of `manifest`) that this node lost its copies of `cids` (at most
+   * MAX_HAS_CIDS), so it repairs them without waiting for an audit.
+   */
+  async dropped(
+    peer: PeerId,
+    manifest: CID,
+    cids: CID[],
+    options: { signal?: AbortSignal } = {},
+  ): Promise<void> {
+    using deadline = withDeadline(options.signal, this.#options.requestTimeoutMs, 'shard dropped')
+    const signal = deadline.signal
+    const stream = await this.#open(peer, signal)
+    try {
+      const reader = new StreamReader(stream, { signal })
+      const req = { v: 1, op: 'dropped', cid: manifest.bytes, cids: cids.map((c) => c.bytes) }
+      await sendWithBackpressure(stream, lengthPrefixed(dagCbor.encode(req)), signal)
+      await stream.close({ signal })
+      await readResponse(reader, peer)
+    } catch (err) {
+      stream.abort(err instanceof Error ? err : new Error('dropped failed'))
+      throw err
+    }
   }
 
   /** One request whose response carries `field`: a list of `count` booleans. */

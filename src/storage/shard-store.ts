@@ -80,6 +80,7 @@ export interface ShardStoreOptions {
    * Refuse new shards (STORE_FULL) when the file system holding `dir` would keep less than this free
    * (statfs `bavail`, less bytes reserved by puts in flight), in bytes; default 256 MiB. Guards the disk
    * when capacityBytes is set higher than the disk can hold. 0 leaves only ENOSPC (also STORE_FULL).
+   * Reported free capacity ({@link ShardStoreUsage.freeBytes}) never counts these bytes either.
    */
   minFreeDiskBytes?: number
 }

@@ -40,7 +40,9 @@ async function* stalled(first: Uint8Array[], signal: AbortSignal): AsyncGenerato
 }
 
 describe('capacity: free space is what the disk has', () => {
-  it('usage().freeBytes is the smaller of capacity and file-system free less the reserve (injected statfs)', { timeout: 60_000 }, async (t) => {
+  it('usage().freeBytes is the smaller of capacity and file-system free less the reserve (injected statfs)', {
+    timeout: 60_000,
+  }, async (t) => {
     const dir = await tempDir(t, 'nodus-cap-')
     let free = 64 * MiB
     const store = new ShardStore(
@@ -80,7 +82,9 @@ describe('capacity: free space is what the disk has', () => {
     assert.equal(small.usage().freeBytes, 10 * MiB)
   })
 
-  it('usage() never waits for statfs: a stale reading is served while a refresh runs in the background', { timeout: 10_000 }, async () => {
+  it('usage() never waits for statfs: a stale reading is served while a refresh runs in the background', {
+    timeout: 10_000,
+  }, async () => {
     let now = 0
     let pending: PromiseWithResolvers<StatfsResult> | undefined
     let calls = 0
@@ -112,10 +116,13 @@ describe('capacity: free space is what the disk has', () => {
     assert.equal(guard.freeBytes(0), 10 * 4096)
   })
 
-  it('a node whose data directory is a 64 MB tmpfs reports at most 64 MB free to its peers', { timeout: 120_000 }, async (t) => {
-    const dir = await tempDir(t, 'nodus-cap-tmpfs-')
+  it('a node whose data directory is a 64 MB tmpfs reports at most 64 MB free to its peers', {
+    timeout: 120_000,
+  }, async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'nodus-cap-tmpfs-'))
     const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', dir], { encoding: 'utf8' })
     if (mounted.status !== 0) {
+      await rm(dir, { recursive: true, force: true })
       if (/permission denied|not permitted|EPERM|must be superuser/i.test(mounted.stderr)) {
         t.skip(`cannot mount a tmpfs here (EPERM): ${mounted.stderr.trim()}`)
         return
@@ -124,8 +131,11 @@ describe('capacity: free space is what the disk has', () => {
     }
     let nodes: NodusNode[] = []
     t.after(async () => {
+      // Nodes first, then the file system under them, then its mount point.
       await Promise.all(nodes.map((n) => n.stop()))
       const r = spawnSync('umount', [dir], { encoding: 'utf8' })
+      if (r.status !== 0) spawnSync('umount', ['-l', dir])
+      await rm(dir, { recursive: true, force: true })
       assert.equal(r.status, 0, `umount failed: ${r.stderr}`)
     })
     // Configured capacity 100 GiB (the default), on a 64 MB file system.
@@ -150,7 +160,9 @@ describe('capacity: free space is what the disk has', () => {
 })
 
 describe('capacity: a put reserves bytes as they arrive, not as declared', () => {
-  it('80 stalled puts declaring 16 MiB each reserve nothing; an honest put still lands', { timeout: 60_000 }, async (t) => {
+  it('80 stalled puts declaring 16 MiB each reserve nothing; an honest put still lands', {
+    timeout: 60_000,
+  }, async (t) => {
     const dir = await tempDir(t, 'nodus-cap-stall-')
     // 64 MiB of capacity: four such declarations would have filled it.
     const store = new ShardStore({}, { dir, capacityBytes: 64 * MiB, maxShardBytes: 16 * MiB })

@@ -2,7 +2,12 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
 import { isNodusError } from '../../src/common/errors.ts'
-import { type AuditRecord, AuditRecords, type AuditResult } from '../../src/storage/audit-records.ts'
+import {
+  type AuditRecord,
+  AuditRecords,
+  type AuditResult,
+  BadCopies,
+} from '../../src/storage/audit-records.ts'
 
 /** fast-check seed; override with NODUS_FC_SEED to replay a failure. */
 const SEED = Number(process.env.NODUS_FC_SEED ?? 0x0a0d17)
@@ -199,5 +204,44 @@ describe('AuditRecords', () => {
       ),
       { seed: SEED, numRuns: 300 },
     )
+  })
+})
+
+describe('BadCopies', () => {
+  it('marks copies per (holder, shard), keeps the first mark, and clears one copy at a time', () => {
+    const clock = fakeClock()
+    const bad = new BadCopies({ clock })
+    assert.equal(bad.mark('p1', 'c1', 'audit-failed'), true)
+    clock.advance(5)
+    assert.equal(bad.mark('p1', 'c1', 'reported'), false)
+    assert.deepEqual(bad.get('p1', 'c1'), { holder: 'p1', cid: 'c1', reason: 'audit-failed', at: 1_000 })
+    assert.equal(bad.has('p1', 'c2'), false, 'another shard of the same holder is not marked')
+    assert.equal(bad.has('p2', 'c1'), false, 'another holder of the same shard is not marked')
+    bad.mark('p2', 'c1', 'reported')
+    assert.equal(bad.size, 2)
+    assert.equal(bad.clear('p1', 'c1'), true)
+    assert.equal(bad.clear('p1', 'c1'), false)
+    assert.deepEqual(
+      [...bad.entries()].map((m) => `${m.holder}/${m.cid}`),
+      ['p2/c1'],
+    )
+  })
+
+  it('is bounded: beyond maxEntries the oldest mark goes; retain keeps only what is still listed', () => {
+    const bad = new BadCopies({ clock: fakeClock() }, { maxEntries: 3 })
+    for (let i = 0; i < 5; i++) bad.mark(`p${i}`, `c${i}`, 'audit-failed')
+    assert.equal(bad.size, 3)
+    assert.equal(bad.has('p0', 'c0'), false)
+    assert.equal(bad.has('p4', 'c4'), true)
+    const listed = new Set(['p3/c3'])
+    assert.equal(
+      bad.retain((h, c) => listed.has(`${h}/${c}`)),
+      2,
+    )
+    assert.deepEqual(
+      [...bad.entries()].map((m) => m.holder),
+      ['p3'],
+    )
+    assert.throws(() => new BadCopies({ clock: fakeClock() }, { maxEntries: 0 }), invalid)
   })
 })

@@ -35,9 +35,10 @@ before(async () => {
       N,
       {
         storage: { k: K, m: M, segmentSize: SEG, manifestReplicas: 3 },
-        // readsPerParityStep 20: 20 reads add 1 parity row, 60 add 2 (⌊log2(1 + reads / 20)⌋); the
-        // few reads of the other tests add none.
-        repair: { intervalMs: 3_600_000, graceMs: 0, criticalExtraParity: 2, readsPerParityStep: 20 },
+        // readsPerParityStep 3: reads by 3 to 8 distinct requesters add 1 parity row, 9 add 2
+        // (⌊log2(1 + reads / 3)⌋; each requester counts once per hour); the two readers of the other
+        // tests add none.
+        repair: { intervalMs: 3_600_000, graceMs: 0, criticalExtraParity: 2, readsPerParityStep: 3 },
       },
       (e) => events.push(e),
     )),
@@ -139,11 +140,12 @@ test('reads counted by the closest keeper raise parity (popularity)', { timeout:
   const data = randomBytes(SEG + 5)
   const res = await up.files.put(chunks(data))
   const cid = res.cid
-  // 60 gets from nodes that do not keep the manifest: each asks the closest keepers for updates.
-  const readers = nodes.filter((n) => !n.watch.has(cid.toString())).slice(0, 3)
-  assert.equal(readers.length, 3)
-  for (let i = 0; i < 60; i++) {
-    const r = readers[i % 3] as NodusNode
+  // 18 gets from 6 nodes that do not keep the manifest: each asks the closest keepers for updates.
+  // Each reader counts once (per hour): 18 counted reads would add 2 rows, 6 add 1.
+  const readers = nodes.filter((n) => !n.watch.has(cid.toString())).slice(0, 6)
+  assert.equal(readers.length, 6)
+  for (let i = 0; i < 18; i++) {
+    const r = readers[i % 6] as NodusNode
     assert.ok((await collect(r.files.get(cid))).equals(data))
   }
   const b = events.length
@@ -154,9 +156,9 @@ test('reads counted by the closest keeper raise parity (popularity)', { timeout:
     RepairEvent,
     { type: 'resized' }
   >[]
-  // 60 reads with readsPerParityStep 20: ⌊log2(1 + 3)⌋ = 2 extra rows.
+  // 6 requesters with readsPerParityStep 3: ⌊log2(1 + 2)⌋ = 1 extra row (not 2: repeats do not count).
   assert.equal(resized.length, res.manifest.segments.length)
-  for (const e of resized) assert.equal(e.to, M + 2)
+  for (const e of resized) assert.equal(e.to, M + 1)
 })
 
 test('wrong extra parity in a holder update cannot corrupt a read: the getter falls back to signed shards', {

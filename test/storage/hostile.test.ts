@@ -97,7 +97,10 @@ test('a holder serving corrupted shards fails audits, is recorded, its shards ar
   // Keepers coordinate (the closest repairs, others wait by rank), so duplicates are rare; they are
   // harmless extra copies, never missing ones.
   assert.ok(rebuiltCount() >= hostileShards.length)
-  assert.ok(rebuiltCount() <= 2 * hostileShards.length)
+  assert.ok(
+    rebuiltCount() <= 2 * hostileShards.length,
+    `rebuilt ${rebuiltCount()} copies for ${hostileShards.length} hostile shards: ${JSON.stringify(events.filter((e) => e.type === 'finished'))}`,
+  )
 
   // Keepers audited the hostile holder and recorded failures; its trust fell below an honest holder's.
   const keepers = nodes.filter((n) => n.watch.has(cidStr))

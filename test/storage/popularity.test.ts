@@ -35,3 +35,15 @@ describe('Popularity (sliding-window read counts)', () => {
     assert.equal(p.count('d', 2), 1)
   })
 })
+
+it('one requester counts once per bucket: it cannot make a file popular alone', () => {
+  const p = new Popularity({ windowMs: 24 * 3600 * 1000, buckets: 24 })
+  const t = 1_000_000_000_000
+  for (let i = 0; i < 1000; i++) p.record('m', t + i, 'attacker')
+  assert.equal(p.count('m', t + 1000), 1)
+  p.record('m', t + 2000, 'someone-else')
+  assert.equal(p.count('m', t + 2000), 2)
+  // A new bucket (an hour later): the attacker counts once more, no more.
+  for (let i = 0; i < 1000; i++) p.record('m', t + 3_600_000 + i, 'attacker')
+  assert.equal(p.count('m', t + 3_601_000), 3)
+})

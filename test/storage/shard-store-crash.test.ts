@@ -32,9 +32,13 @@ async function tempDir(t: TestContext): Promise<string> {
   return dir
 }
 
-function openStore(dir: string, warnings: object[] = []): ShardStore {
+function openStore(dir: string, warnings: object[] = [], removed: string[] = []): ShardStore {
   return new ShardStore(
-    { clock: { now: () => NOW_MS }, logger: { debug() {}, warn: (o) => void warnings.push(o) } },
+    {
+      clock: { now: () => NOW_MS },
+      logger: { debug() {}, warn: (o) => void warnings.push(o) },
+      onRemoved: (cid, size, reason) => void removed.push(`${cid} ${size} ${reason}`),
+    },
     { dir, capacityBytes: 1 << 30, maxShardBytes: 1 << 20, minFreeDiskBytes: 0 },
   )
 }
@@ -226,9 +230,18 @@ describe('ShardStore crash safety', () => {
     await truncate(path(shards[2] as Uint8Array), 100) // wrong size
     await rm(join(dir, 'clean-shutdown'))
 
-    const again = openStore(dir, warnings)
+    const removed: string[] = []
+    const again = openStore(dir, warnings, removed)
     t.after(() => again.close())
     await again.open()
+    // Each lost record is reported once: missing file `lost`, wrong size `corrupt`.
+    assert.deepEqual(
+      removed.sort(),
+      [
+        `${cidOf(shards[1] as Uint8Array)} 2001 lost`,
+        `${cidOf(shards[2] as Uint8Array)} 2002 corrupt`,
+      ].sort(),
+    )
     const report = again.lastRecovery
     assert.equal(report?.fullPass, true)
     assert.equal(report?.lostCount, 2)

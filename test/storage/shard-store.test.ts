@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readdir, readFile, rm, statfs, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, open, readdir, readFile, rm, statfs, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { describe, it, type TestContext } from 'node:test'
@@ -1012,6 +1012,78 @@ describe('ShardStore cache', () => {
     const s0 = scan[1] as Uint8Array
     assert.deepEqual((await collect(store.read(cidOf(s0)))).bytes, s0)
     assert.equal(store.cacheStats().entries, 2)
+  })
+
+  it('only verified bytes enter the cache: a corrupt copy is dropped when get() or a whole read() would admit it', async (t) => {
+    const h = await harness(t)
+    const removed: string[] = []
+    const store = await h.store(
+      { cacheBytes: 4 * MiB },
+      { onRemoved: (cid, _size, reason) => void removed.push(`${cid} ${reason}`) },
+    )
+    await store.startupCheck
+    const flip = async (cid: CID): Promise<void> => {
+      const fh = await open(h.shardFile(cid), 'r+')
+      await fh.write(Buffer.from([0x55]), 0, 1, 777)
+      await fh.close()
+    }
+    const a = bytesOf(100_000, 801)
+    const b = bytesOf(100_000, 802)
+    await store.put(cidOf(a), a)
+    await store.put(cidOf(b), b)
+    await flip(cidOf(a))
+    await flip(cidOf(b))
+    // A first miss is served from disk unverified (the reader checks the CID): no extra hash on the get path.
+    assert.equal((await store.get(cidOf(a))).byteLength, 100_000)
+    assert.equal((await collect(store.read(cidOf(b)))).bytes.byteLength, 100_000)
+    // The second miss would cache it: verified first, found corrupt, dropped.
+    await assert.rejects(store.get(cidOf(a)), hasCode('SHARD_MISSING'))
+    await assert.rejects(collect(store.read(cidOf(b))), hasCode('SHARD_MISSING'))
+    assert.deepEqual(removed, [`${cidOf(a)} corrupt`, `${cidOf(b)} corrupt`])
+    assert.equal(store.cacheStats().entries, 0)
+    assert.equal(store.has(cidOf(a)) || store.has(cidOf(b)), false)
+    assert.equal(store.usage().shards, 0)
+    assert.deepEqual(await readdir(dirname(h.shardFile(cidOf(a)))), [], 'the bad file is removed')
+  })
+
+  it('readForAudit reads the disk, never the cache, and drops a copy whose file is gone or bad', async (t) => {
+    const h = await harness(t)
+    const removed: string[] = []
+    const store = await h.store(
+      { cacheBytes: 4 * MiB, cacheAdmitAfterMisses: 1 },
+      { onRemoved: (cid, size, reason) => void removed.push(`${cid} ${size} ${reason}`) },
+    )
+    const bytes = bytesOf(70_000, 803)
+    const cid = cidOf(bytes)
+    await store.put(cid, bytes)
+    await store.get(cid)
+    assert.equal(store.cacheStats().entries, 1)
+    assert.deepEqual(new Uint8Array(await store.readForAudit(cid)), bytes)
+    await rm(h.shardFile(cid))
+    // The cache would still serve it ...
+    assert.deepEqual(new Uint8Array(await store.get(cid)), bytes)
+    // ... an audit read does not: the copy is dropped, cache entry included.
+    await assert.rejects(store.readForAudit(cid), hasCode('SHARD_MISSING'))
+    assert.deepEqual(removed, [`${cid} 70000 lost`])
+    assert.equal(store.cacheStats().entries, 0)
+    await assert.rejects(store.get(cid), hasCode('SHARD_MISSING'))
+  })
+
+  it('a ranged read checks the file size: a file longer or shorter than its record is dropped', async (t) => {
+    const h = await harness(t)
+    const removed: string[] = []
+    const store = await h.store({}, { onRemoved: (cid, _s, reason) => void removed.push(`${cid} ${reason}`) })
+    const a = bytesOf(20_000, 804)
+    const b = bytesOf(20_000, 805)
+    await store.put(cidOf(a), a)
+    await store.put(cidOf(b), b)
+    await truncate(h.shardFile(cidOf(a)), 30_000)
+    await truncate(h.shardFile(cidOf(b)), 15_000)
+    // The ranges asked for are within what each file has: only the size check finds them.
+    await assert.rejects(collect(store.read(cidOf(a), { offset: 0, length: 10 })), hasCode('SHARD_MISSING'))
+    await assert.rejects(collect(store.read(cidOf(b), { offset: 0, length: 10 })), hasCode('SHARD_MISSING'))
+    assert.deepEqual(removed, [`${cidOf(a)} corrupt`, `${cidOf(b)} corrupt`])
+    assert.equal(store.usage().shards, 0)
   })
 
   it('ShardCache.admitOnMiss: the doorkeeper remembers a bounded number of keys', () => {
