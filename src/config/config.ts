@@ -239,7 +239,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
     default: 16,
     min: 1,
     description:
-      'quota multiplier for a peer at full trust (scaled linearly by its EigenTrust standing; pre-trusted peers get all of it)',
+      'quota multiplier for a peer at full trust: none at or below the average EigenTrust score (strangers), all of it at four times the average or for pre-trusted peers, linear between',
   },
   {
     path: 'storage.renewIntervalMs',

@@ -529,8 +529,10 @@ export async function createNode(
     {
       trust: (peer) => {
         if (config.trust.preTrusted.includes(peer)) return 1
-        // Relative standing: an average peer (score 1/N) gets a quarter of the trust bonus.
-        return Math.min(1, (trustScore(peer) * (libp2p.getPeers().length + 1)) / 4)
+        // Standing above the average (score 1/N): none for an average peer or a stranger (EigenTrust
+        // gives a peer nobody vouches for about the average), all of it at four times the average.
+        const relative = trustScore(peer) * (libp2p.getPeers().length + 1)
+        return Math.min(1, Math.max(0, (relative - 1) / 3))
       },
     },
     {

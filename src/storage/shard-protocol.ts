@@ -844,9 +844,25 @@ export class ShardClient {
     const stream = await this.#open(peer, signal)
     try {
       const reader = new StreamReader(stream, { signal })
+      // Read the answer while sending: a holder that refuses the put at once (ORDER_INVALID,
+      // QUOTA_EXCEEDED, PEER_BUSY...) stops reading, and a body larger than the stream window would
+      // otherwise wait for the request timeout.
+      const response = readResponse(reader, peer)
+      const answered = response.then(
+        () => true,
+        () => true,
+      )
       await sendWithBackpressure(stream, lengthPrefixed(header), signal)
-      await sendAll(stream, bytes, signal)
-      const receipt = await checkReceipt(await readResponse(reader, peer), peer, cid, bytes.byteLength)
+      const sent = sendAll(stream, bytes, signal)
+      const early = await Promise.race([sent.then(() => false), answered])
+      if (early) {
+        sent.catch(() => {})
+        await response // an error answer throws here
+        throw new NodusError('PROTOCOL_ERROR', `peer ${peer.toString()} answered a put before its body`, {
+          peerAction: 'reject',
+        })
+      }
+      const receipt = await checkReceipt(await response, peer, cid, bytes.byteLength)
       await stream.close({ signal }).catch(() => {})
       return receipt
     } catch (err) {

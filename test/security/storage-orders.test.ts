@@ -129,6 +129,17 @@ test("a stranger's own order stores provisionally (never forever) and its quota 
     assert.ok((rec?.expiresAt ?? Infinity) <= Date.now() + PROVISIONAL_MS)
   }
 
+  // A large put over quota is refused before its body is read, and the sender hears it at once
+  // (QUOTA_EXCEEDED, not a TIMEOUT after pushing 8 MiB into a stream nobody reads).
+  const big = randomBytes(8 * MiB)
+  const bigCid = cidForBytes(big)
+  await assert.rejects(
+    stranger.client.put(holder, bigCid, big, {
+      order: await orderFor(stranger, holder, [bigCid], big.byteLength),
+    }),
+    (err) => isNodusError(err, 'QUOTA_EXCEEDED'),
+  )
+
   // An honest uploader is not affected by the stranger's spent quota.
   const data = randomBytes(700 * 1024)
   const up = nodes[1] as NodusNode
