@@ -92,9 +92,9 @@ export interface FileShardClient {
     peer: PeerId,
     cid: CID,
     bytes: Uint8Array,
-    options?: { signal?: AbortSignal; order?: Uint8Array },
+    options?: { signal?: AbortSignal; order?: Uint8Array; repair?: boolean },
   ): Promise<Receipt>
-  get(peer: PeerId, cid: CID, options?: { signal?: AbortSignal }): Promise<Uint8Array>
+  get(peer: PeerId, cid: CID, options?: { signal?: AbortSignal; repair?: boolean }): Promise<Uint8Array>
   has(peer: PeerId, cids: CID[], options?: { signal?: AbortSignal }): Promise<{ have: boolean[] }>
   /** Send a signed pin request covering `count` CIDs; resolves per CID whether it was extended. */
   pin(peer: PeerId, pin: Uint8Array, count: number, options?: { signal?: AbortSignal }): Promise<boolean[]>
@@ -508,7 +508,13 @@ export class FileService {
           const t0 = performance.now()
           try {
             const order = await this.#orderFor(terms, peer)
-            await this.#deps.client.put(this.#peerId(peer), cid, bytes, { signal, order })
+            // A shard placed by repair (its order names the manifest) goes in the holder's repair slots.
+            const repair = terms.manifest !== undefined
+            await this.#deps.client.put(this.#peerId(peer), cid, bytes, {
+              signal,
+              order,
+              ...(repair ? { repair } : {}),
+            })
           } catch (err) {
             if (!signal.aborted) {
               const ms = performance.now() - t0
@@ -946,6 +952,7 @@ export class FileService {
     index: number,
     outer: AbortSignal,
     signedOnly = false,
+    repair = false,
   ): Promise<(Uint8Array | null)[]> {
     const k = man.k
     const n = signedOnly ? k + man.m : seg.shards.length
@@ -964,7 +971,7 @@ export class FileService {
         }
       }
     }
-    if (have < k) await this.#fetchShards(seg, got, k - have, index, outer)
+    if (have < k) await this.#fetchShards(seg, got, k - have, index, outer, repair)
     have = got.filter((s) => s !== null).length
     if (have < k) {
       throw new NodusError('DECODE_FAILED', `segment ${index}: ${have} of ${k} shards reachable`, {
@@ -1000,7 +1007,8 @@ export class FileService {
       )
     }
     const attempt = async (signedOnly: boolean): Promise<Uint8Array[]> => {
-      const got = await this.#collectShards(man, seg, index, options.signal, signedOnly)
+      // Repair traffic: holders serve it from slots uploads cannot take.
+      const got = await this.#collectShards(man, seg, index, options.signal, signedOnly, true)
       const usedExtra = got.some((s, j) => s !== null && j >= man.k + man.m)
       // Rows of our code do not depend on m (redundancy.ts), so RS(k, max) rebuilds any subset.
       const width = Math.max(got.length, man.k + parity)
@@ -1106,6 +1114,7 @@ export class FileService {
     need: number,
     index: number,
     outer: AbortSignal,
+    repair = false,
   ): Promise<void> {
     const ac = new AbortController()
     const signal = AbortSignal.any([outer, ac.signal])
@@ -1177,7 +1186,7 @@ export class FileService {
         inFlightShards.add(a.shard)
         const cid = (seg.shards[a.shard] as { cid: CID }).cid
         const t0 = performance.now()
-        this.#deps.client.get(this.#peerId(a.peer), cid, { signal }).then(
+        this.#deps.client.get(this.#peerId(a.peer), cid, { signal, ...(repair ? { repair } : {}) }).then(
           (bytes) => {
             this.#deps.observer?.transfer(a.peer, 'get', {
               ok: true,

@@ -49,8 +49,8 @@ export interface HolderPolicyDeps {
 export interface PutAdmission {
   /** The expiry to store the block with (ms since the epoch). */
   storeExpiresAt: number
-  /** Record the claim once the block is durably stored (`size` bytes). */
-  stored(size: number): Promise<void>
+  /** Record the claim once the block is durably stored (`size` bytes; `created`: by this put). */
+  stored(size: number, created: boolean): Promise<void>
   /** Give back the quota reservation (idempotent; call in `finally`). */
   release(): void
 }
@@ -100,7 +100,7 @@ export class HolderPolicy {
     return {
       storeExpiresAt,
       release,
-      stored: async (stored) => {
+      stored: async (stored, created) => {
         await accounts.claim(key, sender, {
           size: stored,
           expiresAt: storeExpiresAt,
@@ -108,8 +108,8 @@ export class HolderPolicy {
           origin: 'order',
           ...(manifest === undefined ? {} : { manifest }),
         })
-        // The block may have been stored before (another account's claim) with an earlier expiry.
-        await this.#deps.store.extendExpiry(cid, storeExpiresAt)
+        // A block stored before (another account's claim) may have an earlier expiry; a new one has this.
+        if (!created) await this.#deps.store.extendExpiry(cid, storeExpiresAt)
         const named = order.manifest
         if (named?.equals(cid)) this.#deps.onManifestCommitted?.(named)
       },
@@ -126,26 +126,26 @@ export class HolderPolicy {
     const commit = openCommit(bytes, sender, this.#deps.self, now)
     const until = this.#clamp(commit.expiresAt, now)
     const manifest = cidToString(commit.manifest)
-    const out: boolean[] = []
-    for (const cid of commit.cids) {
-      const key = cidToString(cid)
-      const claim = this.#deps.accounts.get(key, sender)
-      if (claim === undefined || until <= now || this.#deps.store.stat(cid) === undefined) {
-        out.push(false)
-        continue
-      }
-      await this.#deps.accounts.claim(key, sender, {
-        size: claim.size,
-        expiresAt: until,
-        committed: true,
-        origin: claim.origin,
-        manifest,
-      })
-      await this.#deps.store.extendExpiry(cid, until)
-      if (cid.equals(commit.manifest)) this.#deps.onManifestCommitted?.(commit.manifest)
-      out.push(true)
-    }
-    return out
+    // All at once: concurrent LMDB writes share one commit (and one fsync) per database.
+    return await Promise.all(
+      commit.cids.map(async (cid) => {
+        const key = cidToString(cid)
+        const claim = this.#deps.accounts.get(key, sender)
+        if (claim === undefined || until <= now || this.#deps.store.stat(cid) === undefined) return false
+        await Promise.all([
+          this.#deps.accounts.claim(key, sender, {
+            size: claim.size,
+            expiresAt: until,
+            committed: true,
+            origin: claim.origin,
+            manifest,
+          }),
+          this.#deps.store.extendExpiry(cid, until),
+        ])
+        if (cid.equals(commit.manifest)) this.#deps.onManifestCommitted?.(commit.manifest)
+        return true
+      }),
+    )
   }
 
   /**
@@ -159,28 +159,27 @@ export class HolderPolicy {
     const until = this.#clamp(pin.expiresAt, now)
     if (until <= now) return pin.cids.map(() => false)
     const manifest = pin.manifest === undefined ? undefined : cidToString(pin.manifest)
-    const out: boolean[] = []
-    for (const cid of pin.cids) {
-      const st = this.#deps.store.stat(cid)
-      if (st === undefined) {
-        out.push(false)
-        continue
-      }
-      const key = cidToString(cid)
-      const own = this.#deps.accounts.get(key, sender)
-      const issuer = pin.grant?.issuer
-      const granted = issuer === undefined ? undefined : this.#deps.accounts.get(key, issuer)
-      let ok: boolean
-      if (issuer !== undefined && granted !== undefined && pin.grant !== undefined) {
-        ok = await this.#extend(key, issuer, granted, Math.min(until, pin.grant.expiresAt), manifest)
-      } else if (own !== undefined) {
-        ok = await this.#extend(key, sender, own, until, manifest)
-      } else {
-        ok = await this.#pay(key, sender, st.size, until, manifest)
-      }
-      if (ok) await this.#deps.store.extendExpiry(cid, until)
-      out.push(ok)
-    }
+    // All at once: concurrent LMDB writes share commits; quota reservations are taken in order.
+    const out = await Promise.all(
+      pin.cids.map(async (cid) => {
+        const st = this.#deps.store.stat(cid)
+        if (st === undefined) return false
+        const key = cidToString(cid)
+        const own = this.#deps.accounts.get(key, sender)
+        const issuer = pin.grant?.issuer
+        const granted = issuer === undefined ? undefined : this.#deps.accounts.get(key, issuer)
+        let ok: boolean
+        if (issuer !== undefined && granted !== undefined && pin.grant !== undefined) {
+          ok = await this.#extend(key, issuer, granted, Math.min(until, pin.grant.expiresAt), manifest)
+        } else if (own !== undefined) {
+          ok = await this.#extend(key, sender, own, until, manifest)
+        } else {
+          ok = await this.#pay(key, sender, st.size, until, manifest)
+        }
+        if (ok) await this.#deps.store.extendExpiry(cid, until)
+        return ok
+      }),
+    )
     if (
       pin.critical === true &&
       pin.manifest !== undefined &&

@@ -47,8 +47,8 @@ export interface Receipt {
 }
 
 type Request =
-  | { op: 'put'; cid: CID; size: number; order: Uint8Array | undefined }
-  | { op: 'get'; cid: CID; offset: number; length: number | undefined }
+  | { op: 'put'; cid: CID; size: number; order: Uint8Array | undefined; repair: boolean }
+  | { op: 'get'; cid: CID; offset: number; length: number | undefined; repair: boolean }
   | { op: 'has'; cids: CID[] }
   | { op: 'pin'; pin: Uint8Array }
   | { op: 'commit'; commit: Uint8Array }
@@ -128,6 +128,7 @@ export function decodeRequest(bytes: Uint8Array): Request {
         cid: asCid(msg.cid),
         size: asSize(msg.size, 'size'),
         order: msg.order === undefined ? undefined : asBytes(msg.order, 'order'),
+        repair: msg.repair === true,
       }
     case 'get':
       return {
@@ -135,6 +136,7 @@ export function decodeRequest(bytes: Uint8Array): Request {
         cid: asCid(msg.cid),
         offset: msg.offset === undefined ? 0 : asSize(msg.offset, 'offset'),
         length: msg.length === undefined ? undefined : asSize(msg.length, 'length'),
+        repair: msg.repair === true,
       }
     case 'has': {
       if (!Array.isArray(msg.cids) || msg.cids.length > MAX_HAS_CIDS)
@@ -245,6 +247,11 @@ export interface ShardServerOptions {
    * per peer a quarter of it.
    */
   controlSlots: number
+  /**
+   * Puts and gets flagged `repair` (keepers rebuilding a segment) served at once, in slots of their
+   * own that uploads and reads cannot take. Default 16; per peer 8.
+   */
+  repairSlots: number
   /** Address prefixes exempt from the subnet limit (loopback and test networks). Default `127.`, `::1`. */
   subnetExempt: readonly string[]
   /**
@@ -266,6 +273,7 @@ export const DEFAULT_SHARD_SERVER_OPTIONS: Readonly<ShardServerOptions> = Object
   maxRequestsPerPeer: 8,
   maxRequestsPerSubnet: 16,
   controlSlots: 32,
+  repairSlots: 16,
   subnetExempt: Object.freeze(['127.', '::1', '::ffff:127.']),
   minTransferBytesPerSec: 64 * 1024,
   stallWindowMs: 5_000,
@@ -281,6 +289,8 @@ export class ShardServer {
   readonly #slots: FairSlots
   /** Slots for control requests (has, audit, latest, update, commit, pin), which data requests cannot take. */
   readonly #control: FairSlots
+  /** Slots for repair puts and gets, which uploads and reads cannot take. */
+  readonly #repair: FairSlots
   #served = 0
   #lastActivityMs = 0
 
@@ -291,6 +301,11 @@ export class ShardServer {
       global: options.maxConcurrentRequests,
       perPeer: Math.min(options.maxRequestsPerPeer, options.maxConcurrentRequests),
       perGroup: Math.min(options.maxRequestsPerSubnet, options.maxConcurrentRequests),
+    })
+    this.#repair = new FairSlots({
+      global: options.repairSlots,
+      perPeer: Math.max(1, Math.floor(options.repairSlots / 2)),
+      perGroup: options.repairSlots,
     })
     this.#control = new FairSlots({
       global: options.controlSlots,
@@ -308,7 +323,7 @@ export class ShardServer {
 
   /** Requests in progress. */
   get inFlight(): number {
-    return this.#slots.inUse + this.#control.inUse
+    return this.#slots.inUse + this.#control.inUse + this.#repair.inUse
   }
 
   /** When a request last started or ended, ms since the epoch (0: never). */
@@ -331,8 +346,9 @@ export class ShardServer {
    * Take a slot for `op` from `remote` (at `ip`, when known): put and get share the data slots,
    * everything else the control slots. Throws PEER_BUSY (peerAction ignore) naming the limit.
    */
-  #acquire(op: string, remote: PeerId, ip: string | undefined): () => void {
-    const pool = op === 'put' || op === 'get' ? this.#slots : this.#control
+  #acquire(op: string, repair: boolean, remote: PeerId, ip: string | undefined): () => void {
+    const data = op === 'put' || op === 'get'
+    const pool = data ? (repair ? this.#repair : this.#slots) : this.#control
     const got = pool.tryAcquire(remote.toString(), subnetGroup(ip, this.#options.subnetExempt))
     if ('release' in got) return got.release
     throw new NodusError('PEER_BUSY', `too many shard requests in progress (${got.refused} limit)`, {
@@ -350,7 +366,7 @@ export class ShardServer {
   async #handle(
     remote: PeerId,
     ip: string | undefined,
-    serve: (begin: (op: string) => void) => Promise<void>,
+    serve: (begin: (op: string, repair?: boolean) => void) => Promise<void>,
     fail: (err: unknown) => Promise<void>,
   ): Promise<void> {
     let release: (() => void) | undefined
@@ -363,9 +379,9 @@ export class ShardServer {
           details: { peer: remote.toString() },
         })
       }
-      await serve((o) => {
+      await serve((o, repair = false) => {
         op = o
-        release = this.#acquire(o, remote, ip)
+        release = this.#acquire(o, repair, remote, ip)
         t0 = performance.now()
       })
       const seconds = (performance.now() - t0) / 1000
@@ -394,7 +410,7 @@ export class ShardServer {
       ip,
       async (begin) => {
         const req = decodeRequest(await reader.readFrame(MAX_HEADER_BYTES))
-        begin(req.op)
+        begin(req.op, 'repair' in req && req.repair)
         if (req.op === 'put') await this.#put(stream, reader, req, remote, signal)
         else if (req.op === 'get') await this.#get(stream, req, signal)
         else if (req.op === 'pin') await this.#pin(stream, req, remote)
@@ -496,7 +512,7 @@ export class ShardServer {
         expectedSize: req.size,
         expiresAt: admission.storeExpiresAt,
       }))
-      await admission.stored(size)
+      await admission.stored(size, created)
     } finally {
       admission.release()
     }
@@ -557,7 +573,7 @@ export class ShardServer {
       request.remoteHost,
       async (begin) => {
         const req = decodeRequest(request.header)
-        begin(req.op)
+        begin(req.op, 'repair' in req && req.repair)
         if (req.op === 'get') {
           const { offset, length } = this.#range(req)
           await send(
@@ -821,7 +837,7 @@ export class ShardClient {
     peer: PeerId,
     cid: CID,
     bytes: Uint8Array,
-    options: { signal?: AbortSignal; order?: Uint8Array } = {},
+    options: { signal?: AbortSignal; order?: Uint8Array; repair?: boolean } = {},
   ): Promise<Receipt> {
     using deadline = withDeadline(options.signal, this.#options.requestTimeoutMs, 'shard put')
     const signal = deadline.signal
@@ -831,6 +847,7 @@ export class ShardClient {
       cid: cid.bytes,
       size: bytes.byteLength,
       ...(options.order === undefined ? {} : { order: options.order }),
+      ...(options.repair === true ? { repair: true } : {}),
     })
     const bulk = this.#deps.bulk
     if (bulk?.available(peer) === true) {
@@ -875,18 +892,24 @@ export class ShardClient {
    * Fetch the whole block `cid` from `peer` and verify its BLAKE3 digest against the CID.
    * Throws SHARD_MISSING, PEER_BUSY, PEER_UNREACHABLE, CID_MISMATCH (peer sent wrong bytes), TIMEOUT.
    */
-  async get(peer: PeerId, cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+  async get(
+    peer: PeerId,
+    cid: CID,
+    options: { signal?: AbortSignal; repair?: boolean } = {},
+  ): Promise<Uint8Array> {
     using deadline = withDeadline(options.signal, this.#options.requestTimeoutMs, 'shard get')
     const signal = deadline.signal
+    // `repair`: served from the holder's repair slots (keepers rebuilding a segment).
+    const request = dagCbor.encode({
+      v: 1,
+      op: 'get',
+      cid: cid.bytes,
+      ...(options.repair === true ? { repair: true } : {}),
+    })
     const bulk = this.#deps.bulk
     if (bulk?.available(peer) === true) {
       try {
-        const resp = await bulk.request(
-          peer,
-          dagCbor.encode({ v: 1, op: 'get', cid: cid.bytes }),
-          NO_BODY,
-          signal,
-        )
+        const resp = await bulk.request(peer, request, NO_BODY, signal)
         const size = asSize(parseResponse(resp.header, peer).size, 'size')
         if (size > this.#options.maxShardBytes) {
           throw new NodusError('SHARD_TOO_LARGE', `peer offered ${size} bytes`, { peerAction: 'reject' })
@@ -909,11 +932,7 @@ export class ShardClient {
     const stream = await this.#open(peer, signal)
     try {
       const reader = new StreamReader(stream, { signal, highWaterBytes: 2 * 1024 * 1024 })
-      await sendWithBackpressure(
-        stream,
-        lengthPrefixed(dagCbor.encode({ v: 1, op: 'get', cid: cid.bytes })),
-        signal,
-      )
+      await sendWithBackpressure(stream, lengthPrefixed(request), signal)
       await stream.close({ signal })
       const resp = await readResponse(reader, peer)
       const size = asSize(resp.size, 'size')

@@ -5,7 +5,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { isNodusError } from '../../src/common/errors.ts'
 import { lengthPrefixed, StreamReader } from '../../src/net/index.ts'
 import { cidForBytes, SHARD_PROTOCOL, verifyReceipt } from '../../src/storage/index.ts'
-import { putOrdered, startPeer, type TestPeer } from '../utils/cluster.ts'
+import { orderFor, putOrdered, startPeer, stopAll, type TestPeer } from '../utils/cluster.ts'
 
 let a: TestPeer
 let b: TestPeer
@@ -74,4 +74,31 @@ test('a hostile request gets PROTOCOL_ERROR and the server keeps serving', async
   }
   const bytes = randomBytes(10)
   await putOrdered(a, a.client, b.id.peerId, cidForBytes(bytes), bytes)
+})
+
+test('repair gets and puts have slots of their own: a stalled upload holding every data slot does not block them', {
+  timeout: 60_000,
+}, async () => {
+  const one = await startPeer({}, 1)
+  const uploader = await startPeer()
+  try {
+    await a.libp2p.dial(one.libp2p.getMultiaddrs())
+    await uploader.libp2p.dial(one.libp2p.getMultiaddrs())
+    const bytes = randomBytes(64 * 1024)
+    const cid = cidForBytes(bytes)
+    await putOrdered(a, a.client, one.id.peerId, cid, bytes)
+    // The uploader's put declares 1 MiB and sends nothing: it holds the only data slot.
+    const stalled = cidForBytes(randomBytes(16))
+    const stream = await uploader.libp2p.dialProtocol(one.id.peerId, SHARD_PROTOCOL)
+    const order = await orderFor(uploader, one.id.peerId, [stalled])
+    stream.send(lengthPrefixed(dagCbor.encode({ v: 1, op: 'put', cid: stalled.bytes, size: 1 << 20, order })))
+    for (let i = 0; i < 500 && one.server.inFlight === 0; i++) await new Promise((r) => setTimeout(r, 10))
+    assert.equal(one.server.inFlight, 1)
+    await assert.rejects(a.client.get(one.id.peerId, cid), (err) => isNodusError(err, 'PEER_BUSY'))
+    const got = await a.client.get(one.id.peerId, cid, { repair: true })
+    assert.ok(Buffer.from(got).equals(bytes))
+    stream.abort(new Error('done'))
+  } finally {
+    await stopAll([one, uploader])
+  }
 })
