@@ -548,7 +548,7 @@ export async function createNode(
       accounts,
       store,
       clock: Date,
-      onManifestCommitted: (cid) => void watchIfManifest(cid),
+      onManifestCommitted: (cid) => watchIfManifest(cid),
       // Extra parity only for the manifest's uploader (or a pinner it granted): a keeper checks.
       onCriticalPin: async (cid, expiresAt, by) => {
         const key = cidToString(cid)

@@ -36,7 +36,7 @@ export interface HolderPolicyDeps {
   }
   clock: { now(): number }
   /** A manifest block (`cid` = `manifest`) was committed here: this node is one of its keepers. */
-  onManifestCommitted?(manifest: CID): void
+  onManifestCommitted?(manifest: CID): void | Promise<void>
   /**
    * A pin asked for extra parity of `manifest` (dynamic redundancy) until `expiresAt`; `by` lists the
    * pinner and, with a valid grant, the grant's issuer. The keeper applies it only if the manifest's
@@ -111,7 +111,7 @@ export class HolderPolicy {
         // A block stored before (another account's claim) may have an earlier expiry; a new one has this.
         if (!created) await this.#deps.store.extendExpiry(cid, storeExpiresAt)
         const named = order.manifest
-        if (named?.equals(cid)) this.#deps.onManifestCommitted?.(named)
+        if (named?.equals(cid)) await this.#deps.onManifestCommitted?.(named)
       },
     }
   }
@@ -142,7 +142,8 @@ export class HolderPolicy {
           }),
           this.#deps.store.extendExpiry(cid, until),
         ])
-        if (cid.equals(commit.manifest)) this.#deps.onManifestCommitted?.(commit.manifest)
+        // Before the answer: once the uploader's put returns, its keepers watch the manifest.
+        if (cid.equals(commit.manifest)) await this.#deps.onManifestCommitted?.(commit.manifest)
         return true
       }),
     )

@@ -819,6 +819,11 @@ export class ShardStore {
     return this.#capacity.reservedBytes
   }
 
+  /** Whether the shard's bytes are in the memory cache now. Throws CID_INVALID. */
+  isCached(cid: CID): boolean {
+    return this.#cache.has(cidKey(cid))
+  }
+
   /** The shard cache's current size and counts: `bytes` held (≤ `maxBytes`), `entries`, `hits`, `misses`. */
   cacheStats(): { bytes: number; maxBytes: number; entries: number; hits: number; misses: number } {
     const { hits, misses } = this.#cache.stats

@@ -101,8 +101,7 @@ async function damagedCopyIsCaught(
   // The shard is hot on the holder: two whole reads put it in the cache (second-read admission).
   await holder.store.get(cid)
   await holder.store.get(cid)
-  const cached = holder.store.cacheStats().entries
-  assert.ok(cached > 0, 'the shard is cached')
+  assert.ok(holder.store.isCached(cid), 'the shard is cached')
   const usageBefore = holder.store.usage()
   const removedBefore = await removedCount(holder, reason)
   const failedBefore = keepers.reduce((n, k) => n + (k.audits.get(holder.peerId)?.failed ?? 0), 0)
@@ -118,7 +117,8 @@ async function damagedCopyIsCaught(
   assert.equal(holder.store.usage().bytes, usageBefore.bytes - size, 'usage no longer counts it')
   assert.equal(holder.store.usage().shards, usageBefore.shards - 1)
   assert.equal(await removedCount(holder, reason), removedBefore + 1, `one removal counted as ${reason}`)
-  assert.equal(holder.store.cacheStats().entries, cached - 1, 'its cache entry is gone')
+  // (Other shards may enter the cache meanwhile: repair reads them from this holder.)
+  assert.equal(holder.store.isCached(cid), false, 'its cache entry is gone')
   await assert.rejects(holder.store.get(cid), (err: unknown) => isNodusError(err, 'SHARD_MISSING'))
   const failedAfter = keepers.reduce((n, k) => n + (k.audits.get(holder.peerId)?.failed ?? 0), 0)
   assert.ok(failedAfter > failedBefore, 'a keeper recorded the failed audit')
