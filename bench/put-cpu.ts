@@ -17,7 +17,7 @@
  * --segment-size and --in-flight set every node's storage.segmentSize (bytes) and storage.segmentsInFlight.
  * NODUS_BENCH_WINDOWS=1 also prints each step's window in CLOCK_MONOTONIC µs, the clock of the
  * timestamps in `--cpu-prof` profiles (NODE_OPTIONS reaches the node processes too).
- * Not part of `npm run bench` (no peer implementation); figures in docs/BENCHMARKS.md, "Session 4".
+ * Not part of `npm run bench` (no peer implementation); figures in docs/benchmarks-history.md, "Session 4".
  */
 import { readFileSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'

@@ -11,7 +11,7 @@
  * its 3.8 MB source; compiled, an idle node uses 15–30 MB less RSS and starts faster. Bundled, it
  * also sheds what Node's module loader keeps per module (about 1,250 modules) and the comments and
  * indentation of every source, which V8 keeps in its heap for lazy compilation: about 10 MB of V8
- * heap less (docs/BENCHMARKS.md, "Where the idle RSS goes" and "Session 7").
+ * heap less (docs/benchmarks-history.md, "Where the idle RSS goes" and "Session 7").
  *
  * Paths: each bundled module's `import.meta.url`, `__dirname` and `__filename` are rewritten to
  * the module's original location, computed from the bundle's own URL, so that files found relative

@@ -3,7 +3,7 @@
  * metrics registry. `npm run docs` writes them (scripts/gen-docs.ts); a test checks they are current.
  */
 import { silentLogger } from '../common/logger.ts'
-import { NodusMetrics } from '../metrics/metrics.ts'
+import { NodusMetrics } from '../metrics/index.ts'
 import type { NodusNode } from '../node/node.ts'
 import { createApiServer } from './server.ts'
 

@@ -11,13 +11,13 @@ import swagger from '@fastify/swagger'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import Fastify, { type FastifyInstance } from 'fastify'
+import { type Clock, systemClock } from '../common/clock.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
 import { signEd25519 } from '../crypto/index.ts'
-import type { NodusMetrics } from '../metrics/metrics.ts'
+import type { NodusMetrics } from '../metrics/index.ts'
 import type { NodusNode } from '../node/node.ts'
-import { cidToString, parseCid } from '../storage/index.ts'
-import { signGrant } from '../storage/orders.ts'
+import { cidToString, parseCid, signGrant } from '../storage/index.ts'
 import { registerDashboard } from './dashboard.ts'
 import { capBytes, clientErrorHandler, frameworkErrors, installApiGuard, MAX_HEADER_BYTES } from './guard.ts'
 import * as S from './schemas.ts'
@@ -29,6 +29,8 @@ export interface ApiServerDeps {
   /** The node, resolved lazily (the API is built before the node object exists). */
   node: () => NodusNode
   metrics?: NodusMetrics
+  /** Source of pin expiries and grant times; defaults to the system clock. */
+  clock?: Clock
 }
 
 export interface ApiServerOptions {
@@ -91,6 +93,7 @@ export function createApiServer(
   deps: ApiServerDeps,
   options: ApiServerOptions = DEFAULT_API_OPTIONS,
 ): ApiServer {
+  const clock = deps.clock ?? systemClock
   const app = Fastify({
     logger: false,
     bodyLimit: MAX_JSON_BYTES,
@@ -369,7 +372,7 @@ export function createApiServer(
         })
         const node = deps.node()
         const name = req.query.name
-        const expiresAt = req.query.ttl === undefined ? undefined : Date.now() + req.query.ttl * 1000
+        const expiresAt = req.query.ttl === undefined ? undefined : clock.now() + req.query.ttl * 1000
         const res = await node.files.put(body, {
           signal: ac.signal,
           // Nothing else reads the body's chunks: free each one as soon as it is copied.
@@ -526,14 +529,14 @@ export function createApiServer(
             details: { cid: req.params.cid, uploader: signed.manifest.uploader.peerId },
           })
         }
-        const expiresAt = Date.now() + (req.body.ttl ?? 30 * 24 * 3600) * 1000
+        const expiresAt = clock.now() + (req.body.ttl ?? 30 * 24 * 3600) * 1000
         const grant = await signGrant(
           {
             issuer: node.peerId,
             pinner: req.body.pinner,
             manifest: signed.cid,
             expiresAt,
-            issuedAt: Date.now(),
+            issuedAt: clock.now(),
           },
           (d) => signEd25519(node.identity.ed25519, d),
         )
@@ -566,7 +569,7 @@ export function createApiServer(
         const cidObj = parseCid(req.params.cid)
         const node = deps.node()
         const ttl = req.body?.ttl
-        const expiresAt = ttl === undefined ? undefined : Date.now() + ttl * 1000
+        const expiresAt = ttl === undefined ? undefined : clock.now() + ttl * 1000
         const signed = await node.files.resolveManifest(cidObj, { signal: AbortSignal.timeout(60_000) })
         const critical = req.body?.critical === true
         const grant = req.body?.grant

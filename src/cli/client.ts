@@ -129,7 +129,7 @@ const EXPECT_CONTINUE_WAIT_MS = 1_000
 
 /**
  * One request through node:http, the body streamed from a Readable. File bodies go this way rather than
- * through fetch: undici's web streams cost CPU-seconds per GB (see docs/BENCHMARKS.md, "Session 4"),
+ * through fetch: undici's web streams cost CPU-seconds per GB (see docs/benchmarks-history.md, "Session 4"),
  * while node:http hands socket chunks straight through.
  * A request with a body says `Expect: 100-continue` and sends the body only on `100 Continue`: the node
  * refuses a wrong token or an oversized upload before any of the body is sent (it closes such a
@@ -352,7 +352,7 @@ const WRITE_BATCH_BYTES = 1024 * 1024
  * Chunks are gathered into `writev` calls of about {@link WRITE_BATCH_BYTES}, with one in flight
  * while the next batch arrives, and each chunk's memory is freed (`freeIfWhole`) once written: the
  * body's 64 KiB Buffers otherwise wait for V8's external-memory collection, which cost the client a
- * fifth of its CPU in marking during a 126 MB get (perf, docs/BENCHMARKS.md "Session 6").
+ * fifth of its CPU in marking during a 126 MB get (perf, docs/benchmarks-history.md "Session 6").
  */
 async function writeBody(body: IncomingMessage, path: string, onBytes: (n: number) => void): Promise<number> {
   const direct = await openDirectOutput(path)
@@ -425,7 +425,7 @@ async function openDirectOutput(path: string): Promise<FileHandle | undefined> {
 /**
  * {@link writeBody} with direct I/O: the body is copied into 4 MiB aligned buffers, each written straight
  * to the disk while the next fills (no page-cache pages: a download of a large file otherwise spends
- * most of its client's CPU having the kernel copy into freshly allocated page cache, docs/BENCHMARKS.md
+ * most of its client's CPU having the kernel copy into freshly allocated page cache, docs/benchmarks-history.md
  * "Session 8"); the last buffer is written rounded up to 4 KiB and the file cut back to its length.
  * Closes `fh`.
  */

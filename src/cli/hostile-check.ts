@@ -9,9 +9,7 @@
  */
 import { join } from 'node:path'
 import { isNodusError } from '../common/errors.ts'
-import { StorageAccounts } from '../storage/accounts.ts'
-import { parseHolderUpdate } from '../storage/manifest.ts'
-import { ManifestWatch } from '../storage/manifest-watch.ts'
+import { ManifestWatch, parseHolderUpdate, StorageAccounts } from '../storage/index.ts'
 
 /** An honest request refused for want of service: PEER_BUSY anywhere on its way, or HTTP 429. */
 export function isServiceRefusal(err: unknown): boolean {

@@ -9,8 +9,7 @@ import type { Stream } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { hybridPublicKey, type NodeIdentity, signHybrid } from '../crypto/index.ts'
 import { lengthPrefixed, StreamReader, sendAll, sendWithBackpressure } from '../net/index.ts'
-import { parseCid } from '../storage/index.ts'
-import { signHolderUpdate } from '../storage/manifest.ts'
+import { parseCid, signHolderUpdate } from '../storage/index.ts'
 
 /** Largest answer frame read, bytes. */
 const MAX_ANSWER_BYTES = 64 * 1024

@@ -39,8 +39,9 @@ import {
   parseCid,
   SHARD_PROTOCOL,
   ShardClient,
+  signOrder,
+  signPin,
 } from '../storage/index.ts'
-import { signOrder, signPin } from '../storage/orders.ts'
 import { getJson } from './client.ts'
 import {
   blocksOf,

@@ -18,7 +18,7 @@ export interface Deadline extends Disposable {
  * It links to the parent with a plain abort listener rather than `AbortSignal.any`: Node ties each
  * `AbortSignal.any` signal to its sources with WeakRefs and a FinalizationRegistry entry that go only
  * at the next full collection, so a request per shard promoted about 2 KB of them to the old
- * generation per request (docs/BENCHMARKS.md, "Session 7").
+ * generation per request (docs/benchmarks-history.md, "Session 7").
  */
 export function withDeadline(
   signal: AbortSignal | undefined,

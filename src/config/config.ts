@@ -62,7 +62,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = Object.freeze([
     default: 'noise',
     values: ['noise', 'tls'],
     description:
-      'preferred connection encryption (the other is offered second): noise = cheaper handshakes, tls = faster bulk transfer (docs/BENCHMARKS.md, "Data plane")',
+      'preferred connection encryption (the other is offered second): noise = cheaper handshakes, tls = faster bulk transfer (docs/benchmarks-history.md, "Data plane")',
   },
   {
     path: 'net.bulk',
@@ -695,7 +695,7 @@ the node with \`CONFIG_INVALID\` naming the key. The loaded config is frozen.
 Cross-key rules: \`storage.k + storage.m ≤ 256\`; \`storage.segmentSize / storage.k ≤ storage.maxShardBytes\`.
 
 Process settings, not node config: every \`nodus\` process sets V8's incremental-marking triggers
-(src/node/gc-tuning.ts, why in docs/BENCHMARKS.md "Session 5"), and \`nodus start\` runs one
+(src/node/gc-tuning.ts, why in docs/benchmarks-history.md "Session 5"), and \`nodus start\` runs one
 memory-reducing collection 2 s after ready and starts V8 with \`--initial-old-space-size=128\` (bin/nodus.js
 re-executes itself with it, same PID; "Session 6"). \`NODUS_V8_GC=default\` turns all three off;
 \`NODUS_V8_GC_FLAGS="--flag=value ..."\` sets other V8 flags in place of the triggers, and

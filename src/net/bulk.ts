@@ -33,6 +33,7 @@ import {
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { withDeadline } from '../common/abort.ts'
 import { BufferPool } from '../common/buffer-pool.ts'
+import { type Clock, systemClock } from '../common/clock.ts'
 import { drained } from '../common/drain.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
 import { encodeVarint, lengthPrefixed, StreamReader } from './stream-io.ts'
@@ -166,6 +167,8 @@ export interface BulkDeps {
   isBanned?: ((peer: PeerId) => boolean) | undefined
   /** A peer's input broke the channel (the error carries its `peerAction`); the socket is closed. */
   onPeerError?: ((peer: PeerId, err: NodusError) => void) | undefined
+  /** Source of ticket expiries and of the retry-after time of a failed connect; defaults to the system clock. */
+  clock?: Clock | undefined
 }
 
 /** A response as the client receives it. */
@@ -187,6 +190,7 @@ interface Ticket {
 export class BulkChannel {
   readonly #deps: BulkDeps
   readonly #options: BulkOptions
+  readonly #clock: Clock
   readonly #tickets = new Map<string, Ticket>()
   readonly #peerOf = new WeakMap<TLSSocket, PeerId>()
   /** Inbound sockets and their server-side state. */
@@ -207,6 +211,7 @@ export class BulkChannel {
   constructor(deps: BulkDeps, options: BulkOptions) {
     this.#deps = deps
     this.#options = options
+    this.#clock = deps.clock ?? systemClock
     this.#bodies = new BufferPool({ maxBytes: INBOUND_POOL_BYTES, allocate: deps.allocateBody })
   }
 
@@ -232,7 +237,7 @@ export class BulkChannel {
         const ticket = this.#tickets.get(identity)
         if (ticket === undefined) return null
         this.#tickets.delete(identity)
-        if (ticket.expiresAt < Date.now()) return null
+        if (ticket.expiresAt < this.#clock.now()) return null
         this.#peerOf.set(socket, ticket.peer)
         return ticket.key
       },
@@ -275,7 +280,7 @@ export class BulkChannel {
   /** Answer a ticket request on an authenticated libp2p stream. */
   async #issue(stream: Stream, connection: Connection): Promise<void> {
     try {
-      const now = Date.now()
+      const now = this.#clock.now()
       for (const [id, t] of this.#tickets) if (t.expiresAt < now) this.#tickets.delete(id)
       const peer = connection.remotePeer
       if (this.#deps.isBanned?.(peer) === true) {
@@ -471,7 +476,7 @@ export class BulkChannel {
 
   /** False while a recent connect to `peer` failed (requests would throw BULK_UNAVAILABLE at once). */
   available(peer: PeerId): boolean {
-    return !this.#stopped && (this.#unavailableUntil.get(peer.toString()) ?? 0) <= Date.now()
+    return !this.#stopped && (this.#unavailableUntil.get(peer.toString()) ?? 0) <= this.#clock.now()
   }
 
   /**
@@ -498,7 +503,7 @@ export class BulkChannel {
         .catch((err: unknown) => {
           this.#deps.logger.debug({ err: (err as Error).message, peer: key }, 'bulk connect failed')
           this.#peerError(peer, err)
-          this.#unavailableUntil.set(key, Date.now() + this.#options.retryAfterMs)
+          this.#unavailableUntil.set(key, this.#clock.now() + this.#options.retryAfterMs)
           if (this.#unavailableUntil.size > 10_000) {
             this.#unavailableUntil.delete(this.#unavailableUntil.keys().next().value as string)
           }
@@ -561,7 +566,7 @@ export class BulkChannel {
     const psk = Buffer.from(ticket.key, 'hex')
     const identity = ticket.id
     // Responses are parsed straight out of one reused read buffer (`onread`): no Buffer and no
-    // stream event per TLS record, which halves the receive side's CPU (measured, BENCHMARKS.md).
+    // stream event per TLS record, which halves the receive side's CPU (measured, docs/benchmarks-history.md, "Session 9").
     let feed: (chunk: Uint8Array) => void = () => {}
     const socket = await new Promise<TLSSocket>((resolve, reject) => {
       // `onread` is documented for tls.connect (it is passed to the underlying net.Socket) but missing

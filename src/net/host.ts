@@ -13,7 +13,7 @@ import { useKademliaSplitting } from './kad-table.ts'
 /**
  * @libp2p/tls, offered under its protocol id but loaded on the first TLS handshake: with its X.509 and
  * ASN.1 code it adds about 5 MB of heap and 7–10 MB of RSS to every node, which a node preferring Noise
- * never needs unless a TLS-preferring peer dials it (measured, docs/BENCHMARKS.md "Where the idle RSS
+ * never needs unless a TLS-preferring peer dials it (measured, docs/benchmarks-history.md "Where the idle RSS
  * goes").
  */
 function lazyTls(): (components: TLSComponents) => ConnectionEncrypter {
@@ -48,7 +48,7 @@ export interface HostOptions {
    * libp2p connection monitor ping interval in ms; 0 turns the monitor off. Default 0: yamux already
    * pings every connection every 30 s at the frame level (its keep-alive), nodus reads no round-trip time
    * from the monitor, and each monitor ping opens a stream (`/ipfs/ping/1.0.0`), about 8 ms of CPU across
-   * both ends here, 2 CPU-s per 30 s for an idle 16-node devnet (docs/BENCHMARKS.md, "Session 8").
+   * both ends here, 2 CPU-s per 30 s for an idle 16-node devnet (docs/benchmarks-history.md, "Session 8").
    * When on, it never aborts a connection whose ping fails (../shared/NOTES-libp2p.md, trap 3).
    */
   monitorPingIntervalMs: number
@@ -60,7 +60,7 @@ export interface HostOptions {
    * Preferred connection encryption: `noise` (Noise XX, @chainsafe/libp2p-noise) or `tls` (TLS 1.3
    * through OpenSSL, @libp2p/tls). The other one is offered second, so peers preferring either still
    * connect (multistream-select takes the dialer's first choice the listener supports). Default
-   * `noise`. Measured trade-off (docs/BENCHMARKS.md, "Data plane"): on one established connection TLS
+   * `noise`. Measured trade-off (docs/benchmarks-history.md, "Data plane"): on one established connection TLS
    * moves shards 1.1–1.4× faster at 0.7–0.9× the CPU, but each TLS handshake costs about twice the
    * CPU of a Noise one (@libp2p/tls makes a P-256 key and an X.509 certificate per connection), and
    * under the chaos workload, where connections come and go, TLS completed 76 puts against Noise's 105.

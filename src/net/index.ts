@@ -1,3 +1,4 @@
+export { BulkChannel, type BulkHandler, DEFAULT_BULK_OPTIONS } from './bulk.ts'
 export {
   bannedPeerGater,
   createHost,
@@ -6,6 +7,14 @@ export {
   type HostOptions,
   type NodusLibp2p,
 } from './host.ts'
+export { announceBatch, provideBatchDepsFor } from './provide-batch.ts'
+export {
+  parseReply,
+  type Reply,
+  type RequestDeps,
+  type RequestOptions,
+  requestResponse,
+} from './request.ts'
 export {
   encodeVarint,
   lengthPrefixed,

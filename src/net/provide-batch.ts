@@ -5,7 +5,7 @@
  * iterative lookup for the k peers closest to the key, then an ADD_PROVIDER message to each. kad-dht
  * does that per key, opening a new stream for every message. A holder that has just stored a file's
  * shards announces tens to thousands of keys at once; on a 16-process devnet that cost about 0.2 CPU-s
- * per key across the network, 10× the CPU of the put that stored them (docs/BENCHMARKS.md, "Session 4").
+ * per key across the network, 10× the CPU of the put that stored them (docs/benchmarks-history.md, "Session 4").
  *
  * {@link announceBatch} takes a batch of keys and:
  * 1. reuses a lookup made earlier in the batch for any later key that the lookup provably covers,

@@ -8,7 +8,7 @@
  * = 32, doubled), while a node's old generation (about 35 MB live) gets 35–50 MB of room after each
  * mark-compact. So marking starts again right after every mark-compact: a holder storing shards ran 10–12
  * full collections during one 1.5 s put, and concurrent marking took about 30 % of its CPU (perf,
- * docs/BENCHMARKS.md "Session 5").
+ * docs/benchmarks-history.md "Session 5").
  *
  * With V8's percentage triggers set, that rule is replaced: marking starts from a task once
  * {@link SOFT_TRIGGER_PERCENT} % of the room since the last collection is used, and at once at
@@ -53,7 +53,7 @@ export const GC_FLAGS: readonly string[] = [
  * live data. Without it a fresh node's first large put ran repeated full collections while V8 grew the
  * heap from the ~30 MB of start-up data (27 % of a holder's CPU in that put, perf); the first 126.6 MB put
  * on a fresh 16-node devnet took 25.1–29.5 against 31.8–35.1 CPU-s/GB (alternating runs,
- * docs/BENCHMARKS.md "Session 6"). It is a threshold, not memory: idle RSS did not change, nor did the
+ * docs/benchmarks-history.md "Session 6"). It is a threshold, not memory: idle RSS did not change, nor did the
  * "memory" benchmark's figures.
  */
 export const START_V8_FLAGS: readonly string[] = ['--initial-old-space-size=128']
@@ -65,7 +65,7 @@ export const START_V8_FLAGS: readonly string[] = ['--initial-old-space-size=128'
  * 8 per core, and each keeps its high-water mark; a node's V8 and libuv worker threads held 7–11 MB
  * in them. Two arenas: idle devnet nodes 99–101 MB against 101–105 at 20 s after start, and no CPU
  * cost in three alternating pairs of bench/put-cpu.ts on 16 nodes (warm put 15.9–19.4 CPU-s/GB
- * against 19.2–20.0, get 8.2–10.2 against 10.9–11.9; docs/BENCHMARKS.md "Session 7"). A value the
+ * against 19.2–20.0, get 8.2–10.2 against 10.9–11.9; docs/benchmarks-history.md "Session 7"). A value the
  * caller set is kept.
  */
 export const START_ENV: Readonly<Record<string, string>> = Object.freeze({ MALLOC_ARENA_MAX: '2' })

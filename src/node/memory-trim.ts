@@ -7,7 +7,7 @@
  * such holes: after start-up, about 5 MB of the main arena and the threads' arenas were free yet
  * resident. `malloc_trim(0)` (glibc ≥ 2.8) releases every whole free page in every arena
  * (madvise MADV_DONTNEED). It takes about a millisecond on an idle node; pages it releases cost a
- * page fault each when malloc reuses them (docs/BENCHMARKS.md, "Session 7").
+ * page fault each when malloc reuses them (docs/benchmarks-history.md, "Session 7").
  *
  * Needs the native addon (src/common/native.ts); without it, or without glibc, trimming is a no-op.
  * `NODUS_MALLOC_TRIM=0` in the environment turns it off.

@@ -13,10 +13,11 @@ import { readApiToken } from '../api/auth.ts'
 import { type ApiServer, createApiServer } from '../api/server.ts'
 import { withDeadline } from '../common/abort.ts'
 import { BatchQueue } from '../common/batch-queue.ts'
+import { systemClock } from '../common/clock.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
 import { createLogger, type Logger } from '../common/logger.ts'
 import { mulberry32 } from '../common/prng.ts'
-import type { NodusConfig } from '../config/config.ts'
+import type { NodusConfig } from '../config/index.ts'
 import {
   didKeyFromEd25519,
   hybridPublicKey,
@@ -25,35 +26,45 @@ import {
   signEd25519,
   signHybrid,
 } from '../crypto/index.ts'
-import { NodusMetrics } from '../metrics/metrics.ts'
-import { BulkChannel, DEFAULT_BULK_OPTIONS } from '../net/bulk.ts'
-import { createHost, DEFAULT_HOST_OPTIONS, type NodusLibp2p } from '../net/index.ts'
-import { announceBatch, provideBatchDepsFor } from '../net/provide-batch.ts'
-import { StorageAccounts } from '../storage/accounts.ts'
-import { AuditRecords } from '../storage/audit-records.ts'
-import { allocAligned, directIoAvailable } from '../storage/direct-io.ts'
-import { FileIndex } from '../storage/file-index.ts'
-import { HolderPolicy } from '../storage/holder-policy.ts'
-import { DEFAULT_HOLDER_UPDATE_INBOX_OPTIONS, HolderUpdateInbox } from '../storage/holder-update-inbox.ts'
+import { NodusMetrics } from '../metrics/index.ts'
 import {
+  announceBatch,
+  BulkChannel,
+  createHost,
+  DEFAULT_BULK_OPTIONS,
+  DEFAULT_HOST_OPTIONS,
+  type NodusLibp2p,
+  provideBatchDepsFor,
+} from '../net/index.ts'
+import {
+  AuditRecords,
+  allocAligned,
   cidToString,
   DEFAULT_FILE_OPTIONS,
+  DEFAULT_HOLDER_UPDATE_INBOX_OPTIONS,
+  DEFAULT_REPAIR_OPTIONS,
   DEFAULT_SHARD_SERVER_OPTIONS,
+  decodeManifest,
+  directIoAvailable,
+  FileIndex,
   FileService,
+  HolderPolicy,
+  HolderUpdateInbox,
+  ManifestWatch,
+  Popularity,
+  parityFor,
   parseCid,
+  placeScored,
+  type RepairEvent,
+  Repairer,
+  responsibleFor,
   SHARD_PROTOCOL,
   ShardClient,
   ShardServer,
   ShardStore,
+  StorageAccounts,
+  startExpiryCleanup,
 } from '../storage/index.ts'
-import { decodeManifest } from '../storage/manifest.ts'
-import { ManifestWatch } from '../storage/manifest-watch.ts'
-import { placeScored } from '../storage/placement-scored.ts'
-import { Popularity } from '../storage/popularity.ts'
-import { parityFor } from '../storage/redundancy.ts'
-import { DEFAULT_REPAIR_OPTIONS, type RepairEvent, Repairer } from '../storage/repair.ts'
-import { responsibleFor } from '../storage/responsibility.ts'
-import { startExpiryCleanup } from '../storage/shard-store-cleanup.ts'
 import { REPORTS_PROTOCOL, ReportExchange } from '../trust/exchange.ts'
 import {
   type CapacityReport,
@@ -622,6 +633,7 @@ export async function createNode(
               return shardServer.bulkHandler(request, reply, signal)
             },
             logger: netLog,
+            clock: systemClock,
             // Aligned put bodies: the shard store writes them with direct I/O as they are.
             allocateBody: directIoAvailable() ? allocAligned : undefined,
             isBanned: (peer) => peerActions.isBanned(peer.toString()),
@@ -679,6 +691,7 @@ export async function createNode(
   shardServer = new ShardServer(
     {
       store,
+      clock: systemClock,
       peerId: identity.peerId.toString(),
       sign: async (data) => signEd25519(identity.ed25519, data),
       policy: holderPolicy,
@@ -720,6 +733,7 @@ export async function createNode(
     {
       selfPeerId: identity.peerId.toString(),
       store,
+      clock: systemClock,
       client: shardClient,
       signEd25519: (data) => signEd25519(identity.ed25519, data),
       peers: {
@@ -802,6 +816,7 @@ export async function createNode(
       logger: logger.child({ area: 'api' }),
       node: () => node as NodusNode,
       metrics,
+      clock: systemClock,
     },
     {
       mutatingPerMinute: config.api.mutatingPerMinute,

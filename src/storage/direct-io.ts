@@ -4,7 +4,7 @@
  *
  * Why: in this VM a buffered write of a fresh shard cost its holder about 2.3 ms of system time per MiB,
  * mostly the kernel's copy into newly allocated page-cache pages (`copy_folio_from_iter_atomic`), and
- * that copy was 18 % of a 16-node put's CPU (docs/BENCHMARKS.md, "Session 8"). With O_DIRECT the device
+ * that copy was 18 % of a 16-node put's CPU (docs/benchmarks-history.md, "Session 8"). With O_DIRECT the device
  * reads the bytes from our buffer; the page cache is not filled with shards that are written once and
  * seldom read (hot shards have the store's own cache, shard-cache.ts).
  *

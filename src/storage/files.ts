@@ -8,6 +8,7 @@ import type { CID } from 'multiformats/cid'
 import { withDeadline } from '../common/abort.ts'
 import { BufferPool } from '../common/buffer-pool.ts'
 import { bytesEqual } from '../common/bytes.ts'
+import { type Clock, systemClock } from '../common/clock.ts'
 import { isNodusError, NodusError, type PeerAction } from '../common/errors.ts'
 import { Blake3Stream, blake3, type HybridPublicKey, type HybridSignature } from '../crypto/index.ts'
 import { cidFromDigest, cidToString, parseCid, RAW_CODEC } from './cid.ts'
@@ -37,7 +38,7 @@ export interface FileServiceOptions {
   /**
    * Segment size, bytes. Default 20 MiB (2 MiB shards with k = 10). Each shard costs its holder a file,
    * three fsyncs and a request whatever its size, so larger segments spend less CPU per byte (a warm
-   * 16-node put: about 25 % less CPU than with 10 MiB; docs/BENCHMARKS.md, "Session 8"), at the price of
+   * 16-node put: about 25 % less CPU than with 10 MiB; docs/benchmarks-history.md, "Session 8"), at the price of
    * more memory per segment in flight and more bytes read to repair one lost shard (Storj uses 64 MiB
    * segments, Sia 40 MiB).
    */
@@ -126,6 +127,8 @@ export interface FileServiceDeps {
   /** Ed25519-sign with this node's key (its PeerId): storage orders, commits and pins (orders.ts). */
   signEd25519: Ed25519Sign
   publicKey: HybridPublicKey
+  /** Source of lease expiries, order and pin `issuedAt`, manifest `createdAt`; defaults to the system clock. */
+  clock?: Clock
   /** Holder updates this node keeps for manifests it watches. */
   updates?: { latest(manifest: CID): Uint8Array | undefined }
   /** A pin marked critical reached this node as a keeper of `manifest` (dynamic redundancy). */
@@ -185,7 +188,7 @@ const UNREACHABLE_MEMORY_PEERS = 4_096
  * A stored segment while its put runs: the shard CIDs packed end to end in one buffer (they all have
  * the same length) and each shard's holder. A CID object with its digest and views costs about 0.6 KB
  * of heap, kept for the whole put: 1.35 MB per GB of file with RS(4,2) and 1 MiB shards, which V8
- * promotes and sizes its heap by (docs/BENCHMARKS.md, "Session 7"). Unpacked once the put is done.
+ * promotes and sizes its heap by (docs/benchmarks-history.md, "Session 7"). Unpacked once the put is done.
  */
 interface PackedSegment {
   size: number
@@ -254,9 +257,10 @@ interface OrderTerms {
 export class FileService {
   readonly #deps: FileServiceDeps
   readonly #options: FileServiceOptions
+  readonly #clock: Clock
   readonly #peerIds = new Map<string, PeerId>()
   readonly #verified = new Map<string, SignedManifest>()
-  /** Peer → Date.now() of its last PEER_UNREACHABLE answer to a shard get (see UNREACHABLE_MEMORY_MS). */
+  /** Peer → the clock's time of its last PEER_UNREACHABLE answer to a shard get (see UNREACHABLE_MEMORY_MS). */
   readonly #unreachable = new Map<string, number>()
   #transfers = 0
 
@@ -268,6 +272,7 @@ export class FileService {
     }
     this.#deps = deps
     this.#options = options
+    this.#clock = deps.clock ?? systemClock
   }
 
   /** Puts and gets running on this node now (background work such as announcing waits for 0). */
@@ -321,7 +326,7 @@ export class FileService {
     const ac = new AbortController()
     const signal = options.signal === undefined ? ac.signal : AbortSignal.any([options.signal, ac.signal])
     // What holders are told: the pin's expiry, or a lease the pinner renews.
-    const holderExpiry = options.expiresAt ?? Date.now() + this.#options.leaseMs
+    const holderExpiry = options.expiresAt ?? this.#clock.now() + this.#options.leaseMs
     const hasher = new Blake3Stream()
     const packed: PackedSegment[] = []
     const inflight = new Set<Promise<void>>()
@@ -388,7 +393,7 @@ export class FileService {
       segmentSize,
       segments,
       uploader: { peerId: this.#deps.selfPeerId, publicKey: this.#deps.publicKey },
-      createdAt: Date.now(),
+      createdAt: this.#clock.now(),
       revision: 1,
     }
     const signed = await signManifest(manifest, (msg) => this.#deps.sign(msg))
@@ -478,7 +483,7 @@ export class FileService {
           cids: terms.cids,
           maxBytes: terms.maxBytes,
           expiresAt: terms.expiresAt,
-          issuedAt: Date.now(),
+          issuedAt: this.#clock.now(),
           ...(terms.manifest === undefined ? {} : { manifest: terms.manifest }),
         },
         this.#deps.signEd25519,
@@ -617,7 +622,7 @@ export class FileService {
                   manifest,
                   cids: batch,
                   expiresAt,
-                  issuedAt: Date.now(),
+                  issuedAt: this.#clock.now(),
                 },
                 this.#deps.signEd25519,
               )
@@ -655,7 +660,7 @@ export class FileService {
     const signal = options.signal ?? new AbortController().signal
     const signed = options.manifest ?? (await this.resolveManifest(cid, { signal }))
     // No TTL: a lease, renewed by the pinning node while the pin lasts.
-    const until = expiresAt ?? Date.now() + this.#options.leaseMs
+    const until = expiresAt ?? this.#clock.now() + this.#options.leaseMs
     const byHolder = new Map<string, CID[]>()
     // The manifest's keepers may hold no shard: they get the manifest CID alone.
     const { holders: keepers } = await this.#fetchManifest(signed.cid, signal)
@@ -695,7 +700,7 @@ export class FileService {
                 holder,
                 cids: batch,
                 expiresAt: until,
-                issuedAt: Date.now(),
+                issuedAt: this.#clock.now(),
                 manifest: signed.cid,
                 ...(options.critical === true && i === 0 ? { critical: true } : {}),
               },
@@ -822,7 +827,7 @@ export class FileService {
         const signed = decodeManifest(bytes, cid)
         // A cached copy, leased like any block: it goes away unless a pin renews it.
         await this.#deps.store
-          .put(cid, bytes, { signal, expiresAt: Date.now() + this.#options.leaseMs })
+          .put(cid, bytes, { signal, expiresAt: this.#clock.now() + this.#options.leaseMs })
           .catch(() => {})
         return signed
       } catch (err) {
@@ -1045,7 +1050,7 @@ export class FileService {
     if (pool.length === 0) throw new NodusError('NOT_ENOUGH_PEERS', 'no peer left to hold a repaired shard')
     const start = Number.parseInt(cidToString(cid).slice(-6), 32) % pool.length
     const first = pool[Number.isNaN(start) ? 0 : start] as string
-    const expiresAt = options.expiresAt ?? Date.now() + this.#options.leaseMs
+    const expiresAt = options.expiresAt ?? this.#clock.now() + this.#options.leaseMs
     // The order names the manifest, so the new holder keeps the shard as a lease at once (no commit).
     const terms = this.#terms([cid], bytes.byteLength, expiresAt, options.manifest)
     return await this.#putShard(cid, bytes, first, pool, new Set(exclude), options.signal, terms)
@@ -1129,7 +1134,7 @@ export class FileService {
     }
     if (this.#unreachable.size > 0) {
       // Holders unreachable in the last UNREACHABLE_MEMORY_MS go last, in their order (stable sort).
-      const since = Date.now() - UNREACHABLE_MEMORY_MS
+      const since = this.#clock.now() - UNREACHABLE_MEMORY_MS
       const late = (a: { peer: string }): number => ((this.#unreachable.get(a.peer) ?? 0) > since ? 1 : 0)
       attempts.sort((a, b) => late(a) - late(b))
     }
@@ -1216,7 +1221,7 @@ export class FileService {
               if (code === 'PEER_UNREACHABLE') {
                 deadPeers.add(a.peer)
                 this.#unreachable.delete(a.peer)
-                this.#unreachable.set(a.peer, Date.now())
+                this.#unreachable.set(a.peer, this.#clock.now())
                 if (this.#unreachable.size > UNREACHABLE_MEMORY_PEERS)
                   this.#unreachable.delete(this.#unreachable.keys().next().value as string)
               }

@@ -8,12 +8,22 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
 import { withDeadline } from '../common/abort.ts'
 import { bytesEqual } from '../common/bytes.ts'
-import { isNodusError, NodusError } from '../common/errors.ts'
+import { type Clock, systemClock } from '../common/clock.ts'
+import { type ErrorCode, isNodusError, NodusError } from '../common/errors.ts'
 import { FairSlots, subnetGroup } from '../common/fair-slots.ts'
 import { Semaphore } from '../common/semaphore.ts'
 import { blake3, verifyEd25519 } from '../crypto/index.ts'
-import type { BulkChannel, BulkHandler } from '../net/bulk.ts'
-import { lengthPrefixed, StreamReader, sendAll, sendWithBackpressure } from '../net/index.ts'
+import {
+  type BulkChannel,
+  type BulkHandler,
+  lengthPrefixed,
+  parseReply,
+  type RequestOptions,
+  requestResponse,
+  StreamReader,
+  sendAll,
+  sendWithBackpressure,
+} from '../net/index.ts'
 import {
   type AuditChallenge,
   type AuditProof,
@@ -225,6 +235,8 @@ export interface ShardServerDeps {
    */
   peers?: { isBanned(peer: string): boolean; onPeerError(peer: string, err: NodusError): void }
   logger: { debug(obj: object, msg?: string): void; warn(obj: object, msg?: string): void }
+  /** Source of receipts' `storedAt` and of the last-activity time; defaults to the system clock. */
+  clock?: Clock
   metrics?: {
     shardRequests: { inc(labels: { op: string; result: string }): void }
     shardWriteSeconds: { observe(v: number): void }
@@ -291,12 +303,14 @@ export class ShardServer {
   readonly #control: FairSlots
   /** Slots for repair puts and gets, which uploads and reads cannot take. */
   readonly #repair: FairSlots
+  readonly #clock: Clock
   #served = 0
   #lastActivityMs = 0
 
   constructor(deps: ShardServerDeps, options: ShardServerOptions) {
     this.#deps = deps
     this.#options = options
+    this.#clock = deps.clock ?? systemClock
     this.#slots = new FairSlots({
       global: options.maxConcurrentRequests,
       perPeer: Math.min(options.maxRequestsPerPeer, options.maxConcurrentRequests),
@@ -370,7 +384,7 @@ export class ShardServer {
     fail: (err: unknown) => Promise<void>,
   ): Promise<void> {
     let release: (() => void) | undefined
-    this.#lastActivityMs = Date.now()
+    this.#lastActivityMs = this.#clock.now()
     let op = 'unknown'
     let t0 = performance.now()
     try {
@@ -397,7 +411,7 @@ export class ShardServer {
       await fail(err)
     } finally {
       release?.()
-      this.#lastActivityMs = Date.now()
+      this.#lastActivityMs = this.#clock.now()
     }
   }
 
@@ -516,7 +530,7 @@ export class ShardServer {
     } finally {
       admission.release()
     }
-    const body = { cid: req.cid, size, holder: this.#deps.peerId, storedAt: Date.now() }
+    const body = { cid: req.cid, size, holder: this.#deps.peerId, storedAt: this.#clock.now() }
     const sig = await this.#deps.sign(receiptBody(body))
     const response = dagCbor.encode({
       ok: true,
@@ -692,51 +706,21 @@ export interface ShardClientOptions {
   maxShardBytes: number
 }
 
-function remoteError(resp: Record<string, unknown>, peer: PeerId): NodusError {
-  const code = typeof resp.code === 'string' ? resp.code : 'PROTOCOL_ERROR'
-  const message = typeof resp.message === 'string' ? resp.message.slice(0, 500) : 'remote error'
-  const known: Record<
-    string,
-    | 'PEER_BUSY'
-    | 'SHARD_MISSING'
-    | 'STORE_FULL'
-    | 'SHARD_TOO_LARGE'
-    | 'CID_MISMATCH'
-    | 'ORDER_INVALID'
-    | 'QUOTA_EXCEEDED'
-    | 'TIMEOUT'
-    | 'PEER_BANNED'
-  > = {
-    PEER_BANNED: 'PEER_BANNED',
-    ORDER_INVALID: 'ORDER_INVALID',
-    QUOTA_EXCEEDED: 'QUOTA_EXCEEDED',
-    TIMEOUT: 'TIMEOUT',
-    PEER_BUSY: 'PEER_BUSY',
-    SHARD_MISSING: 'SHARD_MISSING',
-    STORE_FULL: 'STORE_FULL',
-    SHARD_TOO_LARGE: 'SHARD_TOO_LARGE',
-    CID_MISMATCH: 'CID_MISMATCH',
-  }
-  return new NodusError(known[code] ?? 'PROTOCOL_ERROR', `peer ${peer.toString()}: ${message}`, {
-    details: { peer: peer.toString(), remoteCode: code },
-  })
-}
-
-async function readResponse(reader: StreamReader, peer: PeerId): Promise<Record<string, unknown>> {
-  return parseResponse(await reader.readFrame(MAX_HEADER_BYTES), peer)
-}
+/** Error codes a shard server's `{ ok: false, code }` keeps on the client; any other is PROTOCOL_ERROR. */
+const REMOTE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'PEER_BANNED',
+  'ORDER_INVALID',
+  'QUOTA_EXCEEDED',
+  'TIMEOUT',
+  'PEER_BUSY',
+  'SHARD_MISSING',
+  'STORE_FULL',
+  'SHARD_TOO_LARGE',
+  'CID_MISMATCH',
+])
 
 function parseResponse(bytes: Uint8Array, peer: PeerId): Record<string, unknown> {
-  let resp: unknown
-  try {
-    resp = dagCbor.decode(bytes)
-  } catch (err) {
-    throw new NodusError('PROTOCOL_ERROR', 'response is not dag-cbor', { cause: err, peerAction: 'reject' })
-  }
-  if (!isRecord(resp))
-    throw new NodusError('PROTOCOL_ERROR', 'response is not a map', { peerAction: 'reject' })
-  if (resp.ok !== true) throw remoteError(resp, peer)
-  return resp
+  return parseReply(bytes, peer, REMOTE_CODES)
 }
 
 /** Verify a receipt's signature against the holder's Ed25519 PeerId. */
@@ -807,7 +791,10 @@ function bulkTransportFailed(err: unknown): boolean {
 
 const NO_BODY = new Uint8Array(0)
 
-/** Client side of `/nodus/shard/1.0.0`. Every call opens one stream and applies the request timeout. */
+/**
+ * Client side of `/nodus/shard/1.0.0`. Every call opens one stream (src/net/request.ts) and applies
+ * the request timeout; puts and gets try the bulk channel first when the peer has one.
+ */
 export class ShardClient {
   readonly #deps: ShardClientDeps
   readonly #options: ShardClientOptions
@@ -817,16 +804,26 @@ export class ShardClient {
     this.#options = options
   }
 
-  async #open(peer: PeerId, signal: AbortSignal): Promise<Stream> {
-    try {
-      return await this.#deps.dialProtocol(peer, SHARD_PROTOCOL, { signal })
-    } catch (err) {
-      if (isNodusError(err)) throw err
-      throw new NodusError('PEER_UNREACHABLE', `cannot open a shard stream to ${peer.toString()}`, {
-        cause: err,
-        details: { peer: peer.toString() },
-      })
+  /**
+   * One request over a new libp2p stream (`requestResponse`, src/net/request.ts): `frame` is the
+   * encoded request header; the reply header is at most MAX_HEADER_BYTES and a remote error keeps its
+   * code when it is one of REMOTE_CODES.
+   */
+  #request<T>(
+    peer: PeerId,
+    frame: Uint8Array,
+    what: string,
+    options: Pick<RequestOptions, 'signal' | 'body' | 'highWaterBytes'>,
+    onReply: (reply: Record<string, unknown>, reader: StreamReader) => T | Promise<T>,
+  ): Promise<T> {
+    const request: RequestOptions = {
+      ...options,
+      timeoutMs: this.#options.requestTimeoutMs,
+      what,
+      maxReplyBytes: MAX_HEADER_BYTES,
+      remoteCodes: REMOTE_CODES,
     }
+    return requestResponse(this.#deps, peer, SHARD_PROTOCOL, frame, request, onReply)
   }
 
   /**
@@ -858,34 +855,12 @@ export class ShardClient {
         if (!bulkTransportFailed(err) || signal.aborted) throw err
       }
     }
-    const stream = await this.#open(peer, signal)
-    try {
-      const reader = new StreamReader(stream, { signal })
-      // Read the answer while sending: a holder that refuses the put at once (ORDER_INVALID,
-      // QUOTA_EXCEEDED, PEER_BUSY...) stops reading, and a body larger than the stream window would
-      // otherwise wait for the request timeout.
-      const response = readResponse(reader, peer)
-      const answered = response.then(
-        () => true,
-        () => true,
-      )
-      await sendWithBackpressure(stream, lengthPrefixed(header), signal)
-      const sent = sendAll(stream, bytes, signal)
-      const early = await Promise.race([sent.then(() => false), answered])
-      if (early) {
-        sent.catch(() => {})
-        await response // an error answer throws here
-        throw new NodusError('PROTOCOL_ERROR', `peer ${peer.toString()} answered a put before its body`, {
-          peerAction: 'reject',
-        })
-      }
-      const receipt = await checkReceipt(await response, peer, cid, bytes.byteLength)
-      await stream.close({ signal }).catch(() => {})
-      return receipt
-    } catch (err) {
-      stream.abort(err instanceof Error ? err : new Error('put failed'))
-      throw err
-    }
+    // The answer is read while the body is sent: a holder that refuses the put at once (ORDER_INVALID,
+    // QUOTA_EXCEEDED, PEER_BUSY...) is heard at once, not at the request timeout.
+    // `return await`: the deadline must outlive the request.
+    return await this.#request(peer, header, 'shard put', { signal, body: bytes }, (resp) =>
+      checkReceipt(resp, peer, cid, bytes.byteLength),
+    )
   }
 
   /**
@@ -929,12 +904,8 @@ export class ShardClient {
         if (!bulkTransportFailed(err) || signal.aborted) throw err
       }
     }
-    const stream = await this.#open(peer, signal)
-    try {
-      const reader = new StreamReader(stream, { signal, highWaterBytes: 2 * 1024 * 1024 })
-      await sendWithBackpressure(stream, lengthPrefixed(request), signal)
-      await stream.close({ signal })
-      const resp = await readResponse(reader, peer)
+    const stream = { signal, highWaterBytes: 2 * 1024 * 1024 }
+    return await this.#request(peer, request, 'shard get', stream, async (resp, reader) => {
       const size = asSize(resp.size, 'size')
       if (size > this.#options.maxShardBytes) {
         throw new NodusError('SHARD_TOO_LARGE', `peer offered ${size} bytes`, { peerAction: 'reject' })
@@ -942,10 +913,7 @@ export class ShardClient {
       const bytes = await reader.readExactly(size)
       checkBytes(bytes, cid, peer)
       return bytes
-    } catch (err) {
-      stream.abort(err instanceof Error ? err : new Error('get failed'))
-      throw err
-    }
+    })
   }
 
   /**
@@ -957,23 +925,13 @@ export class ShardClient {
     challenge: AuditChallenge,
     options: { signal?: AbortSignal } = {},
   ): Promise<AuditProof> {
-    using deadline = withDeadline(options.signal, this.#options.requestTimeoutMs, 'audit')
-    const signal = deadline.signal
-    const stream = await this.#open(peer, signal)
-    try {
-      const reader = new StreamReader(stream, { signal })
-      const req = { v: 1, op: 'audit', challenge: encodeChallenge(challenge) }
-      await sendWithBackpressure(stream, lengthPrefixed(dagCbor.encode(req)), signal)
-      await stream.close({ signal })
-      const resp = await readResponse(reader, peer)
+    const req = dagCbor.encode({ v: 1, op: 'audit', challenge: encodeChallenge(challenge) })
+    return this.#request(peer, req, 'audit', { signal: options.signal }, async (resp, reader) => {
       const size = asSize(resp.size, 'size')
       if (size > MAX_AUDIT_PROOF_BYTES)
         throw new NodusError('MESSAGE_TOO_LARGE', 'audit proof too large', { peerAction: 'reject' })
       return decodeProof(await reader.readExactly(size))
-    } catch (err) {
-      stream.abort(err instanceof Error ? err : new Error('audit failed'))
-      throw err
-    }
+    })
   }
 
   /** The latest holder update `peer` keeps for `manifest` (encoded), or undefined. */
@@ -982,26 +940,13 @@ export class ShardClient {
     manifest: CID,
     options: { signal?: AbortSignal } = {},
   ): Promise<Uint8Array | undefined> {
-    using deadline = withDeadline(options.signal, this.#options.requestTimeoutMs, 'holder update get')
-    const signal = deadline.signal
-    const stream = await this.#open(peer, signal)
-    try {
-      const reader = new StreamReader(stream, { signal })
-      await sendWithBackpressure(
-        stream,
-        lengthPrefixed(dagCbor.encode({ v: 1, op: 'latest', cid: manifest.bytes })),
-        signal,
-      )
-      await stream.close({ signal })
-      const resp = await readResponse(reader, peer)
+    const req = dagCbor.encode({ v: 1, op: 'latest', cid: manifest.bytes })
+    return this.#request(peer, req, 'holder update get', { signal: options.signal }, async (resp, reader) => {
       const size = asSize(resp.size, 'size')
       if (size > MAX_UPDATE_BYTES)
         throw new NodusError('MESSAGE_TOO_LARGE', 'holder update too large', { peerAction: 'reject' })
       return size === 0 ? undefined : await reader.readExactly(size)
-    } catch (err) {
-      stream.abort(err instanceof Error ? err : new Error('latest failed'))
-      throw err
-    }
+    })
   }
 
   /** Offer a signed holder update to `peer`; resolves whether it kept it. */
@@ -1011,24 +956,9 @@ export class ShardClient {
     update: Uint8Array,
     options: { signal?: AbortSignal } = {},
   ): Promise<boolean> {
-    using deadline = withDeadline(options.signal, this.#options.requestTimeoutMs, 'holder update offer')
-    const signal = deadline.signal
-    const stream = await this.#open(peer, signal)
-    try {
-      const reader = new StreamReader(stream, { signal })
-      await sendWithBackpressure(
-        stream,
-        lengthPrefixed(dagCbor.encode({ v: 1, op: 'update', cid: manifest.bytes, size: update.byteLength })),
-        signal,
-      )
-      await sendAll(stream, update, signal)
-      const resp = await readResponse(reader, peer)
-      await stream.close({ signal }).catch(() => {})
-      return resp.accepted === true
-    } catch (err) {
-      stream.abort(err instanceof Error ? err : new Error('update failed'))
-      throw err
-    }
+    const req = dagCbor.encode({ v: 1, op: 'update', cid: manifest.bytes, size: update.byteLength })
+    const body = { signal: options.signal, body: update }
+    return this.#request(peer, req, 'holder update offer', body, (resp) => resp.accepted === true)
   }
 
   /**
@@ -1074,19 +1004,8 @@ export class ShardClient {
     cids: CID[],
     options: { signal?: AbortSignal } = {},
   ): Promise<void> {
-    using deadline = withDeadline(options.signal, this.#options.requestTimeoutMs, 'shard dropped')
-    const signal = deadline.signal
-    const stream = await this.#open(peer, signal)
-    try {
-      const reader = new StreamReader(stream, { signal })
-      const req = { v: 1, op: 'dropped', cid: manifest.bytes, cids: cids.map((c) => c.bytes) }
-      await sendWithBackpressure(stream, lengthPrefixed(dagCbor.encode(req)), signal)
-      await stream.close({ signal })
-      await readResponse(reader, peer)
-    } catch (err) {
-      stream.abort(err instanceof Error ? err : new Error('dropped failed'))
-      throw err
-    }
+    const req = dagCbor.encode({ v: 1, op: 'dropped', cid: manifest.bytes, cids: cids.map((c) => c.bytes) })
+    await this.#request(peer, req, 'shard dropped', { signal: options.signal }, () => undefined)
   }
 
   /** One request whose response carries `field`: a list of `count` booleans. */
@@ -1095,26 +1014,16 @@ export class ShardClient {
     request: Record<string, unknown>,
     field: string,
     count: number,
-    outer: AbortSignal | undefined,
+    signal: AbortSignal | undefined,
     what: string,
   ): Promise<boolean[]> {
-    using deadline = withDeadline(outer, this.#options.requestTimeoutMs, what)
-    const signal = deadline.signal
-    const stream = await this.#open(peer, signal)
-    try {
-      const reader = new StreamReader(stream, { signal })
-      await sendWithBackpressure(stream, lengthPrefixed(dagCbor.encode(request)), signal)
-      await stream.close({ signal })
-      const resp = await readResponse(reader, peer)
+    return this.#request(peer, dagCbor.encode(request), what, { signal }, (resp) => {
       const flags = resp[field]
       if (!Array.isArray(flags) || flags.length !== count || !flags.every((h) => typeof h === 'boolean')) {
         throw new NodusError('PROTOCOL_ERROR', `malformed ${request.op} response`, { peerAction: 'reject' })
       }
       return flags as boolean[]
-    } catch (err) {
-      stream.abort(err instanceof Error ? err : new Error(`${what} failed`))
-      throw err
-    }
+    })
   }
 
   /** Ask `peer` which of `cids` it holds (at most MAX_HAS_CIDS). */
@@ -1123,26 +1032,13 @@ export class ShardClient {
     cids: CID[],
     options: { signal?: AbortSignal } = {},
   ): Promise<{ have: boolean[]; freeBytes: number }> {
-    using deadline = withDeadline(options.signal, this.#options.requestTimeoutMs, 'shard has')
-    const signal = deadline.signal
-    const stream = await this.#open(peer, signal)
-    try {
-      const reader = new StreamReader(stream, { signal })
-      await sendWithBackpressure(
-        stream,
-        lengthPrefixed(dagCbor.encode({ v: 1, op: 'has', cids: cids.map((c) => c.bytes) })),
-        signal,
-      )
-      await stream.close({ signal })
-      const resp = await readResponse(reader, peer)
+    const req = dagCbor.encode({ v: 1, op: 'has', cids: cids.map((c) => c.bytes) })
+    return this.#request(peer, req, 'shard has', { signal: options.signal }, (resp) => {
       const have = resp.have
       if (!Array.isArray(have) || have.length !== cids.length || !have.every((h) => typeof h === 'boolean')) {
         throw new NodusError('PROTOCOL_ERROR', 'malformed has response', { peerAction: 'reject' })
       }
       return { have: have as boolean[], freeBytes: typeof resp.freeBytes === 'number' ? resp.freeBytes : 0 }
-    } catch (err) {
-      stream.abort(err instanceof Error ? err : new Error('has failed'))
-      throw err
-    }
+    })
   }
 }

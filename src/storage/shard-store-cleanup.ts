@@ -4,10 +4,20 @@
  */
 
 import { NodusError } from '../common/errors.ts'
-import type { ShardStore } from './shard-store.ts'
 
 /** Default shards deleted per run (as ShardStore.cleanupExpired). */
 const DEFAULT_RUN_LIMIT = 10_000
+
+/**
+ * What the task needs of the store: ShardStore.cleanupExpired. Declared here rather than taken from
+ * shard-store.ts, which re-exports this module: no import cycle.
+ */
+export interface ExpiryCleanupStore {
+  cleanupExpired(
+    now: number,
+    options?: { limit?: number; signal?: AbortSignal },
+  ): Promise<{ deleted: number; bytes: number }>
+}
 
 export interface ExpiryCleanupOptions {
   /** Pause between runs, in ms (positive integer). The first run comes after one interval. */
@@ -31,7 +41,7 @@ export interface ExpiryCleanupOptions {
  * @throws NodusError INVALID_ARGUMENT when intervalMs is not a positive integer
  */
 export function startExpiryCleanup(
-  store: Pick<ShardStore, 'cleanupExpired'>,
+  store: ExpiryCleanupStore,
   options: ExpiryCleanupOptions,
 ): { stop(): Promise<void> } {
   const { intervalMs, clock = Date, limit = DEFAULT_RUN_LIMIT } = options

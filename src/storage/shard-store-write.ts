@@ -11,7 +11,7 @@ import { throwIfAborted } from '../common/abort.ts'
 import { BufferPool } from '../common/buffer-pool.ts'
 import { bytesEqual } from '../common/bytes.ts'
 import { NodusError } from '../common/errors.ts'
-import { blake3 } from '../crypto/blake3.ts'
+import { blake3 } from '../crypto/index.ts'
 import { alignedSpan, allocAligned, DIRECT_WRITE_FLAGS } from './direct-io.ts'
 import { fanoutOf, fsyncDir, isErrnoCode, noSpaceAsStoreFull, shardPath } from './shard-store-disk.ts'
 

@@ -10,7 +10,7 @@ import type { CID } from 'multiformats/cid'
 import { throwIfAborted } from '../common/abort.ts'
 import { bytesEqual } from '../common/bytes.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
-import { blake3 } from '../crypto/blake3.ts'
+import { blake3 } from '../crypto/index.ts'
 import { allocAligned, DIRECT_READ_FLAGS, probeDirectIo } from './direct-io.ts'
 import { ShardCache, type ShardCacheMetrics } from './shard-cache.ts'
 import {
@@ -41,7 +41,11 @@ import {
   writeShardFile,
 } from './shard-store-write.ts'
 
-export { type ExpiryCleanupOptions, startExpiryCleanup } from './shard-store-cleanup.ts'
+export {
+  type ExpiryCleanupOptions,
+  type ExpiryCleanupStore,
+  startExpiryCleanup,
+} from './shard-store-cleanup.ts'
 export type { RemovalReason, ShardStoreRecovery } from './shard-store-disk.ts'
 export type { StatfsResult } from './shard-store-write.ts'
 

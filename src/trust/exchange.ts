@@ -11,7 +11,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { withDeadline } from '../common/abort.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
-import { lengthPrefixed, StreamReader, sendWithBackpressure } from '../net/index.ts'
+import { lengthPrefixed, requestResponse, StreamReader, sendWithBackpressure } from '../net/index.ts'
 import type { CapacityReport, CapacityReportInbox } from './reports.ts'
 import type { TrustVectorInbox } from './trust-vector.ts'
 
@@ -68,7 +68,7 @@ export class ReportExchange {
 
   async #serve(stream: Stream, peer: string): Promise<void> {
     // A disposable deadline, not AbortSignal.timeout: that timer would fire 10 s later for every message
-    // and build a DOMException each time (docs/BENCHMARKS.md, "Session 8").
+    // and build a DOMException each time (docs/benchmarks-history.md, "Session 8").
     using deadline = withDeadline(undefined, 10_000, 'report exchange')
     const signal = deadline.signal
     try {
@@ -102,25 +102,29 @@ export class ReportExchange {
     }
   }
 
-  /** Push this node's trust vector and capacity report to `peer`. Resolves whether both were accepted. */
+  /**
+   * Push this node's trust vector and capacity report to `peer`, one stream each (src/net/request.ts,
+   * 10 s per message). Resolves whether both were accepted; throws PEER_UNREACHABLE when no stream opens.
+   */
   async push(peer: PeerId, options: { signal?: AbortSignal } = {}): Promise<boolean> {
     const own = await this.#deps.ownMessages()
+    const pushOptions = {
+      signal: options.signal,
+      timeoutMs: 10_000,
+      what: 'report push',
+      maxReplyBytes: 1024,
+    }
     let ok = true
     for (const [kind, bytes] of [
       ['trust', own.trust],
       ['capacity', own.capacity],
     ] as const) {
-      using deadline = withDeadline(options.signal, 10_000, 'report push')
-      const signal = deadline.signal
-      const stream = await this.#deps.dialProtocol(peer, REPORTS_PROTOCOL, { signal })
       try {
-        const reader = new StreamReader(stream, { signal })
-        await sendWithBackpressure(stream, lengthPrefixed(dagCbor.encode({ v: 1, kind, bytes })), signal)
-        await stream.close({ signal })
-        const resp = dagCbor.decode(await reader.readFrame(1024)) as { ok?: boolean }
-        ok &&= resp.ok === true
+        const frame = dagCbor.encode({ v: 1, kind, bytes })
+        await requestResponse(this.#deps, peer, REPORTS_PROTOCOL, frame, pushOptions, () => undefined)
       } catch (err) {
-        stream.abort(err instanceof Error ? err : new Error('push failed'))
+        // A peer that cannot be reached rejects the push; a refused or failed message only makes it false.
+        if (isNodusError(err, 'PEER_UNREACHABLE')) throw err
         ok = false
       }
     }

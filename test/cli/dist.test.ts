@@ -94,7 +94,7 @@ test('the bundled CLI is one ASCII file that imports only Node built-ins and its
   }
   const code = await readFile(join(ROOT, 'dist', 'src', 'cli', 'main.js'))
   // One byte outside ASCII makes Node hold the whole source as UTF-16: twice its size in the heap
-  // (docs/BENCHMARKS.md, "Session 7").
+  // (docs/benchmarks-history.md, "Session 7").
   const at = code.findIndex((b) => b > 0x7f)
   assert.equal(
     at,

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PeerId } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
+import { systemClock } from '../../src/common/clock.ts'
 import { silentLogger } from '../../src/common/logger.ts'
 import {
   generateIdentity,
@@ -63,6 +64,8 @@ export async function startPeer(
   const store = new MemoryStore()
   const logger = silentLogger()
   const self = id.peerId.toString()
+  // A clock in fileDeps drives the holder policy and the shard server too (receipts' storedAt).
+  const clock = fileDeps.clock ?? systemClock
   const accountsDir = mkdtempSync(join(tmpdir(), 'nodus-accounts-'))
   const accounts = new StorageAccounts(
     { trust: () => 0 },
@@ -70,11 +73,11 @@ export async function startPeer(
   )
   accounts.open()
   const policy = new HolderPolicy(
-    { self, accounts, store, clock: Date },
+    { self, accounts, store, clock },
     { maxLeaseMs: 90 * 24 * 3600 * 1000, provisionalLeaseMs: 3600 * 1000 },
   )
   const server = new ShardServer(
-    { store, peerId: self, sign: (d) => id.ed25519.sign(d) as Promise<Uint8Array>, logger, policy },
+    { store, peerId: self, sign: (d) => id.ed25519.sign(d) as Promise<Uint8Array>, logger, policy, clock },
     {
       ...DEFAULT_SHARD_SERVER_OPTIONS,
       ...(serverMaxConcurrent === undefined ? {} : { maxConcurrentRequests: serverMaxConcurrent }),
@@ -99,6 +102,7 @@ export async function startPeer(
       signEd25519: (d) => signEd25519(id.ed25519, d),
       publicKey: hybridPublicKey(id),
       logger,
+      clock,
       ...fileDeps,
     },
     { ...DEFAULT_FILE_OPTIONS, hedgeDelayMs: 500, dhtTimeoutMs: 1_000, ...fileOptions },
