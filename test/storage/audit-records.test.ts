@@ -8,19 +8,13 @@ import {
   type AuditResult,
   BadCopies,
 } from '../../src/storage/audit-records.ts'
+import { FakeClock } from '../utils/fake-clock.ts'
 
 /** fast-check seed; override with NODUS_FC_SEED to replay a failure. */
 const SEED = Number(process.env.NODUS_FC_SEED ?? 0x0a0d17)
 
-function fakeClock(start = 1_000): { now(): number; advance(ms: number): void } {
-  let t = start
-  return {
-    now: () => t,
-    advance: (ms) => {
-      t += ms
-    },
-  }
-}
+/** The shared fake clock, starting at 1 s. */
+const fakeClock = (start = 1_000): FakeClock => new FakeClock(start)
 
 const invalid = (e: unknown): boolean => isNodusError(e, 'INVALID_ARGUMENT')
 

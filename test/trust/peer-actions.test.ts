@@ -19,13 +19,10 @@ import {
   type PeerActionsOptions,
   type TransferSample,
 } from '../../src/trust/index.ts'
+import { FakeClock } from '../utils/fake-clock.ts'
 
-class FakeClock {
-  ms = 1_000_000
-  now(): number {
-    return this.ms
-  }
-}
+/** The shared fake clock, starting at this file's epoch. */
+const clockAt = (): FakeClock => new FakeClock(1_000_000)
 
 const SELF = 'self-peer'
 const OPTIONS: PeerActionsOptions = {
@@ -38,7 +35,7 @@ const OPTIONS: PeerActionsOptions = {
 
 /** PeerActions with recording fakes. */
 function harness(options: Partial<PeerActionsOptions> = {}, bans = new MemoryBanStore()) {
-  const clock = new FakeClock()
+  const clock = clockAt()
   const interactions: { to: string; kind: InteractionKind }[] = []
   const samples: { peer: string; sample: TransferSample }[] = []
   const disconnects: string[] = []
@@ -345,7 +342,7 @@ describe('PeerActions', () => {
   it('persists bans in LMDB across a restart', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'nodus-bans-'))
     try {
-      const clock = new FakeClock()
+      const clock = clockAt()
       const pa1 = new PeerActions(
         {
           self: SELF,

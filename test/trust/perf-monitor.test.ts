@@ -3,6 +3,7 @@ import { describe, it } from 'node:test'
 import fc from 'fast-check'
 import { isNodusError } from '../../src/common/errors.ts'
 import { PerfMonitor } from '../../src/trust/index.ts'
+import { FakeClock } from '../utils/fake-clock.ts'
 
 const SEED = process.env.NODUS_FC_SEED === undefined ? 0x7a57 : Number(process.env.NODUS_FC_SEED)
 
@@ -12,13 +13,6 @@ function check<T>(property: fc.IProperty<T>, numRuns: number): void {
   } catch (err) {
     console.error(`fast-check failed with seed ${SEED}; replay with NODUS_FC_SEED=${SEED}`)
     throw err
-  }
-}
-
-class FakeClock {
-  ms = 0
-  now(): number {
-    return this.ms
   }
 }
 

@@ -8,13 +8,10 @@ import {
   IssuerGate,
   TokenBucketLimiter,
 } from '../../src/trust/index.ts'
+import { FakeClock } from '../utils/fake-clock.ts'
 
-class FakeClock {
-  ms = 1_000_000
-  now(): number {
-    return this.ms
-  }
-}
+/** The shared fake clock, starting at this file's epoch. */
+const clockAt = (): FakeClock => new FakeClock(1_000_000)
 
 describe('InteractionRecords', () => {
   it('has a weight for every kind: good kinds positive, bad kinds negative', () => {
@@ -84,7 +81,7 @@ describe('InteractionRecords', () => {
 
 describe('TokenBucketLimiter', () => {
   it('allows a burst, then one per interval as the clock advances', () => {
-    const clock = new FakeClock()
+    const clock = clockAt()
     const l = new TokenBucketLimiter({ clock }, { intervalMs: 1000, burst: 3 })
     assert.equal(l.tryTake('x'), true)
     assert.equal(l.tryTake('x'), true)
@@ -100,7 +97,7 @@ describe('TokenBucketLimiter', () => {
   })
 
   it('take throws RATE_LIMITED with peerAction ignore', () => {
-    const l = new TokenBucketLimiter({ clock: new FakeClock() }, { intervalMs: 1000, burst: 1 })
+    const l = new TokenBucketLimiter({ clock: clockAt() }, { intervalMs: 1000, burst: 1 })
     l.take('x')
     assert.throws(
       () => l.take('x'),
@@ -109,7 +106,7 @@ describe('TokenBucketLimiter', () => {
   })
 
   it('a clock stepping back refills nothing', () => {
-    const clock = new FakeClock()
+    const clock = clockAt()
     const l = new TokenBucketLimiter({ clock }, { intervalMs: 1000, burst: 1 })
     l.take('x')
     clock.ms -= 10_000
@@ -121,13 +118,13 @@ describe('TokenBucketLimiter', () => {
   })
 
   it('tracks at most maxKeys keys', () => {
-    const l = new TokenBucketLimiter({ clock: new FakeClock() }, { intervalMs: 1000, burst: 1, maxKeys: 3 })
+    const l = new TokenBucketLimiter({ clock: clockAt() }, { intervalMs: 1000, burst: 1, maxKeys: 3 })
     for (let i = 0; i < 10; i++) l.tryTake(`k${i}`)
     assert.equal(l.size, 3)
   })
 
   it('rejects bad options', () => {
-    const clock = new FakeClock()
+    const clock = clockAt()
     assert.throws(() => new TokenBucketLimiter({ clock }, { intervalMs: 0, burst: 1 }))
     assert.throws(() => new TokenBucketLimiter({ clock }, { intervalMs: 1, burst: 0 }))
     assert.throws(() => new TokenBucketLimiter({ clock }, { intervalMs: 1, burst: 1, maxKeys: 0 }))
@@ -136,7 +133,7 @@ describe('TokenBucketLimiter', () => {
 
 describe('IssuerGate', () => {
   it('rejects replays and spends tokens only on commit', () => {
-    const clock = new FakeClock()
+    const clock = clockAt()
     const g = new IssuerGate(
       { clock },
       { intervalMs: 1000, burst: 1, maxIssuers: 10 },

@@ -12,16 +12,13 @@ import {
   signCapacityReport,
 } from '../../src/trust/index.ts'
 import { signEnvelope } from '../../src/trust/signed.ts'
+import { FakeClock } from '../utils/fake-clock.ts'
 
 const GB = 1e9
 const T0 = 1_750_000_000_000
 
-class FakeClock {
-  ms = T0
-  now(): number {
-    return this.ms
-  }
-}
+/** The shared fake clock, starting at this file's epoch. */
+const clockAt = (): FakeClock => new FakeClock(T0)
 
 let node: NodeIdentity
 let other: NodeIdentity
@@ -114,7 +111,7 @@ describe('signed capacity reports', () => {
   })
 
   it('CapacityReportInbox: replay and rate limit', async () => {
-    const clock = new FakeClock()
+    const clock = clockAt()
     const inbox = new CapacityReportInbox({ clock }, { burst: 1, intervalMs: 60_000 })
     const a = await signCapacityReport(report({ seq: 1 }), node)
     const b = await signCapacityReport(report({ seq: 2 }), node)

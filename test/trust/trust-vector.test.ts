@@ -20,6 +20,7 @@ import {
   trustVectorFromLocalTrust,
 } from '../../src/trust/index.ts'
 import { signEnvelope } from '../../src/trust/signed.ts'
+import { FakeClock } from '../utils/fake-clock.ts'
 
 const SEED = process.env.NODUS_FC_SEED === undefined ? 0x7a57 : Number(process.env.NODUS_FC_SEED)
 
@@ -32,12 +33,8 @@ async function check<T>(property: fc.IAsyncProperty<T> | fc.IProperty<T>, numRun
   }
 }
 
-class FakeClock {
-  ms = 1_750_000_000_000
-  now(): number {
-    return this.ms
-  }
-}
+/** The shared fake clock, starting at this file's epoch. */
+const clockAt = (): FakeClock => new FakeClock(1_750_000_000_000)
 
 const seed = (b: number): Uint8Array => new Uint8Array(32).fill(b)
 let alice: NodeIdentity
@@ -107,7 +104,7 @@ describe('trustVectorFromLocalTrust', () => {
 
 describe('signed trust vectors', () => {
   it('round-trip: sign, decode, verify; entries feed EigenTrust', async () => {
-    const clock = new FakeClock()
+    const clock = clockAt()
     const signed = await signTrustVector(vector(clock), alice)
     const opened = await openTrustVector(signed.bytes, fresh(clock))
     assert.deepEqual(opened.vector, vector(clock))
@@ -120,11 +117,11 @@ describe('signed trust vectors', () => {
   })
 
   it('only the issuer may sign', async () => {
-    await assert.rejects(signTrustVector(vector(new FakeClock()), bob), rejects('INVALID_ARGUMENT'))
+    await assert.rejects(signTrustVector(vector(clockAt()), bob), rejects('INVALID_ARGUMENT'))
   })
 
   it('a signature by another key is SIGNATURE_INVALID (ban)', async () => {
-    const clock = new FakeClock()
+    const clock = clockAt()
     const v = vector(clock)
     const forged = await raw(
       { v: 1, issuer: v.issuer, seq: v.seq, ts: v.timestampMs, entries: v.entries },
@@ -139,7 +136,7 @@ describe('signed trust vectors', () => {
   })
 
   it('stale or future vectors are ignored (not held against the sender)', async () => {
-    const clock = new FakeClock()
+    const clock = clockAt()
     const signed = await signTrustVector(vector(clock), alice)
     clock.ms += 3_600_001
     await assert.rejects(
@@ -230,7 +227,7 @@ describe('signed trust vectors', () => {
   })
 
   it('hostile bytes only ever raise typed errors', async () => {
-    const clock = new FakeClock()
+    const clock = clockAt()
     const good = (await signTrustVector(vector(clock), alice)).bytes
     const mutated = fc
       .tuple(fc.nat(good.length - 1), fc.integer({ min: 1, max: 255 }), fc.nat(good.length))
@@ -257,7 +254,7 @@ describe('signed trust vectors', () => {
 
 describe('TrustVectorInbox', () => {
   it('accepts fresh vectors, drops replays, rate-limits per issuer', async () => {
-    const clock = new FakeClock()
+    const clock = clockAt()
     const inbox = new TrustVectorInbox({ clock }, { intervalMs: 60_000, burst: 2 })
     const v1 = await signTrustVector(vector(clock, 1), alice)
     const v2 = await signTrustVector(vector(clock, 2), alice)
@@ -272,7 +269,7 @@ describe('TrustVectorInbox', () => {
   })
 
   it('forged vectors naming an issuer do not spend its tokens', async () => {
-    const clock = new FakeClock()
+    const clock = clockAt()
     const inbox = new TrustVectorInbox({ clock }, { intervalMs: 60_000, burst: 1 })
     const v = vector(clock, 5)
     for (let seq = 1; seq <= 3; seq++) {
