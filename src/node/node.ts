@@ -528,6 +528,8 @@ export async function createNode(
   // A manifest block committed here by its uploader (or placed by a keeper): this node is now one of
   // its keepers.
   const watchIfManifest = async (cid: CID): Promise<void> => {
+    // Already kept: no need to decode and verify it again (each commit or repair order names it).
+    if (watch.has(cidToString(cid))) return
     try {
       decodeManifest(await store.get(cid), cid)
       await watch.add(cidToString(cid), Date.now())

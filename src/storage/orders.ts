@@ -26,6 +26,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
 import { NodusError } from '../common/errors.ts'
 import { verifyEd25519 } from '../crypto/index.ts'
+import { decodeEnvelope, signingBytes } from '../trust/index.ts'
 import { parseCid } from './cid.ts'
 
 export const ORDER_DOMAIN = 'nodus/order/v1'
@@ -87,23 +88,20 @@ function invalid(message: string): NodusError {
   return new NodusError('ORDER_INVALID', message, { peerAction: 'reject', details: { reason: message } })
 }
 
+/** The envelope of trust/signed.ts (`{ body, sig }`, signature over `{ domain, body }`), signed by `sign`. */
 async function seal(domain: string, body: Record<string, unknown>, sign: Ed25519Sign): Promise<Uint8Array> {
-  const sig = await sign(dagCbor.encode({ domain, body }))
+  const sig = await sign(signingBytes(domain, body))
   return dagCbor.encode({ body, sig })
 }
 
-/** Decode an envelope and verify `body[signerField]`'s signature; returns the body. Throws ORDER_INVALID. */
+/**
+ * Decode an envelope (trust/signed.ts `decodeEnvelope`: bounded size, exact shape) and verify the
+ * signature of the PeerId in `body[signerField]`; returns the body. Throws ORDER_INVALID or SIGNATURE_INVALID.
+ */
 function open(bytes: Uint8Array, domain: string, signerField: string): Record<string, unknown> {
-  if (bytes.byteLength > MAX_RECORD_BYTES) throw invalid(`${domain} record of ${bytes.byteLength} bytes`)
-  let env: unknown
-  try {
-    env = dagCbor.decode(bytes)
-  } catch {
-    throw invalid(`${domain} record is not dag-cbor`)
-  }
-  if (!isMap(env) || !isMap(env.body) || !(env.sig instanceof Uint8Array) || env.sig.byteLength !== 64)
-    throw invalid(`${domain} record is malformed`)
-  const body = env.body
+  const { body, signature } = decodeEnvelope(bytes, MAX_RECORD_BYTES, (m) =>
+    invalid(`${domain} record: ${m}`),
+  )
   const signer = body[signerField]
   if (typeof signer !== 'string' || signer.length > 128) throw invalid(`${domain} ${signerField} is missing`)
   let key: Uint8Array
@@ -114,13 +112,9 @@ function open(bytes: Uint8Array, domain: string, signerField: string): Record<st
   } catch {
     throw invalid(`${domain} ${signerField} is not an Ed25519 PeerId`)
   }
-  if (!verifyEd25519(key, dagCbor.encode({ domain, body }), env.sig))
+  if (!verifyEd25519(key, signingBytes(domain, body), signature))
     throw new NodusError('SIGNATURE_INVALID', `${domain} signature does not verify`, { peerAction: 'ban' })
   return body
-}
-
-function isMap(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array)
 }
 
 function time(v: unknown, what: string): number {

@@ -80,6 +80,7 @@ export {
   verifyCapacityReport,
 } from './reports.ts'
 export type { Ed25519Signer, FreshnessOptions } from './signed.ts'
+export { decodeEnvelope, signingBytes } from './signed.ts'
 export {
   DEFAULT_TRUST_VECTOR_INBOX_OPTIONS,
   decodeTrustVector,
