@@ -168,7 +168,9 @@ export class HolderPolicy {
         const key = cidToString(cid)
         const own = this.#deps.accounts.get(key, sender)
         const issuer = pin.grant?.issuer
-        const granted = issuer === undefined ? undefined : this.#deps.accounts.get(key, issuer)
+        // A grant covers the issuer's claims on the blocks of the manifest it names, not others it holds.
+        const issuerClaim = issuer === undefined ? undefined : this.#deps.accounts.get(key, issuer)
+        const granted = issuerClaim?.manifest === manifest ? issuerClaim : undefined
         let ok: boolean
         if (issuer !== undefined && granted !== undefined && pin.grant !== undefined) {
           ok = await this.#extend(key, issuer, granted, Math.min(until, pin.grant.expiresAt), manifest)

@@ -14,7 +14,7 @@ import { readApiToken } from '../../src/api/auth.ts'
 import { signEd25519 } from '../../src/crypto/index.ts'
 import type { NodusNode } from '../../src/node/node.ts'
 import { cidToString, type PutResult, parseCid } from '../../src/storage/index.ts'
-import { signGrant } from '../../src/storage/orders.ts'
+import { signGrant, signPin } from '../../src/storage/orders.ts'
 import { startPeer, stopAll, type TestPeer } from '../utils/cluster.ts'
 import { startNodes } from '../utils/nodes.ts'
 
@@ -188,4 +188,50 @@ test('the grant travels through the API: `grant` on the uploader, `pin --grant` 
   for (const c of uploaderClaims()) assert.equal(c.node.accounts.get(c.cid, pinner.peerId), undefined)
   // Its renewals carry the grant.
   assert.equal(pinner.fileIndex.get(put.cid.toString())?.grant, g.grant)
+})
+
+test("a grant for one file does not extend the uploader's leases of its other files", async () => {
+  const up = nodes[0] as NodusNode
+  const other = await up.files.put(
+    (async function* () {
+      yield randomBytes(250 * 1024)
+    })(),
+  )
+  const grant = await signGrant(
+    {
+      issuer: up.peerId,
+      pinner: stranger.id.peerId.toString(),
+      manifest: put.cid,
+      expiresAt: Date.now() + 59 * DAY,
+      issuedAt: Date.now(),
+    },
+    (d) => signEd25519(up.identity.ed25519, d),
+  )
+  const targets = other.manifest.segments.flatMap((seg) =>
+    seg.shards.flatMap((sh) =>
+      sh.holders
+        .filter((h) => h !== up.peerId && nodes.some((n) => n.peerId === h))
+        .map((h) => ({ holder: h, cid: sh.cid })),
+    ),
+  )
+  assert.ok(targets.length > 0)
+  for (const { holder, cid } of targets) {
+    const node = nodes.find((n) => n.peerId === holder) as NodusNode
+    const before = node.accounts.get(cidToString(cid), up.peerId)?.expiresAt
+    // The pin names the granted manifest but lists a block of the other file.
+    const pin = await signPin(
+      {
+        pinner: stranger.id.peerId.toString(),
+        holder,
+        cids: [cid],
+        expiresAt: Date.now() + 59 * DAY,
+        issuedAt: Date.now(),
+        manifest: put.cid,
+      },
+      (d) => signEd25519(stranger.id.ed25519, d),
+      grant,
+    )
+    await stranger.client.pin(node.libp2p.peerId, pin, 1)
+    assert.equal(node.accounts.get(cidToString(cid), up.peerId)?.expiresAt, before)
+  }
 })
