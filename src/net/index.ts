@@ -1,3 +1,4 @@
+export { createNet, type Net, type NetAreaOptions, type NetComponents, type NetPeerPolicy } from './area.ts'
 export { BulkChannel, type BulkHandler, DEFAULT_BULK_OPTIONS } from './bulk.ts'
 export {
   bannedPeerGater,
@@ -7,7 +8,7 @@ export {
   type HostOptions,
   type NodusLibp2p,
 } from './host.ts'
-export { announceBatch, provideBatchDepsFor } from './provide-batch.ts'
+export { announceBatch, type ProvideBatchDeps, provideBatchDepsFor } from './provide-batch.ts'
 export {
   parseReply,
   type Reply,

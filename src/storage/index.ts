@@ -1,4 +1,5 @@
 export { StorageAccounts } from './accounts.ts'
+export { createStorage, type Storage, type StorageAreaOptions, type StorageComponents } from './area.ts'
 export { AuditRecords } from './audit-records.ts'
 export {
   BLAKE3_MULTIHASH,
@@ -37,6 +38,7 @@ export { signGrant, signOrder, signPin } from './orders.ts'
 export { placeShards } from './placement.ts'
 export { placeScored } from './placement-scored.ts'
 export { Popularity } from './popularity.ts'
+export { ANNOUNCE_MAX_DEFER_MS, ANNOUNCE_QUIET_MS, Provider } from './provide.ts'
 export { parityFor } from './redundancy.ts'
 export { ReedSolomon } from './reed-solomon.ts'
 export { DEFAULT_REPAIR_OPTIONS, type RepairEvent, Repairer } from './repair.ts'

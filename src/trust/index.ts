@@ -2,10 +2,23 @@
  * The trust area: EigenTrust global trust from local interaction records, signed trust vectors and
  * capacity/locality reports exchanged between peers, a per-peer performance monitor, a token-bucket
  * rate limiter, the signed-record-with-authority check (authority.ts), and peer actions (penalize,
- * disconnect, ban) with a persisted ban list. Everything
- * here but the ban list's LMDB store is pure (clock injected); network wiring lives elsewhere.
+ * disconnect, ban) with a persisted ban list. Built by `createTrust` (area.ts); its network service,
+ * the reports exchange (`/nodus/reports/1.0.0`), by `createTrustExchange`. Clock injected everywhere.
  * Other areas import only from here. See README.md and docs/TRUST.md.
  */
+
+export {
+  createTrust,
+  createTrustExchange,
+  type PeerObserver,
+  type TransferOutcome,
+  type Trust,
+  type TrustAreaOptions,
+  type TrustComponents,
+  type TrustExchange,
+  type TrustExchangeComponents,
+  type TrustExchangeOptions,
+} from './area.ts'
 export {
   ANY_SIGNER,
   type AuthorityRules,

@@ -77,8 +77,11 @@ export interface PeerActionsDeps {
   trust: { recordInteraction(from: string, to: string, kind: InteractionKind): void }
   /** The performance monitor (src/trust/perf-monitor.ts). */
   perf: { record(peer: string, sample: TransferSample): void }
-  /** Close every connection to `peer` (libp2p `hangUp`). Failures are logged. */
-  disconnect(peer: string): Promise<void>
+  /**
+   * Close every connection to `peer` (libp2p `hangUp`). Failures are logged. Optional: the net area
+   * subscribes through {@link PeerActions.onDisconnect} instead, as it is built after trust.
+   */
+  disconnect?(peer: string): Promise<void>
   bans: BanStore
   logger: {
     debug(obj: object, msg?: string): void
@@ -121,6 +124,8 @@ export class PeerActions {
   readonly #rejects = new Map<string, number[]>()
   /** Store writes in flight (awaited by flush and stop). */
   readonly #writes = new Set<Promise<void>>()
+  /** Who closes a peer's connections when it is disconnected or banned (the net area). */
+  readonly #disconnectListeners = new Set<(peer: string) => Promise<void>>()
   #started = false
 
   /** @throws NodusError `INVALID_ARGUMENT` when an option is not a positive integer */
@@ -222,6 +227,15 @@ export class PeerActions {
     this.#disconnect(peer)
   }
 
+  /**
+   * Call `listener` each time a peer is to be disconnected (a ban, or a reject that reached
+   * `rejectsToDisconnect`). The net area subscribes here: it is built after trust, whose bans its
+   * connection gater reads. A listener's rejection is logged.
+   */
+  onDisconnect(listener: (peer: string) => Promise<void>): void {
+    this.#disconnectListeners.add(listener)
+  }
+
   /** Lift the ban of `peer`; false if it had none in force. */
   unban(peer: string): boolean {
     const had = this.isBanned(peer)
@@ -285,9 +299,13 @@ export class PeerActions {
   }
 
   #disconnect(peer: string): void {
-    this.#deps.disconnect(peer).catch((err: unknown) => {
-      this.#deps.logger.debug({ peer, err: (err as Error).message }, 'disconnect failed')
-    })
+    const listeners = [...this.#disconnectListeners]
+    if (this.#deps.disconnect !== undefined) listeners.push(this.#deps.disconnect)
+    for (const listener of listeners) {
+      listener(peer).catch((err: unknown) => {
+        this.#deps.logger.debug({ peer, err: (err as Error).message }, 'disconnect failed')
+      })
+    }
   }
 
   #persist(write: () => Promise<void>): void {

@@ -177,8 +177,6 @@ const KNOWN_AREA_VIOLATIONS: string[] = [
   'cli/devnet.ts -> node/gc-tuning.ts',
   'cli/init.ts -> api/auth.ts',
   'cli/main.ts -> node/gc-tuning.ts',
-  // trust/index.ts is pure (no network); exchange.ts is trust's network wiring, which would load libp2p.
-  'node/node.ts -> trust/exchange.ts',
   // `nodus sim` takes the placement rule alone, not the storage area (LMDB, libp2p).
   'sim/placement-sim.ts -> storage/placement-scored.ts',
 ]

@@ -1,0 +1,184 @@
+/**
+ * The net area's factory (the composition seam of docs/ARCHITECTURE.md): the libp2p host, the bulk
+ * channel, which peers speak which protocol (learned by identify), and the bootstrap dials.
+ */
+import type { PeerId, PrivateKey } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Clock } from '../common/clock.ts'
+import { NodusError } from '../common/errors.ts'
+import type { Logger } from '../common/logger.ts'
+import { BulkChannel, type BulkHandler, DEFAULT_BULK_OPTIONS } from './bulk.ts'
+import { createHost, DEFAULT_HOST_OPTIONS, type NodusLibp2p } from './host.ts'
+
+/** What the net area needs from the trust area's peer actions. */
+export interface NetPeerPolicy {
+  /** Is `peer` (PeerId string) banned? The connection gater and the bulk channel refuse it. */
+  isBanned(peer: string): boolean
+  /** A peer's input broke the bulk channel (the error names its `peerAction`). */
+  report(peer: string, err: unknown): unknown
+  /** Subscribe to disconnect decisions (the net area hangs up on the peer). */
+  onDisconnect(listener: (peer: string) => Promise<void>): void
+}
+
+/** What {@link createNet} needs. */
+export interface NetComponents {
+  logger: Logger
+  clock: Clock
+  /** The node's Ed25519 key (its PeerId). */
+  privateKey: PrivateKey
+  peers: NetPeerPolicy
+  /**
+   * Memory for bulk request bodies (e.g. 4 KiB-aligned views the shard store writes with direct I/O);
+   * default `Buffer.allocUnsafeSlow`.
+   */
+  allocateBody?: ((size: number) => Uint8Array) | undefined
+}
+
+/** The `net.*` keys of the node's config (docs/CONFIG.md) that {@link createNet} reads. */
+export interface NetAreaOptions {
+  listen: readonly string[]
+  bootstrap: readonly string[]
+  dhtProtocol: string
+  maxConnections: number
+  encrypter: 'noise' | 'tls'
+  bulk: 'on' | 'off'
+  bulkPort: number
+}
+
+/** The net area's public services. */
+export interface Net {
+  readonly libp2p: NodusLibp2p
+  /** The bulk channel (undefined when `net.bulk` is off). */
+  readonly bulk: BulkChannel | undefined
+  /**
+   * Connected peers that speak `protocol` (or whose protocols identify has not told yet), sorted by
+   * PeerId string.
+   */
+  peersSpeaking(protocol: string): PeerId[]
+  /** Serve bulk channel requests with `handler` (the storage area's shard server). */
+  handleBulk(handler: BulkHandler): void
+  /** Starts libp2p, then the bulk listener. @throws NodusError `PORT_IN_USE` */
+  start(): Promise<void>
+  /** Dials the bootstrap peers (10 s each; failures are logged), once every area runs. */
+  afterStart(): Promise<void>
+  stop(): Promise<void>
+}
+
+/** The bulk listener's host: that of the first /ip4 listen address, else loopback. */
+function bulkHost(listen: readonly string[]): string {
+  for (const addr of listen) {
+    const m = /^\/ip4\/([0-9.]+)\//.exec(addr)
+    if (m?.[1] !== undefined) return m[1]
+  }
+  return '127.0.0.1'
+}
+
+/** Map an address-in-use failure to PORT_IN_USE. */
+function portInUse(err: unknown, what: string): unknown {
+  const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE' || /EADDRINUSE/.test(String(err))
+  return inUse ? new NodusError('PORT_IN_USE', `${what} is in use`, { cause: err }) : err
+}
+
+/** Build (not start) the net area. */
+export async function createNet(components: NetComponents, options: NetAreaOptions): Promise<Net> {
+  const { peers } = components
+  const log = components.logger.child({ area: 'net' })
+  const libp2p = await createHost(
+    components.privateKey,
+    {
+      ...DEFAULT_HOST_OPTIONS,
+      listen: [...options.listen],
+      dhtProtocol: options.dhtProtocol,
+      maxConnections: options.maxConnections,
+      encrypter: options.encrypter,
+    },
+    { isBanned: (peer) => peers.isBanned(peer) },
+  )
+  peers.onDisconnect(async (peer) => {
+    await libp2p.hangUp(peerIdFromString(peer))
+  })
+  // Which protocols each connected peer speaks (learned by identify).
+  const protocolsOf = new Map<string, readonly string[]>()
+  libp2p.addEventListener('peer:identify', (evt) => {
+    protocolsOf.set(evt.detail.peerId.toString(), evt.detail.protocols)
+  })
+  libp2p.addEventListener('peer:disconnect', (evt) => {
+    protocolsOf.delete(evt.detail.toString())
+  })
+  let bulkHandler: BulkHandler | undefined
+  // The bulk channel carries shard bytes over direct TLS sockets keyed through libp2p.
+  const bulk =
+    options.bulk === 'on'
+      ? new BulkChannel(
+          {
+            handle: (protocol, handler, o) => libp2p.handle(protocol, handler, o),
+            dialProtocol: (peer, protocol, o) => libp2p.dialProtocol(peer, protocol, o),
+            remoteHost: (peer) => {
+              for (const c of libp2p.getConnections(peer)) {
+                if (c.status !== 'open') continue
+                // Only a direct IP connection (not a relay or memory address) leads to the peer's host.
+                const [first, second] = c.remoteAddr.getComponents()
+                if ((first?.name === 'ip4' || first?.name === 'ip6') && second?.name === 'tcp')
+                  return first.value
+              }
+              return undefined
+            },
+            handler: (request, reply, signal) => {
+              if (bulkHandler === undefined) throw new NodusError('NOT_STARTED', 'shard server not ready')
+              return bulkHandler(request, reply, signal)
+            },
+            logger: log,
+            clock: components.clock,
+            allocateBody: components.allocateBody,
+            isBanned: (peer) => peers.isBanned(peer.toString()),
+            onPeerError: (peer, err: NodusError) => peers.report(peer.toString(), err),
+          },
+          { ...DEFAULT_BULK_OPTIONS, host: bulkHost(options.listen), port: options.bulkPort },
+        )
+      : undefined
+  let started = false
+  return {
+    libp2p,
+    bulk,
+    peersSpeaking: (protocol) =>
+      libp2p
+        .getPeers()
+        .filter((p) => protocolsOf.get(p.toString())?.includes(protocol) !== false)
+        .sort((a, b) => (a.toString() < b.toString() ? -1 : 1)),
+    handleBulk: (handler) => {
+      bulkHandler = handler
+    },
+    start: async () => {
+      if (started) return
+      started = true
+      try {
+        await libp2p.start()
+      } catch (err) {
+        throw portInUse(err, `a listen address (${options.listen.join(', ')})`)
+      }
+      try {
+        await bulk?.start()
+      } catch (err) {
+        throw portInUse(err, `bulk port ${options.bulkPort}`)
+      }
+    },
+    afterStart: async () => {
+      await Promise.allSettled(
+        options.bootstrap.map(async (addr) => {
+          try {
+            await libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(10_000) })
+          } catch (err) {
+            log.warn({ addr, err: (err as Error).message }, 'bootstrap dial failed')
+          }
+        }),
+      )
+    },
+    stop: async () => {
+      if (!started) return
+      started = false
+      await bulk?.stop()
+      await libp2p.stop()
+    },
+  }
+}

@@ -1,0 +1,516 @@
+/**
+ * The storage area's factory (the composition seam of docs/ARCHITECTURE.md): the shard store, the
+ * shard protocol's server and client, the file service (put, get, pin), the keeper's repair and audit
+ * rounds, the holder's accounts and policy, and the provider records of stored blocks. The policy that
+ * joins them lives here, not in the composition root:
+ *
+ * - where shards go (scored placement from the trust area's scores and peers' capacity reports);
+ * - which stored blocks are manifests to keep (committed by their uploader, or placed by a keeper);
+ * - who may sign a holder update (the uploader or a peer responsible for the manifest);
+ * - how much parity each kept file gets (critical pins, popularity);
+ * - who hears of a lost copy (the keepers of its manifests);
+ * - when provider records are announced (provide.ts).
+ */
+import { join } from 'node:path'
+import type { PeerId } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
+import type { Clock } from '../common/clock.ts'
+import type { PeerAction } from '../common/errors.ts'
+import type { Logger } from '../common/logger.ts'
+import { mulberry32 } from '../common/prng.ts'
+import type { Random } from '../common/random.ts'
+import { hybridPublicKey, type NodeIdentity, signEd25519, signHybrid } from '../crypto/index.ts'
+import type { NodusMetrics } from '../metrics/index.ts'
+import type { BulkChannel, BulkHandler, ProvideBatchDeps } from '../net/index.ts'
+import { StorageAccounts } from './accounts.ts'
+import { AuditRecords } from './audit-records.ts'
+import { cidToString, parseCid } from './cid.ts'
+import { FileIndex } from './file-index.ts'
+import { DEFAULT_FILE_OPTIONS, FileService } from './files.ts'
+import { HolderPolicy } from './holder-policy.ts'
+import { DEFAULT_HOLDER_UPDATE_INBOX_OPTIONS, HolderUpdateInbox } from './holder-update-inbox.ts'
+import { decodeManifest } from './manifest.ts'
+import { ManifestWatch } from './manifest-watch.ts'
+import { placeScored } from './placement-scored.ts'
+import { Popularity } from './popularity.ts'
+import { Provider } from './provide.ts'
+import { parityFor } from './redundancy.ts'
+import { DEFAULT_REPAIR_OPTIONS, type RepairEvent, Repairer } from './repair.ts'
+import { responsibleFor } from './responsibility.ts'
+import { DEFAULT_SHARD_SERVER_OPTIONS, SHARD_PROTOCOL, ShardClient, ShardServer } from './shard-protocol.ts'
+import { ShardStore, startExpiryCleanup } from './shard-store.ts'
+
+/** The host services the storage area uses (a libp2p node satisfies it). */
+export interface StorageHost {
+  handle(
+    protocol: string,
+    handler: ShardServer['handler'],
+    options: ShardServer['handleOptions'],
+  ): Promise<void>
+  dialProtocol: ConstructorParameters<typeof ShardClient>[0]['dialProtocol']
+  getPeers(): PeerId[]
+  contentRouting: {
+    provide(cid: CID, options: { signal: AbortSignal }): Promise<void>
+    findProviders(cid: CID, options: { signal?: AbortSignal }): AsyncIterable<{ id: PeerId }>
+  }
+}
+
+/** What the storage area needs from the net area. */
+export interface StorageNet {
+  /** Connected peers speaking a protocol (sorted by PeerId string). */
+  peersSpeaking(protocol: string): PeerId[]
+  /** The bulk channel, when on. */
+  readonly bulk: BulkChannel | undefined
+  /** Serve bulk requests with the shard server. */
+  handleBulk(handler: BulkHandler): void
+  /** Batched provider records (net's `provideBatchDepsFor`), or undefined. */
+  provideBatch: ProvideBatchDeps | undefined
+}
+
+/** What the storage area needs from the trust area. */
+export interface StorageTrust {
+  score(peer: string): number
+  standing(peer: string, peers: number): number
+  readonly perf: { score(peer: string): number }
+  readonly reports: ReadonlyMap<string, { freeBytes: number; region: string; networks: readonly string[] }>
+  readonly observer: {
+    transfer(
+      peer: string,
+      op: 'put' | 'get',
+      outcome: { ok: boolean; code?: string; peerAction?: PeerAction; bytes: number; ms: number },
+    ): void
+    audit(peer: string, result: 'pass' | 'fail' | 'timeout'): void
+    unanswered(peer: string): void
+  }
+  readonly peerActions: {
+    isBanned(peer: string): boolean
+    report(peer: string, err: unknown): unknown
+  }
+  /** A peer signed something it had no authority to sign (a holder update). */
+  refused(peer: string): void
+}
+
+/** What {@link createStorage} needs. */
+export interface StorageComponents {
+  logger: Logger
+  clock: Clock
+  random: Random
+  metrics: NodusMetrics
+  identity: NodeIdentity
+  /** The node's data directory: shards/, accounts/, files/, watch/ go under it. */
+  dataDir: string
+  host: StorageHost
+  net: StorageNet
+  trust: StorageTrust
+  /** Told about every repair event (tests and the chaos run watch them). */
+  onRepairEvent?: ((e: RepairEvent) => void) | undefined
+}
+
+/** The config keys the storage area reads (`storage.*`, `repair.*` and the shard protocol's `net.*`). */
+export interface StorageAreaOptions {
+  storage: {
+    capacityBytes: number
+    maxShardBytes: number
+    cacheBytes: number
+    minFreeDiskBytes: number
+    cleanupIntervalMs: number
+    renewIntervalMs: number
+    leaseMs: number
+    maxLeaseMs: number
+    provisionalLeaseMs: number
+    quotaBytes: number
+    quotaShards: number
+    quotaTrustMultiplier: number
+    k: number
+    m: number
+    segmentSize: number
+    segmentsInFlight: number
+    manifestReplicas: number
+  }
+  repair: {
+    intervalMs: number
+    graceMs: number
+    thresholdMargin: number
+    maxRepairsPerRound: number
+    auditsPerRound: number
+    criticalExtraParity: number
+    readsPerParityStep: number
+    maxPopularityExtraParity: number
+    maxParity: number
+  }
+  net: {
+    requestTimeoutMs: number
+    maxRequestsPerPeer: number
+    maxRequestsPerSubnet: number
+    subnetExempt: readonly string[]
+    minTransferBytesPerSec: number
+  }
+}
+
+/** The storage area's public services. */
+export interface Storage {
+  readonly store: ShardStore
+  readonly files: FileService
+  readonly shardServer: ShardServer
+  readonly shardClient: ShardClient
+  readonly fileIndex: FileIndex
+  readonly watch: ManifestWatch
+  readonly repairer: Repairer
+  readonly audits: AuditRecords
+  readonly accounts: StorageAccounts
+  readonly provider: Provider
+  /** Connected peers that speak the shard protocol, sorted by PeerId string. */
+  shardPeers(): PeerId[]
+  beforeStart(): Promise<void>
+  start(): Promise<void>
+  beforeStop(): Promise<void>
+  stop(): void
+  afterStop(): Promise<void>
+}
+
+/**
+ * Build the storage area. `beforeStart` opens its stores on disk (recovering after an unclean stop);
+ * `start` registers `/nodus/shard/1.0.0`, serves the bulk channel and starts the repair rounds;
+ * `beforeStop` stops the rounds and the provider queue; `afterStop` closes the stores.
+ */
+export function createStorage(components: StorageComponents, options: StorageAreaOptions): Storage {
+  const { clock, identity, trust, net, host, metrics, dataDir } = components
+  const o = options.storage
+  const logger = components.logger
+  const self = identity.peerId.toString()
+  const shardPeers = (): PeerId[] => net.peersSpeaking(SHARD_PROTOCOL)
+  const popularity = new Popularity()
+  const watch = new ManifestWatch(join(dataDir, 'watch'))
+  const fileIndex = new FileIndex(join(dataDir, 'files'))
+  const audits = new AuditRecords({ clock })
+  // Who pays for what this node keeps for others (storage orders, commits, pins, quotas scaled by trust).
+  const accounts = new StorageAccounts(
+    { trust: (peer) => trust.standing(peer, host.getPeers().length + 1) },
+    {
+      path: join(dataDir, 'accounts'),
+      quotaBytes: o.quotaBytes,
+      quotaShards: o.quotaShards,
+      quotaTrustMultiplier: o.quotaTrustMultiplier,
+    },
+  )
+  const store = new ShardStore(
+    {
+      logger: logger.child({ area: 'store' }),
+      metrics,
+      // A block left the store (expired, deleted, found lost or corrupt): its claims go with it, and
+      // the keepers of the manifests it belongs to hear of a lost copy at once.
+      onRemoved: (cid, _size, reason) => {
+        if (reason === 'lost' || reason === 'corrupt') tellKeepers(cid)
+        void accounts.removeBlock(cid).catch(() => {})
+      },
+    },
+    {
+      dir: join(dataDir, 'shards'),
+      capacityBytes: o.capacityBytes,
+      maxShardBytes: o.maxShardBytes,
+      cacheBytes: o.cacheBytes,
+      minFreeDiskBytes: o.minFreeDiskBytes,
+    },
+  )
+  const shardClient = new ShardClient(
+    {
+      dialProtocol: (peer, protocol, opts) => host.dialProtocol(peer, protocol, opts),
+      ...(net.bulk === undefined ? {} : { bulk: net.bulk }),
+    },
+    { requestTimeoutMs: options.net.requestTimeoutMs, maxShardBytes: o.maxShardBytes },
+  )
+  const lifetime = new AbortController()
+  // This node lost its copy of `cid` (missing or corrupt on disk): tell the keepers of every manifest
+  // its claims name (the XOR-closest shard peers to the manifest CID), so they repair without waiting
+  // for an audit. Best effort: audits find it anyway.
+  const tellKeepers = (cid: string): void => {
+    const manifests = new Set<string>()
+    for (const { claim } of accounts.claims(cid))
+      if (claim.manifest !== undefined) manifests.add(claim.manifest)
+    const byId = new Map(shardPeers().map((p) => [p.toString(), p]))
+    for (const m of manifests) {
+      const manifest = parseCid(m)
+      for (const k of responsibleFor(manifest.bytes, [...byId.keys()], o.manifestReplicas)) {
+        const peer = byId.get(k)
+        if (peer === undefined) continue
+        // The client applies its request timeout; the lifetime cancels it on stop.
+        void shardClient.dropped(peer, manifest, [parseCid(cid)], { signal: lifetime.signal }).catch(() => {})
+      }
+    }
+  }
+  // A manifest block committed here by its uploader (or placed by a keeper): this node is now one of
+  // its keepers.
+  const watchIfManifest = async (cid: CID): Promise<void> => {
+    // Already kept: no need to decode and verify it again (each commit or repair order names it).
+    if (watch.has(cidToString(cid))) return
+    try {
+      decodeManifest(await store.get(cid), cid)
+      await watch.add(cidToString(cid), clock.now())
+    } catch {
+      // not a manifest (or not valid): nothing to watch
+    }
+  }
+  const holderPolicy = new HolderPolicy(
+    {
+      self,
+      accounts,
+      store,
+      clock,
+      onManifestCommitted: (cid) => watchIfManifest(cid),
+      // Extra parity only for the manifest's uploader (or a pinner it granted): a keeper checks.
+      onCriticalPin: async (cid, expiresAt, by) => {
+        const key = cidToString(cid)
+        if (!watch.has(key) || !store.has(cid)) return
+        const signed = decodeManifest(await store.get(cid), cid)
+        if (by.includes(signed.manifest.uploader.peerId)) await watch.markCritical(key, expiresAt)
+      },
+    },
+    { maxLeaseMs: o.maxLeaseMs, provisionalLeaseMs: o.provisionalLeaseMs },
+  )
+  // Holder updates offered by peers: only the uploader or a peer responsible for the manifest (the
+  // 2 × manifestReplicas closest to its CID among this node and its shard peers) may sign one.
+  const updateInbox = new HolderUpdateInbox(
+    {
+      store,
+      watch,
+      responsible: (cid) =>
+        responsibleFor(cid.bytes, [self, ...shardPeers().map((p) => p.toString())], o.manifestReplicas),
+      onRefused: (signer) => trust.refused(signer),
+      clock,
+      logger: logger.child({ area: 'repair' }),
+    },
+    DEFAULT_HOLDER_UPDATE_INBOX_OPTIONS,
+  )
+  // Scored placement (issue 5): w = trust^a · performance^b · capacity^c · diversity. Free capacity,
+  // region and network come from peers' signed capacity reports; a peer that sent none counts as
+  // roomy and in region 'unknown'.
+  const rng = mulberry32(Number.parseInt(self.slice(-8), 36))
+  const files = new FileService(
+    {
+      selfPeerId: self,
+      store,
+      clock,
+      client: shardClient,
+      signEd25519: (data) => signEd25519(identity.ed25519, data),
+      peers: {
+        candidates: shardPeers,
+        findProviders: async function* (cid, opts) {
+          for await (const p of host.contentRouting.findProviders(cid, opts)) yield p.id
+        },
+        provide: (cid, opts) => host.contentRouting.provide(cid, opts),
+      },
+      sign: (msg) => signHybrid(identity, msg),
+      publicKey: hybridPublicKey(identity),
+      updates: { latest: (cid) => watch.latest(cidToString(cid))?.update },
+      onManifestStored: (cid) => void watch.add(cidToString(cid), clock.now()).catch(() => {}),
+      onCriticalPin: async (cid, expiresAt) => {
+        await watch.markCritical(cidToString(cid), expiresAt)
+      },
+      observer: trust.observer,
+      place: (candidates, n, _segment, shardBytes) => {
+        const cands = candidates.map((id) => ({
+          id,
+          trust: trust.score(id),
+          performance: trust.perf.score(id),
+          freeBytes: trust.reports.get(id)?.freeBytes ?? Number.MAX_SAFE_INTEGER,
+          region: trust.reports.get(id)?.region ?? 'unknown',
+          network: trust.reports.get(id)?.networks[0] ?? 'unknown',
+        }))
+        return placeScored(cands, n, { minFreeBytes: shardBytes }, rng).map((i) => cands[i]?.id as string)
+      },
+      logger: logger.child({ area: 'files' }),
+      metrics,
+    },
+    {
+      ...DEFAULT_FILE_OPTIONS,
+      k: o.k,
+      m: o.m,
+      segmentSize: o.segmentSize,
+      segmentsInFlight: o.segmentsInFlight,
+      manifestReplicas: o.manifestReplicas,
+      leaseMs: o.leaseMs,
+    },
+  )
+  const provider = new Provider({
+    batch: net.provideBatch,
+    provide: (cid, opts) => host.contentRouting.provide(cid, opts),
+    activity: () => ({
+      transfers: files.transfers,
+      inFlight: shardServer.inFlight,
+      lastActivityMs: shardServer.lastActivityMs,
+    }),
+    clock,
+    logger: logger.child({ area: 'net' }),
+    metrics,
+  })
+  const shardServer = new ShardServer(
+    {
+      store,
+      clock,
+      peerId: self,
+      sign: async (data) => signEd25519(identity.ed25519, data),
+      policy: holderPolicy,
+      onStored: (cid) => provider.announce(cid),
+      // A holder says it lost its copies: a keeper of the manifest repairs them in its next round.
+      onDropped: (peer, manifest, cids) => {
+        if (!watch.has(cidToString(manifest))) return
+        for (const c of cids) repairer.markBad(peer, cidToString(c))
+      },
+      updates: {
+        latest: (cid, requester) => {
+          const key = cidToString(cid)
+          const latest = watch.latest(key)
+          // Every get asks the closest keepers for the latest update: that is our read counter
+          // (each requester counts once per hour, so one peer cannot buy extra parity).
+          if (latest !== undefined) popularity.record(key, clock.now(), requester)
+          return latest?.update
+        },
+        // Checked (signature, authority, revision step, applies to the manifest) before it is kept.
+        offer: (cid, bytes) => updateInbox.offer(cid, bytes),
+      },
+      peers: {
+        isBanned: (peer) => trust.peerActions.isBanned(peer),
+        onPeerError: (peer, err) => trust.peerActions.report(peer, err),
+      },
+      logger: logger.child({ area: 'shard' }),
+      metrics,
+    },
+    {
+      ...DEFAULT_SHARD_SERVER_OPTIONS,
+      maxShardBytes: o.maxShardBytes,
+      maxRequestsPerPeer: options.net.maxRequestsPerPeer,
+      maxRequestsPerSubnet: options.net.maxRequestsPerSubnet,
+      subnetExempt: [...options.net.subnetExempt],
+      minTransferBytesPerSec: options.net.minTransferBytesPerSec,
+    },
+  )
+  const r = options.repair
+  const repairLog = logger.child({ area: 'repair' })
+  const repairer = new Repairer(
+    {
+      selfPeerId: self,
+      files,
+      client: shardClient,
+      store,
+      watch,
+      parityTarget: (signed) => {
+        const key = cidToString(signed.cid)
+        const now = clock.now()
+        return parityFor(
+          {
+            k: signed.manifest.k,
+            baseM: signed.manifest.m,
+            critical: watch.isCritical(key, now),
+            popularity: popularity.count(key, now),
+          },
+          {
+            criticalExtra: r.criticalExtraParity,
+            readsPerStep: r.readsPerParityStep,
+            maxPopularityExtra: r.maxPopularityExtraParity,
+            maxParity: r.maxParity,
+          },
+        )
+      },
+      connected: () => host.getPeers().map((p) => p.toString()),
+      sign: (msg) => signHybrid(identity, msg),
+      publicKey: hybridPublicKey(identity),
+      clock,
+      random: components.random,
+      onUnanswered: (peer) => trust.observer.unanswered(peer),
+      onAudit: (peer, result) => {
+        audits.record(peer, result)
+        metrics.audits.inc({ result })
+        trust.observer.audit(peer, result)
+      },
+      logger: repairLog,
+      metrics,
+      onEvent: (e: RepairEvent) => {
+        if (e.type !== 'round') repairLog.info(e, `repair ${e.type}`)
+        components.onRepairEvent?.(e)
+      },
+    },
+    {
+      ...DEFAULT_REPAIR_OPTIONS,
+      intervalMs: r.intervalMs,
+      graceMs: r.graceMs,
+      thresholdMargin: r.thresholdMargin,
+      maxRepairsPerRound: r.maxRepairsPerRound,
+      auditsPerRound: r.auditsPerRound,
+    },
+  )
+  let cleanup: { stop(): Promise<void> } | undefined
+  let sweepTimer: NodeJS.Timeout | undefined
+  let opened = false
+  let started = false
+  return {
+    store,
+    files,
+    shardServer,
+    shardClient,
+    fileIndex,
+    watch,
+    repairer,
+    audits,
+    accounts,
+    provider,
+    shardPeers,
+    beforeStart: async () => {
+      if (opened) return
+      opened = true
+      // Before the store: its start-up recovery reports removed blocks, whose claims go too.
+      accounts.open()
+      await store.open()
+      const rec = store.lastRecovery
+      if (rec?.fullPass === true) {
+        // A new store has no clean-shutdown marker either: warn only when the pass found something.
+        const found = rec.orphansRemoved + rec.lostCount + rec.tempFilesRemoved > 0 || rec.usageCorrected
+        logger[found ? 'warn' : 'info'](
+          { orphansRemoved: rec.orphansRemoved, lost: rec.lostCount, tempFilesRemoved: rec.tempFilesRemoved },
+          found
+            ? 'recovered the shard store after an unclean stop'
+            : 'checked the shard store: nothing to recover',
+        )
+      }
+      sweepTimer = setInterval(() => {
+        void accounts.sweep(clock.now()).catch((err: unknown) => {
+          logger.warn({ err: (err as Error).message }, 'storage account sweep failed')
+        })
+      }, o.cleanupIntervalMs)
+      sweepTimer.unref()
+      cleanup = startExpiryCleanup(store, {
+        intervalMs: o.cleanupIntervalMs,
+        logger,
+        onRun: (res) => {
+          if ('deleted' in res && res.deleted > 0) logger.info(res, 'expired shards deleted')
+        },
+      })
+      fileIndex.open()
+      watch.open()
+    },
+    start: async () => {
+      if (started) return
+      started = true
+      await host.handle(SHARD_PROTOCOL, shardServer.handler, shardServer.handleOptions)
+      net.handleBulk((request, reply, signal) => shardServer.bulkHandler(request, reply, signal))
+      repairer.start()
+    },
+    beforeStop: async () => {
+      if (!started) return
+      started = false
+      await repairer.stop()
+      lifetime.abort(new Error('node stopping'))
+      await provider.stop()
+    },
+    stop: () => {},
+    afterStop: async () => {
+      if (!opened) return
+      opened = false
+      await fileIndex.close()
+      await watch.close()
+      clearInterval(sweepTimer)
+      await cleanup?.stop()
+      await store.close()
+      await accounts.close()
+    },
+  }
+}
