@@ -7,8 +7,12 @@
  */
 import { Registry } from 'prom-client'
 import { type ApiMetrics, createApiMetrics } from '../api/metrics.ts'
+import { type CliMetrics, createCliMetrics } from '../cli/metrics.ts'
+import { type ConfigMetrics, createConfigMetrics } from '../config/metrics.ts'
+import { type CryptoMetrics, createCryptoMetrics } from '../crypto/metrics.ts'
 import { createNetMetrics, type NetMetrics, type NetMetricsSources } from '../net/metrics.ts'
 import { createNodeMetrics, type NodeMetrics } from '../node/metrics.ts'
+import { createSimMetrics, type SimMetrics } from '../sim/metrics.ts'
 import { createStorageMetrics, type StorageMetrics, type StorageMetricsSources } from '../storage/metrics.ts'
 import { createTrustMetrics, type TrustMetrics, type TrustMetricsSources } from '../trust/metrics.ts'
 
@@ -18,7 +22,15 @@ export type { ApiMetrics, NetMetrics, NodeMetrics, StorageMetrics, TrustMetrics 
 export type MetricsSources = StorageMetricsSources & NetMetricsSources & TrustMetricsSources
 
 /** Every area's metrics: the fields of {@link NodusMetrics}. */
-export type AreaMetrics = NodeMetrics & StorageMetrics & NetMetrics & ApiMetrics & TrustMetrics
+export type AreaMetrics = NodeMetrics &
+  StorageMetrics &
+  NetMetrics &
+  ApiMetrics &
+  TrustMetrics &
+  CryptoMetrics &
+  ConfigMetrics &
+  CliMetrics &
+  SimMetrics
 
 /** NodusMetrics has every area's metrics as its fields (`metrics.shardWriteSeconds`, ...). */
 export interface NodusMetrics extends AreaMetrics {}
@@ -39,6 +51,10 @@ export class NodusMetrics {
       ...createNetMetrics(registry, sources),
       ...createApiMetrics(registry),
       ...createTrustMetrics(registry, sources),
+      ...createCryptoMetrics(registry),
+      ...createConfigMetrics(registry),
+      ...createCliMetrics(registry),
+      ...createSimMetrics(registry),
     }
     Object.assign(this, areas)
   }
