@@ -3,11 +3,13 @@ import { readFile } from 'node:fs/promises'
 import { test } from 'node:test'
 import { apiMarkdown, grafanaDashboard, metricsMarkdown } from '../src/api/docs.ts'
 import { configMarkdown } from '../src/config/config.ts'
+import { errorsMarkdown } from '../src/config/error-table.ts'
 import { NodusMetrics } from '../src/metrics/metrics.ts'
 
 for (const [name, gen] of [
   ['API.md', apiMarkdown],
   ['CONFIG.md', async () => configMarkdown()],
+  ['ERRORS.md', async () => errorsMarkdown()],
   ['METRICS.md', metricsMarkdown],
 ] as const) {
   test(`docs/${name} is current (regenerate with npm run docs)`, async () => {

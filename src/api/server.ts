@@ -14,6 +14,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { type Clock, systemClock } from '../common/clock.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
+import { HTTP_STATUS } from '../config/index.ts'
 import { signEd25519 } from '../crypto/index.ts'
 import type { NodusMetrics } from '../metrics/index.ts'
 import type { NodusNode } from '../node/node.ts'
@@ -142,7 +143,7 @@ export function createApiServer(
 
   app.setErrorHandler((err, _req, reply) => {
     if (isNodusError(err)) {
-      void reply.code(err.status).send(err.toJSON())
+      void reply.code(HTTP_STATUS[err.code]).send(err.toJSON())
       return
     }
     const e = err as { statusCode?: number; message?: string; validation?: unknown; code?: string }

@@ -2,101 +2,95 @@
  * Typed errors shared by every area.
  *
  * Every error nodus throws on purpose is a {@link NodusError} whose `code` is one of {@link ErrorCode}.
- * Codes map to HTTP statuses in {@link HTTP_STATUS}; docs/ERRORS.md says what a user should do.
+ * Each area declares its codes in `src/<area>/errors.ts` with {@link defineErrors}: the HTTP status, what
+ * happened and what to do. src/config/error-table.ts assembles them (the status table the API and the
+ * CLI use, and docs/ERRORS.md).
  * Errors caused by a remote peer's input also carry `peerAction` (what peer scoring should do).
  */
 
 /** What to do with a remote peer whose input caused the error. */
 export type PeerAction = 'ignore' | 'reject' | 'ban'
 
-/** Every error code nodus uses, grouped by area. */
-export type ErrorCode =
-  // common
-  | 'INVALID_ARGUMENT'
-  | 'ABORTED'
-  | 'TIMEOUT'
-  | 'QUEUE_FULL'
-  | 'NOT_STARTED'
-  // config / cli
-  | 'CONFIG_INVALID'
-  | 'KEYS_EXIST'
-  | 'KEYS_MISSING'
-  | 'PORT_IN_USE'
-  | 'FILE_NOT_FOUND'
-  | 'NODE_UNREACHABLE'
-  // crypto
-  | 'SIGNATURE_INVALID'
-  | 'KEY_INVALID'
-  // storage
-  | 'CID_INVALID'
-  | 'CID_MISMATCH'
-  | 'SHARD_MISSING'
-  | 'SHARD_TOO_LARGE'
-  | 'STORE_FULL'
-  | 'STORE_CLOSED'
-  | 'ERASURE_INVALID'
-  | 'DECODE_FAILED'
-  | 'MANIFEST_INVALID'
-  | 'MANIFEST_NOT_FOUND'
-  | 'NOT_ENOUGH_PEERS'
-  | 'ORDER_INVALID'
-  | 'QUOTA_EXCEEDED'
-  // net
-  | 'PROTOCOL_ERROR'
-  | 'MESSAGE_TOO_LARGE'
-  | 'PEER_BUSY'
-  | 'PEER_UNREACHABLE'
-  | 'PEER_BANNED'
-  | 'STREAM_CLOSED'
-  | 'BULK_UNAVAILABLE'
-  // trust
-  | 'TRUST_VECTOR_INVALID'
-  | 'CAPACITY_REPORT_INVALID'
-  | 'RATE_LIMITED'
-  | 'NOT_AUTHORIZED'
-  | 'REVISION_INVALID'
+/** One error code's entry in its area's table: the HTTP status and the two columns of docs/ERRORS.md. */
+export interface ErrorSpec {
+  /** HTTP status the API answers with for this code (and the CLI reports). */
+  readonly status: number
+  /** What happened, as the user sees it. */
+  readonly what: string
+  /** What the user should do. */
+  readonly fix: string
+}
 
-/** HTTP status for each code, used by the API and by CLI exit messages. */
-export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
-  INVALID_ARGUMENT: 400,
-  ABORTED: 499,
-  TIMEOUT: 504,
-  QUEUE_FULL: 503,
-  NOT_STARTED: 503,
-  CONFIG_INVALID: 400,
-  KEYS_EXIST: 409,
-  KEYS_MISSING: 400,
-  PORT_IN_USE: 409,
-  FILE_NOT_FOUND: 404,
-  NODE_UNREACHABLE: 503,
-  SIGNATURE_INVALID: 400,
-  KEY_INVALID: 400,
-  CID_INVALID: 400,
-  CID_MISMATCH: 502,
-  SHARD_MISSING: 404,
-  SHARD_TOO_LARGE: 413,
-  STORE_FULL: 507,
-  STORE_CLOSED: 503,
-  ERASURE_INVALID: 400,
-  DECODE_FAILED: 502,
-  MANIFEST_INVALID: 400,
-  MANIFEST_NOT_FOUND: 404,
-  NOT_ENOUGH_PEERS: 503,
-  ORDER_INVALID: 403,
-  QUOTA_EXCEEDED: 507,
-  PROTOCOL_ERROR: 502,
-  MESSAGE_TOO_LARGE: 413,
-  PEER_BUSY: 503,
-  PEER_UNREACHABLE: 502,
-  PEER_BANNED: 403,
-  STREAM_CLOSED: 502,
-  BULK_UNAVAILABLE: 502,
-  TRUST_VECTOR_INVALID: 400,
-  CAPACITY_REPORT_INVALID: 400,
-  RATE_LIMITED: 429,
-  NOT_AUTHORIZED: 403,
-  REVISION_INVALID: 409,
+/** An area's error codes, by code (SCREAMING_SNAKE_CASE), in docs/ERRORS.md order. */
+export type ErrorTable = { readonly [code: string]: ErrorSpec }
+
+/** The codes of a table as an object type, for an area's augmentation of {@link ErrorCodes}. */
+export type CodesOf<T extends ErrorTable> = { readonly [K in keyof T]: ErrorSpec }
+
+/** HTTP status of every code declared so far (by {@link defineErrors}, as each errors.ts is loaded). */
+const STATUS = new Map<string, number>()
+
+/**
+ * Declares an area's error codes. Returns the table, frozen (its codes kept literal, so {@link CodesOf}
+ * can name them), and records each code's status for {@link NodusError.status}. The area then adds its
+ * codes to {@link ErrorCode}:
+ *
+ * ```ts
+ * export const STORAGE_ERRORS = defineErrors({ CID_INVALID: { status: 400, what: '...', fix: '...' } })
+ * declare module '../common/errors.ts' {
+ *   interface ErrorCodes extends CodesOf<typeof STORAGE_ERRORS> {}
+ * }
+ * ```
+ *
+ * Throws (a plain Error, at load) when a code is already declared by another table.
+ */
+export function defineErrors<const T extends ErrorTable>(table: T): T {
+  for (const [code, spec] of Object.entries(table)) {
+    if (STATUS.has(code)) throw new Error(`error code ${code} is declared twice`)
+    STATUS.set(code, spec.status)
+    Object.freeze(spec)
+  }
+  return Object.freeze(table)
+}
+
+/** Codes any area may raise: bad input, cancellation, time limits, overload, no running node. */
+export const COMMON_ERRORS = defineErrors({
+  INVALID_ARGUMENT: {
+    status: 400,
+    what: 'a flag, parameter or request body is wrong',
+    fix: 'fix the input as the message says',
+  },
+  ABORTED: {
+    status: 499,
+    what: 'the operation was cancelled (client went away, Ctrl-C)',
+    fix: 'retry if it was not intended',
+  },
+  TIMEOUT: {
+    status: 504,
+    what: 'an operation exceeded its time limit',
+    fix: "retry; check the network and the peers' load",
+  },
+  QUEUE_FULL: {
+    status: 503,
+    what: 'a bounded queue is full',
+    fix: 'retry later; the node is overloaded',
+  },
+  NOT_STARTED: {
+    status: 503,
+    what: 'no running node was found (or it failed to start)',
+    fix: 'start it with `nodus start --data-dir DIR`; read its log',
+  },
 })
+
+/**
+ * Every error code nodus uses, as the keys of this interface: the common codes here, and each area's
+ * from its `src/<area>/errors.ts`, which extends this interface (module augmentation, erased at run
+ * time). So {@link ErrorCode} is derived from the tables, and a code no table declares does not compile.
+ */
+export interface ErrorCodes extends CodesOf<typeof COMMON_ERRORS> {}
+
+/** Every error code nodus uses: the codes of every area's error table. */
+export type ErrorCode = keyof ErrorCodes & string
 
 export interface NodusErrorOptions {
   /** Structured details (cid, index, peer, ...) for logs and API bodies. Never secrets. */
@@ -120,9 +114,18 @@ export class NodusError extends Error {
     this.peerAction = options.peerAction
   }
 
-  /** HTTP status for this error's code. */
+  /**
+   * HTTP status for this error's code, from its area's table. Known once that area's errors.ts is
+   * loaded: src/config/index.ts loads every area's (the API server and the CLI client import it).
+   * Throws a plain Error for a code whose table is not loaded.
+   */
   get status(): number {
-    return HTTP_STATUS[this.code]
+    const status = STATUS.get(this.code)
+    if (status === undefined)
+      throw new Error(
+        `no HTTP status for ${this.code}: its area's errors.ts is not loaded (see config/index.ts)`,
+      )
+    return status
   }
 
   toJSON(): { code: ErrorCode; message: string; details: Record<string, unknown> } {

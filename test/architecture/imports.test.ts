@@ -8,8 +8,11 @@ import ts from 'typescript'
 // The import rules of docs/ARCHITECTURE.md and STYLE.md, checked on src/'s static import graph
 // (`import`, `import type`, `export ... from`; dynamic `import()` is not an edge):
 // - no import cycle between files;
-// - another area imports only an area's index.ts;
-// - common/ imports no area.
+// - another area imports only an area's index.ts, or its seam files (options.ts, errors.ts,
+//   metrics.ts: the tables the assemblers in config/ and metrics/ read);
+// - seam files are pure tables: they import only common/ and prom-client;
+// - common/ imports no area;
+// - every area folder has index.ts, options.ts, metrics.ts, errors.ts and README.md.
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const src = join(root, 'src')
@@ -31,11 +34,11 @@ interface Edge {
   typeOnly: boolean
 }
 
-/** The relative static imports and re-exports of one file, resolved to files under src/. */
-function importsOf(file: string): Edge[] {
+/** The static imports and re-exports of one file: each module specifier, and whether it is type only. */
+function specifiersOf(file: string): { spec: string; typeOnly: boolean }[] {
   const text = readFileSync(join(src, file), 'utf8')
   const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS)
-  const edges: Edge[] = []
+  const out: { spec: string; typeOnly: boolean }[] = []
   for (const stmt of sf.statements) {
     let spec: ts.Expression | undefined
     let typeOnly = false
@@ -59,11 +62,20 @@ function importsOf(file: string): Edge[] {
           stmt.exportClause.elements.length > 0 &&
           stmt.exportClause.elements.every((e) => e.isTypeOnly))
     }
-    if (spec === undefined || !ts.isStringLiteral(spec) || !spec.text.startsWith('.')) continue
-    const target = resolve(dirname(join(src, file)), spec.text)
+    if (spec !== undefined && ts.isStringLiteral(spec)) out.push({ spec: spec.text, typeOnly })
+  }
+  return out
+}
+
+/** The relative static imports and re-exports of one file, resolved to files under src/. */
+function importsOf(file: string): Edge[] {
+  const edges: Edge[] = []
+  for (const { spec, typeOnly } of specifiersOf(file)) {
+    if (!spec.startsWith('.')) continue
+    const target = resolve(dirname(join(src, file)), spec)
     let resolved = target
     if (!isFile(resolved)) resolved = isFile(`${target}.ts`) ? `${target}.ts` : join(target, 'index.ts')
-    assert.ok(isFile(resolved), `${file}: cannot resolve '${spec.text}'`)
+    assert.ok(isFile(resolved), `${file}: cannot resolve '${spec}'`)
     const to = relative(src, resolved).split(sep).join('/')
     if (to.startsWith('..')) continue // outside src/ (package.json and the like)
     edges.push({ to, typeOnly })
@@ -81,7 +93,18 @@ function isFile(path: string): boolean {
 
 const areaOf = (file: string): string => file.split('/')[0] ?? ''
 
-/** `from -> to` for every import into another area that does not go through its index.ts. */
+/** The seam files of an area: pure tables the assemblers read, named alike in every area. */
+const SEAM_FILES = ['options.ts', 'errors.ts', 'metrics.ts']
+/** The files every area folder has (STYLE.md, issue 18). */
+const AREA_FILES = ['index.ts', ...SEAM_FILES, 'README.md']
+
+/** True for `<area>/options.ts`, `<area>/errors.ts` and `<area>/metrics.ts` of an area (not common/). */
+const isSeam = (file: string): boolean => {
+  const parts = file.split('/')
+  return parts.length === 2 && parts[0] !== 'common' && SEAM_FILES.includes(parts[1] ?? '')
+}
+
+/** `from -> to` for every import into another area that goes through neither its index.ts nor a seam file. */
 function areaViolations(graph: Map<string, Edge[]>): string[] {
   const out: string[] = []
   for (const [from, edges] of graph) {
@@ -90,7 +113,42 @@ function areaViolations(graph: Map<string, Edge[]>): string[] {
       const b = areaOf(to)
       if (a === b || b === 'common') continue // common/ is the shared kit every area uses directly
       if (a === 'common') out.push(`${from} -> ${to} (common/ imports no area)`)
-      else if (to !== `${b}/index.ts`) out.push(`${from} -> ${to}`)
+      else if (to !== `${b}/index.ts` && !isSeam(to)) out.push(`${from} -> ${to}`)
+    }
+  }
+  return out.sort()
+}
+
+// The assembler of the metrics area is its own metrics.ts (NodusMetrics): it imports the other
+// areas' metrics.ts, so it is no pure table.
+const SEAM_ASSEMBLERS = ['metrics/metrics.ts']
+/** Packages a seam file may import (besides src/common/). */
+const SEAM_PACKAGES = ['prom-client']
+
+/** `file -> import` for every import of a seam file that is neither common/ nor an allowed package. */
+function seamViolations(files: readonly string[]): string[] {
+  const out: string[] = []
+  for (const file of files) {
+    if (!isSeam(file) || SEAM_ASSEMBLERS.includes(file)) continue
+    for (const { spec } of specifiersOf(file)) {
+      if (spec.startsWith('.')) {
+        const to = relative(src, resolve(dirname(join(src, file)), spec))
+          .split(sep)
+          .join('/')
+        if (areaOf(to) !== 'common') out.push(`${file} -> ${to}`)
+      } else if (!SEAM_PACKAGES.includes(spec)) out.push(`${file} -> ${spec}`)
+    }
+  }
+  return out.sort()
+}
+
+/** `<area>/<file>` for every file of {@link AREA_FILES} missing from an area folder (a folder of src/ but common/). */
+function missingAreaFiles(): string[] {
+  const out: string[] = []
+  for (const entry of readdirSync(src, { withFileTypes: true })) {
+    if (!entry.isDirectory() || entry.name === 'common') continue
+    for (const name of AREA_FILES) {
+      if (!isFile(join(src, entry.name, name))) out.push(`${entry.name}/${name}`)
     }
   }
   return out.sort()
@@ -181,6 +239,11 @@ const KNOWN_AREA_VIOLATIONS: string[] = [
   'sim/placement-sim.ts -> storage/placement-scored.ts',
 ]
 
+// issue 18: the lead adds these with the area factories (api/index.ts with the route plugins,
+// node/index.ts with the composition root). The test fails on any other missing file, and on any
+// entry here that exists.
+const KNOWN_MISSING_AREA_FILES: string[] = ['api/index.ts', 'node/index.ts']
+
 // issue 18: remove as areas get their factories. Import cycles that exist today (each a strongly
 // connected set of files): the test fails on any other, and on any entry here that is gone.
 const KNOWN_CYCLES: string[] = [
@@ -222,4 +285,26 @@ test('no import cycle between files of src/', () => {
     `import cycles (one cycle in each: ${added.map((c) => c.path.join(' -> ')).join('; ')})`,
   )
   assert.deepEqual(gone, [], `fixed, so remove from KNOWN_CYCLES:\n${gone.join('\n')}`)
+})
+
+test('seam files (options.ts, errors.ts, metrics.ts) import only common/ and prom-client', () => {
+  const files = [...graph.keys()]
+  assert.ok(files.filter(isSeam).length >= 25, 'the seam files of every area are found')
+  assert.deepEqual(
+    seamViolations(files),
+    [],
+    'a seam file is a pure table: move what it needs into src/common/ or out of the seam file',
+  )
+})
+
+test('every area folder has index.ts, options.ts, metrics.ts, errors.ts and README.md', () => {
+  const found = missingAreaFiles()
+  const added = found.filter((f) => !KNOWN_MISSING_AREA_FILES.includes(f))
+  const gone = KNOWN_MISSING_AREA_FILES.filter((f) => !found.includes(f))
+  assert.deepEqual(
+    added,
+    [],
+    `missing (an area without keys, metrics or codes has the file with an empty table):\n${added.join('\n')}`,
+  )
+  assert.deepEqual(gone, [], `now present, so remove from KNOWN_MISSING_AREA_FILES:\n${gone.join('\n')}`)
 })

@@ -8,8 +8,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import ts from 'typescript'
-import { type ErrorCode, HTTP_STATUS, NodusError, type PeerAction } from '../../src/common/errors.ts'
+import { type ErrorCode, NodusError, type PeerAction } from '../../src/common/errors.ts'
 import { silentLogger } from '../../src/common/logger.ts'
+import { HTTP_STATUS } from '../../src/config/index.ts'
 import {
   type BanRecord,
   type InteractionKind,
