@@ -15,6 +15,7 @@ export {
   type RequestOptions,
   requestResponse,
 } from './request.ts'
+export { type NetRoutesDeps, netRoutes } from './routes.ts'
 export {
   encodeVarint,
   lengthPrefixed,

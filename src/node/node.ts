@@ -9,8 +9,7 @@ import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { CID } from 'multiformats/cid'
-import { readApiToken } from '../api/auth.ts'
-import { type ApiServer, createApiServer } from '../api/server.ts'
+import { type ApiServer, createApiServer, readApiToken } from '../api/index.ts'
 import { withDeadline } from '../common/abort.ts'
 import { BatchQueue } from '../common/batch-queue.ts'
 import { systemClock } from '../common/clock.ts'
@@ -34,6 +33,7 @@ import {
   DEFAULT_BULK_OPTIONS,
   DEFAULT_HOST_OPTIONS,
   type NodusLibp2p,
+  netRoutes,
   provideBatchDepsFor,
 } from '../net/index.ts'
 import {
@@ -51,6 +51,7 @@ import {
   HolderPolicy,
   HolderUpdateInbox,
   ManifestWatch,
+  PinService,
   Popularity,
   parityFor,
   parseCid,
@@ -64,6 +65,7 @@ import {
   ShardStore,
   StorageAccounts,
   startExpiryCleanup,
+  storageRoutes,
 } from '../storage/index.ts'
 import { REPORTS_PROTOCOL, ReportExchange } from '../trust/exchange.ts'
 import {
@@ -79,6 +81,7 @@ import {
   TrustVectorInbox,
   trustVectorFromLocalTrust,
 } from '../trust/index.ts'
+import { identityInfo, nodeRoutes } from './routes.ts'
 import { RUN_FILE } from './run-file.ts'
 
 export { RUN_FILE }
@@ -107,6 +110,8 @@ export class NodusNode {
   readonly files: FileService
   readonly shardServer: ShardServer
   readonly fileIndex: FileIndex
+  /** This node's pins (the file index), their renewal, and pin grants. */
+  readonly pins: PinService
   readonly watch: ManifestWatch
   readonly repairer: Repairer
   readonly trust: EigenTrust
@@ -142,6 +147,7 @@ export class NodusNode {
     files: FileService
     shardServer: ShardServer
     fileIndex: FileIndex
+    pins: PinService
     watch: ManifestWatch
     repairer: Repairer
     trust: EigenTrust
@@ -165,6 +171,7 @@ export class NodusNode {
     this.files = parts.files
     this.shardServer = parts.shardServer
     this.fileIndex = parts.fileIndex
+    this.pins = parts.pins
     this.watch = parts.watch
     this.repairer = parts.repairer
     this.bulk = parts.bulk
@@ -198,13 +205,7 @@ export class NodusNode {
 
   /** The node's DID and public keys (base64). */
   identityInfo(): { peerId: string; did: string; ed25519PublicKey: string; mldsa65PublicKey: string } {
-    const pub = hybridPublicKey(this.identity)
-    return {
-      peerId: this.peerId,
-      did: this.did,
-      ed25519PublicKey: Buffer.from(pub.ed25519).toString('base64'),
-      mldsa65PublicKey: Buffer.from(pub.mldsa65).toString('base64'),
-    }
+    return identityInfo(this.identity, this.did)
   }
 
   info(): NodeInfo {
@@ -233,35 +234,7 @@ export class NodusNode {
    * `storage.renewIntervalMs`; callable directly (tests pass `now`). Never throws.
    */
   async renewPins(now = Date.now()): Promise<{ renewed: number; expired: number; failed: number }> {
-    const r = { renewed: 0, expired: 0, failed: 0 }
-    let after: string | undefined
-    for (let page = 0; page < 10_000; page++) {
-      const pins = this.fileIndex.list({ limit: 1000, ...(after === undefined ? {} : { after }) })
-      for (const pin of pins) {
-        if (pin.expiresAt !== undefined && pin.expiresAt <= now) {
-          await this.fileIndex.delete(pin.cid)
-          r.expired++
-          continue
-        }
-        try {
-          await this.files.pin(parseCid(pin.cid), pin.expiresAt, {
-            signal: AbortSignal.timeout(120_000),
-            ...(pin.critical === true ? { critical: true } : {}),
-            ...(pin.grant === undefined ? {} : { grant: Buffer.from(pin.grant, 'base64') }),
-          })
-          r.renewed++
-        } catch (err) {
-          r.failed++
-          this.logger.warn(
-            { cid: pin.cid, code: isNodusError(err) ? err.code : 'unknown' },
-            'pin renewal failed',
-          )
-        }
-      }
-      if (pins.length < 1000) break
-      after = pins[pins.length - 1]?.cid
-    }
-    return r
+    return await this.pins.renew(now)
   }
 
   /** Open the store, start libp2p, register protocols, dial bootstrap peers, start the API. Idempotent. */
@@ -811,22 +784,6 @@ export async function createNode(
       leaseMs: config.storage.leaseMs,
     },
   )
-  const token = await readApiToken(config.dataDir)
-  const api = createApiServer(
-    {
-      token,
-      logger: logger.child({ area: 'api' }),
-      node: () => node as NodusNode,
-      metrics,
-      clock: systemClock,
-    },
-    {
-      mutatingPerMinute: config.api.mutatingPerMinute,
-      unauthenticatedPerMinute: config.api.unauthenticatedPerMinute,
-      allowedHosts: config.api.allowedHosts,
-      maxUploadBytes: config.api.maxUploadBytes,
-    },
-  )
   // Signed trust vectors and capacity reports, pushed to peers (trust.exchangeIntervalMs).
   const signer = { peerId: identity.peerId, ed25519: identity.ed25519 }
   const exchange = new ReportExchange({
@@ -867,6 +824,14 @@ export async function createNode(
     if (evt.detail.protocols.includes(REPORTS_PROTOCOL)) void exchange.push(evt.detail.peerId).catch(() => {})
   })
   const fileIndex = new FileIndex(join(config.dataDir, 'files'))
+  const pins = new PinService({
+    files,
+    index: fileIndex,
+    selfPeerId: self,
+    signEd25519: (data) => signEd25519(identity.ed25519, data),
+    clock: systemClock,
+    logger,
+  })
   const repairLog = logger.child({ area: 'repair' })
   const audits = new AuditRecords({ clock: Date })
   const repairer = new Repairer(
@@ -927,6 +892,25 @@ export async function createNode(
       auditsPerRound: config.repair.auditsPerRound,
     },
   )
+  const token = await readApiToken(config.dataDir)
+  const api = createApiServer(
+    {
+      token,
+      logger: logger.child({ area: 'api' }),
+      routes: [
+        nodeRoutes({ identity, libp2p, store, shardServer, provideQueue }),
+        netRoutes({ libp2p, trust, perf }),
+        storageRoutes({ store, files, pins }),
+      ],
+      metrics,
+    },
+    {
+      mutatingPerMinute: config.api.mutatingPerMinute,
+      unauthenticatedPerMinute: config.api.unauthenticatedPerMinute,
+      allowedHosts: config.api.allowedHosts,
+      maxUploadBytes: config.api.maxUploadBytes,
+    },
+  )
   metrics.attach({
     storage: () => store.usage(),
     connections: () => libp2p.getConnections().length,
@@ -943,6 +927,7 @@ export async function createNode(
     files,
     shardServer,
     fileIndex,
+    pins,
     watch,
     repairer,
     trust,
