@@ -2,15 +2,28 @@
  * The net area's HTTP routes: `GET /network/peers` (connections with each peer's trust and
  * performance) and `POST /network/connect` (dial a multiaddr; needs the token).
  */
-import { multiaddr } from '@multiformats/multiaddr'
+import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import { type ApiRoutes, schemas as S } from '../api/index.ts'
 import { NodusError } from '../common/errors.ts'
-import type { NodusLibp2p } from './host.ts'
+
+/** What `GET /network/peers` shows of a connection (a libp2p Connection is one). */
+export interface ConnectionView {
+  remotePeer: { toString(): string }
+  remoteAddr: { toString(): string }
+  /** 'inbound' or 'outbound'. */
+  direction: string
+  /** `open`: when the connection opened, ms since the epoch. */
+  timeline: { open: number }
+}
 
 /** What the net routes use. */
 export interface NetRoutesDeps {
-  /** Open connections, and dialing. */
-  libp2p: Pick<NodusLibp2p, 'getConnections' | 'dial'>
+  /** Open connections, and dialing (the node's libp2p). */
+  libp2p: {
+    getConnections(): readonly ConnectionView[]
+    /** Dial `ma`; resolves with the connection. */
+    dial(ma: Multiaddr, options: { signal: AbortSignal }): Promise<{ remotePeer: { toString(): string } }>
+  }
   /** A peer's global trust (EigenTrust, this node's view), 0–1, by PeerId string. */
   trust: { score(peer: string): number }
   /** A peer's transfer performance, by PeerId string (trust/perf-monitor.ts). */
@@ -57,7 +70,7 @@ export function netRoutes(deps: NetRoutesDeps): ApiRoutes {
         },
       },
       async (req) => {
-        let ma: ReturnType<typeof multiaddr>
+        let ma: Multiaddr
         try {
           ma = multiaddr(req.body.multiaddr)
         } catch (err) {

@@ -5,7 +5,6 @@
  */
 import { type ApiRoutes, NODUS_VERSION, schemas as S } from '../api/index.ts'
 import { didKeyFromEd25519 } from '../crypto/index.ts'
-import type { NodusLibp2p } from '../net/index.ts'
 import type { ShardServer, ShardStore } from '../storage/index.ts'
 
 /** The node's DID and public keys, as `GET /identity` shows them. */
@@ -44,8 +43,12 @@ export function identityInfo(identity: PublicIdentity, did: string): IdentityInf
 export interface NodeRoutesDeps {
   /** This node's keys (a NodeIdentity; only the public halves are read). */
   identity: PublicIdentity
-  /** Peers, connections and listen addresses. */
-  libp2p: Pick<NodusLibp2p, 'getPeers' | 'getConnections' | 'getMultiaddrs'>
+  /** Connected peers and open connections (counted), and listen addresses: the node's libp2p. */
+  libp2p: {
+    getPeers(): readonly unknown[]
+    getConnections(): readonly unknown[]
+    getMultiaddrs(): readonly { toString(): string }[]
+  }
   /** Bytes and shards stored, capacity. */
   store: Pick<ShardStore, 'usage'>
   /** Shard requests in flight and served. */
