@@ -11,7 +11,7 @@ import type { Logger } from '../common/logger.ts'
 import { cidToString, parseCid } from './cid.ts'
 import type { FileIndex, FileRecord } from './file-index.ts'
 import type { FileService, PutResult } from './files.ts'
-import type { SignedManifest } from './manifest.ts'
+import type { Manifest, SignedManifest } from './manifest.ts'
 import { type Ed25519Sign, signGrant } from './orders.ts'
 
 /** How long resolving a manifest for a pin or a grant may take, ms. */
@@ -103,18 +103,8 @@ export class PinService {
       ...(expiresAt === undefined ? {} : { expiresAt }),
     })
     const cid = cidToString(put.cid)
-    const m = put.manifest
-    await this.#deps.index.put({
-      cid,
-      name,
-      bytes: m.fileSize,
-      segments: m.segments.length,
-      k: m.k,
-      m: m.m,
-      createdAt: m.createdAt,
-      expiresAt,
-      ...(critical ? { critical } : {}),
-    })
+    // The manifest's name is `name` (FileService.put).
+    await this.#record(cid, put.manifest, expiresAt, critical, undefined)
     // Tell the keepers now; renewals repeat it.
     if (critical) {
       await this.#deps.files.pin(put.cid, expiresAt, {
@@ -147,20 +137,8 @@ export class PinService {
       ...(critical ? { critical } : {}),
       ...(grant === undefined ? {} : { grant: Buffer.from(grant, 'base64') }),
     })
-    const m = signed.manifest
     const key = cidToString(signed.cid)
-    await this.#deps.index.put({
-      cid: key,
-      name: m.name,
-      bytes: m.fileSize,
-      segments: m.segments.length,
-      k: m.k,
-      m: m.m,
-      createdAt: m.createdAt,
-      expiresAt,
-      ...(critical ? { critical } : {}),
-      ...(grant === undefined ? {} : { grant }),
-    })
+    await this.#record(key, signed.manifest, expiresAt, critical, grant)
     return { cid: key, manifest: signed, expiresAt, ...r }
   }
 
@@ -248,6 +226,28 @@ export class PinService {
       after = pins[pins.length - 1]?.cid
     }
     return r
+  }
+
+  /** Record (or replace) the pin of manifest `cid` (base32) in the file index; resolves once durable. */
+  async #record(
+    cid: string,
+    m: Manifest,
+    expiresAt: number | undefined,
+    critical: boolean,
+    grant: string | undefined,
+  ): Promise<void> {
+    await this.#deps.index.put({
+      cid,
+      name: m.name,
+      bytes: m.fileSize,
+      segments: m.segments.length,
+      k: m.k,
+      m: m.m,
+      createdAt: m.createdAt,
+      expiresAt,
+      ...(critical ? { critical } : {}),
+      ...(grant === undefined ? {} : { grant }),
+    })
   }
 
   #expiresAt(ttlMs: number | undefined): number | undefined {

@@ -23,6 +23,11 @@ export interface StorageRoutesDeps {
 /** How long resolving a manifest for `GET /files/:cid/manifest` may take, ms. */
 const MANIFEST_TIMEOUT_MS = 60_000
 
+/** A page of a CID-ordered list from `?limit=&after=` (validated by S.PageQuery): 100 by default. */
+function page(query: { limit?: number; after?: string }): { limit: number; after?: string } {
+  return { limit: query.limit ?? 100, ...(query.after === undefined ? {} : { after: query.after }) }
+}
+
 /** The storage routes, as a plugin for createApiServer. */
 export function storageRoutes(deps: StorageRoutesDeps): ApiRoutes {
   const { store, files, pins } = deps
@@ -49,10 +54,7 @@ export function storageRoutes(deps: StorageRoutesDeps): ApiRoutes {
         },
       },
       async (req) => {
-        const shards = store.list({
-          limit: req.query.limit ?? 100,
-          ...(req.query.after === undefined ? {} : { after: req.query.after }),
-        })
+        const shards = store.list(page(req.query))
         return { shards, next: shards.length > 0 ? (shards[shards.length - 1]?.cid ?? null) : null }
       },
     )
@@ -68,10 +70,7 @@ export function storageRoutes(deps: StorageRoutesDeps): ApiRoutes {
         },
       },
       async (req) => {
-        const list = pins.list({
-          limit: req.query.limit ?? 100,
-          ...(req.query.after === undefined ? {} : { after: req.query.after }),
-        })
+        const list = pins.list(page(req.query))
         return { files: list.map((f) => ({ ...f, name: f.name ?? null, expiresAt: f.expiresAt ?? null })) }
       },
     )
