@@ -2,10 +2,13 @@
  * Generated documentation: docs/API.md from the routes' OpenAPI document, docs/METRICS.md from the
  * metrics registry. `npm run docs` writes them (scripts/gen-docs.ts); a test checks they are current.
  */
+import { NodusError } from '../common/errors.ts'
 import { silentLogger } from '../common/logger.ts'
 import { NodusMetrics } from '../metrics/index.ts'
-import type { NodusNode } from '../node/node.ts'
-import { createApiServer } from './server.ts'
+import { netRoutes } from '../net/index.ts'
+import { nodeRoutes } from '../node/index.ts'
+import { storageRoutes } from '../storage/index.ts'
+import { type ApiRoutes, createApiServer } from './server.ts'
 
 interface OpenApiOp {
   summary?: string
@@ -27,15 +30,42 @@ function compact(schema: unknown): string {
   )
 }
 
+/** Stands in for every service the routes would call: documenting them calls none. */
+function notServed(): never {
+  throw new NodusError('NOT_STARTED', 'documentation only')
+}
+
+/**
+ * Every area's routes, in the order the node serves them (src/node/node.ts), built with stand-ins for
+ * their services: enough to register them and read their schemas, not to answer a request.
+ */
+function documentedRoutes(): ApiRoutes[] {
+  const libp2p = { getPeers: notServed, getConnections: notServed, getMultiaddrs: notServed, dial: notServed }
+  const store = { usage: notServed, list: notServed }
+  return [
+    nodeRoutes({
+      identity: {
+        peerId: { toString: notServed },
+        ed25519: { publicKey: { raw: new Uint8Array(32) } },
+        mldsa: { publicKey: new Uint8Array(1952) },
+      },
+      libp2p,
+      store,
+      shardServer: { inFlight: 0, served: 0 },
+      provideQueue: { size: 0 },
+    }),
+    netRoutes({ libp2p, trust: { score: notServed }, perf: { stats: notServed, score: notServed } }),
+    storageRoutes({
+      store,
+      files: { resolveManifest: notServed, get: notServed },
+      pins: { put: notServed, list: notServed, pin: notServed, grant: notServed, unpin: notServed },
+    }),
+  ]
+}
+
 /** The OpenAPI 3 document of the API (no node needed). */
 export async function openApiDocument(): Promise<{ paths: Record<string, Record<string, OpenApiOp>> }> {
-  const server = createApiServer({
-    token: 'unused',
-    logger: silentLogger(),
-    node: (): NodusNode => {
-      throw new Error('documentation only')
-    },
-  })
+  const server = createApiServer({ token: 'unused', logger: silentLogger(), routes: documentedRoutes() })
   await server.app.ready()
   const doc = server.app.swagger() as { paths: Record<string, Record<string, OpenApiOp>> }
   await server.close()

@@ -16,6 +16,7 @@ export {
   type RequestOptions,
   requestResponse,
 } from './request.ts'
+export { type ConnectionView, type NetRoutesDeps, netRoutes } from './routes.ts'
 export {
   encodeVarint,
   lengthPrefixed,

@@ -6,25 +6,23 @@
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { readApiToken } from '../api/auth.ts'
-import { type ApiServer, createApiServer } from '../api/server.ts'
+import { type ApiServer, createApiServer, readApiToken } from '../api/index.ts'
 import { type Clock, systemClock } from '../common/clock.ts'
-import { isNodusError } from '../common/errors.ts'
 import type { Startable } from '../common/lifecycle.ts'
 import { startAll, stopAll } from '../common/lifecycle.ts'
 import { createLogger, type Logger } from '../common/logger.ts'
 import { type Random, systemRandom } from '../common/random.ts'
 import type { NodusConfig } from '../config/index.ts'
-import { didKeyFromEd25519, hybridPublicKey, loadIdentity, type NodeIdentity } from '../crypto/index.ts'
+import { didKeyFromEd25519, loadIdentity, type NodeIdentity } from '../crypto/index.ts'
 import { NodusMetrics } from '../metrics/index.ts'
-import { createNet, DEFAULT_HOST_OPTIONS, type Net, provideBatchDepsFor } from '../net/index.ts'
+import { createNet, DEFAULT_HOST_OPTIONS, type Net, netRoutes, provideBatchDepsFor } from '../net/index.ts'
 import {
   allocAligned,
   createStorage,
   directIoAvailable,
-  parseCid,
   type RepairEvent,
   type Storage,
+  storageRoutes,
 } from '../storage/index.ts'
 import {
   createTrust,
@@ -33,6 +31,7 @@ import {
   type Trust,
   type TrustExchange,
 } from '../trust/index.ts'
+import { type IdentityInfo, identityInfo, nodeRoutes } from './routes.ts'
 import { RUN_FILE } from './run-file.ts'
 
 export { RUN_FILE }
@@ -134,20 +133,26 @@ export async function createNode(
     shardRequestsInFlight: () => storage.shardServer.inFlight,
     bannedPeers: () => trust.peerActions.bannedCount,
   })
-  const areas: NodeAreas = { trust, net, storage, exchange }
-  let node: NodusNode | undefined
   const api = createApiServer(
     {
       token: await readApiToken(config.dataDir),
       logger: logger.child({ area: 'api' }),
-      node: () => node as NodusNode,
+      routes: [
+        nodeRoutes({
+          identity,
+          libp2p: net.libp2p,
+          store: storage.store,
+          shardServer: storage.shardServer,
+          provideQueue: storage.provider,
+        }),
+        netRoutes({ libp2p: net.libp2p, trust, perf: trust.perf }),
+        storageRoutes({ store: storage.store, files: storage.files, pins: storage.pins }),
+      ],
       metrics,
-      clock,
     },
     config.api,
   )
-  node = new NodusNode({ config, identity, logger, metrics, clock, areas, api })
-  return node
+  return new NodusNode({ config, identity, logger, metrics, areas: { trust, net, storage, exchange }, api })
 }
 
 /** A running nodus node: its areas, and the façade the CLI, the API and tests use. */
@@ -158,19 +163,16 @@ export class NodusNode {
   readonly metrics: NodusMetrics
   readonly areas: NodeAreas
   readonly #api: ApiServer
-  readonly #clock: Clock
   readonly #startables: Startable[]
   #started = false
   #did: string | undefined
   #apiUrl = ''
-  #renewTimer: NodeJS.Timeout | undefined
 
   constructor(parts: {
     config: NodusConfig
     identity: NodeIdentity
     logger: Logger
     metrics: NodusMetrics
-    clock: Clock
     areas: NodeAreas
     api: ApiServer
   }) {
@@ -180,7 +182,6 @@ export class NodusNode {
     this.metrics = parts.metrics
     this.areas = parts.areas
     this.#api = parts.api
-    this.#clock = parts.clock
     const { trust, net, storage, exchange } = parts.areas
     const api: Startable = {
       start: async () => {
@@ -255,14 +256,8 @@ export class NodusNode {
   }
 
   /** The node's DID and public keys (base64). */
-  identityInfo(): { peerId: string; did: string; ed25519PublicKey: string; mldsa65PublicKey: string } {
-    const pub = hybridPublicKey(this.identity)
-    return {
-      peerId: this.peerId,
-      did: this.did,
-      ed25519PublicKey: Buffer.from(pub.ed25519).toString('base64'),
-      mldsa65PublicKey: Buffer.from(pub.mldsa65).toString('base64'),
-    }
+  identityInfo(): IdentityInfo {
+    return identityInfo(this.identity, this.did)
   }
 
   info(): NodeInfo {
@@ -274,40 +269,9 @@ export class NodusNode {
     }
   }
 
-  /**
-   * Renew this node's pins on their holders (leases) and drop pins whose TTL passed. Runs every
-   * `storage.renewIntervalMs`; callable directly (tests pass `now`). Never throws.
-   */
-  async renewPins(now = this.#clock.now()): Promise<{ renewed: number; expired: number; failed: number }> {
-    const r = { renewed: 0, expired: 0, failed: 0 }
-    let after: string | undefined
-    for (let page = 0; page < 10_000; page++) {
-      const pins = this.fileIndex.list({ limit: 1000, ...(after === undefined ? {} : { after }) })
-      for (const pin of pins) {
-        if (pin.expiresAt !== undefined && pin.expiresAt <= now) {
-          await this.fileIndex.delete(pin.cid)
-          r.expired++
-          continue
-        }
-        try {
-          await this.files.pin(parseCid(pin.cid), pin.expiresAt, {
-            signal: AbortSignal.timeout(120_000),
-            ...(pin.critical === true ? { critical: true } : {}),
-            ...(pin.grant === undefined ? {} : { grant: Buffer.from(pin.grant, 'base64') }),
-          })
-          r.renewed++
-        } catch (err) {
-          r.failed++
-          this.logger.warn(
-            { cid: pin.cid, code: isNodusError(err) ? err.code : 'unknown' },
-            'pin renewal failed',
-          )
-        }
-      }
-      if (pins.length < 1000) break
-      after = pins[pins.length - 1]?.cid
-    }
-    return r
+  /** Renew this node's pins now (storage's PinService; it also runs every `storage.renewIntervalMs`). */
+  renewPins(now?: number): Promise<{ renewed: number; expired: number; failed: number }> {
+    return this.areas.storage.pins.renew(now)
   }
 
   /** Start every area in order (stores, libp2p, protocols, API, bootstrap dials). Idempotent. */
@@ -315,12 +279,6 @@ export class NodusNode {
     if (this.#started) return
     this.#started = true
     await startAll(this.#startables)
-    this.#renewTimer = setInterval(() => {
-      void this.renewPins().then((r) => {
-        if (r.renewed + r.expired + r.failed > 0) this.logger.info(r, 'pins renewed')
-      })
-    }, this.config.storage.renewIntervalMs)
-    this.#renewTimer.unref()
     await mkdir(this.config.dataDir, { recursive: true })
     await writeFile(
       join(this.config.dataDir, RUN_FILE),
@@ -336,7 +294,6 @@ export class NodusNode {
   async stop(): Promise<void> {
     if (!this.#started) return
     this.#started = false
-    clearInterval(this.#renewTimer)
     await stopAll(this.#startables)
     await rm(join(this.config.dataDir, RUN_FILE), { force: true })
     this.logger.info({}, 'node stopped')

@@ -31,6 +31,7 @@ import { HolderPolicy } from './holder-policy.ts'
 import { DEFAULT_HOLDER_UPDATE_INBOX_OPTIONS, HolderUpdateInbox } from './holder-update-inbox.ts'
 import { decodeManifest } from './manifest.ts'
 import { ManifestWatch } from './manifest-watch.ts'
+import { PinService } from './pins-service.ts'
 import { placeScored } from './placement-scored.ts'
 import { Popularity } from './popularity.ts'
 import { Provider } from './provide.ts'
@@ -159,6 +160,8 @@ export interface Storage {
   readonly audits: AuditRecords
   readonly accounts: StorageAccounts
   readonly provider: Provider
+  /** This node's pins (the file index), their renewal every `storage.renewIntervalMs`, pin grants. */
+  readonly pins: PinService
   /** Connected peers that speak the shard protocol, sorted by PeerId string. */
   shardPeers(): PeerId[]
   beforeStart(): Promise<void>
@@ -384,6 +387,14 @@ export function createStorage(components: StorageComponents, options: StorageAre
       minTransferBytesPerSec: options.net.minTransferBytesPerSec,
     },
   )
+  const pins = new PinService({
+    files,
+    index: fileIndex,
+    selfPeerId: self,
+    signEd25519: (data) => signEd25519(identity.ed25519, data),
+    clock,
+    logger,
+  })
   const r = options.repair
   const repairLog = logger.child({ area: 'repair' })
   const repairer = new Repairer(
@@ -440,6 +451,7 @@ export function createStorage(components: StorageComponents, options: StorageAre
   )
   let cleanup: { stop(): Promise<void> } | undefined
   let sweepTimer: NodeJS.Timeout | undefined
+  let renewTimer: NodeJS.Timeout | undefined
   let opened = false
   let started = false
   return {
@@ -453,6 +465,7 @@ export function createStorage(components: StorageComponents, options: StorageAre
     audits,
     accounts,
     provider,
+    pins,
     shardPeers,
     beforeStart: async () => {
       if (opened) return
@@ -493,10 +506,17 @@ export function createStorage(components: StorageComponents, options: StorageAre
       await host.handle(SHARD_PROTOCOL, shardServer.handler, shardServer.handleOptions)
       net.handleBulk((request, reply, signal) => shardServer.bulkHandler(request, reply, signal))
       repairer.start()
+      renewTimer = setInterval(() => {
+        void pins.renew(clock.now()).then((res) => {
+          if (res.renewed + res.expired + res.failed > 0) logger.info(res, 'pins renewed')
+        })
+      }, o.renewIntervalMs)
+      renewTimer.unref()
     },
     beforeStop: async () => {
       if (!started) return
       started = false
+      clearInterval(renewTimer)
       await repairer.stop()
       lifetime.abort(new Error('node stopping'))
       await provider.stop()

@@ -35,6 +35,7 @@ export {
 } from './manifest.ts'
 export { ManifestWatch } from './manifest-watch.ts'
 export { signGrant, signOrder, signPin } from './orders.ts'
+export { PinService, type PinServiceDeps } from './pins-service.ts'
 export { placeShards } from './placement.ts'
 export { placeScored } from './placement-scored.ts'
 export { Popularity } from './popularity.ts'
@@ -43,6 +44,7 @@ export { parityFor } from './redundancy.ts'
 export { ReedSolomon } from './reed-solomon.ts'
 export { DEFAULT_REPAIR_OPTIONS, type RepairEvent, Repairer } from './repair.ts'
 export { responsibleFor } from './responsibility.ts'
+export { type StorageRoutesDeps, storageRoutes } from './routes.ts'
 export { segment } from './segmenter.ts'
 export {
   DEFAULT_SHARD_SERVER_OPTIONS,

@@ -222,11 +222,6 @@ function cycleThrough(graph: Map<string, Edge[]>, members: Set<string>): string[
 // issue 18: remove as areas get their factories. The exact list of imports into another area that
 // bypass its index.ts today: the test fails on any other, and on any entry here that is gone.
 const KNOWN_AREA_VIOLATIONS: string[] = [
-  // api/ and node/ have no index.ts yet: node.ts is the service locator the factories will replace.
-  'api/docs.ts -> node/node.ts', // type only
-  'api/server.ts -> node/node.ts', // type only
-  'node/node.ts -> api/auth.ts',
-  'node/node.ts -> api/server.ts',
   // The CLI client and `nodus start` load only these small modules, not their areas (whose index.ts
   // would load fastify, libp2p and LMDB): test/cli/client-imports.test.ts.
   'cli/client.ts -> api/auth.ts',
@@ -242,14 +237,11 @@ const KNOWN_AREA_VIOLATIONS: string[] = [
 // issue 18: the lead adds these with the area factories (api/index.ts with the route plugins,
 // node/index.ts with the composition root). The test fails on any other missing file, and on any
 // entry here that exists.
-const KNOWN_MISSING_AREA_FILES: string[] = ['api/index.ts', 'node/index.ts']
+const KNOWN_MISSING_AREA_FILES: string[] = []
 
 // issue 18: remove as areas get their factories. Import cycles that exist today (each a strongly
 // connected set of files): the test fails on any other, and on any entry here that is gone.
-const KNOWN_CYCLES: string[] = [
-  // Type only on the api side (NodusNode); goes with the node() service locator.
-  'api/server.ts <-> node/node.ts',
-]
+const KNOWN_CYCLES: string[] = []
 
 const graph = new Map(sourceFiles(src).map((file) => [file, importsOf(file)]))
 

@@ -1,5 +1,6 @@
 /**
- * A real node (in process, loopback, real disk) for tests of its HTTP API, and a raw HTTP/1.1 exchange
+ * A real node (in process, loopback, real disk) for tests of its HTTP API; an API server with only
+ * some areas' routes and no node, for `app.inject()` tests with fakes; and a raw HTTP/1.1 exchange
  * over a fresh loopback socket for requests fetch will not send (a chosen Host, no Host, headers
  * without their body, oversized heads).
  */
@@ -7,6 +8,13 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import {
+  type ApiRoutes,
+  type ApiServer,
+  type ApiServerOptions,
+  createApiServer,
+  DEFAULT_API_OPTIONS,
+} from '../../src/api/index.ts'
 import { initNode } from '../../src/cli/init.ts'
 import { silentLogger } from '../../src/common/logger.ts'
 import { loadConfig } from '../../src/config/config.ts'
@@ -38,6 +46,34 @@ export async function startApiNode(config: Record<string, unknown> = {}): Promis
       await rm(dir, { recursive: true, force: true })
     },
   }
+}
+
+/** The token of {@link routesApi} servers. */
+export const TEST_TOKEN = 'test-token-0123456789abcdef'
+
+/** `Authorization` header with {@link TEST_TOKEN}. */
+export const AUTH: Readonly<Record<string, string>> = Object.freeze({ authorization: `Bearer ${TEST_TOKEN}` })
+
+/**
+ * An API server serving `routes` (and its own `/openapi.json`, dashboard and `/metrics`), built with
+ * {@link TEST_TOKEN}, `options` over the defaults, and no node: drive it with `server.app.inject()`,
+ * close it when done.
+ */
+export async function routesApi(
+  routes: readonly ApiRoutes[],
+  options: Partial<ApiServerOptions> = {},
+): Promise<ApiServer> {
+  const server = createApiServer(
+    { token: TEST_TOKEN, logger: silentLogger(), routes },
+    { ...DEFAULT_API_OPTIONS, ...options },
+  )
+  await server.app.ready()
+  return server
+}
+
+/** The `{ code, message, details }` body of an API error (throws when the body is not JSON). */
+export function errorOf(body: string): { code: string; message: string; details: Record<string, unknown> } {
+  return JSON.parse(body) as { code: string; message: string; details: Record<string, unknown> }
 }
 
 export interface RawResponse {
@@ -85,5 +121,5 @@ export function rawExchange(port: number, head: string, body?: Uint8Array): Prom
 
 /** The parsed JSON body of a raw response (throws when it is not JSON). */
 export function jsonOf(r: RawResponse): { code: string; message: string; details: Record<string, unknown> } {
-  return JSON.parse(r.body) as { code: string; message: string; details: Record<string, unknown> }
+  return errorOf(r.body)
 }
