@@ -1,22 +1,30 @@
 /**
  * The trust area: EigenTrust global trust from local interaction records, signed trust vectors and
- * capacity/locality reports exchanged between peers, a per-peer performance monitor, a token-bucket
- * rate limiter, the signed-record-with-authority check (authority.ts), and peer actions (penalize,
+ * capacity/locality reports exchanged between peers (signed records and inboxes of
+ * src/crypto/signed-record.ts), a per-peer performance monitor, and peer actions (penalize,
  * disconnect, ban) with a persisted ban list. Everything
  * here but the ban list's LMDB store is pure (clock injected); network wiring lives elsewhere.
  * Other areas import only from here. See README.md and docs/TRUST.md.
  */
+// The signed-record-with-authority check, the issuer gate and the token bucket moved to crypto/ and
+// common/ (the signed-record inbox, issue #18); re-exported so the trust area's surface stays the same.
+
+export { TokenBucketLimiter, type TokenBucketOptions } from '../common/token-bucket.ts'
 export {
   ANY_SIGNER,
   type AuthorityRules,
   accountableSigner,
   checkSignedRecord,
+  type Ed25519Signer,
+  type FreshnessOptions,
+  IssuerGate,
+  type IssuerGateOptions,
   type RecordSignature,
   refuseVerified,
   type SignedRecord,
   type VerifiedRecord,
   verifyRecordSignature,
-} from './authority.ts'
+} from '../crypto/index.ts'
 export { LmdbBanStore } from './ban-store.ts'
 export {
   type ComputeEigenTrustOptions,
@@ -49,12 +57,6 @@ export {
   type TransferSample,
 } from './perf-monitor.ts'
 export {
-  IssuerGate,
-  type IssuerGateOptions,
-  TokenBucketLimiter,
-  type TokenBucketOptions,
-} from './rate-limit.ts'
-export {
   DEFAULT_INTERACTION_WEIGHTS,
   INTERACTION_KINDS,
   type InteractionKind,
@@ -63,6 +65,7 @@ export {
 } from './records.ts'
 export {
   CAPACITY_REPORT_DOMAIN,
+  CAPACITY_REPORT_RECORD,
   type CapacityReport,
   CapacityReportInbox,
   type CapacityReportInboxOptions,
@@ -79,8 +82,6 @@ export {
   signCapacityReport,
   verifyCapacityReport,
 } from './reports.ts'
-export type { Ed25519Signer, FreshnessOptions } from './signed.ts'
-export { decodeEnvelope, signingBytes } from './signed.ts'
 export {
   DEFAULT_TRUST_VECTOR_INBOX_OPTIONS,
   decodeTrustVector,
@@ -90,6 +91,7 @@ export {
   type SignedTrustVector,
   signTrustVector,
   TRUST_VECTOR_DOMAIN,
+  TRUST_VECTOR_RECORD,
   TRUST_WEIGHT_SCALE,
   type TrustVector,
   TrustVectorInbox,
