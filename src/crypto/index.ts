@@ -83,10 +83,12 @@ export {
   IssuerGate,
   type IssuerGateOptions,
   refuseVerified,
+  type SequencedInboxLimits,
   type SignedRecord,
   SignedRecordInbox,
   type SignedRecordInboxDeps,
   type SignedRecordInboxMetrics,
   type SignedRecordInboxOptions,
+  sequencedInboxOptions,
   type VerifiedRecord,
 } from './signed-record-inbox.ts'

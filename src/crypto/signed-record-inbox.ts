@@ -330,6 +330,39 @@ export interface SignedRecordInboxOptions<T> {
   maxSigners: number
 }
 
+/** Limits of an inbox for records that are their signer's own numbered, timestamped news. */
+export interface SequencedInboxLimits {
+  /** One record per signer per `intervalMs` on average. */
+  intervalMs: number
+  /** Records a signer may send back to back. */
+  burst: number
+  /** Signers tracked (rate buckets and last seqs). */
+  maxIssuers: number
+  /** Oldest record accepted, ms. */
+  maxAgeMs: number
+  /** Clock skew tolerated, ms. */
+  maxFutureSkewMs: number
+}
+
+/**
+ * Inbox options for records carrying a per-signer `seq` and a `timestampMs` (trust vectors, capacity
+ * reports): seq replay, freshness and a rate limit per signer, with `limits`.
+ */
+export function sequencedInboxOptions<T extends { seq: number; timestampMs: number }>(
+  limits: SequencedInboxLimits,
+): SignedRecordInboxOptions<T> {
+  return {
+    replay: { by: 'seq', seqOf: (v) => v.seq },
+    freshness: {
+      timestampOf: (v) => v.timestampMs,
+      maxAgeMs: limits.maxAgeMs,
+      maxFutureSkewMs: limits.maxFutureSkewMs,
+    },
+    rateLimit: { intervalMs: limits.intervalMs, burst: limits.burst },
+    maxSigners: limits.maxIssuers,
+  }
+}
+
 /**
  * The receiving side for one record type: bytes in, a verified record out, in the order of the module
  * doc. Memory is bounded by `maxSigners` (and `replay.maxRecords`).

@@ -30,6 +30,7 @@ import {
   readString,
   SignedRecordCodec,
   SignedRecordInbox,
+  sequencedInboxOptions,
 } from '../crypto/index.ts'
 
 /** Domain separation string signed with every capacity report. */
@@ -223,16 +224,7 @@ export class CapacityReportInbox {
   /** @throws NodusError `INVALID_ARGUMENT` on bad limits */
   constructor(deps: { clock: { now(): number } }, options: Partial<CapacityReportInboxOptions> = {}) {
     const o = { ...DEFAULT_CAPACITY_REPORT_INBOX_OPTIONS, ...options }
-    this.#inbox = new SignedRecordInbox(deps, CAPACITY_REPORT_RECORD, {
-      replay: { by: 'seq', seqOf: (r) => r.seq },
-      freshness: {
-        timestampOf: (r) => r.timestampMs,
-        maxAgeMs: o.maxAgeMs,
-        maxFutureSkewMs: o.maxFutureSkewMs,
-      },
-      rateLimit: { intervalMs: o.intervalMs, burst: o.burst },
-      maxSigners: o.maxIssuers,
-    })
+    this.#inbox = new SignedRecordInbox(deps, CAPACITY_REPORT_RECORD, sequencedInboxOptions(o))
   }
 
   /**

@@ -27,6 +27,7 @@ import {
   readPeerId,
   SignedRecordCodec,
   SignedRecordInbox,
+  sequencedInboxOptions,
 } from '../crypto/index.ts'
 
 /** Domain separation string signed with every trust vector. */
@@ -253,16 +254,7 @@ export class TrustVectorInbox {
   /** @throws NodusError `INVALID_ARGUMENT` on bad limits */
   constructor(deps: TrustVectorInboxDeps, options: Partial<TrustVectorInboxOptions> = {}) {
     const o = { ...DEFAULT_TRUST_VECTOR_INBOX_OPTIONS, ...options }
-    this.#inbox = new SignedRecordInbox(deps, codecFor(o.maxEntries), {
-      replay: { by: 'seq', seqOf: (v) => v.seq },
-      freshness: {
-        timestampOf: (v) => v.timestampMs,
-        maxAgeMs: o.maxAgeMs,
-        maxFutureSkewMs: o.maxFutureSkewMs,
-      },
-      rateLimit: { intervalMs: o.intervalMs, burst: o.burst },
-      maxSigners: o.maxIssuers,
-    })
+    this.#inbox = new SignedRecordInbox(deps, codecFor(o.maxEntries), sequencedInboxOptions(o))
   }
 
   /** The last accepted sequence number of `issuer`. */

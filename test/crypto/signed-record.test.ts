@@ -158,16 +158,15 @@ describe('SignedRecordCodec (Ed25519)', () => {
 
   it('hostile bytes only ever raise typed errors', async () => {
     const good = (await NOTE.encode(note(), signAlice)).bytes
-    const mutated = fc
-      .tuple(fc.nat(good.length - 1), fc.integer({ min: 1, max: 255 }), fc.nat(good.length))
-      .map(([i, x, cut]) => {
-        const b = good.slice(0, Math.max(1, cut))
-        if (i < b.length) b[i] = ((b[i] as number) ^ x) & 0xff
-        return b
-      })
+    const flipped = fc.tuple(fc.nat(good.length - 1), fc.integer({ min: 1, max: 255 })).map(([i, x]) => {
+      const b = good.slice()
+      b[i] = ((b[i] as number) ^ x) & 0xff
+      return b
+    })
+    const cut = fc.nat(good.length - 1).map((n) => good.slice(0, n))
     try {
       fc.assert(
-        fc.property(fc.oneof(mutated, fc.uint8Array({ maxLength: 200 })), (bytes) => {
+        fc.property(fc.oneof(flipped, cut, fc.uint8Array({ maxLength: 200 })), (bytes) => {
           try {
             NOTE.open(bytes)
           } catch (e) {
@@ -322,7 +321,7 @@ describe('SignedRecordInbox', () => {
     await inbox.receive(a)
     await assert.rejects(
       inbox.receive(a),
-      (e) => fails('INVALID_ARGUMENT', 'ignore')(e) && e.details.reason === 'replay',
+      (e) => fails('INVALID_ARGUMENT', 'ignore')(e) && (e as NodusError).details.reason === 'replay',
     )
     await inbox.receive(await bytesOf({ text: 'b' }))
     await inbox.receive(await bytesOf({ text: 'c' }))
