@@ -320,7 +320,10 @@ export interface SignedRecordInboxOptions<T> {
    * no replay check.
    */
   replay?: { by: 'seq'; seqOf(value: T): number } | { by: 'window'; maxRecords: number }
-  /** Records with a timestamp (ms since the epoch) outside `[now − maxAgeMs, now + maxFutureSkewMs]` are ignored. */
+  /**
+   * Records with a timestamp (ms since the epoch) outside `[now − maxAgeMs, now + maxFutureSkewMs]`
+   * are ignored.
+   */
   freshness?: { timestampOf(value: T): number; maxAgeMs: number; maxFutureSkewMs: number }
   /** One record per signer per `intervalMs` on average, `burst` back to back. Absent: no limit. */
   rateLimit?: { intervalMs: number; burst: number }

@@ -437,9 +437,9 @@ export function checkHolderUpdateFits(manifest: Manifest, update: HolderUpdate):
 
 /**
  * Decode a holder update from untrusted bytes and check it against `manifest` and `rules`: same
- * manifest CID, then the signed-record-with-authority check (src/crypto/signed-record-inbox.ts: a valid hybrid
- * signature by a key bound to the signer's PeerId, a signer in `rules.authority`, a revision within
- * `rules.sequence`), then a revision at most {@link MAX_HOLDER_UPDATE_REVISION}, then that it applies
+ * manifest CID, then the signed-record-with-authority check (src/crypto/signed-record-inbox.ts: a
+ * valid hybrid signature by a key bound to the signer's PeerId, a signer in `rules.authority`, a
+ * revision within `rules.sequence`), then a revision at most {@link MAX_HOLDER_UPDATE_REVISION}, then that it applies
  * to the manifest ({@link checkHolderUpdateFits}).
  *
  * @throws NodusError `MANIFEST_INVALID` (peerAction `reject`) when malformed, for another manifest, or

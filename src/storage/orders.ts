@@ -263,7 +263,10 @@ export async function signCommit(commit: StorageCommit, sign: Ed25519Sign): Prom
   return (await COMMIT_RECORD.encode(commit, sign)).bytes
 }
 
-/** Decode and verify a commit sent by `sender` to `self`. Throws ORDER_INVALID, CID_INVALID or SIGNATURE_INVALID. */
+/**
+ * Decode and verify a commit sent by `sender` to `self`. Throws ORDER_INVALID, CID_INVALID or
+ * SIGNATURE_INVALID.
+ */
 export function openCommit(bytes: Uint8Array, sender: string, self: string, nowMs: number): StorageCommit {
   const commit = COMMIT_RECORD.open(bytes).value
   checkDelivery(COMMIT_RECORD.fail, commit.uploader, commit.holder, commit.issuedAt, { sender, self, nowMs })

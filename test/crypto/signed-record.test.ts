@@ -84,7 +84,7 @@ function fails(code: ErrorCode, peerAction?: PeerAction) {
 }
 
 describe('SignedRecordCodec (Ed25519)', () => {
-  it('encodes { body, sig } with an Ed25519 signature over dag-cbor { domain, body }, and opens it', async () => {
+  it('encodes { body, sig }, Ed25519 over dag-cbor { domain, body }, and opens it', async () => {
     const enc = await NOTE.encode(note(), signAlice)
     const env = dagCbor.decode(enc.bytes) as { body: Record<string, unknown>; sig: Uint8Array }
     assert.deepEqual(Object.keys(env).sort(), ['body', 'sig'])

@@ -56,7 +56,7 @@ describe('golden bytes: holder updates kept on disk', () => {
     assert.equal(openHolderUpdate(updates[1] as Uint8Array, manifest, rules).update.revision, 3)
   })
 
-  it('re-encoding a decoded update with its signature gives the stored bytes; the signed message is unchanged', async () => {
+  it('re-encoding a decoded update with its signature gives the stored bytes and signed message', async () => {
     for (const bytes of updates) {
       const parsed = parseHolderUpdate(bytes)
       const env = dagCbor.decode(bytes) as { sig: HybridSignature }
