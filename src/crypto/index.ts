@@ -1,5 +1,6 @@
 /**
- * The crypto area: hashing (BLAKE3), node identity (Ed25519 + ML-DSA-65), did:key, hybrid signatures.
+ * The crypto area: hashing (BLAKE3), node identity (Ed25519 + ML-DSA-65), did:key, hybrid signatures,
+ * and the signed-record codec and inbox every signed message type is built on.
  * Other areas import only from here.
  */
 export {
@@ -47,3 +48,47 @@ export {
   type NodeIdentity,
   saveIdentity,
 } from './keys.ts'
+export {
+  checkFreshness,
+  type DecodedRecord,
+  type Ed25519Signer,
+  type EncodedRecord,
+  ed25519KeyOf,
+  type Fail,
+  type FreshnessOptions,
+  failWith,
+  MAX_PEER_ID_CHARS,
+  type RecordSignature,
+  readInt,
+  readList,
+  readMap,
+  readPeerId,
+  readString,
+  type SchemeSignature,
+  type SignatureScheme,
+  type SignedMessage,
+  SignedRecordCodec,
+  type SignedRecordType,
+  type SignFn,
+  signingBytes,
+  type VerifiableRecord,
+  verifyRecordSignature,
+} from './signed-record.ts'
+export {
+  ANY_SIGNER,
+  type AuthorityRules,
+  accountableSigner,
+  checkDecodedRecord,
+  checkSignedRecord,
+  IssuerGate,
+  type IssuerGateOptions,
+  refuseVerified,
+  type SequencedInboxLimits,
+  type SignedRecord,
+  SignedRecordInbox,
+  type SignedRecordInboxDeps,
+  type SignedRecordInboxMetrics,
+  type SignedRecordInboxOptions,
+  sequencedInboxOptions,
+  type VerifiedRecord,
+} from './signed-record-inbox.ts'

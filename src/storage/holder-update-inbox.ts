@@ -3,7 +3,7 @@
  *
  * An update is kept only when all of this holds (docs/PROTOCOLS.md, "Holder updates"):
  * - this node watches the manifest and has it;
- * - it passes the signed-record-with-authority check (src/trust/authority.ts): a valid hybrid
+ * - it passes the signed-record-with-authority check (src/crypto/signed-record-inbox.ts): a valid hybrid
  *   signature by a key bound to the signer's PeerId; a signer that is the manifest's uploader or a
  *   peer responsible for the manifest as this node sees it ({@link HolderUpdateInboxDeps.responsible});
  *   a revision above the kept one by at most `maxRevisionStep`;
@@ -14,7 +14,7 @@
  */
 import type { CID } from 'multiformats/cid'
 import { type ErrorCode, isNodusError } from '../common/errors.ts'
-import { accountableSigner } from '../trust/index.ts'
+import { accountableSigner } from '../crypto/index.ts'
 import { cidToString } from './cid.ts'
 import { decodeManifest, MAX_HOLDER_UPDATE_STEP, openHolderUpdate } from './manifest.ts'
 

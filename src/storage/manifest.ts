@@ -12,14 +12,16 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
 import { bytesEqual } from '../common/bytes.ts'
 import { NodusError } from '../common/errors.ts'
-import { type HybridPublicKey, type HybridSignature, verifyHybrid } from '../crypto/index.ts'
 import {
   ANY_SIGNER,
   type AuthorityRules,
-  checkSignedRecord,
+  checkDecodedRecord,
+  type HybridPublicKey,
+  type HybridSignature,
   refuseVerified,
-  type SignedRecord,
-} from '../trust/index.ts'
+  SignedRecordCodec,
+  verifyHybrid,
+} from '../crypto/index.ts'
 import { cidForBytes, DAG_CBOR_CODEC, parseCid } from './cid.ts'
 
 export const MANIFEST_DOMAIN = 'nodus/manifest/v1'
@@ -311,8 +313,7 @@ export async function signHolderUpdate(
   u: HolderUpdate,
   sign: (message: Uint8Array) => Promise<HybridSignature>,
 ): Promise<SignedHolderUpdate> {
-  const sig = await sign(dagCbor.encode({ domain: HOLDER_UPDATE_DOMAIN, body: updateBody(u) }))
-  const bytes = dagCbor.encode({ body: updateBody(u), sig: { ed25519: sig.ed25519, mldsa65: sig.mldsa65 } })
+  const { bytes } = await HOLDER_UPDATE_RECORD.encode(u, sign)
   return { update: u, bytes, cid: cidForBytes(bytes, DAG_CBOR_CODEC) }
 }
 
@@ -350,25 +351,7 @@ function peerIdChecker(): (v: unknown) => string {
   }
 }
 
-/**
- * Decode a holder update's structure from untrusted bytes, without a manifest and without checking
- * the signature: sizes, types, PeerId strings (signer and holders), at most 64 holders per shard and
- * {@link MAX_EXTRA_PARITY} extra parity CIDs per segment. Throws MANIFEST_INVALID (peerAction `reject`).
- */
-export function parseHolderUpdate(bytes: Uint8Array): ParsedHolderUpdate {
-  if (bytes.byteLength > MAX_MANIFEST_BYTES) throw invalid('holder update too large')
-  let raw: unknown
-  try {
-    raw = dagCbor.decode(bytes)
-  } catch (err) {
-    throw new NodusError('MANIFEST_INVALID', 'holder update is not dag-cbor', {
-      cause: err,
-      peerAction: 'reject',
-    })
-  }
-  const env = rec(raw, 'holder update')
-  const b = rec(env.body, 'holder update body')
-  const s = rec(env.sig, 'holder update sig')
+function decodeUpdateBody(b: Record<string, unknown>): HolderUpdate {
   const signer = rec(b.signer, 'signer')
   const holder = peerIdChecker()
   const parity =
@@ -382,12 +365,13 @@ export function parseHolderUpdate(bytes: Uint8Array): ParsedHolderUpdate {
   const holders = arr(b.holders, 'holders').map((segv, i) =>
     arr(segv, `holders[${i}]`).map((hv) => arr(hv, 'holder list').slice(0, 64).map(holder)),
   )
-  const update: HolderUpdate = {
+  return {
     manifest: cidOf(b.manifest, 'manifest'),
     revision: int(b.revision, 'revision', 2),
     holders,
     ...(parity === undefined ? {} : { parity }),
     signer: {
+      // Not a PeerId: the signature check refuses it (SIGNATURE_INVALID, ban), as it always did.
       peerId: typeof signer.peerId === 'string' && signer.peerId.length <= 128 ? signer.peerId : '',
       publicKey: {
         ed25519: bytesOf(signer.ed25519, 'signer ed25519', 32),
@@ -396,22 +380,35 @@ export function parseHolderUpdate(bytes: Uint8Array): ParsedHolderUpdate {
     },
     createdAt: int(b.createdAt, 'createdAt'),
   }
-  const sig: HybridSignature = {
-    ed25519: bytesOf(s.ed25519, 'ed25519 sig', 64),
-    mldsa65: bytesOf(s.mldsa65, 'mldsa65 sig'),
-  }
-  return { update, sig, bytes, cid: cidForBytes(bytes, DAG_CBOR_CODEC) }
 }
 
-/** The record the signed-record-with-authority check sees for a holder update. */
-export function holderUpdateRecord(p: ParsedHolderUpdate): SignedRecord {
-  return {
-    kind: 'holder update',
-    signer: p.update.signer.peerId,
-    message: dagCbor.encode({ domain: HOLDER_UPDATE_DOMAIN, body: updateBody(p.update) }),
-    signature: { scheme: 'hybrid', publicKey: p.update.signer.publicKey, signature: p.sig },
-    revision: p.update.revision,
-  }
+/**
+ * Holder updates as signed records (src/crypto/signed-record.ts): hybrid signature, verified over the
+ * re-encoded update, read with the open envelope and a signer that is not an Ed25519 PeerId counted
+ * as a bad signature, as keepers have always read the updates they keep on disk.
+ */
+const HOLDER_UPDATE_RECORD = new SignedRecordCodec<HolderUpdate, 'hybrid'>({
+  kind: 'holder update',
+  code: 'MANIFEST_INVALID',
+  domain: HOLDER_UPDATE_DOMAIN,
+  scheme: 'hybrid',
+  maxBytes: MAX_MANIFEST_BYTES,
+  encodeBody: updateBody,
+  decodeBody: decodeUpdateBody,
+  signer: (u) => u.signer.peerId,
+  hybridKey: (u) => u.signer.publicKey,
+  envelope: 'open',
+  unusableSigner: 'ban',
+})
+
+/**
+ * Decode a holder update's structure from untrusted bytes, without a manifest and without checking
+ * the signature: sizes, types, PeerId strings (signer and holders), at most 64 holders per shard and
+ * {@link MAX_EXTRA_PARITY} extra parity CIDs per segment. Throws MANIFEST_INVALID (peerAction `reject`).
+ */
+export function parseHolderUpdate(bytes: Uint8Array): ParsedHolderUpdate {
+  const { value, signature } = HOLDER_UPDATE_RECORD.decode(bytes)
+  return { update: value, sig: signature, bytes, cid: cidForBytes(bytes, DAG_CBOR_CODEC) }
 }
 
 /**
@@ -440,14 +437,14 @@ export function checkHolderUpdateFits(manifest: Manifest, update: HolderUpdate):
 
 /**
  * Decode a holder update from untrusted bytes and check it against `manifest` and `rules`: same
- * manifest CID, then the signed-record-with-authority check (src/trust/authority.ts: a valid hybrid
- * signature by a key bound to the signer's PeerId, a signer in `rules.authority`, a revision within
- * `rules.sequence`), then a revision at most {@link MAX_HOLDER_UPDATE_REVISION}, then that it applies
+ * manifest CID, then the signed-record-with-authority check (src/crypto/signed-record-inbox.ts: a
+ * valid hybrid signature by a key bound to the signer's PeerId, a signer in `rules.authority`, a
+ * revision within `rules.sequence`), then a revision at most {@link MAX_HOLDER_UPDATE_REVISION}, then that it applies
  * to the manifest ({@link checkHolderUpdateFits}).
  *
  * @throws NodusError `MANIFEST_INVALID` (peerAction `reject`) when malformed, for another manifest, or
- *   (accountable: the trust area's `accountableSigner` returns the signer) when it does not apply
- * @throws NodusError `SIGNATURE_INVALID`, `NOT_AUTHORIZED`, `REVISION_INVALID` as `checkSignedRecord`;
+ *   (accountable: crypto's `accountableSigner` returns the signer) when it does not apply
+ * @throws NodusError `SIGNATURE_INVALID`, `NOT_AUTHORIZED`, `REVISION_INVALID` as `checkDecodedRecord`;
  *   `REVISION_INVALID` (accountable) above {@link MAX_HOLDER_UPDATE_REVISION}
  */
 export function openHolderUpdate(
@@ -457,7 +454,12 @@ export function openHolderUpdate(
 ): SignedHolderUpdate {
   const parsed = parseHolderUpdate(bytes)
   if (!parsed.update.manifest.equals(manifest.cid)) throw invalid('holder update is for another manifest')
-  const verified = checkSignedRecord(holderUpdateRecord(parsed), rules)
+  const verified = checkDecodedRecord(
+    HOLDER_UPDATE_RECORD,
+    { value: parsed.update, signature: parsed.sig },
+    rules,
+    parsed.update.revision,
+  )
   if (parsed.update.revision > MAX_HOLDER_UPDATE_REVISION) {
     throw refuseVerified(verified, 'REVISION_INVALID', `revision above ${MAX_HOLDER_UPDATE_REVISION}`, {
       reason: 'too-far',

@@ -12,12 +12,12 @@ import type { PeerId } from '@libp2p/interface'
 import type { Clock } from '../common/clock.ts'
 import type { PeerAction } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
+import type { Ed25519Signer } from '../crypto/index.ts'
 import { EigenTrust } from './eigentrust.ts'
 import { type ExchangeDeps, REPORTS_PROTOCOL, ReportExchange } from './exchange.ts'
 import { type BanStore, PeerActions } from './peer-actions.ts'
 import { PerfMonitor } from './perf-monitor.ts'
 import { type CapacityReport, CapacityReportInbox, checkReport, signCapacityReport } from './reports.ts'
-import type { Ed25519Signer } from './signed.ts'
 import { signTrustVector, TrustVectorInbox, trustVectorFromLocalTrust } from './trust-vector.ts'
 
 /** How often global trust is recomputed when scores are read, ms. */

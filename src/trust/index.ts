@@ -1,12 +1,30 @@
 /**
  * The trust area: EigenTrust global trust from local interaction records, signed trust vectors and
- * capacity/locality reports exchanged between peers, a per-peer performance monitor, a token-bucket
- * rate limiter, the signed-record-with-authority check (authority.ts), and peer actions (penalize,
+ * capacity/locality reports exchanged between peers (signed records and inboxes of
+ * src/crypto/signed-record.ts), a per-peer performance monitor, and peer actions (penalize,
  * disconnect, ban) with a persisted ban list. Built by `createTrust` (area.ts); its network service,
  * the reports exchange (`/nodus/reports/1.0.0`), by `createTrustExchange`. Clock injected everywhere.
  * Other areas import only from here. See README.md and docs/TRUST.md.
  */
+// The signed-record-with-authority check, the issuer gate and the token bucket moved to crypto/ and
+// common/ (the signed-record inbox, issue #18); re-exported so the trust area's surface stays the same.
 
+export { TokenBucketLimiter, type TokenBucketOptions } from '../common/token-bucket.ts'
+export {
+  ANY_SIGNER,
+  type AuthorityRules,
+  accountableSigner,
+  checkSignedRecord,
+  type Ed25519Signer,
+  type FreshnessOptions,
+  IssuerGate,
+  type IssuerGateOptions,
+  type RecordSignature,
+  refuseVerified,
+  type SignedRecord,
+  type VerifiedRecord,
+  verifyRecordSignature,
+} from '../crypto/index.ts'
 export {
   createTrust,
   createTrustExchange,
@@ -19,17 +37,6 @@ export {
   type TrustExchangeComponents,
   type TrustExchangeOptions,
 } from './area.ts'
-export {
-  ANY_SIGNER,
-  type AuthorityRules,
-  accountableSigner,
-  checkSignedRecord,
-  type RecordSignature,
-  refuseVerified,
-  type SignedRecord,
-  type VerifiedRecord,
-  verifyRecordSignature,
-} from './authority.ts'
 export { LmdbBanStore } from './ban-store.ts'
 export {
   type ComputeEigenTrustOptions,
@@ -62,12 +69,6 @@ export {
   type TransferSample,
 } from './perf-monitor.ts'
 export {
-  IssuerGate,
-  type IssuerGateOptions,
-  TokenBucketLimiter,
-  type TokenBucketOptions,
-} from './rate-limit.ts'
-export {
   DEFAULT_INTERACTION_WEIGHTS,
   INTERACTION_KINDS,
   type InteractionKind,
@@ -76,6 +77,7 @@ export {
 } from './records.ts'
 export {
   CAPACITY_REPORT_DOMAIN,
+  CAPACITY_REPORT_RECORD,
   type CapacityReport,
   CapacityReportInbox,
   type CapacityReportInboxOptions,
@@ -92,8 +94,6 @@ export {
   signCapacityReport,
   verifyCapacityReport,
 } from './reports.ts'
-export type { Ed25519Signer, FreshnessOptions } from './signed.ts'
-export { decodeEnvelope, signingBytes } from './signed.ts'
 export {
   DEFAULT_TRUST_VECTOR_INBOX_OPTIONS,
   decodeTrustVector,
@@ -103,6 +103,7 @@ export {
   type SignedTrustVector,
   signTrustVector,
   TRUST_VECTOR_DOMAIN,
+  TRUST_VECTOR_RECORD,
   TRUST_WEIGHT_SCALE,
   type TrustVector,
   TrustVectorInbox,

@@ -15,26 +15,23 @@
  * | `region` | text | region tag, e.g. `eu-west`; `[a-z0-9][a-z0-9._:-]*`, ≤ 64 chars |
  * | `nets` | list of text | network tags, 1 to 8, distinct, each `[A-Za-z0-9._:/-]`, ≤ 64 chars; the first is the primary one placement diversifies on (e.g. `as13335`) |
  *
- * Envelope and signature as for trust vectors (src/trust/signed.ts) with the domain
- * `"nodus/capacity-report/v1"`. At most 2 KiB encoded.
+ * A signed record of src/crypto/signed-record.ts, like trust vectors (Ed25519 by the reporting node),
+ * with the domain `"nodus/capacity-report/v1"`. At most 2 KiB encoded.
  */
-import { NodusError } from '../common/errors.ts'
-import { IssuerGate } from './rate-limit.ts'
 import {
-  assertSigner,
-  decodeEnvelope,
+  checkFreshness,
   type Ed25519Signer,
   type Fail,
   type FreshnessOptions,
-  failWith,
   readInt,
   readList,
   readMap,
   readPeerId,
   readString,
-  signEnvelope,
-  verifyEnvelope,
-} from './signed.ts'
+  SignedRecordCodec,
+  SignedRecordInbox,
+  sequencedInboxOptions,
+} from '../crypto/index.ts'
 
 /** Domain separation string signed with every capacity report. */
 export const CAPACITY_REPORT_DOMAIN = 'nodus/capacity-report/v1'
@@ -91,8 +88,6 @@ export interface SignedCapacityReport {
   bytes: Uint8Array
 }
 
-const fail: Fail = failWith('CAPACITY_REPORT_INVALID', 'capacity report')
-
 function bodyOf(r: CapacityReport): Record<string, unknown> {
   return {
     v: 1,
@@ -106,7 +101,7 @@ function bodyOf(r: CapacityReport): Record<string, unknown> {
   }
 }
 
-function validateBody(body: Record<string, unknown>): CapacityReport {
+function validateBody(body: Record<string, unknown>, fail: Fail): CapacityReport {
   const b = readMap(body, 'body', ['cap', 'free', 'nets', 'peer', 'region', 'seq', 'ts', 'v'], fail)
   readInt(b.v, 'v', 1, 1, fail)
   const peer = readPeerId(b.peer, 'peer', fail)
@@ -130,6 +125,18 @@ function validateBody(body: Record<string, unknown>): CapacityReport {
   }
 }
 
+/** Capacity reports as signed records (src/crypto/signed-record.ts). */
+export const CAPACITY_REPORT_RECORD = new SignedRecordCodec<CapacityReport>({
+  kind: 'capacity report',
+  code: 'CAPACITY_REPORT_INVALID',
+  domain: CAPACITY_REPORT_DOMAIN,
+  scheme: 'ed25519',
+  maxBytes: MAX_CAPACITY_REPORT_BYTES,
+  encodeBody: bodyOf,
+  decodeBody: validateBody,
+  signer: (r) => r.peer,
+})
+
 /**
  * Sign a capacity report with the reporting node's Ed25519 key.
  *
@@ -139,13 +146,9 @@ export async function signCapacityReport(
   report: CapacityReport,
   signer: Ed25519Signer,
 ): Promise<SignedCapacityReport> {
-  assertSigner(signer, report.peer)
-  try {
-    validateBody(bodyOf(report))
-  } catch (err) {
-    throw new NodusError('INVALID_ARGUMENT', 'capacity report is malformed', { cause: err })
-  }
-  const { bytes, signature } = await signEnvelope(CAPACITY_REPORT_DOMAIN, bodyOf(report), signer)
+  const { signature, bytes } = await CAPACITY_REPORT_RECORD.signAs(report, signer.peerId, (m) =>
+    signer.ed25519.sign(m),
+  )
   return { report, signature, bytes }
 }
 
@@ -155,30 +158,23 @@ export async function signCapacityReport(
  * @throws NodusError `CAPACITY_REPORT_INVALID` (peerAction `reject`) on anything malformed
  */
 export function decodeCapacityReport(bytes: Uint8Array): SignedCapacityReport {
-  const { body, signature } = decodeEnvelope(bytes, MAX_CAPACITY_REPORT_BYTES, fail)
-  return { report: validateBody(body), signature, bytes }
+  const { value, signature } = CAPACITY_REPORT_RECORD.decode(bytes)
+  return { report: value, signature, bytes }
 }
 
 /**
  * Check a decoded report's age and signature.
  *
- * @throws NodusError `CAPACITY_REPORT_INVALID` (peerAction `ignore`) when stale or from the future
+ * @throws NodusError `CAPACITY_REPORT_INVALID` (peerAction `ignore`) when stale or from the future,
+ *   (`reject`) when the peer is not an Ed25519 PeerId
  * @throws NodusError `SIGNATURE_INVALID` (peerAction `ban`)
  */
 export async function verifyCapacityReport(
   signed: SignedCapacityReport,
   freshness: FreshnessOptions,
 ): Promise<void> {
-  const r = signed.report
-  await verifyEnvelope(
-    CAPACITY_REPORT_DOMAIN,
-    bodyOf(r),
-    r.peer,
-    signed.signature,
-    r.timestampMs,
-    freshness,
-    fail,
-  )
+  checkFreshness(signed.report.timestampMs, freshness, CAPACITY_REPORT_RECORD.fail)
+  CAPACITY_REPORT_RECORD.verify({ value: signed.report, signature: signed.signature })
 }
 
 /**
@@ -219,19 +215,16 @@ export const DEFAULT_CAPACITY_REPORT_INBOX_OPTIONS: Readonly<CapacityReportInbox
 })
 
 /**
- * The receiving side for reports: decode → replay and rate check → freshness and signature → admit
- * (see {@link IssuerGate}).
+ * The receiving side for reports, a {@link SignedRecordInbox}: decode → replay and rate check →
+ * freshness and signature → admit.
  */
 export class CapacityReportInbox {
-  readonly #clock: { now(): number }
-  readonly #options: CapacityReportInboxOptions
-  readonly #gate: IssuerGate
+  readonly #inbox: SignedRecordInbox<CapacityReport>
 
   /** @throws NodusError `INVALID_ARGUMENT` on bad limits */
   constructor(deps: { clock: { now(): number } }, options: Partial<CapacityReportInboxOptions> = {}) {
-    this.#clock = deps.clock
-    this.#options = { ...DEFAULT_CAPACITY_REPORT_INBOX_OPTIONS, ...options }
-    this.#gate = new IssuerGate(deps, this.#options, 'CAPACITY_REPORT_INVALID', 'capacity report')
+    const o = { ...DEFAULT_CAPACITY_REPORT_INBOX_OPTIONS, ...options }
+    this.#inbox = new SignedRecordInbox(deps, CAPACITY_REPORT_RECORD, sequencedInboxOptions(o))
   }
 
   /**
@@ -242,16 +235,8 @@ export class CapacityReportInbox {
    * @throws NodusError `SIGNATURE_INVALID` (peerAction `ban`)
    */
   async receive(bytes: Uint8Array): Promise<SignedCapacityReport> {
-    const signed = decodeCapacityReport(bytes)
-    const { peer, seq } = signed.report
-    this.#gate.check(peer, seq)
-    await verifyCapacityReport(signed, {
-      nowMs: this.#clock.now(),
-      maxAgeMs: this.#options.maxAgeMs,
-      maxFutureSkewMs: this.#options.maxFutureSkewMs,
-    })
-    this.#gate.commit(peer, seq)
-    return signed
+    const { value, signature } = await this.#inbox.receive(bytes)
+    return { report: value, signature, bytes }
   }
 }
 

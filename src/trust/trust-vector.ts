@@ -11,26 +11,24 @@
  * | `ts` | uint | issue time, ms since the Unix epoch |
  * | `entries` | list of `[peer: text, weight: uint]` | ≤ 256 entries, peers strictly ascending (no duplicates), never the issuer; weight in [1, 1,000,000], the share of the row in parts per million (Σ ≤ 1,000,000) |
  *
- * The envelope `{ body, sig }` carries an Ed25519 signature over dag-cbor `{ domain:
- * "nodus/trust-vector/v1", body }` (src/trust/signed.ts). At most 32 KiB encoded.
+ * A signed record of src/crypto/signed-record.ts: the envelope `{ body, sig }` carries the issuer's
+ * Ed25519 signature over dag-cbor `{ domain: "nodus/trust-vector/v1", body }`. At most 32 KiB encoded.
  * Integer weights keep the encoding exact and free of floats; a receiver normalises them anyway.
  */
 import { NodusError } from '../common/errors.ts'
-import { IssuerGate } from './rate-limit.ts'
 import {
-  assertSigner,
-  decodeEnvelope,
+  checkFreshness,
   type Ed25519Signer,
   type Fail,
   type FreshnessOptions,
-  failWith,
   readInt,
   readList,
   readMap,
   readPeerId,
-  signEnvelope,
-  verifyEnvelope,
-} from './signed.ts'
+  SignedRecordCodec,
+  SignedRecordInbox,
+  sequencedInboxOptions,
+} from '../crypto/index.ts'
 
 /** Domain separation string signed with every trust vector. */
 export const TRUST_VECTOR_DOMAIN = 'nodus/trust-vector/v1'
@@ -62,10 +60,30 @@ export interface SignedTrustVector {
   bytes: Uint8Array
 }
 
-const fail: Fail = failWith('TRUST_VECTOR_INVALID', 'trust vector')
-
 function bodyOf(v: TrustVector): Record<string, unknown> {
   return { v: 1, issuer: v.issuer, seq: v.seq, ts: v.timestampMs, entries: v.entries }
+}
+
+/** The trust vector codec accepting at most `maxEntries` entries (at most 256). */
+function trustVectorCodec(maxEntries: number): SignedRecordCodec<TrustVector> {
+  return new SignedRecordCodec<TrustVector>({
+    kind: 'trust vector',
+    code: 'TRUST_VECTOR_INVALID',
+    domain: TRUST_VECTOR_DOMAIN,
+    scheme: 'ed25519',
+    maxBytes: MAX_TRUST_VECTOR_BYTES,
+    encodeBody: bodyOf,
+    decodeBody: (body, fail) => validateBody(body, fail, maxEntries),
+    signer: (v) => v.issuer,
+  })
+}
+
+/** Trust vectors as signed records (src/crypto/signed-record.ts). */
+export const TRUST_VECTOR_RECORD: SignedRecordCodec<TrustVector> = trustVectorCodec(MAX_TRUST_VECTOR_ENTRIES)
+
+/** The codec for `maxEntries` (the shared one for the default). */
+function codecFor(maxEntries: number): SignedRecordCodec<TrustVector> {
+  return maxEntries === MAX_TRUST_VECTOR_ENTRIES ? TRUST_VECTOR_RECORD : trustVectorCodec(maxEntries)
 }
 
 /**
@@ -117,17 +135,13 @@ export async function signTrustVector(
   vector: TrustVector,
   signer: Ed25519Signer,
 ): Promise<SignedTrustVector> {
-  assertSigner(signer, vector.issuer)
-  try {
-    validateBody(bodyOf(vector))
-  } catch (err) {
-    throw new NodusError('INVALID_ARGUMENT', 'trust vector is malformed', { cause: err })
-  }
-  const { bytes, signature } = await signEnvelope(TRUST_VECTOR_DOMAIN, bodyOf(vector), signer)
+  const { signature, bytes } = await TRUST_VECTOR_RECORD.signAs(vector, signer.peerId, (m) =>
+    signer.ed25519.sign(m),
+  )
   return { vector, signature, bytes }
 }
 
-function validateBody(body: Record<string, unknown>, maxEntries = MAX_TRUST_VECTOR_ENTRIES): TrustVector {
+function validateBody(body: Record<string, unknown>, fail: Fail, maxEntries: number): TrustVector {
   const b = readMap(body, 'body', ['entries', 'issuer', 'seq', 'ts', 'v'], fail)
   readInt(b.v, 'v', 1, 1, fail)
   const issuer = readPeerId(b.issuer, 'issuer', fail)
@@ -163,30 +177,23 @@ export function decodeTrustVector(
   bytes: Uint8Array,
   maxEntries = MAX_TRUST_VECTOR_ENTRIES,
 ): SignedTrustVector {
-  const { body, signature } = decodeEnvelope(bytes, MAX_TRUST_VECTOR_BYTES, fail)
-  return { vector: validateBody(body, maxEntries), signature, bytes }
+  const { value, signature } = codecFor(maxEntries).decode(bytes)
+  return { vector: value, signature, bytes }
 }
 
 /**
  * Check a decoded trust vector's age and signature.
  *
- * @throws NodusError `TRUST_VECTOR_INVALID` (peerAction `ignore`) when stale or from the future
+ * @throws NodusError `TRUST_VECTOR_INVALID` (peerAction `ignore`) when stale or from the future,
+ *   (`reject`) when the issuer is not an Ed25519 PeerId
  * @throws NodusError `SIGNATURE_INVALID` (peerAction `ban`) when the signature does not verify
  */
 export async function verifyTrustVector(
   signed: SignedTrustVector,
   freshness: FreshnessOptions,
 ): Promise<void> {
-  const v = signed.vector
-  await verifyEnvelope(
-    TRUST_VECTOR_DOMAIN,
-    bodyOf(v),
-    v.issuer,
-    signed.signature,
-    v.timestampMs,
-    freshness,
-    fail,
-  )
+  checkFreshness(signed.vector.timestampMs, freshness, TRUST_VECTOR_RECORD.fail)
+  TRUST_VECTOR_RECORD.verify({ value: signed.vector, signature: signed.signature })
 }
 
 /**
@@ -237,25 +244,22 @@ export const DEFAULT_TRUST_VECTOR_INBOX_OPTIONS: Readonly<TrustVectorInboxOption
 })
 
 /**
- * The receiving side: decode → replay check (seq must grow) and rate limit per issuer (checked, not yet
- * spent) → freshness and signature → spend a token and remember seq ({@link IssuerGate}). A verified
- * vector's entries go to `EigenTrust.setLocalTrust(vector.issuer, vector.entries)`.
+ * The receiving side, a {@link SignedRecordInbox}: decode → replay check (seq must grow) and rate limit
+ * per issuer (checked, not yet spent) → freshness and signature → spend a token and remember seq. A
+ * verified vector's entries go to `EigenTrust.setLocalTrust(vector.issuer, vector.entries)`.
  */
 export class TrustVectorInbox {
-  readonly #clock: { now(): number }
-  readonly #options: TrustVectorInboxOptions
-  readonly #gate: IssuerGate
+  readonly #inbox: SignedRecordInbox<TrustVector>
 
   /** @throws NodusError `INVALID_ARGUMENT` on bad limits */
   constructor(deps: TrustVectorInboxDeps, options: Partial<TrustVectorInboxOptions> = {}) {
-    this.#clock = deps.clock
-    this.#options = { ...DEFAULT_TRUST_VECTOR_INBOX_OPTIONS, ...options }
-    this.#gate = new IssuerGate(deps, this.#options, 'TRUST_VECTOR_INVALID', 'trust vector')
+    const o = { ...DEFAULT_TRUST_VECTOR_INBOX_OPTIONS, ...options }
+    this.#inbox = new SignedRecordInbox(deps, codecFor(o.maxEntries), sequencedInboxOptions(o))
   }
 
   /** The last accepted sequence number of `issuer`. */
   lastSeq(issuer: string): number | undefined {
-    return this.#gate.lastSeq(issuer)
+    return this.#inbox.lastSeq(issuer)
   }
 
   /**
@@ -266,15 +270,7 @@ export class TrustVectorInbox {
    * @throws NodusError `SIGNATURE_INVALID` (peerAction `ban`)
    */
   async receive(bytes: Uint8Array): Promise<SignedTrustVector> {
-    const signed = decodeTrustVector(bytes, this.#options.maxEntries)
-    const { issuer, seq } = signed.vector
-    this.#gate.check(issuer, seq)
-    await verifyTrustVector(signed, {
-      nowMs: this.#clock.now(),
-      maxAgeMs: this.#options.maxAgeMs,
-      maxFutureSkewMs: this.#options.maxFutureSkewMs,
-    })
-    this.#gate.commit(issuer, seq)
-    return signed
+    const { value, signature } = await this.#inbox.receive(bytes)
+    return { vector: value, signature, bytes }
   }
 }

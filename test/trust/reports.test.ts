@@ -11,8 +11,8 @@ import {
   openCapacityReport,
   signCapacityReport,
 } from '../../src/trust/index.ts'
-import { signEnvelope } from '../../src/trust/signed.ts'
 import { FakeClock } from '../utils/fake-clock.ts'
+import { signEnvelope } from '../utils/signed-envelope.ts'
 
 const GB = 1e9
 const T0 = 1_750_000_000_000

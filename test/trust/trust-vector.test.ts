@@ -19,8 +19,8 @@ import {
   TrustVectorInbox,
   trustVectorFromLocalTrust,
 } from '../../src/trust/index.ts'
-import { signEnvelope } from '../../src/trust/signed.ts'
 import { FakeClock } from '../utils/fake-clock.ts'
+import { signEnvelope } from '../utils/signed-envelope.ts'
 
 const SEED = process.env.NODUS_FC_SEED === undefined ? 0x7a57 : Number(process.env.NODUS_FC_SEED)
 

@@ -1,16 +1,17 @@
 /**
- * A token bucket per key (issuer PeerId), bounded in the number of keys, with an injected clock.
+ * A token bucket per key, bounded in the number of keys, with an injected clock.
  *
- * Used to rate-limit signed trust vectors and capacity reports per issuer before their signature is
- * checked (verifying is the expensive part). Pure apart from the clock: tests advance a fake one.
- * Limits per forwarding connection belong to the network layer, not here.
+ * Used to rate-limit signed records per signer before their signature is checked (verifying is the
+ * expensive part; src/crypto/signed-record-inbox.ts). Pure apart from the clock: tests advance a fake
+ * one. Limits per forwarding connection belong to the network layer, not here.
  */
-import { NodusError } from '../common/errors.ts'
+import type { Clock } from './clock.ts'
+import { NodusError } from './errors.ts'
 
 /** What the limiter needs from its surroundings. */
 export interface TokenBucketDeps {
-  /** Milliseconds; `Date` in production, a fake clock in tests. */
-  clock: { now(): number }
+  /** Milliseconds; the system clock in production, a fake clock in tests. */
+  clock: Clock
 }
 
 /** Bucket shape and bounds. */
@@ -35,7 +36,7 @@ interface Bucket {
  * fresh bucket if it returns: bound the keys you admit, e.g. to issuers you know, when that matters).
  */
 export class TokenBucketLimiter {
-  readonly #clock: { now(): number }
+  readonly #clock: Clock
   readonly #intervalMs: number
   readonly #burst: number
   readonly #maxKeys: number
@@ -114,88 +115,5 @@ export class TokenBucketLimiter {
   #refilled(b: Bucket, now: number): number {
     const elapsed = Math.max(0, now - b.updatedMs) // a clock that steps back refills nothing
     return Math.min(this.#burst, b.tokens + elapsed / this.#intervalMs)
-  }
-}
-
-/** Options of {@link IssuerGate}. */
-export interface IssuerGateOptions {
-  /** One message per issuer per `intervalMs` on average. */
-  intervalMs: number
-  /** Messages an issuer may send back to back. */
-  burst: number
-  /** Issuers tracked (buckets and last sequence numbers); least recently used forgotten beyond it. */
-  maxIssuers: number
-}
-
-/**
- * Admission for signed, sequenced messages per issuer (trust vectors, capacity reports): a replay check
- * (seq must grow) and a token bucket. Use it in two steps around signature verification:
- * {@link IssuerGate.check} before (cheap, spends nothing), {@link IssuerGate.commit} after the signature
- * verified. Tokens are spent only for verified messages, so forgeries naming an honest issuer cannot
- * drain its bucket. Forgetting an issuer (beyond `maxIssuers`) forgets its last seq too, which lets an
- * old message of it be replayed once within its freshness window; size `maxIssuers` above the number of
- * peers you expect.
- */
-export class IssuerGate {
-  readonly #limiter: TokenBucketLimiter
-  readonly #lastSeq = new Map<string, number>()
-  readonly #maxIssuers: number
-  readonly #code: 'TRUST_VECTOR_INVALID' | 'CAPACITY_REPORT_INVALID'
-  readonly #what: string
-
-  constructor(
-    deps: TokenBucketDeps,
-    options: IssuerGateOptions,
-    code: 'TRUST_VECTOR_INVALID' | 'CAPACITY_REPORT_INVALID',
-    what: string,
-  ) {
-    this.#limiter = new TokenBucketLimiter(deps, { ...options, maxKeys: options.maxIssuers })
-    this.#maxIssuers = options.maxIssuers
-    this.#code = code
-    this.#what = what
-  }
-
-  /** The last committed seq of `issuer`. */
-  lastSeq(issuer: string): number | undefined {
-    return this.#lastSeq.get(issuer)
-  }
-
-  /**
-   * Would a message `seq` from `issuer` be admitted? Spends nothing.
-   *
-   * @throws NodusError `TRUST_VECTOR_INVALID` / `CAPACITY_REPORT_INVALID` (peerAction `ignore`) on a replay
-   * @throws NodusError `RATE_LIMITED` (peerAction `ignore`)
-   */
-  check(issuer: string, seq: number): void {
-    const last = this.#lastSeq.get(issuer)
-    if (last !== undefined && seq <= last) {
-      throw new NodusError(this.#code, `${this.#what}: seq ${seq} is not above ${last} (replay)`, {
-        details: { issuer, seq, lastSeq: last, reason: 'replay' },
-        peerAction: 'ignore',
-      })
-    }
-    if (this.#limiter.tokens(issuer) < 1) {
-      throw new NodusError('RATE_LIMITED', `${this.#what}s from ${issuer} exceed the rate limit`, {
-        details: { issuer },
-        peerAction: 'ignore',
-      })
-    }
-  }
-
-  /**
-   * Admit a verified message: re-checks (another message may have been admitted meanwhile), spends a
-   * token and records seq.
-   *
-   * @throws as {@link IssuerGate.check}
-   */
-  commit(issuer: string, seq: number): void {
-    this.check(issuer, seq)
-    this.#limiter.take(issuer)
-    this.#lastSeq.delete(issuer)
-    this.#lastSeq.set(issuer, seq)
-    if (this.#lastSeq.size > this.#maxIssuers) {
-      const oldest = this.#lastSeq.keys().next()
-      if (oldest.done !== true) this.#lastSeq.delete(oldest.value)
-    }
   }
 }
