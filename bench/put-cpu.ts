@@ -26,7 +26,7 @@ import { distIsFresh } from '../scripts/dist.ts'
 import { getFile, putFile } from '../src/cli/client.ts'
 import { DEFAULT_DEMO_FILE } from '../src/cli/demo.ts'
 import { Devnet as SourceDevnet } from '../src/cli/devnet.ts'
-import { tuneGc } from '../src/node/gc-tuning.ts'
+import { tuneGc } from '../src/cli/gc-tuning.ts'
 import { procCpuSplit, withTempDir, writeRandomFile } from './lib.ts'
 
 // Node processes run the compiled build when it is current (as bin/nodus.js does), else the sources.

@@ -20,11 +20,11 @@ const fresh = existsSync(built) && statSync(built).mtimeMs >= newestMs(src)
 
 // `nodus start` needs V8 flags that V8 reads only while it sets up the heap and that Node does not
 // accept in NODE_OPTIONS, and an environment variable glibc reads at process start (START_V8_FLAGS
-// and START_ENV in src/node/gc-tuning.ts, with why): the launcher re-executes itself with them
+// and START_ENV in src/cli/gc-tuning.ts, with why): the launcher re-executes itself with them
 // (process.execve: same PID, same stdio) before the CLI loads.
 if (process.argv[2] === 'start' && typeof process.execve === 'function') {
   const { startEnv, startV8Flags } = await import(
-    fresh ? '../dist/src/node/gc-tuning.js' : '../src/node/gc-tuning.ts'
+    fresh ? '../dist/src/cli/gc-tuning.js' : '../src/cli/gc-tuning.ts'
   )
   const flags = startV8Flags(process.env).filter((f) => !process.execArgv.includes(f))
   const env = startEnv(process.env)

@@ -4,7 +4,6 @@
  * to {@link createApiServer}. What an area's routes.ts uses is here too: the route schemas, Range
  * parsing and the download writer. (docs.ts, which builds every area's routes, is not exported here.)
  */
-export { readApiToken } from './auth.ts'
 export { parseRange } from './range.ts'
 export * as schemas from './schemas.ts'
 export {

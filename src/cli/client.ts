@@ -6,12 +6,11 @@ import { constants } from 'node:fs'
 import { type FileHandle, open, readFile, rename, rm } from 'node:fs/promises'
 import type { ClientRequest, IncomingMessage } from 'node:http'
 import { join } from 'node:path'
-import { readApiToken } from '../api/auth.ts'
 import { freeIfWhole } from '../common/bytes.ts'
+import { RUN_FILE, readApiToken } from '../common/data-dir.ts'
 import { drained } from '../common/drain.ts'
 import { type ErrorCode, isNodusError, NodusError } from '../common/errors.ts'
 import { HTTP_STATUS } from '../config/index.ts'
-import { RUN_FILE } from '../node/run-file.ts'
 import { alignUp, allocAligned, DIRECT_IO_ALIGN, directIoAvailable } from '../storage/direct-io.ts'
 
 /** open(2) flags for a download written with direct I/O. */

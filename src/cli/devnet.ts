@@ -13,7 +13,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { NodusError } from '../common/errors.ts'
 import { procCpuSeconds } from '../common/proc.ts'
-import { startEnv, startV8Flags } from '../node/gc-tuning.ts'
+import { startEnv, startV8Flags } from './gc-tuning.ts'
 import { initNode } from './init.ts'
 
 /** The CLI entry next to this module: dist/src/cli/main.js when running compiled, else main.ts. */

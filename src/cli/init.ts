@@ -1,6 +1,6 @@
 import { mkdir, open } from 'node:fs/promises'
 import { join } from 'node:path'
-import { createApiToken } from '../api/auth.ts'
+import { createApiToken } from '../common/data-dir.ts'
 import { NodusError } from '../common/errors.ts'
 import { CONFIG_FILE, parseConfig } from '../config/index.ts'
 import { didKeyFromEd25519, generateIdentity, identityExists, saveIdentity } from '../crypto/index.ts'

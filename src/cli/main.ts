@@ -6,9 +6,9 @@ import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { isNodusError, NodusError } from '../common/errors.ts'
-import { collectStartupGarbage, STARTUP_GC_DELAY_MS, tuneGc } from '../node/gc-tuning.ts'
 import { apiFromDataDir, deleteJson, getFile, getJson, postJson, putFile } from './client.ts'
 import { parseDuration } from './duration.ts'
+import { collectStartupGarbage, STARTUP_GC_DELAY_MS, tuneGc } from './gc-tuning.ts'
 import { Progress } from './progress.ts'
 
 const USAGE = `nodus: a peer-to-peer node for erasure-coded, content-addressed storage
@@ -171,7 +171,7 @@ async function main(argv: string[]): Promise<number> {
       )
       // Give back the start-up garbage once the node has had a moment to settle (gc-tuning.ts), then
       // malloc's free pages, now and every 30 s (memory-trim.ts).
-      const { startMallocTrimmer } = await import('../node/memory-trim.ts')
+      const { startMallocTrimmer } = await import('./memory-trim.ts')
       // With --json it then reports {"event":"settled"}: a devnet waits for that before measuring.
       setTimeout(() => {
         collectStartupGarbage()

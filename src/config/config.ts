@@ -255,13 +255,13 @@ the node with \`CONFIG_INVALID\` naming the key. The loaded config is frozen.
 Cross-key rules: \`storage.k + storage.m ≤ 256\`; \`storage.segmentSize / storage.k ≤ storage.maxShardBytes\`.
 
 Process settings, not node config: every \`nodus\` process sets V8's incremental-marking triggers
-(src/node/gc-tuning.ts, why in docs/benchmarks-history.md "Session 5"), and \`nodus start\` runs one
+(src/cli/gc-tuning.ts, why in docs/benchmarks-history.md "Session 5"), and \`nodus start\` runs one
 memory-reducing collection 2 s after ready and starts V8 with \`--initial-old-space-size=128\` (bin/nodus.js
 re-executes itself with it, same PID; "Session 6"). \`NODUS_V8_GC=default\` turns all three off;
 \`NODUS_V8_GC_FLAGS="--flag=value ..."\` sets other V8 flags in place of the triggers, and
 \`NODUS_V8_START_FLAGS="--flag ..."\` others in place of the start-up flag. \`nodus start\` also
 returns malloc's free pages to the kernel after that collection and every 30 s (glibc \`malloc_trim\`
-through the native addon, src/node/memory-trim.ts; "Session 7"); \`NODUS_MALLOC_TRIM=0\` turns it off.
+through the native addon, src/cli/memory-trim.ts; "Session 7"); \`NODUS_MALLOC_TRIM=0\` turns it off.
 It runs with \`MALLOC_ARENA_MAX=2\` unless the environment sets another value (\`NODUS_V8_GC=default\` leaves
 it out too). Shard files are written and read with direct I/O (O_DIRECT) where the file system allows it
 (src/storage/direct-io.ts; "Session 8"); \`NODUS_DIRECT_IO=0\` turns that off.

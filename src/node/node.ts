@@ -6,8 +6,9 @@
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { type ApiServer, createApiServer, readApiToken } from '../api/index.ts'
+import { type ApiServer, createApiServer } from '../api/index.ts'
 import { type Clock, systemClock } from '../common/clock.ts'
+import { RUN_FILE, readApiToken } from '../common/data-dir.ts'
 import type { Startable } from '../common/lifecycle.ts'
 import { startAll, stopAll } from '../common/lifecycle.ts'
 import { createLogger, type Logger } from '../common/logger.ts'
@@ -32,9 +33,6 @@ import {
   type TrustExchange,
 } from '../trust/index.ts'
 import { type IdentityInfo, identityInfo, nodeRoutes } from './routes.ts'
-import { RUN_FILE } from './run-file.ts'
-
-export { RUN_FILE }
 
 export interface NodeInfo {
   peerId: string

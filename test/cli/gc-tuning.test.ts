@@ -14,7 +14,7 @@ import {
   startEnv,
   startV8Flags,
   tuneGc,
-} from '../../src/node/gc-tuning.ts'
+} from '../../src/cli/gc-tuning.ts'
 
 describe('gc tuning', () => {
   it('names flags this Node’s V8 knows (setFlagsFromString ignores unknown ones silently)', () => {
@@ -32,7 +32,7 @@ describe('gc tuning', () => {
     assert.equal(tuneGc({ NODUS_V8_GC: 'default' }), false)
     assert.equal(tuneGc({ NODUS_V8_GC_FLAGS: GC_FLAGS.join(' ') }), true) // the override path, same flags
     // In a child: a value V8 rejects would print an error; applied flags leave no output.
-    const script = `import { tuneGc } from ${JSON.stringify(new URL('../../src/node/gc-tuning.ts', import.meta.url).href)}
+    const script = `import { tuneGc } from ${JSON.stringify(new URL('../../src/cli/gc-tuning.ts', import.meta.url).href)}
       const set = tuneGc({}); const a = []; for (let i = 0; i < 2e5; i++) a.push({ i }); console.log(set, a.length)`
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })
     assert.equal(out.trim(), 'true 200000')
@@ -43,7 +43,7 @@ describe('gc tuning', () => {
     // In a child, so that this test process's heap is not disturbed: grow the young generation with
     // short-lived objects, then collect; V8 reports the new space's committed size before and after.
     const script = `import { getHeapSpaceStatistics } from 'node:v8'
-      import { collectStartupGarbage } from ${JSON.stringify(new URL('../../src/node/gc-tuning.ts', import.meta.url).href)}
+      import { collectStartupGarbage } from ${JSON.stringify(new URL('../../src/cli/gc-tuning.ts', import.meta.url).href)}
       const young = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size
       let keep = []
       for (let i = 0; i < 3e6; i++) { keep.push({ i, a: [i] }); if (keep.length > 2e5) keep = [] }

@@ -1,5 +1,5 @@
 /**
- * malloc trimming (src/node/memory-trim.ts through the native addon): memory freed below a live
+ * malloc trimming (src/cli/memory-trim.ts through the native addon): memory freed below a live
  * allocation stays resident until trimmed, and trimming gives it back. Runs in a child process so
  * that nothing else in the test runner allocates meanwhile. CI sets NODUS_REQUIRE_NATIVE=1, so a
  * missing addon fails there instead of skipping.
@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { describe, it } from 'node:test'
+import { trimMalloc } from '../../src/cli/memory-trim.ts'
 import { nativeAddon } from '../../src/common/native.ts'
-import { trimMalloc } from '../../src/node/memory-trim.ts'
 
 const haveAddon = nativeAddon() !== null && process.platform === 'linux'
 
@@ -17,7 +17,7 @@ function child(env: NodeJS.ProcessEnv): { before: number; after: number; release
   const script = `
     import { readFileSync } from 'node:fs'
     import { freeIfWhole } from ${JSON.stringify(new URL('../../src/common/bytes.ts', import.meta.url).href)}
-    import { trimMalloc } from ${JSON.stringify(new URL('../../src/node/memory-trim.ts', import.meta.url).href)}
+    import { trimMalloc } from ${JSON.stringify(new URL('../../src/cli/memory-trim.ts', import.meta.url).href)}
     const rss = () => Number(readFileSync('/proc/self/statm', 'utf8').split(' ')[1]) * 4096
     const blocks = []
     for (let i = 0; i < 2000; i++) blocks.push(Buffer.allocUnsafeSlow(64 * 1024).fill(i))
