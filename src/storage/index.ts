@@ -1,5 +1,3 @@
-export { StorageAccounts } from './accounts.ts'
-export { AuditRecords } from './audit-records.ts'
 export {
   BLAKE3_MULTIHASH,
   cidForBytes,
@@ -10,9 +8,10 @@ export {
   parseCid,
   RAW_CODEC,
   verifyCid,
-} from './cid.ts'
-export { allocAligned, directIoAvailable } from './direct-io.ts'
-export { FileIndex } from './file-index.ts'
+} from './codec/cid.ts'
+export { ReedSolomon } from './codec/reed-solomon.ts'
+export { segment } from './codec/segmenter.ts'
+export { FileIndex } from './files/file-index.ts'
 export {
   DEFAULT_FILE_OPTIONS,
   type FileProgress,
@@ -20,9 +19,7 @@ export {
   type FileServiceDeps,
   type FileServiceOptions,
   type PutResult,
-} from './files.ts'
-export { HolderPolicy } from './holder-policy.ts'
-export { DEFAULT_HOLDER_UPDATE_INBOX_OPTIONS, HolderUpdateInbox } from './holder-update-inbox.ts'
+} from './files/files.ts'
 export {
   decodeManifest,
   type Manifest,
@@ -31,17 +28,19 @@ export {
   type SignedManifest,
   signHolderUpdate,
   signManifest,
-} from './manifest.ts'
-export { ManifestWatch } from './manifest-watch.ts'
-export { signGrant, signOrder, signPin } from './orders.ts'
-export { placeShards } from './placement.ts'
-export { placeScored } from './placement-scored.ts'
-export { Popularity } from './popularity.ts'
-export { parityFor } from './redundancy.ts'
-export { ReedSolomon } from './reed-solomon.ts'
-export { DEFAULT_REPAIR_OPTIONS, type RepairEvent, Repairer } from './repair.ts'
-export { responsibleFor } from './responsibility.ts'
-export { segment } from './segmenter.ts'
+} from './files/manifest.ts'
+export { AuditRecords } from './keeper/audit-records.ts'
+export { DEFAULT_HOLDER_UPDATE_INBOX_OPTIONS, HolderUpdateInbox } from './keeper/holder-update-inbox.ts'
+export { ManifestWatch } from './keeper/manifest-watch.ts'
+export { Popularity } from './keeper/popularity.ts'
+export { parityFor } from './keeper/redundancy.ts'
+export { DEFAULT_REPAIR_OPTIONS, type RepairEvent, Repairer } from './keeper/repair.ts'
+export { responsibleFor } from './keeper/responsibility.ts'
+export { placeShards } from './placement/placement.ts'
+export { placeScored } from './placement/placement-scored.ts'
+export { StorageAccounts } from './protocol/accounts.ts'
+export { HolderPolicy } from './protocol/holder-policy.ts'
+export { signGrant, signOrder, signPin } from './protocol/orders.ts'
 export {
   DEFAULT_SHARD_SERVER_OPTIONS,
   type Receipt,
@@ -49,5 +48,6 @@ export {
   ShardClient,
   ShardServer,
   verifyReceipt,
-} from './shard-protocol.ts'
-export { ShardStore, type ShardStoreOptions, startExpiryCleanup } from './shard-store.ts'
+} from './protocol/shard-protocol.ts'
+export { allocAligned, directIoAvailable } from './store/direct-io.ts'
+export { ShardStore, type ShardStoreOptions, startExpiryCleanup } from './store/shard-store.ts'

@@ -3,7 +3,7 @@
  * signed by whom it claims, whether that signer may sign records of this kind for this subject, and
  * whether its revision follows the last one accepted within a bounded step.
  *
- * Holder updates use it (src/storage/holder-update-inbox.ts); KV operations, DAG vertices, votes and
+ * Holder updates use it (src/storage/keeper/holder-update-inbox.ts); KV operations, DAG vertices, votes and
  * receipts are to use it too. The caller decodes its own wire format and hands over the exact signed
  * bytes (already domain-separated by that format), the signature and the signer's PeerId; the rules
  * (who may sign, the sequence) come from the caller's own state, never from the record.

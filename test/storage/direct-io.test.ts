@@ -14,8 +14,8 @@ import {
   DIRECT_IO_ALIGN,
   directIoAvailable,
   probeDirectIo,
-} from '../../src/storage/direct-io.ts'
-import { ShardStore } from '../../src/storage/shard-store.ts'
+} from '../../src/storage/store/direct-io.ts'
+import { ShardStore } from '../../src/storage/store/shard-store.ts'
 import { residentPages } from '../utils/page-cache.ts'
 import { bytesOf, cidOf } from './fixtures/shard-bytes.ts'
 

@@ -11,10 +11,10 @@ import { base36 } from 'multiformats/bases/base36'
 import { base58btc } from 'multiformats/bases/base58'
 import { CID } from 'multiformats/cid'
 import { create as createDigest, Digest } from 'multiformats/hashes/digest'
-import { type AbortOptions, throwIfAborted } from '../common/abort.ts'
-import { bytesEqual } from '../common/bytes.ts'
-import { NodusError } from '../common/errors.ts'
-import { BLAKE3_OUT_BYTES, Blake3Stream, blake3 } from '../crypto/index.ts'
+import { type AbortOptions, throwIfAborted } from '../../common/abort.ts'
+import { bytesEqual } from '../../common/bytes.ts'
+import { NodusError } from '../../common/errors.ts'
+import { BLAKE3_OUT_BYTES, Blake3Stream, blake3 } from '../../crypto/index.ts'
 
 /** Multicodec `raw`: the CID addresses plain bytes (shards). */
 export const RAW_CODEC = 0x55

@@ -20,7 +20,7 @@
  */
 
 import { type Database, open, type RootDatabase } from 'lmdb'
-import { NodusError } from '../common/errors.ts'
+import { NodusError } from '../../common/errors.ts'
 
 /** One shard's index entry. */
 export interface ShardIndexRecord {

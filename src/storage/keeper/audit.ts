@@ -10,9 +10,9 @@
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import type { CID } from 'multiformats/cid'
-import { bytesEqual } from '../common/bytes.ts'
-import { NodusError } from '../common/errors.ts'
-import { blake3DeriveKey } from '../crypto/index.ts'
+import { bytesEqual } from '../../common/bytes.ts'
+import { NodusError } from '../../common/errors.ts'
+import { blake3DeriveKey } from '../../crypto/index.ts'
 import {
   BLAKE3_CHUNK_BYTES,
   BLAKE3_CV_BYTES,
@@ -20,8 +20,8 @@ import {
   sliceCvCount,
   sliceCvs,
   verifySlice,
-} from './blake3-tree.ts'
-import { BLAKE3_MULTIHASH, parseCid } from './cid.ts'
+} from '../codec/blake3-tree.ts'
+import { BLAKE3_MULTIHASH, parseCid } from '../codec/cid.ts'
 
 /** BLAKE3 `derive_key` context of the range derivation (spec §6.2: hardcoded, unique, versioned). */
 export const AUDIT_RANGE_CONTEXT = 'nodus 2025-06-01 shard audit range v1'

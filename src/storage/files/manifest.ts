@@ -10,17 +10,17 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
-import { bytesEqual } from '../common/bytes.ts'
-import { NodusError } from '../common/errors.ts'
-import { type HybridPublicKey, type HybridSignature, verifyHybrid } from '../crypto/index.ts'
+import { bytesEqual } from '../../common/bytes.ts'
+import { NodusError } from '../../common/errors.ts'
+import { type HybridPublicKey, type HybridSignature, verifyHybrid } from '../../crypto/index.ts'
 import {
   ANY_SIGNER,
   type AuthorityRules,
   checkSignedRecord,
   refuseVerified,
   type SignedRecord,
-} from '../trust/index.ts'
-import { cidForBytes, DAG_CBOR_CODEC, parseCid } from './cid.ts'
+} from '../../trust/index.ts'
+import { cidForBytes, DAG_CBOR_CODEC, parseCid } from '../codec/cid.ts'
 
 export const MANIFEST_DOMAIN = 'nodus/manifest/v1'
 /** Largest encoded manifest accepted, bytes (about 40,000 segments of RS(10,4)). */

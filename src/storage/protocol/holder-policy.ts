@@ -14,9 +14,9 @@
  * Every expiry is clamped to `now + maxLeaseMs`: nothing is kept forever on a peer's word.
  */
 import type { CID } from 'multiformats/cid'
-import { isNodusError, NodusError } from '../common/errors.ts'
+import { isNodusError, NodusError } from '../../common/errors.ts'
+import { cidToString } from '../codec/cid.ts'
 import type { Claim, StorageAccounts } from './accounts.ts'
-import { cidToString } from './cid.ts'
 import { openCommit, openOrder, openPin } from './orders.ts'
 
 export interface HolderPolicyOptions {

@@ -26,13 +26,11 @@
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
-import { withDeadline } from '../common/abort.ts'
-import { isNodusError, NodusError } from '../common/errors.ts'
-import { blake3, type HybridPublicKey, type HybridSignature } from '../crypto/index.ts'
-import { type AuditChallenge, type AuditProof, makeChallenge, verifyAnswer } from './audit.ts'
-import { type AuditResult, BadCopies } from './audit-records.ts'
-import { cidFromDigest, cidToString, parseCid, RAW_CODEC } from './cid.ts'
-import type { FileService } from './files.ts'
+import { withDeadline } from '../../common/abort.ts'
+import { isNodusError, NodusError } from '../../common/errors.ts'
+import { blake3, type HybridPublicKey, type HybridSignature } from '../../crypto/index.ts'
+import { cidFromDigest, cidToString, parseCid, RAW_CODEC } from '../codec/cid.ts'
+import type { FileService } from '../files/files.ts'
 import {
   applyHolderUpdate,
   decodeHolderUpdate,
@@ -41,7 +39,9 @@ import {
   type Manifest,
   type SignedManifest,
   signHolderUpdate,
-} from './manifest.ts'
+} from '../files/manifest.ts'
+import { type AuditChallenge, type AuditProof, makeChallenge, verifyAnswer } from './audit.ts'
+import { type AuditResult, BadCopies } from './audit-records.ts'
 import { closestTo } from './responsibility.ts'
 
 /** Bytes of last good manifest views kept in memory (encoded size), to fall back on. */

@@ -21,7 +21,7 @@ import { randomFillSync, randomUUID } from 'node:crypto'
 import { constants } from 'node:fs'
 import { open, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { nativeAddon } from '../common/native.ts'
+import { nativeAddon } from '../../common/native.ts'
 
 /** Alignment of buffer addresses, file offsets and lengths for direct I/O, bytes. */
 export const DIRECT_IO_ALIGN = 4096

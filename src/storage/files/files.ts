@@ -5,13 +5,19 @@
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
-import { withDeadline } from '../common/abort.ts'
-import { BufferPool } from '../common/buffer-pool.ts'
-import { bytesEqual } from '../common/bytes.ts'
-import { type Clock, systemClock } from '../common/clock.ts'
-import { isNodusError, NodusError, type PeerAction } from '../common/errors.ts'
-import { Blake3Stream, blake3, type HybridPublicKey, type HybridSignature } from '../crypto/index.ts'
-import { cidFromDigest, cidToString, parseCid, RAW_CODEC } from './cid.ts'
+import { withDeadline } from '../../common/abort.ts'
+import { BufferPool } from '../../common/buffer-pool.ts'
+import { bytesEqual } from '../../common/bytes.ts'
+import { type Clock, systemClock } from '../../common/clock.ts'
+import { isNodusError, NodusError, type PeerAction } from '../../common/errors.ts'
+import { Blake3Stream, blake3, type HybridPublicKey, type HybridSignature } from '../../crypto/index.ts'
+import { cidFromDigest, cidToString, parseCid, RAW_CODEC } from '../codec/cid.ts'
+import { ReedSolomon } from '../codec/reed-solomon.ts'
+import { segment } from '../codec/segmenter.ts'
+import { closestTo, responsibleFor } from '../keeper/responsibility.ts'
+import { placeShards } from '../placement/placement.ts'
+import { type Ed25519Sign, MAX_RECORD_CIDS, signCommit, signOrder, signPin } from '../protocol/orders.ts'
+import type { Receipt } from '../protocol/shard-protocol.ts'
 import {
   applyHolderUpdate,
   decodeHolderUpdate,
@@ -23,12 +29,6 @@ import {
   type SignedManifest,
   signManifest,
 } from './manifest.ts'
-import { type Ed25519Sign, MAX_RECORD_CIDS, signCommit, signOrder, signPin } from './orders.ts'
-import { placeShards } from './placement.ts'
-import { ReedSolomon } from './reed-solomon.ts'
-import { closestTo, responsibleFor } from './responsibility.ts'
-import { segment } from './segmenter.ts'
-import type { Receipt } from './shard-protocol.ts'
 
 export interface FileServiceOptions {
   /** Data shards per segment. Default 10. */

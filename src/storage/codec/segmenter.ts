@@ -1,5 +1,5 @@
-import { freeIfWhole } from '../common/bytes.ts'
-import { NodusError } from '../common/errors.ts'
+import { freeIfWhole } from '../../common/bytes.ts'
+import { NodusError } from '../../common/errors.ts'
 
 /**
  * Cut a byte stream into segments of exactly `segmentSize` bytes (the last one may be shorter).

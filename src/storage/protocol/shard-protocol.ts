@@ -6,13 +6,13 @@ import * as dagCbor from '@ipld/dag-cbor'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
-import { withDeadline } from '../common/abort.ts'
-import { bytesEqual } from '../common/bytes.ts'
-import { type Clock, systemClock } from '../common/clock.ts'
-import { type ErrorCode, isNodusError, NodusError } from '../common/errors.ts'
-import { FairSlots, subnetGroup } from '../common/fair-slots.ts'
-import { Semaphore } from '../common/semaphore.ts'
-import { blake3, verifyEd25519 } from '../crypto/index.ts'
+import { withDeadline } from '../../common/abort.ts'
+import { bytesEqual } from '../../common/bytes.ts'
+import { type Clock, systemClock } from '../../common/clock.ts'
+import { type ErrorCode, isNodusError, NodusError } from '../../common/errors.ts'
+import { FairSlots, subnetGroup } from '../../common/fair-slots.ts'
+import { Semaphore } from '../../common/semaphore.ts'
+import { blake3, verifyEd25519 } from '../../crypto/index.ts'
 import {
   type BulkChannel,
   type BulkHandler,
@@ -23,7 +23,8 @@ import {
   StreamReader,
   sendAll,
   sendWithBackpressure,
-} from '../net/index.ts'
+} from '../../net/index.ts'
+import { cidToString, parseCid } from '../codec/cid.ts'
 import {
   type AuditChallenge,
   type AuditProof,
@@ -33,8 +34,7 @@ import {
   encodeChallenge,
   encodeProof,
   MAX_AUDIT_PROOF_BYTES,
-} from './audit.ts'
-import { cidToString, parseCid } from './cid.ts'
+} from '../keeper/audit.ts'
 import type { HolderPolicy } from './holder-policy.ts'
 
 export const SHARD_PROTOCOL = '/nodus/shard/1.0.0'
@@ -219,7 +219,7 @@ export interface ShardServerDeps {
     offer(manifest: CID, update: Uint8Array): Promise<boolean>
   }
   /**
-   * What this holder accepts from whom (storage orders, commits, pins, quotas): src/storage/holder-policy.ts.
+   * What this holder accepts from whom (storage orders, commits, pins, quotas): src/storage/protocol/holder-policy.ts.
    */
   policy: Pick<HolderPolicy, 'admitPut' | 'commit' | 'pin'>
   /**
@@ -603,7 +603,7 @@ export class ShardServer {
               peerAction: 'reject',
             })
           }
-          // The whole body as one buffer: the store can write it with direct I/O (storage/direct-io.ts).
+          // The whole body as one buffer: the store can write it with direct I/O (storage/store/direct-io.ts).
           const stored = await this.#store(req, request.peer, body, signal)
           await send(stored.response)
           stored.announce()

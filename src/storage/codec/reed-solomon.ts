@@ -12,15 +12,15 @@
  * decode). This is the construction of Backblaze JavaReedSolomon and klauspost/reedsolomon.
  */
 import { readFileSync } from 'node:fs'
-import { bytesEqual } from '../common/bytes.ts'
-import { NodusError } from '../common/errors.ts'
-import { type NativeAddon, nativeAddon } from '../common/native.ts'
+import { bytesEqual } from '../../common/bytes.ts'
+import { NodusError } from '../../common/errors.ts'
+import { type NativeAddon, nativeAddon } from '../../common/native.ts'
 import { type GfMatrix, MUL_TABLE, matInvert, matMul, mulRowsJs, vandermonde } from './gf256.ts'
 
 /**
  * Which bulk kernel a codec uses; all produce identical bytes. `native`: the C kernel of native/rs.c
  * (GFNI + AVX-512, 64 bytes per step, or AVX2, built by scripts/build-native.ts at install) working on
- * the shards in place. `simd`: WebAssembly SIMD (src/storage/rs-simd.wat, 16 bytes per step, shards
+ * the shards in place. `simd`: WebAssembly SIMD (src/storage/codec/rs-simd.wat, 16 bytes per step, shards
  * staged through its memory). `js`: portable TypeScript, 4 bytes per step.
  */
 export type ErasureKernel = 'js' | 'simd' | 'native'
@@ -305,7 +305,7 @@ function sizeMismatch(index: number, byteLength: number, expected: number): Nodu
 }
 
 // ---------------------------------------------------------------------------------------------------
-// WebAssembly SIMD kernel (src/storage/rs-simd.wat, built by scripts/build-rs-simd.sh)
+// WebAssembly SIMD kernel (src/storage/codec/rs-simd.wat, built by scripts/build-rs-simd.sh)
 // ---------------------------------------------------------------------------------------------------
 
 /** Bytes of shard data (inputs + outputs) staged in WebAssembly memory per chunk. */

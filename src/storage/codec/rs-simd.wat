@@ -1,5 +1,5 @@
-;; GF(2^8) matrix × byte-rows kernel for Reed-Solomon (src/storage/reed-solomon.ts), WebAssembly SIMD.
-;; Build: scripts/build-rs-simd.sh (wat2wasm) -> src/storage/rs-simd.wasm.
+;; GF(2^8) matrix × byte-rows kernel for Reed-Solomon (src/storage/codec/reed-solomon.ts), WebAssembly SIMD.
+;; Build: scripts/build-rs-simd.sh (wat2wasm) -> src/storage/codec/rs-simd.wasm.
 ;;
 ;; Split-nibble table multiply (as in ISA-L, klauspost/reedsolomon's SSSE3/AVX2 code, and J. S. Plank,
 ;; K. M. Greenan, E. L. Miller, "Screaming Fast Galois Field Arithmetic Using Intel SIMD Instructions",

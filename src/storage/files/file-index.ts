@@ -3,7 +3,7 @@
  * `<dataDir>/files`; each write waits until it is flushed to disk.
  */
 import { open, type RootDatabase } from 'lmdb'
-import { NodusError } from '../common/errors.ts'
+import { NodusError } from '../../common/errors.ts'
 
 /** One pinned file. Times in ms since the Unix epoch. */
 export interface FileRecord {

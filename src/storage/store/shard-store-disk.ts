@@ -14,8 +14,8 @@ import {
   unlink,
 } from 'node:fs/promises'
 import { join } from 'node:path'
-import { throwIfAborted } from '../common/abort.ts'
-import { NodusError } from '../common/errors.ts'
+import { throwIfAborted } from '../../common/abort.ts'
+import { NodusError } from '../../common/errors.ts'
 import { alignUp, allocAligned, DIRECT_IO_ALIGN } from './direct-io.ts'
 import type { ShardIndex, ShardIndexUsage } from './shard-store-index.ts'
 

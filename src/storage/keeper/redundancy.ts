@@ -14,7 +14,7 @@
  * more add 4; m never exceeds 16. Popularity grows m logarithmically, so a hot file does not double its
  * storage, and a file whose reads fall back loses the extra parity at the next repair pass.
  */
-import { NodusError } from '../common/errors.ts'
+import { NodusError } from '../../common/errors.ts'
 
 /** What is known about a file. */
 export interface RedundancyInput {

@@ -15,7 +15,7 @@
  * pre-trusted or well-trusted peer). Puts in flight reserve their bytes in memory first.
  */
 import { type Database, open, type RootDatabase } from 'lmdb'
-import { NodusError } from '../common/errors.ts'
+import { NodusError } from '../../common/errors.ts'
 
 /** One account's claim on one block. Times in ms since the Unix epoch. */
 export interface Claim {

@@ -5,7 +5,7 @@
  * evicted), with an injected clock; {@link AuditRecords.toJSON} / {@link AuditRecords.fromJSON} let the
  * owner persist it.
  */
-import { NodusError } from '../common/errors.ts'
+import { NodusError } from '../../common/errors.ts'
 
 /** Outcome of one audit. `fail`: a proof that did not verify, a malformed answer, or "I lost it". */
 export type AuditResult = 'pass' | 'fail' | 'timeout'

@@ -4,7 +4,7 @@
  * awaited until flushed.
  */
 import { open, type RootDatabase } from 'lmdb'
-import { NodusError } from '../common/errors.ts'
+import { NodusError } from '../../common/errors.ts'
 
 /** A watched manifest's kept holder update (what {@link ManifestWatch.latest} returns). */
 export interface WatchedRevision {
@@ -122,7 +122,7 @@ export class ManifestWatch {
    * if the kept revision is still `expect`: compare-and-set, for callers that checked the update
    * against that revision). The update kept until now becomes `previous`. The check and the write are
    * one LMDB transaction. Resolves true when kept. The caller validates `update` first
-   * (src/storage/holder-update-inbox.ts): what is kept here is what repair loads.
+   * (src/storage/keeper/holder-update-inbox.ts): what is kept here is what repair loads.
    */
   async offer(
     cid: string,

@@ -8,7 +8,7 @@
  * ({@link MUL_TABLE}) for bulk work.
  */
 
-import { NodusError } from '../common/errors.ts'
+import { NodusError } from '../../common/errors.ts'
 
 /** The field's primitive polynomial, x^8 + x^4 + x^3 + x^2 + 1. */
 export const GF_POLYNOMIAL = 0x11d

@@ -13,10 +13,10 @@
  * is not an offence (an honest keeper that is behind) and resolves false.
  */
 import type { CID } from 'multiformats/cid'
-import { type ErrorCode, isNodusError } from '../common/errors.ts'
-import { accountableSigner } from '../trust/index.ts'
-import { cidToString } from './cid.ts'
-import { decodeManifest, MAX_HOLDER_UPDATE_STEP, openHolderUpdate } from './manifest.ts'
+import { type ErrorCode, isNodusError } from '../../common/errors.ts'
+import { accountableSigner } from '../../trust/index.ts'
+import { cidToString } from '../codec/cid.ts'
+import { decodeManifest, MAX_HOLDER_UPDATE_STEP, openHolderUpdate } from '../files/manifest.ts'
 
 export interface HolderUpdateInboxDeps {
   /** Local blocks (the manifests). */

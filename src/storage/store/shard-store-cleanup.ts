@@ -3,7 +3,7 @@
  * The node starts it after opening the store and stops it before closing the store.
  */
 
-import { NodusError } from '../common/errors.ts'
+import { NodusError } from '../../common/errors.ts'
 
 /** Default shards deleted per run (as ShardStore.cleanupExpired). */
 const DEFAULT_RUN_LIMIT = 10_000

@@ -26,7 +26,7 @@
  * draws a pick falls back to one exact O(N) weighted scan. 14 of 10,000: p50 about 0.2 ms, p99 about
  * 0.5 ms on a loaded 2-core machine (bench/placement.bench.ts, docs/TRUST.md).
  */
-import { NodusError } from '../common/errors.ts'
+import { NodusError } from '../../common/errors.ts'
 
 /** One peer that may receive a shard. */
 export interface Candidate {
