@@ -27,7 +27,7 @@ import { Devnet as SourceDevnet } from '../src/cli/devnet.ts'
 import { isNodusError } from '../src/common/errors.ts'
 import { createHost, DEFAULT_HOST_OPTIONS } from '../src/net/host.ts'
 import { parseCid } from '../src/storage/codec/cid.ts'
-import { ShardClient } from '../src/storage/protocol/shard-protocol.ts'
+import { ShardClient } from '../src/storage/protocol/shard-client.ts'
 import { type BenchOptions, type Row, sig, withTempDir, writeRandomFile } from './lib.ts'
 
 // Node processes run the compiled build when it is current (as bin/nodus.js does), else the sources.

@@ -41,13 +41,8 @@ export { placeScored } from './placement/placement-scored.ts'
 export { StorageAccounts } from './protocol/accounts.ts'
 export { HolderPolicy } from './protocol/holder-policy.ts'
 export { signGrant, signOrder, signPin } from './protocol/orders.ts'
-export {
-  DEFAULT_SHARD_SERVER_OPTIONS,
-  type Receipt,
-  SHARD_PROTOCOL,
-  ShardClient,
-  ShardServer,
-  verifyReceipt,
-} from './protocol/shard-protocol.ts'
+export { ShardClient } from './protocol/shard-client.ts'
+export { type Receipt, SHARD_PROTOCOL, verifyReceipt } from './protocol/shard-messages.ts'
+export { DEFAULT_SHARD_SERVER_OPTIONS, ShardServer } from './protocol/shard-server.ts'
 export { allocAligned, directIoAvailable } from './store/direct-io.ts'
 export { ShardStore, type ShardStoreOptions, startExpiryCleanup } from './store/shard-store.ts'

@@ -32,7 +32,7 @@ import {
 import { StorageAccounts } from '../../src/storage/protocol/accounts.ts'
 import { HolderPolicy } from '../../src/storage/protocol/holder-policy.ts'
 import { signOrder } from '../../src/storage/protocol/orders.ts'
-import type { Receipt } from '../../src/storage/protocol/shard-protocol.ts'
+import type { Receipt } from '../../src/storage/protocol/shard-messages.ts'
 import { MemoryStore } from './memory-store.ts'
 
 export interface TestPeer {

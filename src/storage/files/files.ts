@@ -17,7 +17,7 @@ import { segment } from '../codec/segmenter.ts'
 import { closestTo, responsibleFor } from '../keeper/responsibility.ts'
 import { placeShards } from '../placement/placement.ts'
 import { type Ed25519Sign, MAX_RECORD_CIDS, signCommit, signOrder, signPin } from '../protocol/orders.ts'
-import type { Receipt } from '../protocol/shard-protocol.ts'
+import type { Receipt } from '../protocol/shard-messages.ts'
 import {
   applyHolderUpdate,
   decodeHolderUpdate,
