@@ -15,7 +15,7 @@ import { describe, it, type TestContext } from 'node:test'
 import { isNodusError } from '../../src/common/errors.ts'
 import type { NodusNode } from '../../src/node/node.ts'
 import { ShardStore, type StatfsResult } from '../../src/storage/store/shard-store.ts'
-import { CapacityGuard, USAGE_STATFS_TTL_MS } from '../../src/storage/store/shard-store-write.ts'
+import { CapacityGuard, USAGE_STATFS_TTL_MS } from '../../src/storage/store/shard-store-capacity.ts'
 import { bytesOf, cidOf } from '../storage/fixtures/shard-bytes.ts'
 import { startNodes } from '../utils/nodes.ts'
 

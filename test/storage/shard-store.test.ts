@@ -18,7 +18,7 @@ import {
   type ShardStoreOptions,
   startExpiryCleanup,
 } from '../../src/storage/store/shard-store.ts'
-import { CapacityGuard } from '../../src/storage/store/shard-store-write.ts'
+import { CapacityGuard } from '../../src/storage/store/shard-store-capacity.ts'
 import { bytesOf, cidOf } from './fixtures/shard-bytes.ts'
 
 const NOW_MS = 1_700_000_000_000

@@ -20,6 +20,7 @@
  */
 
 import { type Database, open, type RootDatabase } from 'lmdb'
+import type { CID } from 'multiformats/cid'
 import { NodusError } from '../../common/errors.ts'
 
 /** One shard's index entry. */
@@ -402,4 +403,23 @@ export class ShardIndex {
   async close(): Promise<void> {
     await this.#root.close()
   }
+}
+
+/** Multihash code of BLAKE3-256 (multicodec table: `blake3`, 0x1e). */
+const BLAKE3_CODE = 0x1e
+/** Length of a BLAKE3-256 digest in bytes. */
+const DIGEST_BYTES = 32
+
+/** The store's key for `cid` (its base32 string); throws CID_INVALID unless CIDv1 with a BLAKE3-256 multihash. */
+export function cidKey(cid: CID): string {
+  if (
+    cid.version !== 1 ||
+    cid.multihash.code !== BLAKE3_CODE ||
+    cid.multihash.digest.byteLength !== DIGEST_BYTES
+  ) {
+    throw new NodusError('CID_INVALID', 'shard CID must be CIDv1 with a BLAKE3-256 (0x1e) multihash', {
+      details: { cid: cid.toString(), version: cid.version, multihashCode: cid.multihash.code },
+    })
+  }
+  return cid.toString()
 }

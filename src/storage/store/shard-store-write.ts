@@ -1,30 +1,25 @@
 /**
- * The shard store's write path: capacity reservations (capacityBytes and the file system's free-space
- * reserve) and writing one shard file durably (temp file, BLAKE3 check, fsync, rename, directory fsync).
- * The index commit that makes the shard visible is the store's (shard-store.ts).
+ * The shard store's write path: writing one shard file durably (temp file, BLAKE3 check, fsync, rename,
+ * directory fsync) against a capacity reservation (shard-store-capacity.ts). The index commit that makes
+ * the shard visible is the store's (shard-store.ts).
  */
 import { randomUUID } from 'node:crypto'
-import { type FileHandle, mkdir, open as openFile, rename, rm, statfs } from 'node:fs/promises'
+import { type FileHandle, mkdir, open as openFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Blake3Hasher } from '@napi-rs/blake-hash'
+import type { CID } from 'multiformats/cid'
 import { throwIfAborted } from '../../common/abort.ts'
 import { BufferPool } from '../../common/buffer-pool.ts'
 import { bytesEqual } from '../../common/bytes.ts'
 import { NodusError } from '../../common/errors.ts'
 import { blake3 } from '../../crypto/index.ts'
 import { alignedSpan, allocAligned, DIRECT_WRITE_FLAGS } from './direct-io.ts'
+import type { CapacityGuard, Reservation } from './shard-store-capacity.ts'
 import { fanoutOf, fsyncDir, isErrnoCode, noSpaceAsStoreFull, shardPath } from './shard-store-disk.ts'
+import { cidKey, laterExpiry, type ShardIndex } from './shard-store-index.ts'
 
 /** Aligned staging buffers kept per store for direct writes, bytes. */
 const STAGING_POOL_BYTES = 8 * 1024 * 1024
-
-/** Capacity held by one put in flight. */
-export interface Reservation {
-  /** Reserve `more` bytes (a streamed chunk that arrived); throws STORE_FULL. */
-  grow(more: number): void
-  /** Give everything back (idempotent). */
-  release(): void
-}
 
 /** Resolve or reject with `p`, or reject with the abort reason (ABORTED/TIMEOUT) as soon as `signal` aborts. */
 export function raceAbort<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
@@ -122,220 +117,6 @@ function sizeDiffers(key: string, expectedSize: number, size: number): NodusErro
   return new NodusError('INVALID_ARGUMENT', `shard stream is not the ${expectedSize} bytes declared`, {
     details: { cid: key, expectedSize, size },
   })
-}
-
-/** How long one statfs result of the free disk space serves a put's disk-reserve check, ms. */
-export const STATFS_TTL_MS = 1_000
-/** How old the statfs result behind usage() may get before a refresh is started (not awaited), ms. */
-export const USAGE_STATFS_TTL_MS = 5_000
-
-/** The figures of statfs(2) the guard reads: blocks available to unprivileged users, and the block size. */
-export interface StatfsResult {
-  bavail: number
-  bsize: number
-}
-
-export interface CapacityGuardOptions {
-  dir: string
-  capacityBytes: number
-  minFreeDiskBytes: number
-  /** statfs of `dir`; defaults to node:fs/promises `statfs`. Tests inject a small file system. */
-  statfs?: (dir: string) => Promise<StatfsResult>
-  /** Monotonic time in ms for the statfs TTLs; defaults to `performance.now()`. */
-  now?: () => number
-  /** Warned once per failure streak when a background statfs fails. */
-  log?: { warn(obj: object, msg?: string): void }
-}
-
-/**
- * Capacity: bytes reserved by puts in flight, checked against `capacityBytes` (with the stored bytes) and
- * against the file system's free space less `minFreeDiskBytes`; and the free capacity the node reports
- * ({@link freeBytes}), the smaller of the two.
- *
- * Free disk space comes from statfs (`bavail × bsize`), cached: a put's disk-reserve check reuses a
- * reading for {@link STATFS_TTL_MS} and usage() for {@link USAGE_STATFS_TTL_MS} (refreshing it in the
- * background, never waiting), each time less every reservation released since the reading (as if all of
- * it had been written). Bytes freed by deletes show at the next reading.
- */
-export class CapacityGuard {
-  readonly #dir: string
-  readonly #capacityBytes: number
-  readonly #minFreeDiskBytes: number
-  readonly #statfsFn: (dir: string) => Promise<StatfsResult>
-  readonly #now: () => number
-  readonly #log: { warn(obj: object, msg?: string): void } | undefined
-  #reservedBytes = 0
-  /** The statfs call in flight, shared by concurrent callers. */
-  #statfs: Promise<number> | undefined
-  /** The last statfs result (free bytes) and when it was taken (ms, `now()`). */
-  #lastFree: { bytes: number; at: number } | undefined
-  /** Bytes of reservations released since that statfs (written, or given up: counted either way). */
-  #releasedSinceStatfs = 0
-  /** True while background refreshes keep failing (logged once). */
-  #refreshFailing = false
-
-  constructor(options: CapacityGuardOptions) {
-    this.#dir = options.dir
-    this.#capacityBytes = options.capacityBytes
-    this.#minFreeDiskBytes = options.minFreeDiskBytes
-    this.#statfsFn = options.statfs ?? statfs
-    this.#now = options.now ?? (() => performance.now())
-    this.#log = options.log
-  }
-
-  /** Bytes reserved by puts in flight (not yet in the index counters). */
-  get reservedBytes(): number {
-    return this.#reservedBytes
-  }
-
-  /**
-   * Free bytes on the file system by the last statfs reading, less every reservation released since;
-   * undefined before the first reading. Synchronous: starts a refresh in the background (not awaited)
-   * when the reading is older than {@link USAGE_STATFS_TTL_MS}.
-   */
-  diskFreeBytes(): number | undefined {
-    const last = this.#lastFree
-    if (last === undefined || this.#now() - last.at >= USAGE_STATFS_TTL_MS) {
-      this.refresh().then(
-        () => {
-          this.#refreshFailing = false
-        },
-        (err: unknown) => {
-          if (!this.#refreshFailing) this.#log?.warn({ err, dir: this.#dir }, 'statfs failed')
-          this.#refreshFailing = true
-        },
-      )
-    }
-    return last === undefined ? undefined : Math.max(0, last.bytes - this.#releasedSinceStatfs)
-  }
-
-  /**
-   * Free capacity in bytes while `usedBytes` are stored: the smaller of `capacityBytes − used − reserved`
-   * and (once a statfs reading exists) `disk free − minFreeDiskBytes − reserved`, never below 0. O(1),
-   * never waits (see {@link diskFreeBytes}).
-   */
-  freeBytes(usedBytes: number): number {
-    const byCapacity = this.#capacityBytes - usedBytes - this.#reservedBytes
-    const disk = this.diskFreeBytes()
-    const byDisk =
-      disk === undefined ? Number.POSITIVE_INFINITY : disk - this.#minFreeDiskBytes - this.#reservedBytes
-    return Math.max(0, Math.min(byCapacity, byDisk))
-  }
-
-  /**
-   * Take a fresh statfs reading (shared with concurrent callers) and resolve to the free bytes it found.
-   * Rejects with the file-system error.
-   */
-  refresh(): Promise<number> {
-    if (this.#statfs !== undefined) return this.#statfs
-    const at = this.#now()
-    const released = this.#releasedSinceStatfs
-    const p = this.#statfsFn(this.#dir).then((s) => {
-      const bytes = s.bavail * s.bsize
-      // Reservations released while statfs ran may or may not be in its figure: count them.
-      this.#releasedSinceStatfs -= released
-      this.#lastFree = { bytes, at }
-      return bytes
-    })
-    this.#statfs = p
-    const clear = (): void => {
-      if (this.#statfs === p) this.#statfs = undefined
-    }
-    p.then(clear, clear)
-    return p
-  }
-
-  /**
-   * STORE_FULL when `bytes` more would take stored (`usedBytes`) plus reserved bytes above capacityBytes.
-   * Reserves nothing: a put checks its declared size with this, then reserves bytes as they arrive.
-   */
-  check(key: string, bytes: number, usedBytes: number): void {
-    if (usedBytes + this.#reservedBytes + bytes > this.#capacityBytes) {
-      throw new NodusError('STORE_FULL', `store cannot take ${bytes} more bytes`, {
-        details: {
-          cid: key,
-          requestedBytes: bytes,
-          usedBytes,
-          reservedBytes: this.#reservedBytes,
-          capacityBytes: this.#capacityBytes,
-        },
-      })
-    }
-  }
-
-  /**
-   * Reserve `bytes` for a put of `key` while `usedBytes()` are stored; throws STORE_FULL when stored plus
-   * reserved bytes would pass capacityBytes. `grow` reserves more under the same rule, and also throws
-   * STORE_FULL (`details.reason: 'disk reserve'`) when the last statfs reading, less everything reserved,
-   * would leave less than minFreeDiskBytes (no statfs call: the reading the put's
-   * {@link checkDiskReserve} took).
-   */
-  reserve(key: string, bytes: number, usedBytes: () => number): Reservation {
-    let held = 0
-    const take = (more: number, checkDisk: boolean): void => {
-      const used = usedBytes()
-      if (used + this.#reservedBytes + more > this.#capacityBytes) {
-        throw new NodusError('STORE_FULL', `store cannot take ${held + more} more bytes`, {
-          details: {
-            cid: key,
-            requestedBytes: held + more,
-            usedBytes: used,
-            reservedBytes: this.#reservedBytes - held,
-            capacityBytes: this.#capacityBytes,
-          },
-        })
-      }
-      if (checkDisk && this.#minFreeDiskBytes > 0 && this.#lastFree !== undefined) {
-        const free = this.#lastFree.bytes - this.#releasedSinceStatfs
-        if (free - this.#reservedBytes - more < this.#minFreeDiskBytes) throw this.#atReserve(key, free)
-      }
-      held += more
-      this.#reservedBytes += more
-    }
-    take(bytes, false)
-    return {
-      grow: (more) => take(more, true),
-      release: () => {
-        this.#reservedBytes -= held
-        this.#releasedSinceStatfs += held
-        held = 0
-      },
-    }
-  }
-
-  /**
-   * STORE_FULL unless the file system keeps at least minFreeDiskBytes free after every put in flight and
-   * `extraBytes` more (a declared size not reserved yet): statfs `bavail × bsize` less all reserved bytes
-   * (conservative: bytes those puts already wrote count twice). Concurrent calls share one statfs, and a
-   * reading serves for {@link STATFS_TTL_MS} less every reservation released since (as if all of them had
-   * been written). A no-op when minFreeDiskBytes is 0.
-   */
-  async checkDiskReserve(key: string, extraBytes = 0): Promise<void> {
-    if (this.#minFreeDiskBytes === 0) return
-    let freeDiskBytes: number
-    const last = this.#lastFree
-    if (last !== undefined && this.#now() - last.at < STATFS_TTL_MS) {
-      freeDiskBytes = last.bytes - this.#releasedSinceStatfs
-    } else {
-      freeDiskBytes = await this.refresh()
-    }
-    if (freeDiskBytes - this.#reservedBytes - extraBytes < this.#minFreeDiskBytes) {
-      throw this.#atReserve(key, freeDiskBytes, extraBytes)
-    }
-  }
-
-  #atReserve(key: string, freeDiskBytes: number, requestedBytes?: number): NodusError {
-    return new NodusError('STORE_FULL', 'the file system is at its free-space reserve', {
-      details: {
-        cid: key,
-        reason: 'disk reserve',
-        freeDiskBytes,
-        reservedBytes: this.#reservedBytes,
-        minFreeDiskBytes: this.#minFreeDiskBytes,
-        ...(requestedBytes === undefined ? {} : { requestedBytes }),
-      },
-    })
-  }
 }
 
 /** Where and how {@link writeShardFile} writes. */
@@ -510,5 +291,170 @@ async function writeDirect(target: WriteTarget, fh: FileHandle, data: Uint8Array
     if (span.byteLength !== data.byteLength) await fh.truncate(data.byteLength)
   } finally {
     if (staged !== undefined) target.staging?.give(staged)
+  }
+}
+
+/**
+ * Per-CID mutual exclusion for put, delete and expiry removal, and the tracking of the writes in flight
+ * (puts, deletes, expiry changes) that the store's close() waits for.
+ */
+export class CidLocks {
+  /** Per-CID mutual exclusion for put/delete/expiry removal; the promise resolves when the holder finishes. */
+  readonly #locks = new Map<string, Promise<void>>()
+  /** Puts, deletes and expiry changes in flight; close() waits for them. */
+  readonly #inflight = new Set<Promise<unknown>>()
+
+  /** Run `fn` holding the lock for `key`; waiting for the lock honours `signal`. */
+  async withCidLock<T>(key: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+    for (let held = this.#locks.get(key); held !== undefined; held = this.#locks.get(key)) {
+      await raceAbort(held, signal)
+    }
+    const { promise, resolve } = Promise.withResolvers<void>()
+    this.#locks.set(key, promise)
+    try {
+      return await fn()
+    } finally {
+      this.#locks.delete(key)
+      resolve()
+    }
+  }
+
+  /** Track the write `p` until it settles (see {@link drain}); returns `p`. */
+  track<T>(p: Promise<T>): Promise<T> {
+    this.#inflight.add(p)
+    const forget = (): void => {
+      this.#inflight.delete(p)
+    }
+    p.then(forget, forget)
+    return p
+  }
+
+  /** Wait until no tracked write is in flight (including those that start meanwhile). */
+  async drain(): Promise<void> {
+    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight])
+  }
+}
+
+/** Throws INVALID_ARGUMENT unless `v` is undefined or a non-negative safe integer. */
+export function checkTime(name: string, v: number | undefined, details: Record<string, unknown>): void {
+  if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) {
+    throw new NodusError('INVALID_ARGUMENT', `${name} must be a non-negative integer (ms since the epoch)`, {
+      details: { ...details, [name]: v },
+    })
+  }
+}
+
+/** What the put path needs from its store. */
+export interface ShardWriterDeps {
+  /** The open index; throws NOT_STARTED / STORE_CLOSED. */
+  index(): ShardIndex
+  /** The index the store holds (from open() until close() finishes), open or closing; else undefined. */
+  loaded(): ShardIndex | undefined
+  locks: CidLocks
+  capacity: CapacityGuard
+  target: WriteTarget
+  clock: { now(): number }
+  log: { debug(obj: object, msg?: string): void; warn(obj: object, msg?: string): void }
+}
+
+/** The shard store's puts and expiry extensions (`ShardStore.put`, `ShardStore.extendExpiry`). */
+export class ShardWriter {
+  readonly #deps: ShardWriterDeps
+  readonly #locks: CidLocks
+  readonly #capacity: CapacityGuard
+  readonly #target: WriteTarget
+  readonly #maxShardBytes: number
+  readonly #clock: { now(): number }
+  readonly #log: ShardWriterDeps['log']
+
+  constructor(deps: ShardWriterDeps) {
+    this.#deps = deps
+    this.#locks = deps.locks
+    this.#capacity = deps.capacity
+    this.#target = deps.target
+    this.#maxShardBytes = deps.target.maxShardBytes
+    this.#clock = deps.clock
+    this.#log = deps.log
+  }
+
+  /** `ShardStore.put`. */
+  async put(
+    cid: CID,
+    data: Uint8Array | AsyncIterable<Uint8Array>,
+    options: { signal?: AbortSignal; expectedSize?: number; expiresAt?: number } = {},
+  ): Promise<{ size: number; created: boolean }> {
+    const key = cidKey(cid)
+    const index = this.#deps.index()
+    const { signal, expiresAt } = options
+    throwIfAborted(signal)
+    checkTime('expiresAt', expiresAt, { cid: key })
+    const existing = index.get(key)
+    if (existing !== undefined) {
+      const kept = { size: existing.size, created: false }
+      if (laterExpiry(existing.expiresAt, expiresAt) === existing.expiresAt) return kept
+      // Not under the CID lock: the index transaction re-reads the record, and if an expiry cleanup removed
+      // it meanwhile we store the shard again below.
+      if ((await this.#locks.track(index.extendExpiry(key, expiresAt))) !== 'absent') return kept
+    }
+    const declared = declaredSize(key, data, options.expectedSize, this.#maxShardBytes)
+    return this.#locks.track(
+      this.#locks.withCidLock(key, signal, async () => {
+        const current = index.get(key)
+        if (current !== undefined) {
+          await index.extendExpiry(key, expiresAt)
+          return { size: current.size, created: false }
+        }
+        // A whole buffer has arrived: reserve it. A stream reserves chunk by chunk as bytes arrive
+        // (writeShardFile), so a stalled put holds only what it sent; a declared size that does not fit
+        // now is refused at once, but reserves nothing.
+        const usedBytes = (): number => index.usage().bytes
+        const whole = data instanceof Uint8Array
+        if (!whole && declared !== undefined) this.#capacity.check(key, declared, usedBytes())
+        const reservation = this.#capacity.reserve(key, whole ? data.byteLength : 0, usedBytes)
+        try {
+          await this.#capacity.checkDiskReserve(key, whole ? 0 : (declared ?? 0))
+          const digest = cid.multihash.digest
+          const file = await writeShardFile(this.#target, key, digest, data, declared, reservation, signal)
+          return await this.#commit(index, key, file.path, file.size, expiresAt)
+        } finally {
+          reservation.release()
+        }
+      }),
+    )
+  }
+
+  /** `ShardStore.extendExpiry`. */
+  async extendExpiry(cid: CID, expiresAt: number | undefined): Promise<boolean> {
+    const key = cidKey(cid)
+    const index = this.#deps.index()
+    checkTime('expiresAt', expiresAt, { cid: key })
+    return (await this.#locks.track(index.extendExpiry(key, expiresAt))) !== 'absent'
+  }
+
+  /**
+   * Make a written shard file visible: the index record, its expiry entry and the usage counters in one
+   * transaction, resolved once flushed (the commit and flush are shared with concurrent puts). If that fails
+   * the file is removed, unless the record did land (a failed flush after a commit).
+   */
+  async #commit(
+    index: ShardIndex,
+    key: string,
+    path: string,
+    size: number,
+    expiresAt: number | undefined,
+  ): Promise<{ size: number; created: boolean }> {
+    const storedAt = Math.max(0, Math.floor(this.#clock.now()))
+    try {
+      const created = await index.add(
+        key,
+        expiresAt === undefined ? { size, storedAt } : { size, storedAt, expiresAt },
+      )
+      this.#log.debug({ cid: key, size, created, expiresAt }, 'shard stored')
+      return { size, created }
+    } catch (err) {
+      if (this.#deps.loaded() === index && index.get(key) === undefined)
+        await rm(path, { force: true }).catch(() => {})
+      throw noSpaceAsStoreFull(err, key)
+    }
   }
 }

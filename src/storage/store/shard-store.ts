@@ -1,67 +1,49 @@
 /**
  * Content-addressed shard storage on local disk, indexed in LMDB. See src/storage/README.md
  * ("Shard store") for the on-disk layout, the crash-safety invariants and the recovery pass.
- * Index: shard-store-index.ts; files and recovery: shard-store-disk.ts; cache: shard-cache.ts.
+ * `ShardStore` holds the state and the lifecycle (open, recovery, close); its parts: reads and the cache
+ * (shard-store-read.ts), puts (shard-store-write.ts), removals (shard-store-remove.ts), capacity
+ * (shard-store-capacity.ts), the index (shard-store-index.ts), files and recovery (shard-store-disk.ts),
+ * the cache itself (shard-cache.ts).
  */
 
-import { type FileHandle, mkdir, open as openFile, rm, unlink } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { CID } from 'multiformats/cid'
-import { throwIfAborted } from '../../common/abort.ts'
-import { bytesEqual } from '../../common/bytes.ts'
 import { isNodusError, NodusError } from '../../common/errors.ts'
-import { blake3 } from '../../crypto/index.ts'
-import { allocAligned, DIRECT_READ_FLAGS, probeDirectIo } from './direct-io.ts'
+import { probeDirectIo } from './direct-io.ts'
 import { ShardCache, type ShardCacheMetrics } from './shard-cache.ts'
+import { CapacityGuard, type StatfsResult } from './shard-store-capacity.ts'
 import {
   checkFileSizes,
   clearTmp,
-  fileIdOf,
-  fileState,
   fsyncDir,
-  isErrnoCode,
-  missing,
-  noSpaceAsStoreFull,
-  READ_CHUNK_BYTES,
   type RemovalReason,
-  readRange,
   recoverOnOpen,
   type ShardStoreRecovery,
-  shardPath,
   takeCleanMarker,
   writeCleanMarker,
 } from './shard-store-disk.ts'
-import { laterExpiry, ShardIndex } from './shard-store-index.ts'
-import {
-  CapacityGuard,
-  declaredSize,
-  raceAbort,
-  type StatfsResult,
-  type WriteTarget,
-  writeShardFile,
-} from './shard-store-write.ts'
+import { cidKey, ShardIndex } from './shard-store-index.ts'
+import { ShardReader } from './shard-store-read.ts'
+import { type ShardRemovalMetrics, ShardRemovals } from './shard-store-remove.ts'
+import { CidLocks, ShardWriter, type WriteTarget } from './shard-store-write.ts'
 
+export type { StatfsResult } from './shard-store-capacity.ts'
 export {
   type ExpiryCleanupOptions,
   type ExpiryCleanupStore,
   startExpiryCleanup,
 } from './shard-store-cleanup.ts'
 export type { RemovalReason, ShardStoreRecovery } from './shard-store-disk.ts'
-export type { StatfsResult } from './shard-store-write.ts'
+export { DEFAULT_CLEANUP_LIMIT } from './shard-store-remove.ts'
 
-/** Multihash code of BLAKE3-256 (multicodec table: `blake3`, 0x1e). */
-const BLAKE3_CODE = 0x1e
-/** Length of a BLAKE3-256 digest in bytes. */
-const DIGEST_BYTES = 32
 /** list() page size when none is given, and its upper bound. */
 const DEFAULT_LIST_LIMIT = 1000
 const MAX_LIST_LIMIT = 10_000
 /** Defaults of {@link ShardStoreOptions}. */
 export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
 export const DEFAULT_MIN_FREE_DISK_BYTES = 256 * 1024 * 1024
-/** cleanupExpired(): shards deleted per call when no limit is given, and per index batch. */
-export const DEFAULT_CLEANUP_LIMIT = 10_000
-const CLEANUP_BATCH = 256
 
 export interface ShardStoreOptions {
   /** Data directory for shards, e.g. `<data-dir>/shards`. Created by open(). One ShardStore per directory. */
@@ -90,10 +72,7 @@ export interface ShardStoreOptions {
 }
 
 /** Metrics the store feeds (prom-client counters fit). */
-export interface ShardStoreMetrics extends ShardCacheMetrics {
-  /** `nodus_storage_shards_removed_total{reason}`: one count per record that left the index. */
-  shardsRemoved?: { inc(labels: { reason: RemovalReason }): void }
-}
+export interface ShardStoreMetrics extends ShardCacheMetrics, ShardRemovalMetrics {}
 
 export interface ShardStoreDeps {
   logger?: { debug(obj: object, msg?: string): void; warn(obj: object, msg?: string): void }
@@ -148,15 +127,6 @@ type State = 'idle' | 'opening' | 'open' | 'closing' | 'closed'
 
 const noopLogger = { debug(): void {}, warn(): void {} }
 
-/** Throws INVALID_ARGUMENT unless `v` is undefined or a non-negative safe integer. */
-function checkTime(name: string, v: number | undefined, details: Record<string, unknown>): void {
-  if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) {
-    throw new NodusError('INVALID_ARGUMENT', `${name} must be a non-negative integer (ms since the epoch)`, {
-      details: { ...details, [name]: v },
-    })
-  }
-}
-
 /**
  * Content-addressed storage of shards (CIDv1, multihash BLAKE3-256) as files under `dir`, indexed in LMDB.
  *
@@ -170,28 +140,23 @@ export class ShardStore {
   readonly #tmpDir: string
   readonly #indexDir: string
   readonly #capacityBytes: number
-  readonly #maxShardBytes: number
   readonly #capacity: CapacityGuard
   readonly #target: WriteTarget
   readonly #log: NonNullable<ShardStoreDeps['logger']>
   readonly #clock: { now(): number }
-  readonly #metrics: ShardStoreMetrics | undefined
-  readonly #onRemoved: ShardStoreDeps['onRemoved']
   readonly #cache: ShardCache
   #state: State = 'idle'
   #index: ShardIndex | undefined
   #opening: Promise<unknown> | undefined
   #closing: Promise<void> | undefined
   #lastRecovery: ShardStoreRecovery | undefined
-  /** Per-CID mutual exclusion for put/delete/expiry removal; the promise resolves when the holder finishes. */
-  readonly #locks = new Map<string, Promise<void>>()
-  /** Puts, deletes and expiry changes in flight; close() waits for them. */
-  readonly #inflight = new Set<Promise<unknown>>()
-  /** CIDs a whole-shard read() is loading into the cache (at most one buffer per CID). */
-  readonly #filling = new Set<string>()
   /** The size check a clean open() runs in the background (see {@link startupCheck}), and its stopper. */
   #startupCheck: Promise<{ checked: number; dropped: number }> | undefined
   #startupCheckStop: AbortController | undefined
+  readonly #locks = new CidLocks()
+  readonly #reader: ShardReader
+  readonly #writer: ShardWriter
+  readonly #removals: ShardRemovals
 
   /**
    * Throws INVALID_ARGUMENT when `capacityBytes`, `cacheBytes` or `minFreeDiskBytes` is not a non-negative
@@ -217,7 +182,6 @@ export class ShardStore {
     this.#tmpDir = join(options.dir, 'tmp')
     this.#indexDir = join(options.dir, 'index')
     this.#capacityBytes = options.capacityBytes
-    this.#maxShardBytes = options.maxShardBytes
     this.#log = deps.logger ?? noopLogger
     this.#capacity = new CapacityGuard({
       dir: options.dir,
@@ -229,17 +193,48 @@ export class ShardStore {
     this.#target = {
       dir: this.#dir,
       tmpDir: this.#tmpDir,
-      maxShardBytes: this.#maxShardBytes,
+      maxShardBytes: options.maxShardBytes,
       log: this.#log,
       fanouts: new Map(),
     }
     this.#clock = deps.clock ?? Date
-    this.#metrics = deps.metrics
-    this.#onRemoved = deps.onRemoved
     this.#cache = new ShardCache({
       maxBytes: cacheBytes,
       maxEntryBytes: Math.min(options.maxShardBytes, Math.floor(cacheBytes / 4)),
       admitAfterMisses: options.cacheAdmitAfterMisses ?? 2,
+    })
+    const index = (): ShardIndex => this.#openIndex()
+    const current = (): ShardIndex | undefined => (this.#state === 'open' ? this.#index : undefined)
+    const log = this.#log
+    const cache = this.#cache
+    this.#removals = new ShardRemovals({
+      dir: this.#dir,
+      index,
+      current,
+      locks: this.#locks,
+      cache,
+      log,
+      metrics: deps.metrics,
+      onRemoved: deps.onRemoved,
+    })
+    const removals = this.#removals
+    this.#reader = new ShardReader({
+      index,
+      indexed: (key) => current()?.get(key) !== undefined,
+      dropped: (key, reason, seen, why) => removals.dropped(key, reason, seen, why),
+      cache,
+      target: this.#target,
+      log,
+      metrics: deps.metrics,
+    })
+    this.#writer = new ShardWriter({
+      index,
+      loaded: () => this.#index,
+      locks: this.#locks,
+      capacity: this.#capacity,
+      target: this.#target,
+      clock: this.#clock,
+      log,
     })
   }
 
@@ -265,7 +260,7 @@ export class ShardStore {
     try {
       const { removed, clean } = await opening
       this.#state = 'open'
-      for (const r of removed) this.#removed(r.cid, r.size, r.reason)
+      for (const r of removed) this.#removals.removed(r.cid, r.size, r.reason)
       if (clean) this.#startBackgroundCheck()
     } catch (err) {
       this.#state = 'closed'
@@ -355,7 +350,7 @@ export class ShardStore {
       () => this.#openIndex(),
       async (cid, reason, seen, size) => {
         const why = reason === 'lost' ? 'file missing' : `file of ${size} bytes`
-        if (await this.#dropCopy(cid, reason, seen, why)) dropped++
+        if (await this.#removals.dropCopy(cid, reason, seen, why)) dropped++
       },
       options.signal,
     )
@@ -387,7 +382,7 @@ export class ShardStore {
     this.#closing = (async () => {
       this.#startupCheckStop?.abort()
       await this.#startupCheck
-      while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight])
+      await this.#locks.drain()
       await this.#index?.close()
       this.#index = undefined
       this.#cache.clear()
@@ -426,49 +421,12 @@ export class ShardStore {
    *   INVALID_ARGUMENT (bad expectedSize or expiresAt, or the stream length differs from expectedSize),
    *   ABORTED/TIMEOUT (signal), NOT_STARTED / STORE_CLOSED (before open / after close)
    */
-  async put(
+  put(
     cid: CID,
     data: Uint8Array | AsyncIterable<Uint8Array>,
     options: { signal?: AbortSignal; expectedSize?: number; expiresAt?: number } = {},
   ): Promise<{ size: number; created: boolean }> {
-    const key = cidKey(cid)
-    const index = this.#openIndex()
-    const { signal, expiresAt } = options
-    throwIfAborted(signal)
-    checkTime('expiresAt', expiresAt, { cid: key })
-    const existing = index.get(key)
-    if (existing !== undefined) {
-      const kept = { size: existing.size, created: false }
-      if (laterExpiry(existing.expiresAt, expiresAt) === existing.expiresAt) return kept
-      // Not under the CID lock: the index transaction re-reads the record, and if an expiry cleanup removed
-      // it meanwhile we store the shard again below.
-      if ((await this.#track(index.extendExpiry(key, expiresAt))) !== 'absent') return kept
-    }
-    const declared = declaredSize(key, data, options.expectedSize, this.#maxShardBytes)
-    return this.#track(
-      this.#withCidLock(key, signal, async () => {
-        const current = index.get(key)
-        if (current !== undefined) {
-          await index.extendExpiry(key, expiresAt)
-          return { size: current.size, created: false }
-        }
-        // A whole buffer has arrived: reserve it. A stream reserves chunk by chunk as bytes arrive
-        // (writeShardFile), so a stalled put holds only what it sent; a declared size that does not fit
-        // now is refused at once, but reserves nothing.
-        const usedBytes = (): number => index.usage().bytes
-        const whole = data instanceof Uint8Array
-        if (!whole && declared !== undefined) this.#capacity.check(key, declared, usedBytes())
-        const reservation = this.#capacity.reserve(key, whole ? data.byteLength : 0, usedBytes)
-        try {
-          await this.#capacity.checkDiskReserve(key, whole ? 0 : (declared ?? 0))
-          const digest = cid.multihash.digest
-          const file = await writeShardFile(this.#target, key, digest, data, declared, reservation, signal)
-          return await this.#commit(index, key, file.path, file.size, expiresAt)
-        } finally {
-          reservation.release()
-        }
-      }),
-    )
+    return this.#writer.put(cid, data, options)
   }
 
   /**
@@ -477,11 +435,8 @@ export class ShardStore {
    * never shortened. Resolves false when the shard is not stored.
    * Throws CID_INVALID, INVALID_ARGUMENT (expiresAt not a non-negative integer), NOT_STARTED / STORE_CLOSED.
    */
-  async extendExpiry(cid: CID, expiresAt: number | undefined): Promise<boolean> {
-    const key = cidKey(cid)
-    const index = this.#openIndex()
-    checkTime('expiresAt', expiresAt, { cid: key })
-    return (await this.#track(index.extendExpiry(key, expiresAt))) !== 'absent'
+  extendExpiry(cid: CID, expiresAt: number | undefined): Promise<boolean> {
+    return this.#writer.extendExpiry(cid, expiresAt)
   }
 
   /**
@@ -494,50 +449,11 @@ export class ShardStore {
    * @throws NodusError INVALID_ARGUMENT (bad now or limit), ABORTED/TIMEOUT (signal; removals already made
    *   stay made), NOT_STARTED / STORE_CLOSED
    */
-  async cleanupExpired(
+  cleanupExpired(
     now: number,
     options: { limit?: number; signal?: AbortSignal } = {},
   ): Promise<{ deleted: number; bytes: number }> {
-    const limit = options.limit ?? DEFAULT_CLEANUP_LIMIT
-    checkTime('now', now, {})
-    if (!Number.isSafeInteger(limit) || limit < 0) {
-      throw new NodusError('INVALID_ARGUMENT', 'limit must be a non-negative integer', { details: { limit } })
-    }
-    const { signal } = options
-    let deleted = 0
-    let bytes = 0
-    let after: Uint8Array | undefined
-    while (deleted < limit) {
-      const index = this.#openIndex()
-      throwIfAborted(signal)
-      const batch = index.expired(now, Math.min(CLEANUP_BATCH, limit - deleted), after)
-      if (batch.length === 0) break
-      after = batch.at(-1)?.key
-      const sizes = await Promise.allSettled(
-        batch.map(({ cid }) =>
-          this.#track(
-            this.#withCidLock(cid, signal, async () => {
-              const removed = await index.removeIfExpired(cid, now)
-              if (removed === undefined) return undefined
-              this.#cache.delete(cid)
-              await this.#unlinkRemoved(cid)
-              this.#removed(cid, removed.size, 'expired')
-              return removed.size
-            }),
-          ),
-        ),
-      )
-      for (const r of sizes) {
-        if (r.status === 'fulfilled' && r.value !== undefined) {
-          deleted++
-          bytes += r.value
-        }
-      }
-      const failed = sizes.find((r) => r.status === 'rejected')
-      if (failed !== undefined) throw failed.reason
-    }
-    if (deleted > 0) this.#log.debug({ deleted, bytes, now }, 'expired shards deleted')
-    return { deleted, bytes }
+    return this.#removals.cleanupExpired(now, options)
   }
 
   /**
@@ -549,20 +465,8 @@ export class ShardStore {
    * Throws SHARD_MISSING (absent, or its file lost, truncated or corrupt), CID_INVALID, ABORTED/TIMEOUT,
    * NOT_STARTED / STORE_CLOSED.
    */
-  async get(cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
-    const key = cidKey(cid)
-    const index = this.#openIndex()
-    const { signal } = options
-    throwIfAborted(signal)
-    const record = index.get(key)
-    if (record === undefined) throw missing(key)
-    const hit = this.#cache.admits(record.size) ? this.#cacheLookup(key) : undefined
-    if (hit !== undefined) return Buffer.from(hit)
-    // Only verified bytes enter the cache: a shard to be admitted is checked against its CID.
-    const admit = this.#cache.admitOnMiss(key, record.size)
-    const bytes = await this.#readWhole(key, record.size, signal, admit ? cid.multihash.digest : undefined)
-    if (admit) this.#cacheStore(key, new Uint8Array(bytes))
-    return bytes
+  get(cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    return this.#reader.get(cid, options)
   }
 
   /**
@@ -574,88 +478,8 @@ export class ShardStore {
    * @throws NodusError SHARD_MISSING (absent, lost or corrupt), CID_INVALID, ABORTED/TIMEOUT, NOT_STARTED /
    *   STORE_CLOSED
    */
-  async readForAudit(cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
-    const key = cidKey(cid)
-    const index = this.#openIndex()
-    const { signal } = options
-    throwIfAborted(signal)
-    const record = index.get(key)
-    if (record === undefined) throw missing(key)
-    return this.#readWhole(key, record.size, signal, cid.multihash.digest)
-  }
-
-  /**
-   * The whole file of shard `key` (indexed `size` bytes) from disk, with direct I/O into a 4 KiB-aligned
-   * buffer when the store uses it; with `digest`, checked against that BLAKE3 digest. A copy whose file is
-   * missing, not of `size` bytes or (with `digest`) does not hash to it is dropped and thrown as
-   * SHARD_MISSING; ABORTED/TIMEOUT.
-   */
-  async #readWhole(
-    key: string,
-    size: number,
-    signal: AbortSignal | undefined,
-    digest: Uint8Array | undefined,
-  ): Promise<Uint8Array> {
-    const { fh, direct } = await this.#openOrDrop(key, signal)
-    try {
-      const st = await fh.stat()
-      if (st.size !== size) {
-        throw await this.#dropped(
-          key,
-          'corrupt',
-          fileIdOf(st),
-          `file of ${st.size} bytes, index says ${size}`,
-        )
-      }
-      const into = direct ? allocAligned(size) : Buffer.allocUnsafe(size)
-      const range = { cid: key, start: 0, end: size, indexedSize: size, into }
-      try {
-        for await (const _ of readRange(fh, range, signal, this.#log, direct)) {
-          // readRange fills `into` in place; the chunks are views of it.
-        }
-      } catch (err) {
-        throw await this.#shortened(key, fh, err)
-      }
-      if (digest !== undefined && !bytesEqual(blake3(into), digest)) throw await this.#corrupt(key, fh)
-      return into
-    } finally {
-      await fh.close()
-    }
-  }
-
-  /**
-   * Open shard `key`'s file for reading (see {@link #openForRead}); a missing file is dropped (`lost`) and
-   * thrown as SHARD_MISSING.
-   */
-  async #openOrDrop(
-    key: string,
-    signal: AbortSignal | undefined,
-  ): Promise<{ fh: FileHandle; direct: boolean }> {
-    try {
-      return await this.#openForRead(key)
-    } catch (err) {
-      throwIfAborted(signal)
-      if (isErrnoCode(err, 'ENOENT')) throw await this.#dropped(key, 'lost', undefined, 'file missing')
-      throw err
-    }
-  }
-
-  /** The open file of `key` does not hash to its CID: drop that file's copy; the SHARD_MISSING to throw. */
-  async #corrupt(key: string, fh: FileHandle): Promise<NodusError> {
-    const id = await fh.stat().then(fileIdOf, () => undefined)
-    const why = 'bytes do not hash to the CID'
-    return id === undefined ? missing(key, why) : this.#dropped(key, 'corrupt', id, why)
-  }
-
-  /**
-   * `err` from reading an open shard file: when readRange found the file shorter than the index (SHARD_MISSING)
-   * the copy is dropped as corrupt (the file identity taken from `fh`); anything else is returned as it is.
-   */
-  async #shortened(key: string, fh: FileHandle, err: unknown): Promise<unknown> {
-    if (!isNodusError(err, 'SHARD_MISSING')) return err
-    const id = await fh.stat().then(fileIdOf, () => undefined)
-    if (id === undefined) return err
-    return this.#dropped(key, 'corrupt', id, 'file shorter than index')
+  readForAudit(cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    return this.#reader.readForAudit(cid, options)
   }
 
   /**
@@ -672,70 +496,11 @@ export class ShardStore {
    * (offset beyond the shard, or a negative / non-integer offset or length), ABORTED/TIMEOUT,
    * NOT_STARTED / STORE_CLOSED (when iteration starts).
    */
-  async *read(
+  read(
     cid: CID,
     options: { offset?: number; length?: number; signal?: AbortSignal } = {},
   ): AsyncGenerator<Uint8Array, void, undefined> {
-    const key = cidKey(cid)
-    const index = this.#openIndex()
-    const { signal } = options
-    throwIfAborted(signal)
-    const record = index.get(key)
-    if (record === undefined) throw missing(key)
-    const offset = options.offset ?? 0
-    const length = options.length ?? record.size - offset
-    if (!Number.isSafeInteger(offset) || offset < 0 || offset > record.size) {
-      throw new NodusError('INVALID_ARGUMENT', `offset ${offset} is outside shard of ${record.size} bytes`, {
-        details: { cid: key, offset, size: record.size },
-      })
-    }
-    if (!Number.isSafeInteger(length) || length < 0) {
-      throw new NodusError('INVALID_ARGUMENT', `length ${length} is not a non-negative integer`, {
-        details: { cid: key, length },
-      })
-    }
-    const end = Math.min(record.size, offset + length)
-    let fillCache = false
-    if (offset === 0 && end === record.size && record.size > 0 && this.#cache.admits(record.size)) {
-      const hit = this.#cacheLookup(key)
-      if (hit !== undefined) {
-        for (let at = 0; at < hit.byteLength; at += READ_CHUNK_BYTES) {
-          throwIfAborted(signal)
-          yield hit.subarray(at, at + READ_CHUNK_BYTES)
-        }
-        return
-      }
-      fillCache = !this.#filling.has(key) && this.#cache.admitOnMiss(key, record.size)
-    }
-    const { fh, direct } = await this.#openOrDrop(key, signal)
-    let fill: Uint8Array | undefined
-    try {
-      // One fstat: a file not of the indexed size (truncated, extended) is dropped before any byte goes out.
-      const st = await fh.stat()
-      if (st.size !== record.size) {
-        const why = `file of ${st.size} bytes, index says ${record.size}`
-        throw await this.#dropped(key, 'corrupt', fileIdOf(st), why)
-      }
-      if (fillCache && !this.#filling.has(key)) {
-        fill = direct ? allocAligned(record.size) : new Uint8Array(record.size)
-        this.#filling.add(key)
-      }
-      const range = { cid: key, start: offset, end, indexedSize: record.size, into: fill }
-      try {
-        yield* readRange(fh, range, signal, this.#log, direct)
-      } catch (err) {
-        throw await this.#shortened(key, fh, err)
-      }
-      // Only verified bytes enter the cache: a copy that does not hash to its CID is dropped instead (the
-      // bytes already streamed; the reader checks them against the CID too).
-      if (fill !== undefined) {
-        if (!bytesEqual(blake3(fill), cid.multihash.digest)) throw await this.#corrupt(key, fh)
-        this.#cacheStore(key, fill)
-      }
-    } finally {
-      if (fill !== undefined) this.#filling.delete(key)
-      await fh.close()
-    }
+    return this.#reader.read(cid, options)
   }
 
   /**
@@ -746,28 +511,6 @@ export class ShardStore {
   get directIo(): boolean {
     return this.#target.direct === true
   }
-
-  /**
-   * Open a shard file for reading: with O_DIRECT when the store uses direct I/O, else buffered; EINVAL from
-   * O_DIRECT turns direct I/O off for the store.
-   */
-  async #openForRead(key: string): Promise<{ fh: FileHandle; direct: boolean }> {
-    const path = this.#shardPath(key)
-    if (this.#target.direct === true) {
-      try {
-        return { fh: await openFile(path, DIRECT_READ_FLAGS), direct: true }
-      } catch (err) {
-        if (!isErrnoCode(err, 'EINVAL')) throw err
-        this.#log.warn(
-          { dir: this.#target.dir },
-          'file system refuses O_DIRECT: shard files are read buffered',
-        )
-        this.#target.direct = false
-      }
-    }
-    return { fh: await openFile(path, 'r'), direct: false }
-  }
-
   /** True when `cid` is stored. Throws CID_INVALID, NOT_STARTED / STORE_CLOSED. */
   has(cid: CID): boolean {
     const key = cidKey(cid)
@@ -790,23 +533,8 @@ export class ShardStore {
    * without its file. Resolves true when the shard was stored. The signal is honoured until the index
    * transaction starts. Throws CID_INVALID, ABORTED/TIMEOUT, NOT_STARTED / STORE_CLOSED.
    */
-  async delete(cid: CID, options: { signal?: AbortSignal } = {}): Promise<boolean> {
-    const key = cidKey(cid)
-    const index = this.#openIndex()
-    const { signal } = options
-    throwIfAborted(signal)
-    return this.#track(
-      this.#withCidLock(key, signal, async () => {
-        throwIfAborted(signal)
-        const removed = await index.remove(key)
-        if (removed === undefined) return false
-        this.#cache.delete(key)
-        await this.#unlinkRemoved(key)
-        this.#log.debug({ cid: key, size: removed.size }, 'shard deleted')
-        this.#removed(key, removed.size, 'deleted')
-        return true
-      }),
-    )
+  delete(cid: CID, options: { signal?: AbortSignal } = {}): Promise<boolean> {
+    return this.#removals.delete(cid, options)
   }
 
   /**
@@ -865,147 +593,4 @@ export class ShardStore {
     }
     throw new NodusError('STORE_CLOSED', 'shard store is closed')
   }
-
-  #shardPath(key: string): string {
-    return shardPath(this.#dir, key)
-  }
-
-  /** The cached bytes of `key` (do not modify them), counting a hit or miss in the metrics. */
-  #cacheLookup(key: string): Uint8Array | undefined {
-    const hit = this.#cache.get(key)
-    this.#metrics?.cacheRequests.inc({ result: hit === undefined ? 'miss' : 'hit' })
-    return hit
-  }
-
-  /** Cache `bytes` (which the cache then owns) if the shard is still indexed: a deleted shard is never cached. */
-  #cacheStore(key: string, bytes: Uint8Array): void {
-    if (this.#state === 'open' && this.#index?.get(key) !== undefined) this.#cache.set(key, bytes)
-  }
-
-  /** Unlink a shard whose record was just removed; a failure leaves an orphan for the recovery pass. */
-  async #unlinkRemoved(key: string): Promise<void> {
-    try {
-      await unlink(this.#shardPath(key))
-    } catch (err) {
-      if (!isErrnoCode(err, 'ENOENT')) {
-        this.#log.warn({ cid: key, err }, 'could not unlink deleted shard; left as orphan')
-      }
-    }
-  }
-
-  /** Drop the copy of `key` (see {@link #dropCopy}), then return the SHARD_MISSING to throw. */
-  async #dropped(
-    key: string,
-    reason: 'lost' | 'corrupt',
-    seen: string | undefined,
-    why: string,
-  ): Promise<NodusError> {
-    await this.#dropCopy(key, reason, seen, why)
-    return missing(key, why)
-  }
-
-  /**
-   * Drop a copy found bad: under the CID lock, if the file is still the one found bad (`seen`: its identity,
-   * {@link fileIdOf}; undefined = it was missing and still is), remove the record (index, expiry entry,
-   * usage; flushed), the cached copy and the file, log at warn, count and report it (`onRemoved`). A file
-   * replaced meanwhile (a delete and a new put) is left alone. Resolves true when this call removed it.
-   */
-  async #dropCopy(
-    key: string,
-    reason: 'lost' | 'corrupt',
-    seen: string | undefined,
-    why: string,
-  ): Promise<boolean> {
-    const index = this.#index
-    if (this.#state !== 'open' || index === undefined) return false
-    return this.#track(
-      this.#withCidLock(key, undefined, async () => {
-        if (this.#state !== 'open' || this.#index !== index) return false
-        const now = await fileState(this.#shardPath(key))
-        if (now?.id !== seen) return false
-        const removed = await index.remove(key)
-        this.#cache.delete(key)
-        if (removed === undefined) return false
-        if (now !== undefined) await this.#unlinkRemoved(key)
-        this.#log.warn({ cid: key, size: removed.size, reason, why }, 'shard copy dropped')
-        this.#removed(key, removed.size, reason)
-        return true
-      }),
-    )
-  }
-
-  /** A record left the index: count it and tell `onRemoved` (exactly once per record). */
-  #removed(key: string, size: number, reason: RemovalReason): void {
-    this.#metrics?.shardsRemoved?.inc({ reason })
-    try {
-      this.#onRemoved?.(key, size, reason)
-    } catch (err) {
-      this.#log.warn({ err, cid: key, reason }, 'onRemoved callback threw')
-    }
-  }
-
-  /**
-   * Make a written shard file visible: the index record, its expiry entry and the usage counters in one
-   * transaction, resolved once flushed (the commit and flush are shared with concurrent puts). If that fails
-   * the file is removed, unless the record did land (a failed flush after a commit).
-   */
-  async #commit(
-    index: ShardIndex,
-    key: string,
-    path: string,
-    size: number,
-    expiresAt: number | undefined,
-  ): Promise<{ size: number; created: boolean }> {
-    const storedAt = Math.max(0, Math.floor(this.#clock.now()))
-    try {
-      const created = await index.add(
-        key,
-        expiresAt === undefined ? { size, storedAt } : { size, storedAt, expiresAt },
-      )
-      this.#log.debug({ cid: key, size, created, expiresAt }, 'shard stored')
-      return { size, created }
-    } catch (err) {
-      if (this.#index === index && index.get(key) === undefined)
-        await rm(path, { force: true }).catch(() => {})
-      throw noSpaceAsStoreFull(err, key)
-    }
-  }
-
-  /** Run `fn` holding the lock for `key`; waiting for the lock honours `signal`. */
-  async #withCidLock<T>(key: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
-    for (let held = this.#locks.get(key); held !== undefined; held = this.#locks.get(key)) {
-      await raceAbort(held, signal)
-    }
-    const { promise, resolve } = Promise.withResolvers<void>()
-    this.#locks.set(key, promise)
-    try {
-      return await fn()
-    } finally {
-      this.#locks.delete(key)
-      resolve()
-    }
-  }
-
-  #track<T>(p: Promise<T>): Promise<T> {
-    this.#inflight.add(p)
-    const forget = (): void => {
-      this.#inflight.delete(p)
-    }
-    p.then(forget, forget)
-    return p
-  }
-}
-
-/** The store's key for `cid` (its base32 string); throws CID_INVALID unless CIDv1 with a BLAKE3-256 multihash. */
-function cidKey(cid: CID): string {
-  if (
-    cid.version !== 1 ||
-    cid.multihash.code !== BLAKE3_CODE ||
-    cid.multihash.digest.byteLength !== DIGEST_BYTES
-  ) {
-    throw new NodusError('CID_INVALID', 'shard CID must be CIDv1 with a BLAKE3-256 (0x1e) multihash', {
-      details: { cid: cid.toString(), version: cid.version, multihashCode: cid.multihash.code },
-    })
-  }
-  return cid.toString()
 }
