@@ -26,26 +26,15 @@
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
-import { withDeadline } from '../../common/abort.ts'
-import { isNodusError, NodusError } from '../../common/errors.ts'
+import { isNodusError } from '../../common/errors.ts'
 import { blake3, type HybridPublicKey, type HybridSignature } from '../../crypto/index.ts'
-import { cidFromDigest, cidToString, parseCid, RAW_CODEC } from '../codec/cid.ts'
+import { cidFromDigest, cidToString, RAW_CODEC } from '../codec/cid.ts'
 import type { FileService } from '../files/files.ts'
-import {
-  applyHolderUpdate,
-  decodeHolderUpdate,
-  decodeManifest,
-  MAX_EXTRA_PARITY,
-  type Manifest,
-  type SignedManifest,
-  signHolderUpdate,
-} from '../files/manifest.ts'
-import { type AuditChallenge, type AuditProof, makeChallenge, verifyAnswer } from './audit.ts'
-import { type AuditResult, BadCopies } from './audit-records.ts'
+import { MAX_EXTRA_PARITY, type Manifest, type SignedManifest, signHolderUpdate } from '../files/manifest.ts'
+import { BadCopies } from './audit-records.ts'
+import { type Health, HealthCheck, type HealthCheckDeps } from './health.ts'
+import { type KeptUpdates, ManifestLoader } from './manifest-loader.ts'
 import { closestTo } from './responsibility.ts'
-
-/** Bytes of last good manifest views kept in memory (encoded size), to fall back on. */
-const LAST_GOOD_BYTES = 32 * 1024 * 1024
 
 /** A change a repair made to one shard of one segment. */
 interface ShardChange {
@@ -101,54 +90,30 @@ export type RepairEvent =
   | { type: 'published'; manifest: string; revision: number; acceptedBy: number }
   | { type: 'resized'; manifest: string; segment: number; from: number; to: number }
 
-export interface RepairDeps {
-  selfPeerId: string
+/** What the repairer needs; with what the health check needs ({@link HealthCheckDeps}). */
+export interface RepairDeps extends HealthCheckDeps {
   files: Pick<FileService, 'rebuildSegment' | 'placeShard'>
   /**
    * Dynamic redundancy: parity shards per segment wanted for a manifest (≥ its m; see redundancy.ts).
    * Absent: every segment keeps the parity it has.
    */
   parityTarget?(signed: SignedManifest): number
-  client: {
-    has(peer: PeerId, cids: CID[], options?: { signal?: AbortSignal }): Promise<{ have: boolean[] }>
+  client: HealthCheckDeps['client'] & {
     offerUpdate(
       peer: PeerId,
       manifest: CID,
       update: Uint8Array,
       options?: { signal?: AbortSignal },
     ): Promise<boolean>
-    audit(peer: PeerId, challenge: AuditChallenge, options?: { signal?: AbortSignal }): Promise<AuditProof>
   }
-  /** Where audit results go (per-peer records; trust reads them). */
-  onAudit?(peer: string, result: AuditResult): void
-  /** A listed holder did not answer a health check (unreachable or timed out). */
-  onUnanswered?(peer: string): void
-  /** Random bytes (nonces) and numbers (which copies to audit). */
-  random: { bytes(n: number): Uint8Array; next(): number }
   /** Local blocks (the manifests). */
   store: { get(cid: CID, options?: { signal?: AbortSignal }): Promise<Uint8Array>; has(cid: CID): boolean }
-  watch: {
+  watch: KeptUpdates & {
     list(limit?: number): string[]
-    latest(cid: string):
-      | {
-          revision: number
-          update: Uint8Array | undefined
-          previous?: { revision: number; update: Uint8Array } | undefined
-        }
-      | undefined
     offer(cid: string, revision: number, update: Uint8Array, now: number): Promise<boolean>
-    /** Replace a kept update that cannot be loaded (revision `from`) by `to` (undefined: none). */
-    fallBack?(
-      cid: string,
-      from: number,
-      to: { revision: number; update: Uint8Array } | undefined,
-    ): Promise<boolean>
   }
-  /** Connected peers (PeerId strings). */
-  connected(): string[]
   sign(message: Uint8Array): Promise<HybridSignature>
   publicKey: HybridPublicKey
-  clock: { now(): number }
   logger: {
     debug(obj: object, msg?: string): void
     info(obj: object, msg?: string): void
@@ -162,30 +127,16 @@ export interface RepairDeps {
   onEvent?: (e: RepairEvent) => void
 }
 
-interface Health {
-  /** Per segment, per shard: holders that answered yes. */
-  live: string[][][]
-  /** Per segment, per shard: holders missing for longer than grace. */
-  lost: string[][][]
-  /** Holders that answered (any answer) this round. */
-  answered: Set<string>
-  /** Connected peers that say they keep this manifest. */
-  keepers: Set<string>
-}
-
 /** Watches manifests and repairs their segments. */
 export class Repairer {
   readonly #deps: RepairDeps
   readonly #options: RepairOptions
-  /** `${manifest}/${segment}/${shard}/${holder}` → first time seen missing (ms). */
-  readonly #missingSince = new Map<string, number>()
   /** `${manifest}/${segment}` → consecutive rounds this node saw it unhealthy. */
   readonly #unhealthyRounds = new Map<string, number>()
   /** Copies known bad (failed an audit, or reported lost): lost in every round, with no grace. */
   readonly #bad: BadCopies
-  /** Manifest CID → the view loaded last (to fall back on when the manifest cannot be read). */
-  readonly #lastGood = new Map<string, { view: SignedManifest; bytes: number }>()
-  #lastGoodBytes = 0
+  readonly #loader: ManifestLoader
+  readonly #health: HealthCheck
   #timer: NodeJS.Timeout | undefined
   #running: Promise<void> | undefined
   #ac = new AbortController()
@@ -196,6 +147,8 @@ export class Repairer {
     this.#deps = deps
     this.#options = options
     this.#bad = new BadCopies({ clock: deps.clock }, { maxEntries: options.maxBadCopies ?? 100_000 })
+    this.#loader = new ManifestLoader(deps)
+    this.#health = new HealthCheck(deps, options, this.#bad)
   }
 
   /**
@@ -249,7 +202,7 @@ export class Repairer {
     try {
       const manifests: SignedManifest[] = []
       for (const c of this.#deps.watch.list()) {
-        const loaded = await this.#load(c, signal)
+        const loaded = await this.#loader.load(c, signal)
         if (loaded !== undefined) manifests.push(loaded)
       }
       const revisionAtStart = new Map(
@@ -258,8 +211,8 @@ export class Repairer {
           this.#deps.watch.latest(cidToString(m.cid))?.revision ?? 1,
         ]),
       )
-      const health = await this.#check(manifests, signal)
-      await this.#audit(manifests, health, signal)
+      const health = await this.#health.check(manifests, signal)
+      await this.#health.audit(manifests, health, signal)
       let budget = this.#options.maxRepairsPerRound
       let unhealthy = 0
       let checked = 0
@@ -337,254 +290,6 @@ export class Repairer {
     } catch (err) {
       if (!signal.aborted) this.#deps.logger.warn({ err: (err as Error).message }, 'repair round failed')
     }
-  }
-
-  /**
-   * A watched manifest with its kept holder update applied, or undefined when this node no longer
-   * has it (or has nothing to repair from). A kept update that does not load (it does not decode or
-   * apply, or its revision is not the kept one) is replaced by the last good state: the update kept
-   * before it, else the signed manifest alone; a manifest that cannot be read is replaced by the view
-   * loaded last (in memory). Either way repair goes on, with a warning and
-   * `nodus_storage_manifest_fallbacks_total`.
-   */
-  async #load(c: string, signal: AbortSignal): Promise<SignedManifest | undefined> {
-    let cid: CID
-    try {
-      cid = parseCid(c)
-    } catch {
-      this.#deps.logger.warn({ cid: c }, 'cannot load a watched manifest: bad CID')
-      return undefined
-    }
-    if (!this.#deps.store.has(cid)) return undefined
-    let signed: SignedManifest
-    try {
-      signed = decodeManifest(await this.#deps.store.get(cid, { signal }), cid)
-    } catch (err) {
-      if (signal.aborted) throw err
-      const good = this.#lastGood.get(c)
-      this.#fellBack(c, good === undefined ? 'none' : 'last loaded view', err)
-      return good?.view
-    }
-    const latest = this.#deps.watch.latest(c)
-    const apply = (bytes: Uint8Array, revision: number): SignedManifest => {
-      const u = decodeHolderUpdate(bytes, signed).update
-      if (u.revision !== revision) {
-        throw new NodusError('MANIFEST_INVALID', 'kept holder update has another revision than its entry')
-      }
-      return { ...signed, manifest: applyHolderUpdate(signed.manifest, u) }
-    }
-    if (latest?.update === undefined) return this.#remember(c, signed, signed.bytes.byteLength)
-    try {
-      return this.#remember(
-        c,
-        apply(latest.update, latest.revision),
-        signed.bytes.byteLength + latest.update.byteLength,
-      )
-    } catch (err) {
-      let to = latest.previous
-      let view = signed
-      if (to !== undefined) {
-        try {
-          view = apply(to.update, to.revision)
-        } catch {
-          to = undefined
-        }
-      }
-      // Kept, so the next update follows the good state; if that write fails, the next round retries.
-      await this.#deps.watch.fallBack?.(c, latest.revision, to).catch((e: unknown) => {
-        this.#deps.logger.warn({ cid: c, code: isNodusError(e) ? e.code : 'unknown' }, 'fallback not kept')
-      })
-      this.#fellBack(c, to === undefined ? 'signed manifest' : `revision ${to.revision}`, err)
-      return this.#remember(c, view, signed.bytes.byteLength + (to?.update.byteLength ?? 0))
-    }
-  }
-
-  /** Keep `view` as the last good view of `c` (bounded in bytes, least recently loaded dropped). */
-  #remember(c: string, view: SignedManifest, bytes: number): SignedManifest {
-    const had = this.#lastGood.get(c)
-    if (had !== undefined) {
-      this.#lastGoodBytes -= had.bytes
-      this.#lastGood.delete(c)
-    }
-    if (bytes <= LAST_GOOD_BYTES / 4) {
-      this.#lastGood.set(c, { view, bytes })
-      this.#lastGoodBytes += bytes
-    }
-    for (const [k, v] of this.#lastGood) {
-      if (this.#lastGoodBytes <= LAST_GOOD_BYTES) break
-      this.#lastGood.delete(k)
-      this.#lastGoodBytes -= v.bytes
-    }
-    return view
-  }
-
-  #fellBack(c: string, to: string, err: unknown): void {
-    const code = isNodusError(err) ? err.code : 'unknown'
-    if (to === 'none') {
-      this.#deps.logger.warn({ cid: c, code }, 'cannot load a watched manifest')
-      return
-    }
-    this.#deps.metrics?.manifestFallbacks?.inc()
-    this.#deps.logger.warn({ cid: c, code, fallback: to }, 'cannot load a watched manifest: fell back')
-  }
-
-  /** Batched health check: one `has` per holder (≤ 1024 CIDs per request). */
-  async #check(manifests: SignedManifest[], signal: AbortSignal): Promise<Health[]> {
-    const now = this.#deps.clock.now()
-    const byHolder = new Map<string, { cid: CID; mi: number; si: number; j: number }[]>()
-    const health: Health[] = manifests.map((s) => ({
-      live: s.manifest.segments.map((seg) => seg.shards.map(() => [])),
-      lost: s.manifest.segments.map((seg) => seg.shards.map(() => [])),
-      answered: new Set<string>(),
-      keepers: new Set<string>(),
-    }))
-    manifests.forEach((signed, mi) => {
-      signed.manifest.segments.forEach((seg, si) => {
-        seg.shards.forEach((sh, j) => {
-          for (const h of sh.holders) {
-            let list = byHolder.get(h)
-            if (list === undefined) {
-              list = []
-              byHolder.set(h, list)
-            }
-            list.push({ cid: sh.cid, mi, si, j })
-          }
-        })
-      })
-    })
-    // Ask every connected peer whether it keeps each manifest (same batched request).
-    for (const p of this.#deps.connected()) {
-      if (p === this.#deps.selfPeerId) continue
-      let list = byHolder.get(p)
-      if (list === undefined) {
-        list = []
-        byHolder.set(p, list)
-      }
-      manifests.forEach((signed, mi) => {
-        list.push({ cid: signed.cid, mi, si: -1, j: -1 })
-      })
-    }
-    const answered = new Set<string>()
-    await Promise.all(
-      [...byHolder.entries()].map(async ([holder, items]) => {
-        for (let i = 0; i < items.length; i += 1024) {
-          const batch = items.slice(i, i + 1024)
-          let have: boolean[] | undefined
-          if (holder === this.#deps.selfPeerId) have = batch.map((b) => this.#deps.store.has(b.cid))
-          else {
-            try {
-              have = (
-                await this.#deps.client.has(
-                  peerIdFromString(holder),
-                  batch.map((b) => b.cid),
-                  { signal },
-                )
-              ).have
-              answered.add(holder)
-            } catch {
-              have = undefined
-              if (!signal.aborted) this.#deps.onUnanswered?.(holder)
-            }
-          }
-          batch.forEach((b, x) => {
-            if (b.si < 0) {
-              if (have?.[x] === true) health[b.mi]?.keepers.add(holder)
-              return
-            }
-            const key = `${cidToString(manifests[b.mi]?.cid as CID)}/${b.si}/${b.j}/${holder}`
-            const h = health[b.mi] as Health
-            if (this.#bad.has(holder, cidToString(b.cid))) {
-              // Known bad (failed an audit, or reported lost): lost whatever it answers, no grace.
-              this.#missingSince.delete(key)
-              h.lost[b.si]?.[b.j]?.push(holder)
-            } else if (have?.[x] === true) {
-              this.#missingSince.delete(key)
-              h.live[b.si]?.[b.j]?.push(holder)
-            } else if (have?.[x] === false) {
-              // The holder answered that it does not have it (e.g. its store dropped a copy found lost or
-              // corrupt on disk): lost at once. Grace is for holders that do not answer (restarts).
-              this.#missingSince.delete(key)
-              h.lost[b.si]?.[b.j]?.push(holder)
-            } else {
-              const since = this.#missingSince.get(key) ?? now
-              this.#missingSince.set(key, since)
-              if (now - since >= this.#options.graceMs) h.lost[b.si]?.[b.j]?.push(holder)
-            }
-          })
-        }
-      }),
-    )
-    for (const h of health) for (const a of answered) h.answered.add(a)
-    if (this.#missingSince.size > 1_000_000) this.#missingSince.clear()
-    if (this.#bad.size > 0) {
-      // Marks of copies no longer listed (a later holder update dropped the holder) go.
-      const listed = new Set<string>()
-      for (const [holder, items] of byHolder)
-        for (const b of items) if (b.si >= 0) listed.add(`${holder}/${cidToString(b.cid)}`)
-      this.#bad.retain((holder, cid) => listed.has(`${holder}/${cid}`))
-    }
-    return health
-  }
-
-  /**
-   * Audit random live copies: challenge a random byte range (derived from a fresh nonce) and check
-   * the answer against the CID alone. A failed audit (a wrong proof, or SHARD_MISSING: the holder's store
-   * found the copy lost or corrupt on disk and dropped it) makes that copy lost at once and marks it bad,
-   * so it stays lost in later rounds (an honest holder never fails); a busy holder is skipped; anything
-   * else counts as a timeout.
-   */
-  async #audit(manifests: SignedManifest[], health: Health[], signal: AbortSignal): Promise<void> {
-    const copies: { mi: number; si: number; j: number; holder: string }[] = []
-    health.forEach((h, mi) => {
-      h.live.forEach((seg, si) => {
-        seg.forEach((holders, j) => {
-          for (const holder of holders)
-            if (holder !== this.#deps.selfPeerId) copies.push({ mi, si, j, holder })
-        })
-      })
-    })
-    const picked: typeof copies = []
-    for (let i = 0; i < this.#options.auditsPerRound && copies.length > 0; i++) {
-      const x = Math.floor(this.#deps.random.next() * copies.length)
-      picked.push(...copies.splice(x, 1))
-    }
-    const auditOne = async (c: (typeof copies)[number]): Promise<void> => {
-      const seg = manifests[c.mi]?.manifest.segments[c.si]
-      const sh = seg?.shards[c.j]
-      if (seg === undefined || sh === undefined) return
-      const challenge = makeChallenge(sh.cid, seg.shardSize, (n) => this.#deps.random.bytes(n))
-      let result: AuditResult
-      try {
-        using deadline = withDeadline(signal, this.#options.auditTimeoutMs, 'audit')
-        const proof = await this.#deps.client.audit(peerIdFromString(c.holder), challenge, {
-          signal: deadline.signal,
-        })
-        result = verifyAnswer(challenge, proof) ? 'pass' : 'fail'
-      } catch (err) {
-        if (signal.aborted) return
-        if (isNodusError(err, 'PEER_BUSY')) return
-        result =
-          isNodusError(err, 'SHARD_MISSING') || isNodusError(err, 'PROTOCOL_ERROR') ? 'fail' : 'timeout'
-      }
-      this.#deps.onAudit?.(c.holder, result)
-      if (result === 'fail') {
-        this.#bad.mark(c.holder, cidToString(sh.cid), 'audit-failed')
-        const h = health[c.mi] as Health
-        const live = h.live[c.si]?.[c.j]
-        if (live !== undefined) live.splice(live.indexOf(c.holder), 1)
-        h.lost[c.si]?.[c.j]?.push(c.holder)
-        this.#deps.logger.warn(
-          { peer: c.holder, cid: cidToString(sh.cid) },
-          'audit failed: copy counted as lost',
-        )
-      }
-    }
-    let next = 0
-    const worker = async (): Promise<void> => {
-      while (next < picked.length && !signal.aborted)
-        await auditOne(picked[next++] as (typeof copies)[number])
-    }
-    await Promise.all(Array.from({ length: 4 }, worker))
   }
 
   /** Parity wanted for a manifest, or undefined (no policy, or the policy failed on it). */
