@@ -1,6 +1,6 @@
 #!/bin/sh
 # Assembles src/storage/codec/rs-simd.wat into src/storage/codec/rs-simd.wasm (committed, loaded at run time by
-# src/storage/codec/reed-solomon.ts). Needs wat2wasm from WABT: taken from PATH (Debian: apt-get install wabt),
+# src/storage/codec/rs-kernels.ts). Needs wat2wasm from WABT: taken from PATH (Debian: apt-get install wabt),
 # else from the npm package `wabt`, installed on demand outside the work tree in $WABT_DIR.
 set -eu
 cd "$(dirname "$0")/.."
