@@ -1,3 +1,4 @@
+export { allocAligned, directIoAvailable } from '../common/direct-io.ts'
 export {
   BLAKE3_MULTIHASH,
   cidForBytes,
@@ -44,5 +45,4 @@ export { signGrant, signOrder, signPin } from './protocol/orders.ts'
 export { ShardClient } from './protocol/shard-client.ts'
 export { type Receipt, SHARD_PROTOCOL, verifyReceipt } from './protocol/shard-messages.ts'
 export { DEFAULT_SHARD_SERVER_OPTIONS, ShardServer } from './protocol/shard-server.ts'
-export { allocAligned, directIoAvailable } from './store/direct-io.ts'
 export { ShardStore, type ShardStoreOptions, startExpiryCleanup } from './store/shard-store.ts'

@@ -173,7 +173,6 @@ const KNOWN_AREA_VIOLATIONS: string[] = [
   // would load fastify, libp2p and LMDB): test/cli/client-imports.test.ts.
   'cli/client.ts -> api/auth.ts',
   'cli/client.ts -> node/run-file.ts',
-  'cli/client.ts -> storage/store/direct-io.ts',
   'cli/devnet.ts -> node/gc-tuning.ts',
   'cli/init.ts -> api/auth.ts',
   'cli/main.ts -> node/gc-tuning.ts',

@@ -466,7 +466,7 @@ export class ShardServer {
               peerAction: 'reject',
             })
           }
-          // The whole body as one buffer: the store can write it with direct I/O (storage/store/direct-io.ts).
+          // The whole body as one buffer: the store can write it with direct I/O (common/direct-io.ts).
           const stored = await this.#store(req, request.peer, body, signal)
           await send(stored.response)
           stored.announce()

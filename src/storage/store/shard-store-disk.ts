@@ -15,8 +15,8 @@ import {
 } from 'node:fs/promises'
 import { join } from 'node:path'
 import { throwIfAborted } from '../../common/abort.ts'
+import { alignUp, allocAligned, DIRECT_IO_ALIGN } from '../../common/direct-io.ts'
 import { NodusError } from '../../common/errors.ts'
-import { alignUp, allocAligned, DIRECT_IO_ALIGN } from './direct-io.ts'
 import type { ShardIndex, ShardIndexUsage } from './shard-store-index.ts'
 
 /** Name of the clean-shutdown marker file in the store directory. */

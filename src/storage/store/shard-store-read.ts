@@ -8,9 +8,9 @@ import { type FileHandle, open as openFile } from 'node:fs/promises'
 import type { CID } from 'multiformats/cid'
 import { throwIfAborted } from '../../common/abort.ts'
 import { bytesEqual } from '../../common/bytes.ts'
+import { allocAligned, DIRECT_READ_FLAGS } from '../../common/direct-io.ts'
 import { isNodusError, NodusError } from '../../common/errors.ts'
 import { blake3 } from '../../crypto/index.ts'
-import { allocAligned, DIRECT_READ_FLAGS } from './direct-io.ts'
 import type { ShardCache, ShardCacheMetrics } from './shard-cache.ts'
 import {
   type DiskLogger,

@@ -10,8 +10,8 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { CID } from 'multiformats/cid'
+import { probeDirectIo } from '../../common/direct-io.ts'
 import { isNodusError, NodusError } from '../../common/errors.ts'
-import { probeDirectIo } from './direct-io.ts'
 import { ShardCache, type ShardCacheMetrics } from './shard-cache.ts'
 import { CapacityGuard, type StatfsResult } from './shard-store-capacity.ts'
 import {

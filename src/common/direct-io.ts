@@ -1,12 +1,13 @@
 /**
  * Direct I/O (O_DIRECT) for shard files: writes and reads that move bytes between a 4 KiB-aligned buffer
- * and the disk without the page cache.
+ * and the disk without the page cache. Here in common/ because the CLI client (files it downloads) and
+ * the bulk channel's request bodies use it too, without loading the storage area.
  *
  * Why: in this VM a buffered write of a fresh shard cost its holder about 2.3 ms of system time per MiB,
  * mostly the kernel's copy into newly allocated page-cache pages (`copy_folio_from_iter_atomic`), and
  * that copy was 18 % of a 16-node put's CPU (docs/benchmarks-history.md, "Session 8"). With O_DIRECT the device
  * reads the bytes from our buffer; the page cache is not filled with shards that are written once and
- * seldom read (hot shards have the store's own cache, shard-cache.ts).
+ * seldom read (hot shards have the store's own cache, storage/store/shard-cache.ts).
  *
  * Constraints (Linux open(2), "O_DIRECT"): the buffer address, the file offset and the length must be
  * multiples of the device's logical block size (512 or 4096 bytes). We use 4096 for all three, round
@@ -21,7 +22,7 @@ import { randomFillSync, randomUUID } from 'node:crypto'
 import { constants } from 'node:fs'
 import { open, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { nativeAddon } from '../../common/native.ts'
+import { nativeAddon } from './native.ts'
 
 /** Alignment of buffer addresses, file offsets and lengths for direct I/O, bytes. */
 export const DIRECT_IO_ALIGN = 4096
