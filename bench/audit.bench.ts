@@ -1,5 +1,5 @@
 /**
- * Shard audits (src/storage/audit.ts): what answering and checking a challenge costs, against what a
+ * Shard audits (src/storage/keeper/audit.ts): what answering and checking a challenge costs, against what a
  * challenger that kept the shard would do instead, re-hash all of it with the native BLAKE3
  * (@napi-rs/blake-hash, src/crypto `blake3`), on the same bytes.
  *
@@ -19,6 +19,8 @@
  */
 import { fileURLToPath } from 'node:url'
 import { blake3 } from '../src/crypto/index.ts'
+import { blake3Tree } from '../src/storage/codec/blake3-tree.ts'
+import { cidForBytes } from '../src/storage/codec/cid.ts'
 import {
   type AuditChallenge,
   answerChallenge,
@@ -26,9 +28,7 @@ import {
   decodeProof,
   encodeProof,
   verifyAnswer,
-} from '../src/storage/audit.ts'
-import { blake3Tree } from '../src/storage/blake3-tree.ts'
-import { cidForBytes } from '../src/storage/cid.ts'
+} from '../src/storage/keeper/audit.ts'
 import {
   type BenchOptions,
   cpuSecPerGB,

@@ -32,13 +32,10 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { NodusError } from '../src/common/errors.ts'
 import { BulkChannel, type BulkHandler, DEFAULT_BULK_OPTIONS } from '../src/net/bulk.ts'
 import { createHost, DEFAULT_HOST_OPTIONS, type NodusLibp2p } from '../src/net/host.ts'
-import { cidForBytes, parseCid } from '../src/storage/cid.ts'
-import {
-  DEFAULT_SHARD_SERVER_OPTIONS,
-  SHARD_PROTOCOL,
-  ShardClient,
-  ShardServer,
-} from '../src/storage/shard-protocol.ts'
+import { cidForBytes, parseCid } from '../src/storage/codec/cid.ts'
+import { ShardClient } from '../src/storage/protocol/shard-client.ts'
+import { SHARD_PROTOCOL } from '../src/storage/protocol/shard-messages.ts'
+import { DEFAULT_SHARD_SERVER_OPTIONS, ShardServer } from '../src/storage/protocol/shard-server.ts'
 import { MemoryStore } from '../test/utils/memory-store.ts'
 import {
   type BenchOptions,

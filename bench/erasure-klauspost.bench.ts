@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { nativeKernelPath, ReedSolomon } from '../src/storage/reed-solomon.ts'
+import { nativeKernelPath, ReedSolomon } from '../src/storage/codec/reed-solomon.ts'
 import type { BenchOptions, Row } from './lib.ts'
 
 export const description = `RS(10,4), 1 MiB shards, one core: ours (kernel ${new ReedSolomon(1, 1).kernel}${nativeKernelPath() === null ? '' : ` ${nativeKernelPath()}`}) vs klauspost/reedsolomon (Go, Debian package, GOMAXPROCS=1, WithMaxGoroutines(1)); MB/s of data-shard input, median of runs. Reconstruct rows: rebuilding into newly allocated memory (each side's allocator), and into buffers handed back for reuse.`

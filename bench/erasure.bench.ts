@@ -19,7 +19,7 @@
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { ReedSolomonErasure } from '@digitaldefiance/reed-solomon-erasure.wasm'
-import { type ErasureKernel, nativeKernelPath, ReedSolomon } from '../src/storage/reed-solomon.ts'
+import { type ErasureKernel, nativeKernelPath, ReedSolomon } from '../src/storage/codec/reed-solomon.ts'
 
 /** One benchmark result. */
 export interface Row {

@@ -26,8 +26,8 @@ import { getFile, getJson, putFile } from '../src/cli/client.ts'
 import { Devnet as SourceDevnet } from '../src/cli/devnet.ts'
 import { isNodusError } from '../src/common/errors.ts'
 import { createHost, DEFAULT_HOST_OPTIONS } from '../src/net/host.ts'
-import { parseCid } from '../src/storage/cid.ts'
-import { ShardClient } from '../src/storage/shard-protocol.ts'
+import { parseCid } from '../src/storage/codec/cid.ts'
+import { ShardClient } from '../src/storage/protocol/shard-client.ts'
 import { type BenchOptions, type Row, sig, withTempDir, writeRandomFile } from './lib.ts'
 
 // Node processes run the compiled build when it is current (as bin/nodus.js does), else the sources.

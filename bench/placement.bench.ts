@@ -1,5 +1,5 @@
 /**
- * Scored placement decision time: `placeScored` (src/storage/placement-scored.ts) choosing the peers for
+ * Scored placement decision time: `placeScored` (src/storage/placement/placement-scored.ts) choosing the peers for
  * one segment, against a naive implementation of the same distribution in the same run.
  *
  *   node bench/placement.bench.ts [--quick]
@@ -20,7 +20,7 @@
  */
 import { fileURLToPath } from 'node:url'
 import { mulberry32 } from '../src/common/prng.ts'
-import { type Candidate, placeScored } from '../src/storage/placement-scored.ts'
+import { type Candidate, placeScored } from '../src/storage/placement/placement-scored.ts'
 import type { BenchOptions } from './lib.ts'
 
 export const description =

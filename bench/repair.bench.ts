@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { NodusNode } from '../src/node/node.ts'
-import type { RepairEvent } from '../src/storage/repair.ts'
+import type { RepairEvent } from '../src/storage/keeper/repair.ts'
 import { startNodes } from '../test/utils/nodes.ts'
 import type { BenchOptions, Row } from './lib.ts'
 

@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url'
 import { blake3 } from '@napi-rs/blake-hash'
 import { CID } from 'multiformats/cid'
 import { create } from 'multiformats/hashes/digest'
-import { ShardStore } from '../src/storage/shard-store.ts'
+import { ShardStore } from '../src/storage/store/shard-store.ts'
 import {
   type BenchOptions,
   fillPseudoRandom,

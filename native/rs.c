@@ -1,6 +1,6 @@
 /*
  * nodus native Reed-Solomon kernel: out[r] = XOR over i of matrix[r][i] * in[i] in GF(2^8) with the
- * polynomial 0x11d (the field of src/storage/gf256.ts and klauspost/reedsolomon).
+ * polynomial 0x11d (the field of src/storage/codec/gf256.ts and klauspost/reedsolomon).
  *
  * Three paths, chosen once at load from what the CPU supports (__builtin_cpu_supports):
  *   gfni-avx512  GF2P8AFFINEQB on 64-byte vectors: multiplication by a constant c is a linear map over
@@ -10,7 +10,7 @@
  *                E. L. Miller, "Screaming Fast Galois Field Arithmetic Using Intel SIMD Instructions",
  *                FAST 2013).
  *   scalar       a 64 KiB product table, one byte at a time.
- * All three give identical bytes; src/storage/reed-solomon.ts self-checks the kernel at load and the
+ * All three give identical bytes; src/storage/codec/rs-kernels.ts self-checks the kernel at load and the
  * property tests compare it with the portable TypeScript kernel.
  *
  * Exposed through Node-API (ABI-stable across Node versions), so it needs only node_api.h to build:
@@ -18,7 +18,7 @@
  *           byteLength: number): undefined
  *   kernel: string (the path in use)
  *   mallocTrim(): boolean (native/memory.c)
- * Built by scripts/build-native.ts; src/storage/reed-solomon.ts falls back to WebAssembly when it is absent.
+ * Built by scripts/build-native.ts; src/storage/codec/rs-kernels.ts falls back to WebAssembly when it is absent.
  */
 #define NAPI_VERSION 8
 #include <node_api.h>

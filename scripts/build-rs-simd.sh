@@ -1,11 +1,11 @@
 #!/bin/sh
-# Assembles src/storage/rs-simd.wat into src/storage/rs-simd.wasm (committed, loaded at run time by
-# src/storage/reed-solomon.ts). Needs wat2wasm from WABT: taken from PATH (Debian: apt-get install wabt),
+# Assembles src/storage/codec/rs-simd.wat into src/storage/codec/rs-simd.wasm (committed, loaded at run time by
+# src/storage/codec/rs-kernels.ts). Needs wat2wasm from WABT: taken from PATH (Debian: apt-get install wabt),
 # else from the npm package `wabt`, installed on demand outside the work tree in $WABT_DIR.
 set -eu
 cd "$(dirname "$0")/.."
-SRC=src/storage/rs-simd.wat
-OUT=src/storage/rs-simd.wasm
+SRC=src/storage/codec/rs-simd.wat
+OUT=src/storage/codec/rs-simd.wasm
 WABT_DIR=${WABT_DIR:-${TMPDIR:-/tmp}/nodus-wabt}
 WABT_VERSION=1.0.39
 

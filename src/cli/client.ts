@@ -8,10 +8,10 @@ import type { ClientRequest, IncomingMessage } from 'node:http'
 import { join } from 'node:path'
 import { freeIfWhole } from '../common/bytes.ts'
 import { RUN_FILE, readApiToken } from '../common/data-dir.ts'
+import { alignUp, allocAligned, DIRECT_IO_ALIGN, directIoAvailable } from '../common/direct-io.ts'
 import { drained } from '../common/drain.ts'
 import { type ErrorCode, isNodusError, NodusError } from '../common/errors.ts'
 import { HTTP_STATUS } from '../config/index.ts'
-import { alignUp, allocAligned, DIRECT_IO_ALIGN, directIoAvailable } from '../storage/direct-io.ts'
 
 /** open(2) flags for a download written with direct I/O. */
 const DIRECT_OUTPUT_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_DIRECT

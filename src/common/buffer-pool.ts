@@ -26,7 +26,7 @@ export class BufferPool {
    * @param options.minSize smaller buffers are neither pooled nor taken from the pool; default 64 KiB
    * @param options.idleMs the pool empties after this long without a take or give, ms; default 5 000
    * @param options.allocate makes a new buffer of exactly `size` bytes (e.g. a 4 KiB-aligned view for
-   *   direct I/O, storage/direct-io.ts `allocAligned`); default `Buffer.allocUnsafeSlow`. Its buffers may be
+   *   direct I/O, direct-io.ts `allocAligned`); default `Buffer.allocUnsafeSlow`. Its buffers may be
    *   views: `give` takes back exactly the view it made (same start; keyed by length as given).
    */
   constructor(options: {

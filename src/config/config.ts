@@ -264,7 +264,7 @@ returns malloc's free pages to the kernel after that collection and every 30 s (
 through the native addon, src/cli/memory-trim.ts; "Session 7"); \`NODUS_MALLOC_TRIM=0\` turns it off.
 It runs with \`MALLOC_ARENA_MAX=2\` unless the environment sets another value (\`NODUS_V8_GC=default\` leaves
 it out too). Shard files are written and read with direct I/O (O_DIRECT) where the file system allows it
-(src/storage/direct-io.ts; "Session 8"); \`NODUS_DIRECT_IO=0\` turns that off.
+(src/common/direct-io.ts; "Session 8"); \`NODUS_DIRECT_IO=0\` turns that off.
 
 | key | environment | type | default | meaning |
 |---|---|---|---|---|

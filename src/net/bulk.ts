@@ -159,7 +159,7 @@ export interface BulkDeps {
   logger: { debug(obj: object, msg?: string): void }
   /**
    * Memory for request bodies (pooled and reused), e.g. 4 KiB-aligned views so that the shard store can
-   * write a put's body with direct I/O without copying it (storage/direct-io.ts `allocAligned`);
+   * write a put's body with direct I/O without copying it (common/direct-io.ts `allocAligned`);
    * default `Buffer.allocUnsafeSlow`.
    */
   allocateBody?: ((size: number) => Uint8Array) | undefined

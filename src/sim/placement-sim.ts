@@ -3,11 +3,11 @@
  * with region and network tags and capacities, and measure spread and load.
  *
  * The placement function is pluggable, `(candidates, n, rng) => chosen candidate indexes`. `scored`
- * is the placement the node runs (src/storage/placement-scored.ts `placeScored`, same code, default
+ * is the placement the node runs (src/storage/placement/placement-scored.ts `placeScored`, same code, default
  * options); the baselines are uniform random distinct peers, region round-robin, and
  * free-capacity-weighted sampling.
  */
-import { type Candidate, placeScored } from '../storage/placement-scored.ts'
+import { type Candidate, placeScored } from '../storage/placement/placement-scored.ts'
 import { pickRegion, REGIONS } from './latency.ts'
 import { type RandomSource, Rng } from './rng.ts'
 import { coefficientOfVariation, mean, percentile, round } from './stats.ts'

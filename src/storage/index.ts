@@ -1,6 +1,5 @@
-export { StorageAccounts } from './accounts.ts'
+export { allocAligned, directIoAvailable } from '../common/direct-io.ts'
 export { createStorage, type Storage, type StorageAreaOptions, type StorageComponents } from './area.ts'
-export { AuditRecords } from './audit-records.ts'
 export {
   BLAKE3_MULTIHASH,
   cidForBytes,
@@ -11,9 +10,10 @@ export {
   parseCid,
   RAW_CODEC,
   verifyCid,
-} from './cid.ts'
-export { allocAligned, directIoAvailable } from './direct-io.ts'
-export { FileIndex } from './file-index.ts'
+} from './codec/cid.ts'
+export { ReedSolomon } from './codec/reed-solomon.ts'
+export { segment } from './codec/segmenter.ts'
+export { FileIndex } from './files/file-index.ts'
 export {
   DEFAULT_FILE_OPTIONS,
   type FileProgress,
@@ -21,9 +21,7 @@ export {
   type FileServiceDeps,
   type FileServiceOptions,
   type PutResult,
-} from './files.ts'
-export { HolderPolicy } from './holder-policy.ts'
-export { DEFAULT_HOLDER_UPDATE_INBOX_OPTIONS, HolderUpdateInbox } from './holder-update-inbox.ts'
+} from './files/files.ts'
 export {
   decodeManifest,
   type Manifest,
@@ -32,26 +30,23 @@ export {
   type SignedManifest,
   signHolderUpdate,
   signManifest,
-} from './manifest.ts'
-export { ManifestWatch } from './manifest-watch.ts'
-export { signGrant, signOrder, signPin } from './orders.ts'
-export { PinService, type PinServiceDeps } from './pins-service.ts'
-export { placeShards } from './placement.ts'
-export { placeScored } from './placement-scored.ts'
-export { Popularity } from './popularity.ts'
-export { ANNOUNCE_MAX_DEFER_MS, ANNOUNCE_QUIET_MS, Provider } from './provide.ts'
-export { parityFor } from './redundancy.ts'
-export { ReedSolomon } from './reed-solomon.ts'
-export { DEFAULT_REPAIR_OPTIONS, type RepairEvent, Repairer } from './repair.ts'
-export { responsibleFor } from './responsibility.ts'
+} from './files/manifest.ts'
+export { PinService, type PinServiceDeps } from './files/pins-service.ts'
+export { AuditRecords } from './keeper/audit-records.ts'
+export { DEFAULT_HOLDER_UPDATE_INBOX_OPTIONS, HolderUpdateInbox } from './keeper/holder-update-inbox.ts'
+export { ManifestWatch } from './keeper/manifest-watch.ts'
+export { Popularity } from './keeper/popularity.ts'
+export { parityFor } from './keeper/redundancy.ts'
+export { DEFAULT_REPAIR_OPTIONS, type RepairEvent, Repairer } from './keeper/repair.ts'
+export { responsibleFor } from './keeper/responsibility.ts'
+export { placeShards } from './placement/placement.ts'
+export { placeScored } from './placement/placement-scored.ts'
+export { StorageAccounts } from './protocol/accounts.ts'
+export { HolderPolicy } from './protocol/holder-policy.ts'
+export { signGrant, signOrder, signPin } from './protocol/orders.ts'
+export { ANNOUNCE_MAX_DEFER_MS, ANNOUNCE_QUIET_MS, Provider } from './protocol/provide.ts'
+export { ShardClient } from './protocol/shard-client.ts'
+export { type Receipt, SHARD_PROTOCOL, verifyReceipt } from './protocol/shard-messages.ts'
+export { DEFAULT_SHARD_SERVER_OPTIONS, ShardServer } from './protocol/shard-server.ts'
 export { type StorageRoutesDeps, storageRoutes } from './routes.ts'
-export { segment } from './segmenter.ts'
-export {
-  DEFAULT_SHARD_SERVER_OPTIONS,
-  type Receipt,
-  SHARD_PROTOCOL,
-  ShardClient,
-  ShardServer,
-  verifyReceipt,
-} from './shard-protocol.ts'
-export { ShardStore, type ShardStoreOptions, startExpiryCleanup } from './shard-store.ts'
+export { ShardStore, type ShardStoreOptions, startExpiryCleanup } from './store/shard-store.ts'

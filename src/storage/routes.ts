@@ -5,10 +5,10 @@
  */
 import { type ApiRoutes, parseRange, schemas as S, writeParts } from '../api/index.ts'
 import { NodusError } from '../common/errors.ts'
-import { cidToString, parseCid } from './cid.ts'
-import type { FileService } from './files.ts'
-import type { PinService } from './pins-service.ts'
-import type { ShardStore } from './shard-store.ts'
+import { cidToString, parseCid } from './codec/cid.ts'
+import type { FileService } from './files/files.ts'
+import type { PinService } from './files/pins-service.ts'
+import type { ShardStore } from './store/shard-store.ts'
 
 /** What the storage routes use. */
 export interface StorageRoutesDeps {

@@ -28,10 +28,10 @@ test('node processes started from dist/ store a file and return it byte for byte
   }
   const devnetUrl = new URL('../../dist/src/cli/devnet.js', import.meta.url).href
   const clientUrl = new URL('../../dist/src/cli/client.js', import.meta.url).href
-  const rsUrl = new URL('../../dist/src/storage/reed-solomon.js', import.meta.url).href
+  const rsUrl = new URL('../../dist/src/storage/codec/reed-solomon.js', import.meta.url).href
   const { Devnet } = (await import(devnetUrl)) as typeof import('../../src/cli/devnet.ts')
   const { putFile, getFile } = (await import(clientUrl)) as typeof import('../../src/cli/client.ts')
-  const rs = (await import(rsUrl)) as typeof import('../../src/storage/reed-solomon.ts')
+  const rs = (await import(rsUrl)) as typeof import('../../src/storage/codec/reed-solomon.ts')
   if (process.env.NODUS_REQUIRE_NATIVE === '1') assert.notEqual(rs.nativeKernelPath(), null)
 
   const dir = await mkdtemp(join(tmpdir(), 'nodus-dist-'))

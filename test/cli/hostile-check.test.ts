@@ -11,9 +11,9 @@ import { after, before, test } from 'node:test'
 import { checkHolderState, holderStateFailures, RefusalStretch } from '../../src/cli/hostile-check.ts'
 import { forgedHolderUpdate } from '../../src/cli/hostile-wire.ts'
 import { generateIdentity, type NodeIdentity } from '../../src/crypto/index.ts'
-import { StorageAccounts } from '../../src/storage/accounts.ts'
 import { cidForBytes, cidToString } from '../../src/storage/index.ts'
-import { ManifestWatch } from '../../src/storage/manifest-watch.ts'
+import { ManifestWatch } from '../../src/storage/keeper/manifest-watch.ts'
+import { StorageAccounts } from '../../src/storage/protocol/accounts.ts'
 
 const DAY = 24 * 3600 * 1000
 const NOW = 1_800_000_000_000

@@ -40,7 +40,7 @@ test('the pool empties once unused for idleMs', async () => {
 })
 
 test('with an allocator: its views are taken back (only as made), and reused', () => {
-  // A view 16 bytes into a larger backing store, as storage/direct-io.ts allocAligned makes them.
+  // A view 16 bytes into a larger backing store, as common/direct-io.ts allocAligned makes them.
   const allocate = (size: number): Uint8Array => Buffer.allocUnsafeSlow(size + 4096).subarray(16, 16 + size)
   const pool = new BufferPool({ maxBytes: 1 << 24, minSize: 1024, allocate })
   const a = pool.take(8192)

@@ -14,7 +14,7 @@ import { after, before, test } from 'node:test'
 import type { CID } from 'multiformats/cid'
 import type { NodusNode } from '../../src/node/node.ts'
 import { cidToString, ShardClient } from '../../src/storage/index.ts'
-import type { RepairEvent } from '../../src/storage/repair.ts'
+import type { RepairEvent } from '../../src/storage/keeper/repair.ts'
 import { startNodes } from '../utils/nodes.ts'
 
 let dir = ''

@@ -14,7 +14,7 @@ import { readApiToken } from '../../src/common/data-dir.ts'
 import { signEd25519 } from '../../src/crypto/index.ts'
 import type { NodusNode } from '../../src/node/node.ts'
 import { cidToString, type PutResult, parseCid } from '../../src/storage/index.ts'
-import { signGrant, signPin } from '../../src/storage/orders.ts'
+import { signGrant, signPin } from '../../src/storage/protocol/orders.ts'
 import { startPeer, stopAll, type TestPeer } from '../utils/cluster.ts'
 import { startNodes } from '../utils/nodes.ts'
 

@@ -16,7 +16,7 @@ import { isNodusError } from '../../src/common/errors.ts'
 import { generateIdentity, signEd25519 } from '../../src/crypto/index.ts'
 import type { NodusNode } from '../../src/node/node.ts'
 import { cidForBytes, cidToString, parseCid } from '../../src/storage/index.ts'
-import { signOrder } from '../../src/storage/orders.ts'
+import { signOrder } from '../../src/storage/protocol/orders.ts'
 import { orderFor, startPeer, stopAll, type TestPeer } from '../utils/cluster.ts'
 import { startNodes } from '../utils/nodes.ts'
 

@@ -7,7 +7,7 @@ import {
   AuditRecords,
   type AuditResult,
   BadCopies,
-} from '../../src/storage/audit-records.ts'
+} from '../../src/storage/keeper/audit-records.ts'
 import { FakeClock } from '../utils/fake-clock.ts'
 
 /** fast-check seed; override with NODUS_FC_SEED to replay a failure. */

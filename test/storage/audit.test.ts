@@ -5,6 +5,15 @@ import fc from 'fast-check'
 import { isNodusError } from '../../src/common/errors.ts'
 import { blake3 } from '../../src/crypto/index.ts'
 import {
+  BLAKE3_CHUNK_BYTES,
+  blake3Tree,
+  sliceCvCount,
+  sliceCvs,
+  treeLeftLen,
+  verifySlice,
+} from '../../src/storage/codec/blake3-tree.ts'
+import { cidForBytes, cidFromDigest, DAG_CBOR_CODEC } from '../../src/storage/codec/cid.ts'
+import {
   type AuditChallenge,
   type AuditProof,
   answerChallenge,
@@ -18,16 +27,7 @@ import {
   makeChallenge,
   proofShape,
   verifyAnswer,
-} from '../../src/storage/audit.ts'
-import {
-  BLAKE3_CHUNK_BYTES,
-  blake3Tree,
-  sliceCvCount,
-  sliceCvs,
-  treeLeftLen,
-  verifySlice,
-} from '../../src/storage/blake3-tree.ts'
-import { cidForBytes, cidFromDigest, DAG_CBOR_CODEC } from '../../src/storage/cid.ts'
+} from '../../src/storage/keeper/audit.ts'
 
 // BLAKE3 team's test_vectors.json, read in place from ../shared/vectors.
 const VECTORS = new URL('../../../shared/vectors/blake3/test_vectors.json', import.meta.url)

@@ -24,7 +24,7 @@ import {
   parseCid,
   RAW_CODEC,
   verifyCid,
-} from '../../src/storage/cid.ts'
+} from '../../src/storage/codec/cid.ts'
 
 const isCidInvalid = (e: unknown): boolean => isNodusError(e, 'CID_INVALID')
 const fromHex = (hex: string): Uint8Array => new Uint8Array(Buffer.from(hex, 'hex'))

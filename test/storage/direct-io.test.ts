@@ -5,8 +5,6 @@ import { join } from 'node:path'
 import { describe, it, type TestContext } from 'node:test'
 import fc from 'fast-check'
 import { BufferPool } from '../../src/common/buffer-pool.ts'
-import { isNodusError } from '../../src/common/errors.ts'
-import { nativeAddon } from '../../src/common/native.ts'
 import {
   alignedSpan,
   alignUp,
@@ -14,8 +12,10 @@ import {
   DIRECT_IO_ALIGN,
   directIoAvailable,
   probeDirectIo,
-} from '../../src/storage/direct-io.ts'
-import { ShardStore } from '../../src/storage/shard-store.ts'
+} from '../../src/common/direct-io.ts'
+import { isNodusError } from '../../src/common/errors.ts'
+import { nativeAddon } from '../../src/common/native.ts'
+import { ShardStore } from '../../src/storage/store/shard-store.ts'
 import { residentPages } from '../utils/page-cache.ts'
 import { bytesOf, cidOf } from './fixtures/shard-bytes.ts'
 

@@ -10,14 +10,14 @@ import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
 import * as dagCbor from '@ipld/dag-cbor'
 import { type HybridSignature, identityFromSeeds, verifyHybrid } from '../../src/crypto/index.ts'
-import { cidForBytes } from '../../src/storage/cid.ts'
+import { cidForBytes } from '../../src/storage/codec/cid.ts'
 import {
   decodeHolderUpdate,
   decodeManifest,
   openHolderUpdate,
   parseHolderUpdate,
   signHolderUpdate,
-} from '../../src/storage/manifest.ts'
+} from '../../src/storage/files/manifest.ts'
 
 const fixture = JSON.parse(
   readFileSync(new URL('./fixtures/holder-update-v1.json', import.meta.url), 'utf8'),

@@ -14,8 +14,7 @@ import type { CID } from 'multiformats/cid'
 import { type ErrorCode, NodusError } from '../../src/common/errors.ts'
 import { silentLogger } from '../../src/common/logger.ts'
 import { hybridPublicKey, identityFromSeeds, type NodeIdentity, signHybrid } from '../../src/crypto/index.ts'
-import { cidForBytes } from '../../src/storage/cid.ts'
-import { HolderUpdateInbox } from '../../src/storage/holder-update-inbox.ts'
+import { cidForBytes } from '../../src/storage/codec/cid.ts'
 import {
   applyHolderUpdate,
   decodeHolderUpdate,
@@ -27,9 +26,10 @@ import {
   openHolderUpdate,
   signHolderUpdate,
   signManifest,
-} from '../../src/storage/manifest.ts'
-import { ManifestWatch } from '../../src/storage/manifest-watch.ts'
-import { DEFAULT_REPAIR_OPTIONS, type RepairEvent, Repairer } from '../../src/storage/repair.ts'
+} from '../../src/storage/files/manifest.ts'
+import { HolderUpdateInbox } from '../../src/storage/keeper/holder-update-inbox.ts'
+import { ManifestWatch } from '../../src/storage/keeper/manifest-watch.ts'
+import { DEFAULT_REPAIR_OPTIONS, type RepairEvent, Repairer } from '../../src/storage/keeper/repair.ts'
 import { accountableSigner } from '../../src/trust/index.ts'
 import { MemoryStore } from '../utils/memory-store.ts'
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import type { NodusNode } from '../../src/node/node.ts'
-import type { RepairEvent } from '../../src/storage/repair.ts'
+import type { RepairEvent } from '../../src/storage/keeper/repair.ts'
 import { startNodes } from '../utils/nodes.ts'
 
 const N = 8

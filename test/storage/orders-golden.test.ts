@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { CID } from 'multiformats/cid'
 import { identityFromSeeds, signEd25519 } from '../../src/crypto/index.ts'
-import { cidForBytes, DAG_CBOR_CODEC } from '../../src/storage/cid.ts'
+import { cidForBytes, DAG_CBOR_CODEC } from '../../src/storage/codec/cid.ts'
 import {
   openCommit,
   openGrant,
@@ -22,7 +22,7 @@ import {
   signGrant,
   signOrder,
   signPin,
-} from '../../src/storage/orders.ts'
+} from '../../src/storage/protocol/orders.ts'
 
 const seed = (b: number): Uint8Array => new Uint8Array(32).fill(b)
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')

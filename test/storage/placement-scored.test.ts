@@ -3,7 +3,7 @@ import { describe, it } from 'node:test'
 import fc from 'fast-check'
 import { isNodusError } from '../../src/common/errors.ts'
 import { mulberry32 as rng } from '../../src/common/prng.ts'
-import { baseWeights, type Candidate, placeScored } from '../../src/storage/placement-scored.ts'
+import { baseWeights, type Candidate, placeScored } from '../../src/storage/placement/placement-scored.ts'
 
 /** fast-check seed: NODUS_FC_SEED, or a fixed default so runs are reproducible. */
 const SEED = process.env.NODUS_FC_SEED === undefined ? 0x91ace : Number(process.env.NODUS_FC_SEED)

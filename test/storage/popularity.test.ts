@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { Popularity } from '../../src/storage/popularity.ts'
+import { Popularity } from '../../src/storage/keeper/popularity.ts'
 
 const H = 3600 * 1000
 

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
 import { isNodusError } from '../../src/common/errors.ts'
-import { DEFAULT_REDUNDANCY_OPTIONS, parityFor } from '../../src/storage/redundancy.ts'
-import { ReedSolomon } from '../../src/storage/reed-solomon.ts'
+import { ReedSolomon } from '../../src/storage/codec/reed-solomon.ts'
+import { DEFAULT_REDUNDANCY_OPTIONS, parityFor } from '../../src/storage/keeper/redundancy.ts'
 
 const SEED = process.env.NODUS_FC_SEED === undefined ? 0x7ed : Number(process.env.NODUS_FC_SEED)
 

@@ -5,8 +5,16 @@ import { describe, it } from 'node:test'
 import { ReedSolomonErasure } from '@digitaldefiance/reed-solomon-erasure.wasm'
 import fc from 'fast-check'
 import { isNodusError } from '../../src/common/errors.ts'
-import { type GfMatrix, gfDiv, gfExp, gfMul, matInvert, matMul, mulRowsJs } from '../../src/storage/gf256.ts'
-import { type ErasureKernel, nativeKernelPath, ReedSolomon } from '../../src/storage/reed-solomon.ts'
+import {
+  type GfMatrix,
+  gfDiv,
+  gfExp,
+  gfMul,
+  matInvert,
+  matMul,
+  mulRowsJs,
+} from '../../src/storage/codec/gf256.ts'
+import { type ErasureKernel, nativeKernelPath, ReedSolomon } from '../../src/storage/codec/reed-solomon.ts'
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers
@@ -180,7 +188,7 @@ describe('bulk kernels', () => {
       [
         '--input-type=module',
         '-e',
-        `import { ReedSolomon } from ${JSON.stringify(new URL('../../src/storage/reed-solomon.ts', import.meta.url).href)}
+        `import { ReedSolomon } from ${JSON.stringify(new URL('../../src/storage/codec/reed-solomon.ts', import.meta.url).href)}
          console.log(new ReedSolomon(2, 1).kernel)`,
       ],
       { env: { ...process.env, NODUS_ERASURE_KERNEL: 'js' }, encoding: 'utf8' },

@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { NodusNode } from '../../src/node/node.ts'
 import { parseCid } from '../../src/storage/index.ts'
-import type { RepairEvent } from '../../src/storage/repair.ts'
+import type { RepairEvent } from '../../src/storage/keeper/repair.ts'
 import { startNodes } from '../utils/nodes.ts'
 import { chunks, collect } from '../utils/streams.ts'
 

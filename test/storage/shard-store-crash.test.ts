@@ -17,7 +17,7 @@ import { createInterface } from 'node:readline'
 import { describe, it, type TestContext } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { CID } from 'multiformats/cid'
-import { ShardStore } from '../../src/storage/shard-store.ts'
+import { ShardStore } from '../../src/storage/store/shard-store.ts'
 import { bytesOf, cidOf, crashShard, prng } from './fixtures/shard-bytes.ts'
 
 const WRITER = fileURLToPath(new URL('./fixtures/crash-writer.ts', import.meta.url))

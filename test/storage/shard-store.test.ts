@@ -11,14 +11,14 @@ import { open as openLmdb } from 'lmdb'
 import { CID } from 'multiformats/cid'
 import { create } from 'multiformats/hashes/digest'
 import { type ErrorCode, isNodusError } from '../../src/common/errors.ts'
-import { SEEN_KEYS, ShardCache } from '../../src/storage/shard-cache.ts'
+import { SEEN_KEYS, ShardCache } from '../../src/storage/store/shard-cache.ts'
 import {
   ShardStore,
   type ShardStoreDeps,
   type ShardStoreOptions,
   startExpiryCleanup,
-} from '../../src/storage/shard-store.ts'
-import { CapacityGuard } from '../../src/storage/shard-store-write.ts'
+} from '../../src/storage/store/shard-store.ts'
+import { CapacityGuard } from '../../src/storage/store/shard-store-capacity.ts'
 import { bytesOf, cidOf } from './fixtures/shard-bytes.ts'
 
 const NOW_MS = 1_700_000_000_000

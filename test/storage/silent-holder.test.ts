@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import type { NodusNode } from '../../src/node/node.ts'
 import { SHARD_PROTOCOL } from '../../src/storage/index.ts'
-import type { RepairEvent } from '../../src/storage/repair.ts'
+import type { RepairEvent } from '../../src/storage/keeper/repair.ts'
 import { startNodes } from '../utils/nodes.ts'
 
 let dir = ''

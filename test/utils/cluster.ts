@@ -19,8 +19,6 @@ import {
   signHybrid,
 } from '../../src/crypto/index.ts'
 import { createHost, DEFAULT_HOST_OPTIONS, type NodusLibp2p } from '../../src/net/index.ts'
-import { StorageAccounts } from '../../src/storage/accounts.ts'
-import { HolderPolicy } from '../../src/storage/holder-policy.ts'
 import {
   DEFAULT_FILE_OPTIONS,
   DEFAULT_SHARD_SERVER_OPTIONS,
@@ -31,8 +29,10 @@ import {
   ShardClient,
   ShardServer,
 } from '../../src/storage/index.ts'
-import { signOrder } from '../../src/storage/orders.ts'
-import type { Receipt } from '../../src/storage/shard-protocol.ts'
+import { StorageAccounts } from '../../src/storage/protocol/accounts.ts'
+import { HolderPolicy } from '../../src/storage/protocol/holder-policy.ts'
+import { signOrder } from '../../src/storage/protocol/orders.ts'
+import type { Receipt } from '../../src/storage/protocol/shard-messages.ts'
 import { MemoryStore } from './memory-store.ts'
 
 export interface TestPeer {

@@ -3,7 +3,7 @@ import { initNode } from '../../src/cli/init.ts'
 import { silentLogger } from '../../src/common/logger.ts'
 import { loadConfig } from '../../src/config/config.ts'
 import { createNode, type NodusNode } from '../../src/node/node.ts'
-import type { RepairEvent } from '../../src/storage/repair.ts'
+import type { RepairEvent } from '../../src/storage/keeper/repair.ts'
 
 /**
  * Start `n` real nodes in this process (loopback, data under `dir`), each with `config`, and connect
