@@ -1,5 +1,5 @@
 /**
- * The bulk channel (src/net/bulk.ts): shard gets and puts over TLS 1.3 sockets keyed over libp2p,
+ * The bulk channel (src/net/bulk*.ts): shard gets and puts over TLS 1.3 sockets keyed over libp2p,
  * between real libp2p hosts on loopback; fallback to libp2p streams; hostile and broken sockets.
  */
 import assert from 'node:assert/strict'
@@ -9,7 +9,8 @@ import { after, before, describe, it } from 'node:test'
 import { connect as tlsConnect } from 'node:tls'
 import * as dagCbor from '@ipld/dag-cbor'
 import { isNodusError, NodusError } from '../../src/common/errors.ts'
-import { BULK_PROTOCOL, BulkChannel, DEFAULT_BULK_OPTIONS, FrameParser } from '../../src/net/bulk.ts'
+import { BulkChannel, DEFAULT_BULK_OPTIONS } from '../../src/net/bulk.ts'
+import { BULK_PROTOCOL, FrameParser } from '../../src/net/bulk-wire.ts'
 import { encodeVarint, StreamReader } from '../../src/net/index.ts'
 import { cidForBytes, ShardClient, verifyReceipt } from '../../src/storage/index.ts'
 import { orderFor, putOrdered, startPeer, type TestPeer } from '../utils/cluster.ts'
