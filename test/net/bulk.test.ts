@@ -8,12 +8,14 @@ import { createServer as createNetServer } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { connect as tlsConnect } from 'node:tls'
 import * as dagCbor from '@ipld/dag-cbor'
+import type { Clock } from '../../src/common/clock.ts'
 import { isNodusError, NodusError } from '../../src/common/errors.ts'
 import { BulkChannel, DEFAULT_BULK_OPTIONS } from '../../src/net/bulk.ts'
 import { BULK_PROTOCOL, FrameParser } from '../../src/net/bulk-wire.ts'
 import { encodeVarint, StreamReader } from '../../src/net/index.ts'
 import { cidForBytes, ShardClient, verifyReceipt } from '../../src/storage/index.ts'
 import { orderFor, putOrdered, startPeer, type TestPeer } from '../utils/cluster.ts'
+import { FakeClock } from '../utils/fake-clock.ts'
 
 interface BulkPeer extends TestPeer {
   bulk: BulkChannel
@@ -22,7 +24,10 @@ interface BulkPeer extends TestPeer {
   bulkServed: { count: number }
 }
 
-async function bulkPeer(options: Partial<typeof DEFAULT_BULK_OPTIONS> = {}): Promise<BulkPeer> {
+async function bulkPeer(
+  options: Partial<typeof DEFAULT_BULK_OPTIONS> = {},
+  clock?: Clock,
+): Promise<BulkPeer> {
   const peer = await startPeer()
   const bulkServed = { count: 0 }
   const bulk = new BulkChannel(
@@ -35,6 +40,7 @@ async function bulkPeer(options: Partial<typeof DEFAULT_BULK_OPTIONS> = {}): Pro
         return peer.server.bulkHandler(request, reply, signal)
       },
       logger: { debug: () => {} },
+      ...(clock === undefined ? {} : { clock }),
     },
     { ...DEFAULT_BULK_OPTIONS, ...options },
   )
@@ -171,11 +177,14 @@ describe('bulk channel', () => {
     await assert.rejects(rawSocket(t.port, t.id, Buffer.from(t.key, 'hex')), 'a ticket is single-use')
     const wrongKey = await ticket(a, b)
     await assert.rejects(rawSocket(wrongKey.port, wrongKey.id, randomBytes(32)), 'the key must match')
-    const short = await bulkPeer({ ticketTtlMs: 1 })
+    const clock = new FakeClock(Date.now())
+    const short = await bulkPeer({}, clock)
     try {
       await a.libp2p.dial(short.libp2p.getMultiaddrs())
+      const fresh = await ticket(a, short)
       const old = await ticket(a, short)
-      await new Promise((r) => setTimeout(r, 20))
+      ;(await rawSocket(fresh.port, fresh.id, Buffer.from(fresh.key, 'hex'))).destroy() // within its TTL: taken
+      clock.advance(DEFAULT_BULK_OPTIONS.ticketTtlMs + 1)
       await assert.rejects(
         rawSocket(old.port, old.id, Buffer.from(old.key, 'hex')),
         'an expired ticket is refused',
@@ -203,14 +212,14 @@ describe('bulk channel', () => {
     // A request the shard server cannot parse gets an error reply on the same socket.
     const t = await ticket(a, b)
     const s = await rawSocket(t.port, t.id, Buffer.from(t.key, 'hex'))
-    const replies: { header: Uint8Array; body: Uint8Array }[] = []
-    const parser = new FrameParser(1024, (m) => replies.push(m))
-    s.on('data', (d: Buffer) => parser.push(d))
+    const firstReply = new Promise<{ header: Uint8Array }>((resolve, reject) => {
+      const parser = new FrameParser(1024, resolve)
+      s.on('data', (d: Buffer) => parser.push(d))
+      s.once('close', () => reject(new Error('the socket closed without a reply')))
+    })
     const header = dagCbor.encode({ v: 1, op: 'audit', nonsense: true })
     s.write(Uint8Array.from([...encodeVarint(header.byteLength), ...header, ...encodeVarint(0)]))
-    const deadline = Date.now() + 10_000
-    while (replies.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
-    const reply = dagCbor.decode(replies[0]?.header ?? new Uint8Array()) as { ok: boolean; code: string }
+    const reply = dagCbor.decode((await firstReply).header) as { ok: boolean; code: string }
     assert.equal(reply.ok, false)
     assert.equal(reply.code, 'PROTOCOL_ERROR')
     s.destroy()
@@ -279,13 +288,14 @@ describe('bulk channel', () => {
         client.request(server.id.peerId, new Uint8Array(1), new Uint8Array(0), AbortSignal.timeout(30_000))
       const unavailable = (err: unknown): boolean => isNodusError(err, 'BULK_UNAVAILABLE')
       await assert.rejects(ask(), unavailable) // waited for the connect, then gave up
-      // The connect is still hanging; the next request does not wait again.
+      // The connect is still hanging; the next request does not wait again: it is refused before the
+      // event loop's next turn (a wait, even of 1 ms, would need a timer, which fires later).
       const next = ask().then(
         () => 'answered',
         (err: unknown) => (unavailable(err) ? 'unavailable' : 'other'),
       )
-      const waited = new Promise((r) => setTimeout(() => r('waited'), 200))
-      assert.equal(await Promise.race([next, waited]), 'unavailable')
+      const nextTurn = new Promise((r) => setImmediate(() => r('waited')))
+      assert.equal(await Promise.race([next, nextTurn]), 'unavailable')
     } finally {
       await client.stop()
       for (const s of accepted) s.destroy()
