@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
-import { readdirSync, readFileSync } from 'node:fs'
-import { dirname, join, relative, sep } from 'node:path'
+import { dirname, join } from 'node:path'
 import { type TestContext, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import fc from 'fast-check'
 import ts from 'typescript'
 import { assertProperty, DEFAULT_SEED, propertySeed } from '../utils/property.ts'
+import { findings, sourceFiles } from '../utils/source-scan.ts'
 
 // STYLE.md: properties are seeded, and the seed is printed on failure. Every fast-check run in test/
 // goes through test/utils/property.ts (`assertProperty`), which does both; nothing else calls
@@ -14,18 +14,6 @@ import { assertProperty, DEFAULT_SEED, propertySeed } from '../utils/property.ts
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const testDir = join(root, 'test')
 const HELPER = 'utils/property.ts'
-
-/** Test sources, relative to test/ with `/` separators. */
-function testFiles(dir: string): string[] {
-  const out: string[] = []
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name)
-    if (entry.isDirectory()) out.push(...testFiles(path))
-    else if (/\.(ts|js|mjs)$/.test(entry.name) && !entry.name.endsWith('.d.ts'))
-      out.push(relative(testDir, path).split(sep).join('/'))
-  }
-  return out
-}
 
 /** `line: fc.assert` / `line: fc.check` for each direct run in `text`; comments and strings ignored. */
 function directRuns(file: string, text: string): string[] {
@@ -115,13 +103,10 @@ test('the scan finds fc.assert and fc.check, and not mentions in comments or str
 })
 
 test('every fast-check run in test/ goes through test/utils/property.ts', () => {
-  const files = testFiles(testDir).filter((f) => f !== HELPER)
+  const files = sourceFiles(testDir).filter((f) => f !== HELPER)
   assert.ok(files.includes('storage/reed-solomon.test.ts'))
-  const offences = files.flatMap((f) =>
-    directRuns(f, readFileSync(join(testDir, f), 'utf8')).map((r) => `test/${f}:${r}`),
-  )
   assert.deepEqual(
-    offences,
+    findings(testDir, 'test', files, directRuns),
     [],
     'use assertProperty from test/utils/property.ts (seeded, seed printed on failure)',
   )

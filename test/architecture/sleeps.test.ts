@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
-import { readdirSync, readFileSync } from 'node:fs'
-import { dirname, join, relative, sep } from 'node:path'
+import { dirname, join } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import ts from 'typescript'
+import { findings, sourceFiles } from '../utils/source-scan.ts'
 
 // STYLE.md: never sleep to wait for something; wait for the event. Outside test/utils/ (where the one
 // polling helper, wait.ts `waitFor`, lives), no test file:
@@ -18,19 +18,6 @@ const testDir = join(root, 'test')
 const EXEMPT_DIRS = ['utils/', 'fixtures/']
 const TIMERS = new Set(['setTimeout', 'setInterval'])
 const CLOCKS = new Set(['Date.now', 'performance.now'])
-
-/** Test sources to check, relative to test/ with `/` separators. */
-function checkedFiles(dir: string): string[] {
-  const out: string[] = []
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name)
-    const rel = relative(testDir, path).split(sep).join('/')
-    if (entry.isDirectory()) {
-      if (!EXEMPT_DIRS.includes(`${rel}/`)) out.push(...checkedFiles(path))
-    } else if (/\.(ts|js|mjs)$/.test(entry.name) && !entry.name.endsWith('.d.ts')) out.push(rel)
-  }
-  return out
-}
 
 /** The called name: `setTimeout`, `Date.now`, `globalThis.setTimeout` → `setTimeout`. */
 function calleeName(expr: ts.Expression): string | undefined {
@@ -105,13 +92,10 @@ test('the scan finds sleeps and wall-clock polling, and not timers nobody awaits
 })
 
 test('no fixed sleep in test/ outside test/utils/', () => {
-  const files = checkedFiles(testDir)
+  const files = sourceFiles(testDir, EXEMPT_DIRS)
   assert.ok(files.includes('net/bulk.test.ts') && !files.includes('utils/wait.ts'))
-  const offences = files.flatMap((f) =>
-    sleeps(f, readFileSync(join(testDir, f), 'utf8')).map((s) => `test/${f}:${s}`),
-  )
   assert.deepEqual(
-    offences,
+    findings(testDir, 'test', files, sleeps),
     [],
     'wait for the event (a promise, an event or a callback the code exposes), move a fake clock ' +
       '(test/utils/fake-clock.ts, or node:test mock.timers for code on the global timers), or, for a ' +
