@@ -16,6 +16,7 @@ import { encodeVarint, StreamReader } from '../../src/net/index.ts'
 import { cidForBytes, ShardClient, verifyReceipt } from '../../src/storage/index.ts'
 import { orderFor, putOrdered, startPeer, type TestPeer } from '../utils/cluster.ts'
 import { FakeClock } from '../utils/fake-clock.ts'
+import { waitFor } from '../utils/wait.ts'
 
 interface BulkPeer extends TestPeer {
   bulk: BulkChannel
@@ -269,6 +270,7 @@ describe('bulk channel', () => {
       silent.listen(server.bulk.port, '127.0.0.2', () => resolve())
     })
     const peer = await startPeer()
+    const keyingWaitMs = 400
     const client = new BulkChannel(
       {
         handle: (protocol, handler, o) => peer.libp2p.handle(protocol, handler, o),
@@ -279,7 +281,7 @@ describe('bulk channel', () => {
         },
         logger: { debug: () => {} },
       },
-      { ...DEFAULT_BULK_OPTIONS, keyingWaitMs: 400, connectTimeoutMs: 20_000 },
+      { ...DEFAULT_BULK_OPTIONS, keyingWaitMs, connectTimeoutMs: 20_000 },
     )
     await client.start()
     try {
@@ -287,7 +289,16 @@ describe('bulk channel', () => {
       const ask = (): Promise<unknown> =>
         client.request(server.id.peerId, new Uint8Array(1), new Uint8Array(0), AbortSignal.timeout(30_000))
       const unavailable = (err: unknown): boolean => isNodusError(err, 'BULK_UNAVAILABLE')
-      await assert.rejects(ask(), unavailable) // waited for the connect, then gave up
+      const first = ask()
+      const keyingEnds = performance.now() + keyingWaitMs // the connect began in ask(): its wait ends by then
+      await assert.rejects(first, unavailable) // waited for the connect, then gave up
+      // Timers count whole milliseconds from the event loop's cached time, so on a busy machine the first
+      // request may give up a little before the keying wait (on performance.now()) is over; the claim is
+      // about requests after it.
+      await waitFor(() => performance.now() > keyingEnds, {
+        timeoutMs: 5_000,
+        what: 'the keying wait to end',
+      })
       // The connect is still hanging; the next request does not wait again: it is refused before the
       // event loop's next turn (a wait, even of 1 ms, would need a timer, which fires later).
       const next = ask().then(
