@@ -1,14 +1,29 @@
+// The public surface of net, exactly as listed in README.md (test/net/index.test.ts checks both agree).
 export { createNet, type Net, type NetAreaOptions, type NetComponents, type NetPeerPolicy } from './area.ts'
-export { BulkChannel, type BulkHandler, DEFAULT_BULK_OPTIONS } from './bulk.ts'
 export {
-  bannedPeerGater,
+  BulkChannel,
+  type BulkDeps,
+  type BulkHandler,
+  type BulkOptions,
+  type BulkReply,
+  type BulkRequest,
+  type BulkResponse,
+  DEFAULT_BULK_OPTIONS,
+} from './bulk.ts'
+export {
   createHost,
   DEFAULT_HOST_OPTIONS,
   type HostHooks,
   type HostOptions,
   type NodusLibp2p,
 } from './host.ts'
-export { announceBatch, type ProvideBatchDeps, provideBatchDepsFor } from './provide-batch.ts'
+export {
+  announceBatch,
+  type ProvideBatchDeps,
+  type ProvideBatchOptions,
+  type ProvideBatchResult,
+  provideBatchDepsFor,
+} from './provide-batch.ts'
 export {
   parseReply,
   type Reply,

@@ -4,11 +4,14 @@ import { test } from 'node:test'
 import { throwIfAborted, withDeadline } from '../../src/common/abort.ts'
 import { isNodusError, NodusError } from '../../src/common/errors.ts'
 
-const tick = (ms: number) => new Promise((r) => setTimeout(r, ms))
+// The deadline's timer runs on node:test's fake timers: time moves only when a test ticks it.
 
-test('withDeadline aborts with TIMEOUT at the deadline', async () => {
+test('withDeadline aborts with TIMEOUT at the deadline', (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] })
   const d = withDeadline(undefined, 20, 'probe')
-  await tick(60)
+  t.mock.timers.tick(19)
+  assert.equal(d.signal.aborted, false, 'not before the deadline')
+  t.mock.timers.tick(1)
   assert.equal(d.signal.aborted, true)
   assert.ok(isNodusError(d.signal.reason) && d.signal.reason.code === 'TIMEOUT')
   assert.match((d.signal.reason as Error).message, /probe timed out after 20 ms/)
@@ -23,13 +26,14 @@ test('withDeadline follows its parent signal', () => {
   d[Symbol.dispose]()
 })
 
-test('disposing of a deadline cancels its timer: the signal never aborts', async () => {
+test('disposing of a deadline cancels its timer: the signal never aborts', (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] })
   let signal: AbortSignal
   {
     using d = withDeadline(undefined, 20)
     signal = d.signal
   }
-  await tick(60)
+  t.mock.timers.tick(60)
   assert.equal(signal.aborted, false)
 })
 

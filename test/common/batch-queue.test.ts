@@ -6,6 +6,7 @@ import { isNodusError } from '../../src/common/errors.ts'
 test('items pushed while the gate waits join that batch; batches never exceed batchSize', async () => {
   const batches: number[][] = []
   let open: () => void = () => {}
+  const firstGate = Promise.withResolvers<void>()
   let gated = 0
   const q = new BatchQueue<number>(
     async (items) => {
@@ -16,12 +17,15 @@ test('items pushed while the gate waits join that batch; batches never exceed ba
       maxPending: 100,
       gate: async () => {
         gated++
-        if (gated === 1) await new Promise<void>((r) => (open = r))
+        if (gated === 1) {
+          firstGate.resolve()
+          await new Promise<void>((r) => (open = r))
+        }
       },
     },
   )
   q.push(0)
-  await new Promise((r) => setImmediate(r))
+  await firstGate.promise // the first batch waits at the gate
   for (let i = 1; i < 10; i++) q.push(i)
   assert.equal(q.size, 10)
   open()
@@ -43,8 +47,10 @@ test('QUEUE_FULL beyond maxPending; a failing batch goes to onError and the queu
   const done: number[][] = []
   let release: () => void = () => {}
   const hold = new Promise<void>((r) => (release = r))
+  const running = Promise.withResolvers<void>()
   const q = new BatchQueue<number>(
     async (items) => {
+      running.resolve()
       await hold
       if (items.includes(1)) throw new Error('boom')
       done.push(items)
@@ -52,7 +58,7 @@ test('QUEUE_FULL beyond maxPending; a failing batch goes to onError and the queu
     { batchSize: 1, maxPending: 2, onError: (_err, items) => errors.push(items) },
   )
   q.push(1) // taken into the running batch at once
-  await new Promise((r) => setImmediate(r))
+  await running.promise
   q.push(2)
   q.push(3)
   assert.throws(
@@ -68,6 +74,7 @@ test('QUEUE_FULL beyond maxPending; a failing batch goes to onError and the queu
 test('stop() aborts the gate, drops waiting items and refuses new ones', async () => {
   const ran: number[][] = []
   let gateSignal: AbortSignal | undefined
+  const atGate = Promise.withResolvers<void>()
   const q = new BatchQueue<number>(
     async (items) => {
       ran.push(items)
@@ -77,13 +84,14 @@ test('stop() aborts the gate, drops waiting items and refuses new ones', async (
       maxPending: 8,
       gate: async (_oldest, signal) => {
         gateSignal = signal
+        atGate.resolve()
         await new Promise((_r, reject) => signal.addEventListener('abort', () => reject(signal.reason)))
       },
     },
   )
   q.push(1)
   q.push(2)
-  await new Promise((r) => setImmediate(r))
+  await atGate.promise
   await q.stop()
   assert.equal(gateSignal?.aborted, true)
   assert.deepEqual(ran, [])

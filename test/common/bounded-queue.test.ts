@@ -8,12 +8,14 @@ test('BoundedQueue runs at most `concurrency` jobs and refuses beyond maxPending
   let running = 0
   let peak = 0
   const gates: (() => void)[] = []
+  // Once open, a job still awaits (a resolved promise), so jobs started together overlap.
+  let open = false
   const errors: unknown[] = []
   const q = new BoundedQueue<number>(
     async (n) => {
       running++
       peak = Math.max(peak, running)
-      await new Promise<void>((r) => gates.push(r))
+      await new Promise<void>((r) => (open ? r() : gates.push(r)))
       running--
       if (n === 3) throw new Error('job 3 failed')
     },
@@ -28,10 +30,8 @@ test('BoundedQueue runs at most `concurrency` jobs and refuses beyond maxPending
     () => q.push(9),
     (err) => isNodusError(err, 'QUEUE_FULL'),
   )
-  while (q.active > 0) {
-    gates.shift()?.()
-    await new Promise((r) => setImmediate(r))
-  }
+  open = true
+  for (const release of gates.splice(0)) release()
   await q.onIdle()
   assert.equal(peak, 2)
   assert.equal(errors.length, 1)

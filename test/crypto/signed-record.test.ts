@@ -26,8 +26,8 @@ import {
   signingBytes,
 } from '../../src/crypto/index.ts'
 import { FakeClock } from '../utils/fake-clock.ts'
+import { assertProperty } from '../utils/property.ts'
 
-const SEED = process.env.NODUS_FC_SEED === undefined ? 0x5167 : Number(process.env.NODUS_FC_SEED)
 const seed = (b: number): Uint8Array => new Uint8Array(32).fill(b)
 const T0 = 1_750_000_000_000
 
@@ -164,22 +164,17 @@ describe('SignedRecordCodec (Ed25519)', () => {
       return b
     })
     const cut = fc.nat(good.length - 1).map((n) => good.slice(0, n))
-    try {
-      fc.assert(
-        fc.property(fc.oneof(flipped, cut, fc.uint8Array({ maxLength: 200 })), (bytes) => {
-          try {
-            NOTE.open(bytes)
-          } catch (e) {
-            assert.ok(isNodusError(e, 'INVALID_ARGUMENT') || isNodusError(e, 'SIGNATURE_INVALID'), String(e))
-            assert.ok(e.peerAction === 'reject' || e.peerAction === 'ban')
-          }
-        }),
-        { seed: SEED, numRuns: 300 },
-      )
-    } catch (err) {
-      console.error(`fast-check failed with seed ${SEED}; replay with NODUS_FC_SEED=${SEED}`)
-      throw err
-    }
+    assertProperty(
+      fc.property(fc.oneof(flipped, cut, fc.uint8Array({ maxLength: 200 })), (bytes) => {
+        try {
+          NOTE.open(bytes)
+        } catch (e) {
+          assert.ok(isNodusError(e, 'INVALID_ARGUMENT') || isNodusError(e, 'SIGNATURE_INVALID'), String(e))
+          assert.ok(e.peerAction === 'reject' || e.peerAction === 'ban')
+        }
+      }),
+      { numRuns: 300 },
+    )
   })
 })
 

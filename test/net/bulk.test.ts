@@ -1,5 +1,5 @@
 /**
- * The bulk channel (src/net/bulk.ts): shard gets and puts over TLS 1.3 sockets keyed over libp2p,
+ * The bulk channel (src/net/bulk*.ts): shard gets and puts over TLS 1.3 sockets keyed over libp2p,
  * between real libp2p hosts on loopback; fallback to libp2p streams; hostile and broken sockets.
  */
 import assert from 'node:assert/strict'
@@ -8,11 +8,15 @@ import { createServer as createNetServer } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { connect as tlsConnect } from 'node:tls'
 import * as dagCbor from '@ipld/dag-cbor'
+import type { Clock } from '../../src/common/clock.ts'
 import { isNodusError, NodusError } from '../../src/common/errors.ts'
-import { BULK_PROTOCOL, BulkChannel, DEFAULT_BULK_OPTIONS, FrameParser } from '../../src/net/bulk.ts'
+import { BulkChannel, DEFAULT_BULK_OPTIONS } from '../../src/net/bulk.ts'
+import { BULK_PROTOCOL, FrameParser } from '../../src/net/bulk-wire.ts'
 import { encodeVarint, StreamReader } from '../../src/net/index.ts'
 import { cidForBytes, ShardClient, verifyReceipt } from '../../src/storage/index.ts'
 import { orderFor, putOrdered, startPeer, type TestPeer } from '../utils/cluster.ts'
+import { FakeClock } from '../utils/fake-clock.ts'
+import { waitFor } from '../utils/wait.ts'
 
 interface BulkPeer extends TestPeer {
   bulk: BulkChannel
@@ -21,7 +25,10 @@ interface BulkPeer extends TestPeer {
   bulkServed: { count: number }
 }
 
-async function bulkPeer(options: Partial<typeof DEFAULT_BULK_OPTIONS> = {}): Promise<BulkPeer> {
+async function bulkPeer(
+  options: Partial<typeof DEFAULT_BULK_OPTIONS> = {},
+  clock?: Clock,
+): Promise<BulkPeer> {
   const peer = await startPeer()
   const bulkServed = { count: 0 }
   const bulk = new BulkChannel(
@@ -34,6 +41,7 @@ async function bulkPeer(options: Partial<typeof DEFAULT_BULK_OPTIONS> = {}): Pro
         return peer.server.bulkHandler(request, reply, signal)
       },
       logger: { debug: () => {} },
+      ...(clock === undefined ? {} : { clock }),
     },
     { ...DEFAULT_BULK_OPTIONS, ...options },
   )
@@ -170,11 +178,14 @@ describe('bulk channel', () => {
     await assert.rejects(rawSocket(t.port, t.id, Buffer.from(t.key, 'hex')), 'a ticket is single-use')
     const wrongKey = await ticket(a, b)
     await assert.rejects(rawSocket(wrongKey.port, wrongKey.id, randomBytes(32)), 'the key must match')
-    const short = await bulkPeer({ ticketTtlMs: 1 })
+    const clock = new FakeClock(Date.now())
+    const short = await bulkPeer({}, clock)
     try {
       await a.libp2p.dial(short.libp2p.getMultiaddrs())
+      const fresh = await ticket(a, short)
       const old = await ticket(a, short)
-      await new Promise((r) => setTimeout(r, 20))
+      ;(await rawSocket(fresh.port, fresh.id, Buffer.from(fresh.key, 'hex'))).destroy() // within its TTL: taken
+      clock.advance(DEFAULT_BULK_OPTIONS.ticketTtlMs + 1)
       await assert.rejects(
         rawSocket(old.port, old.id, Buffer.from(old.key, 'hex')),
         'an expired ticket is refused',
@@ -202,14 +213,14 @@ describe('bulk channel', () => {
     // A request the shard server cannot parse gets an error reply on the same socket.
     const t = await ticket(a, b)
     const s = await rawSocket(t.port, t.id, Buffer.from(t.key, 'hex'))
-    const replies: { header: Uint8Array; body: Uint8Array }[] = []
-    const parser = new FrameParser(1024, (m) => replies.push(m))
-    s.on('data', (d: Buffer) => parser.push(d))
+    const firstReply = new Promise<{ header: Uint8Array }>((resolve, reject) => {
+      const parser = new FrameParser(1024, resolve)
+      s.on('data', (d: Buffer) => parser.push(d))
+      s.once('close', () => reject(new Error('the socket closed without a reply')))
+    })
     const header = dagCbor.encode({ v: 1, op: 'audit', nonsense: true })
     s.write(Uint8Array.from([...encodeVarint(header.byteLength), ...header, ...encodeVarint(0)]))
-    const deadline = Date.now() + 10_000
-    while (replies.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
-    const reply = dagCbor.decode(replies[0]?.header ?? new Uint8Array()) as { ok: boolean; code: string }
+    const reply = dagCbor.decode((await firstReply).header) as { ok: boolean; code: string }
     assert.equal(reply.ok, false)
     assert.equal(reply.code, 'PROTOCOL_ERROR')
     s.destroy()
@@ -259,6 +270,7 @@ describe('bulk channel', () => {
       silent.listen(server.bulk.port, '127.0.0.2', () => resolve())
     })
     const peer = await startPeer()
+    const keyingWaitMs = 400
     const client = new BulkChannel(
       {
         handle: (protocol, handler, o) => peer.libp2p.handle(protocol, handler, o),
@@ -269,7 +281,7 @@ describe('bulk channel', () => {
         },
         logger: { debug: () => {} },
       },
-      { ...DEFAULT_BULK_OPTIONS, keyingWaitMs: 400, connectTimeoutMs: 20_000 },
+      { ...DEFAULT_BULK_OPTIONS, keyingWaitMs, connectTimeoutMs: 20_000 },
     )
     await client.start()
     try {
@@ -277,14 +289,24 @@ describe('bulk channel', () => {
       const ask = (): Promise<unknown> =>
         client.request(server.id.peerId, new Uint8Array(1), new Uint8Array(0), AbortSignal.timeout(30_000))
       const unavailable = (err: unknown): boolean => isNodusError(err, 'BULK_UNAVAILABLE')
-      await assert.rejects(ask(), unavailable) // waited for the connect, then gave up
-      // The connect is still hanging; the next request does not wait again.
+      const first = ask()
+      const keyingEnds = performance.now() + keyingWaitMs // the connect began in ask(): its wait ends by then
+      await assert.rejects(first, unavailable) // waited for the connect, then gave up
+      // Timers count whole milliseconds from the event loop's cached time, so on a busy machine the first
+      // request may give up a little before the keying wait (on performance.now()) is over; the claim is
+      // about requests after it.
+      await waitFor(() => performance.now() > keyingEnds, {
+        timeoutMs: 5_000,
+        what: 'the keying wait to end',
+      })
+      // The connect is still hanging; the next request does not wait again: it is refused before the
+      // event loop's next turn (a wait, even of 1 ms, would need a timer, which fires later).
       const next = ask().then(
         () => 'answered',
         (err: unknown) => (unavailable(err) ? 'unavailable' : 'other'),
       )
-      const waited = new Promise((r) => setTimeout(() => r('waited'), 200))
-      assert.equal(await Promise.race([next, waited]), 'unavailable')
+      const nextTurn = new Promise((r) => setImmediate(() => r('waited')))
+      assert.equal(await Promise.race([next, nextTurn]), 'unavailable')
     } finally {
       await client.stop()
       for (const s of accepted) s.destroy()

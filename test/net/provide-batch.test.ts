@@ -23,6 +23,7 @@ import {
   type ProvideBatchDeps,
   provideBatchDepsFor,
 } from '../../src/net/provide-batch.ts'
+import { waitFor } from '../utils/wait.ts'
 
 const RAW = 0x55
 
@@ -163,21 +164,24 @@ test('real kad-dht hosts on loopback find every record of a batch', { timeout: 1
     }
     const [a, ...rest] = hosts as [NodusLibp2p, ...NodusLibp2p[]]
     for (const h of rest) await h.dial(a.getMultiaddrs())
-    // Each host learns the others through its lookups of its own ID (kad-dht's self-query).
-    const deadline = Date.now() + 60_000
+    // Each host learns the others through its lookups of its own ID (kad-dht's self-query): look up
+    // until every table holds the five others (no event says when a table is complete).
     const tableSize = (h: NodusLibp2p): number =>
       (h.services.dht as unknown as { routingTable: { size: number } }).routingTable.size
-    while (hosts.some((h) => tableSize(h) < 5) && Date.now() < deadline) {
-      for (const h of hosts) {
-        if (tableSize(h) < 5)
-          for await (const _ of h.services.dht.getClosestPeers(h.peerId.toMultihash().bytes, {
-            signal: AbortSignal.timeout(10_000),
-          })) {
-            // drain
-          }
-      }
-      await new Promise((r) => setTimeout(r, 200))
-    }
+    await waitFor(
+      async () => {
+        for (const h of hosts) {
+          if (tableSize(h) < 5)
+            for await (const _ of h.services.dht.getClosestPeers(h.peerId.toMultihash().bytes, {
+              signal: AbortSignal.timeout(10_000),
+            })) {
+              // drain
+            }
+        }
+        return hosts.every((h) => tableSize(h) >= 5)
+      },
+      { timeoutMs: 60_000, intervalMs: 200, what: 'every routing table to hold the five other hosts' },
+    )
     const announcer = rest[0] as NodusLibp2p
     const deps = provideBatchDepsFor(announcer, DEFAULT_HOST_OPTIONS.dhtProtocol, 20)
     assert.ok(deps !== undefined, 'kad-dht 16 exposes its provider store')
@@ -201,9 +205,11 @@ test('real kad-dht hosts on loopback find every record of a batch', { timeout: 1
     }
     for (const h of hosts) {
       if (h === announcer) continue
-      const until = Date.now() + 10_000
-      while ((await recordsOn(h)) < cids.length && Date.now() < until)
-        await new Promise((r) => setTimeout(r, 50))
+      await waitFor(async () => (await recordsOn(h)) === cids.length, {
+        timeoutMs: 10_000,
+        intervalMs: 50,
+        what: `every record of the batch on ${h.peerId}`,
+      })
       assert.equal(await recordsOn(h), cids.length, `records on ${h.peerId}`)
     }
     // A host that joins afterwards holds no record: it asks the others (GET_PROVIDERS) for each key.
@@ -232,12 +238,14 @@ test('real kad-dht hosts on loopback find every record of a batch', { timeout: 1
       Promise.all(
         hosts.filter((h) => h !== other).map(async (h) => (await storeOf(h).getProviders(single)).length),
       )
-    let holders = await holdersOf()
-    const until = Date.now() + 10_000
-    while (holders.filter((n) => n === 1).length < 5 && Date.now() < until) {
-      await new Promise((r) => setTimeout(r, 50))
-      holders = await holdersOf()
-    }
+    let holders: number[] = []
+    await waitFor(
+      async () => {
+        holders = await holdersOf()
+        return holders.filter((n) => n === 1).length >= 5
+      },
+      { timeoutMs: 10_000, intervalMs: 50, what: 'the record of a single provide on the five other hosts' },
+    )
     assert.ok(holders.filter((n) => n === 1).length >= 5, `records on ${holders}`)
   } finally {
     await Promise.all(hosts.map((h) => h.stop()))

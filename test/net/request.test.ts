@@ -16,6 +16,8 @@ import { startHost } from '../utils/cluster.ts'
 const PROTO = '/nodus/test-request/1.0.0'
 let a: NodusLibp2p
 let b: NodusLibp2p
+/** Called when the server has read a `silent` request (and starts saying nothing). */
+let onSilent: () => void = () => {}
 
 /** Answers by the request's `mode`; `size` bytes of body are read (or not, for `refuse`). */
 async function serve(stream: Stream): Promise<void> {
@@ -42,6 +44,7 @@ async function serve(stream: Stream): Promise<void> {
       reply([1, 2, 3])
       break
     case 'silent':
+      onSilent()
       await new Promise((resolve) => stream.addEventListener('close', resolve, { once: true }))
       return
   }
@@ -144,9 +147,11 @@ test('a server that never answers times out after timeoutMs with TIMEOUT naming 
 
 test('the caller signal cancels the request with its reason', async () => {
   const controller = new AbortController()
+  // Abort once the server holds the request, so the request is cancelled in flight.
+  onSilent = () => controller.abort(new Error('caller gave up'))
   const pending = request('silent', { signal: controller.signal })
-  setTimeout(() => controller.abort(new Error('caller gave up')), 50)
   await assert.rejects(pending, /caller gave up/)
+  onSilent = () => {}
 })
 
 test('a peer that does not speak the protocol is PEER_UNREACHABLE', async () => {

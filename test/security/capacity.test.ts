@@ -34,8 +34,13 @@ function disk(bytes: number): (dir: string) => Promise<StatfsResult> {
 }
 
 /** A stream that yields `first` chunks, then stalls until `signal` aborts (a peer that stops sending). */
-async function* stalled(first: Uint8Array[], signal: AbortSignal): AsyncGenerator<Uint8Array> {
+async function* stalled(
+  first: Uint8Array[],
+  signal: AbortSignal,
+  onStall?: () => void,
+): AsyncGenerator<Uint8Array> {
   for (const c of first) yield c
+  onStall?.()
   await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
 }
 
@@ -171,11 +176,17 @@ describe('capacity: a put reserves bytes as they arrive, not as declared', () =>
     const ac = new AbortController()
     const free = store.usage().freeBytes
     const shards = Array.from({ length: 80 }, (_, i) => cidOf(bytesOf(4096, 1000 + i)))
+    let stalls = 0
+    const allStalled = Promise.withResolvers<void>()
+    const onStall = (): void => {
+      if (++stalls === shards.length) allStalled.resolve()
+    }
     const puts = shards.map((cid) =>
-      store.put(cid, stalled([], ac.signal), { expectedSize: 16 * MiB, signal: ac.signal }).catch((e) => e),
+      store
+        .put(cid, stalled([], ac.signal, onStall), { expectedSize: 16 * MiB, signal: ac.signal })
+        .catch((e) => e),
     )
-    // Let every put reach its stalled source.
-    await new Promise((r) => setImmediate(r))
+    await allStalled.promise // every put waits on its stalled source
     assert.equal(store.reservedBytes, 0, 'stalled puts hold no capacity')
     assert.equal(store.usage().freeBytes, free)
 
@@ -201,8 +212,7 @@ describe('capacity: a put reserves bytes as they arrive, not as declared', () =>
       await new Promise<void>((resolve) => ac.signal.addEventListener('abort', () => resolve()))
     }
     const put = store.put(cidOf(bytes), source(), { expectedSize: MiB, signal: ac.signal })
-    await sent.promise
-    await new Promise((r) => setImmediate(r))
+    await sent.promise // the store asked for more after taking both chunks
     assert.equal(store.reservedBytes, 96 * 1024)
     ac.abort()
     await assert.rejects(put, (err: unknown) => isNodusError(err, 'ABORTED'))

@@ -16,6 +16,7 @@ import type { NodusNode } from '../../src/node/node.ts'
 import { cidToString, ShardClient } from '../../src/storage/index.ts'
 import type { RepairEvent } from '../../src/storage/keeper/repair.ts'
 import { startNodes } from '../utils/nodes.ts'
+import { waitFor } from '../utils/wait.ts'
 
 let dir = ''
 let nodes: NodusNode[] = []
@@ -42,15 +43,6 @@ after(async () => {
 function shardFile(node: NodusNode, cid: CID): string {
   const key = cidToString(cid)
   return join(node.config.dataDir, 'shards', key.slice(-3, -1), key)
-}
-
-/** Resolves once `cond` holds, checking after each macrotask turn; rejects after `maxMs`. */
-async function until(cond: () => boolean, maxMs: number, what: string): Promise<void> {
-  const end = Date.now() + maxMs
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
 }
 
 test('a holder that finds its copy gone tells the keepers, who repair it in the next round', {
@@ -96,11 +88,10 @@ test('a holder that finds its copy gone tells the keepers, who repair it in the 
   // The next read on the holder finds the file gone: the copy leaves its index, and the keepers hear of it.
   await assert.rejects(holder.store.get(cid))
   assert.equal(holder.store.has(cid), false)
-  await until(
-    () => keepers.some((k, i) => k.repairer.badCopies > (before[i] ?? 0)),
-    20_000,
-    'the keepers to mark the copy lost',
-  )
+  await waitFor(() => keepers.some((k, i) => k.repairer.badCopies > (before[i] ?? 0)), {
+    timeoutMs: 20_000,
+    what: 'the keepers to mark the copy lost',
+  })
 
   // One round on every node that keeps the manifest (the uploader too): the closest repairs at once
   // (no audit, no grace period).

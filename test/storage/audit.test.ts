@@ -28,11 +28,10 @@ import {
   proofShape,
   verifyAnswer,
 } from '../../src/storage/keeper/audit.ts'
+import { assertProperty, propertySeed } from '../utils/property.ts'
 
 // BLAKE3 team's test_vectors.json, read in place from ../shared/vectors.
 const VECTORS = new URL('../../../shared/vectors/blake3/test_vectors.json', import.meta.url)
-/** fast-check seed; override with NODUS_FC_SEED to replay a failure. */
-const SEED = Number(process.env.NODUS_FC_SEED ?? 0x0a0d17)
 
 interface Blake3Vectors {
   cases: { input_len: number; hash: string }[]
@@ -107,13 +106,13 @@ describe('BLAKE3 tree in TypeScript', () => {
     }
   })
 
-  it(`property: equals native blake3 for random inputs of 0..100 KiB (seed ${SEED})`, () => {
-    fc.assert(
+  it(`property: equals native blake3 for random inputs of 0..100 KiB (seed ${propertySeed()})`, () => {
+    assertProperty(
       fc.property(fc.integer({ min: 0, max: 100 * 1024 }), fc.integer(), (size, seed) => {
         const input = pseudoRandom(size, seed)
         assert.equal(hex(blake3Tree(input)), hex(blake3(input)))
       }),
-      { seed: SEED, numRuns: 150 },
+      { numRuns: 150 },
     )
   })
 
@@ -208,8 +207,8 @@ describe('BLAKE3 slices', () => {
 })
 
 describe('audits: honest proofs', () => {
-  it(`property: honest proofs verify for random shards, ranges and nonces, through the wire (seed ${SEED})`, () => {
-    fc.assert(
+  it(`property: honest proofs verify for random shards, ranges and nonces, through the wire (seed ${propertySeed()})`, () => {
+    assertProperty(
       fc.property(
         fc.integer({ min: 1, max: 200 * 1024 }),
         fc.integer({ min: 1, max: 8 * 1024 }),
@@ -229,7 +228,7 @@ describe('audits: honest proofs', () => {
           assert.ok(verifyAnswer(challenge, proof))
         },
       ),
-      { seed: SEED, numRuns: 200 },
+      { numRuns: 200 },
     )
   })
 
@@ -495,9 +494,9 @@ describe('audits: dishonest and broken answers', () => {
     assert.throws(() => decodeChallenge(new Uint8Array(513)), isRejected)
   })
 
-  it(`property: garbage and mutated wire bytes give a typed error or a failing proof, never a crash (seed ${SEED})`, () => {
+  it(`property: garbage and mutated wire bytes give a typed error or a failing proof, never a crash (seed ${propertySeed()})`, () => {
     const bytes = encodeProof(proof)
-    fc.assert(
+    assertProperty(
       fc.property(
         fc.oneof(
           fc.uint8Array({ maxLength: 4096 }),
@@ -521,9 +520,9 @@ describe('audits: dishonest and broken answers', () => {
           assert.equal(verifyAnswer(challenge, decoded), same)
         },
       ),
-      { seed: SEED, numRuns: 500 },
+      { numRuns: 500 },
     )
-    fc.assert(
+    assertProperty(
       fc.property(fc.uint8Array({ maxLength: 600 }), (b) => {
         try {
           decodeChallenge(b)
@@ -532,7 +531,7 @@ describe('audits: dishonest and broken answers', () => {
           assert.ok(isRejected(err), String(err))
         }
       }),
-      { seed: SEED, numRuns: 300 },
+      { numRuns: 300 },
     )
   })
 })

@@ -17,9 +17,9 @@ import { isNodusError } from '../../src/common/errors.ts'
 import { nativeAddon } from '../../src/common/native.ts'
 import { ShardStore } from '../../src/storage/store/shard-store.ts'
 import { residentPages } from '../utils/page-cache.ts'
+import { assertProperty } from '../utils/property.ts'
 import { bytesOf, cidOf } from './fixtures/shard-bytes.ts'
 
-const SEED = Number(process.env.NODUS_FC_SEED ?? process.env.FC_SEED ?? 0x5eed)
 const NOW_MS = 1_700_000_000_000
 const addon = nativeAddon()
 const skipNoAddon = addon === null ? 'native addon not built here' : false
@@ -148,7 +148,7 @@ describe('ShardStore with direct I/O', { skip: skipNoAddon }, () => {
       cid: cidOf(bytesOf(size, 100 + i)),
     }))
     for (const s of shards) await store.put(s.cid, s.bytes)
-    await fc.assert(
+    await assertProperty(
       fc.asyncProperty(
         fc.integer({ min: 0, max: shards.length - 1 }),
         fc.double({ min: 0, max: 1, noNaN: true }),
@@ -161,7 +161,7 @@ describe('ShardStore with direct I/O', { skip: skipNoAddon }, () => {
           assert.deepEqual(got, bytes.subarray(offset, offset + length))
         },
       ),
-      { seed: SEED, numRuns: 200 },
+      { numRuns: 200 },
     )
   })
 

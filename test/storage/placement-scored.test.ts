@@ -4,18 +4,7 @@ import fc from 'fast-check'
 import { isNodusError } from '../../src/common/errors.ts'
 import { mulberry32 as rng } from '../../src/common/prng.ts'
 import { baseWeights, type Candidate, placeScored } from '../../src/storage/placement/placement-scored.ts'
-
-/** fast-check seed: NODUS_FC_SEED, or a fixed default so runs are reproducible. */
-const SEED = process.env.NODUS_FC_SEED === undefined ? 0x91ace : Number(process.env.NODUS_FC_SEED)
-
-function check<T>(property: fc.IProperty<T>, numRuns: number): void {
-  try {
-    fc.assert(property, { seed: SEED, numRuns })
-  } catch (err) {
-    console.error(`fast-check failed with seed ${SEED}; replay with NODUS_FC_SEED=${SEED}`)
-    throw err
-  }
-}
+import { assertProperty } from '../utils/property.ts'
 
 const REGIONS = ['eu-west', 'eu-central', 'us-east', 'us-west', 'ap-south', 'ap-northeast', 'sa-east']
 
@@ -73,7 +62,7 @@ describe('placeScored', () => {
   })
 
   it('property: no region gets more than ceil(p / R) while the others have room; never a zero-capacity peer', () => {
-    check(
+    assertProperty(
       fc.property(candidatesArb, fc.integer({ min: 1, max: 20 }), fc.nat(), (cs, n, seed) => {
         const w = new Float64Array(cs.length)
         baseWeights(cs, {}, w)
@@ -106,7 +95,7 @@ describe('placeScored', () => {
           }
         }
       }),
-      500,
+      { numRuns: 500 },
     )
   })
 

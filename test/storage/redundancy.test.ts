@@ -4,17 +4,7 @@ import fc from 'fast-check'
 import { isNodusError } from '../../src/common/errors.ts'
 import { ReedSolomon } from '../../src/storage/codec/reed-solomon.ts'
 import { DEFAULT_REDUNDANCY_OPTIONS, parityFor } from '../../src/storage/keeper/redundancy.ts'
-
-const SEED = process.env.NODUS_FC_SEED === undefined ? 0x7ed : Number(process.env.NODUS_FC_SEED)
-
-function check<T>(property: fc.IProperty<T>, numRuns: number): void {
-  try {
-    fc.assert(property, { seed: SEED, numRuns })
-  } catch (err) {
-    console.error(`fast-check failed with seed ${SEED}; replay with NODUS_FC_SEED=${SEED}`)
-    throw err
-  }
-}
+import { assertProperty } from '../utils/property.ts'
 
 describe('parityFor', () => {
   const file = { k: 10, baseM: 4, critical: false, popularity: 0 }
@@ -75,7 +65,7 @@ describe('parityFor', () => {
   })
 
   it('property: bounded, monotone in popularity and criticality', () => {
-    check(
+    assertProperty(
       fc.property(
         fc.integer({ min: 1, max: 256 }),
         fc.nat(256),
@@ -92,7 +82,7 @@ describe('parityFor', () => {
           assert.ok(parityFor({ ...input, critical: true }) >= m)
         },
       ),
-      500,
+      { numRuns: 500 },
     )
   })
 

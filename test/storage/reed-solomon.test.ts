@@ -15,23 +15,11 @@ import {
   mulRowsJs,
 } from '../../src/storage/codec/gf256.ts'
 import { type ErasureKernel, nativeKernelPath, ReedSolomon } from '../../src/storage/codec/reed-solomon.ts'
+import { assertProperty } from '../utils/property.ts'
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------------
-
-/** fast-check seed: NODUS_FC_SEED, or a fixed default so runs are reproducible. */
-const SEED = process.env.NODUS_FC_SEED === undefined ? 0x5eed_2024 : Number(process.env.NODUS_FC_SEED)
-
-/** fc.assert with our seed; on failure prints how to replay it. */
-function check<T>(property: fc.IProperty<T>, numRuns: number): void {
-  try {
-    fc.assert(property, { seed: SEED, numRuns })
-  } catch (err) {
-    console.error(`fast-check failed with seed ${SEED}; replay with NODUS_FC_SEED=${SEED}`)
-    throw err
-  }
-}
 
 /**
  * Every available bulk kernel runs every interoperability and property test. The native one is built
@@ -471,7 +459,7 @@ for (const kernel of KERNELS) {
     const peer = ReedSolomonErasure.fromBytes(wasm)
 
     it('matches reed-solomon-erasure (Rust, WASM) on random stripes, encode and reconstruct', () => {
-      check(
+      assertProperty(
         fc.property(
           fc.integer({ min: 1, max: 32 }),
           fc.integer({ min: 1, max: 16 }),
@@ -502,7 +490,7 @@ for (const kernel of KERNELS) {
             assert.equal(hex(damaged.subarray(0, k * size)), hex(flat.subarray(0, k * size)))
           },
         ),
-        300,
+        { numRuns: 300 },
       )
     })
   })
@@ -545,7 +533,7 @@ function lossCase(
 for (const kernel of KERNELS) {
   describe(`properties (fast-check, seeded; ${kernel} kernel)`, () => {
     it('any k of the k+m shards rebuild every shard exactly', () => {
-      check(
+      assertProperty(
         fc.property(lossCase(0), ({ k, m, size, seed, lost }) => {
           const rs = new ReedSolomon(k, m, { kernel })
           const full = stripe(k, m, size, seed)
@@ -563,12 +551,12 @@ for (const kernel of KERNELS) {
           for (let i = 0; i < k; i++) assert.equal(hex(dataOnly[i] as Uint8Array), hex(full[i] as Uint8Array))
           for (const i of lost) if (i >= k) assert.equal(dataOnly[i], null)
         }),
-        1000,
+        { numRuns: 1000 },
       )
     })
 
     it('verify is true on good shards and false after flipping one byte', () => {
-      check(
+      assertProperty(
         fc.property(
           fc.integer({ min: 1, max: 32 }),
           fc.integer({ min: 1, max: 16 }),
@@ -588,12 +576,12 @@ for (const kernel of KERNELS) {
             assert.equal(rs.verify(shards), false)
           },
         ),
-        300,
+        { numRuns: 300 },
       )
     })
 
     it('m+1 losses throw DECODE_FAILED', () => {
-      check(
+      assertProperty(
         fc.property(lossCase(1), ({ k, m, size, seed, lost }) => {
           const rs = new ReedSolomon(k, m, { kernel })
           const shards: (Uint8Array | null)[] = stripe(k, m, Math.min(size, 64), seed)
@@ -605,12 +593,12 @@ for (const kernel of KERNELS) {
               isNodusError(err, 'DECODE_FAILED') && err.details.have === k - 1 && err.details.need === k,
           )
         }),
-        200,
+        { numRuns: 200 },
       )
     })
 
     it('unaligned shards (byteOffset not a multiple of 4) give the same parity', () => {
-      check(
+      assertProperty(
         fc.property(
           fc.integer({ min: 1, max: 12 }),
           fc.integer({ min: 1, max: 6 }),
@@ -626,7 +614,7 @@ for (const kernel of KERNELS) {
             assert.deepEqual(shifted.map(hex), aligned.map(hex))
           },
         ),
-        100,
+        { numRuns: 100 },
       )
     })
   })

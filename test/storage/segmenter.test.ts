@@ -2,8 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
 import { placeShards, segment } from '../../src/storage/index.ts'
-
-const seed = Number(process.env.NODUS_FC_SEED ?? 20261122)
+import { assertProperty } from '../utils/property.ts'
 
 /** Chunks of a stream, a segment size and an alignment (k). */
 const INPUTS = [
@@ -17,7 +16,7 @@ async function* from(chunks: Uint8Array[]): AsyncGenerator<Uint8Array> {
 }
 
 test('segments reassemble to the input, every segment but the last is full, padding is zero', async () => {
-  await fc.assert(
+  await assertProperty(
     fc.asyncProperty(...INPUTS, async (chunks, segmentSize, align) => {
       const input = Buffer.concat(chunks)
       const segs: { data: Uint8Array; size: number }[] = []
@@ -31,12 +30,12 @@ test('segments reassemble to the input, every segment but the last is full, padd
       })
       assert.equal(segs.length, Math.ceil(input.byteLength / segmentSize))
     }),
-    { seed, numRuns: 200 },
+    { numRuns: 200 },
   )
 })
 
 test('segments in reused memory (arbitrary old bytes) are the same, padding zeroed', async () => {
-  await fc.assert(
+  await assertProperty(
     fc.asyncProperty(...INPUTS, async (chunks, segmentSize, align) => {
       const fresh: Uint8Array[] = []
       for await (const s of segment(from(chunks), segmentSize, align)) fresh.push(Uint8Array.from(s.data))
@@ -46,12 +45,12 @@ test('segments in reused memory (arbitrary old bytes) are the same, padding zero
         reused.push(Uint8Array.from(s.data))
       assert.deepEqual(reused, fresh)
     }),
-    { seed, numRuns: 200 },
+    { numRuns: 200 },
   )
 })
 
 test('releaseChunks: the same segments; whole-buffer chunks are freed once copied, shared ones untouched', async () => {
-  await fc.assert(
+  await assertProperty(
     fc.asyncProperty(...INPUTS, fc.boolean(), async (chunks, segmentSize, align, shareFirst) => {
       const expected: Uint8Array[] = []
       for await (const s of segment(from(chunks), segmentSize, align)) expected.push(Uint8Array.from(s.data))
@@ -74,12 +73,12 @@ test('releaseChunks: the same segments; whole-buffer chunks are freed once copie
         else assert.equal(c.buffer.byteLength, 0, `chunk ${i} was not freed`)
       })
     }),
-    { seed, numRuns: 200 },
+    { numRuns: 200 },
   )
 })
 
 test('placement puts the n shards of a segment on distinct peers when there are enough, and spreads load', () => {
-  fc.assert(
+  assertProperty(
     fc.property(
       fc.integer({ min: 1, max: 40 }),
       fc.integer({ min: 1, max: 30 }),
@@ -96,7 +95,7 @@ test('placement puts the n shards of a segment on distinct peers when there are 
         }
       },
     ),
-    { seed, numRuns: 300 },
+    { numRuns: 300 },
   )
   // Over many segments every peer gets the same load.
   const peers = Array.from({ length: 15 }, (_, i) => `p${i}`)

@@ -6,6 +6,7 @@ import { isNodusError } from '../../src/common/errors.ts'
 import { lengthPrefixed, StreamReader } from '../../src/net/index.ts'
 import { cidForBytes, SHARD_PROTOCOL, verifyReceipt } from '../../src/storage/index.ts'
 import { orderFor, putOrdered, startPeer, stopAll, type TestPeer } from '../utils/cluster.ts'
+import { waitFor } from '../utils/wait.ts'
 
 let a: TestPeer
 let b: TestPeer
@@ -92,7 +93,10 @@ test('repair gets and puts have slots of their own: a stalled upload holding eve
     const stream = await uploader.libp2p.dialProtocol(one.id.peerId, SHARD_PROTOCOL)
     const order = await orderFor(uploader, one.id.peerId, [stalled])
     stream.send(lengthPrefixed(dagCbor.encode({ v: 1, op: 'put', cid: stalled.bytes, size: 1 << 20, order })))
-    for (let i = 0; i < 500 && one.server.inFlight === 0; i++) await new Promise((r) => setTimeout(r, 10))
+    await waitFor(() => one.server.inFlight > 0, {
+      timeoutMs: 5_000,
+      what: 'the stalled put to take its slot',
+    })
     assert.equal(one.server.inFlight, 1)
     await assert.rejects(a.client.get(one.id.peerId, cid), (err) => isNodusError(err, 'PEER_BUSY'))
     const got = await a.client.get(one.id.peerId, cid, { repair: true })

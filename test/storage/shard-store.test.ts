@@ -19,22 +19,11 @@ import {
   startExpiryCleanup,
 } from '../../src/storage/store/shard-store.ts'
 import { CapacityGuard } from '../../src/storage/store/shard-store-capacity.ts'
+import { assertProperty } from '../utils/property.ts'
 import { bytesOf, cidOf } from './fixtures/shard-bytes.ts'
 
 const NOW_MS = 1_700_000_000_000
 const MiB = 1024 * 1024
-/** fast-check seed: NODUS_FC_SEED, or a fixed default so runs are reproducible. */
-const SEED = Number(process.env.NODUS_FC_SEED ?? process.env.FC_SEED ?? 0x5eed)
-
-/** fc.assert with our seed; on failure prints how to replay it. */
-async function assertProperty<T>(property: fc.IAsyncPropertyWithHooks<T>, numRuns: number): Promise<void> {
-  try {
-    await fc.assert(property, { seed: SEED, numRuns })
-  } catch (err) {
-    console.error(`fast-check failed with seed ${SEED}; replay with NODUS_FC_SEED=${SEED}`)
-    throw err
-  }
-}
 
 /** Yield `bytes` cut at the given chunk sizes (the rest as one last chunk), one event-loop turn apart. */
 async function* chunked(bytes: Uint8Array, sizes: number[]): AsyncGenerator<Uint8Array> {
@@ -347,7 +336,7 @@ describe('ShardStore', () => {
         await rm(dir, { recursive: true, force: true })
       }
     })
-    await assertProperty(prop, 30)
+    await assertProperty(prop, { numRuns: 30 })
   })
 
   it('usage and shards survive close and reopen (same instance and a new one)', async (t) => {
@@ -809,7 +798,7 @@ describe('ShardStore expiry', () => {
         await rm(dir, { recursive: true, force: true })
       }
     })
-    await assertProperty(prop, 40)
+    await assertProperty(prop, { numRuns: 40 })
   })
 
   it('startExpiryCleanup runs cleanupExpired on its timer until stopped', async (t) => {

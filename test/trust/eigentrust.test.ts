@@ -4,18 +4,7 @@ import fc from 'fast-check'
 import { isNodusError } from '../../src/common/errors.ts'
 import { mulberry32 as rng } from '../../src/common/prng.ts'
 import { computeEigenTrust, EigenTrust, type SparseMatrix } from '../../src/trust/index.ts'
-
-/** fast-check seed: NODUS_FC_SEED, or a fixed default so runs are reproducible. */
-const SEED = process.env.NODUS_FC_SEED === undefined ? 0x7a57 : Number(process.env.NODUS_FC_SEED)
-
-async function check<T>(property: fc.IAsyncProperty<T> | fc.IProperty<T>, numRuns: number): Promise<void> {
-  try {
-    await fc.assert(property, { seed: SEED, numRuns })
-  } catch (err) {
-    console.error(`fast-check failed with seed ${SEED}; replay with NODUS_FC_SEED=${SEED}`)
-    throw err
-  }
-}
+import { assertProperty } from '../utils/property.ts'
 
 function matrix(rows: Record<string, Record<string, number>>): SparseMatrix {
   return new Map(Object.entries(rows).map(([from, row]) => [from, new Map(Object.entries(row))]))
@@ -270,7 +259,7 @@ describe('properties', () => {
     })
 
   it('scores are a probability distribution (sum 1, non-negative)', async () => {
-    await check(
+    await assertProperty(
       fc.property(
         graph,
         fc.uniqueArray(fc.nat(34), { maxLength: 5 }),
@@ -290,19 +279,19 @@ describe('properties', () => {
           assert.ok(Math.abs(s - 1) < 1e-9, `sum ${s}`)
         },
       ),
-      300,
+      { numRuns: 300 },
     )
   })
 
   it('the result does not depend on the order rows and entries were inserted', async () => {
-    await check(
+    await assertProperty(
       fc.property(graph, (m) => {
         const reversed = new Map([...m].reverse().map(([k, row]) => [k, new Map([...row].reverse())]))
         const a = computeEigenTrust(m, ['p0'], { epsilon: 1e-12 })
         const b = computeEigenTrust(reversed, ['p0'], { epsilon: 1e-12 })
         for (const [p, v] of a.scores) assert.ok(Math.abs(v - (b.scores.get(p) ?? -1)) < 1e-9)
       }),
-      100,
+      { numRuns: 100 },
     )
   })
 })

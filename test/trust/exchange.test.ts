@@ -14,6 +14,7 @@ import type { NodusNode } from '../../src/node/node.ts'
 import { REPORTS_PROTOCOL } from '../../src/trust/exchange.ts'
 import { signTrustVector, trustVectorFromLocalTrust } from '../../src/trust/index.ts'
 import { startNodes } from '../utils/nodes.ts'
+import { waitFor } from '../utils/wait.ts'
 
 let dir = ''
 let nodes: NodusNode[] = []
@@ -33,7 +34,7 @@ after(async () => {
 test('capacity reports and trust vectors reach peers and are used', { timeout: 60_000 }, async () => {
   const [a, b, c] = nodes as [NodusNode, NodusNode, NodusNode]
   // Reports are pushed when a connection is identified: wait (bounded) until b has a's.
-  for (let i = 0; i < 100 && !b.reports.has(a.peerId); i++) await new Promise((r) => setTimeout(r, 100))
+  await waitFor(() => b.reports.has(a.peerId), { timeoutMs: 10_000, what: "b to hold a's capacity report" })
   const ra = b.reports.get(a.peerId)
   assert.ok(ra, 'b has no report from a')
   assert.equal(ra.region, 'eu-west')

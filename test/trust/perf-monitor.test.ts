@@ -4,17 +4,7 @@ import fc from 'fast-check'
 import { isNodusError } from '../../src/common/errors.ts'
 import { PerfMonitor } from '../../src/trust/index.ts'
 import { FakeClock } from '../utils/fake-clock.ts'
-
-const SEED = process.env.NODUS_FC_SEED === undefined ? 0x7a57 : Number(process.env.NODUS_FC_SEED)
-
-function check<T>(property: fc.IProperty<T>, numRuns: number): void {
-  try {
-    fc.assert(property, { seed: SEED, numRuns })
-  } catch (err) {
-    console.error(`fast-check failed with seed ${SEED}; replay with NODUS_FC_SEED=${SEED}`)
-    throw err
-  }
-}
+import { assertProperty } from '../utils/property.ts'
 
 const close = (a: number | undefined, b: number, tol = 1e-9): void =>
   assert.ok(a !== undefined && Math.abs(a - b) <= tol, `${a} ≠ ${b}`)
@@ -117,7 +107,7 @@ describe('PerfMonitor', () => {
       durationMs: fc.option(fc.double({ min: 0, max: 1e6, noNaN: true }), { nil: undefined }),
       advanceMs: fc.nat(10_000_000),
     })
-    check(
+    assertProperty(
       fc.property(fc.array(sample, { maxLength: 30 }), (samples) => {
         const clock = new FakeClock()
         const m = new PerfMonitor({ clock })
@@ -129,7 +119,7 @@ describe('PerfMonitor', () => {
           assert.ok(score >= 0 && score <= 1, `score ${score}`)
         }
       }),
-      200,
+      { numRuns: 200 },
     )
   })
 })

@@ -20,18 +20,8 @@ import {
   trustVectorFromLocalTrust,
 } from '../../src/trust/index.ts'
 import { FakeClock } from '../utils/fake-clock.ts'
+import { assertProperty } from '../utils/property.ts'
 import { signEnvelope } from '../utils/signed-envelope.ts'
-
-const SEED = process.env.NODUS_FC_SEED === undefined ? 0x7a57 : Number(process.env.NODUS_FC_SEED)
-
-async function check<T>(property: fc.IAsyncProperty<T> | fc.IProperty<T>, numRuns: number): Promise<void> {
-  try {
-    await fc.assert(property, { seed: SEED, numRuns })
-  } catch (err) {
-    console.error(`fast-check failed with seed ${SEED}; replay with NODUS_FC_SEED=${SEED}`)
-    throw err
-  }
-}
 
 /** The shared fake clock, starting at this file's epoch. */
 const clockAt = (): FakeClock => new FakeClock(1_750_000_000_000)
@@ -236,7 +226,7 @@ describe('signed trust vectors', () => {
         if (i < b.length) b[i] = ((b[i] as number) ^ x) & 0xff
         return b
       })
-    await check(
+    await assertProperty(
       fc.asyncProperty(fc.oneof(mutated, fc.uint8Array({ maxLength: 300 })), async (bytes) => {
         try {
           await openTrustVector(bytes, fresh(clock))
@@ -247,7 +237,7 @@ describe('signed trust vectors', () => {
           )
         }
       }),
-      300,
+      { numRuns: 300 },
     )
   })
 })
