@@ -201,6 +201,7 @@ export function createStorage(components: StorageComponents, options: StorageAre
   const store = new ShardStore(
     {
       logger: logger.child({ area: 'store' }),
+      clock,
       metrics,
       // A block left the store (expired, deleted, found lost or corrupt): its claims go with it, and
       // the keepers of the manifests it belongs to hear of a lost copy at once.
