@@ -32,21 +32,12 @@ const SECTIONS = Object.freeze({
 type Sections = typeof SECTIONS
 
 /**
- * A section's values as {@link NodusConfig} has them: {@link OptionsOf} with lists typed `string[]`, as
- * they were before the tables (frozen all the same at run time).
- * issue 18: drop once the composition root passes copies where libp2p and capacity reports take `string[]`.
- */
-type ConfigSection<T extends OptionTable> = {
-  readonly [K in keyof T]: OptionsOf<T>[K] extends readonly string[] ? string[] : OptionsOf<T>[K]
-}
-
-/**
  * The node's configuration, frozen: `dataDir` and one object per section, typed from the sections' key
  * tables (`config.storage.k` is a number, `config.net.listen` a list of strings, `config.log.level`
  * one of its values).
  */
 export type NodusConfig = { readonly dataDir: string } & {
-  readonly [S in keyof Sections]: ConfigSection<Sections[S]>
+  readonly [S in keyof Sections]: OptionsOf<Sections[S]>
 }
 
 /** One configuration key, as docs/CONFIG.md lists it. `path` is `section.key`. */
