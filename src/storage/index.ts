@@ -22,13 +22,12 @@ export {
   type FileServiceOptions,
   type PutResult,
 } from './files/files.ts'
+export { parseHolderUpdate, signHolderUpdate } from './files/holder-update.ts'
 export {
   decodeManifest,
   type Manifest,
   type ManifestSegment,
-  parseHolderUpdate,
   type SignedManifest,
-  signHolderUpdate,
   signManifest,
 } from './files/manifest.ts'
 export { PinService, type PinServiceDeps } from './files/pins-service.ts'

@@ -13,11 +13,11 @@ import { type HybridSignature, identityFromSeeds, verifyHybrid } from '../../src
 import { cidForBytes } from '../../src/storage/codec/cid.ts'
 import {
   decodeHolderUpdate,
-  decodeManifest,
   openHolderUpdate,
   parseHolderUpdate,
   signHolderUpdate,
-} from '../../src/storage/files/manifest.ts'
+} from '../../src/storage/files/holder-update.ts'
+import { decodeManifest } from '../../src/storage/files/manifest.ts'
 
 const fixture = JSON.parse(
   readFileSync(new URL('./fixtures/holder-update-v1.json', import.meta.url), 'utf8'),

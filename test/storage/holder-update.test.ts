@@ -22,11 +22,10 @@ import {
   type HolderUpdate,
   MAX_EXTRA_PARITY,
   MAX_HOLDER_UPDATE_REVISION,
-  type Manifest,
   openHolderUpdate,
   signHolderUpdate,
-  signManifest,
-} from '../../src/storage/files/manifest.ts'
+} from '../../src/storage/files/holder-update.ts'
+import { type Manifest, signManifest } from '../../src/storage/files/manifest.ts'
 import { HolderUpdateInbox } from '../../src/storage/keeper/holder-update-inbox.ts'
 import { ManifestWatch } from '../../src/storage/keeper/manifest-watch.ts'
 import { DEFAULT_REPAIR_OPTIONS, type RepairEvent, Repairer } from '../../src/storage/keeper/repair.ts'

@@ -12,11 +12,10 @@ import { errCode, errFields, FilePart } from './context.ts'
 import {
   applyHolderUpdate,
   decodeHolderUpdate,
-  decodeManifest,
   type HolderUpdate,
   openHolderUpdate,
-  type SignedManifest,
-} from './manifest.ts'
+} from './holder-update.ts'
+import { decodeManifest, type SignedManifest } from './manifest.ts'
 
 /** Resolves manifests for gets and pins (`FileService.resolveManifest`). */
 export class ManifestResolver extends FilePart {

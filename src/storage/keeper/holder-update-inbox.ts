@@ -16,7 +16,8 @@ import type { CID } from 'multiformats/cid'
 import { type ErrorCode, isNodusError } from '../../common/errors.ts'
 import { accountableSigner } from '../../crypto/index.ts'
 import { cidToString } from '../codec/cid.ts'
-import { decodeManifest, MAX_HOLDER_UPDATE_STEP, openHolderUpdate } from '../files/manifest.ts'
+import { MAX_HOLDER_UPDATE_STEP, openHolderUpdate } from '../files/holder-update.ts'
+import { decodeManifest } from '../files/manifest.ts'
 
 export interface HolderUpdateInboxDeps {
   /** Local blocks (the manifests). */

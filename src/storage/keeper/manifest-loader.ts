@@ -7,12 +7,8 @@
 import type { CID } from 'multiformats/cid'
 import { isNodusError, NodusError } from '../../common/errors.ts'
 import { parseCid } from '../codec/cid.ts'
-import {
-  applyHolderUpdate,
-  decodeHolderUpdate,
-  decodeManifest,
-  type SignedManifest,
-} from '../files/manifest.ts'
+import { applyHolderUpdate, decodeHolderUpdate } from '../files/holder-update.ts'
+import { decodeManifest, type SignedManifest } from '../files/manifest.ts'
 
 /** Bytes of last good manifest views kept in memory (encoded size), to fall back on. */
 const LAST_GOOD_BYTES = 32 * 1024 * 1024
