@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { before, describe, it } from 'node:test'
 import * as dagCbor from '@ipld/dag-cbor'
-import { isNodusError, type NodusError } from '../../src/common/errors.ts'
+import { isNodusError } from '../../src/common/errors.ts'
 import { type HybridSignature, signHybrid } from '../../src/crypto/hybrid.ts'
 import {
   createKeyRecord,
@@ -19,21 +19,12 @@ import {
 import { identityFromSeeds, type NodeIdentity } from '../../src/crypto/keys.ts'
 import { signingBytes } from '../../src/crypto/signed-record.ts'
 import { type XWingKeyPair, xwingKeyId, xwingKeyPairFromSeed } from '../../src/crypto/xwing.ts'
+import { refused } from './refused.ts'
 
 const T0 = 1_760_000_000_000
 const DAY = 86_400_000
 const seed = (b: number): Uint8Array => new Uint8Array(32).fill(b)
 const times = { epoch: 3, notBefore: T0, notAfter: T0 + 30 * DAY }
-
-const refused =
-  (code: string, peerAction: string, reason?: string) =>
-  (e: unknown): boolean => {
-    assert.ok(isNodusError(e), String(e))
-    assert.equal((e as NodusError).code, code, (e as Error).message)
-    assert.equal((e as NodusError).peerAction, peerAction)
-    if (reason !== undefined) assert.equal((e as NodusError).details.reason, reason)
-    return true
-  }
 
 let id: NodeIdentity
 let other: NodeIdentity

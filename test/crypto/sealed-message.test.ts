@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import * as dagCbor from '@ipld/dag-cbor'
 import fc from 'fast-check'
-import { isNodusError, type NodusError } from '../../src/common/errors.ts'
+import { isNodusError } from '../../src/common/errors.ts'
 import { seededRandom, systemRandom } from '../../src/common/random.ts'
 import { hpkeOpen, hpkeSeal } from '../../src/crypto/hpke.ts'
 import { signHybrid } from '../../src/crypto/hybrid.ts'
@@ -29,6 +29,7 @@ import { signingBytes } from '../../src/crypto/signed-record.ts'
 import { type XWingKeyPair, xwingKeyPairFromSeed } from '../../src/crypto/xwing.ts'
 import { FakeClock } from '../utils/fake-clock.ts'
 import { assertProperty } from '../utils/property.ts'
+import { refused } from './refused.ts'
 
 const T0 = 1_760_000_000_000
 const DAY = 24 * 60 * 60 * 1000
@@ -49,17 +50,6 @@ async function node(n: number, epoch = 1): Promise<Node> {
     .value
   return { id, key, record, keys: { peerId: id.peerId.toString(), keys: [{ epoch, keyPair: key }] } }
 }
-
-/** A predicate for assert.throws: the code, peerAction and details.reason. */
-const refused =
-  (code: string, peerAction: string, reason?: string) =>
-  (e: unknown): boolean => {
-    assert.ok(isNodusError(e), `not a NodusError: ${String(e)}`)
-    assert.equal((e as NodusError).code, code, (e as Error).message)
-    assert.equal((e as NodusError).peerAction, peerAction)
-    if (reason !== undefined) assert.equal((e as NodusError).details.reason, reason)
-    return true
-  }
 
 let alice: Node
 let bob: Node
