@@ -11,14 +11,15 @@ import type { PeerAction } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
 import type { Random } from '../common/random.ts'
 import type { NodeIdentity } from '../crypto/index.ts'
-import type { NodusMetrics } from '../metrics/index.ts'
 import type { BulkChannel, BulkHandler, ProvideBatchDeps } from '../net/index.ts'
+import type { NetMetrics } from '../net/metrics.ts'
 import type { FileIndex } from './files/file-index.ts'
 import type { FileService } from './files/files.ts'
 import type { PinService } from './files/pins-service.ts'
 import type { AuditRecords } from './keeper/audit-records.ts'
 import type { ManifestWatch } from './keeper/manifest-watch.ts'
 import type { RepairEvent, Repairer } from './keeper/repair.ts'
+import type { StorageMetrics } from './metrics.ts'
 import type { StorageAccounts } from './protocol/accounts.ts'
 import type { Provider } from './protocol/provide.ts'
 import type { ShardClient } from './protocol/shard-client.ts'
@@ -123,7 +124,8 @@ export interface StorageComponents<S extends StorageStore = ShardStore> {
   logger: Logger
   clock: Clock
   random: Random
-  metrics: NodusMetrics
+  /** The storage area's metrics, and the provider-record counters of the net area's (metrics.ts). */
+  metrics: StorageMetrics & Pick<NetMetrics, 'providerRecords' | 'providerLookups'>
   identity: NodeIdentity
   /** The node's data directory: shards/, accounts/, files/, watch/ go under it. */
   dataDir: string
