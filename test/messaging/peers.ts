@@ -13,6 +13,7 @@ import {
   gossipsubInit,
   type Messaging,
   type MessagingOptions,
+  type MessagingPeers,
   PeerPenalties,
 } from '../../src/messaging/index.ts'
 import { NodusMetrics } from '../../src/metrics/index.ts'
@@ -43,6 +44,7 @@ export interface PubsubPeer {
 export async function startPubsubPeer(
   over: Partial<Record<keyof MessagingOptions, unknown>> = {},
   clock: Clock = systemClock,
+  peerPolicy?: (libp2p: NodusLibp2p) => MessagingPeers,
 ): Promise<PubsubPeer> {
   const options = messagingOptions(over)
   const penalties = new PeerPenalties(clock, options.maxPenalizedPeers)
@@ -57,6 +59,7 @@ export async function startPubsubPeer(
   const banned = new Set<string>()
   const pubsub = libp2p.services.pubsub
   if (pubsub === undefined) throw new Error('no pubsub service')
+  const policy = peerPolicy?.(libp2p)
   const messaging = createMessaging(
     {
       logger: silentLogger(),
@@ -67,7 +70,10 @@ export async function startPubsubPeer(
       penalties,
       peers: {
         isBanned: (p) => banned.has(p),
-        report: (peer, err) => reports.push({ peer, code: (err as { code: string }).code }),
+        report: (peer, err) => {
+          reports.push({ peer, code: (err as { code: string }).code })
+          return policy?.report(peer, err)
+        },
       },
     },
     options,
@@ -98,8 +104,8 @@ export async function connectAll(peers: readonly { libp2p: NodusLibp2p }[]): Pro
 
 /** Wait until each of `publishers` sees each of `subscribers` subscribed to `topic`. */
 export async function waitForSubscribers(
-  publishers: readonly PubsubPeer[],
-  subscribers: readonly PubsubPeer[],
+  publishers: readonly { libp2p: NodusLibp2p }[],
+  subscribers: readonly { libp2p: NodusLibp2p }[],
   topic: string,
 ): Promise<void> {
   await waitFor(
@@ -108,7 +114,7 @@ export async function waitForSubscribers(
         const seen = new Set(
           p.libp2p.services.pubsub?.getSubscribers(GOSSIP_TOPIC_PREFIX + topic).map((x) => x.toString()),
         )
-        return subscribers.every((s) => s === p || seen.has(s.peerId))
+        return subscribers.every((s) => s === p || seen.has(s.libp2p.peerId.toString()))
       }),
     { timeoutMs: 10_000, what: `subscribers of ${topic}` },
   )
