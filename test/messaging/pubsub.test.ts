@@ -169,7 +169,11 @@ describe('pub/sub between real hosts', () => {
       { pubsub: {} },
     )
     await attacker.start()
-    running.push({ stop: () => attacker.stop() })
+    running.push({
+      stop: async () => {
+        await attacker.stop()
+      },
+    })
     const honest = await startPubsubPeer()
     running.push(honest)
     await connectAll([victim, { libp2p: attacker }, honest])
