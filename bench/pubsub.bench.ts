@@ -68,6 +68,8 @@ interface ChildReport {
 type ToChild =
   | { cmd: 'subscribe' }
   | { cmd: 'connect'; addrs: string[]; peerId: string }
+  | { cmd: 'dialAll'; peers: string[][] }
+  | { cmd: 'waitSubscribers'; n: number }
   | { cmd: 'publish'; rate: number; seconds: number }
   | { cmd: 'count' }
   | { cmd: 'report' }
@@ -104,7 +106,9 @@ const now = (): number => performance.timeOrigin + performance.now()
 
 /** A host for `impl` (ours: with the messaging area; plain: gossipsub's defaults). */
 async function hostFor(impl: 'ours' | 'plain') {
-  const options = parseConfig({ dataDir: '/unused' }).messaging
+  // PUBSUB_BENCH_MESSAGING: `messaging.*` overrides as JSON, to try settings (`--one`, `--mesh`).
+  const over = JSON.parse(process.env.PUBSUB_BENCH_MESSAGING ?? '{}') as Record<string, unknown>
+  const options = parseConfig({ dataDir: '/unused', messaging: over }).messaging
   const penalties = new PeerPenalties({ now: () => Date.now() }, options.maxPenalizedPeers)
   const init = impl === 'ours' ? gossipsubInit(options, penalties) : {}
   const libp2p = await createHost(
@@ -161,7 +165,7 @@ function payload(): Uint8Array {
   return b
 }
 
-async function child(impl: Impl, role: 'pub' | 'sub', natsUrl: string | undefined): Promise<void> {
+async function child(impl: Impl, role: 'pub' | 'sub' | 'node', natsUrl: string | undefined): Promise<void> {
   const lag = monitorEventLoopDelay({ resolution: 10 })
   lag.enable()
   let cpu0 = cpuMs()
@@ -180,6 +184,8 @@ async function child(impl: Impl, role: 'pub' | 'sub', natsUrl: string | undefine
   let publish: ((data: Uint8Array) => void) | undefined
   let subscribe: (() => Promise<void>) | undefined
   let connect: ((m: { addrs: string[]; peerId: string }) => Promise<void>) | undefined
+  let dialAll: ((peers: string[][]) => Promise<void>) | undefined
+  let waitSubscribers: ((n: number) => Promise<void>) | undefined
   let libp2p: NodusLibp2p | undefined
   if (impl === 'nats') {
     const { connect: natsConnect } = await import('@nats-io/transport-node')
@@ -221,6 +227,27 @@ async function child(impl: Impl, role: 'pub' | 'sub', natsUrl: string | undefine
         h.pubsub.subscribe(gossipTopic)
       }
     }
+    // One dial at a time, 3 tries each: 16 processes starting on 2 cores time out Noise handshakes.
+    dialAll = async (peers) => {
+      for (const addrs of peers) {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await h.libp2p.dial(addrs.map((a) => multiaddr(a)))
+            break
+          } catch (err) {
+            if (attempt === 3) throw err
+          }
+        }
+      }
+    }
+    waitSubscribers = async (n) => {
+      const deadline = now() + 30_000
+      while (h.pubsub.getSubscribers(gossipTopic).length < n) {
+        if (now() > deadline)
+          throw new Error(`only ${h.pubsub.getSubscribers(gossipTopic).length} of ${n} subscribers`)
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    }
     connect = async ({ addrs, peerId }) => {
       await h.libp2p.dial(addrs.map((a) => multiaddr(a)))
       const deadline = now() + 10_000
@@ -241,6 +268,12 @@ async function child(impl: Impl, role: 'pub' | 'sub', natsUrl: string | undefine
       cpu0 = cpuMs()
       lag.reset()
       await subscribe?.()
+      process.send?.({ ok: true })
+    } else if (m.cmd === 'dialAll') {
+      await dialAll?.(m.peers)
+      process.send?.({ ok: true })
+    } else if (m.cmd === 'waitSubscribers') {
+      await waitSubscribers?.(m.n)
       process.send?.({ ok: true })
     } else if (m.cmd === 'connect') {
       await connect?.(m)
@@ -378,6 +411,87 @@ async function runOne(impl: Impl, rate: number, seconds: number, natsUrl?: strin
   }
 }
 
+interface MeshResult {
+  nodes: number
+  publishers: number
+  published: number
+  refused: number
+  /** Deliveries summed over every node (each should get every message: nodes × published). */
+  delivered: number
+  publishedPerSec: number
+  p50Ms: number
+  p99Ms: number
+  cpuUsPerDeliveryPerNode: number
+  lagP99Ms: number
+}
+
+/**
+ * A devnet of `nodes` processes (hosts + the messaging area, every pair connected), every node
+ * subscribed, `publishers` of them publishing `totalRate` msg/s between them for `seconds`.
+ */
+async function runMesh(
+  nodes: number,
+  publishers: number,
+  totalRate: number,
+  seconds: number,
+): Promise<MeshResult> {
+  const children = Array.from({ length: nodes }, () =>
+    fork(SELF, ['--child', 'ours', 'node'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+  )
+  const boxes = children.map((c) => mailbox(c))
+  try {
+    const ready = await Promise.all(boxes.map((b) => b<{ addrs: string[]; peerId: string }>()))
+    for (const [i, c] of children.entries()) send(c, { cmd: 'subscribe' })
+    await Promise.all(boxes.map((b) => b()))
+    for (const [i, c] of children.entries())
+      send(c, { cmd: 'dialAll', peers: ready.slice(i + 1).map((r) => r.addrs) })
+    await Promise.all(boxes.map((b) => b()))
+    for (const c of children) send(c, { cmd: 'waitSubscribers', n: nodes - 1 })
+    await Promise.all(boxes.map((b) => b()))
+    for (const c of children.slice(0, publishers))
+      send(c, { cmd: 'publish', rate: totalRate / publishers, seconds })
+    const done = await Promise.all(
+      boxes.slice(0, publishers).map((b) => b<{ published: number; refused: number }>()),
+    )
+    const published = done.reduce((n, d) => n + d.published, 0)
+    const settleDeadline = performance.now() + 30_000
+    let last = -1
+    let lastChange = performance.now()
+    while (performance.now() < settleDeadline) {
+      for (const c of children) send(c, { cmd: 'count' })
+      const delivered = (await Promise.all(boxes.map((b) => b<{ delivered: number }>()))).reduce(
+        (n, d) => n + d.delivered,
+        0,
+      )
+      if (delivered >= published * nodes) break
+      if (delivered !== last) {
+        last = delivered
+        lastChange = performance.now()
+      } else if (performance.now() - lastChange > 3000) break
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    for (const c of children) send(c, { cmd: 'report' })
+    const reports = await Promise.all(boxes.map((b) => b<ChildReport>()))
+    const lat = reports.flatMap((r) => r.latencies ?? []).sort((a, b) => a - b)
+    const delivered = reports.reduce((n, r) => n + (r.delivered ?? 0), 0)
+    const cpu = reports.reduce((n, r) => n + r.cpuMs, 0)
+    return {
+      nodes,
+      publishers,
+      published,
+      refused: done.reduce((n, d) => n + d.refused, 0),
+      delivered,
+      publishedPerSec: Math.round(published / seconds),
+      p50Ms: sig(percentile(lat, 50), 3),
+      p99Ms: sig(percentile(lat, 99), 3),
+      cpuUsPerDeliveryPerNode: delivered > 0 ? sig((cpu * 1000) / delivered, 3) : Number.NaN,
+      lagP99Ms: sig(Math.max(...reports.map((r) => r.lagP99Ms)), 3),
+    }
+  } finally {
+    for (const c of children) c.kill()
+  }
+}
+
 /** Start nats-server on a free loopback port; undefined when it is not installed. */
 async function startNats(): Promise<{ url: string; proc: ChildProcess } | undefined> {
   const bin = which('nats-server')
@@ -495,13 +609,28 @@ export async function run(options: BenchOptions): Promise<Row[]> {
   } finally {
     nats?.proc.kill()
   }
+  if (!options.quick) {
+    const mesh = await runMesh(16, 4, 1000, seconds)
+    rows.push({
+      name: '16 processes, every pair connected, all subscribed; 4 publish 1,000 msg/s between them, 256 B',
+      ours_MBps: mesh.publishedPerSec,
+      peer: '-',
+      peer_MBps: null,
+      ratio: null,
+      note: `published/s network-wide; ${mesh.delivered.toLocaleString('en')}/${(mesh.published * mesh.nodes).toLocaleString('en')} deliveries${mesh.delivered < mesh.published * mesh.nodes ? ` (${mesh.published * mesh.nodes - mesh.delivered} lost)` : ', none lost'}${mesh.refused > 0 ? `, ${mesh.refused} refused` : ''}, p50 ${mesh.p50Ms} ms, p99 ${mesh.p99Ms} ms, ${mesh.cpuUsPerDeliveryPerNode} CPU µs per delivery (all processes), loop lag p99 ${mesh.lagP99Ms} ms`,
+    })
+  }
   rows.push(...(await codecRows(options.quick)))
   return rows
 }
 
 const argv = process.argv.slice(2)
 if (argv[0] === '--child') {
-  await child(argv[1] as Impl, argv[2] as 'pub' | 'sub', argv[3])
+  await child(argv[1] as Impl, argv[2] as 'pub' | 'sub' | 'node', argv[3])
+} else if (argv[0] === '--mesh') {
+  process.stdout.write(
+    `${JSON.stringify(await runMesh(Number(argv[1] ?? 16), 4, Number(argv[2] ?? 1000), Number(argv[3] ?? 5)))}\n`,
+  )
 } else if (argv[0] === '--one') {
   const impl = argv[1] as Impl
   const nats = impl === 'nats' ? await startNats() : undefined
