@@ -441,7 +441,7 @@ async function runMesh(
   const boxes = children.map((c) => mailbox(c))
   try {
     const ready = await Promise.all(boxes.map((b) => b<{ addrs: string[]; peerId: string }>()))
-    for (const [i, c] of children.entries()) send(c, { cmd: 'subscribe' })
+    for (const c of children) send(c, { cmd: 'subscribe' })
     await Promise.all(boxes.map((b) => b()))
     for (const [i, c] of children.entries())
       send(c, { cmd: 'dialAll', peers: ready.slice(i + 1).map((r) => r.addrs) })
