@@ -4,6 +4,7 @@
  */
 import { NodusError } from '../common/errors.ts'
 import { silentLogger } from '../common/logger.ts'
+import { messagingRoutes } from '../messaging/index.ts'
 import { NodusMetrics } from '../metrics/index.ts'
 import { netRoutes } from '../net/index.ts'
 import { nodeRoutes } from '../node/index.ts'
@@ -59,6 +60,10 @@ function documentedRoutes(): ApiRoutes[] {
       store,
       files: { resolveManifest: notServed, get: notServed },
       pins: { put: notServed, list: notServed, pin: notServed, grant: notServed, unpin: notServed },
+    }),
+    messagingRoutes({
+      messaging: { publish: notServed, subscribe: notServed, topics: notServed },
+      maxMessageBytes: 0,
     }),
   ]
 }

@@ -26,6 +26,8 @@ commands:
   unpin  CID [--data-dir DIR | --api URL]                                      drop this node's pin
   get    CID -o FILE [--data-dir DIR | --api URL]                              fetch a file
   cid    FILE                                                                 CID of FILE as one raw block
+  pub    TOPIC MESSAGE [--data-dir DIR | --api URL --token T]                 publish MESSAGE (text; - reads stdin) to TOPIC
+  sub    TOPIC [--data-dir DIR | --api URL]                                   print TOPIC's messages, one a line (--json: with ids and times)
   status [--data-dir DIR | --api URL]                                         node info and usage
   devnet --nodes N --base-dir DIR [--base-port P]                             run N local node processes
   sim    dht|placement|durability [--nodes N] [--json] ...                   simulate 10^4..10^6 nodes
@@ -291,6 +293,48 @@ async function main(argv: string[]): Promise<number> {
         throw err
       })
       out(Boolean(f.json), { cid: cidToString(cid), file }, cidToString(cid))
+      return 0
+    }
+    case 'pub': {
+      const { values: f, positionals } = parse(rest, CLIENT_FLAGS)
+      const [topic, message] = positionals
+      if (topic === undefined || message === undefined)
+        throw new NodusError(
+          'INVALID_ARGUMENT',
+          'usage: nodus pub TOPIC MESSAGE (- reads the message from stdin)',
+        )
+      const { publishMessage } = await import('./pubsub.ts')
+      const data =
+        message === '-'
+          ? new Uint8Array(await new Response(process.stdin as unknown as ReadableStream).arrayBuffer())
+          : new TextEncoder().encode(message)
+      const r = await publishMessage(await apiTarget(f), topic, data)
+      out(Boolean(f.json), r, `published ${r.topic} #${r.seq}`)
+      return 0
+    }
+    case 'sub': {
+      const { values: f, positionals } = parse(rest, CLIENT_FLAGS)
+      const topic = positionals[0]
+      if (topic === undefined) throw new NodusError('INVALID_ARGUMENT', 'usage: nodus sub TOPIC [--json]')
+      const { followTopic } = await import('./pubsub.ts')
+      const ac = new AbortController()
+      process.once('SIGINT', () => ac.abort())
+      process.once('SIGTERM', () => ac.abort())
+      const json = f.json === true
+      const ended = await followTopic(
+        await apiTarget(f),
+        topic,
+        (m) => {
+          process.stdout.write(
+            json
+              ? `${JSON.stringify(m)}\n`
+              : `${Buffer.from(m.data, 'base64').toString('utf8').replaceAll('\n', ' ')}\n`,
+          )
+        },
+        ac.signal,
+      )
+      if (ended === 'slow')
+        throw new NodusError('QUEUE_FULL', 'this subscriber fell behind and the node dropped it')
       return 0
     }
     case 'status': {

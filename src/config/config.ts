@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { API_OPTIONS } from '../api/options.ts'
 import { NodusError } from '../common/errors.ts'
 import type { OptionSpec, OptionsOf, OptionTable } from '../common/options.ts'
+import { MESSAGING_OPTIONS, messagingOptionProblems } from '../messaging/options.ts'
 import { NET_OPTIONS } from '../net/options.ts'
 import { LOG_OPTIONS } from '../node/options.ts'
 import { REPAIR_OPTIONS, STORAGE_OPTIONS, storageOptionProblems } from '../storage/options.ts'
@@ -27,6 +28,7 @@ const SECTIONS = Object.freeze({
   storage: STORAGE_OPTIONS,
   repair: REPAIR_OPTIONS,
   trust: TRUST_OPTIONS,
+  messaging: MESSAGING_OPTIONS,
   log: LOG_OPTIONS,
 })
 type Sections = typeof SECTIONS
@@ -126,7 +128,8 @@ function validate(raw: unknown): { config: NodusConfig; issues: string[] } {
     out[name] = section
   }
   const config = out as unknown as NodusConfig
-  if (issues.length === 0) issues.push(...storageOptionProblems(config.storage))
+  if (issues.length === 0)
+    issues.push(...storageOptionProblems(config.storage), ...messagingOptionProblems(config.messaging))
   return { config, issues }
 }
 

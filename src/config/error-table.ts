@@ -9,6 +9,7 @@ import { API_ERRORS, HTTP_LAYER_ERRORS } from '../api/errors.ts'
 import { CLI_ERRORS } from '../cli/errors.ts'
 import { COMMON_ERRORS, type ErrorCode, type ErrorTable } from '../common/errors.ts'
 import { CRYPTO_ERRORS } from '../crypto/errors.ts'
+import { MESSAGING_ERRORS } from '../messaging/errors.ts'
 import { METRICS_ERRORS } from '../metrics/errors.ts'
 import { NET_ERRORS } from '../net/errors.ts'
 import { NODE_ERRORS } from '../node/errors.ts'
@@ -42,6 +43,7 @@ export const ERROR_TABLES: readonly ErrorTable[] = assemble([
   STORAGE_ERRORS,
   NET_ERRORS,
   TRUST_ERRORS,
+  MESSAGING_ERRORS,
   API_ERRORS,
   METRICS_ERRORS,
   NODE_ERRORS,
@@ -118,6 +120,8 @@ answers) carry no peerAction: they are the peer's word, not its fault.
 | \`REVISION_INVALID\` | \`ignore\` | a holder update not newer than the last accepted (a late copy) | nothing |
 | \`TRUST_VECTOR_INVALID\` | \`ignore\` | a stale, future or replayed trust vector | nothing |
 | \`CAPACITY_REPORT_INVALID\` | \`ignore\` | a stale, future or replayed capacity report | nothing |
+| \`BATCH_INVALID\` | \`reject\` | a pub/sub batch that is malformed or over a bound (docs/PROTOCOLS.md, "Pub/sub") | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\`; gossipsub's score also drops (\`REJECT_PENALTY\` per batch, src/messaging/gossip.ts) |
+| \`BATCH_INVALID\` | \`ignore\` | a stale or future pub/sub batch (its timestamp outside \`messaging.maxAgeMs\` / \`messaging.maxClockSkewMs\`) | nothing |
 | \`KEY_RECORD_INVALID\` | \`ignore\` | an expired or not yet valid key record | nothing |
 | \`DECRYPT_FAILED\` | \`ignore\` | a sealed message that does not decrypt for this node (the relay cannot know) | nothing |
 | \`SEALED_MESSAGE_INVALID\` | \`ignore\` | a sealed message for an unknown key, malformed inside, addressed to another peer or too large | nothing |

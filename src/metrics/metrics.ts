@@ -10,16 +10,24 @@ import { type ApiMetrics, createApiMetrics } from '../api/metrics.ts'
 import { type CliMetrics, createCliMetrics } from '../cli/metrics.ts'
 import { type ConfigMetrics, createConfigMetrics } from '../config/metrics.ts'
 import { type CryptoMetrics, createCryptoMetrics } from '../crypto/metrics.ts'
+import {
+  createMessagingMetrics,
+  type MessagingMetrics,
+  type MessagingMetricsSources,
+} from '../messaging/metrics.ts'
 import { createNetMetrics, type NetMetrics, type NetMetricsSources } from '../net/metrics.ts'
 import { createNodeMetrics, type NodeMetrics } from '../node/metrics.ts'
 import { createSimMetrics, type SimMetrics } from '../sim/metrics.ts'
 import { createStorageMetrics, type StorageMetrics, type StorageMetricsSources } from '../storage/metrics.ts'
 import { createTrustMetrics, type TrustMetrics, type TrustMetricsSources } from '../trust/metrics.ts'
 
-export type { ApiMetrics, NetMetrics, NodeMetrics, StorageMetrics, TrustMetrics }
+export type { ApiMetrics, MessagingMetrics, NetMetrics, NodeMetrics, StorageMetrics, TrustMetrics }
 
 /** Live values read at scrape time (gauges with a collect function): every area's sources. */
-export type MetricsSources = StorageMetricsSources & NetMetricsSources & TrustMetricsSources
+export type MetricsSources = StorageMetricsSources &
+  NetMetricsSources &
+  TrustMetricsSources &
+  MessagingMetricsSources
 
 /** Every area's metrics: the fields of {@link NodusMetrics}. */
 export type AreaMetrics = NodeMetrics &
@@ -27,6 +35,7 @@ export type AreaMetrics = NodeMetrics &
   NetMetrics &
   ApiMetrics &
   TrustMetrics &
+  MessagingMetrics &
   CryptoMetrics &
   ConfigMetrics &
   CliMetrics &
@@ -51,6 +60,7 @@ export class NodusMetrics {
       ...createNetMetrics(registry, sources),
       ...createApiMetrics(registry),
       ...createTrustMetrics(registry, sources),
+      ...createMessagingMetrics(registry, sources),
       ...createCryptoMetrics(registry),
       ...createConfigMetrics(registry),
       ...createCliMetrics(registry),

@@ -2,6 +2,7 @@
  * The net area's factory (the composition seam of docs/ARCHITECTURE.md): the libp2p host, the bulk
  * channel, which peers speak which protocol (learned by identify), and the bootstrap dials.
  */
+import type { GossipSub, GossipsubOpts } from '@libp2p/gossipsub'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -33,6 +34,8 @@ export interface NetComponents {
    * default `Buffer.allocUnsafeSlow`.
    */
   allocateBody?: ((size: number) => Uint8Array) | undefined
+  /** Run gossipsub with this init (the messaging area's `gossipsubInit`); absent: no pub/sub service. */
+  pubsub?: Partial<GossipsubOpts> | undefined
 }
 
 /** The `net.*` keys of the node's config (docs/CONFIG.md) that {@link createNet} reads. */
@@ -51,6 +54,8 @@ export interface Net {
   readonly libp2p: NodusLibp2p
   /** The bulk channel (undefined when `net.bulk` is off). */
   readonly bulk: BulkChannel | undefined
+  /** The gossipsub service (undefined when {@link NetComponents.pubsub} was not given). */
+  readonly pubsub: GossipSub | undefined
   /**
    * Connected peers that speak `protocol` (or whose protocols identify has not told yet), sorted by
    * PeerId string.
@@ -93,7 +98,7 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
       maxConnections: options.maxConnections,
       encrypter: options.encrypter,
     },
-    { isBanned: (peer) => peers.isBanned(peer) },
+    { isBanned: (peer) => peers.isBanned(peer), pubsub: components.pubsub },
   )
   peers.onDisconnect(async (peer) => {
     await libp2p.hangUp(peerIdFromString(peer))
@@ -141,6 +146,7 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
   return {
     libp2p,
     bulk,
+    pubsub: libp2p.services.pubsub,
     peersSpeaking: (protocol) =>
       libp2p
         .getPeers()

@@ -1,5 +1,6 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { type GossipSub, type GossipsubOpts, gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import type { ConnectionEncrypter, ConnectionGater, PeerId, PrivateKey } from '@libp2p/interface'
 import { type KadDHT, kadDHT, passthroughMapper } from '@libp2p/kad-dht'
@@ -92,12 +93,18 @@ export const DEFAULT_HOST_OPTIONS: Readonly<HostOptions> = Object.freeze({
   encrypter: 'noise',
 })
 
-export type NodusLibp2p = Libp2p<{ dht: KadDHT; ping: Ping; identify: unknown }>
+/** The libp2p host: its `pubsub` service is there when {@link HostHooks.pubsub} was given. */
+export type NodusLibp2p = Libp2p<{ dht: KadDHT; ping: Ping; identify: unknown; pubsub?: GossipSub }>
 
 /** Run-time hooks of the host (functions, kept apart from the plain {@link HostOptions}). */
 export interface HostHooks {
   /** Is `peer` (PeerId string) banned? Its connections are refused both ways (trust/peer-actions.ts). */
   isBanned?(peer: string): boolean
+  /**
+   * Run gossipsub (@libp2p/gossipsub) as the `pubsub` service with this init (the messaging area's
+   * `gossipsubInit`: limits, scoring, message ids). Absent: no pub/sub service.
+   */
+  pubsub?: Partial<GossipsubOpts> | undefined
 }
 
 /**
@@ -117,7 +124,8 @@ export function bannedPeerGater(isBanned: (peer: string) => boolean): Connection
 }
 
 /**
- * Build (not start) a libp2p host: TCP, Noise (or TLS 1.3), Yamux, identify, ping and kad-dht in server mode.
+ * Build (not start) a libp2p host: TCP, Noise (or TLS 1.3), Yamux, identify, ping and kad-dht in server mode,
+ * and gossipsub when `hooks.pubsub` is given.
  * With `hooks.isBanned`, banned peers are refused both ways ({@link bannedPeerGater}).
  *
  * Choices follow ../shared/NOTES-libp2p.md: yamux window below the read buffer (trap 2), ping with
@@ -165,6 +173,7 @@ export async function createHost(
         prefixLength: options.dhtPrefixLength,
         ...(options.dhtAllowPrivateAddresses ? { peerInfoMapper: passthroughMapper } : {}),
       }),
+      ...(hooks.pubsub === undefined ? {} : { pubsub: gossipsub(hooks.pubsub) }),
     },
   })
   // Kademlia splitting toward the node's own ID (kad-table.ts); kad-dht's default trie stops at depth

@@ -15,6 +15,13 @@ import { createLogger, type Logger } from '../common/logger.ts'
 import { type Random, systemRandom } from '../common/random.ts'
 import type { NodusConfig } from '../config/index.ts'
 import { didKeyFromEd25519, loadIdentity, type NodeIdentity } from '../crypto/index.ts'
+import {
+  createMessaging,
+  gossipsubInit,
+  type Messaging,
+  messagingRoutes,
+  PeerPenalties,
+} from '../messaging/index.ts'
 import { NodusMetrics } from '../metrics/index.ts'
 import { createNet, DEFAULT_HOST_OPTIONS, type Net, netRoutes, provideBatchDepsFor } from '../net/index.ts'
 import {
@@ -47,11 +54,12 @@ export interface NodeAreas {
   net: Net
   storage: Storage
   exchange: TrustExchange
+  messaging: Messaging
 }
 
 /**
  * Build a node from config: load keys, then each area in order (trust, net, storage, the reports
- * exchange), then the API. Nothing starts until {@link NodusNode.start}.
+ * exchange, messaging), then the API. Nothing starts until {@link NodusNode.start}.
  * @throws NodusError `KEYS_MISSING` if `nodus init` was not run for this data directory
  */
 export async function createNode(
@@ -70,6 +78,8 @@ export async function createNode(
     { logger, clock, self, bans: new LmdbBanStore(join(config.dataDir, 'bans')), metrics },
     config.trust,
   )
+  // Gossipsub runs in the host (net); its P5 score reads the penalties the messaging area gives.
+  const pubsubPenalties = new PeerPenalties(clock, config.messaging.maxPenalizedPeers)
   const net = await createNet(
     {
       logger,
@@ -78,6 +88,7 @@ export async function createNode(
       peers: trust.peerActions,
       // Aligned bulk bodies: the shard store writes a put's body with direct I/O as it is.
       allocateBody: directIoAvailable() ? allocAligned : undefined,
+      pubsub: gossipsubInit(config.messaging, pubsubPenalties),
     },
     config.net,
   )
@@ -124,7 +135,21 @@ export async function createNode(
     },
     config.trust,
   )
+  const messaging = createMessaging(
+    {
+      logger,
+      clock,
+      metrics,
+      self,
+      pubsub: net.pubsub as NonNullable<Net['pubsub']>,
+      penalties: pubsubPenalties,
+      peers: trust.peerActions,
+    },
+    config.messaging,
+  )
   metrics.attach({
+    messagesQueued: () => messaging.queuedMessages,
+    subscriptions: () => messaging.subscriptionCount,
     storage: () => storage.store.usage(),
     connections: () => net.libp2p.getConnections().length,
     provideQueueDepth: () => storage.provider.size,
@@ -145,12 +170,20 @@ export async function createNode(
         }),
         netRoutes({ libp2p: net.libp2p, trust, perf: trust.perf }),
         storageRoutes({ store: storage.store, files: storage.files, pins: storage.pins }),
+        messagingRoutes({ messaging, maxMessageBytes: config.messaging.maxMessageBytes }),
       ],
       metrics,
     },
     config.api,
   )
-  return new NodusNode({ config, identity, logger, metrics, areas: { trust, net, storage, exchange }, api })
+  return new NodusNode({
+    config,
+    identity,
+    logger,
+    metrics,
+    areas: { trust, net, storage, exchange, messaging },
+    api,
+  })
 }
 
 /** A running nodus node: its areas, and the façade the CLI, the API and tests use. */
@@ -180,7 +213,7 @@ export class NodusNode {
     this.metrics = parts.metrics
     this.areas = parts.areas
     this.#api = parts.api
-    const { trust, net, storage, exchange } = parts.areas
+    const { trust, net, storage, exchange, messaging } = parts.areas
     const api: Startable = {
       start: async () => {
         this.#apiUrl = await this.#api.listen(this.config.api.host, this.config.api.port)
@@ -188,7 +221,7 @@ export class NodusNode {
       beforeStop: () => this.#api.close(),
       stop: () => {},
     }
-    this.#startables = [trust, net, storage, exchange, api]
+    this.#startables = [trust, net, storage, exchange, messaging, api]
   }
 
   // The areas' main services, for the CLI, the API and tests.
@@ -236,6 +269,9 @@ export class NodusNode {
   }
   get exchange() {
     return this.areas.exchange.exchange
+  }
+  get messaging() {
+    return this.areas.messaging
   }
 
   get peerId(): string {

@@ -1,0 +1,95 @@
+/**
+ * The messaging area's metrics (docs/METRICS.md): messages published, delivered, dropped (by reason)
+ * and queued, batches and their sizes, end-to-end latency. Pure: creates them on the registry given.
+ */
+import { Counter, Histogram, type Registry } from 'prom-client'
+import { LATENCY_BUCKETS, liveGauge } from '../common/metrics.ts'
+
+/** Live messaging values read at scrape time. */
+export interface MessagingMetricsSources {
+  /** Messages waiting in the publish queue and in local subscribers' queues; absent: 0. */
+  messagesQueued?(): number
+  /** Local subscriptions open now; absent: 0. */
+  subscriptions?(): number
+}
+
+/** Why a message was dropped (the `reason` label of `nodus_messaging_dropped_total`). */
+export type DropReason =
+  | 'publish_queue_full'
+  | 'slow_subscriber'
+  | 'subscriber_full'
+  | 'invalid'
+  | 'stale'
+  | 'future'
+  | 'gap'
+  | 'duplicate'
+
+/**
+ * Creates the messaging metrics on `registry`: the counters and histograms returned, and the gauges
+ * read from `sources()` at scrape time (0 until it gives a source).
+ */
+export function createMessagingMetrics(
+  registry: Registry,
+  sources: () => MessagingMetricsSources | undefined,
+) {
+  const registers = [registry]
+  const metrics = {
+    pubsubPublished: new Counter({
+      name: 'nodus_messaging_published_total',
+      help: 'Messages this node published (accepted into the publish queue)',
+      registers,
+    }),
+    pubsubDelivered: new Counter({
+      name: 'nodus_messaging_delivered_total',
+      help: 'Messages delivered to this node’s subscribers, once each, in order per publisher',
+      registers,
+    }),
+    pubsubDropped: new Counter({
+      name: 'nodus_messaging_dropped_total',
+      help: 'Messages dropped, by reason (publish_queue_full, slow_subscriber, subscriber_full, invalid, stale, future, gap, duplicate)',
+      labelNames: ['reason'],
+      registers,
+    }),
+    pubsubBatchesSent: new Counter({
+      name: 'nodus_messaging_batches_sent_total',
+      help: 'Batches (gossip messages) this node published',
+      registers,
+    }),
+    pubsubBatchesReceived: new Counter({
+      name: 'nodus_messaging_batches_received_total',
+      help: 'Batches received from peers, by validation result (accept, reject, ignore)',
+      labelNames: ['result'],
+      registers,
+    }),
+    pubsubBatchMessages: new Histogram({
+      name: 'nodus_messaging_batch_messages',
+      help: 'Messages per batch this node published',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+      registers,
+    }),
+    pubsubLatencySeconds: new Histogram({
+      name: 'nodus_messaging_latency_seconds',
+      help: 'End to end: from a message’s publish timestamp (carried in its batch) to its delivery here, seconds',
+      buckets: [...LATENCY_BUCKETS],
+      registers,
+    }),
+  } as const
+  liveGauge(
+    registry,
+    sources,
+    'nodus_messaging_queued_messages',
+    'Messages waiting in the publish queue and in local subscribers’ queues',
+    (s) => s.messagesQueued?.() ?? 0,
+  )
+  liveGauge(
+    registry,
+    sources,
+    'nodus_messaging_subscriptions',
+    'Local pub/sub subscriptions open now (SSE clients included)',
+    (s) => s.subscriptions?.() ?? 0,
+  )
+  return metrics
+}
+
+/** The messaging area's metrics (NodusMetrics has them as fields of the same names). */
+export type MessagingMetrics = ReturnType<typeof createMessagingMetrics>
