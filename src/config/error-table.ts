@@ -103,7 +103,7 @@ answers) carry no peerAction: they are the peer's word, not its fault.
 | code | peerAction | when | what it does to the peer |
 |---|---|---|---|
 | \`CID_MISMATCH\` | \`ban\` | a peer sent bytes that do not hash to the CID asked for (shard or manifest get) or named (shard put) | banned for \`trust.banMs\` and disconnected |
-| \`SIGNATURE_INVALID\` | \`ban\` | a receipt, holder update, storage order, pin, commit, trust vector or capacity report the peer sent does not verify | banned for \`trust.banMs\` and disconnected |
+| \`SIGNATURE_INVALID\` | \`ban\` | a receipt, holder update, storage order, pin, commit, trust vector, capacity report or key record the peer sent does not verify | banned for \`trust.banMs\` and disconnected |
 | \`PROTOCOL_ERROR\` | \`reject\` | a malformed request, response, frame, ticket or message (shard, bulk or reports protocol) | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`MESSAGE_TOO_LARGE\` | \`reject\` | a frame, audit proof or holder update over its bound | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`SHARD_TOO_LARGE\` | \`reject\` | a put, or a get's answer, over \`storage.maxShardBytes\` | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
@@ -114,11 +114,20 @@ answers) carry no peerAction: they are the peer's word, not its fault.
 | \`REVISION_INVALID\` | \`reject\` | a holder update's revision jumps past the allowed step | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`TRUST_VECTOR_INVALID\` | \`reject\` | a malformed trust vector | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`CAPACITY_REPORT_INVALID\` | \`reject\` | a malformed capacity report | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
+| \`KEY_RECORD_INVALID\` | \`reject\` | a malformed key record, or one for another peer than asked | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
+| \`SEALED_MESSAGE_INVALID\` | \`reject\` | a sealed message whose outer envelope is malformed (any relay can check it) | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
+| \`DECRYPT_FAILED\` | \`reject\` | an HPKE or X-Wing ciphertext of the wrong length, or one that does not authenticate | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`REVISION_INVALID\` | \`ignore\` | a holder update not newer than the last accepted (a late copy) | nothing |
 | \`TRUST_VECTOR_INVALID\` | \`ignore\` | a stale, future or replayed trust vector | nothing |
 | \`CAPACITY_REPORT_INVALID\` | \`ignore\` | a stale, future or replayed capacity report | nothing |
 | \`BATCH_INVALID\` | \`reject\` | a pub/sub batch that is malformed or over a bound (docs/PROTOCOLS.md, "Pub/sub") | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\`; gossipsub's score also drops (\`REJECT_PENALTY\` per batch, src/messaging/gossip.ts) |
 | \`BATCH_INVALID\` | \`ignore\` | a stale or future pub/sub batch (its timestamp outside \`messaging.maxAgeMs\` / \`messaging.maxClockSkewMs\`) | nothing |
+| \`KEY_RECORD_INVALID\` | \`ignore\` | an expired or not yet valid key record | nothing |
+| \`DECRYPT_FAILED\` | \`ignore\` | a sealed message that does not decrypt for this node (the relay cannot know) | nothing |
+| \`SEALED_MESSAGE_INVALID\` | \`ignore\` | a sealed message for an unknown key, malformed inside, addressed to another peer or too large | nothing |
+| \`SEALED_MESSAGE_FORGED\` | \`ignore\` | the sender signature inside a sealed message does not verify (the relay cannot know) | nothing |
+| \`SEALED_MESSAGE_STALE\` | \`ignore\` | a sealed message older than the window or from the future | nothing |
+| \`SEALED_MESSAGE_REPLAYED\` | \`ignore\` | a sealed message id already received within the window | nothing |
 | \`RATE_LIMITED\` | \`ignore\` | trust vectors or reports faster than the issuer's rate limit | nothing |
 | \`QUOTA_EXCEEDED\` | \`ignore\` | a put or pin past the uploader's quota | nothing |
 | \`PEER_BUSY\` | \`ignore\` | a request beyond the peer's fair share of slots | nothing |

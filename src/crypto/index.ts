@@ -1,6 +1,7 @@
 /**
  * The crypto area: hashing (BLAKE3), node identity (Ed25519 + ML-DSA-65), did:key, hybrid signatures,
- * and the signed-record codec and inbox every signed message type is built on.
+ * the signed-record codec and inbox every signed message type is built on, the X-Wing KEM, HPKE, key
+ * records and sealed direct messages.
  * Other areas import only from here.
  */
 export {
@@ -22,6 +23,15 @@ export {
   x25519PrivateFromEd25519Seed,
 } from './did.ts'
 export {
+  HPKE_AEAD_AES_256_GCM,
+  HPKE_KDF_HKDF_SHA256,
+  HPKE_TAG_BYTES,
+  type HpkeOptions,
+  type HpkeSealed,
+  hpkeOpen,
+  hpkeSeal,
+} from './hpke.ts'
+export {
   ED25519_PUBLIC_KEY_BYTES,
   ED25519_SIGNATURE_BYTES,
   HYBRID_CONTEXT,
@@ -36,6 +46,20 @@ export {
   verifyMlDsa65,
 } from './hybrid.ts'
 export {
+  checkKeyRecordTime,
+  createKeyRecord,
+  DEFAULT_KEY_RECORD_SKEW_MS,
+  KEY_RECORD,
+  KEY_RECORD_DOMAIN,
+  KEY_RECORD_MAX_BYTES,
+  type KeyRecord,
+  type KeyRecordCheck,
+  type KeyRecordTimes,
+  MAX_KEY_EPOCH,
+  MAX_KEY_RECORD_LIFETIME_MS,
+  openKeyRecord,
+} from './key-record.ts'
+export {
   ED25519_KEY_FILE,
   generateIdentity,
   identityExists,
@@ -48,6 +72,33 @@ export {
   type NodeIdentity,
   saveIdentity,
 } from './keys.ts'
+export {
+  DEFAULT_REPLAY_WINDOW_MAX_IDS,
+  type ReplayVerdict,
+  ReplayWindow,
+  type ReplayWindowOptions,
+} from './replay-window.ts'
+export {
+  DEFAULT_SEALED_MESSAGE_LIMITS,
+  decodeSealedEnvelope,
+  KEY_ID_BYTES,
+  MAX_SEALED_BODY_BYTES,
+  MESSAGE_ID_BYTES,
+  type OpenedMessage,
+  type OpenOptions,
+  openMessage,
+  type RecipientKey,
+  type RecipientKeys,
+  SEALED_MESSAGE_DOMAIN,
+  SEALED_MESSAGE_OVERHEAD_BYTES,
+  SEALED_MESSAGE_VERSION,
+  type SealedEnvelope,
+  type SealedMessage,
+  type SealedMessageLimits,
+  type SealOptions,
+  sealedMessageInfo,
+  sealMessage,
+} from './sealed-message.ts'
 export {
   checkFreshness,
   type DecodedRecord,
@@ -92,3 +143,26 @@ export {
   sequencedInboxOptions,
   type VerifiedRecord,
 } from './signed-record-inbox.ts'
+export {
+  generateXWingKeyPair,
+  parseXWingPublicKey,
+  XWING_CIPHERTEXT_BYTES,
+  XWING_HPKE_KEM_ID,
+  XWING_PUBLIC_KEY_BYTES,
+  XWING_SECRET_KEY_BYTES,
+  XWING_SHARED_SECRET_BYTES,
+  type XWingEncapsulation,
+  type XWingKeyPair,
+  type XWingPublicKey,
+  xwingDecapsulate,
+  xwingEncapsulate,
+  xwingKeyId,
+  xwingKeyPairFromSeed,
+} from './xwing.ts'
+export {
+  deleteXWingKey,
+  listXWingKeys,
+  loadXWingKey,
+  saveXWingKey,
+  XWING_KEY_FILE_BYTES,
+} from './xwing-keys.ts'

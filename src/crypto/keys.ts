@@ -11,14 +11,8 @@
  *   chosen over Node's default "both" export (4,098 bytes) because the expanded key adds nothing the
  *   seed cannot regenerate and its consistency would have to be checked on load.
  */
-import {
-  createPrivateKey,
-  createPublicKey,
-  generateKeyPairSync,
-  type KeyObject,
-  randomBytes,
-} from 'node:crypto'
-import { link, mkdir, open, readFile, stat, unlink } from 'node:fs/promises'
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { link, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
   generateKeyPair,
@@ -31,6 +25,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { type AbortOptions, throwIfAborted } from '../common/abort.ts'
 import { bytesEqual } from '../common/bytes.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
+import { errnoCode, exists, fsyncDir, readOrNull, unlinkQuietly, writeTemp } from './key-files.ts'
 
 /** Bytes in a raw ML-DSA-65 public key (FIPS 204 Table 2). */
 export const MLDSA65_PUBLIC_KEY_BYTES = 1952
@@ -72,12 +67,6 @@ export interface NodeIdentity {
 
 function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-}
-
-function errnoCode(err: unknown): string | undefined {
-  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string')
-    return err.code
-  return undefined
 }
 
 function mldsaFromSeed(seed: Uint8Array): NodeIdentity['mldsa'] {
@@ -124,47 +113,6 @@ export async function identityFromSeeds(
 function keyPaths(dir: string): { keysDir: string; ed: string; mldsa: string } {
   const keysDir = join(dir, KEYS_DIR)
   return { keysDir, ed: join(keysDir, ED25519_KEY_FILE), mldsa: join(keysDir, MLDSA65_KEY_FILE) }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path)
-    return true
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return false
-    throw err
-  }
-}
-
-/** Write `bytes` to a fresh temp file in `dir` (mode 0600), fsync it, and return its path. */
-async function writeTemp(dir: string, name: string, bytes: Uint8Array): Promise<string> {
-  const path = join(dir, `.${name}.${randomBytes(8).toString('hex')}.tmp`)
-  const fh = await open(path, 'wx', 0o600)
-  try {
-    await fh.chmod(0o600) // in case the umask removed owner bits
-    await fh.writeFile(bytes)
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-  return path
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r')
-  try {
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-}
-
-async function unlinkQuietly(path: string): Promise<void> {
-  try {
-    await unlink(path)
-  } catch {
-    // already gone
-  }
 }
 
 function keysExist(dir: string, cause?: unknown): NodusError {
@@ -235,15 +183,6 @@ export async function saveIdentity(dir: string, id: NodeIdentity, options: Abort
 export async function identityExists(dir: string): Promise<boolean> {
   const paths = keyPaths(dir)
   return (await exists(paths.ed)) || (await exists(paths.mldsa))
-}
-
-async function readOrNull(path: string): Promise<Uint8Array | null> {
-  try {
-    return new Uint8Array(await readFile(path))
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return null
-    throw err
-  }
 }
 
 function keyInvalid(file: string, reason: string, cause?: unknown): NodusError {

@@ -14,15 +14,16 @@
 import { join } from 'node:path'
 import type { PeerId } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
-import type { Clock } from '../common/clock.ts'
-import type { PeerAction } from '../common/errors.ts'
-import type { Logger } from '../common/logger.ts'
 import { mulberry32 } from '../common/prng.ts'
-import type { Random } from '../common/random.ts'
-import { hybridPublicKey, type NodeIdentity, signEd25519, signHybrid } from '../crypto/index.ts'
-import type { NodusMetrics } from '../metrics/index.ts'
-import type { BulkChannel, BulkHandler, ProvideBatchDeps } from '../net/index.ts'
+import { hybridPublicKey, signEd25519, signHybrid } from '../crypto/index.ts'
 import { cidToString, parseCid } from './codec/cid.ts'
+import type {
+  Storage,
+  StorageAreaOptions,
+  StorageComponents,
+  StorageStore,
+  StorageStoreDeps,
+} from './components.ts'
 import { FileIndex } from './files/file-index.ts'
 import { DEFAULT_FILE_OPTIONS, FileService } from './files/files.ts'
 import { decodeManifest } from './files/manifest.ts'
@@ -43,142 +44,21 @@ import { SHARD_PROTOCOL } from './protocol/shard-messages.ts'
 import { DEFAULT_SHARD_SERVER_OPTIONS, ShardServer } from './protocol/shard-server.ts'
 import { ShardStore, startExpiryCleanup } from './store/shard-store.ts'
 
-/** The host services the storage area uses (a libp2p node satisfies it). */
-export interface StorageHost {
-  handle(
-    protocol: string,
-    handler: ShardServer['handler'],
-    options: ShardServer['handleOptions'],
-  ): Promise<void>
-  dialProtocol: ConstructorParameters<typeof ShardClient>[0]['dialProtocol']
-  getPeers(): PeerId[]
-  contentRouting: {
-    provide(cid: CID, options: { signal: AbortSignal }): Promise<void>
-    findProviders(cid: CID, options: { signal?: AbortSignal }): AsyncIterable<{ id: PeerId }>
-  }
-}
-
-/** What the storage area needs from the net area. */
-export interface StorageNet {
-  /** Connected peers speaking a protocol (sorted by PeerId string). */
-  peersSpeaking(protocol: string): PeerId[]
-  /** The bulk channel, when on. */
-  readonly bulk: BulkChannel | undefined
-  /** Serve bulk requests with the shard server. */
-  handleBulk(handler: BulkHandler): void
-  /** Batched provider records (net's `provideBatchDepsFor`), or undefined. */
-  provideBatch: ProvideBatchDeps | undefined
-}
-
-/** What the storage area needs from the trust area. */
-export interface StorageTrust {
-  score(peer: string): number
-  standing(peer: string, peers: number): number
-  readonly perf: { score(peer: string): number }
-  readonly reports: ReadonlyMap<string, { freeBytes: number; region: string; networks: readonly string[] }>
-  readonly observer: {
-    transfer(
-      peer: string,
-      op: 'put' | 'get',
-      outcome: { ok: boolean; code?: string; peerAction?: PeerAction; bytes: number; ms: number },
-    ): void
-    audit(peer: string, result: 'pass' | 'fail' | 'timeout'): void
-    unanswered(peer: string): void
-  }
-  readonly peerActions: {
-    isBanned(peer: string): boolean
-    report(peer: string, err: unknown): unknown
-  }
-  /** A peer signed something it had no authority to sign (a holder update). */
-  refused(peer: string): void
-}
-
-/** What {@link createStorage} needs. */
-export interface StorageComponents {
-  logger: Logger
-  clock: Clock
-  random: Random
-  metrics: NodusMetrics
-  identity: NodeIdentity
-  /** The node's data directory: shards/, accounts/, files/, watch/ go under it. */
-  dataDir: string
-  host: StorageHost
-  net: StorageNet
-  trust: StorageTrust
-  /** Told about every repair event (tests and the chaos run watch them). */
-  onRepairEvent?: ((e: RepairEvent) => void) | undefined
-}
-
-/** The config keys the storage area reads (`storage.*`, `repair.*` and the shard protocol's `net.*`). */
-export interface StorageAreaOptions {
-  storage: {
-    capacityBytes: number
-    maxShardBytes: number
-    cacheBytes: number
-    minFreeDiskBytes: number
-    cleanupIntervalMs: number
-    renewIntervalMs: number
-    leaseMs: number
-    maxLeaseMs: number
-    provisionalLeaseMs: number
-    quotaBytes: number
-    quotaShards: number
-    quotaTrustMultiplier: number
-    k: number
-    m: number
-    segmentSize: number
-    segmentsInFlight: number
-    manifestReplicas: number
-  }
-  repair: {
-    intervalMs: number
-    graceMs: number
-    thresholdMargin: number
-    maxRepairsPerRound: number
-    auditsPerRound: number
-    criticalExtraParity: number
-    readsPerParityStep: number
-    maxPopularityExtraParity: number
-    maxParity: number
-  }
-  net: {
-    requestTimeoutMs: number
-    maxRequestsPerPeer: number
-    maxRequestsPerSubnet: number
-    subnetExempt: readonly string[]
-    minTransferBytesPerSec: number
-  }
-}
-
-/** The storage area's public services. */
-export interface Storage {
-  readonly store: ShardStore
-  readonly files: FileService
-  readonly shardServer: ShardServer
-  readonly shardClient: ShardClient
-  readonly fileIndex: FileIndex
-  readonly watch: ManifestWatch
-  readonly repairer: Repairer
-  readonly audits: AuditRecords
-  readonly accounts: StorageAccounts
-  readonly provider: Provider
-  /** This node's pins (the file index), their renewal every `storage.renewIntervalMs`, pin grants. */
-  readonly pins: PinService
-  /** Connected peers that speak the shard protocol, sorted by PeerId string. */
-  shardPeers(): PeerId[]
-  beforeStart(): Promise<void>
-  start(): Promise<void>
-  beforeStop(): Promise<void>
-  stop(): void
-  afterStop(): Promise<void>
-}
-
 /**
  * Build the storage area. `beforeStart` opens its stores on disk (recovering after an unclean stop);
  * `start` registers `/nodus/shard/1.0.0`, serves the bulk channel and starts the repair rounds;
  * `beforeStop` stops the rounds and the provider queue; `afterStop` closes the stores.
+ * The shard store is a `ShardStore` at `<dataDir>/shards`, or what `components.createStore` builds.
  */
-export function createStorage(components: StorageComponents, options: StorageAreaOptions): Storage {
+export function createStorage(components: StorageComponents, options: StorageAreaOptions): Storage
+export function createStorage<S extends StorageStore>(
+  components: StorageComponents<S> & { createStore(deps: StorageStoreDeps): S },
+  options: StorageAreaOptions,
+): Storage<S>
+export function createStorage(
+  components: StorageComponents<StorageStore>,
+  options: StorageAreaOptions,
+): Storage<StorageStore> {
   const { clock, identity, trust, net, host, metrics, dataDir } = components
   const o = options.storage
   const logger = components.logger
@@ -198,26 +78,29 @@ export function createStorage(components: StorageComponents, options: StorageAre
       quotaTrustMultiplier: o.quotaTrustMultiplier,
     },
   )
-  const store = new ShardStore(
-    {
-      logger: logger.child({ area: 'store' }),
-      clock,
-      metrics,
-      // A block left the store (expired, deleted, found lost or corrupt): its claims go with it, and
-      // the keepers of the manifests it belongs to hear of a lost copy at once.
-      onRemoved: (cid, _size, reason) => {
-        if (reason === 'lost' || reason === 'corrupt') tellKeepers(cid)
-        void accounts.removeBlock(cid).catch(() => {})
-      },
+  const createStore =
+    components.createStore ??
+    ((deps: StorageStoreDeps): StorageStore =>
+      new ShardStore(
+        { logger: logger.child({ area: 'store' }), clock: deps.clock, metrics, onRemoved: deps.onRemoved },
+        {
+          dir: join(dataDir, 'shards'),
+          capacityBytes: o.capacityBytes,
+          maxShardBytes: o.maxShardBytes,
+          cacheBytes: o.cacheBytes,
+          minFreeDiskBytes: o.minFreeDiskBytes,
+        },
+      ))
+  const store = createStore({
+    clock,
+    // A block left the store (expired, deleted, found lost or corrupt): its claims go with it, and
+    // the keepers of the manifests it belongs to hear of a lost copy at once.
+    onRemoved: (cid, _size, reason) => {
+      if (reason === 'lost' || reason === 'corrupt') tellKeepers(cid)
+      void accounts.removeBlock(cid).catch(() => {})
     },
-    {
-      dir: join(dataDir, 'shards'),
-      capacityBytes: o.capacityBytes,
-      maxShardBytes: o.maxShardBytes,
-      cacheBytes: o.cacheBytes,
-      minFreeDiskBytes: o.minFreeDiskBytes,
-    },
-  )
+  })
+  const tuning = options.tuning ?? {}
   const shardClient = new ShardClient(
     {
       dialProtocol: (peer, protocol, opts) => host.dialProtocol(peer, protocol, opts),
@@ -335,6 +218,8 @@ export function createStorage(components: StorageComponents, options: StorageAre
       segmentsInFlight: o.segmentsInFlight,
       manifestReplicas: o.manifestReplicas,
       leaseMs: o.leaseMs,
+      hedgeDelayMs: tuning.hedgeDelayMs ?? DEFAULT_FILE_OPTIONS.hedgeDelayMs,
+      dhtTimeoutMs: tuning.dhtTimeoutMs ?? DEFAULT_FILE_OPTIONS.dhtTimeoutMs,
     },
   )
   const provider = new Provider({
@@ -383,6 +268,8 @@ export function createStorage(components: StorageComponents, options: StorageAre
     },
     {
       ...DEFAULT_SHARD_SERVER_OPTIONS,
+      maxConcurrentRequests:
+        tuning.maxConcurrentRequests ?? DEFAULT_SHARD_SERVER_OPTIONS.maxConcurrentRequests,
       maxShardBytes: o.maxShardBytes,
       maxRequestsPerPeer: options.net.maxRequestsPerPeer,
       maxRequestsPerSubnet: options.net.maxRequestsPerSubnet,
@@ -495,6 +382,7 @@ export function createStorage(components: StorageComponents, options: StorageAre
       sweepTimer.unref()
       cleanup = startExpiryCleanup(store, {
         intervalMs: o.cleanupIntervalMs,
+        clock,
         logger,
         onRun: (res) => {
           if ('deleted' in res && res.deleted > 0) logger.info(res, 'expired shards deleted')

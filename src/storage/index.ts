@@ -1,5 +1,5 @@
 export { allocAligned, directIoAvailable } from '../common/direct-io.ts'
-export { createStorage, type Storage, type StorageAreaOptions, type StorageComponents } from './area.ts'
+export { createStorage } from './area.ts'
 export {
   BLAKE3_MULTIHASH,
   cidForBytes,
@@ -13,6 +13,17 @@ export {
 } from './codec/cid.ts'
 export { ReedSolomon } from './codec/reed-solomon.ts'
 export { segment } from './codec/segmenter.ts'
+export type {
+  Storage,
+  StorageAreaOptions,
+  StorageComponents,
+  StorageHost,
+  StorageNet,
+  StorageStore,
+  StorageStoreDeps,
+  StorageTrust,
+  StorageTuning,
+} from './components.ts'
 export { FileIndex } from './files/file-index.ts'
 export {
   DEFAULT_FILE_OPTIONS,
@@ -48,4 +59,9 @@ export { ShardClient } from './protocol/shard-client.ts'
 export { type Receipt, SHARD_PROTOCOL, verifyReceipt } from './protocol/shard-messages.ts'
 export { DEFAULT_SHARD_SERVER_OPTIONS, ShardServer } from './protocol/shard-server.ts'
 export { type StorageRoutesDeps, storageRoutes } from './routes.ts'
-export { ShardStore, type ShardStoreOptions, startExpiryCleanup } from './store/shard-store.ts'
+export {
+  type RemovalReason,
+  ShardStore,
+  type ShardStoreOptions,
+  startExpiryCleanup,
+} from './store/shard-store.ts'

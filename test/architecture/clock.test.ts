@@ -74,8 +74,8 @@ test('a fake clock in deps sets receipts storedAt (ShardServer) and manifests cr
   const t = Date.now() - 30_000
   const clock: Clock = { now: () => t }
   const peers = await Promise.all([
-    startPeer({ k: 1, m: 0, segmentSize: 64 * 1024, manifestReplicas: 1 }, undefined, { clock }),
-    startPeer({}, undefined, { clock }),
+    startPeer({ storage: { k: 1, m: 0, segmentSize: 64 * 1024, manifestReplicas: 1 }, clock }),
+    startPeer({ clock }),
   ])
   const [a, b] = peers
   try {

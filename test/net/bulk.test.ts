@@ -14,7 +14,7 @@ import { BulkChannel, DEFAULT_BULK_OPTIONS } from '../../src/net/bulk.ts'
 import { BULK_PROTOCOL, FrameParser } from '../../src/net/bulk-wire.ts'
 import { encodeVarint, StreamReader } from '../../src/net/index.ts'
 import { cidForBytes, ShardClient, verifyReceipt } from '../../src/storage/index.ts'
-import { orderFor, putOrdered, startPeer, type TestPeer } from '../utils/cluster.ts'
+import { orderFor, putOrdered, startPeer, stopAll, type TestPeer } from '../utils/cluster.ts'
 import { FakeClock } from '../utils/fake-clock.ts'
 import { waitFor } from '../utils/wait.ts'
 
@@ -51,6 +51,12 @@ async function bulkPeer(
     { requestTimeoutMs: 20_000, maxShardBytes: 16 * 1024 * 1024 },
   )
   return { ...peer, bulk, bulkClient, bulkServed }
+}
+
+/** Stop the peers' bulk channels, then the peers. */
+async function stopBulkPeers(...peers: BulkPeer[]): Promise<void> {
+  await Promise.all(peers.map((p) => p.bulk.stop()))
+  await stopAll(peers)
 }
 
 /** A ticket from `server`, fetched over libp2p as the client side does. */
@@ -99,8 +105,8 @@ describe('bulk channel', () => {
     await a.libp2p.dial(plain.libp2p.getMultiaddrs())
   })
   after(async () => {
-    await Promise.all([a.bulk.stop(), b.bulk.stop()])
-    await Promise.all([a.libp2p.stop(), b.libp2p.stop(), plain.libp2p.stop()])
+    await stopBulkPeers(a, b)
+    await stopAll([plain])
   })
 
   it('carries puts and gets (signed receipts, CID-checked bytes), many in flight, over its own sockets', async () => {
@@ -147,11 +153,19 @@ describe('bulk channel', () => {
     await assert.rejects(a.bulkClient.get(b.id.peerId, cidForBytes(randomBytes(10))), (err) =>
       isNodusError(err, 'SHARD_MISSING'),
     )
-    const cid = cidForBytes(randomBytes(100))
-    await assert.rejects(putOrdered(a, a.bulkClient, b.id.peerId, cid, randomBytes(100)), (err) =>
-      isNodusError(err, 'CID_MISMATCH'),
-    )
-    assert.equal(b.store.has(cid), false)
+    // From a sender of its own: CID_MISMATCH is a `ban` fault (docs/ERRORS.md), and the other tests need a.
+    const liar = await bulkPeer()
+    try {
+      await liar.libp2p.dial(b.libp2p.getMultiaddrs())
+      const cid = cidForBytes(randomBytes(100))
+      await assert.rejects(putOrdered(liar, liar.bulkClient, b.id.peerId, cid, randomBytes(100)), (err) =>
+        isNodusError(err, 'CID_MISMATCH'),
+      )
+      assert.equal(b.store.has(cid), false)
+      assert.equal(b.trust.peerActions.isBanned(liar.id.peerId.toString()), true)
+    } finally {
+      await stopBulkPeers(liar)
+    }
   })
 
   it('falls back to libp2p streams for a peer without a bulk channel', async () => {
@@ -191,8 +205,7 @@ describe('bulk channel', () => {
         'an expired ticket is refused',
       )
     } finally {
-      await short.bulk.stop()
-      await short.libp2p.stop()
+      await stopBulkPeers(short)
     }
     const bytes = randomBytes(1234)
     await putOrdered(a, a.bulkClient, b.id.peerId, cidForBytes(bytes), bytes)
@@ -251,8 +264,7 @@ describe('bulk channel', () => {
       assert.equal(client.bulk.sockets.outbound, 1)
       assert.equal(server.bulkServed.count, 42)
     } finally {
-      await Promise.all([client.bulk.stop(), server.bulk.stop()])
-      await Promise.all([client.libp2p.stop(), server.libp2p.stop()])
+      await stopBulkPeers(client, server)
     }
   })
 
@@ -311,8 +323,8 @@ describe('bulk channel', () => {
       await client.stop()
       for (const s of accepted) s.destroy()
       await new Promise((r) => silent.close(r))
-      await server.bulk.stop()
-      await Promise.all([peer.libp2p.stop(), server.libp2p.stop()])
+      await stopBulkPeers(server)
+      await stopAll([peer])
     }
   })
 
@@ -335,8 +347,7 @@ describe('bulk channel', () => {
       assert.ok(open.every((s) => !s.destroyed))
     } finally {
       for (const s of open) s.destroy()
-      await c.bulk.stop()
-      await c.libp2p.stop()
+      await stopBulkPeers(c)
     }
   })
 
@@ -392,8 +403,7 @@ describe('bulk channel', () => {
       const more = randomBytes(1000)
       await putOrdered(a, a.bulkClient, c.id.peerId, cidForBytes(more), more)
     } finally {
-      await c.bulk.stop()
-      await c.libp2p.stop()
+      await stopBulkPeers(c)
     }
   })
 
@@ -417,7 +427,7 @@ describe('bulk channel', () => {
     assert.ok(Buffer.from(await a.bulkClient.get(c.id.peerId, cid)).equals(bytes))
     await c.bulk.stop()
     assert.ok(Buffer.from(await a.bulkClient.get(c.id.peerId, cid)).equals(bytes))
-    await c.libp2p.stop()
+    await stopAll([c])
   })
 })
 

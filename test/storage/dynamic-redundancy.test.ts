@@ -2,7 +2,8 @@
  * Dynamic redundancy with real nodes (in process, loopback, real disk): a critical pin or popular
  * reads make the closest keeper add parity rows; the file then survives losses its uploaded code
  * could not; when the critical mark expires the extra rows are dropped; wrong extra parity (not
- * signed by the uploader) cannot corrupt a read.
+ * signed by the uploader) cannot corrupt a read. Every node reads one fake clock, which only the
+ * test moves.
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
@@ -17,6 +18,7 @@ import { cidFromDigest, RAW_CODEC } from '../../src/storage/codec/cid.ts'
 import { applyHolderUpdate } from '../../src/storage/files/holder-update.ts'
 import type { SignedManifest } from '../../src/storage/files/manifest.ts'
 import type { RepairEvent } from '../../src/storage/keeper/repair.ts'
+import { FakeClock } from '../utils/fake-clock.ts'
 import { startNodes } from '../utils/nodes.ts'
 import { chunks, collect } from '../utils/streams.ts'
 
@@ -27,6 +29,7 @@ const SEG = 32_768
 let dir = ''
 const nodes: NodusNode[] = []
 const events: RepairEvent[] = []
+const clock = new FakeClock(Date.now())
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'nodus-dynred-'))
@@ -42,6 +45,7 @@ before(async () => {
         repair: { intervalMs: 3_600_000, graceMs: 0, criticalExtraParity: 2, readsPerParityStep: 3 },
       },
       (e) => events.push(e),
+      clock,
     )),
   )
 })
@@ -71,7 +75,7 @@ test('a critical pin makes the closest keeper add parity; the file then survives
   await up.files.pin(cid, undefined, { critical: true })
   const keepers = nodes.filter((n) => n.watch.has(cid.toString()))
   assert.ok(keepers.length >= 3, `only ${keepers.length} keepers`)
-  assert.ok(keepers.every((n) => n.watch.isCritical(cid.toString(), Date.now())))
+  assert.ok(keepers.every((n) => n.watch.isCritical(cid.toString(), clock.now())))
 
   const before = events.length
   await roundEverywhere()
@@ -113,27 +117,22 @@ test('a critical pin makes the closest keeper add parity; the file then survives
 
 test('when the critical mark expires, the extra parity rows are dropped from the next holder update', {
   timeout: 120_000,
-}, async (t) => {
+}, async () => {
   const up = nodes[1] as NodusNode
   const data = randomBytes(2 * SEG)
   const res = await up.files.put(chunks(data))
   const cid = res.cid
-  // Long enough for the first round even on a loaded machine; the second round runs after it.
-  const expiresAt = Date.now() + 6_000
+  // The first round runs before the mark expires: the nodes' clock stands still until the test moves it.
+  const expiresAt = clock.now() + 6_000
   await up.files.pin(cid, expiresAt, { critical: true })
   await roundEverywhere()
-  assert.ok(Date.now() < expiresAt, 'the first round outlasted the critical mark; the test shows nothing')
   const raised = await (nodes[2] as NodusNode).files.resolveManifest(cid)
   for (const seg of raised.manifest.segments) assert.equal(seg.shards.length, K + M + 2)
 
-  // The nodes read the wall clock (Date.now()): for the next round it stands just past the mark.
-  t.mock.timers.enable({ apis: ['Date'], now: expiresAt + 100 })
+  // For the next round the clock stands just past the mark.
+  clock.ms = expiresAt + 100
   const b = events.length
-  try {
-    await roundEverywhere()
-  } finally {
-    t.mock.timers.reset()
-  }
+  await roundEverywhere()
   assert.ok(events.slice(b).some((e) => e.type === 'published' && e.manifest === cid.toString()))
   const keeper = nodes.find((n) => n.watch.has(cid.toString()) && n !== up) as NodusNode
   const lowered = await keeper.files.resolveManifest(cid)
@@ -200,7 +199,7 @@ test('wrong extra parity in a holder update cannot corrupt a read: the getter fa
       holders,
       parity,
       signer: signed.manifest.uploader,
-      createdAt: Date.now(),
+      createdAt: clock.now(),
     }),
   }
   // Without data shards 0 and 1 the reader must decode; its two local junk rows come first.

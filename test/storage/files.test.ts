@@ -9,7 +9,7 @@ import { chunks, collect } from '../utils/streams.ts'
 let peers: TestPeer[] = []
 
 before(async () => {
-  peers = await startCluster(8, { k: 4, m: 2, segmentSize: 64 * 1024, manifestReplicas: 3 })
+  peers = await startCluster(8, { storage: { k: 4, m: 2, segmentSize: 64 * 1024, manifestReplicas: 3 } })
 })
 after(async () => {
   await stopAll(peers)
@@ -44,14 +44,13 @@ test('a file put through one node comes back from another after m holders stop',
 })
 
 test('a get tries holders found unreachable in earlier segments last, not first in every segment', async () => {
-  const opts = { k: 4, m: 2, segmentSize: 16 * 1024, manifestReplicas: 3 }
-  const cluster = await startCluster(7, opts)
+  const storage = { k: 4, m: 2, segmentSize: 16 * 1024, manifestReplicas: 3 }
+  const cluster = await startCluster(7, { storage })
   const failures = new Map<string, number>()
-  const down = await startPeer(opts, undefined, {
-    observer: {
-      transfer: (peer, op, outcome) => {
-        if (op === 'get' && !outcome.ok) failures.set(peer, (failures.get(peer) ?? 0) + 1)
-      },
+  const down = await startPeer({
+    storage,
+    onTransfer: (peer, op, outcome) => {
+      if (op === 'get' && !outcome.ok) failures.set(peer, (failures.get(peer) ?? 0) + 1)
     },
   })
   try {
@@ -89,7 +88,7 @@ test('a get tries holders found unreachable in earlier segments last, not first 
 })
 
 test('a segment with more than m shards lost fails with DECODE_FAILED', async () => {
-  const cluster = await startCluster(7, { k: 3, m: 1, segmentSize: 30_000, manifestReplicas: 5 })
+  const cluster = await startCluster(7, { storage: { k: 3, m: 1, segmentSize: 30_000, manifestReplicas: 5 } })
   try {
     const up = cluster[0] as TestPeer
     const data = randomBytes(50_000)

@@ -398,7 +398,7 @@ describe('a keeper whose kept update cannot be loaded falls back and keeps repai
   })
 
   it('a manifest copy that cannot be read: the view loaded last is used, and counted', async () => {
-    store.blocks.set(signed.cid.toString(), new Uint8Array([0xa0]))
+    store.corrupt(signed.cid, new Uint8Array([0xa0]))
     events.length = 0
     await repairer.runRound()
     assert.equal(fallbacks, 3)

@@ -13,12 +13,16 @@ let b: TestPeer
 let busy: TestPeer
 
 before(async () => {
-  ;[a, b, busy] = await Promise.all([startPeer(), startPeer(), startPeer({}, 0)])
+  ;[a, b, busy] = await Promise.all([
+    startPeer(),
+    startPeer(),
+    startPeer({ tuning: { maxConcurrentRequests: 0 } }),
+  ])
   await a.libp2p.dial(b.libp2p.getMultiaddrs())
   await a.libp2p.dial(busy.libp2p.getMultiaddrs())
 })
 after(async () => {
-  await Promise.all([a.libp2p.stop(), b.libp2p.stop(), busy.libp2p.stop()])
+  await stopAll([a, b, busy])
 })
 
 test('put stores a block and returns a receipt signed by the holder', async () => {
@@ -35,12 +39,26 @@ test('put stores a block and returns a receipt signed by the holder', async () =
   assert.deepEqual((await a.client.has(b.id.peerId, [cid, cidForBytes(randomBytes(5))])).have, [true, false])
 })
 
-test('put of bytes that do not match the CID is refused and nothing is stored', async () => {
-  const cid = cidForBytes(randomBytes(100))
-  await assert.rejects(putOrdered(a, a.client, b.id.peerId, cid, randomBytes(100)), (err) =>
-    isNodusError(err, 'CID_MISMATCH'),
-  )
-  assert.equal(b.store.has(cid), false)
+test('put of bytes that do not match the CID is refused, nothing is stored, and the sender is banned', async () => {
+  // A sender of its own: CID_MISMATCH is a `ban` fault (docs/ERRORS.md), and the other tests need a.
+  const liar = await startPeer()
+  try {
+    await liar.libp2p.dial(b.libp2p.getMultiaddrs())
+    const cid = cidForBytes(randomBytes(100))
+    // The holder answers first, then bans the sender (and hangs up on it): the sender hears why.
+    await assert.rejects(putOrdered(liar, liar.client, b.id.peerId, cid, randomBytes(100)), (err) =>
+      isNodusError(err, 'CID_MISMATCH'),
+    )
+    assert.match(
+      await b.metrics.text(),
+      /nodus_storage_shard_requests_total\{op="put",result="CID_MISMATCH"\} 1\b/,
+      'the holder refused the put for CID_MISMATCH',
+    )
+    assert.equal(b.store.has(cid), false)
+    assert.equal(b.trust.peerActions.isBanned(liar.id.peerId.toString()), true)
+  } finally {
+    await stopAll([liar])
+  }
 })
 
 test('get of a missing block says SHARD_MISSING', async () => {
@@ -80,7 +98,7 @@ test('a hostile request gets PROTOCOL_ERROR and the server keeps serving', async
 test('repair gets and puts have slots of their own: a stalled upload holding every data slot does not block them', {
   timeout: 60_000,
 }, async () => {
-  const one = await startPeer({}, 1)
+  const one = await startPeer({ tuning: { maxConcurrentRequests: 1 } })
   const uploader = await startPeer()
   try {
     await a.libp2p.dial(one.libp2p.getMultiaddrs())

@@ -1,5 +1,6 @@
 import { join } from 'node:path'
 import { initNode } from '../../src/cli/init.ts'
+import type { Clock } from '../../src/common/clock.ts'
 import { silentLogger } from '../../src/common/logger.ts'
 import { loadConfig } from '../../src/config/config.ts'
 import { createNode, type NodusNode } from '../../src/node/node.ts'
@@ -7,13 +8,15 @@ import type { RepairEvent } from '../../src/storage/keeper/repair.ts'
 
 /**
  * Start `n` real nodes in this process (loopback, data under `dir`), each with `config`, and connect
- * every pair. Repair events of all nodes go to `onRepairEvent`.
+ * every pair. Repair events of all nodes go to `onRepairEvent`. With `clock` (a FakeClock, say) every
+ * node reads it instead of the system clock.
  */
 export async function startNodes(
   dir: string,
   n: number,
   config: Record<string, unknown>,
   onRepairEvent?: (e: RepairEvent) => void,
+  clock?: Clock,
 ): Promise<NodusNode[]> {
   const nodes: NodusNode[] = []
   for (let i = 0; i < n; i++) {
@@ -22,6 +25,7 @@ export async function startNodes(
     const node = await createNode(await loadConfig(d), {
       logger: silentLogger(),
       ...(onRepairEvent === undefined ? {} : { onRepairEvent }),
+      ...(clock === undefined ? {} : { clock }),
     })
     await node.start()
     nodes.push(node)

@@ -269,9 +269,13 @@ export class ShardServer {
     } catch (err) {
       this.#deps.metrics?.shardRequests.inc({ op, result: isNodusError(err) ? err.code : 'ERROR' })
       this.#deps.logger.debug({ err, peer: remote.toString() }, 'shard request failed')
+      // Answer first, then act on the peer (a ban hangs up on it): the peer hears why it was refused.
       const fault = peerFault(err, op)
-      if (fault !== undefined) this.#deps.peers?.onPeerError(remote.toString(), fault)
-      await fail(err)
+      try {
+        await fail(err)
+      } finally {
+        if (fault !== undefined) this.#deps.peers?.onPeerError(remote.toString(), fault)
+      }
     } finally {
       release?.()
       this.#lastActivityMs = this.#clock.now()
