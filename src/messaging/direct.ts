@@ -270,7 +270,16 @@ export function createDirectMessaging(
 
   /** Open a sealed message for this node and store it in the inbox. @returns it, or undefined when already held */
   const receive = async (msg: Uint8Array, via: 'online' | 'mailbox'): Promise<InboxMessage | undefined> => {
-    const opened = openMessage(keys.recipientKeys(), msg, { clock, replay, limits })
+    // The replay window is checked here rather than inside openMessage, so that an id is remembered
+    // only once the message is in the inbox (one refused with INBOX_FULL must open again later).
+    const opened = openMessage(keys.recipientKeys(), msg, { clock, limits })
+    const expiresAtMs = opened.sentAt + limits.maxAgeMs
+    const verdict = replay.check(opened.id, expiresAtMs, clock.now())
+    if (verdict !== 'fresh')
+      throw new NodusError('SEALED_MESSAGE_REPLAYED', 'sealed message: id already received', {
+        peerAction: 'ignore',
+        details: { reason: verdict },
+      })
     const m: InboxMessage = {
       id: hex(opened.id),
       from: opened.from,
@@ -279,7 +288,9 @@ export function createDirectMessaging(
       via,
       body: opened.body,
     }
-    if (!(await store.addMessage(m))) return undefined
+    const added = await store.addMessage(m)
+    replay.add(opened.id, expiresAtMs, clock.now())
+    if (!added) return undefined
     metrics.directDelivered.inc({ via })
     for (const l of listeners) {
       try {
@@ -302,11 +313,12 @@ export function createDirectMessaging(
     if (op === 'key') return { ok: true, record: keys.record.bytes }
     if (op === 'deliver') {
       if (!(req.msg instanceof Uint8Array)) throw invalid('deliver without msg')
-      // An id already in the inbox (a retry after a lost answer) is acknowledged again.
-      await receive(req.msg, 'online').catch((err) => {
-        if (isNodusError(err, 'SEALED_MESSAGE_REPLAYED')) return undefined
-        throw err
-      })
+      // The sender seals a new id for every attempt, so an id seen before is a replay.
+      if ((await receive(req.msg, 'online')) === undefined)
+        throw new NodusError('SEALED_MESSAGE_REPLAYED', 'sealed message: id already in the inbox', {
+          peerAction: 'ignore',
+          details: { reason: 'seen' },
+        })
       return { ok: true }
     }
     if (op === 'store') {
