@@ -21,6 +21,7 @@
 import { createHash } from 'node:crypto'
 import * as dagCbor from '@ipld/dag-cbor'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import type { KadDHT } from '@libp2p/kad-dht'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { withDeadline } from '../common/abort.ts'
 import type { Clock } from '../common/clock.ts'
@@ -94,14 +95,7 @@ export interface DirectHost {
   unhandle(protocol: string): Promise<void>
   dialProtocol(peer: PeerId, protocol: string, options: { signal: AbortSignal }): Promise<Stream>
   getConnections(peer?: PeerId): Connection[]
-  readonly services: {
-    dht: KeyDirectoryDht & {
-      getClosestPeers(
-        key: Uint8Array,
-        options: { signal: AbortSignal },
-      ): AsyncIterable<{ name: string; peer?: { id: PeerId } }>
-    }
-  }
+  readonly services: { dht: KeyDirectoryDht & Pick<KadDHT, 'getClosestPeers'> }
 }
 
 /** What {@link createDirectMessaging} needs. */
@@ -436,7 +430,7 @@ export function createDirectMessaging(
     const found = new Map<string, PeerId>()
     try {
       for await (const ev of host.services.dht.getClosestPeers(target.toMultihash().bytes, { signal })) {
-        if (ev.name === 'FINAL_PEER' && ev.peer !== undefined) found.set(ev.peer.id.toString(), ev.peer.id)
+        if (ev.name === 'FINAL_PEER') found.set(ev.peer.id.toString(), ev.peer.id)
       }
     } catch (err) {
       if (signal.aborted) throw signal.reason

@@ -17,6 +17,7 @@
  * expired), then the peer itself when connected (the `key` op of `/nodus/msg/1.0.0`), then the DHT;
  * every record is opened with `openKeyRecord` (expected PeerId, validity, signature).
  */
+import type { KadDHT } from '@libp2p/kad-dht'
 import type { Clock } from '../common/clock.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
@@ -90,10 +91,7 @@ export function keyRecordSelector(): (key: Uint8Array, records: Uint8Array[]) =>
 }
 
 /** What the directory uses of kad-dht. */
-export interface KeyDirectoryDht {
-  put(key: Uint8Array, value: Uint8Array, options: { signal: AbortSignal }): AsyncIterable<unknown>
-  get(key: Uint8Array, options: { signal: AbortSignal }): AsyncIterable<{ name: string; value?: Uint8Array }>
-}
+export type KeyDirectoryDht = Pick<KadDHT, 'put' | 'get'>
 
 export interface KeyDirectoryDeps {
   identity: NodeIdentity
@@ -313,7 +311,7 @@ export class KeyDirectory {
     let best: KeyRecord | undefined
     try {
       for await (const ev of this.#deps.dht.get(keyRecordDhtKey(peer), { signal })) {
-        if (ev.name !== 'VALUE' || ev.value === undefined) continue
+        if (ev.name !== 'VALUE') continue
         try {
           const r = this.#open(ev.value, peer)
           if (best === undefined || r.epoch > best.epoch) best = r
