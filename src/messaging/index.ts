@@ -32,6 +32,7 @@ export {
   mailboxAckBytes,
   type SendReceipt,
 } from './direct.ts'
+export { type DirectRoutesDeps, directRoutes } from './direct-routes.ts'
 export {
   DirectStore,
   type DirectStoreLimits,
