@@ -145,7 +145,7 @@ export interface DirectMessaging {
   publishKey(options?: { signal?: AbortSignal }): Promise<void>
   /** Rotate the X-Wing key now (and publish the new record). */
   rotateKey(): Promise<void>
-  /** Re-publish, rotate when due, delete keys past grace, expire mailbox entries (the timer's round). */
+  /** Rotate when due, delete keys past grace, expire mailbox entries, re-publish (the key timer's round, every `keyRepublishMs`). */
   maintain(): Promise<void>
   readonly keys: KeyDirectory
   readonly store: DirectStore
@@ -217,7 +217,8 @@ export function createDirectMessaging(
   const listeners = new Set<(m: InboxMessage) => void>()
   let started = false
   let lifetime = new AbortController()
-  let timer: ReturnType<typeof setInterval> | undefined
+  let keyTimer: ReturnType<typeof setInterval> | undefined
+  let mailboxTimer: ReturnType<typeof setInterval> | undefined
   let collecting: Promise<number> | undefined
 
   const request = (
@@ -588,11 +589,15 @@ export function createDirectMessaging(
     })
   }
 
+  const expire = async (): Promise<void> => {
+    const expired = await store.expireMailbox(clock.now())
+    if (expired > 0) metrics.mailboxRemoved.inc({ reason: 'expired' }, expired)
+  }
+
   const maintain = async (): Promise<void> => {
     if (await keys.maybeRotate()) log.info({ epoch: keys.epoch }, 'key rotated on schedule')
     await keys.prune()
-    const expired = await store.expireMailbox(clock.now())
-    if (expired > 0) metrics.mailboxRemoved.inc({ reason: 'expired' }, expired)
+    await expire()
     await publishKey()
   }
 
@@ -626,19 +631,21 @@ export function createDirectMessaging(
         maxOutboundStreams: 64,
       })
       started = true
-      const every = Math.min(options.keyRepublishMs, options.mailboxCheckMs)
-      timer = setInterval(() => {
-        background('maintenance', maintain)
+      keyTimer = setInterval(() => background('key maintenance', maintain), options.keyRepublishMs)
+      keyTimer.unref()
+      mailboxTimer = setInterval(() => {
+        background('mailbox expiry', expire)
         background('mailbox collection', collect)
-      }, every)
-      timer.unref()
+      }, options.mailboxCheckMs)
+      mailboxTimer.unref()
     },
     afterStart() {
       background('key publish', publishKey)
       background('mailbox collection', collect)
     },
     async beforeStop() {
-      clearInterval(timer)
+      clearInterval(keyTimer)
+      clearInterval(mailboxTimer)
       lifetime.abort(new NodusError('ABORTED', 'the node is stopping'))
       await collecting?.catch(() => {})
     },

@@ -8,8 +8,8 @@ import { after, before, describe, it } from 'node:test'
 import * as dagCbor from '@ipld/dag-cbor'
 import { isNodusError } from '../../src/common/errors.ts'
 import { systemRandom } from '../../src/common/random.ts'
-import { listXWingKeys, sealMessage } from '../../src/crypto/index.ts'
-import { DIRECT_PROTOCOL } from '../../src/messaging/index.ts'
+import { listXWingKeys, sealMessage, signEd25519 } from '../../src/crypto/index.ts'
+import { DIRECT_PROTOCOL, mailboxAckBytes } from '../../src/messaging/index.ts'
 import { requestResponse } from '../../src/net/index.ts'
 import { FakeClock } from '../utils/fake-clock.ts'
 import {
@@ -167,6 +167,20 @@ describe('direct messages online', () => {
     assert.ok(bodies.includes('to the new key'))
     assert.ok(!bodies.includes('late'))
   })
+  it('rotates on schedule: maintain() makes the next key once the current one is keyRotationMs old, and publishes it', async () => {
+    const epoch = b.direct.keys.epoch
+    await b.direct.maintain()
+    assert.equal(b.direct.keys.epoch, epoch, 'not yet due')
+    clock.advance(options.keyRotationMs)
+    await b.direct.maintain()
+    assert.equal(b.direct.keys.epoch, epoch + 1)
+    // c has no cached record of b: it finds the new one (from b, connected) and delivers.
+    c.direct.keys.forget(b.id.peerId.toString())
+    const r = await c.direct.send(b.id.peerId.toString(), text('after the scheduled rotation'))
+    assert.equal(r.via, 'online')
+    const last = b.direct.inbox({ limit: 1000 }).at(-1)
+    assert.equal(str(last?.body ?? new Uint8Array()), 'after the scheduled rotation')
+  })
 })
 
 describe('direct messages through the mailbox', () => {
@@ -258,5 +272,35 @@ describe('direct messages through the mailbox', () => {
         ),
     )
     assert.ok(refusedAtKeepers.some((n) => n > 0))
+
+    // Only the recipient can delete: an acknowledgement signed by the sender is refused and deletes nothing.
+    const keeper = peers.find((p) => p.running && p !== a && p.direct.store.storerUsage(aId).count > 0)
+    assert.ok(keeper !== undefined)
+    const held = keeper.direct.store.listMailbox(to, { maxBytes: 1 << 20, nowMs: clock.now() }).entries
+    assert.ok(held.length > 0)
+    const ids = held.map((e) => Buffer.from(e.id, 'hex'))
+    const keeperId = keeper.id.peerId.toString()
+    const at = clock.now()
+    const forged = signEd25519(a.id.ed25519, mailboxAckBytes(to, keeperId, at, ids))
+    await rejectsWith(
+      requestResponse(
+        a.libp2p,
+        keeper.libp2p.peerId,
+        DIRECT_PROTOCOL,
+        dagCbor.encode({ op: 'ack', to, keeper: keeperId, at, ids, sig: forged }),
+        {
+          timeoutMs: 10_000,
+          what: 'forged ack',
+          maxReplyBytes: 4096,
+          remoteCodes: new Set(['MAILBOX_REQUEST_INVALID']),
+        },
+        (r) => r,
+      ),
+      'MAILBOX_REQUEST_INVALID',
+    )
+    assert.equal(
+      keeper.direct.store.listMailbox(to, { maxBytes: 1 << 20, nowMs: clock.now() }).entries.length,
+      held.length,
+    )
   })
 })
