@@ -167,6 +167,34 @@ export class DirectStore {
     return added
   }
 
+  /**
+   * Store several messages in one transaction and one flush (what a mailbox collection does with a
+   * page). @returns per message: `added`, `duplicate` (its id is there) or `full` (beyond the bound)
+   */
+  async addMessages(ms: readonly InboxMessage[]): Promise<('added' | 'duplicate' | 'full')[]> {
+    const ids = this.#db(this.#ids)
+    const inbox = this.#db(this.#inbox)
+    const out = await inbox.transaction(() => {
+      const res: ('added' | 'duplicate' | 'full')[] = []
+      let count = this.#inboxCount
+      for (const m of ms) {
+        if (ids.doesExist(m.id)) res.push('duplicate')
+        else if (count >= this.#limits.maxInboxMessages) res.push('full')
+        else {
+          const key: InboxKey = [m.receivedAtMs, m.id]
+          inbox.put(key, { ...m, body: Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength) })
+          ids.put(m.id, key)
+          count++
+          res.push('added')
+        }
+      }
+      return res
+    })
+    this.#inboxCount += out.filter((r) => r === 'added').length
+    await this.#flush()
+    return out
+  }
+
   /** Inbox messages in arrival order, after the one with id `after` (hex) when given, at most `limit`. */
   listMessages(options: { after?: string | undefined; limit: number }): InboxMessage[] {
     const inbox = this.#db(this.#inbox)

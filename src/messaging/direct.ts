@@ -55,6 +55,8 @@ export const MAILBOX_ACK_DOMAIN = 'nodus/mailbox-ack/v1'
 export const MAX_ACK_IDS = 1024
 /** How far an acknowledgement's `at` may be from the keeper's clock, ms. */
 export const ACK_SKEW_MS = 5 * 60 * 1000
+/** How long a sender reuses the keepers it found for a recipient, ms. */
+export const KEEPER_CACHE_MS = 60_000
 /** Bytes a request frame carries besides its sealed message. */
 const FRAME_SLACK_BYTES = 1024
 
@@ -264,9 +266,18 @@ export function createDirectMessaging(
   )
 
   /** Open a sealed message for this node and store it in the inbox. @returns it, or undefined when already held */
-  const receive = async (msg: Uint8Array, via: 'online' | 'mailbox'): Promise<InboxMessage | undefined> => {
-    // The replay window is checked here rather than inside openMessage, so that an id is remembered
-    // only once the message is in the inbox (one refused with INBOX_FULL must open again later).
+  interface Opened {
+    m: InboxMessage
+    id: Uint8Array
+    expiresAtMs: number
+  }
+
+  /**
+   * Open a sealed message for this node and check the replay window without remembering the id: an
+   * id is remembered only once the message is in the inbox (one refused with INBOX_FULL must open
+   * again later), which is why the window is not given to openMessage.
+   */
+  const openChecked = (msg: Uint8Array, via: 'online' | 'mailbox'): Opened => {
     const opened = openMessage(keys.recipientKeys(), msg, { clock, limits })
     const expiresAtMs = opened.sentAt + limits.maxAgeMs
     const verdict = replay.check(opened.id, expiresAtMs, clock.now())
@@ -283,18 +294,29 @@ export function createDirectMessaging(
       via,
       body: opened.body,
     }
-    const added = await store.addMessage(m)
-    replay.add(opened.id, expiresAtMs, clock.now())
-    if (!added) return undefined
-    metrics.directDelivered.inc({ via })
+    return { m, id: opened.id, expiresAtMs }
+  }
+
+  /** After the inbox took `o` (or already held it): remember its id; when new, count it and tell the listeners. */
+  const accepted = (o: Opened, added: boolean): void => {
+    replay.add(o.id, o.expiresAtMs, clock.now())
+    if (!added) return
+    metrics.directDelivered.inc({ via: o.m.via })
     for (const l of listeners) {
       try {
-        l(m)
+        l(o.m)
       } catch (err) {
         log.warn({ err }, 'inbox listener threw')
       }
     }
-    return m
+  }
+
+  /** Open a sealed message and store it in the inbox. @returns it, or undefined when already held */
+  const receive = async (msg: Uint8Array, via: 'online' | 'mailbox'): Promise<InboxMessage | undefined> => {
+    const o = openChecked(msg, via)
+    const added = await store.addMessage(o.m)
+    accepted(o, added)
+    return added ? o.m : undefined
   }
 
   const refused = (err: unknown): void => {
@@ -448,6 +470,27 @@ export function createDirectMessaging(
       .map((x) => x.p)
   }
 
+  /** Recipient → its keepers and when they were found; Map order is recency. */
+  const keeperCache = new Map<string, { peers: PeerId[]; atMs: number }>()
+  const keepersOf = async (to: PeerId, signal: AbortSignal): Promise<PeerId[]> => {
+    const key = to.toString()
+    const now = clock.now()
+    const hit = keeperCache.get(key)
+    keeperCache.delete(key)
+    if (hit !== undefined && now - hit.atMs < KEEPER_CACHE_MS && hit.peers.length > 0) {
+      keeperCache.set(key, hit)
+      return hit.peers
+    }
+    const peers = await closestPeers(to, options.mailboxReplicas, key, signal)
+    keeperCache.set(key, { peers, atMs: now })
+    while (keeperCache.size > options.keeperCacheEntries) {
+      const oldest = keeperCache.keys().next().value
+      if (oldest === undefined) break
+      keeperCache.delete(oldest)
+    }
+    return peers
+  }
+
   const notStarted = (): NodusError => new NodusError('NOT_STARTED', 'direct messages are not running')
 
   const send = async (
@@ -493,7 +536,7 @@ export function createDirectMessaging(
         break
       }
     }
-    const keepers = await closestPeers(to, options.mailboxReplicas, peer, signal)
+    const keepers = await keepersOf(to, signal)
     const results = await Promise.allSettled(
       keepers.map((k) =>
         request(
@@ -505,6 +548,7 @@ export function createDirectMessaging(
       ),
     )
     const stored = results.filter((r) => r.status === 'fulfilled').length
+    if (stored < keepers.length) keeperCache.delete(peer)
     if (stored === 0) {
       const errors = results.map((r) => (r.status === 'rejected' ? codeOf(r.reason) : 'ok'))
       throw new NodusError('MAILBOX_UNAVAILABLE', `${peer} is unreachable and no keeper stored the message`, {
@@ -529,22 +573,33 @@ export function createDirectMessaging(
       const list = reply.messages
       if (!Array.isArray(list)) throw invalid('fetch reply without messages')
       const done: Uint8Array[] = []
+      const openedPage: { keeperId: Uint8Array; o: Opened }[] = []
       for (const item of list as unknown[]) {
         const e = item as { id?: unknown; msg?: unknown }
         if (!(e.id instanceof Uint8Array) || e.id.byteLength !== 32 || !(e.msg instanceof Uint8Array))
           continue
         after = hex(e.id)
         try {
-          if ((await receive(e.msg, 'mailbox')) !== undefined) fresh++
-          done.push(e.id)
+          openedPage.push({ keeperId: e.id, o: openChecked(e.msg, 'mailbox') })
         } catch (err) {
+          // It never opens here (a replay, garbage, a key past its grace): delete it.
           refused(err)
-          // Left at the keeper to try again later: a full inbox, a closing store.
-          if (isNodusError(err, 'INBOX_FULL') || isNodusError(err, 'STORE_CLOSED')) continue
-          // Anything else never opens here (a replay, garbage, a key past its grace): delete it.
           done.push(e.id)
         }
       }
+      // One transaction and one flush for the page.
+      const results = await store.addMessages(openedPage.map((x) => x.o.m))
+      results.forEach((r, i) => {
+        const x = openedPage[i] as { keeperId: Uint8Array; o: Opened }
+        if (r === 'full') {
+          // Left at the keeper, to open again once the inbox has room.
+          refused(new NodusError('INBOX_FULL', 'inbox full'))
+          return
+        }
+        accepted(x.o, r === 'added')
+        if (r === 'added') fresh++
+        done.push(x.keeperId)
+      })
       for (let i = 0; i < done.length; i += MAX_ACK_IDS) {
         const ids = done.slice(i, i + MAX_ACK_IDS)
         const at = clock.now()

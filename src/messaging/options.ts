@@ -288,6 +288,13 @@ export const MESSAGING_OPTIONS = defineOptions({
     description:
       'keepers (peers XOR-closest to the recipient’s PeerId) a message for an unreachable recipient is stored at',
   },
+  keeperCacheEntries: {
+    kind: 'int',
+    default: 1024,
+    min: 1,
+    description:
+      'recipients whose mailbox keepers (closest peers) a sender remembers for 60 s, so a burst to an offline peer runs one DHT lookup (least recently used forgotten)',
+  },
   mailboxTtlMs: {
     kind: 'int',
     default: 7 * 24 * 3600 * 1000,
