@@ -6,10 +6,7 @@
  */
 import { isNodusError, NodusError } from '../common/errors.ts'
 import { type ApiTarget, connectionError, getJson } from './client.ts'
-
-// node:http through getBuiltinModule, not `import` (see client.ts: an ES import loads undici).
-const { request: httpRequest } = process.getBuiltinModule('node:http')
-const { request: httpsRequest } = process.getBuiltinModule('node:https')
+import { followEvents } from './sse.ts'
 
 /** One inbox message as the API sends it (`body` in base64). */
 export interface InboxEntry {
@@ -100,58 +97,17 @@ export async function followInbox(
   onMessage: (m: InboxEntry) => void,
   signal?: AbortSignal,
 ): Promise<'aborted' | 'slow' | 'closed'> {
-  const url = new URL('/messages/stream', api.url)
-  const request = url.protocol === 'https:' ? httpsRequest : httpRequest
-  return await new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      { method: 'GET', headers: { accept: 'text/event-stream', ...auth(api) } },
-      (res) => {
-        if (res.statusCode !== 200) {
-          let text = ''
-          res.setEncoding('utf8')
-          res.on('data', (c: string) => {
-            text += c
-          })
-          res.on('end', () => {
-            const body = JSON.parse(text || '{}') as { code?: string; message?: string }
-            reject(
-              new NodusError(
-                (body.code ?? 'PROTOCOL_ERROR') as NodusError['code'],
-                body.message ?? `HTTP ${res.statusCode}`,
-              ),
-            )
-          })
-          return
-        }
-        let buffered = ''
-        let ended: 'slow' | 'closed' = 'closed'
-        res.setEncoding('utf8')
-        res.on('data', (chunk: string) => {
-          buffered += chunk
-          for (let cut = buffered.indexOf('\n\n'); cut >= 0; cut = buffered.indexOf('\n\n')) {
-            const event = buffered.slice(0, cut)
-            buffered = buffered.slice(cut + 2)
-            let name = 'message'
-            let data = ''
-            for (const line of event.split('\n')) {
-              if (line.startsWith('event: ')) name = line.slice(7)
-              else if (line.startsWith('data: ')) data += line.slice(6)
-            }
-            if (data === '') continue
-            if (name === 'message') onMessage(JSON.parse(data) as InboxEntry)
-            else if (name === 'closed') ended = 'slow'
-          }
-        })
-        res.on('end', () => resolve(ended))
-        res.on('error', (err) => (signal?.aborted === true ? resolve('aborted') : reject(err)))
-      },
-    )
-    req.on('error', (err) => {
-      if (signal?.aborted === true) resolve('aborted')
-      else reject(connectionError(err, api.url, 'inbox stream', 'run it again', signal))
-    })
-    signal?.addEventListener('abort', () => req.destroy(), { once: true })
-    req.end()
-  })
+  let ended: 'slow' | 'closed' = 'closed'
+  const how = await followEvents(
+    api,
+    '/messages/stream',
+    auth(api),
+    (name, data) => {
+      if (name === 'message') onMessage(JSON.parse(data) as InboxEntry)
+      else if (name === 'closed') ended = 'slow'
+    },
+    'inbox stream',
+    signal,
+  )
+  return how === 'aborted' ? 'aborted' : ended
 }
