@@ -62,6 +62,7 @@ const FRAME_SLACK_BYTES = 1024
 
 /** Codes a server's refusal keeps on the client (others become PROTOCOL_ERROR). */
 const REMOTE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'PEER_BUSY',
   'SEALED_MESSAGE_INVALID',
   'SEALED_MESSAGE_STALE',
   'SEALED_MESSAGE_REPLAYED',
@@ -222,6 +223,8 @@ export function createDirectMessaging(
   let keyTimer: ReturnType<typeof setInterval> | undefined
   let mailboxTimer: ReturnType<typeof setInterval> | undefined
   let collecting: Promise<number> | undefined
+  /** Requests being served now (bounded by `directMaxConcurrentRequests`). */
+  let serving = 0
 
   const request = (
     peer: PeerId,
@@ -405,12 +408,20 @@ export function createDirectMessaging(
     const remote = connection.remotePeer.toString()
     using deadline = withDeadline(undefined, options.directRequestTimeoutMs, 'direct message request')
     const signal = deadline.signal
+    let slot = false
     try {
       if (peers.isBanned(remote))
         throw new NodusError('PEER_BANNED', 'this node has banned the requesting peer', {
           details: { peer: remote },
         })
       if (!started) throw new NodusError('NOT_STARTED', 'direct messages are not running')
+      if (serving >= options.directMaxConcurrentRequests)
+        throw new NodusError('PEER_BUSY', `already serving ${serving} direct message requests`, {
+          peerAction: 'ignore',
+          details: { limit: 'global' },
+        })
+      serving++
+      slot = true
       const reader = new StreamReader(stream, { signal })
       let req: unknown
       try {
@@ -438,6 +449,8 @@ export function createDirectMessaging(
       }
       if (isNodusError(err) && (err.peerAction === 'reject' || err.peerAction === 'ban'))
         peers.report(remote, err)
+    } finally {
+      if (slot) serving--
     }
   }
 

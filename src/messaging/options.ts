@@ -239,6 +239,14 @@ export const MESSAGING_OPTIONS = defineOptions({
     max: 1024,
     description: '/nodus/msg/1.0.0 streams one connection may have open at once (inbound)',
   },
+  directMaxConcurrentRequests: {
+    kind: 'int',
+    default: 64,
+    min: 1,
+    max: 4096,
+    description:
+      '/nodus/msg/1.0.0 requests served at once, all peers together (each holds at most one frame: messaging.directMaxBodyBytes + 9 KiB); beyond it PEER_BUSY (the sender falls back to the mailbox)',
+  },
   inboxMaxMessages: {
     kind: 'int',
     default: 100_000,

@@ -304,3 +304,44 @@ describe('direct messages through the mailbox', () => {
     )
   })
 })
+
+describe('direct message server bounds', () => {
+  const clock = new FakeClock(1_800_000_000_000)
+  let peers: DirectPeer[] = []
+  after(() => stopDirectPeers(peers))
+
+  it('serves at most directMaxConcurrentRequests at once; beyond, PEER_BUSY, and the sender goes to the mailbox', async () => {
+    const options = directOptions({ directMaxConcurrentRequests: 1, mailboxReplicas: 1 })
+    peers = [
+      await startDirectPeer(clock, options),
+      await startDirectPeer(clock, options),
+      await startDirectPeer(clock, options),
+    ]
+    const [a, b] = peers as [DirectPeer, DirectPeer]
+    await mesh(peers)
+    const to = b.id.peerId.toString()
+    await a.direct.keys.lookup(to, AbortSignal.timeout(10_000))
+    // A request that never sends its frame holds b's only slot.
+    const held = await a.libp2p.dialProtocol(b.libp2p.peerId, DIRECT_PROTOCOL)
+    try {
+      await rejectsWith(
+        requestResponse(
+          a.libp2p,
+          b.libp2p.peerId,
+          DIRECT_PROTOCOL,
+          dagCbor.encode({ op: 'key' }),
+          { timeoutMs: 10_000, what: 'key', maxReplyBytes: 16_384, remoteCodes: new Set(['PEER_BUSY']) },
+          (r) => r,
+        ),
+        'PEER_BUSY',
+      )
+      const r = await a.direct.send(to, text('busy'))
+      assert.equal(r.via, 'mailbox')
+      assert.equal(r.keepers, 1)
+    } finally {
+      held.abort(new Error('done'))
+    }
+    assert.equal(await b.direct.collect(), 1)
+    assert.equal(str(b.direct.inbox().at(-1)?.body ?? new Uint8Array()), 'busy')
+  })
+})
