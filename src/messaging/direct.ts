@@ -464,8 +464,13 @@ export function createDirectMessaging(
     signal: AbortSignal,
   ): Promise<PeerId[]> => {
     const found = new Map<string, PeerId>()
+    // kad-dht's query can wait a long time on an empty or stale routing table: bounded, and what it
+    // found by then (with the connected peers) is used.
+    const query = AbortSignal.any([signal, AbortSignal.timeout(options.keyLookupTimeoutMs)])
     try {
-      for await (const ev of host.services.dht.getClosestPeers(target.toMultihash().bytes, { signal })) {
+      for await (const ev of host.services.dht.getClosestPeers(target.toMultihash().bytes, {
+        signal: query,
+      })) {
         if (ev.name === 'FINAL_PEER') found.set(ev.peer.id.toString(), ev.peer.id)
       }
     } catch (err) {
