@@ -98,6 +98,8 @@ export interface DirectHost {
   unhandle(protocol: string): Promise<void>
   dialProtocol(peer: PeerId, protocol: string, options: { signal: AbortSignal }): Promise<Stream>
   getConnections(peer?: PeerId): Connection[]
+  addEventListener(type: 'peer:connect', listener: () => void): void
+  removeEventListener(type: 'peer:connect', listener: () => void): void
   readonly services: { dht: KeyDirectoryDht & Pick<KadDHT, 'getClosestPeers'> }
 }
 
@@ -144,7 +146,11 @@ export interface DirectMessaging {
   onMessage(listener: (m: InboxMessage) => void): () => void
   /** Ask the keepers closest to this node for its messages. @returns how many were new */
   collect(options?: { signal?: AbortSignal }): Promise<number>
-  /** Publish this node's key record in the DHT. */
+  /**
+   * Publish this node's key record in the DHT (one put at a time: a call during one joins it).
+   * Until one succeeds, every new connection tries again.
+   * @throws NodusError `NOT_ENOUGH_PEERS` (no connection), what kad-dht's put throws, `TIMEOUT`
+   */
   publishKey(options?: { signal?: AbortSignal }): Promise<void>
   /** Rotate the X-Wing key now (and publish the new record). */
   rotateKey(): Promise<void>
@@ -223,6 +229,10 @@ export function createDirectMessaging(
   let keyTimer: ReturnType<typeof setInterval> | undefined
   let mailboxTimer: ReturnType<typeof setInterval> | undefined
   let collecting: Promise<number> | undefined
+  /** The last collection asked fewer than `mailboxReplicas` keepers: the next new connection starts another. */
+  let fewKeepers = false
+  /** A peer connected while a collection ran: run another after it if that one asked too few keepers. */
+  let connectedMeanwhile = false
   /** Requests being served now (bounded by `directMaxConcurrentRequests`). */
   let serving = 0
 
@@ -463,6 +473,8 @@ export function createDirectMessaging(
     exclude: string,
     signal: AbortSignal,
   ): Promise<PeerId[]> => {
+    // With no connection there is nobody to ask (and kad-dht's query would wait for its timeout).
+    if (host.getConnections().length === 0) return []
     const found = new Map<string, PeerId>()
     // kad-dht's query can wait a long time on an empty or stale routing table: bounded, and what it
     // found by then (with the connected peers) is used.
@@ -634,6 +646,7 @@ export function createDirectMessaging(
     collecting ??= (async () => {
       const signal = AbortSignal.any([lifetime.signal, ...(o.signal === undefined ? [] : [o.signal])])
       const keepers = await closestPeers(identity.peerId, 2 * options.mailboxReplicas, self, signal)
+      fewKeepers = keepers.length < options.mailboxReplicas
       const results = await Promise.allSettled(keepers.map((k) => collectFrom(k, signal)))
       let fresh = 0
       for (const r of results) {
@@ -643,17 +656,47 @@ export function createDirectMessaging(
       return fresh
     })().finally(() => {
       collecting = undefined
+      if (connectedMeanwhile && fewKeepers && started) {
+        connectedMeanwhile = false
+        background('mailbox collection', collect)
+      }
+      connectedMeanwhile = false
     })
     return collecting
   }
 
-  const publishKey = async (o: { signal?: AbortSignal } = {}): Promise<void> => {
-    const signal = AbortSignal.any([
-      lifetime.signal,
-      AbortSignal.timeout(options.keyLookupTimeoutMs),
-      ...(o.signal === undefined ? [] : [o.signal]),
-    ])
-    await keys.publish(signal)
+  /** The record is not in the DHT yet (never published, or the last put failed): the next connection publishes it. */
+  let unpublished = true
+  let publishing: Promise<void> | undefined
+  const publishKey = (o: { signal?: AbortSignal } = {}): Promise<void> => {
+    publishing ??= (async () => {
+      if (host.getConnections().length === 0) {
+        unpublished = true
+        throw new NodusError('NOT_ENOUGH_PEERS', 'no peer to publish the key record to')
+      }
+      const signal = AbortSignal.any([
+        lifetime.signal,
+        AbortSignal.timeout(options.keyLookupTimeoutMs),
+        ...(o.signal === undefined ? [] : [o.signal]),
+      ])
+      try {
+        await keys.publish(signal)
+        unpublished = false
+      } catch (err) {
+        unpublished = true
+        throw err
+      }
+    })().finally(() => {
+      publishing = undefined
+    })
+    return publishing
+  }
+
+  const onConnect = (): void => {
+    if (!started) return
+    if (unpublished && publishing === undefined) background('key publish', publishKey)
+    if (collecting !== undefined) connectedMeanwhile = true
+    else if (fewKeepers) background('mailbox collection', collect)
   }
 
   const background = (what: string, p: () => Promise<unknown>): void => {
@@ -689,7 +732,11 @@ export function createDirectMessaging(
     publishKey,
     async rotateKey() {
       await keys.rotate()
-      background('key publish', publishKey)
+      unpublished = true
+      background('key publish', async () => {
+        await publishing?.catch(() => {})
+        await publishKey()
+      })
     },
     maintain,
     async beforeStart() {
@@ -704,6 +751,7 @@ export function createDirectMessaging(
         maxOutboundStreams: 64,
       })
       started = true
+      host.addEventListener('peer:connect', onConnect)
       keyTimer = setInterval(() => background('key maintenance', maintain), options.keyRepublishMs)
       keyTimer.unref()
       mailboxTimer = setInterval(() => {
@@ -717,6 +765,7 @@ export function createDirectMessaging(
       background('mailbox collection', collect)
     },
     async beforeStop() {
+      host.removeEventListener('peer:connect', onConnect)
       clearInterval(keyTimer)
       clearInterval(mailboxTimer)
       lifetime.abort(new NodusError('ABORTED', 'the node is stopping'))

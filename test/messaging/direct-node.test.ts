@@ -1,7 +1,8 @@
 /**
  * Direct messages through whole nodes (createNode: the DHT namespace, the lifecycle, the API): a
  * message sent over HTTP to a stopped node waits at its keepers, and the node collects it by itself
- * when it starts again (its afterStart, once net has dialled its bootstrap peers).
+ * when it starts again (its afterStart, once net has dialled its bootstrap peers), or, started with no
+ * peer, as soon as one connects.
  */
 import assert from 'node:assert/strict'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
@@ -52,5 +53,25 @@ describe('direct messages between whole nodes', () => {
     assert.equal(m?.from, a.peerId)
     assert.equal(m?.via, 'mailbox')
     assert.equal(new TextDecoder().decode(m?.body), 'see you later')
+
+    // Started again with no bootstrap peer, it finds no keeper at first, and collects as soon as a
+    // peer connects to it.
+    await again.stop()
+    const second = await fetch(`${a.info().api}/messages/${r.peerId}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' },
+      body: 'and again',
+    })
+    assert.equal(second.status, 200, await second.clone().text())
+    assert.equal(((await second.json()) as { via: string }).via, 'mailbox')
+    const alone = await createNode(await loadConfig(join(dir, 'n1'), { net: { bootstrap: [] } }), {
+      logger: silentLogger(),
+    })
+    nodes[1] = alone
+    await alone.start()
+    assert.equal(alone.direct.inbox().length, 1)
+    await a.libp2p.dial(alone.libp2p.getMultiaddrs())
+    await waitFor(() => alone.direct.inbox().length === 2, { timeoutMs: 30_000, what: 'the second message' })
+    assert.equal(new TextDecoder().decode(alone.direct.inbox()[1]?.body), 'and again')
   })
 })
