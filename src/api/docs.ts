@@ -4,7 +4,7 @@
  */
 import { NodusError } from '../common/errors.ts'
 import { silentLogger } from '../common/logger.ts'
-import { messagingRoutes } from '../messaging/index.ts'
+import { directRoutes, messagingRoutes } from '../messaging/index.ts'
 import { NodusMetrics } from '../metrics/index.ts'
 import { netRoutes } from '../net/index.ts'
 import { nodeRoutes } from '../node/index.ts'
@@ -64,6 +64,10 @@ function documentedRoutes(): ApiRoutes[] {
     messagingRoutes({
       messaging: { publish: notServed, subscribe: notServed, topics: notServed },
       maxMessageBytes: 0,
+    }),
+    directRoutes({
+      direct: { send: notServed, inbox: notServed, deleteMessage: notServed, onMessage: notServed },
+      maxBodyBytes: 0,
     }),
   ]
 }

@@ -28,6 +28,8 @@ commands:
   cid    FILE                                                                 CID of FILE as one raw block
   pub    TOPIC MESSAGE [--data-dir DIR | --api URL --token T]                 publish MESSAGE (text; - reads stdin) to TOPIC
   sub    TOPIC [--data-dir DIR | --api URL]                                   print TOPIC's messages, one a line (--json: with ids and times)
+  send   PEER MESSAGE [--data-dir DIR | --api URL --token T]                  seal MESSAGE (text; - reads stdin) to PEER and deliver it
+  inbox  [--follow] [--data-dir DIR | --api URL --token T]                    print this node's direct messages (FROM: TEXT; --json)
   status [--data-dir DIR | --api URL]                                         node info and usage
   devnet --nodes N --base-dir DIR [--base-port P]                             run N local node processes
   sim    dht|placement|durability [--nodes N] [--json] ...                   simulate 10^4..10^6 nodes
@@ -335,6 +337,63 @@ async function main(argv: string[]): Promise<number> {
       )
       if (ended === 'slow')
         throw new NodusError('QUEUE_FULL', 'this subscriber fell behind and the node dropped it')
+      return 0
+    }
+    case 'send': {
+      const { values: f, positionals } = parse(rest, CLIENT_FLAGS)
+      const [peer, message] = positionals
+      if (peer === undefined || message === undefined)
+        throw new NodusError(
+          'INVALID_ARGUMENT',
+          'usage: nodus send PEER MESSAGE (- reads the message from stdin)',
+        )
+      const { sendDirect } = await import('./direct.ts')
+      const body =
+        message === '-'
+          ? new Uint8Array(await new Response(process.stdin as unknown as ReadableStream).arrayBuffer())
+          : new TextEncoder().encode(message)
+      const r = await sendDirect(await apiTarget(f), peer, body)
+      out(
+        Boolean(f.json),
+        { ...r },
+        r.via === 'online'
+          ? `delivered ${r.id} to ${r.to}`
+          : `stored ${r.id} for ${r.to} at ${r.keepers} keepers`,
+      )
+      return 0
+    }
+    case 'inbox': {
+      const { values: f } = parse(rest, { ...CLIENT_FLAGS, follow: { type: 'boolean' } })
+      const { followInbox, listInbox } = await import('./direct.ts')
+      const json = f.json === true
+      const print = (m: { from: string; body: string }): void => {
+        process.stdout.write(
+          json
+            ? `${JSON.stringify(m)}\n`
+            : `${m.from}: ${Buffer.from(m.body, 'base64').toString('utf8').replaceAll('\n', ' ')}\n`,
+        )
+      }
+      const api = await apiTarget(f)
+      if (f.follow !== true) {
+        for (const m of await listInbox(api)) print(m)
+        return 0
+      }
+      const ac = new AbortController()
+      process.once('SIGINT', () => ac.abort())
+      process.once('SIGTERM', () => ac.abort())
+      // Follow first, then list, so nothing arriving in between is missed (a message may print twice).
+      const seen = new Set<string>()
+      const once = (m: { id: string; from: string; body: string }): void => {
+        if (seen.has(m.id)) return
+        if (seen.size > 100_000) seen.clear()
+        seen.add(m.id)
+        print(m)
+      }
+      const following = followInbox(api, once, ac.signal)
+      for (const m of await listInbox(api, ac.signal)) once(m)
+      const ended = await following
+      if (ended === 'slow')
+        throw new NodusError('QUEUE_FULL', 'this client fell behind and the node dropped it')
       return 0
     }
     case 'status': {

@@ -117,6 +117,7 @@ answers) carry no peerAction: they are the peer's word, not its fault.
 | \`KEY_RECORD_INVALID\` | \`reject\` | a malformed key record, or one for another peer than asked | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`SEALED_MESSAGE_INVALID\` | \`reject\` | a sealed message whose outer envelope is malformed (any relay can check it) | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`DECRYPT_FAILED\` | \`reject\` | an HPKE or X-Wing ciphertext of the wrong length, or one that does not authenticate | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
+| \`MAILBOX_REQUEST_INVALID\` | \`reject\` | a malformed \`/nodus/msg/1.0.0\` request, or a mailbox acknowledgement not signed by the recipient, for another keeper or stale | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`REVISION_INVALID\` | \`ignore\` | a holder update not newer than the last accepted (a late copy) | nothing |
 | \`TRUST_VECTOR_INVALID\` | \`ignore\` | a stale, future or replayed trust vector | nothing |
 | \`CAPACITY_REPORT_INVALID\` | \`ignore\` | a stale, future or replayed capacity report | nothing |
@@ -129,7 +130,7 @@ answers) carry no peerAction: they are the peer's word, not its fault.
 | \`SEALED_MESSAGE_STALE\` | \`ignore\` | a sealed message older than the window or from the future | nothing |
 | \`SEALED_MESSAGE_REPLAYED\` | \`ignore\` | a sealed message id already received within the window | nothing |
 | \`RATE_LIMITED\` | \`ignore\` | trust vectors or reports faster than the issuer's rate limit | nothing |
-| \`QUOTA_EXCEEDED\` | \`ignore\` | a put or pin past the uploader's quota | nothing |
+| \`QUOTA_EXCEEDED\` | \`ignore\` | a put or pin past the uploader's quota, or a sealed message past the storing peer's mailbox quota at a keeper | nothing |
 | \`PEER_BUSY\` | \`ignore\` | a request beyond the peer's fair share of slots | nothing |
 | \`TIMEOUT\` | \`ignore\` | a transfer slower than its deadline | nothing |
 | \`STREAM_CLOSED\` | \`ignore\` | a stream closed while sending | nothing |

@@ -21,12 +21,43 @@ export {
 } from './batch.ts'
 export { Batcher, type BatcherDeps, type BatcherOptions } from './batcher.ts'
 export {
+  ACK_SKEW_MS,
+  createDirectMessaging,
+  DIRECT_PROTOCOL,
+  type DirectComponents,
+  type DirectHost,
+  type DirectMessaging,
+  MAILBOX_ACK_DOMAIN,
+  MAX_ACK_IDS,
+  mailboxAckBytes,
+  type SendReceipt,
+} from './direct.ts'
+export { type DirectRoutesDeps, directRoutes } from './direct-routes.ts'
+export {
+  DirectStore,
+  type DirectStoreLimits,
+  type InboxMessage,
+  type KeyEpoch,
+  type MailboxEntry,
+  type MailboxPut,
+} from './direct-store.ts'
+export {
   type GossipsubInit,
   gossipsubInit,
   PENALTY_HALF_LIFE_MS,
   PeerPenalties,
   REJECT_PENALTY,
 } from './gossip.ts'
+export {
+  KEY_RECORD_DHT_NAMESPACE,
+  KeyDirectory,
+  type KeyDirectoryDeps,
+  type KeyDirectoryDht,
+  type KeyDirectoryOptions,
+  keyRecordDhtKey,
+  keyRecordSelector,
+  keyRecordValidator,
+} from './key-directory.ts'
 export { type MessagingOptions, messagingOptionProblems } from './options.ts'
 export { OrderedInbox, type OrderedInboxDeps, type OrderedInboxOptions } from './ordering.ts'
 export { type MessagingRoutesDeps, messagingRoutes } from './routes.ts'

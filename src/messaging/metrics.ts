@@ -73,6 +73,35 @@ export function createMessagingMetrics(
       buckets: [...LATENCY_BUCKETS],
       registers,
     }),
+    directSent: new Counter({
+      name: 'nodus_messaging_direct_sent_total',
+      help: 'Direct messages this node sent, by how (online: to the recipient; mailbox: stored at its keepers)',
+      labelNames: ['via'],
+      registers,
+    }),
+    directDelivered: new Counter({
+      name: 'nodus_messaging_direct_delivered_total',
+      help: 'Direct messages opened and stored in this node’s inbox, by how they came (online, mailbox)',
+      labelNames: ['via'],
+      registers,
+    }),
+    directRefused: new Counter({
+      name: 'nodus_messaging_direct_refused_total',
+      help: 'Direct messages or mailbox requests refused, by reason (the error code, lower-case: sealed_message_replayed, quota_exceeded, mailbox_full, ...)',
+      labelNames: ['reason'],
+      registers,
+    }),
+    mailboxStored: new Counter({
+      name: 'nodus_messaging_mailbox_stored_total',
+      help: 'Sealed messages this node stored as a mailbox keeper for others',
+      registers,
+    }),
+    mailboxRemoved: new Counter({
+      name: 'nodus_messaging_mailbox_removed_total',
+      help: 'Sealed messages this keeper removed, by reason (acked, expired)',
+      labelNames: ['reason'],
+      registers,
+    }),
   } as const
   liveGauge(
     registry,

@@ -197,6 +197,161 @@ export const MESSAGING_OPTIONS = defineOptions({
     description:
       'IP addresses exempt from gossipsub’s IP-colocation score penalty (P6): loopback, so a local devnet is not graylisted',
   },
+  directMaxBodyBytes: {
+    kind: 'int',
+    default: 64 * KiB,
+    min: 1,
+    max: 1 * MiB,
+    description:
+      'largest direct message body sent or accepted, bytes; a sealed message is at most this + 8 KiB (docs/PROTOCOLS.md, "Sealed messages")',
+  },
+  directMaxAgeMs: {
+    kind: 'int',
+    default: 8 * 24 * 3600 * 1000,
+    min: 60_000,
+    description:
+      'oldest direct message opened, by its sender’s timestamp, ms (at least messaging.mailboxTtlMs, so a message that waited at keepers still opens)',
+  },
+  directMaxFutureSkewMs: {
+    kind: 'int',
+    default: 5 * 60 * 1000,
+    min: 0,
+    description: 'how far in the future a direct message’s timestamp may be (clock skew), ms',
+  },
+  replayWindowIds: {
+    kind: 'int',
+    default: 65_536,
+    min: 1,
+    description:
+      'direct message ids remembered in memory against replays (about 150 bytes each); the inbox also remembers the ids it holds',
+  },
+  directRequestTimeoutMs: {
+    kind: 'int',
+    default: 10_000,
+    min: 100,
+    description:
+      'time allowed for one /nodus/msg/1.0.0 request (dial, send, reply), ms; a recipient that does not answer in time gets the message through its mailbox',
+  },
+  directMaxInboundStreams: {
+    kind: 'int',
+    default: 16,
+    min: 1,
+    max: 1024,
+    description: '/nodus/msg/1.0.0 streams one connection may have open at once (inbound)',
+  },
+  directMaxConcurrentRequests: {
+    kind: 'int',
+    default: 64,
+    min: 1,
+    max: 4096,
+    description:
+      '/nodus/msg/1.0.0 requests served at once, all peers together (each holds at most one frame: messaging.directMaxBodyBytes + 9 KiB); beyond it PEER_BUSY (the sender falls back to the mailbox)',
+  },
+  inboxMaxMessages: {
+    kind: 'int',
+    default: 100_000,
+    min: 1,
+    description:
+      'direct messages kept in the inbox (LMDB under <dataDir>/messages); when full, new ones are refused with INBOX_FULL and wait at the mailbox keepers',
+  },
+  keyRotationMs: {
+    kind: 'int',
+    default: 7 * 24 * 3600 * 1000,
+    min: 60_000,
+    max: 60 * 24 * 3600 * 1000,
+    description:
+      'how long an X-Wing key is current, ms; then a new key (next epoch) is made and published, and its record is valid for this + messaging.keyRepublishMs',
+  },
+  keyGraceMs: {
+    kind: 'int',
+    default: 9 * 24 * 3600 * 1000,
+    min: 0,
+    description:
+      'how long a retired X-Wing key is kept so messages sealed to it still open, ms (at least messaging.keyRepublishMs + messaging.mailboxTtlMs); then its file is deleted',
+  },
+  keyRepublishMs: {
+    kind: 'int',
+    default: 3600 * 1000,
+    min: 1000,
+    description:
+      'how often the node re-publishes its key record in the DHT, checks the rotation schedule and deletes keys past their grace, ms',
+  },
+  keyCacheEntries: {
+    kind: 'int',
+    default: 10_000,
+    min: 1,
+    description: 'other peers’ verified key records cached (least recently used forgotten; each about 7 KB)',
+  },
+  keyLookupTimeoutMs: {
+    kind: 'int',
+    default: 15_000,
+    min: 100,
+    description: 'time allowed to find a peer’s key record (the peer itself, then the DHT), ms',
+  },
+  mailboxReplicas: {
+    kind: 'int',
+    default: 5,
+    min: 1,
+    max: 20,
+    description:
+      'keepers (peers XOR-closest to the recipient’s PeerId) a message for an unreachable recipient is stored at',
+  },
+  keeperCacheEntries: {
+    kind: 'int',
+    default: 1024,
+    min: 1,
+    description:
+      'recipients whose mailbox keepers (closest peers) a sender remembers for 60 s, so a burst to an offline peer runs one DHT lookup (least recently used forgotten)',
+  },
+  mailboxTtlMs: {
+    kind: 'int',
+    default: 7 * 24 * 3600 * 1000,
+    min: 1000,
+    description:
+      'how long a keeper holds a sealed message at most, ms (a sender may ask for less); then it is deleted',
+  },
+  mailboxMaxBytes: {
+    kind: 'int',
+    default: 256 * MiB,
+    min: 64 * KiB,
+    description:
+      'sealed message bytes this node keeps for others as a keeper, in all; beyond it MAILBOX_FULL',
+  },
+  mailboxMaxMessages: {
+    kind: 'int',
+    default: 100_000,
+    min: 1,
+    description: 'sealed messages this node keeps for others as a keeper, in all; beyond it MAILBOX_FULL',
+  },
+  mailboxSenderMessages: {
+    kind: 'int',
+    default: 1000,
+    min: 1,
+    description:
+      'sealed messages one storing peer may have at this keeper at once; beyond it QUOTA_EXCEEDED (until they are collected or expire)',
+  },
+  mailboxSenderBytes: {
+    kind: 'int',
+    default: 16 * MiB,
+    min: 16 * KiB,
+    description:
+      'sealed message bytes one storing peer may have at this keeper at once; beyond it QUOTA_EXCEEDED',
+  },
+  mailboxFetchBytes: {
+    kind: 'int',
+    default: 4 * MiB,
+    min: 80 * KiB,
+    max: 64 * MiB,
+    description:
+      'sealed message bytes one mailbox fetch reply carries at most (the recipient asks again for the rest)',
+  },
+  mailboxCheckMs: {
+    kind: 'int',
+    default: 5 * 60 * 1000,
+    min: 1000,
+    description:
+      'how often the node asks the keepers closest to its PeerId for its messages (also once at start), and keepers delete expired messages, ms',
+  },
 })
 
 /** The values of section `messaging` (config.messaging). */
@@ -215,6 +370,14 @@ export function messagingOptionProblems(o: MessagingOptions): string[] {
   if (o.maxRpcBytes < o.maxBatchBytes + 16 * KiB)
     out.push(
       `messaging.maxRpcBytes: must be at least messaging.maxBatchBytes + 16 KiB (${o.maxBatchBytes + 16 * KiB})`,
+    )
+  if (o.directMaxAgeMs < o.mailboxTtlMs)
+    out.push(
+      'messaging.directMaxAgeMs: must be at least messaging.mailboxTtlMs (a stored message must still open)',
+    )
+  if (o.mailboxFetchBytes < o.directMaxBodyBytes + 16 * KiB)
+    out.push(
+      'messaging.mailboxFetchBytes: must be at least messaging.directMaxBodyBytes + 16 KiB (one message)',
     )
   return out
 }

@@ -59,7 +59,7 @@ const TopicList = {
 } as const
 
 /** The body of a publish: raw bytes (application/octet-stream) or UTF-8 text, at most `max` bytes. */
-async function messageBody(
+export async function messageBody(
   req: { headers: IncomingMessage['headers']; body: unknown },
   max: number,
 ): Promise<Uint8Array> {

@@ -10,7 +10,7 @@ import type { Clock } from '../common/clock.ts'
 import { NodusError } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
 import { BulkChannel, type BulkHandler, DEFAULT_BULK_OPTIONS } from './bulk.ts'
-import { createHost, DEFAULT_HOST_OPTIONS, type NodusLibp2p } from './host.ts'
+import { createHost, DEFAULT_HOST_OPTIONS, type HostHooks, type NodusLibp2p } from './host.ts'
 
 /** What the net area needs from the trust area's peer actions. */
 export interface NetPeerPolicy {
@@ -36,6 +36,8 @@ export interface NetComponents {
   allocateBody?: ((size: number) => Uint8Array) | undefined
   /** Run gossipsub with this init (the messaging area's `gossipsubInit`); absent: no pub/sub service. */
   pubsub?: Partial<GossipsubOpts> | undefined
+  /** Extra kad-dht record namespaces (the messaging area's key records): {@link HostHooks.dhtRecords}. */
+  dhtRecords?: HostHooks['dhtRecords']
 }
 
 /** The `net.*` keys of the node's config (docs/CONFIG.md) that {@link createNet} reads. */
@@ -98,7 +100,11 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
       maxConnections: options.maxConnections,
       encrypter: options.encrypter,
     },
-    { isBanned: (peer) => peers.isBanned(peer), pubsub: components.pubsub },
+    {
+      isBanned: (peer) => peers.isBanned(peer),
+      pubsub: components.pubsub,
+      dhtRecords: components.dhtRecords,
+    },
   )
   peers.onDisconnect(async (peer) => {
     await libp2p.hangUp(peerIdFromString(peer))

@@ -105,6 +105,17 @@ export interface HostHooks {
    * `gossipsubInit`: limits, scoring, message ids). Absent: no pub/sub service.
    */
   pubsub?: Partial<GossipsubOpts> | undefined
+  /**
+   * Extra kad-dht record namespaces: for a key `/<ns>/...`, `validators[ns]` throws on a record that
+   * must not be stored or returned, `selectors[ns]` picks the best of several (kad-dht `validators`,
+   * `selectors`). The messaging area's key records use `nodus-key`.
+   */
+  dhtRecords?:
+    | {
+        validators: Record<string, (key: Uint8Array, value: Uint8Array) => void | Promise<void>>
+        selectors: Record<string, (key: Uint8Array, records: Uint8Array[]) => number>
+      }
+    | undefined
 }
 
 /**
@@ -171,6 +182,9 @@ export async function createHost(
         disjointPaths: 1,
         kBucketSize: options.dhtKBucketSize,
         prefixLength: options.dhtPrefixLength,
+        ...(hooks.dhtRecords === undefined
+          ? {}
+          : { validators: hooks.dhtRecords.validators, selectors: hooks.dhtRecords.selectors }),
         ...(options.dhtAllowPrivateAddresses ? { peerInfoMapper: passthroughMapper } : {}),
       }),
       ...(hooks.pubsub === undefined ? {} : { pubsub: gossipsub(hooks.pubsub) }),

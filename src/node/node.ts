@@ -16,8 +16,14 @@ import { type Random, systemRandom } from '../common/random.ts'
 import type { NodusConfig } from '../config/index.ts'
 import { didKeyFromEd25519, loadIdentity, type NodeIdentity } from '../crypto/index.ts'
 import {
+  createDirectMessaging,
   createMessaging,
+  type DirectMessaging,
+  directRoutes,
   gossipsubInit,
+  KEY_RECORD_DHT_NAMESPACE,
+  keyRecordSelector,
+  keyRecordValidator,
   type Messaging,
   messagingRoutes,
   PeerPenalties,
@@ -55,6 +61,8 @@ export interface NodeAreas {
   storage: Storage
   exchange: TrustExchange
   messaging: Messaging
+  /** Encrypted direct messages (the messaging area's, started after pub/sub). */
+  direct: DirectMessaging
 }
 
 /**
@@ -89,6 +97,11 @@ export async function createNode(
       // Aligned bulk bodies: the shard store writes a put's body with direct I/O as it is.
       allocateBody: directIoAvailable() ? allocAligned : undefined,
       pubsub: gossipsubInit(config.messaging, pubsubPenalties),
+      // Key records of direct messages live in the DHT under /nodus-key/<PeerId>.
+      dhtRecords: {
+        validators: { [KEY_RECORD_DHT_NAMESPACE]: keyRecordValidator(clock) },
+        selectors: { [KEY_RECORD_DHT_NAMESPACE]: keyRecordSelector() },
+      },
     },
     config.net,
   )
@@ -147,6 +160,19 @@ export async function createNode(
     },
     config.messaging,
   )
+  const direct = createDirectMessaging(
+    {
+      logger,
+      clock,
+      random,
+      metrics,
+      identity,
+      dataDir: config.dataDir,
+      host: net.libp2p,
+      peers: trust.peerActions,
+    },
+    config.messaging,
+  )
   metrics.attach({
     messagesQueued: () => messaging.queuedMessages,
     subscriptions: () => messaging.subscriptionCount,
@@ -171,6 +197,7 @@ export async function createNode(
         netRoutes({ libp2p: net.libp2p, trust, perf: trust.perf }),
         storageRoutes({ store: storage.store, files: storage.files, pins: storage.pins }),
         messagingRoutes({ messaging, maxMessageBytes: config.messaging.maxMessageBytes }),
+        directRoutes({ direct, maxBodyBytes: config.messaging.directMaxBodyBytes }),
       ],
       metrics,
     },
@@ -181,7 +208,7 @@ export async function createNode(
     identity,
     logger,
     metrics,
-    areas: { trust, net, storage, exchange, messaging },
+    areas: { trust, net, storage, exchange, messaging, direct },
     api,
   })
 }
@@ -213,7 +240,7 @@ export class NodusNode {
     this.metrics = parts.metrics
     this.areas = parts.areas
     this.#api = parts.api
-    const { trust, net, storage, exchange, messaging } = parts.areas
+    const { trust, net, storage, exchange, messaging, direct } = parts.areas
     const api: Startable = {
       start: async () => {
         this.#apiUrl = await this.#api.listen(this.config.api.host, this.config.api.port)
@@ -221,7 +248,7 @@ export class NodusNode {
       beforeStop: () => this.#api.close(),
       stop: () => {},
     }
-    this.#startables = [trust, net, storage, exchange, messaging, api]
+    this.#startables = [trust, net, storage, exchange, messaging, direct, api]
   }
 
   // The areas' main services, for the CLI, the API and tests.
@@ -272,6 +299,9 @@ export class NodusNode {
   }
   get messaging() {
     return this.areas.messaging
+  }
+  get direct() {
+    return this.areas.direct
   }
 
   get peerId(): string {
