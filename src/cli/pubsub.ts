@@ -5,10 +5,7 @@
  */
 import { isNodusError, NodusError } from '../common/errors.ts'
 import { type ApiTarget, connectionError } from './client.ts'
-
-// node:http through getBuiltinModule, not `import` (see client.ts: an ES import loads undici).
-const { request: httpRequest } = process.getBuiltinModule('node:http')
-const { request: httpsRequest } = process.getBuiltinModule('node:https')
+import { followEvents } from './sse.ts'
 
 /** One message as `GET /pubsub/:topic` sends it (`data` in base64). */
 export interface SubscribedMessage {
@@ -82,54 +79,17 @@ export async function followTopic(
   onMessage: (m: SubscribedMessage) => void,
   signal?: AbortSignal,
 ): Promise<'aborted' | 'slow' | 'stopped' | 'closed'> {
-  const url = new URL(`/pubsub/${encodeURIComponent(topic)}`, api.url)
-  const request = url.protocol === 'https:' ? httpsRequest : httpRequest
-  return await new Promise((resolve, reject) => {
-    const req = request(url, { method: 'GET', headers: { accept: 'text/event-stream' } }, (res) => {
-      if (res.statusCode !== 200) {
-        let text = ''
-        res.setEncoding('utf8')
-        res.on('data', (c: string) => {
-          text += c
-        })
-        res.on('end', () => {
-          const body = JSON.parse(text || '{}') as { code?: string; message?: string }
-          reject(
-            new NodusError(
-              (body.code ?? 'PROTOCOL_ERROR') as NodusError['code'],
-              body.message ?? `HTTP ${res.statusCode}`,
-            ),
-          )
-        })
-        return
-      }
-      let buffered = ''
-      let ended: 'slow' | 'stopped' | 'closed' = 'closed'
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => {
-        buffered += chunk
-        for (let cut = buffered.indexOf('\n\n'); cut >= 0; cut = buffered.indexOf('\n\n')) {
-          const event = buffered.slice(0, cut)
-          buffered = buffered.slice(cut + 2)
-          let name = 'message'
-          let data = ''
-          for (const line of event.split('\n')) {
-            if (line.startsWith('event: ')) name = line.slice(7)
-            else if (line.startsWith('data: ')) data += line.slice(6)
-          }
-          if (data === '') continue
-          if (name === 'message') onMessage(JSON.parse(data) as SubscribedMessage)
-          else if (name === 'closed') ended = (JSON.parse(data) as { reason: 'slow' | 'stopped' }).reason
-        }
-      })
-      res.on('end', () => resolve(ended))
-      res.on('error', (err) => (signal?.aborted === true ? resolve('aborted') : reject(err)))
-    })
-    req.on('error', (err) => {
-      if (signal?.aborted === true) resolve('aborted')
-      else reject(connectionError(err, api.url, `subscription to ${topic}`, 'subscribe again', signal))
-    })
-    signal?.addEventListener('abort', () => req.destroy(), { once: true })
-    req.end()
-  })
+  let ended: 'slow' | 'stopped' | 'closed' = 'closed'
+  const r = await followEvents(
+    api,
+    `/pubsub/${encodeURIComponent(topic)}`,
+    {},
+    (name, data) => {
+      if (name === 'message') onMessage(JSON.parse(data) as SubscribedMessage)
+      else if (name === 'closed') ended = (JSON.parse(data) as { reason: 'slow' | 'stopped' }).reason
+    },
+    `subscription to ${topic}`,
+    signal,
+  )
+  return r === 'aborted' ? 'aborted' : ended
 }
