@@ -1,52 +1,11 @@
-/**
- * Encrypted direct messages end to end between in-process nodes on loopback (real libp2p hosts: TCP,
- * Noise, Yamux, kad-dht; LMDB inboxes and mailboxes flushed to disk): online delivery, storing at the
- * mailbox of an offline recipient, and collecting from it, 256-byte bodies.
- *
- *   node bench/direct.bench.ts [--quick]
- *
- * Contenders, same hosts, same run:
- * - ours online: `send` (key from cache, sign + seal, `/nodus/msg/1.0.0` deliver, open, verify,
- *   inbox write + flush, answer), 8 in flight;
- * - peer: a bare libp2p request/response of the same bytes (a 6,979-byte frame, what a sealed 256-byte
- *   message weighs) to a handler that answers at once: the transport floor without crypto or disk;
- * - ours mailbox store: `send` to a stopped recipient, stored at 3 keepers (each LMDB, flushed);
- * - ours mailbox collect: the recipient back, fetching, opening, storing and acknowledging them.
- * Both ends run in this process, so the CPU per message counts sender and receiver. No timing is asserted.
- *
- * Rows: `{ name, peer, peer_MBps: null, ratio, note, ours_msgsPerSec, peer_msgsPerSec, p50Ms, p99Ms }`;
- * ratio = ours msgs/s ÷ peer msgs/s.
- */
-import { mkdtempSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import * as dagCbor from '@ipld/dag-cbor'
-import { Registry } from 'prom-client'
 import { systemClock } from '../src/common/clock.ts'
-import { stopAll } from '../src/common/lifecycle.ts'
-import { silentLogger } from '../src/common/logger.ts'
-import { systemRandom } from '../src/common/random.ts'
 import { parseConfig } from '../src/config/index.ts'
-import { generateIdentity, type NodeIdentity } from '../src/crypto/index.ts'
-import {
-  createDirectMessaging,
-  type DirectMessaging,
-  KEY_RECORD_DHT_NAMESPACE,
-  keyRecordSelector,
-  keyRecordValidator,
-  type MessagingOptions,
-} from '../src/messaging/index.ts'
-import { createMessagingMetrics } from '../src/messaging/metrics.ts'
-import {
-  createHost,
-  DEFAULT_HOST_OPTIONS,
-  lengthPrefixed,
-  type NodusLibp2p,
-  requestResponse,
-  StreamReader,
-} from '../src/net/index.ts'
+import type { MessagingOptions } from '../src/messaging/index.ts'
+import { lengthPrefixed, requestResponse, StreamReader } from '../src/net/index.ts'
+import { type DirectPeer, startDirectPeer, stopDirectPeer } from '../test/messaging/direct-peers.ts'
 import { type BenchOptions, cpuMs, sig } from './lib.ts'
 
 export const description =
@@ -68,47 +27,16 @@ export interface DirectRow {
   p99Ms: number
 }
 
-interface Node {
-  id: NodeIdentity
-  dataDir: string
-  libp2p: NodusLibp2p
-  direct: DirectMessaging
-}
+type Node = DirectPeer
 
 const clock = systemClock
 
-async function startNode(options: MessagingOptions, from?: Node): Promise<Node> {
-  const id = from?.id ?? (await generateIdentity())
-  const dataDir = from?.dataDir ?? mkdtempSync(join(tmpdir(), 'nodus-bench-direct-'))
-  const libp2p = await createHost(id.ed25519, DEFAULT_HOST_OPTIONS, {
-    dhtRecords: {
-      validators: { [KEY_RECORD_DHT_NAMESPACE]: keyRecordValidator(clock) },
-      selectors: { [KEY_RECORD_DHT_NAMESPACE]: keyRecordSelector() },
-    },
-  })
-  const direct = createDirectMessaging(
-    {
-      logger: silentLogger(),
-      clock,
-      random: systemRandom,
-      metrics: createMessagingMetrics(new Registry(), () => undefined),
-      identity: id,
-      dataDir,
-      host: libp2p,
-      peers: { isBanned: () => false, report: () => undefined },
-    },
-    options,
-  )
-  await libp2p.start()
-  await direct.beforeStart()
-  await direct.start()
-  return { id, dataDir, libp2p, direct }
+/** A direct-messaging peer on its own host (test/messaging/direct-peers.ts); `from` restarts one. */
+function startNode(options: MessagingOptions, from?: Node): Promise<Node> {
+  return startDirectPeer(clock, options, from)
 }
 
-async function stopNode(n: Node): Promise<void> {
-  await stopAll([n.direct])
-  await n.libp2p.stop()
-}
+const stopNode = stopDirectPeer
 
 function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b)

@@ -9,6 +9,7 @@ import { rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Registry } from 'prom-client'
+import type { Clock } from '../../src/common/clock.ts'
 import { stopAll } from '../../src/common/lifecycle.ts'
 import { silentLogger } from '../../src/common/logger.ts'
 import { systemRandom } from '../../src/common/random.ts'
@@ -24,7 +25,6 @@ import {
 } from '../../src/messaging/index.ts'
 import { createMessagingMetrics, type MessagingMetrics } from '../../src/messaging/metrics.ts'
 import { createHost, DEFAULT_HOST_OPTIONS, type NodusLibp2p } from '../../src/net/index.ts'
-import type { FakeClock } from '../utils/fake-clock.ts'
 import { waitFor } from '../utils/wait.ts'
 
 export interface DirectPeer {
@@ -46,7 +46,7 @@ export function directOptions(overrides: Partial<MessagingOptions> = {}): Messag
 async function build(
   id: NodeIdentity,
   dataDir: string,
-  clock: FakeClock,
+  clock: Clock,
   options: MessagingOptions,
 ): Promise<DirectPeer> {
   const libp2p = await createHost(id.ed25519, DEFAULT_HOST_OPTIONS, {
@@ -83,7 +83,7 @@ async function build(
 
 /** Start a peer (a new identity and data directory unless given: a restart). Background rounds are not started: tests call them. */
 export async function startDirectPeer(
-  clock: FakeClock,
+  clock: Clock,
   options: MessagingOptions,
   from?: { id: NodeIdentity; dataDir: string },
 ): Promise<DirectPeer> {
