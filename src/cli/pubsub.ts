@@ -83,7 +83,7 @@ export async function followTopic(
   const r = await followEvents(
     api,
     `/pubsub/${encodeURIComponent(topic)}`,
-    {},
+    api.token === undefined ? {} : { authorization: `Bearer ${api.token}` },
     (name, data) => {
       if (name === 'message') onMessage(JSON.parse(data) as SubscribedMessage)
       else if (name === 'closed') ended = (JSON.parse(data) as { reason: 'slow' | 'stopped' }).reason

@@ -153,10 +153,14 @@ export function messagingRoutes(deps: MessagingRoutesDeps): ApiRoutes {
     r.get<{ Params: { topic: string } }>(
       '/pubsub/:topic',
       {
+        // A subscription joins the gossip topic and takes one of messaging.maxSubscriptions: only the
+        // token holder may open one (an unauthenticated client could use up the slots).
+        ...ctx.mutating,
         schema: {
           tags: ['pubsub'],
           summary:
             'Server-sent events: each message published to the topic from now on (event `message`, data JSON with base64 `data`); a client that falls messaging.subscriberQueueMessages behind is sent `closed` and dropped',
+          security: [{ bearer: [] }],
           produces: ['text/event-stream'],
           params: TopicParams,
         },

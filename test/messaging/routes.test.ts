@@ -93,7 +93,11 @@ describe('messaging routes', async () => {
     assert.deepEqual((await server.app.inject({ method: 'GET', url: '/pubsub' })).json(), {
       topics: [{ topic: 'x', subscriptions: 1, peers: 2 }],
     })
-    const response = server.app.inject({ method: 'GET', url: '/pubsub/news' })
+    const denied = await server.app.inject({ method: 'GET', url: '/pubsub/news' })
+    assert.equal(denied.statusCode, 401, 'a subscription needs the token')
+    const subscribedWithoutToken = opened
+    assert.equal(subscribedWithoutToken, undefined, 'nothing subscribed without the token')
+    const response = server.app.inject({ method: 'GET', url: '/pubsub/news', headers: AUTH })
     await waitFor(() => opened?.topic === 'news', { timeoutMs: 5000, what: 'the subscription' })
     const sub = opened as Subscription
     for (const [i, text] of ['one', 'two'].entries())
