@@ -9,7 +9,8 @@
  * runs before fastify parses or validates a body, so an unauthenticated request gets 401 (or 429)
  * whatever it carries; a client that sent `Expect: 100-continue` gets the refusal before sending any.
  *
- * Buckets: the holder of the valid token has one bucket (`api.mutatingPerMinute`), whatever its address;
+ * Buckets: the holder of the valid token has one bucket (`api.mutatingPerMinute`), whatever its address,
+ * except on routes that bound themselves with their own queues (publish, send: `guardTokenUnmetered`);
  * every client without it has one per address (`api.unauthenticatedPerMinute`). A web page that floods
  * the API from the owner's own machine therefore exhausts only its own bucket.
  */
@@ -89,6 +90,12 @@ export interface ApiGuard {
   guardToken: Hook
   /** Route onRequest hook for `POST /files`: {@link ApiGuard.guardToken}, then 413 on a Content-Length over the limit. */
   guardUpload: Hook
+  /**
+   * Route onRequest hook for routes a token holder calls at high rates and that bound themselves with
+   * their own queues (publish, send): the token holder is not counted; a caller without the token gets
+   * its address's bucket (429), then 401, as with {@link ApiGuard.guardToken}.
+   */
+  guardTokenUnmetered: Hook
   /** Accept `host` (the address the API binds) in the Host header from now on; IP literals need not be added. */
   allowHost(host: string): void
 }
@@ -168,8 +175,9 @@ export function installApiGuard(app: FastifyInstance, token: string, options: Ap
     return payload
   })
 
-  const guardToken: Hook = async (req, reply) => {
+  const guard = async (req: FastifyRequest, reply: FastifyReply, meterHolder: boolean): Promise<void> => {
     const authed = bearerMatches(req.headers.authorization, token)
+    if (authed && !meterHolder) return
     const limit = await limiter(authed)(req)
     if (!limit.isAllowed && limit.isExceeded) {
       void reply.header('retry-after', String(limit.ttlInSeconds))
@@ -188,9 +196,11 @@ export function installApiGuard(app: FastifyInstance, token: string, options: Ap
       })
     }
   }
+  const guardToken: Hook = (req, reply) => guard(req, reply, true)
 
   return {
     guardToken,
+    guardTokenUnmetered: (req, reply) => guard(req, reply, false),
     async guardUpload(req, reply) {
       await guardToken(req, reply)
       if (reply.sent) return

@@ -27,7 +27,7 @@ export const API_OPTIONS = defineOptions({
     default: 600,
     min: 1,
     description:
-      'requests per minute to token-protected routes carrying the valid token (one bucket for the token holder, whatever the client address)',
+      'requests per minute to token-protected routes carrying the valid token (one bucket for the token holder, whatever the client address); not counted: POST /pubsub/:topic and POST /messages/:peer, which their own queues bound (QUEUE_FULL)',
   },
   unauthenticatedPerMinute: {
     kind: 'int',

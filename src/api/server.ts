@@ -35,6 +35,12 @@ export interface ApiRouteContext {
    */
   readonly mutating: { onRequest: RouteHook }
   /**
+   * Like {@link ApiRouteContext.mutating}, but the token holder's requests are not counted: for routes
+   * called at high rates (a publish, a direct message) that bound themselves with their own queues
+   * (`QUEUE_FULL`). Callers without the token still get 429, then 401.
+   */
+  readonly unmetered: { onRequest: RouteHook }
+  /**
    * Spread into the options of the upload route (`Content-Type: application/octet-stream`, streamed):
    * {@link ApiRouteContext.mutating}'s checks, then 413 `MESSAGE_TOO_LARGE` on a declared
    * Content-Length over `api.maxUploadBytes`.
@@ -184,6 +190,7 @@ export function createApiServer(
   const ctx: ApiRouteContext = {
     // Route options of routes that need the token: checked in onRequest, before any body is parsed.
     mutating: { onRequest: guard.guardToken },
+    unmetered: { onRequest: guard.guardTokenUnmetered },
     upload: { onRequest: guard.guardUpload },
     // Node holds a body with a Content-Length to that length (the guard bounded it); a chunked body is
     // counted as it comes.

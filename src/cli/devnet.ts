@@ -307,17 +307,19 @@ export class Devnet {
     await gone
   }
 
+  /** Stop one node: SIGTERM, then SIGKILL after `graceMs`. Resolves when its process has exited. */
+  async stopNode(index: number, graceMs = 10_000): Promise<void> {
+    const n = this.nodes[index]
+    if (n === undefined || !n.alive) return
+    const gone = new Promise<void>((res) => n.proc.once('exit', () => res()))
+    n.proc.kill('SIGTERM')
+    const t = setTimeout(() => n.proc.kill('SIGKILL'), graceMs)
+    await gone
+    clearTimeout(t)
+  }
+
   /** Stop every node: SIGTERM, then SIGKILL after `graceMs`. Resolves when all processes exited. */
   async stop(graceMs = 10_000): Promise<void> {
-    await Promise.all(
-      this.nodes.map(async (n) => {
-        if (n === undefined || !n.alive) return
-        const gone = new Promise<void>((res) => n.proc.once('exit', () => res()))
-        n.proc.kill('SIGTERM')
-        const t = setTimeout(() => n.proc.kill('SIGKILL'), graceMs)
-        await gone
-        clearTimeout(t)
-      }),
-    )
+    await Promise.all(this.nodes.map((n) => this.stopNode(n.index, graceMs)))
   }
 }

@@ -37,7 +37,10 @@ commands:
          kills, restarts and a wiped disk under load; checks every file and repair
          (--hostile: plus a peer attacking every node; no attack may succeed)
   demo   [--nodes 16] [--file F] [--kill 4] [--k 10 --m 4] [--segment-size B] [--base-port P] [--base-dir D] [--keep]
-         the main job, end to end
+         the main job, end to end (--scenario storage, the default)
+  demo   --scenario messaging [--nodes 16] [--messages 2000] [--publishers 4] [--rate 500] [--bytes 256] [--offline 10]
+         every node subscribes; publishers publish; every message must reach every node; then sealed
+         messages to a stopped node must reach it when it restarts
 
 common options: --json (machine-readable output), --log-level LEVEL, --help
 data dir default: $NODUS_DATA_DIR or ~/.nodus`
@@ -449,6 +452,12 @@ async function main(argv: string[]): Promise<number> {
     case 'demo': {
       const { values: f } = parse(rest, {
         ...COMMON,
+        scenario: { type: 'string' },
+        messages: { type: 'string' },
+        publishers: { type: 'string' },
+        rate: { type: 'string' },
+        bytes: { type: 'string' },
+        offline: { type: 'string' },
         nodes: { type: 'string' },
         file: { type: 'string' },
         kill: { type: 'string' },
@@ -459,6 +468,27 @@ async function main(argv: string[]): Promise<number> {
         'base-dir': { type: 'string' },
         keep: { type: 'boolean' },
       })
+      const scenario = typeof f.scenario === 'string' ? f.scenario : 'storage'
+      if (scenario === 'messaging') {
+        const { MESSAGING_DEMO_DEFAULTS: d, runMessagingDemo } = await import('./demo-messaging.ts')
+        const result = await runMessagingDemo({
+          nodes: intFlag(f, 'nodes', d.nodes),
+          messages: intFlag(f, 'messages', d.messages),
+          publishers: intFlag(f, 'publishers', d.publishers),
+          rate: intFlag(f, 'rate', d.rate),
+          bytes: intFlag(f, 'bytes', d.bytes),
+          offline: intFlag(f, 'offline', d.offline),
+          basePort: intFlag(f, 'base-port', 0),
+          logLevel: typeof f['log-level'] === 'string' ? f['log-level'] : 'info',
+          keep: f.keep === true,
+          ...(typeof f['base-dir'] === 'string' ? { baseDir: resolve(f['base-dir']) } : {}),
+          log: (m) => process.stderr.write(`[demo] ${m}\n`),
+        })
+        process.stdout.write(`${JSON.stringify(result)}\n`)
+        return result.ok ? 0 : 1
+      }
+      if (scenario !== 'storage')
+        throw new NodusError('INVALID_ARGUMENT', `unknown scenario ${scenario}: storage or messaging`)
       const storage: Record<string, number> = {}
       if (f['segment-size'] !== undefined) storage.segmentSize = intFlag(f, 'segment-size', 0)
       if (f.k !== undefined) storage.k = intFlag(f, 'k', 10)

@@ -58,7 +58,7 @@ export function directRoutes(deps: DirectRoutesDeps): ApiRoutes {
     r.post<{ Params: { peer: string } }>(
       '/messages/:peer',
       {
-        ...ctx.mutating,
+        ...ctx.unmetered,
         schema: {
           tags: ['messages'],
           summary:

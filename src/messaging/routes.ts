@@ -135,7 +135,7 @@ export function messagingRoutes(deps: MessagingRoutesDeps): ApiRoutes {
     r.post<{ Params: { topic: string } }>(
       '/pubsub/:topic',
       {
-        ...ctx.mutating,
+        ...ctx.unmetered,
         schema: {
           tags: ['pubsub'],
           summary:

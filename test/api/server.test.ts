@@ -20,6 +20,11 @@ const probe: ApiRoutes = (r, ctx) => {
       ok: true,
     }),
   )
+  r.post(
+    '/probe/unmetered',
+    { ...ctx.unmetered, schema: { summary: 'unmetered', security: [{ bearer: [] }] } },
+    async () => ({ ok: true }),
+  )
   r.get('/probe/nodus', async () => {
     throw new NodusError('PEER_BANNED', 'banned', { details: { peer: 'x' } })
   })
@@ -57,6 +62,21 @@ test('ctx.mutating: 401 without the token, 429 past the rate limit, with the tok
   assert.equal(over.statusCode, 429)
   assert.equal(errorOf(over.body).code, 'RATE_LIMITED')
   assert.ok(Number(over.headers['retry-after']) > 0)
+})
+
+test('ctx.unmetered: the token holder is not counted, callers without it still get 401 then 429', async (t) => {
+  const server = await routesApi([probe], { mutatingPerMinute: 2, unauthenticatedPerMinute: 1 })
+  t.after(() => server.close())
+  for (let i = 0; i < 5; i++) {
+    const ok = await server.app.inject({ method: 'POST', url: '/probe/unmetered', headers: AUTH })
+    assert.equal(ok.statusCode, 200, `request ${i} with the token`)
+  }
+  const metered = await server.app.inject({ method: 'POST', url: '/probe/guarded', headers: AUTH })
+  assert.equal(metered.statusCode, 200, 'the unmetered requests did not use up the holder’s bucket')
+  const anon = await server.app.inject({ method: 'POST', url: '/probe/unmetered' })
+  assert.equal(anon.statusCode, 401)
+  const anonAgain = await server.app.inject({ method: 'POST', url: '/probe/unmetered' })
+  assert.equal(anonAgain.statusCode, 429)
 })
 
 test('the OpenAPI document lists the plugins’ routes, token routes with bearer security', async (t) => {

@@ -119,3 +119,58 @@ test('demo reports a port in use before starting any node', { timeout: 60_000 },
     srv.close()
   }
 })
+
+test('demo --scenario messaging: 6 processes, every message reaches every subscriber, sealed messages reach a restarted node', {
+  timeout: 240_000,
+}, async () => {
+  const base = join(dir, 'messaging')
+  const r = await run(
+    [
+      'demo',
+      '--scenario',
+      'messaging',
+      '--nodes',
+      '6',
+      '--publishers',
+      '2',
+      '--messages',
+      '300',
+      '--rate',
+      '200',
+      '--offline',
+      '3',
+      '--base-dir',
+      base,
+    ],
+    200_000,
+  )
+  const last = r.stdout.trim().split('\n').pop() ?? ''
+  assert.equal(r.code, 0, `demo failed:\n${r.stderr.slice(-3000)}`)
+  const result = JSON.parse(last) as Record<string, unknown>
+  assert.equal(result.ok, true)
+  assert.equal(result.scenario, 'messaging')
+  assert.equal(result.published, 300)
+  assert.equal(result.subscribers, 6)
+  assert.equal(result.delivered, 300 * 6)
+  assert.equal(result.lost, 0)
+  assert.equal(result.offlineDelivered, 3)
+  for (const key of ['msgsPerSecond', 'p50Ms', 'p99Ms']) assert.equal(typeof result[key], 'number', key)
+  assert.deepEqual(await processesMentioning(base), [], 'node processes left running')
+  assert.deepEqual(await readdir(base), [], 'temporary directories left behind')
+})
+
+test('demo refuses an unknown scenario and impossible messaging options, starting nothing', {
+  timeout: 60_000,
+}, async () => {
+  const base = join(dir, 'bad-messaging')
+  const unknown = await run(['demo', '--scenario', 'nope', '--base-dir', base], 30_000)
+  assert.equal(unknown.code, 2)
+  assert.match(unknown.stderr, /INVALID_ARGUMENT.*scenario/)
+  const tooMany = await run(
+    ['demo', '--scenario', 'messaging', '--nodes', '4', '--publishers', '4', '--base-dir', base],
+    30_000,
+  )
+  assert.equal(tooMany.code, 2)
+  assert.match(tooMany.stderr, /INVALID_ARGUMENT.*publishers/)
+  assert.deepEqual(await processesMentioning(base), [])
+})
