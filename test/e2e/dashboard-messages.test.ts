@@ -2,7 +2,8 @@
  * The dashboard's messages panel: its pure parts in Node (the server-sent-event parser it reads the
  * node's streams with, message body previews, the pub/sub fields of the metrics sampler), and the panel
  * in Debian's headless Chromium against a real node: topics from GET /pubsub, totals and latency from
- * /metrics, and a live tail that shows messages published through POST /pubsub/:topic, as text only.
+ * /metrics, a live tail that shows messages published through POST /pubsub/:topic, as text only, and
+ * the inbox with a direct message the node sent itself.
  * `NODUS_SCREENSHOT=/tmp/messages.png` saves a screenshot of the panel.
  */
 import assert from 'node:assert/strict'
@@ -152,7 +153,7 @@ describe('dashboard messages panel in Chromium', { skip: skipBrowser }, () => {
     await n?.stop()
   })
 
-  test('topics, totals, latency and a live tail of messages published through the API', {
+  test('topics, totals, latency, a live tail of messages published through the API, the inbox', {
     timeout: 120_000,
   }, async () => {
     assert.ok(n !== undefined && browser !== undefined)
@@ -236,6 +237,23 @@ describe('dashboard messages panel in Chromium', { skip: skipBrowser }, () => {
         listed.topics.map((t) => t.topic),
         ['news'],
       )
+
+      // A direct message to this node itself reaches its inbox: streamed in, then counted by the poll.
+      const note = 'note to self <i>not italic</i>'
+      const sent = await fetch(`${api}/messages/${n.node.info().peerId}`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'text/plain' },
+        body: note,
+      })
+      assert.equal(sent.status, 200)
+      const inboxed = page.locator('#inbox li')
+      await inboxed.waitFor()
+      assert.equal(await inboxed.locator('code.payload.text').textContent(), note)
+      assert.equal(await page.locator('#inbox i').count(), 0)
+      await page
+        .locator('#inbox-count')
+        .getByText(/^1 message in the inbox\. Since the node started: 1 received/)
+        .waitFor()
 
       assert.deepEqual(problems, [])
       assert.deepEqual(outside, [], 'the page must not request anything from another origin')

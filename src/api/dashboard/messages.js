@@ -228,7 +228,9 @@ function Inbox({ metrics, tokenVersion }) {
               : ''
             : listed.length === 0
               ? 'The inbox is empty.'
-              : `${complete ? listed.length : `${INBOX_PAGE} or more`} messages in the inbox.`
+              : complete
+                ? `${listed.length} message${listed.length === 1 ? '' : 's'} in the inbox.`
+                : `${INBOX_PAGE} or more messages in the inbox.`
       }
       ${` Since the node started: ${formatNumber(delivered ?? 0)} received, ${formatNumber(sent ?? 0)} sent.`}
     </p>
