@@ -27,6 +27,7 @@ import { silentLogger } from '../../src/common/logger.ts'
 import { loadConfig } from '../../src/config/config.ts'
 import { createNode, type NodusNode } from '../../src/node/node.ts'
 import { launchChromium, openDashboard, skipBrowser, watchedPage } from '../utils/chromium.ts'
+import { waitFor } from '../utils/wait.ts'
 
 describe('dashboard prom.js (Prometheus text parsing in the page)', () => {
   const text = [
@@ -222,13 +223,13 @@ describe('dashboard in Chromium', { skip: skipBrowser }, () => {
       assert.equal(Number(meter), usage.bytes)
 
       // Charts: six uPlot canvases, a few scrapes of /metrics, and an API latency read off them.
-      // (Predicates as strings: they run in the page, and this file is type-checked without the DOM.)
+      // (Polled from here, not waitForFunction: the page's CSP forbids the eval a string predicate needs.)
       assert.equal(await page.locator('#live figure.chart canvas').count(), 6)
-      await page.waitForFunction(
-        "Number(document.querySelector('#chart-api')?.getAttribute('data-points')) >= 3",
-        undefined,
-        { timeout: 30_000 },
-      )
+      await waitFor(async () => Number(await page.locator('#chart-api').getAttribute('data-points')) >= 3, {
+        timeoutMs: 30_000,
+        what: 'three scrapes on the API latency chart',
+        intervalMs: 200,
+      })
       await page
         .locator('#chart-api .chart-latest')
         .getByText(/p50 [\d.,]+ ms/)
