@@ -229,7 +229,8 @@ export class DirectStore {
             const body = Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength)
             return [inbox.put(key, { ...m, body }), ids.put(m.id, key)]
           }),
-        taken.map(({ m, expiresAtMs }) => ({ id: m.id, expiresAtMs })),
+        // (An id already expired is not held by the window: nothing to remember.)
+        taken.filter((t) => t.expiresAtMs > nowMs).map(({ m, expiresAtMs }) => ({ id: m.id, expiresAtMs })),
         () => this.#flush(),
       )
     } catch (err) {

@@ -155,7 +155,7 @@ export interface DirectMessaging {
   publishKey(options?: { signal?: AbortSignal }): Promise<void>
   /** Rotate the X-Wing key now (and publish the new record). */
   rotateKey(): Promise<void>
-  /** Rotate when due, delete keys past grace, expire mailbox entries, re-publish (the key timer's round, every `keyRepublishMs`). */
+  /** Rotate when due, delete keys past grace, expire mailbox entries and replay-window ids, re-publish (the key timer's round, every `keyRepublishMs`). */
   maintain(): Promise<void>
   readonly keys: KeyDirectory
   readonly store: DirectStore
