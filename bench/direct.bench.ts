@@ -1,9 +1,11 @@
-import { rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import * as dagCbor from '@ipld/dag-cbor'
 import { systemClock } from '../src/common/clock.ts'
 import { parseConfig } from '../src/config/index.ts'
-import type { MessagingOptions } from '../src/messaging/index.ts'
+import { DirectStore, type MessagingOptions } from '../src/messaging/index.ts'
 import { lengthPrefixed, requestResponse, StreamReader } from '../src/net/index.ts'
 import { type DirectPeer, startDirectPeer, stopDirectPeer } from '../test/messaging/direct-peers.ts'
 import { type BenchOptions, cpuMs, sig } from './lib.ts'
@@ -13,7 +15,9 @@ export const description =
   'flushed before every answer), 256-byte bodies: online delivery (8 in flight) against a bare libp2p ' +
   'request/response of the same bytes without crypto or disk; storing at 3 mailbox keepers of an offline ' +
   'recipient; collecting them when it is back. Both ends in one process: CPU per message counts both. ' +
-  'ratio = ours msgs/s ÷ peer msgs/s.'
+  'Last row: the inbox writes alone (DirectStore.addMessage: the message and its replay-window id, ' +
+  'committed and flushed before it returns), 8 in flight, whose commits and flushes concurrent ' +
+  'deliveries share, against the same writes one at a time. ratio = ours msgs/s ÷ peer msgs/s.'
 
 export interface DirectRow {
   name: string
@@ -78,6 +82,29 @@ async function connect(nodes: Node[]): Promise<void> {
       await (nodes[i] as Node).libp2p.dial((nodes[j] as Node).libp2p.getMultiaddrs())
 }
 
+/** The inbox writes of `n` 256-byte messages on a fresh store, `inFlight` at once. */
+async function inboxWrites(n: number, inFlight: number): Promise<Awaited<ReturnType<typeof timed>>> {
+  const dir = await mkdtemp(join(tmpdir(), 'nodus-bench-inbox-'))
+  const store = new DirectStore(dir, {
+    ...{ mailboxMaxMessages: 1, mailboxMaxBytes: 1, mailboxSenderMessages: 1, mailboxSenderBytes: 1 },
+    ...{ mailboxRecipientMessages: 1, mailboxRecipientBytes: 1 },
+    maxInboxMessages: n,
+    replayWindowIds: n,
+  })
+  store.open()
+  const body = new Uint8Array(256).fill(7)
+  try {
+    return await timed(n, inFlight, async (i) => {
+      const id = i.toString(16).padStart(32, '0')
+      const m = { id, from: 'bench', sentAtMs: 0, receivedAtMs: i, via: 'online' as const, body }
+      if ((await store.addMessage(m, Number.MAX_SAFE_INTEGER, 0)) !== 'added') throw new Error('not added')
+    })
+  } finally {
+    await store.close()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
 /** Runs the benchmark and returns its rows. Throws when a message is not delivered. */
 export async function run(options: BenchOptions): Promise<DirectRow[]> {
   const n = options.quick ? 100 : 400
@@ -90,6 +117,7 @@ export async function run(options: BenchOptions): Promise<DirectRow[]> {
   const body = new Uint8Array(256).fill(7)
   const nodes: Node[] = []
   const rows: DirectRow[] = []
+  let onlinePerSec = Number.NaN
   try {
     for (let i = 0; i < 5; i++) nodes.push(await startNode(config))
     await connect(nodes)
@@ -98,6 +126,7 @@ export async function run(options: BenchOptions): Promise<DirectRow[]> {
     await a.direct.send(to, body) // the key lookup, once
 
     const ours = await timed(n, 8, () => a.direct.send(to, body))
+    onlinePerSec = ours.perSec
     if (b.direct.inbox({ limit: 1000 }).length < n) throw new Error('online: not every message was delivered')
 
     // The peer: the same bytes over a bare request/response, no crypto, no disk.
@@ -183,6 +212,20 @@ export async function run(options: BenchOptions): Promise<DirectRow[]> {
     for (const x of nodes) await stopNode(x).catch(() => {})
     for (const x of nodes) await rm(x.dataDir, { recursive: true, force: true })
   }
+
+  const together = await inboxWrites(n * 5, 8)
+  const alone = await inboxWrites(n, 1)
+  rows.push({
+    name: 'inbox writes alone: DirectStore.addMessage, 256 B, 8 in flight (shared commits)',
+    peer: 'the same writes one at a time (a commit + flush each)',
+    peer_MBps: null,
+    ratio: sig(together.perSec / alone.perSec),
+    note: `ours ${Math.round(together.perSec)} msgs/s, p50 ${sig(together.p50)} ms, p99 ${sig(together.p99)} ms; peer ${Math.round(alone.perSec)} msgs/s, p50 ${sig(alone.p50)} ms; ${n * 5} and ${n} messages; online delivery (first row), whose answers wait for these writes: ${Math.round(onlinePerSec)} msgs/s`,
+    ours_msgsPerSec: sig(together.perSec),
+    peer_msgsPerSec: sig(alone.perSec),
+    p50Ms: sig(together.p50),
+    p99Ms: sig(together.p99),
+  })
   return rows
 }
 

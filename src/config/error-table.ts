@@ -131,6 +131,8 @@ answers) carry no peerAction: they are the peer's word, not its fault.
 | \`SEALED_MESSAGE_REPLAYED\` | \`ignore\` | a sealed message id already received within the window | nothing |
 | \`RATE_LIMITED\` | \`ignore\` | trust vectors or reports faster than the issuer's rate limit | nothing |
 | \`QUOTA_EXCEEDED\` | \`ignore\` | a put or pin past the uploader's quota, or a sealed message past the storing peer's mailbox quota at a keeper | nothing |
+| \`MAILBOX_RECIPIENT_FULL\` | \`ignore\` | a sealed message past what a keeper keeps for its recipient (all storing peers together) | nothing |
+| \`MAILBOX_FULL\` | \`ignore\` | a sealed message past what a keeper keeps in all | nothing |
 | \`PEER_BUSY\` | \`ignore\` | a request beyond the peer's fair share of slots | nothing |
 | \`TIMEOUT\` | \`ignore\` | a transfer slower than its deadline | nothing |
 | \`STREAM_CLOSED\` | \`ignore\` | a stream closed while sending | nothing |

@@ -89,6 +89,7 @@ export {
   openMessage,
   type RecipientKey,
   type RecipientKeys,
+  replayExpiryMs,
   SEALED_MESSAGE_DOMAIN,
   SEALED_MESSAGE_OVERHEAD_BYTES,
   SEALED_MESSAGE_VERSION,

@@ -7,6 +7,10 @@
  * refused as `below-floor` (it may be a copy of a forgotten id). So a flood can make the window refuse
  * older messages early, but never makes it accept a replay. Memory: about 150 bytes per id.
  * Expired ids are dropped as time passes (a min-heap by expiry, O(log n) per id).
+ *
+ * A holder that keeps the window on disk (src/messaging/direct-store.ts) rebuilds it with {@link add}
+ * and {@link raiseFloor}, is told of every id that leaves it (`onForget`) and takes back an id whose
+ * write failed ({@link forget}).
  */
 import { NodusError } from '../common/errors.ts'
 
@@ -24,10 +28,17 @@ interface Entry {
 export interface ReplayWindowOptions {
   /** Most ids kept, ≥ 1. */
   maxIds: number
+  /**
+   * Called with the key (lower-case hex) of every id that leaves the window because it expired or was
+   * evicted (the floor then rises first), not for {@link ReplayWindow.forget}. Default: nothing.
+   */
+  onForget?: (key: string) => void
 }
 
 export class ReplayWindow {
   readonly maxIds: number
+  readonly #onForget: ((key: string) => void) | undefined
+  /** Key → expiry. The heap may also hold stale entries (forgotten ids): an entry counts only while it matches. */
   readonly #ids = new Map<string, number>()
   /** Min-heap of entries by expiry. */
   readonly #heap: Entry[] = []
@@ -38,6 +49,7 @@ export class ReplayWindow {
     if (!Number.isSafeInteger(options.maxIds) || options.maxIds < 1)
       throw new NodusError('INVALID_ARGUMENT', 'replay window: maxIds must be a positive integer')
     this.maxIds = options.maxIds
+    this.#onForget = options.onForget
   }
 
   /** Ids held now. */
@@ -54,7 +66,7 @@ export class ReplayWindow {
    * Whether a message with `id` expiring at `expiresAtMs` may be accepted, at `nowMs`. Does not
    * remember it: call {@link add} once the message passed every other check.
    */
-  check(id: Uint8Array, expiresAtMs: number, nowMs: number): ReplayVerdict {
+  check(id: Uint8Array | string, expiresAtMs: number, nowMs: number): ReplayVerdict {
     this.#prune(nowMs)
     if (this.#ids.has(keyOf(id))) return 'seen'
     if (expiresAtMs <= this.#floorMs) return 'below-floor'
@@ -65,7 +77,7 @@ export class ReplayWindow {
    * Remember `id` until `expiresAtMs` (nothing when that is not after `nowMs`, or it is already
    * held). When the window is full, the id that expires first is forgotten and the floor rises.
    */
-  add(id: Uint8Array, expiresAtMs: number, nowMs: number): void {
+  add(id: Uint8Array | string, expiresAtMs: number, nowMs: number): void {
     this.#prune(nowMs)
     if (expiresAtMs <= nowMs) return
     const key = keyOf(id)
@@ -73,18 +85,45 @@ export class ReplayWindow {
     while (this.#ids.size >= this.maxIds) {
       const evicted = this.#pop()
       if (evicted === undefined) break
+      if (!this.#live(evicted)) continue
       this.#ids.delete(evicted.key)
       this.#floorMs = Math.max(this.#floorMs, evicted.expiresAtMs)
+      this.#onForget?.(evicted.key)
     }
     this.#ids.set(key, expiresAtMs)
     this.#push({ key, expiresAtMs })
   }
 
-  /** Drop the ids that expired by `nowMs`. */
+  /**
+   * Take back an id {@link add}ed (its message was not kept after all): it is `fresh` again. The floor
+   * stays where it is (ids evicted to make room for it stay forgotten: that only refuses more).
+   * @returns whether it was held
+   */
+  forget(id: Uint8Array | string): boolean {
+    return this.#ids.delete(keyOf(id))
+  }
+
+  /** Raise the floor to `floorMs` (a floor kept on disk, when the window is rebuilt); never lowers it. */
+  raiseFloor(floorMs: number): void {
+    if (floorMs > this.#floorMs) this.#floorMs = floorMs
+  }
+
+  /** Drop the ids that expired by `nowMs` (also done by {@link check} and {@link add}). */
+  prune(nowMs: number): void {
+    this.#prune(nowMs)
+  }
+
+  /** Is the heap entry the id's current one (not left behind by {@link forget})? */
+  #live(e: Entry): boolean {
+    return this.#ids.get(e.key) === e.expiresAtMs
+  }
+
   #prune(nowMs: number): void {
     for (let top = this.#heap[0]; top !== undefined && top.expiresAtMs <= nowMs; top = this.#heap[0]) {
       this.#pop()
+      if (!this.#live(top)) continue
       this.#ids.delete(top.key)
+      this.#onForget?.(top.key)
     }
   }
 
@@ -123,6 +162,7 @@ export class ReplayWindow {
   }
 }
 
-function keyOf(id: Uint8Array): string {
-  return Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('hex')
+/** An id's key: its bytes in lower-case hex (a string id is taken as that already). */
+function keyOf(id: Uint8Array | string): string {
+  return typeof id === 'string' ? id : Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('hex')
 }

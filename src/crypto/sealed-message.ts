@@ -69,6 +69,14 @@ export const DEFAULT_SEALED_MESSAGE_LIMITS: Readonly<SealedMessageLimits> = Obje
   maxFutureSkewMs: 5 * 60 * 1000,
 })
 
+/**
+ * When a replay window may let a message's id go: the first ms at which {@link openMessage} refuses it
+ * as stale (`sentAt + maxAgeMs + 1`; at `sentAt + maxAgeMs` it still opens).
+ */
+export function replayExpiryMs(sentAt: number, limits: Pick<SealedMessageLimits, 'maxAgeMs'>): number {
+  return sentAt + limits.maxAgeMs + 1
+}
+
 /** The signed inner message. */
 interface InnerMessage {
   from: string
@@ -367,7 +375,7 @@ export function openMessage(
     throw inner('SEALED_MESSAGE_STALE', 'sent in the future', 'future')
   if (m.sentAt < nowMs - limits.maxAgeMs) throw inner('SEALED_MESSAGE_STALE', 'too old', 'stale')
 
-  const expiresAtMs = m.sentAt + limits.maxAgeMs
+  const expiresAtMs = replayExpiryMs(m.sentAt, limits)
   const verdict = options.replay?.check(m.id, expiresAtMs, nowMs) ?? 'fresh'
   if (verdict !== 'fresh') {
     throw new NodusError('SEALED_MESSAGE_REPLAYED', 'sealed message: id already received', {

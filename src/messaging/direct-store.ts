@@ -1,21 +1,32 @@
 /**
- * Where direct messages rest on disk: one LMDB environment at `<dataDir>/messages` with three
- * databases, every write committed and flushed to disk (`await put`, then `await flushed`) before the
- * peer that sent it is acknowledged.
+ * Where direct messages rest on disk: one LMDB environment at `<dataDir>/messages` with six
+ * databases, every write committed and flushed to disk (the commit, then `flushed`) before the peer
+ * that sent it is acknowledged.
  *
  * - `inbox`: this node's opened messages, key `[receivedAtMs, id hex]` (so listing is in arrival
- *   order), value {@link InboxMessage}; `ids`: id hex → inbox key (the ids of messages in the inbox
- *   are never accepted twice, across restarts too). At most `maxInboxMessages`; beyond it
- *   `INBOX_FULL`.
+ *   order), value {@link InboxMessage}; `ids`: id hex → inbox key. At most `maxInboxMessages`; beyond
+ *   it `full` (`INBOX_FULL`).
+ * - `seen` and `meta`: the replay window (replay-store.ts), id hex → when it may be forgotten, and
+ *   its floor. Every message taken into the inbox is remembered there in the same commit, and stays
+ *   remembered after it is deleted from the inbox and across restarts; at most `replayWindowIds` ids
+ *   (when full, the id that expires first is forgotten and the floor rises to its expiry: anything
+ *   expiring by then is refused as `below-floor`). A message refused (`full`, or a failed write) is not
+ *   remembered.
  * - `mailbox`: sealed messages kept for others as a keeper, key `[recipient PeerId, id hex]` where
  *   `id` is BLAKE3-256 of the sealed bytes, value `{ storer, storedAtMs, expiresAtMs, msg }`. Bounded
- *   per storing peer (count and bytes: `QUOTA_EXCEEDED`) and in all (`MAILBOX_FULL`); the usage is
- *   rebuilt by one scan on open.
+ *   per storing peer (count and bytes: `QUOTA_EXCEEDED`), per recipient (`MAILBOX_RECIPIENT_FULL`) and
+ *   in all (`MAILBOX_FULL`); the usage is rebuilt by one scan on open.
  * - `keys`: this node's X-Wing key epochs, epoch → `{ createdAtMs, retiredAtMs }` (the key files
  *   themselves are in `<dataDir>/keys/`, src/crypto/xwing-keys.ts).
+ *
+ * Group commit: the inbox writes of one call are plain puts issued in one turn of the event loop, which
+ * lmdb-js commits as one transaction, and calls from concurrent deliveries that reach its write thread
+ * while a commit is running share the next one (and its flush). docs/BENCHMARKS.md, "direct".
  */
 import { type Database, open, type RootDatabase } from 'lmdb'
 import { NodusError } from '../common/errors.ts'
+import type { ReplayVerdict } from '../crypto/index.ts'
+import { StoredReplayWindow } from './replay-store.ts'
 
 /** A message in this node's inbox. */
 export interface InboxMessage {
@@ -51,13 +62,32 @@ export interface KeyEpoch {
   retiredAtMs: number
 }
 
+/** A message for {@link DirectStore.addMessages}: opened, and when its id may leave the replay window. */
+export interface NewInboxMessage {
+  m: InboxMessage
+  /** ms since the Unix epoch: the first at which the message is refused as stale (`replayExpiryMs`). */
+  expiresAtMs: number
+}
+
+/**
+ * What {@link DirectStore.addMessages} did with a message: `added` (stored and remembered); `seen` or
+ * `below-floor` (its id was taken before or may have been: a replay, or a copy from another keeper);
+ * `full` (the inbox holds `maxInboxMessages`; not remembered, so it is taken when there is room).
+ */
+export type InboxAdd = 'added' | Exclude<ReplayVerdict, 'fresh'> | 'full'
+
 /** Bounds of the stores (the `messaging.*` keys). */
 export interface DirectStoreLimits {
   maxInboxMessages: number
+  /** Message ids remembered against replays (`messaging.replayWindowIds`). */
+  replayWindowIds: number
   mailboxMaxMessages: number
   mailboxMaxBytes: number
   mailboxSenderMessages: number
   mailboxSenderBytes: number
+  /** Sealed messages and bytes kept for one recipient, all storers together. */
+  mailboxRecipientMessages: number
+  mailboxRecipientBytes: number
 }
 
 type InboxKey = [number, string]
@@ -80,9 +110,15 @@ export class DirectStore {
   #ids: Database | undefined
   #mailbox: Database | undefined
   #keys: Database | undefined
+  /** The replay window (`seen`, `meta`), rebuilt on open; decides what is a replay. */
+  #replay: StoredReplayWindow | undefined
+  /** Messages in the inbox, and those being written (counted before the write, so the bound holds under concurrency). */
   #inboxCount = 0
   readonly #byStorer = new Map<string, Usage>()
+  readonly #byRecipient = new Map<string, Usage>()
   readonly #total: Usage = { count: 0, bytes: 0 }
+  /** Mailbox entries (`to/id`) being written: a second store of the same bytes meanwhile is a duplicate. */
+  readonly #writing = new Set<string>()
 
   /** @param path the LMDB environment's directory (`<dataDir>/messages`) */
   constructor(path: string, limits: DirectStoreLimits) {
@@ -90,28 +126,32 @@ export class DirectStore {
     this.#limits = limits
   }
 
-  /** Open the environment and rebuild the usage counters (one scan of the mailbox). */
+  /** Open the environment, rebuild the replay window (one scan of `seen`) and the usage counters (one scan of the mailbox). */
   open(): void {
     if (this.#root !== undefined) return
     const root = open({ path: this.#path, encoding: 'msgpack' })
     this.#root = root
-    const inbox = root.openDB({ name: 'inbox', encoding: 'msgpack' })
-    const mailbox = root.openDB({ name: 'mailbox', encoding: 'msgpack' })
+    const db = (name: string): Database => root.openDB({ name, encoding: 'msgpack' })
+    const inbox = db('inbox')
+    const mailbox = db('mailbox')
     this.#inbox = inbox
-    this.#ids = root.openDB({ name: 'ids', encoding: 'msgpack' })
+    this.#ids = db('ids')
     this.#mailbox = mailbox
-    this.#keys = root.openDB({ name: 'keys', encoding: 'msgpack' })
+    this.#keys = db('keys')
     this.#inboxCount = inbox.getKeysCount()
+    this.#replay = new StoredReplayWindow(db('seen'), db('meta'), this.#limits.replayWindowIds)
+
     this.#byStorer.clear()
+    this.#byRecipient.clear()
     this.#total.count = 0
     this.#total.bytes = 0
-    for (const { value } of mailbox.getRange()) {
+    for (const { key, value } of mailbox.getRange()) {
       const e = value as MailboxEntry
-      this.#account(e.storer, 1, e.msg.byteLength)
+      this.#account(e.storer, (key as MailboxKey)[0], 1, e.msg.byteLength)
     }
   }
 
-  #db<D extends Database>(db: D | undefined): D {
+  #db<D extends Database | StoredReplayWindow>(db: D | undefined): D {
     if (db === undefined) throw new NodusError('STORE_CLOSED', 'the direct message store is closed')
     return db
   }
@@ -120,19 +160,16 @@ export class DirectStore {
     await this.#db(this.#root).flushed
   }
 
-  #account(storer: string, count: number, bytes: number): void {
-    const u = this.#byStorer.get(storer) ?? { count: 0, bytes: 0 }
-    u.count += count
-    u.bytes += bytes
-    if (u.count <= 0) this.#byStorer.delete(storer)
-    else this.#byStorer.set(storer, u)
+  #account(storer: string, to: string, count: number, bytes: number): void {
+    add(this.#byStorer, storer, count, bytes)
+    add(this.#byRecipient, to, count, bytes)
     this.#total.count += count
     this.#total.bytes += bytes
   }
 
   // ---- inbox ----
 
-  /** Messages in the inbox. */
+  /** Messages in the inbox (and being written to it). */
   get inboxCount(): number {
     return this.#inboxCount
   }
@@ -143,56 +180,77 @@ export class DirectStore {
   }
 
   /**
-   * Store `m` in the inbox, durably.
-   * @returns false when a message with its id is already there
-   * @throws NodusError `INBOX_FULL`
+   * Store `m` in the inbox and remember its id against replays, durably.
+   * @param nowMs this node's clock, ms since the Unix epoch
+   * @returns `added`, or why not: `seen` / `below-floor` (a replay)
+   * @throws NodusError `INBOX_FULL`, `STORE_CLOSED`, what LMDB throws
    */
-  async addMessage(m: InboxMessage): Promise<boolean> {
-    const ids = this.#db(this.#ids)
-    if (ids.doesExist(m.id)) return false
-    if (this.#inboxCount >= this.#limits.maxInboxMessages)
+  async addMessage(m: InboxMessage, expiresAtMs: number, nowMs: number): Promise<Exclude<InboxAdd, 'full'>> {
+    const [r] = await this.addMessages([{ m, expiresAtMs }], nowMs)
+    if (r === 'full')
       throw new NodusError('INBOX_FULL', `the inbox holds ${this.#inboxCount} messages`, {
         details: { maxMessages: this.#limits.maxInboxMessages },
       })
-    const key: InboxKey = [m.receivedAtMs, m.id]
-    const inbox = this.#db(this.#inbox)
-    const added = await inbox.transaction(() => {
-      if (ids.doesExist(m.id)) return false
-      inbox.put(key, { ...m, body: Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength) })
-      ids.put(m.id, key)
-      return true
-    })
-    if (added) this.#inboxCount++
-    await this.#flush()
-    return added
+    return r ?? 'added'
   }
 
   /**
-   * Store several messages in one transaction and one flush (what a mailbox collection does with a
-   * page). @returns per message: `added`, `duplicate` (its id is there) or `full` (beyond the bound)
+   * Store messages in the inbox, each unless the replay window holds its id (or may have: below its
+   * floor) or the inbox is full, and remember the stored ids; one commit and one flush for all (the
+   * group commit). The window decides at once, in order: a copy of an id being written by a concurrent
+   * call is `seen`. When the write fails, the ids are taken back (not remembered) and it throws.
+   * @param nowMs this node's clock, ms since the Unix epoch
+   * @returns per message, in order: {@link InboxAdd}
+   * @throws NodusError `STORE_CLOSED`, what LMDB throws
    */
-  async addMessages(ms: readonly InboxMessage[]): Promise<('added' | 'duplicate' | 'full')[]> {
-    const ids = this.#db(this.#ids)
+  async addMessages(items: readonly NewInboxMessage[], nowMs: number): Promise<InboxAdd[]> {
+    const replay = this.#db(this.#replay)
     const inbox = this.#db(this.#inbox)
-    const out = await inbox.transaction(() => {
-      const res: ('added' | 'duplicate' | 'full')[] = []
-      let count = this.#inboxCount
-      for (const m of ms) {
-        if (ids.doesExist(m.id)) res.push('duplicate')
-        else if (count >= this.#limits.maxInboxMessages) res.push('full')
-        else {
-          const key: InboxKey = [m.receivedAtMs, m.id]
-          inbox.put(key, { ...m, body: Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength) })
-          ids.put(m.id, key)
-          count++
-          res.push('added')
-        }
+    const ids = this.#db(this.#ids)
+    const out: InboxAdd[] = []
+    const taken: NewInboxMessage[] = []
+    for (const it of items) {
+      const verdict = replay.check(it.m.id, it.expiresAtMs, nowMs)
+      if (verdict !== 'fresh') out.push(verdict)
+      else if (this.#inboxCount >= this.#limits.maxInboxMessages) out.push('full')
+      else {
+        replay.add(it.m.id, it.expiresAtMs, nowMs)
+        this.#inboxCount++
+        taken.push(it)
+        out.push('added')
       }
-      return res
-    })
-    this.#inboxCount += out.filter((r) => r === 'added').length
-    await this.#flush()
+    }
+    if (taken.length === 0) return out
+    try {
+      await replay.commit(
+        () =>
+          taken.flatMap(({ m }) => {
+            const key: InboxKey = [m.receivedAtMs, m.id]
+            const body = Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength)
+            return [inbox.put(key, { ...m, body }), ids.put(m.id, key)]
+          }),
+        // (An id already expired is not held by the window: nothing to remember.)
+        taken.filter((t) => t.expiresAtMs > nowMs).map(({ m, expiresAtMs }) => ({ id: m.id, expiresAtMs })),
+        () => this.#flush(),
+      )
+    } catch (err) {
+      this.#inboxCount -= taken.length
+      throw err
+    }
     return out
+  }
+
+  /**
+   * Forget the message ids expired by `nowMs`, in memory and on disk, durably (the keeper's round).
+   * @returns how many ids were deleted from disk
+   */
+  pruneReplay(nowMs: number): Promise<number> {
+    return this.#db(this.#replay).prune(nowMs, () => this.#flush())
+  }
+
+  /** The replay window: ids it holds, ids on disk (the same after a commit, but for ids expired since) and its floor (ms, −∞: none). */
+  replayState(): { ids: number; storedIds: number; floorMs: number } {
+    return this.#db(this.#replay).state()
   }
 
   /** Inbox messages in arrival order, after the one with id `after` (hex) when given, at most `limit`. */
@@ -242,39 +300,66 @@ export class DirectStore {
     return { ...(this.#byStorer.get(storer) ?? { count: 0, bytes: 0 }) }
   }
 
+  /** What is kept here for `to` now, all storers together. */
+  recipientUsage(to: string): Readonly<Usage> {
+    return { ...(this.#byRecipient.get(to) ?? { count: 0, bytes: 0 }) }
+  }
+
   /**
-   * Keep `entry` for `to`, durably, within the quotas.
-   * @throws NodusError `QUOTA_EXCEEDED` (the storer's count or bytes), `MAILBOX_FULL` (the totals)
+   * Keep `entry` for `to`, durably, within the bounds, checked in this order.
+   * @returns `stored`, or `duplicate` when the same sealed bytes are kept (or being written) for `to`
+   * @throws NodusError `QUOTA_EXCEEDED` (the storer's count or bytes, `details.limit` `storer`),
+   *   `MAILBOX_RECIPIENT_FULL` (what is kept for `to`), `MAILBOX_FULL` (the totals), each peerAction
+   *   `ignore`; `STORE_CLOSED`
    */
   async putMailbox(to: string, entry: MailboxEntry): Promise<MailboxPut> {
     const db = this.#db(this.#mailbox)
     const key: MailboxKey = [to, entry.id]
-    if (db.doesExist(key)) return 'duplicate'
+    const pending = `${to}/${entry.id}`
+    if (this.#writing.has(pending) || db.doesExist(key)) return 'duplicate'
     const bytes = entry.msg.byteLength
-    const mine = this.#byStorer.get(entry.storer) ?? { count: 0, bytes: 0 }
     const l = this.#limits
-    if (mine.count + 1 > l.mailboxSenderMessages || mine.bytes + bytes > l.mailboxSenderBytes)
+    const over = (u: Usage | undefined, maxMessages: number, maxBytes: number): boolean =>
+      u !== undefined && (u.count + 1 > maxMessages || u.bytes + bytes > maxBytes)
+    const mine = this.#byStorer.get(entry.storer)
+    if (over(mine, l.mailboxSenderMessages, l.mailboxSenderBytes))
       throw new NodusError('QUOTA_EXCEEDED', 'this peer already has its quota of messages at this keeper', {
         peerAction: 'ignore',
         details: {
-          count: mine.count,
-          bytes: mine.bytes,
+          limit: 'storer',
+          count: mine?.count,
+          bytes: mine?.bytes,
           maxMessages: l.mailboxSenderMessages,
           maxBytes: l.mailboxSenderBytes,
         },
       })
-    if (this.#total.count + 1 > l.mailboxMaxMessages || this.#total.bytes + bytes > l.mailboxMaxBytes)
+    const theirs = this.#byRecipient.get(to)
+    if (over(theirs, l.mailboxRecipientMessages, l.mailboxRecipientBytes))
+      throw new NodusError('MAILBOX_RECIPIENT_FULL', 'this keeper holds all it keeps for this recipient', {
+        peerAction: 'ignore',
+        details: {
+          count: theirs?.count,
+          bytes: theirs?.bytes,
+          maxMessages: l.mailboxRecipientMessages,
+          maxBytes: l.mailboxRecipientBytes,
+        },
+      })
+    if (over(this.#total, l.mailboxMaxMessages, l.mailboxMaxBytes))
       throw new NodusError('MAILBOX_FULL', 'this keeper’s mailbox is full', {
+        peerAction: 'ignore',
         details: { maxMessages: l.mailboxMaxMessages, maxBytes: l.mailboxMaxBytes },
       })
-    // Counted before the write so that concurrent stores cannot overshoot a quota together.
-    this.#account(entry.storer, 1, bytes)
+    // Counted before the write so that concurrent stores cannot overshoot a bound together.
+    this.#account(entry.storer, to, 1, bytes)
+    this.#writing.add(pending)
     try {
       await db.put(key, { ...entry, msg: Buffer.from(entry.msg.buffer, entry.msg.byteOffset, bytes) })
       await this.#flush()
     } catch (err) {
-      this.#account(entry.storer, -1, -bytes)
+      this.#account(entry.storer, to, -1, -bytes)
       throw err
+    } finally {
+      this.#writing.delete(pending)
     }
     return 'stored'
   }
@@ -317,7 +402,7 @@ export class DirectStore {
         gone.push(e)
       }
     })
-    for (const e of gone) this.#account(e.storer, -1, -e.msg.byteLength)
+    for (const e of gone) this.#account(e.storer, to, -1, -e.msg.byteLength)
     if (gone.length > 0) await this.#flush()
     return gone.length
   }
@@ -334,7 +419,7 @@ export class DirectStore {
     await db.transaction(() => {
       for (const { key } of expired) db.remove(key)
     })
-    for (const { e } of expired) this.#account(e.storer, -1, -e.msg.byteLength)
+    for (const { key, e } of expired) this.#account(e.storer, key[0], -1, -e.msg.byteLength)
     await this.#flush()
     return expired.length
   }
@@ -367,6 +452,16 @@ export class DirectStore {
     this.#ids = undefined
     this.#mailbox = undefined
     this.#keys = undefined
+    this.#replay = undefined
     await root?.close()
   }
+}
+
+/** Add `count` and `bytes` to `key`'s usage in `map`, deleting it once empty. */
+function add(map: Map<string, Usage>, key: string, count: number, bytes: number): void {
+  const u = map.get(key) ?? { count: 0, bytes: 0 }
+  u.count += count
+  u.bytes += bytes
+  if (u.count <= 0) map.delete(key)
+  else map.set(key, u)
 }

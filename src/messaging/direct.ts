@@ -34,7 +34,7 @@ import {
   ed25519KeyOf,
   type NodeIdentity,
   openMessage,
-  ReplayWindow,
+  replayExpiryMs,
   SEALED_MESSAGE_OVERHEAD_BYTES,
   type SealedMessageLimits,
   sealMessage,
@@ -70,6 +70,7 @@ const REMOTE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'DECRYPT_FAILED',
   'INBOX_FULL',
   'MAILBOX_FULL',
+  'MAILBOX_RECIPIENT_FULL',
   'QUOTA_EXCEEDED',
   'MAILBOX_REQUEST_INVALID',
   'NOT_STARTED',
@@ -154,7 +155,7 @@ export interface DirectMessaging {
   publishKey(options?: { signal?: AbortSignal }): Promise<void>
   /** Rotate the X-Wing key now (and publish the new record). */
   rotateKey(): Promise<void>
-  /** Rotate when due, delete keys past grace, expire mailbox entries, re-publish (the key timer's round, every `keyRepublishMs`). */
+  /** Rotate when due, delete keys past grace, expire mailbox entries and replay-window ids, re-publish (the key timer's round, every `keyRepublishMs`). */
   maintain(): Promise<void>
   readonly keys: KeyDirectory
   readonly store: DirectStore
@@ -217,12 +218,14 @@ export function createDirectMessaging(
   const maxReply = options.mailboxFetchBytes + 64 * 1024
   const store = new DirectStore(`${components.dataDir}/messages`, {
     maxInboxMessages: options.inboxMaxMessages,
+    replayWindowIds: options.replayWindowIds,
     mailboxMaxMessages: options.mailboxMaxMessages,
     mailboxMaxBytes: options.mailboxMaxBytes,
     mailboxSenderMessages: options.mailboxSenderMessages,
     mailboxSenderBytes: options.mailboxSenderBytes,
+    mailboxRecipientMessages: options.mailboxRecipientMessages,
+    mailboxRecipientBytes: options.mailboxRecipientBytes,
   })
-  const replay = new ReplayWindow({ maxIds: options.replayWindowIds })
   const listeners = new Set<(m: InboxMessage) => void>()
   let started = false
   let lifetime = new AbortController()
@@ -278,27 +281,18 @@ export function createDirectMessaging(
     options,
   )
 
-  /** Open a sealed message for this node and store it in the inbox. @returns it, or undefined when already held */
+  /** A sealed message for this node, opened: what goes to the inbox, and until when its id is remembered. */
   interface Opened {
     m: InboxMessage
-    id: Uint8Array
     expiresAtMs: number
   }
 
   /**
-   * Open a sealed message for this node and check the replay window without remembering the id: an
-   * id is remembered only once the message is in the inbox (one refused with INBOX_FULL must open
-   * again later), which is why the window is not given to openMessage.
+   * Open a sealed message for this node with every check but the replay window's: the store checks
+   * and remembers the id in the commit that takes the message into the inbox (direct-store.ts).
    */
-  const openChecked = (msg: Uint8Array, via: 'online' | 'mailbox'): Opened => {
+  const openFor = (msg: Uint8Array, via: 'online' | 'mailbox'): Opened => {
     const opened = openMessage(keys.recipientKeys(), msg, { clock, limits })
-    const expiresAtMs = opened.sentAt + limits.maxAgeMs
-    const verdict = replay.check(opened.id, expiresAtMs, clock.now())
-    if (verdict !== 'fresh')
-      throw new NodusError('SEALED_MESSAGE_REPLAYED', 'sealed message: id already received', {
-        peerAction: 'ignore',
-        details: { reason: verdict },
-      })
     const m: InboxMessage = {
       id: hex(opened.id),
       from: opened.from,
@@ -307,29 +301,38 @@ export function createDirectMessaging(
       via,
       body: opened.body,
     }
-    return { m, id: opened.id, expiresAtMs }
+    return { m, expiresAtMs: replayExpiryMs(opened.sentAt, limits) }
   }
 
-  /** After the inbox took `o` (or already held it): remember its id; when new, count it and tell the listeners. */
-  const accepted = (o: Opened, added: boolean): void => {
-    replay.add(o.id, o.expiresAtMs, clock.now())
-    if (!added) return
-    metrics.directDelivered.inc({ via: o.m.via })
+  const replayed = (reason: 'seen' | 'below-floor'): NodusError =>
+    new NodusError('SEALED_MESSAGE_REPLAYED', 'sealed message: id already received', {
+      peerAction: 'ignore',
+      details: { reason },
+    })
+
+  /** A message the inbox took: count it and tell the listeners. */
+  const delivered = (m: InboxMessage): void => {
+    metrics.directDelivered.inc({ via: m.via })
     for (const l of listeners) {
       try {
-        l(o.m)
+        l(m)
       } catch (err) {
         log.warn({ err }, 'inbox listener threw')
       }
     }
   }
 
-  /** Open a sealed message and store it in the inbox. @returns it, or undefined when already held */
-  const receive = async (msg: Uint8Array, via: 'online' | 'mailbox'): Promise<InboxMessage | undefined> => {
-    const o = openChecked(msg, via)
-    const added = await store.addMessage(o.m)
-    accepted(o, added)
-    return added ? o.m : undefined
+  /**
+   * Open a sealed message and store it in the inbox (durably, its id remembered).
+   * @throws NodusError what {@link openMessage} throws, `SEALED_MESSAGE_REPLAYED` (its id was taken
+   *   before, this run or an earlier one, even if the message was deleted since), `INBOX_FULL`
+   */
+  const receive = async (msg: Uint8Array, via: 'online' | 'mailbox'): Promise<InboxMessage> => {
+    const o = openFor(msg, via)
+    const r = await store.addMessage(o.m, o.expiresAtMs, clock.now())
+    if (r !== 'added') throw replayed(r)
+    delivered(o.m)
+    return o.m
   }
 
   const refused = (err: unknown): void => {
@@ -344,11 +347,7 @@ export function createDirectMessaging(
     if (op === 'deliver') {
       if (!(req.msg instanceof Uint8Array)) throw invalid('deliver without msg')
       // The sender seals a new id for every attempt, so an id seen before is a replay.
-      if ((await receive(req.msg, 'online')) === undefined)
-        throw new NodusError('SEALED_MESSAGE_REPLAYED', 'sealed message: id already in the inbox', {
-          peerAction: 'ignore',
-          details: { reason: 'seen' },
-        })
+      await receive(req.msg, 'online')
       return { ok: true }
     }
     if (op === 'store') {
@@ -610,15 +609,18 @@ export function createDirectMessaging(
           continue
         after = hex(e.id)
         try {
-          openedPage.push({ keeperId: e.id, o: openChecked(e.msg, 'mailbox') })
+          openedPage.push({ keeperId: e.id, o: openFor(e.msg, 'mailbox') })
         } catch (err) {
-          // It never opens here (a replay, garbage, a key past its grace): delete it.
+          // It never opens here (garbage, too old, a key past its grace): delete it.
           refused(err)
           done.push(e.id)
         }
       }
-      // One transaction and one flush for the page.
-      const results = await store.addMessages(openedPage.map((x) => x.o.m))
+      // One commit and one flush for the page.
+      const results = await store.addMessages(
+        openedPage.map((x) => x.o),
+        clock.now(),
+      )
       results.forEach((r, i) => {
         const x = openedPage[i] as { keeperId: Uint8Array; o: Opened }
         if (r === 'full') {
@@ -626,8 +628,11 @@ export function createDirectMessaging(
           refused(new NodusError('INBOX_FULL', 'inbox full'))
           return
         }
-        accepted(x.o, r === 'added')
-        if (r === 'added') fresh++
+        if (r === 'added') {
+          delivered(x.o.m)
+          fresh++
+        } else if (r === 'below-floor') refused(replayed(r))
+        // `seen`: usually the copy another keeper gave first; a replay otherwise. Either way, delete it.
         done.push(x.keeperId)
       })
       for (let i = 0; i < done.length; i += MAX_ACK_IDS) {
@@ -706,6 +711,7 @@ export function createDirectMessaging(
   }
 
   const expire = async (): Promise<void> => {
+    await store.pruneReplay(clock.now())
     const expired = await store.expireMailbox(clock.now())
     if (expired > 0) metrics.mailboxRemoved.inc({ reason: 'expired' }, expired)
   }

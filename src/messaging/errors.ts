@@ -36,6 +36,11 @@ export const MESSAGING_ERRORS = defineErrors({
     what: 'this keeper holds `messaging.mailboxMaxMessages` or `messaging.mailboxMaxBytes` of sealed messages for others',
     fix: 'nothing to do as a sender (the other keepers store it); as a keeper, raise the bounds',
   },
+  MAILBOX_RECIPIENT_FULL: {
+    status: 507,
+    what: 'this keeper holds `messaging.mailboxRecipientMessages` or `messaging.mailboxRecipientBytes` of sealed messages for this recipient, from all storing peers together (peerAction `ignore`)',
+    fix: 'nothing to do as a sender (the other keepers store it, and room returns as the recipient collects); as a keeper, raise the bounds',
+  },
   MAILBOX_UNAVAILABLE: {
     status: 503,
     what: 'the recipient was unreachable and no mailbox keeper (a peer XOR-closest to it) stored the message',

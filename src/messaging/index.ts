@@ -36,10 +36,12 @@ export { type DirectRoutesDeps, directRoutes } from './direct-routes.ts'
 export {
   DirectStore,
   type DirectStoreLimits,
+  type InboxAdd,
   type InboxMessage,
   type KeyEpoch,
   type MailboxEntry,
   type MailboxPut,
+  type NewInboxMessage,
 } from './direct-store.ts'
 export {
   type GossipsubInit,

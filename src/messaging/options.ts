@@ -223,7 +223,7 @@ export const MESSAGING_OPTIONS = defineOptions({
     default: 65_536,
     min: 1,
     description:
-      'direct message ids remembered in memory against replays (about 150 bytes each); the inbox also remembers the ids it holds',
+      'direct message ids remembered against replays until the message would be too old to open (LMDB under <dataDir>/messages, kept after the message is deleted and across restarts, and in memory: about 200 bytes each); when full, the id expiring first is forgotten and messages expiring by then are refused as replays',
   },
   directRequestTimeoutMs: {
     kind: 'int',
@@ -336,6 +336,20 @@ export const MESSAGING_OPTIONS = defineOptions({
     min: 16 * KiB,
     description:
       'sealed message bytes one storing peer may have at this keeper at once; beyond it QUOTA_EXCEEDED',
+  },
+  mailboxRecipientMessages: {
+    kind: 'int',
+    default: 10_000,
+    min: 1,
+    description:
+      'sealed messages this node keeps for one recipient as a keeper, all storing peers together; beyond it MAILBOX_RECIPIENT_FULL, so a flood aimed at one recipient leaves the rest of the mailbox to the others',
+  },
+  mailboxRecipientBytes: {
+    kind: 'int',
+    default: 32 * MiB,
+    min: 16 * KiB,
+    description:
+      'sealed message bytes this node keeps for one recipient as a keeper, all storing peers together; beyond it MAILBOX_RECIPIENT_FULL',
   },
   mailboxFetchBytes: {
     kind: 'int',

@@ -258,6 +258,28 @@ describe('sealed messages: refusals', () => {
     assert.equal(replay.size, 0)
   })
 
+  it('a replay at the last ms the message still opens (sentAt + maxAgeMs): SEALED_MESSAGE_REPLAYED', async () => {
+    const clock = new FakeClock(T0)
+    const limits = { ...DEFAULT_SEALED_MESSAGE_LIMITS, maxAgeMs: 60_000 }
+    const replay = new ReplayWindow({ maxIds: 16 })
+    const sealed = await sealMessage(alice.id, bob.record, text('edge'), {
+      clock,
+      random: systemRandom,
+      limits,
+    })
+    openMessage(bob.keys, sealed.bytes, { clock, replay, limits })
+    clock.advance(limits.maxAgeMs)
+    assert.throws(
+      () => openMessage(bob.keys, sealed.bytes, { clock, replay, limits }),
+      refused('SEALED_MESSAGE_REPLAYED', 'ignore', 'seen'),
+    )
+    clock.advance(1)
+    assert.throws(
+      () => openMessage(bob.keys, sealed.bytes, { clock, replay, limits }),
+      refused('SEALED_MESSAGE_STALE', 'ignore', 'stale'),
+    )
+  })
+
   it('too old and too far in the future: SEALED_MESSAGE_STALE', async () => {
     const limits = { ...DEFAULT_SEALED_MESSAGE_LIMITS, maxAgeMs: 60_000, maxFutureSkewMs: 1_000 }
     const sealed = await sealMessage(alice.id, bob.record, text('t'), {

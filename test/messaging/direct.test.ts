@@ -1,7 +1,8 @@
 /**
  * Encrypted direct messages between real in-process nodes (TCP, Noise, Yamux, kad-dht): online
- * delivery, refusals with typed errors, the mailbox across a restart and the loss of keepers, the
- * per-sender quota under a flood, and key rotation with its grace period.
+ * delivery, refusals with typed errors, replays refused after the message was deleted and the node
+ * restarted (online and through a keeper), the mailbox across a restart and the loss of keepers, the
+ * per-sender quota and the per-recipient bound under floods, and key rotation with its grace period.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
@@ -41,10 +42,32 @@ function deliverRaw(from: DirectPeer, to: DirectPeer, msg: Uint8Array): Promise<
         'DECRYPT_FAILED',
         'SEALED_MESSAGE_FORGED',
         'SEALED_MESSAGE_STALE',
+        'INBOX_FULL',
       ]),
     },
     (r) => r,
   )
+}
+
+/** Store raw sealed bytes for `to` at `keeper` over /nodus/msg/1.0.0 (what a sender, or anyone, may do). */
+function storeRaw(from: DirectPeer, keeper: DirectPeer, to: string, msg: Uint8Array): Promise<unknown> {
+  return requestResponse(
+    from.libp2p,
+    keeper.libp2p.peerId,
+    DIRECT_PROTOCOL,
+    dagCbor.encode({ op: 'store', to, ttlMs: 3600_000, msg }),
+    { timeoutMs: 10_000, what: 'raw store', maxReplyBytes: 4096 },
+    (r) => r,
+  )
+}
+
+/** The value of `counter{label=value}` (0 when absent). */
+async function counted(
+  counter: { get(): Promise<{ values: { labels: Record<string, unknown>; value: number }[] }> },
+  label: string,
+  value: string,
+): Promise<number> {
+  return (await counter.get()).values.find((v) => v.labels[label] === value)?.value ?? 0
 }
 
 const rejectsWith = async (p: Promise<unknown>, code: string): Promise<void> => {
@@ -183,6 +206,74 @@ describe('direct messages online', () => {
   })
 })
 
+describe('direct message replays across deletion and restart', () => {
+  const clock = new FakeClock(1_800_000_000_000)
+  const options = directOptions({ inboxMaxMessages: 1 })
+  let peers: DirectPeer[] = []
+
+  before(async () => {
+    peers = [
+      await startDirectPeer(clock, options),
+      await startDirectPeer(clock, options),
+      await startDirectPeer(clock, options),
+    ]
+    await mesh(peers)
+  })
+  after(() => stopDirectPeers(peers))
+
+  it('a message deleted from the inbox is refused when replayed after a restart: online and through a keeper (SEALED_MESSAGE_REPLAYED)', async () => {
+    const [a, b, k] = peers as [DirectPeer, DirectPeer, DirectPeer]
+    const bTo = b.id.peerId.toString()
+    const sealed = await sealMessage(a.id, b.direct.keys.record.value, text('once only'), {
+      clock,
+      random: systemRandom,
+    })
+    const id = Buffer.from(sealed.id).toString('hex')
+    await deliverRaw(a, b, sealed.bytes)
+    assert.equal(await b.direct.deleteMessage(id), true)
+    assert.equal(b.direct.inbox().length, 0)
+    await rejectsWith(deliverRaw(a, b, sealed.bytes), 'SEALED_MESSAGE_REPLAYED')
+
+    await stopDirectPeer(b)
+    const b2 = await startDirectPeer(clock, options, { id: b.id, dataDir: b.dataDir })
+    peers[1] = b2
+    await mesh(peers)
+    clock.advance(3600_000) // well within the message's max age
+    await rejectsWith(deliverRaw(a, b2, sealed.bytes), 'SEALED_MESSAGE_REPLAYED')
+    assert.equal(await counted(b2.metrics.directRefused, 'reason', 'sealed_message_replayed'), 1)
+
+    // The same bytes left at a keeper (an attacker, or a keeper that still held them): collected,
+    // refused, acknowledged, so the keeper deletes them.
+    await storeRaw(a, k, bTo, sealed.bytes)
+    assert.equal(k.direct.store.recipientUsage(bTo).count, 1)
+    assert.equal(await b2.direct.collect(), 0)
+    assert.equal(b2.direct.inbox().length, 0)
+    assert.equal(k.direct.store.recipientUsage(bTo).count, 0)
+    assert.equal(await counted(k.metrics.mailboxRemoved, 'reason', 'acked'), 1)
+  })
+
+  it('a message refused because the inbox was full is not remembered: it is taken once there is room, after a restart too', async () => {
+    const [a, b] = peers as [DirectPeer, DirectPeer]
+    const seal = (body: string) =>
+      sealMessage(a.id, b.direct.keys.record.value, text(body), { clock, random: systemRandom })
+    const first = await seal('fills the inbox')
+    const second = await seal('waits')
+    await deliverRaw(a, b, first.bytes)
+    await rejectsWith(deliverRaw(a, b, second.bytes), 'INBOX_FULL')
+    assert.equal(await b.direct.deleteMessage(Buffer.from(first.id).toString('hex')), true)
+    await stopDirectPeer(b)
+    const b2 = await startDirectPeer(clock, options, { id: b.id, dataDir: b.dataDir })
+    peers[1] = b2
+    await mesh(peers)
+    await deliverRaw(a, b2, second.bytes)
+    assert.deepEqual(
+      b2.direct.inbox().map((m) => str(m.body)),
+      ['waits'],
+    )
+    assert.equal(b2.direct.store.replayState().storedIds, 3)
+  })
+})
+
 describe('direct messages through the mailbox', () => {
   const clock = new FakeClock(1_800_000_000_000)
   const options = directOptions({ mailboxReplicas: 3, mailboxSenderMessages: 3 })
@@ -237,14 +328,15 @@ describe('direct messages through the mailbox', () => {
     )
   })
 
-  it('a flood from one sender stays within its quota on every keeper', async () => {
+  it('a flood from one sender stays within its quota on every keeper, and another sender’s message is still stored', async () => {
     const running = peers.filter((p) => p.running)
     assert.ok(running.length >= 4)
-    const [a, target] = running as [DirectPeer, DirectPeer]
+    const [a, target, other] = running as [DirectPeer, DirectPeer, DirectPeer]
     const to = target.id.peerId.toString()
     await target.direct.publishKey()
-    // a must know the record before the target goes away (it also could fetch it from the DHT).
+    // The senders must know the record before the target goes away (they also could fetch it from the DHT).
     await a.direct.keys.lookup(to, AbortSignal.timeout(10_000))
+    await other.direct.keys.lookup(to, AbortSignal.timeout(10_000))
     await stopDirectPeer(target)
     const outcomes: string[] = []
     for (let i = 0; i < 8; i++) {
@@ -272,6 +364,10 @@ describe('direct messages through the mailbox', () => {
         ),
     )
     assert.ok(refusedAtKeepers.some((n) => n > 0))
+    // The quota is a's alone: another sender's message to the same recipient is stored.
+    const r = await other.direct.send(to, text('not part of the flood'))
+    assert.equal(r.via, 'mailbox')
+    assert.ok(r.keepers >= 1)
 
     // Only the recipient can delete: an acknowledgement signed by the sender is refused and deletes nothing.
     const keeper = peers.find((p) => p.running && p !== a && p.direct.store.storerUsage(aId).count > 0)
@@ -302,6 +398,59 @@ describe('direct messages through the mailbox', () => {
       keeper.direct.store.listMailbox(to, { maxBytes: 1 << 20, nowMs: clock.now() }).entries.length,
       held.length,
     )
+  })
+})
+
+describe('a flood aimed at one recipient', () => {
+  const clock = new FakeClock(1_800_000_000_000)
+  // Each keeper keeps 4 messages in all, at most 3 for one recipient; senders have room for many.
+  const options = directOptions({
+    mailboxReplicas: 2,
+    mailboxMaxMessages: 4,
+    mailboxRecipientMessages: 3,
+    mailboxSenderMessages: 100,
+  })
+  const peers: DirectPeer[] = []
+  after(() => stopDirectPeers(peers))
+
+  it('many senders flooding one recipient take at most mailboxRecipientMessages at each keeper: another recipient’s message is still stored', async () => {
+    for (let i = 0; i < 5; i++) peers.push(await startDirectPeer(clock, options))
+    await mesh(peers)
+    await Promise.all(peers.map((p) => p.direct.publishKey()))
+    const [x, y, ...senders] = peers as [DirectPeer, DirectPeer, ...DirectPeer[]]
+    const xTo = x.id.peerId.toString()
+    const yTo = y.id.peerId.toString()
+    for (const s of senders) {
+      await s.direct.keys.lookup(xTo, AbortSignal.timeout(10_000))
+      await s.direct.keys.lookup(yTo, AbortSignal.timeout(10_000))
+    }
+    await stopDirectPeer(x)
+    await stopDirectPeer(y)
+
+    // Every sender sends 4 to x: each keeper is asked by two senders, 8 messages for x.
+    let refused = 0
+    for (const s of senders)
+      for (let i = 0; i < 4; i++)
+        await s.direct.send(xTo, text(`flood ${i}`)).catch((err: unknown) => {
+          assert.ok(isNodusError(err, 'MAILBOX_UNAVAILABLE'), String(err))
+          refused++
+        })
+    assert.ok(refused > 0)
+    let full = 0
+    for (const k of senders) {
+      assert.equal(k.direct.store.recipientUsage(xTo).count, options.mailboxRecipientMessages)
+      full += await counted(k.metrics.directRefused, 'reason', 'mailbox_recipient_full')
+    }
+    assert.ok(full > 0)
+
+    // The flood took 3 of each keeper's 4: y's message is stored at both its keepers.
+    const r = await (senders[0] as DirectPeer).direct.send(yTo, text('for y'))
+    assert.deepEqual({ via: r.via, keepers: r.keepers }, { via: 'mailbox', keepers: 2 })
+    const yBack = await startDirectPeer(clock, options, { id: y.id, dataDir: y.dataDir })
+    peers[1] = yBack
+    await mesh(peers)
+    assert.equal(await yBack.direct.collect(), 1)
+    assert.equal(str(yBack.direct.inbox()[0]?.body ?? new Uint8Array()), 'for y')
   })
 })
 
