@@ -36,18 +36,16 @@ export interface HlcClockOptions {
   last?: Hlc
 }
 
+/** True for whole Unix ms an HLC can carry: 0 ≤ v < 2^48 (the year 10889). */
+export function isHlcMs(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v < HLC_MS_LIMIT
+}
+
 /** True when `h` is a well-formed timestamp: integers, 0 ≤ ms < 2^48, 0 ≤ c < 2^16. */
 export function isHlc(h: unknown): h is Hlc {
   if (typeof h !== 'object' || h === null) return false
   const { ms, c } = h as Partial<Hlc>
-  return (
-    Number.isSafeInteger(ms) &&
-    Number.isSafeInteger(c) &&
-    (ms as number) >= 0 &&
-    (ms as number) < HLC_MS_LIMIT &&
-    (c as number) >= 0 &&
-    (c as number) < HLC_COUNTER_LIMIT
-  )
+  return isHlcMs(ms) && Number.isSafeInteger(c) && (c as number) >= 0 && (c as number) < HLC_COUNTER_LIMIT
 }
 
 /**
