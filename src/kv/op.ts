@@ -37,7 +37,7 @@ import {
   type SignatureCheck,
   SignatureVerifier,
 } from '../crypto/index.ts'
-import { MAX_DB_ID_CHARS, parseDbId } from './db-id.ts'
+import { MAX_DB_ID_CHARS, parseDbIdFast } from './db-id.ts'
 import { OP_ID_BYTES, parseDbOp } from './db-ops.ts'
 import { isHlcMs } from './hlc.ts'
 import {
@@ -255,19 +255,12 @@ function readFrame(bytes: Uint8Array): { sig: Uint8Array | HybridSignature; body
   return { sig, bodyAt: at + BODY_KEY.byteLength }
 }
 
-/** Database ids seen lately that parse (the parse costs about 9 µs); cleared when full. */
-const knownDbIds = new Set<string>()
-const MAX_KNOWN_DB_IDS = 1024
-
 function checkDb(db: string): void {
-  if (knownDbIds.has(db)) return
   try {
-    parseDbId(db, { checkKey: false })
+    parseDbIdFast(db)
   } catch (err) {
     throw fail(`db: ${err instanceof NodusError ? String(err.details.reason) : 'invalid'}`)
   }
-  if (knownDbIds.size >= MAX_KNOWN_DB_IDS) knownDbIds.clear()
-  knownDbIds.add(db)
 }
 
 /**
