@@ -25,7 +25,7 @@
  * naming a grant it does not own, never touches that grant.
  */
 import * as dagCbor from '@ipld/dag-cbor'
-import { bytesEqual } from '../common/bytes.ts'
+import { bytesEqual, concatBytes } from '../common/bytes.ts'
 import { NodusError } from '../common/errors.ts'
 import { blake3 } from '../crypto/index.ts'
 import { type AuthView, authorize, type DbAuth, type GrantRecord } from './auth.ts'
@@ -49,16 +49,8 @@ export const BY_CAP_PREFIX = 0x05
 const HLC_BYTES = 8
 const utf8 = new TextEncoder()
 
-function key(prefix: number, ...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(1 + parts.reduce((n, p) => n + p.byteLength, 0))
-  out[0] = prefix
-  let at = 1
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.byteLength
-  }
-  return out
-}
+const key = (prefix: number, ...parts: Uint8Array[]): Uint8Array =>
+  concatBytes([Uint8Array.of(prefix), ...parts])
 
 /** The first key after every key that starts with `prefix` (prefix with its last byte plus one). */
 function after(prefix: Uint8Array): Uint8Array {

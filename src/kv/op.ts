@@ -24,6 +24,7 @@
  * signature to verify; {@link verifyOp} checks it inline, or {@link verifiedOp} takes a pool's answer.
  */
 import * as dagCbor from '@ipld/dag-cbor'
+import { concatBytes } from '../common/bytes.ts'
 import { NodusError } from '../common/errors.ts'
 import {
   blake3,
@@ -217,19 +218,9 @@ function startsWithAt(bytes: Uint8Array, at: number, what: Uint8Array): boolean 
   return true
 }
 
-const concat = (parts: readonly Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0))
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.byteLength
-  }
-  return out
-}
-
 /** The bytes a signer signs for a body encoded as `bodyBytes`: dag-cbor of `{ domain, body }`. */
 export function opSigningBytes(bodyBytes: Uint8Array): Uint8Array {
-  return concat([SIGN_HEAD, bodyBytes, SIGN_TAIL])
+  return concatBytes([SIGN_HEAD, bodyBytes, SIGN_TAIL])
 }
 
 /** The signature in the envelope's fixed frame, and where the body's bytes start. */
@@ -355,8 +346,16 @@ export async function encodeOp(
   // A blank signature of the real one's length: the check covers the size bounds too.
   const frame = (sig: Uint8Array | HybridSignature): Uint8Array =>
     sig instanceof Uint8Array
-      ? concat([ENV_HEAD, ED25519_SIG_HEAD, sig, BODY_KEY, bodyBytes])
-      : concat([ENV_HEAD, HYBRID_SIG_HEAD, sig.ed25519, MLDSA_SIG_HEAD, sig.mldsa65, BODY_KEY, bodyBytes])
+      ? concatBytes([ENV_HEAD, ED25519_SIG_HEAD, sig, BODY_KEY, bodyBytes])
+      : concatBytes([
+          ENV_HEAD,
+          HYBRID_SIG_HEAD,
+          sig.ed25519,
+          MLDSA_SIG_HEAD,
+          sig.mldsa65,
+          BODY_KEY,
+          bodyBytes,
+        ])
   const blank = new Uint8Array(ED25519_SIGNATURE_BYTES)
   decodeOp(
     frame(
