@@ -150,6 +150,7 @@ export {
   sequencedInboxOptions,
   type VerifiedRecord,
 } from './signed-record-inbox.ts'
+export { VerifyPool, type VerifyPoolOptions } from './verify-pool.ts'
 export {
   generateXWingKeyPair,
   parseXWingPublicKey,
