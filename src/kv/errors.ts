@@ -9,7 +9,7 @@ import { type CodesOf, defineErrors } from '../common/errors.ts'
 export const KV_ERRORS = defineErrors({
   KV_OP_INVALID: {
     status: 400,
-    what: 'a kv operation is malformed: not canonical dag-cbor, a field of the wrong type, an unknown field, a bad op name or database id (peerAction `reject`; docs/PROTOCOLS.md, "KV operations")',
+    what: 'a kv operation is malformed: not the {sig, body} dag-cbor envelope, a field of the wrong type, an unknown field, a bad op name or database id (peerAction `reject`; docs/PROTOCOLS.md, "KV operations")',
     fix: 'build operations with a current client (it signs what peers accept); `details.reason` names the field',
   },
   KV_OP_TOO_LARGE: {
