@@ -24,6 +24,7 @@
  * signature to verify; {@link verifyOp} checks it inline, or {@link verifiedOp} takes a pool's answer.
  */
 import * as dagCbor from '@ipld/dag-cbor'
+import { type AbortOptions, throwIfAborted } from '../common/abort.ts'
 import { concatBytes } from '../common/bytes.ts'
 import { NodusError } from '../common/errors.ts'
 import {
@@ -82,6 +83,12 @@ export const DEFAULT_OP_LIMITS: Readonly<OpLimits> = Object.freeze({
   maxFieldBytes: KV_OPTIONS.maxFieldBytes.default,
   maxValueBytes: KV_OPTIONS.maxValueBytes.default,
 })
+
+/** Options of {@link encodeOp}. */
+export interface EncodeOpOptions extends AbortOptions {
+  /** The bounds peers apply; default {@link DEFAULT_OP_LIMITS}. */
+  limits?: OpLimits
+}
 
 /** What an operation says before it is signed: its body without `v` and `signer`. */
 export type OpInput = Omit<OpBody, 'v' | 'signer'>
@@ -329,14 +336,14 @@ export function openOp(bytes: Uint8Array, limits: OpLimits = DEFAULT_OP_LIMITS):
  *
  * @param input - the body without `v` and `signer` (both filled in here)
  * @param signer - {@link ed25519OpSigner} or {@link hybridOpSigner} (signer.ts)
+ * @param options.limits - the bounds peers apply; default {@link DEFAULT_OP_LIMITS}
+ * @param options.signal - aborts before signing
  * @returns the operation: body, id (BLAKE3-256 of the bytes) and envelope bytes
- * @throws NodusError `KV_OP_INVALID` or `KV_OP_TOO_LARGE` (as {@link decodeOp} would refuse it)
+ * @throws NodusError `KV_OP_INVALID` or `KV_OP_TOO_LARGE` (as {@link decodeOp} would refuse it);
+ *   `ABORTED` when `options.signal` aborts first
  */
-export async function encodeOp(
-  input: OpInput,
-  signer: OpSigner,
-  limits: OpLimits = DEFAULT_OP_LIMITS,
-): Promise<Op> {
+export async function encodeOp(input: OpInput, signer: OpSigner, options: EncodeOpOptions = {}): Promise<Op> {
+  const limits = options.limits ?? DEFAULT_OP_LIMITS
   let bodyBytes: Uint8Array
   try {
     bodyBytes = dagCbor.encode(encodeBody({ ...input, v: OP_VERSION, signer: signerBytes(signer) }))
@@ -365,6 +372,7 @@ export async function encodeOp(
     ),
     limits,
   )
+  throwIfAborted(options.signal)
   const sig = await signer.sign(opSigningBytes(bodyBytes))
   const bytes = frame(sig)
   const d = decodeOp(bytes, limits)

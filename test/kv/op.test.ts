@@ -13,6 +13,7 @@ import { isNodusError } from '../../src/common/errors.ts'
 import { identityFromSeeds, signEd25519, signingBytes } from '../../src/crypto/index.ts'
 import { formatDbId } from '../../src/kv/db-id.ts'
 import { createArgs, grantArgs, revokeArgs } from '../../src/kv/db-ops.ts'
+import { HlcClock } from '../../src/kv/hlc.ts'
 import {
   DEFAULT_OP_LIMITS,
   decodeOp,
@@ -27,6 +28,7 @@ import {
 import { hlcToBytes, KV_TYPES, type KvValue } from '../../src/kv/op-types.ts'
 import { ed25519OpSigner, HYBRID_SIGNER_BYTES, hybridOpSigner, type OpSigner } from '../../src/kv/signer.ts'
 import { refused } from '../crypto/refused.ts'
+import { FakeClock } from '../utils/fake-clock.ts'
 import { assertProperty } from '../utils/property.ts'
 
 const T0 = 1_750_000_000_000
@@ -315,16 +317,20 @@ describe('kv op: bounds (KV_OP_TOO_LARGE, reject)', () => {
         return signEd25519(alice.ed25519, m)
       },
     }
-    await assert.rejects(encodeOp({ ...golden, key: 'k'.repeat(17) }, counting, limits), tooLarge('key'))
+    await assert.rejects(encodeOp({ ...golden, key: 'k'.repeat(17) }, counting, { limits }), tooLarge('key'))
     await assert.rejects(encodeOp({ ...golden, op: 'HSET' }, counting), invalid())
     await assert.rejects(
       encodeOp({ ...golden, args: [undefined as unknown as KvValue] }, counting),
       invalid(),
     )
     // A hybrid signature and key take about 5.4 KB: over 2 KiB before anything is signed.
-    await assert.rejects(encodeOp(golden, hybridOpSigner(alice), limits), tooLarge('operation'))
+    await assert.rejects(encodeOp(golden, hybridOpSigner(alice), { limits }), tooLarge('operation'))
     assert.equal(signed, 0)
-    await encodeOp(golden, counting, DEFAULT_OP_LIMITS)
+    await assert.rejects(encodeOp(golden, counting, { signal: AbortSignal.abort() }), (e) =>
+      isNodusError(e, 'ABORTED'),
+    )
+    assert.equal(signed, 0)
+    await encodeOp(golden, counting, { limits: DEFAULT_OP_LIMITS })
     assert.equal(signed, 1)
   })
 })
@@ -383,5 +389,18 @@ describe('kv op: forged signatures (SIGNATURE_INVALID, ban)', () => {
         }
       }),
     )
+  })
+})
+
+describe('kv op: from the future (KV_OP_FROM_FUTURE, ignore)', () => {
+  it('an operation dated beyond the skew bound is refused by the receiver’s clock, and does not move it', async () => {
+    const clock = new FakeClock(T0)
+    const hlc = new HlcClock({ clock }, { maxFutureSkewMs: 60_000 })
+    const far = openOp((await encodeOp({ ...golden, hlc: { ms: T0 + 60_001, c: 0 } }, signer)).bytes)
+    assert.throws(() => hlc.check(far.body.hlc), refused('KV_OP_FROM_FUTURE', 'ignore'))
+    assert.throws(() => hlc.receive(far.body.hlc), refused('KV_OP_FROM_FUTURE', 'ignore'))
+    assert.deepEqual(hlc.last, { ms: 0, c: 0 })
+    clock.advance(1)
+    assert.deepEqual(hlc.receive(far.body.hlc), { ms: T0 + 60_001, c: 1 })
   })
 })
