@@ -1,0 +1,49 @@
+/**
+ * The kv area's error codes (docs/ERRORS.md): operations (malformed, too large, from the future,
+ * already held), authorization, database ids and the hybrid logical clock. Forged signatures raise
+ * the crypto area's `SIGNATURE_INVALID`; a full verification queue the common `QUEUE_FULL`.
+ * Pure table: HTTP status, what happened, what to do; its codes join `ErrorCode`.
+ */
+import { type CodesOf, defineErrors } from '../common/errors.ts'
+
+export const KV_ERRORS = defineErrors({
+  KV_OP_INVALID: {
+    status: 400,
+    what: 'a kv operation is malformed: not the {sig, body} dag-cbor envelope, a field of the wrong type, an unknown field, a bad op name or database id (peerAction `reject`; docs/PROTOCOLS.md, "KV operations")',
+    fix: 'build operations with a current client (it signs what peers accept); `details.reason` names the field',
+  },
+  KV_OP_TOO_LARGE: {
+    status: 413,
+    what: 'a kv operation, key, field or value is over its bound (`kv.maxOpBytes`, `kv.maxKeyBytes`, `kv.maxFieldBytes`, `kv.maxValueBytes`)',
+    fix: 'store smaller values (split them over keys or fields) or raise the bound on every node',
+  },
+  KV_OP_FROM_FUTURE: {
+    status: 400,
+    what: 'a kv operation is timestamped (its HLC) more than `kv.maxFutureSkewMs` ahead of this node’s clock (peerAction `ignore`)',
+    fix: 'check both clocks (NTP); the operation is accepted once the clocks agree (anti-entropy offers it again)',
+  },
+  KV_OP_DUPLICATE: {
+    status: 409,
+    what: 'this node already holds a kv operation with this id (a replay or a second copy; peerAction `ignore`)',
+    fix: 'nothing: the operation was applied once; a changed write must be a new operation (new HLC, new id)',
+  },
+  KV_UNAUTHORIZED: {
+    status: 403,
+    what: 'the signer of a kv operation may not write it; `details.reason`: not-owner, no-capability, capability-expired, capability-revoked, out-of-scope, wrong-db, hybrid-required or db-unknown',
+    fix: 'write with the owner’s key or a writer key the owner granted (unexpired, unrevoked, the key inside its prefix); db-unknown and no-capability can clear once the database’s create or the grant arrives',
+  },
+  KV_DB_ID_INVALID: {
+    status: 400,
+    what: 'a database id is not `<name>-<owner key id>` (name: 1–64 of a-z 0-9 . _ -, starting with a letter or digit; owner key id: the `z6Mk…` did:key of an Ed25519 key)',
+    fix: 'use the id `nodus kv create` printed, or build it from a valid name and the owner’s public key',
+  },
+  KV_CLOCK_EXHAUSTED: {
+    status: 503,
+    what: 'the hybrid logical clock used up its 65,536 counter values at the largest timestamp it may issue (`kv.maxFutureSkewMs` ahead of the wall clock)',
+    fix: 'retry in a millisecond; check this node’s clock if it persists',
+  },
+})
+
+declare module '../common/errors.ts' {
+  interface ErrorCodes extends CodesOf<typeof KV_ERRORS> {}
+}

@@ -1,0 +1,10 @@
+// The public surface of kv (README.md). One line per module, so the parts of the area merge cleanly.
+export * from './auth.ts'
+export * from './auth-store.ts'
+export * from './db-id.ts'
+export * from './db-ops.ts'
+export * from './hlc.ts'
+export * from './op.ts'
+export * from './op-types.ts'
+export type { KvOptions } from './options.ts'
+export * from './signer.ts'
