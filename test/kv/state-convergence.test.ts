@@ -19,7 +19,7 @@ import { get, hgetall, smembers } from '../../src/kv/state/basic.ts'
 import { geosearch } from '../../src/kv/state/geo.ts'
 import { jsonGet } from '../../src/kv/state/json.ts'
 import { listElementId } from '../../src/kv/state/keys.ts'
-import { keyType, scan } from '../../src/kv/state/keyspace.ts'
+import { gc, keyType, scan } from '../../src/kv/state/keyspace.ts'
 import { lrange } from '../../src/kv/state/list.ts'
 import { byIndex, defineIndex, type IndexSpec } from '../../src/kv/state/secondary.ts'
 import { tsRange, xrevrange } from '../../src/kv/state/stream.ts'
@@ -141,8 +141,34 @@ test('any order of the same ops, with duplicates, gives byte-identical stores', 
       await feed(a, ops, true)
       await feed(b, reorder(ops, seed, dups), false)
       assert.deepEqual(dump(b), dump(a))
+      const again = await a.write((w) => ops.map((op) => applyOp(w, op).changed))
+      assert.ok(
+        again.every((changed) => !changed),
+        'applying an op twice changes nothing',
+      )
     }),
     { numRuns: 300 },
+  )
+})
+
+test('gc is local and invisible: a store that gc-ed midway reads like one that never did', async () => {
+  await assertProperty(
+    fc.asyncProperty(scenario, fc.integer({ min: 0, max: 45 }), async ({ raws, seed }, gcAt) => {
+      const ops = reorder(build(raws), seed, 0)
+      const half = Math.floor(ops.length / 2)
+      const gced = new MemoryOrderedStore()
+      const plain = new MemoryOrderedStore()
+      await feed(gced, ops.slice(0, half), true)
+      await gced.write((w) => {
+        while (gc(w, gcAt, 3).more);
+      })
+      await gced.write((w) => {
+        for (const op of ops.slice(half)) applyOp(w, op)
+      })
+      await feed(plain, ops, true)
+      for (const nowMs of [gcAt, gcAt + 1, 50]) assert.deepEqual(readAll(gced, nowMs), readAll(plain, nowMs))
+    }),
+    { numRuns: 200 },
   )
 })
 
