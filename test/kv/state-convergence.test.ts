@@ -154,7 +154,8 @@ test('any order of the same ops, with duplicates, gives byte-identical stores', 
 test('gc is local and invisible: a store that gc-ed midway reads like one that never did', async () => {
   await assertProperty(
     fc.asyncProperty(scenario, fc.integer({ min: 0, max: 45 }), async ({ raws, seed }, gcAt) => {
-      const ops = reorder(build(raws), seed, 0)
+      // Few elements, so expired elements gc buries are often written again by older ops later.
+      const ops = reorder(build(raws.map((r) => ({ ...r, key: 0, member: r.member % 2 }))), seed, 0)
       const half = Math.floor(ops.length / 2)
       const gced = new MemoryOrderedStore()
       const plain = new MemoryOrderedStore()
@@ -168,7 +169,7 @@ test('gc is local and invisible: a store that gc-ed midway reads like one that n
       await feed(plain, ops, true)
       for (const nowMs of [gcAt, gcAt + 1, 50]) assert.deepEqual(readAll(gced, nowMs), readAll(plain, nowMs))
     }),
-    { numRuns: 200 },
+    { numRuns: 500 },
   )
 })
 
