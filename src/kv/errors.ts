@@ -5,10 +5,10 @@
  */
 import { type CodesOf, defineErrors } from '../common/errors.ts'
 
-export const KV_ERRORS = defineErrors({
+export const KV_STATE_ERRORS = defineErrors({
   KV_ARGS_INVALID: {
     status: 400,
-    what: "an op's type, op name, key, field or args do not fit the kv op catalog (src/kv/state/ops.ts), e.g. a zadd score that is not a number or a key over 256 bytes (from a peer: peerAction `reject`)",
+    what: "an op's type, op name, key, field or args do not fit the kv op catalog (src/kv/state/ops.ts), e.g. a zadd score that is not a number or a member over 512 bytes (from a peer: peerAction `reject`)",
     fix: 'fix the op as the message says; docs list each op and its args',
   },
   KV_WRONG_TYPE: {
@@ -24,5 +24,5 @@ export const KV_ERRORS = defineErrors({
 })
 
 declare module '../common/errors.ts' {
-  interface ErrorCodes extends CodesOf<typeof KV_ERRORS> {}
+  interface ErrorCodes extends CodesOf<typeof KV_STATE_ERRORS> {}
 }

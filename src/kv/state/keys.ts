@@ -46,9 +46,12 @@ export const P_TTL = 0x13
 export const P_IDXDEF = 0x14
 export const P_IDX = 0x15
 
-/** Longest database id, key, field, member or index name, UTF-8 bytes (keeps keys within LMDB's limit). */
-export const MAX_DB_BYTES = 160
-export const MAX_KEY_BYTES = 256
+/**
+ * Longest database id, key, and field or member, UTF-8 bytes: with escaping at worst doubling a
+ * string, every table key stays within LMDB's 1978 bytes (test/kv/state-limits.test.ts).
+ */
+export const MAX_DB_BYTES = 128
+export const MAX_KEY_BYTES = 512
 export const MAX_ELEMENT_BYTES = 512
 /** Longest string an IDX key holds (longer ones are cut; byIndex re-checks). */
 export const MAX_INDEXED_BYTES = 256

@@ -24,8 +24,8 @@
  * | ts | `ts.add` | – | `[timestamp, value]`; timestamp Unix ms or `'*'` (the op's HLC ms) |
  * | ts | `ts.del` | – | `[from, to]`: samples with from ≤ timestamp ≤ to |
  *
- * Members, fields and hash/json members are strings of at most 512 UTF-8 bytes; keys at most 256,
- * database ids at most 160 (keys.ts). Repeated members or fields in one op: the last one counts.
+ * Fields and members (hash, set, zset, geo, json, stream field names) are strings of at most 512
+ * UTF-8 bytes; keys at most 512, database ids at most 128 (keys.ts: what LMDB keys can hold). Repeated members or fields in one op: the last one counts.
  */
 import { NodusError } from '../../common/errors.ts'
 import type { KvType, KvValue, OpBody } from '../op-types.ts'
