@@ -9,6 +9,7 @@ import { API_ERRORS, HTTP_LAYER_ERRORS } from '../api/errors.ts'
 import { CLI_ERRORS } from '../cli/errors.ts'
 import { COMMON_ERRORS, type ErrorCode, type ErrorTable } from '../common/errors.ts'
 import { CRYPTO_ERRORS } from '../crypto/errors.ts'
+import { KV_RECON_ERRORS } from '../kv/errors.ts'
 import { MESSAGING_ERRORS } from '../messaging/errors.ts'
 import { METRICS_ERRORS } from '../metrics/errors.ts'
 import { NET_ERRORS } from '../net/errors.ts'
@@ -44,6 +45,7 @@ export const ERROR_TABLES: readonly ErrorTable[] = assemble([
   NET_ERRORS,
   TRUST_ERRORS,
   MESSAGING_ERRORS,
+  KV_RECON_ERRORS,
   API_ERRORS,
   METRICS_ERRORS,
   NODE_ERRORS,

@@ -10,6 +10,7 @@ import { type ApiMetrics, createApiMetrics } from '../api/metrics.ts'
 import { type CliMetrics, createCliMetrics } from '../cli/metrics.ts'
 import { type ConfigMetrics, createConfigMetrics } from '../config/metrics.ts'
 import { type CryptoMetrics, createCryptoMetrics } from '../crypto/metrics.ts'
+import { createKvReconMetrics, type KvReconMetrics } from '../kv/metrics.ts'
 import {
   createMessagingMetrics,
   type MessagingMetrics,
@@ -36,6 +37,7 @@ export type AreaMetrics = NodeMetrics &
   ApiMetrics &
   TrustMetrics &
   MessagingMetrics &
+  KvReconMetrics &
   CryptoMetrics &
   ConfigMetrics &
   CliMetrics &
@@ -61,6 +63,7 @@ export class NodusMetrics {
       ...createApiMetrics(registry),
       ...createTrustMetrics(registry, sources),
       ...createMessagingMetrics(registry, sources),
+      ...createKvReconMetrics(registry),
       ...createCryptoMetrics(registry),
       ...createConfigMetrics(registry),
       ...createCliMetrics(registry),

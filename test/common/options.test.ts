@@ -42,7 +42,7 @@ test("NodusConfig's sections are the areas' option types", () => {
   // @ts-expect-error: no such key in the storage table
   assert.equal(c.storage.nope, undefined)
   // @ts-expect-error: no such section
-  assert.equal(c.kv, undefined)
+  assert.equal(c.nosuchsection, undefined)
 })
 
 test("a key's own rule (check) is applied after its kind", () => {
