@@ -186,6 +186,7 @@ export class Reconciler {
       Math.min(this.#options.reconMaxMessageBytes, MIN_MESSAGE_BYTES),
     )
     this.#differs(answer, EMPTY, undefined, this.#set.summarize(EMPTY, undefined), -1)
+    this.#pending = answer.pending
     return this.#send(answer)
   }
 
