@@ -347,7 +347,7 @@ export class Reconciler {
 
   #emitList(answer: Answer, lo: Uint8Array, hi: Bound, keys: Uint8Array[]): void {
     answer.open(lo)
-    answer.writer.idList(hi, msOf(lo), keys)
+    answer.writer.idList(hi, keys)
     answer.close(hi)
     answer.expectsReply = true
     answer.pending.set(hex(lo), { hi, keys })
@@ -388,7 +388,7 @@ export class Reconciler {
     })
     for (const k of haves) answer.have.set(hex(k), k)
     answer.open(lo)
-    answer.writer.idDiff(end, msOf(lo), lacks, haves)
+    answer.writer.idDiff(end, lacks, haves)
     answer.close(end)
     if (end !== hi && end !== undefined) this.#truncate(answer, end)
   }

@@ -164,15 +164,17 @@ export class MessageWriter {
     if (count > 0) this.#w.bytes(fp)
   }
 
-  /** An idlist range; `loMs` is the ms of the range's lower bound. */
-  idList(end: Bound, loMs: number, keys: readonly Uint8Array[]): void {
+  /** An idlist range (its keys are encoded from its lower bound, the previous range's end). */
+  idList(end: Bound, keys: readonly Uint8Array[]): void {
+    const loMs = this.#prevMs
     this.#bound(end)
     this.#w.u8(2)
     this.#keys(keys, loMs)
   }
 
-  /** An iddiff range; `loMs` is the ms of the range's lower bound. */
-  idDiff(end: Bound, loMs: number, lacks: readonly boolean[], keys: readonly Uint8Array[]): void {
+  /** An iddiff range: `lacks[i]` for the i-th key of the idlist it answers, then the keys it lacked. */
+  idDiff(end: Bound, lacks: readonly boolean[], keys: readonly Uint8Array[]): void {
+    const loMs = this.#prevMs
     this.#bound(end)
     this.#w.u8(3).varint(lacks.length)
     const bitmap = new Uint8Array(Math.ceil(lacks.length / 8))
