@@ -121,6 +121,40 @@ test('the stored structure depends only on the set: any insert order, and insert
     for (const k of extra) b.index.remove(w, k)
   })
   assert.equal(snapshot(b.store), snapshot(a.store))
+  // One load of the sorted keys writes the same structure.
+  const c = await indexedSet(all, 9, 'load')
+  assert.equal(snapshot(c.store), snapshot(a.store))
+  for (const n of [0, 1, 2]) {
+    const one = await indexedSet(all.slice(0, n), 9)
+    const loaded = await indexedSet(all.slice(0, n), 9, 'load')
+    assert.equal(snapshot(loaded.store), snapshot(one.store))
+  }
+})
+
+test('load refuses a set that is not empty, short keys and keys out of order, keeping nothing', async () => {
+  const ks = keys(10, 3)
+  const { store, index } = await indexedSet(ks.slice(0, 2))
+  const before = store.size
+  const invalid = (e: unknown): boolean => isNodusError(e, 'INVALID_ARGUMENT')
+  await assert.rejects(
+    store.write((w) => index.load(w, ks.slice(2))),
+    invalid,
+  )
+  const empty = await indexedSet([])
+  await assert.rejects(
+    empty.store.write((w) => empty.index.load(w, [ks[3] as Uint8Array, ks[1] as Uint8Array])),
+    invalid,
+  )
+  await assert.rejects(
+    empty.store.write((w) => empty.index.load(w, [ks[1] as Uint8Array, ks[1] as Uint8Array])),
+    invalid,
+  )
+  await assert.rejects(
+    empty.store.write((w) => empty.index.load(w, [new Uint8Array(8)])),
+    invalid,
+  )
+  assert.equal(store.size, before)
+  assert.equal(empty.store.size, 1) // the salt
 })
 
 /** A reader that counts the entries it yields and the seeks it makes. */

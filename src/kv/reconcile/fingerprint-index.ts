@@ -34,10 +34,10 @@ import {
   cloneSummary,
   decodeSummary,
   emptySummary,
+  encodedWithItem,
   encodeSummary,
   ID_BYTES,
   ITEM_KEY_BYTES,
-  removeId,
   type Summary,
   separator,
   subSummary,
@@ -162,15 +162,15 @@ export class FingerprintIndex {
     return level
   }
 
-  /** The bucket at level `t` (≥ 1) with the greatest start < `key`: [start suffix, summary]. */
-  #bucketBefore(r: OrderedReader, t: number, key: Uint8Array): [Uint8Array, Summary] | undefined {
+  /** The bucket at level `t` (≥ 1) with the greatest start < `key`: [start suffix, encoded summary]. */
+  #bucketBefore(r: OrderedReader, t: number, key: Uint8Array): [Uint8Array, Uint8Array] | undefined {
     for (const [k, v] of r.range({
       start: this.#key(t, EMPTY),
       end: this.#key(t, key),
       reverse: true,
       limit: 1,
     }))
-      return [this.#suffix(t, k), decodeSummary(v)]
+      return [this.#suffix(t, k), v]
     return undefined
   }
 
@@ -196,20 +196,57 @@ export class FingerprintIndex {
     const level = this.#levelOf(key)
     w.put(itemKey, Uint8Array.of(level))
     for (let t = 1; t <= MAX_LEVEL; t++) {
-      const [start, agg] = this.#bucketBefore(w, t, key) ?? [EMPTY, emptySummary()]
-      addId(agg, key)
-      if (t <= level) {
-        // `key` starts a bucket at this level: it takes the tail of the bucket it fell in.
-        let next: Uint8Array | undefined
-        for (const [k] of w.range({ start: this.#key(t, key), end: this.#bound(t, undefined), limit: 1 }))
-          next = this.#suffix(t, k).slice()
-        const right = this.#sumUnits(w, t - 1, key, next)
-        w.put(this.#key(t, key), encodeSummary(right))
-        subSummary(agg, right)
+      const [start, value] = this.#bucketBefore(w, t, key) ?? [EMPTY, undefined]
+      if (t > level) {
+        w.put(this.#key(t, start), encodedWithItem(value, key, 1))
+        continue
       }
-      w.put(this.#key(t, start), encodeSummary(agg))
+      // `key` starts a bucket at this level: it takes the tail of the bucket it fell in.
+      let next: Uint8Array | undefined
+      for (const [k] of w.range({ start: this.#key(t, key), end: this.#bound(t, undefined), limit: 1 }))
+        next = this.#suffix(t, k).slice()
+      const right = this.#sumUnits(w, t - 1, key, next)
+      const left = subSummary(addId(value === undefined ? emptySummary() : decodeSummary(value), key), right)
+      w.put(this.#key(t, key), encodeSummary(right))
+      w.put(this.#key(t, start), encodeSummary(left))
     }
     return true
+  }
+
+  /**
+   * Fills an empty set with `keys` (40 bytes each, strictly ascending) in one pass: the same stored
+   * structure as inserting them one by one, with about 1.07 puts per key instead of 7 and no reads.
+   * For building the index of an existing op log.
+   * @returns the number of keys written
+   * @throws NodusError `INVALID_ARGUMENT` when the set is not empty, a key is not 40 bytes, or the keys
+   *   are not strictly ascending (nothing is kept when the caller's write then fails)
+   */
+  load(w: OrderedWriter, keys: Iterable<Uint8Array>): number {
+    for (const _ of w.range({ start: this.#key(1, EMPTY), end: this.#bound(1, undefined), limit: 1 }))
+      throw new NodusError('INVALID_ARGUMENT', 'load() fills an empty set only')
+    const starts: Uint8Array[] = new Array(MAX_LEVEL + 1).fill(EMPTY)
+    const sums: Summary[] = Array.from({ length: MAX_LEVEL + 1 }, emptySummary)
+    let prev: Uint8Array | undefined
+    let n = 0
+    for (const key of keys) {
+      checkKey(key)
+      if (prev !== undefined && compareKeys(prev, key) >= 0)
+        throw new NodusError('INVALID_ARGUMENT', 'load() takes keys in strictly ascending order')
+      const level = this.#levelOf(key)
+      w.put(this.#key(0, key), Uint8Array.of(level))
+      for (let t = 1; t <= level; t++) {
+        w.put(this.#key(t, starts[t] as Uint8Array), encodeSummary(sums[t] as Summary))
+        starts[t] = key
+        sums[t] = emptySummary()
+      }
+      for (let t = 1; t <= MAX_LEVEL; t++) addId(sums[t] as Summary, key)
+      prev = key
+      n++
+    }
+    if (n > 0)
+      for (let t = 1; t <= MAX_LEVEL; t++)
+        w.put(this.#key(t, starts[t] as Uint8Array), encodeSummary(sums[t] as Summary))
+    return n
   }
 
   /**
@@ -227,16 +264,19 @@ export class FingerprintIndex {
     for (let t = 1; t <= MAX_LEVEL; t++) {
       const prev = this.#bucketBefore(w, t, key)
       if (prev === undefined) throw new Error('fingerprint index: no head bucket for a stored item')
-      const [start, agg] = prev
-      if (t <= level) {
-        // `key` started a bucket at this level: the bucket before it takes its items back.
-        const own = w.get(this.#key(t, key))
-        if (own === undefined) throw new Error('fingerprint index: missing bucket of a stored item')
-        addSummary(agg, decodeSummary(own))
-        w.del(this.#key(t, key))
+      const [start, value] = prev
+      if (t > level) {
+        w.put(this.#key(t, start), encodedWithItem(value, key, -1))
+        continue
       }
-      removeId(agg, key)
-      w.put(this.#key(t, start), encodeSummary(agg))
+      // `key` started a bucket at this level: the bucket before it takes its items back.
+      const own = w.get(this.#key(t, key))
+      if (own === undefined) throw new Error('fingerprint index: missing bucket of a stored item')
+      w.del(this.#key(t, key))
+      w.put(
+        this.#key(t, start),
+        encodedWithItem(encodeSummary(addEncodedSummary(decodeSummary(value), own)), key, -1),
+      )
     }
     return true
   }

@@ -71,14 +71,7 @@ export function cloneSummary(s: Summary): Summary {
 function addBytes(sum: Uint32Array, bytes: Uint8Array, offset: number, sign: 1 | -1): void {
   let carry = 0
   for (let i = 0; i < 8; i++) {
-    const o = offset + 4 * i
-    const limb =
-      ((bytes[o] as number) |
-        ((bytes[o + 1] as number) << 8) |
-        ((bytes[o + 2] as number) << 16) |
-        ((bytes[o + 3] as number) << 24)) >>>
-      0
-    const v = (sum[i] as number) + sign * limb + carry
+    const v = (sum[i] as number) + sign * readU32LE(bytes, offset + 4 * i) + carry
     // v is in (−2^33, 2^33): the limb is v mod 2^32, the carry its floor division by 2^32.
     sum[i] = v >>> 0
     carry = Math.floor(v / 0x1_0000_0000)
@@ -130,38 +123,87 @@ export function summaryEquals(a: Summary, b: Summary): boolean {
 /** Bytes of a stored summary: the sum (32, little-endian) ‖ count (8, big-endian). */
 export const SUMMARY_BYTES = 40
 
+function readCount(b: Uint8Array): number {
+  return readU32BE(b, 32) * 0x1_0000_0000 + readU32BE(b, 36)
+}
+
+function readU32BE(b: Uint8Array, o: number): number {
+  return (
+    (((b[o] as number) << 24) |
+      ((b[o + 1] as number) << 16) |
+      ((b[o + 2] as number) << 8) |
+      (b[o + 3] as number)) >>>
+    0
+  )
+}
+
+function writeCount(b: Uint8Array, count: number): void {
+  const hi = Math.floor(count / 0x1_0000_0000)
+  const lo = count >>> 0
+  for (let i = 0; i < 4; i++) {
+    b[35 - i] = (hi >>> (8 * i)) & 0xff
+    b[39 - i] = (lo >>> (8 * i)) & 0xff
+  }
+}
+
+function readU32LE(b: Uint8Array, o: number): number {
+  return (
+    ((b[o] as number) |
+      ((b[o + 1] as number) << 8) |
+      ((b[o + 2] as number) << 16) |
+      ((b[o + 3] as number) << 24)) >>>
+    0
+  )
+}
+
+function writeU32LE(b: Uint8Array, o: number, v: number): void {
+  b[o] = v & 0xff
+  b[o + 1] = (v >>> 8) & 0xff
+  b[o + 2] = (v >>> 16) & 0xff
+  b[o + 3] = v >>> 24
+}
+
 /** `s` as {@link SUMMARY_BYTES} bytes. */
 export function encodeSummary(s: Summary): Uint8Array {
   const out = new Uint8Array(SUMMARY_BYTES)
-  const v = new DataView(out.buffer)
-  for (let i = 0; i < 8; i++) v.setUint32(4 * i, s.sum[i] as number, true)
-  v.setUint32(32, Math.floor(s.count / 0x1_0000_0000))
-  v.setUint32(36, s.count >>> 0)
+  for (let i = 0; i < 8; i++) writeU32LE(out, 4 * i, s.sum[i] as number)
+  writeCount(out, s.count)
   return out
 }
 
 /** `s` += the summary encoded in `bytes` ({@link encodeSummary}), without decoding it first. Returns `s`. */
 export function addEncodedSummary(s: Summary, bytes: Uint8Array): Summary {
   addBytes(s.sum, bytes, 0, 1)
-  s.count +=
-    ((bytes[32] as number) * 2 ** 24 +
-      (((bytes[33] as number) << 16) | ((bytes[34] as number) << 8) | (bytes[35] as number))) *
-      0x1_0000_0000 +
-    ((((bytes[36] as number) << 24) |
-      ((bytes[37] as number) << 16) |
-      ((bytes[38] as number) << 8) |
-      (bytes[39] as number)) >>>
-      0)
+  s.count += readCount(bytes)
   return s
 }
 
 /** The inverse of {@link encodeSummary}. */
 export function decodeSummary(bytes: Uint8Array): Summary {
   if (bytes.length !== SUMMARY_BYTES) throw new RangeError(`a summary has ${SUMMARY_BYTES} bytes`)
-  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  const sum = new Uint32Array(8)
-  for (let i = 0; i < 8; i++) sum[i] = v.getUint32(4 * i, true)
-  return { count: v.getUint32(32) * 0x1_0000_0000 + v.getUint32(36), sum }
+  return addEncodedSummary(emptySummary(), bytes)
+}
+
+/**
+ * A new encoded summary: `encoded` (undefined: the empty set) with the item `keyOrId` added
+ * (`sign` 1) or removed (−1), computed on the bytes.
+ */
+export function encodedWithItem(
+  encoded: Uint8Array | undefined,
+  keyOrId: Uint8Array,
+  sign: 1 | -1,
+): Uint8Array {
+  const out = new Uint8Array(SUMMARY_BYTES)
+  if (encoded !== undefined) out.set(encoded)
+  const off = keyOrId.length - ID_BYTES
+  let carry = 0
+  for (let i = 0; i < 8; i++) {
+    const v = readU32LE(out, 4 * i) + sign * readU32LE(keyOrId, off + 4 * i) + carry
+    writeU32LE(out, 4 * i, v >>> 0)
+    carry = Math.floor(v / 0x1_0000_0000)
+  }
+  writeCount(out, readCount(out) + sign)
+  return out
 }
 
 /**
@@ -177,8 +219,7 @@ export function fingerprint(s: Summary): Uint8Array {
     n = Math.floor(n / 128)
   } while (n > 0)
   const buf = new Uint8Array(32 + digits.length)
-  const v = new DataView(buf.buffer)
-  for (let i = 0; i < 8; i++) v.setUint32(4 * i, s.sum[i] as number, true)
+  for (let i = 0; i < 8; i++) writeU32LE(buf, 4 * i, s.sum[i] as number)
   for (let i = 0; i < digits.length; i++) {
     const d = digits[digits.length - 1 - i] as number
     buf[32 + i] = i < digits.length - 1 ? d | 0x80 : d
