@@ -120,6 +120,7 @@ answers) carry no peerAction: they are the peer's word, not its fault.
 | \`SEALED_MESSAGE_INVALID\` | \`reject\` | a sealed message whose outer envelope is malformed (any relay can check it) | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`DECRYPT_FAILED\` | \`reject\` | an HPKE or X-Wing ciphertext of the wrong length, or one that does not authenticate | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`MAILBOX_REQUEST_INVALID\` | \`reject\` | a malformed \`/nodus/msg/1.0.0\` request, or a mailbox acknowledgement not signed by the recipient, for another keeper or stale | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
+| \`RECON_MESSAGE_INVALID\` | \`reject\` | a malformed or oversized kv reconciliation message (docs/PROTOCOLS.md, "KV reconciliation") | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`REVISION_INVALID\` | \`ignore\` | a holder update not newer than the last accepted (a late copy) | nothing |
 | \`TRUST_VECTOR_INVALID\` | \`ignore\` | a stale, future or replayed trust vector | nothing |
 | \`CAPACITY_REPORT_INVALID\` | \`ignore\` | a stale, future or replayed capacity report | nothing |
@@ -131,6 +132,8 @@ answers) carry no peerAction: they are the peer's word, not its fault.
 | \`SEALED_MESSAGE_FORGED\` | \`ignore\` | the sender signature inside a sealed message does not verify (the relay cannot know) | nothing |
 | \`SEALED_MESSAGE_STALE\` | \`ignore\` | a sealed message older than the window or from the future | nothing |
 | \`SEALED_MESSAGE_REPLAYED\` | \`ignore\` | a sealed message id already received within the window | nothing |
+| \`RECON_VERSION_UNSUPPORTED\` | \`ignore\` | a kv reconciliation message of another protocol version | nothing |
+| \`RECON_ROUNDS_EXCEEDED\` | \`ignore\` | a kv reconciliation session that needs more than \`kv.reconMaxRounds\` messages | nothing (the session ends) |
 | \`RATE_LIMITED\` | \`ignore\` | trust vectors or reports faster than the issuer's rate limit | nothing |
 | \`QUOTA_EXCEEDED\` | \`ignore\` | a put or pin past the uploader's quota, or a sealed message past the storing peer's mailbox quota at a keeper | nothing |
 | \`PEER_BUSY\` | \`ignore\` | a request beyond the peer's fair share of slots | nothing |
