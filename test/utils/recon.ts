@@ -46,6 +46,9 @@ export class ArraySet implements ReconcileSet {
   #in(lo: Uint8Array, hi: Uint8Array | undefined): Uint8Array[] {
     return this.keys.filter((k) => cmp(k, lo) >= 0 && (hi === undefined || cmp(k, hi) < 0))
   }
+  prefix(x: Uint8Array | undefined): Summary {
+    return this.summarize(new Uint8Array(0), x)
+  }
   summarize(lo: Uint8Array, hi: Uint8Array | undefined): Summary {
     const s = emptySummary()
     for (const k of this.#in(lo, hi)) addId(s, k)

@@ -343,38 +343,43 @@ export class FingerprintIndex {
    * range's. A range of fewer than 2 items is one part.
    */
   split(r: OrderedReader, lo: Uint8Array, hi: Uint8Array | undefined, parts: number): Part[] {
-    const total = this.summarize(r, lo, hi)
+    const below = this.prefix(r, lo)
+    const total = subSummary(this.prefix(r, hi), below)
     if (total.count < 2 || parts < 2) return [{ end: hi, summary: total }]
     const target = total.count / parts
     let t = 0
     while (t < MAX_LEVEL && 16 ** (t + 1) <= target / 2) t++
     for (; t >= 1; t--) {
-      const cut = this.#splitAtLevel(r, t, lo, hi, total, parts)
+      const cut = this.#splitAtLevel(r, t, lo, hi, below, total, parts)
       if (cut !== undefined) return cut
     }
     return this.#splitItems(r, lo, hi, total, parts)
   }
 
-  /** Split points among the level-t bucket starts in (lo, hi), or undefined when there are too few. */
+  /**
+   * Split points among the level-t bucket starts in (lo, hi), or undefined when they give fewer than
+   * two parts. `below` summarizes the items below `lo`, `total` those of the range.
+   */
   #splitAtLevel(
     r: OrderedReader,
     t: number,
     lo: Uint8Array,
     hi: Uint8Array | undefined,
+    below: Summary,
     total: Summary,
     parts: number,
   ): Part[] | undefined {
     const starts: Uint8Array[] = []
-    const sums: Summary[] = []
+    const sums: Uint8Array[] = []
     for (const [k, v] of r.range({ start: this.#key(t, lo), end: this.#bound(t, hi) })) {
       const s = this.#suffix(t, k)
       if (s.length === 0 || compareKeys(s, lo) <= 0) continue // the head, or a start at lo itself
       starts.push(s.slice())
-      sums.push(decodeSummary(v))
+      sums.push(v)
     }
     if (starts.length < parts - 1) return undefined
     // cum = summary of [lo, starts[i]); interior buckets are whole, the last one may reach past hi.
-    const cum = this.summarize(r, lo, starts[0])
+    const cum = subSummary(this.prefix(r, starts[0]), below)
     const out: Part[] = []
     let partStart = emptySummary()
     for (let i = 0; i < starts.length && out.length < parts - 1; i++) {
@@ -385,8 +390,9 @@ export class FingerprintIndex {
         out.push({ end: separator(pred, start), summary: subSummary(cloneSummary(cum), partStart) })
         partStart = cloneSummary(cum)
       }
-      addSummary(cum, sums[i] as Summary)
+      addEncodedSummary(cum, sums[i] as Uint8Array)
     }
+    if (out.length === 0) return undefined
     out.push({ end: hi, summary: subSummary(cloneSummary(total), partStart) })
     return out
   }

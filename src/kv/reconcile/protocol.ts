@@ -25,7 +25,7 @@ import { NodusError } from '../../common/errors.ts'
 import type { KvReconMetrics } from '../metrics.ts'
 import type { KvReconOptions } from '../options.ts'
 import type { OrderedReader } from '../store/ordered.ts'
-import { fingerprint, type Summary, separator } from './fingerprint.ts'
+import { cloneSummary, fingerprint, type Summary, separator, subSummary } from './fingerprint.ts'
 import type { FingerprintIndex, Part } from './fingerprint-index.ts'
 import {
   type Bound,
@@ -41,8 +41,8 @@ import {
 
 /** The set one side reconciles: its items (40-byte keys) and their range summaries. */
 export interface ReconcileSet {
-  /** Summary of the items in [lo, hi) (hi undefined: +∞). */
-  summarize(lo: Uint8Array, hi: Bound): Summary
+  /** Summary of the items below `x` (undefined: all of them). */
+  prefix(x: Bound): Summary
   /** [lo, hi) in at most `parts` parts of about equal counts (see FingerprintIndex.split). */
   split(lo: Uint8Array, hi: Bound, parts: number): Part[]
   /** The item keys in [lo, hi) in order, at most `limit`. */
@@ -53,7 +53,7 @@ export interface ReconcileSet {
 /** A {@link FingerprintIndex} read through `reader` (the store, or a write in progress). */
 export function indexSet(index: FingerprintIndex, reader: OrderedReader): ReconcileSet {
   return {
-    summarize: (lo, hi) => index.summarize(reader, lo, hi),
+    prefix: (x) => index.prefix(reader, x),
     split: (lo, hi, parts) => index.split(reader, lo, hi, parts),
     items: (lo, hi, limit) => index.items(reader, lo, hi, limit),
     has: (key) => index.has(reader, key),
@@ -114,7 +114,8 @@ class Answer {
   readonly need = new Map<string, Uint8Array>()
   readonly have = new Map<string, Uint8Array>()
   readonly pending = new Map<string, Pending>()
-
+  /** Prefix summaries by bound (hex; '' the empty key, '∞' all): adjacent ranges share their bounds. */
+  readonly prefixes = new Map<string, Summary>()
   readonly budget: number
 
   constructor(advertised: number, budget: number) {
@@ -185,7 +186,7 @@ export class Reconciler {
       this.#options.reconMaxMessageBytes,
       Math.min(this.#options.reconMaxMessageBytes, MIN_MESSAGE_BYTES),
     )
-    this.#differs(answer, EMPTY, undefined, this.#set.summarize(EMPTY, undefined), -1)
+    this.#differs(answer, EMPTY, undefined, this.#summarize(answer, EMPTY, undefined), -1)
     this.#pending = answer.pending
     return this.#send(answer)
   }
@@ -266,6 +267,20 @@ export class Reconciler {
     return message
   }
 
+  /** Summary of [lo, hi) as the difference of two prefix summaries, each read once per answer. */
+  #summarize(answer: Answer, lo: Uint8Array, hi: Bound): Summary {
+    const prefix = (x: Bound): Summary => {
+      const key = x === undefined ? '∞' : hex(x)
+      let s = answer.prefixes.get(key)
+      if (s === undefined) {
+        s = this.#set.prefix(x)
+        answer.prefixes.set(key, s)
+      }
+      return s
+    }
+    return subSummary(cloneSummary(prefix(hi)), prefix(lo))
+  }
+
   /** Answers one range [lo, range.end) of the peer's message. */
   #answer(answer: Answer, lo: Uint8Array, range: WireRange): void {
     const hi = range.end
@@ -277,7 +292,7 @@ export class Reconciler {
         return
       case 'fingerprint': {
         if (answer.truncated) return
-        const mine = this.#set.summarize(lo, hi)
+        const mine = this.#summarize(answer, lo, hi)
         if (mine.count === range.count && Buffer.compare(fingerprint(mine), range.fingerprint) === 0) return
         this.#differs(answer, lo, hi, mine, range.count)
         return
@@ -417,7 +432,7 @@ export class Reconciler {
 
   /** Closes the answer with one fingerprint of [lo, +∞): the next rounds take the rest up again. */
   #truncate(answer: Answer, lo: Uint8Array): void {
-    const rest = this.#set.summarize(lo, undefined)
+    const rest = this.#summarize(answer, lo, undefined)
     answer.open(lo)
     answer.writer.fingerprint(undefined, rest.count, fingerprint(rest))
     answer.close(undefined)
