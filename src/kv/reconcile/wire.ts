@@ -26,7 +26,7 @@
  */
 import { ByteReader, ByteWriter, varintLength } from '../../common/byte-codec.ts'
 import { NodusError } from '../../common/errors.ts'
-import { HLC_COUNTER_LIMIT } from '../op-types.ts'
+import { HLC_COUNTER_LIMIT, hlcFromBytes, hlcToBytes } from '../op-types.ts'
 import { compareKeys } from '../store/ordered.ts'
 import { FINGERPRINT_BYTES, HLC_BYTES, ID_BYTES, ITEM_KEY_BYTES } from './fingerprint.ts'
 
@@ -55,35 +55,11 @@ const MODES = ['skip', 'fingerprint', 'idlist', 'iddiff'] as const
 
 /** The ms of a bound or key (its first 6 bytes); 0 for a bound shorter than 8 bytes (the empty key). */
 export function msOf(b: Uint8Array): number {
-  if (b.length < HLC_BYTES) return 0
-  return ((b[0] as number) * 2 ** 8 + (b[1] as number)) * 2 ** 32 + readU32(b, 2)
+  return b.length < HLC_BYTES ? 0 : hlcFromBytes(b).ms
 }
 
 function counterOf(b: Uint8Array): number {
-  return ((b[6] as number) << 8) | (b[7] as number)
-}
-
-function readU32(b: Uint8Array, o: number): number {
-  return (
-    (((b[o] as number) << 24) |
-      ((b[o + 1] as number) << 16) |
-      ((b[o + 2] as number) << 8) |
-      (b[o + 3] as number)) >>>
-    0
-  )
-}
-
-function writeHlc(out: Uint8Array, ms: number, c: number): void {
-  const hi = Math.floor(ms / 2 ** 32)
-  out[0] = hi >>> 8
-  out[1] = hi & 0xff
-  const lo = ms % 2 ** 32
-  out[2] = lo >>> 24
-  out[3] = (lo >>> 16) & 0xff
-  out[4] = (lo >>> 8) & 0xff
-  out[5] = lo & 0xff
-  out[6] = c >>> 8
-  out[7] = c & 0xff
+  return hlcFromBytes(b).c
 }
 
 /** Encoded bytes of bound `b` after a bound whose ms is `prevMs`. */
@@ -269,7 +245,7 @@ function readBound(r: ByteReader, prevMs: number): Bound {
   const n = r.u8()
   if (n > ID_BYTES) throw invalid(`id prefix of ${n} bytes`)
   const out = new Uint8Array(HLC_BYTES + n)
-  writeHlc(out, ms, c)
+  hlcToBytes({ ms, c }, out)
   out.set(r.bytes(n), HLC_BYTES)
   return out
 }
@@ -288,7 +264,7 @@ function readKeys(r: ByteReader, lo: Uint8Array, hi: Bound): Uint8Array[] {
     const c = r.varint()
     if (c >= HLC_COUNTER_LIMIT) throw invalid('HLC counter over 2^16')
     const k = new Uint8Array(ITEM_KEY_BYTES)
-    writeHlc(k, ms, c)
+    hlcToBytes({ ms, c }, k)
     k.set(r.bytes(ID_BYTES), HLC_BYTES)
     if (i === 0 ? compareKeys(k, lo) < 0 : compareKeys(k, prev) <= 0) throw invalid('keys out of order')
     if (hi !== undefined && compareKeys(k, hi) >= 0) throw invalid('a key past its range')
