@@ -1,7 +1,8 @@
 /**
  * kv catch-up by range-based set reconciliation (src/kv/reconcile/), the issue's catch-up rows: a
- * replica missing M of N ops (N = 1,000,000; 100,000 with --quick) reconciles with a full one, both
- * FingerprintIndexes on MemoryOrderedStore, messages passed in-process (harness.ts).
+ * replica missing M of N ops (N = 1,000,000, about 30 s in all; 100,000 with --quick) reconciles with
+ * a full one, both FingerprintIndexes on MemoryOrderedStore (built with `load`), messages passed
+ * in-process (harness.ts).
  *
  *   node bench/kv-sync.bench.ts [--quick]
  *
