@@ -9,7 +9,7 @@ import { API_ERRORS, HTTP_LAYER_ERRORS } from '../api/errors.ts'
 import { CLI_ERRORS } from '../cli/errors.ts'
 import { COMMON_ERRORS, type ErrorCode, type ErrorTable } from '../common/errors.ts'
 import { CRYPTO_ERRORS } from '../crypto/errors.ts'
-import { KV_ERRORS, KV_STATE_ERRORS } from '../kv/errors.ts'
+import { KV_ERRORS, KV_RECON_ERRORS, KV_STATE_ERRORS } from '../kv/errors.ts'
 import { MESSAGING_ERRORS } from '../messaging/errors.ts'
 import { METRICS_ERRORS } from '../metrics/errors.ts'
 import { NET_ERRORS } from '../net/errors.ts'
@@ -47,6 +47,7 @@ export const ERROR_TABLES: readonly ErrorTable[] = assemble([
   MESSAGING_ERRORS,
   KV_ERRORS,
   KV_STATE_ERRORS,
+  KV_RECON_ERRORS,
   API_ERRORS,
   METRICS_ERRORS,
   NODE_ERRORS,
@@ -124,6 +125,7 @@ answers) carry no peerAction: they are the peer's word, not its fault.
 | \`KV_OP_INVALID\` | \`reject\` | a kv operation that is malformed (docs/PROTOCOLS.md, "KV operations"), or a create or grant naming a key that is not a valid Ed25519 point | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`KV_OP_TOO_LARGE\` | \`reject\` | a kv operation, key, field or value over its \`kv.*\` bound | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`KV_UNAUTHORIZED\` | \`reject\` | a kv create, grant or revoke not signed by the database's owner, or a non-owner's kv operation without a capability | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
+| \`RECON_MESSAGE_INVALID\` | \`reject\` | a malformed or oversized kv reconciliation message (docs/PROTOCOLS.md, "KV reconciliation") | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`REVISION_INVALID\` | \`ignore\` | a holder update not newer than the last accepted (a late copy) | nothing |
 | \`TRUST_VECTOR_INVALID\` | \`ignore\` | a stale, future or replayed trust vector | nothing |
 | \`CAPACITY_REPORT_INVALID\` | \`ignore\` | a stale, future or replayed capacity report | nothing |
@@ -138,6 +140,8 @@ answers) carry no peerAction: they are the peer's word, not its fault.
 | \`SEALED_MESSAGE_FORGED\` | \`ignore\` | the sender signature inside a sealed message does not verify (the relay cannot know) | nothing |
 | \`SEALED_MESSAGE_STALE\` | \`ignore\` | a sealed message older than the window or from the future | nothing |
 | \`SEALED_MESSAGE_REPLAYED\` | \`ignore\` | a sealed message id already received within the window | nothing |
+| \`RECON_VERSION_UNSUPPORTED\` | \`ignore\` | a kv reconciliation message of another protocol version | nothing |
+| \`RECON_ROUNDS_EXCEEDED\` | \`ignore\` | a kv reconciliation session that needs more than \`kv.reconMaxRounds\` messages | nothing (the session ends) |
 | \`RATE_LIMITED\` | \`ignore\` | trust vectors or reports faster than the issuer's rate limit | nothing |
 | \`QUOTA_EXCEEDED\` | \`ignore\` | a put or pin past the uploader's quota, or a sealed message past the storing peer's mailbox quota at a keeper | nothing |
 | \`PEER_BUSY\` | \`ignore\` | a request beyond the peer's fair share of slots | nothing |

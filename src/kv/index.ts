@@ -1,4 +1,5 @@
 // The public surface of kv (README.md). One line per module, so the parts of the area merge cleanly.
+
 export * from './auth.ts'
 export * from './auth-store.ts'
 export * from './db-id.ts'
@@ -7,4 +8,10 @@ export * from './hlc.ts'
 export * from './op.ts'
 export * from './op-types.ts'
 export type { KvOptions } from './options.ts'
+export * from './reconcile/fingerprint.ts'
+export * from './reconcile/fingerprint-index.ts'
+export * from './reconcile/harness.ts'
+export * from './reconcile/protocol.ts'
+export * from './reconcile/wire.ts'
 export * from './signer.ts'
+export * from './store/ordered.ts'
