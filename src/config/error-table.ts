@@ -120,6 +120,7 @@ answers) carry no peerAction: they are the peer's word, not its fault.
 | \`SEALED_MESSAGE_INVALID\` | \`reject\` | a sealed message whose outer envelope is malformed (any relay can check it) | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`DECRYPT_FAILED\` | \`reject\` | an HPKE or X-Wing ciphertext of the wrong length, or one that does not authenticate | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`MAILBOX_REQUEST_INVALID\` | \`reject\` | a malformed \`/nodus/msg/1.0.0\` request, or a mailbox acknowledgement not signed by the recipient, for another keeper or stale | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
+| \`KV_ARGS_INVALID\` | \`reject\` | a signed kv operation whose args do not fit its type and op (src/kv/state/ops.ts), e.g. a zadd score that is not a number | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`REVISION_INVALID\` | \`ignore\` | a holder update not newer than the last accepted (a late copy) | nothing |
 | \`TRUST_VECTOR_INVALID\` | \`ignore\` | a stale, future or replayed trust vector | nothing |
 | \`CAPACITY_REPORT_INVALID\` | \`ignore\` | a stale, future or replayed capacity report | nothing |
