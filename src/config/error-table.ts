@@ -126,6 +126,7 @@ answers) carry no peerAction: they are the peer's word, not its fault.
 | \`KV_OP_TOO_LARGE\` | \`reject\` | a kv operation, key, field or value over its \`kv.*\` bound | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`KV_UNAUTHORIZED\` | \`reject\` | a kv create, grant or revoke not signed by the database's owner, or a non-owner's kv operation without a capability | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`RECON_MESSAGE_INVALID\` | \`reject\` | a malformed or oversized kv reconciliation message (docs/PROTOCOLS.md, "KV reconciliation") | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
+| \`KV_ARGS_INVALID\` | \`reject\` | a signed kv operation whose args do not fit its type and op (src/kv/state/ops.ts), e.g. a zadd score that is not a number | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`REVISION_INVALID\` | \`ignore\` | a holder update not newer than the last accepted (a late copy) | nothing |
 | \`TRUST_VECTOR_INVALID\` | \`ignore\` | a stale, future or replayed trust vector | nothing |
 | \`CAPACITY_REPORT_INVALID\` | \`ignore\` | a stale, future or replayed capacity report | nothing |
