@@ -32,6 +32,16 @@ export const KV_ERRORS = defineErrors({
     what: 'the signer of a kv operation may not write it; `details.reason`: not-owner, no-capability, capability-expired, capability-revoked, out-of-scope, wrong-db, hybrid-required or db-unknown',
     fix: 'write with the owner’s key or a writer key the owner granted (unexpired, unrevoked, the key inside its prefix); db-unknown and no-capability can clear once the database’s create or the grant arrives',
   },
+  KV_KEY_NOT_FOUND: {
+    status: 404,
+    what: 'the kv database holds no visible value at that key (never written, deleted, or expired)',
+    fix: 'check the database id and key; a write that has not reached this node yet appears after gossip or the next sync',
+  },
+  KV_DB_NOT_HOSTED: {
+    status: 404,
+    what: 'this node neither hosts nor keeps the kv database asked for (a sync request or a read; peerAction `ignore`)',
+    fix: 'ask a node that hosts it (`nodus kv host DB` makes this node host it), or the database’s keepers',
+  },
   KV_DB_ID_INVALID: {
     status: 400,
     what: 'a database id is not `<name>-<owner key id>` (name: 1–64 of a-z 0-9 . _ -, starting with a letter or digit; owner key id: the `z6Mk…` did:key of an Ed25519 key)',

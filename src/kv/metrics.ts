@@ -47,7 +47,34 @@ export type KvReconMetrics = ReturnType<typeof createKvReconMetrics>
 
 /** Creates the kv area's metrics on `registry`. */
 export function createKvMetrics(registry: Registry) {
-  return { ...createKvReconMetrics(registry) }
+  const registers = [registry]
+  return {
+    ...createKvReconMetrics(registry),
+    kvOpsApplied: new Counter({
+      name: 'nodus_kv_ops_applied_total',
+      help: "KV operations applied, by where they came from (local: this node's API; gossip; sync)",
+      labelNames: ['source'],
+      registers,
+    }),
+    kvOpsRefused: new Counter({
+      name: 'nodus_kv_ops_refused_total',
+      help: 'KV operations refused, by reason (the error code, lower case; a duplicate counts as kv_op_duplicate)',
+      labelNames: ['reason'],
+      registers,
+    }),
+    kvSyncs: new Counter({
+      name: 'nodus_kv_syncs_total',
+      help: 'Sync sessions this node started, by result (done, failed)',
+      labelNames: ['result'],
+      registers,
+    }),
+    kvSyncedOps: new Counter({
+      name: 'nodus_kv_synced_ops_total',
+      help: 'Operations moved by sync sessions this node started, by direction (fetched: applied here; pushed: applied at the peer)',
+      labelNames: ['direction'],
+      registers,
+    }),
+  }
 }
 
 /** The kv area's metrics. */

@@ -51,6 +51,44 @@ export type KvReconOptions = OptionsOf<typeof KV_RECON_OPTIONS>
 /** Section `kv`. */
 export const KV_OPTIONS = defineOptions({
   ...KV_RECON_OPTIONS,
+  keepers: {
+    kind: 'int',
+    default: 3,
+    min: 0,
+    max: 20,
+    description:
+      'r: the peers XOR-closest to a database id that keep it besides the nodes that host it, so its data outlives its writers’ devices',
+  },
+  maxHostedDbs: {
+    kind: 'int',
+    default: 1024,
+    min: 1,
+    max: 1_000_000,
+    description:
+      'databases this node hosts or keeps at once; a write, host request or sync for another one beyond it: KV_DB_NOT_HOSTED',
+  },
+  syncIntervalMs: {
+    kind: 'int',
+    default: 30_000,
+    min: 100,
+    max: 86_400_000,
+    description:
+      'between anti-entropy rounds of each hosted database with one of its other hosts or keepers, ms (a round also runs when the node starts and when it begins hosting a database)',
+  },
+  syncTimeoutMs: {
+    kind: 'int',
+    default: 60_000,
+    min: 1000,
+    max: 3_600_000,
+    description: 'time one sync session (reconciliation, fetch, push) may take, ms',
+  },
+  maxSyncSessions: {
+    kind: 'int',
+    default: 16,
+    min: 1,
+    max: 1024,
+    description: 'sync sessions this node serves at once; beyond it PEER_BUSY',
+  },
   maxOpBytes: {
     kind: 'int',
     default: 56 * KiB,
