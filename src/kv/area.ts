@@ -24,6 +24,7 @@ import { VerifyPool } from '../crypto/index.ts'
 import { parseDbIdFast } from './db-id.ts'
 import { type AppliedEvent, KvEngine, type OpSource, type SubmitResult } from './engine.ts'
 import { HlcClock } from './hlc.ts'
+import { fingerprint } from './reconcile/fingerprint.ts'
 import type { KvMetrics } from './metrics.ts'
 import type { KvOptions } from './options.ts'
 import { LmdbOrderedStore } from './store/lmdb-store.ts'
@@ -68,6 +69,11 @@ export interface KvDbStatus {
   hosted: boolean
   /** Ops held. */
   ops: number
+  /**
+   * The fingerprint of the ops held (hex; reconcile/fingerprint.ts): two nodes with equal fingerprints
+   * hold the same ops, so (the state machine being deterministic) the same state.
+   */
+  fingerprint: string
   /** The last sync this node started for it, if any. */
   lastSync?: SyncReport & { atMs: number; error?: string }
 }
@@ -318,10 +324,12 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
     async status(db) {
       const index = await engine.index(db)
       const ls = lastSync.get(db)
+      const all = index.prefix(store, undefined)
       return {
         db,
         hosted: hostedDbs.has(db),
-        ops: index.count(store, new Uint8Array(0), undefined),
+        ops: all.count,
+        fingerprint: Buffer.from(fingerprint(all)).toString('hex'),
         ...(ls === undefined ? {} : { lastSync: ls }),
       }
     },
