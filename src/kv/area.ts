@@ -24,9 +24,9 @@ import { VerifyPool } from '../crypto/index.ts'
 import { parseDbIdFast } from './db-id.ts'
 import { type AppliedEvent, KvEngine, type OpSource, type SubmitResult } from './engine.ts'
 import { HlcClock } from './hlc.ts'
-import { fingerprint } from './reconcile/fingerprint.ts'
 import type { KvMetrics } from './metrics.ts'
 import type { KvOptions } from './options.ts'
+import { fingerprint } from './reconcile/fingerprint.ts'
 import { LmdbOrderedStore } from './store/lmdb-store.ts'
 import type { OrderedStore } from './store/ordered.ts'
 import { KvSync, type SyncHost, type SyncReport } from './sync.ts'
@@ -42,7 +42,12 @@ export interface KvPubsub {
   subscribe(topic: string): AsyncIterable<{ publisher: string; data: Uint8Array }> & { close(): void }
   /** Peers subscribed to `topic` (PeerId strings), as gossipsub sees them. */
   topicPeers(topic: string): string[]
+  /** Hear when a peer subscribes to a topic (gossipsub's subscription-change). @returns a function that stops it */
+  onTopicPeer?(listener: (topic: string, peer: PeerId) => void): () => void
 }
+
+/** How long after a sync with a peer a new subscription of it starts no other, ms. */
+const PEER_SYNC_GAP_MS = 5_000
 
 export interface KvComponents {
   logger: Logger
@@ -162,6 +167,9 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
   const hostedDbs = new Map<string, { close(): void }>()
   const lastSync = new Map<string, KvDbStatus['lastSync']>()
   let lifetime = new AbortController()
+  /** `${db} ${peer}` → when a sync with it was last started (bounded). */
+  const peerSynced = new Map<string, number>()
+  let stopTopicPeers: (() => void) | undefined
   let timer: ReturnType<typeof setInterval> | undefined
   let started = false
 
@@ -247,34 +255,42 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
     return [...out.values()]
   }
 
+  /** One sync session with `peer`, recorded in metrics and `lastSync`. @throws only when `signal` aborted */
+  const syncWith = async (db: string, peer: PeerId, signal: AbortSignal): Promise<SyncReport | undefined> => {
+    try {
+      const r = await sync.sync(peer, db, { signal })
+      metrics.kvSyncs.inc({ result: 'done' })
+      metrics.kvSyncedOps.inc({ direction: 'fetched' }, r.fetched)
+      metrics.kvSyncedOps.inc({ direction: 'pushed' }, r.pushed)
+      lastSync.set(db, { ...r, atMs: clock.now() })
+      return r
+    } catch (err) {
+      if (signal.aborted) throw err
+      metrics.kvSyncs.inc({ result: 'failed' })
+      lastSync.set(db, {
+        db,
+        peer: peer.toString(),
+        rounds: 0,
+        reconBytes: 0,
+        need: 0,
+        have: 0,
+        fetched: 0,
+        pushed: 0,
+        atMs: clock.now(),
+        error: (err as Error).message,
+      })
+      log.debug({ db, peer: peer.toString(), err: (err as Error).message }, 'kv sync failed')
+      return undefined
+    }
+  }
+
   const syncDb = async (db: string, o: AbortOptions & { peers?: number } = {}): Promise<SyncReport[]> => {
     const signal = o.signal === undefined ? lifetime.signal : AbortSignal.any([o.signal, lifetime.signal])
     const reports: SyncReport[] = []
     for (const peer of await partners(db, o.peers ?? 3, signal)) {
-      try {
-        const r = await sync.sync(peer, db, { signal })
-        metrics.kvSyncs.inc({ result: 'done' })
-        metrics.kvSyncedOps.inc({ direction: 'fetched' }, r.fetched)
-        metrics.kvSyncedOps.inc({ direction: 'pushed' }, r.pushed)
-        lastSync.set(db, { ...r, atMs: clock.now() })
-        reports.push(r)
-      } catch (err) {
-        if (signal.aborted) throw err
-        metrics.kvSyncs.inc({ result: 'failed' })
-        lastSync.set(db, {
-          db,
-          peer: peer.toString(),
-          rounds: 0,
-          reconBytes: 0,
-          need: 0,
-          have: 0,
-          fetched: 0,
-          pushed: 0,
-          atMs: clock.now(),
-          error: (err as Error).message,
-        })
-        log.debug({ db, peer: peer.toString(), err: (err as Error).message }, 'kv sync failed')
-      }
+      peerSynced.set(`${db} ${peer.toString()}`, clock.now())
+      const r = await syncWith(db, peer, signal)
+      if (r !== undefined) reports.push(r)
     }
     return reports
   }
@@ -283,6 +299,23 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
     p().catch((err) => {
       if (!lifetime.signal.aborted) log.debug({ err: (err as Error).message }, `${what} failed`)
     })
+  }
+
+  /**
+   * A peer subscribed to a hosted database's topic: it has just started hosting it, or came back.
+   * Sync with it now, so neither waits for the periodic round.
+   */
+  const onTopicPeer = (topic: string, peer: PeerId): void => {
+    if (!started || !topic.startsWith('kv/')) return
+    const db = topic.slice(3)
+    const who = peer.toString()
+    if (!hostedDbs.has(db) || who === self || peers.isBanned(who)) return
+    const key = `${db} ${who}`
+    const last = peerSynced.get(key)
+    if (last !== undefined && clock.now() - last < PEER_SYNC_GAP_MS) return
+    if (peerSynced.size >= 4096) peerSynced.clear()
+    peerSynced.set(key, clock.now())
+    background('kv sync with a new subscriber', () => syncWith(db, peer, lifetime.signal))
   }
 
   /** One anti-entropy round: each hosted database with one partner. */
@@ -347,6 +380,7 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
       started = true
       for (const db of hostedDbs.keys()) hostedDbs.set(db, listen(db))
       await sync.start()
+      stopTopicPeers = pubsub.onTopicPeer?.(onTopicPeer)
       timer = setInterval(() => background('kv anti-entropy', round), options.syncIntervalMs)
       timer.unref()
     },
@@ -355,6 +389,7 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
     },
     async beforeStop() {
       clearInterval(timer)
+      stopTopicPeers?.()
       lifetime.abort(new NodusError('ABORTED', 'the node is stopping'))
       for (const s of hostedDbs.values()) s.close()
       started = false

@@ -140,16 +140,39 @@ export class KvEngine {
         (a.d.body.type === 'db' ? 0 : 1) - (b.d.body.type === 'db' ? 0 : 1) ||
         compareHlc(a.d.body.hlc, b.d.body.hlc),
     )
-    for (const { i, d, valid } of decoded) {
-      try {
-        const op = verifiedOp(d, await valid)
-        results[i] = await this.#apply(op)
-      } catch (err) {
-        options.signal?.throwIfAborted()
-        // A store failure ends the submission; anything not a NodusError is a bug: it surfaces.
-        if (!isNodusError(err) || STORE_FAILURES.has(err.code)) throw err
-        results[i] = refusal(err, d.id)
+    // Every signature checked (in parallel, in the pool), then every write issued in one turn, so
+    // they share one commit and one flush (LmdbOrderedStore batches the writes of a turn).
+    const checked = await Promise.all(
+      decoded.map(async ({ i, d, valid }) => {
+        try {
+          return { i, d, op: verifiedOp(d, await valid) }
+        } catch (err) {
+          return { i, d, err }
+        }
+      }),
+    )
+    const indexes = new Map<string, FingerprintIndex>()
+    for (const c of checked)
+      if (c.op !== undefined && !indexes.has(c.op.body.db))
+        indexes.set(c.op.body.db, await this.index(c.op.body.db))
+    const writes = checked.map((c) =>
+      c.op === undefined
+        ? Promise.reject(c.err)
+        : this.#apply(c.op, indexes.get(c.op.body.db) as FingerprintIndex),
+    )
+    const settled = await Promise.allSettled(writes)
+    for (let k = 0; k < checked.length; k++) {
+      const { i, d } = checked[k] as (typeof checked)[number]
+      const s = settled[k] as PromiseSettledResult<SubmitResult>
+      if (s.status === 'fulfilled') {
+        results[i] = s.value
+        continue
       }
+      const err = s.reason
+      options.signal?.throwIfAborted()
+      // A store failure ends the submission; anything not a NodusError is a bug: it surfaces.
+      if (!isNodusError(err) || STORE_FAILURES.has(err.code)) throw err
+      results[i] = refusal(err, d.id)
     }
     for (let i = 0; i < results.length; i++) {
       const r = results[i] as SubmitResult
@@ -166,8 +189,8 @@ export class KvEngine {
     return results
   }
 
-  async #apply(op: Op): Promise<SubmitResult> {
-    const index = await this.index(op.body.db)
+  /** Apply one verified op in one store write (issued at once: no await before the write). */
+  async #apply(op: Op, index: FingerprintIndex): Promise<SubmitResult> {
     const out = await this.#deps.store.write((w) => {
       let change: ReturnType<typeof admitOp>
       try {

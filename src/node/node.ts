@@ -6,6 +6,7 @@
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import type { SubscriptionChangeData } from '@libp2p/gossipsub'
 import { type ApiServer, createApiServer } from '../api/index.ts'
 import { type Clock, systemClock } from '../common/clock.ts'
 import { RUN_FILE, readApiToken } from '../common/data-dir.ts'
@@ -197,6 +198,15 @@ export async function createNode(
         publish: (topic, data) => messaging.publish(topic, data),
         subscribe: (topic) => messaging.subscribe(topic),
         topicPeers: (topic) => gossip.getSubscribers(GOSSIP_TOPIC_PREFIX + topic).map((p) => p.toString()),
+        onTopicPeer: (listener) => {
+          const on = (evt: CustomEvent<SubscriptionChangeData>): void => {
+            for (const s of evt.detail.subscriptions)
+              if (s.subscribe && s.topic.startsWith(GOSSIP_TOPIC_PREFIX))
+                listener(s.topic.slice(GOSSIP_TOPIC_PREFIX.length), evt.detail.peerId)
+          }
+          gossip.addEventListener('subscription-change', on)
+          return () => gossip.removeEventListener('subscription-change', on)
+        },
       },
       closestPeers: (key, n, o) =>
         closestPeers(net.libp2p, key, n, {
