@@ -289,7 +289,7 @@ export class FingerprintIndex {
   /** Summary of the items < `x` (x undefined: all items). About 16 store entries per level. */
   prefix(r: OrderedReader, x: Uint8Array | undefined): Summary {
     const acc = emptySummary()
-    let start = EMPTY
+    let start: Uint8Array = EMPTY
     for (let t = MAX_LEVEL; t >= 1; t--) {
       let last: Uint8Array | undefined
       let lastStart: Uint8Array | undefined
