@@ -3,18 +3,17 @@
  * headless Chromium through playwright-core. The page gets the API token pasted, uploads a real file
  * through its file input, lists it, draws its shard map, downloads it (bytes compared), and shows usage
  * and live charts. Also: the Prometheus parsing the page does (prom.js) and how the assets are served.
+ * The messages panel has its own test (dashboard-messages.test.ts).
  *
- * Chromium: `apt-get install chromium` (.ci/run does). Without it the browser test skips outside CI,
- * and fails in CI. `NODUS_SCREENSHOT=/tmp/dash.png` saves a full-page screenshot.
+ * Chromium: test/utils/chromium.ts. `NODUS_SCREENSHOT=/tmp/dash.png` saves a full-page screenshot.
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { type Browser, chromium } from 'playwright-core'
+import type { Browser } from 'playwright-core'
 import {
   bucketDelta,
   createSampler,
@@ -27,23 +26,8 @@ import { initNode } from '../../src/cli/init.ts'
 import { silentLogger } from '../../src/common/logger.ts'
 import { loadConfig } from '../../src/config/config.ts'
 import { createNode, type NodusNode } from '../../src/node/node.ts'
-
-const CHROMIUM = '/usr/bin/chromium'
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-]
-const haveChromium = existsSync(CHROMIUM)
-const skipBrowser =
-  haveChromium || process.env.CI !== undefined
-    ? false
-    : `${CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium) to run this test`
+import { launchChromium, openDashboard, skipBrowser, watchedPage } from '../utils/chromium.ts'
+import { waitFor } from '../utils/wait.ts'
 
 describe('dashboard prom.js (Prometheus text parsing in the page)', () => {
   const text = [
@@ -123,10 +107,7 @@ describe('dashboard in Chromium', { skip: skipBrowser }, () => {
     node = await createNode(await loadConfig(dir), { logger: silentLogger() })
     await node.start()
     api = node.info().api
-    if (!haveChromium) {
-      throw new Error(`${CHROMIUM} is missing: CI must install Debian's chromium package (.ci/run)`)
-    }
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 60_000 })
+    browser = await launchChromium()
   })
 
   after(async () => {
@@ -185,29 +166,10 @@ describe('dashboard in Chromium', { skip: skipBrowser }, () => {
     const file = join(dir, name)
     await writeFile(file, data)
 
-    const context = await browser.newContext({
-      acceptDownloads: true,
-      viewport: { width: 1280, height: 900 },
-    })
-    const page = await context.newPage()
-    page.setDefaultTimeout(30_000)
-    const problems: string[] = []
-    page.on('pageerror', (err) => problems.push(`page error: ${err.message}`))
-    page.on('console', (msg) => {
-      if (msg.type() === 'error') problems.push(`console: ${msg.text()}`)
-    })
-    const outside: string[] = []
-    page.on('request', (req) => {
-      if (!req.url().startsWith(api) && !req.url().startsWith('data:')) outside.push(req.url())
-    })
+    const { context, page, problems, outside } = await watchedPage(browser, api, { acceptDownloads: true })
     try {
-      await page.goto(`${api}/`, { waitUntil: 'load', timeout: 30_000 })
-      await page.getByRole('heading', { name: 'Storage' }).waitFor()
-
-      // The token, pasted.
-      await page.getByLabel('API token').fill(token)
-      await page.getByRole('button', { name: 'Use token' }).click()
-      await page.getByText('Token set (this tab only)').waitFor()
+      // The page, with the token pasted.
+      await openDashboard(page, api, token)
 
       // Upload through the file input.
       await page.getByLabel('File', { exact: true }).setInputFiles(file)
@@ -261,13 +223,13 @@ describe('dashboard in Chromium', { skip: skipBrowser }, () => {
       assert.equal(Number(meter), usage.bytes)
 
       // Charts: six uPlot canvases, a few scrapes of /metrics, and an API latency read off them.
-      // (Predicates as strings: they run in the page, and this file is type-checked without the DOM.)
+      // (Polled from here, not waitForFunction: the page's CSP forbids the eval a string predicate needs.)
       assert.equal(await page.locator('#live figure.chart canvas').count(), 6)
-      await page.waitForFunction(
-        "Number(document.querySelector('#chart-api')?.getAttribute('data-points')) >= 3",
-        undefined,
-        { timeout: 30_000 },
-      )
+      await waitFor(async () => Number(await page.locator('#chart-api').getAttribute('data-points')) >= 3, {
+        timeoutMs: 30_000,
+        what: 'three scrapes on the API latency chart',
+        intervalMs: 200,
+      })
       await page
         .locator('#chart-api .chart-latest')
         .getByText(/p50 [\d.,]+ ms/)

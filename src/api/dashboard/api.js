@@ -1,5 +1,9 @@
-/** The node's HTTP API as the page uses it: JSON reads, the API token, uploads with progress. */
+/**
+ * The node's HTTP API as the page uses it: JSON reads, the API token, uploads with progress, event
+ * streams.
+ */
 import { useEffect, useState } from 'preact/hooks'
+import { createSseParser } from './sse.js'
 
 const TOKEN_KEY = 'nodus.apiToken'
 /** Reads give up after this long (a manifest may have to be found in the network). */
@@ -26,9 +30,13 @@ async function errorOf(res) {
   return err
 }
 
-export async function getJson(path) {
+/** GET JSON; `auth`: send the bearer token (routes that need it). */
+export async function getJson(path, { auth = false } = {}) {
   const res = await fetch(path, {
-    headers: { accept: 'application/json' },
+    headers: {
+      accept: 'application/json',
+      ...(auth ? { authorization: `Bearer ${token.get()}` } : {}),
+    },
     signal: AbortSignal.timeout(READ_TIMEOUT_MS),
   })
   if (!res.ok) throw await errorOf(res)
@@ -51,6 +59,38 @@ export async function postJson(path, body) {
   })
   if (!res.ok) throw await errorOf(res)
   return await res.json()
+}
+
+/**
+ * Follow a server-sent-event stream with the bearer token (fetch and a stream reader: EventSource sends
+ * no Authorization header). `onOpen()` once the node accepted the request (its subscription exists);
+ * `onEvent(name, data)` per event. Resolves to `ended` when the node ends the stream, `aborted` when
+ * `signal` aborts; rejects with the API's error for a refusal (401, 429, ...) or a broken connection.
+ */
+export async function followEvents(path, { onOpen, onEvent, signal }) {
+  const aborted = () => signal?.aborted === true
+  let reader
+  try {
+    const res = await fetch(path, {
+      headers: { accept: 'text/event-stream', authorization: `Bearer ${token.get()}` },
+      cache: 'no-store',
+      signal,
+    })
+    if (!res.ok) throw await errorOf(res)
+    onOpen?.()
+    reader = res.body.pipeThrough(new TextDecoderStream()).getReader()
+    const push = createSseParser(onEvent)
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) return aborted() ? 'aborted' : 'ended'
+      push(value)
+    }
+  } catch (err) {
+    if (aborted()) return 'aborted'
+    throw err
+  } finally {
+    reader?.releaseLock()
+  }
 }
 
 /** What to tell the user about a failed call that needed the token. */

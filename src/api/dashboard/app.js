@@ -8,7 +8,8 @@ import { useState } from 'preact/hooks'
 import { getJson, usePoll } from './api.js'
 import { FilesPanel, ShardMap } from './files.js'
 import { shorten } from './format.js'
-import { LivePanel } from './live.js'
+import { LivePanel, useMetrics } from './live.js'
+import { MessagesPanel } from './messages.js'
 import { NodePanel, PeersPanel, StoragePanel, TokenForm } from './panels.js'
 
 const html = htm.bind(h)
@@ -18,7 +19,8 @@ function App() {
   const status = usePoll(() => getJson('/system/status'), 5000)
   const usage = usePoll(() => getJson('/storage/usage'), 5000)
   const [selected, setSelected] = useState(undefined)
-  const [, setTokenVersion] = useState(0)
+  const [tokenVersion, setTokenVersion] = useState(0)
+  const scrape = useMetrics()
   const peerId = info.data?.peerId
   return html`
     <header class="top">
@@ -35,7 +37,8 @@ function App() {
           : html`<${ShardMap} key=${selected} cid=${selected} selfPeerId=${peerId} onClose=${() => setSelected(undefined)} />`
       }
       <${PeersPanel} />
-      <${LivePanel} />
+      <${LivePanel} scrape=${scrape} />
+      <${MessagesPanel} scrape=${scrape} tokenVersion=${tokenVersion} />
     </main>
     <footer class="muted">
       nodus ${info.data?.version ?? ''} · API: <a href="/openapi.json">/openapi.json</a> ·

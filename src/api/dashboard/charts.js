@@ -83,3 +83,14 @@ export function Chart({ id, title, series, data, format }) {
     <div class="chart-plot" ref=${box} role="img" aria-label=${`${title}: ${latest.join(', ')}`}></div>
   </figure>`
 }
+
+/**
+ * uPlot aligned data for each chart from a list of sample points (prom.js SamplePoint, oldest first):
+ * `{ [chart.id]: [times, ...one array per series] }`, a series' values read from `point[series.field]`.
+ */
+export function chartData(charts, points) {
+  const times = points.map((p) => p.t)
+  return Object.fromEntries(
+    charts.map((c) => [c.id, [times, ...c.series.map((s) => points.map((p) => p[s.field]))]]),
+  )
+}

@@ -40,3 +40,43 @@ export function formatTime(ms) {
 export function shorten(id, head = 8, tail = 6) {
   return id.length <= head + tail + 1 ? id : `${id.slice(0, head)}…${id.slice(-tail)}`
 }
+
+/** The bytes of a base64 string (the API sends message bodies so). */
+export function decodeBase64(b64) {
+  const bin = atob(b64)
+  const out = new Uint8Array(bin.length)
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i)
+  return out
+}
+
+/** C0 controls other than tab, LF and CR, DEL, C1 controls: text holding these is shown as bytes. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/
+
+/**
+ * A short, display-safe preview of a message body (render it as text, never as HTML):
+ * `{ kind: 'text', text }` when the bytes are UTF-8 without control characters (at most `maxChars`
+ * characters of it), else `{ kind: 'binary', text }` with the first `maxBytes` bytes in hex
+ * (`68 65 6c`). `truncated` says whether some was left out.
+ */
+export function previewBytes(bytes, maxChars = 200, maxBytes = 32) {
+  // Only the head is decoded (a UTF-8 character is at most 4 bytes); when that cuts the body, stream
+  // mode holds back a character cut at the end of the head instead of calling it malformed.
+  const head = bytes.subarray(0, maxChars * 4)
+  let text
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(head, { stream: head.length < bytes.length })
+  } catch {
+    text = undefined
+  }
+  if (text !== undefined && !CONTROL.test(text)) {
+    const chars = Array.from(text)
+    return {
+      kind: 'text',
+      text: chars.slice(0, maxChars).join(''),
+      truncated: chars.length > maxChars || bytes.length > head.length,
+    }
+  }
+  const shown = Array.from(bytes.subarray(0, maxBytes), (b) => b.toString(16).padStart(2, '0'))
+  return { kind: 'binary', text: shown.join(' '), truncated: bytes.length > maxBytes }
+}

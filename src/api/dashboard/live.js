@@ -1,9 +1,9 @@
 /** Live charts: scrape `GET /metrics` every 2 s and chart rates and latency percentiles. */
 import htm from 'htm'
 import { h } from 'preact'
-import { useEffect, useRef, useState } from 'preact/hooks'
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import { getText } from './api.js'
-import { Chart } from './charts.js'
+import { Chart, chartData } from './charts.js'
 import { formatBytes, formatNumber } from './format.js'
 import { createSampler, parseMetrics } from './prom.js'
 
@@ -14,9 +14,10 @@ const MAX_POINTS = 150
 const LATENCY_COLORS = ['#59a14f', '#f28e2b', '#e15759']
 
 const bytesPerSecond = (v) => `${formatBytes(v)}/s`
-const perSecond = (v) => `${formatNumber(v)}/s`
-const ms = (v) => `${formatNumber(v)} ms`
-const percentiles = (key) =>
+export const perSecond = (v) => `${formatNumber(v)}/s`
+export const ms = (v) => `${formatNumber(v)} ms`
+/** The p50, p95 and p99 series of a latency histogram by its SamplePoint key, e.g. `api`. */
+export const percentiles = (key) =>
   ['P50', 'P95', 'P99'].map((p, i) => ({
     field: `${key}${p}Ms`,
     label: p.toLowerCase(),
@@ -64,36 +65,31 @@ const CHARTS = [
   },
 ]
 
-const emptyData = () => Object.fromEntries(CHARTS.map((c) => [c.id, [[], ...c.series.map(() => [])]]))
-
-export function LivePanel() {
+/**
+ * Scrape `GET /metrics` every 2 s while mounted, for every panel that charts it (one scrape for all):
+ * `{ points, metrics, error }`, the last 5 minutes of sample points (prom.js SamplePoint, oldest
+ * first), the latest scrape parsed (prom.js Metrics; undefined before the first) and the last error.
+ */
+export function useMetrics() {
   const sampler = useRef(createSampler())
-  const [data, setData] = useState(emptyData)
-  const [error, setError] = useState(undefined)
+  const [state, setState] = useState({ points: [], metrics: undefined, error: undefined })
 
   useEffect(() => {
     let stopped = false
     let timer
     const tick = async () => {
       try {
-        const text = await getText('/metrics')
-        const point = sampler.current(parseMetrics(text), Date.now() / 1000)
+        const metrics = parseMetrics(await getText('/metrics'))
+        const point = sampler.current(metrics, Date.now() / 1000)
         if (!stopped) {
-          setError(undefined)
-          setData((old) => {
-            const next = {}
-            for (const c of CHARTS) {
-              const prev = old[c.id]
-              next[c.id] = [
-                [...prev[0], point.t].slice(-MAX_POINTS),
-                ...c.series.map((s, i) => [...prev[i + 1], point[s.field]].slice(-MAX_POINTS)),
-              ]
-            }
-            return next
-          })
+          setState((old) => ({
+            points: [...old.points, point].slice(-MAX_POINTS),
+            metrics,
+            error: undefined,
+          }))
         }
       } catch (err) {
-        if (!stopped) setError(`Cannot read /metrics: ${err.message}`)
+        if (!stopped) setState((old) => ({ ...old, error: `Cannot read /metrics: ${err.message}` }))
       }
       if (!stopped) timer = setTimeout(tick, SCRAPE_INTERVAL_MS)
     }
@@ -103,6 +99,13 @@ export function LivePanel() {
       clearTimeout(timer)
     }
   }, [])
+  return state
+}
+
+/** @param props.scrape what {@link useMetrics} returns */
+export function LivePanel({ scrape }) {
+  const data = useMemo(() => chartData(CHARTS, scrape.points), [scrape.points])
+  const error = scrape.error
 
   return html`<section class="card wide" id="live" aria-labelledby="live-h">
     <h2 id="live-h">Live</h2>

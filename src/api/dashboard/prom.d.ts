@@ -38,6 +38,16 @@ export interface SamplePoint {
   apiP50Ms: number | null
   apiP95Ms: number | null
   apiP99Ms: number | null
+  /** Pub/sub messages this node published, delivered to it, and dropped (all reasons), per second. */
+  pubsubPublishedPerSecond: number | null
+  pubsubDeliveredPerSecond: number | null
+  pubsubDroppedPerSecond: number | null
+  /** Messages waiting in the publish queue and in local subscribers' queues (a gauge). */
+  pubsubQueued: number | null
+  /** End-to-end pub/sub latency: publish timestamp to delivery here. */
+  pubsubP50Ms: number | null
+  pubsubP95Ms: number | null
+  pubsubP99Ms: number | null
 }
 export const LATENCY_HISTOGRAMS: readonly (readonly [string, string])[]
 export function createSampler(options?: {

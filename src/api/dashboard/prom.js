@@ -155,6 +155,7 @@ export const LATENCY_HISTOGRAMS = [
   ['shardRead', 'nodus_storage_shard_read_seconds'],
   ['shardWrite', 'nodus_storage_shard_write_seconds'],
   ['api', 'nodus_api_request_seconds'],
+  ['pubsub', 'nodus_messaging_latency_seconds'],
 ]
 
 /**
@@ -173,6 +174,9 @@ export function createSampler(options = {}) {
       get: sumSamples(metrics, 'nodus_storage_file_bytes_total', { direction: 'get' }) ?? 0,
       shardOk: sumSamples(metrics, 'nodus_storage_shard_requests_total', { result: 'ok' }) ?? 0,
       shardAll: sumSamples(metrics, 'nodus_storage_shard_requests_total') ?? 0,
+      published: sumSamples(metrics, 'nodus_messaging_published_total') ?? 0,
+      delivered: sumSamples(metrics, 'nodus_messaging_delivered_total') ?? 0,
+      dropped: sumSamples(metrics, 'nodus_messaging_dropped_total') ?? 0,
     }
     const buckets = {}
     for (const [key, name] of LATENCY_HISTOGRAMS) buckets[key] = histogramBuckets(metrics, name)
@@ -191,6 +195,10 @@ export function createSampler(options = {}) {
         dt,
       ),
       eventLoopLagP99Ms: lag === undefined || Number.isNaN(lag) ? null : lag * 1000,
+      pubsubPublishedPerSecond: rate(counters.published, before?.published, dt),
+      pubsubDeliveredPerSecond: rate(counters.delivered, before?.delivered, dt),
+      pubsubDroppedPerSecond: rate(counters.dropped, before?.dropped, dt),
+      pubsubQueued: sumSamples(metrics, 'nodus_messaging_queued_messages') ?? null,
     }
     // The newest earlier scrape at least a window old, else the oldest there is.
     let base
