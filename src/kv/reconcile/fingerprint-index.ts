@@ -170,7 +170,7 @@ export class FingerprintIndex {
       reverse: true,
       limit: 1,
     }))
-      return [this.#suffix(t, k), v]
+      return [this.#suffix(t, k).slice(), v.slice()]
     return undefined
   }
 
@@ -289,17 +289,18 @@ export class FingerprintIndex {
   /** Summary of the items < `x` (x undefined: all items). About 16 store entries per level. */
   prefix(r: OrderedReader, x: Uint8Array | undefined): Summary {
     const acc = emptySummary()
-    let start = EMPTY
+    let start: Uint8Array = EMPTY
     for (let t = MAX_LEVEL; t >= 1; t--) {
       let last: Uint8Array | undefined
       let lastStart: Uint8Array | undefined
+      // Copies of the entry kept past its iteration: a store may reuse its buffers.
       for (const [k, v] of r.range({ start: this.#key(t, start), end: this.#bound(t, x) })) {
         if (last !== undefined) addEncodedSummary(acc, last)
-        last = v
-        lastStart = k
+        last = v.slice()
+        lastStart = this.#suffix(t, k).slice()
       }
       if (lastStart === undefined) return acc // no items in the set (no head bucket) or x is the empty key
-      start = this.#suffix(t, lastStart).slice()
+      start = lastStart
     }
     addSummary(acc, this.#sumUnits(r, 0, start, x))
     return acc
@@ -375,7 +376,7 @@ export class FingerprintIndex {
       const s = this.#suffix(t, k)
       if (s.length === 0 || compareKeys(s, lo) <= 0) continue // the head, or a start at lo itself
       starts.push(s.slice())
-      sums.push(v)
+      sums.push(v.slice())
     }
     if (starts.length < parts - 1) return undefined
     // cum = summary of [lo, starts[i]); interior buckets are whole, the last one may reach past hi.
