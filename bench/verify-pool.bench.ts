@@ -88,17 +88,64 @@ async function runOnce(checks: readonly SignatureCheck[], verifyChunk: Verify): 
   }
 }
 
-/** Median figures of `rounds` runs (the event-loop delay of the median-throughput run). */
-async function rate(checks: readonly SignatureCheck[], v: Verify, rounds: number): Promise<Result> {
-  const runs: Result[] = []
-  for (let r = 0; r < rounds; r++) runs.push(await runOnce(checks, v))
-  const mid = runs.find((x) => x.opsPerSec === median(runs.map((y) => y.opsPerSec))) as Result
-  if (runs.some((x) => x.valid !== mid.valid)) throw new Error('runs disagree on the valid count')
+/** A way to verify: `open` (untimed) gives the chunk verifier, `close` ends it. */
+interface Contender {
+  name: string
+  open(): Promise<Verify>
+  close?(): Promise<void>
+}
+
+/**
+ * Median figures of each contender over `rounds` runs, rounds alternating between contenders so that
+ * background load hits all alike (the event-loop delay is the median-throughput run's).
+ */
+async function rates(
+  checks: readonly SignatureCheck[],
+  contenders: readonly Contender[],
+  rounds: number,
+): Promise<Result[]> {
+  const runs: Result[][] = contenders.map(() => [])
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, c] of contenders.entries()) {
+      const v = await c.open()
+      try {
+        runs[i]?.push(await runOnce(checks, v))
+      } finally {
+        await c.close?.()
+      }
+    }
+  }
+  return runs.map((rs, i) => {
+    const mid = rs.find((x) => x.opsPerSec === median(rs.map((y) => y.opsPerSec))) as Result
+    if (rs.some((x) => x.valid !== mid.valid)) throw new Error(`${contenders[i]?.name}: runs disagree`)
+    return {
+      opsPerSec: sig(mid.opsPerSec),
+      eldP99Ms: sig(mid.eldP99Ms, 2),
+      cpuUsPerOp: sig(median(rs.map((x) => x.cpuUsPerOp))),
+      valid: mid.valid,
+    }
+  })
+}
+
+/** A pool contender: a fresh pool per run, its workers started before the timed part. */
+function poolContender(
+  name: string,
+  threads: number,
+  maxBatch: number,
+  warm: readonly SignatureCheck[],
+): Contender {
+  let pool: VerifyPool | undefined
   return {
-    opsPerSec: sig(mid.opsPerSec),
-    eldP99Ms: sig(mid.eldP99Ms, 2),
-    cpuUsPerOp: sig(median(runs.map((x) => x.cpuUsPerOp))),
-    valid: mid.valid,
+    name,
+    async open() {
+      const p = new VerifyPool({ threads, maxBatch, maxQueued: 1 << 20 })
+      pool = p
+      await p.verifyMany(warm.slice(0, 64 * threads))
+      return viaPool(p)
+    },
+    async close() {
+      await pool?.close()
+    },
   }
 }
 
@@ -171,75 +218,46 @@ function row(name: string, ours: Result, peerName: string, peer: Result): Verify
 /** Runs the benchmark and returns its rows. Throws when contenders disagree on which signatures verify. */
 export async function run(options: BenchOptions): Promise<VerifyRow[]> {
   const n = options.quick ? 4_000 : 20_000
-  const rounds = options.quick ? 1 : 3
+  const rounds = options.quick ? 1 : 5
   const checks = ed25519Checks(n)
   const expectValid = n - Math.floor(n / 100)
-  const peerName = 'node:crypto verify, inline'
-  const peer = await rate(checks, inlineSync(nodeVerify), rounds)
-  const rows: VerifyRow[] = []
-  const check = (name: string, r: Result): Result => {
-    if (r.valid !== expectValid) throw new Error(`${name}: ${r.valid} valid, expected ${expectValid}`)
-    return r
-  }
-  check(peerName, peer)
   const cached = new SignatureVerifier()
-  rows.push(
-    row(
-      'inline, key objects cached',
-      check(
-        'inline',
-        await rate(
-          checks,
-          inlineSync((c) => cached.verify(c)),
-          rounds,
-        ),
-      ),
-      peerName,
-      peer,
-    ),
-  )
-  for (const [threads, batches] of [
-    [1, [1, 16, 64, 256]],
-    [2, [1, 16, 64, 256]],
-  ] as const) {
-    for (const maxBatch of batches) {
-      const pool = new VerifyPool({ threads, maxBatch, maxQueued: n })
-      try {
-        await pool.verifyMany(checks.slice(0, 64 * threads)) // start the workers (untimed)
-        const name = `pool, ${threads} thread${threads > 1 ? 's' : ''}, batch ${maxBatch}`
-        rows.push(row(name, check(name, await rate(checks, viaPool(pool), rounds)), peerName, peer))
-      } finally {
-        await pool.close()
-      }
+  const contenders: Contender[] = [
+    { name: 'node:crypto verify, inline', open: async () => inlineSync(nodeVerify) },
+    { name: 'inline, key objects cached', open: async () => inlineSync((c) => cached.verify(c)) },
+  ]
+  for (const threads of [1, 2]) {
+    for (const maxBatch of [1, 16, 64, 256]) {
+      const name = `pool, ${threads} thread${threads > 1 ? 's' : ''}, batch ${maxBatch}`
+      contenders.push(poolContender(name, threads, maxBatch, checks))
     }
   }
+  const results = await rates(checks, contenders, rounds)
+  for (const [i, r] of results.entries()) {
+    if (r.valid !== expectValid)
+      throw new Error(`${contenders[i]?.name}: ${r.valid} valid, expected ${expectValid}`)
+  }
+  const [peer, ...ours] = results as [Result, ...Result[]]
+  const rows = ours.map((r, i) => row(contenders[i + 1]?.name ?? '', r, contenders[0]?.name ?? '', peer))
+
   // Hybrid: ML-DSA-65 verification dominates.
   const hn = options.quick ? 200 : 1_000
   const hybrid = await hybridChecks(hn)
-  const hybridPeerName = 'node:crypto verifyHybrid, inline'
-  const hybridPeer = await rate(
-    hybrid,
-    inlineSync((c) => c.scheme === 'hybrid' && verifyHybrid(c.publicKey, c.message, c.signature)),
-    rounds,
-  )
-  if (hybridPeer.valid !== hn) throw new Error('hybrid: not every signature verified inline')
-  for (const threads of [1, 2]) {
-    const pool = new VerifyPool({ threads, maxBatch: 16, maxQueued: hn })
-    try {
-      await pool.verifyMany(hybrid.slice(0, 16 * threads))
-      const r = await rate(hybrid, viaPool(pool), rounds)
-      if (r.valid !== hn) throw new Error('hybrid: the pool disagrees')
-      rows.push(
-        row(
-          `hybrid, pool, ${threads} thread${threads > 1 ? 's' : ''}, batch 16`,
-          r,
-          hybridPeerName,
-          hybridPeer,
-        ),
-      )
-    } finally {
-      await pool.close()
-    }
+  const hybridContenders: Contender[] = [
+    {
+      name: 'node:crypto verifyHybrid, inline',
+      open: async () =>
+        inlineSync((c) => c.scheme === 'hybrid' && verifyHybrid(c.publicKey, c.message, c.signature)),
+    },
+    poolContender('hybrid, pool, 1 thread, batch 16', 1, 16, hybrid),
+    poolContender('hybrid, pool, 2 threads, batch 16', 2, 16, hybrid),
+  ]
+  const [hybridPeer, ...hybridOurs] = (await rates(hybrid, hybridContenders, rounds)) as [Result, ...Result[]]
+  for (const [i, r] of [hybridPeer, ...hybridOurs].entries()) {
+    if (r.valid !== hn) throw new Error(`${hybridContenders[i]?.name}: not every hybrid signature verified`)
+  }
+  for (const [i, r] of hybridOurs.entries()) {
+    rows.push(row(hybridContenders[i + 1]?.name ?? '', r, hybridContenders[0]?.name ?? '', hybridPeer))
   }
   return rows
 }

@@ -12,6 +12,7 @@
  * `QUEUE_FULL`. With `threads: 0` checks are verified inline, on the calling thread, with the same
  * interface (for a one-core machine, or where the pool does not pay: bench/verify-pool.bench.ts).
  *
+ * Workers start when there is work and exit after a minute without (an idle node keeps none).
  * A wrong signature is an answer (`false`), never an error.
  */
 import { Piscina } from 'piscina'
@@ -37,6 +38,12 @@ interface Pending {
   onAbort: (() => void) | undefined
   settled: boolean
 }
+
+/**
+ * A worker with nothing to verify for this long exits (each holds about 15 MB of RSS); the next
+ * check starts one again (about 50 ms).
+ */
+const IDLE_WORKER_MS = 60_000
 
 /** Tasks in flight per worker: one running, one ready to start as soon as it ends. */
 const TASKS_PER_WORKER = 2
@@ -75,9 +82,9 @@ export class VerifyPool {
         ? undefined
         : new Piscina({
             filename: WORKER.href,
-            minThreads: threads,
+            minThreads: 0,
             maxThreads: threads,
-            idleTimeout: Number.POSITIVE_INFINITY,
+            idleTimeout: IDLE_WORKER_MS,
           })
   }
 
