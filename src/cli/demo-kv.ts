@@ -197,6 +197,7 @@ export async function runKvDemo(o: KvDemoOptions): Promise<KvDemoResult> {
         20,
       )
       if (seen) probeMs.push(Date.now() - t)
+      o.log(`probe ${n}: ${seen ? `${Date.now() - t} ms to every live host` : 'not everywhere within 30 s'}`)
     }
 
     // 2. and 3. Two devices write at once; probes along the way; stop hosts midway.
