@@ -41,6 +41,9 @@ commands:
   demo   --scenario messaging [--nodes 16] [--messages 2000] [--publishers 4] [--rate 500] [--bytes 256] [--offline 10]
          every node subscribes; publishers publish; every message must reach every node; then sealed
          messages to a stopped node must reach it when it restarts
+  demo   --scenario kv [--nodes 16] [--hosts 8] [--ops 3000] [--stop 4] [--batch 50]
+         two devices of one owner write every value type to three databases; hosts stop, restart
+         and must converge to identical state; unauthorized and replayed writes are refused
 
 common options: --json (machine-readable output), --log-level LEVEL, --help
 data dir default: $NODUS_DATA_DIR or ~/.nodus`
@@ -458,6 +461,10 @@ async function main(argv: string[]): Promise<number> {
         rate: { type: 'string' },
         bytes: { type: 'string' },
         offline: { type: 'string' },
+        hosts: { type: 'string' },
+        ops: { type: 'string' },
+        stop: { type: 'string' },
+        batch: { type: 'string' },
         nodes: { type: 'string' },
         file: { type: 'string' },
         kill: { type: 'string' },
@@ -487,8 +494,25 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(`${JSON.stringify(result)}\n`)
         return result.ok ? 0 : 1
       }
+      if (scenario === 'kv') {
+        const { KV_DEMO_DEFAULTS: d, runKvDemo } = await import('./demo-kv.ts')
+        const result = await runKvDemo({
+          nodes: intFlag(f, 'nodes', d.nodes),
+          hosts: intFlag(f, 'hosts', d.hosts),
+          ops: intFlag(f, 'ops', d.ops),
+          stop: intFlag(f, 'stop', d.stop),
+          batch: intFlag(f, 'batch', d.batch),
+          basePort: intFlag(f, 'base-port', 0),
+          logLevel: typeof f['log-level'] === 'string' ? f['log-level'] : 'info',
+          keep: f.keep === true,
+          ...(typeof f['base-dir'] === 'string' ? { baseDir: resolve(f['base-dir']) } : {}),
+          log: (m) => process.stderr.write(`[demo] ${m}\n`),
+        })
+        process.stdout.write(`${JSON.stringify(result)}\n`)
+        return result.ok ? 0 : 1
+      }
       if (scenario !== 'storage')
-        throw new NodusError('INVALID_ARGUMENT', `unknown scenario ${scenario}: storage or messaging`)
+        throw new NodusError('INVALID_ARGUMENT', `unknown scenario ${scenario}: storage, messaging or kv`)
       const storage: Record<string, number> = {}
       if (f['segment-size'] !== undefined) storage.segmentSize = intFlag(f, 'segment-size', 0)
       if (f.k !== undefined) storage.k = intFlag(f, 'k', 10)

@@ -10,6 +10,19 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   )
 }
 
+/** The bytes of `parts` one after another, in a new `Uint8Array` (never a pooled Buffer). */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  let n = 0
+  for (const p of parts) n += p.byteLength
+  const out = new Uint8Array(n)
+  let at = 0
+  for (const p of parts) {
+    out.set(p, at)
+    at += p.byteLength
+  }
+  return out
+}
+
 /**
  * Free a view's memory now, when the view spans the whole of a plain ArrayBuffer: detaches it
  * (`ArrayBuffer.prototype.transfer(0)`), after which every view of that buffer reads zero bytes.

@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { API_OPTIONS } from '../api/options.ts'
 import { NodusError } from '../common/errors.ts'
 import type { OptionSpec, OptionsOf, OptionTable } from '../common/options.ts'
+import { KV_OPTIONS, kvOptionProblems } from '../kv/options.ts'
 import { MESSAGING_OPTIONS, messagingOptionProblems } from '../messaging/options.ts'
 import { NET_OPTIONS } from '../net/options.ts'
 import { LOG_OPTIONS } from '../node/options.ts'
@@ -29,6 +30,7 @@ const SECTIONS = Object.freeze({
   repair: REPAIR_OPTIONS,
   trust: TRUST_OPTIONS,
   messaging: MESSAGING_OPTIONS,
+  kv: KV_OPTIONS,
   log: LOG_OPTIONS,
 })
 type Sections = typeof SECTIONS
@@ -129,7 +131,11 @@ function validate(raw: unknown): { config: NodusConfig; issues: string[] } {
   }
   const config = out as unknown as NodusConfig
   if (issues.length === 0)
-    issues.push(...storageOptionProblems(config.storage), ...messagingOptionProblems(config.messaging))
+    issues.push(
+      ...storageOptionProblems(config.storage),
+      ...messagingOptionProblems(config.messaging),
+      ...kvOptionProblems(config.kv),
+    )
   return { config, issues }
 }
 

@@ -9,6 +9,7 @@ import { API_ERRORS, HTTP_LAYER_ERRORS } from '../api/errors.ts'
 import { CLI_ERRORS } from '../cli/errors.ts'
 import { COMMON_ERRORS, type ErrorCode, type ErrorTable } from '../common/errors.ts'
 import { CRYPTO_ERRORS } from '../crypto/errors.ts'
+import { KV_ERRORS, KV_RECON_ERRORS, KV_STATE_ERRORS } from '../kv/errors.ts'
 import { MESSAGING_ERRORS } from '../messaging/errors.ts'
 import { METRICS_ERRORS } from '../metrics/errors.ts'
 import { NET_ERRORS } from '../net/errors.ts'
@@ -44,6 +45,9 @@ export const ERROR_TABLES: readonly ErrorTable[] = assemble([
   NET_ERRORS,
   TRUST_ERRORS,
   MESSAGING_ERRORS,
+  KV_ERRORS,
+  KV_STATE_ERRORS,
+  KV_RECON_ERRORS,
   API_ERRORS,
   METRICS_ERRORS,
   NODE_ERRORS,
@@ -103,7 +107,7 @@ answers) carry no peerAction: they are the peer's word, not its fault.
 | code | peerAction | when | what it does to the peer |
 |---|---|---|---|
 | \`CID_MISMATCH\` | \`ban\` | a peer sent bytes that do not hash to the CID asked for (shard or manifest get) or named (shard put) | banned for \`trust.banMs\` and disconnected |
-| \`SIGNATURE_INVALID\` | \`ban\` | a receipt, holder update, storage order, pin, commit, trust vector, capacity report or key record the peer sent does not verify | banned for \`trust.banMs\` and disconnected |
+| \`SIGNATURE_INVALID\` | \`ban\` | a receipt, holder update, storage order, pin, commit, trust vector, capacity report, key record or kv operation the peer sent does not verify | banned for \`trust.banMs\` and disconnected |
 | \`PROTOCOL_ERROR\` | \`reject\` | a malformed request, response, frame, ticket or message (shard, bulk or reports protocol) | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`MESSAGE_TOO_LARGE\` | \`reject\` | a frame, audit proof or holder update over its bound | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`SHARD_TOO_LARGE\` | \`reject\` | a put, or a get's answer, over \`storage.maxShardBytes\` | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
@@ -118,17 +122,28 @@ answers) carry no peerAction: they are the peer's word, not its fault.
 | \`SEALED_MESSAGE_INVALID\` | \`reject\` | a sealed message whose outer envelope is malformed (any relay can check it) | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`DECRYPT_FAILED\` | \`reject\` | an HPKE or X-Wing ciphertext of the wrong length, or one that does not authenticate | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`MAILBOX_REQUEST_INVALID\` | \`reject\` | a malformed \`/nodus/msg/1.0.0\` request, or a mailbox acknowledgement not signed by the recipient, for another keeper or stale | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
+| \`KV_OP_INVALID\` | \`reject\` | a kv operation that is malformed (docs/PROTOCOLS.md, "KV operations"), or a create or grant naming a key that is not a valid Ed25519 point | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
+| \`KV_OP_TOO_LARGE\` | \`reject\` | a kv operation, key, field or value over its \`kv.*\` bound | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
+| \`KV_UNAUTHORIZED\` | \`reject\` | a kv create, grant or revoke not signed by the database's owner, or a non-owner's kv operation without a capability | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
+| \`RECON_MESSAGE_INVALID\` | \`reject\` | a malformed or oversized kv reconciliation message (docs/PROTOCOLS.md, "KV reconciliation") | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
+| \`KV_ARGS_INVALID\` | \`reject\` | a signed kv operation whose args do not fit its type and op (src/kv/state/ops.ts), e.g. a zadd score that is not a number | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`REVISION_INVALID\` | \`ignore\` | a holder update not newer than the last accepted (a late copy) | nothing |
 | \`TRUST_VECTOR_INVALID\` | \`ignore\` | a stale, future or replayed trust vector | nothing |
 | \`CAPACITY_REPORT_INVALID\` | \`ignore\` | a stale, future or replayed capacity report | nothing |
 | \`BATCH_INVALID\` | \`reject\` | a pub/sub batch that is malformed or over a bound (docs/PROTOCOLS.md, "Pub/sub") | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\`; gossipsub's score also drops (\`REJECT_PENALTY\` per batch, src/messaging/gossip.ts) |
 | \`BATCH_INVALID\` | \`ignore\` | a stale or future pub/sub batch (its timestamp outside \`messaging.maxAgeMs\` / \`messaging.maxClockSkewMs\`) | nothing |
+| \`KV_OP_FROM_FUTURE\` | \`ignore\` | a kv operation dated more than \`kv.maxFutureSkewMs\` ahead of this node's clock | nothing |
+| \`KV_OP_DUPLICATE\` | \`ignore\` | a kv operation this node already holds (a replay or a second copy) | nothing |
+| \`KV_DB_NOT_HOSTED\` | \`ignore\` | a kv sync for a database this node neither hosts nor keeps (or may not keep: \`kv.maxHostedDbs\`) | nothing |
+| \`KV_UNAUTHORIZED\` | \`ignore\` | a kv operation refused for what this node holds: its grant, the database's create or a revoke (a relay may not have them) | nothing |
 | \`KEY_RECORD_INVALID\` | \`ignore\` | an expired or not yet valid key record | nothing |
 | \`DECRYPT_FAILED\` | \`ignore\` | a sealed message that does not decrypt for this node (the relay cannot know) | nothing |
 | \`SEALED_MESSAGE_INVALID\` | \`ignore\` | a sealed message for an unknown key, malformed inside, addressed to another peer or too large | nothing |
 | \`SEALED_MESSAGE_FORGED\` | \`ignore\` | the sender signature inside a sealed message does not verify (the relay cannot know) | nothing |
 | \`SEALED_MESSAGE_STALE\` | \`ignore\` | a sealed message older than the window or from the future | nothing |
 | \`SEALED_MESSAGE_REPLAYED\` | \`ignore\` | a sealed message id already received within the window | nothing |
+| \`RECON_VERSION_UNSUPPORTED\` | \`ignore\` | a kv reconciliation message of another protocol version | nothing |
+| \`RECON_ROUNDS_EXCEEDED\` | \`ignore\` | a kv reconciliation session that needs more than \`kv.reconMaxRounds\` messages | nothing (the session ends) |
 | \`RATE_LIMITED\` | \`ignore\` | trust vectors or reports faster than the issuer's rate limit | nothing |
 | \`QUOTA_EXCEEDED\` | \`ignore\` | a put or pin past the uploader's quota, or a sealed message past the storing peer's mailbox quota at a keeper | nothing |
 | \`MAILBOX_RECIPIENT_FULL\` | \`ignore\` | a sealed message past what a keeper keeps for its recipient (all storing peers together) | nothing |

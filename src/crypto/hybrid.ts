@@ -14,10 +14,10 @@
  * and ACVP (external, pure) vectors; see test/crypto/.
  */
 
-import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto'
+import { createPrivateKey, createPublicKey, KeyObject, sign, verify } from 'node:crypto'
 import type { Ed25519PrivateKey } from '@libp2p/interface'
 import { type AbortOptions, throwIfAborted } from '../common/abort.ts'
-import { MLDSA65_PUBLIC_KEY_BYTES, type NodeIdentity } from './keys.ts'
+import type { NodeIdentity } from './keys.ts'
 
 /** The domain-separation label, ASCII. */
 export const HYBRID_CONTEXT = 'nodus/hybrid-signature/v1'
@@ -25,6 +25,8 @@ export const HYBRID_CONTEXT = 'nodus/hybrid-signature/v1'
 export const ED25519_PUBLIC_KEY_BYTES = 32
 /** Bytes in an Ed25519 signature. */
 export const ED25519_SIGNATURE_BYTES = 64
+/** Bytes in a raw ML-DSA-65 public key (FIPS 204 Table 2). */
+export const MLDSA65_PUBLIC_KEY_BYTES = 1952
 /** Bytes in an ML-DSA-65 signature (FIPS 204 Table 2). */
 export const MLDSA65_SIGNATURE_BYTES = 3309
 /** Longest FIPS 204 context string. */
@@ -65,23 +67,39 @@ function ed25519Message(message: Uint8Array): Uint8Array {
 }
 
 /**
+ * The OpenSSL key object of a raw Ed25519 public key, for a verifier that checks many signatures by
+ * one key: building it takes about a fifth of a verification (25 of 145 µs here).
+ *
+ * @param publicKey - 32 bytes
+ * @returns undefined when `publicKey` is not 32 bytes or OpenSSL refuses it; never throws
+ */
+export function ed25519PublicKeyObject(publicKey: Uint8Array): KeyObject | undefined {
+  if (!isBytes(publicKey, ED25519_PUBLIC_KEY_BYTES)) return undefined
+  try {
+    return createPublicKey({ key: toBuffer(publicKey), format: 'raw-public', asymmetricKeyType: 'ed25519' })
+  } catch {
+    return undefined
+  }
+}
+
+/**
  * Plain Ed25519 verification (RFC 8032 §5.1.7, as OpenSSL implements it: S < L and canonical R
  * enforced, cofactorless equation). No domain prefix is added.
  *
- * @param publicKey - 32 bytes
+ * @param publicKey - 32 bytes, or its key object from {@link ed25519PublicKeyObject}
  * @param message - any length
  * @param signature - 64 bytes
  * @returns false on a wrong signature and on any malformed input; never throws
  */
-export function verifyEd25519(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-  if (!isBytes(publicKey, ED25519_PUBLIC_KEY_BYTES) || !isBytes(message)) return false
-  if (!isBytes(signature, ED25519_SIGNATURE_BYTES)) return false
+export function verifyEd25519(
+  publicKey: Uint8Array | KeyObject,
+  message: Uint8Array,
+  signature: Uint8Array,
+): boolean {
+  if (!isBytes(message) || !isBytes(signature, ED25519_SIGNATURE_BYTES)) return false
+  const key = publicKey instanceof KeyObject ? publicKey : ed25519PublicKeyObject(publicKey)
+  if (key === undefined || key.asymmetricKeyType !== 'ed25519' || key.type !== 'public') return false
   try {
-    const key = createPublicKey({
-      key: toBuffer(publicKey),
-      format: 'raw-public',
-      asymmetricKeyType: 'ed25519',
-    })
     return verify(null, message, key, signature)
   } catch {
     return false

@@ -34,10 +34,12 @@ export {
 export {
   ED25519_PUBLIC_KEY_BYTES,
   ED25519_SIGNATURE_BYTES,
+  ed25519PublicKeyObject,
   HYBRID_CONTEXT,
   type HybridPublicKey,
   type HybridSignature,
   hybridPublicKey,
+  MLDSA65_PUBLIC_KEY_BYTES,
   MLDSA65_SIGNATURE_BYTES,
   signEd25519,
   signHybrid,
@@ -68,7 +70,6 @@ export {
   loadIdentity,
   MLDSA_SEED_BYTES,
   MLDSA65_KEY_FILE,
-  MLDSA65_PUBLIC_KEY_BYTES,
   type NodeIdentity,
   saveIdentity,
 } from './keys.ts'
@@ -100,6 +101,12 @@ export {
   sealedMessageInfo,
   sealMessage,
 } from './sealed-message.ts'
+export {
+  DEFAULT_VERIFIER_KEYS,
+  type SignatureCheck,
+  SignatureVerifier,
+  verifySignatureCheck,
+} from './signature-check.ts'
 export {
   checkFreshness,
   type DecodedRecord,
@@ -144,6 +151,7 @@ export {
   sequencedInboxOptions,
   type VerifiedRecord,
 } from './signed-record-inbox.ts'
+export { VerifyPool, type VerifyPoolOptions } from './verify-pool.ts'
 export {
   generateXWingKeyPair,
   parseXWingPublicKey,

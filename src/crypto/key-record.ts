@@ -14,8 +14,8 @@
  */
 import { type AbortOptions, throwIfAborted } from '../common/abort.ts'
 import { NodusError } from '../common/errors.ts'
-import { signHybrid } from './hybrid.ts'
-import { MLDSA65_PUBLIC_KEY_BYTES, type NodeIdentity } from './keys.ts'
+import { MLDSA65_PUBLIC_KEY_BYTES, signHybrid } from './hybrid.ts'
+import type { NodeIdentity } from './keys.ts'
 import {
   type DecodedRecord,
   type EncodedRecord,

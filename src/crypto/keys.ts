@@ -27,8 +27,6 @@ import { bytesEqual } from '../common/bytes.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
 import { errnoCode, exists, fsyncDir, readOrNull, unlinkQuietly, writeTemp } from './key-files.ts'
 
-/** Bytes in a raw ML-DSA-65 public key (FIPS 204 Table 2). */
-export const MLDSA65_PUBLIC_KEY_BYTES = 1952
 /** Bytes in an ML-DSA seed ξ (FIPS 204 Algorithm 1). */
 export const MLDSA_SEED_BYTES = 32
 /** Bytes in an Ed25519 public key and in its seed (RFC 8032 §5.1.5). */

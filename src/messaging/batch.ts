@@ -18,13 +18,11 @@
  * Nothing may follow the last message. A compact framing rather than dag-cbor: encoding and decoding a
  * 256-message batch costs a fraction of dag-cbor's (bench/pubsub.bench.ts, "batch codec").
  */
+import { ByteReader, varintLength, writeVarint } from '../common/byte-codec.ts'
 import { NodusError } from '../common/errors.ts'
 
 /** The batch format's version byte. */
 export const BATCH_VERSION = 1
-
-/** Largest varint value (2^53 − 1) and its longest encoding in bytes. */
-const MAX_VARINT_BYTES = 8
 
 /** One message in a batch, as the publisher put it. */
 export interface BatchEntry {
@@ -52,24 +50,6 @@ export interface BatchLimits {
   maxMessageBytes: number
   /** Most messages in a batch. */
   maxMessagesPerBatch: number
-}
-
-function varintLength(v: number): number {
-  let n = 1
-  while (v >= 0x80) {
-    v = Math.floor(v / 128)
-    n++
-  }
-  return n
-}
-
-function writeVarint(buf: Uint8Array, pos: number, v: number): number {
-  while (v >= 0x80) {
-    buf[pos++] = (v % 128) | 0x80
-    v = Math.floor(v / 128)
-  }
-  buf[pos++] = v
-  return pos
 }
 
 /** Bytes `entries` take in a batch besides the fixed header, for the batcher's size accounting. */
@@ -126,23 +106,10 @@ export function decodeBatch(bytes: Uint8Array, limits: BatchLimits): Batch {
     throw invalid(`batch of ${bytes.byteLength} bytes is over ${limits.maxBatchBytes}`)
   if (bytes.byteLength === 0) throw invalid('empty batch')
   if (bytes[0] !== BATCH_VERSION) throw invalid(`unknown batch version ${bytes[0]}`)
-  let pos = 1
-  const read = (): number => {
-    let v = 0
-    let mul = 1
-    for (let i = 0; i < MAX_VARINT_BYTES; i++) {
-      if (pos >= bytes.byteLength) throw invalid('batch truncated')
-      const b = bytes[pos++] as number
-      v += (b & 0x7f) * mul
-      if (b < 0x80) {
-        if (b === 0 && i > 0) throw invalid('non-canonical varint')
-        if (v > Number.MAX_SAFE_INTEGER) throw invalid('varint over 2^53 - 1')
-        return v
-      }
-      mul *= 128
-    }
-    throw invalid('varint too long')
-  }
+  const reader = new ByteReader(bytes, 1, (reason) =>
+    invalid(reason === 'truncated' ? 'batch truncated' : reason),
+  )
+  const read = (): number => reader.varint()
   const sessionStart = read()
   const firstSeq = read()
   const timeMs = read()
@@ -157,12 +124,11 @@ export function decodeBatch(bytes: Uint8Array, limits: BatchLimits): Batch {
     const len = read()
     if (len > limits.maxMessageBytes)
       throw invalid(`message of ${len} bytes is over ${limits.maxMessageBytes}`)
-    if (pos + len > bytes.byteLength) throw invalid('batch truncated')
+    const data = reader.bytes(len)
     const publishedAtMs = timeMs + dt
     if (publishedAtMs > Number.MAX_SAFE_INTEGER) throw invalid('timestamp overflow')
-    entries[i] = { data: bytes.subarray(pos, pos + len), publishedAtMs }
-    pos += len
+    entries[i] = { data, publishedAtMs }
   }
-  if (pos !== bytes.byteLength) throw invalid(`${bytes.byteLength - pos} bytes after the last message`)
+  if (reader.remaining !== 0) throw invalid(`${reader.remaining} bytes after the last message`)
   return { sessionStart, firstSeq, timeMs, entries }
 }

@@ -10,6 +10,7 @@ import { type ApiMetrics, createApiMetrics } from '../api/metrics.ts'
 import { type CliMetrics, createCliMetrics } from '../cli/metrics.ts'
 import { type ConfigMetrics, createConfigMetrics } from '../config/metrics.ts'
 import { type CryptoMetrics, createCryptoMetrics } from '../crypto/metrics.ts'
+import { createKvMetrics, type KvMetrics } from '../kv/metrics.ts'
 import {
   createMessagingMetrics,
   type MessagingMetrics,
@@ -37,6 +38,7 @@ export type AreaMetrics = NodeMetrics &
   TrustMetrics &
   MessagingMetrics &
   CryptoMetrics &
+  KvMetrics &
   ConfigMetrics &
   CliMetrics &
   SimMetrics
@@ -62,6 +64,7 @@ export class NodusMetrics {
       ...createTrustMetrics(registry, sources),
       ...createMessagingMetrics(registry, sources),
       ...createCryptoMetrics(registry),
+      ...createKvMetrics(registry),
       ...createConfigMetrics(registry),
       ...createCliMetrics(registry),
       ...createSimMetrics(registry),

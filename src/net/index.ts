@@ -1,4 +1,5 @@
 // The public surface of net, exactly as listed in README.md (test/net/index.test.ts checks both agree).
+
 export { createNet, type Net, type NetAreaOptions, type NetComponents, type NetPeerPolicy } from './area.ts'
 export {
   BulkChannel,
@@ -10,6 +11,7 @@ export {
   type BulkResponse,
   DEFAULT_BULK_OPTIONS,
 } from './bulk.ts'
+export { type ClosestPeersHost, closestPeers, kadId, xorCompare } from './closest.ts'
 export {
   createHost,
   DEFAULT_HOST_OPTIONS,

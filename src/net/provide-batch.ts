@@ -31,6 +31,7 @@ import { createHash } from 'node:crypto'
 import type { PeerId, Stream } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { withDeadline } from '../common/abort.ts'
+import { concatBytes } from '../common/bytes.ts'
 import type { NodusLibp2p } from './host.ts'
 import { encodeVarint, lengthPrefixed, sendWithBackpressure } from './stream-io.ts'
 
@@ -89,21 +90,9 @@ export function encodeAddProvider(
     encodeVarint(bytes.byteLength),
     bytes,
   ]
-  const peerInfo = concat([...field(0x0a, self.id), ...self.addrs.flatMap((a) => field(0x12, a))])
+  const peerInfo = concatBytes([...field(0x0a, self.id), ...self.addrs.flatMap((a) => field(0x12, a))])
   // type (field 1, varint) = 2, key (field 2), providerPeers (field 9)
-  return concat([Uint8Array.of(0x08, 2), ...field(0x12, key), ...field(0x4a, peerInfo)])
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0
-  for (const p of parts) n += p.byteLength
-  const out = new Uint8Array(n)
-  let off = 0
-  for (const p of parts) {
-    out.set(p, off)
-    off += p.byteLength
-  }
-  return out
+  return concatBytes([Uint8Array.of(0x08, 2), ...field(0x12, key), ...field(0x4a, peerInfo)])
 }
 
 interface Lookup {

@@ -6,6 +6,7 @@
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import type { SubscriptionChangeData } from '@libp2p/gossipsub'
 import { type ApiServer, createApiServer } from '../api/index.ts'
 import { type Clock, systemClock } from '../common/clock.ts'
 import { RUN_FILE, readApiToken } from '../common/data-dir.ts'
@@ -15,11 +16,13 @@ import { createLogger, type Logger } from '../common/logger.ts'
 import { type Random, systemRandom } from '../common/random.ts'
 import type { NodusConfig } from '../config/index.ts'
 import { didKeyFromEd25519, loadIdentity, type NodeIdentity } from '../crypto/index.ts'
+import { createKv, type Kv, kvRoutes } from '../kv/index.ts'
 import {
   createDirectMessaging,
   createMessaging,
   type DirectMessaging,
   directRoutes,
+  GOSSIP_TOPIC_PREFIX,
   gossipsubInit,
   KEY_RECORD_DHT_NAMESPACE,
   keyRecordSelector,
@@ -29,7 +32,14 @@ import {
   PeerPenalties,
 } from '../messaging/index.ts'
 import { NodusMetrics } from '../metrics/index.ts'
-import { createNet, DEFAULT_HOST_OPTIONS, type Net, netRoutes, provideBatchDepsFor } from '../net/index.ts'
+import {
+  closestPeers,
+  createNet,
+  DEFAULT_HOST_OPTIONS,
+  type Net,
+  netRoutes,
+  provideBatchDepsFor,
+} from '../net/index.ts'
 import {
   allocAligned,
   createStorage,
@@ -63,6 +73,7 @@ export interface NodeAreas {
   messaging: Messaging
   /** Encrypted direct messages (the messaging area's, started after pub/sub). */
   direct: DirectMessaging
+  kv: Kv
 }
 
 /**
@@ -173,6 +184,39 @@ export async function createNode(
     },
     config.messaging,
   )
+  const gossip = net.pubsub as NonNullable<Net['pubsub']>
+  const kv = createKv(
+    {
+      logger,
+      clock,
+      random,
+      metrics,
+      self,
+      dataDir: config.dataDir,
+      host: net.libp2p,
+      pubsub: {
+        publish: (topic, data) => messaging.publish(topic, data),
+        subscribe: (topic) => messaging.subscribe(topic),
+        topicPeers: (topic) => gossip.getSubscribers(GOSSIP_TOPIC_PREFIX + topic).map((p) => p.toString()),
+        onTopicPeer: (listener) => {
+          const on = (evt: CustomEvent<SubscriptionChangeData>): void => {
+            for (const s of evt.detail.subscriptions)
+              if (s.subscribe && s.topic.startsWith(GOSSIP_TOPIC_PREFIX))
+                listener(s.topic.slice(GOSSIP_TOPIC_PREFIX.length), evt.detail.peerId)
+          }
+          gossip.addEventListener('subscription-change', on)
+          return () => gossip.removeEventListener('subscription-change', on)
+        },
+      },
+      closestPeers: (key, n, o) =>
+        closestPeers(net.libp2p, key, n, {
+          signal: o.signal ?? AbortSignal.timeout(config.messaging.keyLookupTimeoutMs),
+          timeoutMs: config.messaging.keyLookupTimeoutMs,
+        }),
+      peers: trust.peerActions,
+    },
+    config.kv,
+  )
   metrics.attach({
     messagesQueued: () => messaging.queuedMessages,
     subscriptions: () => messaging.subscriptionCount,
@@ -198,6 +242,7 @@ export async function createNode(
         storageRoutes({ store: storage.store, files: storage.files, pins: storage.pins }),
         messagingRoutes({ messaging, maxMessageBytes: config.messaging.maxMessageBytes }),
         directRoutes({ direct, maxBodyBytes: config.messaging.directMaxBodyBytes }),
+        kvRoutes({ kv, clock }),
       ],
       metrics,
     },
@@ -208,7 +253,7 @@ export async function createNode(
     identity,
     logger,
     metrics,
-    areas: { trust, net, storage, exchange, messaging, direct },
+    areas: { trust, net, storage, exchange, messaging, direct, kv },
     api,
   })
 }
@@ -240,7 +285,7 @@ export class NodusNode {
     this.metrics = parts.metrics
     this.areas = parts.areas
     this.#api = parts.api
-    const { trust, net, storage, exchange, messaging, direct } = parts.areas
+    const { trust, net, storage, exchange, messaging, direct, kv } = parts.areas
     const api: Startable = {
       start: async () => {
         this.#apiUrl = await this.#api.listen(this.config.api.host, this.config.api.port)
@@ -248,7 +293,7 @@ export class NodusNode {
       beforeStop: () => this.#api.close(),
       stop: () => {},
     }
-    this.#startables = [trust, net, storage, exchange, messaging, direct, api]
+    this.#startables = [trust, net, storage, exchange, messaging, direct, kv, api]
   }
 
   // The areas' main services, for the CLI, the API and tests.

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { bytesEqual, freeIfWhole } from '../../src/common/bytes.ts'
+import { bytesEqual, concatBytes, freeIfWhole } from '../../src/common/bytes.ts'
 
 test('bytesEqual compares contents of views at any offset, lengths first', () => {
   const base = Uint8Array.from([9, 1, 2, 3, 9, 1, 2, 3])
@@ -31,4 +31,12 @@ test('freeIfWhole frees only views that span a whole, plain ArrayBuffer', () => 
   assert.equal(freeIfWhole(shared), false)
   assert.equal(freeIfWhole(new Uint8Array(new ArrayBuffer(8, { maxByteLength: 16 }))), false)
   assert.equal(freeIfWhole(new Uint8Array(0)), false)
+})
+
+test('concatBytes joins views in order into a new Uint8Array', () => {
+  const base = Uint8Array.from([9, 1, 2, 3])
+  const out = concatBytes([base.subarray(1, 3), new Uint8Array(0), Uint8Array.of(7)])
+  assert.deepEqual(out, Uint8Array.from([1, 2, 7]))
+  assert.equal(Object.getPrototypeOf(out), Uint8Array.prototype)
+  assert.deepEqual(concatBytes([]), new Uint8Array(0))
 })

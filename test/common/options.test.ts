@@ -42,7 +42,7 @@ test("NodusConfig's sections are the areas' option types", () => {
   // @ts-expect-error: no such key in the storage table
   assert.equal(c.storage.nope, undefined)
   // @ts-expect-error: no such section
-  assert.equal(c.kv, undefined)
+  assert.equal(c.nosuchsection, undefined)
 })
 
 test("a key's own rule (check) is applied after its kind", () => {
@@ -66,7 +66,7 @@ test('every key is listed once, with its section, in docs order, and its default
   const paths = CONFIG_KEYS.map((k) => k.path)
   assert.equal(new Set(paths).size, paths.length)
   const sections = [...new Set(paths.map((p) => p.split('.')[0]))]
-  assert.deepEqual(sections, ['net', 'api', 'storage', 'repair', 'trust', 'messaging', 'log'])
+  assert.deepEqual(sections, ['net', 'api', 'storage', 'repair', 'trust', 'messaging', 'kv', 'log'])
   const c = parseConfig({ dataDir: '/d' }) as unknown as Record<string, Record<string, unknown>>
   for (const k of CONFIG_KEYS) {
     const [section, key] = k.path.split('.') as [string, string]

@@ -1,0 +1,170 @@
+/**
+ * The kv area's config keys: section `kv` of the config file (docs/CONFIG.md): the bounds of an
+ * operation (docs/PROTOCOLS.md, "KV operations"), the clock skew an operation may have, and the
+ * signature verification pool, and reconciliation (`recon*`, src/kv/reconcile/protocol.ts; docs/PROTOCOLS.md,
+ * "KV reconciliation"). Pure table; the type {@link KvOptions} is derived from it.
+ */
+import { defineOptions, MiB, type OptionsOf } from '../common/options.ts'
+
+/** Bytes in a kibibyte (2^10). */
+const KiB = 1024
+
+/** Reconciliation keys of section `kv`. */
+export const KV_RECON_OPTIONS = defineOptions({
+  reconSplitFactor: {
+    kind: 'int',
+    default: 16,
+    min: 2,
+    max: 256,
+    description:
+      'B: a range whose fingerprints differ and that holds more than kv.reconIdListThreshold ops is split into this many sub-ranges of about equal counts',
+  },
+  reconIdListThreshold: {
+    kind: 'int',
+    default: 32,
+    min: 1,
+    max: 4096,
+    description:
+      'a range whose fingerprints differ is answered with its op keys (40 bytes each) rather than split when this node holds at most this many ops in it (or the peer holds none)',
+  },
+  reconMaxMessageBytes: {
+    kind: 'int',
+    default: 1 * MiB,
+    min: 4 * KiB,
+    max: 16 * MiB,
+    description:
+      'largest reconciliation message this node sends or accepts, bytes (each side sends at most the smaller of its own and the peer’s); a longer exchange continues over more rounds',
+  },
+  reconMaxRounds: {
+    kind: 'int',
+    default: 128,
+    min: 1,
+    max: 100_000,
+    description:
+      'most messages one side of a reconciliation session sends; beyond it the session ends with RECON_ROUNDS_EXCEEDED (in-sync: 1; catch-up of M ops: about log_B(n) + 40·M / kv.reconMaxMessageBytes)',
+  },
+})
+
+/** The reconciliation keys' values. */
+export type KvReconOptions = OptionsOf<typeof KV_RECON_OPTIONS>
+
+/** Section `kv`. */
+export const KV_OPTIONS = defineOptions({
+  ...KV_RECON_OPTIONS,
+  keepers: {
+    kind: 'int',
+    default: 3,
+    min: 0,
+    max: 20,
+    description:
+      'r: the peers XOR-closest to a database id that keep it besides the nodes that host it, so its data outlives its writers’ devices',
+  },
+  maxHostedDbs: {
+    kind: 'int',
+    default: 1024,
+    min: 1,
+    max: 1_000_000,
+    description:
+      'databases this node hosts or keeps at once; a write, host request or sync for another one beyond it: KV_DB_NOT_HOSTED',
+  },
+  syncIntervalMs: {
+    kind: 'int',
+    default: 30_000,
+    min: 100,
+    max: 86_400_000,
+    description:
+      'between anti-entropy rounds of each hosted database with one of its other hosts or keepers, ms (a round also runs when the node starts and when it begins hosting a database)',
+  },
+  syncTimeoutMs: {
+    kind: 'int',
+    default: 60_000,
+    min: 1000,
+    max: 3_600_000,
+    description: 'time one sync session (reconciliation, fetch, push) may take, ms',
+  },
+  maxSyncSessions: {
+    kind: 'int',
+    default: 16,
+    min: 1,
+    max: 1024,
+    description: 'sync sessions this node serves at once; beyond it PEER_BUSY',
+  },
+  maxOpBytes: {
+    kind: 'int',
+    default: 56 * KiB,
+    min: 8 * KiB,
+    max: 4 * MiB,
+    description:
+      'largest signed operation accepted or signed, bytes (the whole envelope; a hybrid signature and key take about 5.4 KB of it); keep it below messaging.maxMessageBytes so an operation fits one gossip message; larger: KV_OP_TOO_LARGE',
+  },
+  maxKeyBytes: {
+    kind: 'int',
+    default: 512,
+    min: 1,
+    max: 64 * KiB,
+    description: 'longest key (and grant key prefix), UTF-8 bytes; longer: KV_OP_TOO_LARGE',
+  },
+  maxFieldBytes: {
+    kind: 'int',
+    default: 512,
+    min: 1,
+    max: 64 * KiB,
+    description: 'longest field (hash field, JSON path, sub-key), UTF-8 bytes; longer: KV_OP_TOO_LARGE',
+  },
+  maxValueBytes: {
+    kind: 'int',
+    default: 48 * KiB,
+    min: 1,
+    max: 4 * MiB,
+    description:
+      'largest argument of an operation (a value, member, document), bytes of its dag-cbor encoding; larger: KV_OP_TOO_LARGE',
+  },
+  maxFutureSkewMs: {
+    kind: 'int',
+    default: 60_000,
+    min: 1000,
+    max: 3_600_000,
+    description:
+      'how far ahead of this node’s clock an operation’s HLC may be, ms; further: KV_OP_FROM_FUTURE (and the node’s own HLC never moves further ahead)',
+  },
+  verifyThreads: {
+    kind: 'int',
+    default: 2,
+    min: 0,
+    max: 64,
+    description:
+      'worker threads verifying operation signatures off the event loop (0: verify on the event loop itself, for a one-core machine); on 2 cores, 2 threads verify about 18,000 Ed25519 signatures/s, the event loop alone about 10,000 (bench/verify-pool.bench.ts)',
+  },
+  verifyBatchSize: {
+    kind: 'int',
+    default: 64,
+    min: 1,
+    max: 4096,
+    description:
+      'most signatures sent to a verification worker in one task (signatures arriving in one event-loop turn share a task)',
+  },
+  verifyQueueMax: {
+    kind: 'int',
+    default: 16_384,
+    min: 1,
+    max: 1_048_576,
+    description:
+      'signatures waiting for or in verification at once; beyond it a verification fails with QUEUE_FULL',
+  },
+})
+
+/** The values of section `kv`. */
+export type KvOptions = OptionsOf<typeof KV_OPTIONS>
+
+/**
+ * Problems between keys of section `kv` (each `kv.<key>: message`), empty when consistent.
+ * A key's own range is checked by the config loader.
+ */
+export function kvOptionProblems(o: KvOptions): string[] {
+  const out: string[] = []
+  if (o.maxValueBytes > o.maxOpBytes) out.push('kv.maxValueBytes: must be at most kv.maxOpBytes')
+  if (o.maxKeyBytes + o.maxFieldBytes > o.maxOpBytes)
+    out.push('kv.maxKeyBytes: kv.maxKeyBytes + kv.maxFieldBytes must be at most kv.maxOpBytes')
+  if (o.verifyQueueMax < o.verifyBatchSize) out.push('kv.verifyQueueMax: must be at least kv.verifyBatchSize')
+  return out
+}

@@ -1,0 +1,173 @@
+/**
+ * The kv area's HTTP routes (docs/API.md):
+ * - `POST /kv/ops` `{ ops: [base64 envelope] }` → `{ results: [{ id?, status, code?, message? }] }`:
+ *   apply signed operations (the client signs; the node never sees a writer's private key);
+ * - `GET /kv` → the databases this node hosts; `GET /kv/:db` → one database's sync status;
+ * - `POST /kv/:db/host` → host it (and sync it now); `POST /kv/:db/sync` → sync it now;
+ * - `GET /kv/:db/:key` → the key's type and value (a plain read; at most 1,000 elements of a
+ *   collection: GraphQL reads ranges).
+ *
+ * Values in JSON: strings, numbers, booleans, null, lists and maps as they are; bytes as
+ * `{ "$bytes": "<base64>" }`.
+ */
+import type { ApiRoutes } from '../api/index.ts'
+import type { Clock } from '../common/clock.ts'
+import { NodusError } from '../common/errors.ts'
+import type { Kv } from './area.ts'
+import type { KvValue } from './op-types.ts'
+import { get, hgetall, jsonGet, keyType, lrange, smembers, tsGet, xrange, zrange } from './state/index.ts'
+
+/** What the kv routes use. */
+export interface KvRoutesDeps {
+  kv: Pick<Kv, 'engine' | 'submit' | 'host' | 'sync' | 'status' | 'hosted'>
+  clock: Clock
+}
+
+/** Most ops in one POST /kv/ops. */
+export const MAX_OPS_PER_REQUEST = 1024
+/** Most elements of a collection GET /kv/:db/:key returns. */
+export const MAX_READ_ELEMENTS = 1000
+
+/** A KvValue as JSON (bytes as `{ $bytes: base64 }`). */
+export function valueToJson(v: unknown): unknown {
+  if (v instanceof Uint8Array)
+    return { $bytes: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') }
+  if (Array.isArray(v)) return v.map(valueToJson)
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = {}
+    for (const [k, x] of Object.entries(v)) out[k] = valueToJson(x)
+    return out
+  }
+  return v
+}
+
+const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
+
+const DbParams = {
+  type: 'object',
+  properties: { db: { type: 'string', minLength: 1, maxLength: 128 } },
+  required: ['db'],
+} as const
+
+/** The kv routes, as a plugin for createApiServer. */
+export function kvRoutes(deps: KvRoutesDeps): ApiRoutes {
+  const { kv, clock } = deps
+  return (r, ctx) => {
+    r.post<{ Body: { ops: string[] } }>(
+      '/kv/ops',
+      {
+        ...ctx.unmetered,
+        schema: {
+          tags: ['kv'],
+          summary: 'Apply signed kv operations (base64 envelopes, at most 1,024); each gets its own result',
+          security: [{ bearer: [] }],
+          body: {
+            type: 'object',
+            properties: {
+              ops: { type: 'array', minItems: 1, maxItems: MAX_OPS_PER_REQUEST, items: { type: 'string' } },
+            },
+            required: ['ops'],
+          },
+        },
+      },
+      async (req) => {
+        const envelopes = req.body.ops.map((b) => new Uint8Array(Buffer.from(b, 'base64')))
+        const results = await kv.submit(envelopes)
+        return {
+          results: results.map((x) =>
+            x.status === 'refused'
+              ? {
+                  ...(x.id === undefined ? {} : { id: hex(x.id) }),
+                  status: x.status,
+                  code: x.code,
+                  message: x.message,
+                }
+              : { id: hex(x.id), status: x.status },
+          ),
+        }
+      },
+    )
+    r.get(
+      '/kv',
+      { schema: { tags: ['kv'], summary: 'The databases this node hosts or keeps' } },
+      async () => ({
+        databases: kv.hosted(),
+      }),
+    )
+    r.get<{ Params: { db: string } }>(
+      '/kv/:db',
+      {
+        schema: {
+          tags: ['kv'],
+          summary: 'A database: hosted here, ops held, the last sync',
+          params: DbParams,
+        },
+      },
+      async (req) => kv.status(req.params.db),
+    )
+    r.post<{ Params: { db: string } }>(
+      '/kv/:db/host',
+      {
+        ...ctx.mutating,
+        schema: {
+          tags: ['kv'],
+          summary: 'Host a database here: follow its gossip, keep its ops, sync it now',
+          security: [{ bearer: [] }],
+          params: DbParams,
+        },
+      },
+      async (req) => {
+        await kv.host(req.params.db)
+        return kv.status(req.params.db)
+      },
+    )
+    r.post<{ Params: { db: string } }>(
+      '/kv/:db/sync',
+      {
+        ...ctx.mutating,
+        schema: {
+          tags: ['kv'],
+          summary: 'Run anti-entropy for a database now, with up to 3 of its other hosts and keepers',
+          security: [{ bearer: [] }],
+          params: DbParams,
+        },
+      },
+      async (req) => ({ reports: await kv.sync(req.params.db) }),
+    )
+    r.get<{ Params: { db: string; key: string } }>(
+      '/kv/:db/:key',
+      {
+        schema: {
+          tags: ['kv'],
+          summary: 'A key’s type and value (collections: at most 1,000 elements)',
+          params: {
+            type: 'object',
+            properties: { db: { type: 'string', maxLength: 128 }, key: { type: 'string', maxLength: 1024 } },
+            required: ['db', 'key'],
+          },
+        },
+      },
+      async (req) => {
+        const { db, key } = req.params
+        const reader = kv.engine.reader
+        const o = { nowMs: clock.now() }
+        const type = keyType(reader, db, key, o)
+        if (type === 'none')
+          throw new NodusError('KV_KEY_NOT_FOUND', `no key ${key} in ${db}`, { details: { db, key } })
+        let value: unknown
+        const n = MAX_READ_ELEMENTS
+        if (type === 'string') value = get(reader, db, key, o)
+        else if (type === 'hash') value = hgetall(reader, db, key, o)
+        else if (type === 'set') value = smembers(reader, db, key, o).slice(0, n)
+        else if (type === 'list')
+          value = lrange(reader, db, key, 0, n - 1, o).map((e) => ({ id: hex(e.id), value: e.value }))
+        else if (type === 'zset' || type === 'geo')
+          value = zrange(reader, db, key, { by: 'rank', start: 0, stop: n - 1 }, o)
+        else if (type === 'json') value = jsonGet(reader, db, key, o)
+        else if (type === 'stream') value = xrange(reader, db, key, '-', '+', { ...o, count: n })
+        else value = tsGet(reader, db, key, o)
+        return { db, key, type, value: valueToJson(value as KvValue) }
+      },
+    )
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * The peers XOR-closest to a key (Kademlia, Maymounkov & Mazières 2002): a kad-dht lookup bounded in
+ * time, plus the connected peers, sorted by the XOR distance of their kad ids (SHA-256, as kad-dht's
+ * routing table measures it) to the key's. The keepers of a mailbox and of a kv database are found
+ * this way.
+ */
+import { createHash } from 'node:crypto'
+import type { Connection, PeerId } from '@libp2p/interface'
+import type { KadDHT } from '@libp2p/kad-dht'
+
+/** What {@link closestPeers} needs of libp2p. */
+export interface ClosestPeersHost {
+  readonly peerId: PeerId
+  getConnections(peer?: PeerId): Connection[]
+  readonly services: { dht: Pick<KadDHT, 'getClosestPeers'> }
+}
+
+/** The kad-dht id of a key: SHA-256 of it. */
+export function kadId(bytes: Uint8Array): Buffer {
+  return createHash('sha256').update(bytes).digest()
+}
+
+/** Order of `a` and `b` by XOR distance to `target` (all kad ids of one length). */
+export function xorCompare(a: Uint8Array, b: Uint8Array, target: Uint8Array): number {
+  for (let i = 0; i < target.length; i++) {
+    const da = (a[i] as number) ^ (target[i] as number)
+    const db = (b[i] as number) ^ (target[i] as number)
+    if (da !== db) return da - db
+  }
+  return 0
+}
+
+/**
+ * Up to `n` peers XOR-closest to `key` that this node can find: a kad-dht lookup of `key` (cut off
+ * after `timeoutMs`, keeping what it found by then) and the connected peers; never this node nor
+ * `exclude`. With no connection, no lookup (kad-dht would wait for its timeout): the empty list.
+ * @throws the signal's reason when `signal` aborts
+ */
+export async function closestPeers(
+  host: ClosestPeersHost,
+  key: Uint8Array,
+  n: number,
+  options: { signal: AbortSignal; timeoutMs: number; exclude?: string; onError?: (err: unknown) => void },
+): Promise<PeerId[]> {
+  if (host.getConnections().length === 0 || n <= 0) return []
+  const found = new Map<string, PeerId>()
+  const query = AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs)])
+  try {
+    for await (const ev of host.services.dht.getClosestPeers(key, { signal: query })) {
+      if (ev.name === 'FINAL_PEER') found.set(ev.peer.id.toString(), ev.peer.id)
+    }
+  } catch (err) {
+    if (options.signal.aborted) throw options.signal.reason
+    options.onError?.(err)
+  }
+  for (const c of host.getConnections()) found.set(c.remotePeer.toString(), c.remotePeer)
+  found.delete(host.peerId.toString())
+  if (options.exclude !== undefined) found.delete(options.exclude)
+  const t = kadId(key)
+  return [...found.values()]
+    .map((p) => ({ p, d: kadId(p.toMultihash().bytes) }))
+    .sort((a, b) => xorCompare(a.d, b.d, t))
+    .slice(0, n)
+    .map((x) => x.p)
+}
