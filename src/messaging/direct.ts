@@ -18,7 +18,6 @@
  *   `sig` is `to`'s Ed25519 signature over dag-cbor `{ domain: "nodus/mailbox-ack/v1", to, keeper,
  *   at, ids }`, `keeper` must be the server and `at` within 5 minutes of its clock.
  */
-import { createHash } from 'node:crypto'
 import * as dagCbor from '@ipld/dag-cbor'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { KadDHT } from '@libp2p/kad-dht'
@@ -41,7 +40,13 @@ import {
   signEd25519,
   verifyEd25519,
 } from '../crypto/index.ts'
-import { lengthPrefixed, type Reply, requestResponse, StreamReader } from '../net/index.ts'
+import {
+  closestPeers as closestPeersOf,
+  lengthPrefixed,
+  type Reply,
+  requestResponse,
+  StreamReader,
+} from '../net/index.ts'
 import { DirectStore, type InboxMessage } from './direct-store.ts'
 import { KeyDirectory, type KeyDirectoryDht } from './key-directory.ts'
 import type { MessagingMetrics } from './metrics.ts'
@@ -181,20 +186,6 @@ export function mailboxAckBytes(
   ids: readonly Uint8Array[],
 ): Uint8Array {
   return dagCbor.encode({ domain: MAILBOX_ACK_DOMAIN, to, keeper, at, ids })
-}
-
-/** The kad-dht id of a key: SHA-256 of it (as kad-dht's routing table measures XOR distance). */
-function kadId(bytes: Uint8Array): Buffer {
-  return createHash('sha256').update(bytes).digest()
-}
-
-function xorCompare(a: Buffer, b: Buffer, target: Buffer): number {
-  for (let i = 0; i < target.length; i++) {
-    const da = (a[i] as number) ^ (target[i] as number)
-    const db = (b[i] as number) ^ (target[i] as number)
-    if (da !== db) return da - db
-  }
-  return 0
 }
 
 function codeOf(err: unknown): string {
@@ -466,38 +457,13 @@ export function createDirectMessaging(
   // ---- client ----
 
   /** The up to `n` peers XOR-closest to `target`'s kad id (kad-dht lookup, else connected peers), never itself nor `exclude`. */
-  const closestPeers = async (
-    target: PeerId,
-    n: number,
-    exclude: string,
-    signal: AbortSignal,
-  ): Promise<PeerId[]> => {
-    // With no connection there is nobody to ask (and kad-dht's query would wait for its timeout).
-    if (host.getConnections().length === 0) return []
-    const found = new Map<string, PeerId>()
-    // kad-dht's query can wait a long time on an empty or stale routing table: bounded, and what it
-    // found by then (with the connected peers) is used.
-    const query = AbortSignal.any([signal, AbortSignal.timeout(options.keyLookupTimeoutMs)])
-    try {
-      for await (const ev of host.services.dht.getClosestPeers(target.toMultihash().bytes, {
-        signal: query,
-      })) {
-        if (ev.name === 'FINAL_PEER') found.set(ev.peer.id.toString(), ev.peer.id)
-      }
-    } catch (err) {
-      if (signal.aborted) throw signal.reason
-      log.debug({ err: (err as Error).message }, 'closest peers lookup failed')
-    }
-    for (const c of host.getConnections()) found.set(c.remotePeer.toString(), c.remotePeer)
-    found.delete(self)
-    found.delete(exclude)
-    const t = kadId(target.toMultihash().bytes)
-    return [...found.values()]
-      .map((p) => ({ p, d: kadId(p.toMultihash().bytes) }))
-      .sort((a, b) => xorCompare(a.d, b.d, t))
-      .slice(0, n)
-      .map((x) => x.p)
-  }
+  const closestPeers = (target: PeerId, n: number, exclude: string, signal: AbortSignal): Promise<PeerId[]> =>
+    closestPeersOf(host, target.toMultihash().bytes, n, {
+      signal,
+      timeoutMs: options.keyLookupTimeoutMs,
+      exclude,
+      onError: (err) => log.debug({ err: (err as Error).message }, 'closest peers lookup failed'),
+    })
 
   /** Recipient → its keepers and when they were found; Map order is recency. */
   const keeperCache = new Map<string, { peers: PeerId[]; atMs: number }>()
