@@ -13,6 +13,7 @@
  * | ts | `start`, `stop` (Unix ms), `count`; neither: the latest sample | TS.RANGE / TS.GET |
  * | json | `path` (JSONPath, RFC 9535): the values it selects | JSON.GET |
  *
+ * Any geo search parameter makes the read a GEOSEARCH (which then needs its centre and its shape).
  * Scores of ±infinity are answered as the strings `+inf` and `-inf` (JSON has no infinity).
  */
 import { NodusError } from '../common/errors.ts'
@@ -171,7 +172,8 @@ export function readKey(
       }
       case 'zset':
       case 'geo': {
-        if (q.radius !== undefined || q.width !== undefined) {
+        const geo = [q.radius, q.width, q.height, q.member, q.lon, q.lat, q.unit, q.order]
+        if (geo.some((v) => v !== undefined)) {
           return geosearch(reader, db, key, geoQuery(q, n), o).map((h) => ({
             ...h,
             score: scoreJson(h.score),
