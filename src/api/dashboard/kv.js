@@ -10,7 +10,7 @@ import { h } from 'preact'
 import { useMemo, useState } from 'preact/hooks'
 import { getJson, usePoll } from './api.js'
 import { Chart, chartData } from './charts.js'
-import { formatNumber, formatTime, shorten } from './format.js'
+import { formatNumber, formatTime, orDash, shorten } from './format.js'
 import { perSecond } from './live.js'
 import { ErrorLine } from './panels.js'
 import { sumSamples } from './prom.js'
@@ -44,7 +44,6 @@ const CHARTS = [
   },
 ]
 
-const orDash = (format, v) => (v === null || v === undefined ? '–' : format(v))
 const dbPath = (db) => `/kv/${encodeURIComponent(db)}`
 
 /** The hosted databases and, for the first STATUS_MAX, their status. */
