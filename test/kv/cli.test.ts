@@ -5,7 +5,7 @@
  * keeps beside its key never goes back.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -184,6 +184,22 @@ describe('nodus kv', () => {
       await ok(0, 'sync-status', db),
       new RegExp(`^${db}  hosted  12 ops  last sync .* with ${b.peerId}: need`),
     )
+  })
+
+  it('create --hybrid: every op of the database is hybrid-signed; the CLI remembers it per identity', async () => {
+    const hybrid = (await ok(0, 'create', 'sensors', '--hybrid')).trim()
+    await ok(0, 'set', 't', '21.5', '--db', 'sensors') // remembered: signed with the hybrid key
+    assert.equal(await ok(0, 'get', 't', '--db', hybrid), '21.5\n')
+    // The same identity from another directory has no memory of it: an Ed25519 op is refused.
+    const other = join(dir, 'other-key-dir')
+    await cp(join(dir, 'n0', 'keys'), join(other, 'keys'), { recursive: true })
+    const message = await refused('KV_UNAUTHORIZED', 0, 'set', 't', '22', '--db', hybrid, '--key-dir', other)
+    assert.match(message, /hybrid mode.*--hybrid/)
+    await ok(0, 'set', 't', '22', '--db', hybrid, '--key-dir', other, '--hybrid')
+    assert.equal(await ok(0, 'get', 't', '--db', hybrid), '22\n')
+    const key = JSON.parse(await ok(0, 'key', '--hybrid', '--json')) as { hybrid: string; ed25519: string }
+    assert.equal(key.hybrid.length, 2 * 1984)
+    assert.ok(key.hybrid.startsWith(key.ed25519))
   })
 
   it('the CLI’s HLC never goes back: it continues from the one saved beside the key', async () => {
