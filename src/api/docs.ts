@@ -4,6 +4,7 @@
  */
 import { NodusError } from '../common/errors.ts'
 import { silentLogger } from '../common/logger.ts'
+import { kvRoutes } from '../kv/index.ts'
 import { directRoutes, messagingRoutes } from '../messaging/index.ts'
 import { NodusMetrics } from '../metrics/index.ts'
 import { netRoutes } from '../net/index.ts'
@@ -68,6 +69,21 @@ function documentedRoutes(): ApiRoutes[] {
     directRoutes({
       direct: { send: notServed, inbox: notServed, deleteMessage: notServed, onMessage: notServed },
       maxBodyBytes: 0,
+    }),
+    kvRoutes({
+      kv: {
+        engine: {
+          get reader(): never {
+            return notServed()
+          },
+        },
+        submit: notServed,
+        host: notServed,
+        sync: notServed,
+        status: notServed,
+        hosted: notServed,
+      },
+      clock: { now: notServed },
     }),
   ]
 }

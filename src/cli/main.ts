@@ -2,11 +2,10 @@
 /**
  * The `nodus` command line. Run `node src/cli/main.ts help`.
  */
-import { homedir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { parseArgs } from 'node:util'
+import { resolve } from 'node:path'
 import { isNodusError, NodusError } from '../common/errors.ts'
-import { apiFromDataDir, deleteJson, getFile, getJson, postJson, putFile } from './client.ts'
+import { apiTarget, CLIENT_FLAGS, COMMON, dataDirOf, type Flags, intFlag, out, parse } from './args.ts'
+import { deleteJson, getFile, getJson, postJson, putFile } from './client.ts'
 import { parseDuration } from './duration.ts'
 import { collectStartupGarbage, STARTUP_GC_DELAY_MS, tuneGc } from './gc-tuning.ts'
 import { Progress } from './progress.ts'
@@ -30,6 +29,8 @@ commands:
   sub    TOPIC [--data-dir DIR | --api URL]                                   print TOPIC's messages, one a line (--json: with ids and times)
   send   PEER MESSAGE [--data-dir DIR | --api URL --token T]                  seal MESSAGE (text; - reads stdin) to PEER and deliver it
   inbox  [--follow] [--data-dir DIR | --api URL --token T]                    print this node's direct messages (FROM: TEXT; --json)
+  kv     create|set|get|hset|zadd|zrange|grant|sync-status|… [--db DB]          a signed, replicated database
+         (signed here with your key; \`nodus kv help\` lists every command)
   status [--data-dir DIR | --api URL]                                         node info and usage
   devnet --nodes N --base-dir DIR [--base-port P]                             run N local node processes
   sim    dht|placement|durability [--nodes N] [--json] ...                   simulate 10^4..10^6 nodes
@@ -47,29 +48,6 @@ commands:
 
 common options: --json (machine-readable output), --log-level LEVEL, --help
 data dir default: $NODUS_DATA_DIR or ~/.nodus`
-
-type Flags = Record<string, string | boolean | string[] | undefined>
-
-const COMMON = {
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-  'log-level': { type: 'string' },
-} as const
-
-function dataDirOf(f: Flags): string {
-  const d = f['data-dir']
-  return resolve(typeof d === 'string' ? d : (process.env.NODUS_DATA_DIR ?? join(homedir(), '.nodus')))
-}
-
-function intFlag(f: Flags, name: string, def: number): number {
-  const v = f[name]
-  if (v === undefined) return def
-  const n = Number(v)
-  if (typeof v !== 'string' || !/^\d+$/.test(v) || !Number.isSafeInteger(n)) {
-    throw new NodusError('INVALID_ARGUMENT', `--${name} must be a whole number, got ${String(v)}`)
-  }
-  return n
-}
 
 /** Config overrides from the node flags shared by init and start. */
 function nodeOverrides(f: Flags): Record<string, unknown> {
@@ -91,38 +69,6 @@ const NODE_FLAGS = {
   listen: { type: 'string', multiple: true },
   bootstrap: { type: 'string', multiple: true },
   'dht-protocol': { type: 'string' },
-} as const
-
-type ArgOptions = NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>
-
-function parse(args: string[], options: ArgOptions): { values: Flags; positionals: string[] } {
-  try {
-    const r = parseArgs({ args, options, strict: true, allowPositionals: true })
-    return { values: r.values as Flags, positionals: r.positionals }
-  } catch (err) {
-    throw new NodusError('INVALID_ARGUMENT', (err as Error).message.split('\n')[0] ?? 'bad arguments')
-  }
-}
-
-function out(json: boolean, obj: Record<string, unknown>, text: string): void {
-  process.stdout.write(json ? `${JSON.stringify(obj)}\n` : `${text}\n`)
-}
-
-async function apiTarget(f: Flags): Promise<{ url: string; token: string | undefined }> {
-  if (typeof f.api === 'string') {
-    return {
-      url: f.api.replace(/\/$/, ''),
-      token: typeof f.token === 'string' ? f.token : process.env.NODUS_API_TOKEN,
-    }
-  }
-  return await apiFromDataDir(dataDirOf(f))
-}
-
-const CLIENT_FLAGS = {
-  ...COMMON,
-  'data-dir': { type: 'string' },
-  api: { type: 'string' },
-  token: { type: 'string' },
 } as const
 
 async function main(argv: string[]): Promise<number> {
@@ -401,6 +347,10 @@ async function main(argv: string[]): Promise<number> {
       if (ended === 'slow')
         throw new NodusError('QUEUE_FULL', 'this client fell behind and the node dropped it')
       return 0
+    }
+    case 'kv': {
+      const { kvCommand } = await import('./kv.ts')
+      return await kvCommand(rest)
     }
     case 'status': {
       const { values: f } = parse(rest, CLIENT_FLAGS)

@@ -4,29 +4,27 @@
  *   apply signed operations (the client signs; the node never sees a writer's private key);
  * - `GET /kv` → the databases this node hosts; `GET /kv/:db` → one database's sync status;
  * - `POST /kv/:db/host` → host it (and sync it now); `POST /kv/:db/sync` → sync it now;
- * - `GET /kv/:db/:key` → the key's type and value (a plain read; at most 1,000 elements of a
- *   collection: GraphQL reads ranges).
+ * - `GET /kv/:db/:key` → the key's type and value; query parameters select a range as Redis's
+ *   LRANGE, ZRANGE, GEOSEARCH, XRANGE, TS.RANGE and JSON.GET do (key-read.ts; at most 1,000
+ *   elements: GraphQL reads longer ranges).
  *
  * Values in JSON: strings, numbers, booleans, null, lists and maps as they are; bytes as
  * `{ "$bytes": "<base64>" }`.
  */
 import type { ApiRoutes } from '../api/index.ts'
 import type { Clock } from '../common/clock.ts'
-import { NodusError } from '../common/errors.ts'
 import type { Kv } from './area.ts'
-import type { KvValue } from './op-types.ts'
-import { get, hgetall, jsonGet, keyType, lrange, smembers, tsGet, xrange, zrange } from './state/index.ts'
+import type { KvEngine } from './engine.ts'
+import { KEY_READ_QUERY_SCHEMA, type KeyReadQuery, readKey } from './key-read.ts'
 
 /** What the kv routes use. */
 export interface KvRoutesDeps {
-  kv: Pick<Kv, 'engine' | 'submit' | 'host' | 'sync' | 'status' | 'hosted'>
+  kv: Pick<Kv, 'submit' | 'host' | 'sync' | 'status' | 'hosted'> & { engine: Pick<KvEngine, 'reader'> }
   clock: Clock
 }
 
 /** Most ops in one POST /kv/ops. */
 export const MAX_OPS_PER_REQUEST = 1024
-/** Most elements of a collection GET /kv/:db/:key returns. */
-export const MAX_READ_ELEMENTS = 1000
 
 /** A KvValue as JSON (bytes as `{ $bytes: base64 }`). */
 export function valueToJson(v: unknown): unknown {
@@ -134,39 +132,25 @@ export function kvRoutes(deps: KvRoutesDeps): ApiRoutes {
       },
       async (req) => ({ reports: await kv.sync(req.params.db) }),
     )
-    r.get<{ Params: { db: string; key: string } }>(
+    r.get<{ Params: { db: string; key: string }; Querystring: KeyReadQuery }>(
       '/kv/:db/:key',
       {
         schema: {
           tags: ['kv'],
-          summary: 'A key’s type and value (collections: at most 1,000 elements)',
+          summary:
+            'A key’s type and value, or a range of it (list, zset and stream ranks or bounds, geo search, time-series range, JSONPath; at most 1,000 elements)',
           params: {
             type: 'object',
             properties: { db: { type: 'string', maxLength: 128 }, key: { type: 'string', maxLength: 1024 } },
             required: ['db', 'key'],
           },
+          querystring: KEY_READ_QUERY_SCHEMA,
         },
       },
       async (req) => {
         const { db, key } = req.params
-        const reader = kv.engine.reader
-        const o = { nowMs: clock.now() }
-        const type = keyType(reader, db, key, o)
-        if (type === 'none')
-          throw new NodusError('KV_KEY_NOT_FOUND', `no key ${key} in ${db}`, { details: { db, key } })
-        let value: unknown
-        const n = MAX_READ_ELEMENTS
-        if (type === 'string') value = get(reader, db, key, o)
-        else if (type === 'hash') value = hgetall(reader, db, key, o)
-        else if (type === 'set') value = smembers(reader, db, key, o).slice(0, n)
-        else if (type === 'list')
-          value = lrange(reader, db, key, 0, n - 1, o).map((e) => ({ id: hex(e.id), value: e.value }))
-        else if (type === 'zset' || type === 'geo')
-          value = zrange(reader, db, key, { by: 'rank', start: 0, stop: n - 1 }, o)
-        else if (type === 'json') value = jsonGet(reader, db, key, o)
-        else if (type === 'stream') value = xrange(reader, db, key, '-', '+', { ...o, count: n })
-        else value = tsGet(reader, db, key, o)
-        return { db, key, type, value: valueToJson(value as KvValue) }
+        const { type, value } = readKey(kv.engine.reader, db, key, req.query, clock.now())
+        return { db, key, type, value: valueToJson(value) }
       },
     )
   }

@@ -8,6 +8,7 @@ import { useState } from 'preact/hooks'
 import { getJson, usePoll } from './api.js'
 import { FilesPanel, ShardMap } from './files.js'
 import { shorten } from './format.js'
+import { KvPanel } from './kv.js'
 import { LivePanel, useMetrics } from './live.js'
 import { MessagesPanel } from './messages.js'
 import { NodePanel, PeersPanel, StoragePanel, TokenForm } from './panels.js'
@@ -39,6 +40,7 @@ function App() {
       <${PeersPanel} />
       <${LivePanel} scrape=${scrape} />
       <${MessagesPanel} scrape=${scrape} tokenVersion=${tokenVersion} />
+      <${KvPanel} scrape=${scrape} />
     </main>
     <footer class="muted">
       nodus ${info.data?.version ?? ''} · API: <a href="/openapi.json">/openapi.json</a> ·

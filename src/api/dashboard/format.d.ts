@@ -3,6 +3,7 @@ export function formatBytes(n: number | null | undefined): string
 export function formatNumber(n: number | null | undefined): string
 export function formatSeconds(s: number): string
 export function formatTime(ms: number | null | undefined): string
+export function orDash<T>(format: (v: T) => string, v: T | null | undefined): string
 export function shorten(id: string, head?: number, tail?: number): string
 export function decodeBase64(b64: string): Uint8Array
 export interface Preview {

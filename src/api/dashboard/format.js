@@ -22,6 +22,11 @@ export function formatNumber(n) {
   return Number(n.toPrecision(3)).toString()
 }
 
+/** `format(v)`, or `–` when there is no value (null or undefined). */
+export function orDash(format, v) {
+  return v === null || v === undefined ? '–' : format(v)
+}
+
 /** `3725` → `1 h 2 min`. */
 export function formatSeconds(s) {
   if (!Number.isFinite(s)) return '–'

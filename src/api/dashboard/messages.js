@@ -9,7 +9,7 @@ import { h } from 'preact'
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import { authHint, followEvents, getJson, token, usePoll } from './api.js'
 import { Chart, chartData } from './charts.js'
-import { decodeBase64, formatBytes, formatNumber, previewBytes, shorten } from './format.js'
+import { decodeBase64, formatBytes, formatNumber, orDash, previewBytes, shorten } from './format.js'
 import { ms, percentiles, perSecond } from './live.js'
 import { ErrorLine } from './panels.js'
 import { sumSamples } from './prom.js'
@@ -40,9 +40,6 @@ const CHARTS = [
     series: percentiles('pubsub'),
   },
 ]
-
-/** `format(v)`, or `–` when there is no value. */
-const orDash = (format, v) => (v === null || v === undefined ? '–' : format(v))
 
 /** Why the node ended a stream (its `closed` event), for the user. */
 const CLOSED_REASONS = {

@@ -48,6 +48,15 @@ export interface SamplePoint {
   pubsubP50Ms: number | null
   pubsubP95Ms: number | null
   pubsubP99Ms: number | null
+  /** KV operations applied here, by where they came from (this node's API, gossip, sync), per second. */
+  kvAppliedLocalPerSecond: number | null
+  kvAppliedGossipPerSecond: number | null
+  kvAppliedSyncPerSecond: number | null
+  /** KV operations refused (all reasons, duplicates included), per second. */
+  kvRefusedPerSecond: number | null
+  /** Sync sessions this node started (all results; failed only), per second. */
+  kvSyncsPerSecond: number | null
+  kvSyncsFailedPerSecond: number | null
 }
 export const LATENCY_HISTOGRAMS: readonly (readonly [string, string])[]
 export function createSampler(options?: {

@@ -177,6 +177,12 @@ export function createSampler(options = {}) {
       published: sumSamples(metrics, 'nodus_messaging_published_total') ?? 0,
       delivered: sumSamples(metrics, 'nodus_messaging_delivered_total') ?? 0,
       dropped: sumSamples(metrics, 'nodus_messaging_dropped_total') ?? 0,
+      kvLocal: sumSamples(metrics, 'nodus_kv_ops_applied_total', { source: 'local' }) ?? 0,
+      kvGossip: sumSamples(metrics, 'nodus_kv_ops_applied_total', { source: 'gossip' }) ?? 0,
+      kvSync: sumSamples(metrics, 'nodus_kv_ops_applied_total', { source: 'sync' }) ?? 0,
+      kvRefused: sumSamples(metrics, 'nodus_kv_ops_refused_total') ?? 0,
+      kvSyncs: sumSamples(metrics, 'nodus_kv_syncs_total') ?? 0,
+      kvSyncsFailed: sumSamples(metrics, 'nodus_kv_syncs_total', { result: 'failed' }) ?? 0,
     }
     const buckets = {}
     for (const [key, name] of LATENCY_HISTOGRAMS) buckets[key] = histogramBuckets(metrics, name)
@@ -199,6 +205,12 @@ export function createSampler(options = {}) {
       pubsubDeliveredPerSecond: rate(counters.delivered, before?.delivered, dt),
       pubsubDroppedPerSecond: rate(counters.dropped, before?.dropped, dt),
       pubsubQueued: sumSamples(metrics, 'nodus_messaging_queued_messages') ?? null,
+      kvAppliedLocalPerSecond: rate(counters.kvLocal, before?.kvLocal, dt),
+      kvAppliedGossipPerSecond: rate(counters.kvGossip, before?.kvGossip, dt),
+      kvAppliedSyncPerSecond: rate(counters.kvSync, before?.kvSync, dt),
+      kvRefusedPerSecond: rate(counters.kvRefused, before?.kvRefused, dt),
+      kvSyncsPerSecond: rate(counters.kvSyncs, before?.kvSyncs, dt),
+      kvSyncsFailedPerSecond: rate(counters.kvSyncsFailed, before?.kvSyncsFailed, dt),
     }
     // The newest earlier scrape at least a window old, else the oldest there is.
     let base
