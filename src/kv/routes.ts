@@ -23,6 +23,8 @@ export interface KvRoutesDeps {
   clock: Clock
 }
 
+/** Largest body of POST /kv/ops, bytes (8 MiB): beyond it 413 MESSAGE_TOO_LARGE. */
+export const KV_OPS_BODY_BYTES = 8 * 1024 * 1024
 /** Most ops in one POST /kv/ops. */
 export const MAX_OPS_PER_REQUEST = 1024
 
@@ -55,6 +57,8 @@ export function kvRoutes(deps: KvRoutesDeps): ApiRoutes {
       '/kv/ops',
       {
         ...ctx.unmetered,
+        // 1,024 envelopes in base64: larger than the API's 64 KiB default for JSON bodies.
+        bodyLimit: KV_OPS_BODY_BYTES,
         schema: {
           tags: ['kv'],
           summary: 'Apply signed kv operations (base64 envelopes, at most 1,024); each gets its own result',
