@@ -174,3 +174,40 @@ test('demo refuses an unknown scenario and impossible messaging options, startin
   assert.match(tooMany.stderr, /INVALID_ARGUMENT.*publishers/)
   assert.deepEqual(await processesMentioning(base), [])
 })
+
+test('demo --scenario kv: hosts converge after a stop and restart; unauthorized and replayed writes refused', {
+  timeout: 240_000,
+}, async () => {
+  const base = join(dir, 'kv')
+  const r = await run(
+    [
+      'demo',
+      '--scenario',
+      'kv',
+      '--nodes',
+      '5',
+      '--hosts',
+      '4',
+      '--stop',
+      '1',
+      '--ops',
+      '180',
+      '--base-dir',
+      base,
+    ],
+    200_000,
+  )
+  const last = r.stdout.trim().split('\n').pop() ?? ''
+  assert.equal(r.code, 0, `demo failed:\n${r.stderr.slice(-3000)}`)
+  const result = JSON.parse(last) as Record<string, unknown>
+  assert.equal(result.ok, true)
+  assert.equal(result.scenario, 'kv')
+  assert.equal(result.converged, true)
+  assert.equal(result.unauthorizedRefused, true)
+  assert.equal(result.replayRefused, true)
+  assert.ok((result.ops as number) >= 180)
+  for (const key of ['writesPerSecond', 'p99ConvergenceMs', 'catchUpRoundTrips', 'catchUpBytes'])
+    assert.equal(typeof result[key], 'number', key)
+  assert.deepEqual(await processesMentioning(base), [], 'node processes left running')
+  assert.deepEqual(await readdir(base), [], 'temporary directories left behind')
+})
