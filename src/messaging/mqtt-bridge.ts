@@ -91,6 +91,8 @@ export interface MqttBridgeStatus {
   connected: boolean
   /** `messaging.mqttMappings` as configured. */
   mappings: string[]
+  /** The subscriptions the broker granted (`$share/GROUP/FILTER` or `FILTER`); empty while disconnected. */
+  subscribed: string[]
   /** Messages carried since start, by direction. */
   bridged: { in: number; out: number }
   /** Messages not carried since start (every reason together; the metric has them apart). */
@@ -121,6 +123,8 @@ export class MqttBridge {
   readonly #peers: Set<string>
   #client: MqttClient | undefined
   #connected = false
+  /** Subscriptions the broker granted in this session. */
+  #granted: string[] = []
   #attempts = 0
   #subs: Subscription[] = []
   #pumps: Promise<void>[] = []
@@ -173,6 +177,7 @@ export class MqttBridge {
       broker: this.#o.mqttUrl,
       connected: this.#connected,
       mappings: [...this.#o.mqttMappings],
+      subscribed: this.#connected ? [...this.#granted] : [],
       bridged: { in: this.#bridgedIn, out: this.#bridgedOut },
       dropped: this.#dropped,
       queued: this.queued,
@@ -274,6 +279,7 @@ export class MqttBridge {
     this.#deps.metrics.mqttConnected.set(1)
     this.#log.info({ broker: this.#o.mqttUrl, sessionPresent }, 'MQTT bridge connected')
     if (!sessionPresent) {
+      this.#granted = []
       const share = this.#o.mqttShareGroup
       this.#imports.forEach(({ filter }, i) => {
         const target = share === '' ? filter : `$share/${share}/${filter}`
@@ -285,6 +291,7 @@ export class MqttBridge {
           .then((granted) => {
             if (granted.some((g) => g.qos === 128))
               this.#log.warn({ filter: target }, 'the MQTT broker refused a subscription')
+            else if (!this.#granted.includes(target)) this.#granted.push(target)
           })
           .catch((err: Error) =>
             this.#log.debug({ filter: target, err: err.message }, 'MQTT subscribe failed'),

@@ -53,6 +53,7 @@ const MqttStatus = {
     broker: { type: 'string' },
     connected: { type: 'boolean' },
     mappings: { type: 'array', items: { type: 'string' } },
+    subscribed: { type: 'array', items: { type: 'string' } },
     bridged: {
       type: 'object',
       properties: { in: { type: 'integer' }, out: { type: 'integer' } },
@@ -62,7 +63,7 @@ const MqttStatus = {
     queued: { type: 'integer' },
     peers: { type: 'array', items: { type: 'string' } },
   },
-  required: ['broker', 'connected', 'mappings', 'bridged', 'dropped', 'queued', 'peers'],
+  required: ['broker', 'connected', 'mappings', 'subscribed', 'bridged', 'dropped', 'queued', 'peers'],
 } as const
 
 const TopicList = {
