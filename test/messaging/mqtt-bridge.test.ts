@@ -17,6 +17,7 @@ import {
   type Subscription,
 } from '../../src/messaging/index.ts'
 import { Mosquitto, mosquittoSkip } from '../utils/mosquitto.ts'
+import { TcpProxy } from '../utils/tcp-proxy.ts'
 import { waitFor } from '../utils/wait.ts'
 import { connectAll, counter, type PubsubPeer, startPubsubPeer, waitForSubscribers } from './peers.ts'
 
@@ -242,6 +243,38 @@ describe('MQTT bridge (real mosquitto)', { skip: mosquittoSkip, timeout: 120_000
     await waitFor(() => got.length === 1, { timeoutMs: 10_000, what: 'the device message on nodus' })
     assert.equal(got[0]?.mqttTopic, 'sensors/late')
     assert.equal(await counter(a.metrics, 'nodus_messaging_mqtt_connected'), 1)
+  })
+
+  it('a kept session: a QoS 1 message redelivered (DUP) after a lost PUBACK is not imported twice', async () => {
+    const m = await broker()
+    const proxy = await TcpProxy.start(m.port)
+    cleanups.push(() => proxy.close())
+    const a = await peer({
+      mqttUrl: `mqtt://127.0.0.1:${proxy.port}`,
+      mqttMappings: ['in:s/#=s'],
+      mqttSessionExpiryMs: 60_000,
+    })
+    const got = collect(a.messaging.subscribe('s'))
+    await bridgeReady(a, 1)
+    const device = await mqttClient(m.url)
+    // The bridge receives and imports the message, but its PUBACK never reaches the broker ...
+    proxy.dropUpstream = true
+    await device.client.publishAsync('s/x', 'once', { qos: 1 })
+    await waitFor(() => got.length === 1, { timeoutMs: 10_000, what: 'the import' })
+    // ... so when the bridge reconnects to its session, the broker sends it again, DUP set.
+    proxy.cutAll()
+    proxy.dropUpstream = false
+    await waitFor(
+      async () =>
+        (await counter(a.metrics, 'nodus_messaging_mqtt_dropped_total', { reason: 'duplicate' })) === 1,
+      { timeoutMs: 10_000, what: 'the redelivery recognised' },
+    )
+    await device.client.publishAsync('s/fence', 'fence', { qos: 1 })
+    await waitFor(() => got.some((x) => text(x) === 'fence'), { timeoutMs: 10_000, what: 'the fence' })
+    assert.deepEqual(
+      got.map((x) => `${x.mqttTopic} ${text(x)}`),
+      ['s/x once', 's/fence fence'],
+    )
   })
 
   it('drops an MQTT payload over messaging.maxMessageBytes (counted) and carries one at the bound', async () => {
