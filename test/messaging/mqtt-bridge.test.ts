@@ -5,7 +5,6 @@
  * that comes up late, oversized payloads, and a stop while the broker is unreachable.
  */
 import assert from 'node:assert/strict'
-import { once } from 'node:events'
 import { after, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -65,7 +64,10 @@ async function mqttClient(
       bridge: packet.properties?.userProperties?.[BRIDGE_PROPERTY],
     }),
   )
-  await once(client, 'connect')
+  await new Promise<void>((resolve, reject) => {
+    client.once('connect', () => resolve())
+    client.once('error', reject)
+  })
   return { client, got }
 }
 

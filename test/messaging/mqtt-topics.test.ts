@@ -1,0 +1,153 @@
+/**
+ * MQTT topic names, filters and the bridge's mappings (src/messaging/mqtt-topics.ts), the `mqtt*`
+ * config keys' validation (options.ts), and rendezvous hashing's agreement between bridges.
+ */
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import fc from 'fast-check'
+import { isNodusError } from '../../src/common/errors.ts'
+import {
+  exportMarkerTopic,
+  exportTopics,
+  mqttFilterProblem,
+  mqttTopicMatches,
+  mqttTopicProblem,
+  parseMqttMapping,
+  parseMqttMappings,
+  rendezvousWinner,
+} from '../../src/messaging/index.ts'
+import { assertProperty } from '../utils/property.ts'
+import { messagingOptions } from './peers.ts'
+
+describe('MQTT topics', () => {
+  it('matches filters as MQTT 5 §4.7 says (its examples)', () => {
+    const cases: [string, string, boolean][] = [
+      ['sport/tennis/player1/#', 'sport/tennis/player1', true],
+      ['sport/tennis/player1/#', 'sport/tennis/player1/ranking', true],
+      ['sport/tennis/player1/#', 'sport/tennis/player1/score/wimbledon', true],
+      ['sport/#', 'sport', true],
+      ['#', 'anything/at/all', true],
+      ['sport/tennis/+', 'sport/tennis/player1', true],
+      ['sport/tennis/+', 'sport/tennis/player1/ranking', false],
+      ['sport/+', 'sport', false],
+      ['sport/+', 'sport/', true],
+      ['+/+', '/finance', true],
+      ['/+', '/finance', true],
+      ['+', '/finance', false],
+      ['sport/tennis', 'sport/tennis', true],
+      ['sport/tennis', 'sport/Tennis', false],
+      ['#', '$SYS/broker/load', false],
+      ['+/monitor/Clients', '$SYS/monitor/Clients', false],
+      ['$SYS/#', '$SYS/monitor/Clients', true],
+      ['$SYS/monitor/+', '$SYS/monitor/Clients', true],
+    ]
+    for (const [filter, topic, expected] of cases)
+      assert.equal(mqttTopicMatches(filter, topic), expected, `${filter} vs ${topic}`)
+  })
+
+  it('refuses bad topic names and filters', () => {
+    assert.equal(mqttTopicProblem('a/b c/é'), undefined)
+    assert.match(mqttTopicProblem('') ?? '', /empty/)
+    assert.match(mqttTopicProblem('a/+') ?? '', /wildcard/)
+    assert.match(mqttTopicProblem('a/#') ?? '', /wildcard/)
+    assert.match(mqttTopicProblem('a\u0000b') ?? '', /U\+0000/)
+    assert.match(mqttTopicProblem('a\ud800') ?? '', /surrogate/)
+    assert.match(mqttTopicProblem('x'.repeat(65_536)) ?? '', /65535/)
+    for (const ok of ['#', '+', 'a/+/b', 'a/#', '+/+', '/', '$SYS/#'])
+      assert.equal(mqttFilterProblem(ok), undefined, ok)
+    for (const bad of ['a/#/b', 'a#', 'a/b+', '', '$share/g/a'])
+      assert.notEqual(mqttFilterProblem(bad), undefined, bad)
+  })
+
+  it('parses mappings DIRECTION:FILTER=TOPIC, the nodus topic after the last =', () => {
+    assert.deepEqual(parseMqttMapping('in:sensors/#=sensors'), {
+      direction: 'in',
+      filter: 'sensors/#',
+      topic: 'sensors',
+    })
+    assert.deepEqual(parseMqttMapping('both:a=b/c=d'), { direction: 'both', filter: 'a=b/c', topic: 'd' })
+    assert.deepEqual(parseMqttMapping('out:x:y=z'), { direction: 'out', filter: 'x:y', topic: 'z' })
+    assert.match(parseMqttMapping('sensors/#=sensors') as string, /DIRECTION:FILTER=TOPIC/)
+    assert.match(parseMqttMapping('up:a=b') as string, /in, out or both/)
+    assert.match(parseMqttMapping('in:a/#/b=b') as string, /# must be the last/)
+    assert.match(parseMqttMapping('in:a=') as string, /nodus topic/)
+    assert.match(parseMqttMappings(['in:a=b', 'in:=b']) as string, /empty/)
+  })
+
+  it('gives an exported message the MQTT topic it carries (when the filter matches) or the filter', () => {
+    const exports = [
+      { direction: 'out' as const, filter: 'lamp/cmd', topic: 'lamp' },
+      { direction: 'both' as const, filter: 'sensors/+/set', topic: 'sensors' },
+      { direction: 'out' as const, filter: 'sensors/#', topic: 'sensors' },
+    ]
+    assert.deepEqual(exportTopics(exports, 'lamp', undefined), ['lamp/cmd'])
+    assert.deepEqual(exportTopics(exports, 'lamp', 'lamp/cmd'), ['lamp/cmd'])
+    assert.deepEqual(exportTopics(exports, 'lamp', 'lamp/other'), [])
+    assert.deepEqual(exportTopics(exports, 'sensors', 'sensors/k/set'), ['sensors/k/set'])
+    assert.deepEqual(exportTopics(exports, 'sensors', 'sensors/k'), ['sensors/k'])
+    assert.deepEqual(exportTopics(exports, 'sensors', undefined), [])
+    assert.deepEqual(exportTopics(exports, 'other', 'lamp/cmd'), [])
+  })
+
+  it('export markers: one gossip topic per broker and nodus topic', () => {
+    const m = exportMarkerTopic('127.0.0.1:1883', 'sensors')
+    assert.match(m, /^\/nodus\/mqtt-bridge\/1\/[0-9a-f]{32}$/)
+    assert.equal(m, exportMarkerTopic('127.0.0.1:1883', 'sensors'))
+    assert.notEqual(m, exportMarkerTopic('127.0.0.1:1884', 'sensors'))
+    assert.notEqual(m, exportMarkerTopic('127.0.0.1:1883', 'sensor'))
+  })
+
+  it('rendezvous hashing: the winner of a set wins every subset that holds it, whatever the order', () => {
+    const set = fc.uniqueArray(fc.string({ minLength: 1, maxLength: 8 }), { minLength: 1, maxLength: 6 })
+    assertProperty(
+      fc.property(fc.string(), set, fc.func(fc.boolean()), (key, candidates, keep) => {
+        const winner = rendezvousWinner(key, candidates)
+        assert.ok(candidates.includes(winner))
+        assert.equal(rendezvousWinner(key, [...candidates].reverse()), winner)
+        const subset = [winner, ...candidates.filter((c) => c !== winner && keep(c))]
+        assert.equal(rendezvousWinner(key, subset), winner)
+      }),
+    )
+    // It spreads keys: of 1000 keys over two candidates, each gets a fair share.
+    let first = 0
+    for (let i = 0; i < 1000; i++) if (rendezvousWinner(`k${i}`, ['a', 'b']) === 'a') first++
+    assert.ok(first > 400 && first < 600, `${first}`)
+  })
+})
+
+describe('mqtt* config keys', () => {
+  const refused = (over: Record<string, unknown>): string => {
+    try {
+      messagingOptions(over)
+    } catch (err) {
+      assert.ok(isNodusError(err, 'CONFIG_INVALID'), String(err))
+      return err.message
+    }
+    assert.fail('accepted')
+  }
+
+  it('are off by default and accept a broker with mappings', () => {
+    const o = messagingOptions()
+    assert.equal(o.mqttUrl, '')
+    assert.deepEqual(o.mqttMappings, [])
+    assert.equal(o.mqttQos, 1)
+    const on = messagingOptions({ mqttUrl: 'mqtts://broker.example:8883', mqttMappings: ['both:a/#=a'] })
+    assert.equal(on.mqttUrl, 'mqtts://broker.example:8883')
+  })
+
+  it('refuse a bad URL, credentials in it, a bridge without mappings, bad mappings, QoS 2', () => {
+    assert.match(refused({ mqttUrl: 'http://x', mqttMappings: ['in:a=b'] }), /mqtt:\/\/ or mqtts:\/\//)
+    assert.match(refused({ mqttUrl: 'not a url', mqttMappings: ['in:a=b'] }), /must be a URL/)
+    assert.match(
+      refused({ mqttUrl: 'mqtt://u:secret@host', mqttMappings: ['in:a=b'] }),
+      /mqttUsername and messaging.mqttPassword/,
+    )
+    assert.match(refused({ mqttUrl: 'mqtt://host' }), /needs at least one mapping/)
+    assert.match(refused({ mqttMappings: ['in:a/#/b=x'] }), /messaging.mqttMappings: .*# must be the last/)
+    assert.match(refused({ mqttMappings: [`in:a=${'t'.repeat(300)}`] }), /over messaging.maxTopicBytes/)
+    assert.match(refused({ mqttQos: 2 }), /messaging.mqttQos: must be at most 1/)
+    assert.match(refused({ mqttShareGroup: 'a/b' }), /mqttShareGroup/)
+    assert.match(refused({ mqttPeers: ['not-a-peer'] }), /PeerIds/)
+    assert.match(refused({ mqttReconnectMinMs: 5000, mqttReconnectMaxMs: 1000 }), /mqttReconnectMaxMs/)
+  })
+})
