@@ -86,7 +86,7 @@ export type MqttBridgeOptions = Pick<
 
 /** The bridge's state, for GET /pubsub. */
 export interface MqttBridgeStatus {
-  /** The broker's URL (it never holds credentials). */
+  /** The broker's URL, without credentials. */
   broker: string
   connected: boolean
   /** `messaging.mqttMappings` as configured. */
@@ -121,6 +121,10 @@ export class MqttBridge {
   /** Export marker gossip topic of each exported nodus topic. */
   readonly #markers = new Map<string, string>()
   readonly #peers: Set<string>
+  /** `messaging.mqttUrl` without credentials (what is shown and logged). */
+  readonly #broker: string
+  readonly #username: string
+  readonly #password: string
   #client: MqttClient | undefined
   #connected = false
   /** Subscriptions the broker granted in this session. */
@@ -156,6 +160,11 @@ export class MqttBridge {
     }
     this.#exports = exportsOf(mappings)
     const url = new URL(options.mqttUrl)
+    this.#username = options.mqttUsername !== '' ? options.mqttUsername : decodeURIComponent(url.username)
+    this.#password = options.mqttPassword !== '' ? options.mqttPassword : decodeURIComponent(url.password)
+    url.username = ''
+    url.password = ''
+    this.#broker = url.toString().replace(/\/$/, '')
     const broker = `${url.hostname}:${url.port === '' ? (url.protocol === 'mqtts:' ? 8883 : 1883) : url.port}`
     for (const m of this.#exports) this.#markers.set(m.topic, exportMarkerTopic(broker, m.topic))
     this.#peers = new Set(options.mqttPeers.filter((p) => p !== deps.self))
@@ -174,7 +183,7 @@ export class MqttBridge {
   /** The bridge's state (see {@link MqttBridgeStatus}). */
   status(): MqttBridgeStatus {
     return {
-      broker: this.#o.mqttUrl,
+      broker: this.#broker,
       connected: this.#connected,
       mappings: [...this.#o.mqttMappings],
       subscribed: this.#connected ? [...this.#granted] : [],
@@ -214,9 +223,9 @@ export class MqttBridge {
         topicAliasMaximum: 0,
       },
     }
-    if (o.mqttUsername !== '') options.username = o.mqttUsername
-    if (o.mqttPassword !== '') options.password = o.mqttPassword
-    const client = connect(o.mqttUrl, options)
+    if (this.#username !== '') options.username = this.#username
+    if (this.#password !== '') options.password = this.#password
+    const client = connect(this.#broker, options)
     this.#client = client
     client.on('connect', (connack) => this.#onConnect(client, connack.sessionPresent === true))
     client.on('close', () => this.#onClose())
@@ -225,7 +234,7 @@ export class MqttBridge {
       client.options.reconnectPeriod = this.#backoff(this.#attempts)
     })
     client.on('offline', () => {
-      if (!this.#stopping) this.#log.warn({ broker: o.mqttUrl }, 'MQTT broker unreachable; retrying')
+      if (!this.#stopping) this.#log.warn({ broker: this.#broker }, 'MQTT broker unreachable; retrying')
     })
     client.on('error', (err) => {
       // A CONNACK or DISCONNECT reason code (bad credentials, not authorized, ...) is the operator's to fix.
@@ -277,7 +286,7 @@ export class MqttBridge {
     this.#attempts = 0
     client.options.reconnectPeriod = this.#backoff(0)
     this.#deps.metrics.mqttConnected.set(1)
-    this.#log.info({ broker: this.#o.mqttUrl, sessionPresent }, 'MQTT bridge connected')
+    this.#log.info({ broker: this.#broker, sessionPresent }, 'MQTT bridge connected')
     if (!sessionPresent) {
       this.#granted = []
       const share = this.#o.mqttShareGroup

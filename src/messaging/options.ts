@@ -358,18 +358,18 @@ export const MESSAGING_OPTIONS = defineOptions({
     default: '',
     check: mqttUrlProblem,
     description:
-      'the MQTT broker the bridge connects to, mqtt://HOST:PORT or mqtts://HOST:PORT (MQTT 5); empty: no bridge. Credentials go in messaging.mqttUsername / mqttPassword, not in the URL',
+      'the MQTT broker the bridge connects to, mqtt://HOST:PORT or mqtts://HOST:PORT (MQTT 5; port default 1883 / 8883); empty: no bridge. Credentials may be in it (mqtt://USER:PASSWORD@HOST) or in messaging.mqttUsername / mqttPassword, which win; the URL is shown and logged without them',
   },
   mqttUsername: {
     kind: 'string',
     default: '',
-    description: 'user name the bridge gives the broker; empty: none',
+    description: 'user name the bridge gives the broker; empty: the URL’s, else none',
   },
   mqttPassword: {
     kind: 'string',
     default: '',
     description:
-      'password the bridge gives the broker (better set by the environment, NODUS_MESSAGING_MQTT_PASSWORD); empty: none. Never logged or shown',
+      'password the bridge gives the broker (better set by the environment, NODUS_MESSAGING_MQTT_PASSWORD); empty: the URL’s, else none. Never logged or shown',
   },
   mqttMappings: {
     kind: 'strings',
@@ -480,8 +480,8 @@ function mqttUrlProblem(v: string): string | undefined {
   }
   if (url.protocol !== 'mqtt:' && url.protocol !== 'mqtts:') return 'must start with mqtt:// or mqtts://'
   if (url.hostname === '') return 'needs a host'
-  if (url.username !== '' || url.password !== '')
-    return 'must not hold credentials: set messaging.mqttUsername and messaging.mqttPassword'
+  if ((url.pathname !== '' && url.pathname !== '/') || url.search !== '' || url.hash !== '')
+    return 'must be only mqtt[s]://[USER:PASSWORD@]HOST[:PORT]'
   return undefined
 }
 

@@ -279,6 +279,26 @@ describe('MQTT bridge (real mosquitto)', { skip: mosquittoSkip, timeout: 120_000
     )
   })
 
+  it('gives the broker credentials from the URL or the keys, and never shows the password', async () => {
+    const m = await Mosquitto.start({ bridge: 's3cret:x' })
+    cleanups.push(() => m.close())
+    const inUrl = await peer({
+      mqttUrl: `mqtt://bridge:${encodeURIComponent('s3cret:x')}@127.0.0.1:${m.port}`,
+      mqttMappings: ['in:a/#=a'],
+    })
+    const inKeys = await peer({
+      mqttUrl: m.url,
+      mqttUsername: 'bridge',
+      mqttPassword: 's3cret:x',
+      mqttMappings: ['in:a/#=a'],
+    })
+    await Promise.all([bridgeReady(inUrl, 1), bridgeReady(inKeys, 1)])
+    for (const p of [inUrl, inKeys]) {
+      assert.equal(status(p).broker, m.url)
+      assert.doesNotMatch(JSON.stringify(p.messaging.mqtt()), /s3cret/)
+    }
+  })
+
   it('drops an MQTT payload over messaging.maxMessageBytes (counted) and carries one at the bound', async () => {
     const m = await broker()
     const a = await peer({ mqttUrl: m.url, mqttMappings: ['in:big/#=big'], maxMessageBytes: 1024 })

@@ -135,13 +135,10 @@ describe('mqtt* config keys', () => {
     assert.equal(on.mqttUrl, 'mqtts://broker.example:8883')
   })
 
-  it('refuse a bad URL, credentials in it, a bridge without mappings, bad mappings, QoS 2', () => {
+  it('refuse a bad URL, a path in it, a bridge without mappings, bad mappings, QoS 2', () => {
     assert.match(refused({ mqttUrl: 'http://x', mqttMappings: ['in:a=b'] }), /mqtt:\/\/ or mqtts:\/\//)
     assert.match(refused({ mqttUrl: 'not a url', mqttMappings: ['in:a=b'] }), /must be a URL/)
-    assert.match(
-      refused({ mqttUrl: 'mqtt://u:secret@host', mqttMappings: ['in:a=b'] }),
-      /mqttUsername and messaging.mqttPassword/,
-    )
+    assert.match(refused({ mqttUrl: 'mqtt://host/path', mqttMappings: ['in:a=b'] }), /only mqtt\[s\]/)
     assert.match(refused({ mqttUrl: 'mqtt://host' }), /needs at least one mapping/)
     assert.match(refused({ mqttMappings: ['in:a/#/b=x'] }), /messaging.mqttMappings: .*# must be the last/)
     assert.match(refused({ mqttMappings: [`in:a=${'t'.repeat(300)}`] }), /over messaging.maxTopicBytes/)

@@ -4,12 +4,12 @@
  * started again on the same port with the same persisted sessions, to test a broker that goes away.
  * Without mosquitto, {@link mosquittoSkip} says why the tests skip (outside CI; in CI they must run).
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { delimiter, dirname, join } from 'node:path'
 
 /** The mosquitto binary: $MOSQUITTO, /usr/sbin/mosquitto (Debian's, not on a user's PATH), or on PATH. */
 export const MOSQUITTO: string | undefined = [
@@ -44,15 +44,29 @@ export class Mosquitto {
     this.dir = dir
   }
 
-  /** A broker's port and config, not started (so a client can first find nothing there). */
-  static async create(): Promise<Mosquitto> {
+  /**
+   * A broker's port and config, not started (so a client can first find nothing there). With `users`
+   * (name → password) only they may connect (a password file made by mosquitto_passwd); else anyone.
+   */
+  static async create(users?: Record<string, string>): Promise<Mosquitto> {
     const dir = await mkdtemp(join(tmpdir(), 'nodus-mosquitto-'))
     const port = await freePort()
+    const auth = ['allow_anonymous true']
+    if (users !== undefined) {
+      const passwd = join(dirname(MOSQUITTO ?? '/usr/sbin/mosquitto'), '..', 'bin', 'mosquitto_passwd')
+      const file = join(dir, 'passwd')
+      await writeFile(file, '', { mode: 0o600 })
+      for (const [name, password] of Object.entries(users)) {
+        const r = spawnSync(passwd, ['-b', file, name, password], { encoding: 'utf8' })
+        if (r.status !== 0) throw new Error(`mosquitto_passwd: ${r.error?.message ?? r.stderr}`)
+      }
+      auth.splice(0, 1, 'allow_anonymous false', `password_file ${file}`)
+    }
     await writeFile(
       join(dir, 'mosquitto.conf'),
       [
         `listener ${port} 127.0.0.1`,
-        'allow_anonymous true',
+        ...auth,
         'persistence true',
         `persistence_location ${dir}/`,
         // Run as root (CI containers), mosquitto would drop to user "mosquitto", which cannot write dir.
@@ -68,9 +82,9 @@ export class Mosquitto {
     return new Mosquitto(port, dir)
   }
 
-  /** A started broker. */
-  static async start(): Promise<Mosquitto> {
-    const m = await Mosquitto.create()
+  /** A started broker (`users` as for {@link create}). */
+  static async start(users?: Record<string, string>): Promise<Mosquitto> {
+    const m = await Mosquitto.create(users)
     await m.start()
     return m
   }
