@@ -28,7 +28,7 @@
  * 256-message batch costs a fraction of dag-cbor's (bench/pubsub.bench.ts, "batch codec").
  */
 import { NodusError } from '../common/errors.ts'
-import { mqttTopicProblem } from './mqtt-topics.ts'
+import { mqttTopicProblem } from '../common/mqtt-topic.ts'
 
 /** The batch format's version byte when no message carries flags (version 2 when one does). */
 export const BATCH_VERSION = 1

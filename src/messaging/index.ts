@@ -71,15 +71,9 @@ export {
 } from './mqtt-bridge.ts'
 export {
   exportMarkerTopic,
+  exportsOf,
   exportTopics,
-  hasWildcard,
-  type MqttDirection,
-  type MqttMapping,
-  mqttFilterProblem,
-  mqttTopicMatches,
-  mqttTopicProblem,
-  parseMqttMapping,
-  parseMqttMappings,
+  importsOf,
   rendezvousWinner,
 } from './mqtt-topics.ts'
 export { type MessagingOptions, messagingOptionProblems } from './options.ts'

@@ -23,23 +23,15 @@
  *   `mqttReconnectMaxMs` (× 0.5 … 1, random); the node runs on meanwhile.
  */
 import { createHash } from 'node:crypto'
-import { TopicValidatorResult } from '@libp2p/gossipsub'
+import { type GossipSub, TopicValidatorResult } from '@libp2p/gossipsub'
 import { connect, ErrorWithReasonCode, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt'
 import { NodusError } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
+import { type MqttMapping, mqttTopicMatches, parseMqttMappings } from '../common/mqtt-topic.ts'
 import type { Random } from '../common/random.ts'
-import type { Messaging, MessagingPubsub } from './area.ts'
+import type { MessageMarks } from './batcher.ts'
 import type { MessagingMetrics, MqttDropReason } from './metrics.ts'
-import {
-  exportMarkerTopic,
-  exportsOf,
-  exportTopics,
-  importsOf,
-  type MqttMapping,
-  mqttTopicMatches,
-  parseMqttMappings,
-  rendezvousWinner,
-} from './mqtt-topics.ts'
+import { exportMarkerTopic, exportsOf, exportTopics, importsOf, rendezvousWinner } from './mqtt-topics.ts'
 import type { MessagingOptions } from './options.ts'
 import type { PubsubMessage, Subscription } from './subscription.ts'
 
@@ -57,9 +49,13 @@ export interface MqttBridgeDeps {
   metrics: MessagingMetrics
   /** This node's PeerId string. */
   self: string
-  messaging: Pick<Messaging, 'publish' | 'subscribe'>
+  /** The messaging area (its `publish` and `subscribe`; area.ts builds the bridge with itself). */
+  messaging: {
+    publish(topic: string, data: Uint8Array, marks?: MessageMarks): unknown
+    subscribe(topic: string, options: { onSlow: 'drop-oldest' }): Subscription
+  }
   /** Gossipsub, for the export markers (subscribe to them, see which bridges did). */
-  pubsub: Pick<MessagingPubsub, 'subscribe' | 'unsubscribe' | 'getSubscribers' | 'topicValidators'>
+  pubsub: Pick<GossipSub, 'subscribe' | 'unsubscribe' | 'getSubscribers' | 'topicValidators'>
 }
 
 /** The `messaging.*` keys the bridge reads. */

@@ -1,10 +1,11 @@
 /**
  * The messaging area's config keys: section `messaging` of the config file (docs/CONFIG.md): pub/sub
- * batching, its bounds, the gossipsub limits and every queue. Pure table; the type
+ * batching, its bounds, the gossipsub limits and every queue; direct messages; the MQTT bridge's
+ * `mqtt*` keys (their syntax: common/mqtt-topic.ts; what the bridge does with them: mqtt-topics.ts). Pure table; the type
  * {@link MessagingOptions} is derived from it. docs/PROTOCOLS.md, "Pub/sub", explains each bound.
  */
+import { mqttUrlProblem, parseMqttMappings } from '../common/mqtt-topic.ts'
 import { defineOptions, MiB, type OptionsOf } from '../common/options.ts'
-import { parseMqttMappings } from './mqtt-topics.ts'
 
 /** Bytes in a kibibyte (2^10). */
 const KiB = 1024
@@ -468,22 +469,6 @@ export type MessagingOptions = OptionsOf<typeof MESSAGING_OPTIONS>
 
 /** Bytes a batch needs besides its messages' data, at most: version, header varints, per-message varints. */
 export const BATCH_HEADER_BYTES = 64
-
-/** What is wrong with `v` as `messaging.mqttUrl`, or undefined when fine. */
-function mqttUrlProblem(v: string): string | undefined {
-  if (v === '') return undefined
-  let url: URL
-  try {
-    url = new URL(v)
-  } catch {
-    return 'must be a URL, mqtt://HOST:PORT or mqtts://HOST:PORT'
-  }
-  if (url.protocol !== 'mqtt:' && url.protocol !== 'mqtts:') return 'must start with mqtt:// or mqtts://'
-  if (url.hostname === '') return 'needs a host'
-  if ((url.pathname !== '' && url.pathname !== '/') || url.search !== '' || url.hash !== '')
-    return 'must be only mqtt[s]://[USER:PASSWORD@]HOST[:PORT]'
-  return undefined
-}
 
 /** The rules across `messaging` keys: each problem as `messaging.key: message`, empty when fine. */
 export function messagingOptionProblems(o: MessagingOptions): string[] {
