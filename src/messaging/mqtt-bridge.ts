@@ -91,7 +91,10 @@ export interface MqttBridgeStatus {
   subscribed: string[]
   /** Messages carried since start, by direction. */
   bridged: { in: number; out: number }
-  /** Messages not carried since start (every reason together; the metric has them apart). */
+  /**
+   * Messages the bridge could not carry since start: every reason of
+   * `nodus_messaging_mqtt_dropped_total` but `loop` and `from_mqtt` (loop prevention at work).
+   */
   dropped: number
   /** Messages waiting for the broker (queued or awaiting PUBACK). */
   queued: number
@@ -326,7 +329,7 @@ export class MqttBridge {
 
   #drop(reason: MqttDropReason, n = 1): void {
     if (n <= 0) return
-    this.#dropped += n
+    if (reason !== 'loop' && reason !== 'from_mqtt') this.#dropped += n
     this.#deps.metrics.mqttDropped.inc({ reason }, n)
   }
 
