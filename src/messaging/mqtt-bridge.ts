@@ -126,6 +126,8 @@ export class MqttBridge {
   readonly #password: string
   #client: MqttClient | undefined
   #connected = false
+  /** Subscribed to the export markers (while connected, until stop). */
+  #markersJoined = false
   /** Subscriptions the broker granted in this session. */
   #granted: string[] = []
   #attempts = 0
@@ -266,6 +268,9 @@ export class MqttBridge {
     this.#queuedBytes = 0
     this.#drop('stopped', left)
     await client.endAsync(!this.#connected)
+    // mqtt.js may still report a connection attempt that was under way: nothing of it matters now.
+    client.removeAllListeners()
+    client.on('error', () => {})
     this.#client = undefined
     this.#connected = false
     this.#inflight = 0
@@ -306,11 +311,17 @@ export class MqttBridge {
           )
       })
     }
+    this.#joinMarkers()
+    this.#pump()
+  }
+
+  #joinMarkers(): void {
+    if (this.#markersJoined || this.#stopping) return
+    this.#markersJoined = true
     for (const marker of this.#markers.values()) {
       this.#deps.pubsub.topicValidators.set(marker, () => TopicValidatorResult.Reject)
       this.#deps.pubsub.subscribe(marker)
     }
-    this.#pump()
   }
 
   #onClose(): void {
@@ -321,6 +332,8 @@ export class MqttBridge {
   }
 
   #leaveMarkers(): void {
+    if (!this.#markersJoined) return
+    this.#markersJoined = false
     for (const marker of this.#markers.values()) {
       this.#deps.pubsub.unsubscribe(marker)
       this.#deps.pubsub.topicValidators.delete(marker)
