@@ -11,17 +11,23 @@
  *   forwards it). Accepted batches go through the ordering inbox (ordering.ts): each message once, in
  *   order per publisher, to every local subscription of its topic (subscription.ts, bounded queues).
  *
- * Every bound is a `messaging.*` key (options.ts; docs/PROTOCOLS.md, "Pub/sub").
+ * - The MQTT bridge (mqtt-bridge.ts), when `messaging.mqttUrl` is set: started with the area, stopped
+ *   first (what it queued for the broker is sent while connected), before the batcher drains.
+ *
+ * Every bound is a `messaging.*` key (options.ts; docs/PROTOCOLS.md, "Pub/sub" and "MQTT bridge").
  */
 import { type GossipSub, type Message, TopicValidatorResult } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
 import type { Clock } from '../common/clock.ts'
 import { NodusError } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
+import { mqttTopicProblem } from '../common/mqtt-topic.ts'
+import { type Random, systemRandom } from '../common/random.ts'
 import { type Batch, type BatchLimits, decodeBatch } from './batch.ts'
-import { Batcher } from './batcher.ts'
+import { Batcher, type MessageMarks } from './batcher.ts'
 import type { PeerPenalties } from './gossip.ts'
 import type { DropReason, MessagingMetrics } from './metrics.ts'
+import { MqttBridge, type MqttBridgeStatus } from './mqtt-bridge.ts'
 import type { MessagingOptions } from './options.ts'
 import { OrderedInbox } from './ordering.ts'
 import { type PubsubMessage, type SlowPolicy, Subscription } from './subscription.ts'
@@ -63,7 +69,16 @@ export interface MessagingComponents {
   peers: MessagingPeers
   /** Timers for the batcher's linger; default the global ones (tests pass their own). */
   setTimer?: ((fn: () => void, ms: number) => () => void) | undefined
+  /** Randomness (the MQTT bridge's reconnection jitter); default {@link systemRandom}. */
+  random?: Random | undefined
 }
+
+/**
+ * What a message may carry besides its data (docs/PROTOCOLS.md, "MQTT bridge"): `mqttTopic`, the MQTT
+ * topic name it came from or is for (1 … `messaging.maxTopicBytes` UTF-8 bytes, no `+`, `#`, U+0000),
+ * and `fromMqtt`, set by the bridge on what it imports (no bridge exports such a message).
+ */
+export type PublishOptions = MessageMarks
 
 /** What {@link Messaging.publish} returns: the message's id. */
 export interface PublishReceipt {
@@ -94,12 +109,14 @@ export interface TopicInfo {
 /** The messaging area's public services. */
 export interface Messaging {
   /**
-   * Publish `data` (not copied; do not change it afterwards) to `topic`. It leaves in a batch within
-   * `messaging.lingerMs`; local subscriptions receive it too.
-   * @throws NodusError `TOPIC_INVALID`, `MESSAGE_TOO_LARGE` (over `messaging.maxMessageBytes`),
-   *   `QUEUE_FULL` (the publish queue holds `messaging.publishQueueBytes`), `NOT_STARTED`
+   * Publish `data` (not copied; do not change it afterwards) to `topic`, with `options` (an MQTT topic
+   * for the bridges that export `topic`). It leaves in a batch within `messaging.lingerMs`; local
+   * subscriptions receive it too.
+   * @throws NodusError `TOPIC_INVALID` (the topic, or the MQTT topic), `MESSAGE_TOO_LARGE` (over
+   *   `messaging.maxMessageBytes`), `QUEUE_FULL` (the publish queue holds `messaging.publishQueueBytes`),
+   *   `NOT_STARTED`
    */
-  publish(topic: string, data: Uint8Array): PublishReceipt
+  publish(topic: string, data: Uint8Array, options?: PublishOptions): PublishReceipt
   /**
    * Subscribe to `topic`: the returned subscription yields its messages (from now on), each once and
    * in order per publisher; `close()` it when done.
@@ -108,6 +125,8 @@ export interface Messaging {
   subscribe(topic: string, options?: SubscribeOptions): Subscription
   /** Topics with local subscriptions. */
   topics(): TopicInfo[]
+  /** The MQTT bridge's state; undefined when there is none (`messaging.mqttUrl` empty). */
+  mqtt(): MqttBridgeStatus | undefined
   /** Resolves once every message published so far was handed to gossipsub. */
   flush(): Promise<void>
   /** Skip the gaps that waited `messaging.reorderWindowMs` (the area calls it on a timer; tests call it). */
@@ -116,9 +135,9 @@ export interface Messaging {
   readonly queuedMessages: number
   /** Local subscriptions open. */
   readonly subscriptionCount: number
-  /** Listens for gossip messages and starts the reorder timer. */
+  /** Listens for gossip messages, starts the reorder timer and the MQTT bridge (it connects in the background). */
   start(): void
-  /** Sends what is queued, closes every subscription (`stopped`). */
+  /** Stops the MQTT bridge, sends what is queued, closes every subscription (`stopped`). */
   beforeStop(): Promise<void>
   /** Leaves every topic. */
   stop(): void
@@ -174,6 +193,8 @@ export function createMessaging(components: MessagingComponents, options: Messag
         publishedAtMs: e.publishedAtMs,
         receivedAtMs: now,
       }
+      if (e.mqttTopic !== undefined) m.mqttTopic = e.mqttTopic
+      if (e.fromMqtt === true) m.fromMqtt = true
       for (const s of subs) s.push(m)
     }
   }
@@ -249,13 +270,22 @@ export function createMessaging(components: MessagingComponents, options: Messag
 
   let timer: ReturnType<typeof setInterval> | undefined
   const notStarted = (): NodusError => new NodusError('NOT_STARTED', 'pub/sub is not running')
+  let bridge: MqttBridge | undefined
 
-  return {
-    publish(topic, data) {
+  const messaging: Messaging = {
+    publish(topic, data, marks) {
       if (!started || stopping) throw notStarted()
       checkTopic(topic, options.maxTopicBytes)
+      if (marks?.mqttTopic !== undefined) {
+        const problem =
+          mqttTopicProblem(marks.mqttTopic) ??
+          (Buffer.byteLength(marks.mqttTopic, 'utf8') > options.maxTopicBytes
+            ? 'is over messaging.maxTopicBytes'
+            : undefined)
+        if (problem !== undefined) throw new NodusError('TOPIC_INVALID', `the MQTT topic ${problem}`)
+      }
       try {
-        const seq = batcher.publish(topic, data)
+        const seq = batcher.publish(topic, data, marks)
         metrics.pubsubPublished.inc()
         return { topic, publisher: self, seq }
       } catch (err) {
@@ -298,6 +328,7 @@ export function createMessaging(components: MessagingComponents, options: Messag
         peers: pubsub.getSubscribers(GOSSIP_TOPIC_PREFIX + topic).length,
       }))
     },
+    mqtt: () => bridge?.status(),
     flush() {
       batcher.flush()
       return batcher.onIdle()
@@ -320,9 +351,11 @@ export function createMessaging(components: MessagingComponents, options: Messag
         timer = setInterval(() => inbox.tick(), Math.max(10, Math.floor(options.reorderWindowMs / 4)))
         timer.unref()
       }
+      bridge?.start()
     },
     async beforeStop() {
       if (!started || stopping) return
+      await bridge?.stop()
       stopping = true
       await batcher.stop()
       for (const subs of [...byTopic.values()]) for (const s of [...subs]) s.close('stopped')
@@ -335,4 +368,10 @@ export function createMessaging(components: MessagingComponents, options: Messag
       inbox.clear()
     },
   }
+  if (options.mqttUrl !== '')
+    bridge = new MqttBridge(
+      { logger: log, random: components.random ?? systemRandom, metrics, self, messaging, pubsub },
+      options,
+    )
+  return messaging
 }

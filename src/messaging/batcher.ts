@@ -14,7 +14,19 @@
  */
 import type { Clock } from '../common/clock.ts'
 import { NodusError } from '../common/errors.ts'
-import { type Batch, type BatchEntry, encodeBatch, entryBytes, headerBytes } from './batch.ts'
+import {
+  type Batch,
+  type BatchEntry,
+  encodeBatch,
+  entryBytes,
+  flagBytes,
+  hasFlags,
+  headerBytes,
+} from './batch.ts'
+import { BATCH_HEADER_BYTES } from './options.ts'
+
+/** What a message may carry besides its data (batch version 2): its MQTT topic and origin. */
+export type MessageMarks = Pick<BatchEntry, 'mqttTopic' | 'fromMqtt'>
 
 /** What {@link Batcher} needs. */
 export interface BatcherDeps {
@@ -40,8 +52,10 @@ export interface BatcherOptions {
 
 interface Pending {
   entries: BatchEntry[]
-  /** Encoded bytes of the entries (without the header). */
+  /** Encoded bytes of the entries (without the header), flags and MQTT topics included. */
   bytes: number
+  /** Does an entry carry flags (the batch is version 2: every entry has a flags byte)? */
+  flagged: boolean
   firstSeq: number
   timeMs: number
   cancelTimer: (() => void) | undefined
@@ -108,19 +122,27 @@ export class Batcher {
   }
 
   /**
-   * Queue `data` for `topic` (not copied: do not change it afterwards). Its batch leaves within
-   * `lingerMs`, or at once when full; a failed send is reported to `deps.onSendError` ({@link onIdle}
-   * waits for every send).
+   * Queue `data` for `topic` (not copied: do not change it afterwards), with its `marks` (an MQTT
+   * topic, checked by the caller, and the from-MQTT mark). Its batch leaves within `lingerMs`, or at
+   * once when full; a failed send is reported to `deps.onSendError` ({@link onIdle} waits for every send).
    * @returns the message's seq on `topic`
-   * @throws NodusError `MESSAGE_TOO_LARGE` over `maxMessageBytes`; `QUEUE_FULL` when the publish queue
-   *   holds `publishQueueBytes`; `NOT_STARTED` after stop
+   * @throws NodusError `MESSAGE_TOO_LARGE` over `maxMessageBytes` (or when with its MQTT topic it would
+   *   not fit a batch); `QUEUE_FULL` when the publish queue holds `publishQueueBytes`; `NOT_STARTED`
+   *   after stop
    */
-  publish(topic: string, data: Uint8Array): number {
+  publish(topic: string, data: Uint8Array, marks?: MessageMarks): number {
     if (this.#stopped) throw new NodusError('NOT_STARTED', 'pub/sub is stopped')
-    if (data.byteLength > this.#o.maxMessageBytes)
+    const flagged = marks !== undefined && hasFlags(marks)
+    const marksSize = flagged
+      ? flagBytes(marks.mqttTopic === undefined ? undefined : Buffer.byteLength(marks.mqttTopic, 'utf8'))
+      : 0
+    if (
+      data.byteLength > this.#o.maxMessageBytes ||
+      data.byteLength + marksSize > this.#o.maxBatchBytes - BATCH_HEADER_BYTES
+    )
       throw new NodusError(
         'MESSAGE_TOO_LARGE',
-        `message of ${data.byteLength} bytes is over ${this.#o.maxMessageBytes}`,
+        `message of ${data.byteLength} bytes is over ${this.#o.maxMessageBytes} (or with its MQTT topic over a batch)`,
         { details: { bytes: data.byteLength, maxMessageBytes: this.#o.maxMessageBytes } },
       )
     if (this.#queuedBytes + data.byteLength > this.#o.publishQueueBytes)
@@ -131,11 +153,15 @@ export class Batcher {
     const st = this.#topic(topic, now)
     let p = st.pending
     const dt = p === undefined ? 0 : Math.max(0, now - p.timeMs)
-    const size = entryBytes(data.byteLength, dt)
+    const size = entryBytes(data.byteLength, dt) + marksSize
+    // A version-2 batch gives every entry a flags byte: the ones already in it gain one when this is
+    // the first flagged entry, and this one needs one when the batch is already flagged.
+    const extra =
+      p === undefined ? 0 : flagged && !p.flagged ? p.entries.length : !flagged && p.flagged ? 1 : 0
     if (
       p !== undefined &&
       (p.entries.length >= this.#o.maxMessagesPerBatch ||
-        headerBytes(st.sessionStart, p.firstSeq, p.timeMs, p.entries.length + 1) + p.bytes + size >
+        headerBytes(st.sessionStart, p.firstSeq, p.timeMs, p.entries.length + 1) + p.bytes + size + extra >
           this.#o.maxBatchBytes)
     ) {
       this.#cut(topic, st)
@@ -145,6 +171,7 @@ export class Batcher {
       p = {
         entries: [],
         bytes: 0,
+        flagged: false,
         firstSeq: st.nextSeq,
         timeMs: now,
         cancelTimer: undefined,
@@ -156,8 +183,16 @@ export class Batcher {
       }, this.#o.lingerMs)
     }
     const seq = st.nextSeq++
-    p.entries.push({ data, publishedAtMs: Math.max(now, p.timeMs) })
-    p.bytes += entryBytes(data.byteLength, Math.max(0, now - p.timeMs))
+    const entry: BatchEntry = { data, publishedAtMs: Math.max(now, p.timeMs) }
+    if (flagged) {
+      if (marks.mqttTopic !== undefined) entry.mqttTopic = marks.mqttTopic
+      if (marks.fromMqtt === true) entry.fromMqtt = true
+      if (!p.flagged) p.bytes += p.entries.length
+      p.flagged = true
+    }
+    p.bytes +=
+      entryBytes(data.byteLength, Math.max(0, now - p.timeMs)) + (p.flagged && !flagged ? 1 : marksSize)
+    p.entries.push(entry)
     this.#queuedBytes += data.byteLength
     this.#queuedMessages++
     if (p.entries.length >= this.#o.maxMessagesPerBatch) this.#cut(topic, st)

@@ -7,19 +7,22 @@ export {
   type MessagingComponents,
   type MessagingPeers,
   type MessagingPubsub,
+  type PublishOptions,
   type PublishReceipt,
   type SubscribeOptions,
   type TopicInfo,
 } from './area.ts'
 export {
   BATCH_VERSION,
+  BATCH_VERSION_FLAGS,
   type Batch,
   type BatchEntry,
   type BatchLimits,
   decodeBatch,
   encodeBatch,
+  MAX_MQTT_TOPIC_BYTES,
 } from './batch.ts'
-export { Batcher, type BatcherDeps, type BatcherOptions } from './batcher.ts'
+export { Batcher, type BatcherDeps, type BatcherOptions, type MessageMarks } from './batcher.ts'
 export {
   ACK_SKEW_MS,
   createDirectMessaging,
@@ -60,6 +63,21 @@ export {
   keyRecordSelector,
   keyRecordValidator,
 } from './key-directory.ts'
+export {
+  BRIDGE_PROPERTY,
+  MESSAGE_ID_PROPERTY,
+  MqttBridge,
+  type MqttBridgeDeps,
+  type MqttBridgeOptions,
+  type MqttBridgeStatus,
+} from './mqtt-bridge.ts'
+export {
+  exportMarkerTopic,
+  exportsOf,
+  exportTopics,
+  importsOf,
+  rendezvousWinner,
+} from './mqtt-topics.ts'
 export { type MessagingOptions, messagingOptionProblems } from './options.ts'
 export { OrderedInbox, type OrderedInboxDeps, type OrderedInboxOptions } from './ordering.ts'
 export { type MessagingRoutesDeps, messagingRoutes } from './routes.ts'

@@ -2,7 +2,7 @@
  * The messaging area's metrics (docs/METRICS.md): messages published, delivered, dropped (by reason)
  * and queued, batches and their sizes, end-to-end latency. Pure: creates them on the registry given.
  */
-import { Counter, Histogram, type Registry } from 'prom-client'
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import { LATENCY_BUCKETS, liveGauge } from '../common/metrics.ts'
 
 /** Live messaging values read at scrape time. */
@@ -23,6 +23,29 @@ export type DropReason =
   | 'future'
   | 'gap'
   | 'duplicate'
+
+/** Why the MQTT bridge dropped a message (the `reason` label of `nodus_messaging_mqtt_dropped_total`). */
+export type MqttDropReason =
+  /** in: an MQTT message a bridge published (its `nodus-bridge` user property): never imported again. */
+  | 'loop'
+  /** out: a nodus message that came from MQTT: never exported again. */
+  | 'from_mqtt'
+  /** in: a QoS 1 redelivery (DUP) of a message already imported. */
+  | 'duplicate'
+  /** in: payload over messaging.maxMessageBytes. */
+  | 'too_large'
+  /** in: MQTT topic over messaging.maxTopicBytes. */
+  | 'topic_too_long'
+  /** in: nodus's publish queue is full. */
+  | 'nodus_queue_full'
+  /** out: no out mapping gives the message an MQTT topic. */
+  | 'no_mqtt_topic'
+  /** out: the queue to the broker holds messaging.mqttQueueBytes. */
+  | 'queue_full'
+  /** out: the broker refused the publish or the connection failed with it. */
+  | 'send_failed'
+  /** out: still queued when the bridge stopped while disconnected. */
+  | 'stopped'
 
 /**
  * Creates the messaging metrics on `registry`: the counters and histograms returned, and the gauges
@@ -100,6 +123,28 @@ export function createMessagingMetrics(
       name: 'nodus_messaging_mailbox_removed_total',
       help: 'Sealed messages this keeper removed, by reason (acked, expired)',
       labelNames: ['reason'],
+      registers,
+    }),
+    mqttBridged: new Counter({
+      name: 'nodus_messaging_mqtt_bridged_total',
+      help: 'Messages the MQTT bridge carried, by direction (in: MQTT to nodus; out: nodus to MQTT, acknowledged by the broker at QoS 1)',
+      labelNames: ['direction'],
+      registers,
+    }),
+    mqttDropped: new Counter({
+      name: 'nodus_messaging_mqtt_dropped_total',
+      help: 'Messages the MQTT bridge did not carry, by reason (loop, from_mqtt, duplicate, too_large, topic_too_long, nodus_queue_full, no_mqtt_topic, queue_full, send_failed, stopped)',
+      labelNames: ['reason'],
+      registers,
+    }),
+    mqttConnected: new Gauge({
+      name: 'nodus_messaging_mqtt_connected',
+      help: 'The MQTT bridge’s connection to the broker: 1 connected, 0 not (or no bridge)',
+      registers,
+    }),
+    mqttQueued: new Gauge({
+      name: 'nodus_messaging_mqtt_queued_messages',
+      help: 'Messages waiting for the MQTT broker (queued while it is down or slow, and QoS 1 publishes awaiting PUBACK)',
       registers,
     }),
   } as const

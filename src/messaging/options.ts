@@ -1,8 +1,10 @@
 /**
  * The messaging area's config keys: section `messaging` of the config file (docs/CONFIG.md): pub/sub
- * batching, its bounds, the gossipsub limits and every queue. Pure table; the type
+ * batching, its bounds, the gossipsub limits and every queue; direct messages; the MQTT bridge's
+ * `mqtt*` keys (their syntax: common/mqtt-topic.ts; what the bridge does with them: mqtt-topics.ts). Pure table; the type
  * {@link MessagingOptions} is derived from it. docs/PROTOCOLS.md, "Pub/sub", explains each bound.
  */
+import { mqttUrlProblem, parseMqttMappings } from '../common/mqtt-topic.ts'
 import { defineOptions, MiB, type OptionsOf } from '../common/options.ts'
 
 /** Bytes in a kibibyte (2^10). */
@@ -366,6 +368,114 @@ export const MESSAGING_OPTIONS = defineOptions({
     description:
       'how often the node asks the keepers closest to its PeerId for its messages (also once at start), and keepers delete expired messages, ms',
   },
+  mqttUrl: {
+    kind: 'string',
+    default: '',
+    check: mqttUrlProblem,
+    description:
+      'the MQTT broker the bridge connects to, mqtt://HOST:PORT or mqtts://HOST:PORT (MQTT 5; port default 1883 / 8883); empty: no bridge. Credentials may be in it (mqtt://USER:PASSWORD@HOST) or in messaging.mqttUsername / mqttPassword, which win; the URL is shown and logged without them',
+  },
+  mqttUsername: {
+    kind: 'string',
+    default: '',
+    description: 'user name the bridge gives the broker; empty: the URL’s, else none',
+  },
+  mqttPassword: {
+    kind: 'string',
+    default: '',
+    description:
+      'password the bridge gives the broker (better set by the environment, NODUS_MESSAGING_MQTT_PASSWORD); empty: the URL’s, else none. Never logged or shown',
+  },
+  mqttMappings: {
+    kind: 'strings',
+    default: [],
+    check: (v: readonly string[]) => {
+      const r = parseMqttMappings(v)
+      return typeof r === 'string' ? r : undefined
+    },
+    description:
+      'what the bridge carries, each DIRECTION:FILTER=TOPIC: in (MQTT → nodus), out (nodus → MQTT) or both; FILTER an MQTT topic filter (+, #); TOPIC the nodus topic, whose messages carry their MQTT topic name (docs/PROTOCOLS.md, "MQTT bridge"). Env: comma-separated',
+  },
+  mqttQos: {
+    kind: 'int',
+    default: 1,
+    min: 0,
+    max: 1,
+    description:
+      'MQTT QoS of the bridge’s subscriptions and publishes: 0 at most once, 1 at least once (acknowledged by the broker)',
+  },
+  mqttShareGroup: {
+    kind: 'string',
+    default: 'nodus',
+    check: (v: string) => (/[/+#]/.test(v) ? 'must not contain /, + or #' : undefined),
+    description:
+      'the bridge subscribes as $share/GROUP/FILTER (MQTT 5 shared subscription), so of several bridges to one broker only one imports each MQTT message; empty: a plain subscription (each bridge imports everything)',
+  },
+  mqttPeers: {
+    kind: 'strings',
+    default: [],
+    check: (v: readonly string[]) =>
+      v.every((p) => /^[1-9A-HJ-NP-Za-km-z]{46,60}$/.test(p)) ? undefined : 'expected PeerIds (base58btc)',
+    description:
+      'PeerIds of the other nodes that bridge the same broker (the same messaging.mqttUrl host and port): each nodus message is exported by one of those connected to it and to the broker (rendezvous hashing), not by all; empty: this bridge exports every message',
+  },
+  mqttQueueBytes: {
+    kind: 'int',
+    default: 4 * MiB,
+    min: 64 * KiB,
+    description:
+      'messages waiting to be published to the broker (while it is down or slow), bytes (payload + topic + 64 each); beyond it new ones are dropped (nodus_messaging_mqtt_dropped_total{reason="queue_full"})',
+  },
+  mqttMaxInflight: {
+    kind: 'int',
+    default: 64,
+    min: 1,
+    max: 65_535,
+    description:
+      'QoS 1 publishes to the broker awaiting its PUBACK, and QoS 1 messages the broker may send before this node acknowledges (MQTT 5 Receive Maximum)',
+  },
+  mqttReconnectMinMs: {
+    kind: 'int',
+    default: 1000,
+    min: 10,
+    description:
+      'first wait before reconnecting to the broker, ms; it doubles after each failed attempt up to messaging.mqttReconnectMaxMs (each wait × 0.5 … 1, random), and is reset once connected',
+  },
+  mqttReconnectMaxMs: {
+    kind: 'int',
+    default: 60_000,
+    min: 10,
+    description: 'longest wait between reconnection attempts to the broker, ms',
+  },
+  mqttConnectTimeoutMs: {
+    kind: 'int',
+    default: 10_000,
+    min: 100,
+    description: 'time allowed to connect to the broker (TCP, TLS, CONNECT to CONNACK), ms',
+  },
+  mqttKeepaliveMs: {
+    kind: 'int',
+    default: 30_000,
+    min: 1000,
+    max: 65_535_000,
+    description:
+      'MQTT keep-alive, ms (sent as whole seconds): the bridge pings when idle, and the broker drops it after 1.5 × this without a packet',
+  },
+  mqttSessionExpiryMs: {
+    kind: 'int',
+    default: 0,
+    min: 0,
+    max: 4_294_967_000,
+    description:
+      'how long the broker keeps the bridge’s session (subscriptions, unacknowledged QoS 1 messages) after a disconnect, ms (whole seconds); 0: a new session every connection. A redelivered message already imported is dropped (duplicate)',
+  },
+  mqttDedupIds: {
+    kind: 'int',
+    default: 4096,
+    min: 1,
+    description:
+      'QoS 1 messages remembered (packet id, topic, payload hash) to drop a redelivery (DUP) of one already imported; least recently imported forgotten',
+  },
 })
 
 /** The values of section `messaging` (config.messaging). */
@@ -393,5 +503,14 @@ export function messagingOptionProblems(o: MessagingOptions): string[] {
     out.push(
       'messaging.mailboxFetchBytes: must be at least messaging.directMaxBodyBytes + 16 KiB (one message)',
     )
+  if (o.mqttReconnectMaxMs < o.mqttReconnectMinMs)
+    out.push('messaging.mqttReconnectMaxMs: must be at least messaging.mqttReconnectMinMs')
+  if (o.mqttUrl !== '' && o.mqttMappings.length === 0)
+    out.push('messaging.mqttMappings: a bridge (messaging.mqttUrl is set) needs at least one mapping')
+  const mappings = parseMqttMappings(o.mqttMappings)
+  if (typeof mappings !== 'string')
+    for (const m of mappings)
+      if (Buffer.byteLength(m.topic, 'utf8') > o.maxTopicBytes)
+        out.push(`messaging.mqttMappings: nodus topic "${m.topic}" is over messaging.maxTopicBytes`)
   return out
 }

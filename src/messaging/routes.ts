@@ -1,11 +1,12 @@
 /**
- * The messaging area's HTTP routes: `POST /pubsub/:topic` (publish the body; needs the token),
- * `GET /pubsub/:topic` (a server-sent-event stream of the topic's messages) and `GET /pubsub` (the
- * topics this node subscribes to).
+ * The messaging area's HTTP routes: `POST /pubsub/:topic` (publish the body; needs the token; an MQTT
+ * topic for the bridges in `?mqttTopic=`), `GET /pubsub/:topic` (a server-sent-event stream of the
+ * topic's messages) and `GET /pubsub` (the topics this node subscribes to, and the MQTT bridge's state).
  *
  * The SSE stream (text/event-stream, WHATWG HTML "Server-sent events"): one `message` event per
  * message, `id: <publisher>:<seq>`, `data:` a JSON object `{ topic, publisher, seq, publishedAtMs,
- * receivedAtMs, data }` with `data` in base64. Each client reads through its own subscription, a queue
+ * receivedAtMs, data }` with `data` in base64, plus `mqttTopic` and `fromMqtt` when the message carries
+ * them (docs/PROTOCOLS.md, "MQTT bridge"). Each client reads through its own subscription, a queue
  * of `messaging.subscriberQueueMessages`; a client that falls that far behind (its socket not
  * draining) gets a `closed` event `{ "reason": "slow" }` and the response ends
  * (`nodus_messaging_dropped_total{reason="slow_subscriber"}`). A comment line every 15 s keeps idle
@@ -19,7 +20,7 @@ import type { PubsubMessage } from './subscription.ts'
 
 /** What the messaging routes use. */
 export interface MessagingRoutesDeps {
-  messaging: Pick<Messaging, 'publish' | 'subscribe' | 'topics'>
+  messaging: Pick<Messaging, 'publish' | 'subscribe' | 'topics'> & Partial<Pick<Messaging, 'mqtt'>>
   /** Largest message body, bytes (`messaging.maxMessageBytes`). */
   maxMessageBytes: number
 }
@@ -39,9 +40,36 @@ const Receipt = {
   required: ['topic', 'publisher', 'seq'],
 } as const
 
+const PublishQuery = {
+  type: 'object',
+  properties: { mqttTopic: { type: 'string', minLength: 1, maxLength: 4096 } },
+  additionalProperties: false,
+} as const
+
+const MqttStatus = {
+  type: 'object',
+  description: 'the MQTT bridge, when messaging.mqttUrl is set',
+  properties: {
+    broker: { type: 'string' },
+    connected: { type: 'boolean' },
+    mappings: { type: 'array', items: { type: 'string' } },
+    subscribed: { type: 'array', items: { type: 'string' } },
+    bridged: {
+      type: 'object',
+      properties: { in: { type: 'integer' }, out: { type: 'integer' } },
+      required: ['in', 'out'],
+    },
+    dropped: { type: 'integer' },
+    queued: { type: 'integer' },
+    peers: { type: 'array', items: { type: 'string' } },
+  },
+  required: ['broker', 'connected', 'mappings', 'subscribed', 'bridged', 'dropped', 'queued', 'peers'],
+} as const
+
 const TopicList = {
   type: 'object',
   properties: {
+    mqtt: MqttStatus,
     topics: {
       type: 'array',
       items: {
@@ -100,6 +128,8 @@ function sseEvent(m: PubsubMessage): string {
     publishedAtMs: m.publishedAtMs,
     receivedAtMs: m.receivedAtMs,
     data: Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength).toString('base64'),
+    mqttTopic: m.mqttTopic,
+    fromMqtt: m.fromMqtt,
   })
   return `event: message\nid: ${m.publisher}:${m.seq}\ndata: ${data}\n\n`
 }
@@ -126,28 +156,36 @@ export function messagingRoutes(deps: MessagingRoutesDeps): ApiRoutes {
       {
         schema: {
           tags: ['pubsub'],
-          summary: 'Topics this node subscribes to, with local subscriptions and subscribed peers',
+          summary:
+            'Topics this node subscribes to, with local subscriptions and subscribed peers; `mqtt`: the MQTT bridge (connected, broker, mappings, counts) when there is one',
           response: { 200: TopicList },
         },
       },
-      async () => ({ topics: messaging.topics() }),
+      async () => {
+        const mqtt = messaging.mqtt?.()
+        return mqtt === undefined ? { topics: messaging.topics() } : { topics: messaging.topics(), mqtt }
+      },
     )
-    r.post<{ Params: { topic: string } }>(
+    r.post<{ Params: { topic: string }; Querystring: { mqttTopic?: string } }>(
       '/pubsub/:topic',
       {
         ...ctx.unmetered,
         schema: {
           tags: ['pubsub'],
           summary:
-            'Publish the body (application/octet-stream or text/plain, at most messaging.maxMessageBytes) to a topic; it leaves in a batch within messaging.lingerMs',
+            'Publish the body (application/octet-stream or text/plain, at most messaging.maxMessageBytes) to a topic; it leaves in a batch within messaging.lingerMs. `mqttTopic`: the MQTT topic an MQTT bridge exporting the topic publishes it to',
           security: [{ bearer: [] }],
           params: TopicParams,
+          querystring: PublishQuery,
           response: { 200: Receipt },
         },
       },
       async (req) => {
         const data = await messageBody(req, maxMessageBytes)
-        return messaging.publish(req.params.topic, data)
+        const { mqttTopic } = req.query
+        return mqttTopic === undefined
+          ? messaging.publish(req.params.topic, data)
+          : messaging.publish(req.params.topic, data, { mqttTopic })
       },
     )
     r.get<{ Params: { topic: string } }>(

@@ -19,6 +19,10 @@ export interface PubsubMessage {
   publishedAtMs: number
   /** When this node delivered it, ms since the Unix epoch (this node's clock). */
   receivedAtMs: number
+  /** The MQTT topic name it came from or is for, when it carries one (docs/PROTOCOLS.md, "MQTT bridge"). */
+  mqttTopic?: string
+  /** True when an MQTT bridge imported it. */
+  fromMqtt?: boolean
 }
 
 /** What a subscriber does when it falls behind. */

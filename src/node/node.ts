@@ -163,6 +163,7 @@ export async function createNode(
     {
       logger,
       clock,
+      random,
       metrics,
       self,
       pubsub: net.pubsub as NonNullable<Net['pubsub']>,

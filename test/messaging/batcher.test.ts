@@ -4,9 +4,17 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import fc from 'fast-check'
 import { isNodusError } from '../../src/common/errors.ts'
-import { type Batch, Batcher, type BatcherOptions, decodeBatch } from '../../src/messaging/index.ts'
+import {
+  type Batch,
+  Batcher,
+  type BatcherOptions,
+  decodeBatch,
+  encodeBatch,
+} from '../../src/messaging/index.ts'
 import { FakeClock } from '../utils/fake-clock.ts'
+import { assertProperty } from '../utils/property.ts'
 
 const OPTIONS: BatcherOptions = {
   lingerMs: 2,
@@ -118,6 +126,63 @@ describe('Batcher', () => {
     assert.deepEqual(
       b.sent.map((s) => s.batch.firstSeq - 1_000_000_000),
       [0, 4, 8],
+    )
+  })
+
+  it('with MQTT marks (batch version 2): every batch fits maxBatchBytes exactly as tightly, marks intact', async () => {
+    // Mostly unmarked small messages, so long runs of them meet a marked one (which makes the batch
+    // version 2 and gives each of them a flags byte) and marked batches hold many unmarked ones.
+    const unmarked = fc.record({
+      size: fc.integer({ min: 0, max: 12 }),
+      mqttTopic: fc.constant(undefined),
+      fromMqtt: fc.constant(false),
+    })
+    const marked = fc.record({
+      size: fc.integer({ min: 0, max: 60 }),
+      mqttTopic: fc.option(fc.stringMatching(/^[a-z/é]{1,30}$/), { nil: undefined }),
+      fromMqtt: fc.constant(true),
+    })
+    const message = fc.oneof({ arbitrary: unmarked, weight: 6 }, { arbitrary: marked, weight: 1 })
+    await assertProperty(
+      fc.asyncProperty(fc.array(message, { minLength: 1, maxLength: 150, size: 'max' }), async (messages) => {
+        // Small batches of small messages: many cuts, each a chance for a byte miscounted per message.
+        const h = harness({ maxMessagesPerBatch: 1000, maxBatchBytes: 300 })
+        for (const m of messages) {
+          const marks = {
+            ...(m.mqttTopic === undefined ? {} : { mqttTopic: m.mqttTopic }),
+            fromMqtt: m.fromMqtt,
+          }
+          h.batcher.publish('t', msg(m.size), marks)
+        }
+        h.fire()
+        await h.batcher.onIdle()
+        const decoded = h.sent.flatMap(
+          (s) => decodeBatch(s.bytes, { ...OPTIONS, maxBatchBytes: 300, maxMessagesPerBatch: 1000 }).entries,
+        )
+        assert.deepEqual(
+          decoded.map((e) => [e.data.length, e.mqttTopic, e.fromMqtt === true]),
+          messages.map((m) => [m.size, m.mqttTopic, m.fromMqtt]),
+        )
+        for (let i = 0; i < h.sent.length; i++) {
+          const s = h.sent[i] as (typeof h.sent)[number]
+          assert.ok(s.bytes.byteLength <= 300, `${s.bytes.byteLength} bytes`)
+          const next = h.sent[i + 1]?.batch.entries[0]
+          if (next === undefined) continue
+          // Cut only because the next message did not fit: the accounting is exact, not conservative.
+          const grown = encodeBatch({ ...s.batch, entries: [...s.batch.entries, next] })
+          assert.ok(grown.byteLength > 300, `cut at ${s.bytes.byteLength} bytes`)
+        }
+      }),
+      { numRuns: 200 },
+    )
+  })
+
+  it('refuses a message that with its MQTT topic would not fit a batch', () => {
+    const h = harness({ maxBatchBytes: 1100, maxMessageBytes: 1000 })
+    h.batcher.publish('t', msg(1000))
+    assert.throws(
+      () => h.batcher.publish('t', msg(1000), { mqttTopic: 'x'.repeat(40) }),
+      (e) => isNodusError(e, 'MESSAGE_TOO_LARGE'),
     )
   })
 

@@ -3,6 +3,7 @@
  * area, for the pub/sub tests: no fakes on the wire.
  */
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { PrivateKey } from '@libp2p/interface'
 import type { Clock } from '../../src/common/clock.ts'
 import { systemClock } from '../../src/common/clock.ts'
 import { silentLogger } from '../../src/common/logger.ts'
@@ -40,16 +41,20 @@ export interface PubsubPeer {
   stop(): Promise<void>
 }
 
-/** One host with gossipsub and the messaging area, started. */
+/**
+ * One host with gossipsub and the messaging area, started. `privateKey` (default a new Ed25519 key)
+ * lets a test know the PeerId before the options (the MQTT bridge's `mqttPeers`).
+ */
 export async function startPubsubPeer(
   over: Partial<Record<keyof MessagingOptions, unknown>> = {},
   clock: Clock = systemClock,
   peerPolicy?: (libp2p: NodusLibp2p) => MessagingPeers,
+  privateKey?: PrivateKey,
 ): Promise<PubsubPeer> {
   const options = messagingOptions(over)
   const penalties = new PeerPenalties(clock, options.maxPenalizedPeers)
   const libp2p = await createHost(
-    await generateKeyPair('Ed25519'),
+    privateKey ?? (await generateKeyPair('Ed25519')),
     { ...DEFAULT_HOST_OPTIONS },
     { pubsub: gossipsubInit(options, penalties) },
   )

@@ -9,19 +9,26 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { NodusError } from '../../src/common/errors.ts'
-import { messagingRoutes, type PublishReceipt, Subscription } from '../../src/messaging/index.ts'
+import {
+  type MqttBridgeStatus,
+  messagingRoutes,
+  type PublishOptions,
+  type PublishReceipt,
+  Subscription,
+} from '../../src/messaging/index.ts'
 import type { NodusNode } from '../../src/node/node.ts'
 import { AUTH, errorOf, routesApi } from '../utils/api-node.ts'
 import { startNodes } from '../utils/nodes.ts'
 import { CLI, runCli } from '../utils/run-cli.ts'
 import { waitFor } from '../utils/wait.ts'
 
-const published: { topic: string; data: Uint8Array }[] = []
+const published: { topic: string; data: Uint8Array; options?: PublishOptions | undefined }[] = []
 let opened: Subscription | undefined
+let bridge: MqttBridgeStatus | undefined
 const fake = {
-  publish(topic: string, data: Uint8Array): PublishReceipt {
+  publish(topic: string, data: Uint8Array, options?: PublishOptions): PublishReceipt {
     if (topic === 'bad\u0001') throw new NodusError('TOPIC_INVALID', 'control character')
-    published.push({ topic, data: new Uint8Array(data) })
+    published.push({ topic, data: new Uint8Array(data), options })
     return { topic, publisher: 'me', seq: published.length }
   },
   subscribe(topic: string): Subscription {
@@ -29,6 +36,7 @@ const fake = {
     return opened
   },
   topics: () => [{ topic: 'x', subscriptions: 1, peers: 2 }],
+  mqtt: () => bridge,
 }
 
 describe('messaging routes', async () => {
@@ -61,6 +69,35 @@ describe('messaging routes', async () => {
     })
     assert.equal(text.statusCode, 200)
     assert.equal(new TextDecoder().decode(published[1]?.data), 'héllo')
+  })
+
+  it('POST /pubsub/:topic?mqttTopic= publishes with the MQTT topic; GET /pubsub shows the MQTT bridge', async () => {
+    const res = await server.app.inject({
+      method: 'POST',
+      url: `/pubsub/lamp?mqttTopic=${encodeURIComponent('lamp/kitchen/cmd')}`,
+      payload: 'on',
+      headers: { ...AUTH, 'content-type': 'text/plain' },
+    })
+    assert.equal(res.statusCode, 200, res.body)
+    assert.deepEqual(published.at(-1)?.options, { mqttTopic: 'lamp/kitchen/cmd' })
+    bridge = {
+      broker: 'mqtt://127.0.0.1:1883',
+      connected: true,
+      mappings: ['both:lamp/#=lamp'],
+      subscribed: ['$share/nodus/lamp/#'],
+      bridged: { in: 3, out: 1 },
+      dropped: 2,
+      queued: 0,
+      peers: [],
+    }
+    try {
+      assert.deepEqual((await server.app.inject({ method: 'GET', url: '/pubsub' })).json(), {
+        topics: [{ topic: 'x', subscriptions: 1, peers: 2 }],
+        mqtt: bridge,
+      })
+    } finally {
+      bridge = undefined
+    }
   })
 
   it('refuses a body over messaging.maxMessageBytes (413), a bad topic (400), a JSON body (400)', async () => {
