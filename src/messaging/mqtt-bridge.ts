@@ -110,6 +110,9 @@ interface Outgoing {
 }
 
 /** See the module comment. */
+/** How long stop() waits for queued messages to reach a connected broker, ms. */
+const STOP_DRAIN_MS = 5_000
+
 export class MqttBridge {
   readonly #deps: MqttBridgeDeps
   readonly #o: MqttBridgeOptions
@@ -260,7 +263,16 @@ export class MqttBridge {
     this.#subs = []
     this.#pumps = []
     this.#leaveMarkers()
-    if (this.#connected && this.queued > 0) await new Promise<void>((resolve) => (this.#settled = resolve))
+    // Send what is queued while connected, for at most STOP_DRAIN_MS: a broker that stays connected
+    // but never acknowledges must not hold the node's shutdown.
+    if (this.#connected && this.queued > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined
+      await new Promise<void>((resolve) => {
+        this.#settled = resolve
+        timer = setTimeout(resolve, STOP_DRAIN_MS)
+      })
+      clearTimeout(timer)
+    }
     this.#settled = undefined
     const left = this.#queue.length - this.#head
     this.#queue = []
