@@ -18,7 +18,14 @@ import type { Logger } from '../common/logger.ts'
 import { HTTP_STATUS } from '../config/index.ts'
 import type { NodusMetrics } from '../metrics/index.ts'
 import { registerDashboard } from './dashboard.ts'
-import { capBytes, clientErrorHandler, frameworkErrors, installApiGuard, MAX_HEADER_BYTES } from './guard.ts'
+import {
+  capBytes,
+  clientErrorHandler,
+  frameworkErrors,
+  installApiGuard,
+  MAX_HEADER_BYTES,
+  type TokenRefusal,
+} from './guard.ts'
 
 /** The nodus version the API reports (`GET /system/info`, the OpenAPI document). */
 export const NODUS_VERSION = '0.1.0'
@@ -51,6 +58,12 @@ export interface ApiRouteContext {
    * MESSAGE_TOO_LARGE once past `api.maxUploadBytes`; a declared length was bounded by the guard.
    */
   uploadBody(req: FastifyRequest): AsyncIterable<Uint8Array>
+  /**
+   * For routes that need the token for some requests only (GraphQL: mutations, not queries): the
+   * refusal {@link ApiRouteContext.unmetered} would answer with (429 `RATE_LIMITED` in the caller's
+   * bucket, then 401 `UNAUTHORIZED`), or undefined when the request carries the valid token.
+   */
+  checkToken(req: FastifyRequest): Promise<TokenRefusal | undefined>
   /** The base URL the API listens on (`http://127.0.0.1:PORT`, as `listen` returned it); '' before. */
   url(): string
   /** The API's logger. */
@@ -191,6 +204,7 @@ export function createApiServer(
     // Route options of routes that need the token: checked in onRequest, before any body is parsed.
     mutating: { onRequest: guard.guardToken },
     unmetered: { onRequest: guard.guardTokenUnmetered },
+    checkToken: guard.checkToken,
     upload: { onRequest: guard.guardUpload },
     // Node holds a body with a Content-Length to that length (the guard bounded it); a chunked body is
     // counted as it comes.
