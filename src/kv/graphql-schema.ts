@@ -89,47 +89,51 @@ type KvEvent {
 "What became of a submitted operation: status applied, duplicate or refused (with code and message)."
 type SubmitResult { id: String status: String! code: String message: String }
 
+"""
+Reads. Every field is nullable, so one read's error (with its code in extensions) leaves the
+others' answers in place.
+"""
 type Query {
   "The databases this node hosts or keeps."
-  databases: [String!]!
+  databases: [String!]
   "A database's status here: hosted, ops held, last sync."
-  database(db: String!): JSON!
+  database(db: String!): JSON
   "TYPE: string, hash, list, set, zset, json, stream, ts, geo, or none."
-  keyType(db: String!, key: String!): String!
+  keyType(db: String!, key: String!): String
   get(db: String!, key: String!): JSON
   hget(db: String!, key: String!, field: String!): JSON
-  hgetall(db: String!, key: String!): [HashField!]!
+  hgetall(db: String!, key: String!): [HashField!]
   "LRANGE: indexes inclusive, negative from the end."
-  lrange(db: String!, key: String!, start: Int = 0, stop: Int = -1): [ListElement!]!
-  smembers(db: String!, key: String!): [String!]!
-  sismember(db: String!, key: String!, member: String!): Boolean!
+  lrange(db: String!, key: String!, start: Int = 0, stop: Int = -1): [ListElement!]
+  smembers(db: String!, key: String!): [String!]
+  sismember(db: String!, key: String!, member: String!): Boolean
   """
   ZRANGE key start stop [BYSCORE] [REV] [LIMIT offset count]: ranks, or with byScore score bounds
   ("(" for exclusive, "-inf", "+inf"); with rev and byScore, start is the max (as Redis).
   """
-  zrange(db: String!, key: String!, start: String!, stop: String!, byScore: Boolean = false, rev: Boolean = false, offset: Int, count: Int): [ZMember!]!
+  zrange(db: String!, key: String!, start: String!, stop: String!, byScore: Boolean = false, rev: Boolean = false, offset: Int, count: Int): [ZMember!]
   zscore(db: String!, key: String!, member: String!): Score
   "JSON.GET: the document, or with path the values an RFC 9535 JSONPath selects."
   jsonGet(db: String!, key: String!, path: String): JSON
   "XRANGE: bounds -, +, <ms>, <ms>-<seq>, ( to exclude."
-  xrange(db: String!, key: String!, start: String = "-", end: String = "+", count: Int): [StreamEntry!]!
-  xrevrange(db: String!, key: String!, end: String = "+", start: String = "-", count: Int): [StreamEntry!]!
+  xrange(db: String!, key: String!, start: String = "-", end: String = "+", count: Int): [StreamEntry!]
+  xrevrange(db: String!, key: String!, end: String = "+", start: String = "-", count: Int): [StreamEntry!]
   "TS.RANGE from to [AGGREGATION aggregation bucketMs] [COUNT count] (Unix ms, inclusive)."
-  tsRange(db: String!, key: String!, from: Float = 0, to: Float, aggregation: TsAggregation, bucketMs: Float, count: Int): [Sample!]!
+  tsRange(db: String!, key: String!, from: Float = 0, to: Float, aggregation: TsAggregation, bucketMs: Float, count: Int): [Sample!]
   "TS.GET: the latest sample."
   tsGet(db: String!, key: String!): Sample
-  geopos(db: String!, key: String!, members: [String!]!): [GeoPos]!
+  geopos(db: String!, key: String!, members: [String!]!): [GeoPos]
   geodist(db: String!, key: String!, member1: String!, member2: String!, unit: GeoUnit = m): Float
   "GEOSEARCH: from member or lon/lat; by radius or width/height."
-  geosearch(db: String!, key: String!, member: String, lon: Float, lat: Float, radius: Float, width: Float, height: Float, unit: GeoUnit = m, order: GeoOrder, count: Int): [GeoHit!]!
+  geosearch(db: String!, key: String!, member: String, lon: Float, lat: Float, radius: Float, width: Float, height: Float, unit: GeoUnit = m, order: GeoOrder, count: Int): [GeoHit!]
   "SCAN: keys by prefix, after key after (the cursor), of one type."
-  scan(db: String!, prefix: String, after: String, type: KvType, limit: Int = 100): ScanPage!
+  scan(db: String!, prefix: String, after: String, type: KvType, limit: Int = 100): ScanPage
   "Keys whose indexed value (a declared secondary index) equals eq, or lies within the bounds."
-  byIndex(db: String!, name: String!, eq: JSON, gt: JSON, gte: JSON, lt: JSON, lte: JSON, limit: Int = 100): [String!]!
+  byIndex(db: String!, name: String!, eq: JSON, gt: JSON, gte: JSON, lt: JSON, lte: JSON, limit: Int = 100): [String!]
   "When a key, or one field or member, expires."
-  ttl(db: String!, key: String!, field: String): Ttl!
+  ttl(db: String!, key: String!, field: String): Ttl
   "The op log from an HLC on (inclusive), in (HLC, id) order."
-  opsSince(db: String!, after: HlcInput, cursor: String, limit: Int = 100): OpPage!
+  opsSince(db: String!, after: HlcInput, cursor: String, limit: Int = 100): OpPage
 }
 
 type Mutation {
