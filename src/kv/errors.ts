@@ -97,7 +97,7 @@ export const KV_GRAPHQL_ERRORS = defineErrors({
   KV_GRAPHQL_INVALID: {
     status: 400,
     what: 'a GraphQL document that does not parse (syntax), has more than kv.graphqlMaxTokens tokens, or does not validate against the kv schema (unknown field or argument, wrong type, missing variable); `message` says where',
-    fix: 'fix the query; the schema is in docs/API.md ("GraphQL") and served by introspection at /graphql',
+    fix: 'fix the query; the schema is in docs/API.md ("GraphQL (kv)") and served by introspection at /graphql',
   },
   KV_GRAPHQL_TOO_COMPLEX: {
     status: 400,

@@ -1,7 +1,7 @@
 /**
  * The kv GraphQL schema (SDL) and its scalars. Reads follow Redis's commands and semantics (the state
  * readers in state/); every read takes the database id `db` and sees the node's state at the time of
- * the request, with what expired hidden. docs/API.md, "GraphQL", lists it with examples.
+ * the request, with what expired hidden. docs/API.md, "GraphQL (kv)", lists it with examples.
  */
 import { GraphQLScalarType, valueFromASTUntyped } from 'graphql'
 import { valueToJson } from './routes.ts'

@@ -3,7 +3,7 @@
  * `GET /graphql` for queries and mutations, and `GET /graphql` upgraded to a WebSocket for
  * subscriptions (the graphql-ws protocol, `graphql-transport-ws`; the older `graphql-ws` subprotocol
  * too). Schema: graphql-schema.ts; query resolvers: graphql-reads.ts; subscription routing:
- * graphql-events.ts. docs/API.md, "GraphQL".
+ * graphql-events.ts. docs/API.md, "GraphQL (kv)".
  *
  * - Queries and subscriptions are open, as `GET /kv/:db/:key` is; mutations (`submitOperation`,
  *   `submitOperations`: signed envelopes, signed by the client) need the API token, as
@@ -135,7 +135,7 @@ function formatErrors(execution: ExecutionResult & { errors: readonly GraphQLErr
 function describe(route: RouteOptions): void {
   const summary =
     route.method === 'POST'
-      ? 'GraphQL (kv): queries open, mutations need the bearer token; schema in docs/API.md, "GraphQL"'
+      ? 'GraphQL (kv): queries open, mutations need the bearer token (schema: "GraphQL (kv)" below)'
       : 'GraphQL (kv) queries; as a WebSocket (graphql-transport-ws), subscriptions'
   route.schema = { ...route.schema, tags: ['kv'], summary }
 }

@@ -48,7 +48,7 @@ export const KV_RECON_OPTIONS = defineOptions({
 /** The reconciliation keys' values. */
 export type KvReconOptions = OptionsOf<typeof KV_RECON_OPTIONS>
 
-/** GraphQL keys of section `kv` (src/kv/graphql.ts; docs/API.md, "GraphQL"). */
+/** GraphQL keys of section `kv` (src/kv/graphql.ts; docs/API.md, "GraphQL (kv)"). */
 export const KV_GRAPHQL_OPTIONS = defineOptions({
   graphqlMaxDepth: {
     kind: 'int',
