@@ -1,10 +1,10 @@
 /**
  * Applied kv operations routed to the GraphQL subscribers that watch them, before any GraphQL runs:
- * each subscriber watches one key, one database or one key prefix of a database, and an operation is
- * queued only to the subscribers of its own database whose key or prefix matches (a hash lookup per
- * key; a lookup per prefix length of the key, or a scan of the database's prefixes when fewer). So an
- * operation costs nothing for subscribers of other keys and databases, and GraphQL (mercurius) runs
- * the selection set only of the subscribers that receive it.
+ * each subscriber watches one key, one key prefix of a database, or a whole database (the prefix ''),
+ * and an operation is queued only to the subscribers of its own database whose key or prefix matches
+ * (a hash lookup for the key; a lookup per prefix length of the key, or a scan of the database's
+ * prefixes when fewer). So an operation costs nothing for subscribers of other keys and databases,
+ * and GraphQL (mercurius) runs the selection set only of the subscribers that receive it.
  *
  * Every subscriber has a bounded queue (`kv.graphqlSubscriptionQueue`): one that falls further behind
  * is ended with `QUEUE_FULL` rather than silently missing events, so it knows to read what changed.
@@ -62,13 +62,16 @@ export interface KvEventHubOptions {
   queueMax: number
 }
 
-/** One database's subscribers. */
+/** One database's subscribers: by key, and by key prefix (a whole-database watch is the prefix ''). */
 interface DbRoutes {
-  all: Set<Feed>
   keys: Map<string, Set<Feed>>
   prefixes: Map<string, Set<Feed>>
   size: number
 }
+
+/** The table and name a watch is filed under. */
+const filing = (routes: DbRoutes, w: KvWatch): [Map<string, Set<Feed>>, string] =>
+  w.kind === 'key' ? [routes.keys, w.key] : [routes.prefixes, w.kind === 'db' ? '' : w.prefix]
 
 const toEvent = (e: AppliedEvent): KvEvent => {
   const b = e.op.body
@@ -131,16 +134,16 @@ export class KvEventHub {
     const feed = new Feed(this, watch, owner, this.#options.queueMax)
     let routes = this.#dbs.get(watch.db)
     if (routes === undefined) {
-      routes = { all: new Set(), keys: new Map(), prefixes: new Map(), size: 0 }
+      routes = { keys: new Map(), prefixes: new Map(), size: 0 }
       this.#dbs.set(watch.db, routes)
     }
-    if (watch.kind === 'db') routes.all.add(feed)
-    else
-      addTo(
-        watch.kind === 'key' ? routes.keys : routes.prefixes,
-        watch.kind === 'key' ? watch.key : watch.prefix,
-        feed,
-      )
+    const [table, name] = filing(routes, watch)
+    let feeds = table.get(name)
+    if (feeds === undefined) {
+      feeds = new Set()
+      table.set(name, feeds)
+    }
+    feeds.add(feed)
     routes.size++
     if (owner !== undefined) this.#perOwner.set(owner, owned + 1)
     this.#size++
@@ -151,11 +154,9 @@ export class KvEventHub {
 
   /** End every subscription (done) and stop listening. */
   close(): void {
-    for (const routes of [...this.#dbs.values()]) {
-      for (const f of [...routes.all]) f.end('closed')
+    for (const routes of [...this.#dbs.values()])
       for (const set of [...routes.keys.values(), ...routes.prefixes.values()])
         for (const f of [...set]) f.end('closed')
-    }
   }
 
   /** Called by a feed once, when it ends. */
@@ -163,13 +164,10 @@ export class KvEventHub {
     const { watch } = feed
     const routes = this.#dbs.get(watch.db)
     if (routes === undefined) return
-    if (watch.kind === 'db') routes.all.delete(feed)
-    else
-      removeFrom(
-        watch.kind === 'key' ? routes.keys : routes.prefixes,
-        watch.kind === 'key' ? watch.key : watch.prefix,
-        feed,
-      )
+    const [table, name] = filing(routes, watch)
+    const feeds = table.get(name)
+    feeds?.delete(feed)
+    if (feeds?.size === 0) table.delete(name)
     if (--routes.size === 0) this.#dbs.delete(watch.db)
     if (feed.owner !== undefined) this.#perOwner.set(feed.owner, (this.#perOwner.get(feed.owner) ?? 1) - 1)
     this.#size--
@@ -199,7 +197,6 @@ export class KvEventHub {
         if (f.push(event)) n++
       }
     }
-    deliver(routes.all)
     deliver(routes.keys.get(key))
     if (routes.prefixes.size > 0) {
       if (routes.prefixes.size <= key.length + 1) {
@@ -208,22 +205,6 @@ export class KvEventHub {
     }
     if (n > 0) this.#deps.metrics.kvGraphqlEvents.inc(n)
   }
-}
-
-function addTo(map: Map<string, Set<Feed>>, k: string, feed: Feed): void {
-  let set = map.get(k)
-  if (set === undefined) {
-    set = new Set()
-    map.set(k, set)
-  }
-  set.add(feed)
-}
-
-function removeFrom(map: Map<string, Set<Feed>>, k: string, feed: Feed): void {
-  const set = map.get(k)
-  if (set === undefined) return
-  set.delete(feed)
-  if (set.size === 0) map.delete(k)
 }
 
 /** One subscriber: a bounded queue read as an async iterator. */
