@@ -158,6 +158,15 @@ export function createApiServer(
 
   // Host check on every request; token, rate limits and upload size on the routes that need the token.
   const guard = installApiGuard(app, deps.token, options)
+  // A WebSocket upgrade request (GET /graphql, src/kv/graphql.ts) that gets an HTTP answer instead (the
+  // guard refused it, or its route is no WebSocket route) holds a socket the HTTP server no longer
+  // reads or closes: close it once answered, or it lingers (and holds up close()) while the client
+  // keeps it open. An upgraded one is hijacked and never gets here.
+  app.addHook('onResponse', async (req) => {
+    const socket = req.raw.socket
+    if (req.raw.headers.upgrade !== undefined && /\bupgrade\b/i.test(req.raw.headers.connection ?? ''))
+      socket.end(() => socket.destroy())
+  })
   /** The base URL, once listening. */
   let url = ''
 

@@ -5,7 +5,9 @@
  * graphql-ws get their own key's, prefix's or database's operations and nothing else.
  */
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -351,6 +353,16 @@ describe('kv GraphQL', () => {
     const tokens = await gql(`{ ${'databases '.repeat(20_000)} }`)
     assert.equal(tokens.status, 400)
     assert.deepEqual(codes(tokens), ['KV_GRAPHQL_INVALID'])
+    // A body over kv.graphqlMaxBodyBytes (1 MiB); one over the API's 64 KiB JSON default is fine.
+    const huge = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: `{ databases } # ${'x'.repeat(1_100_000)}` }),
+    })
+    assert.equal(huge.status, 413)
+    assert.equal(((await huge.json()) as GqlAnswer).errors?.[0]?.extensions?.code, 'MESSAGE_TOO_LARGE')
+    const large = await gql(`{ databases } # ${'x'.repeat(200_000)}`)
+    assert.equal(large.status, 200)
     // Not JSON at all.
     const res = await fetch(url, {
       method: 'POST',
@@ -492,6 +504,36 @@ describe('kv GraphQL', () => {
         timeoutMs: 10_000,
         what: 'subscriptions to end',
       })
+    })
+
+    it("a WebSocket upgrade with another site's Host is refused (403), and the node closes its socket", async () => {
+      const { hostname, port, host } = new URL(url)
+      // A raw socket that never closes its own side: resolves with the status line once the node
+      // has closed the connection (else the test times out, and the node could not stop either).
+      const upgrade = (hostHeader: string) =>
+        new Promise<string>((resolve, reject) => {
+          const s = connect({ host: hostname, port: Number(port), allowHalfOpen: true })
+          let got = ''
+          s.on('data', (d) => {
+            got += d.toString('latin1')
+            if (got.startsWith('HTTP/1.1 101')) {
+              s.destroy()
+              resolve(got.split('\r\n')[0] as string)
+            }
+          })
+          s.on('end', () => {
+            resolve(got.split('\r\n')[0] as string)
+            s.destroy()
+          })
+          s.on('error', reject)
+          s.write(
+            `GET /graphql HTTP/1.1\r\nHost: ${hostHeader}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+              `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n` +
+              'Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n',
+          )
+        })
+      assert.match(await upgrade('evil.example'), /^HTTP\/1\.1 403/)
+      assert.match(await upgrade(host), /^HTTP\/1\.1 101/)
     })
 
     it('a malformed subscription gets a typed error, and no subscription is left', async () => {
