@@ -4,7 +4,8 @@
  */
 import { NodusError } from '../common/errors.ts'
 import { silentLogger } from '../common/logger.ts'
-import { kvRoutes } from '../kv/index.ts'
+import { parseConfig } from '../config/index.ts'
+import { KV_SDL, kvGraphql, kvRoutes } from '../kv/index.ts'
 import { directRoutes, messagingRoutes } from '../messaging/index.ts'
 import { NodusMetrics } from '../metrics/index.ts'
 import { netRoutes } from '../net/index.ts'
@@ -85,6 +86,20 @@ function documentedRoutes(): ApiRoutes[] {
       },
       clock: { now: notServed },
     }),
+    kvGraphql(
+      {
+        kv: {
+          hosted: notServed,
+          status: notServed,
+          submit: notServed,
+          onApplied: notServed,
+          engine: { reader: { get: notServed, range: notServed }, getOp: notServed, index: notServed },
+        },
+        clock: { now: notServed },
+        metrics: new NodusMetrics(),
+      },
+      parseConfig({ dataDir: '/unused' }).kv,
+    ),
   ]
 }
 
@@ -154,8 +169,53 @@ export async function apiMarkdown(): Promise<string> {
       }
     }
   }
+  out.push('', GRAPHQL_DOC, '', '```graphql', KV_SDL.trim(), '```')
   return `${out.join('\n')}\n`
 }
+
+/** The GraphQL section of docs/API.md (the schema follows it, from src/kv/graphql-schema.ts). */
+const GRAPHQL_DOC = `## GraphQL (kv)
+
+\`POST /graphql\` (JSON \`{ query, variables, operationName }\`, or \`application/graphql\`) and \`GET /graphql\`
+(\`?query=\`, queries only) serve the kv area's schema below (src/kv/graphql.ts, mercurius); \`GET /graphql\`
+upgraded to a WebSocket serves subscriptions over the graphql-ws protocol (subprotocol
+\`graphql-transport-ws\`; the legacy \`graphql-ws\` too). The TypeScript client \`nodus/client\`
+(\`NodusKvClient\`, src/kv/client.ts) speaks both and signs operations locally.
+
+- **Auth.** Queries and subscriptions are open, as \`GET /kv/:db/:key\` is. The mutations
+  \`submitOperation\` and \`submitOperations\` (base64 signed envelopes, as \`POST /kv/ops\` takes) need
+  \`Authorization: Bearer <token>\`: without it they answer 401 \`UNAUTHORIZED\` (429 \`RATE_LIMITED\` in
+  the caller's bucket), applying nothing. Mutations are refused over GET (405) and over the WebSocket.
+- **Bounds** (section \`kv\`, docs/CONFIG.md): \`graphqlMaxTokens\` per document, \`graphqlMaxDepth\`,
+  \`graphqlMaxFields\` (aliases and fragment uses counted) and \`graphqlMaxRootFields\` per operation,
+  \`graphqlMaxElements\` per field (a larger \`count\` or \`limit\` is refused; a range without one is cut
+  there), \`graphqlMaxBodyBytes\` per request; \`graphqlMaxSubscriptions\` per node,
+  \`graphqlMaxSubscriptionsPerConnection\`, \`graphqlSubscriptionQueue\` events per subscriber (one that
+  falls further behind is ended with \`QUEUE_FULL\`, never silently skipped).
+- **Errors** carry \`extensions.code\` (docs/ERRORS.md): \`KV_GRAPHQL_INVALID\` (400: syntax, validation,
+  a body that is not JSON), \`KV_GRAPHQL_TOO_COMPLEX\` (400), \`UNAUTHORIZED\`, \`RATE_LIMITED\`,
+  \`MESSAGE_TOO_LARGE\` (413), or a read's code (\`KV_WRONG_TYPE\`, \`INVALID_ARGUMENT\`,
+  \`KV_INDEX_NOT_FOUND\`, with \`extensions.details\`) beside that read's \`null\`: every read is
+  nullable, so one failing read leaves the others' answers.
+- **Values** are the \`JSON\` scalar: JSON as it is, bytes as \`{ "$bytes": "<base64>" }\`; sorted-set
+  scores the \`Score\` scalar (a number, or \`"+inf"\` / \`"-inf"\`); ids hex.
+- **Subscriptions** get the operations applied on this node (written here, by gossip or by sync) from
+  when the node registers them: read the state after subscribing to miss nothing. An operation is routed
+  to the subscribers of its key, of its database and of the prefixes of its key before any GraphQL
+  runs.
+
+\`\`\`graphql
+# Examples
+query ($db: String!) {
+  get(db: $db, key: "greeting")
+  top: zrange(db: $db, key: "scores", start: "+inf", stop: "(10", byScore: true, rev: true, offset: 0, count: 3) { member score }
+  tsRange(db: $db, key: "temp", from: 0, aggregation: avg, bucketMs: 60000) { timestamp value }
+  opsSince(db: $db, after: { ms: 1760000000000 }) { ops { id hlc { ms c } body } cursor }
+}
+subscription ($db: String!) { keyChanged(db: $db, key: "greeting") { op args hlc { ms c } source } }
+\`\`\`
+
+### Schema`
 
 /** docs/METRICS.md. */
 export async function metricsMarkdown(): Promise<string> {

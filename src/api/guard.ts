@@ -85,6 +85,13 @@ export interface ApiGuardOptions {
 
 type Hook = (req: FastifyRequest, reply: FastifyReply) => Promise<void>
 
+/** Why a request that needs the token is refused: 429 `RATE_LIMITED` (with its retry delay) or 401 `UNAUTHORIZED`. */
+export interface TokenRefusal {
+  status: 401 | 429
+  body: ApiErrorBody
+  retryAfterSeconds?: number
+}
+
 export interface ApiGuard {
   /** Route onRequest hook for routes that need the token: 429, then 401, before anything is parsed. */
   guardToken: Hook
@@ -96,6 +103,11 @@ export interface ApiGuard {
    * its address's bucket (429), then 401, as with {@link ApiGuard.guardToken}.
    */
   guardTokenUnmetered: Hook
+  /**
+   * {@link ApiGuard.guardTokenUnmetered}'s decision without answering: for a route that needs the token
+   * for some requests only (a GraphQL mutation, not a query). Undefined when the request may go on.
+   */
+  checkToken(req: FastifyRequest): Promise<TokenRefusal | undefined>
   /** Accept `host` (the address the API binds) in the Host header from now on; IP literals need not be added. */
   allowHost(host: string): void
 }
@@ -175,32 +187,41 @@ export function installApiGuard(app: FastifyInstance, token: string, options: Ap
     return payload
   })
 
-  const guard = async (req: FastifyRequest, reply: FastifyReply, meterHolder: boolean): Promise<void> => {
+  const verdict = async (req: FastifyRequest, meterHolder: boolean): Promise<TokenRefusal | undefined> => {
     const authed = bearerMatches(req.headers.authorization, token)
-    if (authed && !meterHolder) return
+    if (authed && !meterHolder) return undefined
     const limit = await limiter(authed)(req)
     if (!limit.isAllowed && limit.isExceeded) {
-      void reply.header('retry-after', String(limit.ttlInSeconds))
-      await refuse(req, reply, 429, {
-        code: 'RATE_LIMITED',
-        message: `more than ${limit.max} requests per minute ${authed ? 'with the API token' : 'without the API token'}; retry in ${limit.ttlInSeconds} s`,
-        details: { retryAfterSeconds: limit.ttlInSeconds },
-      })
-      return
+      return {
+        status: 429,
+        retryAfterSeconds: limit.ttlInSeconds,
+        body: {
+          code: 'RATE_LIMITED',
+          message: `more than ${limit.max} requests per minute ${authed ? 'with the API token' : 'without the API token'}; retry in ${limit.ttlInSeconds} s`,
+          details: { retryAfterSeconds: limit.ttlInSeconds },
+        },
+      }
     }
-    if (!authed) {
-      await refuse(req, reply, 401, {
-        code: 'UNAUTHORIZED',
-        message: 'missing or wrong bearer token',
-        details: {},
-      })
-    }
+    if (!authed)
+      return {
+        status: 401,
+        body: { code: 'UNAUTHORIZED', message: 'missing or wrong bearer token', details: {} },
+      }
+    return undefined
+  }
+  const guard = async (req: FastifyRequest, reply: FastifyReply, meterHolder: boolean): Promise<void> => {
+    const refusal = await verdict(req, meterHolder)
+    if (refusal === undefined) return
+    if (refusal.retryAfterSeconds !== undefined)
+      void reply.header('retry-after', String(refusal.retryAfterSeconds))
+    await refuse(req, reply, refusal.status, refusal.body)
   }
   const guardToken: Hook = (req, reply) => guard(req, reply, true)
 
   return {
     guardToken,
     guardTokenUnmetered: (req, reply) => guard(req, reply, false),
+    checkToken: (req) => verdict(req, false),
     async guardUpload(req, reply) {
       await guardToken(req, reply)
       if (reply.sent) return

@@ -18,7 +18,14 @@ import type { Logger } from '../common/logger.ts'
 import { HTTP_STATUS } from '../config/index.ts'
 import type { NodusMetrics } from '../metrics/index.ts'
 import { registerDashboard } from './dashboard.ts'
-import { capBytes, clientErrorHandler, frameworkErrors, installApiGuard, MAX_HEADER_BYTES } from './guard.ts'
+import {
+  capBytes,
+  clientErrorHandler,
+  frameworkErrors,
+  installApiGuard,
+  MAX_HEADER_BYTES,
+  type TokenRefusal,
+} from './guard.ts'
 
 /** The nodus version the API reports (`GET /system/info`, the OpenAPI document). */
 export const NODUS_VERSION = '0.1.0'
@@ -51,6 +58,12 @@ export interface ApiRouteContext {
    * MESSAGE_TOO_LARGE once past `api.maxUploadBytes`; a declared length was bounded by the guard.
    */
   uploadBody(req: FastifyRequest): AsyncIterable<Uint8Array>
+  /**
+   * For routes that need the token for some requests only (GraphQL: mutations, not queries): the
+   * refusal {@link ApiRouteContext.unmetered} would answer with (429 `RATE_LIMITED` in the caller's
+   * bucket, then 401 `UNAUTHORIZED`), or undefined when the request carries the valid token.
+   */
+  checkToken(req: FastifyRequest): Promise<TokenRefusal | undefined>
   /** The base URL the API listens on (`http://127.0.0.1:PORT`, as `listen` returned it); '' before. */
   url(): string
   /** The API's logger. */
@@ -145,6 +158,15 @@ export function createApiServer(
 
   // Host check on every request; token, rate limits and upload size on the routes that need the token.
   const guard = installApiGuard(app, deps.token, options)
+  // A WebSocket upgrade request (GET /graphql, src/kv/graphql.ts) that gets an HTTP answer instead (the
+  // guard refused it, or its route is no WebSocket route) holds a socket the HTTP server no longer
+  // reads or closes: close it once answered, or it lingers (and holds up close()) while the client
+  // keeps it open. An upgraded one is hijacked and never gets here.
+  app.addHook('onResponse', async (req) => {
+    const socket = req.raw.socket
+    if (req.raw.headers.upgrade !== undefined && /\bupgrade\b/i.test(req.raw.headers.connection ?? ''))
+      socket.end(() => socket.destroy())
+  })
   /** The base URL, once listening. */
   let url = ''
 
@@ -191,6 +213,7 @@ export function createApiServer(
     // Route options of routes that need the token: checked in onRequest, before any body is parsed.
     mutating: { onRequest: guard.guardToken },
     unmetered: { onRequest: guard.guardTokenUnmetered },
+    checkToken: guard.checkToken,
     upload: { onRequest: guard.guardUpload },
     // Node holds a body with a Content-Length to that length (the guard bounded it); a chunked body is
     // counted as it comes.

@@ -92,9 +92,24 @@ export const KV_RECON_ERRORS = defineErrors({
   },
 })
 
+/** The GraphQL interface's codes (src/kv/graphql.ts), in `errors[].extensions.code`. */
+export const KV_GRAPHQL_ERRORS = defineErrors({
+  KV_GRAPHQL_INVALID: {
+    status: 400,
+    what: 'a GraphQL document that does not parse (syntax), has more than kv.graphqlMaxTokens tokens, or does not validate against the kv schema (unknown field or argument, wrong type, missing variable); `message` says where',
+    fix: 'fix the query; the schema is in docs/API.md ("GraphQL (kv)") and served by introspection at /graphql',
+  },
+  KV_GRAPHQL_TOO_COMPLEX: {
+    status: 400,
+    what: 'a GraphQL operation deeper than kv.graphqlMaxDepth, with more fields than kv.graphqlMaxFields or more top-level fields than kv.graphqlMaxRootFields',
+    fix: 'split it into several requests, or raise the bound on the node',
+  },
+})
+
 declare module '../common/errors.ts' {
   interface ErrorCodes
     extends CodesOf<typeof KV_ERRORS>,
       CodesOf<typeof KV_STATE_ERRORS>,
-      CodesOf<typeof KV_RECON_ERRORS> {}
+      CodesOf<typeof KV_RECON_ERRORS>,
+      CodesOf<typeof KV_GRAPHQL_ERRORS> {}
 }

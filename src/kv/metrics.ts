@@ -3,7 +3,7 @@
  * found (ops this node lacks, ops the peer lacks), sessions by role and result, round trips per
  * session. Pure: creates them on the registry given.
  */
-import { Counter, Histogram, type Registry } from 'prom-client'
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 
 /** Creates the kv reconciliation metrics on `registry`. */
 export function createKvReconMetrics(registry: Registry) {
@@ -45,11 +45,38 @@ export function createKvReconMetrics(registry: Registry) {
 /** The kv reconciliation metrics. */
 export type KvReconMetrics = ReturnType<typeof createKvReconMetrics>
 
+/** Creates the kv GraphQL interface's metrics on `registry` (src/kv/graphql.ts). */
+export function createKvGraphqlMetrics(registry: Registry) {
+  const registers = [registry]
+  return {
+    kvGraphqlSubscriptions: new Gauge({
+      name: 'nodus_kv_graphql_subscriptions',
+      help: 'GraphQL subscriptions open on this node (keyChanged, dbChanged, pattern)',
+      registers,
+    }),
+    kvGraphqlSubscriptionsEnded: new Counter({
+      name: 'nodus_kv_graphql_subscriptions_ended_total',
+      help: 'GraphQL subscriptions ended, by reason (closed: by the client or the node stopping; overflow: fell kv.graphqlSubscriptionQueue events behind; refused: over kv.graphqlMaxSubscriptions or the per-connection bound)',
+      labelNames: ['reason'],
+      registers,
+    }),
+    kvGraphqlEvents: new Counter({
+      name: 'nodus_kv_graphql_events_total',
+      help: 'Applied kv operations queued to GraphQL subscribers (one per matching subscriber)',
+      registers,
+    }),
+  }
+}
+
+/** The kv GraphQL metrics. */
+export type KvGraphqlMetrics = ReturnType<typeof createKvGraphqlMetrics>
+
 /** Creates the kv area's metrics on `registry`. */
 export function createKvMetrics(registry: Registry) {
   const registers = [registry]
   return {
     ...createKvReconMetrics(registry),
+    ...createKvGraphqlMetrics(registry),
     kvOpsApplied: new Counter({
       name: 'nodus_kv_ops_applied_total',
       help: "KV operations applied, by where they came from (local: this node's API; gossip; sync)",

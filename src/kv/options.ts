@@ -48,9 +48,84 @@ export const KV_RECON_OPTIONS = defineOptions({
 /** The reconciliation keys' values. */
 export type KvReconOptions = OptionsOf<typeof KV_RECON_OPTIONS>
 
+/** GraphQL keys of section `kv` (src/kv/graphql.ts; docs/API.md, "GraphQL (kv)"). */
+export const KV_GRAPHQL_OPTIONS = defineOptions({
+  graphqlMaxDepth: {
+    kind: 'int',
+    default: 8,
+    min: 2,
+    max: 64,
+    description:
+      'deepest nesting of fields in one GraphQL operation (fragments expanded); deeper: KV_GRAPHQL_TOO_COMPLEX',
+  },
+  graphqlMaxFields: {
+    kind: 'int',
+    default: 500,
+    min: 1,
+    max: 100_000,
+    description:
+      'most fields in one GraphQL operation, aliases and fragment uses counted each time; more: KV_GRAPHQL_TOO_COMPLEX',
+  },
+  graphqlMaxRootFields: {
+    kind: 'int',
+    default: 32,
+    min: 1,
+    max: 10_000,
+    description:
+      'most top-level fields (reads, or submitted operations) in one GraphQL operation, aliases counted; more: KV_GRAPHQL_TOO_COMPLEX',
+  },
+  graphqlMaxElements: {
+    kind: 'int',
+    default: 1000,
+    min: 1,
+    max: 1_000_000,
+    description:
+      'most elements one GraphQL field returns (a larger limit or count: INVALID_ARGUMENT; a range without one is cut there)',
+  },
+  graphqlMaxBodyBytes: {
+    kind: 'int',
+    default: 1 * MiB,
+    min: 4 * KiB,
+    max: 64 * MiB,
+    description:
+      'largest POST /graphql body, bytes (submitOperations carries base64 envelopes); larger: 413 MESSAGE_TOO_LARGE',
+  },
+  graphqlMaxTokens: {
+    kind: 'int',
+    default: 10_000,
+    min: 100,
+    max: 1_000_000,
+    description: 'most lexical tokens in one GraphQL document; more: KV_GRAPHQL_INVALID before it is parsed',
+  },
+  graphqlMaxSubscriptions: {
+    kind: 'int',
+    default: 10_000,
+    min: 1,
+    max: 1_000_000,
+    description: 'GraphQL subscriptions open on this node at once; beyond it a new one ends with QUEUE_FULL',
+  },
+  graphqlMaxSubscriptionsPerConnection: {
+    kind: 'int',
+    default: 100,
+    min: 1,
+    max: 100_000,
+    description:
+      'GraphQL subscriptions open at once over one WebSocket connection; beyond it a new one ends with QUEUE_FULL',
+  },
+  graphqlSubscriptionQueue: {
+    kind: 'int',
+    default: 1000,
+    min: 1,
+    max: 1_000_000,
+    description:
+      'events waiting to be sent to one subscriber; a subscriber that falls further behind is ended with QUEUE_FULL (resubscribe, then read what changed)',
+  },
+})
+
 /** Section `kv`. */
 export const KV_OPTIONS = defineOptions({
   ...KV_RECON_OPTIONS,
+  ...KV_GRAPHQL_OPTIONS,
   keepers: {
     kind: 'int',
     default: 3,
@@ -152,6 +227,9 @@ export const KV_OPTIONS = defineOptions({
       'signatures waiting for or in verification at once; beyond it a verification fails with QUEUE_FULL',
   },
 })
+
+/** The GraphQL keys' values. */
+export type KvGraphqlOptions = OptionsOf<typeof KV_GRAPHQL_OPTIONS>
 
 /** The values of section `kv`. */
 export type KvOptions = OptionsOf<typeof KV_OPTIONS>

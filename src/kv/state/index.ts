@@ -32,6 +32,7 @@ export {
   xrange,
   xrevrange,
 } from './stream.ts'
+export { type ExpireTime, expireTime } from './ttl.ts'
 export {
   parseScoreBound,
   type ScoreBound,
