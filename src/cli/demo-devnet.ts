@@ -5,6 +5,7 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { NodusError } from '../common/errors.ts'
 import type { ApiTarget } from './client.ts'
 import { Devnet } from './devnet.ts'
 
@@ -20,6 +21,12 @@ export interface ScenarioDevnetOptions {
   /** Node config applied to every node. */
   config?: Record<string, unknown>
   log: (msg: string) => void
+}
+
+/** Check that flag `--name` is a whole number ≥ `min`. @throws NodusError `INVALID_ARGUMENT` */
+export function checkWhole(name: string, v: number, min: number): void {
+  if (!Number.isInteger(v) || v < min)
+    throw new NodusError('INVALID_ARGUMENT', `--${name} must be a whole number ≥ ${min}, got ${v}`)
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
@@ -51,13 +58,13 @@ export async function until(
 
 /**
  * Start a devnet of `o.nodes` processes in a new temporary directory named `prefix…`, wait until it
- * settles, run `scenario`, then stop every process and remove the directory (unless `o.keep`),
+ * settles, run `scenario` (given the devnet, an abort signal and the directory), then stop every process and remove the directory (unless `o.keep`),
  * whatever happens. Ctrl-C aborts `signal`, stops the devnet and exits 130.
  */
 export async function withDevnet<T>(
   o: ScenarioDevnetOptions,
   prefix: string,
-  scenario: (net: Devnet, signal: AbortSignal) => Promise<T>,
+  scenario: (net: Devnet, signal: AbortSignal, dir: string) => Promise<T>,
 ): Promise<T> {
   await mkdir(o.baseDir ?? tmpdir(), { recursive: true })
   const baseDir = await mkdtemp(join(o.baseDir ?? tmpdir(), prefix))
@@ -80,9 +87,11 @@ export async function withDevnet<T>(
       ...(o.config === undefined ? {} : { config: o.config }),
       onEvent: (msg) => o.log(msg),
     })
+    // Nodes keep joining the DHT and compiling their hot code for a few seconds after they report
+    // ready; scenarios measure once that has settled (as Helia's add is, on a started node).
     const settledMs = await devnet.settle()
     o.log(`devnet settled after ${(settledMs / 1000).toFixed(1)} s`)
-    return await scenario(devnet, stop.signal)
+    return await scenario(devnet, stop.signal, baseDir)
   } finally {
     stop.abort()
     process.removeListener('SIGINT', onSignal)

@@ -24,7 +24,7 @@ import {
   type OpInput,
 } from '../kv/index.ts'
 import { type ApiTarget, getJson, postJson } from './client.ts'
-import { apiOf, quantile, type ScenarioDevnetOptions, until, withDevnet } from './demo-devnet.ts'
+import { apiOf, checkWhole, quantile, type ScenarioDevnetOptions, until, withDevnet } from './demo-devnet.ts'
 import type { Devnet } from './devnet.ts'
 
 export interface KvDemoOptions extends ScenarioDevnetOptions {
@@ -78,15 +78,11 @@ interface DbStatus {
 
 /** Validate before anything starts. Throws INVALID_ARGUMENT. */
 export function checkKvDemoOptions(o: KvDemoOptions): void {
-  const whole = (name: string, v: number, min: number): void => {
-    if (!Number.isInteger(v) || v < min)
-      throw new NodusError('INVALID_ARGUMENT', `--${name} must be a whole number ≥ ${min}, got ${v}`)
-  }
-  whole('nodes', o.nodes, 3)
-  whole('hosts', o.hosts, 2)
-  whole('ops', o.ops, 10)
-  whole('stop', o.stop, 0)
-  whole('batch', o.batch, 1)
+  checkWhole('nodes', o.nodes, 3)
+  checkWhole('hosts', o.hosts, 2)
+  checkWhole('ops', o.ops, 10)
+  checkWhole('stop', o.stop, 0)
+  checkWhole('batch', o.batch, 1)
   if (o.hosts > o.nodes) throw new NodusError('INVALID_ARGUMENT', '--hosts must be at most --nodes')
   if (o.stop > o.hosts - 2)
     throw new NodusError('INVALID_ARGUMENT', '--stop must leave the two writing hosts running')

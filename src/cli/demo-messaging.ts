@@ -15,7 +15,15 @@
  * Cleans up every process and temporary directory, whatever happens.
  */
 import { NodusError } from '../common/errors.ts'
-import { apiOf, quantile, type ScenarioDevnetOptions, sleep, until, withDevnet } from './demo-devnet.ts'
+import {
+  apiOf,
+  checkWhole,
+  quantile,
+  type ScenarioDevnetOptions,
+  sleep,
+  until,
+  withDevnet,
+} from './demo-devnet.ts'
 import { listInbox, sendDirect } from './direct.ts'
 import { followTopic, publishMessage, type SubscribedMessage } from './pubsub.ts'
 
@@ -78,16 +86,12 @@ const MAX_IN_FLIGHT = 64
 
 /** Validate before anything starts. Throws INVALID_ARGUMENT. */
 export function checkMessagingDemoOptions(o: MessagingDemoOptions): void {
-  const whole = (name: string, v: number, min: number): void => {
-    if (!Number.isInteger(v) || v < min)
-      throw new NodusError('INVALID_ARGUMENT', `--${name} must be a whole number ≥ ${min}, got ${v}`)
-  }
-  whole('nodes', o.nodes, 3)
-  whole('messages', o.messages, 1)
-  whole('publishers', o.publishers, 1)
-  whole('rate', o.rate, 1)
-  whole('bytes', o.bytes, 16)
-  whole('offline', o.offline, 0)
+  checkWhole('nodes', o.nodes, 3)
+  checkWhole('messages', o.messages, 1)
+  checkWhole('publishers', o.publishers, 1)
+  checkWhole('rate', o.rate, 1)
+  checkWhole('bytes', o.bytes, 16)
+  checkWhole('offline', o.offline, 0)
   if (o.publishers > o.nodes - 1)
     throw new NodusError('INVALID_ARGUMENT', '--publishers must leave at least one node that only subscribes')
 }

@@ -5,14 +5,13 @@
  */
 import { createHash } from 'node:crypto'
 import { createReadStream, existsSync } from 'node:fs'
-import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { NodusError } from '../common/errors.ts'
 import { parseConfig } from '../config/index.ts'
 import { type ApiTarget, getFile, getJson, putFile } from './client.ts'
-import { Devnet } from './devnet.ts'
+import { withDevnet } from './demo-devnet.ts'
 import { Progress } from './progress.ts'
 
 /** The default demo file: the Node.js runtime binary that `npm ci` installed (about 126 MB). */
@@ -98,26 +97,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const file = resolve(o.file)
   const { size, k, m } = await checkDemoOptions({ ...o, file })
   o.log(`file ${file}: ${(size / 1e6).toFixed(1)} MB; RS(${k},${m}); ${o.nodes} nodes; will kill ${o.kill}`)
-  await mkdir(o.baseDir ?? tmpdir(), { recursive: true })
-  const baseDir = await mkdtemp(join(o.baseDir ?? tmpdir(), 'nodus-demo-'))
-  let devnet: Devnet | undefined
-  const onSignal = (): void => {
-    o.log('interrupted: stopping the devnet')
-    void devnet?.stop(2_000).finally(() => process.exit(130))
-  }
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
-  try {
-    const shaPromise = sha256File(file)
-    o.log(`starting ${o.nodes} node processes in ${baseDir}`)
-    devnet = await Devnet.start({
-      nodes: o.nodes,
-      baseDir,
-      basePort: o.basePort,
-      logLevel: o.logLevel,
-      ...(o.config === undefined ? {} : { config: o.config }),
-      onEvent: (msg) => o.log(msg),
-    })
+  const shaPromise = sha256File(file)
+  shaPromise.catch(() => {})
+  return await withDevnet(o, 'nodus-demo-', async (devnet, _signal, baseDir) => {
     const uploader = devnet.nodes[0]
     const downloader = devnet.nodes[o.nodes - 1]
     if (uploader === undefined || downloader === undefined)
@@ -138,10 +120,6 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       await new Promise((r) => setTimeout(r, 250))
     }
 
-    // Nodes keep joining the DHT and compiling their hot code for a few seconds after they report
-    // ready; the put is measured once that has settled (as Helia's add is, on a started node).
-    const settledMs = await devnet.settle()
-    o.log(`devnet settled after ${(settledMs / 1000).toFixed(1)} s`)
     o.log(`putting the file through node 0 (${uploader.peerId})`)
     const putBar = new Progress('put', size, o.progress)
     const put = await putFile(up, file, { onBytes: (n) => putBar.update(n) })
@@ -188,13 +166,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       putMBps: round(size / 1e6 / putSeconds),
       getMBps: round(size / 1e6 / getSeconds),
     }
-  } finally {
-    process.removeListener('SIGINT', onSignal)
-    process.removeListener('SIGTERM', onSignal)
-    await devnet?.stop()
-    if (o.keep) o.log(`kept ${baseDir}`)
-    else await rm(baseDir, { recursive: true, force: true })
-  }
+  })
 }
 
 function round(x: number): number {

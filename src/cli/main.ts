@@ -425,6 +425,18 @@ async function main(argv: string[]): Promise<number> {
         'base-dir': { type: 'string' },
         keep: { type: 'boolean' },
       })
+      // What every scenario takes, and its one JSON line.
+      const scenarioFlags = (g: Flags) => ({
+        basePort: intFlag(g, 'base-port', 0),
+        logLevel: typeof g['log-level'] === 'string' ? g['log-level'] : 'info',
+        keep: g.keep === true,
+        ...(typeof g['base-dir'] === 'string' ? { baseDir: resolve(g['base-dir']) } : {}),
+        log: (m: string) => process.stderr.write(`[demo] ${m}\n`),
+      })
+      const printResult = (result: { ok: boolean }): number => {
+        process.stdout.write(`${JSON.stringify(result)}\n`)
+        return result.ok ? 0 : 1
+      }
       const scenario = typeof f.scenario === 'string' ? f.scenario : 'storage'
       if (scenario === 'messaging') {
         const { MESSAGING_DEMO_DEFAULTS: d, runMessagingDemo } = await import('./demo-messaging.ts')
@@ -435,14 +447,9 @@ async function main(argv: string[]): Promise<number> {
           rate: intFlag(f, 'rate', d.rate),
           bytes: intFlag(f, 'bytes', d.bytes),
           offline: intFlag(f, 'offline', d.offline),
-          basePort: intFlag(f, 'base-port', 0),
-          logLevel: typeof f['log-level'] === 'string' ? f['log-level'] : 'info',
-          keep: f.keep === true,
-          ...(typeof f['base-dir'] === 'string' ? { baseDir: resolve(f['base-dir']) } : {}),
-          log: (m) => process.stderr.write(`[demo] ${m}\n`),
+          ...scenarioFlags(f),
         })
-        process.stdout.write(`${JSON.stringify(result)}\n`)
-        return result.ok ? 0 : 1
+        return printResult(result)
       }
       if (scenario === 'kv') {
         const { KV_DEMO_DEFAULTS: d, runKvDemo } = await import('./demo-kv.ts')
@@ -452,14 +459,9 @@ async function main(argv: string[]): Promise<number> {
           ops: intFlag(f, 'ops', d.ops),
           stop: intFlag(f, 'stop', d.stop),
           batch: intFlag(f, 'batch', d.batch),
-          basePort: intFlag(f, 'base-port', 0),
-          logLevel: typeof f['log-level'] === 'string' ? f['log-level'] : 'info',
-          keep: f.keep === true,
-          ...(typeof f['base-dir'] === 'string' ? { baseDir: resolve(f['base-dir']) } : {}),
-          log: (m) => process.stderr.write(`[demo] ${m}\n`),
+          ...scenarioFlags(f),
         })
-        process.stdout.write(`${JSON.stringify(result)}\n`)
-        return result.ok ? 0 : 1
+        return printResult(result)
       }
       if (scenario !== 'storage')
         throw new NodusError('INVALID_ARGUMENT', `unknown scenario ${scenario}: storage, messaging or kv`)
@@ -472,16 +474,11 @@ async function main(argv: string[]): Promise<number> {
         nodes: intFlag(f, 'nodes', 16),
         file: typeof f.file === 'string' ? f.file : DEFAULT_DEMO_FILE,
         kill: intFlag(f, 'kill', 4),
-        basePort: intFlag(f, 'base-port', 0),
-        logLevel: typeof f['log-level'] === 'string' ? f['log-level'] : 'info',
-        keep: f.keep === true,
         ...(Object.keys(storage).length === 0 ? {} : { config: { storage } }),
-        ...(typeof f['base-dir'] === 'string' ? { baseDir: resolve(f['base-dir']) } : {}),
         progress: true,
-        log: (m) => process.stderr.write(`[demo] ${m}\n`),
+        ...scenarioFlags(f),
       })
-      process.stdout.write(`${JSON.stringify(result)}\n`)
-      return result.ok ? 0 : 1
+      return printResult(result)
     }
     case 'sim': {
       const { simCommand } = await import('./sim.ts')
