@@ -4,7 +4,7 @@
  *
  * | op | args | signed by |
  * |---|---|---|
- * | `create` | `[]` or `[options]`: a map of per-database options (declared secondary indexes, …; read by the area, not here) | the owner; with the owner's hybrid key for a database in hybrid mode |
+ * | `create` | `[]` or `[options]`: a map of per-database options: `indexes` (declared secondary indexes, checked here: index-spec.ts; which create's count: index-defs.ts), … | the owner; with the owner's hybrid key for a database in hybrid mode |
  * | `grant` | `[{ writer, expiresAt?, prefix? }]`: `writer` the writer's public key (32 bytes Ed25519, or 1,984 bytes hybrid), `expiresAt` Unix ms after which the grant no longer covers operations (by their HLC), `prefix` a key prefix the writer is confined to | the owner |
  * | `revoke` | `[grantId]`: the 32-byte id of the `grant` operation revoked | the owner |
  *
@@ -12,6 +12,7 @@
  */
 import type { Fail } from '../crypto/index.ts'
 import { isHlcMs } from './hlc.ts'
+import { parseIndexes } from './index-spec.ts'
 import type { KvValue, OpBody } from './op-types.ts'
 import { HYBRID_SIGNER_BYTES } from './signer.ts'
 
@@ -46,9 +47,11 @@ const isMap = (v: unknown): v is { [k: string]: KvValue } =>
  * fields are checked already (args are KvValues).
  *
  * @param maxKeyBytes - longest grant prefix, UTF-8 bytes (`kv.maxKeyBytes`)
+ * @param maxFieldBytes - longest declared index field or JSONPath, UTF-8 bytes (`kv.maxFieldBytes`;
+ *   index-spec.ts); default unbounded (for operations checked already)
  * @throws the error from `fail` (KV_OP_INVALID, reject) naming what is wrong
  */
-export function parseDbOp(body: OpBody, maxKeyBytes: number, fail: Fail): DbOp {
+export function parseDbOp(body: OpBody, maxKeyBytes: number, fail: Fail, maxFieldBytes = Infinity): DbOp {
   if (body.key !== '') throw fail('a db operation has key ""')
   if (body.field !== undefined || body.expireAt !== undefined || body.cap !== undefined)
     throw fail('a db operation has no field, expireAt or cap')
@@ -58,6 +61,7 @@ export function parseDbOp(body: OpBody, maxKeyBytes: number, fail: Fail): DbOp {
       if (args.length === 0) return { op: 'create', options: {} }
       const [options] = args
       if (args.length !== 1 || !isMap(options)) throw fail('create takes [] or [options map]')
+      parseIndexes(options.indexes, maxFieldBytes, fail)
       return { op: 'create', options }
     }
     case 'grant': {

@@ -6,8 +6,9 @@
  * 2. refuse a timestamp too far ahead of the clock (`KV_OP_FROM_FUTURE`);
  * 3. verify its signature in the verification pool (`SIGNATURE_INVALID`), many per task;
  * 4. in one atomic, durable store write: refuse a held id (`KV_OP_DUPLICATE`), authorize it
- *    (`KV_UNAUTHORIZED`), log it, fold it into the typed state (`KV_ARGS_INVALID`), and add it to its
- *    database's reconciliation set. A throwing step leaves nothing of that op behind.
+ *    (`KV_UNAUTHORIZED`), log it, fold it into the typed state (`KV_ARGS_INVALID`), bring a created
+ *    database's declared secondary indexes up to date (index-defs.ts), and add it to its database's
+ *    reconciliation set. A throwing step leaves nothing of that op behind.
  *
  * The writes of one event-loop turn share one commit (LmdbOrderedStore), so a burst of ops costs one
  * flush. `type: 'db'` ops (create, grant, revoke) go first within a submission, so an op and the
@@ -24,6 +25,7 @@ import type { Random } from '../common/random.ts'
 import type { SignatureCheck } from '../crypto/index.ts'
 import { admitOp, getOp, OP_LOG_PREFIX, removeOp } from './auth-store.ts'
 import type { HlcClock } from './hlc.ts'
+import { updateDeclaredIndexes } from './index-defs.ts'
 import { type DecodedOp, decodeOp, type OpLimits, verifiedOp } from './op.ts'
 import { compareHlc, type Op } from './op-types.ts'
 import { itemKey } from './reconcile/fingerprint.ts'
@@ -200,6 +202,7 @@ export class KvEngine {
         throw err
       }
       const { changed } = applyOp(w, op)
+      updateDeclaredIndexes(w, op)
       index.insert(w, itemKey(op.body.hlc, op.id))
       if (change.invalidated.length > 0 || change.becameHybrid)
         this.#rebuild(w, index, op.body.db, change.invalidated)

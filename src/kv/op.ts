@@ -182,7 +182,7 @@ function readBody(b: Record<string, unknown>, limits: OpLimits, envelopeBytes: n
   }
   if (b.expireAt !== undefined) body.expireAt = readMs(b.expireAt, 'expireAt')
   if (b.cap !== undefined) body.cap = readBytes(b.cap, 'cap', [OP_ID_BYTES])
-  if (type === 'db') parseDbOp(body, limits.maxKeyBytes, fail)
+  if (type === 'db') parseDbOp(body, limits.maxKeyBytes, fail, limits.maxFieldBytes)
   return body
 }
 

@@ -169,7 +169,7 @@ describe('kv op: round trip', () => {
     const input = { db, key: '', type: 'db', hlc: { ms: T0, c: 0 } } as const
     for (const [op, args] of [
       ['create', createArgs()],
-      ['create', createArgs({ indexes: [{ name: 'by-city', field: 'city' }] })],
+      ['create', createArgs({ indexes: [{ name: 'by-city', hash: 'city' }] })],
       ['grant', grantArgs({ writer: bob.ed25519.publicKey.raw, expiresAt: T0 + 1000, prefix: 'bob/' })],
       ['revoke', revokeArgs(new Uint8Array(32).fill(9))],
     ] as const) {
