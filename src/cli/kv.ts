@@ -17,6 +17,7 @@ export const KV_USAGE = `usage: nodus kv <command> [--db DB] [options]
 
 databases (DB: the id \`NAME-z6Mk…\` that create prints, or just NAME for your own):
   create NAME [--hybrid]                      create a database owned by your key; prints its id
+    [--index NAME=hash:FIELD | NAME=json:PATH]…  declare secondary indexes (PATH: RFC 9535, e.g. $.meta.score)
   key [--hybrid]                              print your signing key (to be granted by an owner)
   grant WRITER [--expires-in 7d] [--prefix P] let WRITER (did:key, z6Mk…, PeerId or hex key) write; prints the grant id
   revoke GRANT_ID                             revoke a grant
@@ -268,7 +269,7 @@ async function readCommand(cmd: string, rest: string[]): Promise<number> {
 async function writeCommand(cmd: string, rest: string[]): Promise<number> {
   const spec = WRITES[cmd]
   const dbOps: Record<string, ArgOptions> = {
-    create: {},
+    create: { index: { type: 'string', multiple: true } },
     grant: { 'expires-in': { type: 'string' }, prefix: { type: 'string' } },
     revoke: {},
   }
@@ -282,16 +283,19 @@ async function writeCommand(cmd: string, rest: string[]): Promise<number> {
     if (arg === undefined || p.length > 1)
       throw usage(
         cmd === 'create'
-          ? 'create NAME [--hybrid]'
+          ? 'create NAME [--hybrid] [--index NAME=hash:FIELD|NAME=json:PATH]…'
           : cmd === 'grant'
             ? 'grant WRITER --db DB'
             : 'revoke GRANT_ID --db DB',
       )
     const db = cmd === 'create' ? writer.dbId(arg) : await dbOf(f, undefined, writer)
-    const { createArgs, grantArgs, revokeArgs } = await import('../kv/index.ts')
+    const { createArgs, grantArgs, indexesOption, parseIndexText, revokeArgs } = await import(
+      '../kv/index.ts'
+    )
     const { hexBytes, parseWriterKey } = await import('./kv-writer.ts')
     let args: KvValue[]
-    if (cmd === 'create') args = createArgs()
+    if (cmd === 'create')
+      args = createArgs(indexesOption(((f.index ?? []) as string[]).map((t) => parseIndexText(t))))
     else if (cmd === 'revoke') args = revokeArgs(hexBytes(arg, 'GRANT_ID', [32]))
     else {
       const expiresIn = str(f, 'expires-in')

@@ -27,14 +27,17 @@ import { formatDbId } from './db-id.ts'
 import { createArgs, type Grant, grantArgs, revokeArgs } from './db-ops.ts'
 import type { KvEvent } from './graphql-events.ts'
 import { HlcClock } from './hlc.ts'
+import { indexesOption } from './index-spec.ts'
 import { DEFAULT_OP_LIMITS, encodeOp, type OpInput, type OpLimits } from './op.ts'
 import type { KvType, KvValue, Op } from './op-types.ts'
 import type { OpSigner } from './signer.ts'
+import type { IndexSpec } from './state/secondary.ts'
 
 export type { GeoSearchQuery, LoggedOp, ZRangeOptions } from './client-reads.ts'
 export { errorOf, valueFromJson } from './client-transport.ts'
 export type { KvEvent, KvWatch } from './graphql-events.ts'
 export type { KvValue, Op } from './op-types.ts'
+export type { IndexSpec } from './state/secondary.ts'
 export { ed25519OpSigner, hybridOpSigner, type OpSigner } from './signer.ts'
 
 /** Options of {@link NodusKvClient}. */
@@ -154,16 +157,25 @@ export class NodusKvClient extends KvReadClient {
   /**
    * Create this signer's database `name`; its id. With a hybrid signer the database is in hybrid mode
    * (every op must be hybrid-signed); `hybrid: true` asks for that and refuses an Ed25519 signer.
-   * @throws NodusError `INVALID_ARGUMENT` (hybrid without a hybrid signer), or the refusal's code
+   * `indexes` declares secondary indexes (`{ name, type: 'hash', field }` or `{ name, type: 'json',
+   * path }`, path an RFC 9535 singular query; at most 16; index-spec.ts), which `byIndex` reads; only
+   * the database's first create (by HLC) declares them.
+   * @throws NodusError `INVALID_ARGUMENT` (hybrid without a hybrid signer), `KV_OP_INVALID` (a bad
+   *   index declaration), or the refusal's code
    */
   async createDb(
     name: string,
-    options: AbortOptions & { hybrid?: boolean; options?: { [k: string]: KvValue } } = {},
+    options: AbortOptions & {
+      hybrid?: boolean
+      indexes?: readonly IndexSpec[]
+      options?: { [k: string]: KvValue }
+    } = {},
   ): Promise<string> {
     if (options.hybrid === true && this.#signer.scheme !== 'hybrid')
       throw new NodusError('INVALID_ARGUMENT', 'a hybrid database needs a hybrid signer (hybridOpSigner)')
     const db = this.dbId(name)
-    await this.write({ db, key: '', type: 'db', op: 'create', args: createArgs(options.options) }, options)
+    const args = createArgs({ ...options.options, ...indexesOption(options.indexes ?? []) })
+    await this.write({ db, key: '', type: 'db', op: 'create', args }, options)
     return db
   }
 

@@ -69,7 +69,7 @@ export const KV_STATE_ERRORS = defineErrors({
   KV_INDEX_NOT_FOUND: {
     status: 404,
     what: 'no secondary index of that name is declared for the database',
-    fix: 'declare it first (defineIndex) or use a declared name',
+    fix: 'use a name the database’s first create declares (`indexes`; `nodus kv create NAME --index NAME=hash:FIELD`; docs/PROTOCOLS.md, KV operations)',
   },
 })
 

@@ -20,7 +20,7 @@ import {
   get,
   hget,
   hgetall,
-  type IndexQuery,
+  indexQueryOf,
   jsonGet,
   keyType,
   lrange,
@@ -187,7 +187,7 @@ export function kvReadResolvers(deps: KvReadsDeps, options: KvReadsOptions) {
       return { keys: page.keys, cursor: page.cursor ?? null }
     },
     byIndex: (_: unknown, a: Db & { name: string; limit: number } & Args) =>
-      byIndex(r(), a.db, a.name, indexQueryOf(a), { ...now(), limit: bounded(a.limit) }),
+      byIndex(r(), a.db, a.name, indexQueryOf(a, invalid), { ...now(), limit: bounded(a.limit) }),
     ttl: (_: unknown, a: DbKey & { field?: string | null }) => {
       const o = now()
       const t = expireTime(r(), a.db, a.key, { ...o, ...(a.field == null ? {} : { field: a.field }) })
@@ -262,23 +262,4 @@ function geoSearchOf(
   if (a.order != null) q.order = a.order
   if (a.count != null) q.count = bounded(a.count)
   return q
-}
-
-/** byIndex's eq, or its bounds. */
-function indexQueryOf(a: Args): IndexQuery {
-  const scalar = (k: string): string | number | undefined => {
-    const v = a[k]
-    if (v === undefined || v === null) return undefined
-    if (typeof v !== 'string' && typeof v !== 'number') throw invalid(`${k} must be a string or a number`)
-    return v
-  }
-  const eq = scalar('eq')
-  const bounds = { gt: scalar('gt'), gte: scalar('gte'), lt: scalar('lt'), lte: scalar('lte') }
-  const given = Object.entries(bounds).filter(([, v]) => v !== undefined)
-  if (eq !== undefined) {
-    if (given.length > 0) throw invalid('give eq, or bounds (gt, gte, lt, lte), not both')
-    return { eq }
-  }
-  if (given.length === 0) throw invalid('give eq or at least one bound (gt, gte, lt, lte)')
-  return Object.fromEntries(given) as IndexQuery
 }

@@ -7,15 +7,22 @@
  * - `GET /kv/:db/:key` → the key's type and value; query parameters select a range as Redis's
  *   LRANGE, ZRANGE, GEOSEARCH, XRANGE, TS.RANGE and JSON.GET do (key-read.ts; at most 1,000
  *   elements: GraphQL reads longer ranges).
+ * - `GET /kv/:db/index/:name?eq=V` or `?gt=…&gte=…&lt=…&lte=…` [`&limit=N`] → `{ db, index, keys }`:
+ *   the keys whose value in a secondary index the database declares (index-spec.ts) equals `eq` or
+ *   lies within the bounds, by value then key, at most `limit` (default and most 1,000). A value is
+ *   a number when it reads as a JSON number (`42`, `-1.5e3`), a string as a JSON string (`"42"`),
+ *   else the text itself (`Paris`). `KV_INDEX_NOT_FOUND` (404) for an undeclared index.
  *
  * Values in JSON: strings, numbers, booleans, null, lists and maps as they are; bytes as
  * `{ "$bytes": "<base64>" }`.
  */
 import type { ApiRoutes } from '../api/index.ts'
 import type { Clock } from '../common/clock.ts'
+import { NodusError } from '../common/errors.ts'
 import type { Kv } from './area.ts'
 import type { KvEngine } from './engine.ts'
-import { KEY_READ_QUERY_SCHEMA, type KeyReadQuery, readKey } from './key-read.ts'
+import { KEY_READ_QUERY_SCHEMA, type KeyReadQuery, MAX_READ_ELEMENTS, readKey } from './key-read.ts'
+import { byIndex, indexQueryOf } from './state/index.ts'
 
 /** What the kv routes use. */
 export interface KvRoutesDeps {
@@ -48,6 +55,21 @@ const DbParams = {
   properties: { db: { type: 'string', minLength: 1, maxLength: 128 } },
   required: ['db'],
 } as const
+
+const INDEX_BOUNDS = ['eq', 'gt', 'gte', 'lt', 'lte'] as const
+type IndexReadQuery = { [k in (typeof INDEX_BOUNDS)[number]]?: string } & { limit?: number }
+
+/** A query-string value of an index lookup: a JSON number or string as such, else the text itself. */
+function indexScalar(text: string | undefined): string | number | undefined {
+  if (text === undefined) return undefined
+  try {
+    const v: unknown = JSON.parse(text)
+    if (typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v))) return v
+  } catch {
+    // not JSON: the text
+  }
+  return text
+}
 
 /** The kv routes, as a plugin for createApiServer. */
 export function kvRoutes(deps: KvRoutesDeps): ApiRoutes {
@@ -135,6 +157,40 @@ export function kvRoutes(deps: KvRoutesDeps): ApiRoutes {
         },
       },
       async (req) => ({ reports: await kv.sync(req.params.db) }),
+    )
+    r.get<{ Params: { db: string; name: string }; Querystring: IndexReadQuery }>(
+      '/kv/:db/index/:name',
+      {
+        schema: {
+          tags: ['kv'],
+          summary:
+            'Keys by a declared secondary index: eq, or bounds gt/gte/lt/lte (JSON numbers are numbers; other text is a string); at most 1,000',
+          params: {
+            type: 'object',
+            properties: { db: { type: 'string', maxLength: 128 }, name: { type: 'string', maxLength: 64 } },
+            required: ['db', 'name'],
+          },
+          querystring: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              ...Object.fromEntries(INDEX_BOUNDS.map((k) => [k, { type: 'string', maxLength: 1024 }])),
+              limit: { type: 'integer', minimum: 1, maximum: MAX_READ_ELEMENTS },
+            },
+          },
+        },
+      },
+      async (req) => {
+        const { db, name } = req.params
+        const parts = Object.fromEntries(INDEX_BOUNDS.map((k) => [k, indexScalar(req.query[k])]))
+        const q = indexQueryOf(parts, (m) => new NodusError('INVALID_ARGUMENT', m))
+        const limit = req.query.limit ?? MAX_READ_ELEMENTS
+        return {
+          db,
+          index: name,
+          keys: byIndex(kv.engine.reader, db, name, q, { nowMs: clock.now(), limit }),
+        }
+      },
     )
     r.get<{ Params: { db: string; key: string }; Querystring: KeyReadQuery }>(
       '/kv/:db/:key',

@@ -19,6 +19,7 @@ export {
   dropIndex,
   type IndexQuery,
   type IndexSpec,
+  indexQueryOf,
   loadIndexDefs,
 } from './secondary.ts'
 export {

@@ -41,6 +41,30 @@ export type IndexQuery =
   | { eq: string | number }
   | { gt?: string | number; gte?: string | number; lt?: string | number; lte?: string | number }
 
+/**
+ * A lookup from its parts, as GraphQL and HTTP take them: `eq`, or at least one of the bounds `gt`,
+ * `gte`, `lt`, `lte` (absent: undefined or null); each a string or a number.
+ *
+ * @throws the error of `fail` naming what is wrong
+ */
+export function indexQueryOf(a: Record<string, unknown>, fail: (message: string) => Error): IndexQuery {
+  const scalar = (k: string): string | number | undefined => {
+    const v = a[k]
+    if (v === undefined || v === null) return undefined
+    if (typeof v !== 'string' && typeof v !== 'number') throw fail(`${k} must be a string or a number`)
+    return v
+  }
+  const eq = scalar('eq')
+  const bounds = { gt: scalar('gt'), gte: scalar('gte'), lt: scalar('lt'), lte: scalar('lte') }
+  const given = Object.entries(bounds).filter(([, v]) => v !== undefined)
+  if (eq !== undefined) {
+    if (given.length > 0) throw fail('give eq, or bounds (gt, gte, lt, lte), not both')
+    return { eq }
+  }
+  if (given.length === 0) throw fail('give eq or at least one bound (gt, gte, lt, lte)')
+  return Object.fromEntries(given) as IndexQuery
+}
+
 const defKey = (db: string, name: string): Uint8Array =>
   concat(Uint8Array.of(P_IDXDEF), strComponent(db), strComponent(name))
 const idxPrefix = (db: string, name: string): Uint8Array =>
