@@ -281,3 +281,41 @@ export function sealArgs(
   }
   return args
 }
+
+/**
+ * Open what a read of a private database's key returned (key-read.ts `readKey`, `GET /kv/:db/:key`,
+ * after `valueFromJson`): a string's value; a hash's `[field, value]` pairs; a list's `{ id, value }`
+ * elements; a stream's `{ id, fields: [f1, v1, …] }` entries. Other types are never sealed and come
+ * back as they are.
+ * @throws what {@link openValue} throws
+ */
+export function openRead(keys: DbKeyring, db: string, key: string, type: KvType, value: KvValue): KvValue {
+  const open = (v: KvValue | undefined, field?: string): KvValue => {
+    if (!(v instanceof Uint8Array)) throw notSealed(`${type} value of ${key} is not a sealed value`)
+    return openValue(keys, { db, key, type, field }, v)
+  }
+  const list = (v: KvValue): KvValue[] => (Array.isArray(v) ? v : [])
+  const map = (v: KvValue | undefined): { [k: string]: KvValue } =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array) ? v : {}
+  switch (type) {
+    case 'string':
+      return value === null ? null : open(value)
+    case 'hash':
+      return list(value).map((p) => {
+        const [f, v] = list(p)
+        return [f ?? null, open(v, typeof f === 'string' ? f : undefined)]
+      })
+    case 'list':
+      return list(value).map((e) => ({ ...map(e), value: open(map(e).value ?? null) }))
+    case 'stream':
+      return list(value).map((e) => {
+        const fields = list(map(e).fields ?? null)
+        return {
+          ...map(e),
+          fields: fields.map((v, i) => (i % 2 === 0 ? v : open(v, String(fields[i - 1])))),
+        }
+      })
+    default:
+      return value
+  }
+}
