@@ -103,7 +103,12 @@ export function shareInfo(db: string, peer: string, kid: Uint8Array, epoch: numb
  * and verified).
  * @throws NodusError `INVALID_ARGUMENT` on a key that is not 32 bytes or a bad epoch; `KEY_INVALID`
  */
-export function sealDbKey(db: string, key: Uint8Array, epoch: number, record: KeyRecord): DbKeyShare {
+export function sealDbKey(
+  db: string,
+  key: Uint8Array,
+  epoch: number,
+  record: Pick<KeyRecord, 'peer' | 'keyId' | 'xwing'>,
+): DbKeyShare {
   if (!(key instanceof Uint8Array) || key.byteLength !== DB_KEY_BYTES)
     throw new NodusError('INVALID_ARGUMENT', `a database key is ${DB_KEY_BYTES} bytes`)
   if (!Number.isSafeInteger(epoch) || epoch < 0 || epoch > MAX_DB_KEY_EPOCH)
