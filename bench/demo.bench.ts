@@ -19,7 +19,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { createReadStream, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { createReadStream, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -27,14 +27,15 @@ import { fileURLToPath } from 'node:url'
 import { DEFAULT_DEMO_FILE } from '../src/cli/demo.ts'
 import {
   type BenchOptions,
+  installPinned,
   MiB,
+  pinnedInstalled,
   procCmdline,
   procCpuSeconds,
   type Row,
   ratioOf,
-  runTimed,
   sig,
-  which,
+  waitJsonEvent,
   withTempDir,
   writeRandomFile,
 } from './lib.ts'
@@ -273,68 +274,16 @@ async function runDemo(
 
 /** Whether the pinned Helia is installed in HELIA_DIR. */
 function heliaInstalled(): boolean {
-  try {
-    const pkg = JSON.parse(readFileSync(join(HELIA_DIR, 'node_modules/helia/package.json'), 'utf8')) as {
-      version?: string
-    }
-    return pkg.version === HELIA_DEPS.helia
-  } catch {
-    return false
-  }
+  return pinnedInstalled(HELIA_DIR, 'helia', HELIA_DEPS.helia as string)
 }
 
 /** Install Helia into HELIA_DIR with npm (about a minute, once). Returns an error text or undefined. */
 async function installHelia(): Promise<string | undefined> {
-  const npm = which('npm')
-  if (npm === undefined) return 'npm not found on PATH'
-  await mkdir(HELIA_DIR, { recursive: true })
-  writeFileSync(
-    join(HELIA_DIR, 'package.json'),
-    `${JSON.stringify({ name: 'nodus-bench-helia', private: true, type: 'module', dependencies: HELIA_DEPS }, null, 2)}\n`,
-  )
-  process.stderr.write(`[bench] installing ${HELIA_LABEL} into ${HELIA_DIR} (once)\n`)
-  const r = runTimed(
-    npm,
-    ['install', '--prefix', HELIA_DIR, '--no-audit', '--no-fund', '--loglevel=error'],
-    600_000,
-  )
-  if (r.status !== 0)
-    return `npm install failed (${r.status}): ${r.stderr.trim().split('\n').slice(-3).join(' ')}`
-  return heliaInstalled() ? undefined : 'npm install finished but helia is missing'
+  return await installPinned(HELIA_DIR, 'nodus-bench-helia', HELIA_DEPS, 'helia')
 }
 
-/** Read JSON lines from a child's stdout until one has `event`; bounded by `timeoutMs`. */
-function waitEvent(proc: ChildProcess, event: string, timeoutMs: number): Promise<Record<string, unknown>> {
-  return new Promise((res, rej) => {
-    let stderr = ''
-    proc.stderr?.on('data', (d: Buffer) => {
-      stderr = (stderr + d.toString()).slice(-2000)
-    })
-    const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream })
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL')
-      rej(new Error(`helia ${event}: no answer within ${timeoutMs} ms`))
-    }, timeoutMs)
-    const onExit = (code: number | null): void => {
-      clearTimeout(timer)
-      rej(new Error(`helia exited with ${code} before '${event}': ${stderr.trim().split('\n').pop() ?? ''}`))
-    }
-    proc.once('exit', onExit)
-    lines.on('line', (line) => {
-      try {
-        const msg = JSON.parse(line) as Record<string, unknown>
-        if (msg.event === event) {
-          clearTimeout(timer)
-          proc.removeListener('exit', onExit)
-          lines.close()
-          res(msg)
-        }
-      } catch {
-        // not JSON
-      }
-    })
-  })
-}
+const waitEvent = (proc: ChildProcess, event: string, timeoutMs: number): Promise<Record<string, unknown>> =>
+  waitJsonEvent(proc, event, timeoutMs, 'helia')
 
 async function sha256File(path: string): Promise<string> {
   const h = createHash('sha256')

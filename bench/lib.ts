@@ -2,12 +2,13 @@
  * Helpers shared by the benchmarks (bench/*.bench.ts) and the harness (bench/run.ts): the row shape,
  * timing, temp files, peer-tool detection and machine facts. Nothing here asserts a timing.
  */
-import { spawnSync } from 'node:child_process'
+import { type ChildProcess, spawnSync } from 'node:child_process'
 import { randomFillSync } from 'node:crypto'
-import { accessSync, closeSync, constants, openSync, readFileSync, writeSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { accessSync, closeSync, constants, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { cpus, tmpdir, totalmem } from 'node:os'
 import { delimiter, join } from 'node:path'
+import { createInterface } from 'node:readline'
 
 /**
  * One benchmark result: our figure and the peer's, measured in the same run. A module's own row type
@@ -250,4 +251,90 @@ export function machineInfo(): MachineInfo {
     node: process.version,
     os: osName,
   }
+}
+
+/** Whether `pkg` is installed in `dir`/node_modules at exactly `version`. */
+export function pinnedInstalled(dir: string, pkg: string, version: string): boolean {
+  try {
+    const json = JSON.parse(readFileSync(join(dir, 'node_modules', pkg, 'package.json'), 'utf8')) as {
+      version?: string
+    }
+    return json.version === version
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Install a peer implementation that is not a project dependency: `deps` (exact versions; transitive
+ * dependencies follow their ranges) with `npm install --prefix dir` (once; bounded by 10 minutes).
+ * @returns an error text, or undefined once `check` is installed at its pinned version
+ */
+export async function installPinned(
+  dir: string,
+  name: string,
+  deps: Readonly<Record<string, string>>,
+  check: string,
+): Promise<string | undefined> {
+  const npm = which('npm')
+  if (npm === undefined) return 'npm not found on PATH'
+  await mkdir(dir, { recursive: true })
+  writeFileSync(
+    join(dir, 'package.json'),
+    `${JSON.stringify({ name, private: true, type: 'module', dependencies: deps }, null, 2)}\n`,
+  )
+  process.stderr.write(`[bench] installing ${check} ${deps[check]} into ${dir} (once)\n`)
+  const r = runTimed(
+    npm,
+    ['install', '--prefix', dir, '--no-audit', '--no-fund', '--loglevel=error'],
+    600_000,
+  )
+  if (r.status !== 0)
+    return `npm install failed (${r.status}): ${r.stderr.trim().split('\n').slice(-3).join(' ')}`
+  return pinnedInstalled(dir, check, deps[check] ?? '')
+    ? undefined
+    : `npm install finished but ${check} is missing`
+}
+
+/**
+ * Read JSON lines from a child's stdout until one has `event` (resolves with it); bounded by
+ * `timeoutMs` (then the child is killed). `label` names the child in errors.
+ */
+export function waitJsonEvent(
+  proc: ChildProcess,
+  event: string,
+  timeoutMs: number,
+  label: string,
+): Promise<Record<string, unknown>> {
+  return new Promise((res, rej) => {
+    let stderr = ''
+    proc.stderr?.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-2000)
+    })
+    const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream })
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL')
+      rej(new Error(`${label} ${event}: no answer within ${timeoutMs} ms`))
+    }, timeoutMs)
+    const onExit = (code: number | null): void => {
+      clearTimeout(timer)
+      rej(
+        new Error(`${label} exited with ${code} before '${event}': ${stderr.trim().split('\n').pop() ?? ''}`),
+      )
+    }
+    proc.once('exit', onExit)
+    lines.on('line', (line) => {
+      try {
+        const msg = JSON.parse(line) as Record<string, unknown>
+        if (msg.event === event) {
+          clearTimeout(timer)
+          proc.removeListener('exit', onExit)
+          lines.close()
+          res(msg)
+        }
+      } catch {
+        // not JSON
+      }
+    })
+  })
 }

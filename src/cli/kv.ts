@@ -16,8 +16,11 @@ import type { KvWriter } from './kv-writer.ts'
 export const KV_USAGE = `usage: nodus kv <command> [--db DB] [options]
 
 databases (DB: the id \`NAME-z6Mk…\` that create prints, or just NAME for your own):
-  create NAME [--hybrid]                      create a database owned by your key; prints its id
+  create NAME [--hybrid] [--sealed]           create a database owned by your key; prints its id
+                                              --sealed: private, values sealed (shared with this node)
     [--index NAME=hash:FIELD | NAME=json:PATH]…  declare secondary indexes (PATH: RFC 9535, e.g. $.meta.score)
+  share READER --db DB                        share a private database's keys with READER (a PeerId)
+  rotate --db DB [READER…]                    a new key for a private database, shared with this node and READERs
   key [--hybrid]                              print your signing key (to be granted by an owner)
   grant WRITER [--expires-in 7d] [--prefix P] let WRITER (did:key, z6Mk…, PeerId or hex key) write; prints the grant id
   revoke GRANT_ID                             revoke a grant
@@ -126,6 +129,7 @@ function valueLines(type: string, value: unknown): string {
 
 async function read(
   api: ApiTarget,
+  dataDir: string,
   json: boolean,
   db: string,
   key: string,
@@ -136,6 +140,12 @@ async function read(
     api,
     `${path(db, key)}${qs.size === 0 ? '' : `?${qs}`}`,
   )
+  if (['string', 'hash', 'list', 'stream'].includes(r.type)) {
+    const { openInput } = await import('./kv-sealed.ts')
+    const { valueFromJson } = await import('../kv/client-transport.ts')
+    const { valueToJson } = await import('../kv/index.ts')
+    r.value = valueToJson(await openInput(api, dataDir, db, key, r.type, valueFromJson(r.value)))
+  }
   const text = valueLines(r.type, r.value)
   if (json || text !== '') out(json, r, text)
 }
@@ -262,14 +272,16 @@ async function readCommand(cmd: string, rest: string[]): Promise<number> {
       order: f.asc === true ? 'asc' : f.desc === true ? 'desc' : undefined,
     })
   }
-  await read(await apiTarget(f), f.json === true, db, key, q)
+  await read(await apiTarget(f), dataDirOf(f), f.json === true, db, key, q)
   return 0
 }
 
 async function writeCommand(cmd: string, rest: string[]): Promise<number> {
   const spec = WRITES[cmd]
   const dbOps: Record<string, ArgOptions> = {
-    create: { index: { type: 'string', multiple: true } },
+    create: { sealed: { type: 'boolean' }, index: { type: 'string', multiple: true } },
+    share: {},
+    rotate: {},
     grant: { 'expires-in': { type: 'string' }, prefix: { type: 'string' } },
     revoke: {},
   }
@@ -280,6 +292,7 @@ async function writeCommand(cmd: string, rest: string[]): Promise<number> {
   const o = { hybrid: f.hybrid === true, ...(typeof f.cap === 'string' ? { cap: f.cap } : {}) }
   if (spec === undefined) {
     const [arg] = p
+    if (cmd === 'share' || cmd === 'rotate') return await sealedAdmin(cmd, f, p, writer, api)
     if (arg === undefined || p.length > 1)
       throw usage(
         cmd === 'create'
@@ -294,9 +307,10 @@ async function writeCommand(cmd: string, rest: string[]): Promise<number> {
     )
     const { hexBytes, parseWriterKey } = await import('./kv-writer.ts')
     let args: KvValue[]
-    if (cmd === 'create')
-      args = createArgs(indexesOption(((f.index ?? []) as string[]).map((t) => parseIndexText(t))))
-    else if (cmd === 'revoke') args = revokeArgs(hexBytes(arg, 'GRANT_ID', [32]))
+    if (cmd === 'create') {
+      const indexes = indexesOption(((f.index ?? []) as string[]).map((t) => parseIndexText(t)))
+      args = createArgs({ ...(f.sealed === true ? { sealed: true } : {}), ...indexes })
+    } else if (cmd === 'revoke') args = revokeArgs(hexBytes(arg, 'GRANT_ID', [32]))
     else {
       const expiresIn = str(f, 'expires-in')
       const prefix = str(f, 'prefix')
@@ -307,6 +321,10 @@ async function writeCommand(cmd: string, rest: string[]): Promise<number> {
       })
     }
     const w = await writer.write(api, { db, key: '', type: 'db', op: cmd, args }, o)
+    if (cmd === 'create' && f.sealed === true) {
+      const { nodeRecipient, rotate } = await import('./kv-sealed.ts')
+      await rotate(api, writer, db, await nodeRecipient(dataDirOf(f)), [])
+    }
     const text = cmd === 'create' ? db : cmd === 'grant' ? w.id : `revoked ${arg}`
     out(json, { db, op: cmd, id: w.id, status: w.status, hlc: w.hlc }, text)
     return 0
@@ -319,20 +337,48 @@ async function writeCommand(cmd: string, rest: string[]): Promise<number> {
   const db = await dbOf(f, undefined, writer)
   const field = spec.field?.(f)
   const exp = expireAt(f)
-  const w = await writer.write(
-    api,
-    {
-      db,
-      key,
-      type: spec.type,
-      op: cmd,
-      args: spec.args(vals, f),
-      ...(field === undefined ? {} : { field }),
-      ...(exp === undefined ? {} : { expireAt: exp }),
-    },
-    o,
-  )
+  const { sealInput } = await import('./kv-sealed.ts')
+  const input = await sealInput(api, dataDirOf(f), {
+    db,
+    key,
+    type: spec.type,
+    op: cmd,
+    args: spec.args(vals, f),
+    ...(field === undefined ? {} : { field }),
+    ...(exp === undefined ? {} : { expireAt: exp }),
+  })
+  const w = await writer.write(api, input, o)
   out(json, { db, key, op: cmd, id: w.id, status: w.status, hlc: w.hlc }, w.id)
+  return 0
+}
+
+/** `share READER --db DB` and `rotate --db DB [READER…]` (kv-sealed.ts). */
+async function sealedAdmin(
+  cmd: string,
+  f: Flags,
+  p: string[],
+  writer: KvWriter,
+  api: ApiTarget,
+): Promise<number> {
+  const { dbKeyring, nodeRecipient, rotate, shareTo } = await import('./kv-sealed.ts')
+  if (cmd === 'share' && p.length !== 1) throw usage('share READER_PEER_ID --db DB')
+  const db = await dbOf(f, undefined, writer)
+  const me = await nodeRecipient(dataDirOf(f))
+  const { sealed, keys } = await dbKeyring(api, db, me)
+  if (!sealed) throw new NodusError('INVALID_ARGUMENT', `${db} is not a private (sealed) database here`)
+  if (cmd === 'rotate') {
+    const epoch = await rotate(api, writer, db, me, p, keys)
+    out(
+      f.json === true,
+      { db, epoch, readers: p },
+      `${db}: key epoch ${epoch} shared with ${[me.peerId, ...p].join(', ')}`,
+    )
+    return 0
+  }
+  if (keys.size === 0)
+    throw new NodusError('KV_DB_KEY_MISSING', `no key of ${db} is shared with this node (${me.peerId})`)
+  const ids = await shareTo(api, writer, db, keys, p)
+  out(f.json === true, { db, reader: p[0], epochs: [...keys.keys()], ids }, ids.join('\n'))
   return 0
 }
 
@@ -372,7 +418,7 @@ export async function kvCommand(args: string[]): Promise<number> {
   if (cmd === 'host' || cmd === 'sync' || cmd === 'sync-status') return await admin(cmd, rest)
   if (['get', 'lrange', 'zrange', 'xrange', 'ts.range', 'geosearch'].includes(cmd))
     return await readCommand(cmd, rest)
-  if (cmd in WRITES || cmd === 'create' || cmd === 'grant' || cmd === 'revoke')
+  if (cmd in WRITES || ['create', 'grant', 'revoke', 'share', 'rotate'].includes(cmd))
     return await writeCommand(cmd, rest)
   throw new NodusError('INVALID_ARGUMENT', `unknown kv command "${cmd}"; run \`nodus kv help\``)
 }

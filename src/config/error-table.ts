@@ -137,6 +137,7 @@ answers) carry no peerAction: they are the peer's word, not its fault.
 | \`KV_OP_DUPLICATE\` | \`ignore\` | a kv operation this node already holds (a replay or a second copy) | nothing |
 | \`KV_DB_NOT_HOSTED\` | \`ignore\` | a kv sync for a database this node neither hosts nor keeps (or may not keep: \`kv.maxHostedDbs\`) | nothing |
 | \`KV_UNAUTHORIZED\` | \`ignore\` | a kv operation refused for what this node holds: its grant, the database's create or a revoke (a relay may not have them) | nothing |
+| \`KV_OP_INVALID\` | \`ignore\` | a kv operation with a plaintext value, or of a type that cannot be sealed, in a private (sealed) database (src/kv/sealed.ts; a relay may not hold the sealed create) | nothing |
 | \`KEY_RECORD_INVALID\` | \`ignore\` | an expired or not yet valid key record | nothing |
 | \`DECRYPT_FAILED\` | \`ignore\` | a sealed message that does not decrypt for this node (the relay cannot know) | nothing |
 | \`SEALED_MESSAGE_INVALID\` | \`ignore\` | a sealed message for an unknown key, malformed inside, addressed to another peer or too large | nothing |

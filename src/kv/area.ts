@@ -23,6 +23,7 @@ import type { Random } from '../common/random.ts'
 import { VerifyPool } from '../crypto/index.ts'
 import { parseDbIdFast } from './db-id.ts'
 import { type AppliedEvent, KvEngine, type OpSource, type SubmitResult } from './engine.ts'
+import { gossipDropper } from './fault.ts'
 import { HlcClock } from './hlc.ts'
 import type { KvMetrics } from './metrics.ts'
 import type { KvOptions } from './options.ts'
@@ -172,6 +173,13 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
     },
   )
   const hostedDbs = new Map<string, { close(): void }>()
+  /** The test aid kv.testGossipDropPerMille (fault.ts): off unless configured. */
+  const drop = gossipDropper(options.testGossipDropPerMille, options.testGossipDropSeed, self)
+  const dropped = (): boolean => {
+    if (drop === undefined || !drop()) return false
+    metrics.kvGossipDropped.inc()
+    return true
+  }
   const lastSync = new Map<string, KvDbStatus['lastSync']>()
   let lifetime = new AbortController()
   /** `${db} ${peer}` → when a sync with it was last started (bounded). */
@@ -229,7 +237,7 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
           if (next.done === true) break
           batch.push(next.value)
         }
-        const theirs = batch.filter((m) => m.publisher !== self)
+        const theirs = batch.filter((m) => m.publisher !== self && !dropped())
         if (theirs.length === 0) continue
         try {
           const results = await engine.submit(

@@ -15,10 +15,11 @@
  * | prefix | key | value |
  * |---|---|---|
  * | 0x01 op log | op id (32) | the operation's envelope bytes |
- * | 0x02 creates | db id (UTF-8) ‖ 0x00 ‖ op id (32) | `{ hlc: 8 bytes, signer }` |
+ * | 0x02 creates | db id (UTF-8) ‖ 0x00 ‖ op id (32) | `{ hlc: 8 bytes, signer, sealed? }` (`sealed: true` for a private database's create) |
  * | 0x03 grants | grant op id (32) | `{ db, hlc: 8 bytes, writer, expiresAt?, prefix? }` |
  * | 0x04 revocations | grant op id (32) ‖ BLAKE3(db id) (32) | `{ hlc: 8 bytes, id }`: the earliest revoke of that grant signed for that database |
  * | 0x05 by capability | grant op id (32) ‖ HLC (8) ‖ op id (32) | empty: the operations written under a capability, for revocation |
+ * | 0x06 shares | db id (UTF-8) ‖ 0x00 ‖ reader key id (32) ‖ epoch (u32) ‖ op id (32) | empty: the `share` operations (sealed-share.ts), for a reader's lookup |
  *
  * A db id never holds 0x00, so a database's creates are the range [0x02 ‖ db ‖ 0x00, 0x02 ‖ db ‖ 0x01).
  * A revocation is keyed by the database it was signed for: a revoke by another database's owner,
@@ -32,6 +33,7 @@ import { type AuthView, authorize, type DbAuth, type GrantRecord } from './auth.
 import { parseDbIdFast } from './db-id.ts'
 import { OP_ID_BYTES, parseDbOp } from './db-ops.ts'
 import { compareHlc, type Hlc, hlcFromBytes, hlcToBytes, type Op } from './op-types.ts'
+import { parseSealedOption } from './sealed.ts'
 import { isHybridSigner, signerKeys } from './signer.ts'
 import type { OrderedReader, OrderedWriter } from './store/ordered.ts'
 
@@ -45,6 +47,8 @@ export const GRANTS_PREFIX = 0x03
 export const REVOCATIONS_PREFIX = 0x04
 /** Key prefix of the operations written under each capability. */
 export const BY_CAP_PREFIX = 0x05
+/** Key prefix of the `share` operations of private databases, by reader key id. */
+export const SHARES_PREFIX = 0x06
 
 const HLC_BYTES = 8
 const utf8 = new TextEncoder()
@@ -66,6 +70,19 @@ const createsKey = (db: string): Uint8Array => key(CREATES_PREFIX, utf8.encode(d
 const revocationKey = (grantId: Uint8Array, db: string): Uint8Array =>
   key(REVOCATIONS_PREFIX, grantId, blake3(utf8.encode(db)))
 
+const shareKey = (db: string, kid: Uint8Array, epoch?: number, id?: Uint8Array): Uint8Array => {
+  const e = new Uint8Array(4)
+  if (epoch !== undefined) new DataView(e.buffer).setUint32(0, epoch)
+  return key(
+    SHARES_PREFIX,
+    utf8.encode(db),
+    Uint8Array.of(0),
+    kid,
+    ...(epoch === undefined ? [] : [e]),
+    ...(id === undefined ? [] : [id]),
+  )
+}
+
 type CborMap = Record<string, unknown>
 const decodeMap = (bytes: Uint8Array): CborMap => dagCbor.decode(bytes) as CborMap
 
@@ -85,12 +102,18 @@ export class AuthState implements AuthView {
     const start = createsKey(db)
     const ownerKeys: Uint8Array[] = []
     let any = false
+    let sealed = false
     for (const [, v] of this.#r.range({ start, end: after(start) })) {
       any = true
-      const signer = decodeMap(v).signer as Uint8Array
+      const m = decodeMap(v)
+      const signer = m.signer as Uint8Array
       if (isHybridSigner(signer)) ownerKeys.push(signer)
+      if (m.sealed === true) sealed = true
     }
-    return any ? { hybrid: ownerKeys.length > 0, ownerKeys } : undefined
+    if (!any) return undefined
+    return sealed
+      ? { hybrid: ownerKeys.length > 0, ownerKeys, sealed }
+      : { hybrid: ownerKeys.length > 0, ownerKeys }
   }
 
   grant(id: Uint8Array): GrantRecord | undefined {
@@ -125,6 +148,21 @@ export function getOp(r: OrderedReader, id: Uint8Array): Uint8Array | undefined 
   return r.get(key(OP_LOG_PREFIX, id))
 }
 
+/**
+ * The envelopes of the held `share` operations of `db` sealed to the reader key `kid` (32 bytes), by
+ * epoch, at most `max` of them.
+ */
+export function sharesFor(r: OrderedReader, db: string, kid: Uint8Array, max = 1024): Uint8Array[] {
+  const start = shareKey(db, kid)
+  const out: Uint8Array[] = []
+  for (const [k] of r.range({ start, end: after(start) })) {
+    const bytes = getOp(r, k.subarray(k.byteLength - OP_ID_BYTES))
+    if (bytes !== undefined) out.push(bytes)
+    if (out.length >= max) break
+  }
+  return out
+}
+
 /** What recording an operation changed beyond itself. */
 export interface AuthChange {
   /**
@@ -139,6 +177,12 @@ export interface AuthChange {
    * are not hybrid-signed no longer pass {@link authorize}; the caller drops them.
    */
   becameHybrid: boolean
+  /**
+   * True when this operation (a `create` with `sealed: true`) made its database private while a
+   * create without it was held: operations with plaintext values no longer pass {@link authorize};
+   * the caller drops them.
+   */
+  becameSealed: boolean
 }
 
 /** True when `op` was written under its `cap` (an owner's operation needs none, so a revoke cannot void it). */
@@ -157,7 +201,7 @@ function underCapability(op: Op): op is Op & { body: { cap: Uint8Array } } {
  */
 export function recordOp(w: OrderedWriter, op: Op): AuthChange {
   const b = op.body
-  const change: AuthChange = { invalidated: [], becameHybrid: false }
+  const change: AuthChange = { invalidated: [], becameHybrid: false, becameSealed: false }
   w.put(key(OP_LOG_PREFIX, op.id), op.bytes)
   if (b.type !== 'db') {
     if (underCapability(op))
@@ -167,17 +211,21 @@ export function recordOp(w: OrderedWriter, op: Op): AuthChange {
   const parsed = parseDbOp(b, Number.POSITIVE_INFINITY, (m) => new NodusError('KV_OP_INVALID', m))
   if (parsed.op === 'create') {
     const before = new AuthState(w).db(b.db)
+    const sealed = parseSealedOption(parsed.options, (m) => new NodusError('KV_OP_INVALID', m))
     w.put(
       key(CREATES_PREFIX, utf8.encode(b.db), Uint8Array.of(0), op.id),
-      dagCbor.encode({ hlc: hlcToBytes(b.hlc), signer: b.signer }),
+      dagCbor.encode({ hlc: hlcToBytes(b.hlc), signer: b.signer, ...(sealed ? { sealed } : {}) }),
     )
     change.becameHybrid = before !== undefined && !before.hybrid && isHybridSigner(b.signer)
+    change.becameSealed = before !== undefined && before.sealed !== true && sealed
   } else if (parsed.op === 'grant') {
     const g = parsed.grant
     const rec: CborMap = { db: b.db, hlc: hlcToBytes(b.hlc), writer: g.writer }
     if (g.expiresAt !== undefined) rec.expiresAt = g.expiresAt
     if (g.prefix !== undefined) rec.prefix = g.prefix
     w.put(key(GRANTS_PREFIX, op.id), dagCbor.encode(rec))
+  } else if (parsed.op === 'share') {
+    w.put(shareKey(b.db, parsed.share.kid, parsed.share.epoch, op.id), new Uint8Array(0))
   } else {
     const rk = revocationKey(parsed.grantId, b.db)
     const held = w.get(rk)

@@ -9,7 +9,10 @@
  *    a held `create` of its database (`db-unknown` until it arrives).
  * 2. In hybrid mode every operation must be hybrid-signed (`hybrid-required`), and the owner's must
  *    be signed by a hybrid key some held `create` was signed with (else `not-owner`).
- * 3. The owner (S.ed = O) may write anything: keys, `grant`, `revoke`, another `create`.
+ * 2a. A database is **private** when a held `create` has the option `sealed: true` (sealed.ts): its key
+ *    operations must be of the ops that work sealed and carry only sealed values (`KV_OP_INVALID`,
+ *    `details.reason` `sealed-db` or `plaintext-value`, peerAction `ignore`).
+ * 3. The owner (S.ed = O) may write anything: keys, `grant`, `revoke`, `share`, another `create`.
  * 4. Anyone else needs `cap` = the id of a held `grant` G, and: G is of the same database (`wrong-db`),
  *    G.writer = S (`no-capability`), G.hlc < op.hlc (`no-capability`: a capability covers nothing
  *    before it), op.hlc.ms < G.expiresAt when set (`capability-expired`), op.hlc < R for the
@@ -45,6 +48,7 @@ import { isValidEd25519PublicKey } from '../crypto/index.ts'
 import { parseDbIdFast } from './db-id.ts'
 import { parseDbOp } from './db-ops.ts'
 import { compareHlc, type Hlc, type Op } from './op-types.ts'
+import { checkSealedOp } from './sealed.ts'
 import { signerKeys } from './signer.ts'
 
 /** Why an operation is not authorized (`details.reason` of `KV_UNAUTHORIZED`). */
@@ -64,6 +68,8 @@ export interface DbAuth {
   hybrid: boolean
   /** The hybrid signer keys (1,984 bytes each) of the held hybrid `create`s. */
   ownerKeys: readonly Uint8Array[]
+  /** True when a held `create` has the option `sealed: true`: a private database (sealed.ts). */
+  sealed?: boolean
 }
 
 /** A held `grant`. */
@@ -132,6 +138,7 @@ export function authorize(op: Op, view: AuthView): void {
   if (db === undefined) throw unauthorized('db-unknown', 'the database’s create is not held', op)
   if (db.hybrid && signer.hybrid === undefined)
     throw unauthorized('hybrid-required', 'the database is in hybrid mode: sign with a hybrid key', op)
+  if (db.sealed === true && b.type !== 'db') checkSealedOp(b)
   if (isOwner) {
     if (db.hybrid && !db.ownerKeys.some((k) => bytesEqual(k, b.signer)))
       throw unauthorized('not-owner', 'the hybrid key is not one the owner created the database with', op)

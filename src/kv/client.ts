@@ -37,8 +37,8 @@ export type { GeoSearchQuery, LoggedOp, ZRangeOptions } from './client-reads.ts'
 export { errorOf, valueFromJson } from './client-transport.ts'
 export type { KvEvent, KvWatch } from './graphql-events.ts'
 export type { KvValue, Op } from './op-types.ts'
-export type { IndexSpec } from './state/secondary.ts'
 export { ed25519OpSigner, hybridOpSigner, type OpSigner } from './signer.ts'
+export type { IndexSpec } from './state/secondary.ts'
 
 /** Options of {@link NodusKvClient}. */
 export interface NodusKvClientOptions extends KvTransportOptions {

@@ -7,6 +7,7 @@
  * | `create` | `[]` or `[options]`: a map of per-database options: `indexes` (declared secondary indexes, checked here: index-spec.ts; which create's count: index-defs.ts), … | the owner; with the owner's hybrid key for a database in hybrid mode |
  * | `grant` | `[{ writer, expiresAt?, prefix? }]`: `writer` the writer's public key (32 bytes Ed25519, or 1,984 bytes hybrid), `expiresAt` Unix ms after which the grant no longer covers operations (by their HLC), `prefix` a key prefix the writer is confined to | the owner |
  * | `revoke` | `[grantId]`: the 32-byte id of the `grant` operation revoked | the owner |
+ * | `share` | `[{ peer, kid, epoch, enc, ct }]`: a private database's key of one epoch sealed to one reader (sealed-share.ts) | the owner |
  *
  * A `db` operation has key `''` and no field, `expireAt` or `cap`.
  */
@@ -14,10 +15,12 @@ import type { Fail } from '../crypto/index.ts'
 import { isHlcMs } from './hlc.ts'
 import { parseIndexes } from './index-spec.ts'
 import type { KvValue, OpBody } from './op-types.ts'
+import { parseSealedOption } from './sealed.ts'
+import { type DbKeyShare, parseShareArgs } from './sealed-share.ts'
 import { HYBRID_SIGNER_BYTES } from './signer.ts'
 
 /** The operation names of `type: 'db'`. */
-export const DB_OPS = ['create', 'grant', 'revoke'] as const
+export const DB_OPS = ['create', 'grant', 'revoke', 'share'] as const
 export type DbOpName = (typeof DB_OPS)[number]
 
 /** Bytes of an operation id (BLAKE3-256), and so of a `cap` and a revoked grant id. */
@@ -38,6 +41,7 @@ export type DbOp =
   | { op: 'create'; options: { [k: string]: KvValue } }
   | { op: 'grant'; grant: Grant }
   | { op: 'revoke'; grantId: Uint8Array }
+  | { op: 'share'; share: DbKeyShare }
 
 const isMap = (v: unknown): v is { [k: string]: KvValue } =>
   typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array)
@@ -62,6 +66,7 @@ export function parseDbOp(body: OpBody, maxKeyBytes: number, fail: Fail, maxFiel
       const [options] = args
       if (args.length !== 1 || !isMap(options)) throw fail('create takes [] or [options map]')
       parseIndexes(options.indexes, maxFieldBytes, fail)
+      parseSealedOption(options, fail)
       return { op: 'create', options }
     }
     case 'grant': {
@@ -94,6 +99,8 @@ export function parseDbOp(body: OpBody, maxKeyBytes: number, fail: Fail, maxFiel
         throw fail(`revoke takes [grant op id (${OP_ID_BYTES} bytes)]`)
       return { op: 'revoke', grantId }
     }
+    case 'share':
+      return { op: 'share', share: parseShareArgs(args, fail) }
     default:
       throw fail(`unknown db operation ${body.op}; one of ${DB_OPS.join(', ')}`)
   }

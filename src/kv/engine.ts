@@ -17,13 +17,16 @@
  * A `revoke` that arrives after operations it voids (written under the revoked capability at or after
  * the revoke's HLC) removes them from the op log and the reconciliation set and rebuilds its database's
  * state from the ops that remain, so every node ends in the state of a node that saw the revoke first.
+ * A `create` that puts a database in hybrid mode or makes it private (sealed.ts) does the same with
+ * the ops the held creates no longer authorize (not hybrid-signed; plaintext values).
  */
 import type { AbortOptions } from '@libp2p/interface'
 import type { Clock } from '../common/clock.ts'
 import { type ErrorCode, isNodusError, type NodusError } from '../common/errors.ts'
 import type { Random } from '../common/random.ts'
 import type { SignatureCheck } from '../crypto/index.ts'
-import { admitOp, getOp, OP_LOG_PREFIX, removeOp } from './auth-store.ts'
+import { authorize } from './auth.ts'
+import { AuthState, admitOp, getOp, OP_LOG_PREFIX, removeOp } from './auth-store.ts'
 import type { HlcClock } from './hlc.ts'
 import { updateDeclaredIndexes } from './index-defs.ts'
 import { type DecodedOp, decodeOp, type OpLimits, verifiedOp } from './op.ts'
@@ -204,7 +207,7 @@ export class KvEngine {
       const { changed } = applyOp(w, op)
       updateDeclaredIndexes(w, op)
       index.insert(w, itemKey(op.body.hlc, op.id))
-      if (change.invalidated.length > 0 || change.becameHybrid)
+      if (change.invalidated.length > 0 || change.becameHybrid || change.becameSealed)
         this.#rebuild(w, index, op.body.db, change.invalidated)
       return { duplicate: false as const, changed }
     })
@@ -238,7 +241,20 @@ export class KvEngine {
       const d = decodeOp(bytes, { ...this.#options.limits, maxOpBytes: Number.MAX_SAFE_INTEGER })
       if (d.body.db === db && d.body.type !== 'db') ops.push({ body: d.body, id: d.id, bytes: d.bytes })
     }
-    for (const op of ops) applyOp(w, op)
+    // What the held creates, grants and revokes now refuse goes too (a hybrid or sealed create that
+    // arrived late): a node that held it first never admitted those ops.
+    const auth = new AuthState(w)
+    for (const op of ops) {
+      try {
+        authorize(op, auth)
+      } catch (err) {
+        if (!isNodusError(err)) throw err
+        removeOp(w, op)
+        index.remove(w, itemKey(op.body.hlc, op.id))
+        continue
+      }
+      applyOp(w, op)
+    }
   }
 }
 

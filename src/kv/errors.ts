@@ -52,6 +52,16 @@ export const KV_ERRORS = defineErrors({
     what: 'the hybrid logical clock used up its 65,536 counter values at the largest timestamp it may issue (`kv.maxFutureSkewMs` ahead of the wall clock)',
     fix: 'retry in a millisecond; check this node’s clock if it persists',
   },
+  KV_DB_KEY_MISSING: {
+    status: 403,
+    what: 'no key of a private (sealed) database’s epoch could be opened here: no `share` of it is held for this node’s X-Wing keys, or the X-Wing key it was sealed to was deleted after rotation',
+    fix: 'ask the database’s owner to share the key with this node (`nodus kv share --db DB --reader <PeerId>`); shares arrive by gossip or the next sync',
+  },
+  KV_SEALED_VALUE_INVALID: {
+    status: 400,
+    what: 'a value read from a private (sealed) database is not a sealed value (src/kv/sealed.ts: "NKS", version 1, epoch, nonce, ciphertext)',
+    fix: 'the database was written by a writer that did not seal; read it as a plain database or ask the owner to overwrite the key',
+  },
 })
 
 /** The typed state machine's codes (src/kv/state/). */

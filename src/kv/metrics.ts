@@ -101,6 +101,11 @@ export function createKvMetrics(registry: Registry) {
       labelNames: ['direction'],
       registers,
     }),
+    kvGossipDropped: new Counter({
+      name: 'nodus_kv_gossip_dropped_total',
+      help: 'KV gossip messages dropped on purpose by the test aid kv.testGossipDropPerMille (0 unless it is on)',
+      registers,
+    }),
   }
 }
 

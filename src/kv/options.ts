@@ -226,6 +226,22 @@ export const KV_OPTIONS = defineOptions({
     description:
       'signatures waiting for or in verification at once; beyond it a verification fails with QUEUE_FULL',
   },
+  testGossipDropPerMille: {
+    kind: 'int',
+    default: 0,
+    min: 0,
+    max: 1000,
+    description:
+      'TEST AID, keep 0 in production: drop this many of every 1,000 kv gossip messages received (seeded, src/kv/fault.ts), so the repair by anti-entropy can be measured (bench/kv-lossy.bench.ts)',
+  },
+  testGossipDropSeed: {
+    kind: 'int',
+    default: 1,
+    min: 0,
+    max: 4_294_967_295,
+    description:
+      'TEST AID: seed of kv.testGossipDropPerMille’s draws (mixed with the node’s PeerId, so nodes drop independently)',
+  },
 })
 
 /** The GraphQL keys' values. */

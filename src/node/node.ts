@@ -16,7 +16,7 @@ import { createLogger, type Logger } from '../common/logger.ts'
 import { type Random, systemRandom } from '../common/random.ts'
 import type { NodusConfig } from '../config/index.ts'
 import { didKeyFromEd25519, loadIdentity, type NodeIdentity } from '../crypto/index.ts'
-import { createKv, type Kv, kvGraphql, kvRoutes } from '../kv/index.ts'
+import { createKv, type Kv, kvGraphql, kvRoutes, kvSealedRoutes } from '../kv/index.ts'
 import {
   createDirectMessaging,
   createMessaging,
@@ -244,6 +244,13 @@ export async function createNode(
         messagingRoutes({ messaging, maxMessageBytes: config.messaging.maxMessageBytes }),
         directRoutes({ direct, maxBodyBytes: config.messaging.directMaxBodyBytes }),
         kvRoutes({ kv, clock }),
+        kvSealedRoutes({
+          kv,
+          keyRecord: async (peer, signal) =>
+            peer === identity.peerId.toString()
+              ? direct.keys.record.value
+              : await direct.keys.lookup(peer, signal),
+        }),
         kvGraphql({ kv, clock, metrics }, config.kv),
       ],
       metrics,
