@@ -66,7 +66,9 @@ export function parseDbOp(body: OpBody, maxKeyBytes: number, fail: Fail, maxFiel
       const [options] = args
       if (args.length !== 1 || !isMap(options)) throw fail('create takes [] or [options map]')
       parseIndexes(options.indexes, maxFieldBytes, fail)
-      parseSealedOption(options, fail)
+      // An index over sealed values would hold only ciphertext: refuse the pair rather than mislead.
+      if (parseSealedOption(options, fail) && options.indexes !== undefined)
+        throw fail('a sealed database cannot declare indexes (its values are ciphertext)')
       return { op: 'create', options }
     }
     case 'grant': {

@@ -209,6 +209,12 @@ describe('kv indexes: bad declarations are refused at decode (KV_OP_INVALID, rej
     })
   }
 
+  it('indexes beside sealed: true (an index of ciphertext) are refused', () => {
+    const bytes = signRaw([{ sealed: true, indexes: [{ name: 'a', hash: 'f' }] }])
+    assert.throws(() => decodeOp(bytes), refused('KV_OP_INVALID', 'reject'))
+    assert.doesNotThrow(() => decodeOp(signRaw([{ sealed: false, indexes: [{ name: 'a', hash: 'f' }] }])))
+  })
+
   it('good declarations decode: singular queries of every form, and other option keys beside', () => {
     const indexes = [
       { name: 'root', json: '$' },
