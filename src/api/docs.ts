@@ -97,6 +97,7 @@ function documentedRoutes(): ApiRoutes[] {
         },
         clock: { now: notServed },
         metrics: new NodusMetrics(),
+        keyRecord: notServed,
       },
       parseConfig({ dataDir: '/unused' }).kv,
     ),

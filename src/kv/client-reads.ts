@@ -4,8 +4,12 @@
  * `kv.graphqlMaxElements` elements.
  */
 import type { AbortOptions } from '../common/abort.ts'
-import { KvGraphqlTransport, valueFromJson } from './client-transport.ts'
+import { type Clock, systemClock } from '../common/clock.ts'
+import type { RecipientKeys } from '../crypto/index.ts'
+import { KvKeyring, type ReaderKeyRecord } from './client-sealed.ts'
+import { KvGraphqlTransport, type KvTransportOptions, valueFromJson } from './client-transport.ts'
 import type { Hlc, KvType, KvValue } from './op-types.ts'
+import type { DbSharesAnswer, ReaderKeyAnswer } from './sealed-routes.ts'
 import type { GeoUnit, TsAggregation } from './state/index.ts'
 
 export interface ZRangeOptions extends AbortOptions {
@@ -37,22 +41,97 @@ export interface LoggedOp {
   body: Record<string, unknown>
 }
 
-/** The reads of a node's kv GraphQL interface (open: no token needed). */
+/** Options of {@link KvReadClient}. */
+export interface KvReadClientOptions extends KvTransportOptions {
+  /**
+   * The reader's PeerId and X-Wing key pairs (secret: they stay here), to open private databases'
+   * values on read and seal them on write (client-sealed.ts). Without them, reads of a private
+   * database return the sealed bytes as the node holds them (`Uint8Array`s starting with "NKS").
+   */
+  readerKeys?: RecipientKeys
+  /** The wall clock (the keyring's cache ages; the writer's HLC); default the system clock. */
+  clock?: Clock
+  /** Most private databases whose keys are cached; default 1,024. */
+  keyringMaxDbs?: number
+  /** Age after which a database's sealed status and shares are asked again, ms; default 60,000. */
+  keyringMaxAgeMs?: number
+}
+
+/** A node's key record as `readerKey` returns it (public part; the node looked it up). */
+export interface ReaderKey extends ReaderKeyRecord {
+  epoch: number
+  /** Unix ms, inclusive. */
+  notBefore: number
+  /** Unix ms, exclusive. */
+  notAfter: number
+}
+
+/**
+ * The reads of a node's kv GraphQL interface (open: no token needed). Reads of a private database's
+ * values (get, hget, hgetall, lrange, xrange, xrevrange) come back opened when the client has reader
+ * keys with a share (else `KV_DB_KEY_MISSING`), sealed bytes when it has none; subscription events
+ * and `opsSince` bodies carry the values as signed (sealed).
+ */
 export class KvReadClient extends KvGraphqlTransport {
+  /** The database keys this client opened (client-sealed.ts). */
+  protected readonly keyring: KvKeyring
+
+  constructor(options: KvReadClientOptions) {
+    super(options)
+    this.keyring = new KvKeyring(
+      { shares: (db, kid, o) => this.shares(db, kid, o), clock: options.clock ?? systemClock },
+      { readerKeys: options.readerKeys, maxDbs: options.keyringMaxDbs, maxAgeMs: options.keyringMaxAgeMs },
+    )
+  }
+
+  /** A value as read, opened when its database is private (see the class doc). */
+  #open = (db: string, key: string, type: KvType, value: KvValue, o: AbortOptions) =>
+    this.keyring.open(db, key, type, value, o)
+
+  /**
+   * Whether `db` is private, and the signed `share` envelopes (base64) the node holds sealed to the
+   * X-Wing key `kid` (64 hex characters).
+   */
+  shares = (db: string, kid: string, o: AbortOptions = {}) =>
+    this.read<DbSharesAnswer>('shares', { db: ['String!', db], kid: ['String!', kid] }, 'db sealed shares', o)
+  /**
+   * A node's X-Wing key record as the node finds it (its own, or a verified one from the DHT): what
+   * `share` seals a database key to. The client trusts the node for the lookup.
+   * @throws NodusError as the node's lookup (`KEY_RECORD_NOT_FOUND`, `TIMEOUT`, …)
+   */
+  readerKey = async (peer: string, o: AbortOptions = {}): Promise<ReaderKey> => {
+    const r = await this.read<ReaderKeyAnswer>(
+      'readerKey',
+      { peer: ['String!', peer] },
+      'peer keyId epoch xwing notBefore notAfter',
+      o,
+    )
+    return {
+      ...r,
+      keyId: new Uint8Array(Buffer.from(r.keyId, 'hex')),
+      xwing: new Uint8Array(Buffer.from(r.xwing, 'base64')),
+    }
+  }
   databases = (o: AbortOptions = {}) => this.read<string[]>('databases', {}, '', o)
   keyType = (db: string, key: string, o: AbortOptions = {}) =>
     this.read<KvType | 'none'>('keyType', { db: ['String!', db], key: ['String!', key] }, '', o)
-  get = async (db: string, key: string, o: AbortOptions = {}) =>
-    valueFromJson(await this.read('get', { db: ['String!', db], key: ['String!', key] }, '', o)) ?? undefined
-  hget = async (db: string, key: string, field: string, o: AbortOptions = {}) =>
-    valueFromJson(
+  get = async (db: string, key: string, o: AbortOptions = {}) => {
+    const v = valueFromJson(await this.read('get', { db: ['String!', db], key: ['String!', key] }, '', o))
+    return (await this.#open(db, key, 'string', v, o)) ?? undefined
+  }
+  hget = async (db: string, key: string, field: string, o: AbortOptions = {}) => {
+    const v = valueFromJson(
       await this.read(
         'hget',
         { db: ['String!', db], key: ['String!', key], field: ['String!', field] },
         '',
         o,
       ),
-    ) ?? undefined
+    )
+    if (v === null) return undefined
+    const [[, opened] = []] = (await this.#open(db, key, 'hash', [[field, v]], o)) as KvValue[][]
+    return opened ?? undefined
+  }
   hgetall = async (db: string, key: string, o: AbortOptions = {}) => {
     const r = await this.read<{ field: string; value: unknown }[]>(
       'hgetall',
@@ -60,7 +139,10 @@ export class KvReadClient extends KvGraphqlTransport {
       'field value',
       o,
     )
-    return Object.fromEntries(r.map((f) => [f.field, valueFromJson(f.value)])) as { [f: string]: KvValue }
+    const pairs = r.map((f) => [f.field, valueFromJson(f.value)])
+    return Object.fromEntries((await this.#open(db, key, 'hash', pairs, o)) as KvValue[][]) as {
+      [f: string]: KvValue
+    }
   }
   lrange = async (db: string, key: string, start = 0, stop = -1, o: AbortOptions = {}) => {
     const r = await this.read<{ id: string; value: unknown }[]>(
@@ -69,7 +151,8 @@ export class KvReadClient extends KvGraphqlTransport {
       'id value',
       o,
     )
-    return r.map((e) => ({ id: e.id, value: valueFromJson(e.value) }))
+    const elements = r.map((e) => ({ id: e.id, value: valueFromJson(e.value) }))
+    return (await this.#open(db, key, 'list', elements, o)) as { id: string; value: KvValue }[]
   }
   smembers = (db: string, key: string, o: AbortOptions = {}) =>
     this.read<string[]>('smembers', { db: ['String!', db], key: ['String!', key] }, '', o)
@@ -139,7 +222,8 @@ export class KvReadClient extends KvGraphqlTransport {
       'id fields',
       o,
     )
-    return r.map((e) => ({ id: e.id, fields: valueFromJson(e.fields) as KvValue[] }))
+    const entries = r.map((e) => ({ id: e.id, fields: valueFromJson(e.fields) as KvValue[] }))
+    return (await this.#open(db, key, 'stream', entries, o)) as { id: string; fields: KvValue[] }[]
   }
   tsRange = (
     db: string,

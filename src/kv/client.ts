@@ -16,13 +16,28 @@
  *
  * Values: what an operation may carry (`KvValue`); bytes come back as `Uint8Array` (JSON documents
  * excepted, which hold no bytes).
+ *
+ * Private (sealed) databases (sealed.ts; client-sealed.ts): given the reader's X-Wing secret keys
+ * (`readerKeys`), the client seals the values of its writes to a private database before signing
+ * and opens them on read, with the database keys shared to those keys; `createDb(name, { sealed:
+ * true })` makes the first key and shares it with the client's own reader key, `share` and `rotate`
+ * hand keys to other readers. Neither the X-Wing keys nor the database keys leave the client.
+ *
+ * ```ts
+ * const client = new NodusKvClient({ url, token, signer, readerKeys: { peerId, keys: [{ epoch: 0, keyPair }] } })
+ * const db = await client.createDb('diary', { sealed: true })
+ * await client.set(db, 'today', 'rain') // the node holds only ciphertext
+ * await client.share(db, readerPeerId) // or the reader's { peer, keyId, xwing }
+ * ```
  */
 import { type Client, createClient } from 'graphql-ws/client'
 import type { AbortOptions } from '../common/abort.ts'
-import { type Clock, systemClock } from '../common/clock.ts'
-import { NodusError } from '../common/errors.ts'
-import { KvReadClient } from './client-reads.ts'
-import { errorOf, type KvTransportOptions, valueFromJson } from './client-transport.ts'
+import { systemClock } from '../common/clock.ts'
+import { isNodusError, NodusError } from '../common/errors.ts'
+import { type Random, systemRandom } from '../common/random.ts'
+import { KvReadClient, type KvReadClientOptions } from './client-reads.ts'
+import type { ReaderKeyRecord } from './client-sealed.ts'
+import { errorOf, valueFromJson } from './client-transport.ts'
 import { formatDbId } from './db-id.ts'
 import { createArgs, type Grant, grantArgs, revokeArgs } from './db-ops.ts'
 import type { KvEvent } from './graphql-events.ts'
@@ -30,10 +45,19 @@ import { HlcClock } from './hlc.ts'
 import { indexesOption } from './index-spec.ts'
 import { DEFAULT_OP_LIMITS, encodeOp, type OpInput, type OpLimits } from './op.ts'
 import type { KvType, KvValue, Op } from './op-types.ts'
+import { checkSealable, newestKey, sealArgs } from './sealed.ts'
+import { newDbKey, sealDbKey, shareArgs } from './sealed-share.ts'
 import type { OpSigner } from './signer.ts'
 import type { IndexSpec } from './state/secondary.ts'
 
-export type { GeoSearchQuery, LoggedOp, ZRangeOptions } from './client-reads.ts'
+export type {
+  GeoSearchQuery,
+  KvReadClientOptions,
+  LoggedOp,
+  ReaderKey,
+  ZRangeOptions,
+} from './client-reads.ts'
+export type { ReaderKeyRecord } from './client-sealed.ts'
 export { errorOf, valueFromJson } from './client-transport.ts'
 export type { KvEvent, KvWatch } from './graphql-events.ts'
 export type { KvValue, Op } from './op-types.ts'
@@ -41,11 +65,11 @@ export { ed25519OpSigner, hybridOpSigner, type OpSigner } from './signer.ts'
 export type { IndexSpec } from './state/secondary.ts'
 
 /** Options of {@link NodusKvClient}. */
-export interface NodusKvClientOptions extends KvTransportOptions {
+export interface NodusKvClientOptions extends KvReadClientOptions {
   /** Signs every operation: `ed25519OpSigner(key)` or `hybridOpSigner(identity)` (signer.ts). */
   signer: OpSigner
-  /** The wall clock of the client's HLC; default the system clock. */
-  clock?: Clock
+  /** Draws database keys and the nonces of sealed values; default the system's CSPRNG. */
+  random?: Random
   /** The node's `kv.maxFutureSkewMs`, ms; default 60,000. */
   maxFutureSkewMs?: number
   /** The bounds the node applies to operations (section `kv`); default the defaults. */
@@ -86,6 +110,7 @@ export class NodusKvClient extends KvReadClient {
   readonly #limits: OpLimits
   readonly #webSocket: unknown
   readonly #queueMax: number
+  readonly #random: Random
   #ws: Client | undefined
 
   constructor(options: NodusKvClientOptions) {
@@ -98,6 +123,7 @@ export class NodusKvClient extends KvReadClient {
     this.#limits = options.limits ?? DEFAULT_OP_LIMITS
     this.#webSocket = options.webSocket ?? globalThis.WebSocket
     this.#queueMax = options.subscriptionQueue ?? 10_000
+    this.#random = options.random ?? systemRandom
   }
 
   /** The id of this signer's database `name` (`<name>-<owner key id>`). @throws KV_DB_ID_INVALID */
@@ -131,11 +157,54 @@ export class NodusKvClient extends KvReadClient {
   }
 
   /**
-   * Sign and submit one operation.
+   * Seal the values of a key operation when its database is private (asking the node whether it is,
+   * cached): with the newest database key this client holds. Nothing is sent.
+   * @returns the input, its values sealed when the database is private
+   * @throws NodusError `KV_OP_INVALID` (`details.reason` `sealed-db`) for an operation that cannot work
+   *   sealed (sets, sorted sets, geo, JSON, time series); `KV_DB_KEY_MISSING` when no share opens with
+   *   the client's reader keys (or it has none)
+   */
+  async seal<T extends Omit<OpInput, 'hlc'>>(
+    input: T,
+    options: AbortOptions & { fresh?: boolean } = {},
+  ): Promise<T> {
+    if (input.type === 'db') return input
+    const state = await this.keyring.state(input.db, options)
+    if (!state.sealed) return input
+    checkSealable(input)
+    if (state.keys.size === 0) {
+      const who = this.keyring.readerKeys?.peerId
+      throw new NodusError(
+        'KV_DB_KEY_MISSING',
+        who === undefined
+          ? `${input.db} is private and this client has no reader keys (readerKeys) to seal with`
+          : `${input.db} is private and no share of its key opens with the reader keys of ${who}`,
+        { details: { db: input.db } },
+      )
+    }
+    return { ...input, args: sealArgs(input, state.keys, this.#random) }
+  }
+
+  /**
+   * Seal (when the database is private: {@link seal}), sign and submit one operation. When the node
+   * refuses a plaintext value because the database became private since the client last asked, the
+   * client asks again and retries once, sealed.
    * @returns its result (`applied` or `duplicate`)
-   * @throws NodusError with the refusal's code (`KV_UNAUTHORIZED`, `KV_ARGS_INVALID`, …) when refused
+   * @throws NodusError with the refusal's code (`KV_UNAUTHORIZED`, `KV_ARGS_INVALID`, …) when refused;
+   *   what {@link seal} throws
    */
   async write(input: Omit<OpInput, 'hlc'>, options: AbortOptions = {}): Promise<SubmitResult> {
+    const sealed = await this.seal(input, options)
+    try {
+      return await this.#writeOne(sealed, options)
+    } catch (err) {
+      if (sealed !== input || input.type === 'db' || !isNodusError(err, 'KV_OP_INVALID')) throw err
+      if (!(await this.keyring.state(input.db, { ...options, fresh: true })).sealed) throw err
+      return await this.#writeOne(await this.seal(input, options), options)
+    }
+  }
+
+  async #writeOne(input: Omit<OpInput, 'hlc'>, options: AbortOptions): Promise<SubmitResult> {
     const op = await this.sign(input, options)
     const [r] = await this.submit([op], options)
     if (r === undefined) throw new NodusError('PROTOCOL_ERROR', 'no result for the operation')
@@ -159,24 +228,104 @@ export class NodusKvClient extends KvReadClient {
    * (every op must be hybrid-signed); `hybrid: true` asks for that and refuses an Ed25519 signer.
    * `indexes` declares secondary indexes (`{ name, type: 'hash', field }` or `{ name, type: 'json',
    * path }`, path an RFC 9535 singular query; at most 16; index-spec.ts), which `byIndex` reads; only
-   * the database's first create (by HLC) declares them.
-   * @throws NodusError `INVALID_ARGUMENT` (hybrid without a hybrid signer), `KV_OP_INVALID` (a bad
-   *   index declaration), or the refusal's code
+   * the database's first create (by HLC) declares them. `sealed: true` makes it private: values
+   * sealed under a database key (epoch 0) that this client makes and shares with its own reader key
+   * (`readerKeys`, which it needs, or the key would live only in this process).
+   * @throws NodusError `INVALID_ARGUMENT` (hybrid without a hybrid signer; sealed without reader
+   *   keys), `KV_OP_INVALID` (a bad index declaration; indexes beside sealed), or the refusal's code
    */
   async createDb(
     name: string,
     options: AbortOptions & {
       hybrid?: boolean
+      sealed?: boolean
       indexes?: readonly IndexSpec[]
       options?: { [k: string]: KvValue }
     } = {},
   ): Promise<string> {
     if (options.hybrid === true && this.#signer.scheme !== 'hybrid')
       throw new NodusError('INVALID_ARGUMENT', 'a hybrid database needs a hybrid signer (hybridOpSigner)')
+    if (options.sealed === true && this.keyring.ownRecord() === undefined)
+      throw new NodusError(
+        'INVALID_ARGUMENT',
+        'a private (sealed) database needs the client’s reader keys (readerKeys), to share its key with',
+      )
     const db = this.dbId(name)
-    const args = createArgs({ ...options.options, ...indexesOption(options.indexes ?? []) })
+    const args = createArgs({
+      ...options.options,
+      ...(options.sealed === true ? { sealed: true } : {}),
+      ...indexesOption(options.indexes ?? []),
+    })
     await this.write({ db, key: '', type: 'db', op: 'create', args }, options)
+    if (options.sealed === true) await this.rotate(db, [], options)
     return db
+  }
+
+  /**
+   * Share every key of the private database `db` this client holds with `reader`: a PeerId (its key
+   * record looked up by the node: `readerKey`) or the reader's key record. Only the owner's shares
+   * count. A share opens with that X-Wing key only: share again when the reader rotates it.
+   * @returns the `share` op ids (hex)
+   * @throws NodusError `KV_DB_KEY_MISSING` when this client holds no key of `db`; the lookup's errors;
+   *   the refusal's code (`KV_UNAUTHORIZED` when the signer is not the owner)
+   */
+  async share(db: string, reader: string | ReaderKeyRecord, options: AbortOptions = {}): Promise<string[]> {
+    const { keys } = await this.keyring.state(db, { ...options, fresh: true })
+    if (keys.size === 0)
+      throw new NodusError('KV_DB_KEY_MISSING', `this client holds no key of ${db} to share`, {
+        details: { db },
+      })
+    return this.#shareKeys(db, keys, [reader], options)
+  }
+
+  /**
+   * Make the next epoch's key of the private database `db` (0 when it has none) and share it with the
+   * client's own reader key and `readers` (PeerIds or key records). New writes seal with it; a reader
+   * left out keeps the older keys (and what they sealed) but gets no new one.
+   * @returns the new epoch
+   * @throws NodusError `INVALID_ARGUMENT` when the key would be shared with no one; as {@link share}
+   */
+  async rotate(
+    db: string,
+    readers: readonly (string | ReaderKeyRecord)[],
+    options: AbortOptions = {},
+  ): Promise<number> {
+    const own = this.keyring.ownRecord()
+    const to = own === undefined ? [...readers] : [own, ...readers]
+    if (to.length === 0)
+      throw new NodusError(
+        'INVALID_ARGUMENT',
+        'rotate: no reader to share the new key with (readerKeys or readers)',
+      )
+    const { keys } = await this.keyring.state(db, { ...options, fresh: true })
+    const epoch = (newestKey(keys)?.epoch ?? -1) + 1
+    const key = newDbKey(this.#random)
+    await this.#shareKeys(db, new Map([[epoch, key]]), to, options)
+    this.keyring.remember(db, epoch, key)
+    return epoch
+  }
+
+  async #shareKeys(
+    db: string,
+    keys: ReadonlyMap<number, Uint8Array>,
+    readers: readonly (string | ReaderKeyRecord)[],
+    options: AbortOptions,
+  ): Promise<string[]> {
+    const ops: Op[] = []
+    for (const reader of readers) {
+      const record = typeof reader === 'string' ? await this.readerKey(reader, options) : reader
+      for (const [epoch, key] of keys) {
+        const args = shareArgs(sealDbKey(db, key, epoch, record))
+        ops.push(await this.sign({ db, key: '', type: 'db', op: 'share', args }, options))
+      }
+    }
+    const ids: string[] = []
+    for (const r of await this.submit(ops, options)) {
+      if (r.status === 'refused')
+        throw errorOf({ message: r.message, extensions: { code: r.code, details: { id: r.id } } })
+      ids.push(r.id as string)
+    }
+    return ids
   }
 
   /** Let `grant.writer` write to `db`; the grant's op id (hex), which the writer passes as `cap`. */

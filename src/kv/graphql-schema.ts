@@ -86,6 +86,11 @@ type KvEvent {
   changed: Boolean!
 }
 
+"A private database's key shares sealed to one X-Wing key: signed share envelopes (base64), which the reader verifies."
+type DbShares { db: String! sealed: Boolean! shares: [String!]! }
+"A node's X-Wing key record (public part), to seal a share to: keyId hex, xwing base64, notBefore/notAfter Unix ms."
+type ReaderKey { peer: String! keyId: String! epoch: Int! xwing: String! notBefore: Float! notAfter: Float! }
+
 "What became of a submitted operation: status applied, duplicate or refused (with code and message)."
 type SubmitResult { id: String status: String! code: String message: String }
 
@@ -134,6 +139,10 @@ type Query {
   ttl(db: String!, key: String!, field: String): Ttl
   "The op log from an HLC on (inclusive), in (HLC, id) order."
   opsSince(db: String!, after: HlcInput, cursor: String, limit: Int = 100): OpPage
+  "Whether a database is private, and the share operations sealed to the X-Wing key kid (64 hex)."
+  shares(db: String!, kid: String!): DbShares
+  "A node's X-Wing key record (this node's, or one found in the DHT), to share a private database with it."
+  readerKey(peer: String!): ReaderKey
 }
 
 type Mutation {

@@ -35,6 +35,7 @@ import { KvEventHub, type KvWatch } from './graphql-events.ts'
 import { operationLimitsRule, TOO_COMPLEX } from './graphql-limits.ts'
 import { type KvReadsDeps, kvReadResolvers } from './graphql-reads.ts'
 import { JsonScalar, KV_SDL, ScoreScalar } from './graphql-schema.ts'
+import { type KvSealedReadsDeps, kvSealedResolvers } from './graphql-sealed.ts'
 import type { KvGraphqlMetrics } from './metrics.ts'
 import type { OpLimits } from './op.ts'
 import type { KvGraphqlOptions } from './options.ts'
@@ -49,6 +50,8 @@ export const GRAPHQL_INVALID = 'KV_GRAPHQL_INVALID'
 export interface KvGraphqlDeps extends KvReadsDeps {
   kv: KvReadsDeps['kv'] & Pick<Kv, 'submit' | 'onApplied'>
   metrics: KvGraphqlMetrics
+  /** A node's key record, for `readerKey` (graphql-sealed.ts). */
+  keyRecord: KvSealedReadsDeps['keyRecord']
 }
 
 /** Section `kv`: the GraphQL bounds and the op bounds (to decode logged ops). */
@@ -199,15 +202,18 @@ export function kvGraphql(deps: KvGraphqlDeps, options: KvGraphqlRouteOptions): 
         resolvers: {
           JSON: JsonScalar,
           Score: ScoreScalar,
-          Query: kvReadResolvers(deps, {
-            maxElements: options.graphqlMaxElements,
-            limits: {
-              maxOpBytes: options.maxOpBytes,
-              maxKeyBytes: options.maxKeyBytes,
-              maxFieldBytes: options.maxFieldBytes,
-              maxValueBytes: options.maxValueBytes,
-            },
-          }),
+          Query: {
+            ...kvReadResolvers(deps, {
+              maxElements: options.graphqlMaxElements,
+              limits: {
+                maxOpBytes: options.maxOpBytes,
+                maxKeyBytes: options.maxKeyBytes,
+                maxFieldBytes: options.maxFieldBytes,
+                maxValueBytes: options.maxValueBytes,
+              },
+            }),
+            ...kvSealedResolvers(deps, { maxElements: options.graphqlMaxElements }),
+          },
           Mutation: {
             submitOperation: async (
               _: unknown,

@@ -14,6 +14,7 @@ import type { ApiRoutes } from '../api/index.ts'
 import type { KeyRecord } from '../crypto/index.ts'
 import { AuthState, sharesFor } from './auth-store.ts'
 import type { KvEngine } from './engine.ts'
+import type { OrderedReader } from './store/ordered.ts'
 
 /** What the sealed-database routes use. */
 export interface KvSealedRoutesDeps {
@@ -24,6 +25,57 @@ export interface KvSealedRoutesDeps {
 
 /** Most shares one answer lists. */
 export const MAX_SHARES_PER_READ = 1024
+
+/** Time a key record lookup may take, ms. */
+export const READER_KEY_TIMEOUT_MS = 30_000
+
+/** What `GET /kv/:db/shares/:kid` and the GraphQL `shares` query answer. */
+export interface DbSharesAnswer {
+  db: string
+  /** Whether a held create says `sealed: true`. */
+  sealed: boolean
+  /** The held `share` operations sealed to `kid`: signed envelopes, base64; at most `max`. */
+  shares: string[]
+}
+
+/**
+ * Whether `db` is private and the held shares sealed to the X-Wing key `kid` (32 bytes).
+ * @param max - most shares listed
+ */
+export function dbShares(reader: OrderedReader, db: string, kid: Uint8Array, max: number): DbSharesAnswer {
+  const shares = sharesFor(reader, db, kid, max)
+  return {
+    db,
+    sealed: new AuthState(reader).db(db)?.sealed === true,
+    shares: shares.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64')),
+  }
+}
+
+/** What `GET /kv/reader-key/:peer` and the GraphQL `readerKey` query answer: a key record's public part. */
+export interface ReaderKeyAnswer {
+  peer: string
+  /** X-Wing key id, 64 hex characters. */
+  keyId: string
+  epoch: number
+  /** X-Wing encapsulation key (1,216 bytes), base64. */
+  xwing: string
+  /** Unix ms, inclusive. */
+  notBefore: number
+  /** Unix ms, exclusive. */
+  notAfter: number
+}
+
+/** The answer of a key record. */
+export function readerKeyAnswer(k: KeyRecord): ReaderKeyAnswer {
+  return {
+    peer: k.peer,
+    keyId: Buffer.from(k.keyId).toString('hex'),
+    epoch: k.epoch,
+    xwing: Buffer.from(k.xwing).toString('base64'),
+    notBefore: k.notBefore,
+    notAfter: k.notAfter,
+  }
+}
 
 /** The routes, as a plugin for createApiServer. */
 export function kvSealedRoutes(deps: KvSealedRoutesDeps): ApiRoutes {
@@ -46,13 +98,8 @@ export function kvSealedRoutes(deps: KvSealedRoutesDeps): ApiRoutes {
       },
       async (req) => {
         const { db, kid } = req.params
-        const reader = deps.kv.engine.reader
-        const shares = sharesFor(reader, db, new Uint8Array(Buffer.from(kid, 'hex')), MAX_SHARES_PER_READ)
-        return {
-          db,
-          sealed: new AuthState(reader).db(db)?.sealed === true,
-          shares: shares.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64')),
-        }
+        const bytes = new Uint8Array(Buffer.from(kid, 'hex'))
+        return dbShares(deps.kv.engine.reader, db, bytes, MAX_SHARES_PER_READ)
       },
     )
     r.get<{ Params: { peer: string } }>(
@@ -69,17 +116,8 @@ export function kvSealedRoutes(deps: KvSealedRoutesDeps): ApiRoutes {
           },
         },
       },
-      async (req) => {
-        const k = await deps.keyRecord(req.params.peer, AbortSignal.timeout(30_000))
-        return {
-          peer: k.peer,
-          keyId: Buffer.from(k.keyId).toString('hex'),
-          epoch: k.epoch,
-          xwing: Buffer.from(k.xwing).toString('base64'),
-          notBefore: k.notBefore,
-          notAfter: k.notAfter,
-        }
-      },
+      async (req) =>
+        readerKeyAnswer(await deps.keyRecord(req.params.peer, AbortSignal.timeout(READER_KEY_TIMEOUT_MS))),
     )
   }
 }

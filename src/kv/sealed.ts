@@ -236,6 +236,15 @@ function valueArgs(body: OpBody): ValueArg[] {
 }
 
 /**
+ * Whether a key operation works in a private database (the module doc), without sealing anything:
+ * what a client checks before it asks for a key.
+ * @throws NodusError `KV_OP_INVALID` (`sealed-db`) for an op refused in a private database
+ */
+export function checkSealable(body: Pick<OpBody, 'db' | 'type' | 'op' | 'args' | 'field'>): void {
+  if (body.type !== 'db') valueArgs(body as OpBody)
+}
+
+/**
  * What a host checks of a key operation in a private database: its op is one that works sealed, and
  * every value it carries is a well-formed sealed value (hosts cannot open them).
  * @throws NodusError `KV_OP_INVALID` (peerAction `ignore`, `details.reason` `sealed-db` or

@@ -227,6 +227,9 @@ export async function createNode(
     shardRequestsInFlight: () => storage.shardServer.inFlight,
     bannedPeers: () => trust.peerActions.bannedCount,
   })
+  /** A node's key record (this node's own, or a verified one from the DHT): kv's sealed reads. */
+  const keyRecord = async (peer: string, signal: AbortSignal) =>
+    peer === identity.peerId.toString() ? direct.keys.record.value : await direct.keys.lookup(peer, signal)
   const api = createApiServer(
     {
       token: await readApiToken(config.dataDir),
@@ -244,14 +247,8 @@ export async function createNode(
         messagingRoutes({ messaging, maxMessageBytes: config.messaging.maxMessageBytes }),
         directRoutes({ direct, maxBodyBytes: config.messaging.directMaxBodyBytes }),
         kvRoutes({ kv, clock }),
-        kvSealedRoutes({
-          kv,
-          keyRecord: async (peer, signal) =>
-            peer === identity.peerId.toString()
-              ? direct.keys.record.value
-              : await direct.keys.lookup(peer, signal),
-        }),
-        kvGraphql({ kv, clock, metrics }, config.kv),
+        kvSealedRoutes({ kv, keyRecord }),
+        kvGraphql({ kv, clock, metrics, keyRecord }, config.kv),
       ],
       metrics,
     },
