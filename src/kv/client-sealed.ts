@@ -14,10 +14,11 @@
 import type { AbortOptions } from '../common/abort.ts'
 import type { Clock } from '../common/clock.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
+import type { Random } from '../common/random.ts'
 import type { RecipientKeys } from '../crypto/index.ts'
-import { openOp } from './op.ts'
+import { type OpInput, openOp } from './op.ts'
 import type { KvType, KvValue, Op } from './op-types.ts'
-import { isSealedValue, openRead } from './sealed.ts'
+import { checkSealable, isSealedValue, openRead, sealArgs } from './sealed.ts'
 import { keyringFromShares } from './sealed-share.ts'
 
 /** The public part of a reader's key record: what a share is sealed to. */
@@ -130,6 +131,33 @@ export class KvKeyring {
     const state: DbKeyState = { sealed: sealed || held?.sealed === true, keys, atMs: this.#deps.clock.now() }
     this.#touch(db, state)
     return state
+  }
+
+  /**
+   * Seal the values of a key operation when `db` is private (client.ts `seal`).
+   * @throws NodusError `KV_OP_INVALID` (`sealed-db`) for an op that cannot work sealed, checked first;
+   *   `KV_DB_KEY_MISSING` when no share opens with the reader keys (or there are none)
+   */
+  async seal<T extends Omit<OpInput, 'hlc'>>(
+    input: T,
+    random: Random,
+    options: AbortOptions = {},
+  ): Promise<T> {
+    if (input.type === 'db') return input
+    const state = await this.state(input.db, options)
+    if (!state.sealed) return input
+    checkSealable(input)
+    if (state.keys.size === 0) {
+      const who = this.#reader?.peerId
+      throw new NodusError(
+        'KV_DB_KEY_MISSING',
+        who === undefined
+          ? `${input.db} is private and this client has no reader keys (readerKeys) to seal with`
+          : `${input.db} is private and no share of its key opens with the reader keys of ${who}`,
+        { details: { db: input.db } },
+      )
+    }
+    return { ...input, args: sealArgs(input, state.keys, random) }
   }
 
   /** Keep a database key this client made (createDb, rotate), and that `db` is private. */

@@ -45,7 +45,7 @@ import { HlcClock } from './hlc.ts'
 import { indexesOption } from './index-spec.ts'
 import { DEFAULT_OP_LIMITS, encodeOp, type OpInput, type OpLimits } from './op.ts'
 import type { KvType, KvValue, Op } from './op-types.ts'
-import { checkSealable, newestKey, sealArgs } from './sealed.ts'
+import { newestKey } from './sealed.ts'
 import { newDbKey, sealDbKey, shareArgs } from './sealed-share.ts'
 import type { OpSigner } from './signer.ts'
 import type { IndexSpec } from './state/secondary.ts'
@@ -164,25 +164,8 @@ export class NodusKvClient extends KvReadClient {
    *   sealed (sets, sorted sets, geo, JSON, time series); `KV_DB_KEY_MISSING` when no share opens with
    *   the client's reader keys (or it has none)
    */
-  async seal<T extends Omit<OpInput, 'hlc'>>(
-    input: T,
-    options: AbortOptions & { fresh?: boolean } = {},
-  ): Promise<T> {
-    if (input.type === 'db') return input
-    const state = await this.keyring.state(input.db, options)
-    if (!state.sealed) return input
-    checkSealable(input)
-    if (state.keys.size === 0) {
-      const who = this.keyring.readerKeys?.peerId
-      throw new NodusError(
-        'KV_DB_KEY_MISSING',
-        who === undefined
-          ? `${input.db} is private and this client has no reader keys (readerKeys) to seal with`
-          : `${input.db} is private and no share of its key opens with the reader keys of ${who}`,
-        { details: { db: input.db } },
-      )
-    }
-    return { ...input, args: sealArgs(input, state.keys, this.#random) }
+  seal<T extends Omit<OpInput, 'hlc'>>(input: T, options: AbortOptions = {}): Promise<T> {
+    return this.keyring.seal(input, this.#random, options)
   }
 
   /**
