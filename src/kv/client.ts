@@ -50,6 +50,14 @@ import { newDbKey, sealDbKey, shareArgs } from './sealed-share.ts'
 import type { OpSigner } from './signer.ts'
 import type { IndexSpec } from './state/secondary.ts'
 
+// What `readerKeys` is built from: a node's X-Wing key files (`<dataDir>/keys`) or a seed.
+export {
+  generateXWingKeyPair,
+  listXWingKeys,
+  loadXWingKey,
+  type RecipientKeys,
+  xwingKeyPairFromSeed,
+} from '../crypto/index.ts'
 export type {
   GeoSearchQuery,
   KvReadClientOptions,
