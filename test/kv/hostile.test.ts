@@ -89,7 +89,7 @@ async function refusedWith(p: Promise<SyncReport>): Promise<string> {
 
 describe('kv under attack', () => {
   let db = ''
-  let createId = new Uint8Array(0)
+  let createId: Uint8Array = new Uint8Array(0)
 
   before(async () => {
     // b hosts a database of its own, with one op.
