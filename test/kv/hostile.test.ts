@@ -138,10 +138,9 @@ describe('kv under attack', () => {
     // While the attacker holds its share, its own next session is refused too…
     assert.equal(await refusedWith(client(a).sync(b.libp2p.peerId, db)), 'PEER_BUSY')
     // …and another peer syncs as usual.
-    // (b's first sync of its new database may have given c the op already.)
+    // (b's first sync of its new database may give c the op first, before or during this session.)
     const report = await client(c).sync(b.libp2p.peerId, db)
     assert.equal(report.peer, b.libp2p.peerId.toString())
-    assert.equal(report.fetched, report.need)
     assert.ok(c.areas.kv.engine.getOp(createId) !== undefined, 'c holds b’s op')
     // Once the attacker lets go, its share is free again.
     for (const s of streams) s.abort(new Error('done'))
