@@ -25,10 +25,10 @@ import { NodusError } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
 import type { Random } from '../common/random.ts'
 import { VerifyPool } from '../crypto/index.ts'
-import { kadId, xorCompare } from '../net/index.ts'
 import { parseDbIdFast } from './db-id.ts'
 import { type AppliedEvent, KvEngine, type OpSource, type SubmitResult } from './engine.ts'
 import { HlcClock } from './hlc.ts'
+import { KeptDbs } from './keepers.ts'
 import type { KvMetrics } from './metrics.ts'
 import type { KvOptions } from './options.ts'
 import { dbBytes } from './quota.ts'
@@ -187,10 +187,8 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
     },
   )
   const hostedDbs = new Map<string, { close(): void }>()
-  /** Of {@link hostedDbs}, those kept for peers (as a keeper), and how many per owner key id. */
-  const kept = new Set<string>()
-  const keptByOwner = new Map<string, number>()
-  const selfKad = kadId(peerIdFromString(self).toMultihash().bytes)
+  /** Of {@link hostedDbs}, those kept for peers (as a keeper). */
+  const kept = new KeptDbs({ self, closestPeersLocal: components.closestPeersLocal }, options)
   const lastSync = new Map<string, KvDbStatus['lastSync']>()
   let lifetime = new AbortController()
   /** `${db} ${peer}` → when a sync with it was last started (bounded). */
@@ -219,48 +217,14 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
   )
 
   /**
-   * Is this node plausibly one of `db`'s keepers: among the `kv.keepers + kv.keeperSlack` peers
-   * XOR-closest to its id in this node's own view (a peer's lookup may have found others: the slack)?
-   */
-  const isKeeper = (db: string): boolean => {
-    const want = options.keepers + options.keeperSlack
-    if (options.keepers === 0 || want === 0) return false
-    const key = utf8.encode(db)
-    const view = components.closestPeersLocal(key, want)
-    const farthest = view[want - 1]
-    if (farthest === undefined) return true
-    return xorCompare(selfKad, kadId(farthest.toMultihash().bytes), kadId(key)) < 0
-  }
-
-  /**
    * May this node serve `db` to a peer that syncs it? Yes when it hosts or keeps it; otherwise it
-   * starts keeping it when it is plausibly a keeper ({@link isKeeper}) and within `kv.maxHostedDbs`
-   * and `kv.maxKeptDbsPerOwner`.
+   * starts keeping it when it is plausibly a keeper and within `kv.maxHostedDbs` and
+   * `kv.maxKeptDbsPerOwner` (keepers.ts).
    */
   const mayKeep = (db: string): true | SyncRefusal => {
     if (hostedDbs.has(db)) return true
-    let owner: string
-    try {
-      owner = parseDbIdFast(db).ownerKeyId
-    } catch {
-      return { reason: 'db_invalid', message: 'the first frame names no valid database id' }
-    }
-    if (hostedDbs.size >= options.maxHostedDbs)
-      return {
-        reason: 'hosted_full',
-        message: `this node hosts ${hostedDbs.size} databases (kv.maxHostedDbs)`,
-      }
-    if (!isKeeper(db))
-      return {
-        reason: 'not_keeper',
-        message: `this node does not host ${db} and is not among its ${options.keepers} keepers (+${options.keeperSlack}) in its view`,
-      }
-    const held = keptByOwner.get(owner) ?? 0
-    if (held >= options.maxKeptDbsPerOwner)
-      return {
-        reason: 'owner_full',
-        message: `this node keeps ${held} databases of ${owner} (kv.maxKeptDbsPerOwner)`,
-      }
+    const refused = kept.refusal(db, hostedDbs.size)
+    if (refused !== undefined) return refused
     void hostDb(db, true).catch((err) =>
       log.debug({ db, err: (err as Error).message }, 'could not keep a database'),
     )
@@ -310,16 +274,6 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
     return sub
   }
 
-  /** Count `db` as kept for peers (true) or hosted (false), in memory. */
-  const markKept = (db: string, keep: boolean): void => {
-    if (kept.has(db) === keep) return
-    const owner = parseDbIdFast(db).ownerKeyId
-    const n = (keptByOwner.get(owner) ?? 0) + (keep ? 1 : -1)
-    if (n > 0) keptByOwner.set(owner, n)
-    else keptByOwner.delete(owner)
-    if (keep) kept.add(db)
-    else kept.delete(db)
-  }
   const hostedKey = (db: string): Uint8Array => Uint8Array.from([HOSTED_PREFIX, ...utf8.encode(db)])
 
   /**
@@ -329,7 +283,7 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
   const hostDb = async (db: string, keep = false): Promise<boolean> => {
     if (hostedDbs.has(db)) {
       if (keep || !kept.has(db)) return false
-      markKept(db, false)
+      kept.mark(db, false)
       await store.write((w) => w.put(hostedKey(db), new Uint8Array(0)))
       return false
     }
@@ -343,7 +297,7 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
         },
       )
     hostedDbs.set(db, started ? listen(db) : { close() {} })
-    markKept(db, keep)
+    kept.mark(db, keep)
     await store.write((w) => w.put(hostedKey(db), keep ? KEPT : new Uint8Array(0)))
     return true
   }
@@ -460,7 +414,7 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
     async unhost(db) {
       hostedDbs.get(db)?.close()
       hostedDbs.delete(db)
-      markKept(db, false)
+      kept.mark(db, false)
       await store.write((w) => w.del(hostedKey(db)))
     },
     hosted: () => [...hostedDbs.keys()],
@@ -488,7 +442,7 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
       })) {
         const db = fromUtf8.decode(k.subarray(1))
         hostedDbs.set(db, { close() {} })
-        if (v[0] === KEPT[0]) markKept(db, true)
+        if (v[0] === KEPT[0]) kept.mark(db, true)
       }
     },
     async start() {
