@@ -4,13 +4,15 @@
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { generateKeyPair } from '@libp2p/crypto/keys'
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import type { Connection, PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { closestPeersLocal, kadId, xorCompare } from '../../src/net/closest.ts'
 
 const peers = await Promise.all(
-  Array.from({ length: 12 }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519'))),
+  Array.from({ length: 12 }, async (_, i) =>
+    peerIdFromPrivateKey(await generateKeyPairFromSeed('Ed25519', new Uint8Array(32).fill(i + 1))),
+  ),
 )
 const [self, ...others] = peers as [PeerId, ...PeerId[]]
 const key = new TextEncoder().encode('notes-z6MkExample')
