@@ -3,7 +3,8 @@
  * more sync sessions than its share (PEER_BUSY beyond kv.maxSyncSessionsPerPeer while another peer
  * still syncs), sends malformed and oversized sync frames (each answered with its code, the peer
  * reported, the node keeps serving), and pushes databases the node is not a keeper of, or more of one
- * owner's than kv.maxKeptDbsPerOwner (refused with KV_DB_NOT_HOSTED, nothing kept).
+ * owner's than kv.maxKeptDbsPerOwner (refused with KV_DB_NOT_HOSTED, nothing kept), and pushes a
+ * database past kv.maxDbBytes (the rest refused with KV_DB_FULL, no partial op kept).
  */
 import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -12,15 +13,21 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import * as dagCbor from '@ipld/dag-cbor'
 import type { Stream } from '@libp2p/interface'
+import { systemClock } from '../../src/common/clock.ts'
 import { isNodusError } from '../../src/common/errors.ts'
 import { silentLogger } from '../../src/common/logger.ts'
-import { identityFromSeeds } from '../../src/crypto/index.ts'
+import { seededRandom } from '../../src/common/random.ts'
+import { identityFromSeeds, SignatureVerifier } from '../../src/crypto/index.ts'
 import { formatDbId } from '../../src/kv/db-id.ts'
 import { createArgs } from '../../src/kv/db-ops.ts'
-import { encodeOp } from '../../src/kv/op.ts'
+import { KvEngine } from '../../src/kv/engine.ts'
+import { HlcClock } from '../../src/kv/hlc.ts'
+import { DEFAULT_OP_LIMITS, encodeOp } from '../../src/kv/op.ts'
 import { indexSet, Reconciler } from '../../src/kv/reconcile/protocol.ts'
 import { RECON_VERSION } from '../../src/kv/reconcile/wire.ts'
 import { ed25519OpSigner } from '../../src/kv/signer.ts'
+import { get } from '../../src/kv/state/index.ts'
+import { MemoryOrderedStore } from '../../src/kv/store/ordered.ts'
 import { KV_SYNC_PROTOCOL, KvSync, type SyncReport } from '../../src/kv/sync.ts'
 import { kadId, lengthPrefixed, StreamReader, xorCompare } from '../../src/net/index.ts'
 import type { NodusNode } from '../../src/node/node.ts'
@@ -28,6 +35,10 @@ import { startNodes } from '../utils/nodes.ts'
 import { waitFor } from '../utils/wait.ts'
 
 const PER_PEER = 2
+/** The attacker's owner key, for databases of its own. */
+const owner = await identityFromSeeds(new Uint8Array(32).fill(7), new Uint8Array(32).fill(8))
+/** kv.maxDbBytes on every node here (its least). */
+const MAX_DB_BYTES = 64 * 1024
 let dir = ''
 let nodes: NodusNode[] = []
 before(async () => {
@@ -40,6 +51,7 @@ before(async () => {
       keeperSlack: 0,
       maxKeptDbsPerOwner: 2,
       maxSyncSessionsPerPeer: PER_PEER,
+      maxDbBytes: MAX_DB_BYTES,
     },
   })
 })
@@ -49,10 +61,10 @@ after(async () => {
 })
 
 /** A kv sync client on `node` (the protocol's own initiator; it serves nothing). */
-const client = (node: NodusNode): KvSync =>
+const client = (node: NodusNode, engine: KvEngine = node.areas.kv.engine): KvSync =>
   new KvSync(
     {
-      engine: node.areas.kv.engine,
+      engine,
       host: node.libp2p,
       log: silentLogger(),
       mayServe: () => ({ reason: 'client', message: 'a test client serves nothing' }),
@@ -90,6 +102,8 @@ async function refusedWith(p: Promise<SyncReport>): Promise<string> {
 describe('kv under attack', () => {
   let db = ''
   let createId: Uint8Array = new Uint8Array(0)
+  /** Databases of `owner` that b is the keeper of (found in the third test). */
+  const mine: string[] = []
 
   before(async () => {
     // b hosts a database of its own, with one op.
@@ -214,14 +228,12 @@ describe('kv under attack', () => {
 
   it('a peer pushing databases this node is no keeper of, or too many of one owner, is refused', async () => {
     const [a, b, c, d] = nodes as [NodusNode, NodusNode, NodusNode, NodusNode]
-    const owner = await identityFromSeeds(new Uint8Array(32).fill(7), new Uint8Array(32).fill(8))
     const kad = (n: NodusNode) => kadId(n.libp2p.peerId.toMultihash().bytes)
     // With kv.keepers 1 and no slack, b keeps a database only when it is the closest of the four.
     const closestIsB = (id: string): boolean => {
       const t = kadId(new TextEncoder().encode(id))
       return [a, c, d].every((n) => xorCompare(kad(b), kad(n), t) < 0)
     }
-    const mine: string[] = []
     const notMine: string[] = []
     for (let i = 0; mine.length < 3 || notMine.length < 1; i++) {
       const id = formatDbId(`spam${i}`, owner.ed25519.publicKey.raw)
@@ -246,5 +258,68 @@ describe('kv under attack', () => {
     assert.equal((await b.areas.kv.status(mine[0] as string)).kept, false)
     await client(a).sync(b.libp2p.peerId, mine[2] as string)
     assert.ok(b.areas.kv.hosted().includes(mine[2] as string))
+  })
+
+  it('a peer pushing a database past kv.maxDbBytes gets the rest refused (KV_DB_FULL), nothing partial kept', async () => {
+    const [a, b] = nodes as [NodusNode, NodusNode]
+    const db = mine[2] as string // kept by b for a's pushes
+    const signer = ed25519OpSigner(owner.ed25519)
+    const ms = Date.now()
+    const ops = [
+      await encodeOp(
+        { db, key: '', type: 'db', op: 'create', args: createArgs(), hlc: { ms, c: 0 } },
+        signer,
+      ),
+    ]
+    for (let i = 0; i < 40; i++)
+      ops.push(
+        await encodeOp(
+          { db, key: `k${i}`, type: 'string', op: 'set', args: ['x'.repeat(4000)], hlc: { ms, c: i + 1 } },
+          signer,
+        ),
+      )
+    // The attacker holds them all in a store of its own, with no bound, and pushes them from a.
+    const store = new MemoryOrderedStore()
+    const verifier = new SignatureVerifier()
+    const own = new KvEngine(
+      {
+        store,
+        clock: systemClock,
+        hlc: new HlcClock({ clock: systemClock }, { maxFutureSkewMs: 60_000 }),
+        random: seededRandom(1),
+        verify: async (check) => verifier.verify(check),
+      },
+      { limits: DEFAULT_OP_LIMITS },
+    )
+    const held = await own.submit(
+      ops.map((o) => o.bytes),
+      'local',
+    )
+    assert.ok(held.every((r) => r.status === 'applied'))
+    const heldOps = ops
+    const refusedBefore = await metric(b, 'nodus_kv_ops_refused_total', { reason: 'kv_db_full' })
+    const report = await client(a, own).sync(b.libp2p.peerId, db)
+    const status = await b.areas.kv.status(db)
+    assert.ok(status.bytes <= MAX_DB_BYTES, `${status.bytes} bytes kept`)
+    assert.ok(status.bytes > MAX_DB_BYTES - 8 * 1024, 'filled up to the bound')
+    assert.equal(status.ops, report.pushed, 'every op kept was counted, nothing else')
+    const keptOps = heldOps.filter((o) => b.areas.kv.engine.getOp(o.id) !== undefined)
+    assert.equal(keptOps.length, status.ops)
+    assert.equal(
+      keptOps.reduce((n, o) => n + o.bytes.byteLength, 0),
+      status.bytes,
+      'the counter is the bytes of the ops held',
+    )
+    // Every op a bound refused is wholly absent (no state of it): its key reads as never written.
+    for (const o of heldOps.filter((x) => !keptOps.includes(x)))
+      assert.equal(get(b.areas.kv.engine.reader, db, o.body.key, { nowMs: Date.now() }), undefined)
+    assert.ok(keptOps.length < heldOps.length)
+    assert.equal(
+      await metric(b, 'nodus_kv_ops_refused_total', { reason: 'kv_db_full' }),
+      refusedBefore + heldOps.length - keptOps.length,
+    )
+    // A second push changes nothing.
+    await client(a, own).sync(b.libp2p.peerId, db)
+    assert.equal((await b.areas.kv.status(db)).bytes, status.bytes)
   })
 })
