@@ -16,21 +16,19 @@ import type { Stream } from '@libp2p/interface'
 import { systemClock } from '../../src/common/clock.ts'
 import { isNodusError } from '../../src/common/errors.ts'
 import { silentLogger } from '../../src/common/logger.ts'
-import { seededRandom } from '../../src/common/random.ts'
-import { identityFromSeeds, SignatureVerifier } from '../../src/crypto/index.ts'
+import { identityFromSeeds } from '../../src/crypto/index.ts'
 import { formatDbId } from '../../src/kv/db-id.ts'
 import { createArgs } from '../../src/kv/db-ops.ts'
-import { KvEngine } from '../../src/kv/engine.ts'
-import { HlcClock } from '../../src/kv/hlc.ts'
-import { DEFAULT_OP_LIMITS, encodeOp } from '../../src/kv/op.ts'
+import type { KvEngine } from '../../src/kv/engine.ts'
+import { encodeOp } from '../../src/kv/op.ts'
 import { indexSet, Reconciler } from '../../src/kv/reconcile/protocol.ts'
 import { RECON_VERSION } from '../../src/kv/reconcile/wire.ts'
 import { ed25519OpSigner } from '../../src/kv/signer.ts'
 import { get } from '../../src/kv/state/index.ts'
-import { MemoryOrderedStore } from '../../src/kv/store/ordered.ts'
 import { KV_SYNC_PROTOCOL, KvSync, type SyncReport } from '../../src/kv/sync.ts'
 import { kadId, lengthPrefixed, StreamReader, xorCompare } from '../../src/net/index.ts'
 import type { NodusNode } from '../../src/node/node.ts'
+import { memoryKvEngine } from '../utils/kv-engine.ts'
 import { startNodes } from '../utils/nodes.ts'
 import { waitFor } from '../utils/wait.ts'
 
@@ -279,18 +277,7 @@ describe('kv under attack', () => {
         ),
       )
     // The attacker holds them all in a store of its own, with no bound, and pushes them from a.
-    const store = new MemoryOrderedStore()
-    const verifier = new SignatureVerifier()
-    const own = new KvEngine(
-      {
-        store,
-        clock: systemClock,
-        hlc: new HlcClock({ clock: systemClock }, { maxFutureSkewMs: 60_000 }),
-        random: seededRandom(1),
-        verify: async (check) => verifier.verify(check),
-      },
-      { limits: DEFAULT_OP_LIMITS },
-    )
+    const { engine: own } = memoryKvEngine(systemClock)
     const held = await own.submit(
       ops.map((o) => o.bytes),
       'local',
