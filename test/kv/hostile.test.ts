@@ -16,6 +16,7 @@ import type { Stream } from '@libp2p/interface'
 import { systemClock } from '../../src/common/clock.ts'
 import { isNodusError } from '../../src/common/errors.ts'
 import { silentLogger } from '../../src/common/logger.ts'
+import { loadConfig } from '../../src/config/config.ts'
 import { identityFromSeeds } from '../../src/crypto/index.ts'
 import { formatDbId } from '../../src/kv/db-id.ts'
 import { createArgs } from '../../src/kv/db-ops.ts'
@@ -27,7 +28,7 @@ import { ed25519OpSigner } from '../../src/kv/signer.ts'
 import { get } from '../../src/kv/state/index.ts'
 import { KV_SYNC_PROTOCOL, KvSync, type SyncReport } from '../../src/kv/sync.ts'
 import { kadId, lengthPrefixed, StreamReader, xorCompare } from '../../src/net/index.ts'
-import type { NodusNode } from '../../src/node/node.ts'
+import { createNode, type NodusNode } from '../../src/node/node.ts'
 import { memoryKvEngine } from '../utils/kv-engine.ts'
 import { startNodes } from '../utils/nodes.ts'
 import { waitFor } from '../utils/wait.ts'
@@ -233,7 +234,7 @@ describe('kv under attack', () => {
       return [a, c, d].every((n) => xorCompare(kad(b), kad(n), t) < 0)
     }
     const notMine: string[] = []
-    for (let i = 0; mine.length < 3 || notMine.length < 1; i++) {
+    for (let i = 0; mine.length < 4 || notMine.length < 1; i++) {
       const id = formatDbId(`spam${i}`, owner.ed25519.publicKey.raw)
       if (closestIsB(id)) mine.push(id)
       else notMine.push(id)
@@ -308,5 +309,25 @@ describe('kv under attack', () => {
     // A second push changes nothing.
     await client(a, own).sync(b.libp2p.peerId, db)
     assert.equal((await b.areas.kv.status(db)).bytes, status.bytes)
+  })
+
+  it('a restarted node remembers which databases it keeps for peers, and for whom', async () => {
+    const a = nodes[0] as NodusNode
+    const b = nodes[1] as NodusNode
+    const bDir = b.config.dataDir
+    await b.stop()
+    const restarted = await createNode(await loadConfig(bDir), { logger: silentLogger() })
+    await restarted.start()
+    nodes[1] = restarted
+    await restarted.libp2p.dial(a.libp2p.getMultiaddrs())
+    for (const n of nodes.slice(2)) await restarted.libp2p.dial(n.libp2p.getMultiaddrs())
+    assert.equal((await restarted.areas.kv.status(mine[0] as string)).kept, false, 'hosted through its API')
+    assert.equal((await restarted.areas.kv.status(mine[2] as string)).kept, true)
+    // It keeps mine[1] and mine[2] of this owner: a third is refused as before the restart.
+    assert.equal(
+      await refusedWith(client(a).sync(restarted.libp2p.peerId, mine[3] as string)),
+      'KV_DB_NOT_HOSTED',
+    )
+    assert.equal(await metric(restarted, 'nodus_kv_sync_refused_total', { reason: 'owner_full' }), 1)
   })
 })
