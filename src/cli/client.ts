@@ -6,6 +6,7 @@ import { constants } from 'node:fs'
 import { type FileHandle, open, readFile, rename, rm } from 'node:fs/promises'
 import type { ClientRequest, IncomingMessage } from 'node:http'
 import { join } from 'node:path'
+import { HTTP_LAYER_ERRORS } from '../api/errors.ts'
 import { freeIfWhole } from '../common/bytes.ts'
 import { RUN_FILE, readApiToken } from '../common/data-dir.ts'
 import { alignUp, allocAligned, DIRECT_IO_ALIGN, directIoAvailable } from '../common/direct-io.ts'
@@ -44,7 +45,11 @@ export async function apiFromDataDir(dataDir: string): Promise<ApiTarget> {
   return { url: run.url, token }
 }
 
-/** The node's typed error from an error response's JSON body (PROTOCOL_ERROR when it has none). */
+/**
+ * The node's typed error from an error response's JSON body: its NodusError when nodus knows the code,
+ * else PROTOCOL_ERROR with the node's code in `details.code` (the HTTP layer's `UNAUTHORIZED`,
+ * `RATE_LIMITED`, …, which are not NodusError codes; {@link shownError} prints them as they are).
+ */
 function errorFrom(status: number, text: string): NodusError {
   let body: { code?: string; message?: string; details?: Record<string, unknown> } = {}
   try {
@@ -55,8 +60,38 @@ function errorFrom(status: number, text: string): NodusError {
   const code =
     body.code !== undefined && body.code in HTTP_STATUS ? (body.code as ErrorCode) : 'PROTOCOL_ERROR'
   return new NodusError(code, body.message ?? `HTTP ${status}`, {
-    details: { status, ...(body.details ?? {}) },
+    details: {
+      status,
+      ...(body.details ?? {}),
+      ...(code === 'PROTOCOL_ERROR' && typeof body.code === 'string' ? { code: body.code } : {}),
+    },
   })
+}
+
+/** A code as a node writes one (upper-case words joined by `_`). */
+const CODE_PATTERN = /^[A-Z][A-Z0-9_]{1,63}$/
+
+/**
+ * What the CLI prints for `err` (`error CODE: message`, or this object with `--json`): the error as it
+ * is, except a PROTOCOL_ERROR that carries the node's own code in `details.code` (an HTTP-layer code
+ * such as 401 `UNAUTHORIZED`, or a code of a newer node): that code and the node's message, with what
+ * to do when docs/ERRORS.md's "Codes from the HTTP layer" knows it.
+ */
+export function shownError(err: NodusError): {
+  code: string
+  message: string
+  details: Record<string, unknown>
+} {
+  const remote = err.details.code
+  if (err.code !== 'PROTOCOL_ERROR' || typeof remote !== 'string' || !CODE_PATTERN.test(remote))
+    return err.toJSON()
+  const layer = HTTP_LAYER_ERRORS.find((e) => e.code === remote)
+  const { code: _, ...details } = err.details
+  return {
+    code: remote,
+    message: layer === undefined ? err.message : `${err.message} (${layer.fix.replaceAll('`', '')})`,
+    details,
+  }
 }
 
 /** Error codes (Node's socket errors and undici's) meaning the connection to the node was never made. */

@@ -5,7 +5,7 @@
 import { resolve } from 'node:path'
 import { isNodusError, NodusError } from '../common/errors.ts'
 import { apiTarget, CLIENT_FLAGS, COMMON, dataDirOf, type Flags, intFlag, out, parse } from './args.ts'
-import { deleteJson, getFile, getJson, postJson, putFile } from './client.ts'
+import { deleteJson, getFile, getJson, postJson, putFile, shownError } from './client.ts'
 import { parseDuration } from './duration.ts'
 import { collectStartupGarbage, STARTUP_GC_DELAY_MS, tuneGc } from './gc-tuning.ts'
 import { Progress } from './progress.ts'
@@ -534,7 +534,8 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     const json = process.argv.includes('--json')
     if (isNodusError(err)) {
-      process.stderr.write(json ? `${JSON.stringify(err.toJSON())}\n` : `error ${err.code}: ${err.message}\n`)
+      const shown = shownError(err)
+      process.stderr.write(json ? `${JSON.stringify(shown)}\n` : `error ${shown.code}: ${shown.message}\n`)
       exitWith(err.code === 'INVALID_ARGUMENT' ? 2 : 1)
       return
     }

@@ -135,7 +135,8 @@ answers) carry no peerAction: they are the peer's word, not its fault.
 | \`BATCH_INVALID\` | \`ignore\` | a stale or future pub/sub batch (its timestamp outside \`messaging.maxAgeMs\` / \`messaging.maxClockSkewMs\`) | nothing |
 | \`KV_OP_FROM_FUTURE\` | \`ignore\` | a kv operation dated more than \`kv.maxFutureSkewMs\` ahead of this node's clock | nothing |
 | \`KV_OP_DUPLICATE\` | \`ignore\` | a kv operation this node already holds (a replay or a second copy) | nothing |
-| \`KV_DB_NOT_HOSTED\` | \`ignore\` | a kv sync for a database this node neither hosts nor keeps (or may not keep: \`kv.maxHostedDbs\`) | nothing |
+| \`KV_DB_NOT_HOSTED\` | \`ignore\` | a kv sync for a database this node neither hosts nor keeps, or may not keep: not among its keepers in this node's view (\`kv.keepers\` + \`kv.keeperSlack\`), past \`kv.maxKeptDbsPerOwner\` or \`kv.maxHostedDbs\` | nothing |
+| \`KV_DB_FULL\` | \`ignore\` | a kv operation that would take its database past \`kv.maxDbBytes\` (or all past \`kv.maxBytes\`) on this node | nothing (the operation is not kept) |
 | \`KV_UNAUTHORIZED\` | \`ignore\` | a kv operation refused for what this node holds: its grant, the database's create or a revoke (a relay may not have them) | nothing |
 | \`KV_OP_INVALID\` | \`ignore\` | a kv operation with a plaintext value, or of a type that cannot be sealed, in a private (sealed) database (src/kv/sealed.ts; a relay may not hold the sealed create) | nothing |
 | \`KEY_RECORD_INVALID\` | \`ignore\` | an expired or not yet valid key record | nothing |

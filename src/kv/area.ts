@@ -3,7 +3,10 @@
  * operations", "KV reconciliation", "KV sync").
  *
  * A node hosts a database when it writes to it, when asked to (`host`), or when a peer syncs it with
- * this node as one of its keepers (the `kv.keepers` peers XOR-closest to the database id). For each
+ * this node as one of its keepers (the `kv.keepers` peers XOR-closest to the database id). It keeps a
+ * database for a peer only if it is plausibly one of its keepers (among the `kv.keepers +
+ * kv.keeperSlack` XOR-closest in its own view, no lookup), at most `kv.maxKeptDbsPerOwner` per owner
+ * key; every database's ops are bounded in bytes (`kv.maxDbBytes`, `kv.maxBytes`; quota.ts). For each
  * hosted database it:
  * - subscribes to the gossip topic `kv/<db>` and applies every op heard there (engine.ts);
  * - publishes every op written here to that topic;
@@ -12,7 +15,8 @@
  *   and a node that was away catches up by exchanging only what it missed.
  *
  * Storage: one LMDB environment, `<dataDir>/kv`, holding the op log, the authorization records, the
- * typed state, the reconciliation index and the list of hosted databases (prefix 0x0e).
+ * typed state, the reconciliation index, the byte counters (prefix 0x0d) and the list of hosted
+ * databases (prefix 0x0e; value empty: hosted, `0x01`: kept for peers).
  */
 import type { AbortOptions, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -25,15 +29,19 @@ import { parseDbIdFast } from './db-id.ts'
 import { type AppliedEvent, KvEngine, type OpSource, type SubmitResult } from './engine.ts'
 import { gossipDropper } from './fault.ts'
 import { HlcClock } from './hlc.ts'
+import { KeptDbs } from './keepers.ts'
 import type { KvMetrics } from './metrics.ts'
 import type { KvOptions } from './options.ts'
+import { dbBytes } from './quota.ts'
 import { fingerprint } from './reconcile/fingerprint.ts'
 import { LmdbOrderedStore } from './store/lmdb-store.ts'
 import type { OrderedStore } from './store/ordered.ts'
-import { KvSync, type SyncHost, type SyncReport } from './sync.ts'
+import { KvSync, type SyncHost, type SyncRefusal, type SyncReport } from './sync.ts'
 
-/** Key prefix of the hosted databases: 0x0e ‖ db id (UTF-8) → empty. */
+/** Key prefix of the hosted databases: 0x0e ‖ db id (UTF-8) → empty (hosted) or 0x01 (kept for peers). */
 export const HOSTED_PREFIX = 0x0e
+/** The value of a database kept for peers (not hosted through this node's API). */
+const KEPT = Uint8Array.of(1)
 /** The gossip topic of a database. */
 export const kvTopic = (db: string): string => `kv/${db}`
 
@@ -70,6 +78,8 @@ export interface KvComponents {
   pubsub: KvPubsub
   /** Up to `n` peers XOR-closest to `key` (a DHT lookup, bounded in time), never this node. */
   closestPeers(key: Uint8Array, n: number, options: AbortOptions): Promise<PeerId[]>
+  /** Up to `n` peers XOR-closest to `key` in this node's own view (routing table, connections), no lookup, never this node. */
+  closestPeersLocal(key: Uint8Array, n: number): PeerId[]
   /** The trust area's peer actions: a peer that sends malformed or forged ops is reported. */
   peers: { report(peer: string, err: unknown): unknown; isBanned(peer: string): boolean }
   /** The store; default LMDB under `dataDir` (tests pass a MemoryOrderedStore). */
@@ -82,6 +92,10 @@ export interface KvDbStatus {
   hosted: boolean
   /** Ops held. */
   ops: number
+  /** Bytes of the ops held (counted against `kv.maxDbBytes`). */
+  bytes: number
+  /** Whether this node keeps it for peers (a keeper) rather than hosting it through its API. */
+  kept: boolean
   /**
    * The fingerprint of the ops held (hex; reconcile/fingerprint.ts): two nodes with equal fingerprints
    * hold the same ops, so (the state machine being deterministic) the same state.
@@ -170,6 +184,7 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
         maxFieldBytes: options.maxFieldBytes,
         maxValueBytes: options.maxValueBytes,
       },
+      quota: { maxDbBytes: options.maxDbBytes, maxBytes: options.maxBytes },
     },
   )
   const hostedDbs = new Map<string, { close(): void }>()
@@ -180,6 +195,8 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
     metrics.kvGossipDropped.inc()
     return true
   }
+  /** Of {@link hostedDbs}, those kept for peers (as a keeper). */
+  const kept = new KeptDbs({ self, closestPeersLocal: components.closestPeersLocal }, options)
   const lastSync = new Map<string, KvDbStatus['lastSync']>()
   let lifetime = new AbortController()
   /** `${db} ${peer}` → when a sync with it was last started (bounded). */
@@ -194,20 +211,8 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
       host: components.host,
       log,
       metrics,
-      mayServe: (db) => {
-        if (hostedDbs.has(db)) return true
-        // A peer syncs a database with this node as one of its keepers: keep it, within the bound.
-        if (hostedDbs.size >= options.maxHostedDbs) return false
-        try {
-          parseDbIdFast(db)
-        } catch {
-          return false
-        }
-        void hostDb(db).catch((err) =>
-          log.debug({ db, err: (err as Error).message }, 'could not keep a database'),
-        )
-        return true
-      },
+      mayServe: (db) => mayKeep(db),
+      onRefused: (reason) => metrics.kvSyncRefused.inc({ reason }),
       report: (peer, err) => peers.report(peer, err),
     },
     {
@@ -215,8 +220,24 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
       maxFrameBytes: Math.max(options.reconMaxMessageBytes, 1024 * 1024) + 64 * 1024,
       sessionTimeoutMs: options.syncTimeoutMs,
       maxSessions: options.maxSyncSessions,
+      maxSessionsPerPeer: options.maxSyncSessionsPerPeer,
     },
   )
+
+  /**
+   * May this node serve `db` to a peer that syncs it? Yes when it hosts or keeps it; otherwise it
+   * starts keeping it when it is plausibly a keeper and within `kv.maxHostedDbs` and
+   * `kv.maxKeptDbsPerOwner` (keepers.ts).
+   */
+  const mayKeep = (db: string): true | SyncRefusal => {
+    if (hostedDbs.has(db)) return true
+    const refused = kept.refusal(db, hostedDbs.size)
+    if (refused !== undefined) return refused
+    void hostDb(db, true).catch((err) =>
+      log.debug({ db, err: (err as Error).message }, 'could not keep a database'),
+    )
+    return true
+  }
 
   /** Listen to a database's topic, applying what others publish. */
   /**
@@ -261,8 +282,19 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
     return sub
   }
 
-  const hostDb = async (db: string): Promise<boolean> => {
-    if (hostedDbs.has(db)) return false
+  const hostedKey = (db: string): Uint8Array => Uint8Array.from([HOSTED_PREFIX, ...utf8.encode(db)])
+
+  /**
+   * Host `db` (`keep`: kept for peers, as a keeper; else hosted through this node's API, which turns
+   * a kept database into a hosted one). @returns whether it was not hosted before
+   */
+  const hostDb = async (db: string, keep = false): Promise<boolean> => {
+    if (hostedDbs.has(db)) {
+      if (keep || !kept.has(db)) return false
+      kept.mark(db, false)
+      await store.write((w) => w.put(hostedKey(db), new Uint8Array(0)))
+      return false
+    }
     parseDbIdFast(db)
     if (hostedDbs.size >= options.maxHostedDbs)
       throw new NodusError(
@@ -273,7 +305,8 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
         },
       )
     hostedDbs.set(db, started ? listen(db) : { close() {} })
-    await store.write((w) => w.put(Uint8Array.from([HOSTED_PREFIX, ...utf8.encode(db)]), new Uint8Array(0)))
+    kept.mark(db, keep)
+    await store.write((w) => w.put(hostedKey(db), keep ? KEPT : new Uint8Array(0)))
     return true
   }
 
@@ -389,7 +422,8 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
     async unhost(db) {
       hostedDbs.get(db)?.close()
       hostedDbs.delete(db)
-      await store.write((w) => w.del(Uint8Array.from([HOSTED_PREFIX, ...utf8.encode(db)])))
+      kept.mark(db, false)
+      await store.write((w) => w.del(hostedKey(db)))
     },
     hosted: () => [...hostedDbs.keys()],
     sync: (db, o) => syncDb(db, o),
@@ -401,6 +435,8 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
         db,
         hosted: hostedDbs.has(db),
         ops: all.count,
+        bytes: dbBytes(store, db),
+        kept: kept.has(db),
         fingerprint: Buffer.from(fingerprint(all)).toString('hex'),
         ...(ls === undefined ? {} : { lastSync: ls }),
       }
@@ -408,11 +444,14 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
     onApplied: (l) => engine.onApplied(l),
     async beforeStart() {
       store = components.createStore?.() ?? LmdbOrderedStore.open({ path: `${components.dataDir}/kv` })
-      for (const [k] of store.range({
+      for (const [k, v] of store.range({
         start: Uint8Array.of(HOSTED_PREFIX),
         end: Uint8Array.of(HOSTED_PREFIX + 1),
-      }))
-        hostedDbs.set(fromUtf8.decode(k.subarray(1)), { close() {} })
+      })) {
+        const db = fromUtf8.decode(k.subarray(1))
+        hostedDbs.set(db, { close() {} })
+        if (v[0] === KEPT[0]) kept.mark(db, true)
+      }
     },
     async start() {
       lifetime = new AbortController()

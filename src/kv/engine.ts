@@ -6,7 +6,8 @@
  * 2. refuse a timestamp too far ahead of the clock (`KV_OP_FROM_FUTURE`);
  * 3. verify its signature in the verification pool (`SIGNATURE_INVALID`), many per task;
  * 4. in one atomic, durable store write: refuse a held id (`KV_OP_DUPLICATE`), authorize it
- *    (`KV_UNAUTHORIZED`), log it, fold it into the typed state (`KV_ARGS_INVALID`), bring a created
+ *    (`KV_UNAUTHORIZED`), count its bytes against its database's and the node's quota (quota.ts:
+ *    `KV_DB_FULL`), log it, fold it into the typed state (`KV_ARGS_INVALID`), bring a created
  *    database's declared secondary indexes up to date (index-defs.ts), and add it to its database's
  *    reconciliation set. A throwing step leaves nothing of that op behind.
  *
@@ -31,6 +32,7 @@ import type { HlcClock } from './hlc.ts'
 import { updateDeclaredIndexes } from './index-defs.ts'
 import { type DecodedOp, decodeOp, type OpLimits, verifiedOp } from './op.ts'
 import { compareHlc, type Op } from './op-types.ts'
+import { type ByteQuota, chargeOp, refundOp } from './quota.ts'
 import { itemKey } from './reconcile/fingerprint.ts'
 import { dbScope, FingerprintIndex } from './reconcile/fingerprint-index.ts'
 import { applyOp } from './state/apply.ts'
@@ -67,7 +69,11 @@ export interface KvEngineDeps {
 
 export interface KvEngineOptions {
   limits: OpLimits
+  /** Byte quotas of the ops held (`kv.maxDbBytes`, `kv.maxBytes`); default none. */
+  quota?: ByteQuota
 }
+
+const UNBOUNDED: ByteQuota = { maxDbBytes: Number.MAX_SAFE_INTEGER, maxBytes: Number.MAX_SAFE_INTEGER }
 
 /** How many voided ops one revoke may remove before the rest wait for the next rebuild. */
 const MAX_REBUILD_OPS = 1_000_000
@@ -204,6 +210,7 @@ export class KvEngine {
         if (isNodusError(err) && err.code === 'KV_OP_DUPLICATE') return { duplicate: true as const }
         throw err
       }
+      chargeOp(w, op, this.#options.quota ?? UNBOUNDED)
       const { changed } = applyOp(w, op)
       updateDeclaredIndexes(w, op)
       index.insert(w, itemKey(op.body.hlc, op.id))
@@ -226,6 +233,7 @@ export class KvEngine {
       if (bytes === undefined) continue
       const op = decodeOp(bytes, { ...this.#options.limits, maxOpBytes: Number.MAX_SAFE_INTEGER })
       removeOp(w, op)
+      refundOp(w, op)
       index.remove(w, itemKey(op.body.hlc, op.id))
     }
     const dbPart = strComponent(db)

@@ -42,6 +42,11 @@ export const KV_ERRORS = defineErrors({
     what: 'this node neither hosts nor keeps the kv database asked for (a sync request or a read; peerAction `ignore`)',
     fix: 'ask a node that hosts it (`nodus kv host DB` makes this node host it), or the database’s keepers',
   },
+  KV_DB_FULL: {
+    status: 507,
+    what: 'a kv operation would take its database past `kv.maxDbBytes`, or all databases past `kv.maxBytes`, of operation bytes held on this node; nothing of it is kept (from a peer: peerAction `ignore`)',
+    fix: 'the database is full on this node: write less (deleting keys frees no op bytes: operations are kept for replication), use another database, or raise the bound on its hosts; `details` has `db`, `bytes` and `limit`',
+  },
   KV_DB_ID_INVALID: {
     status: 400,
     what: 'a database id is not `<name>-<owner key id>` (name: 1–64 of a-z 0-9 . _ -, starting with a letter or digit; owner key id: the `z6Mk…` did:key of an Ed25519 key)',

@@ -95,6 +95,12 @@ export function createKvMetrics(registry: Registry) {
       labelNames: ['result'],
       registers,
     }),
+    kvSyncRefused: new Counter({
+      name: 'nodus_kv_sync_refused_total',
+      help: "Sync sessions this node refused to serve, by reason (peer_busy: the peer's kv.maxSyncSessionsPerPeer; busy: kv.maxSyncSessions; not_keeper: a database it neither hosts nor is a keeper of; owner_full: kv.maxKeptDbsPerOwner; hosted_full: kv.maxHostedDbs; db_invalid: not a database id)",
+      labelNames: ['reason'],
+      registers,
+    }),
     kvSyncedOps: new Counter({
       name: 'nodus_kv_synced_ops_total',
       help: 'Operations moved by sync sessions this node started, by direction (fetched: applied here; pushed: applied at the peer)',

@@ -4,7 +4,7 @@
  * signature verification pool, and reconciliation (`recon*`, src/kv/reconcile/protocol.ts; docs/PROTOCOLS.md,
  * "KV reconciliation"). Pure table; the type {@link KvOptions} is derived from it.
  */
-import { defineOptions, MiB, type OptionsOf } from '../common/options.ts'
+import { defineOptions, GiB, MiB, type OptionsOf } from '../common/options.ts'
 
 /** Bytes in a kibibyte (2^10). */
 const KiB = 1024
@@ -164,6 +164,46 @@ export const KV_OPTIONS = defineOptions({
     max: 1024,
     description: 'sync sessions this node serves at once; beyond it PEER_BUSY',
   },
+  maxSyncSessionsPerPeer: {
+    kind: 'int',
+    default: 2,
+    min: 1,
+    max: 1024,
+    description:
+      'sync sessions this node serves at once to one peer (of kv.maxSyncSessions), so one peer cannot take every slot; beyond it PEER_BUSY',
+  },
+  keeperSlack: {
+    kind: 'int',
+    default: 3,
+    min: 0,
+    max: 100,
+    description:
+      'a peer syncing a database this node does not host makes this node keep it only if this node is among the kv.keepers + kv.keeperSlack peers XOR-closest to its id in this node’s own view (its routing table and connections; views differ, hence the slack); otherwise KV_DB_NOT_HOSTED',
+  },
+  maxKeptDbsPerOwner: {
+    kind: 'int',
+    default: 16,
+    min: 1,
+    max: 1_000_000,
+    description:
+      'databases of one owner key this node keeps for peers (databases it hosts because it writes to them or was asked to through its API do not count); beyond it a peer’s sync of another one is refused with KV_DB_NOT_HOSTED',
+  },
+  maxDbBytes: {
+    kind: 'int',
+    default: 256 * MiB,
+    min: 64 * KiB,
+    max: 1024 * 1024 * GiB,
+    description:
+      'bytes of operations (their envelopes) one database may hold on this node; an operation that would pass it is refused with KV_DB_FULL, from a peer or from this node’s API alike (a revoke still passes, so a writer that filled a database can be revoked)',
+  },
+  maxBytes: {
+    kind: 'int',
+    default: 16 * GiB,
+    min: 1 * MiB,
+    max: 1024 * 1024 * GiB,
+    description:
+      'bytes of operations (their envelopes) all databases together may hold on this node; an operation that would pass it is refused with KV_DB_FULL',
+  },
   maxOpBytes: {
     kind: 'int',
     default: 56 * KiB,
@@ -260,5 +300,9 @@ export function kvOptionProblems(o: KvOptions): string[] {
   if (o.maxKeyBytes + o.maxFieldBytes > o.maxOpBytes)
     out.push('kv.maxKeyBytes: kv.maxKeyBytes + kv.maxFieldBytes must be at most kv.maxOpBytes')
   if (o.verifyQueueMax < o.verifyBatchSize) out.push('kv.verifyQueueMax: must be at least kv.verifyBatchSize')
+  if (o.maxSyncSessionsPerPeer > o.maxSyncSessions)
+    out.push('kv.maxSyncSessionsPerPeer: must be at most kv.maxSyncSessions')
+  if (o.maxDbBytes > o.maxBytes) out.push('kv.maxDbBytes: must be at most kv.maxBytes')
+  if (o.maxOpBytes > o.maxDbBytes) out.push('kv.maxOpBytes: must be at most kv.maxDbBytes')
   return out
 }

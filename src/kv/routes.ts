@@ -123,7 +123,8 @@ export function kvRoutes(deps: KvRoutesDeps): ApiRoutes {
       {
         schema: {
           tags: ['kv'],
-          summary: 'A database: hosted here, ops held, the last sync',
+          summary:
+            'A database: hosted here (kept: for peers, as a keeper), ops held and their bytes (kv.maxDbBytes), the last sync',
           params: DbParams,
         },
       },

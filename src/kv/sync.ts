@@ -14,12 +14,15 @@
  * 4. `{ end: true }`, then both close.
  *
  * A refusal is `{ ok: false, code, message }` and ends the session. The responder serves only the
- * databases `mayServe` allows (those it hosts, or keeps), at most `maxSessions` at once.
+ * databases `mayServe` allows (those it hosts, or keeps), at most `maxSessions` at once and at most
+ * `maxSessionsPerPeer` of them to one peer (FairSlots), so one peer cannot take every slot: beyond
+ * either, `PEER_BUSY` (peerAction `ignore`) before the first frame is read.
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import type { AbortOptions, Connection, PeerId, Stream } from '@libp2p/interface'
 import { withDeadline } from '../common/abort.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
+import { FairSlots } from '../common/fair-slots.ts'
 import type { Logger } from '../common/logger.ts'
 import { lengthPrefixed, StreamReader, sendWithBackpressure } from '../net/index.ts'
 import type { KvEngine, SubmitResult } from './engine.ts'
@@ -49,10 +52,22 @@ export interface KvSyncDeps {
   host: SyncHost
   log: Logger
   metrics?: KvReconMetrics
-  /** May this node serve `db` to `peer`? (It hosts or keeps it.) Refused: `KV_DB_NOT_HOSTED`. */
-  mayServe(db: string, peer: string): boolean
+  /**
+   * May this node serve `db` to `peer`? (It hosts or keeps it.) `true`, or why not (the session is
+   * refused with `KV_DB_NOT_HOSTED`, `message` its text).
+   */
+  mayServe(db: string, peer: string): true | SyncRefusal
+  /** A session was refused before it began: `reason` is a metric label (peer_busy, busy, or mayServe's). */
+  onRefused?(reason: string): void
   /** A peer sent something malformed: score it (peerAction reject/ban). */
   report?(peer: string, err: NodusError): void
+}
+
+/** Why a session is not served. */
+export interface SyncRefusal {
+  /** A metric label: not_keeper, owner_full, hosted_full, db_invalid, … */
+  reason: string
+  message: string
 }
 
 export interface KvSyncOptions {
@@ -63,6 +78,8 @@ export interface KvSyncOptions {
   sessionTimeoutMs: number
   /** Sessions served at once. */
   maxSessions: number
+  /** Sessions served at once to one peer (at most `maxSessions`). */
+  maxSessionsPerPeer: number
 }
 
 /** What one session did (the initiator's view). */
@@ -122,18 +139,30 @@ function checkReply(m: Record<string, unknown>): Record<string, unknown> {
 export class KvSync {
   readonly #deps: KvSyncDeps
   readonly #options: KvSyncOptions
-  #serving = 0
+  /** Serving slots: `maxSessions` in all, `maxSessionsPerPeer` per peer (no subnet limit). */
+  readonly #slots: FairSlots
   #started = false
 
   constructor(deps: KvSyncDeps, options: KvSyncOptions) {
     this.#deps = deps
     this.#options = options
+    this.#slots = new FairSlots({
+      global: options.maxSessions,
+      perPeer: Math.min(options.maxSessionsPerPeer, options.maxSessions),
+      perGroup: options.maxSessions,
+    })
+  }
+
+  /** Sessions being served now. */
+  get serving(): number {
+    return this.#slots.inUse
   }
 
   async start(): Promise<void> {
     if (this.#started) return
     await this.#deps.host.handle(KV_SYNC_PROTOCOL, (s, c) => void this.#serve(s, c), {
-      maxInboundStreams: Math.max(4, this.#options.maxSessions),
+      // Streams past a peer's share are answered PEER_BUSY; libp2p resets those past twice it.
+      maxInboundStreams: Math.max(4, 2 * this.#options.maxSessionsPerPeer),
       maxOutboundStreams: 64,
     })
     this.#started = true
@@ -244,20 +273,32 @@ export class KvSync {
     const max = this.#options.maxFrameBytes
     using deadline = withDeadline(undefined, this.#options.sessionTimeoutMs, 'kv sync session')
     const signal = deadline.signal
-    let slot = false
+    let release: (() => void) | undefined
     try {
-      if (this.#serving >= this.#options.maxSessions)
-        throw new NodusError('PEER_BUSY', `already serving ${this.#serving} kv sync sessions`, {
-          peerAction: 'ignore',
-        })
-      this.#serving++
-      slot = true
+      const got = this.#slots.tryAcquire(remote)
+      if (!('release' in got)) {
+        this.#deps.onRefused?.(got.refused === 'peer' ? 'peer_busy' : 'busy')
+        throw new NodusError(
+          'PEER_BUSY',
+          got.refused === 'peer'
+            ? `already serving this peer ${this.#slots.heldBy(remote)} kv sync sessions (kv.maxSyncSessionsPerPeer)`
+            : `already serving ${this.#slots.inUse} kv sync sessions (kv.maxSyncSessions)`,
+          { peerAction: 'ignore', details: { limit: got.refused } },
+        )
+      }
+      release = got.release
       const reader = new StreamReader(stream, { signal })
       const start = await readMap(reader, max)
       const db = start.db
       if (typeof db !== 'string' || db.length > 256) throw invalid('the first frame names no database')
-      if (!this.#deps.mayServe(db, remote))
-        throw new NodusError('KV_DB_NOT_HOSTED', `this node does not host ${db}`, { peerAction: 'ignore' })
+      const may = this.#deps.mayServe(db, remote)
+      if (may !== true) {
+        this.#deps.onRefused?.(may.reason)
+        throw new NodusError('KV_DB_NOT_HOSTED', may.message, {
+          peerAction: 'ignore',
+          details: { db, reason: may.reason },
+        })
+      }
       const index = await engine.index(db)
       const rec = new Reconciler(
         { set: indexSet(index, engine.reader), ...(metrics === undefined ? {} : { metrics }) },
@@ -319,7 +360,7 @@ export class KvSync {
       if (isNodusError(err) && (err.peerAction === 'reject' || err.peerAction === 'ban'))
         this.#deps.report?.(remote, err)
     } finally {
-      if (slot) this.#serving--
+      release?.()
     }
   }
 }

@@ -63,3 +63,43 @@ export async function closestPeers(
     .slice(0, n)
     .map((x) => x.p)
 }
+
+/** What {@link closestPeersLocal} needs of libp2p: the kad-dht service is optional and read structurally. */
+export interface LocalClosestHost {
+  readonly peerId: PeerId
+  getConnections(peer?: PeerId): Connection[]
+  readonly services: { dht?: unknown }
+}
+
+/** kad-dht's routing table, as far as {@link closestPeersLocal} uses it (kad-dht 16's `routingTable`). */
+interface RoutingTableView {
+  closestPeers(kadId: Uint8Array, options?: { count?: number }): PeerId[]
+}
+
+function routingTableOf(dht: unknown): RoutingTableView | undefined {
+  const rt = (dht as { routingTable?: unknown } | undefined)?.routingTable as
+    | Partial<RoutingTableView>
+    | undefined
+  return typeof rt?.closestPeers === 'function' ? (rt as RoutingTableView) : undefined
+}
+
+/**
+ * Up to `n` peers XOR-closest to `key` in this node's own view, with no network request: its kad-dht
+ * routing table's closest and its connected peers; never this node. What a node checks when a peer
+ * claims it is one of a key's keepers (kv), where a lookup per request would let the peer make it
+ * query the network at will.
+ */
+export function closestPeersLocal(host: LocalClosestHost, key: Uint8Array, n: number): PeerId[] {
+  if (n <= 0) return []
+  const t = kadId(key)
+  const found = new Map<string, PeerId>()
+  for (const p of routingTableOf(host.services.dht)?.closestPeers(t, { count: n }) ?? [])
+    found.set(p.toString(), p)
+  for (const c of host.getConnections()) found.set(c.remotePeer.toString(), c.remotePeer)
+  found.delete(host.peerId.toString())
+  return [...found.values()]
+    .map((p) => ({ p, d: kadId(p.toMultihash().bytes) }))
+    .sort((a, b) => xorCompare(a.d, b.d, t))
+    .slice(0, n)
+    .map((x) => x.p)
+}

@@ -11,7 +11,14 @@ export {
   type BulkResponse,
   DEFAULT_BULK_OPTIONS,
 } from './bulk.ts'
-export { type ClosestPeersHost, closestPeers, kadId, xorCompare } from './closest.ts'
+export {
+  type ClosestPeersHost,
+  closestPeers,
+  closestPeersLocal,
+  kadId,
+  type LocalClosestHost,
+  xorCompare,
+} from './closest.ts'
 export {
   createHost,
   DEFAULT_HOST_OPTIONS,

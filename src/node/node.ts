@@ -34,6 +34,7 @@ import {
 import { NodusMetrics } from '../metrics/index.ts'
 import {
   closestPeers,
+  closestPeersLocal,
   createNet,
   DEFAULT_HOST_OPTIONS,
   type Net,
@@ -214,6 +215,7 @@ export async function createNode(
           signal: o.signal ?? AbortSignal.timeout(config.messaging.keyLookupTimeoutMs),
           timeoutMs: config.messaging.keyLookupTimeoutMs,
         }),
+      closestPeersLocal: (key, n) => closestPeersLocal(net.libp2p, key, n),
       peers: trust.peerActions,
     },
     config.kv,

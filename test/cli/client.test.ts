@@ -8,7 +8,8 @@ import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { getFile, putFile } from '../../src/cli/client.ts'
+import { getFile, putFile, shownError } from '../../src/cli/client.ts'
+import { NodusError } from '../../src/common/errors.ts'
 import { nativeAddon } from '../../src/common/native.ts'
 import { residentPages } from '../utils/page-cache.ts'
 
@@ -116,4 +117,25 @@ test('a download is written whole, direct or buffered, from many small chunks; a
     code: 'NODE_UNREACHABLE',
   })
   await assert.rejects(readFile(join(dir, 'short.bin.part')), { code: 'ENOENT' })
+})
+
+test('shownError: the node’s own code for what the HTTP layer answered itself; every other error as it is', () => {
+  const limited = new NodusError('PROTOCOL_ERROR', 'too many requests', {
+    details: { status: 429, code: 'RATE_LIMITED', retryAfterS: 3 },
+  })
+  const shown = shownError(limited)
+  assert.equal(shown.code, 'RATE_LIMITED')
+  assert.match(shown.message, /^too many requests \(wait and retry/)
+  assert.deepEqual(shown.details, { status: 429, retryAfterS: 3 })
+  // A code of a newer node: shown as the node wrote it, without advice.
+  assert.deepEqual(
+    shownError(new NodusError('PROTOCOL_ERROR', 'new', { details: { code: 'KV_SOMETHING_NEW' } })),
+    { code: 'KV_SOMETHING_NEW', message: 'new', details: {} },
+  )
+  for (const err of [
+    new NodusError('KV_DB_FULL', 'full', { details: { db: 'x' } }),
+    new NodusError('PROTOCOL_ERROR', 'no code'),
+    new NodusError('PROTOCOL_ERROR', 'not a code', { details: { code: 'lower case <b>' } }),
+  ])
+    assert.deepEqual(shownError(err), err.toJSON())
 })

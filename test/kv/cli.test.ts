@@ -214,6 +214,18 @@ describe('nodus kv', () => {
     assert.deepEqual(w.hlc, { ms: ahead.ms, c: 8 })
     assert.deepEqual((JSON.parse(await readFile(file, 'utf8')) as { hlc: unknown }).hlc, w.hlc)
   })
+
+  it('a wrong API token shows the node’s 401 UNAUTHORIZED and its message, not PROTOCOL_ERROR', async () => {
+    const api = ['--api', (nodes[0] as NodusNode).info().api, '--token', 'not-the-token']
+    const message = await refused('UNAUTHORIZED', 0, 'set', 'k', 'v', '--db', db, ...api)
+    assert.match(message, /missing or wrong bearer token/)
+    assert.match(message, /api-token/, 'with what to do')
+    const text = await kv(0, 'set', 'k', 'v', '--db', db, ...api)
+    assert.equal(text.code, 1)
+    assert.match(text.stderr, /^error UNAUTHORIZED: missing or wrong bearer token/)
+    // The node's own codes are shown as before.
+    await refused('KV_KEY_NOT_FOUND', 0, 'get', 'never-written', '--db', db)
+  })
 })
 
 describe('parseWriterKey', () => {

@@ -8,14 +8,15 @@ import { describe, it } from 'node:test'
 import { identityFromSeeds, type NodeIdentity } from '../../src/crypto/index.ts'
 import { formatDbId } from '../../src/kv/db-id.ts'
 import { createArgs, type Grant, grantArgs, revokeArgs } from '../../src/kv/db-ops.ts'
-import type { KvEngine, SubmitResult } from '../../src/kv/engine.ts'
+import type { SubmitResult } from '../../src/kv/engine.ts'
 import { encodeOp, type OpInput } from '../../src/kv/op.ts'
 import type { Hlc, Op } from '../../src/kv/op-types.ts'
 import { itemKey } from '../../src/kv/reconcile/fingerprint.ts'
 import { ed25519OpSigner, type OpSigner } from '../../src/kv/signer.ts'
 import { get } from '../../src/kv/state/basic.ts'
-import { MemoryOrderedStore } from '../../src/kv/store/ordered.ts'
-import { testEngine } from './engine-fixture.ts'
+import type { MemoryOrderedStore } from '../../src/kv/store/ordered.ts'
+import { FakeClock } from '../utils/fake-clock.ts'
+import { memoryKvEngine } from '../utils/kv-engine.ts'
 
 const T0 = 1_750_000_000_000
 const seed = (b: number): Uint8Array => new Uint8Array(32).fill(b)
@@ -33,10 +34,7 @@ const grant = (g: Grant, hlc: Hlc) =>
 const revoke = (g: Op, hlc: Hlc) =>
   sign(ed(alice), { type: 'db', op: 'revoke', key: '', args: revokeArgs(g.id), hlc })
 
-function engine(): { engine: KvEngine; store: MemoryOrderedStore } {
-  const store = new MemoryOrderedStore()
-  return { engine: testEngine(store, T0 + 1000), store }
-}
+const engine = () => memoryKvEngine(new FakeClock(T0 + 1000))
 
 const statuses = (rs: SubmitResult[]): string[] =>
   rs.map((r) => (r.status === 'refused' ? `refused:${r.code}` : r.status))

@@ -26,8 +26,8 @@ import { byIndex, type IndexSpec, loadIndexDefs } from '../../src/kv/state/secon
 import { LmdbOrderedStore } from '../../src/kv/store/lmdb-store.ts'
 import { MemoryOrderedStore, type OrderedStore } from '../../src/kv/store/ordered.ts'
 import { refused } from '../crypto/refused.ts'
+import { testEngine } from '../utils/kv-engine.ts'
 import { assertProperty } from '../utils/property.ts'
-import { testEngine } from './engine-fixture.ts'
 import { dump } from './state-ops.ts'
 
 const T0 = 1_750_000_000_000
