@@ -25,6 +25,7 @@ import { NodusError } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
 import type { Random } from '../common/random.ts'
 import { VerifyPool } from '../crypto/index.ts'
+import { ActiveDbs } from './active.ts'
 import { parseDbIdFast } from './db-id.ts'
 import { type AppliedEvent, KvEngine, type OpSource, type SubmitResult } from './engine.ts'
 import { gossipDropper } from './fault.ts'
@@ -197,6 +198,8 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
   }
   /** Of {@link hostedDbs}, those kept for peers (as a keeper). */
   const kept = new KeptDbs({ self, closestPeersLocal: components.closestPeersLocal }, options)
+  /** Databases with recent traffic, synced on the fast schedule (active.ts). */
+  const active = new ActiveDbs(options)
   const lastSync = new Map<string, KvDbStatus['lastSync']>()
   let lifetime = new AbortController()
   /** `${db} ${peer}` → when a sync with it was last started (bounded). */
@@ -258,6 +261,7 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
           if (next.done === true) break
           batch.push(next.value)
         }
+        if (batch.some((m) => m.publisher !== self)) active.touch(db, clock.now())
         const theirs = batch.filter((m) => m.publisher !== self && !dropped())
         if (theirs.length === 0) continue
         try {
@@ -390,6 +394,19 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
     background('kv sync with a new subscriber', () => syncWith(db, peer, lifetime.signal))
   }
 
+  let activeTimer: ReturnType<typeof setInterval> | undefined
+  /** One fast round: each active database with one partner, unless its last one still runs. */
+  const activeRound = (): void => {
+    for (const db of active.due(clock.now())) {
+      if (!hostedDbs.has(db)) {
+        active.done(db)
+        active.forget(db)
+        continue
+      }
+      background('kv active sync', () => syncDb(db, { peers: 1 }).finally(() => active.done(db)))
+    }
+  }
+
   /** One anti-entropy round: each hosted database with one partner. */
   const round = async (): Promise<void> => {
     for (const db of [...hostedDbs.keys()]) {
@@ -406,6 +423,7 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
         if (r.status !== 'applied') continue
         const db = r.op.body.db
         if (await hostDb(db)) background('first sync', () => syncDb(db))
+        active.touch(db, clock.now())
         try {
           pubsub.publish(kvTopic(db), r.op.bytes)
         } catch (err) {
@@ -423,6 +441,7 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
       hostedDbs.get(db)?.close()
       hostedDbs.delete(db)
       kept.mark(db, false)
+      active.forget(db)
       await store.write((w) => w.del(hostedKey(db)))
     },
     hosted: () => [...hostedDbs.keys()],
@@ -461,12 +480,17 @@ export function createKv(components: KvComponents, options: KvOptions): Kv {
       stopTopicPeers = pubsub.onTopicPeer?.(onTopicPeer)
       timer = setInterval(() => background('kv anti-entropy', round), options.syncIntervalMs)
       timer.unref()
+      if (options.activeSyncIntervalMs > 0) {
+        activeTimer = setInterval(activeRound, options.activeSyncIntervalMs)
+        activeTimer.unref()
+      }
     },
     afterStart() {
       background('kv start-up sync', round)
     },
     async beforeStop() {
       clearInterval(timer)
+      clearInterval(activeTimer)
       stopTopicPeers?.()
       lifetime.abort(new NodusError('ABORTED', 'the node is stopping'))
       for (const s of hostedDbs.values()) s.close()

@@ -150,6 +150,22 @@ export const KV_OPTIONS = defineOptions({
     description:
       'between anti-entropy rounds of each hosted database with one of its other hosts or keepers, ms (a round also runs when the node starts and when it begins hosting a database)',
   },
+  activeSyncIntervalMs: {
+    kind: 'int',
+    default: 1000,
+    min: 0,
+    max: 3_600_000,
+    description:
+      'between anti-entropy syncs of a database that received or produced ops in the last 5 such intervals, with one other host, ms; repairs lost gossip within about this long (0: only the kv.syncIntervalMs rounds)',
+  },
+  maxActiveDbs: {
+    kind: 'int',
+    default: 64,
+    min: 1,
+    max: 100_000,
+    description:
+      'databases synced on the active schedule at once; the least recently active leaves it beyond this',
+  },
   syncTimeoutMs: {
     kind: 'int',
     default: 60_000,

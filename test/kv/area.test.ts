@@ -26,7 +26,9 @@ let dir = ''
 let nodes: NodusNode[] = []
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'nodus-kv-area-'))
-  nodes = await startNodes(dir, 3, { kv: { syncIntervalMs: 600_000, verifyThreads: 1 } })
+  nodes = await startNodes(dir, 3, {
+    kv: { syncIntervalMs: 600_000, activeSyncIntervalMs: 0, verifyThreads: 1 },
+  })
 })
 after(async () => {
   await Promise.all(nodes.map((n) => n.stop().catch(() => {})))
@@ -58,7 +60,7 @@ describe('kv area', () => {
     await b.areas.kv.host(db)
     assert.ok(holds(b, ops[0] as Op), 'hosting synced the create')
     // Once a sees b subscribed to the database's topic, a write reaches b by gossip alone (no sync
-    // runs: kv.syncIntervalMs is 10 minutes here).
+    // runs: kv.syncIntervalMs is 10 minutes here and active syncs are off).
     await waitFor(
       () => a.areas.kv.engine !== undefined && gossipPeers(a).includes(b.identity.peerId.toString()),
       {

@@ -45,6 +45,7 @@ before(async () => {
   nodes = await startNodes(dir, 4, {
     kv: {
       syncIntervalMs: 600_000,
+      activeSyncIntervalMs: 0,
       verifyThreads: 1,
       keepers: 1,
       keeperSlack: 0,

@@ -24,7 +24,7 @@ let nodes: NodusNode[] = []
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'nodus-kv-lossy-'))
   nodes = await startNodes(dir, 2, {
-    kv: { syncIntervalMs: 600_000, verifyThreads: 1, testGossipDropPerMille: 1000 },
+    kv: { syncIntervalMs: 600_000, activeSyncIntervalMs: 0, verifyThreads: 1, testGossipDropPerMille: 1000 },
   })
 })
 after(async () => {
