@@ -258,6 +258,7 @@ export class KvEngine {
       } catch (err) {
         if (!isNodusError(err)) throw err
         removeOp(w, op)
+        refundOp(w, op)
         index.remove(w, itemKey(op.body.hlc, op.id))
         continue
       }
