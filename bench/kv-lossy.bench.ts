@@ -11,8 +11,9 @@
  * and writes N string SETs through nodes 0 and 1 (half each, 10 ops per `POST /kv/ops`, paced at
  * `RATE` ops/s together), and watches every node's `dbChanged` subscription (graphql-ws), so each
  * (op, node) pair gets its time from the write request's start to the op applied on that node, and
- * how it came (gossip or sync). Run once per `kv.syncIntervalMs` (anti-entropy period): the default
- * 30 s and 1 s. 100 %: every node holds every op (equal op-set fingerprints), timed from the last write.
+ * how it came (gossip or sync). Three runs: the default anti-entropy schedule (kv.syncIntervalMs 30 s,
+ * and kv.activeSyncIntervalMs 1 s for databases with traffic), the periodic round alone (active syncs
+ * off), and the defaults without drops. 100 %: every node holds every op (equal op-set fingerprints), timed from the last write.
  * MB/s columns hold (op, node) deliveries per second. No timing is asserted.
  */
 import { loadavg } from 'node:os'
@@ -60,7 +61,12 @@ async function droppedOn(api: string): Promise<number> {
   return Number(line?.split(' ')[1] ?? 0)
 }
 
-async function lossy(n: number, syncIntervalMs: number, dropPerMille: number): Promise<LossyResult> {
+async function lossy(
+  n: number,
+  syncIntervalMs: number,
+  activeSyncIntervalMs: number,
+  dropPerMille: number,
+): Promise<LossyResult> {
   const load0 = loadavg()[0] ?? 0
   return await withDevnet(
     {
@@ -68,7 +74,14 @@ async function lossy(n: number, syncIntervalMs: number, dropPerMille: number): P
       basePort: 0,
       logLevel: 'error',
       keep: false,
-      config: { kv: { testGossipDropPerMille: dropPerMille, testGossipDropSeed: 1, syncIntervalMs } },
+      config: {
+        kv: {
+          testGossipDropPerMille: dropPerMille,
+          testGossipDropSeed: 1,
+          syncIntervalMs,
+          activeSyncIntervalMs,
+        },
+      },
       log: (m) => process.stderr.write(`[kv-lossy] ${m}\n`),
     },
     'nodus-bench-kv-lossy-',
@@ -203,19 +216,20 @@ const ms = (x: number): string => `${sig(x, 3)} ms`
 
 export async function run(options: BenchOptions): Promise<Row[]> {
   const n = options.quick ? 400 : 1000
-  // [kv.syncIntervalMs, dropped per mille]: the default period and 1 s, and no drops as the baseline.
-  const runs: [number, number][] = options.quick
-    ? [[1000, DROP_PER_MILLE]]
+  // [kv.syncIntervalMs, kv.activeSyncIntervalMs, dropped per mille]: the defaults; the periodic round
+  // alone (active syncs off); no drops as the baseline.
+  const runs: [number, number, number][] = options.quick
+    ? [[30_000, 1000, DROP_PER_MILLE]]
     : [
-        [30_000, DROP_PER_MILLE],
-        [1000, DROP_PER_MILLE],
-        [30_000, 0],
+        [30_000, 1000, DROP_PER_MILLE],
+        [30_000, 0, DROP_PER_MILLE],
+        [30_000, 1000, 0],
       ]
   const rows: Row[] = []
-  for (const [p, drop] of runs) {
-    const r = await lossy(n, p, drop)
+  for (const [p, a, drop] of runs) {
+    const r = await lossy(n, p, a, drop)
     rows.push({
-      name: `10 nodes, ${drop / 10} % of kv gossip dropped, ${n} writes at ${RATE}/s from 2 nodes, kv.syncIntervalMs ${p}`,
+      name: `10 nodes, ${drop / 10} % of kv gossip dropped, ${n} writes at ${RATE}/s from 2 nodes, kv.syncIntervalMs ${p}, kv.activeSyncIntervalMs ${a}`,
       ours_MBps: sig((r.samples / r.writeMs) * 1000, 3),
       peer: '-',
       peer_MBps: null,
