@@ -132,7 +132,7 @@ export function decodeToken(b: Uint8Array): TokenEntry | undefined {
   if (b.byteLength < 41 || b.byteLength > 40 + 64) return undefined
   const supply = getU64(view(b), 32)
   if (!Number.isSafeInteger(supply)) return undefined
-  return { issuer: b.slice(0, 32), supply, name: new TextDecoder().decode(b.subarray(40)) }
+  return { issuer: new Uint8Array(b.subarray(0, 32)), supply, name: new TextDecoder().decode(b.subarray(40)) }
 }
 
 export function encodeAmount(v: number): Uint8Array {

@@ -160,7 +160,11 @@ export function writeCommit(w: OrderedWriter, update: TreeUpdate, head: Head, ro
 export function readHead(store: OrderedStore): Head | undefined {
   const raw = store.get(HEAD_KEY)
   if (raw === undefined) return undefined
-  return { height: readU64(raw, 0), timestampMs: readU64(raw, 8), root: raw.slice(16, 16 + HASH_BYTES) }
+  return {
+    height: readU64(raw, 0),
+    timestampMs: readU64(raw, 8),
+    root: new Uint8Array(raw.subarray(16, 16 + HASH_BYTES)),
+  }
 }
 
 /** The stored bucket hashes of `store`. */
@@ -387,7 +391,7 @@ export class Ledger {
     const raw = this.#store.get(rootKey(height))
     return raw === undefined
       ? undefined
-      : { root: raw.slice(0, HASH_BYTES), timestampMs: readU64(raw, HASH_BYTES) }
+      : { root: new Uint8Array(raw.subarray(0, HASH_BYTES)), timestampMs: readU64(raw, HASH_BYTES) }
   }
 
   /** The store (snapshot.ts exports from it). */
