@@ -13,7 +13,7 @@ export const LEDGER_OPTIONS = defineOptions({
     min: 4096,
     max: 16 * MiB,
     description:
-      'largest chunk of a ledger snapshot this node writes or accepts, bytes (snapshot.ts); a chunk holds the state entries of whole buckets',
+      'largest chunk of a ledger snapshot this node writes or accepts, bytes (snapshot.ts); entries in store order',
   },
   rootsKept: {
     kind: 'int',
