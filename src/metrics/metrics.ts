@@ -11,6 +11,7 @@ import { type CliMetrics, createCliMetrics } from '../cli/metrics.ts'
 import { type ConfigMetrics, createConfigMetrics } from '../config/metrics.ts'
 import { type CryptoMetrics, createCryptoMetrics } from '../crypto/metrics.ts'
 import { createKvMetrics, type KvMetrics } from '../kv/metrics.ts'
+import { createLedgerMetrics, type LedgerMetrics } from '../ledger/metrics.ts'
 import {
   createMessagingMetrics,
   type MessagingMetrics,
@@ -39,6 +40,7 @@ export type AreaMetrics = NodeMetrics &
   MessagingMetrics &
   CryptoMetrics &
   KvMetrics &
+  LedgerMetrics &
   ConfigMetrics &
   CliMetrics &
   SimMetrics
@@ -65,6 +67,7 @@ export class NodusMetrics {
       ...createMessagingMetrics(registry, sources),
       ...createCryptoMetrics(registry),
       ...createKvMetrics(registry),
+      ...createLedgerMetrics(registry),
       ...createConfigMetrics(registry),
       ...createCliMetrics(registry),
       ...createSimMetrics(registry),
