@@ -21,26 +21,8 @@ import type { Committee } from './committee.ts'
 import { type CommitOutput, type CommittedSubDag, Committer, type LeaderDecision } from './committer.ts'
 import { type AddResult, Dag, type EquivocationEvidence } from './dag.ts'
 import type { ConsensusOptions } from './options.ts'
+import type { ProposalStore } from './proposal-store.ts'
 import { decodeVertex, signVertex, type Vertex, type VertexLimits, type VertexRef, type VertexSigner } from './vertex.ts'
-
-/** Where a validator keeps the last vertex it signed; the area implements it on disk (durably). */
-export interface ProposalStore {
-  /** The bytes of the last vertex saved, or undefined for a new validator. */
-  load(): Promise<Uint8Array | undefined>
-  /** Keep `bytes` (a signed vertex of this validator) durably before resolving; replaces the last one. */
-  save(bytes: Uint8Array): Promise<void>
-}
-
-/** A {@link ProposalStore} in memory (tests, the simulator): survives a `Core` restart, not a process's. */
-export class MemoryProposalStore implements ProposalStore {
-  bytes: Uint8Array | undefined
-  async load(): Promise<Uint8Array | undefined> {
-    return this.bytes
-  }
-  async save(bytes: Uint8Array): Promise<void> {
-    this.bytes = bytes
-  }
-}
 
 /** What a core needs. */
 export interface CoreDeps {
