@@ -73,7 +73,12 @@ export class Committee {
    * @throws Error (a programming error: genesis.ts checks files before building a committee) on a
    *   bad index, a seed not 32 bytes, or a hybrid committee with a validator lacking its ML-DSA-65 key
    */
-  constructor(epoch: number, validators: readonly Validator[], leaderSeed: Uint8Array, signatureMode: SignatureMode) {
+  constructor(
+    epoch: number,
+    validators: readonly Validator[],
+    leaderSeed: Uint8Array,
+    signatureMode: SignatureMode,
+  ) {
     if (validators.length === 0) throw new Error('a committee needs at least one validator')
     validators.forEach((v, i) => {
       if (v.index !== i) throw new Error(`validator ${i} has index ${v.index}`)

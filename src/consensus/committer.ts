@@ -36,7 +36,9 @@ export type LeaderDecision =
   | { readonly kind: 'commit'; readonly round: number; readonly author: number; readonly leader: Vertex }
   | { readonly kind: 'skip'; readonly round: number; readonly author: number }
 
-type SlotStatus = LeaderDecision | { readonly kind: 'undecided'; readonly round: number; readonly author: number }
+type SlotStatus =
+  | LeaderDecision
+  | { readonly kind: 'undecided'; readonly round: number; readonly author: number }
 
 /** One committed leader and the part of its causal history it commits, in commit order. */
 export interface CommittedSubDag {
@@ -253,14 +255,19 @@ export class Committer {
     }
     out.sort((a, b) => a.round - b.round || a.author - b.author || Buffer.compare(a.digest, b.digest))
     for (const v of out) {
-      let set = this.#committed.get(v.round)
-      if (set === undefined) this.#committed.set(v.round, (set = new Set()))
+      const set = this.#committed.get(v.round) ?? new Set<string>()
+      this.#committed.set(v.round, set)
       set.add(digestKey(v.digest))
     }
     this.#lastIndex++
     this.#lastCommittedRound = leader.round
     this.#lastTimestampMs = Math.max(this.#lastTimestampMs, leader.timestampMs)
-    return { index: this.#lastIndex, leader: refOf(leader), vertices: out, timestampMs: this.#lastTimestampMs }
+    return {
+      index: this.#lastIndex,
+      leader: refOf(leader),
+      vertices: out,
+      timestampMs: this.#lastTimestampMs,
+    }
   }
 
   /** Drop what is more than gcDepthRounds below the last committed leader. */

@@ -22,7 +22,14 @@ import { type CommitOutput, type CommittedSubDag, Committer, type LeaderDecision
 import { type AddResult, Dag, type EquivocationEvidence } from './dag.ts'
 import type { ConsensusOptions } from './options.ts'
 import type { ProposalStore } from './proposal-store.ts'
-import { decodeVertex, signVertex, type Vertex, type VertexLimits, type VertexRef, type VertexSigner } from './vertex.ts'
+import {
+  decodeVertex,
+  signVertex,
+  type Vertex,
+  type VertexLimits,
+  type VertexRef,
+  type VertexSigner,
+} from './vertex.ts'
 
 /** What a core needs. */
 export interface CoreDeps {
@@ -165,7 +172,10 @@ export class Core {
   submit(tx: Uint8Array): void {
     if (tx.byteLength === 0 || tx.byteLength + 16 > this.#txRoom())
       throw new NodusError('INVALID_ARGUMENT', `a transaction must be 1 to ${this.#txRoom() - 16} bytes`)
-    if (this.#pool.length >= this.#o.maxPendingTxs || this.#poolBytes + tx.byteLength > this.#o.maxPendingTxBytes)
+    if (
+      this.#pool.length >= this.#o.maxPendingTxs ||
+      this.#poolBytes + tx.byteLength > this.#o.maxPendingTxBytes
+    )
       throw new NodusError('TX_POOL_FULL', 'the pending transaction pool is full', {
         details: { pending: this.#pool.length, bytes: this.#poolBytes },
       })
@@ -184,11 +194,16 @@ export class Core {
     if (vertex.epoch !== this.#deps.committee.epoch)
       throw new NodusError('VERTEX_WRONG_EPOCH', `vertex of epoch ${vertex.epoch}`, { peerAction: 'ignore' })
     if (vertex.timestampMs > nowMs + this.#o.maxFutureSkewMs)
-      throw new NodusError('VERTEX_FROM_FUTURE', `vertex timestamp ${vertex.timestampMs} is ahead of ${nowMs}`, {
-        peerAction: 'ignore',
-        details: { author: vertex.author, round: vertex.round, timestampMs: vertex.timestampMs, nowMs },
-      })
-    if (vertex.author === this.#o.author && vertex.round > this.#lastProposedRound) this.#lastProposedRound = vertex.round
+      throw new NodusError(
+        'VERTEX_FROM_FUTURE',
+        `vertex timestamp ${vertex.timestampMs} is ahead of ${nowMs}`,
+        {
+          peerAction: 'ignore',
+          details: { author: vertex.author, round: vertex.round, timestampMs: vertex.timestampMs, nowMs },
+        },
+      )
+    if (vertex.author === this.#o.author && vertex.round > this.#lastProposedRound)
+      this.#lastProposedRound = vertex.round
     return this.#absorb(this.dag.add(vertex), nowMs)
   }
 
@@ -204,31 +219,46 @@ export class Core {
     if (this.#proposing) return empty
     const r = this.#quorumRound
     const own = this.#lastProposed
-    if (r + 1 <= this.#lastProposedRound || own === undefined || own.round < this.#lastProposedRound) return empty
+    if (r + 1 <= this.#lastProposedRound || own === undefined || own.round < this.#lastProposedRound)
+      return empty
     const leader = this.#deps.committee.leader(r === 0 ? 1 : r)
-    let since = this.#quorumAtMs.get(r)
-    if (since === undefined) this.#quorumAtMs.set(r, (since = nowMs))
+    const since = this.#quorumAtMs.get(r) ?? nowMs
+    this.#quorumAtMs.set(r, since)
     const deadline = since + this.#o.roundTimeoutMs
-    if (r > 0 && this.dag.slot(r, leader).length === 0 && nowMs < deadline) return { ...empty, wakeAtMs: deadline }
+    if (r > 0 && this.dag.slot(r, leader).length === 0 && nowMs < deadline)
+      return { ...empty, wakeAtMs: deadline }
     this.#proposing = true
     try {
       const parents: Vertex[] = [own]
       for (let a = 0; a < this.#deps.committee.n; a++) {
         if (a === this.#o.author) continue
         const v = this.dag.slot(r, a)[0] ?? this.#latest[a]
-        if (v !== undefined && v.round > this.#referenced[a]! && v.round <= r && v.round >= this.dag.floor)
+        if (
+          v !== undefined &&
+          v.round > (this.#referenced[a] ?? -1) &&
+          v.round <= r &&
+          v.round >= this.dag.floor
+        )
           parents.push(v)
       }
       const txs = this.#takeTxs()
       const timestampMs = Math.max(nowMs, ...parents.map((p) => p.timestampMs))
       const vertex = await signVertex(
-        { epoch: this.#deps.committee.epoch, round: r + 1, author: this.#o.author, parents, txs, timestampMs },
+        {
+          epoch: this.#deps.committee.epoch,
+          round: r + 1,
+          author: this.#o.author,
+          parents,
+          txs,
+          timestampMs,
+        },
         this.#deps.signer,
         this.#deps.committee,
         this.#o,
       )
       await this.#deps.store.save(vertex.bytes)
-      for (const p of parents) this.#referenced[p.author] = Math.max(this.#referenced[p.author]!, p.round)
+      for (const p of parents)
+        this.#referenced[p.author] = Math.max(this.#referenced[p.author] ?? -1, p.round)
       this.#lastProposedRound = vertex.round
       const out = this.#absorb(this.dag.add(vertex), nowMs)
       return { ...out, proposed: vertex }
@@ -279,7 +309,11 @@ export class Core {
     for (const v of added.accepted) {
       const l = this.#latest[v.author]
       if (l === undefined || v.round > l.round) this.#latest[v.author] = v
-      if (v.author === this.#o.author && v.round >= this.#lastProposedRound && (this.#lastProposed?.round ?? -1) < v.round)
+      if (
+        v.author === this.#o.author &&
+        v.round >= this.#lastProposedRound &&
+        (this.#lastProposed?.round ?? -1) < v.round
+      )
         this.#lastProposed = v
       if (v.round > this.#quorumRound && this.dag.authorsAt(v.round) >= this.#deps.committee.quorum) {
         this.#quorumRound = v.round
@@ -287,7 +321,8 @@ export class Core {
       }
     }
     for (const r of this.#quorumAtMs.keys()) if (r < this.#quorumRound) this.#quorumAtMs.delete(r)
-    const c: CommitOutput = added.accepted.length > 0 ? this.committer.tryCommit() : { decisions: [], commits: [] }
+    const c: CommitOutput =
+      added.accepted.length > 0 ? this.committer.tryCommit() : { decisions: [], commits: [] }
     const halted = this.committer.halted
     return {
       commits: c.commits,

@@ -164,8 +164,8 @@ export class Dag {
       for (const p of vertex.parents) {
         const pk = digestKey(p.digest)
         if (!waitingFor.has(pk)) continue
-        let w = this.#waiters.get(pk)
-        if (w === undefined) this.#waiters.set(pk, (w = new Set()))
+        const w = this.#waiters.get(pk) ?? new Set<string>()
+        this.#waiters.set(pk, w)
         w.add(key)
         if (!this.#suspended.has(pk)) this.#missingRefs.set(pk, refOf(p))
       }
@@ -180,10 +180,14 @@ export class Dag {
       const k = digestKey(v.digest)
       const late = v.parents.find((p) => (this.get(p.digest)?.timestampMs ?? 0) > v.timestampMs)
       if (late !== undefined) {
-        const error = new NodusError('VERTEX_INVALID', `vertex ${refString(v)}: timestamp before its parent ${refString(late)}`, {
-          peerAction: 'reject',
-          details: { reason: 'timestamp before a parent', author: v.author, round: v.round },
-        })
+        const error = new NodusError(
+          'VERTEX_INVALID',
+          `vertex ${refString(v)}: timestamp before its parent ${refString(late)}`,
+          {
+            peerAction: 'reject',
+            details: { reason: 'timestamp before a parent', author: v.author, round: v.round },
+          },
+        )
         rejected.push({ vertex: v, error })
         this.#releaseWaiters(k, undefined)
         continue
@@ -240,8 +244,8 @@ export class Dag {
     this.#byDigest.set(digestKey(v.digest), v)
     this.#missingRefs.delete(digestKey(v.digest))
     if (v.round > this.#highest) this.#highest = v.round
-    let m = this.#rounds.get(v.round)
-    if (m === undefined) this.#rounds.set(v.round, (m = new Map()))
+    const m = this.#rounds.get(v.round) ?? new Map<number, Vertex[]>()
+    this.#rounds.set(v.round, m)
     const slot = m.get(v.author)
     if (slot === undefined) {
       m.set(v.author, [v])

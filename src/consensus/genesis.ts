@@ -123,20 +123,25 @@ export function checkGenesisBody(raw: unknown): GenesisBody {
   const b = readMap(raw, 'genesis', BODY_KEYS, fail)
   if (b.version !== GENESIS_VERSION) throw fail(`version must be ${GENESIS_VERSION}`)
   const signatureMode = b.signatureMode
-  if (signatureMode !== 'ed25519' && signatureMode !== 'hybrid') throw fail('signatureMode must be ed25519 or hybrid')
+  if (signatureMode !== 'ed25519' && signatureMode !== 'hybrid')
+    throw fail('signatureMode must be ed25519 or hybrid')
   const members = readList(b.members, 'members', MAX_MEMBERS, fail).map((m, i): GenesisMember => {
     const r = readMap(m, `members[${i}]`, undefined, fail)
     for (const k of Object.keys(r))
       if (!['name', 'ed25519', 'mldsa65'].includes(k)) throw fail(`members[${i}] has an unknown field`)
-    const out: GenesisMember = { ed25519: readBytes(r.ed25519, `members[${i}].ed25519`, ED25519_PUBLIC_KEY_BYTES) }
+    const out: GenesisMember = {
+      ed25519: readBytes(r.ed25519, `members[${i}].ed25519`, ED25519_PUBLIC_KEY_BYTES),
+    }
     if (r.name !== undefined) out.name = readString(r.name, `members[${i}].name`, 64, fail)
-    if (r.mldsa65 !== undefined) out.mldsa65 = readBytes(r.mldsa65, `members[${i}].mldsa65`, MLDSA65_PUBLIC_KEY_BYTES)
+    if (r.mldsa65 !== undefined)
+      out.mldsa65 = readBytes(r.mldsa65, `members[${i}].mldsa65`, MLDSA65_PUBLIC_KEY_BYTES)
     else if (signatureMode === 'hybrid') throw fail(`members[${i}].mldsa65 is required in hybrid mode`)
     return out
   })
   if (members.length === 0) throw fail('members must not be empty')
   members.forEach((m, i) => {
-    if (members.findIndex((o) => bytesEqual(o.ed25519, m.ed25519)) !== i) throw fail(`members[${i}] is listed twice`)
+    if (members.findIndex((o) => bytesEqual(o.ed25519, m.ed25519)) !== i)
+      throw fail(`members[${i}] is listed twice`)
   })
   const ledger = readMap(b.ledger, 'ledger', undefined, fail)
   let ledgerBytes: number
@@ -200,11 +205,17 @@ export function verifyGenesis(rawBody: unknown, signatures: readonly GenesisSign
     const sig = signatures[i]
     const ok =
       body.signatureMode === 'ed25519'
-        ? sig instanceof Uint8Array && verifier.verify({ scheme: 'ed25519', publicKey: m.ed25519, message, signature: sig })
+        ? sig instanceof Uint8Array &&
+          verifier.verify({ scheme: 'ed25519', publicKey: m.ed25519, message, signature: sig })
         : sig !== undefined &&
           !(sig instanceof Uint8Array) &&
           m.mldsa65 !== undefined &&
-          verifier.verify({ scheme: 'hybrid', publicKey: { ed25519: m.ed25519, mldsa65: m.mldsa65 }, message, signature: sig })
+          verifier.verify({
+            scheme: 'hybrid',
+            publicKey: { ed25519: m.ed25519, mldsa65: m.mldsa65 },
+            message,
+            signature: sig,
+          })
     if (!ok) throw fail(`the signature of members[${i}] does not verify`, 'reject', { member: i })
   })
   return { body, signatures: [...signatures], id: blake3(message) }
@@ -270,7 +281,10 @@ export function genesisFromJson(text: string): Genesis {
   const signatures = readList(top.signatures, 'signatures', MAX_MEMBERS, fail).map((s, i) => {
     if (typeof s === 'string') return unhex(s, `signatures[${i}]`)
     const r = readMap(s, `signatures[${i}]`, ['ed25519', 'mldsa65'], fail)
-    return { ed25519: unhex(r.ed25519, `signatures[${i}].ed25519`), mldsa65: unhex(r.mldsa65, `signatures[${i}].mldsa65`) }
+    return {
+      ed25519: unhex(r.ed25519, `signatures[${i}].ed25519`),
+      mldsa65: unhex(r.mldsa65, `signatures[${i}].mldsa65`),
+    }
   })
   return verifyGenesis(body, signatures)
 }

@@ -122,7 +122,12 @@ export function genesisVertices(committee: Committee): readonly Vertex[] {
   if (out === undefined) {
     out = Object.freeze(
       committee.validators.map((v) => {
-        const id = { domain: 'nodus/consensus-genesis-vertex/v1', epoch: committee.epoch, author: v.index, seed: committee.leaderSeed }
+        const id = {
+          domain: 'nodus/consensus-genesis-vertex/v1',
+          epoch: committee.epoch,
+          author: v.index,
+          seed: committee.leaderSeed,
+        }
         return Object.freeze({
           epoch: committee.epoch,
           round: 0,
@@ -163,14 +168,21 @@ function bodyMap(v: VertexInput): Record<string, unknown> {
 }
 
 /** Check the parents of a vertex of `round` by `author` (module doc). */
-function checkParents(parents: readonly VertexRef[], round: number, author: number, committee: Committee): void {
+function checkParents(
+  parents: readonly VertexRef[],
+  round: number,
+  author: number,
+  committee: Committee,
+): void {
   const seen = new Set<number>()
   let previousRound = 0
   parents.forEach((p, i) => {
     if (!committee.has(p.author)) throw fail(`parents[${i}].author is not in the committee`)
     if (p.round >= round) throw fail(`parents[${i}] is not of an earlier round`)
     if ((i === 0) !== (p.author === author))
-      throw fail(i === 0 ? "parents[0] must be the author's own previous vertex" : `parents[${i}] is the author's own`)
+      throw fail(
+        i === 0 ? "parents[0] must be the author's own previous vertex" : `parents[${i}] is the author's own`,
+      )
     if (seen.has(p.author)) throw fail(`parents[${i}]: two parents by author ${p.author}`)
     seen.add(p.author)
     if (p.round === round - 1) previousRound++
@@ -178,7 +190,9 @@ function checkParents(parents: readonly VertexRef[], round: number, author: numb
       throw fail(`parents[${i}] is not the genesis vertex of author ${p.author}`)
   })
   if (previousRound < committee.quorum)
-    throw fail(`parents from ${previousRound} authors of round ${round - 1}, fewer than the quorum ${committee.quorum}`)
+    throw fail(
+      `parents from ${previousRound} authors of round ${round - 1}, fewer than the quorum ${committee.quorum}`,
+    )
 }
 
 function readBody(raw: unknown, committee: Committee, limits: VertexLimits): VertexInput {
@@ -186,10 +200,14 @@ function readBody(raw: unknown, committee: Committee, limits: VertexLimits): Ver
   if (b.v !== VERTEX_VERSION) throw fail(`v must be ${VERTEX_VERSION}`)
   const epoch = readInt(b.epoch, 'epoch', 0, 2 ** 32 - 1, fail)
   if (epoch !== committee.epoch)
-    throw new NodusError('VERTEX_WRONG_EPOCH', `vertex: epoch ${epoch}, this committee runs ${committee.epoch}`, {
-      peerAction: 'ignore',
-      details: { epoch, expected: committee.epoch },
-    })
+    throw new NodusError(
+      'VERTEX_WRONG_EPOCH',
+      `vertex: epoch ${epoch}, this committee runs ${committee.epoch}`,
+      {
+        peerAction: 'ignore',
+        details: { epoch, expected: committee.epoch },
+      },
+    )
   const round = readInt(b.round, 'round', 1, MAX_ROUND, fail)
   const author = readInt(b.author, 'author', 0, committee.n - 1, fail)
   const timestampMs = readInt(b.ts, 'ts', 0, 2 ** 48 - 1, fail)
@@ -197,12 +215,18 @@ function readBody(raw: unknown, committee: Committee, limits: VertexLimits): Ver
     const t = readList(p, `parents[${i}]`, 3, fail)
     if (t.length !== 3) throw fail(`parents[${i}] must be [author, round, digest]`)
     const d = t[2]
-    if (!(d instanceof Uint8Array) || d.byteLength !== DIGEST_BYTES) throw fail(`parents[${i}] digest must be 32 bytes`)
-    return { author: readInt(t[0], `parents[${i}].author`, 0, MAX_ROUND, fail), round: readInt(t[1], `parents[${i}].round`, 0, MAX_ROUND, fail), digest: d }
+    if (!(d instanceof Uint8Array) || d.byteLength !== DIGEST_BYTES)
+      throw fail(`parents[${i}] digest must be 32 bytes`)
+    return {
+      author: readInt(t[0], `parents[${i}].author`, 0, MAX_ROUND, fail),
+      round: readInt(t[1], `parents[${i}].round`, 0, MAX_ROUND, fail),
+      digest: d,
+    }
   })
   checkParents(parents, round, author, committee)
   if (!Array.isArray(b.txs)) throw fail('txs must be a list')
-  if (b.txs.length > limits.maxTxsPerVertex) throw tooLarge('transactions', limits.maxTxsPerVertex, b.txs.length)
+  if (b.txs.length > limits.maxTxsPerVertex)
+    throw tooLarge('transactions', limits.maxTxsPerVertex, b.txs.length)
   const txs = b.txs.map((t, i) => {
     if (!(t instanceof Uint8Array) || t.byteLength === 0) throw fail(`txs[${i}] must be non-empty bytes`)
     return t
@@ -212,7 +236,8 @@ function readBody(raw: unknown, committee: Committee, limits: VertexLimits): Ver
 
 function readSig(v: unknown, committee: Committee): Uint8Array | HybridSignature {
   if (committee.signatureMode === 'ed25519') {
-    if (!(v instanceof Uint8Array) || v.byteLength !== ED25519_SIGNATURE_BYTES) throw fail('sig must be 64 bytes')
+    if (!(v instanceof Uint8Array) || v.byteLength !== ED25519_SIGNATURE_BYTES)
+      throw fail('sig must be 64 bytes')
     return v
   }
   const s = readMap(v, 'sig', ['ed25519', 'mldsa65'], fail)
@@ -232,7 +257,8 @@ function readSig(v: unknown, committee: Committee): Uint8Array | HybridSignature
  */
 export function decodeVertex(bytes: Uint8Array, committee: Committee, limits: VertexLimits): DecodedVertex {
   if (!(bytes instanceof Uint8Array)) throw fail('not bytes')
-  if (bytes.byteLength > limits.maxVertexBytes) throw tooLarge('vertex bytes', limits.maxVertexBytes, bytes.byteLength)
+  if (bytes.byteLength > limits.maxVertexBytes)
+    throw tooLarge('vertex bytes', limits.maxVertexBytes, bytes.byteLength)
   let raw: unknown
   try {
     raw = dagCbor.decode(bytes)
@@ -249,7 +275,12 @@ export function decodeVertex(bytes: Uint8Array, committee: Committee, limits: Ve
   const check: SignatureCheck =
     sig instanceof Uint8Array
       ? { scheme: 'ed25519', publicKey: key.ed25519, message, signature: sig }
-      : { scheme: 'hybrid', publicKey: committee.hybridKey(body.author) ?? { ed25519: key.ed25519, mldsa65: new Uint8Array(0) }, message, signature: sig }
+      : {
+          scheme: 'hybrid',
+          publicKey: committee.hybridKey(body.author) ?? { ed25519: key.ed25519, mldsa65: new Uint8Array(0) },
+          message,
+          signature: sig,
+        }
   return { ...body, digest: blake3(bytes), bytes, check }
 }
 

@@ -9,6 +9,7 @@ import { Registry } from 'prom-client'
 import { type ApiMetrics, createApiMetrics } from '../api/metrics.ts'
 import { type CliMetrics, createCliMetrics } from '../cli/metrics.ts'
 import { type ConfigMetrics, createConfigMetrics } from '../config/metrics.ts'
+import { type ConsensusMetrics, createConsensusMetrics } from '../consensus/metrics.ts'
 import { type CryptoMetrics, createCryptoMetrics } from '../crypto/metrics.ts'
 import { createKvMetrics, type KvMetrics } from '../kv/metrics.ts'
 import {
@@ -39,6 +40,7 @@ export type AreaMetrics = NodeMetrics &
   MessagingMetrics &
   CryptoMetrics &
   KvMetrics &
+  ConsensusMetrics &
   ConfigMetrics &
   CliMetrics &
   SimMetrics
@@ -65,6 +67,7 @@ export class NodusMetrics {
       ...createMessagingMetrics(registry, sources),
       ...createCryptoMetrics(registry),
       ...createKvMetrics(registry),
+      ...createConsensusMetrics(registry),
       ...createConfigMetrics(registry),
       ...createCliMetrics(registry),
       ...createSimMetrics(registry),

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { isNodusError } from '../../src/common/errors.ts'
-import { type CommittedSubDag, Committer, Dag, digestKey, refString, type Vertex } from '../../src/consensus/index.ts'
+import {
+  type CommittedSubDag,
+  Committer,
+  Dag,
+  digestKey,
+  refString,
+  type Vertex,
+} from '../../src/consensus/index.ts'
 import { federation, randomDag, shuffled } from './harness.ts'
 
 const GC = 50
@@ -16,7 +23,10 @@ function run(fed: Awaited<ReturnType<typeof federation>>, vertices: readonly Ver
     assert.deepEqual(r.rejected, [])
     if (r.accepted.length > 0) commits.push(...committer.tryCommit().commits)
   }
-  const log = commits.map((c) => `${c.index} ${refString(c.leader)} ${c.timestampMs} ${c.vertices.map((v) => digestKey(v.digest).slice(0, 8)).join(',')}`)
+  const log = commits.map(
+    (c) =>
+      `${c.index} ${refString(c.leader)} ${c.timestampMs} ${c.vertices.map((v) => digestKey(v.digest).slice(0, 8)).join(',')}`,
+  )
   return { log, commits, committer, dag }
 }
 
@@ -33,9 +43,14 @@ for (const [seed, equivocators] of [
     const reference = run(fed, vertices)
     assert.equal(reference.committer.halted, undefined)
     // Commits keep coming: most leader slots are decided, and the last commit is near the top.
-    console.log(`seed ${seed}: ${reference.commits.length} commits, decided to round ${reference.committer.lastDecidedRound}`)
+    console.log(
+      `seed ${seed}: ${reference.commits.length} commits, decided to round ${reference.committer.lastDecidedRound}`,
+    )
     assert.ok(reference.commits.length >= 50, `only ${reference.commits.length} commits`)
-    assert.ok(reference.committer.lastDecidedRound >= 90, `decided up to ${reference.committer.lastDecidedRound}`)
+    assert.ok(
+      reference.committer.lastDecidedRound >= 90,
+      `decided up to ${reference.committer.lastDecidedRound}`,
+    )
     let prev = 0
     for (const c of reference.commits) {
       assert.ok(c.timestampMs >= prev)
@@ -77,5 +92,6 @@ test('f+1 equivocators: the committer halts with CONSENSUS_HALTED, never forks s
   }
   // What was emitted before the halt is prefix-consistent in these runs.
   for (const log of logs)
-    for (let i = 0; i < Math.min(log.length, (logs[0] as string[]).length); i++) assert.equal(log[i], logs[0]?.[i])
+    for (let i = 0; i < Math.min(log.length, (logs[0] as string[]).length); i++)
+      assert.equal(log[i], logs[0]?.[i])
 })

@@ -30,9 +30,15 @@ export interface TestFederation {
 }
 
 /** `n` validators with keys from seeds `seedBase + i`, an Ed25519 genesis signed by all. */
-export async function federation(n: number, seedBase = 1, overrides: Partial<GenesisBody> = {}): Promise<TestFederation> {
+export async function federation(
+  n: number,
+  seedBase = 1,
+  overrides: Partial<GenesisBody> = {},
+): Promise<TestFederation> {
   const keys = await Promise.all(
-    Array.from({ length: n }, (_, i) => generateKeyPairFromSeed('Ed25519', new Uint8Array(32).fill(seedBase + i))),
+    Array.from({ length: n }, (_, i) =>
+      generateKeyPairFromSeed('Ed25519', new Uint8Array(32).fill(seedBase + i)),
+    ),
   )
   const body: GenesisBody = {
     version: 1,
@@ -49,9 +55,15 @@ export async function federation(n: number, seedBase = 1, overrides: Partial<Gen
     ...overrides,
   }
   const message = genesisSigningBytes(body)
-  const genesis = verifyGenesis(body, keys.map((k) => signEd25519(k, message)))
+  const genesis = verifyGenesis(
+    body,
+    keys.map((k) => signEd25519(k, message)),
+  )
   const committee = committeeOf(genesis)
-  const signers: VertexSigner[] = keys.map((k) => ({ scheme: 'ed25519', sign: (m: Uint8Array) => signEd25519(k, m) }))
+  const signers: VertexSigner[] = keys.map((k) => ({
+    scheme: 'ed25519',
+    sign: (m: Uint8Array) => signEd25519(k, m),
+  }))
   return { keys, signers, genesis, committee, limits: genesis.body }
 }
 
@@ -103,7 +115,8 @@ export async function randomDag(
         const others = Array.from({ length: n }, (_, a) => a).filter((a) => a !== author)
         const chosen = others.filter(() => rnd() < linkProbability)
         const rest = others.filter((a) => !chosen.includes(a))
-        while (chosen.length + 1 < quorum) chosen.push(rest.splice(Math.floor(rnd() * rest.length), 1)[0] as number)
+        while (chosen.length + 1 < quorum)
+          chosen.push(rest.splice(Math.floor(rnd() * rest.length), 1)[0] as number)
         const parents = [pick(author), ...chosen.sort((a, b) => a - b).map(pick)]
         const v = await vertexOf(fed, author, round, parents, [Uint8Array.of(round % 256, author, c, 1)])
         mine.push(v)
