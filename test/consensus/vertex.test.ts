@@ -4,14 +4,26 @@ import * as dagCbor from '@ipld/dag-cbor'
 import type { Ed25519PrivateKey } from '@libp2p/interface'
 import { isNodusError } from '../../src/common/errors.ts'
 import {
+  committeeOf,
   decodeVertex,
+  genesisSigningBytes,
   genesisVertices,
   openVertex,
+  signVertex,
   VERTEX_DOMAIN,
   type Vertex,
+  type VertexSigner,
   verifiedVertex,
+  verifyGenesis,
 } from '../../src/consensus/index.ts'
-import { signEd25519, signingBytes } from '../../src/crypto/index.ts'
+import {
+  hybridPublicKey,
+  identityFromSeeds,
+  type NodeIdentity,
+  signEd25519,
+  signHybrid,
+  signingBytes,
+} from '../../src/crypto/index.ts'
 import { federation, vertexOf } from './harness.ts'
 
 const fed = await federation(4)
@@ -120,4 +132,63 @@ test('signature verification is separable: decode, then verify elsewhere', () =>
     (e) => isNodusError(e, 'SIGNATURE_INVALID'),
   )
   assert.equal(verifiedVertex(d, true).round, 2)
+})
+
+test('hybrid mode: vertices carry Ed25519 + ML-DSA-65 signatures, and an Ed25519-only one is refused', async () => {
+  const ids = await Promise.all(
+    [0, 1, 2, 3].map((i) =>
+      identityFromSeeds(new Uint8Array(32).fill(i + 1), new Uint8Array(32).fill(i + 101)),
+    ),
+  )
+  const hybrid = await federation(4, 1, {
+    signatureMode: 'hybrid',
+    members: ids.map((id) => {
+      const k = hybridPublicKey(id)
+      return { ed25519: k.ed25519, mldsa65: k.mldsa65 }
+    }),
+  }).catch((e: unknown) => e)
+  // federation() signs the genesis with Ed25519 only: a hybrid genesis needs hybrid signatures.
+  assert.ok(isNodusError(hybrid, 'GENESIS_INVALID'))
+  const body = {
+    ...fed.genesis.body,
+    signatureMode: 'hybrid' as const,
+    members: ids.map((id) => ({ ...hybridPublicKey(id) })),
+  }
+  const message = genesisSigningBytes(body)
+  const genesis = verifyGenesis(body, await Promise.all(ids.map((id) => signHybrid(id, message))))
+  const committee = committeeOf(genesis)
+  const gv = genesisVertices(committee)
+  const v = await signVertex(
+    {
+      epoch: 0,
+      round: 1,
+      author: 1,
+      parents: [gv[1] as Vertex, gv[0] as Vertex, gv[2] as Vertex],
+      txs: [],
+      timestampMs: 1,
+    },
+    { scheme: 'hybrid', sign: (m) => signHybrid(ids[1] as NodeIdentity, m) },
+    committee,
+    genesis.body,
+  )
+  const opened = openVertex(v.bytes, committee, genesis.body)
+  assert.equal(opened.author, 1)
+  assert.ok(v.bytes.byteLength > 3309)
+  const edOnly = await signVertex(
+    {
+      epoch: 0,
+      round: 1,
+      author: 1,
+      parents: [gv[1] as Vertex, gv[0] as Vertex, gv[2] as Vertex],
+      txs: [],
+      timestampMs: 1,
+    },
+    fed.signers[1] as VertexSigner,
+    fed.committee,
+    fed.limits,
+  )
+  assert.throws(
+    () => openVertex(edOnly.bytes, committee, genesis.body),
+    (e) => isNodusError(e, 'VERTEX_INVALID'),
+  )
 })
