@@ -96,3 +96,34 @@ test('submit refuses past the pool bounds with TX_POOL_FULL', async () => {
     (e) => isNodusError(e, 'TX_POOL_FULL'),
   )
 })
+
+test('end to end with f equivocating validators: honest validators commit one sequence, commits keep coming', async () => {
+  for (const seed of [11, 12]) {
+    const d = await Driver.create({ n: 7, seed, equivocators: [2, 5] })
+    await d.runUntil(d.clock.now() + 3_000)
+    const honest = [0, 1, 3, 4, 6]
+    const logs = honest.map((i) => commitLog(d.commits[i] ?? []))
+    assertPrefixConsistent(logs)
+    for (const log of logs) assert.ok(log.length >= 10, `only ${log.length} commits (seed ${seed})`)
+    for (const i of honest) {
+      assert.deepEqual(d.cores[i]?.dag.equivocators, [2, 5], `validator ${i} holds the evidence`)
+      assert.equal(d.cores[i]?.status().halted, false)
+    }
+  }
+})
+
+test('end to end with f+1 equivocating validators: honest validators halt, and never fork silently', async () => {
+  const d = await Driver.create({ n: 7, seed: 13, equivocators: [0, 2, 5] })
+  await d.runUntil(d.clock.now() + 3_000)
+  const honest = [1, 3, 4, 6]
+  for (const i of honest) assert.equal(d.cores[i]?.status().halted, true, `validator ${i} halted`)
+  // Whatever was committed before the halt is prefix-consistent.
+  assertPrefixConsistent(honest.map((i) => commitLog(d.commits[i] ?? [])))
+  // Halted cores propose no more.
+  const rounds = honest.map((i) => d.cores[i]?.status().lastProposedRound)
+  await d.runUntil(d.clock.now() + 1_000)
+  assert.deepEqual(
+    honest.map((i) => d.cores[i]?.status().lastProposedRound),
+    rounds,
+  )
+})

@@ -15,6 +15,8 @@ import {
   MemoryProposalStore,
   openVertex,
   type ProposalStore,
+  signVertex,
+  type Vertex,
   type VertexSigner,
 } from '../../src/consensus/index.ts'
 import { FakeClock } from '../utils/fake-clock.ts'
@@ -35,6 +37,12 @@ export interface DriverOptions {
   maxDelayMs?: number
   /** Validators that never start. */
   down?: number[]
+  /**
+   * Byzantine validators that equivocate: with every vertex they propose they sign a twin (same round
+   * and parents, another transaction) and send one to the even-numbered validators, the other to the
+   * odd-numbered ones.
+   */
+  equivocators?: number[]
 }
 
 export class Driver {
@@ -51,6 +59,7 @@ export class Driver {
   readonly #rnd: () => number
   readonly #min: number
   readonly #max: number
+  readonly #equivocators: number[]
   #seq = 0
 
   private constructor(fed: TestFederation, o: DriverOptions) {
@@ -58,6 +67,7 @@ export class Driver {
     this.#rnd = mulberry32(o.seed)
     this.#min = o.minDelayMs ?? 1
     this.#max = o.maxDelayMs ?? 40
+    this.#equivocators = o.equivocators ?? []
   }
 
   static async create(o: DriverOptions): Promise<Driver> {
@@ -88,6 +98,21 @@ export class Driver {
     this.#handle(i, await core.start(this.clock.now()))
   }
 
+  async #proposeAndHandle(i: number, core: Core, now: number): Promise<void> {
+    const out = await core.propose(now)
+    const v = out.proposed
+    if (v === undefined || !this.#equivocators.includes(i)) return this.#handle(i, out)
+    const twin = await signVertex(
+      { ...v, txs: [Uint8Array.of(0xee, v.round % 256)] },
+      this.fed.signers[i] as VertexSigner,
+      this.fed.committee,
+      this.fed.limits,
+    )
+    this.sent.set(digestKey(twin.digest), twin.bytes)
+    const { proposed: _own, ...rest } = out
+    this.#handle(i, rest, [v, twin])
+  }
+
   /** Validator `i` stops: its events are dropped until it starts again. */
   crash(i: number): void {
     this.cores[i] = undefined
@@ -112,7 +137,7 @@ export class Driver {
           this.errors.push(err)
         }
       }
-      if (this.cores[e.to] === core) this.#handle(e.to, await core.propose(now))
+      if (this.cores[e.to] === core) await this.#proposeAndHandle(e.to, core, now)
     }
     this.clock.ms = Math.max(this.clock.ms, untilMs)
   }
@@ -134,14 +159,21 @@ export class Driver {
     return this.#min + Math.floor(this.#rnd() * (this.#max - this.#min + 1))
   }
 
-  #handle(i: number, out: CoreOutput): void {
+  /** Act on a core's output; `twins`: an equivocator's two versions of its proposal. */
+  #handle(i: number, out: CoreOutput, twins?: [Vertex, Vertex]): void {
     const now = this.clock.now()
     this.commits[i]?.push(...out.commits)
-    if (out.proposed !== undefined) {
-      this.sent.set(digestKey(out.proposed.digest), out.proposed.bytes)
+    const versions = twins ?? (out.proposed === undefined ? undefined : [out.proposed, out.proposed])
+    if (versions !== undefined) {
+      for (const v of versions) this.sent.set(digestKey(v.digest), v.bytes)
       for (let j = 0; j < this.cores.length; j++)
         if (j !== i)
-          this.#push({ at: now + this.#delay(), kind: 'deliver', to: j, bytes: out.proposed.bytes })
+          this.#push({
+            at: now + this.#delay(),
+            kind: 'deliver',
+            to: j,
+            bytes: (versions[j % 2] as Vertex).bytes,
+          })
     }
     for (const ref of out.missing)
       this.#push({ at: now + this.#delay(), kind: 'fetch', to: i, digest: digestKey(ref.digest) })
