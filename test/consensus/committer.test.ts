@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import fc from 'fast-check'
 import { isNodusError } from '../../src/common/errors.ts'
 import {
   type CommittedSubDag,
@@ -9,6 +10,7 @@ import {
   refString,
   type Vertex,
 } from '../../src/consensus/index.ts'
+import { assertProperty } from '../utils/property.ts'
 import { federation, randomDag, shuffled } from './harness.ts'
 
 const GC = 50
@@ -37,13 +39,13 @@ for (const [seed, equivocators] of [
   [2, [3]],
   [3, [1, 5]],
 ] as const) {
-  test(`randomized DAG, 7 validators, 100 rounds, equivocators [${equivocators}], 100 delivery orders (seed ${seed})`, async () => {
+  test(`randomized DAG, 7 validators, 100 rounds, equivocators [${equivocators}], 100 delivery orders (seed ${seed})`, async (t) => {
     const fed = await federation(7)
     const vertices = await randomDag(fed, 100, equivocators, seed)
     const reference = run(fed, vertices)
     assert.equal(reference.committer.halted, undefined)
     // Commits keep coming: most leader slots are decided, and the last commit is near the top.
-    console.log(
+    t.diagnostic(
       `seed ${seed}: ${reference.commits.length} commits, decided to round ${reference.committer.lastDecidedRound}`,
     )
     assert.ok(reference.commits.length >= 50, `only ${reference.commits.length} commits`)
@@ -94,4 +96,28 @@ test('f+1 equivocators: the committer halts with CONSENSUS_HALTED, never forks s
   for (const log of logs)
     for (let i = 0; i < Math.min(log.length, (logs[0] as string[]).length); i++)
       assert.equal(log[i], logs[0]?.[i])
+})
+
+test('property: for any committee size, ≤ f equivocators and two delivery orders, one commit sequence', async () => {
+  const feds = new Map<number, Awaited<ReturnType<typeof federation>>>()
+  for (const n of [4, 5, 7, 10]) feds.set(n, await federation(n))
+  await assertProperty(
+    fc.asyncProperty(
+      fc.constantFrom(4, 5, 7, 10),
+      fc.integer({ min: 0, max: 2 ** 31 }),
+      fc.double({ min: 0.5, max: 1, noNaN: true }),
+      fc.integer({ min: 0, max: 2 ** 31 }),
+      fc.integer({ min: 0, max: 2 ** 31 }),
+      async (n, dagSeed, link, orderA, orderB) => {
+        const fed = feds.get(n) as Awaited<ReturnType<typeof federation>>
+        const equivocators = shuffled([...Array(n).keys()], dagSeed).slice(0, fed.committee.f)
+        const vertices = await randomDag(fed, 25, equivocators, dagSeed, link)
+        const a = run(fed, shuffled(vertices, orderA))
+        const b = run(fed, shuffled(vertices, orderB))
+        assert.deepEqual(a.log, b.log)
+        assert.equal(a.committer.halted, undefined)
+      },
+    ),
+    { numRuns: 12 },
+  )
 })
