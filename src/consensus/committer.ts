@@ -65,6 +65,22 @@ export interface CommitterOptions {
   gcDepthRounds: number
   /** The floor of commit timestamps (the genesis `createdAtMs`), Unix ms. Default 0. */
   initialTimestampMs?: number
+  /** Resume after a restart from this state ({@link Committer.state}, saved with the last commit applied). */
+  restore?: CommitterState
+}
+
+/**
+ * What a committer must remember across a restart to go on with the same sequence: where it stands,
+ * and the vertices committed within `gcDepthRounds` of the last committed leader (a later leader's
+ * sub-DAG must not commit them again). Save it atomically with the last commit applied.
+ */
+export interface CommitterState {
+  lastDecidedRound: number
+  lastIndex: number
+  lastTimestampMs: number
+  lastCommittedRound: number
+  /** Committed vertices at rounds ≥ lastCommittedRound − gcDepthRounds. */
+  committed: VertexRef[]
 }
 
 /** Decides leader slots over a {@link Dag} and emits the commit sequence. Deterministic. */
@@ -75,14 +91,45 @@ export class Committer {
   #lastIndex = 0
   #lastTimestampMs: number
   #lastCommittedRound = 0
-  /** round → digest keys committed at that round (pruned with the DAG). */
-  readonly #committed = new Map<number, Set<string>>()
+  /** round → digest key → vertices committed at that round (pruned with the DAG). */
+  readonly #committed = new Map<number, Map<string, VertexRef>>()
   #halt: NodusError | undefined
 
   constructor(dag: Dag, options: CommitterOptions) {
     this.#dag = dag
     this.#gcDepth = options.gcDepthRounds
     this.#lastTimestampMs = options.initialTimestampMs ?? 0
+    const r = options.restore
+    if (r !== undefined) {
+      this.#lastDecidedRound = r.lastDecidedRound
+      this.#lastIndex = r.lastIndex
+      this.#lastTimestampMs = Math.max(this.#lastTimestampMs, r.lastTimestampMs)
+      this.#lastCommittedRound = r.lastCommittedRound
+      for (const v of r.committed) this.#markCommitted(v)
+      const floor = r.lastCommittedRound - this.#gcDepth
+      if (floor > dag.floor) dag.prune(floor)
+    }
+  }
+
+  /** Where this committer stands, to resume from after a restart (see {@link CommitterState}). */
+  state(): CommitterState {
+    const floor = this.#lastCommittedRound - this.#gcDepth
+    const committed: VertexRef[] = []
+    for (const [round, set] of this.#committed)
+      if (round >= floor) for (const v of set.values()) committed.push(refOf(v))
+    return {
+      lastDecidedRound: this.#lastDecidedRound,
+      lastIndex: this.#lastIndex,
+      lastTimestampMs: this.#lastTimestampMs,
+      lastCommittedRound: this.#lastCommittedRound,
+      committed,
+    }
+  }
+
+  #markCommitted(v: VertexRef): void {
+    const set = this.#committed.get(v.round) ?? new Map<string, VertexRef>()
+    this.#committed.set(v.round, set)
+    set.set(digestKey(v.digest), refOf(v))
   }
 
   /** Round of the last decided slot (0: none yet). */
@@ -254,11 +301,7 @@ export class Committer {
       }
     }
     out.sort((a, b) => a.round - b.round || a.author - b.author || Buffer.compare(a.digest, b.digest))
-    for (const v of out) {
-      const set = this.#committed.get(v.round) ?? new Set<string>()
-      this.#committed.set(v.round, set)
-      set.add(digestKey(v.digest))
-    }
+    for (const v of out) this.#markCommitted(v)
     this.#lastIndex++
     this.#lastCommittedRound = leader.round
     this.#lastTimestampMs = Math.max(this.#lastTimestampMs, leader.timestampMs)

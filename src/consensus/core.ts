@@ -18,7 +18,13 @@
  */
 import { NodusError } from '../common/errors.ts'
 import type { Committee } from './committee.ts'
-import { type CommitOutput, type CommittedSubDag, Committer, type LeaderDecision } from './committer.ts'
+import {
+  type CommitOutput,
+  type CommittedSubDag,
+  Committer,
+  type CommitterState,
+  type LeaderDecision,
+} from './committer.ts'
 import { type AddResult, Dag, type EquivocationEvidence } from './dag.ts'
 import type { ConsensusOptions } from './options.ts'
 import type { ProposalStore } from './proposal-store.ts'
@@ -49,6 +55,12 @@ export interface CoreOptions extends VertexLimits, Omit<ConsensusOptions, 'maxFu
   initialTimestampMs: number
   /** How far ahead of `nowMs` a vertex's timestamp may be, ms (`consensus.maxFutureSkewMs`). */
   maxFutureSkewMs: number
+  /**
+   * After a restart: the committer's state saved with the last commit applied
+   * ({@link Committer.state}); commits go on from its `lastIndex + 1`, and the DAG starts at its GC
+   * floor (nothing older is fetched). Absent: from the epoch's start (height 1).
+   */
+  restore?: CommitterState
 }
 
 /** What the caller must do after a call. Every list may be empty. */
@@ -117,6 +129,7 @@ export class Core {
     this.committer = new Committer(this.dag, {
       gcDepthRounds: options.gcDepthRounds,
       initialTimestampMs: options.initialTimestampMs,
+      ...(options.restore === undefined ? {} : { restore: options.restore }),
     })
     const n = deps.committee.n
     this.#latest = this.dag.round(0).slice()
@@ -152,7 +165,11 @@ export class Core {
   async start(nowMs: number): Promise<CoreOutput> {
     const own = this.#pendingOwn
     this.#pendingOwn = undefined
-    const added = own === undefined ? empty : this.#absorb(this.dag.add(own))
+    const result = own === undefined ? undefined : this.dag.add(own)
+    // Below the restored GC floor: not kept, but still this validator's previous vertex (a parent
+    // below a DAG's floor counts as present).
+    if (own !== undefined && result?.status === 'stale') this.#lastProposed = own
+    const added = result === undefined ? empty : this.#absorb(result)
     const proposed = await this.propose(nowMs)
     return merge(added, proposed)
   }

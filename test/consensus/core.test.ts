@@ -127,3 +127,23 @@ test('end to end with f+1 equivocating validators: honest validators halt, and n
     rounds,
   )
 })
+
+test('a validator restarted with its committer state goes on with the same sequence, from the next height', async () => {
+  const d = await Driver.create({ n: 4, seed: 21 })
+  await d.runUntil(d.clock.now() + 2_000)
+  const core = d.cores[3]
+  assert.ok(core !== undefined)
+  const state = core.committer.state()
+  assert.ok(state.lastIndex > 5 && state.committed.length > 0)
+  d.crash(3)
+  await d.runUntil(d.clock.now() + 500)
+  await d.start(3, d.stores[3], state)
+  assert.ok((d.cores[3]?.dag.floor ?? 0) > 0, 'the DAG starts at the restored GC floor')
+  await d.runUntil(d.clock.now() + 2_000)
+  const resumed = d.commits[3] ?? []
+  assert.ok(resumed.length > 5, `only ${resumed.length} commits after the restart`)
+  assert.equal(resumed[0]?.index, state.lastIndex + 1)
+  const reference = commitLog(d.commits[0] ?? [])
+  for (const line of commitLog(resumed)) assert.equal(line, reference[Number(line.split(' ')[0]) - 1])
+  for (const c of d.cores) assert.deepEqual(c?.dag.equivocators, [])
+})

@@ -8,6 +8,7 @@
 import { mulberry32 } from '../../src/common/prng.ts'
 import {
   type CommittedSubDag,
+  type CommitterState,
   Core,
   type CoreOutput,
   DEFAULT_CONSENSUS_OPTIONS,
@@ -81,7 +82,11 @@ export class Driver {
   }
 
   /** Start (or restart) validator `i` on its store, with an empty DAG. */
-  async start(i: number, store: ProposalStore = this.stores[i] as ProposalStore): Promise<void> {
+  async start(
+    i: number,
+    store: ProposalStore = this.stores[i] as ProposalStore,
+    restore?: CommitterState,
+  ): Promise<void> {
     this.stores[i] = store
     const core = await Core.open(
       { committee: this.fed.committee, signer: this.fed.signers[i] as VertexSigner, store },
@@ -91,6 +96,7 @@ export class Driver {
         author: i,
         roundTimeoutMs: this.fed.genesis.body.roundTimeoutMs,
         initialTimestampMs: this.fed.genesis.body.createdAtMs,
+        ...(restore === undefined ? {} : { restore }),
       },
     )
     this.cores[i] = core
