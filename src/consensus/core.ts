@@ -332,10 +332,13 @@ export class Core {
         (this.#lastProposed?.round ?? -1) < v.round
       )
         this.#lastProposed = v
-      if (v.round > this.#quorumRound && this.dag.authorsAt(v.round) >= this.#deps.committee.quorum) {
-        this.#quorumRound = v.round
-        if (nowMs !== undefined) this.#quorumAtMs.set(v.round, nowMs)
-      }
+    }
+    // The highest round a quorum of authors holds (vertices a prune released count too).
+    for (let r = this.dag.highestRound; r > this.#quorumRound; r--) {
+      if (this.dag.authorsAt(r) < this.#deps.committee.quorum) continue
+      this.#quorumRound = r
+      if (nowMs !== undefined) this.#quorumAtMs.set(r, nowMs)
+      break
     }
     for (const r of this.#quorumAtMs.keys()) if (r < this.#quorumRound) this.#quorumAtMs.delete(r)
     const c: CommitOutput =
