@@ -158,15 +158,16 @@ test('hybrid mode: vertices carry Ed25519 + ML-DSA-65 signatures, and an Ed25519
   const genesis = verifyGenesis(body, await Promise.all(ids.map((id) => signHybrid(id, message))))
   const committee = committeeOf(genesis)
   const gv = genesisVertices(committee)
+  const input = {
+    epoch: 0,
+    round: 1,
+    author: 1,
+    parents: [gv[1] as Vertex, gv[0] as Vertex, gv[2] as Vertex],
+    txs: [],
+    timestampMs: 1,
+  }
   const v = await signVertex(
-    {
-      epoch: 0,
-      round: 1,
-      author: 1,
-      parents: [gv[1] as Vertex, gv[0] as Vertex, gv[2] as Vertex],
-      txs: [],
-      timestampMs: 1,
-    },
+    input,
     { scheme: 'hybrid', sign: (m) => signHybrid(ids[1] as NodeIdentity, m) },
     committee,
     genesis.body,
@@ -174,19 +175,7 @@ test('hybrid mode: vertices carry Ed25519 + ML-DSA-65 signatures, and an Ed25519
   const opened = openVertex(v.bytes, committee, genesis.body)
   assert.equal(opened.author, 1)
   assert.ok(v.bytes.byteLength > 3309)
-  const edOnly = await signVertex(
-    {
-      epoch: 0,
-      round: 1,
-      author: 1,
-      parents: [gv[1] as Vertex, gv[0] as Vertex, gv[2] as Vertex],
-      txs: [],
-      timestampMs: 1,
-    },
-    fed.signers[1] as VertexSigner,
-    fed.committee,
-    fed.limits,
-  )
+  const edOnly = await signVertex(input, fed.signers[1] as VertexSigner, fed.committee, fed.limits)
   assert.throws(
     () => openVertex(edOnly.bytes, committee, genesis.body),
     (e) => isNodusError(e, 'VERTEX_INVALID'),
