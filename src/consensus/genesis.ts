@@ -15,6 +15,8 @@
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import { bytesEqual } from '../common/bytes.ts'
+import type { Clock } from '../common/clock.ts'
+import type { Random } from '../common/random.ts'
 import {
   blake3,
   ED25519_PUBLIC_KEY_BYTES,
@@ -164,6 +166,29 @@ export function checkGenesisBody(raw: unknown): GenesisBody {
     members,
     ledger,
   }
+}
+
+/** What {@link newGenesisBody} needs: the members and the ledger section; the rest has defaults. */
+export type GenesisInput = Pick<GenesisBody, 'federation' | 'members'> &
+  Partial<Omit<GenesisBody, 'version' | 'federation' | 'members' | 'leaderSeed' | 'createdAtMs'>>
+
+/**
+ * A new genesis body to pass around for signatures: {@link GENESIS_DEFAULTS} for what `input` leaves
+ * out, epoch 0, an empty ledger section, `createdAtMs` from `deps.clock`, a fresh 32-byte leader seed
+ * from `deps.random`.
+ *
+ * @throws NodusError `GENESIS_INVALID` when the result would not verify ({@link checkGenesisBody})
+ */
+export function newGenesisBody(input: GenesisInput, deps: { clock: Clock; random: Random }): GenesisBody {
+  return checkGenesisBody({
+    version: GENESIS_VERSION,
+    epoch: 0,
+    ledger: {},
+    ...GENESIS_DEFAULTS,
+    ...input,
+    createdAtMs: deps.clock.now(),
+    leaderSeed: deps.random.bytes(LEADER_SEED_BYTES),
+  })
 }
 
 /** The body as signed: optional member fields left out when absent. */

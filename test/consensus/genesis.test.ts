@@ -1,7 +1,18 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { isNodusError } from '../../src/common/errors.ts'
-import { genesisFromJson, genesisToJson, leaderPermutation } from '../../src/consensus/index.ts'
+import { seededRandom } from '../../src/common/random.ts'
+import {
+  GENESIS_DEFAULTS,
+  genesisFromJson,
+  genesisSigningBytes,
+  genesisToJson,
+  leaderPermutation,
+  newGenesisBody,
+  verifyGenesis,
+} from '../../src/consensus/index.ts'
+import { signEd25519 } from '../../src/crypto/index.ts'
+import { FakeClock } from '../utils/fake-clock.ts'
 import { federation } from './harness.ts'
 
 test('a genesis signed by every member round-trips through its JSON file', async () => {
@@ -52,4 +63,26 @@ test('the leader permutation depends on the seed and the epoch, and is a permuta
   assert.notDeepEqual(a, leaderPermutation(10, new Uint8Array(32).fill(2), 0))
   assert.notDeepEqual(a, leaderPermutation(10, new Uint8Array(32).fill(1), 1))
   assert.deepEqual(a, leaderPermutation(10, new Uint8Array(32).fill(1), 0))
+})
+
+test('newGenesisBody fills the defaults, the clock and a seed, and members sign it', async () => {
+  const { keys } = await federation(4)
+  const body = newGenesisBody(
+    { federation: 'f', members: keys.map((k) => ({ ed25519: k.publicKey.raw })), ledger: { tokens: [] } },
+    { clock: new FakeClock(1234), random: seededRandom(1) },
+  )
+  assert.equal(body.createdAtMs, 1234)
+  assert.equal(body.roundTimeoutMs, GENESIS_DEFAULTS.roundTimeoutMs)
+  assert.equal(body.leaderSeed.byteLength, 32)
+  const message = genesisSigningBytes(body)
+  const g = verifyGenesis(
+    body,
+    keys.map((k) => signEd25519(k, message)),
+  )
+  assert.equal(genesisFromJson(genesisToJson(g)).body.federation, 'f')
+  assert.throws(
+    () =>
+      newGenesisBody({ federation: 'f', members: [] }, { clock: new FakeClock(), random: seededRandom(1) }),
+    (e) => isNodusError(e, 'GENESIS_INVALID'),
+  )
 })
