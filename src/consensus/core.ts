@@ -226,7 +226,8 @@ export class Core {
 
   /**
    * Propose the next vertex if the rule allows it now (module doc): sign it, persist it, add it.
-   * Calls made while one is signing return at once with nothing.
+   * Calls made while one is signing return at once with nothing; the call that signs then returns
+   * `wakeAtMs: nowMs` when what arrived meanwhile already allows the next vertex.
    *
    * @param nowMs - this node's clock, Unix ms (the vertex's timestamp, raised to its parents' if lower)
    */
@@ -278,7 +279,9 @@ export class Core {
         this.#referenced[p.author] = Math.max(this.#referenced[p.author] ?? -1, p.round)
       this.#lastProposedRound = vertex.round
       const out = this.#absorb(this.dag.add(vertex), nowMs)
-      return { ...out, proposed: vertex }
+      // Vertices that arrived while this one was signed may already allow the next: come back now.
+      const again = this.#quorumRound >= this.#lastProposedRound && out.halted === undefined
+      return { ...out, proposed: vertex, ...(again ? { wakeAtMs: nowMs } : {}) }
     } finally {
       this.#proposing = false
     }
