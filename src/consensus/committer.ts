@@ -25,7 +25,7 @@
  * linearizer.rs) and Informal Systems' Quint specification of Mysticeti-C.
  */
 import { NodusError } from '../common/errors.ts'
-import type { Dag } from './dag.ts'
+import type { DagView } from './dag.ts'
 import { digestKey, refOf, refString, type Vertex, type VertexRef } from './vertex.ts'
 
 /** Rounds of a wave: leader, voting, decision. */
@@ -83,9 +83,9 @@ export interface CommitterState {
   committed: VertexRef[]
 }
 
-/** Decides leader slots over a {@link Dag} and emits the commit sequence. Deterministic. */
+/** Decides leader slots over a DAG ({@link DagView}) and emits the commit sequence. Deterministic. */
 export class Committer {
-  readonly #dag: Dag
+  readonly #dag: DagView
   readonly #gcDepth: number
   #lastDecidedRound = 0
   #lastIndex = 0
@@ -95,7 +95,7 @@ export class Committer {
   readonly #committed = new Map<number, Map<string, VertexRef>>()
   #halt: NodusError | undefined
 
-  constructor(dag: Dag, options: CommitterOptions) {
+  constructor(dag: DagView, options: CommitterOptions) {
     this.#dag = dag
     this.#gcDepth = options.gcDepthRounds
     this.#lastTimestampMs = options.initialTimestampMs ?? 0

@@ -54,8 +54,29 @@ interface Suspended {
   waitingFor: Set<string>
 }
 
+/**
+ * What the committer reads from (and prunes in) a DAG: the interface a persistent DAG store would
+ * implement. {@link Dag} is the in-memory one.
+ */
+export interface DagView {
+  readonly committee: Committee
+  /** Lowest round held. */
+  readonly floor: number
+  /** Highest round with an accepted vertex. */
+  readonly highestRound: number
+  /** Authors seen equivocating, ascending. */
+  readonly equivocators: number[]
+  get(digest: Uint8Array): Vertex | undefined
+  /** The accepted vertices of slot (round, author). */
+  slot(round: number, author: number): readonly Vertex[]
+  /** The accepted vertices of a round, by author ascending. */
+  round(round: number): Vertex[]
+  /** Forget every round below `round`. */
+  prune(round: number): number
+}
+
 /** The DAG store of one validator for one epoch. */
-export class Dag {
+export class Dag implements DagView {
   readonly committee: Committee
   readonly #maxSuspended: number
   readonly #byDigest = new Map<string, Vertex>()
