@@ -230,6 +230,8 @@ export class Core {
    * `wakeAtMs: nowMs` when what arrived meanwhile already allows the next vertex.
    *
    * @param nowMs - this node's clock, Unix ms (the vertex's timestamp, raised to its parents' if lower)
+   * @throws what the signer or {@link ProposalStore.save} throws (the vertex is then not sent, and
+   *   its transactions return to the pool; call again to retry)
    */
   async propose(nowMs: number): Promise<CoreOutput> {
     const halted = this.committer.halted
@@ -261,20 +263,28 @@ export class Core {
       }
       const txs = this.#takeTxs()
       const timestampMs = Math.max(nowMs, ...parents.map((p) => p.timestampMs))
-      const vertex = await signVertex(
-        {
-          epoch: this.#deps.committee.epoch,
-          round: r + 1,
-          author: this.#o.author,
-          parents,
-          txs,
-          timestampMs,
-        },
-        this.#deps.signer,
-        this.#deps.committee,
-        this.#o,
-      )
-      await this.#deps.store.save(vertex.bytes)
+      let vertex: Vertex
+      try {
+        vertex = await signVertex(
+          {
+            epoch: this.#deps.committee.epoch,
+            round: r + 1,
+            author: this.#o.author,
+            parents,
+            txs,
+            timestampMs,
+          },
+          this.#deps.signer,
+          this.#deps.committee,
+          this.#o,
+        )
+        await this.#deps.store.save(vertex.bytes)
+      } catch (err) {
+        // Nothing left this validator: its transactions go back to the front of the pool.
+        this.#pool.unshift(...txs)
+        for (const t of txs) this.#poolBytes += t.byteLength
+        throw err
+      }
       for (const p of parents)
         this.#referenced[p.author] = Math.max(this.#referenced[p.author] ?? -1, p.round)
       this.#lastProposedRound = vertex.round

@@ -2,18 +2,14 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { isNodusError } from '../../src/common/errors.ts'
 import {
-  Core,
   Dag,
-  DEFAULT_CONSENSUS_OPTIONS,
   digestKey,
   genesisVertices,
-  OrderedProposalStore,
   openVertex,
   signVertex,
   type Vertex,
   type VertexSigner,
 } from '../../src/consensus/index.ts'
-import { MemoryOrderedStore } from '../../src/kv/index.ts'
 import { federation, vertexOf } from './harness.ts'
 
 const fed = await federation(4)
@@ -92,30 +88,4 @@ test('prune drops rounds below the floor; parents below it count as present', ()
   assert.equal(dag.get((r1[0] as Vertex).digest), undefined)
   assert.ok(dag.has(r1[0] as Vertex))
   assert.equal(dag.add(r1[0] as Vertex).status, 'stale')
-})
-
-test('a core refuses a vertex from the future (ignore) and persists through an OrderedStore', async () => {
-  const store = new OrderedProposalStore(new MemoryOrderedStore(), 0)
-  const core = await Core.open(
-    { committee: fed.committee, signer: fed.signers[0] as VertexSigner, store },
-    { ...DEFAULT_CONSENSUS_OPTIONS, ...fed.limits, author: 0, roundTimeoutMs: 200, initialTimestampMs: 0 },
-  )
-  const out = await core.start(5_000)
-  assert.equal(out.proposed?.round, 1)
-  assert.deepEqual(await store.load(), out.proposed?.bytes)
-  assert.throws(
-    () => core.addVertex(r1[1] as Vertex, 1000 - DEFAULT_CONSENSUS_OPTIONS.maxFutureSkewMs - 1),
-    (e) => isNodusError(e, 'VERTEX_FROM_FUTURE') && e.peerAction === 'ignore',
-  )
-  // A restart on the same store proposes above round 1 only.
-  const again = await Core.open(
-    { committee: fed.committee, signer: fed.signers[0] as VertexSigner, store },
-    { ...DEFAULT_CONSENSUS_OPTIONS, ...fed.limits, author: 0, roundTimeoutMs: 200, initialTimestampMs: 0 },
-  )
-  const restarted = await again.start(6_000)
-  assert.equal(restarted.proposed, undefined)
-  for (const v of r1.slice(1)) again.addVertex(v, 6_000)
-  const next = await again.propose(6_000)
-  assert.equal(next.proposed?.round, 2)
-  assert.equal(again.dag.equivocators.length, 0)
 })
