@@ -4,18 +4,15 @@ import { isNodusError } from '../../src/common/errors.ts'
 import {
   Core,
   DEFAULT_CONSENSUS_OPTIONS,
-  genesisVertices,
   OrderedProposalStore,
   type Vertex,
   type VertexSigner,
 } from '../../src/consensus/index.ts'
 import { MemoryOrderedStore } from '../../src/kv/index.ts'
-import { federation, vertexOf } from './harness.ts'
+import { federation, fullRounds } from './harness.ts'
 
 const fed = await federation(4)
-const g = genesisVertices(fed.committee)
-const all = (round: Vertex[]) => (a: number) => [round[a] as Vertex, ...round.filter((v) => v.author !== a)]
-const r1 = await Promise.all([0, 1, 2, 3].map((a) => vertexOf(fed, a, 1, all([...g])(a))))
+const [r1] = (await fullRounds(fed, 1)) as [Vertex[]]
 
 test('a core refuses a vertex from the future (ignore) and persists through an OrderedStore', async () => {
   const store = new OrderedProposalStore(new MemoryOrderedStore(), 0)

@@ -10,13 +10,12 @@ import {
   type Vertex,
   type VertexSigner,
 } from '../../src/consensus/index.ts'
-import { federation, vertexOf } from './harness.ts'
+import { federation, fullRounds, vertexOf } from './harness.ts'
 
 const fed = await federation(4)
-const g = genesisVertices(fed.committee)
+const _g = genesisVertices(fed.committee)
 const all = (round: Vertex[]) => (a: number) => [round[a] as Vertex, ...round.filter((v) => v.author !== a)]
-const r1 = await Promise.all([0, 1, 2, 3].map((a) => vertexOf(fed, a, 1, all([...g])(a))))
-const r2 = await Promise.all([0, 1, 2, 3].map((a) => vertexOf(fed, a, 2, all(r1)(a))))
+const [r1, r2] = (await fullRounds(fed, 2)) as [Vertex[], Vertex[]]
 
 test('a vertex waits for its parents, reports them missing, and is accepted when they arrive', () => {
   const dag = new Dag(fed.committee, { maxSuspended: 10 })

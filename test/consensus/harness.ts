@@ -140,3 +140,16 @@ export function shuffled<T>(items: readonly T[], seed: number): T[] {
   }
   return out
 }
+
+/** `rounds` fully connected rounds (1..rounds) of every author: each vertex references the whole previous round. */
+export async function fullRounds(fed: TestFederation, rounds: number): Promise<Vertex[][]> {
+  const out: Vertex[][] = []
+  let previous: readonly Vertex[] = genesisVertices(fed.committee)
+  for (let round = 1; round <= rounds; round++) {
+    const prev = previous
+    const own = (a: number) => [prev[a] as Vertex, ...prev.filter((v) => v.author !== a)]
+    previous = await Promise.all(prev.map((_, a) => vertexOf(fed, a, round, own(a))))
+    out.push([...previous])
+  }
+  return out
+}
