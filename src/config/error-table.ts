@@ -8,6 +8,7 @@
 import { API_ERRORS, HTTP_LAYER_ERRORS } from '../api/errors.ts'
 import { CLI_ERRORS } from '../cli/errors.ts'
 import { COMMON_ERRORS, type ErrorCode, type ErrorTable } from '../common/errors.ts'
+import { CONSENSUS_ERRORS } from '../consensus/errors.ts'
 import { CRYPTO_ERRORS } from '../crypto/errors.ts'
 import { KV_ERRORS, KV_GRAPHQL_ERRORS, KV_RECON_ERRORS, KV_STATE_ERRORS } from '../kv/errors.ts'
 import { LEDGER_ERRORS, LEDGER_TX_ERRORS } from '../ledger/errors.ts'
@@ -52,6 +53,7 @@ export const ERROR_TABLES: readonly ErrorTable[] = assemble([
   KV_GRAPHQL_ERRORS,
   LEDGER_ERRORS,
   LEDGER_TX_ERRORS,
+  CONSENSUS_ERRORS,
   API_ERRORS,
   METRICS_ERRORS,
   NODE_ERRORS,

@@ -9,6 +9,7 @@ import { Registry } from 'prom-client'
 import { type ApiMetrics, createApiMetrics } from '../api/metrics.ts'
 import { type CliMetrics, createCliMetrics } from '../cli/metrics.ts'
 import { type ConfigMetrics, createConfigMetrics } from '../config/metrics.ts'
+import { type ConsensusMetrics, createConsensusMetrics } from '../consensus/metrics.ts'
 import { type CryptoMetrics, createCryptoMetrics } from '../crypto/metrics.ts'
 import { createKvMetrics, type KvMetrics } from '../kv/metrics.ts'
 import { createLedgerMetrics, type LedgerMetrics } from '../ledger/metrics.ts'
@@ -41,6 +42,7 @@ export type AreaMetrics = NodeMetrics &
   CryptoMetrics &
   KvMetrics &
   LedgerMetrics &
+  ConsensusMetrics &
   ConfigMetrics &
   CliMetrics &
   SimMetrics
@@ -68,6 +70,7 @@ export class NodusMetrics {
       ...createCryptoMetrics(registry),
       ...createKvMetrics(registry),
       ...createLedgerMetrics(registry),
+      ...createConsensusMetrics(registry),
       ...createConfigMetrics(registry),
       ...createCliMetrics(registry),
       ...createSimMetrics(registry),
