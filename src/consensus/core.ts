@@ -46,7 +46,9 @@ export interface CoreDeps {
 }
 
 /** A core's parameters: the genesis's and this node's (section `consensus`). */
-export interface CoreOptions extends VertexLimits, Omit<ConsensusOptions, 'maxFutureSkewMs'> {
+export interface CoreOptions
+  extends VertexLimits,
+    Pick<ConsensusOptions, 'gcDepthRounds' | 'maxSuspendedVertices' | 'maxPendingTxs' | 'maxPendingTxBytes'> {
   /** This validator's index in the committee. */
   author: number
   /** From the genesis: how long to wait for a round's leader after a quorum of the round, ms. */

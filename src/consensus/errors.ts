@@ -37,6 +37,21 @@ export const CONSENSUS_ERRORS = defineErrors({
     what: 'more than f validators equivocated (signed two vertices for one round), or two vertices of one leader slot were both certified: the consensus core stopped committing rather than risk a fork; `details.equivocators` lists them',
     fix: 'keep the evidence (`nodus dag status`), remove the equivocating validators by a new genesis or governance epoch, and restart the federation from the last common commit',
   },
+  CONSENSUS_OFF: {
+    status: 503,
+    what: 'this node runs no consensus: it was started without a genesis file (consensus.genesis)',
+    fix: 'start the node with `nodus start --genesis FILE` (the federation’s signed genesis, `nodus genesis`)',
+  },
+  CONSENSUS_NO_VALIDATOR: {
+    status: 503,
+    what: 'this node follows the DAG and could not hand a transaction to any validator (none reachable, or all refused it); `details.tried` counts them',
+    fix: 'check that validators are running and connected (`nodus dag status`), then retry',
+  },
+  VERTEX_NOT_FOUND: {
+    status: 404,
+    what: 'this node holds no vertex with that digest (never seen, or garbage-collected below the DAG floor)',
+    fix: 'ask another node, or check the digest (`GET /dag/status` lists recent rounds)',
+  },
   TX_POOL_FULL: {
     status: 503,
     what: 'the validator’s pending transaction pool is full (consensus.maxPendingTxs or consensus.maxPendingTxBytes)',

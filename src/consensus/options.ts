@@ -8,6 +8,12 @@ import { defineOptions, MiB, type OptionsOf } from '../common/options.ts'
 
 /** Section `consensus`. */
 export const CONSENSUS_OPTIONS = defineOptions({
+  genesis: {
+    kind: 'string',
+    default: '',
+    description:
+      'path of the federation’s signed genesis file (`nodus genesis`; `nodus start --genesis FILE`); empty: consensus and the ledger are off. A member of its committee runs a validator, any other node follows',
+  },
   gcDepthRounds: {
     kind: 'int',
     default: 50,
@@ -45,6 +51,74 @@ export const CONSENSUS_OPTIONS = defineOptions({
     max: 3_600_000,
     description:
       'how far ahead of this node’s clock a vertex’s timestamp may be, ms; further: VERTEX_FROM_FUTURE (refused now, accepted once the clock catches up)',
+  },
+  fetchMaxRefs: {
+    kind: 'int',
+    default: 64,
+    min: 1,
+    max: 4096,
+    description:
+      'most vertex references in one /nodus/consensus-fetch/1.0.0 request (asked and served); a longer request is refused',
+  },
+  fetchMaxBytes: {
+    kind: 'int',
+    default: 4 * MiB,
+    min: 64 * 1024,
+    max: 256 * MiB,
+    description:
+      'largest fetch response, bytes: the vertices that fit are sent, the client asks again for the rest (at least one vertex is always sent)',
+  },
+  fetchPeerConcurrency: {
+    kind: 'int',
+    default: 4,
+    min: 1,
+    max: 256,
+    description:
+      'fetch requests served at once for one peer (and sent at once to one peer); more are refused with PEER_BUSY',
+  },
+  fetchMaxInFlight: {
+    kind: 'int',
+    default: 4096,
+    min: 16,
+    max: 1_000_000,
+    description: 'missing vertices being fetched at once by this node; more wait for the next retry round',
+  },
+  fetchTimeoutMs: {
+    kind: 'int',
+    default: 5_000,
+    min: 100,
+    max: 600_000,
+    description: 'time one fetch or transaction-forward request may take, ms',
+  },
+  fetchRetryMs: {
+    kind: 'int',
+    default: 1_000,
+    min: 10,
+    max: 600_000,
+    description:
+      'how often vertices still missing (a fetch failed, a peer refused) are asked again from other peers, ms',
+  },
+  verifyThreads: {
+    kind: 'int',
+    default: 1,
+    min: 0,
+    max: 64,
+    description: 'worker threads verifying vertex and transaction signatures (0: on the main thread)',
+  },
+  maxEvidence: {
+    kind: 'int',
+    default: 256,
+    min: 1,
+    max: 100_000,
+    description: 'equivocation proofs kept in memory and shown by GET /dag/status (the oldest are dropped)',
+  },
+  maxForwardTxs: {
+    kind: 'int',
+    default: 256,
+    min: 1,
+    max: 100_000,
+    description:
+      'transactions in one /nodus/consensus-submit/1.0.0 request from a follower to a validator (sent and accepted)',
   },
 })
 

@@ -15,6 +15,11 @@ export const LEDGER_ERRORS = defineErrors({
     what: 'a ledger transaction is malformed: not the {sig, body} dag-cbor envelope, over 1,024 bytes, a field of the wrong type or out of bounds, an unknown field or kind (peerAction `reject`; src/ledger/tx.ts); committed anyway, it is refused with this code',
     fix: 'build transactions with a current client (`encodeTx`); `details.reason` names the field',
   },
+  LEDGER_NOT_FOUND: {
+    status: 404,
+    what: 'no such account or token in the ledger (an account exists once it received mana or sent a transaction; a token once created)',
+    fix: 'check the key or token id (64 hex digits); wait for the transaction that creates it to commit',
+  },
   LEDGER_GENESIS_INVALID: {
     status: 400,
     what: 'the ledger genesis (accounts, mana and tokens of a federation) does not validate: a key that is not 32 bytes, an amount out of bounds, a balance above its capacity, a duplicate account or token',
