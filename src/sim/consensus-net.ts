@@ -17,7 +17,7 @@
  *   incarnation and die with it.
  */
 import { buildLatencyModel, type LatencyModel, rttMs } from './latency.ts'
-import { Rng } from './rng.ts'
+import type { Rng } from './rng.ts'
 
 /** A one-way delay distribution. */
 export type LatencySpec =
@@ -73,7 +73,9 @@ export function parseLatency(text: string): LatencySpec {
     return { kind: 'uniform', minMs: nums[0] as number, maxMs: nums[1] as number }
   if (kind === 'lognormal' && ok(2) && (nums[0] as number) > 0)
     return { kind: 'lognormal', medianMs: nums[0] as number, sigma: nums[1] as number }
-  throw new RangeError(`not a latency model: ${text} (fixed:MS, uniform:MIN-MAX, lognormal:MEDIAN,SIGMA, regions)`)
+  throw new RangeError(
+    `not a latency model: ${text} (fixed:MS, uniform:MIN-MAX, lognormal:MEDIAN,SIGMA, regions)`,
+  )
 }
 
 /** `6/4@5s-15s` (module doc), checked against `n` nodes. @throws RangeError */

@@ -82,13 +82,15 @@ export interface ConsensusSimOptions extends Omit<NetOptions, 'n'> {
   /** Time after the workload stops for the last transactions to commit, ms. */
   drainMs: number
   gcDepthRounds: number
+  /** Called at every commit an honest validator applies (tests: who commits when). */
+  onCommit?: (validator: number, index: number, atMs: number) => void
 }
 
 export const DEFAULT_CONSENSUS_SIM_OPTIONS: ConsensusSimOptions = Object.freeze({
   validators: 10,
   seed: 1,
   durationMs: 30_000,
-  latency: { kind: 'lognormal', medianMs: 20, sigma: 0.5 },
+  latency: { kind: 'lognormal' as const, medianMs: 20, sigma: 0.5 },
   loss: 0,
   reorder: 0,
   reorderMaxMs: 100,
@@ -211,7 +213,8 @@ class MysticetiSim {
       for (const s of specs)
         for (let k = 0; k < s.count; k++, top--) {
           const v = this.vs[top]
-          if (v === undefined || v.role !== 'honest') throw new RangeError('more outages than honest validators')
+          if (v === undefined || v.role !== 'honest')
+            throw new RangeError('more outages than honest validators')
           v.correct = false
           if (isLate) {
             late.add(top)
@@ -312,7 +315,10 @@ class MysticetiSim {
     const tx = await this.workload.next()
     this.tracker.submit(hex(tx.id), this.net.now)
     const client = this.rng.nextInt(this.o.validators)
-    this.net.timer(target.index, this.net.now + this.net.delay(client, target.index), { t: 'tx', bytes: tx.bytes })
+    this.net.timer(target.index, this.net.now + this.net.delay(client, target.index), {
+      t: 'tx',
+      bytes: tx.bytes,
+    })
   }
 
   /** Decode and verify (once per distinct bytes), then add to the core. */
@@ -359,8 +365,7 @@ class MysticetiSim {
       this.net.send(v.index, peer, { t: 'fetch', refs, fromRound: -1, height: v.ledger?.height ?? 0 })
     }
     if (v.asked.size > 4096) for (const [k, at] of v.asked) if (now - at >= FETCH_RETRY_MS) v.asked.delete(k)
-    if (out.wakeAtMs !== undefined)
-      this.net.timer(v.index, out.wakeAtMs - SIM_EPOCH_MS, { t: 'wake' })
+    if (out.wakeAtMs !== undefined) this.net.timer(v.index, out.wakeAtMs - SIM_EPOCH_MS, { t: 'wake' })
   }
 
   async broadcast(v: Validator, vertex: Vertex): Promise<void> {
@@ -374,7 +379,10 @@ class MysticetiSim {
       )
     for (let j = 0; j < this.o.validators; j++)
       if (j !== v.index)
-        this.net.send(v.index, j, { t: 'vertex', bytes: (twin !== undefined && j % 2 === 1 ? twin : vertex).bytes })
+        this.net.send(v.index, j, {
+          t: 'vertex',
+          bytes: (twin !== undefined && j % 2 === 1 ? twin : vertex).bytes,
+        })
   }
 
   peer(v: Validator): number {
@@ -400,7 +408,12 @@ class MysticetiSim {
     if (msg.fromRound >= 0 && msg.fromRound < dag.floor && ledger.height > msg.height) {
       const chunks: Uint8Array[] = []
       for await (const c of exportSnapshot(ledger)) chunks.push(c)
-      this.net.send(v.index, to, { t: 'snapshot', chunks, state: core.committer.state(), height: ledger.height })
+      this.net.send(v.index, to, {
+        t: 'snapshot',
+        chunks,
+        state: core.committer.state(),
+        height: ledger.height,
+      })
       return
     }
     const list: Uint8Array[] = []
@@ -433,6 +446,7 @@ class MysticetiSim {
       const checked = await checkTxs(txs, { verify: this.verify })
       await ledger.applyBatch({ height: c.index, timestampMs: c.timestampMs, txs }, { checked })
       if (v.role !== 'honest') continue
+      this.o.onCommit?.(v.index, c.index, this.net.now)
       const line = commitLine(c)
       const seen = this.canonical.get(c.index)
       if (seen === undefined) this.canonical.set(c.index, line)
@@ -450,7 +464,10 @@ class MysticetiSim {
     const honest = this.vs.filter((v) => v.role === 'honest' && v.ledger !== undefined)
     const heights = honest.map((v) => (v.ledger as Ledger).height)
     const minHeight = Math.min(...heights)
-    const roots = new Set(honest.map((v) => hex((v.ledger as Ledger).rootAt(minHeight)?.root ?? new Uint8Array())))
+    const honestRoots = this.vs.map((v) =>
+      v.role !== 'honest' || v.ledger === undefined ? null : hex(v.ledger.rootAt(minHeight)?.root ?? new Uint8Array()),
+    )
+    const roots = new Set(honestRoots.filter((x) => x !== null))
     const log: string[] = []
     for (let i = 1; this.canonical.has(i); i++) log.push(this.canonical.get(i) as string)
     const simulatedMs = Math.min(this.net.now, o.durationMs + o.drainMs)
@@ -480,7 +497,7 @@ class MysticetiSim {
         minHeight,
         rounds: this.vs.map((v) => v.core?.dag.highestRound ?? null),
         floors: this.vs.map((v) => v.core?.dag.floor ?? null),
-        startHeights: this.vs.map((v) => v.saved?.lastIndex ?? null),
+        rootsAtMinHeight: honestRoots,
         snapshotsInstalled: this.vs.map((v) => v.snapshots),
         rejectedVertices: this.rejected,
         signatures: o.signatures ? 'ed25519' : 'none',

@@ -49,7 +49,12 @@ export class TransferWorkload {
   /**
    * @param signatures - real Ed25519 signatures; false: blank 64-byte ones (check with `verify: () => true`)
    */
-  static async create(seed: number, accounts: number, signatures: boolean, rng: Rng): Promise<TransferWorkload> {
+  static async create(
+    seed: number,
+    accounts: number,
+    signatures: boolean,
+    rng: Rng,
+  ): Promise<TransferWorkload> {
     const keys = await seededKeys(seed, 'account', accounts)
     const signers: TxSigner[] = keys.map((k) => ({
       publicKey: k.publicKey.raw,

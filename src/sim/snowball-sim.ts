@@ -76,7 +76,8 @@ interface Poll {
 
 interface Choice {
   pref: number
-  strength: [number, number]
+  /** Successful polls per value (Snowball's d[v]). */
+  strength: Int32Array
   last: number
   confidence: number
   decided: number
@@ -146,7 +147,7 @@ export function runSnowballSim(o: SnowballSimOptions): ProtocolReport {
     const node = nodes[i] as Node
     let c = node.choices.get(id)
     if (c === undefined) {
-      c = { pref: value, strength: [0, 0], last: -1, confidence: 0, decided: -1 }
+      c = { pref: value, strength: new Int32Array(2), last: -1, confidence: 0, decided: -1 }
       node.choices.set(id, c)
     }
     return c
@@ -196,8 +197,8 @@ export function runSnowballSim(o: SnowballSimOptions): ProtocolReport {
       const v = v1 > v0 ? 1 : 0
       const count = Math.max(v0, v1)
       if (count >= o.alphaPreference) {
-        c.strength[v]++
-        if (c.strength[v] > c.strength[1 - v]) c.pref = v
+        const s = ++(c.strength[v] as number)
+        if (s > (c.strength[1 - v] as number)) c.pref = v
       }
       if (count >= o.alphaConfidence) {
         c.confidence = c.last === v ? c.confidence + 1 : 1
@@ -287,7 +288,12 @@ export function runSnowballSim(o: SnowballSimOptions): ProtocolReport {
     halted: submittedAt.length === 0 || (undecided > 0 && simulatedMs - lastFinalAt > stallMs),
     stateRootsEqual: null,
     details: {
-      parameters: { k: o.k, alphaPreference: o.alphaPreference, alphaConfidence: o.alphaConfidence, beta: o.beta },
+      parameters: {
+        k: o.k,
+        alphaPreference: o.alphaPreference,
+        alphaConfidence: o.alphaConfidence,
+        beta: o.beta,
+      },
       conflicts: submittedAt.length,
       undecidedAtEnd: undecided,
       polls: pollSeq,
