@@ -20,6 +20,7 @@
  *   must be the same at every honest validator (a difference is a safety violation); the report
  *   carries the BLAKE3 of the log: the same seed gives the same hash.
  */
+import * as dagCbor from '@ipld/dag-cbor'
 import { concatBytes } from '../common/bytes.ts'
 import { isNodusError } from '../common/errors.ts'
 import {
@@ -465,7 +466,9 @@ class MysticetiSim {
     const heights = honest.map((v) => (v.ledger as Ledger).height)
     const minHeight = Math.min(...heights)
     const honestRoots = this.vs.map((v) =>
-      v.role !== 'honest' || v.ledger === undefined ? null : hex(v.ledger.rootAt(minHeight)?.root ?? new Uint8Array()),
+      v.role !== 'honest' || v.ledger === undefined
+        ? null
+        : hex(v.ledger.rootAt(minHeight)?.root ?? new Uint8Array()),
     )
     const roots = new Set(honestRoots.filter((x) => x !== null))
     const log: string[] = []
@@ -508,11 +511,27 @@ class MysticetiSim {
   }
 }
 
-/** A commit as one line: height, leader slot, time since the start, the vertices' slots, txs hash. */
+/** A transaction without its signature: the signed body bytes (tx.ts), or all of it if it does not decode. */
+function txBody(t: Uint8Array): Uint8Array {
+  try {
+    const env = dagCbor.decode(t) as { body?: unknown }
+    return env.body instanceof Uint8Array ? env.body : t
+  } catch {
+    return t
+  }
+}
+
+/**
+ * A commit as one line: height, leader slot, time since the start, the vertices' slots, and a hash of
+ * the transactions' signed bodies (so the line is the same with or without signatures).
+ */
 export function commitLine(c: CommittedSubDag): string {
   const parts: Uint8Array[] = []
   for (const v of c.vertices)
-    for (const t of v.txs) parts.push(Uint8Array.of(t.byteLength >>> 8, t.byteLength & 255), t)
+    for (const t of v.txs) {
+      const b = txBody(t)
+      parts.push(Uint8Array.of(b.byteLength >>> 8, b.byteLength & 255), b)
+    }
   const slots = c.vertices.map((v) => `${v.author}@${v.round}`).join(',')
   return `${c.index} ${c.leader.author}@${c.leader.round} ${c.timestampMs - SIM_EPOCH_MS} ${slots} ${hex(blake3(concatBytes(parts))).slice(0, 16)}`
 }
