@@ -16,12 +16,8 @@ export {
   parsePartition,
   SimNet,
 } from './consensus-net.ts'
-export {
-  type ConsensusSimOptions,
-  commitLine,
-  DEFAULT_CONSENSUS_SIM_OPTIONS,
-  runMysticetiSim,
-} from './consensus-sim.ts'
+export { type ConsensusSimOptions, DEFAULT_CONSENSUS_SIM_OPTIONS } from './consensus-options.ts'
+export { commitLine, runMysticetiSim } from './consensus-sim.ts'
 export {
   cachedVerify,
   FinalityTracker,
