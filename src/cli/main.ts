@@ -38,7 +38,7 @@ commands:
   dag    status                                                              the DAG: role, round, commit index, ledger root
   status [--data-dir DIR | --api URL]                                         node info and usage
   devnet --nodes N --base-dir DIR [--base-port P]                             run N local node processes
-  sim    dht|placement|durability [--nodes N] [--json] ...                   simulate 10^4..10^6 nodes
+  sim    dht|placement|durability|consensus [--json] ...                    simulate networks and consensus
   chaos  [--nodes 12] [--duration S] [--kill-every S] [--seed N] [--quick] [--hostile] [--keep]
          kills, restarts and a wiped disk under load; checks every file and repair
          (--hostile: plus a peer attacking every node; no attack may succeed)
