@@ -5,7 +5,9 @@
 import { NodusError } from '../common/errors.ts'
 import { silentLogger } from '../common/logger.ts'
 import { parseConfig } from '../config/index.ts'
+import { consensusRoutes } from '../consensus/index.ts'
 import { KV_SDL, kvGraphql, kvRoutes } from '../kv/index.ts'
+import { ledgerRoutes } from '../ledger/index.ts'
 import { directRoutes, messagingRoutes } from '../messaging/index.ts'
 import { NodusMetrics } from '../metrics/index.ts'
 import { netRoutes } from '../net/index.ts'
@@ -101,6 +103,9 @@ function documentedRoutes(): ApiRoutes[] {
       },
       parseConfig({ dataDir: '/unused' }).kv,
     ),
+    // Without a genesis both answer CONSENSUS_OFF: registered as the node registers them.
+    consensusRoutes({ consensus: undefined }),
+    ledgerRoutes({ ledger: undefined, submit: undefined }),
   ]
 }
 

@@ -32,6 +32,11 @@ export interface DevnetOptions {
   /** How long one node may take to start, ms. Default 60 000. */
   startTimeoutMs?: number
   onEvent?: (msg: string) => void
+  /**
+   * A federation (issue 21): called once every node's keys exist (all inited first), with their data
+   * directories in index order; returns a genesis file every node then starts with (`--genesis`).
+   */
+  genesis?: (dataDirs: string[]) => Promise<string>
 }
 
 export interface DevnetNode {
@@ -166,6 +171,17 @@ export class Devnet {
     }
     const net = new Devnet(options)
     try {
+      if (options.genesis !== undefined) {
+        const dirs: string[] = []
+        for (let i = 0; i < options.nodes; i++) {
+          const dir = net.#dataDir(i)
+          await mkdir(dir, { recursive: true })
+          const { token } = await initNode(dir, net.#initConfig(i, []))
+          net.#tokens.set(i, token)
+          dirs.push(dir)
+        }
+        net.#genesisFile = await options.genesis(dirs)
+      }
       const first = await net.#startNode(0, [])
       const boots = [`${first.multiaddrs[0]}`]
       // Start the rest in small batches: a 2-core machine handles a few handshakes at a time.
@@ -183,19 +199,44 @@ export class Devnet {
     return net
   }
 
-  async #startNode(index: number, bootstrap: string[]): Promise<DevnetNode> {
+  readonly #tokens = new Map<number, string>()
+  #genesisFile: string | undefined
+
+  #dataDir(index: number): string {
+    return resolve(this.#options.baseDir, `node-${String(index).padStart(2, '0')}`)
+  }
+
+  #initConfig(index: number, bootstrap: string[]): Record<string, unknown> {
     const o = this.#options
-    const dataDir = resolve(o.baseDir, `node-${String(index).padStart(2, '0')}`)
-    await mkdir(dataDir, { recursive: true })
     const port = o.basePort === 0 ? 0 : o.basePort + index
     const apiPort = o.basePort === 0 ? 0 : o.basePort + 1000 + index
-    const { token } = await initNode(dataDir, {
+    return {
       ...(o.config ?? {}),
       net: { listen: [`/ip4/127.0.0.1/tcp/${port}`], bootstrap },
       api: { port: apiPort },
       log: { level: o.logLevel },
-    })
-    const { proc, info, startupDone } = await startChild(dataDir, o.logLevel, o.startTimeoutMs ?? 60_000)
+    }
+  }
+
+  /** `--genesis FILE` when the devnet is a federation. */
+  #genesisArgs(): string[] {
+    return this.#genesisFile === undefined ? [] : ['--genesis', this.#genesisFile]
+  }
+
+  async #startNode(index: number, bootstrap: string[]): Promise<DevnetNode> {
+    const o = this.#options
+    const dataDir = this.#dataDir(index)
+    await mkdir(dataDir, { recursive: true })
+    const inited = this.#tokens.get(index)
+    const token = inited ?? (await initNode(dataDir, this.#initConfig(index, bootstrap))).token
+    const extra =
+      inited === undefined ? [] : [...bootstrap.flatMap((b) => ['--bootstrap', b]), ...this.#genesisArgs()]
+    const { proc, info, startupDone } = await startChild(
+      dataDir,
+      o.logLevel,
+      o.startTimeoutMs ?? 60_000,
+      extra,
+    )
     const node: DevnetNode = {
       index,
       dataDir,
@@ -233,7 +274,7 @@ export class Devnet {
       n.dataDir,
       this.#options.logLevel,
       this.#options.startTimeoutMs ?? 60_000,
-      boots,
+      [...boots, ...this.#genesisArgs()],
     )
     n.proc = proc
     n.alive = true

@@ -31,9 +31,14 @@ commands:
   inbox  [--follow] [--data-dir DIR | --api URL --token T]                    print this node's direct messages (FROM: TEXT; --json)
   kv     create|set|get|hset|zadd|zrange|grant|sync-status|… [--db DB]          a signed, replicated database
          (signed here with your key; \`nodus kv help\` lists every command)
+  genesis devnet --member DIR… --out FILE                                   build a signed genesis (one machine holds all keys)
+  start  … --genesis FILE                                                    run a validator (a member) or follower of the federation
+  tx     transfer|create-token|mint|burn … [--no-wait]                        sign a ledger transaction here and submit it
+  balance [ACCOUNT] [--of-token ID]                                          mana (and a token's balance) of an account (default yours)
+  dag    status                                                              the DAG: role, round, commit index, ledger root
   status [--data-dir DIR | --api URL]                                         node info and usage
   devnet --nodes N --base-dir DIR [--base-port P]                             run N local node processes
-  sim    dht|placement|durability [--nodes N] [--json] ...                   simulate 10^4..10^6 nodes
+  sim    dht|placement|durability|consensus [--json] ...                    simulate networks and consensus
   chaos  [--nodes 12] [--duration S] [--kill-every S] [--seed N] [--quick] [--hostile] [--keep]
          kills, restarts and a wiped disk under load; checks every file and repair
          (--hostile: plus a peer attacking every node; no attack may succeed)
@@ -59,6 +64,7 @@ function nodeOverrides(f: Flags): Record<string, unknown> {
   if (Object.keys(net).length > 0) o.net = net
   if (f['api-port'] !== undefined) o.api = { port: intFlag(f, 'api-port', 0) }
   if (typeof f['log-level'] === 'string') o.log = { level: f['log-level'] }
+  if (typeof f.genesis === 'string') o.consensus = { genesis: resolve(f.genesis) }
   return o
 }
 
@@ -69,6 +75,7 @@ const NODE_FLAGS = {
   listen: { type: 'string', multiple: true },
   bootstrap: { type: 'string', multiple: true },
   'dht-protocol': { type: 'string' },
+  genesis: { type: 'string' },
 } as const
 
 async function main(argv: string[]): Promise<number> {
@@ -351,6 +358,22 @@ async function main(argv: string[]): Promise<number> {
     case 'kv': {
       const { kvCommand } = await import('./kv.ts')
       return await kvCommand(rest)
+    }
+    case 'genesis': {
+      const { genesisCommand } = await import('./ledger.ts')
+      return await genesisCommand(rest)
+    }
+    case 'tx': {
+      const { txCommand } = await import('./ledger.ts')
+      return await txCommand(rest)
+    }
+    case 'balance': {
+      const { balanceCommand } = await import('./ledger.ts')
+      return await balanceCommand(rest)
+    }
+    case 'dag': {
+      const { dagCommand } = await import('./ledger.ts')
+      return await dagCommand(rest)
     }
     case 'status': {
       const { values: f } = parse(rest, CLIENT_FLAGS)

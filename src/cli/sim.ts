@@ -1,5 +1,5 @@
 /**
- * `nodus sim dht|placement|durability`: the simulator (src/sim/, docs/SIMULATOR.md).
+ * `nodus sim dht|placement|durability|consensus`: the simulator (src/sim/, docs/SIMULATOR.md).
  *
  * Human-readable output on stdout; with `--json` the last line printed is one JSON object. Progress
  * goes to stderr.
@@ -20,8 +20,9 @@ import {
   runDhtSim,
   runPlacementSim,
 } from '../sim/index.ts'
+import { CONSENSUS_FLAGS, CONSENSUS_USAGE, simConsensus } from './sim-consensus.ts'
 
-const USAGE = `usage: nodus sim <dht|placement|durability> [options]
+const USAGE = `usage: nodus sim <dht|placement|durability|consensus> [options]
 
   dht         --nodes N (10000) --lookups L (2000) --churn F (0) --timeout-ms T (1000) --k 20 --alpha 3
               --strategy kad-dht|rounds --table nodus|kademlia|trie --prefix-length 6 --rtts-per-rpc 1
@@ -29,6 +30,7 @@ const USAGE = `usage: nodus sim <dht|placement|durability> [options]
               --networks-per-region 20 --placement random|region-rr|free-capacity|all (all)
   durability  --k 10 --m 4 --repair-hours H (24) --churn-monthly 0.01,0.02,0.05,0.1,0.25,0.5
               --monte-carlo SEGMENTS (200000; 0 = skip) --mc-churn 0.25
+${CONSENSUS_USAGE}
 
 common: --seed N (1), --json (last line: one JSON object), --help`
 
@@ -98,6 +100,23 @@ const FLAGS = {
   'churn-monthly': { type: 'string' },
   'monte-carlo': { type: 'string' },
   'mc-churn': { type: 'string' },
+  validators: { type: 'string' },
+  rounds: { type: 'string' },
+  duration: { type: 'string' },
+  latency: { type: 'string' },
+  loss: { type: 'string' },
+  reorder: { type: 'string' },
+  byzantine: { type: 'string' },
+  equivocators: { type: 'string' },
+  partition: { type: 'string' },
+  crash: { type: 'string' },
+  late: { type: 'string' },
+  protocol: { type: 'string' },
+  'tx-rate': { type: 'string' },
+  'no-signatures': { type: 'boolean' },
+  'round-timeout': { type: 'string' },
+  'poll-timeout': { type: 'string' },
+  log: { type: 'string' },
 } as const
 
 const ALLOWED: Readonly<Record<string, readonly string[]>> = {
@@ -115,6 +134,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   ],
   placement: ['nodes', 'segments', 'k', 'm', 'candidates', 'networks-per-region', 'placement'],
   durability: ['k', 'm', 'repair-hours', 'churn-monthly', 'monte-carlo', 'mc-churn'],
+  consensus: CONSENSUS_FLAGS,
 }
 
 type Print = (line: string) => void
@@ -152,6 +172,10 @@ export async function simCommand(args: string[]): Promise<number> {
   const json = v.json === true
   if (sub === 'dht') return simDht(v, seed, json, print)
   if (sub === 'placement') return simPlacement(v, seed, json, print)
+  if (sub === 'consensus')
+    return simConsensus(v, seed, json, print, (name, def, min, max, integer) =>
+      num(v, name, def, min, max, integer),
+    )
   return simDurability(v, seed, json, print)
 }
 

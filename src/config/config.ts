@@ -12,7 +12,9 @@ import { join } from 'node:path'
 import { API_OPTIONS } from '../api/options.ts'
 import { NodusError } from '../common/errors.ts'
 import type { OptionSpec, OptionsOf, OptionTable } from '../common/options.ts'
+import { CONSENSUS_OPTIONS } from '../consensus/options.ts'
 import { KV_OPTIONS, kvOptionProblems } from '../kv/options.ts'
+import { LEDGER_OPTIONS } from '../ledger/options.ts'
 import { MESSAGING_OPTIONS, messagingOptionProblems } from '../messaging/options.ts'
 import { NET_OPTIONS } from '../net/options.ts'
 import { LOG_OPTIONS } from '../node/options.ts'
@@ -31,6 +33,8 @@ const SECTIONS = Object.freeze({
   trust: TRUST_OPTIONS,
   messaging: MESSAGING_OPTIONS,
   kv: KV_OPTIONS,
+  consensus: CONSENSUS_OPTIONS,
+  ledger: LEDGER_OPTIONS,
   log: LOG_OPTIONS,
 })
 type Sections = typeof SECTIONS

@@ -8,8 +8,10 @@
 import { API_ERRORS, HTTP_LAYER_ERRORS } from '../api/errors.ts'
 import { CLI_ERRORS } from '../cli/errors.ts'
 import { COMMON_ERRORS, type ErrorCode, type ErrorTable } from '../common/errors.ts'
+import { CONSENSUS_ERRORS } from '../consensus/errors.ts'
 import { CRYPTO_ERRORS } from '../crypto/errors.ts'
 import { KV_ERRORS, KV_GRAPHQL_ERRORS, KV_RECON_ERRORS, KV_STATE_ERRORS } from '../kv/errors.ts'
+import { LEDGER_ERRORS, LEDGER_TX_ERRORS } from '../ledger/errors.ts'
 import { MESSAGING_ERRORS } from '../messaging/errors.ts'
 import { METRICS_ERRORS } from '../metrics/errors.ts'
 import { NET_ERRORS } from '../net/errors.ts'
@@ -49,6 +51,9 @@ export const ERROR_TABLES: readonly ErrorTable[] = assemble([
   KV_STATE_ERRORS,
   KV_RECON_ERRORS,
   KV_GRAPHQL_ERRORS,
+  LEDGER_ERRORS,
+  LEDGER_TX_ERRORS,
+  CONSENSUS_ERRORS,
   API_ERRORS,
   METRICS_ERRORS,
   NODE_ERRORS,
@@ -108,7 +113,8 @@ answers) carry no peerAction: they are the peer's word, not its fault.
 | code | peerAction | when | what it does to the peer |
 |---|---|---|---|
 | \`CID_MISMATCH\` | \`ban\` | a peer sent bytes that do not hash to the CID asked for (shard or manifest get) or named (shard put) | banned for \`trust.banMs\` and disconnected |
-| \`SIGNATURE_INVALID\` | \`ban\` | a receipt, holder update, storage order, pin, commit, trust vector, capacity report, key record or kv operation the peer sent does not verify | banned for \`trust.banMs\` and disconnected |
+| \`SIGNATURE_INVALID\` | \`ban\` | a receipt, holder update, storage order, pin, commit, trust vector, capacity report, key record, kv operation or ledger transaction the peer sent does not verify | banned for \`trust.banMs\` and disconnected |
+| \`LEDGER_SNAPSHOT_ROOT_MISMATCH\` | \`ban\` | a ledger snapshot whose state does not give the root it claims | banned for \`trust.banMs\` and disconnected |
 | \`PROTOCOL_ERROR\` | \`reject\` | a malformed request, response, frame, ticket or message (shard, bulk or reports protocol) | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`MESSAGE_TOO_LARGE\` | \`reject\` | a frame, audit proof or holder update over its bound | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`SHARD_TOO_LARGE\` | \`reject\` | a put, or a get's answer, over \`storage.maxShardBytes\` | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
@@ -128,6 +134,8 @@ answers) carry no peerAction: they are the peer's word, not its fault.
 | \`KV_UNAUTHORIZED\` | \`reject\` | a kv create, grant or revoke not signed by the database's owner, or a non-owner's kv operation without a capability | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`RECON_MESSAGE_INVALID\` | \`reject\` | a malformed or oversized kv reconciliation message (docs/PROTOCOLS.md, "KV reconciliation") | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`KV_ARGS_INVALID\` | \`reject\` | a signed kv operation whose args do not fit its type and op (src/kv/state/ops.ts), e.g. a zadd score that is not a number | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
+| \`LEDGER_TX_INVALID\` | \`reject\` | a malformed ledger transaction (src/ledger/tx.ts) | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
+| \`LEDGER_SNAPSHOT_INVALID\` | \`reject\` | a malformed ledger snapshot chunk (src/ledger/snapshot.ts) | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`REVISION_INVALID\` | \`ignore\` | a holder update not newer than the last accepted (a late copy) | nothing |
 | \`TRUST_VECTOR_INVALID\` | \`ignore\` | a stale, future or replayed trust vector | nothing |
 | \`CAPACITY_REPORT_INVALID\` | \`ignore\` | a stale, future or replayed capacity report | nothing |

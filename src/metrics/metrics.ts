@@ -9,8 +9,10 @@ import { Registry } from 'prom-client'
 import { type ApiMetrics, createApiMetrics } from '../api/metrics.ts'
 import { type CliMetrics, createCliMetrics } from '../cli/metrics.ts'
 import { type ConfigMetrics, createConfigMetrics } from '../config/metrics.ts'
+import { type ConsensusMetrics, createConsensusMetrics } from '../consensus/metrics.ts'
 import { type CryptoMetrics, createCryptoMetrics } from '../crypto/metrics.ts'
 import { createKvMetrics, type KvMetrics } from '../kv/metrics.ts'
+import { createLedgerMetrics, type LedgerMetrics } from '../ledger/metrics.ts'
 import {
   createMessagingMetrics,
   type MessagingMetrics,
@@ -39,6 +41,8 @@ export type AreaMetrics = NodeMetrics &
   MessagingMetrics &
   CryptoMetrics &
   KvMetrics &
+  LedgerMetrics &
+  ConsensusMetrics &
   ConfigMetrics &
   CliMetrics &
   SimMetrics
@@ -65,6 +69,8 @@ export class NodusMetrics {
       ...createMessagingMetrics(registry, sources),
       ...createCryptoMetrics(registry),
       ...createKvMetrics(registry),
+      ...createLedgerMetrics(registry),
+      ...createConsensusMetrics(registry),
       ...createConfigMetrics(registry),
       ...createCliMetrics(registry),
       ...createSimMetrics(registry),

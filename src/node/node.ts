@@ -5,7 +5,7 @@
  * docs/ARCHITECTURE.md describes the seam a new area plugs into.
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import type { SubscriptionChangeData } from '@libp2p/gossipsub'
 import { type ApiServer, createApiServer } from '../api/index.ts'
 import { type Clock, systemClock } from '../common/clock.ts'
@@ -15,8 +15,10 @@ import { startAll, stopAll } from '../common/lifecycle.ts'
 import { createLogger, type Logger } from '../common/logger.ts'
 import { type Random, systemRandom } from '../common/random.ts'
 import type { NodusConfig } from '../config/index.ts'
+import { type Consensus, consensusRoutes, createConsensus, loadGenesisFile } from '../consensus/index.ts'
 import { didKeyFromEd25519, loadIdentity, type NodeIdentity } from '../crypto/index.ts'
 import { createKv, type Kv, kvGraphql, kvRoutes, kvSealedRoutes } from '../kv/index.ts'
+import { createLedger, type LedgerArea, ledgerRoutes } from '../ledger/index.ts'
 import {
   createDirectMessaging,
   createMessaging,
@@ -75,6 +77,9 @@ export interface NodeAreas {
   /** Encrypted direct messages (the messaging area's, started after pub/sub). */
   direct: DirectMessaging
   kv: Kv
+  /** The ledger and the DAG: present when the node starts with a genesis (`consensus.genesis`). */
+  ledger?: LedgerArea
+  consensus?: Consensus
 }
 
 /**
@@ -220,6 +225,48 @@ export async function createNode(
     },
     config.kv,
   )
+  // Agreement (issue 21): only with a genesis file. The ledger opens first: consensus resumes from its height.
+  let ledger: LedgerArea | undefined
+  let consensus: Consensus | undefined
+  if (config.consensus.genesis !== '') {
+    const genesis = await loadGenesisFile(resolve(config.dataDir, config.consensus.genesis))
+    const l = createLedger(
+      {
+        logger,
+        metrics,
+        clock,
+        dataDir: config.dataDir,
+        genesis,
+        verifyThreads: config.consensus.verifyThreads,
+      },
+      config.ledger,
+    )
+    ledger = l
+    consensus = createConsensus(
+      {
+        logger,
+        clock,
+        random,
+        metrics,
+        self,
+        identity,
+        dataDir: config.dataDir,
+        genesis,
+        host: net.libp2p,
+        pubsub: {
+          publish: (topic, data) => messaging.publish(topic, data),
+          subscribe: (topic) => messaging.subscribe(topic),
+          topicPeers: (topic) => gossip.getSubscribers(GOSSIP_TOPIC_PREFIX + topic).map((p) => p.toString()),
+        },
+        peers: trust.peerActions,
+        commits: { height: () => l.height(), apply: (c) => l.apply(c) },
+        checkTx: async (bytes) => {
+          await l.checkTx(bytes)
+        },
+      },
+      config.consensus,
+    )
+  }
   metrics.attach({
     messagesQueued: () => messaging.queuedMessages,
     subscriptions: () => messaging.subscriptionCount,
@@ -251,6 +298,11 @@ export async function createNode(
         kvRoutes({ kv, clock }),
         kvSealedRoutes({ kv, keyRecord }),
         kvGraphql({ kv, clock, metrics, keyRecord }, config.kv),
+        consensusRoutes({ consensus }),
+        ledgerRoutes({
+          ledger,
+          submit: consensus === undefined ? undefined : (tx, o) => consensus.submitTx(tx, o),
+        }),
       ],
       metrics,
     },
@@ -261,7 +313,17 @@ export async function createNode(
     identity,
     logger,
     metrics,
-    areas: { trust, net, storage, exchange, messaging, direct, kv },
+    areas: {
+      trust,
+      net,
+      storage,
+      exchange,
+      messaging,
+      direct,
+      kv,
+      ...(ledger === undefined ? {} : { ledger }),
+      ...(consensus === undefined ? {} : { consensus }),
+    },
     api,
   })
 }
@@ -293,7 +355,7 @@ export class NodusNode {
     this.metrics = parts.metrics
     this.areas = parts.areas
     this.#api = parts.api
-    const { trust, net, storage, exchange, messaging, direct, kv } = parts.areas
+    const { trust, net, storage, exchange, messaging, direct, kv, ledger, consensus } = parts.areas
     const api: Startable = {
       start: async () => {
         this.#apiUrl = await this.#api.listen(this.config.api.host, this.config.api.port)
@@ -301,7 +363,8 @@ export class NodusNode {
       beforeStop: () => this.#api.close(),
       stop: () => {},
     }
-    this.#startables = [trust, net, storage, exchange, messaging, direct, kv, api]
+    const agreement: Startable[] = ledger === undefined || consensus === undefined ? [] : [ledger, consensus]
+    this.#startables = [trust, net, storage, exchange, messaging, direct, kv, ...agreement, api]
   }
 
   // The areas' main services, for the CLI, the API and tests.

@@ -1,7 +1,31 @@
 /**
- * Simulator area: Kademlia routing at 10^4..10^6 nodes, placement quality and durability.
+ * Simulator area: Kademlia routing at 10^4..10^6 nodes, placement quality, durability, and consensus
+ * (Mysticeti-C on the real core and ledger, and Snowball, over one simulated network).
  * See README.md and docs/SIMULATOR.md.
  */
+export {
+  type LatencySpec,
+  type NetEvent,
+  type NetOptions,
+  type NetStats,
+  type OutageSpec,
+  type PartitionSpec,
+  parseDurationMs,
+  parseLatency,
+  parseOutage,
+  parsePartition,
+  SimNet,
+} from './consensus-net.ts'
+export { type ConsensusSimOptions, DEFAULT_CONSENSUS_SIM_OPTIONS } from './consensus-options.ts'
+export { commitLine, runMysticetiSim } from './consensus-sim.ts'
+export {
+  cachedVerify,
+  FinalityTracker,
+  type ProtocolReport,
+  SIM_EPOCH_MS,
+  seededKeys,
+  TransferWorkload,
+} from './consensus-workload.ts'
 export {
   DEFAULT_DHT_SIM_OPTIONS,
   type DhtSimOptions,
@@ -57,4 +81,5 @@ export {
   tableHealth,
   tablesFromLists,
 } from './routing-table.ts'
+export { AVALANCHEGO_SNOWBALL, runSnowballSim, type SnowballSimOptions } from './snowball-sim.ts'
 export { histogram, mean, percentile } from './stats.ts'

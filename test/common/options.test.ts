@@ -66,7 +66,18 @@ test('every key is listed once, with its section, in docs order, and its default
   const paths = CONFIG_KEYS.map((k) => k.path)
   assert.equal(new Set(paths).size, paths.length)
   const sections = [...new Set(paths.map((p) => p.split('.')[0]))]
-  assert.deepEqual(sections, ['net', 'api', 'storage', 'repair', 'trust', 'messaging', 'kv', 'log'])
+  assert.deepEqual(sections, [
+    'net',
+    'api',
+    'storage',
+    'repair',
+    'trust',
+    'messaging',
+    'kv',
+    'consensus',
+    'ledger',
+    'log',
+  ])
   const c = parseConfig({ dataDir: '/d' }) as unknown as Record<string, Record<string, unknown>>
   for (const k of CONFIG_KEYS) {
     const [section, key] = k.path.split('.') as [string, string]

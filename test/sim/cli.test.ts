@@ -85,4 +85,38 @@ describe('nodus sim (CLI)', () => {
       )
     }
   })
+  it('consensus --json: both protocols in one JSON line; the same --seed prints the same commit log hash', () => {
+    const args = ['consensus', '--validators', '4', '--duration', '1s', '--seed', '9', '--no-signatures']
+    const a = lastJson([...args, '--partition', '3/1@200ms-500ms', '--crash', '1@300ms-600ms', '--json'])
+    const b = lastJson([...args, '--partition', '3/1@200ms-500ms', '--crash', '1@300ms-600ms', '--json'])
+    const protocols = a.protocols as {
+      protocol: string
+      safetyViolations: number
+      details: { commitLogHash?: string }
+    }[]
+    assert.deepEqual(
+      protocols.map((p) => p.protocol),
+      ['mysticeti', 'snowball'],
+    )
+    for (const p of protocols) assert.equal(p.safetyViolations, 0)
+    const hash = (x: Record<string, unknown>) =>
+      (x.protocols as { details: { commitLogHash?: string } }[])[0]?.details.commitLogHash
+    assert.match(String(hash(a)), /^[0-9a-f]{64}$/)
+    assert.equal(hash(a), hash(b))
+  })
+
+  it('consensus rejects bad specs with INVALID_ARGUMENT', async () => {
+    for (const args of [
+      ['consensus', '--partition', '6/3@1s-2s'],
+      ['consensus', '--latency', 'gaussian:3'],
+      ['consensus', '--crash', '2@5s-1s'],
+      ['consensus', '--protocol', 'pbft'],
+      ['consensus', '--validators', '4', '--byzantine', '3', '--crash', '2@1s'],
+    ])
+      await assert.rejects(
+        simCommand(args),
+        (err: unknown) => isNodusError(err) && err.code === 'INVALID_ARGUMENT',
+        args.join(' '),
+      )
+  })
 })

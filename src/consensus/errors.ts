@@ -1,0 +1,64 @@
+/**
+ * The consensus area's error codes (docs/ERRORS.md): genesis files, vertices (malformed, over a
+ * bound, from the wrong epoch, too far in the future), and the halt on too many equivocators.
+ * Forged vertex signatures raise the crypto area's `SIGNATURE_INVALID` (peerAction `ban`).
+ * Pure table: HTTP status, what happened, what to do; its codes join `ErrorCode`.
+ */
+import { type CodesOf, defineErrors } from '../common/errors.ts'
+
+export const CONSENSUS_ERRORS = defineErrors({
+  GENESIS_INVALID: {
+    status: 400,
+    what: 'a genesis file is malformed (a field of the wrong type or out of its bounds, duplicate member keys, a seed not 32 bytes) or a member signature is missing or does not verify; `details.reason` names the field',
+    fix: 'rebuild the genesis with `nodus genesis` and have every member sign it; all nodes of a federation must hold the same file',
+  },
+  VERTEX_INVALID: {
+    status: 400,
+    what: 'a DAG vertex is malformed: not the {body, sig} dag-cbor envelope, not canonical, a field of the wrong type, an author outside the committee, parents that break the DAG rules (fewer than 2f+1 authors of the previous round, not the author’s own previous vertex first, two parents by one author, a parent of a later round), or a timestamp before a parent’s (peerAction `reject`)',
+    fix: 'nothing to do on this node; a validator that keeps sending such vertices runs a broken or hostile build',
+  },
+  VERTEX_TOO_LARGE: {
+    status: 413,
+    what: 'a DAG vertex is over the genesis bounds: more bytes than maxVertexBytes or more transactions than maxTxsPerVertex (peerAction `reject`)',
+    fix: 'nothing to do on this node; proposers must respect the genesis bounds',
+  },
+  VERTEX_WRONG_EPOCH: {
+    status: 400,
+    what: 'a DAG vertex belongs to another epoch than the committee this node runs (peerAction `ignore`)',
+    fix: 'nothing, unless this node is behind: then catch up to the current epoch',
+  },
+  VERTEX_FROM_FUTURE: {
+    status: 400,
+    what: 'a DAG vertex is timestamped more than consensus.maxFutureSkewMs ahead of this node’s clock (peerAction `ignore`; fetched again later as a missing parent)',
+    fix: 'check the clocks of this node and the vertex’s author (NTP)',
+  },
+  CONSENSUS_HALTED: {
+    status: 503,
+    what: 'more than f validators equivocated (signed two vertices for one round), or two vertices of one leader slot were both certified: the consensus core stopped committing rather than risk a fork; `details.equivocators` lists them',
+    fix: 'keep the evidence (`nodus dag status`), remove the equivocating validators by a new genesis or governance epoch, and restart the federation from the last common commit',
+  },
+  CONSENSUS_OFF: {
+    status: 503,
+    what: 'this node runs no consensus: it was started without a genesis file (consensus.genesis)',
+    fix: 'start the node with `nodus start --genesis FILE` (the federation’s signed genesis, `nodus genesis`)',
+  },
+  CONSENSUS_NO_VALIDATOR: {
+    status: 503,
+    what: 'this node follows the DAG and could not hand a transaction to any validator (none reachable, or all refused it); `details.tried` counts them',
+    fix: 'check that validators are running and connected (`nodus dag status`), then retry',
+  },
+  VERTEX_NOT_FOUND: {
+    status: 404,
+    what: 'this node holds no vertex with that digest (never seen, or garbage-collected below the DAG floor)',
+    fix: 'ask another node, or check the digest (`GET /dag/status` lists recent rounds)',
+  },
+  TX_POOL_FULL: {
+    status: 503,
+    what: 'the validator’s pending transaction pool is full (consensus.maxPendingTxs or consensus.maxPendingTxBytes)',
+    fix: 'retry later or submit through another validator',
+  },
+})
+
+declare module '../common/errors.ts' {
+  interface ErrorCodes extends CodesOf<typeof CONSENSUS_ERRORS> {}
+}

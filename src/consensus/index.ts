@@ -1,0 +1,17 @@
+// The public surface of consensus (README.md). One line per module.
+
+export * from './area.ts'
+export * from './committee.ts'
+export * from './committer.ts'
+export * from './core.ts'
+export * from './dag.ts'
+export * from './follower.ts'
+export * from './genesis.ts'
+export { type ConsensusMetrics, createConsensusMetrics } from './metrics.ts'
+export * from './observe.ts'
+export type { ConsensusOptions } from './options.ts'
+export { DEFAULT_CONSENSUS_OPTIONS } from './options.ts'
+export * from './proposal-store.ts'
+export * from './routes.ts'
+export * from './vertex.ts'
+export * from './vertex-store.ts'

@@ -1,0 +1,131 @@
+/**
+ * The consensus area's config keys: section `consensus` of the config file (docs/CONFIG.md). These
+ * are this node's own bounds (memory, clock skew, garbage collection); the parameters every validator
+ * must share (committee, round timeout, vertex bounds, leader seed, signature mode) are in the signed
+ * genesis file instead (genesis.ts). Pure table; the type {@link ConsensusOptions} is derived from it.
+ */
+import { defineOptions, MiB, type OptionsOf } from '../common/options.ts'
+
+/** Section `consensus`. */
+export const CONSENSUS_OPTIONS = defineOptions({
+  genesis: {
+    kind: 'string',
+    default: '',
+    description:
+      'path of the federation’s signed genesis file (`nodus genesis`; `nodus start --genesis FILE`); empty: consensus and the ledger are off. A member of its committee runs a validator, any other node follows',
+  },
+  gcDepthRounds: {
+    kind: 'int',
+    default: 50,
+    min: 5,
+    max: 100_000,
+    description:
+      'rounds of the DAG kept below the last committed leader; older vertices are dropped and never committed (a vertex that reaches no leader within this depth is lost, its transactions must be resubmitted); every validator must use the same value',
+  },
+  maxSuspendedVertices: {
+    kind: 'int',
+    default: 10_000,
+    min: 16,
+    max: 10_000_000,
+    description:
+      'vertices held while their parents are fetched; beyond it the newest arrivals are dropped (and fetched again when referenced)',
+  },
+  maxPendingTxs: {
+    kind: 'int',
+    default: 100_000,
+    min: 1,
+    max: 100_000_000,
+    description: 'transactions waiting to be proposed by this validator; more: TX_POOL_FULL',
+  },
+  maxPendingTxBytes: {
+    kind: 'int',
+    default: 64 * MiB,
+    min: 1024,
+    max: 4096 * MiB,
+    description: 'bytes of transactions waiting to be proposed by this validator; more: TX_POOL_FULL',
+  },
+  maxFutureSkewMs: {
+    kind: 'int',
+    default: 5_000,
+    min: 0,
+    max: 3_600_000,
+    description:
+      'how far ahead of this node’s clock a vertex’s timestamp may be, ms; further: VERTEX_FROM_FUTURE (refused now, accepted once the clock catches up)',
+  },
+  fetchMaxRefs: {
+    kind: 'int',
+    default: 64,
+    min: 1,
+    max: 4096,
+    description:
+      'most vertex references in one /nodus/consensus-fetch/1.0.0 request (asked and served); a longer request is refused',
+  },
+  fetchMaxBytes: {
+    kind: 'int',
+    default: 4 * MiB,
+    min: 64 * 1024,
+    max: 256 * MiB,
+    description:
+      'largest fetch response, bytes: the vertices that fit are sent, the client asks again for the rest (at least one vertex is always sent)',
+  },
+  fetchPeerConcurrency: {
+    kind: 'int',
+    default: 4,
+    min: 1,
+    max: 256,
+    description:
+      'fetch requests served at once for one peer (and sent at once to one peer); more are refused with PEER_BUSY',
+  },
+  fetchMaxInFlight: {
+    kind: 'int',
+    default: 4096,
+    min: 16,
+    max: 1_000_000,
+    description: 'missing vertices being fetched at once by this node; more wait for the next retry round',
+  },
+  fetchTimeoutMs: {
+    kind: 'int',
+    default: 5_000,
+    min: 100,
+    max: 600_000,
+    description: 'time one fetch or transaction-forward request may take, ms',
+  },
+  fetchRetryMs: {
+    kind: 'int',
+    default: 1_000,
+    min: 10,
+    max: 600_000,
+    description:
+      'how often vertices still missing (a fetch failed, a peer refused) are asked again from other peers, ms',
+  },
+  verifyThreads: {
+    kind: 'int',
+    default: 1,
+    min: 0,
+    max: 64,
+    description: 'worker threads verifying vertex and transaction signatures (0: on the main thread)',
+  },
+  maxEvidence: {
+    kind: 'int',
+    default: 256,
+    min: 1,
+    max: 100_000,
+    description: 'equivocation proofs kept in memory and shown by GET /dag/status (the oldest are dropped)',
+  },
+  maxForwardTxs: {
+    kind: 'int',
+    default: 256,
+    min: 1,
+    max: 100_000,
+    description:
+      'transactions in one /nodus/consensus-submit/1.0.0 request from a follower to a validator (sent and accepted)',
+  },
+})
+
+/** The values of section `consensus`. */
+export type ConsensusOptions = OptionsOf<typeof CONSENSUS_OPTIONS>
+
+/** The defaults of section `consensus`. */
+export const DEFAULT_CONSENSUS_OPTIONS: ConsensusOptions = Object.freeze(
+  Object.fromEntries(Object.entries(CONSENSUS_OPTIONS).map(([k, v]) => [k, v.default])) as ConsensusOptions,
+)

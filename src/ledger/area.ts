@@ -1,0 +1,219 @@
+/**
+ * The ledger area (README.md): the {@link Ledger} of a federation on LMDB (`<dataDir>/ledger`),
+ * started from the consensus genesis's `ledger` section (section.ts), fed the consensus area's
+ * commits in order ({@link LedgerArea.apply}: one batch per commit, height = commit index, so the
+ * last applied commit index is stored atomically with the batch it applied).
+ *
+ * A commit's transactions are those of its vertices in commit order, a transaction id kept once
+ * (a second copy within the commit is dropped; a copy in a later commit is refused by its nonce and
+ * changes nothing). Signatures are verified in a VerifyPool before the batch is applied.
+ */
+import { join } from 'node:path'
+import { NodusError } from '../common/errors.ts'
+import type { Logger } from '../common/logger.ts'
+import { VerifyPool } from '../crypto/index.ts'
+import { LmdbOrderedStore, type OrderedStore } from '../kv/index.ts'
+import type { LedgerMetrics } from './metrics.ts'
+import type { LedgerOptions } from './options.ts'
+import { ledgerGenesisOf } from './section.ts'
+import { checkTxs, Ledger, type TxOutcome } from './state.ts'
+import { decodeTx } from './tx.ts'
+
+/** A commit as the ledger takes it (a consensus `CommittedSubDag`'s fields it reads). */
+export interface LedgerCommit {
+  index: number
+  timestampMs: number
+  leader: { author: number; round: number; digest: Uint8Array }
+  vertices: readonly { txs: readonly Uint8Array[] }[]
+}
+
+/** What one applied commit did: `GET /ledger/commits` sends one per commit. */
+export interface AppliedCommit {
+  height: number
+  timestampMs: number
+  /** State root after it, hex. */
+  root: string
+  leader: { author: number; round: number; digest: string }
+  /** Each transaction: its id (hex) and, when refused, the code. */
+  txs: { id: string; code?: string }[]
+  /** When this node applied it, Unix ms (its clock). */
+  appliedAtMs: number
+}
+
+export interface LedgerComponents {
+  logger: Logger
+  metrics: LedgerMetrics
+  clock: { now(): number }
+  dataDir: string
+  /** The consensus genesis (its id is the chain). */
+  genesis: { id: Uint8Array; body: { createdAtMs: number; ledger: Record<string, unknown> } }
+  /** Signature verification threads (0: inline). */
+  verifyThreads: number
+  /** Default LMDB at `<dataDir>/ledger`. */
+  createStore?: () => OrderedStore
+}
+
+/** The ledger area's public services. */
+export interface LedgerArea {
+  /** The open ledger. @throws NodusError `NOT_STARTED` before the node started */
+  readonly ledger: Ledger
+  /** The last commit index applied (0: genesis; 0 also before start). */
+  height(): number
+  /** Apply a commit (index = height + 1; lower: already applied, skipped). */
+  apply(commit: LedgerCommit): Promise<void>
+  /**
+   * Check a transaction before it is pooled: decodes, is this chain's, signature verifies.
+   * @throws NodusError `LEDGER_TX_INVALID`, `LEDGER_TX_WRONG_CHAIN`, `SIGNATURE_INVALID`
+   * @returns its id (32 bytes)
+   */
+  checkTx(bytes: Uint8Array): Promise<Uint8Array>
+  /** Hear each applied commit. @returns a function that stops it */
+  onApplied(listener: (c: AppliedCommit) => void): () => void
+  /**
+   * Wait until the transaction `id` is applied or refused in a commit (this node's view), or `signal` aborts.
+   * @throws the signal's reason; `QUEUE_FULL` past 10,000 waiters
+   */
+  outcome(id: Uint8Array, signal: AbortSignal): Promise<{ height: number; outcome: TxOutcome; root: string }>
+  beforeStart(): Promise<void>
+  start(): Promise<void>
+  stop(): Promise<void>
+  afterStop(): Promise<void>
+}
+
+const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
+const MAX_WAITERS = 10_000
+
+/** Build the ledger area. Nothing opens until `beforeStart`. */
+export function createLedger(components: LedgerComponents, options: LedgerOptions): LedgerArea {
+  const log = components.logger.child({ area: 'ledger' })
+  const genesis = ledgerGenesisOf(components.genesis)
+  const pool = new VerifyPool({ threads: components.verifyThreads, maxBatch: 64, maxQueued: 65_536 })
+  const verify = (
+    check: Parameters<VerifyPool['verify']>[0],
+    o?: { signal?: AbortSignal },
+  ): Promise<boolean> => pool.verify(check, o)
+  let ledger: Ledger | undefined
+  const listeners = new Set<(c: AppliedCommit) => void>()
+  const waiters = new Map<string, Set<(r: { height: number; outcome: TxOutcome; root: string }) => void>>()
+  let waiting = 0
+
+  const open = (): Ledger => {
+    if (ledger === undefined)
+      throw new NodusError('NOT_STARTED', 'the ledger is not open (the node has not started)')
+    return ledger
+  }
+
+  return {
+    get ledger() {
+      return open()
+    },
+    height: () => ledger?.height ?? 0,
+    async apply(commit) {
+      const l = open()
+      if (commit.index <= l.height) return
+      const seen = new Set<string>()
+      const txs: Uint8Array[] = []
+      for (const v of commit.vertices)
+        for (const t of v.txs) {
+          // The id is BLAKE3 of the bytes: equal bytes, one transaction.
+          const k = hex(t)
+          if (seen.has(k)) continue
+          seen.add(k)
+          txs.push(t)
+        }
+      const checked = await checkTxs(txs, { verify })
+      const r = await l.applyBatch(
+        { height: commit.index, timestampMs: commit.timestampMs, txs },
+        { checked },
+      )
+      const root = hex(r.root)
+      const event: AppliedCommit = {
+        height: r.height,
+        timestampMs: r.timestampMs,
+        root,
+        leader: {
+          author: commit.leader.author,
+          round: commit.leader.round,
+          digest: hex(commit.leader.digest),
+        },
+        txs: r.outcomes.map((o) => ({
+          id: o.id === undefined ? '' : hex(o.id),
+          ...(o.code === undefined ? {} : { code: o.code }),
+        })),
+        appliedAtMs: components.clock.now(),
+      }
+      for (const o of r.outcomes) {
+        if (o.id === undefined) continue
+        const ws = waiters.get(hex(o.id))
+        if (ws === undefined) continue
+        waiters.delete(hex(o.id))
+        for (const w of ws) w({ height: r.height, outcome: o, root })
+      }
+      for (const fn of listeners) {
+        try {
+          fn(event)
+        } catch (err) {
+          log.debug({ err: (err as Error).message }, 'a commit listener failed')
+        }
+      }
+    },
+    async checkTx(bytes) {
+      const d = decodeTx(bytes)
+      if (Buffer.compare(d.body.chain, genesis.chain) !== 0)
+        throw new NodusError('LEDGER_TX_WRONG_CHAIN', 'the transaction is for another federation (chain)')
+      if (!(await pool.verify(d.check)))
+        throw new NodusError('SIGNATURE_INVALID', 'the transaction signature does not verify', {
+          peerAction: 'ban',
+        })
+      return d.id
+    },
+    onApplied(listener) {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    },
+    outcome(id, signal) {
+      return new Promise((resolve, reject) => {
+        if (signal.aborted) {
+          reject(signal.reason)
+          return
+        }
+        if (waiting >= MAX_WAITERS) {
+          reject(new NodusError('QUEUE_FULL', 'too many requests wait for a commit'))
+          return
+        }
+        const k = hex(id)
+        const set = waiters.get(k) ?? new Set()
+        waiters.set(k, set)
+        waiting++
+        const done = (r: { height: number; outcome: TxOutcome; root: string }): void => {
+          waiting--
+          signal.removeEventListener('abort', onAbort)
+          resolve(r)
+        }
+        const onAbort = (): void => {
+          waiting--
+          set.delete(done)
+          if (set.size === 0) waiters.delete(k)
+          reject(signal.reason)
+        }
+        set.add(done)
+        signal.addEventListener('abort', onAbort, { once: true })
+      })
+    },
+    async beforeStart() {
+      const store =
+        components.createStore?.() ?? LmdbOrderedStore.open({ path: join(components.dataDir, 'ledger') })
+      ledger = await Ledger.open({ store, metrics: components.metrics }, { genesis, options })
+      log.info({ height: ledger.height, root: hex(ledger.root) }, 'ledger open')
+    },
+    async start() {},
+    async stop() {
+      await ledger?.settled()
+    },
+    async afterStop() {
+      await pool.close()
+      await ledger?.store.close()
+      ledger = undefined
+    },
+  }
+}
