@@ -6,8 +6,10 @@
  * transaction committed there. Finality of a transaction = from its submission to its commit seen at
  * every watched node (all in this process's clock).
  */
+
+import type { Ed25519PrivateKey } from '@libp2p/interface'
 import { NodusError } from '../common/errors.ts'
-import { loadIdentity, signEd25519 } from '../crypto/index.ts'
+import { signEd25519 } from '../crypto/index.ts'
 import { encodeTx } from '../ledger/index.ts'
 import { type ApiTarget, getJson, postJson } from './client.ts'
 import { sleep } from './demo-devnet.ts'
@@ -38,8 +40,8 @@ export class CommitWatch {
   readonly #now: () => number
   /** Commit events that carried transactions this watch did not submit. */
   foreign = 0
-  /** Committed transactions seen per node, any transaction. */
-  readonly committedTxs = new Map<number, number>()
+  /** Transactions seen applied per watched node (any transaction, not only expected ones). */
+  readonly appliedTxs = new Map<number, number>()
   #listeners = new Set<(id: string, node: number) => void>()
 
   constructor(now: () => number = () => performance.now()) {
@@ -77,7 +79,8 @@ export class CommitWatch {
         const c = JSON.parse(data) as CommitEvent
         this.#heights.set(index, c.height)
         const t = this.#now()
-        this.committedTxs.set(index, (this.committedTxs.get(index) ?? 0) + c.txs.length)
+        const applied = c.txs.filter((tx) => tx.code === undefined).length
+        this.appliedTxs.set(index, (this.appliedTxs.get(index) ?? 0) + applied)
         for (const tx of c.txs) {
           const s = this.#seen.get(tx.id)
           if (s === undefined) {
@@ -184,6 +187,8 @@ export class TxLoad {
   readonly accepted: Submitted[] = []
   /** POSTs that failed (and were queued to be sent again). */
   failures = 0
+  /** Failed POSTs by error code (the node's, or the client's for a connection error). */
+  readonly failureCodes = new Map<string, number>()
   /** Ticks where every sender was at its nonce bound (offered load deferred). */
   deferred = 0
   readonly #senders: Sender[]
@@ -207,19 +212,17 @@ export class TxLoad {
     this.#watch = watch
     this.#rate = o.rate
     this.#max = Math.min(31, o.maxNonceAhead ?? 30)
-    const bySender = new Map(senders.map((s) => [s.node, s]))
     // A transaction committed at its sender's node closes its nonce.
     watch.onSeen((id, node) => {
-      const s = bySender.get(node)
       const mine = this.#mine.get(id)
-      if (s !== undefined && mine?.node === node) {
+      if (mine?.sender.node === node) {
         this.#mine.delete(id)
-        s.open.delete(mine.nonce)
+        mine.sender.open.delete(mine.nonce)
       }
     })
   }
 
-  readonly #mine = new Map<string, { node: number; nonce: number }>()
+  readonly #mine = new Map<string, { sender: Sender; nonce: number }>()
 
   /** Whether sender `s` may use its next nonce now. */
   #room(s: Sender): boolean {
@@ -233,28 +236,27 @@ export class TxLoad {
   }
 
   /**
-   * Senders: nodes `{ index, dataDir, api }` whose keys sign (each must be a genesis account and be
-   * watched by `watch`); transfers go to `to` (32-byte key).
+   * Senders: accounts (Ed25519 keys, each a genesis account) submitting through node `index` (which
+   * `watch` must follow); transfers go to `to` (32-byte key).
    */
   static async open(
-    nodes: { index: number; dataDir: string; api: ApiTarget }[],
+    senders: { index: number; api: ApiTarget; key: Ed25519PrivateKey }[],
     to: Uint8Array,
     watch: CommitWatch,
     o: TxLoadOptions,
   ): Promise<TxLoad> {
-    const first = nodes[0]
+    const first = senders[0]
     if (first === undefined) throw new NodusError('INVALID_ARGUMENT', 'no senders')
     const info = await getJson<{ chain: string }>(first.api, '/ledger')
-    const senders = await Promise.all(
-      nodes.map(async (n) => {
-        const id = await loadIdentity(n.dataDir)
-        const me = id.ed25519.publicKey.raw
+    const opened = await Promise.all(
+      senders.map(async (n) => {
+        const me = n.key.publicKey.raw
         const account = await getJson<{ nonce: number }>(n.api, `/ledger/accounts/${hex(me)}`)
         return {
           node: n.index,
           api: n.api,
           publicKey: me,
-          sign: (m: Uint8Array) => signEd25519(id.ed25519, m),
+          sign: (m: Uint8Array) => signEd25519(n.key, m),
           nonce: account.nonce,
           open: new Set<number>(),
           low: account.nonce,
@@ -262,7 +264,7 @@ export class TxLoad {
         } satisfies Sender
       }),
     )
-    return new TxLoad(senders, new Uint8Array(Buffer.from(info.chain, 'hex')), to, watch, o)
+    return new TxLoad(opened, new Uint8Array(Buffer.from(info.chain, 'hex')), to, watch, o)
   }
 
   /** Change the offered rate (tx/s) from now on. */
@@ -281,13 +283,15 @@ export class TxLoad {
       )
       item = { id: hex(tx.id), bytes: tx.bytes }
       this.#watch.expect(item.id)
-      this.#mine.set(item.id, { node: s.node, nonce })
+      this.#mine.set(item.id, { sender: s, nonce })
     }
     const sentAt = performance.now()
     try {
       await postJson(s.api, '/ledger/tx', { tx: Buffer.from(item.bytes).toString('base64') })
       this.accepted.push({ id: item.id, sender: s.node, sentAt })
-    } catch {
+    } catch (err) {
+      const code = err instanceof NodusError ? err.code : 'ERROR'
+      this.failureCodes.set(code, (this.failureCodes.get(code) ?? 0) + 1)
       this.failures++
       s.retry.push(item)
     }

@@ -83,11 +83,15 @@ export function checkConsensusDemoOptions(o: ConsensusDemoOptions): void {
  * A devnet's `genesis` hook (every node a validator, large mana balances) writing `genesis.json` next to
  * the data directories; what both the demo and bench/consensus.bench.ts use.
  */
-export function federationGenesis(roundTimeoutMs: number): (dirs: string[]) => Promise<string> {
+export function federationGenesis(
+  roundTimeoutMs: number,
+  accounts: Uint8Array[] = [],
+): (dirs: string[]) => Promise<string> {
   return async (dirs) =>
     (
       await writeDevnetGenesis({
         dirs,
+        accounts,
         out: join(dirname(dirs[0] as string), 'genesis.json'),
         roundTimeoutMs,
         // Enough for a long run of 1-mana transfers, and room in the recipient's capacity.
@@ -98,7 +102,7 @@ export function federationGenesis(roundTimeoutMs: number): (dirs: string[]) => P
 }
 
 /** The Ed25519 public key (32 bytes) of the node whose data directory is `dataDir`. */
-export async function accountKey(dataDir: string): Promise<Uint8Array> {
+async function accountKey(dataDir: string): Promise<Uint8Array> {
   return (await loadIdentity(dataDir)).ed25519.publicKey.raw
 }
 
@@ -124,7 +128,13 @@ export async function runConsensusDemo(o: ConsensusDemoOptions): Promise<Consens
       await Promise.all(honest.map((n) => watch.follow(n.index, apiOf(n), signal)))
       o.log(`${honest.length} never-killed nodes followed; commits flowing`)
       const load = await TxLoad.open(
-        net.nodes.slice(0, o.senders).map((n) => ({ index: n.index, dataDir: n.dataDir, api: apiOf(n) })),
+        await Promise.all(
+          net.nodes.slice(0, o.senders).map(async (n) => ({
+            index: n.index,
+            api: apiOf(n),
+            key: (await loadIdentity(n.dataDir)).ed25519,
+          })),
+        ),
         // To the last validator's account (a genesis account: a new one would have no capacity).
         await accountKey(net.nodes[o.nodes - 1]?.dataDir as string),
         watch,
