@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { NodusError } from '../common/errors.ts'
 import type { ApiTarget } from './client.ts'
-import { Devnet } from './devnet.ts'
+import { Devnet, type DevnetOptions } from './devnet.ts'
 
 /** Options every scenario takes. */
 export interface ScenarioDevnetOptions {
@@ -20,6 +20,8 @@ export interface ScenarioDevnetOptions {
   keep: boolean
   /** Node config applied to every node. */
   config?: Record<string, unknown>
+  /** A federation: builds the genesis every node starts with (see {@link DevnetOptions.genesis}). */
+  genesis?: DevnetOptions['genesis']
   log: (msg: string) => void
 }
 
@@ -85,6 +87,7 @@ export async function withDevnet<T>(
       basePort: o.basePort,
       logLevel: o.logLevel,
       ...(o.config === undefined ? {} : { config: o.config }),
+      ...(o.genesis === undefined ? {} : { genesis: o.genesis }),
       onEvent: (msg) => o.log(msg),
     })
     // Nodes keep joining the DHT and compiling their hot code for a few seconds after they report

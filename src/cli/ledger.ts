@@ -38,6 +38,68 @@ function amountOf(text: string | undefined, what: string): number {
   return n
 }
 
+/** What {@link writeDevnetGenesis} takes: `nodus genesis devnet`'s flags. */
+export interface DevnetGenesisInput {
+  /** Members' data directories (made by `nodus init`), in validator order. */
+  dirs: string[]
+  /** The genesis file to write. */
+  out: string
+  federation?: string
+  /** Mana each account starts with. Default 1,000,000 (at most `capacity`). */
+  balance?: number
+  /** Mana capacity of each account. Default 10,000,000. */
+  capacity?: number
+  /** Mana regenerated per second. Default 1,000. */
+  regenPerSecond?: number
+  /** Further accounts (32-byte Ed25519 keys) beside the members'. */
+  accounts?: Uint8Array[]
+  roundTimeoutMs?: number
+  maxVertexBytes?: number
+  hybrid?: boolean
+}
+
+/**
+ * Build a signed genesis where one machine holds every member's keys and write it to `input.out`
+ * (what `nodus genesis devnet` runs; the demos and benches call it directly).
+ * @returns the genesis id (hex), member and account counts, the file written
+ * @throws `GENESIS_INVALID` for out-of-bounds parameters; the identity loader's errors for a bad dir
+ */
+export async function writeDevnetGenesis(
+  input: DevnetGenesisInput,
+): Promise<{ id: string; members: number; accounts: number; out: string }> {
+  const ids = await Promise.all(input.dirs.map((d) => loadIdentity(resolve(d))))
+  const hybrid = input.hybrid === true
+  const capacity = input.capacity ?? 10_000_000
+  const balance = Math.min(capacity, input.balance ?? 1_000_000)
+  const regenPerSecond = input.regenPerSecond ?? 1_000
+  const accounts = new Map<string, Record<string, unknown>>()
+  for (const key of [...ids.map((i) => i.ed25519.publicKey.raw), ...(input.accounts ?? [])])
+    accounts.set(hex(key), { account: hex(key), balance, capacity, regenPerSecond })
+  const body = newGenesisBody(
+    {
+      federation: input.federation ?? 'devnet',
+      members: ids.map((id, i) => ({
+        name: `validator-${i}`,
+        ed25519: id.ed25519.publicKey.raw,
+        ...(hybrid ? { mldsa65: id.mldsa.publicKey } : {}),
+      })),
+      signatureMode: hybrid ? 'hybrid' : 'ed25519',
+      ...(input.roundTimeoutMs === undefined ? {} : { roundTimeoutMs: input.roundTimeoutMs }),
+      ...(input.maxVertexBytes === undefined ? {} : { maxVertexBytes: input.maxVertexBytes }),
+      ledger: { accounts: [...accounts.values()] },
+    },
+    { clock: systemClock, random: systemRandom },
+  )
+  const message = genesisSigningBytes(body)
+  const signatures = await Promise.all(
+    ids.map(async (id) => (hybrid ? await signHybrid(id, message) : signEd25519(id.ed25519, message))),
+  )
+  const genesis = verifyGenesis(body, signatures)
+  const out = resolve(input.out)
+  await writeFile(out, genesisToJson(genesis))
+  return { id: hex(genesis.id), members: ids.length, accounts: accounts.size, out }
+}
+
 /** `nodus genesis devnet …`. */
 export async function genesisCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args
@@ -57,43 +119,19 @@ export async function genesisCommand(args: string[]): Promise<number> {
   const dirs = (f.member as string[] | undefined) ?? []
   if (sub !== 'devnet' || dirs.length === 0 || typeof f.out !== 'string')
     throw new NodusError('INVALID_ARGUMENT', GENESIS_USAGE)
-  const ids = await Promise.all(dirs.map((d) => loadIdentity(resolve(d))))
-  const hybrid = f.hybrid === true
-  const capacity = intFlag(f, 'capacity', 10_000_000)
-  const balance = Math.min(capacity, intFlag(f, 'balance', 1_000_000))
-  const regenPerSecond = intFlag(f, 'regen', 1_000)
-  const accounts = new Map<string, Record<string, unknown>>()
-  for (const key of [
-    ...ids.map((i) => i.ed25519.publicKey.raw),
-    ...((f.account as string[] | undefined) ?? []).map(parseWriterKey),
-  ])
-    accounts.set(hex(key), { account: hex(key), balance, capacity, regenPerSecond })
-  const body = newGenesisBody(
-    {
-      federation: typeof f.federation === 'string' ? f.federation : 'devnet',
-      members: ids.map((id, i) => ({
-        name: `validator-${i}`,
-        ed25519: id.ed25519.publicKey.raw,
-        ...(hybrid ? { mldsa65: id.mldsa.publicKey } : {}),
-      })),
-      signatureMode: hybrid ? 'hybrid' : 'ed25519',
-      ...(f['round-timeout-ms'] === undefined ? {} : { roundTimeoutMs: intFlag(f, 'round-timeout-ms', 500) }),
-      ...(f['max-vertex-bytes'] === undefined ? {} : { maxVertexBytes: intFlag(f, 'max-vertex-bytes', 0) }),
-      ledger: { accounts: [...accounts.values()] },
-    },
-    { clock: systemClock, random: systemRandom },
-  )
-  const message = genesisSigningBytes(body)
-  const signatures = await Promise.all(
-    ids.map(async (id) => (hybrid ? await signHybrid(id, message) : signEd25519(id.ed25519, message))),
-  )
-  const genesis = verifyGenesis(body, signatures)
-  await writeFile(resolve(f.out), genesisToJson(genesis))
-  out(
-    Boolean(f.json),
-    { id: hex(genesis.id), members: ids.length, accounts: accounts.size, out: resolve(f.out) },
-    `genesis ${hex(genesis.id)}: ${ids.length} members, ${accounts.size} accounts → ${resolve(f.out)}`,
-  )
+  const r = await writeDevnetGenesis({
+    dirs,
+    out: f.out,
+    ...(typeof f.federation === 'string' ? { federation: f.federation } : {}),
+    capacity: intFlag(f, 'capacity', 10_000_000),
+    balance: intFlag(f, 'balance', 1_000_000),
+    regenPerSecond: intFlag(f, 'regen', 1_000),
+    accounts: ((f.account as string[] | undefined) ?? []).map(parseWriterKey),
+    ...(f['round-timeout-ms'] === undefined ? {} : { roundTimeoutMs: intFlag(f, 'round-timeout-ms', 500) }),
+    ...(f['max-vertex-bytes'] === undefined ? {} : { maxVertexBytes: intFlag(f, 'max-vertex-bytes', 0) }),
+    hybrid: f.hybrid === true,
+  })
+  out(Boolean(f.json), r, `genesis ${r.id}: ${r.members} members, ${r.accounts} accounts → ${r.out}`)
   return 0
 }
 

@@ -50,6 +50,9 @@ commands:
   demo   --scenario kv [--nodes 16] [--hosts 8] [--ops 3000] [--stop 4] [--batch 50]
          two devices of one owner write every value type to three databases; hosts stop, restart
          and must converge to identical state; unauthorized and replayed writes are refused
+  demo   --scenario consensus [--nodes 10] [--rate 200] [--seconds 30] [--kill 3] [--senders 4] [--round-timeout-ms 300]
+         every node a validator; transfers at a steady rate; f validators SIGKILLed and restarted;
+         every transaction must commit exactly once and every node reach one state root
 
 common options: --json (machine-readable output), --log-level LEVEL, --help
 data dir default: $NODUS_DATA_DIR or ~/.nodus`
@@ -438,6 +441,9 @@ async function main(argv: string[]): Promise<number> {
         ops: { type: 'string' },
         stop: { type: 'string' },
         batch: { type: 'string' },
+        seconds: { type: 'string' },
+        senders: { type: 'string' },
+        'round-timeout-ms': { type: 'string' },
         nodes: { type: 'string' },
         file: { type: 'string' },
         kill: { type: 'string' },
@@ -486,8 +492,24 @@ async function main(argv: string[]): Promise<number> {
         })
         return printResult(result)
       }
+      if (scenario === 'consensus') {
+        const { CONSENSUS_DEMO_DEFAULTS: d, runConsensusDemo } = await import('./demo-consensus.ts')
+        const result = await runConsensusDemo({
+          nodes: intFlag(f, 'nodes', d.nodes),
+          rate: intFlag(f, 'rate', d.rate),
+          seconds: intFlag(f, 'seconds', d.seconds),
+          kill: intFlag(f, 'kill', d.kill),
+          senders: intFlag(f, 'senders', d.senders),
+          roundTimeoutMs: intFlag(f, 'round-timeout-ms', d.roundTimeoutMs),
+          ...scenarioFlags(f),
+        })
+        return printResult(result)
+      }
       if (scenario !== 'storage')
-        throw new NodusError('INVALID_ARGUMENT', `unknown scenario ${scenario}: storage, messaging or kv`)
+        throw new NodusError(
+          'INVALID_ARGUMENT',
+          `unknown scenario ${scenario}: storage, messaging, kv or consensus`,
+        )
       const storage: Record<string, number> = {}
       if (f['segment-size'] !== undefined) storage.segmentSize = intFlag(f, 'segment-size', 0)
       if (f.k !== undefined) storage.k = intFlag(f, 'k', 10)

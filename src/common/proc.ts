@@ -35,3 +35,13 @@ export function procCpuSeconds(pid: number): number | undefined {
   const t = procCpuSplit(pid)
   return t === undefined ? undefined : t.user + t.system
 }
+
+/** Resident set size of process `pid` in bytes (VmRSS in /proc/PID/status); undefined as for {@link procCpuSplit}. */
+export function procRssBytes(pid: number): number | undefined {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m === null ? undefined : Number(m[1]) * 1024
+  } catch {
+    return undefined
+  }
+}

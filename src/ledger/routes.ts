@@ -3,6 +3,8 @@
  * - `POST /ledger/tx` `{ tx: base64 envelope }` [`?wait=commit`] → `{ id, status: "submitted" }`, or
  *   with `wait=commit` once it committed here `{ id, status: "applied" | "refused", code?, height, root }`
  *   (at most {@link WAIT_COMMIT_MS}; then 504 TIMEOUT). A validator pools it, a follower forwards it.
+ *   The token holder's calls are not rate-limited (`api.mutatingPerMinute`): the pool bounds them
+ *   (`TX_POOL_FULL`).
  * - `GET /ledger/accounts/:id` (64 hex digits) [`?token=ID`] → nonce, mana regenerated to the last
  *   commit, and the balance of `token` when asked; 404 `LEDGER_NOT_FOUND` for an unused account.
  * - `GET /ledger/tokens/:id` → issuer, name, supply.
@@ -48,7 +50,9 @@ export function ledgerRoutes(deps: LedgerRoutesDeps): ApiRoutes {
     r.post<{ Body: { tx: string }; Querystring: { wait?: 'commit' } }>(
       '/ledger/tx',
       {
-        ...ctx.mutating,
+        // Not counted against the token holder's rate limit: the transaction pool (TX_POOL_FULL) and
+        // the commit waiters (QUEUE_FULL) bound it, as a publish is bound by its queue.
+        ...ctx.unmetered,
         schema: {
           tags: ['ledger'],
           summary:

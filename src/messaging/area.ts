@@ -95,6 +95,13 @@ export interface SubscribeOptions {
   capacity?: number
   /** What to do when it falls further behind: `close` it (default) or drop its oldest message. */
   onSlow?: SlowPolicy
+  /**
+   * Deliver each batch as it arrives, without the per-publisher order (no wait of up to
+   * `messaging.reorderWindowMs` for a missing earlier batch; duplicates are dropped by gossipsub's
+   * seen cache only). For subscribers that order what they receive themselves, such as the
+   * consensus DAG. Default false.
+   */
+  unordered?: boolean
 }
 
 /** A topic this node subscribes to. */
@@ -171,31 +178,51 @@ export function createMessaging(components: MessagingComponents, options: Messag
   }
   /** Local subscriptions by topic. */
   const byTopic = new Map<string, Set<Subscription>>()
+  /** Subscriptions made with `unordered`: fed from {@link pushUnordered}, never from the inbox. */
+  const unordered = new WeakSet<Subscription>()
   let subscriptionCount = 0
   let started = false
   let stopping = false
 
-  const deliver = (topic: string, publisher: string, batch: Batch, from: number): void => {
-    const subs = byTopic.get(topic)
-    const now = clock.now()
-    const n = batch.entries.length - from
-    if (n <= 0) return
-    metrics.pubsubDelivered.inc(n)
-    for (let i = from; i < batch.entries.length; i++) {
-      const e = batch.entries[i] as Batch['entries'][number]
-      metrics.pubsubLatencySeconds.observe(Math.max(0, now - e.publishedAtMs) / 1000)
-      if (subs === undefined) continue
+  /** Entries `from…` of `batch` as messages received now. */
+  const messagesOf = (
+    topic: string,
+    publisher: string,
+    batch: Batch,
+    from: number,
+    now: number,
+  ): PubsubMessage[] =>
+    batch.entries.slice(from).map((e, i) => {
       const m: PubsubMessage = {
         topic,
         publisher,
-        seq: batch.firstSeq + i,
+        seq: batch.firstSeq + from + i,
         data: e.data,
         publishedAtMs: e.publishedAtMs,
         receivedAtMs: now,
       }
       if (e.mqttTopic !== undefined) m.mqttTopic = e.mqttTopic
       if (e.fromMqtt === true) m.fromMqtt = true
-      for (const s of subs) s.push(m)
+      return m
+    })
+  /** A received batch, at once, to the topic's `unordered` subscriptions. */
+  const pushUnordered = (topic: string, publisher: string, batch: Batch): void => {
+    const subs = [...(byTopic.get(topic) ?? [])].filter((s) => unordered.has(s))
+    if (subs.length === 0) return
+    for (const m of messagesOf(topic, publisher, batch, 0, clock.now())) for (const s of subs) s.push(m)
+  }
+
+  /** Deliver from the inbox (in order) to the ordered subscriptions; `all`: to every one (own batches). */
+  const deliver = (topic: string, publisher: string, batch: Batch, from: number, all = false): void => {
+    const subs = byTopic.get(topic)
+    const now = clock.now()
+    const n = batch.entries.length - from
+    if (n <= 0) return
+    metrics.pubsubDelivered.inc(n)
+    for (const m of messagesOf(topic, publisher, batch, from, now)) {
+      metrics.pubsubLatencySeconds.observe(Math.max(0, now - m.publishedAtMs) / 1000)
+      if (subs === undefined) continue
+      for (const s of subs) if (all || !unordered.has(s)) s.push(m)
     }
   }
 
@@ -207,7 +234,7 @@ export function createMessaging(components: MessagingComponents, options: Messag
         await pubsub.publish(GOSSIP_TOPIC_PREFIX + topic, bytes)
         metrics.pubsubBatchesSent.inc()
         metrics.pubsubBatchMessages.observe(batch.entries.length)
-        deliver(topic, self, batch, 0)
+        deliver(topic, self, batch, 0, true)
       },
       onSendError: (topic, err, batch) => {
         log.warn({ topic, messages: batch.entries.length, err: (err as Error).message }, 'batch not sent')
@@ -254,7 +281,9 @@ export function createMessaging(components: MessagingComponents, options: Messag
     const batch = accepted.get(msg)
     if (batch === undefined || msg.type !== 'signed') return
     accepted.delete(msg)
-    inbox.receive(msg.topic.slice(GOSSIP_TOPIC_PREFIX.length), msg.from.toString(), batch)
+    const topic = msg.topic.slice(GOSSIP_TOPIC_PREFIX.length)
+    pushUnordered(topic, msg.from.toString(), batch)
+    inbox.receive(topic, msg.from.toString(), batch)
   }
 
   const closed = (sub: Subscription): void => {
@@ -309,6 +338,7 @@ export function createMessaging(components: MessagingComponents, options: Messag
           closed,
         },
       )
+      if (o.unordered === true) unordered.add(sub)
       let subs = byTopic.get(topic)
       if (subs === undefined) {
         subs = new Set()

@@ -255,7 +255,8 @@ export async function createNode(
         host: net.libp2p,
         pubsub: {
           publish: (topic, data) => messaging.publish(topic, data),
-          subscribe: (topic) => messaging.subscribe(topic),
+          // The DAG orders vertices itself: no wait for a publisher's missing earlier batch.
+          subscribe: (topic) => messaging.subscribe(topic, { unordered: true }),
           topicPeers: (topic) => gossip.getSubscribers(GOSSIP_TOPIC_PREFIX + topic).map((p) => p.toString()),
         },
         peers: trust.peerActions,
