@@ -134,6 +134,8 @@ answers) carry no peerAction: they are the peer's word, not its fault.
 | \`KV_UNAUTHORIZED\` | \`reject\` | a kv create, grant or revoke not signed by the database's owner, or a non-owner's kv operation without a capability | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`RECON_MESSAGE_INVALID\` | \`reject\` | a malformed or oversized kv reconciliation message (docs/PROTOCOLS.md, "KV reconciliation") | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`KV_ARGS_INVALID\` | \`reject\` | a signed kv operation whose args do not fit its type and op (src/kv/state/ops.ts), e.g. a zadd score that is not a number | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
+| \`VERTEX_INVALID\` | \`reject\` | a consensus vertex that is malformed: its structure, parents (fewer than a quorum of the previous round, not its author's own previous vertex first) or a parent the node refused (src/consensus/vertex.ts) | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
+| \`VERTEX_TOO_LARGE\` | \`reject\` | a consensus vertex over the genesis's \`maxVertexBytes\` or \`maxTxsPerVertex\` | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`LEDGER_TX_INVALID\` | \`reject\` | a malformed ledger transaction (src/ledger/tx.ts) | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`LEDGER_SNAPSHOT_INVALID\` | \`reject\` | a malformed ledger snapshot chunk (src/ledger/snapshot.ts) | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`REVISION_INVALID\` | \`ignore\` | a holder update not newer than the last accepted (a late copy) | nothing |
@@ -147,6 +149,9 @@ answers) carry no peerAction: they are the peer's word, not its fault.
 | \`KV_DB_FULL\` | \`ignore\` | a kv operation that would take its database past \`kv.maxDbBytes\` (or all past \`kv.maxBytes\`) on this node | nothing (the operation is not kept) |
 | \`KV_UNAUTHORIZED\` | \`ignore\` | a kv operation refused for what this node holds: its grant, the database's create or a revoke (a relay may not have them) | nothing |
 | \`KV_OP_INVALID\` | \`ignore\` | a kv operation with a plaintext value, or of a type that cannot be sealed, in a private (sealed) database (src/kv/sealed.ts; a relay may not hold the sealed create) | nothing |
+| \`VERTEX_WRONG_EPOCH\` | \`ignore\` | a consensus vertex of another epoch than the committee this node runs | nothing |
+| \`VERTEX_FROM_FUTURE\` | \`ignore\` | a consensus vertex dated more than \`consensus.maxFutureSkewMs\` ahead of this node's clock | nothing |
+| \`CONSENSUS_NO_VALIDATOR\` | \`ignore\` | transactions forwarded to a node that is not a validator of the federation | nothing |
 | \`KEY_RECORD_INVALID\` | \`ignore\` | an expired or not yet valid key record | nothing |
 | \`DECRYPT_FAILED\` | \`ignore\` | a sealed message that does not decrypt for this node (the relay cannot know) | nothing |
 | \`SEALED_MESSAGE_INVALID\` | \`ignore\` | a sealed message for an unknown key, malformed inside, addressed to another peer or too large | nothing |
