@@ -5,12 +5,36 @@
 import { readFile } from 'node:fs/promises'
 import { NodusError } from '../common/errors.ts'
 import type { GenesisMember } from '../consensus/index.ts'
-import { ED25519_PUBLIC_KEY_BYTES, MLDSA65_PUBLIC_KEY_BYTES } from '../crypto/index.ts'
+import {
+  didKeyFromEd25519,
+  ED25519_PUBLIC_KEY_BYTES,
+  MLDSA65_PUBLIC_KEY_BYTES,
+  type NodeIdentity,
+} from '../crypto/index.ts'
 import { hexBytes, parseWriterKey } from './kv-writer.ts'
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
 const NAME = /^([A-Za-z0-9][A-Za-z0-9._-]{0,63})=(.+)$/s
 const bad = (message: string): NodusError => new NodusError('INVALID_ARGUMENT', message)
+
+/**
+ * What `nodus id --json` prints, and what a member hands over to be put in a genesis (`--member FILE`
+ * reads it back): `{ peerId, did, ed25519: 64 hex, mldsa65: 3,904 hex }`. Public keys only.
+ */
+export function publicKeysOf(id: NodeIdentity): {
+  peerId: string
+  did: string
+  ed25519: string
+  mldsa65: string
+} {
+  const ed25519 = id.ed25519.publicKey.raw
+  return {
+    peerId: id.peerId.toString(),
+    did: didKeyFromEd25519(ed25519),
+    ed25519: hex(ed25519),
+    mldsa65: hex(id.mldsa.publicKey),
+  }
+}
 
 /** An Ed25519 public key (32 bytes) from a did:key, `z6Mk…`, an Ed25519 PeerId or 64 hex digits. */
 export function ed25519KeyOf(text: string, what: string): Uint8Array {

@@ -368,15 +368,9 @@ async function main(argv: string[]): Promise<number> {
     case 'id': {
       // What a member hands over for a genesis (`nodus genesis init --member FILE`): public keys only.
       const { values: f } = parse(rest, { ...COMMON, 'data-dir': { type: 'string' } })
-      const { didKeyFromEd25519, loadIdentity } = await import('../crypto/index.ts')
-      const id = await loadIdentity(dataDirOf(f))
-      const ed25519 = id.ed25519.publicKey.raw
-      const r = {
-        peerId: id.peerId.toString(),
-        did: didKeyFromEd25519(ed25519),
-        ed25519: Buffer.from(ed25519).toString('hex'),
-        mldsa65: Buffer.from(id.mldsa.publicKey).toString('hex'),
-      }
+      const { loadIdentity } = await import('../crypto/index.ts')
+      const { publicKeysOf } = await import('./genesis-input.ts')
+      const r = publicKeysOf(await loadIdentity(dataDirOf(f)))
       out(Boolean(f.json), r, `peerId  ${r.peerId}\ndid     ${r.did}\ned25519 ${r.ed25519}`)
       return 0
     }

@@ -343,7 +343,9 @@ export function readGenesisJson(text: string): {
     }
   })
   if (signatures.length !== body.members.length)
-    throw fail(`needs one signature per member (null where not signed yet): ${body.members.length}, has ${signatures.length}`)
+    throw fail(
+      `needs one signature per member (null where not signed yet): ${body.members.length}, has ${signatures.length}`,
+    )
   return { body, signatures }
 }
 
