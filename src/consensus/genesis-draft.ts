@@ -75,9 +75,11 @@ export async function signGenesisDraft(
   const me = identity.ed25519.publicKey.raw
   const index = body.members.findIndex((m) => bytesEqual(m.ed25519, me))
   if (index < 0)
-    throw new NodusError('GENESIS_NOT_MEMBER', 'this identity is not a member of the genesis', {
-      details: { members: body.members.length },
-    })
+    throw new NodusError(
+      'GENESIS_NOT_MEMBER',
+      `${identity.peerId.toString()} is not one of the genesis's ${body.members.length} members (\`nodus genesis verify FILE\` lists them)`,
+      { details: { members: body.members.length } },
+    )
   const member = body.members[index] as GenesisMember
   const hybrid = body.signatureMode === 'hybrid'
   if (hybrid && !bytesEqual(member.mldsa65 ?? new Uint8Array(), identity.mldsa.publicKey))
