@@ -17,7 +17,7 @@ import { loadIdentity } from '../crypto/index.ts'
 import { type ApiTarget, getJson } from './client.ts'
 import { CommitWatch, TxLoad } from './consensus-load.ts'
 import { apiOf, checkWhole, quantile, type ScenarioDevnetOptions, until, withDevnet } from './demo-devnet.ts'
-import { writeDevnetGenesis } from './ledger.ts'
+import { writeDevnetGenesis } from './genesis.ts'
 
 export interface ConsensusDemoOptions extends ScenarioDevnetOptions {
   /** Offered transactions per second, all senders together. Default 200. */

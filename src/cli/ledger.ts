@@ -1,26 +1,15 @@
 /**
- * The agreement commands (issue 21): `nodus genesis devnet`, `nodus tx …`, `nodus balance`,
- * `nodus dag status`. Transactions are signed here with the key in `--key-dir` (default the data
+ * The agreement commands (issue 21): `nodus tx …`, `nodus balance`,
+ * `nodus dag status` (`nodus genesis …`: genesis.ts). Transactions are signed here with the key in `--key-dir` (default the data
  * directory) and sent to `POST /ledger/tx`; the node never sees the key.
  */
-import { writeFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import { systemClock } from '../common/clock.ts'
 import { NodusError } from '../common/errors.ts'
-import { systemRandom } from '../common/random.ts'
-import { genesisSigningBytes, genesisToJson, newGenesisBody, verifyGenesis } from '../consensus/index.ts'
-import { loadIdentity, signEd25519, signHybrid } from '../crypto/index.ts'
+import { loadIdentity, signEd25519 } from '../crypto/index.ts'
 import { encodeTx, type TxAction, tokenId } from '../ledger/index.ts'
-import { apiTarget, CLIENT_FLAGS, COMMON, dataDirOf, intFlag, out, parse } from './args.ts'
+import { apiTarget, CLIENT_FLAGS, dataDirOf, intFlag, out, parse } from './args.ts'
 import { getJson, postJson } from './client.ts'
 import { hexBytes, parseWriterKey } from './kv-writer.ts'
-
-export const GENESIS_USAGE = `usage: nodus genesis devnet --member DIR [--member DIR]… --out FILE
-  [--federation NAME] [--balance N] [--capacity N] [--regen N] [--account KEY]… [--round-timeout-ms N]
-  [--max-vertex-bytes N] [--hybrid]
-builds a signed genesis where one machine holds every member's keys (DIR: a data dir made by
-\`nodus init\`); every member and every --account (did:key, PeerId or hex key) gets an account with
---balance mana (default 1,000,000) of --capacity (default 10,000,000), regenerating --regen per second (default 1,000)`
 
 export const TX_USAGE = `usage: nodus tx <kind> … [--key-dir DIR] [--nonce N] [--no-wait] [--data-dir DIR | --api URL --token T]
   transfer TO AMOUNT [--of-token ID]   mana (or a token) to TO (did:key, PeerId or hex key)
@@ -36,103 +25,6 @@ function amountOf(text: string | undefined, what: string): number {
   if (text === undefined || !/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1)
     throw new NodusError('INVALID_ARGUMENT', `${what} must be a whole number ≥ 1`)
   return n
-}
-
-/** What {@link writeDevnetGenesis} takes: `nodus genesis devnet`'s flags. */
-export interface DevnetGenesisInput {
-  /** Members' data directories (made by `nodus init`), in validator order. */
-  dirs: string[]
-  /** The genesis file to write. */
-  out: string
-  federation?: string
-  /** Mana each account starts with. Default 1,000,000 (at most `capacity`). */
-  balance?: number
-  /** Mana capacity of each account. Default 10,000,000. */
-  capacity?: number
-  /** Mana regenerated per second. Default 1,000. */
-  regenPerSecond?: number
-  /** Further accounts (32-byte Ed25519 keys) beside the members'. */
-  accounts?: Uint8Array[]
-  roundTimeoutMs?: number
-  maxVertexBytes?: number
-  hybrid?: boolean
-}
-
-/**
- * Build a signed genesis where one machine holds every member's keys and write it to `input.out`
- * (what `nodus genesis devnet` runs; the demos and benches call it directly).
- * @returns the genesis id (hex), member and account counts, the file written
- * @throws `GENESIS_INVALID` for out-of-bounds parameters; the identity loader's errors for a bad dir
- */
-export async function writeDevnetGenesis(
-  input: DevnetGenesisInput,
-): Promise<{ id: string; members: number; accounts: number; out: string }> {
-  const ids = await Promise.all(input.dirs.map((d) => loadIdentity(resolve(d))))
-  const hybrid = input.hybrid === true
-  const capacity = input.capacity ?? 10_000_000
-  const balance = Math.min(capacity, input.balance ?? 1_000_000)
-  const regenPerSecond = input.regenPerSecond ?? 1_000
-  const accounts = new Map<string, Record<string, unknown>>()
-  for (const key of [...ids.map((i) => i.ed25519.publicKey.raw), ...(input.accounts ?? [])])
-    accounts.set(hex(key), { account: hex(key), balance, capacity, regenPerSecond })
-  const body = newGenesisBody(
-    {
-      federation: input.federation ?? 'devnet',
-      members: ids.map((id, i) => ({
-        name: `validator-${i}`,
-        ed25519: id.ed25519.publicKey.raw,
-        ...(hybrid ? { mldsa65: id.mldsa.publicKey } : {}),
-      })),
-      signatureMode: hybrid ? 'hybrid' : 'ed25519',
-      ...(input.roundTimeoutMs === undefined ? {} : { roundTimeoutMs: input.roundTimeoutMs }),
-      ...(input.maxVertexBytes === undefined ? {} : { maxVertexBytes: input.maxVertexBytes }),
-      ledger: { accounts: [...accounts.values()] },
-    },
-    { clock: systemClock, random: systemRandom },
-  )
-  const message = genesisSigningBytes(body)
-  const signatures = await Promise.all(
-    ids.map(async (id) => (hybrid ? await signHybrid(id, message) : signEd25519(id.ed25519, message))),
-  )
-  const genesis = verifyGenesis(body, signatures)
-  const out = resolve(input.out)
-  await writeFile(out, genesisToJson(genesis))
-  return { id: hex(genesis.id), members: ids.length, accounts: accounts.size, out }
-}
-
-/** `nodus genesis devnet …`. */
-export async function genesisCommand(args: string[]): Promise<number> {
-  const [sub, ...rest] = args
-  const { values: f } = parse(rest, {
-    ...COMMON,
-    member: { type: 'string', multiple: true },
-    account: { type: 'string', multiple: true },
-    out: { type: 'string' },
-    federation: { type: 'string' },
-    balance: { type: 'string' },
-    capacity: { type: 'string' },
-    regen: { type: 'string' },
-    'round-timeout-ms': { type: 'string' },
-    'max-vertex-bytes': { type: 'string' },
-    hybrid: { type: 'boolean' },
-  })
-  const dirs = (f.member as string[] | undefined) ?? []
-  if (sub !== 'devnet' || dirs.length === 0 || typeof f.out !== 'string')
-    throw new NodusError('INVALID_ARGUMENT', GENESIS_USAGE)
-  const r = await writeDevnetGenesis({
-    dirs,
-    out: f.out,
-    ...(typeof f.federation === 'string' ? { federation: f.federation } : {}),
-    capacity: intFlag(f, 'capacity', 10_000_000),
-    balance: intFlag(f, 'balance', 1_000_000),
-    regenPerSecond: intFlag(f, 'regen', 1_000),
-    accounts: ((f.account as string[] | undefined) ?? []).map(parseWriterKey),
-    ...(f['round-timeout-ms'] === undefined ? {} : { roundTimeoutMs: intFlag(f, 'round-timeout-ms', 500) }),
-    ...(f['max-vertex-bytes'] === undefined ? {} : { maxVertexBytes: intFlag(f, 'max-vertex-bytes', 0) }),
-    hybrid: f.hybrid === true,
-  })
-  out(Boolean(f.json), r, `genesis ${r.id}: ${r.members} members, ${r.accounts} accounts → ${r.out}`)
-  return 0
 }
 
 interface LedgerInfo {

@@ -31,6 +31,9 @@ commands:
   inbox  [--follow] [--data-dir DIR | --api URL --token T]                    print this node's direct messages (FROM: TEXT; --json)
   kv     create|set|get|hset|zadd|zrange|grant|sync-status|… [--db DB]          a signed, replicated database
          (signed here with your key; \`nodus kv help\` lists every command)
+  id     [--data-dir DIR] [--json]                                            this node's keys: PeerId, did:key, Ed25519 (--json: and ML-DSA-65)
+  genesis init --federation NAME --member KEY… --out FILE                   an unsigned genesis for members on separate machines
+  genesis sign FILE | verify FILE                                           add this member's signature; who signed, complete or not
   genesis devnet --member DIR… --out FILE                                   build a signed genesis (one machine holds all keys)
   start  … --genesis FILE                                                    run a validator (a member) or follower of the federation
   tx     transfer|create-token|mint|burn … [--no-wait]                        sign a ledger transaction here and submit it
@@ -362,8 +365,17 @@ async function main(argv: string[]): Promise<number> {
       const { kvCommand } = await import('./kv.ts')
       return await kvCommand(rest)
     }
+    case 'id': {
+      // What a member hands over for a genesis (`nodus genesis init --member FILE`): public keys only.
+      const { values: f } = parse(rest, { ...COMMON, 'data-dir': { type: 'string' } })
+      const { loadIdentity } = await import('../crypto/index.ts')
+      const { publicKeysOf } = await import('./genesis-input.ts')
+      const r = publicKeysOf(await loadIdentity(dataDirOf(f)))
+      out(Boolean(f.json), r, `peerId  ${r.peerId}\ndid     ${r.did}\ned25519 ${r.ed25519}`)
+      return 0
+    }
     case 'genesis': {
-      const { genesisCommand } = await import('./ledger.ts')
+      const { genesisCommand } = await import('./genesis.ts')
       return await genesisCommand(rest)
     }
     case 'tx': {

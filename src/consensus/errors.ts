@@ -12,6 +12,16 @@ export const CONSENSUS_ERRORS = defineErrors({
     what: 'a genesis file is malformed (a field of the wrong type or out of its bounds, duplicate member keys, a seed not 32 bytes) or a member signature is missing or does not verify; `details.reason` names the field',
     fix: 'rebuild the genesis with `nodus genesis` and have every member sign it; all nodes of a federation must hold the same file',
   },
+  GENESIS_INCOMPLETE: {
+    status: 400,
+    what: 'a genesis file is a draft: some members have not signed it yet (`details.unsigned` lists their indexes), so no node may run it',
+    fix: 'have each member missing run `nodus genesis sign FILE` on its own machine, passing the file on; `nodus genesis verify FILE` lists who has signed',
+  },
+  GENESIS_NOT_MEMBER: {
+    status: 403,
+    what: 'this identity is not a member of the genesis it was asked to sign: its Ed25519 key (and in hybrid mode its ML-DSA-65 key) is not in the member list',
+    fix: 'sign with the data dir of a member (`--data-dir`), or have the genesis rebuilt with your keys (`nodus id --json`, `nodus genesis init --member`)',
+  },
   VERTEX_INVALID: {
     status: 400,
     what: 'a DAG vertex is malformed: not the {body, sig} dag-cbor envelope, not canonical, a field of the wrong type, an author outside the committee, parents that break the DAG rules (fewer than 2f+1 authors of the previous round, not the author’s own previous vertex first, two parents by one author, a parent of a later round), or a timestamp before a parent’s (peerAction `reject`)',

@@ -7,7 +7,9 @@
  * On disk it is JSON (human-readable; byte strings in lower-case hex):
  * `{ "genesis": { version, federation, epoch, createdAtMs, leaderSeed, signatureMode, roundTimeoutMs,
  * maxTxsPerVertex, maxVertexBytes, members: [{ name?, ed25519, mldsa65? }], ledger }, "signatures":
- * [ "<hex>" | { "ed25519": "<hex>", "mldsa65": "<hex>" } ] }`, one signature per member, in member order.
+ * [ "<hex>" | { "ed25519": "<hex>", "mldsa65": "<hex>" } | null ] }`, one signature per member, in member
+ * order; `null` for a member who has not signed yet (a draft passed around by `nodus genesis sign`,
+ * which a node refuses to start with: `GENESIS_INCOMPLETE`).
  * Signatures are over the canonical encoding: dag-cbor of `{ domain: "nodus/consensus-genesis/v1",
  * body }` (the signed-record convention, src/crypto/signed-record.ts), where `body` is the genesis with
  * byte strings as bytes. Ed25519 mode: 64-byte Ed25519 signatures; hybrid mode: hybrid signatures
@@ -16,6 +18,7 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { bytesEqual } from '../common/bytes.ts'
 import type { Clock } from '../common/clock.ts'
+import { NodusError } from '../common/errors.ts'
 import type { Random } from '../common/random.ts'
 import {
   blake3,
@@ -226,24 +229,36 @@ export function verifyGenesis(rawBody: unknown, signatures: readonly GenesisSign
   if (signatures.length !== body.members.length)
     throw fail(`needs one signature per member: ${body.members.length}, has ${signatures.length}`)
   const message = genesisSigningBytes(body)
-  body.members.forEach((m, i) => {
-    const sig = signatures[i]
-    const ok =
-      body.signatureMode === 'ed25519'
-        ? sig instanceof Uint8Array &&
-          verifier.verify({ scheme: 'ed25519', publicKey: m.ed25519, message, signature: sig })
-        : sig !== undefined &&
-          !(sig instanceof Uint8Array) &&
-          m.mldsa65 !== undefined &&
-          verifier.verify({
-            scheme: 'hybrid',
-            publicKey: { ed25519: m.ed25519, mldsa65: m.mldsa65 },
-            message,
-            signature: sig,
-          })
-    if (!ok) throw fail(`the signature of members[${i}] does not verify`, 'reject', { member: i })
+  body.members.forEach((_, i) => {
+    if (!memberSignatureVerifies(body, message, i, signatures[i]))
+      throw fail(`the signature of members[${i}] does not verify`, 'reject', { member: i })
   })
   return { body, signatures: [...signatures], id: blake3(message) }
+}
+
+/**
+ * Whether `sig` is member `index`'s signature of `message` (the body's {@link genesisSigningBytes}):
+ * 64 Ed25519 bytes in ed25519 mode, a hybrid signature in hybrid mode.
+ */
+export function memberSignatureVerifies(
+  body: GenesisBody,
+  message: Uint8Array,
+  index: number,
+  sig: GenesisSignature | null | undefined,
+): boolean {
+  const m = body.members[index]
+  if (m === undefined || sig === null || sig === undefined) return false
+  return body.signatureMode === 'ed25519'
+    ? sig instanceof Uint8Array &&
+        verifier.verify({ scheme: 'ed25519', publicKey: m.ed25519, message, signature: sig })
+    : !(sig instanceof Uint8Array) &&
+        m.mldsa65 !== undefined &&
+        verifier.verify({
+          scheme: 'hybrid',
+          publicKey: { ed25519: m.ed25519, mldsa65: m.mldsa65 },
+          message,
+          signature: sig,
+        })
 }
 
 /** The committee a genesis declares. */
@@ -267,8 +282,14 @@ function unhex(v: unknown, what: string): Uint8Array {
   return new Uint8Array(Buffer.from(v, 'hex'))
 }
 
-/** The genesis file's text (module doc), pretty-printed. */
-export function genesisToJson(genesis: Pick<Genesis, 'body' | 'signatures'>): string {
+/**
+ * The genesis file's text (module doc), pretty-printed. A `null` signature (a member who has not
+ * signed yet: a draft, src/consensus/genesis-draft.ts) is written as `null`.
+ */
+export function genesisToJson(genesis: {
+  body: GenesisBody
+  signatures: readonly (GenesisSignature | null)[]
+}): string {
   const b = genesis.body
   const members = b.members.map((m) => ({
     ...(m.name === undefined ? {} : { name: m.name }),
@@ -276,18 +297,27 @@ export function genesisToJson(genesis: Pick<Genesis, 'body' | 'signatures'>): st
     ...(m.mldsa65 === undefined ? {} : { mldsa65: hex(m.mldsa65) }),
   }))
   const signatures = genesis.signatures.map((s) =>
-    s instanceof Uint8Array ? hex(s) : { ed25519: hex(s.ed25519), mldsa65: hex(s.mldsa65) },
+    s === null
+      ? null
+      : s instanceof Uint8Array
+        ? hex(s)
+        : { ed25519: hex(s.ed25519), mldsa65: hex(s.mldsa65) },
   )
   const json = { genesis: { ...b, leaderSeed: hex(b.leaderSeed), members }, signatures }
   return `${JSON.stringify(json, null, 2)}\n`
 }
 
 /**
- * Parse and verify a genesis file's text ({@link genesisToJson}'s form).
+ * Parse a genesis file's text ({@link genesisToJson}'s form) without checking its signatures: the
+ * checked body and one entry per member, `null` where the member has not signed yet.
  *
- * @throws NodusError `GENESIS_INVALID` on bad JSON, a malformed body or a signature that does not verify
+ * @throws NodusError `GENESIS_INVALID` on bad JSON, a malformed body or signature, or a signature
+ *   list whose length is not the member count
  */
-export function genesisFromJson(text: string): Genesis {
+export function readGenesisJson(text: string): {
+  body: GenesisBody
+  signatures: (GenesisSignature | null)[]
+} {
   let raw: unknown
   try {
     raw = JSON.parse(text)
@@ -302,8 +332,9 @@ export function genesisFromJson(text: string): Genesis {
     if (r.mldsa65 !== undefined) r.mldsa65 = unhex(r.mldsa65, `members[${i}].mldsa65`)
     return r
   })
-  const body = { ...g, leaderSeed: unhex(g.leaderSeed, 'leaderSeed'), members }
+  const body = checkGenesisBody({ ...g, leaderSeed: unhex(g.leaderSeed, 'leaderSeed'), members })
   const signatures = readList(top.signatures, 'signatures', MAX_MEMBERS, fail).map((s, i) => {
+    if (s === null) return null
     if (typeof s === 'string') return unhex(s, `signatures[${i}]`)
     const r = readMap(s, `signatures[${i}]`, ['ed25519', 'mldsa65'], fail)
     return {
@@ -311,5 +342,28 @@ export function genesisFromJson(text: string): Genesis {
       mldsa65: unhex(r.mldsa65, `signatures[${i}].mldsa65`),
     }
   })
-  return verifyGenesis(body, signatures)
+  if (signatures.length !== body.members.length)
+    throw fail(
+      `needs one signature per member (null where not signed yet): ${body.members.length}, has ${signatures.length}`,
+    )
+  return { body, signatures }
+}
+
+/**
+ * Parse and verify a genesis file's text ({@link genesisToJson}'s form): every member must have signed.
+ *
+ * @throws NodusError `GENESIS_INCOMPLETE` when some members have not signed yet (`details.unsigned`
+ *   lists their indexes); `GENESIS_INVALID` on bad JSON, a malformed body or a signature that does
+ *   not verify
+ */
+export function genesisFromJson(text: string): Genesis {
+  const { body, signatures } = readGenesisJson(text)
+  const unsigned = signatures.flatMap((s, i) => (s === null ? [i] : []))
+  if (unsigned.length > 0)
+    throw new NodusError(
+      'GENESIS_INCOMPLETE',
+      `the genesis is not signed by every member yet: ${unsigned.length} of ${body.members.length} have not signed (members ${unsigned.join(', ')}); each runs \`nodus genesis sign FILE\`, \`nodus genesis verify FILE\` lists them`,
+      { details: { unsigned, members: body.members.length } },
+    )
+  return verifyGenesis(body, signatures as GenesisSignature[])
 }
