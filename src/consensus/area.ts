@@ -66,6 +66,10 @@ export async function loadGenesisFile(path: string): Promise<Genesis> {
 export interface CommitSink {
   height(): number
   apply(commit: CommittedSubDag): Promise<void>
+  /** Apply consecutive commits in one write (when given, used for every commit queued together). */
+  applyAll?(commits: readonly CommittedSubDag[]): Promise<void>
+  /** The transactions of a vertex that verified: check them now, before their commit. */
+  preverify?(txs: readonly Uint8Array[]): void
 }
 
 /** What the consensus area needs of the messaging area. */
@@ -207,12 +211,30 @@ export function createConsensus(components: ConsensusComponents, options: Consen
     wakeTimer.unref()
   }
 
-  /** Apply commits in order, then save the committer state they lead to (module doc). */
+  /** Commits waiting for the ledger, and the committer state after the last of them. */
+  let queued: CommittedSubDag[] = []
+  let queuedState: CommitterState | undefined
+  /**
+   * Apply commits in order, then save the committer state they lead to (module doc). Commits that
+   * arrive while the ledger writes wait and then go together: one ledger write and one committer-state
+   * save for the group.
+   */
   const enqueueCommits = (commits: readonly CommittedSubDag[], state: CommitterState): void => {
+    const first = queued.length === 0
+    queued.push(...commits)
+    queuedState = state
+    if (!first) return
     applyTail = applyTail.then(async () => {
+      const group = queued
+      const after = queuedState as CommitterState
+      queued = []
+      queuedState = undefined
       try {
-        for (const c of commits) if (c.index > components.commits.height()) await components.commits.apply(c)
-        await vstore?.saveCommitterState(state)
+        const sink = components.commits
+        const todo = group.filter((c) => c.index > sink.height())
+        if (sink.applyAll !== undefined) await sink.applyAll(todo)
+        else for (const c of todo) await sink.apply(c)
+        await vstore?.saveCommitterState(after)
       } catch (err) {
         if (!lifetime.signal.aborted) log.error({ err: (err as Error).message }, 'applying a commit failed')
       }
@@ -279,6 +301,7 @@ export function createConsensus(components: ConsensusComponents, options: Consen
       log.debug({ peer, err: (err as Error).message }, 'refused a vertex')
       return
     }
+    if (v.txs.length > 0) components.commits.preverify?.(v.txs)
     let out: CoreOutput
     try {
       out = engine.addVertex(v, clock.now())
