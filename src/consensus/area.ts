@@ -96,6 +96,8 @@ export interface ConsensusComponents {
   checkTx?(bytes: Uint8Array): Promise<void>
   /** Default LMDB at `<dataDir>/consensus`. */
   createStore?: () => OrderedStore
+  /** A signature pool to share (its owner closes it); default: this area's own (`verifyThreads`). */
+  verifyPool?: VerifyPool
 }
 
 /** `GET /dag/status`. */
@@ -149,7 +151,9 @@ export function createConsensus(components: ConsensusComponents, options: Consen
   const validatorPeers = committee.validators
     .map((v) => peerIdFromPublicKey(publicKeyFromRaw(v.ed25519) as Parameters<typeof peerIdFromPublicKey>[0]))
     .filter((p) => p.toString() !== components.self)
-  const pool = new VerifyPool({ threads: options.verifyThreads, maxBatch: 64, maxQueued: 16_384 })
+  const pool =
+    components.verifyPool ??
+    new VerifyPool({ threads: options.verifyThreads, maxBatch: 64, maxQueued: 16_384, inlineMaxBatch: 2 })
   const wireOpts = {
     maxFrameBytes: Math.max(options.fetchMaxBytes, g.maxVertexBytes) + 64 * 1024,
     perPeer: options.fetchPeerConcurrency,
@@ -562,7 +566,7 @@ export function createConsensus(components: ConsensusComponents, options: Consen
       await applyTail
     },
     async afterStop() {
-      await pool.close()
+      if (components.verifyPool === undefined) await pool.close()
       await vstore?.store.close()
       vstore = undefined
       engine = undefined

@@ -59,6 +59,8 @@ export interface LedgerComponents {
 export interface LedgerArea {
   /** The open ledger. @throws NodusError `NOT_STARTED` before the node started */
   readonly ledger: Ledger
+  /** The signature pool of transactions (closed by this area's `afterStop`): others may share it. */
+  readonly verifyPool: VerifyPool
   /** The last commit index applied (0: genesis; 0 also before start). */
   height(): number
   /** Apply a commit (index = height + 1; lower: already applied, skipped). */
@@ -100,7 +102,14 @@ const MAX_WAITERS = 10_000
 export function createLedger(components: LedgerComponents, options: LedgerOptions): LedgerArea {
   const log = components.logger.child({ area: 'ledger' })
   const genesis = ledgerGenesisOf(components.genesis)
-  const pool = new VerifyPool({ threads: components.verifyThreads, maxBatch: 64, maxQueued: 65_536 })
+  // Shared with the consensus area (node.ts): one worker, not one per area. Batches of 1–2 checks
+  // are verified inline (VerifyPool `inlineMaxBatch`; docs/BENCHMARKS.md, issue 21).
+  const pool = new VerifyPool({
+    threads: components.verifyThreads,
+    maxBatch: 64,
+    maxQueued: 65_536,
+    inlineMaxBatch: 2,
+  })
   const verify = (
     check: Parameters<VerifyPool['verify']>[0],
     o?: { signal?: AbortSignal },
@@ -210,6 +219,7 @@ export function createLedger(components: LedgerComponents, options: LedgerOption
     get ledger() {
       return open()
     },
+    verifyPool: pool,
     height: () => ledger?.height ?? 0,
     apply: (commit) => applyAll([commit]),
     applyAll,

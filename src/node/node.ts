@@ -269,6 +269,7 @@ export async function createNode(
         checkTx: async (bytes) => {
           await l.checkTx(bytes)
         },
+        verifyPool: l.verifyPool,
       },
       config.consensus,
     )
