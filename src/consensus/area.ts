@@ -175,6 +175,7 @@ export function createConsensus(components: ConsensusComponents, options: Consen
   let wakeAt = Number.POSITIVE_INFINITY
   let retryTimer: ReturnType<typeof setInterval> | undefined
   let applyTail: Promise<void> = Promise.resolve()
+  let saveTail: Promise<void> = Promise.resolve()
   let haltLogged = false
   const evidence: EquivocationEvidence[] = []
   /** Digest → the peer that sent a vertex still waiting for its parents (bounded), to report it. */
@@ -238,7 +239,15 @@ export function createConsensus(components: ConsensusComponents, options: Consen
         const todo = group.filter((c) => c.index > sink.height())
         if (sink.applyAll !== undefined) await sink.applyAll(todo)
         else for (const c of todo) await sink.apply(c)
-        await vstore?.saveCommitterState(after)
+        // Saved after the ledger holds these commits (a restart resumes at or below its height), but
+        // not waited for: the next group's ledger write goes on meanwhile (another store, another sync).
+        const store = vstore
+        saveTail = saveTail
+          .then(() => store?.saveCommitterState(after))
+          .catch((err) => {
+            if (!lifetime.signal.aborted)
+              log.warn({ err: (err as Error).message }, 'could not save the committer state')
+          })
       } catch (err) {
         if (!lifetime.signal.aborted) log.error({ err: (err as Error).message }, 'applying a commit failed')
       }
@@ -564,6 +573,7 @@ export function createConsensus(components: ConsensusComponents, options: Consen
       await fetchWire.stop()
       await submitWire.stop()
       await applyTail
+      await saveTail
     },
     async afterStop() {
       if (components.verifyPool === undefined) await pool.close()
