@@ -1,10 +1,11 @@
 /**
  * Agreement on a devnet of validator processes on loopback (issue 21).
  *
- *   node bench/consensus.bench.ts [--quick]
+ *   node bench/consensus.bench.ts [--quick] [--hybrid]
  *
  * Full: 10 validators (every node a member of a genesis built by `nodus genesis devnet`'s path,
- * round timeout 300 ms). Quick: 4 validators, lower rates, shorter phases.
+ * round timeout 300 ms). Quick: 4 validators, lower rates, shorter phases. `--hybrid`: the genesis's
+ * vertices signed Ed25519 + ML-DSA-65 (signatureMode hybrid).
  * Senders: the 10 nodes' own keys and 40 more genesis accounts (4 per node; quick 8) sign 1-mana
  * transfers and submit them through their node (`POST /ledger/tx`); each keeps at most 30 nonces open
  * (the ledger's window), so the offer is an upper bound.
@@ -20,10 +21,8 @@
  * their own deployments); the MB/s columns hold the figure the row names. `nodus sim consensus` does
  * not exist on this branch yet, so there is no simulator figure to compare with.
  */
-import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
-import type { Ed25519PrivateKey } from '@libp2p/interface'
 import { CommitWatch, TxLoad } from '../src/cli/consensus-load.ts'
-import { federationGenesis } from '../src/cli/demo-consensus.ts'
+import { extraSenderKeys, federationGenesis } from '../src/cli/demo-consensus.ts'
 import { apiOf, quantile, sleep, until, withDevnet } from '../src/cli/demo-devnet.ts'
 import { procRssBytes } from '../src/common/proc.ts'
 import { loadIdentity } from '../src/crypto/index.ts'
@@ -46,22 +45,12 @@ function row(name: string, value: number, note: string): Row {
   return { name, ours_MBps: sig(value), peer: NO_PEER, peer_MBps: null, ratio: null, note }
 }
 
-/** Deterministic extra accounts: Ed25519 keys from seeds 1…n. */
-async function extraKeys(n: number): Promise<Ed25519PrivateKey[]> {
-  return await Promise.all(
-    Array.from({ length: n }, (_, i) => {
-      const seed = new Uint8Array(32).fill(0x21)
-      new DataView(seed.buffer).setUint32(0, i + 1)
-      return generateKeyPairFromSeed('Ed25519', seed)
-    }),
-  )
-}
-
 export async function run({ quick }: BenchOptions): Promise<Row[]> {
   const nodes = quick ? 4 : 10
   const steady = { rate: quick ? 150 : 500, seconds: quick ? 6 : 20 }
   const sat = { rate: quick ? 1500 : 5000, seconds: quick ? 6 : 15, perNode: quick ? 2 : 4 }
-  const extra = await extraKeys(nodes * sat.perNode)
+  const extra = await extraSenderKeys(nodes * sat.perNode)
+  const hybrid = process.argv.includes('--hybrid')
   const log = (m: string): void => {
     process.stderr.write(`[consensus bench] ${m}\n`)
   }
@@ -75,6 +64,7 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
       genesis: federationGenesis(
         300,
         extra.map((k) => k.publicKey.raw),
+        hybrid,
       ),
     },
     'nodus-bench-consensus-',
@@ -135,7 +125,7 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
         `saturation: ${satLoad.accepted.length} accepted, ${Math.round(committedPerSec)} applied/s at node 0`,
       )
 
-      const ctx = `${nodes} validators on loopback, 2-core machine shared with the load generator`
+      const ctx = `${nodes} validators${hybrid ? ' (hybrid Ed25519 + ML-DSA-65 vertices)' : ''} on loopback, 2-core machine shared with the load generator`
       return [
         row(
           `consensus finality p50, ${steady.rate} tx/s offered (ms)`,

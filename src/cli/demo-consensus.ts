@@ -2,7 +2,8 @@
  * `nodus demo --scenario consensus`: agreement end to end (issue 21) on a devnet of validator processes.
  *
  * 1. Every node is a validator of a genesis built by `nodus genesis devnet`'s path ({@link writeDevnetGenesis}).
- * 2. `senders` nodes sign mana transfers with their own keys and submit them through themselves at
+ * 2. `senders` nodes sign mana transfers with their own keys (and extra genesis accounts, one per
+ *    25 tx/s offered: {@link demoAccounts}) and submit them through themselves at
  *    a steady offered `rate` (tx/s) for `seconds`; every node that is never killed follows
  *    `GET /ledger/commits`.
  * 3. A third of the way in, `kill` validators (the last ones; f = ⌊(n−1)/3⌋ at most) are SIGKILLed;
@@ -12,6 +13,8 @@
  * Finality: from a transaction's submission to its commit seen at every never-killed node.
  */
 import { dirname, join } from 'node:path'
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import type { Ed25519PrivateKey } from '@libp2p/interface'
 import { NodusError } from '../common/errors.ts'
 import { loadIdentity } from '../crypto/index.ts'
 import { type ApiTarget, getJson } from './client.ts'
@@ -86,6 +89,7 @@ export function checkConsensusDemoOptions(o: ConsensusDemoOptions): void {
 export function federationGenesis(
   roundTimeoutMs: number,
   accounts: Uint8Array[] = [],
+  hybrid = false,
 ): (dirs: string[]) => Promise<string> {
   return async (dirs) =>
     (
@@ -94,12 +98,30 @@ export function federationGenesis(
         accounts,
         out: join(dirname(dirs[0] as string), 'genesis.json'),
         roundTimeoutMs,
+        hybrid,
         // Enough for a long run of 1-mana transfers, and room in the recipient's capacity.
         balance: 100_000_000,
         capacity: 1_000_000_000,
       })
     ).out
 }
+
+/**
+ * Extra sender accounts, deterministic (Ed25519 keys from seeds 1…n): each account keeps at most 30
+ * nonces open (the ledger's window), so a load of r tx/s needs about r × finality ÷ 30 accounts.
+ */
+export async function extraSenderKeys(n: number): Promise<Ed25519PrivateKey[]> {
+  return await Promise.all(
+    Array.from({ length: n }, (_, i) => {
+      const seed = new Uint8Array(32).fill(0x21)
+      new DataView(seed.buffer).setUint32(0, i + 1)
+      return generateKeyPairFromSeed('Ed25519', seed)
+    }),
+  )
+}
+
+/** Accounts a demo of `rate` tx/s signs with: one per 25 tx/s offered, at least one per sender node. */
+export const demoAccounts = (rate: number, senders: number): number => Math.max(senders, Math.ceil(rate / 25))
 
 /** The Ed25519 public key (32 bytes) of the node whose data directory is `dataDir`. */
 async function accountKey(dataDir: string): Promise<Uint8Array> {
@@ -118,8 +140,17 @@ export async function commonRoot(apis: ApiTarget[], height: number): Promise<str
 export async function runConsensusDemo(o: ConsensusDemoOptions): Promise<ConsensusDemoResult> {
   checkConsensusDemoOptions(o)
   const t0 = Date.now()
+  // Genesis accounts beyond the sender nodes' own, so the offered rate is not capped by 30 open
+  // nonces per account; each signs through one of the sender nodes.
+  const extra = await extraSenderKeys(demoAccounts(o.rate, o.senders) - o.senders)
   return await withDevnet(
-    { ...o, genesis: federationGenesis(o.roundTimeoutMs) },
+    {
+      ...o,
+      genesis: federationGenesis(
+        o.roundTimeoutMs,
+        extra.map((k) => k.publicKey.raw),
+      ),
+    },
     'nodus-demo-consensus-',
     async (net, signal) => {
       const victims = net.nodes.slice(o.nodes - o.kill).map((n) => n.index)
@@ -127,14 +158,16 @@ export async function runConsensusDemo(o: ConsensusDemoOptions): Promise<Consens
       const watch = new CommitWatch()
       await Promise.all(honest.map((n) => watch.follow(n.index, apiOf(n), signal)))
       o.log(`${honest.length} never-killed nodes followed; commits flowing`)
+      const own = await Promise.all(
+        net.nodes.slice(0, o.senders).map(async (n) => ({
+          index: n.index,
+          api: apiOf(n),
+          key: (await loadIdentity(n.dataDir)).ed25519 as Ed25519PrivateKey,
+        })),
+      )
+      const more = extra.map((key, i) => ({ ...(own[i % own.length] as (typeof own)[number]), key }))
       const load = await TxLoad.open(
-        await Promise.all(
-          net.nodes.slice(0, o.senders).map(async (n) => ({
-            index: n.index,
-            api: apiOf(n),
-            key: (await loadIdentity(n.dataDir)).ed25519,
-          })),
-        ),
+        [...own, ...more],
         // To the last validator's account (a genesis account: a new one would have no capacity).
         await accountKey(net.nodes[o.nodes - 1]?.dataDir as string),
         watch,

@@ -66,6 +66,10 @@ export async function loadGenesisFile(path: string): Promise<Genesis> {
 export interface CommitSink {
   height(): number
   apply(commit: CommittedSubDag): Promise<void>
+  /** Apply consecutive commits in one write (when given, used for every commit queued together). */
+  applyAll?(commits: readonly CommittedSubDag[]): Promise<void>
+  /** The transactions of a vertex that verified: check them now, before their commit. */
+  preverify?(txs: readonly Uint8Array[]): void
 }
 
 /** What the consensus area needs of the messaging area. */
@@ -92,6 +96,8 @@ export interface ConsensusComponents {
   checkTx?(bytes: Uint8Array): Promise<void>
   /** Default LMDB at `<dataDir>/consensus`. */
   createStore?: () => OrderedStore
+  /** A signature pool to share (its owner closes it); default: this area's own (`verifyThreads`). */
+  verifyPool?: VerifyPool
 }
 
 /** `GET /dag/status`. */
@@ -145,7 +151,9 @@ export function createConsensus(components: ConsensusComponents, options: Consen
   const validatorPeers = committee.validators
     .map((v) => peerIdFromPublicKey(publicKeyFromRaw(v.ed25519) as Parameters<typeof peerIdFromPublicKey>[0]))
     .filter((p) => p.toString() !== components.self)
-  const pool = new VerifyPool({ threads: options.verifyThreads, maxBatch: 64, maxQueued: 16_384 })
+  const pool =
+    components.verifyPool ??
+    new VerifyPool({ threads: options.verifyThreads, maxBatch: 64, maxQueued: 16_384, inlineMaxBatch: 2 })
   const wireOpts = {
     maxFrameBytes: Math.max(options.fetchMaxBytes, g.maxVertexBytes) + 64 * 1024,
     perPeer: options.fetchPeerConcurrency,
@@ -167,6 +175,7 @@ export function createConsensus(components: ConsensusComponents, options: Consen
   let wakeAt = Number.POSITIVE_INFINITY
   let retryTimer: ReturnType<typeof setInterval> | undefined
   let applyTail: Promise<void> = Promise.resolve()
+  let saveTail: Promise<void> = Promise.resolve()
   let haltLogged = false
   const evidence: EquivocationEvidence[] = []
   /** Digest → the peer that sent a vertex still waiting for its parents (bounded), to report it. */
@@ -207,12 +216,38 @@ export function createConsensus(components: ConsensusComponents, options: Consen
     wakeTimer.unref()
   }
 
-  /** Apply commits in order, then save the committer state they lead to (module doc). */
+  /** Commits waiting for the ledger, and the committer state after the last of them. */
+  let queued: CommittedSubDag[] = []
+  let queuedState: CommitterState | undefined
+  /**
+   * Apply commits in order, then save the committer state they lead to (module doc). Commits that
+   * arrive while the ledger writes wait and then go together: one ledger write and one committer-state
+   * save for the group.
+   */
   const enqueueCommits = (commits: readonly CommittedSubDag[], state: CommitterState): void => {
+    const first = queued.length === 0
+    queued.push(...commits)
+    queuedState = state
+    if (!first) return
     applyTail = applyTail.then(async () => {
+      const group = queued
+      const after = queuedState as CommitterState
+      queued = []
+      queuedState = undefined
       try {
-        for (const c of commits) if (c.index > components.commits.height()) await components.commits.apply(c)
-        await vstore?.saveCommitterState(state)
+        const sink = components.commits
+        const todo = group.filter((c) => c.index > sink.height())
+        if (sink.applyAll !== undefined) await sink.applyAll(todo)
+        else for (const c of todo) await sink.apply(c)
+        // Saved after the ledger holds these commits (a restart resumes at or below its height), but
+        // not waited for: the next group's ledger write goes on meanwhile (another store, another sync).
+        const store = vstore
+        saveTail = saveTail
+          .then(() => store?.saveCommitterState(after))
+          .catch((err) => {
+            if (!lifetime.signal.aborted)
+              log.warn({ err: (err as Error).message }, 'could not save the committer state')
+          })
       } catch (err) {
         if (!lifetime.signal.aborted) log.error({ err: (err as Error).message }, 'applying a commit failed')
       }
@@ -279,6 +314,7 @@ export function createConsensus(components: ConsensusComponents, options: Consen
       log.debug({ peer, err: (err as Error).message }, 'refused a vertex')
       return
     }
+    if (v.txs.length > 0) components.commits.preverify?.(v.txs)
     let out: CoreOutput
     try {
       out = engine.addVertex(v, clock.now())
@@ -537,9 +573,10 @@ export function createConsensus(components: ConsensusComponents, options: Consen
       await fetchWire.stop()
       await submitWire.stop()
       await applyTail
+      await saveTail
     },
     async afterStop() {
-      await pool.close()
+      if (components.verifyPool === undefined) await pool.close()
       await vstore?.store.close()
       vstore = undefined
       engine = undefined

@@ -4,7 +4,9 @@
  * thousands of signed operations a second would otherwise spend its event loop on it.
  *
  * Batching: checks submitted one by one ({@link VerifyPool.verify}) join the open batch, which leaves
- * at the end of the event-loop turn (setImmediate) or when it holds `maxBatch` checks. At most two
+ * at the end of the event-loop turn (setImmediate) or when it holds `maxBatch` checks; a batch of at
+ * most `inlineMaxBatch` checks leaving at the end of a turn while no task is in flight is verified
+ * inline instead. At most two
  * tasks per worker are in flight; beyond that checks wait and batches fill up, so under load each
  * message between threads carries a full batch and its cost is spread over many checks.
  *
@@ -28,6 +30,12 @@ export interface VerifyPoolOptions {
   maxBatch: number
   /** Most checks waiting or in flight at once (`kv.verifyQueueMax`); beyond it QUEUE_FULL. */
   maxQueued: number
+  /**
+   * A batch leaving at the end of a turn with at most this many checks, while no worker task is in
+   * flight, is verified inline instead (default 0: never): a worker round trip costs about as much
+   * CPU as two Ed25519 checks and adds its latency (docs/BENCHMARKS.md, issue 21).
+   */
+  inlineMaxBatch?: number
 }
 
 interface Pending {
@@ -66,6 +74,7 @@ export class VerifyPool {
   #sent = 0
   #tasks = 0
   #flushScheduled = false
+  #inlineVerified = 0
   #closed = false
   #drained: Promise<void>[] = []
 
@@ -91,6 +100,11 @@ export class VerifyPool {
   /** Checks waiting or in flight (the queue depth, for a gauge). */
   get queued(): number {
     return this.#waiting.length + this.#sent
+  }
+
+  /** Checks verified inline by `inlineMaxBatch` so far (a pool of 0 threads not counted). */
+  get inlineVerified(): number {
+    return this.#inlineVerified
   }
 
   /** Worker threads (0: inline). */
@@ -179,6 +193,14 @@ export class VerifyPool {
     this.#flushScheduled = true
     setImmediate(() => {
       this.#flushScheduled = false
+      if (this.#tasks === 0 && this.#waiting.length <= (this.#options.inlineMaxBatch ?? 0)) {
+        for (const p of this.#waiting.splice(0)) {
+          if (p.settled) continue
+          this.#inlineVerified++
+          this.#settle(p, undefined, this.#inline.verify(p.check))
+        }
+        return
+      }
       this.#dispatch()
     })
   }

@@ -1,12 +1,14 @@
 /**
  * The ledger area (README.md): the {@link Ledger} of a federation on LMDB (`<dataDir>/ledger`),
  * started from the consensus genesis's `ledger` section (section.ts), fed the consensus area's
- * commits in order ({@link LedgerArea.apply}: one batch per commit, height = commit index, so the
- * last applied commit index is stored atomically with the batch it applied).
+ * commits in order ({@link LedgerArea.applyAll}: one batch per commit, height = commit index, so the
+ * last applied commit index is stored atomically with the batch it applied; commits queued together
+ * go in one write).
  *
  * A commit's transactions are those of its vertices in commit order, a transaction id kept once
  * (a second copy within the commit is dropped; a copy in a later commit is refused by its nonce and
- * changes nothing). Signatures are verified in a VerifyPool before the batch is applied.
+ * changes nothing). Signatures are verified in a VerifyPool before the batch is applied, or earlier:
+ * when the transaction was submitted here or its vertex arrived ({@link LedgerArea.preverify}).
  */
 import { join } from 'node:path'
 import { NodusError } from '../common/errors.ts'
@@ -16,7 +18,7 @@ import { LmdbOrderedStore, type OrderedStore } from '../kv/index.ts'
 import type { LedgerMetrics } from './metrics.ts'
 import type { LedgerOptions } from './options.ts'
 import { ledgerGenesisOf } from './section.ts'
-import { checkTxs, Ledger, type TxOutcome } from './state.ts'
+import { type CheckedTx, checkTxs, Ledger, type TxOutcome } from './state.ts'
 import { decodeTx } from './tx.ts'
 
 /** A commit as the ledger takes it (a consensus `CommittedSubDag`'s fields it reads). */
@@ -57,10 +59,23 @@ export interface LedgerComponents {
 export interface LedgerArea {
   /** The open ledger. @throws NodusError `NOT_STARTED` before the node started */
   readonly ledger: Ledger
+  /** The signature pool of transactions (closed by this area's `afterStop`): others may share it. */
+  readonly verifyPool: VerifyPool
   /** The last commit index applied (0: genesis; 0 also before start). */
   height(): number
   /** Apply a commit (index = height + 1; lower: already applied, skipped). */
   apply(commit: LedgerCommit): Promise<void>
+  /**
+   * Apply consecutive commits (those at or below the height skipped) in one write: one LMDB
+   * transaction and sync for all of them, each its own height and root; listeners hear each.
+   */
+  applyAll(commits: readonly LedgerCommit[]): Promise<void>
+  /**
+   * Start checking (decode, signature) transactions of a vertex that arrived, so its commit finds
+   * them checked. Keyed by the byte arrays themselves (a WeakMap): the commit must hand over the
+   * same `Uint8Array`s (a consensus vertex's `txs`). Never throws; a failed check is redone at commit.
+   */
+  preverify(txs: readonly Uint8Array[]): void
   /**
    * Check a transaction before it is pooled: decodes, is this chain's, signature verifies.
    * @throws NodusError `LEDGER_TX_INVALID`, `LEDGER_TX_WRONG_CHAIN`, `SIGNATURE_INVALID`
@@ -87,7 +102,14 @@ const MAX_WAITERS = 10_000
 export function createLedger(components: LedgerComponents, options: LedgerOptions): LedgerArea {
   const log = components.logger.child({ area: 'ledger' })
   const genesis = ledgerGenesisOf(components.genesis)
-  const pool = new VerifyPool({ threads: components.verifyThreads, maxBatch: 64, maxQueued: 65_536 })
+  // Shared with the consensus area (node.ts): one worker, not one per area. Batches of 1–2 checks
+  // are verified inline (VerifyPool `inlineMaxBatch`; docs/BENCHMARKS.md, issue 21).
+  const pool = new VerifyPool({
+    threads: components.verifyThreads,
+    maxBatch: 64,
+    maxQueued: 65_536,
+    inlineMaxBatch: 2,
+  })
   const verify = (
     check: Parameters<VerifyPool['verify']>[0],
     o?: { signal?: AbortSignal },
@@ -96,36 +118,64 @@ export function createLedger(components: LedgerComponents, options: LedgerOption
   const listeners = new Set<(c: AppliedCommit) => void>()
   const waiters = new Map<string, Set<(r: { height: number; outcome: TxOutcome; root: string }) => void>>()
   let waiting = 0
-
-  const open = (): Ledger => {
-    if (ledger === undefined)
-      throw new NodusError('NOT_STARTED', 'the ledger is not open (the node has not started)')
-    return ledger
+  /** Transactions checked before their commit (module doc of `preverify`): freed with their bytes. */
+  const checked = new WeakMap<Uint8Array, Promise<CheckedTx | undefined>>()
+  const early = (t: Uint8Array): void => {
+    if (checked.has(t)) return
+    checked.set(
+      t,
+      checkTxs([t], { verify }).then(
+        (r) => r[0],
+        () => {
+          checked.delete(t)
+          return undefined
+        },
+      ),
+    )
+  }
+  /** A committed transaction checked: early when it was, else now. */
+  const checkOne = async (t: Uint8Array): Promise<CheckedTx> => {
+    const c = await checked.get(t)
+    if (c !== undefined) {
+      components.metrics.ledgerTxChecks.inc({ when: 'early' })
+      return c
+    }
+    components.metrics.ledgerTxChecks.inc({ when: 'at_commit' })
+    return (await checkTxs([t], { verify }))[0] as CheckedTx
   }
 
-  return {
-    get ledger() {
-      return open()
-    },
-    height: () => ledger?.height ?? 0,
-    async apply(commit) {
-      const l = open()
-      if (commit.index <= l.height) return
-      const seen = new Set<string>()
-      const txs: Uint8Array[] = []
-      for (const v of commit.vertices)
-        for (const t of v.txs) {
-          // The id is BLAKE3 of the bytes: equal bytes, one transaction.
-          const k = hex(t)
-          if (seen.has(k)) continue
-          seen.add(k)
-          txs.push(t)
+  /** The transactions of a commit, a transaction id kept once (module doc). */
+  const txsOf = (commit: LedgerCommit): Uint8Array[] => {
+    const seen = new Set<string>()
+    const txs: Uint8Array[] = []
+    for (const v of commit.vertices)
+      for (const t of v.txs) {
+        // The id is BLAKE3 of the bytes: equal bytes, one transaction.
+        const k = hex(t)
+        if (seen.has(k)) continue
+        seen.add(k)
+        txs.push(t)
+      }
+    return txs
+  }
+
+  const applyAll = async (commits: readonly LedgerCommit[]): Promise<void> => {
+    const l = open()
+    const todo = commits.filter((c) => c.index > l.height)
+    if (todo.length === 0) return
+    const group = await Promise.all(
+      todo.map(async (c) => {
+        const txs = txsOf(c)
+        return {
+          batch: { height: c.index, timestampMs: c.timestampMs, txs },
+          checked: await Promise.all(txs.map(checkOne)),
         }
-      const checked = await checkTxs(txs, { verify })
-      const r = await l.applyBatch(
-        { height: commit.index, timestampMs: commit.timestampMs, txs },
-        { checked },
-      )
+      }),
+    )
+    const results = await l.applyBatches(group)
+    const appliedAtMs = components.clock.now()
+    for (const [i, r] of results.entries()) {
+      const commit = todo[i] as LedgerCommit
       const root = hex(r.root)
       const event: AppliedCommit = {
         height: r.height,
@@ -140,7 +190,7 @@ export function createLedger(components: LedgerComponents, options: LedgerOption
           id: o.id === undefined ? '' : hex(o.id),
           ...(o.code === undefined ? {} : { code: o.code }),
         })),
-        appliedAtMs: components.clock.now(),
+        appliedAtMs,
       }
       for (const o of r.outcomes) {
         if (o.id === undefined) continue
@@ -156,6 +206,25 @@ export function createLedger(components: LedgerComponents, options: LedgerOption
           log.debug({ err: (err as Error).message }, 'a commit listener failed')
         }
       }
+    }
+  }
+
+  const open = (): Ledger => {
+    if (ledger === undefined)
+      throw new NodusError('NOT_STARTED', 'the ledger is not open (the node has not started)')
+    return ledger
+  }
+
+  return {
+    get ledger() {
+      return open()
+    },
+    verifyPool: pool,
+    height: () => ledger?.height ?? 0,
+    apply: (commit) => applyAll([commit]),
+    applyAll,
+    preverify(txs) {
+      for (const t of txs) early(t)
     },
     async checkTx(bytes) {
       const d = decodeTx(bytes)
@@ -165,6 +234,8 @@ export function createLedger(components: LedgerComponents, options: LedgerOption
         throw new NodusError('SIGNATURE_INVALID', 'the transaction signature does not verify', {
           peerAction: 'ban',
         })
+      // The same bytes go into this validator's vertex: the commit need not verify them again.
+      if (!checked.has(bytes)) checked.set(bytes, Promise.resolve({ tx: { body: d.body, id: d.id, bytes } }))
       return d.id
     },
     onApplied(listener) {

@@ -19,9 +19,15 @@ export function createLedgerMetrics(registry: Registry) {
       help: 'Height of the last committed batch the ledger applied (0: genesis)',
       registers,
     }),
+    ledgerTxChecks: new Counter({
+      name: 'nodus_ledger_tx_checks_total',
+      help: 'Committed transactions checked (decoded, signature verified) for the ledger, by when: early (when their vertex or submission arrived, before the commit) or at_commit',
+      labelNames: ['when'],
+      registers,
+    }),
     ledgerBatchApplySeconds: new Histogram({
       name: 'nodus_ledger_batch_apply_seconds',
-      help: 'Time to apply one committed batch: its transactions, the state root and the durable write',
+      help: 'Time to apply one group of committed batches (one write): their transactions, the state roots and the durable write',
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     }),

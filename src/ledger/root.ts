@@ -144,10 +144,27 @@ export class BucketTree {
     return { root, buckets: changed, levels }
   }
 
-  /** Take a staged update (after its batch is written). */
-  adopt(update: TreeUpdate): void {
-    for (const [b, h] of update.buckets) (this.#levels[0] as Uint8Array).set(h, b * HASH_BYTES)
-    for (const [l, nodes] of update.levels.entries())
-      for (const [i, h] of nodes) (this.#levels[l + 1] as Uint8Array).set(h, i * HASH_BYTES)
+  /**
+   * Take a staged update (after its batch is written, or before, to stage the next batch of a group
+   * on top of it: then keep the returned update and adopt it to go back if the write fails).
+   * @returns the update that restores the nodes it changed
+   */
+  adopt(update: TreeUpdate): TreeUpdate {
+    const undo: TreeUpdate = { root: this.root, buckets: new Map(), levels: [] }
+    const leaves = this.#levels[0] as Uint8Array
+    for (const [b, h] of update.buckets) {
+      undo.buckets.set(b, leaves.slice(b * HASH_BYTES, (b + 1) * HASH_BYTES))
+      leaves.set(h, b * HASH_BYTES)
+    }
+    for (const [l, nodes] of update.levels.entries()) {
+      const level = this.#levels[l + 1] as Uint8Array
+      const old = new Map<number, Uint8Array>()
+      for (const [i, h] of nodes) {
+        old.set(i, level.slice(i * HASH_BYTES, (i + 1) * HASH_BYTES))
+        level.set(h, i * HASH_BYTES)
+      }
+      undo.levels.push(old)
+    }
+    return undo
   }
 }

@@ -297,60 +297,102 @@ export class Ledger {
    *   the timestamp is older than the head's (nothing changes); `INVALID_ARGUMENT` when `checked`
    *   does not match `txs`; `ABORTED` before the write starts
    */
-  applyBatch(
+  async applyBatch(
     batch: LedgerBatch,
     options: AbortOptions & { checked?: readonly CheckedTx[] } = {},
   ): Promise<BatchResult> {
-    const run = this.#tail.then(() => this.#apply(batch, options))
+    const [r] = await this.applyBatches(
+      [options.checked === undefined ? { batch } : { batch, checked: options.checked }],
+      options,
+    )
+    return r as BatchResult
+  }
+
+  /**
+   * Apply consecutive batches in one atomic write (one LMDB transaction and one sync for the group,
+   * not one per batch): each batch's outcomes and root are what {@link applyBatch} would give, every
+   * height's root is kept, and the head is the last batch's; a crash leaves the state at the height
+   * before the group or at its last. Calls are serialized in call order with {@link applyBatch}.
+   *
+   * @param group - batches of heights {@link Ledger.height} + 1, + 2, …, each optionally `checked`
+   * @returns one result per batch, in order
+   * @throws as {@link applyBatch} (nothing of the group changes)
+   */
+  applyBatches(
+    group: readonly { batch: LedgerBatch; checked?: readonly CheckedTx[] }[],
+    options: AbortOptions = {},
+  ): Promise<BatchResult[]> {
+    const run = this.#tail.then(() => this.#apply(group, options))
     this.#tail = run.catch(() => undefined)
     return run
   }
 
   async #apply(
-    batch: LedgerBatch,
-    options: AbortOptions & { checked?: readonly CheckedTx[] },
-  ): Promise<BatchResult> {
-    const head = this.#head
-    if (!Number.isSafeInteger(batch.height) || batch.height !== head.height + 1)
-      throw outOfOrder(`batch height ${batch.height}, expected ${head.height + 1}`, {
-        height: batch.height,
-        expected: head.height + 1,
-      })
-    if (!Number.isSafeInteger(batch.timestampMs) || batch.timestampMs < head.timestampMs)
-      throw outOfOrder(`batch timestamp ${batch.timestampMs} is older than ${head.timestampMs}`, {
-        timestampMs: batch.timestampMs,
-        previous: head.timestampMs,
-      })
-    const checked = options.checked ?? (await checkTxs(batch.txs, options))
-    if (checked.length !== batch.txs.length)
-      throw new NodusError('INVALID_ARGUMENT', 'ledger: checked transactions do not match the batch')
+    group: readonly { batch: LedgerBatch; checked?: readonly CheckedTx[] }[],
+    options: AbortOptions,
+  ): Promise<BatchResult[]> {
+    let prev = this.#head
+    const checkedAll: (readonly CheckedTx[])[] = []
+    for (const { batch, checked: given } of group) {
+      if (!Number.isSafeInteger(batch.height) || batch.height !== prev.height + 1)
+        throw outOfOrder(`batch height ${batch.height}, expected ${prev.height + 1}`, {
+          height: batch.height,
+          expected: prev.height + 1,
+        })
+      if (!Number.isSafeInteger(batch.timestampMs) || batch.timestampMs < prev.timestampMs)
+        throw outOfOrder(`batch timestamp ${batch.timestampMs} is older than ${prev.timestampMs}`, {
+          timestampMs: batch.timestampMs,
+          previous: prev.timestampMs,
+        })
+      const checked = given ?? (await checkTxs(batch.txs, options))
+      if (checked.length !== batch.txs.length)
+        throw new NodusError('INVALID_ARGUMENT', 'ledger: checked transactions do not match the batch')
+      checkedAll.push(checked)
+      prev = { height: batch.height, timestampMs: batch.timestampMs, root: prev.root }
+    }
+    if (group.length === 0) return []
     throwIfAborted(options.signal)
     const t0 = performance.now()
-    const now = batch.timestampMs
-    const { update, outcomes } = await this.#store.write((w) => {
-      const ws = new WorkingSet(w, this.config)
-      const outcomes: TxOutcome[] = checked.map((c) => {
-        if (c.tx === undefined) return { id: c.id, code: c.refusal }
-        const code = applyTx(ws, c.tx.body, now)
-        return code === undefined ? { id: c.tx.id } : { id: c.tx.id, code }
+    // Each batch's update is adopted as soon as it is staged, so the next one stages on top of it;
+    // the undos put the tree back if the write fails.
+    const undos: TreeUpdate[] = []
+    let results: BatchResult[]
+    try {
+      results = await this.#store.write((w) => {
+        const out: BatchResult[] = []
+        for (const [i, { batch }] of group.entries()) {
+          const now = batch.timestampMs
+          const ws = new WorkingSet(w, this.config)
+          const outcomes: TxOutcome[] = (checkedAll[i] as readonly CheckedTx[]).map((c) => {
+            if (c.tx === undefined) return { id: c.id, code: c.refusal }
+            const code = applyTx(ws, c.tx.body, now)
+            return code === undefined ? { id: c.tx.id } : { id: c.tx.id, code }
+          })
+          const update = this.#tree.stage(ws.flush(w))
+          undos.push(this.#tree.adopt(update))
+          writeCommit(
+            w,
+            update,
+            { height: batch.height, timestampMs: now, root: update.root },
+            this.#options.rootsKept,
+          )
+          out.push({ height: batch.height, timestampMs: now, root: update.root, outcomes })
+        }
+        return out
       })
-      const update = this.#tree.stage(ws.flush(w))
-      writeCommit(
-        w,
-        update,
-        { height: batch.height, timestampMs: now, root: update.root },
-        this.#options.rootsKept,
-      )
-      return { update, outcomes }
-    })
-    this.#tree.adopt(update)
-    this.#head = { height: batch.height, timestampMs: now, root: update.root }
-    if (this.#metrics !== undefined) {
-      this.#metrics.ledgerHeight.set(batch.height)
-      this.#metrics.ledgerBatchApplySeconds.observe((performance.now() - t0) / 1000)
-      for (const o of outcomes) this.#metrics.ledgerTxs.inc({ outcome: o.code ?? 'applied' })
+    } catch (err) {
+      for (const u of undos.reverse()) this.#tree.adopt(u)
+      throw err
     }
-    return { height: batch.height, timestampMs: now, root: update.root, outcomes }
+    const last = results[results.length - 1] as BatchResult
+    this.#head = { height: last.height, timestampMs: last.timestampMs, root: last.root }
+    if (this.#metrics !== undefined) {
+      this.#metrics.ledgerHeight.set(last.height)
+      this.#metrics.ledgerBatchApplySeconds.observe((performance.now() - t0) / 1000)
+      for (const r of results)
+        for (const o of r.outcomes) this.#metrics.ledgerTxs.inc({ outcome: o.code ?? 'applied' })
+    }
+    return results
   }
 
   #get(logical: Uint8Array): Uint8Array | undefined {

@@ -260,10 +260,16 @@ export async function createNode(
           topicPeers: (topic) => gossip.getSubscribers(GOSSIP_TOPIC_PREFIX + topic).map((p) => p.toString()),
         },
         peers: trust.peerActions,
-        commits: { height: () => l.height(), apply: (c) => l.apply(c) },
+        commits: {
+          height: () => l.height(),
+          apply: (c) => l.apply(c),
+          applyAll: (cs) => l.applyAll(cs),
+          preverify: (t) => l.preverify(t),
+        },
         checkTx: async (bytes) => {
           await l.checkTx(bytes)
         },
+        verifyPool: l.verifyPool,
       },
       config.consensus,
     )

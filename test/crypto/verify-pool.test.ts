@@ -112,6 +112,18 @@ describe('VerifyPool', () => {
     await assert.rejects(inline.verify(good(1)), (e) => isNodusError(e, 'ABORTED'))
   })
 
+  it('verifies a small batch inline (inlineMaxBatch) while no task is in flight, a larger one in a worker', async () => {
+    const p = new VerifyPool({ threads: 1, maxBatch: 4, maxQueued: 64, inlineMaxBatch: 2 })
+    assert.deepEqual(await Promise.all([p.verify(good(1)), p.verify(wrongKey(2))]), [true, false])
+    assert.equal(p.inlineVerified, 2)
+    const three = [good(3), wrongMessage(4), good(5)]
+    assert.deepEqual(await Promise.all(three.map((c) => p.verify(c))), [true, false, true])
+    assert.equal(p.inlineVerified, 2, 'three checks in a turn went to the worker')
+    assert.deepEqual(await p.verifyMany([shortSig(6)]), [false])
+    assert.equal(p.inlineVerified, 3)
+    await p.close()
+  })
+
   it('refuses beyond maxQueued with QUEUE_FULL, and takes checks again once answered', async () => {
     const small = new VerifyPool({ threads: 1, maxBatch: 2, maxQueued: 3 })
     const first = [small.verify(good(1)), small.verify(good(2)), small.verify(wrongKey(3))]
