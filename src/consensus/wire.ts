@@ -12,7 +12,7 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { withDeadline } from '../common/abort.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
-import { lengthPrefixed, StreamReader, sendWithBackpressure } from '../net/index.ts'
+import { lengthPrefixed, requestResponse, StreamReader, sendWithBackpressure } from '../net/index.ts'
 
 /** What a request/response protocol needs of libp2p (the kv sync's `SyncHost` shape). */
 export interface WireHost {
@@ -113,29 +113,21 @@ export class Wire {
     if (n >= this.#o.perPeer)
       throw new NodusError('PEER_BUSY', `${n} ${this.#o.protocol} requests to this peer in flight`)
     this.#asking.set(who, n + 1)
-    using deadline = withDeadline(signal, this.#o.timeoutMs, this.#o.protocol)
     try {
-      const stream = await this.#host.dialProtocol(peer, this.#o.protocol, { signal: deadline.signal })
-      try {
-        const reader = new StreamReader(stream, { signal: deadline.signal })
-        await sendWithBackpressure(stream, lengthPrefixed(dagCbor.encode(body)), deadline.signal)
-        const reply = await readMap(reader, this.#o.maxFrameBytes, this.#o.protocol)
-        await stream.close({ signal: deadline.signal }).catch(() => {})
-        if (reply.ok !== true) {
-          const code = typeof reply.code === 'string' ? reply.code : 'PROTOCOL_ERROR'
-          throw new NodusError(
-            'PROTOCOL_ERROR',
-            `${this.#o.protocol} refused: ${String(reply.message ?? code)}`,
-            {
-              details: { remoteCode: code },
-            },
-          )
-        }
-        return reply
-      } catch (err) {
-        stream.abort(err instanceof Error ? err : new Error(`${this.#o.protocol} failed`))
-        throw err
-      }
+      // The client side every nodus request/response protocol shares (src/net/request.ts).
+      return await requestResponse(
+        this.#host,
+        peer,
+        this.#o.protocol,
+        dagCbor.encode(body),
+        {
+          signal,
+          timeoutMs: this.#o.timeoutMs,
+          what: this.#o.protocol,
+          maxReplyBytes: this.#o.maxFrameBytes,
+        },
+        (reply) => reply,
+      )
     } finally {
       const left = (this.#asking.get(who) ?? 1) - 1
       if (left <= 0) this.#asking.delete(who)
