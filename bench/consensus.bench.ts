@@ -21,10 +21,12 @@
  * their own deployments); the MB/s columns hold the figure the row names. `nodus sim consensus` does
  * not exist on this branch yet, so there is no simulator figure to compare with.
  */
+
+import { getJson } from '../src/cli/client.ts'
 import { CommitWatch, TxLoad } from '../src/cli/consensus-load.ts'
 import { extraSenderKeys, federationGenesis } from '../src/cli/demo-consensus.ts'
 import { apiOf, quantile, sleep, until, withDevnet } from '../src/cli/demo-devnet.ts'
-import { procRssBytes } from '../src/common/proc.ts'
+import { procCpuSeconds, procPssBytes, procRssBytes } from '../src/common/proc.ts'
 import { loadIdentity } from '../src/crypto/index.ts'
 import type { BenchOptions, Row } from './lib.ts'
 import { sig } from './lib.ts'
@@ -51,6 +53,9 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
   const sat = { rate: quick ? 1500 : 5000, seconds: quick ? 6 : 15, perNode: quick ? 2 : 4 }
   const extra = await extraSenderKeys(nodes * sat.perNode)
   const hybrid = process.argv.includes('--hybrid')
+  // `--idle-delay MS`: the validators' consensus.idleRoundDelayMs (default: the node's default).
+  const idleArg = process.argv.indexOf('--idle-delay')
+  const idleDelay = idleArg < 0 ? undefined : Number(process.argv[idleArg + 1])
   const log = (m: string): void => {
     process.stderr.write(`[consensus bench] ${m}\n`)
   }
@@ -61,6 +66,7 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
       logLevel: 'warn',
       keep: false,
       log,
+      ...(idleDelay === undefined ? {} : { config: { consensus: { idleRoundDelayMs: idleDelay } } }),
       genesis: federationGenesis(
         300,
         extra.map((k) => k.publicKey.raw),
@@ -86,22 +92,58 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
       // Every account keeps at most 30 nonces open: enough accounts that the offer is not capped by it.
       const senders = [...own, ...more]
 
-      // 1. Steady load: finality and RSS.
+      // The CPU budget: every validator's CPU seconds (/proc) and node 0's highest round, so a phase's
+      // cost per round and per transaction shows what bounds it on this machine.
+      const cpuAll = (): number =>
+        net.nodes.reduce(
+          (sum, n) => sum + (n.proc.pid === undefined ? 0 : (procCpuSeconds(n.proc.pid) ?? 0)),
+          0,
+        )
+      const round0 = async (): Promise<number> =>
+        (
+          await getJson<{ highestRound: number }>(
+            apiOf(net.nodes[0] as (typeof net.nodes)[number]),
+            '/dag/status',
+          )
+        ).highestRound
+      const budget = async <T>(fn: () => Promise<T>) => {
+        const c = cpuAll()
+        const r = await round0()
+        const t = performance.now()
+        const out = await fn()
+        const seconds = (performance.now() - t) / 1000
+        const rounds = (await round0()) - r
+        const cpu = cpuAll() - c
+        return { out, seconds, rounds, cpu, cores: cpu / seconds, roundsPerSec: rounds / seconds }
+      }
+
+      // 0. Idle: no transactions; what the validators cost and how fast rounds go with nothing to carry.
+      const idle = await budget(() => sleep(5000))
+      log(
+        `idle: ${sig(idle.roundsPerSec)} rounds/s, ${sig(idle.cores)} cores for ${nodes} validators, ${sig((idle.cpu * 1000) / Math.max(1, idle.rounds))} CPU ms per round`,
+      )
+
+      // 1. Steady load: finality, RSS and PSS.
       const load = await TxLoad.open(senders, to, watch, { rate: steady.rate })
       const rss: number[] = []
+      const pss: number[] = []
       const sampleRss = (): void => {
         for (const n of net.nodes) {
           const b = n.proc.pid === undefined ? undefined : procRssBytes(n.proc.pid)
           if (b !== undefined) rss.push(b / 1e6)
+          const p = n.proc.pid === undefined ? undefined : procPssBytes(n.proc.pid)
+          if (p !== undefined) pss.push(p / 1e6)
         }
       }
       const sampler = (async () => {
         await sleep((steady.seconds * 1000) / 2)
         sampleRss()
       })()
-      const t0 = performance.now()
-      await load.run(steady.seconds * 1000, signal)
-      const steadySeconds = (performance.now() - t0) / 1000
+      const busy = await budget(() => load.run(steady.seconds * 1000, signal))
+      const steadySeconds = busy.seconds
+      log(
+        `steady: ${sig(busy.roundsPerSec)} rounds/s, ${sig(busy.cores)} cores for ${nodes} validators, ${sig((busy.cpu * 1000) / Math.max(1, busy.rounds))} CPU ms per round, ${sig((busy.cpu * 1e6) / Math.max(1, load.accepted.length))} CPU µs per accepted tx`,
+      )
       sampleRss()
       await sampler
       await until(() => load.accepted.every((s) => watch.everywhere(s.id)), 60_000, 100)
@@ -137,6 +179,26 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
           `consensus committed tx/s at saturation (${sat.rate} offered)`,
           committedPerSec,
           `${ctx}; ${senders.length} accounts, ≤ 30 open nonces each; ${satLoad.accepted.length} accepted, ${satLoad.failures} submissions refused at the door and resent`,
+        ),
+        row(
+          `consensus validators' CPU, idle (cores, all ${nodes})`,
+          idle.cores,
+          `${ctx}; ${sig(idle.roundsPerSec)} rounds/s with no transactions; ${sig((idle.cpu * 1000) / Math.max(1, idle.rounds))} CPU ms per round (all validators)`,
+        ),
+        row(
+          `consensus validators' CPU at ${steady.rate} tx/s offered (cores, all ${nodes})`,
+          busy.cores,
+          `${ctx}; ${sig(busy.roundsPerSec)} rounds/s; ${sig((busy.cpu * 1000) / Math.max(1, busy.rounds))} CPU ms per round, ${sig((busy.cpu * 1e6) / Math.max(1, accepted))} CPU µs per accepted transaction (all validators)`,
+        ),
+        row(
+          'consensus validator PSS at steady state, largest (MB)',
+          Math.max(...pss),
+          `${ctx}; proportional set size: the node binary's and libraries' pages shared by the ${nodes} processes counted once in all; median ${sig(
+            quantile(
+              [...pss].sort((a, b) => a - b),
+              0.5,
+            ),
+          )} MB`,
         ),
         row(
           'consensus validator RSS at steady state, largest (MB)',

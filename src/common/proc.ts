@@ -45,3 +45,17 @@ export function procRssBytes(pid: number): number | undefined {
     return undefined
   }
 }
+
+/**
+ * Proportional set size of process `pid` in bytes (Pss in /proc/PID/smaps_rollup): its private pages
+ * plus its share of pages mapped by several processes (the node binary's text, shared libraries), so
+ * the sum over processes is what they use together; undefined as for {@link procCpuSplit}.
+ */
+export function procPssBytes(pid: number): number | undefined {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))
+    return m === null ? undefined : Number(m[1]) * 1024
+  } catch {
+    return undefined
+  }
+}

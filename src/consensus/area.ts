@@ -505,6 +505,7 @@ export function createConsensus(components: ConsensusComponents, options: Consen
                 roundTimeoutMs: g.roundTimeoutMs,
                 maxPendingTxs: options.maxPendingTxs,
                 maxPendingTxBytes: options.maxPendingTxBytes,
+                idleRoundDelayMs: options.idleRoundDelayMs,
               },
             )
       // Rebuild the DAG above the floor from the store (each vertex verified when it arrived).

@@ -12,6 +12,15 @@
  * then for every other author its vertex of round r, or else its latest vertex not yet referenced
  * (so every vertex is eventually in some leader's history). Transactions come from a bounded FIFO pool.
  *
+ * Idle pacing (`idleRoundDelayMs`): while nothing waits to be committed (the pool is empty and every
+ * vertex carrying transactions that this core accepted is committed or below the DAG's floor), the
+ * next vertex also waits until `idleRoundDelayMs` after this validator's previous one. Rounds then go
+ * as fast as the network allows only while there is something to order, and an idle federation costs
+ * little CPU; a transaction (submitted here, or in a vertex received) ends the wait at once. This is
+ * the adaptive round pace of Narwhal's primaries, which make a header when a batch is ready or
+ * `max_header_delay` has passed (Danezis et al., "Narwhal and Tusk", EuroSys 2022, §4); it does not
+ * touch safety (when a validator proposes never does).
+ *
  * Never equivocating: a vertex is persisted ({@link ProposalStore.save}) before `propose` returns it,
  * and a restarted core ({@link Core.open}) proposes only above the persisted round. A vertex of its own
  * received from the network (e.g. its last one, fetched back) also raises that floor.
@@ -30,6 +39,7 @@ import type { ConsensusOptions } from './options.ts'
 import type { ProposalStore } from './proposal-store.ts'
 import {
   decodeVertex,
+  digestKey,
   signVertex,
   type Vertex,
   type VertexLimits,
@@ -57,6 +67,11 @@ export interface CoreOptions
   initialTimestampMs: number
   /** How far ahead of `nowMs` a vertex's timestamp may be, ms (`consensus.maxFutureSkewMs`). */
   maxFutureSkewMs: number
+  /**
+   * Idle pacing (`consensus.idleRoundDelayMs`), ms: with no transaction in the pool and none in a
+   * vertex not yet committed, propose at most once per this long (module doc). Absent or 0: never wait.
+   */
+  idleRoundDelayMs?: number
   /**
    * After a restart: the committer's state saved with the last commit applied
    * ({@link Committer.state}); commits go on from its `lastIndex + 1`, and the DAG starts at its GC
@@ -123,6 +138,10 @@ export class Core {
   #proposing = false
   /** The restored last proposal, added by {@link start}. */
   #pendingOwn: Vertex | undefined
+  /** Vertices carrying transactions, accepted and not yet committed: digest key → round (idle pacing). */
+  readonly #toCommit = new Map<string, number>()
+  /** When this core last proposed (its `nowMs`), for idle pacing; undefined before the first. */
+  #lastProposeAtMs: number | undefined
 
   private constructor(deps: CoreDeps, options: CoreOptions) {
     this.#deps = deps
@@ -249,6 +268,11 @@ export class Core {
     const deadline = since + this.#o.roundTimeoutMs
     if (r > 0 && this.dag.slot(r, leader).length === 0 && nowMs < deadline)
       return { ...empty, wakeAtMs: deadline }
+    const pace = this.#o.idleRoundDelayMs ?? 0
+    if (pace > 0 && this.#lastProposeAtMs !== undefined && this.#idle()) {
+      const next = this.#lastProposeAtMs + pace
+      if (nowMs < next) return { ...empty, wakeAtMs: next }
+    }
     this.#proposing = true
     try {
       const parents: Vertex[] = [own]
@@ -290,6 +314,7 @@ export class Core {
       for (const p of parents)
         this.#referenced[p.author] = Math.max(this.#referenced[p.author] ?? -1, p.round)
       this.#lastProposedRound = vertex.round
+      this.#lastProposeAtMs = nowMs
       const out = this.#absorb(this.dag.add(vertex), nowMs)
       // Vertices that arrived while this one was signed may already allow the next: come back now.
       const again = this.#quorumRound >= this.#lastProposedRound && out.halted === undefined
@@ -316,6 +341,15 @@ export class Core {
     }
   }
 
+  /** Nothing to order: no pending transaction, and every accepted vertex with transactions committed. */
+  #idle(): boolean {
+    if (this.#pool.length > 0) return false
+    if (this.#toCommit.size === 0) return true
+    const floor = this.dag.floor
+    for (const [k, round] of this.#toCommit) if (round < floor) this.#toCommit.delete(k)
+    return this.#toCommit.size === 0
+  }
+
   /** Bytes a vertex has for transactions (its bound less parents, signature and framing). */
   #txRoom(): number {
     const sig = this.#deps.committee.signatureMode === 'hybrid' ? 3400 : 80
@@ -339,6 +373,7 @@ export class Core {
   /** Track what the DAG accepted, run the committer, and say what to do next. */
   #absorb(added: AddResult, nowMs?: number): CoreOutput {
     for (const v of added.accepted) {
+      if (v.txs.length > 0 && !this.committer.isCommitted(v)) this.#toCommit.set(digestKey(v.digest), v.round)
       const l = this.#latest[v.author]
       if (l === undefined || v.round > l.round) this.#latest[v.author] = v
       if (
@@ -358,6 +393,8 @@ export class Core {
     for (const r of this.#quorumAtMs.keys()) if (r < this.#quorumRound) this.#quorumAtMs.delete(r)
     const c: CommitOutput =
       added.accepted.length > 0 ? this.committer.tryCommit() : { decisions: [], commits: [] }
+    if (this.#toCommit.size > 0)
+      for (const sub of c.commits) for (const v of sub.vertices) this.#toCommit.delete(digestKey(v.digest))
     const halted = this.committer.halted
     return {
       commits: c.commits,

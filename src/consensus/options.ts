@@ -44,6 +44,14 @@ export const CONSENSUS_OPTIONS = defineOptions({
     max: 4096 * MiB,
     description: 'bytes of transactions waiting to be proposed by this validator; more: TX_POOL_FULL',
   },
+  idleRoundDelayMs: {
+    kind: 'int',
+    default: 100,
+    min: 0,
+    max: 60_000,
+    description:
+      'with nothing to carry (no pending transactions here and none in vertices not yet committed), a validator proposes at most one vertex per this many ms, so an idle federation does not run rounds as fast as the network allows; a transaction arriving ends the wait at once. 0: never wait (as Narwhal’s max_header_delay, Danezis et al., EuroSys 2022)',
+  },
   maxFutureSkewMs: {
     kind: 'int',
     default: 5_000,

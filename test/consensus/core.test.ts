@@ -147,3 +147,43 @@ test('a validator restarted with its committer state goes on with the same seque
   for (const line of commitLog(resumed)) assert.equal(line, reference[Number(line.split(' ')[0]) - 1])
   for (const c of d.cores) assert.deepEqual(c?.dag.equivocators, [])
 })
+
+test('idle pacing: with nothing to order rounds slow to one per idleRoundDelayMs; a transaction commits at delivery speed', async () => {
+  const paced = await Driver.create({ n: 4, seed: 5, idleRoundDelayMs: 100 })
+  const free = await Driver.create({ n: 4, seed: 5 })
+  await paced.runUntil(paced.clock.now() + 2_000)
+  await free.runUntil(free.clock.now() + 2_000)
+  const pacedRound = paced.cores[0]?.status().lastProposedRound ?? 0
+  const freeRound = free.cores[0]?.status().lastProposedRound ?? 0
+  // At most one vertex per 100 ms (plus the first) while idle; unpaced, rounds follow the 1–40 ms delays.
+  assert.ok(pacedRound <= 2_000 / 100 + 1, `paced: round ${pacedRound} after 2 s`)
+  assert.ok(freeRound > 3 * pacedRound, `unpaced: round ${freeRound}, paced ${pacedRound}`)
+  // A transaction ends the wait: every core commits it within a few delivery delays, not idle rounds.
+  const tx = Uint8Array.of(7, 7, 7)
+  const hex = Buffer.from(tx).toString('hex')
+  const sentAt = paced.clock.now()
+  paced.submit(1, tx)
+  const committedAt = new Map<number, number>()
+  for (let step = 0; step < 200 && committedAt.size < 4; step++) {
+    await paced.runUntil(paced.clock.now() + 5)
+    for (let i = 0; i < 4; i++)
+      if (
+        !committedAt.has(i) &&
+        (paced.commits[i] ?? []).some((c) =>
+          c.vertices.some((v) => v.txs.some((t) => Buffer.from(t).toString('hex') === hex)),
+        )
+      )
+        committedAt.set(i, paced.clock.now())
+  }
+  assert.equal(committedAt.size, 4, 'committed at every core')
+  // Simulated time: 3 rounds of at most 40 ms delivery each, plus a leader's wait, stay below the 300 ms
+  // that three idle rounds would take.
+  const worst = Math.max(...committedAt.values()) - sentAt
+  assert.ok(worst < 300, `committed everywhere ${worst} ms (simulated) after submission`)
+  // Then idle again: the pace returns.
+  const before = paced.cores[0]?.status().lastProposedRound ?? 0
+  await paced.runUntil(paced.clock.now() + 1_000)
+  const after = paced.cores[0]?.status().lastProposedRound ?? 0
+  assert.ok(after - before <= 1_000 / 100 + 3, `${after - before} rounds in an idle second`)
+  assert.deepEqual(paced.errors, [])
+})

@@ -44,6 +44,8 @@ export interface DriverOptions {
    * odd-numbered ones.
    */
   equivocators?: number[]
+  /** The cores' idle pacing (`idleRoundDelayMs`); default 0: rounds as fast as delivery allows. */
+  idleRoundDelayMs?: number
 }
 
 export class Driver {
@@ -61,6 +63,7 @@ export class Driver {
   readonly #min: number
   readonly #max: number
   readonly #equivocators: number[]
+  readonly #idleRoundDelayMs: number
   #seq = 0
 
   private constructor(fed: TestFederation, o: DriverOptions) {
@@ -69,6 +72,7 @@ export class Driver {
     this.#min = o.minDelayMs ?? 1
     this.#max = o.maxDelayMs ?? 40
     this.#equivocators = o.equivocators ?? []
+    this.#idleRoundDelayMs = o.idleRoundDelayMs ?? 0
   }
 
   static async create(o: DriverOptions): Promise<Driver> {
@@ -96,6 +100,7 @@ export class Driver {
         author: i,
         roundTimeoutMs: this.fed.genesis.body.roundTimeoutMs,
         initialTimestampMs: this.fed.genesis.body.createdAtMs,
+        idleRoundDelayMs: this.#idleRoundDelayMs,
         ...(restore === undefined ? {} : { restore }),
       },
     )
@@ -117,6 +122,12 @@ export class Driver {
     this.sent.set(digestKey(twin.digest), twin.bytes)
     const { proposed: _own, ...rest } = out
     this.#handle(i, rest, [v, twin])
+  }
+
+  /** Submit `tx` to validator `i` and let it propose now (as the area does after a submission). */
+  submit(i: number, tx: Uint8Array): void {
+    this.cores[i]?.submit(tx)
+    this.#push({ at: this.clock.now(), kind: 'wake', to: i })
   }
 
   /** Validator `i` stops: its events are dropped until it starts again. */
