@@ -106,6 +106,52 @@ export const CONSENSUS_OPTIONS = defineOptions({
     description:
       'how often vertices still missing (a fetch failed, a peer refused) are asked again from other peers, ms',
   },
+  catchupCheckMs: {
+    kind: 'int',
+    default: 5_000,
+    min: 10,
+    max: 3_600_000,
+    description:
+      'how often this node asks a few peers for their ledger height, ms: when one is ahead and has pruned the rounds this node would replay, it catches up from a ledger snapshot (/nodus/consensus-snapshot/1.0.0) vouched for by f+1 validators',
+  },
+  catchupMaxSnapshotBytes: {
+    kind: 'int',
+    default: 256 * MiB,
+    min: 64 * 1024,
+    max: 64 * 1024 * MiB,
+    description:
+      'largest ledger snapshot exported for or downloaded by catch-up, bytes (held in memory while it is served or checked)',
+  },
+  catchupCacheSnapshots: {
+    kind: 'int',
+    default: 2,
+    min: 1,
+    max: 64,
+    description: 'exported snapshots kept in memory to serve catch-up requests (the oldest is dropped)',
+  },
+  catchupCacheMs: {
+    kind: 'int',
+    default: 30_000,
+    min: 0,
+    max: 3_600_000,
+    description:
+      'how long the newest exported snapshot is offered to catch-up requests before a new one is exported, ms',
+  },
+  catchupVouchHeights: {
+    kind: 'int',
+    default: 4_096,
+    min: 16,
+    max: 10_000_000,
+    description:
+      'recent commit heights whose committer-state digest this node keeps to vouch for other nodes’ catch-up snapshots',
+  },
+  catchupHeadPeers: {
+    kind: 'int',
+    default: 8,
+    min: 1,
+    max: 256,
+    description: 'peers asked for their ledger height at each catch-up check',
+  },
   verifyThreads: {
     kind: 'int',
     default: 1,
