@@ -21,11 +21,18 @@ import { publicKeyFromRaw } from '@libp2p/crypto/keys'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import type { Clock } from '../common/clock.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
+import { FairSlots } from '../common/fair-slots.ts'
 import type { Logger } from '../common/logger.ts'
 import type { Random } from '../common/random.ts'
 import { type NodeIdentity, signEd25519, signHybrid, VerifyPool } from '../crypto/index.ts'
 import { LmdbOrderedStore, type OrderedStore } from '../kv/index.ts'
-import { CatchUp, CONSENSUS_SNAPSHOT_PROTOCOL, type SnapshotLedger } from './catchup.ts'
+import {
+  CatchUp,
+  CONSENSUS_SNAPSHOT_PROTOCOL,
+  SNAPSHOT_FRAME_OVERHEAD,
+  SNAPSHOT_MAX_REQUEST_BYTES,
+  type SnapshotLedger,
+} from './catchup.ts'
 import type { Committee } from './committee.ts'
 import type { CommittedSubDag, CommitterState } from './committer.ts'
 import { Core, type CoreOutput, type CoreStatus } from './core.ts'
@@ -168,7 +175,8 @@ export function createConsensus(components: ConsensusComponents, options: Consen
   const submitWire = new Wire(components.host, log, { ...wireOpts, protocol: CONSENSUS_SUBMIT_PROTOCOL })
   const snapshotWire = new Wire(components.host, log, {
     ...wireOpts,
-    maxFrameBytes: Math.max(wireOpts.maxFrameBytes, (components.snapshots?.chunkBytes ?? 0) + 64 * 1024),
+    maxFrameBytes: (components.snapshots?.chunkBytes ?? 0) + SNAPSHOT_FRAME_OVERHEAD,
+    maxRequestBytes: SNAPSHOT_MAX_REQUEST_BYTES,
     protocol: CONSENSUS_SNAPSHOT_PROTOCOL,
   })
   const vouch = new VouchLog(options.gcDepthRounds, options.catchupVouchHeights)
@@ -198,12 +206,16 @@ export function createConsensus(components: ConsensusComponents, options: Consen
       peers.report(peer, err)
   }
 
+  /** Peers on the DAG's topic (connected), not banned, not this node. */
+  const topicPeers = (): string[] =>
+    pubsub.topicPeers(topic).filter((p) => p !== components.self && !peers.isBanned(p))
+
   const fetcher = new Fetcher(
     {
       wire: fetchWire,
       log,
       random,
-      peers: () => pubsub.topicPeers(topic).filter((p) => p !== components.self && !peers.isBanned(p)),
+      peers: topicPeers,
       held: (ref) => engine === undefined || engine.dag.has(ref) || engine.dag.holds(ref),
       missing: () => engine?.dag.missing() ?? [],
       deliver: (bytes, peer) => receive(bytes, peer),
@@ -226,11 +238,22 @@ export function createConsensus(components: ConsensusComponents, options: Consen
             ledger: snapshots,
             vouch,
             validity: committee.validity,
-            validators: () => validatorPeers.map((p) => p.toString()).filter((p) => !peers.isBanned(p)),
-            sources: () =>
-              pubsub.topicPeers(topic).filter((p) => p !== components.self && !peers.isBanned(p)),
+            maxCommittedRefs: committee.n * (options.gcDepthRounds + 2),
+            slots: new FairSlots({
+              global: options.catchupServeSlots,
+              perPeer: options.catchupServePerPeer,
+              perGroup: options.catchupServeSlots,
+            }),
+            // Connected peers only (catchup.ts module doc: a bare PeerId's dial can block others).
+            validators: () => {
+              const near = new Set(topicPeers())
+              return validatorPeers.map((p) => p.toString()).filter((p) => near.has(p))
+            },
+            sources: topicPeers,
             servedFloor: () =>
               Math.max(0, (engine?.committer.lastCommittedRound ?? 0) - 2 * options.gcDepthRounds),
+            dagFloor: () => engine?.dag.floor ?? 0,
+            waiting: () => (engine?.dag.suspendedCount ?? 0) > 0,
             lastCommittedRound: () => engine?.committer.lastCommittedRound ?? 0,
             serial: (fn) => serial(fn),
             restore: async (state) => {
@@ -245,6 +268,7 @@ export function createConsensus(components: ConsensusComponents, options: Consen
             maxSnapshotBytes: options.catchupMaxSnapshotBytes,
             cacheSnapshots: options.catchupCacheSnapshots,
             cacheMs: options.catchupCacheMs,
+            cacheRounds: Math.max(1, Math.floor(options.gcDepthRounds / 2)),
             headPeers: options.catchupHeadPeers,
           },
         )

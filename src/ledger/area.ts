@@ -295,18 +295,15 @@ export function createLedger(components: LedgerComponents, options: LedgerOption
         chunkBytes: options.snapshotChunkBytes,
         rootsKept: options.rootsKept,
       })
+      // One write replaces every key: a failure leaves the old ledger as it was, still open.
       const store = l.store
-      ledger = undefined
-      try {
-        await store.write((w) => {
-          const old: Uint8Array[] = []
-          for (const [k] of w.range({})) old.push(k.slice())
-          for (const k of old) w.del(k)
-          for (const [k, v] of staged.range({})) w.put(k, v)
-        })
-      } finally {
-        ledger = await Ledger.open({ store, metrics: components.metrics }, { genesis, options })
-      }
+      await store.write((w) => {
+        const old: Uint8Array[] = []
+        for (const [k] of w.range({})) old.push(k.slice())
+        for (const k of old) w.del(k)
+        for (const [k, v] of staged.range({})) w.put(k, v)
+      })
+      ledger = await Ledger.open({ store, metrics: components.metrics }, { genesis, options })
       log.info({ height: info.height, root: hex(info.root) }, 'ledger replaced by a snapshot')
       return info
     },
