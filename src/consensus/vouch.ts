@@ -9,7 +9,7 @@
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import { blake3 } from '../crypto/index.ts'
-import type { CommittedSubDag, CommitterState } from './committer.ts'
+import type { CommitterState } from './committer.ts'
 import { digestKey, refOf, type VertexRef } from './vertex.ts'
 
 /** The committer state after commit `lastIndex`, without `lastDecidedRound`. */
@@ -61,8 +61,8 @@ export class VouchLog {
     if (state !== undefined) this.#keep(this.#index, stateDigest(this.current()))
   }
 
-  /** Advance by commit `c` (its index must be the next one; others are ignored). */
-  record(c: Pick<CommittedSubDag, 'index' | 'leader' | 'vertices' | 'timestampMs'>): void {
+  /** Advance by commit `c` (a `CommittedSubDag`; its index must be the next one, others are ignored). */
+  record(c: { index: number; timestampMs: number; leader: VertexRef; vertices: readonly VertexRef[] }): void {
     if (c.index !== this.#index + 1) return
     for (const v of c.vertices) this.#committed.set(digestKey(v.digest), refOf(v))
     const floor = c.leader.round - this.#gcDepth
