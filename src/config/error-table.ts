@@ -114,7 +114,7 @@ answers) carry no peerAction: they are the peer's word, not its fault.
 |---|---|---|---|
 | \`CID_MISMATCH\` | \`ban\` | a peer sent bytes that do not hash to the CID asked for (shard or manifest get) or named (shard put) | banned for \`trust.banMs\` and disconnected |
 | \`SIGNATURE_INVALID\` | \`ban\` | a receipt, holder update, storage order, pin, commit, trust vector, capacity report, key record, kv operation or ledger transaction the peer sent does not verify | banned for \`trust.banMs\` and disconnected |
-| \`LEDGER_SNAPSHOT_ROOT_MISMATCH\` | \`ban\` | a ledger snapshot whose state does not give the root it claims | banned for \`trust.banMs\` and disconnected |
+| \`LEDGER_SNAPSHOT_ROOT_MISMATCH\` | \`ban\` | a ledger snapshot whose state does not give the root it claims, or (catch-up) the root f+1 validators vouch for | banned for \`trust.banMs\` and disconnected |
 | \`PROTOCOL_ERROR\` | \`reject\` | a malformed request, response, frame, ticket or message (shard, bulk or reports protocol) | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`MESSAGE_TOO_LARGE\` | \`reject\` | a frame, audit proof or holder update over its bound | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
 | \`SHARD_TOO_LARGE\` | \`reject\` | a put, or a get's answer, over \`storage.maxShardBytes\` | penalized; disconnected after \`trust.rejectsToDisconnect\` rejects within \`trust.rejectWindowMs\` |
@@ -152,6 +152,8 @@ answers) carry no peerAction: they are the peer's word, not its fault.
 | \`VERTEX_WRONG_EPOCH\` | \`ignore\` | a consensus vertex of another epoch than the committee this node runs | nothing |
 | \`VERTEX_FROM_FUTURE\` | \`ignore\` | a consensus vertex dated more than \`consensus.maxFutureSkewMs\` ahead of this node's clock | nothing |
 | \`CONSENSUS_NO_VALIDATOR\` | \`ignore\` | transactions forwarded to a node that is not a validator of the federation | nothing |
+| \`CONSENSUS_SNAPSHOT_UNVOUCHED\` | \`ignore\` | a catch-up snapshot offer that fewer than f+1 validators vouch for (src/consensus/catchup.ts): not installed, the next source tried | nothing |
+| \`CONSENSUS_SNAPSHOT_UNAVAILABLE\` | \`ignore\` | a peer without the snapshot, chunk or vouch asked for, or an offer over this node's bounds or not ahead of it | nothing |
 | \`KEY_RECORD_INVALID\` | \`ignore\` | an expired or not yet valid key record | nothing |
 | \`DECRYPT_FAILED\` | \`ignore\` | a sealed message that does not decrypt for this node (the relay cannot know) | nothing |
 | \`SEALED_MESSAGE_INVALID\` | \`ignore\` | a sealed message for an unknown key, malformed inside, addressed to another peer or too large | nothing |

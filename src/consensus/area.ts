@@ -21,10 +21,18 @@ import { publicKeyFromRaw } from '@libp2p/crypto/keys'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import type { Clock } from '../common/clock.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
+import { FairSlots } from '../common/fair-slots.ts'
 import type { Logger } from '../common/logger.ts'
 import type { Random } from '../common/random.ts'
 import { type NodeIdentity, signEd25519, signHybrid, VerifyPool } from '../crypto/index.ts'
 import { LmdbOrderedStore, type OrderedStore } from '../kv/index.ts'
+import {
+  CatchUp,
+  CONSENSUS_SNAPSHOT_PROTOCOL,
+  SNAPSHOT_FRAME_OVERHEAD,
+  SNAPSHOT_MAX_REQUEST_BYTES,
+  type SnapshotLedger,
+} from './catchup.ts'
 import type { Committee } from './committee.ts'
 import type { CommittedSubDag, CommitterState } from './committer.ts'
 import { Core, type CoreOutput, type CoreStatus } from './core.ts'
@@ -45,10 +53,11 @@ import {
   verifiedVertex,
 } from './vertex.ts'
 import { VertexStore } from './vertex-store.ts'
+import { VouchLog } from './vouch.ts'
 import { Wire, type WireHost, wireInvalid } from './wire.ts'
 
 export const CONSENSUS_SUBMIT_PROTOCOL = '/nodus/consensus-submit/1.0.0'
-export { CONSENSUS_FETCH_PROTOCOL }
+export { CONSENSUS_FETCH_PROTOCOL, CONSENSUS_SNAPSHOT_PROTOCOL }
 
 /** The gossip topic of a genesis's DAG. */
 export const consensusTopic = (genesisId: Uint8Array): string =>
@@ -92,6 +101,8 @@ export interface ConsensusComponents {
   pubsub: ConsensusPubsub
   peers: { report(peer: string, err: unknown): unknown; isBanned(peer: string): boolean }
   commits: CommitSink
+  /** The ledger's snapshots: with them the node serves and takes catch-up snapshots (catchup.ts). */
+  snapshots?: SnapshotLedger
   /** Checks a transaction before a validator pools it (the ledger's decode, chain and signature). */
   checkTx?(bytes: Uint8Array): Promise<void>
   /** Default LMDB at `<dataDir>/consensus`. */
@@ -162,6 +173,13 @@ export function createConsensus(components: ConsensusComponents, options: Consen
   }
   const fetchWire = new Wire(components.host, log, { ...wireOpts, protocol: CONSENSUS_FETCH_PROTOCOL })
   const submitWire = new Wire(components.host, log, { ...wireOpts, protocol: CONSENSUS_SUBMIT_PROTOCOL })
+  const snapshotWire = new Wire(components.host, log, {
+    ...wireOpts,
+    maxFrameBytes: (components.snapshots?.chunkBytes ?? 0) + SNAPSHOT_FRAME_OVERHEAD,
+    maxRequestBytes: SNAPSHOT_MAX_REQUEST_BYTES,
+    protocol: CONSENSUS_SNAPSHOT_PROTOCOL,
+  })
+  const vouch = new VouchLog(options.gcDepthRounds, options.catchupVouchHeights)
   const signer: VertexSigner =
     g.signatureMode === 'hybrid'
       ? { scheme: 'hybrid', sign: (m) => signHybrid(identity as NodeIdentity, m) }
@@ -174,6 +192,7 @@ export function createConsensus(components: ConsensusComponents, options: Consen
   let wakeTimer: ReturnType<typeof setTimeout> | undefined
   let wakeAt = Number.POSITIVE_INFINITY
   let retryTimer: ReturnType<typeof setInterval> | undefined
+  let catchupTimer: ReturnType<typeof setInterval> | undefined
   let applyTail: Promise<void> = Promise.resolve()
   let saveTail: Promise<void> = Promise.resolve()
   let haltLogged = false
@@ -187,12 +206,16 @@ export function createConsensus(components: ConsensusComponents, options: Consen
       peers.report(peer, err)
   }
 
+  /** Peers on the DAG's topic (connected), not banned, not this node. */
+  const topicPeers = (): string[] =>
+    pubsub.topicPeers(topic).filter((p) => p !== components.self && !peers.isBanned(p))
+
   const fetcher = new Fetcher(
     {
       wire: fetchWire,
       log,
       random,
-      peers: () => pubsub.topicPeers(topic).filter((p) => p !== components.self && !peers.isBanned(p)),
+      peers: topicPeers,
       held: (ref) => engine === undefined || engine.dag.has(ref) || engine.dag.holds(ref),
       missing: () => engine?.dag.missing() ?? [],
       deliver: (bytes, peer) => receive(bytes, peer),
@@ -201,6 +224,54 @@ export function createConsensus(components: ConsensusComponents, options: Consen
     },
     { maxRefs: options.fetchMaxRefs, maxInFlight: options.fetchMaxInFlight },
   )
+
+  const snapshots = components.snapshots
+  const catchUp =
+    snapshots === undefined
+      ? undefined
+      : new CatchUp(
+          {
+            wire: snapshotWire,
+            log,
+            clock,
+            random,
+            ledger: snapshots,
+            vouch,
+            validity: committee.validity,
+            maxCommittedRefs: committee.n * (options.gcDepthRounds + 2),
+            slots: new FairSlots({
+              global: options.catchupServeSlots,
+              perPeer: options.catchupServePerPeer,
+              perGroup: options.catchupServeSlots,
+            }),
+            // Connected peers only (catchup.ts module doc: a bare PeerId's dial can block others).
+            validators: () => {
+              const near = new Set(topicPeers())
+              return validatorPeers.map((p) => p.toString()).filter((p) => near.has(p))
+            },
+            sources: topicPeers,
+            servedFloor: () =>
+              Math.max(0, (engine?.committer.lastCommittedRound ?? 0) - 2 * options.gcDepthRounds),
+            dagFloor: () => engine?.dag.floor ?? 0,
+            waiting: () => (engine?.dag.suspendedCount ?? 0) > 0,
+            lastCommittedRound: () => engine?.committer.lastCommittedRound ?? 0,
+            serial: (fn) => serial(fn),
+            restore: async (state) => {
+              await vstore?.saveCommitterState(state)
+              await openEngine(state)
+            },
+            report,
+            counted: (result) => metrics.consensusCatchups.inc({ result }),
+            signal: () => lifetime.signal,
+          },
+          {
+            maxSnapshotBytes: options.catchupMaxSnapshotBytes,
+            cacheSnapshots: options.catchupCacheSnapshots,
+            cacheMs: options.catchupCacheMs,
+            cacheRounds: Math.max(1, Math.floor(options.gcDepthRounds / 2)),
+            headPeers: options.catchupHeadPeers,
+          },
+        )
 
   const schedule = (atMs: number): void => {
     if (atMs >= wakeAt) return
@@ -239,6 +310,9 @@ export function createConsensus(components: ConsensusComponents, options: Consen
         const todo = group.filter((c) => c.index > sink.height())
         if (sink.applyAll !== undefined) await sink.applyAll(todo)
         else for (const c of todo) await sink.apply(c)
+        for (const c of group) vouch.record(c)
+        // A core replaced by a catch-up may still hand over commits below the snapshot: not saved.
+        if (after.lastIndex < sink.height()) return
         // Saved after the ledger holds these commits (a restart resumes at or below its height), but
         // not waited for: the next group's ledger write goes on meanwhile (another store, another sync).
         const store = vstore
@@ -252,6 +326,16 @@ export function createConsensus(components: ConsensusComponents, options: Consen
         if (!lifetime.signal.aborted) log.error({ err: (err as Error).message }, 'applying a commit failed')
       }
     })
+  }
+
+  /** Run `fn` in the apply queue: no commit is applied meanwhile. */
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const p = applyTail.then(fn)
+    applyTail = p.then(
+      () => {},
+      () => {},
+    )
+    return p
   }
 
   /** Act on a core's output (README "How the area drives a core"). */
@@ -331,6 +415,48 @@ export function createConsensus(components: ConsensusComponents, options: Consen
       .catch((err) => log.warn({ err: (err as Error).message }, 'could not store a vertex'))
     handle(out, peer)
     void proposeNow()
+  }
+
+  /** A new core (or follower) at `restore`, its DAG rebuilt from the store above the floor. */
+  const openEngine = async (restore: CommitterState | undefined): Promise<number> => {
+    const vs = vstore as VertexStore
+    vouch.reset(restore, g.createdAtMs)
+    const common = {
+      gcDepthRounds: options.gcDepthRounds,
+      maxSuspendedVertices: options.maxSuspendedVertices,
+      maxFutureSkewMs: options.maxFutureSkewMs,
+      initialTimestampMs: g.createdAtMs,
+      ...(restore === undefined ? {} : { restore }),
+    }
+    engine =
+      author === undefined
+        ? new Follower(committee, common)
+        : await Core.open(
+            { committee, signer, store: new OrderedProposalStore(vs.store, g.epoch) },
+            {
+              ...common,
+              ...limits,
+              author,
+              roundTimeoutMs: g.roundTimeoutMs,
+              maxPendingTxs: options.maxPendingTxs,
+              maxPendingTxBytes: options.maxPendingTxBytes,
+              idleRoundDelayMs: options.idleRoundDelayMs,
+            },
+          )
+    // Rebuild the DAG above the floor from the store (each vertex verified when it arrived).
+    const floor = restore === undefined ? 0 : Math.max(0, restore.lastCommittedRound - options.gcDepthRounds)
+    let loaded = 0
+    for (const bytes of vs.above(floor)) {
+      try {
+        const { check: _c, ...v } = decodeVertex(bytes, committee, limits)
+        handle(engine.addVertex(v, clock.now()), undefined)
+        loaded++
+      } catch (err) {
+        log.debug({ err: (err as Error).message }, 'a stored vertex was not added')
+      }
+    }
+    if (engine instanceof Core) handle(await engine.start(clock.now()), undefined)
+    return loaded
   }
 
   const listen = (): { close(): void } => {
@@ -486,42 +612,7 @@ export function createConsensus(components: ConsensusComponents, options: Consen
         )
         restore = undefined
       }
-      const common = {
-        gcDepthRounds: options.gcDepthRounds,
-        maxSuspendedVertices: options.maxSuspendedVertices,
-        maxFutureSkewMs: options.maxFutureSkewMs,
-        initialTimestampMs: g.createdAtMs,
-        ...(restore === undefined ? {} : { restore }),
-      }
-      engine =
-        author === undefined
-          ? new Follower(committee, common)
-          : await Core.open(
-              { committee, signer, store: new OrderedProposalStore(vs.store, g.epoch) },
-              {
-                ...common,
-                ...limits,
-                author,
-                roundTimeoutMs: g.roundTimeoutMs,
-                maxPendingTxs: options.maxPendingTxs,
-                maxPendingTxBytes: options.maxPendingTxBytes,
-                idleRoundDelayMs: options.idleRoundDelayMs,
-              },
-            )
-      // Rebuild the DAG above the floor from the store (each vertex verified when it arrived).
-      const floor =
-        restore === undefined ? 0 : Math.max(0, restore.lastCommittedRound - options.gcDepthRounds)
-      let loaded = 0
-      for (const bytes of vs.above(floor)) {
-        try {
-          const { check: _c, ...v } = decodeVertex(bytes, committee, limits)
-          handle(engine.addVertex(v, clock.now()), undefined)
-          loaded++
-        } catch (err) {
-          log.debug({ err: (err as Error).message }, 'a stored vertex was not added')
-        }
-      }
-      if (engine instanceof Core) handle(await engine.start(clock.now()), undefined)
+      const loaded = await openEngine(restore)
       log.info(
         {
           role: author === undefined ? 'follower' : 'validator',
@@ -535,6 +626,15 @@ export function createConsensus(components: ConsensusComponents, options: Consen
       sub = listen()
       await fetchWire.start(serveFetch, report)
       await submitWire.start(serveSubmit, report)
+      if (catchUp !== undefined) {
+        await snapshotWire.start(catchUp.serve, report)
+        const check = (): void => {
+          if (!lifetime.signal.aborted) void catchUp.check().catch(() => {})
+        }
+        catchupTimer = setInterval(check, options.catchupCheckMs)
+        catchupTimer.unref()
+        check()
+      }
       let lastHighest = -1
       retryTimer = setInterval(() => {
         fetcher.tick()
@@ -565,6 +665,7 @@ export function createConsensus(components: ConsensusComponents, options: Consen
     },
     async beforeStop() {
       clearInterval(retryTimer)
+      clearInterval(catchupTimer)
       clearTimeout(wakeTimer)
       wakeAt = Number.POSITIVE_INFINITY
       lifetime.abort(new NodusError('ABORTED', 'the node is stopping'))
@@ -573,6 +674,7 @@ export function createConsensus(components: ConsensusComponents, options: Consen
     async stop() {
       await fetchWire.stop()
       await submitWire.stop()
+      await snapshotWire.stop()
       await applyTail
       await saveTail
     },

@@ -62,6 +62,16 @@ export const CONSENSUS_ERRORS = defineErrors({
     what: 'this node holds no vertex with that digest (never seen, or garbage-collected below the DAG floor)',
     fix: 'ask another node, or check the digest (`GET /dag/status` lists recent rounds)',
   },
+  CONSENSUS_SNAPSHOT_UNVOUCHED: {
+    status: 502,
+    what: 'a peer offered a ledger snapshot for catch-up that fewer than f+1 validators vouch for (root, commit time and committer state at its height); it is not installed (peerAction `ignore`: the peer may be honest and the vouchers unreachable)',
+    fix: 'nothing: the node asks other peers at the next check (consensus.catchupCheckMs); if it persists, check that validators are reachable (`nodus dag status`)',
+  },
+  CONSENSUS_SNAPSHOT_UNAVAILABLE: {
+    status: 503,
+    what: 'a peer has no snapshot or vouch to give for catch-up (its committer and ledger are between commits, the height is no longer kept, the snapshot is over consensus.catchupMaxSnapshotBytes, or the chunk asked was evicted from its cache)',
+    fix: 'nothing: the node asks again or another peer at the next check',
+  },
   TX_POOL_FULL: {
     status: 503,
     what: 'the validator’s pending transaction pool is full (consensus.maxPendingTxs or consensus.maxPendingTxBytes)',

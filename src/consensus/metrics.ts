@@ -63,6 +63,12 @@ export function createConsensusMetrics(registry: Registry) {
       help: '1 once the core halted (more than f equivocators, or two certified vertices in one slot), else 0',
       registers,
     }),
+    consensusCatchups: new Counter({
+      name: 'nodus_consensus_catchups_total',
+      help: 'Catch-ups from a ledger snapshot, by result (installed; refused: the peer sent a bad snapshot and was reported; failed: unvouched, unreachable, unavailable)',
+      labelNames: ['result'],
+      registers,
+    }),
   }
 }
 

@@ -106,6 +106,68 @@ export const CONSENSUS_OPTIONS = defineOptions({
     description:
       'how often vertices still missing (a fetch failed, a peer refused) are asked again from other peers, ms',
   },
+  catchupCheckMs: {
+    kind: 'int',
+    default: 5_000,
+    min: 10,
+    max: 3_600_000,
+    description:
+      'how often this node asks a few connected peers for their ledger height, ms: when its own height did not move since the previous check and a peer is ahead and has pruned the rounds this node’s DAG wants, it catches up from a ledger snapshot (/nodus/consensus-snapshot/1.0.0) vouched for by f+1 validators',
+  },
+  catchupMaxSnapshotBytes: {
+    kind: 'int',
+    default: 256 * MiB,
+    min: 64 * 1024,
+    max: 4 * 1024 * MiB,
+    description:
+      'largest ledger snapshot exported for or downloaded by catch-up, bytes (held in memory while it is served or checked); chunks are at most ledger.snapshotChunkBytes, and an offer of larger chunks is skipped',
+  },
+  catchupCacheSnapshots: {
+    kind: 'int',
+    default: 2,
+    min: 1,
+    max: 64,
+    description:
+      'exported snapshots kept in memory to serve catch-up requests (the oldest is dropped): at most this × catchupMaxSnapshotBytes bytes',
+  },
+  catchupCacheMs: {
+    kind: 'int',
+    default: 30_000,
+    min: 0,
+    max: 3_600_000,
+    description:
+      'how long the newest exported snapshot is offered to catch-up requests before a new one is exported, ms; also only while fewer than gcDepthRounds / 2 rounds were committed since (the taker must still find the DAG above it). An export holds commits back while it reads the ledger',
+  },
+  catchupVouchHeights: {
+    kind: 'int',
+    default: 4_096,
+    min: 16,
+    max: 10_000_000,
+    description:
+      'recent commit heights whose committer-state digest this node keeps to vouch for other nodes’ catch-up snapshots',
+  },
+  catchupServePerPeer: {
+    kind: 'int',
+    default: 2,
+    min: 1,
+    max: 64,
+    description:
+      'snapshot requests (head, vouch, offer, chunk) served at once for one peer; more: PEER_BUSY. A taker fetches chunks one at a time, so this bounds the concurrent snapshot transfers one peer gets',
+  },
+  catchupServeSlots: {
+    kind: 'int',
+    default: 8,
+    min: 1,
+    max: 1_024,
+    description: 'snapshot requests served at once for all peers together; more: PEER_BUSY',
+  },
+  catchupHeadPeers: {
+    kind: 'int',
+    default: 8,
+    min: 1,
+    max: 256,
+    description: 'peers asked for their ledger height at each catch-up check',
+  },
   verifyThreads: {
     kind: 'int',
     default: 1,

@@ -29,6 +29,8 @@ export interface WireOptions {
   protocol: string
   /** Largest frame sent or read, bytes. */
   maxFrameBytes: number
+  /** Largest request frame served, bytes (default `maxFrameBytes`); a larger one: MESSAGE_TOO_LARGE. */
+  maxRequestBytes?: number
   /** Requests served at once per peer, and sent at once to one peer. */
   perPeer: number
   /** Streams of this protocol served at once in all. */
@@ -154,7 +156,11 @@ export class Wire {
       this.#serving.set(remote, n + 1)
       slot = true
       const reader = new StreamReader(stream, { signal })
-      const request = await readMap(reader, this.#o.maxFrameBytes, this.#o.protocol)
+      const request = await readMap(
+        reader,
+        this.#o.maxRequestBytes ?? this.#o.maxFrameBytes,
+        this.#o.protocol,
+      )
       const reply = await handler(request, remote)
       await sendWithBackpressure(stream, lengthPrefixed(dagCbor.encode({ ok: true, ...reply })), signal)
       await stream.close({ signal })

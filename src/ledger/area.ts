@@ -14,10 +14,11 @@ import { join } from 'node:path'
 import { NodusError } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
 import { VerifyPool } from '../crypto/index.ts'
-import { LmdbOrderedStore, type OrderedStore } from '../kv/index.ts'
+import { LmdbOrderedStore, MemoryOrderedStore, type OrderedStore } from '../kv/index.ts'
 import type { LedgerMetrics } from './metrics.ts'
 import type { LedgerOptions } from './options.ts'
 import { ledgerGenesisOf } from './section.ts'
+import { exportSnapshot, importSnapshot, type SnapshotInfo } from './snapshot.ts'
 import { type CheckedTx, checkTxs, Ledger, type TxOutcome } from './state.ts'
 import { decodeTx } from './tx.ts'
 
@@ -89,6 +90,17 @@ export interface LedgerArea {
    * @throws the signal's reason; `QUEUE_FULL` past 10,000 waiters
    */
   outcome(id: Uint8Array, signal: AbortSignal): Promise<{ height: number; outcome: TxOutcome; root: string }>
+  /** The snapshot of the ledger at its height (snapshot.ts), chunks of `ledger.snapshotChunkBytes`. */
+  exportSnapshot(signal?: AbortSignal): AsyncIterable<Uint8Array>
+  /**
+   * Replace the ledger by a snapshot: imported into memory first (every check of `importSnapshot`,
+   * the root against `expectRoot`), then written over the store in one transaction.
+   * @throws NodusError `LEDGER_SNAPSHOT_INVALID`, `LEDGER_SNAPSHOT_ROOT_MISMATCH` (the ledger unchanged)
+   */
+  installSnapshot(
+    chunks: Iterable<Uint8Array>,
+    options: { expectRoot: Uint8Array; expectHeight: number; signal?: AbortSignal },
+  ): Promise<SnapshotInfo>
   beforeStart(): Promise<void>
   start(): Promise<void>
   stop(): Promise<void>
@@ -270,6 +282,30 @@ export function createLedger(components: LedgerComponents, options: LedgerOption
         set.add(done)
         signal.addEventListener('abort', onAbort, { once: true })
       })
+    },
+    exportSnapshot(signal) {
+      return exportSnapshot(open(), { chunkBytes: options.snapshotChunkBytes, ...(signal ? { signal } : {}) })
+    },
+    async installSnapshot(chunks, o) {
+      const l = open()
+      await l.settled()
+      const staged = new MemoryOrderedStore()
+      const info = await importSnapshot(staged, chunks, {
+        ...o,
+        chunkBytes: options.snapshotChunkBytes,
+        rootsKept: options.rootsKept,
+      })
+      // One write replaces every key: a failure leaves the old ledger as it was, still open.
+      const store = l.store
+      await store.write((w) => {
+        const old: Uint8Array[] = []
+        for (const [k] of w.range({})) old.push(k.slice())
+        for (const k of old) w.del(k)
+        for (const [k, v] of staged.range({})) w.put(k, v)
+      })
+      ledger = await Ledger.open({ store, metrics: components.metrics }, { genesis, options })
+      log.info({ height: info.height, root: hex(info.root) }, 'ledger replaced by a snapshot')
+      return info
     },
     async beforeStart() {
       const store =

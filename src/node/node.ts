@@ -266,6 +266,13 @@ export async function createNode(
           applyAll: (cs) => l.applyAll(cs),
           preverify: (t) => l.preverify(t),
         },
+        snapshots: {
+          chunkBytes: config.ledger.snapshotChunkBytes,
+          height: () => l.height(),
+          rootAt: (h) => l.ledger.rootAt(h),
+          exportSnapshot: (signal) => l.exportSnapshot(signal),
+          installSnapshot: (chunks, o) => l.installSnapshot(chunks, o),
+        },
         checkTx: async (bytes) => {
           await l.checkTx(bytes)
         },
