@@ -6,6 +6,7 @@ import { resolve } from 'node:path'
 import { isNodusError, NodusError } from '../common/errors.ts'
 import { apiTarget, CLIENT_FLAGS, COMMON, dataDirOf, type Flags, intFlag, out, parse } from './args.ts'
 import { deleteJson, getFile, getJson, postJson, putFile, shownError } from './client.ts'
+import type { DevnetNode } from './devnet.ts'
 import { parseDuration } from './duration.ts'
 import { collectStartupGarbage, STARTUP_GC_DELAY_MS, tuneGc } from './gc-tuning.ts'
 import { Progress } from './progress.ts'
@@ -89,6 +90,11 @@ const NODE_FLAGS = {
   genesis: { type: 'string' },
 } as const
 
+/** What `devnet` prints of a node. */
+function nodeSummary(n: DevnetNode): Pick<DevnetNode, 'index' | 'peerId' | 'api' | 'dataDir' | 'multiaddrs'> {
+  return { index: n.index, peerId: n.peerId, api: n.api, dataDir: n.dataDir, multiaddrs: n.multiaddrs }
+}
+
 /** Resolves at the first SIGINT or SIGTERM. */
 async function untilSignal(): Promise<void> {
   await new Promise<void>((res) => {
@@ -141,14 +147,7 @@ async function devnetNetns(f: Flags): Promise<number> {
   })
   try {
     const rtts = abort.signal.aborted ? {} : await measureRtts(net)
-    const nodes = net.devnet.nodes.map((n) => ({
-      index: n.index,
-      ...net.hosts[n.index],
-      peerId: n.peerId,
-      api: n.api,
-      dataDir: n.dataDir,
-      multiaddrs: n.multiaddrs,
-    }))
+    const nodes = net.devnet.nodes.map((n) => ({ ...net.hosts[n.index], ...nodeSummary(n) }))
     out(
       Boolean(f.json),
       { event: 'ready', runId: net.topology.plan.runId, link: net.topology.link, rttMs: rtts, nodes },
@@ -518,13 +517,7 @@ async function main(argv: string[]): Promise<number> {
         logLevel: typeof f['log-level'] === 'string' ? f['log-level'] : 'info',
         onEvent: (m) => process.stderr.write(`${m}\n`),
       })
-      const nodes = net.nodes.map((n) => ({
-        index: n.index,
-        peerId: n.peerId,
-        api: n.api,
-        dataDir: n.dataDir,
-        multiaddrs: n.multiaddrs,
-      }))
+      const nodes = net.nodes.map(nodeSummary)
       out(
         Boolean(f.json),
         { event: 'ready', nodes },

@@ -48,6 +48,7 @@ export {
   NetnsTopology,
   type NetnsTopologyDeps,
   natRules,
+  offloadsOffCommand,
   stopProcessesIn,
   type TeardownReport,
 } from './topology.ts'

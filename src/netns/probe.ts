@@ -11,6 +11,7 @@
  *   tcp-rtt HOST PORT COUNT       {"event":"result","seenAs","connectMs","rttMs":[COUNT echo round trips]}
  *   udp-map LOCAL_PORT HOST:PORT… one socket bound to LOCAL_PORT (0: any) asks each server how it is
  *                                 seen: {"event":"result","localPort","seen":[{"target","remote","port"}]}
+ *   udp-send HOST PORT COUNT      sends COUNT datagrams of 100 bytes, 64 at a time, then {"event":"sent"}
  *   bulk-server HOST PORT         per connection: {"event":"received","bytes","seconds","mbitPerSecond"}
  *   bulk HOST PORT MEGABYTES      sends MEGABYTES × 10^6 bytes, then waits for the server's count
  * Every mode ends within 60 s (servers: when killed).
@@ -115,6 +116,23 @@ async function udpMap(localPort: number, targets: string[]): Promise<void> {
   sock.close()
 }
 
+async function udpSend(host: string, port: number, count: number): Promise<void> {
+  const sock = createSocket('udp4')
+  const payload = Buffer.alloc(100, 1)
+  for (let i = 0; i < count; i += 64) {
+    const burst = Math.min(64, count - i)
+    await Promise.all(
+      Array.from(
+        { length: burst },
+        () =>
+          new Promise<void>((res, rej) => sock.send(payload, port, host, (err) => (err ? rej(err) : res()))),
+      ),
+    )
+  }
+  print({ event: 'sent', count })
+  sock.close()
+}
+
 function bulkServer(host: string, port: number): void {
   const srv = createServer((sock) => {
     let bytes = 0
@@ -172,6 +190,9 @@ async function main(argv: string[]): Promise<void> {
       break
     case 'udp-map':
       await udpMap(portOf(a), [b ?? fail('HOST:PORT missing'), ...rest])
+      break
+    case 'udp-send':
+      await udpSend(a ?? fail('HOST missing'), portOf(b), Number(rest[0] ?? 100))
       break
     case 'bulk':
       await bulk(a ?? fail('HOST missing'), portOf(b), Number(rest[0] ?? 100))

@@ -156,26 +156,7 @@ export class NetnsTopology {
       [nsA, ifA],
       [nsB, ifB],
     ] as const) {
-      await this.#run(
-        [
-          'ip',
-          'netns',
-          'exec',
-          ns,
-          'ethtool',
-          '-K',
-          dev,
-          'tx',
-          'off',
-          'rx',
-          'off',
-          'gso',
-          'off',
-          'gro',
-          'off',
-        ],
-        options,
-      )
+      await this.#run(offloadsOffCommand(ns, dev), options)
       await this.#run(['ip', '-n', ns, 'link', 'set', 'dev', dev, 'up'], options)
     }
   }
@@ -229,8 +210,24 @@ export class NetnsTopology {
 
   async #build(options: AbortOptions): Promise<void> {
     const sw = await this.#addNetns('sw', options)
+    // A plain switch: no spanning tree (ports forward at once) and no multicast snooping (which makes
+    // br0 send IGMP frames of its own onto the links).
     await this.#run(
-      ['ip', '-n', sw, 'link', 'add', 'name', 'br0', 'type', 'bridge', 'stp_state', '0'],
+      [
+        'ip',
+        '-n',
+        sw,
+        'link',
+        'add',
+        'name',
+        'br0',
+        'type',
+        'bridge',
+        'stp_state',
+        '0',
+        'mcast_snooping',
+        '0',
+      ],
       options,
     )
     await this.#run(['ip', '-n', sw, 'link', 'set', 'dev', 'br0', 'up'], options)
@@ -278,6 +275,30 @@ export class NetnsTopology {
     )
     return report
   }
+}
+
+/**
+ * The command that turns checksum offload, GSO and GRO off on `dev` in `netns`: frames a bridge
+ * re-injects must carry full checksums and be no larger than the MTU.
+ */
+export function offloadsOffCommand(netns: string, dev: string): string[] {
+  return [
+    'ip',
+    'netns',
+    'exec',
+    netns,
+    'ethtool',
+    '-K',
+    dev,
+    'tx',
+    'off',
+    'rx',
+    'off',
+    'gso',
+    'off',
+    'gro',
+    'off',
+  ]
 }
 
 /**

@@ -2,16 +2,19 @@ import assert from 'node:assert/strict'
 import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createInterface } from 'node:readline'
-import { test } from 'node:test'
+import { type TestContext, test } from 'node:test'
 import { silentLogger } from '../../src/common/logger.ts'
 import {
+  cleanupNetns,
   ExecFileRunner,
   listNetns,
   NetnsTopology,
   netnsUnavailableReason,
   ProcessBridgeLauncher,
   probeScriptPath,
+  type TopologySpec,
 } from '../../src/netns/index.ts'
+import { waitFor } from '../utils/wait.ts'
 
 // A real topology (issue 22, part 4): 1 public host, a home behind a cone NAT and one behind a
 // symmetric NAT, 80 ms RTT through the delay bridges. Needs Linux, root, ip/iptables/ethtool and
@@ -20,6 +23,24 @@ import {
 const why = await netnsUnavailableReason()
 const logger = silentLogger()
 const runner = new ExecFileRunner({ logger })
+
+/** A real topology of `spec` for this test, removed after it; undefined (the test skipped) when unavailable. */
+async function topology(t: TestContext, spec: Partial<TopologySpec>): Promise<NetnsTopology | undefined> {
+  if (why !== undefined) {
+    t.skip(`network namespaces unavailable: ${why}`)
+    return undefined
+  }
+  const runId = `t${randomBytes(3).toString('hex')}`
+  const topo = await NetnsTopology.create(
+    { logger, runner, bridges: new ProcessBridgeLauncher({ logger }) },
+    spec,
+    {
+      runId,
+    },
+  )
+  t.after(() => topo.teardown())
+  return topo
+}
 
 /** The last JSON line a probe printed. */
 async function probe(topo: NetnsTopology, ns: string, args: string[]): Promise<Record<string, unknown>> {
@@ -58,18 +79,10 @@ async function rootState(): Promise<{ links: string[]; rules: string[] }> {
 }
 
 test('a home host reaches the public host through its NAT, cone keeps one mapping, symmetric does not, RTT ≥ 80 ms, teardown leaves nothing', async (t) => {
-  if (why !== undefined) {
-    t.skip(`network namespaces unavailable: ${why}`)
-    return
-  }
-  const before = await rootState()
-  const runId = `t${randomBytes(3).toString('hex')}`
-  const topo = await NetnsTopology.create(
-    { logger, runner, bridges: new ProcessBridgeLauncher({ logger }) },
-    { publicHosts: 1, homes: 2, symmetric: 1, rttMs: 80, seed: 7 },
-    { runId },
-  )
-  t.after(() => topo.teardown())
+  const before = why === undefined ? await rootState() : undefined
+  const topo = await topology(t, { publicHosts: 1, homes: 2, symmetric: 1, rttMs: 80, seed: 7 })
+  if (topo === undefined) return
+  const { runId } = topo.plan
   const [pub] = topo.plan.publicHosts
   const [cone, sym] = topo.plan.homes
   assert.ok(pub !== undefined && cone !== undefined && sym !== undefined)
@@ -168,4 +181,50 @@ test('a home host reaches the public host through its NAT, cone keeps one mappin
   assert.deepEqual(report.namespaces.sort(), [...topo.namespaces].sort())
   assert.deepEqual(await listNetns(runner, `nodus-${runId}-`), [], 'ip netns list shows none of ours')
   assert.deepEqual(await rootState(), before, 'ip link and iptables-save in the root namespace are as before')
+})
+
+test('loss: each link drops its share of frames (seeded), and what one bridge forwards the next receives', async (t) => {
+  // 20 % end to end: 1 - sqrt(0.8) ≈ 10.6 % per link.
+  const topo = await topology(t, { publicHosts: 2, loss: 0.2, seed: 3 })
+  if (topo === undefined) return
+  const [p0, p1] = topo.plan.publicHosts
+  assert.ok(p0 !== undefined && p1 !== undefined)
+  await probe(topo, p1.netns, ['udp-send', p0.address, '9', '1000'])
+  // Two processes' counters: the second bridge may still be reading the last frames when asked.
+  let c = await topo.bridgeCounters()
+  await waitFor(
+    async () => {
+      c = await topo.bridgeCounters()
+      return c.p0?.ba.rx === c.p1?.ab.tx
+    },
+    { timeoutMs: 5_000, what: 'every frame the first bridge sent to reach the second' },
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}: ${JSON.stringify(c)}`)
+  })
+  const sender = c.p1?.ab // p1's side (ea) towards the switch (eb)
+  const receiver = c.p0?.ba // from the switch towards p0
+  assert.ok(sender !== undefined && receiver !== undefined)
+  assert.ok(sender.rx >= 1000, `the sender's link read every datagram (${sender.rx})`)
+  const share = sender.lost / sender.rx
+  // Binomial(1000, 0.106): mean 106, sd 9.7; the bounds are ±5.7 sd.
+  assert.ok(share > 0.05 && share < 0.17, `first link lost ${share}`)
+  const share2 = receiver.lost / receiver.rx
+  assert.ok(share2 > 0.05 && share2 < 0.17, `second link lost ${share2}`)
+  assert.equal(sender.queueFull + sender.oversize + sender.txErrors, 0)
+})
+
+test('cleanup removes what a crashed run left: its namespaces and the bridges in them', async (t) => {
+  const topo = await topology(t, { publicHosts: 1, homes: 1 })
+  if (topo === undefined) return
+  const { runId } = topo.plan
+  const bridgePids = (await Promise.all(topo.namespaces.map((ns) => runner.run(['ip', 'netns', 'pids', ns]))))
+    .flatMap((o) => o.stdout.split(/\s+/))
+    .filter((p) => p !== '')
+    .map(Number)
+  assert.equal(bridgePids.length, 2, 'a bridge on each of the two access links')
+  // The run "crashed": nothing called teardown. cleanup finds it by its prefix.
+  const removed = await cleanupNetns(runner, `nodus-${runId}-`)
+  assert.deepEqual(removed.sort(), [...topo.namespaces].sort())
+  assert.deepEqual(await listNetns(runner, `nodus-${runId}-`), [])
+  for (const pid of bridgePids) assert.throws(() => process.kill(pid, 0), `bridge ${pid} is gone`)
 })
