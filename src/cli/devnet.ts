@@ -37,6 +37,13 @@ export interface DevnetOptions {
    * directories in index order; returns a genesis file every node then starts with (`--genesis`).
    */
   genesis?: (dataDirs: string[]) => Promise<string>
+  /**
+   * Run node i inside a network namespace (`ip netns exec NETNS node …`, `nodus devnet --netns`:
+   * devnet-netns.ts), listening on that namespace's `address` instead of 127.0.0.1; its API stays on
+   * the namespace's own 127.0.0.1. Only the first `publicNodes` nodes (reachable from every other) serve
+   * as bootstrap addresses.
+   */
+  netns?: { hostOf: (index: number) => { netns: string; address: string }; publicNodes: number }
 }
 
 export interface DevnetNode {
@@ -69,10 +76,15 @@ async function startChild(
   logLevel: string,
   timeoutMs: number,
   extraArgs: string[] = [],
+  netns?: string,
 ): Promise<{ proc: ChildProcess; info: Record<string, unknown>; startupDone: Promise<void> }> {
+  // In a namespace: `ip netns exec` execs node, so the pid, stdin and signals are node's own.
+  const [cmd, ...prefix] =
+    netns === undefined ? [process.execPath] : ['ip', 'netns', 'exec', netns, process.execPath]
   const proc = spawn(
-    process.execPath,
+    cmd as string,
     [
+      ...prefix,
       ...startV8Flags(process.env),
       MAIN,
       'start',
@@ -161,7 +173,7 @@ export class Devnet {
     if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > 200) {
       throw new NodusError('INVALID_ARGUMENT', `--nodes must be between 1 and 200, got ${options.nodes}`)
     }
-    if (options.basePort !== 0) {
+    if (options.basePort !== 0 && options.netns === undefined) {
       for (let i = 0; i < options.nodes; i++) {
         for (const p of [options.basePort + i, options.basePort + 1000 + i]) {
           if (!(await portFree(p)))
@@ -189,8 +201,11 @@ export class Devnet {
       for (let i = 1; i < options.nodes; i += batch) {
         const ids = Array.from({ length: Math.min(batch, options.nodes - i) }, (_, j) => i + j)
         const started = await Promise.all(ids.map((id) => net.#startNode(id, boots)))
+        const bootable = started.filter(
+          (n) => options.netns === undefined || n.index < options.netns.publicNodes,
+        )
         if (boots.length < 3)
-          boots.push(...started.map((n) => `${n.multiaddrs[0]}`).slice(0, 3 - boots.length))
+          boots.push(...bootable.map((n) => `${n.multiaddrs[0]}`).slice(0, 3 - boots.length))
       }
     } catch (err) {
       await net.stop()
@@ -212,7 +227,7 @@ export class Devnet {
     const apiPort = o.basePort === 0 ? 0 : o.basePort + 1000 + index
     return {
       ...(o.config ?? {}),
-      net: { listen: [`/ip4/127.0.0.1/tcp/${port}`], bootstrap },
+      net: { listen: [`/ip4/${o.netns?.hostOf(index).address ?? '127.0.0.1'}/tcp/${port}`], bootstrap },
       api: { port: apiPort },
       log: { level: o.logLevel },
     }
@@ -236,6 +251,7 @@ export class Devnet {
       o.logLevel,
       o.startTimeoutMs ?? 60_000,
       extra,
+      o.netns?.hostOf(index).netns,
     )
     const node: DevnetNode = {
       index,
@@ -266,8 +282,9 @@ export class Devnet {
     const n = this.nodes[index]
     if (n === undefined) throw new NodusError('INVALID_ARGUMENT', `no node ${index}`)
     if (n.alive) return n
+    const pub = this.#options.netns?.publicNodes
     const boots = this.nodes
-      .filter((x) => x?.alive)
+      .filter((x) => x?.alive && (pub === undefined || x.index < pub))
       .slice(0, 3)
       .flatMap((x) => ['--bootstrap', `${x.multiaddrs[0]}`])
     const { proc, info, startupDone } = await startChild(
@@ -275,6 +292,7 @@ export class Devnet {
       this.#options.logLevel,
       this.#options.startTimeoutMs ?? 60_000,
       [...boots, ...this.#genesisArgs()],
+      this.#options.netns?.hostOf(index).netns,
     )
     n.proc = proc
     n.alive = true

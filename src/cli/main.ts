@@ -6,6 +6,7 @@ import { resolve } from 'node:path'
 import { isNodusError, NodusError } from '../common/errors.ts'
 import { apiTarget, CLIENT_FLAGS, COMMON, dataDirOf, type Flags, intFlag, out, parse } from './args.ts'
 import { deleteJson, getFile, getJson, postJson, putFile, shownError } from './client.ts'
+import type { DevnetNode } from './devnet.ts'
 import { parseDuration } from './duration.ts'
 import { collectStartupGarbage, STARTUP_GC_DELAY_MS, tuneGc } from './gc-tuning.ts'
 import { Progress } from './progress.ts'
@@ -41,6 +42,11 @@ commands:
   dag    status                                                              the DAG: role, round, commit index, ledger root
   status [--data-dir DIR | --api URL]                                         node info and usage
   devnet --nodes N --base-dir DIR [--base-port P]                             run N local node processes
+  devnet --netns [--homes 2] [--symmetric 1] [--public 1] [--rtt 80ms] [--jitter 5ms] [--loss 0.5%] [--seed N]
+         [--base-dir .devnet/netns]     (Linux, root) nodes in network namespaces: the bootstrap on a public
+         segment, one node per home behind a NAT router (cone; the last --symmetric homes symmetric),
+         --rtt/--jitter/--loss between any two hosts; Ctrl-C removes every namespace
+  devnet --netns --cleanup                                                    remove namespaces crashed runs left (nodus-*)
   sim    dht|placement|durability|consensus [--json] ...                    simulate networks and consensus
   chaos  [--nodes 12] [--duration S] [--kill-every S] [--seed N] [--quick] [--hostile] [--keep]
          kills, restarts and a wiped disk under load; checks every file and repair
@@ -83,6 +89,87 @@ const NODE_FLAGS = {
   'dht-protocol': { type: 'string' },
   genesis: { type: 'string' },
 } as const
+
+/** What `devnet` prints of a node. */
+function nodeSummary(n: DevnetNode): Pick<DevnetNode, 'index' | 'peerId' | 'api' | 'dataDir' | 'multiaddrs'> {
+  return { index: n.index, peerId: n.peerId, api: n.api, dataDir: n.dataDir, multiaddrs: n.multiaddrs }
+}
+
+/** Resolves at the first SIGINT or SIGTERM. */
+async function untilSignal(): Promise<void> {
+  await new Promise<void>((res) => {
+    process.once('SIGINT', () => res())
+    process.once('SIGTERM', () => res())
+  })
+}
+
+/**
+ * `nodus devnet --netns`: nodes on a topology of network namespaces (devnet-netns.ts). Ctrl-C (or
+ * SIGTERM) at any point, even while building, stops the nodes and removes every namespace.
+ * `--cleanup` removes what crashed runs left instead.
+ */
+async function devnetNetns(f: Flags): Promise<number> {
+  const { createLogger } = await import('../common/logger.ts')
+  const logger = createLogger(typeof f['log-level'] === 'string' ? f['log-level'] : 'info')
+  const netns = await import('../netns/index.ts')
+  if (f.cleanup === true) {
+    await netns.assertNetnsAvailable()
+    const removed = await netns.cleanupNetns(new netns.ExecFileRunner({ logger }))
+    out(
+      Boolean(f.json),
+      { removed },
+      removed.length === 0 ? 'nothing to remove' : `removed ${removed.join(' ')}`,
+    )
+    return 0
+  }
+  const { countersLine, measureRtts, parseLoss, parseMs, startNetnsDevnet } = await import(
+    './devnet-netns.ts'
+  )
+  const homes = intFlag(f, 'homes', 2)
+  const spec = {
+    publicHosts: intFlag(f, 'public', 1),
+    homes,
+    symmetric: intFlag(f, 'symmetric', Math.min(1, homes)),
+    rttMs: typeof f.rtt === 'string' ? parseMs('rtt', f.rtt) : 0,
+    jitterMs: typeof f.jitter === 'string' ? parseMs('jitter', f.jitter) : 0,
+    loss: typeof f.loss === 'string' ? parseLoss(f.loss) : 0,
+    seed: intFlag(f, 'seed', 1),
+  }
+  const abort = new AbortController()
+  const interrupted = untilSignal().then(() => abort.abort(new NodusError('ABORTED', 'interrupted')))
+  const net = await startNetnsDevnet(spec, {
+    logger,
+    signal: abort.signal,
+    baseDir: resolve(typeof f['base-dir'] === 'string' ? f['base-dir'] : '.devnet/netns'),
+    basePort: 0,
+    logLevel: typeof f['log-level'] === 'string' ? f['log-level'] : 'info',
+    onEvent: (m) => process.stderr.write(`${m}\n`),
+  })
+  try {
+    const rtts = abort.signal.aborted ? {} : await measureRtts(net)
+    const nodes = net.devnet.nodes.map((n) => ({ ...net.hosts[n.index], ...nodeSummary(n) }))
+    out(
+      Boolean(f.json),
+      { event: 'ready', runId: net.topology.plan.runId, link: net.topology.link, rttMs: rtts, nodes },
+      [
+        `run ${net.topology.plan.runId}: per link ${JSON.stringify(net.topology.link)}; measured TCP RTT home -> public (ms): ${JSON.stringify(rtts)}`,
+        ...nodes.map(
+          (n) =>
+            `node ${n.index} ${n.kind} ${n.address} (seen as ${n.seenAs}) ${n.peerId}\n  ip netns exec ${n.netns} node bin/nodus.js status --data-dir ${n.dataDir}`,
+        ),
+      ].join('\n'),
+    )
+    process.stderr.write('devnet running; Ctrl-C stops it and removes every namespace\n')
+    if (!abort.signal.aborted) await interrupted
+  } finally {
+    const report = await net.stop()
+    for (const [role, c] of Object.entries(report.bridges)) process.stderr.write(`${countersLine(role, c)}\n`)
+    process.stderr.write(
+      `removed ${report.namespaces.length} namespaces${report.errors.length > 0 ? `; errors: ${report.errors.join('; ')}` : ''}\n`,
+    )
+  }
+  return 0
+}
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv
@@ -409,7 +496,17 @@ async function main(argv: string[]): Promise<number> {
         nodes: { type: 'string' },
         'base-dir': { type: 'string' },
         'base-port': { type: 'string' },
+        netns: { type: 'boolean' },
+        cleanup: { type: 'boolean' },
+        public: { type: 'string' },
+        homes: { type: 'string' },
+        symmetric: { type: 'string' },
+        rtt: { type: 'string' },
+        jitter: { type: 'string' },
+        loss: { type: 'string' },
+        seed: { type: 'string' },
       })
+      if (f.netns === true) return await devnetNetns(f)
       if (typeof f['base-dir'] !== 'string')
         throw new NodusError('INVALID_ARGUMENT', 'usage: nodus devnet --nodes N --base-dir DIR')
       const { Devnet } = await import('./devnet.ts')
@@ -420,23 +517,14 @@ async function main(argv: string[]): Promise<number> {
         logLevel: typeof f['log-level'] === 'string' ? f['log-level'] : 'info',
         onEvent: (m) => process.stderr.write(`${m}\n`),
       })
-      const nodes = net.nodes.map((n) => ({
-        index: n.index,
-        peerId: n.peerId,
-        api: n.api,
-        dataDir: n.dataDir,
-        multiaddrs: n.multiaddrs,
-      }))
+      const nodes = net.nodes.map(nodeSummary)
       out(
         Boolean(f.json),
         { event: 'ready', nodes },
         nodes.map((n) => `node ${n.index} ${n.peerId} ${n.api} ${n.dataDir}`).join('\n'),
       )
       process.stderr.write('devnet running; Ctrl-C stops it\n')
-      await new Promise<void>((res) => {
-        process.once('SIGINT', () => res())
-        process.once('SIGTERM', () => res())
-      })
+      await untilSignal()
       await net.stop()
       return 0
     }

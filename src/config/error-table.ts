@@ -15,6 +15,7 @@ import { LEDGER_ERRORS, LEDGER_TX_ERRORS } from '../ledger/errors.ts'
 import { MESSAGING_ERRORS } from '../messaging/errors.ts'
 import { METRICS_ERRORS } from '../metrics/errors.ts'
 import { NET_ERRORS } from '../net/errors.ts'
+import { NETNS_ERRORS } from '../netns/errors.ts'
 import { NODE_ERRORS } from '../node/errors.ts'
 import { SIM_ERRORS } from '../sim/errors.ts'
 import { STORAGE_ERRORS } from '../storage/errors.ts'
@@ -58,6 +59,7 @@ export const ERROR_TABLES: readonly ErrorTable[] = assemble([
   METRICS_ERRORS,
   NODE_ERRORS,
   SIM_ERRORS,
+  NETNS_ERRORS,
 ])
 
 /** HTTP status for each code, used by the API's error handler and the CLI client. */

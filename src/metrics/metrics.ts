@@ -19,6 +19,7 @@ import {
   type MessagingMetricsSources,
 } from '../messaging/metrics.ts'
 import { createNetMetrics, type NetMetrics, type NetMetricsSources } from '../net/metrics.ts'
+import { createNetnsMetrics, type NetnsMetrics } from '../netns/metrics.ts'
 import { createNodeMetrics, type NodeMetrics } from '../node/metrics.ts'
 import { createSimMetrics, type SimMetrics } from '../sim/metrics.ts'
 import { createStorageMetrics, type StorageMetrics, type StorageMetricsSources } from '../storage/metrics.ts'
@@ -45,7 +46,8 @@ export type AreaMetrics = NodeMetrics &
   ConsensusMetrics &
   ConfigMetrics &
   CliMetrics &
-  SimMetrics
+  SimMetrics &
+  NetnsMetrics
 
 /** NodusMetrics has every area's metrics as its fields (`metrics.shardWriteSeconds`, ...). */
 export interface NodusMetrics extends AreaMetrics {}
@@ -74,6 +76,7 @@ export class NodusMetrics {
       ...createConfigMetrics(registry),
       ...createCliMetrics(registry),
       ...createSimMetrics(registry),
+      ...createNetnsMetrics(registry),
     }
     Object.assign(this, areas)
   }

@@ -1,0 +1,173 @@
+/**
+ * `nodus devnet --netns`: the devnet's node processes on a topology of network namespaces
+ * (src/netns): node 0 (the bootstrap) and any other public nodes on the public segment, one node in
+ * each home behind its NAT router, latency, jitter and loss on every access link. Linux and root only.
+ *
+ * Nodes listen on TCP alone today, so a node behind a NAT only dials out (to the public nodes, and to
+ * nothing behind another NAT); relays and hole punching come with the rest of issue 22.
+ */
+import { randomBytes } from 'node:crypto'
+import { NodusError } from '../common/errors.ts'
+import type { Logger } from '../common/logger.ts'
+import {
+  assertNetnsAvailable,
+  type BridgeCounters,
+  ExecFileRunner,
+  NetnsTopology,
+  ProcessBridgeLauncher,
+  probeScriptPath,
+  type TeardownReport,
+  type TopologySpec,
+} from '../netns/index.ts'
+import { Devnet, type DevnetOptions } from './devnet.ts'
+
+/** `--rtt`/`--jitter`: milliseconds, `80`, `80ms`, `0.2s`. @throws NodusError INVALID_ARGUMENT */
+export function parseMs(flag: string, text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s)?$/.exec(text.trim())
+  if (m === null)
+    throw new NodusError('INVALID_ARGUMENT', `--${flag} must be like 80ms or 0.2s, got "${text}"`)
+  return Number(m[1]) * (m[2] === 's' ? 1000 : 1)
+}
+
+/** `--loss`: a percentage (`0.5%`) or a fraction (`0.005`), at most 50 %. @throws NodusError INVALID_ARGUMENT */
+export function parseLoss(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(%)?$/.exec(text.trim())
+  const v = m === null ? Number.NaN : Number(m[1]) / (m[2] === '%' ? 100 : 1)
+  if (!(v >= 0 && v <= 0.5))
+    throw new NodusError(
+      'INVALID_ARGUMENT',
+      `--loss must be a percentage like 0.5% or a fraction up to 0.5, got "${text}"`,
+    )
+  return v
+}
+
+/** Where each node of a netns devnet runs. */
+export interface NetnsDevnetHost {
+  index: number
+  /** `public` (on the public segment) or the home's NAT kind. */
+  kind: 'public' | 'cone' | 'symmetric'
+  netns: string
+  address: string
+  /** The address the public side sees it as (its router's, behind a NAT). */
+  seenAs: string
+}
+
+/** A running netns devnet; always {@link NetnsDevnet.stop} it. */
+export interface NetnsDevnet {
+  topology: NetnsTopology
+  devnet: Devnet
+  hosts: NetnsDevnetHost[]
+  /** Stops the nodes, then removes the topology. Idempotent. */
+  stop(): Promise<TeardownReport>
+}
+
+/**
+ * Builds the topology of `spec` (run id `runId`, default random), then starts one node per host in it.
+ * On failure, stops what started and removes the topology.
+ * @throws NodusError NETNS_UNAVAILABLE, NETNS_COMMAND_FAILED, NETNS_BRIDGE_FAILED, NOT_STARTED, TIMEOUT,
+ *   INVALID_ARGUMENT, ABORTED
+ */
+export async function startNetnsDevnet(
+  spec: Partial<TopologySpec>,
+  options: Omit<DevnetOptions, 'nodes' | 'netns'> & { logger: Logger; runId?: string; signal?: AbortSignal },
+): Promise<NetnsDevnet> {
+  await assertNetnsAvailable()
+  const { logger } = options
+  const runner = new ExecFileRunner({ logger })
+  const topology = await NetnsTopology.create(
+    { logger, runner, bridges: new ProcessBridgeLauncher({ logger }) },
+    spec,
+    {
+      runId: options.runId ?? randomBytes(3).toString('hex'),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    },
+  )
+  const { plan } = topology
+  const hosts: NetnsDevnetHost[] = [
+    ...plan.publicHosts.map((h) => ({
+      kind: 'public' as const,
+      netns: h.netns,
+      address: h.address,
+      seenAs: h.address,
+    })),
+    ...plan.homes.map((h) => ({
+      kind: h.nat,
+      netns: h.netns,
+      address: h.address,
+      seenAs: h.router.wanAddress,
+    })),
+  ].map((h, index) => ({ index, ...h }))
+  let devnet: Devnet
+  try {
+    devnet = await Devnet.start({
+      ...options,
+      nodes: hosts.length,
+      netns: {
+        hostOf: (i) => hosts[i] ?? { netns: '', address: '' },
+        publicNodes: plan.publicHosts.length,
+      },
+    })
+  } catch (err) {
+    await topology.teardown()
+    throw err
+  }
+  let stopping: Promise<TeardownReport> | undefined
+  return {
+    topology,
+    devnet,
+    hosts,
+    stop: () => {
+      stopping ??= (async () => {
+        await devnet.stop()
+        return await topology.teardown()
+      })()
+      return stopping
+    },
+  }
+}
+
+/**
+ * The TCP round trip from each home host to public host 0, ms (the median of `count` echoes by
+ * probe.ts; a TCP server runs in public host 0 for it, port 7999): the proof that the links delay.
+ */
+export async function measureRtts(net: NetnsDevnet, count = 5): Promise<Record<string, number>> {
+  const pub = net.topology.plan.publicHosts[0]
+  if (pub === undefined) return {}
+  const probe = probeScriptPath()
+  const server = net.topology.spawn(pub.netns, [process.execPath, probe, 'tcp-server', pub.address, '7999'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  })
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('exit', (code) =>
+        reject(new NodusError('NETNS_COMMAND_FAILED', `probe server exited with ${code}`)),
+      )
+      server.stdout?.on('data', (d: Buffer) => {
+        if (d.toString().includes('"listening"')) resolve()
+      })
+    })
+    const out: Record<string, number> = {}
+    for (const h of net.topology.plan.homes) {
+      const { stdout } = await net.topology.exec(h.netns, [
+        process.execPath,
+        probe,
+        'tcp-rtt',
+        pub.address,
+        '7999',
+        String(count),
+      ])
+      const r = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as { rttMs?: number[] }
+      const sorted = [...(r.rttMs ?? [])].sort((a, b) => a - b)
+      out[h.role] = sorted[Math.floor(sorted.length / 2)] ?? Number.NaN
+    }
+    return out
+  } finally {
+    server.kill('SIGTERM')
+  }
+}
+
+/** One line per link: frames each way, lost, dropped at a full queue. */
+export function countersLine(role: string, c: BridgeCounters | undefined): string {
+  if (c === undefined) return `${role}: no counters`
+  return `${role}: ${c.a}->${c.b} ${c.ab.tx}/${c.ab.rx} frames (lost ${c.ab.lost}, queue full ${c.ab.queueFull}), ${c.b}->${c.a} ${c.ba.tx}/${c.ba.rx} (lost ${c.ba.lost}, queue full ${c.ba.queueFull}), most queued ${c.maxQueued}`
+}
