@@ -44,6 +44,19 @@ export interface DevnetOptions {
    * as bootstrap addresses.
    */
   netns?: { hostOf: (index: number) => { netns: string; address: string }; publicNodes: number }
+  /**
+   * The libp2p transport every node listens on: `tcp` (`/ip4/ADDR/tcp/PORT`, the default) or `quic`
+   * (`/ip4/ADDR/udp/PORT/quic-v1`; needs a build with the QUIC transport, else the nodes do not start).
+   */
+  transport?: DevnetTransport
+}
+
+/** The libp2p transport of a devnet's listen address ({@link DevnetOptions.transport}). */
+export type DevnetTransport = 'tcp' | 'quic'
+
+/** The listen multiaddr of a node at `address`, `port` (0: any) over `transport`. */
+export function listenAddr(address: string, port: number, transport: DevnetTransport = 'tcp'): string {
+  return transport === 'quic' ? `/ip4/${address}/udp/${port}/quic-v1` : `/ip4/${address}/tcp/${port}`
 }
 
 export interface DevnetNode {
@@ -225,9 +238,14 @@ export class Devnet {
     const o = this.#options
     const port = o.basePort === 0 ? 0 : o.basePort + index
     const apiPort = o.basePort === 0 ? 0 : o.basePort + 1000 + index
+    const net = (o.config?.net ?? {}) as Record<string, unknown>
     return {
       ...(o.config ?? {}),
-      net: { listen: [`/ip4/${o.netns?.hostOf(index).address ?? '127.0.0.1'}/tcp/${port}`], bootstrap },
+      net: {
+        ...net,
+        listen: [listenAddr(o.netns?.hostOf(index).address ?? '127.0.0.1', port, o.transport)],
+        bootstrap,
+      },
       api: { port: apiPort },
       log: { level: o.logLevel },
     }
