@@ -24,11 +24,15 @@ const out = (o: Record<string, unknown>): void => {
   process.stdout.write(`${JSON.stringify(o)}\n`)
 }
 
-/** Reports bytes so far at most once a second. */
+/** When the first byte of a transfer moved, ms (performance.now), or undefined before. */
+let firstByteAt: number | undefined
+
+/** Reports bytes so far at most once a second; notes when the first byte moved. */
 function progress(t0: number): (bytes: number) => void {
   let shown = t0
   return (bytes) => {
     const now = performance.now()
+    if (bytes > 0) firstByteAt ??= now
     if (now - shown < 1000) return
     shown = now
     out({ event: 'progress', bytes, seconds: (now - t0) / 1000 })
@@ -59,7 +63,12 @@ async function get(dataDir: string, cid: string, file: string): Promise<void> {
   const api = await apiFromDataDir(dataDir)
   const t0 = performance.now()
   const r = await getFile(api, cid, file, { onBytes: progress(t0) })
-  out({ event: 'got', bytes: r.bytes, seconds: (performance.now() - t0) / 1000 })
+  out({
+    event: 'got',
+    bytes: r.bytes,
+    seconds: (performance.now() - t0) / 1000,
+    firstByteSeconds: firstByteAt === undefined ? null : (firstByteAt - t0) / 1000,
+  })
 }
 
 /** Each lookup is cut off after this, ms (and counted as such). */

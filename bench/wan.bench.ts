@@ -3,7 +3,8 @@
  * file over the same links, TCP against QUIC, and DHT lookup latency.
  *
  *   node bench/wan.bench.ts [--quick] [--rtt 20,80,200] [--loss 0.005] [--variants tcp,quic,tcp-streams]
- *                           [--mb 64] [--nodes 16]
+ *                           [--mb 64] [--nodes 16] [--cc cubic] [--config '{"storage":{…}}']
+ *                           [--dht 100] [--no-helia]
  *
  * Linux and root only (skips with a row saying why otherwise). For each RTT, one topology: nodes - 1
  * public hosts (p0…) and one home behind a cone NAT (h1), every access link through a delay bridge, so
@@ -78,6 +79,14 @@ export interface WanPlan {
   /** DHT lookups timed at 80 ms (0: none). */
   dhtLookups: number
   seed: number
+  /**
+   * Kernel TCP congestion control set in every host namespace (`net.ipv4.tcp_congestion_control`:
+   * `cubic`, `bbr`, `reno`); undefined: the namespaces' default (the machine's). Bulk channel, yamux over
+   * TCP and Helia use kernel TCP; QUIC has its own.
+   */
+  congestionControl?: string | undefined
+  /** Run Helia beside (default true; experiments on our side alone skip it). */
+  helia?: boolean
 }
 
 export function wanPlan(quick: boolean): WanPlan {
@@ -107,7 +116,7 @@ export function wanPlan(quick: boolean): WanPlan {
 }
 
 /** The last JSON events of a child: its final event (or undefined) and its last progress. */
-interface ChildOutcome {
+export interface ChildOutcome {
   final: Record<string, unknown> | undefined
   progress: { bytes: number; seconds: number } | undefined
   cutOff: boolean
@@ -119,7 +128,11 @@ interface ChildOutcome {
  * Waits for `proc` (a wan-client or Helia runner) to print an event named one of `finals`, keeping its
  * last progress event; SIGKILLs it after `cutoffMs` (cutOff true). Never rejects.
  */
-function followChild(proc: ChildProcess, finals: readonly string[], cutoffMs: number): Promise<ChildOutcome> {
+export function followChild(
+  proc: ChildProcess,
+  finals: readonly string[],
+  cutoffMs: number,
+): Promise<ChildOutcome> {
   return new Promise((resolve) => {
     const o: ChildOutcome = { final: undefined, progress: undefined, cutOff: false, stderr: '', code: null }
     proc.stderr?.on('data', (d: Buffer) => {
@@ -145,16 +158,17 @@ function followChild(proc: ChildProcess, finals: readonly string[], cutoffMs: nu
       proc.kill('SIGKILL')
       resolve(o)
     }, cutoffMs)
-    proc.once('exit', (code) => {
+    // 'close': after the child's stdio closed, so every line has been read.
+    proc.once('close', (code) => {
       o.code = code
       clearTimeout(timer)
-      setTimeout(() => resolve(o), 50)
+      resolve(o)
     })
   })
 }
 
 /** A transfer's figure: MB/s over the whole file, or up to the cut-off; the note says which. */
-interface Transfer {
+export interface Transfer {
   MBps: number
   seconds: number
   done: boolean
@@ -164,7 +178,7 @@ interface Transfer {
 
 const NOT_RUN: Transfer = { MBps: Number.NaN, seconds: Number.NaN, done: false, note: '', final: undefined }
 
-function transferOf(o: ChildOutcome, bytes: number, what: string, cutoffMs: number): Transfer {
+export function transferOf(o: ChildOutcome, bytes: number, what: string, cutoffMs: number): Transfer {
   if (o.final !== undefined && o.final.event !== 'error') {
     const seconds = Number(o.final.seconds)
     return { MBps: sig(bytes / 1e6 / seconds), seconds, done: true, note: '', final: o.final }
@@ -217,6 +231,19 @@ async function withTopology<T>(
     live.delete(topo)
     if (report.errors.length > 0) process.stderr.write(`[wan] teardown: ${report.errors.join('; ')}\n`)
   }
+}
+
+/**
+ * Sets `cc` as the TCP congestion control of every host namespace of `topo` (when given) and returns
+ * the one in use in the first, e.g. `bbr`.
+ */
+async function congestionControl(topo: NetnsTopology, cc: string | undefined): Promise<string> {
+  const hosts = [...topo.plan.publicHosts.map((h) => h.netns), ...topo.plan.homes.map((h) => h.netns)]
+  if (cc !== undefined)
+    for (const ns of hosts)
+      await topo.exec(ns, ['sysctl', '-q', '-w', `net.ipv4.tcp_congestion_control=${cc}`])
+  const { stdout } = await topo.exec(hosts[0] as string, ['sysctl', '-n', 'net.ipv4.tcp_congestion_control'])
+  return `TCP ${stdout.trim()}`
 }
 
 /** Spawns wan-client.ts in `netns`. */
@@ -296,7 +323,10 @@ async function runVariant(
       const [want, got] = await Promise.all([sha256File(file), sha256File(outFile)])
       if (want !== got)
         throw new Error(`${variant.name} at ${topo.spec.rttMs} ms: the get returned other bytes`)
-      get.note = 'SHA-256 matches'
+      const first = Number(get.final?.firstByteSeconds)
+      get.note = Number.isFinite(first)
+        ? `SHA-256 matches; first byte after ${first.toFixed(2)} s, ${sig(plan.fileBytes / 1e6 / (get.seconds - first))} MB/s after it`
+        : 'SHA-256 matches'
     }
     let dht: VariantResult['dht']
     const lookupHost = topo.plan.publicHosts[1]
@@ -404,6 +434,7 @@ export async function runWan(plan: WanPlan): Promise<Row[]> {
         await withTopology(
           { publicHosts: plan.nodes - 1, homes: 1, rttMs: rtt, loss: plan.loss, seed: plan.seed },
           async (topo) => {
+            const cc = await congestionControl(topo, plan.congestionControl)
             const results: [WanVariant, VariantResult][] = []
             for (const v of plan.variants) {
               if (v.transport === 'quic' && quicMissing !== undefined) {
@@ -416,10 +447,13 @@ export async function runWan(plan: WanPlan): Promise<Row[]> {
               results.push([v, r])
             }
             process.stderr.write(`[wan] ${rtt} ms, helia\n`)
-            const helia = heliaWhy ?? (await runHeliaOn(topo, plan, file, dir))
+            const helia =
+              plan.helia === false
+                ? 'not run (--no-helia)'
+                : (heliaWhy ?? (await runHeliaOn(topo, plan, file, dir)))
             const peer = typeof helia === 'string' ? `${HELIA_LABEL}: ${helia}` : HELIA_LABEL
             const h = typeof helia === 'string' ? undefined : helia
-            const at = `${rtt} ms RTT, ${lossPct} loss`
+            const at = `${rtt} ms RTT, ${lossPct} loss, ${cc}`
             for (const [v, r] of results) {
               if (r.unavailable !== undefined) {
                 rows.push(row(`put ${v.name}, ${at}`, Number.NaN, '-', null, r.unavailable))
@@ -484,6 +518,10 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
       variants: { type: 'string' },
       mb: { type: 'string' },
       nodes: { type: 'string' },
+      cc: { type: 'string' },
+      config: { type: 'string' },
+      dht: { type: 'string' },
+      'no-helia': { type: 'boolean' },
     },
   })
   const plan = wanPlan(values.quick === true)
@@ -491,6 +529,11 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
   if (values.loss !== undefined) plan.loss = Number(values.loss)
   if (values.mb !== undefined) plan.fileBytes = Number(values.mb) * 1e6
   if (values.nodes !== undefined) plan.nodes = Number(values.nodes)
+  if (values.cc !== undefined) plan.congestionControl = values.cc
+  if (values.dht !== undefined) plan.dhtLookups = Number(values.dht)
+  if (values['no-helia'] === true) plan.helia = false
+  if (values.config !== undefined)
+    plan.config = { ...plan.config, ...(JSON.parse(values.config) as Record<string, unknown>) }
   if (values.variants !== undefined)
     plan.variants = values.variants.split(',').map((n) => {
       const v = WAN_VARIANTS[n.trim()]

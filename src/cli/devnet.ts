@@ -83,6 +83,31 @@ async function portFree(port: number): Promise<boolean> {
   })
 }
 
+/**
+ * The config node `index` of a devnet is initialised with: `options.config` with `net.listen` (its
+ * address: the namespace's, else 127.0.0.1; port basePort + index, or 0; {@link listenAddr} of the
+ * transport) and `net.bootstrap` set over whatever else `config.net` has, the API port and the log level.
+ */
+export function devnetNodeConfig(
+  o: Pick<DevnetOptions, 'basePort' | 'config' | 'logLevel' | 'netns' | 'transport'>,
+  index: number,
+  bootstrap: string[],
+): Record<string, unknown> {
+  const port = o.basePort === 0 ? 0 : o.basePort + index
+  const apiPort = o.basePort === 0 ? 0 : o.basePort + 1000 + index
+  const net = (o.config?.net ?? {}) as Record<string, unknown>
+  return {
+    ...(o.config ?? {}),
+    net: {
+      ...net,
+      listen: [listenAddr(o.netns?.hostOf(index).address ?? '127.0.0.1', port, o.transport)],
+      bootstrap,
+    },
+    api: { port: apiPort },
+    log: { level: o.logLevel },
+  }
+}
+
 /** Start one node process and wait for its ready line. */
 async function startChild(
   dataDir: string,
@@ -235,20 +260,7 @@ export class Devnet {
   }
 
   #initConfig(index: number, bootstrap: string[]): Record<string, unknown> {
-    const o = this.#options
-    const port = o.basePort === 0 ? 0 : o.basePort + index
-    const apiPort = o.basePort === 0 ? 0 : o.basePort + 1000 + index
-    const net = (o.config?.net ?? {}) as Record<string, unknown>
-    return {
-      ...(o.config ?? {}),
-      net: {
-        ...net,
-        listen: [listenAddr(o.netns?.hostOf(index).address ?? '127.0.0.1', port, o.transport)],
-        bootstrap,
-      },
-      api: { port: apiPort },
-      log: { level: o.logLevel },
-    }
+    return devnetNodeConfig(this.#options, index, bootstrap)
   }
 
   /** `--genesis FILE` when the devnet is a federation. */
