@@ -6,6 +6,7 @@
  *   put DATA_DIR FILE PEERS    put FILE through the node of DATA_DIR, once it has PEERS connections
  *                              (waits up to 30 s, untimed)
  *   get DATA_DIR CID OUT       get CID through that node into OUT
+ *   manifest DATA_DIR CID      GET /files/CID/manifest through that node (the manifest look-up alone)
  *   dht LISTEN_IP COUNT BOOTSTRAP...   a libp2p host of nodus's own kind (src/net createHost: TCP, the
  *                              nodus Kademlia protocol) joins through BOOTSTRAP and times COUNT lookups
  *                              of the peers closest to random keys (kad-dht getClosestPeers, drained)
@@ -71,6 +72,13 @@ async function get(dataDir: string, cid: string, file: string): Promise<void> {
   })
 }
 
+async function manifest(dataDir: string, cid: string): Promise<void> {
+  const api = await apiFromDataDir(dataDir)
+  const t0 = performance.now()
+  await getJson(api, `/files/${encodeURIComponent(cid)}/manifest`)
+  out({ event: 'manifest', seconds: (performance.now() - t0) / 1000 })
+}
+
 /** Each lookup is cut off after this, ms (and counted as such). */
 const LOOKUP_TIMEOUT_MS = 30_000
 
@@ -123,10 +131,11 @@ try {
   if (cmd === 'put' && args.length === 3) await put(args[0] as string, args[1] as string, Number(args[2]))
   else if (cmd === 'get' && args.length === 3)
     await get(args[0] as string, args[1] as string, args[2] as string)
+  else if (cmd === 'manifest' && args.length === 2) await manifest(args[0] as string, args[1] as string)
   else if (cmd === 'dht' && args.length >= 3) await dht(args[0] as string, Number(args[1]), args.slice(2))
   else
     throw new Error(
-      'usage: wan-client.ts put DATA_DIR FILE PEERS | get DATA_DIR CID OUT | dht IP COUNT BOOT...',
+      'usage: wan-client.ts put DATA_DIR FILE PEERS | get DATA_DIR CID OUT | manifest DATA_DIR CID | dht IP COUNT BOOT...',
     )
   process.exit(0)
 } catch (err) {

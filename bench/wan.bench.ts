@@ -213,7 +213,7 @@ async function onSignal(signal: NodeJS.Signals): Promise<void> {
   process.exit(130)
 }
 
-async function withTopology<T>(
+export async function withWanTopology<T>(
   spec: { publicHosts: number; homes: number; rttMs: number; loss: number; seed: number },
   f: (t: NetnsTopology) => Promise<T>,
 ): Promise<T> {
@@ -247,7 +247,7 @@ async function congestionControl(topo: NetnsTopology, cc: string | undefined): P
 }
 
 /** Spawns wan-client.ts in `netns`. */
-function client(topo: NetnsTopology, netns: string, args: string[]): ChildProcess {
+export function wanClient(topo: NetnsTopology, netns: string, args: string[]): ChildProcess {
   return topo.spawn(netns, [process.execPath, CLIENT, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
 }
 
@@ -305,7 +305,7 @@ async function runVariant(
     const m = Number(storage.m ?? 4)
     const minPeers = Math.min(plan.nodes - 1, k + m)
     const putOut = await followChild(
-      client(topo, upHost.netns, ['put', up.dataDir, file, String(minPeers)]),
+      wanClient(topo, upHost.netns, ['put', up.dataDir, file, String(minPeers)]),
       ['put'],
       plan.cutoffMs,
     )
@@ -314,7 +314,7 @@ async function runVariant(
     const cid = String(put.final?.cid)
     const outFile = join(baseDir, 'got.bin')
     const getOut = await followChild(
-      client(topo, downHost.netns, ['get', down.dataDir, cid, outFile]),
+      wanClient(topo, downHost.netns, ['get', down.dataDir, cid, outFile]),
       ['got'],
       plan.cutoffMs,
     )
@@ -333,7 +333,7 @@ async function runVariant(
     if (withDht && plan.dhtLookups > 0 && lookupHost !== undefined) {
       const boots = devnet.nodes.slice(0, 3).map((n) => n.multiaddrs[0] as string)
       const o = await followChild(
-        client(topo, lookupHost.netns, ['dht', lookupHost.address, String(plan.dhtLookups), ...boots]),
+        wanClient(topo, lookupHost.netns, ['dht', lookupHost.address, String(plan.dhtLookups), ...boots]),
         ['dht'],
         plan.dhtLookups * 35_000,
       )
@@ -431,7 +431,7 @@ export async function runWan(plan: WanPlan): Promise<Row[]> {
       let quicMissing: string | undefined
       const lossPct = `${plan.loss * 100} %`
       for (const rtt of plan.rttsMs) {
-        await withTopology(
+        await withWanTopology(
           { publicHosts: plan.nodes - 1, homes: 1, rttMs: rtt, loss: plan.loss, seed: plan.seed },
           async (topo) => {
             const cc = await congestionControl(topo, plan.congestionControl)
