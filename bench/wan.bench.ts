@@ -3,7 +3,7 @@
  * file over the same links, TCP against QUIC, and DHT lookup latency.
  *
  *   node bench/wan.bench.ts [--quick] [--rtt 20,80,200] [--loss 0.005] [--variants tcp,quic,tcp-streams]
- *                           [--mb 64] [--nodes 16] [--cc cubic] [--config '{"storage":{…}}']
+ *                           [--mb 64] [--nodes 16] [--cc reno] [--config '{"storage":{…}}']
  *                           [--dht 100] [--no-helia]
  *
  * Linux and root only (skips with a row saying why otherwise). For each RTT, one topology: nodes - 1
@@ -31,7 +31,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import type { Devnet, DevnetTransport } from '../src/cli/devnet.ts'
+import { type Devnet, type DevnetTransport, listenAddr } from '../src/cli/devnet.ts'
 import { startDevnetOn } from '../src/cli/devnet-netns.ts'
 import { silentLogger } from '../src/common/logger.ts'
 import {
@@ -80,9 +80,9 @@ export interface WanPlan {
   dhtLookups: number
   seed: number
   /**
-   * Kernel TCP congestion control set in every host namespace (`net.ipv4.tcp_congestion_control`:
-   * `cubic`, `bbr`, `reno`); undefined: the namespaces' default (the machine's). Bulk channel, yamux over
-   * TCP and Helia use kernel TCP; QUIC has its own.
+   * Kernel TCP congestion control set in every host namespace (`net.ipv4.tcp_congestion_control`, one
+   * of `tcp_allowed_congestion_control`: `reno bbr` here); undefined: the namespaces' default (the
+   * machine's). The bulk channel, yamux over TCP and Helia use kernel TCP; QUIC has its own.
    */
   congestionControl?: string | undefined
   /** Run Helia beside (default true; experiments on our side alone skip it). */
@@ -239,9 +239,16 @@ export async function withWanTopology<T>(
  */
 async function congestionControl(topo: NetnsTopology, cc: string | undefined): Promise<string> {
   const hosts = [...topo.plan.publicHosts.map((h) => h.netns), ...topo.plan.homes.map((h) => h.netns)]
-  if (cc !== undefined)
+  if (cc !== undefined) {
+    // A namespace other than the first may only pick from tcp_allowed_congestion_control.
+    const allowed = (
+      await topo.exec(hosts[0] as string, ['sysctl', '-n', 'net.ipv4.tcp_allowed_congestion_control'])
+    ).stdout.trim()
+    if (!allowed.split(/\s+/).includes(cc))
+      throw new Error(`--cc ${cc}: a network namespace may use only ${allowed} here`)
     for (const ns of hosts)
       await topo.exec(ns, ['sysctl', '-q', '-w', `net.ipv4.tcp_congestion_control=${cc}`])
+  }
   const { stdout } = await topo.exec(hosts[0] as string, ['sysctl', '-n', 'net.ipv4.tcp_congestion_control'])
   return `TCP ${stdout.trim()}`
 }
@@ -289,7 +296,7 @@ async function runVariant(
       return {
         put: NOT_RUN,
         get: undefined,
-        unavailable: `QUIC not available on this build (${message.slice(0, 160)})`,
+        unavailable: `QUIC not available on this build (a node listening on ${listenAddr('A', 0, 'quic')} did not start: ${message.replace(/^.*exited with code \d+: /, '').slice(0, 120)})`,
       }
     throw err
   }
