@@ -26,7 +26,7 @@
  */
 import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
@@ -204,12 +204,14 @@ export function transferOf(o: ChildOutcome, bytes: number, what: string, cutoffM
   }
 }
 
-/** Every topology of this process not yet removed, for SIGINT/SIGTERM. */
+/** Every topology of this process not yet removed, and the run's temporary directory, for SIGINT/SIGTERM. */
 const live = new Set<NetnsTopology>()
+const liveDirs = new Set<string>()
 
 async function onSignal(signal: NodeJS.Signals): Promise<void> {
   process.stderr.write(`[wan] ${signal}: removing ${live.size} topology(ies)\n`)
   await Promise.allSettled([...live].map((t) => t.teardown()))
+  await Promise.allSettled([...liveDirs].map((d) => rm(d, { recursive: true, force: true })))
   process.exit(130)
 }
 
@@ -432,6 +434,7 @@ export async function runWan(plan: WanPlan): Promise<Row[]> {
   process.once('SIGTERM', sigterm)
   try {
     return await withTempDir('wan', async (dir) => {
+      liveDirs.add(dir)
       const file = join(dir, `wan-${plan.fileBytes / 1e6}MB.bin`)
       writeRandomFile(file, plan.fileBytes)
       const rows: Row[] = []
