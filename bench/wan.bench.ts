@@ -21,8 +21,10 @@
  * per second of the put and of the get, timed by the client inside the namespace. A transfer that
  * takes longer than the cut-off is stopped; its row gives the rate up to then.
  *
- * Quick: 80 ms only, 8 nodes RS(4,2) with 4 MiB segments, 32 MB. Full: 20, 80, 200 ms, 16 nodes RS(10,4),
- * 64 MB. Every run removes its namespaces, also on failure and on SIGINT/SIGTERM.
+ * Quick (about a minute): 80 ms only, 8 nodes RS(4,2) with 4 MiB segments, 32 MB, Helia only when
+ * already installed. Full (about 6 minutes; reno's Helia runs to its cut-offs): 20, 80, 200 ms, 16 nodes
+ * RS(10,4), 64 MB; installs the pinned Helia once (bench/demo.bench.ts). Every run removes its
+ * namespaces and temporary directory, also on failure and on SIGINT/SIGTERM.
  */
 import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -87,6 +89,8 @@ export interface WanPlan {
   congestionControl?: string | undefined
   /** Run Helia beside (default true; experiments on our side alone skip it). */
   helia?: boolean
+  /** Install the pinned Helia when it is missing (full runs); quick runs use it only when installed. */
+  installHelia: boolean
 }
 
 export function wanPlan(quick: boolean): WanPlan {
@@ -101,6 +105,7 @@ export function wanPlan(quick: boolean): WanPlan {
         cutoffMs: 150_000,
         dhtLookups: 50,
         seed: 22,
+        installHelia: false,
       }
     : {
         rttsMs: [20, 80, 200],
@@ -112,6 +117,7 @@ export function wanPlan(quick: boolean): WanPlan {
         cutoffMs: 300_000,
         dhtLookups: 100,
         seed: 22,
+        installHelia: true,
       }
 }
 
@@ -427,7 +433,8 @@ export async function runWan(plan: WanPlan): Promise<Row[]> {
   if (why !== undefined)
     return [row('wan: put/get over latency and loss', Number.NaN, '-', null, `skipped: ${why}`)]
   let heliaWhy: string | undefined
-  if (!heliaInstalled()) heliaWhy = await installHelia()
+  if (!heliaInstalled())
+    heliaWhy = plan.installHelia ? await installHelia() : 'not installed (a full run installs it)'
   const sigint = (): void => void onSignal('SIGINT')
   const sigterm = (): void => void onSignal('SIGTERM')
   process.once('SIGINT', sigint)
