@@ -68,6 +68,14 @@ export const Peers = {
           addr: str,
           direction: str,
           openedAt: int,
+          transport: {
+            type: 'string',
+            enum: ['tcp', 'quic', 'ws', 'memory', 'other'],
+            description: 'transport of the connection (for a relayed one, to the relay)',
+          },
+          relayed: { type: 'boolean', description: 'through a circuit relay (a /p2p-circuit address)' },
+          limitBytes: { type: 'integer', description: 'relayed: bytes left before the relay closes it' },
+          limitSeconds: { type: 'integer', description: 'relayed: seconds left before the relay closes it' },
           trust: { type: 'number', description: "EigenTrust global trust (this node's view), 0–1" },
           latencyMs: { type: 'number', nullable: true, description: 'EWMA latency of shard transfers, ms' },
           performance: {

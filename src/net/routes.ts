@@ -1,10 +1,11 @@
 /**
- * The net area's HTTP routes: `GET /network/peers` (connections with each peer's trust and
- * performance) and `POST /network/connect` (dial a multiaddr; needs the token).
+ * The net area's HTTP routes: `GET /network/peers` (connections with their transport, direct or
+ * relayed, and each peer's trust and performance) and `POST /network/connect` (dial a multiaddr; needs the token).
  */
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import { type ApiRoutes, schemas as S } from '../api/index.ts'
 import { NodusError } from '../common/errors.ts'
+import { describeConnection } from './connections.ts'
 
 /** What `GET /network/peers` shows of a connection (a libp2p Connection is one). */
 export interface ConnectionView {
@@ -14,6 +15,8 @@ export interface ConnectionView {
   direction: string
   /** `open`: when the connection opened, ms since the epoch. */
   timeline: { open: number }
+  /** libp2p: present on a relayed (limited) connection. */
+  limits?: { bytes?: bigint; seconds?: number } | undefined
 }
 
 /** What the net routes use. */
@@ -50,6 +53,7 @@ export function netRoutes(deps: NetRoutesDeps): ApiRoutes {
           peerId: c.remotePeer.toString(),
           addr: c.remoteAddr.toString(),
           direction: c.direction,
+          ...describeConnection(c),
           openedAt: c.timeline.open,
           trust: trust.score(c.remotePeer.toString()),
           latencyMs: perf.stats(c.remotePeer.toString())?.latencyMs ?? null,

@@ -19,9 +19,10 @@ const connections: ConnectionView[] = [
   },
   {
     remotePeer: 'peer-b',
-    remoteAddr: '/ip4/10.0.0.2/tcp/4001',
+    remoteAddr: '/ip4/10.0.0.2/udp/4001/quic-v1/p2p/relay/p2p-circuit',
     direction: 'inbound',
     timeline: { open: 2000 },
+    limits: { bytes: 131072n, seconds: 120 },
   },
 ]
 /** What the fake dial does with each multiaddr it is given. */
@@ -62,7 +63,7 @@ const connect = (body: unknown, headers: Record<string, string> = AUTH) =>
     payload: body as Record<string, unknown>,
   })
 
-test('/network/peers: each connection with its trust, latency and performance', async () => {
+test('/network/peers: each connection with its transport, direct or relayed, trust, latency and performance', async () => {
   const r = await server.app.inject({ method: 'GET', url: '/network/peers' })
   assert.equal(r.statusCode, 200)
   assert.deepEqual(r.json(), {
@@ -72,15 +73,21 @@ test('/network/peers: each connection with its trust, latency and performance', 
         addr: '/ip4/10.0.0.1/tcp/4001',
         direction: 'outbound',
         openedAt: 1000,
+        transport: 'tcp',
+        relayed: false,
         trust: 0.75,
         latencyMs: 12.5,
         performance: 0.9,
       },
       {
         peerId: 'peer-b',
-        addr: '/ip4/10.0.0.2/tcp/4001',
+        addr: '/ip4/10.0.0.2/udp/4001/quic-v1/p2p/relay/p2p-circuit',
         direction: 'inbound',
         openedAt: 2000,
+        transport: 'quic',
+        relayed: true,
+        limitBytes: 131072,
+        limitSeconds: 120,
         trust: 0.25,
         latencyMs: null,
         performance: 0.5,
