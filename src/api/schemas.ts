@@ -96,6 +96,32 @@ export const ConnectBody = {
   required: ['multiaddr'],
   additionalProperties: false,
 } as const
+export const Reachability = {
+  type: 'object',
+  properties: {
+    reachability: {
+      type: 'string',
+      enum: ['public', 'relayed', 'private'],
+      description:
+        'public: a direct address on a public IP (AutoNAT removes observed ones peers cannot dial back); relayed: reachable through a relay reservation only; private: loopback or private addresses only',
+    },
+    addresses: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          addr: str,
+          transport: str,
+          relayed: { type: 'boolean' },
+          public: { type: 'boolean', description: 'a direct address on a public IP' },
+        },
+        required: ['addr', 'transport', 'relayed', 'public'],
+      },
+    },
+  },
+  required: ['reachability', 'addresses'],
+} as const
+
 export const ConnectResult = { type: 'object', properties: { peerId: str }, required: ['peerId'] } as const
 
 export const PageQuery = {

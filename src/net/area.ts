@@ -13,6 +13,7 @@ import { BulkChannel, type BulkHandler, DEFAULT_BULK_OPTIONS } from './bulk.ts'
 import { describeConnection } from './connections.ts'
 import { DiversityGater, type GaterRefusal } from './gater.ts'
 import { createHost, DEFAULT_HOST_OPTIONS, type HostHooks, type NodusLibp2p } from './host.ts'
+import { reachabilityOf } from './reachability.ts'
 
 /** What the net area needs from the trust area's peer actions. */
 export interface NetPeerPolicy {
@@ -67,6 +68,15 @@ export interface NetAreaOptions {
   gaterJoinsPerMinute: number
   gaterExempt: readonly string[]
   dhtMaxPerSubnet: number
+  relays: readonly string[]
+  relayServer: 'auto' | 'on' | 'off'
+  relayMaxReservations: number
+  relayDataLimitBytes: number
+  relayDurationLimitMs: number
+  relayReservationTtlMs: number
+  autonat: 'on' | 'off'
+  dcutr: 'on' | 'off'
+  upnp: 'on' | 'off'
 }
 
 /** The net area's public services. */
@@ -125,11 +135,22 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
       refused: (reason) => components.metrics?.gaterRefused.inc({ reason }),
     },
   )
+  let libp2pRef: NodusLibp2p | undefined
   const libp2p = await createHost(
     components.privateKey,
     {
       ...DEFAULT_HOST_OPTIONS,
-      listen: [...options.listen],
+      // A configured relay is listened on as `<relay>/p2p-circuit`: the circuit relay transport reserves
+      // a slot there and the node announces the relayed address.
+      listen: [...options.listen, ...options.relays.map((r) => `${r.replace(/\/$/, '')}/p2p-circuit`)],
+      relayServer: options.relayServer,
+      relayMaxReservations: options.relayMaxReservations,
+      relayDataLimitBytes: options.relayDataLimitBytes,
+      relayDurationLimitMs: options.relayDurationLimitMs,
+      relayReservationTtlMs: options.relayReservationTtlMs,
+      autonat: options.autonat === 'on',
+      dcutr: options.dcutr === 'on',
+      upnp: options.upnp === 'on',
       dhtProtocol: options.dhtProtocol,
       maxConnections: options.maxConnections,
       encrypter: options.encrypter,
@@ -138,6 +159,7 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
       isBanned: (peer) => peers.isBanned(peer),
       pubsub: components.pubsub,
       dhtRecords: components.dhtRecords,
+      reachability: () => reachabilityOf(libp2pRef?.getMultiaddrs().map((m) => m.toString()) ?? []),
       diversity: {
         gater,
         dhtMaxPerSubnet: options.dhtMaxPerSubnet,
@@ -145,6 +167,7 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
       },
     },
   )
+  libp2pRef = libp2p
   peers.onDisconnect(async (peer) => {
     await libp2p.hangUp(peerIdFromString(peer))
   })

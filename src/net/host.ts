@@ -1,7 +1,9 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { type QuicComponents, quic } from '@chainsafe/libp2p-quic'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { autoNAT } from '@libp2p/autonat'
+import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { dcutr } from '@libp2p/dcutr'
 import { type GossipSub, type GossipsubOpts, gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import type { ConnectionEncrypter, ConnectionGater, PeerId, PrivateKey, Transport } from '@libp2p/interface'
@@ -9,6 +11,7 @@ import { type KadDHT, kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { type Ping, ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import type { TLSComponents } from '@libp2p/tls'
+import { uPnPNAT } from '@libp2p/upnp-nat'
 import { webSockets } from '@libp2p/websockets'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { isCircuitAddr } from './connections.ts'
@@ -127,6 +130,25 @@ export interface HostOptions {
    * long; at 200 ms RTT the 1-RTT handshake has room for several retransmissions.
    */
   quicHandshakeTimeoutMs: number
+  /**
+   * Serve circuit relay v2 (@libp2p/circuit-relay-v2): `on`; `auto` (default) serves reservations only
+   * while {@link HostHooks.reachability} says `public`; `off` registers no relay service.
+   */
+  relayServer: 'auto' | 'on' | 'off'
+  /** Relay: reservations held at once. Default 15 (circuit-relay-v2's). */
+  relayMaxReservations: number
+  /** Relay: bytes each relayed connection may carry (each way) before the relay closes it. Default 128 KiB. */
+  relayDataLimitBytes: number
+  /** Relay: how long a relayed connection may last, ms. Default 120,000 (2 min). */
+  relayDurationLimitMs: number
+  /** Relay: how long a reservation lasts before it must be renewed, ms. Default 7,200,000 (2 h). */
+  relayReservationTtlMs: number
+  /** AutoNAT v1 (@libp2p/autonat): ask peers to dial our public addresses back. Default true. */
+  autonat: boolean
+  /** DCUtR (@libp2p/dcutr): hole-punch relayed connections into direct ones. Default true. */
+  dcutr: boolean
+  /** UPnP IGD port mapping on the home router (@libp2p/upnp-nat). Default false. */
+  upnp: boolean
 }
 
 /**
@@ -162,6 +184,14 @@ export const DEFAULT_HOST_OPTIONS: Readonly<HostOptions> = Object.freeze({
   dhtPrefixLength: 6,
   encrypter: 'noise',
   quicHandshakeTimeoutMs: 3_000,
+  relayServer: 'auto',
+  relayMaxReservations: 15,
+  relayDataLimitBytes: 128 * 1024,
+  relayDurationLimitMs: 120_000,
+  relayReservationTtlMs: 7_200_000,
+  autonat: true,
+  dcutr: true,
+  upnp: false,
 })
 
 /** The libp2p host: its `pubsub` service is there when {@link HostHooks.pubsub} was given. */
@@ -191,6 +221,8 @@ export interface HostHooks {
    * IP-diversity limits (gater.ts): inbound connections past its per-IP, per-subnet or join-rate
    * limits are refused, and each k-bucket holds at most `dhtMaxPerSubnet` contacts of one /24 (/64).
    */
+  /** This node's reachability (reachability.ts): `relayServer: 'auto'` serves reservations only when `public`. */
+  reachability?: (() => string) | undefined
   diversity?:
     | { gater: DiversityGater; dhtMaxPerSubnet: number; onTableRefused?: (() => void) | undefined }
     | undefined
@@ -231,6 +263,10 @@ export async function createHost(
   const connectionGater: ConnectionGater = {
     ...(isBanned === undefined ? {} : bannedPeerGater((p) => isBanned(p))),
     ...(diversity === undefined ? {} : { denyInboundConnection: diversity.gater.denyInboundConnection }),
+    // `auto`: a relay only for nodes others can reach directly (go-libp2p's rule for its relay service).
+    ...(options.relayServer === 'auto'
+      ? { denyInboundRelayReservation: () => hooks.reachability?.() !== 'public' }
+      : {}),
   }
   const node = await createLibp2p({
     privateKey,
@@ -279,6 +315,22 @@ export async function createHost(
         ...(options.dhtAllowPrivateAddresses ? { peerInfoMapper: passthroughMapper } : {}),
       }),
       ...(hooks.pubsub === undefined ? {} : { pubsub: gossipsub(hooks.pubsub) }),
+      ...(options.autonat ? { autonat: autoNAT() } : {}),
+      ...(options.dcutr ? { dcutr: dcutr() } : {}),
+      ...(options.upnp ? { upnp: uPnPNAT() } : {}),
+      ...(options.relayServer === 'off'
+        ? {}
+        : {
+            relay: circuitRelayServer({
+              reservations: {
+                maxReservations: options.relayMaxReservations,
+                applyDefaultLimit: true,
+                defaultDataLimit: BigInt(options.relayDataLimitBytes),
+                defaultDurationLimit: options.relayDurationLimitMs,
+                reservationTtl: options.relayReservationTtlMs,
+              },
+            }),
+          }),
     },
   })
   // Kademlia splitting toward the node's own ID (kad-table.ts); kad-dht's default trie stops at depth

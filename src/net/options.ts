@@ -145,6 +145,63 @@ export const NET_OPTIONS = defineOptions({
     description:
       'contacts of one IPv4 /24 or IPv6 /64 in one k-bucket of the DHT routing table (of k = 20); more are not added (eclipse limit)',
   },
+  relays: {
+    kind: 'strings',
+    default: [],
+    description:
+      'relays (multiaddrs with /p2p/ID) to reserve a circuit relay v2 slot on and advertise `<relay>/p2p-circuit` addresses through: set on a node behind NAT',
+  },
+  relayServer: {
+    kind: 'enum',
+    default: 'auto',
+    values: ['auto', 'on', 'off'],
+    description:
+      'serve circuit relay v2 to unreachable peers: auto = only while this node is publicly reachable (GET /network/reachability), on = always, off = never',
+  },
+  relayMaxReservations: {
+    kind: 'int',
+    default: 15,
+    min: 1,
+    description: 'relay: reservations held at once',
+  },
+  relayDataLimitBytes: {
+    kind: 'int',
+    default: 128 * 1024,
+    min: 1024,
+    description:
+      'relay: bytes one relayed connection may carry each way before the relay closes it (shards never go through a relay)',
+  },
+  relayDurationLimitMs: {
+    kind: 'int',
+    default: 120_000,
+    min: 1000,
+    description: 'relay: how long one relayed connection may last, ms',
+  },
+  relayReservationTtlMs: {
+    kind: 'int',
+    default: 7_200_000,
+    min: 10_000,
+    description: 'relay: how long a reservation lasts before the reserving node renews it, ms',
+  },
+  autonat: {
+    kind: 'enum',
+    default: 'on',
+    values: ['on', 'off'],
+    description:
+      "AutoNAT v1: ask peers to dial this node's public addresses back, so it knows whether it is reachable",
+  },
+  dcutr: {
+    kind: 'enum',
+    default: 'on',
+    values: ['on', 'off'],
+    description: 'DCUtR: hole-punch relayed connections into direct ones (both sides behind cone NATs)',
+  },
+  upnp: {
+    kind: 'enum',
+    default: 'off',
+    values: ['on', 'off'],
+    description: 'map the listen ports on the home router by UPnP IGD (off: the router is left alone)',
+  },
   minTransferBytesPerSec: {
     kind: 'int',
     default: 64 * 1024,

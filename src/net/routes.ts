@@ -5,7 +5,8 @@
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import { type ApiRoutes, schemas as S } from '../api/index.ts'
 import { NodusError } from '../common/errors.ts'
-import { describeConnection } from './connections.ts'
+import { describeConnection, isCircuitAddr, transportOf } from './connections.ts'
+import { isPublicAddr, reachabilityOf } from './reachability.ts'
 
 /** What `GET /network/peers` shows of a connection (a libp2p Connection is one). */
 export interface ConnectionView {
@@ -24,6 +25,8 @@ export interface NetRoutesDeps {
   /** Open connections, and dialing (the node's libp2p). */
   libp2p: {
     getConnections(): readonly ConnectionView[]
+    /** The addresses it announces (for `GET /network/reachability`). */
+    getMultiaddrs(): readonly { toString(): string }[]
     /** Dial `ma`; resolves with the connection. */
     dial(ma: Multiaddr, options: { signal: AbortSignal }): Promise<{ remotePeer: { toString(): string } }>
   }
@@ -60,6 +63,28 @@ export function netRoutes(deps: NetRoutesDeps): ApiRoutes {
           performance: perf.score(c.remotePeer.toString()),
         })),
       }),
+    )
+    r.get(
+      '/network/reachability',
+      {
+        schema: {
+          tags: ['network'],
+          summary: 'Whether this node is publicly reachable, relayed, or private (reachability.ts)',
+          response: { 200: S.Reachability },
+        },
+      },
+      async () => {
+        const addrs = libp2p.getMultiaddrs().map((m) => m.toString())
+        return {
+          reachability: reachabilityOf(addrs),
+          addresses: addrs.map((addr) => ({
+            addr,
+            transport: transportOf(addr),
+            relayed: isCircuitAddr(addr),
+            public: isPublicAddr(addr),
+          })),
+        }
+      },
     )
     r.post<{ Body: { multiaddr: string } }>(
       '/network/connect',

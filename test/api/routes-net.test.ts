@@ -35,6 +35,7 @@ before(async () => {
     netRoutes({
       libp2p: {
         getConnections: () => connections,
+        getMultiaddrs: () => ['/ip4/127.0.0.1/tcp/4001', '/ip4/203.0.113.5/udp/4001/quic-v1'],
         dial: async (ma, options) => {
           assert.ok(options.signal instanceof AbortSignal, 'a dial has a deadline')
           dialed.push(ma.toString())
@@ -139,4 +140,16 @@ test('GET /network/connect is 404 NOT_FOUND', async () => {
   const r = await server.app.inject({ method: 'GET', url: '/network/connect' })
   assert.equal(r.statusCode, 404)
   assert.equal(errorOf(r.body).code, 'NOT_FOUND')
+})
+
+test('/network/reachability: public when an announced direct address is on a public IP, each address described', async () => {
+  const r = await server.app.inject({ method: 'GET', url: '/network/reachability' })
+  assert.equal(r.statusCode, 200)
+  assert.deepEqual(r.json(), {
+    reachability: 'public',
+    addresses: [
+      { addr: '/ip4/127.0.0.1/tcp/4001', transport: 'tcp', relayed: false, public: false },
+      { addr: '/ip4/203.0.113.5/udp/4001/quic-v1', transport: 'quic', relayed: false, public: true },
+    ],
+  })
 })
