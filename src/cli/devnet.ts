@@ -227,7 +227,13 @@ export class Devnet {
     const apiPort = o.basePort === 0 ? 0 : o.basePort + 1000 + index
     return {
       ...(o.config ?? {}),
-      net: { listen: [`/ip4/${o.netns?.hostOf(index).address ?? '127.0.0.1'}/tcp/${port}`], bootstrap },
+      net: {
+        listen: [
+          `/ip4/${o.netns?.hostOf(index).address ?? '127.0.0.1'}/tcp/${port}`,
+          `/ip4/${o.netns?.hostOf(index).address ?? '127.0.0.1'}/udp/${port}/quic-v1`,
+        ],
+        bootstrap,
+      },
       api: { port: apiPort },
       log: { level: o.logLevel },
     }

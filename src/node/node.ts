@@ -111,6 +111,7 @@ export async function createNode(
       clock,
       privateKey: identity.ed25519,
       peers: trust.peerActions,
+      metrics,
       // Aligned bulk bodies: the shard store writes a put's body with direct I/O as it is.
       allocateBody: directIoAvailable() ? allocAligned : undefined,
       pubsub: gossipsubInit(config.messaging, pubsubPenalties),
