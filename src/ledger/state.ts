@@ -328,7 +328,8 @@ export class Ledger {
    * before the group or at its last. Calls are serialized in call order with {@link applyBatch}.
    *
    * @param group - batches of heights {@link Ledger.height} + 1, + 2, …, each optionally `checked`
-   * @returns one result per batch, in order
+   * @returns one result per batch applied, in order: the group stops after a batch that decides the
+   *   next epoch (`decided`; committee.ts), as the rest belongs to the epoch that ended
    * @throws as {@link applyBatch} (nothing of the group changes)
    */
   applyBatches(
@@ -390,8 +391,12 @@ export class Ledger {
             this.#options.rootsKept,
           )
           const r: BatchResult = { height: batch.height, timestampMs: now, root: update.root, outcomes }
-          if (ws.decided !== undefined) r.decided = ws.decided
           out.push(r)
+          if (ws.decided !== undefined) {
+            // The epoch ends here: later batches of the group belong to it and are not applied.
+            r.decided = ws.decided
+            break
+          }
         }
         return out
       })
