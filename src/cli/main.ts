@@ -39,6 +39,7 @@ commands:
   start  … --genesis FILE                                                    run a validator (a member) or follower of the federation
   tx     transfer|create-token|mint|burn … [--no-wait]                        sign a ledger transaction here and submit it
   balance [ACCOUNT] [--of-token ID]                                          mana (and a token's balance) of an account (default yours)
+  committee show|propose|vote …                                              the validator committee: show it, propose the next, vote (nodus committee)
   dag    status                                                              the DAG: role, round, commit index, ledger root
   status [--data-dir DIR | --api URL]                                         node info and usage
   devnet --nodes N --base-dir DIR [--base-port P]                             run N local node processes
@@ -499,6 +500,10 @@ async function main(argv: string[]): Promise<number> {
     case 'balance': {
       const { balanceCommand } = await import('./ledger.ts')
       return await balanceCommand(rest)
+    }
+    case 'committee': {
+      const { committeeCommand } = await import('./committee.ts')
+      return await committeeCommand(rest)
     }
     case 'dag': {
       const { dagCommand } = await import('./ledger.ts')

@@ -171,8 +171,16 @@ export function createLedger(components: LedgerComponents, options: LedgerOption
     return txs
   }
 
+  /**
+   * The ledger height whose batch decided a committee change (ledger committee.ts). The node does
+   * not switch consensus epochs yet (consensus README, "Not yet built"), so it applies nothing past
+   * that boundary: later commits of the ended epoch must not apply, and every honest node stops at
+   * the same height (never a fork by how commits were grouped).
+   */
+  let boundary: number | undefined
   const applyAll = async (commits: readonly LedgerCommit[]): Promise<void> => {
     const l = open()
+    if (boundary !== undefined) return
     const todo = commits.filter((c) => c.index > l.height)
     if (todo.length === 0) return
     const group = await Promise.all(
@@ -185,6 +193,14 @@ export function createLedger(components: LedgerComponents, options: LedgerOption
       }),
     )
     const results = await l.applyBatches(group)
+    const decided = results.find((r) => r.decided !== undefined)
+    if (decided !== undefined) {
+      boundary = decided.height
+      log.warn(
+        { height: decided.height, epoch: decided.decided?.epoch },
+        'the committee changed: this node stops applying at the epoch boundary (epoch switch not built in the node yet)',
+      )
+    }
     const appliedAtMs = components.clock.now()
     for (const [i, r] of results.entries()) {
       const commit = todo[i] as LedgerCommit
@@ -311,6 +327,8 @@ export function createLedger(components: LedgerComponents, options: LedgerOption
       const store =
         components.createStore?.() ?? LmdbOrderedStore.open({ path: join(components.dataDir, 'ledger') })
       ledger = await Ledger.open({ store, metrics: components.metrics }, { genesis, options })
+      const epoch = ledger.committee()
+      if (epoch !== undefined && epoch.epoch !== (genesis.committee?.epoch ?? 0)) boundary = epoch.base
       log.info({ height: ledger.height, root: hex(ledger.root) }, 'ledger open')
     },
     async start() {},
