@@ -17,7 +17,7 @@
  *   becomes the next epoch's (committee.ts module doc) and pending proposals are deleted.
  */
 import { bytesEqual } from '../common/bytes.ts'
-import type { RefusalCode, Slot, WorkingSet } from './apply.ts'
+import type { ErrorCode } from '../common/errors.ts'
 import {
   decodeProposal,
   type EpochState,
@@ -28,14 +28,40 @@ import {
 } from './committee.ts'
 import type { TxBody } from './tx.ts'
 
+/** Why a committee transaction was refused (a part of apply.ts's `RefusalCode`). */
+export type EpochRefusal = Extract<
+  ErrorCode,
+  | 'LEDGER_TX_NOT_MEMBER'
+  | 'LEDGER_TX_WRONG_EPOCH'
+  | 'LEDGER_TX_EPOCH_DECIDED'
+  | 'LEDGER_TX_PROPOSAL_UNKNOWN'
+  | 'LEDGER_TX_COMMITTEE_INVALID'
+>
+
+/** One state entry as the epoch rules change it (apply.ts `Slot`: read once, written back if dirty). */
+interface EpochSlot<T> {
+  value: T | undefined
+  dirty: boolean
+}
+
+/** What the epoch rules need of a batch's working set (apply.ts `WorkingSet`). */
+export interface EpochWorkingSet {
+  /** The epoch this batch decided, if it did. */
+  decided: EpochState | undefined
+  /** The batch's height. */
+  readonly height: number
+  epoch(): EpochSlot<EpochState>
+  proposal(hash: Uint8Array): EpochSlot<Uint8Array>
+}
+
 type ProposeBody = Extract<TxBody, { kind: 'committee.propose' }>
 type VoteBody = Extract<TxBody, { kind: 'committee.vote' }>
 
 /** The epoch slot and the signer's member index, or why the signer may not act on the committee. */
 function member(
-  ws: WorkingSet,
+  ws: EpochWorkingSet,
   body: ProposeBody | VoteBody,
-): { slot: Slot<EpochState>; state: EpochState; index: number } | RefusalCode {
+): { slot: EpochSlot<EpochState>; state: EpochState; index: number } | EpochRefusal {
   if (ws.decided !== undefined) return 'LEDGER_TX_WRONG_EPOCH' // the next epoch has not started yet
   const slot = ws.epoch()
   const state = slot.value
@@ -48,7 +74,7 @@ function member(
 }
 
 /** Drop `hash`'s stored proposal when no pending proposal names it any more. */
-function release(ws: WorkingSet, state: EpochState, hash: Uint8Array): void {
+function release(ws: EpochWorkingSet, state: EpochState, hash: Uint8Array): void {
   if (state.proposals.some((p) => bytesEqual(p.hash, hash))) return
   const s = ws.proposal(hash)
   s.value = undefined
@@ -56,7 +82,7 @@ function release(ws: WorkingSet, state: EpochState, hash: Uint8Array): void {
 }
 
 /** `committee.propose` (module doc): stores the proposal, replacing the signer's previous one. */
-export function propose(ws: WorkingSet, body: ProposeBody): RefusalCode | undefined {
+export function propose(ws: EpochWorkingSet, body: ProposeBody): EpochRefusal | undefined {
   const m = member(ws, body)
   if (typeof m === 'string') return m
   const hybrid = m.state.signatureMode === 'hybrid'
@@ -82,7 +108,7 @@ export function propose(ws: WorkingSet, body: ProposeBody): RefusalCode | undefi
 }
 
 /** `committee.vote` (module doc): records the vote; a quorum for one hash decides the next epoch. */
-export function vote(ws: WorkingSet, body: VoteBody, nowMs: number): RefusalCode | undefined {
+export function vote(ws: EpochWorkingSet, body: VoteBody, nowMs: number): EpochRefusal | undefined {
   const m = member(ws, body)
   if (typeof m === 'string') return m
   if (!m.state.proposals.some((p) => bytesEqual(p.hash, body.proposal))) return 'LEDGER_TX_PROPOSAL_UNKNOWN'
