@@ -13,9 +13,10 @@ import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { getJson } from '../../src/cli/client.ts'
 import { apiOf, until } from '../../src/cli/demo-devnet.ts'
-import { Devnet } from '../../src/cli/devnet.ts'
+import type { Devnet } from '../../src/cli/devnet.ts'
 import { followEvents } from '../../src/cli/sse.ts'
-import { runCli } from '../utils/run-cli.ts'
+import { startFederation } from '../utils/federation.ts'
+import { cliJson } from '../utils/run-cli.ts'
 
 let dir = ''
 let net: Devnet | undefined
@@ -36,34 +37,12 @@ interface DagStatus {
   committee: { base: number; members: { ed25519: string }[] }
 }
 
-const cli = async (args: string[]): Promise<Record<string, unknown>> => {
-  const r = await runCli([...args, '--json'], 60_000)
-  assert.equal(r.code, 0, `nodus ${args.join(' ')}: ${r.stderr}${r.stdout}`)
-  return JSON.parse(r.stdout.trim().split('\n').pop() as string) as Record<string, unknown>
-}
+const cli = cliJson
 
 test('epoch change: 4 validators and a follower switch to a committee of 3 old and the follower', {
   timeout: 300_000,
 }, async () => {
-  const genesisFile = join(dir, 'genesis.json')
-  net = await Devnet.start({
-    nodes: 5,
-    baseDir: join(dir, 'net'),
-    basePort: 0,
-    logLevel: 'warn',
-    genesis: async (dirs) => {
-      await cli([
-        'genesis',
-        'devnet',
-        ...dirs.slice(0, 4).flatMap((d) => ['--member', d]),
-        '--out',
-        genesisFile,
-        '--round-timeout-ms',
-        '300',
-      ])
-      return genesisFile
-    },
-  })
+  net = await startFederation({ dir, nodes: 5, members: 4 })
   const nodes = net.nodes
   const api = (i: number) => apiOf(nodes[i] as never)
   const dataDir = (i: number): string => nodes[i]?.dataDir as string
