@@ -354,25 +354,36 @@ export function createConsensus(components: ConsensusComponents, options: Consen
             waiting: () => (engine?.dag.suspendedCount ?? 0) > 0,
             lastCommittedRound: () => engine?.committer.lastCommittedRound ?? 0,
             serial: (fn) => serial(fn),
-            restore: async (state) => {
+            restore: async (vouched) => {
               // The installed ledger's committee: the epoch the snapshot stands in.
               const next = runOf(components.commits.epoch?.())
-              if ((state.epoch ?? 0) !== next.epoch || (state.base ?? 0) !== next.base)
+              let state: CommitterState | undefined = vouched
+              if ((vouched.epoch ?? 0) !== next.epoch || (vouched.base ?? 0) !== next.base) {
+                // Not the ledger's epoch (f+1 vouched it: should not happen): the ledger decides.
                 log.error(
                   {
-                    state: { epoch: state.epoch, base: state.base },
+                    state: { epoch: vouched.epoch, base: vouched.base },
                     ledger: { epoch: next.epoch, base: next.base },
                   },
-                  'the vouched committer state is not of the installed ledger’s epoch',
+                  'the vouched committer state is not of the installed ledger’s epoch: not restored',
                 )
+                state = undefined
+              }
               if (next.epoch !== run.epoch) {
+                // Vertices heard meanwhile wait for the new engine (as in a switch).
+                switching = true
                 previous = undefined
                 fetcher.clear()
                 enterEpoch(next)
               }
-              await vstore?.saveCommitterState(state, run.epoch)
-              vouch.reset(state, run.startMs, { epoch: run.epoch, base: run.base })
-              await openEngine(state)
+              try {
+                if (state !== undefined) await vstore?.saveCommitterState(state, run.epoch)
+                vouch.reset(state, run.startMs, { epoch: run.epoch, base: run.base })
+                await openEngine(state)
+              } finally {
+                switching = false
+              }
+              for (const bytes of future.splice(0)) void receive(bytes, undefined)
             },
             report,
             counted: (result) => metrics.consensusCatchups.inc({ result }),
