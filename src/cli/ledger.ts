@@ -169,7 +169,7 @@ export async function dagCommand(args: string[]): Promise<number> {
     Boolean(f.json),
     { ...s, ledger: l },
     [
-      `${String(s.federation)} (${String(s.genesisId).slice(0, 16)}…): ${String(s.role)}${s.author === -1 ? '' : ` #${String(s.author)}`} of ${String(s.validators)} validators`,
+      `${String(s.federation)} (${String(s.genesisId).slice(0, 16)}…): ${String(s.role)}${s.author === -1 ? '' : ` #${String(s.author)}`} of ${String(s.validators)} validators, epoch ${String(s.epoch)}`,
       `round ${String(s.highestRound)} (quorum ${String(s.quorumRound)}, proposed ${String(s.lastProposedRound)}), commit ${String(s.lastCommitIndex)}, DAG ${String(s.dagVertices)} vertices`,
       `ledger height ${l.height} root ${l.root}`,
       `equivocators [${(s.equivocators as number[]).join(', ')}]${s.halted === true ? ' HALTED' : ''}`,

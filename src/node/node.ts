@@ -263,8 +263,9 @@ export async function createNode(
         peers: trust.peerActions,
         commits: {
           height: () => l.height(),
-          apply: (c) => l.apply(c),
-          applyAll: (cs) => l.applyAll(cs),
+          epoch: () => l.epoch(),
+          apply: (c, epoch) => l.apply({ ...c, epoch }),
+          applyAll: (cs, epoch) => l.applyAll(cs.map((c) => ({ ...c, epoch }))),
           preverify: (t) => l.preverify(t),
         },
         snapshots: {
