@@ -556,6 +556,7 @@ export function createConsensus(components: ConsensusComponents, options: Consen
       if (isNodusError(err) && err.code === 'VERTEX_WRONG_EPOCH') {
         const epoch = err.details?.epoch
         if (typeof epoch === 'number' && epoch > r.epoch) keepFuture(bytes)
+        else metrics.consensusVerticesIgnored.inc({ reason: 'older-epoch' })
         return
       }
       report(peer, err)

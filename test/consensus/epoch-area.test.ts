@@ -219,8 +219,21 @@ test('consensus area: switches epochs at the deciding commit; a restart resumes 
     ownRound1 = hexOf((mine.find((v) => v.round === 1) as Vertex).digest)
     // Epoch 0 goes on: ignored (not reported, not added), the ledger does not move.
     const before = a.consensus.status().dagVertices
-    for (const r of rounds.slice(6)) for (const v of r) ps.push({ publisher: `v${v.author}`, data: v.bytes })
-    await new Promise((r) => setTimeout(r, 200))
+    const ignored = async (): Promise<number> =>
+      (await a.registry.getSingleMetric('nodus_consensus_vertices_ignored_total')?.get())?.values.find(
+        (x) => x.labels.reason === 'older-epoch',
+      )?.value ?? 0
+    const ignoredBefore = await ignored()
+    let pushed = 0
+    for (const r of rounds.slice(6))
+      for (const v of r) {
+        ps.push({ publisher: `v${v.author}`, data: v.bytes })
+        pushed++
+      }
+    await waitFor(async () => (await ignored()) - ignoredBefore >= pushed, {
+      timeoutMs: 10_000,
+      what: 'the old epoch’s vertices to be ignored',
+    })
     assert.equal(a.consensus.status().dagVertices, before)
     assert.equal(a.ledger.height(), height)
     assert.deepEqual(a.reports, [])
@@ -242,7 +255,6 @@ test('consensus area: switches epochs at the deciding commit; a restart resumes 
     assert.equal(b.consensus.status().role, 'validator')
     assert.equal(b.consensus.status().committee.base, height)
     assert.equal(b.consensus.status().lastProposedRound, 1, 'its round-1 vertex is known again')
-    await new Promise((r) => setTimeout(r, 100))
     const again = ps2.published.map((x) => decodeVertex(x, committee1, fed.limits))
     assert.ok(
       again.every((v) => v.round !== 1 || hexOf(v.digest) === ownRound1),
