@@ -68,6 +68,14 @@ export const Peers = {
           addr: str,
           direction: str,
           openedAt: int,
+          transport: {
+            type: 'string',
+            enum: ['tcp', 'quic', 'ws', 'memory', 'other'],
+            description: 'transport of the connection (for a relayed one, to the relay)',
+          },
+          relayed: { type: 'boolean', description: 'through a circuit relay (a /p2p-circuit address)' },
+          limitBytes: { type: 'integer', description: 'relayed: bytes left before the relay closes it' },
+          limitSeconds: { type: 'integer', description: 'relayed: seconds left before the relay closes it' },
           trust: { type: 'number', description: "EigenTrust global trust (this node's view), 0–1" },
           latencyMs: { type: 'number', nullable: true, description: 'EWMA latency of shard transfers, ms' },
           performance: {
@@ -88,6 +96,32 @@ export const ConnectBody = {
   required: ['multiaddr'],
   additionalProperties: false,
 } as const
+export const Reachability = {
+  type: 'object',
+  properties: {
+    reachability: {
+      type: 'string',
+      enum: ['public', 'relayed', 'private'],
+      description:
+        'public: a direct address on a public IP (AutoNAT removes observed ones peers cannot dial back); relayed: reachable through a relay reservation only; private: loopback or private addresses only',
+    },
+    addresses: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          addr: str,
+          transport: str,
+          relayed: { type: 'boolean' },
+          public: { type: 'boolean', description: 'a direct address on a public IP' },
+        },
+        required: ['addr', 'transport', 'relayed', 'public'],
+      },
+    },
+  },
+  required: ['reachability', 'addresses'],
+} as const
+
 export const ConnectResult = { type: 'object', properties: { peerId: str }, required: ['peerId'] } as const
 
 export const PageQuery = {

@@ -15,11 +15,19 @@
 import { dirname, join } from 'node:path'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import type { Ed25519PrivateKey } from '@libp2p/interface'
-import { NodusError } from '../common/errors.ts'
+import { isNodusError, NodusError } from '../common/errors.ts'
 import { loadIdentity } from '../crypto/index.ts'
 import { type ApiTarget, getJson } from './client.ts'
 import { CommitWatch, TxLoad } from './consensus-load.ts'
-import { apiOf, checkWhole, quantile, type ScenarioDevnetOptions, until, withDevnet } from './demo-devnet.ts'
+import {
+  apiOf,
+  checkWhole,
+  quantile,
+  type ScenarioDevnetOptions,
+  sleep,
+  until,
+  withDevnet,
+} from './demo-devnet.ts'
 import { writeDevnetGenesis } from './genesis.ts'
 
 export interface ConsensusDemoOptions extends ScenarioDevnetOptions {
@@ -221,11 +229,31 @@ export async function runConsensusDemo(o: ConsensusDemoOptions): Promise<Consens
         250,
       )
       if (!caughtUp) o.log(`NOT every node reached height ${target} within 120 s`)
-      const root = caughtUp ? await commonRoot(apis, target) : undefined
+      // Compare at the lowest height every node now has. A restarted validator that caught up from a
+      // snapshot keeps roots only from the snapshot's height on: while one lacks that height
+      // (LEDGER_NOT_FOUND), every node moves on (commits go on, idle or not) and the next try is higher.
+      let root: string | undefined
+      let height = target
+      if (caughtUp) {
+        const deadline = Date.now() + 60_000
+        for (;;) {
+          const heights = await Promise.all(
+            apis.map((a) => getJson<{ height: number }>(a, '/ledger', signal)),
+          )
+          height = Math.max(target, Math.min(...heights.map((l) => l.height)))
+          try {
+            root = await commonRoot(apis, height)
+            break
+          } catch (err) {
+            if (!isNodusError(err, 'LEDGER_NOT_FOUND') || Date.now() > deadline) throw err
+            await sleep(250)
+          }
+        }
+      }
       o.log(
         root === undefined
-          ? `roots DIFFER at height ${target}`
-          : `every node: root ${root} at height ${target}`,
+          ? `roots DIFFER at height ${height}`
+          : `every node: root ${root} at height ${height}`,
       )
       return {
         ok: all && once === load.accepted.length && root !== undefined && load.accepted.length > 0,
@@ -237,7 +265,7 @@ export async function runConsensusDemo(o: ConsensusDemoOptions): Promise<Consens
         acceptedPerSecond: Math.round(load.accepted.length / submitSeconds),
         p50FinalityMs: Math.round(quantile(finality, 0.5)),
         p99FinalityMs: Math.round(quantile(finality, 0.99)),
-        height: target,
+        height,
         stateRoot: root ?? '',
         seconds: Math.round((Date.now() - t0) / 100) / 10,
       }

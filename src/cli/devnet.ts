@@ -45,18 +45,24 @@ export interface DevnetOptions {
    */
   netns?: { hostOf: (index: number) => { netns: string; address: string }; publicNodes: number }
   /**
-   * The libp2p transport every node listens on: `tcp` (`/ip4/ADDR/tcp/PORT`, the default) or `quic`
-   * (`/ip4/ADDR/udp/PORT/quic-v1`; needs a build with the QUIC transport, else the nodes do not start).
+   * The libp2p transports every node listens on: `both` (the default: `/ip4/ADDR/tcp/PORT` and
+   * `/ip4/ADDR/udp/PORT/quic-v1`), `tcp` or `quic` alone (bench/wan.bench.ts compares them).
    */
   transport?: DevnetTransport
 }
 
-/** The libp2p transport of a devnet's listen address ({@link DevnetOptions.transport}). */
-export type DevnetTransport = 'tcp' | 'quic'
+/** The libp2p transports of a devnet's listen addresses ({@link DevnetOptions.transport}). */
+export type DevnetTransport = 'tcp' | 'quic' | 'both'
 
-/** The listen multiaddr of a node at `address`, `port` (0: any) over `transport`. */
-export function listenAddr(address: string, port: number, transport: DevnetTransport = 'tcp'): string {
+/** The listen multiaddr of a node at `address`, `port` (0: any) over one transport. */
+export function listenAddr(address: string, port: number, transport: 'tcp' | 'quic' = 'tcp'): string {
   return transport === 'quic' ? `/ip4/${address}/udp/${port}/quic-v1` : `/ip4/${address}/tcp/${port}`
+}
+
+/** The listen multiaddrs of a node over `transport` (default both: TCP first, then QUIC). */
+export function listenAddrs(address: string, port: number, transport: DevnetTransport = 'both'): string[] {
+  if (transport === 'both') return [listenAddr(address, port, 'tcp'), listenAddr(address, port, 'quic')]
+  return [listenAddr(address, port, transport)]
 }
 
 export interface DevnetNode {
@@ -85,7 +91,7 @@ async function portFree(port: number): Promise<boolean> {
 
 /**
  * The config node `index` of a devnet is initialised with: `options.config` with `net.listen` (its
- * address: the namespace's, else 127.0.0.1; port basePort + index, or 0; {@link listenAddr} of the
+ * address: the namespace's, else 127.0.0.1; port basePort + index, or 0; {@link listenAddrs} of the
  * transport) and `net.bootstrap` set over whatever else `config.net` has, the API port and the log level.
  */
 export function devnetNodeConfig(
@@ -100,7 +106,7 @@ export function devnetNodeConfig(
     ...(o.config ?? {}),
     net: {
       ...net,
-      listen: [listenAddr(o.netns?.hostOf(index).address ?? '127.0.0.1', port, o.transport)],
+      listen: listenAddrs(o.netns?.hostOf(index).address ?? '127.0.0.1', port, o.transport),
       bootstrap,
     },
     api: { port: apiPort },

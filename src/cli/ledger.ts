@@ -7,7 +7,7 @@ import { resolve } from 'node:path'
 import { NodusError } from '../common/errors.ts'
 import { loadIdentity, signEd25519 } from '../crypto/index.ts'
 import { encodeTx, type TxAction, tokenId } from '../ledger/index.ts'
-import { apiTarget, CLIENT_FLAGS, dataDirOf, intFlag, out, parse } from './args.ts'
+import { apiTarget, CLIENT_FLAGS, dataDirOf, type Flags, intFlag, out, parse } from './args.ts'
 import { getJson, postJson } from './client.ts'
 import { hexBytes, parseWriterKey } from './kv-writer.ts'
 
@@ -65,8 +65,6 @@ export async function txCommand(args: string[]): Promise<number> {
     nonce: { type: 'string' },
     'no-wait': { type: 'boolean' },
   })
-  const id = await loadIdentity(typeof f['key-dir'] === 'string' ? resolve(f['key-dir']) : dataDirOf(f))
-  const me = id.ed25519.publicKey.raw
   let action: TxAction
   if (kind === 'transfer' && p.length === 2) {
     action = {
@@ -91,6 +89,17 @@ export async function txCommand(args: string[]): Promise<number> {
       amount: amountOf(p[1], 'AMOUNT'),
     }
   else throw new NodusError('INVALID_ARGUMENT', TX_USAGE)
+  return sendTx(f, action)
+}
+
+/**
+ * Sign `action` with the `--key-dir` (default: data directory) Ed25519 key at the account's next nonce
+ * (or `--nonce`), post it to `POST /ledger/tx` and print the outcome (waits for the commit unless
+ * `--no-wait`). @returns the exit code: 1 when refused
+ */
+export async function sendTx(f: Flags, action: TxAction): Promise<number> {
+  const id = await loadIdentity(typeof f['key-dir'] === 'string' ? resolve(f['key-dir']) : dataDirOf(f))
+  const me = id.ed25519.publicKey.raw
   const api = await apiTarget(f)
   const info = await getJson<LedgerInfo>(api, '/ledger')
   const nonce =
@@ -160,7 +169,7 @@ export async function dagCommand(args: string[]): Promise<number> {
     Boolean(f.json),
     { ...s, ledger: l },
     [
-      `${String(s.federation)} (${String(s.genesisId).slice(0, 16)}…): ${String(s.role)}${s.author === -1 ? '' : ` #${String(s.author)}`} of ${String(s.validators)} validators`,
+      `${String(s.federation)} (${String(s.genesisId).slice(0, 16)}…): ${String(s.role)}${s.author === -1 ? '' : ` #${String(s.author)}`} of ${String(s.validators)} validators, epoch ${String(s.epoch)}`,
       `round ${String(s.highestRound)} (quorum ${String(s.quorumRound)}, proposed ${String(s.lastProposedRound)}), commit ${String(s.lastCommitIndex)}, DAG ${String(s.dagVertices)} vertices`,
       `ledger height ${l.height} root ${l.root}`,
       `equivocators [${(s.equivocators as number[]).join(', ')}]${s.halted === true ? ' HALTED' : ''}`,

@@ -39,6 +39,7 @@ commands:
   start  … --genesis FILE                                                    run a validator (a member) or follower of the federation
   tx     transfer|create-token|mint|burn … [--no-wait]                        sign a ledger transaction here and submit it
   balance [ACCOUNT] [--of-token ID]                                          mana (and a token's balance) of an account (default yours)
+  committee show|propose|vote …                                              the validator committee: show it, propose the next, vote (nodus committee)
   dag    status                                                              the DAG: role, round, commit index, ledger root
   status [--data-dir DIR | --api URL]                                         node info and usage
   devnet --nodes N --base-dir DIR [--base-port P]                             run N local node processes
@@ -169,6 +170,33 @@ async function devnetNetns(f: Flags): Promise<number> {
     )
   }
   return 0
+}
+
+/**
+ * `nodus status`: connections counted by transport (tcp, quic, ws) and by direct or relayed, from
+ * `GET /network/peers`.
+ */
+function connectionKinds(peers: readonly { transport?: string; relayed?: boolean }[]): {
+  direct: number
+  relayed: number
+  byTransport: Record<string, number>
+} {
+  const byTransport: Record<string, number> = {}
+  let relayed = 0
+  for (const p of peers) {
+    const t = p.transport ?? 'other'
+    byTransport[t] = (byTransport[t] ?? 0) + 1
+    if (p.relayed === true) relayed++
+  }
+  return { direct: peers.length - relayed, relayed, byTransport }
+}
+
+/** ` (tcp 2, quic 1; direct 3, relayed 0)`, or nothing without connections. */
+function kindsLine(k: ReturnType<typeof connectionKinds>): string {
+  const t = Object.entries(k.byTransport)
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([name, n]) => `${name} ${n}`)
+  return t.length === 0 ? '' : ` (${t.join(', ')}; direct ${k.direct}, relayed ${k.relayed})`
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -473,6 +501,10 @@ async function main(argv: string[]): Promise<number> {
       const { balanceCommand } = await import('./ledger.ts')
       return await balanceCommand(rest)
     }
+    case 'committee': {
+      const { committeeCommand } = await import('./committee.ts')
+      return await committeeCommand(rest)
+    }
     case 'dag': {
       const { dagCommand } = await import('./ledger.ts')
       return await dagCommand(rest)
@@ -482,11 +514,15 @@ async function main(argv: string[]): Promise<number> {
       const api = await apiTarget(f)
       const info = await getJson<Record<string, unknown>>(api, '/system/info')
       const usage = await getJson<Record<string, unknown>>(api, '/storage/usage')
-      const peers = await getJson<{ peers: unknown[] }>(api, '/network/peers')
+      const peers = await getJson<{ peers: { transport?: string; relayed?: boolean }[] }>(
+        api,
+        '/network/peers',
+      )
+      const kinds = connectionKinds(peers.peers)
       out(
         Boolean(f.json),
-        { ...info, usage, connections: peers.peers.length },
-        `peerId ${String(info.peerId)}\nAPI    ${String(info.api)}\nconnections ${peers.peers.length}\nstored ${String(usage.shards)} shards, ${String(usage.bytes)} bytes of ${String(usage.capacityBytes)}`,
+        { ...info, usage, connections: peers.peers.length, connectionKinds: kinds },
+        `peerId ${String(info.peerId)}\nAPI    ${String(info.api)}\nconnections ${peers.peers.length}${kindsLine(kinds)}\nstored ${String(usage.shards)} shards, ${String(usage.bytes)} bytes of ${String(usage.capacityBytes)}`,
       )
       return 0
     }

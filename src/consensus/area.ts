@@ -14,10 +14,19 @@
  *   ledger applied them, so a restart resumes at or below the ledger's height (commits the ledger
  *   already holds are skipped: its height is the commit index).
  * - On disk, `<dataDir>/consensus` (vertex-store.ts): vertices, the committer state, the last proposal.
+ * - Epochs (epoch.ts, README "Epoch changes"): the committee is the ledger's. At start the area runs
+ *   the epoch the ledger is in (a restart after a switch resumes there). When the ledger reports that
+ *   a commit decided the next committee (`CommitSink.applyAll` → `decided`), the epoch ends at that
+ *   commit: later commits of it are dropped, a new core (this node a member) or follower runs the next
+ *   committee with commit indexes from 1 (ledger height = base + index) and timestamps from the
+ *   deciding commit's, the old core's leftover transactions are handed on, vertices of the new epoch
+ *   heard early (kept, bounded) are replayed, vertices of the old epoch are ignored, and the old DAG
+ *   answers fetches until the new epoch prunes its first rounds.
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { publicKeyFromRaw } from '@libp2p/crypto/keys'
+import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import type { Clock } from '../common/clock.ts'
 import { isNodusError, NodusError } from '../common/errors.ts'
@@ -36,7 +45,8 @@ import {
 import type { Committee } from './committee.ts'
 import type { CommittedSubDag, CommitterState } from './committer.ts'
 import { Core, type CoreOutput, type CoreStatus } from './core.ts'
-import type { EquivocationEvidence } from './dag.ts'
+import type { DagView, EquivocationEvidence } from './dag.ts'
+import { committeeOfEpoch, type EpochCommittee, leftoverTxs, memberIndex, paramsOfEpoch } from './epoch.ts'
 import { CONSENSUS_FETCH_PROTOCOL, Fetcher } from './fetcher.ts'
 import { Follower } from './follower.ts'
 import { committeeOf, type Genesis, genesisFromJson } from './genesis.ts'
@@ -71,12 +81,32 @@ export async function loadGenesisFile(path: string): Promise<Genesis> {
   return genesisFromJson(await readFile(path, 'utf8'))
 }
 
-/** Where commits go, in order: the ledger area. Its height is the last commit index it applied. */
+/** What applying commits did: when `decided` is set, the last commit applied ended the epoch. */
+export interface CommitResult {
+  /** The next epoch's committee (the ledger's), decided by the last commit applied. */
+  decided?: EpochCommittee
+}
+
+/**
+ * Where commits go, in order: the ledger area. Its height is the last height applied: the epoch's
+ * `base` + the commit index.
+ */
 export interface CommitSink {
   height(): number
-  apply(commit: CommittedSubDag): Promise<void>
-  /** Apply consecutive commits in one write (when given, used for every commit queued together). */
-  applyAll?(commits: readonly CommittedSubDag[]): Promise<void>
+  /**
+   * The committee the ledger holds now (its epoch, base, members, leader seed); absent or undefined:
+   * the genesis's, and no epoch change.
+   */
+  epoch?(): EpochCommittee | undefined
+  /** Apply a commit of `epoch` (height = base + index); one of another epoch is not applied. */
+  // biome-ignore lint/suspicious/noConfusingVoidType: a sink may return nothing (no epoch change)
+  apply(commit: CommittedSubDag, epoch: number): Promise<CommitResult | undefined | void>
+  /**
+   * Apply consecutive commits of `epoch` in one write (when given, used for every commit queued
+   * together). The ledger stops after a commit that decides the next epoch and says so (`decided`).
+   */
+  // biome-ignore lint/suspicious/noConfusingVoidType: a sink may return nothing (no epoch change)
+  applyAll?(commits: readonly CommittedSubDag[], epoch: number): Promise<CommitResult | undefined | void>
   /** The transactions of a vertex that verified: check them now, before their commit. */
   preverify?(txs: readonly Uint8Array[]): void
 }
@@ -115,10 +145,17 @@ export interface ConsensusComponents {
 export interface DagStatus extends CoreStatus {
   federation: string
   genesisId: string
+  /** The epoch this node runs (the ledger's committee). */
   epoch: number
   role: 'validator' | 'follower'
   validators: number
   f: number
+  /** The epoch's committee: ledger height before its first commit, commit time it starts from, members. */
+  committee: {
+    base: number
+    startMs: number
+    members: { index: number; ed25519: string; name?: string }[]
+  }
   topicPeers: number
   fetch: { wanted: number; inFlight: number; requests: number; vertices: number; failed: number }
   evidence: { author: number; round: number; digests: [string, string] }[]
@@ -127,8 +164,11 @@ export interface DagStatus extends CoreStatus {
 /** The consensus area's public services. */
 export interface Consensus {
   readonly genesis: Genesis
+  /** The committee of the epoch this node runs (it changes at an epoch switch). */
   readonly committee: Committee
-  /** This node's index in the committee, or undefined for a follower. */
+  /** The epoch this node runs. */
+  readonly epoch: number
+  /** This node's index in the epoch's committee, or undefined for a follower. */
   readonly author: number | undefined
   /**
    * Hand a signed transaction to the DAG: a validator pools it; a follower forwards it to a validator.
@@ -148,20 +188,65 @@ export interface Consensus {
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
 
+/** Most vertices of a later epoch kept until this node gets there (replayed after its switch). */
+export const MAX_FUTURE_VERTICES = 4_096
+
+/** The epoch a node runs: its committee, parameters and this node's part. */
+interface EpochRun {
+  epoch: number
+  /** Ledger height before the epoch's first commit. */
+  base: number
+  startMs: number
+  committee: Committee
+  limits: VertexLimits
+  roundTimeoutMs: number
+  author: number | undefined
+  /** The other validators, as PeerIds. */
+  validatorPeers: PeerId[]
+}
+
 /** Build the consensus area for `components.genesis`. Nothing runs until the lifecycle phases. */
 export function createConsensus(components: ConsensusComponents, options: ConsensusOptions): Consensus {
   const { clock, random, metrics, pubsub, peers, genesis, identity } = components
   const log = components.logger.child({ area: 'consensus' })
-  const committee = committeeOf(genesis)
   const g = genesis.body
-  const limits: VertexLimits = { maxVertexBytes: g.maxVertexBytes, maxTxsPerVertex: g.maxTxsPerVertex }
   const ownKey = identity.ed25519.publicKey.raw
-  const authorIndex = committee.validators.findIndex((v) => Buffer.compare(v.ed25519, ownKey) === 0)
-  const author = authorIndex < 0 ? undefined : authorIndex
   const topic = consensusTopic(genesis.id)
-  const validatorPeers = committee.validators
-    .map((v) => peerIdFromPublicKey(publicKeyFromRaw(v.ed25519) as Parameters<typeof peerIdFromPublicKey>[0]))
-    .filter((p) => p.toString() !== components.self)
+
+  /** The epoch of the ledger's committee `e` (undefined: the genesis's). */
+  const runOf = (e: EpochCommittee | undefined): EpochRun => {
+    const committee = e === undefined ? committeeOf(genesis) : committeeOfEpoch(e)
+    const params = e === undefined ? g : paramsOfEpoch(g, e)
+    const index =
+      e === undefined
+        ? committee.validators.findIndex((v) => Buffer.compare(v.ed25519, ownKey) === 0)
+        : memberIndex(e, ownKey)
+    return {
+      epoch: committee.epoch,
+      base: e?.base ?? 0,
+      startMs: e?.startMs ?? g.createdAtMs,
+      committee,
+      limits: { maxVertexBytes: params.maxVertexBytes, maxTxsPerVertex: params.maxTxsPerVertex },
+      roundTimeoutMs: params.roundTimeoutMs,
+      author: index < 0 ? undefined : index,
+      validatorPeers: committee.validators
+        .map((v) =>
+          peerIdFromPublicKey(publicKeyFromRaw(v.ed25519) as Parameters<typeof peerIdFromPublicKey>[0]),
+        )
+        .filter((p) => p.toString() !== components.self),
+    }
+  }
+  /** The epoch this node runs: the genesis's until start reads the ledger's. */
+  let run = runOf(undefined)
+  /** The epoch that ended here last, its DAG kept to answer fetches until this epoch prunes. */
+  let previous: { run: EpochRun; dag: DagView } | undefined
+  /** Vertices of a later epoch, or heard while switching: replayed after the switch (bounded). */
+  const future: Uint8Array[] = []
+  let switching = false
+  const keepFuture = (bytes: Uint8Array): void => {
+    if (future.length >= MAX_FUTURE_VERTICES) future.shift()
+    future.push(bytes)
+  }
   const pool =
     components.verifyPool ??
     new VerifyPool({ threads: options.verifyThreads, maxBatch: 64, maxQueued: 16_384, inlineMaxBatch: 2 })
@@ -237,8 +322,13 @@ export function createConsensus(components: ConsensusComponents, options: Consen
             random,
             ledger: snapshots,
             vouch,
-            validity: committee.validity,
-            maxCommittedRefs: committee.n * (options.gcDepthRounds + 2),
+            // The committee this node runs (it changes at an epoch switch): README "Catch-up".
+            get validity() {
+              return run.committee.validity
+            },
+            get maxCommittedRefs() {
+              return run.committee.n * (options.gcDepthRounds + 2)
+            },
             slots: new FairSlots({
               global: options.catchupServeSlots,
               perPeer: options.catchupServePerPeer,
@@ -247,18 +337,53 @@ export function createConsensus(components: ConsensusComponents, options: Consen
             // Connected peers only (catchup.ts module doc: a bare PeerId's dial can block others).
             validators: () => {
               const near = new Set(topicPeers())
-              return validatorPeers.map((p) => p.toString()).filter((p) => near.has(p))
+              return run.validatorPeers.map((p) => p.toString()).filter((p) => near.has(p))
             },
             sources: topicPeers,
-            servedFloor: () =>
-              Math.max(0, (engine?.committer.lastCommittedRound ?? 0) - 2 * options.gcDepthRounds),
+            servedFloor: (epoch) => {
+              const kept = (lastCommittedRound: number): number =>
+                Math.max(0, lastCommittedRound - 2 * options.gcDepthRounds)
+              if (epoch === undefined || epoch === run.epoch)
+                return kept(engine?.committer.lastCommittedRound ?? 0)
+              // The epoch that ended here: its DAG serves until pruned (the committer's last round is its floor's).
+              if (epoch === previous?.run.epoch) return previous.dag.floor
+              return 2 ** 32 - 1
+            },
+            epoch: () => run.epoch,
             dagFloor: () => engine?.dag.floor ?? 0,
             waiting: () => (engine?.dag.suspendedCount ?? 0) > 0,
             lastCommittedRound: () => engine?.committer.lastCommittedRound ?? 0,
             serial: (fn) => serial(fn),
-            restore: async (state) => {
-              await vstore?.saveCommitterState(state)
-              await openEngine(state)
+            restore: async (vouched) => {
+              // The installed ledger's committee: the epoch the snapshot stands in.
+              const next = runOf(components.commits.epoch?.())
+              let state: CommitterState | undefined = vouched
+              if ((vouched.epoch ?? 0) !== next.epoch || (vouched.base ?? 0) !== next.base) {
+                // Not the ledger's epoch (f+1 vouched it: should not happen): the ledger decides.
+                log.error(
+                  {
+                    state: { epoch: vouched.epoch, base: vouched.base },
+                    ledger: { epoch: next.epoch, base: next.base },
+                  },
+                  'the vouched committer state is not of the installed ledger’s epoch: not restored',
+                )
+                state = undefined
+              }
+              if (next.epoch !== run.epoch) {
+                // Vertices heard meanwhile wait for the new engine (as in a switch).
+                switching = true
+                previous = undefined
+                fetcher.clear()
+                enterEpoch(next)
+              }
+              try {
+                if (state !== undefined) await vstore?.saveCommitterState(state, run.epoch)
+                vouch.reset(state, run.startMs, { epoch: run.epoch, base: run.base })
+                await openEngine(state)
+              } finally {
+                switching = false
+              }
+              for (const bytes of future.splice(0)) void receive(bytes, undefined)
             },
             report,
             counted: (result) => metrics.consensusCatchups.inc({ result }),
@@ -287,37 +412,57 @@ export function createConsensus(components: ConsensusComponents, options: Consen
     wakeTimer.unref()
   }
 
-  /** Commits waiting for the ledger, and the committer state after the last of them. */
+  /** Commits waiting for the ledger, the committer state after the last of them, and their epoch. */
   let queued: CommittedSubDag[] = []
   let queuedState: CommitterState | undefined
+  let queuedRun: EpochRun | undefined
   /**
    * Apply commits in order, then save the committer state they lead to (module doc). Commits that
    * arrive while the ledger writes wait and then go together: one ledger write and one committer-state
-   * save for the group.
+   * save for the group. A commit that decides the next committee ends the epoch (module doc).
    */
   const enqueueCommits = (commits: readonly CommittedSubDag[], state: CommitterState): void => {
     const first = queued.length === 0
     queued.push(...commits)
     queuedState = state
+    queuedRun = run
     if (!first) return
     applyTail = applyTail.then(async () => {
       const group = queued
-      const after = queuedState as CommitterState
+      const after = queuedState
+      const r = queuedRun
       queued = []
       queuedState = undefined
+      // Commits of an epoch that ended meanwhile are not applied (dropped at the switch).
+      if (group.length === 0 || after === undefined || r !== run) return
       try {
         const sink = components.commits
-        const todo = group.filter((c) => c.index > sink.height())
-        if (sink.applyAll !== undefined) await sink.applyAll(todo)
-        else for (const c of todo) await sink.apply(c)
+        const todo = group.filter((c) => r.base + c.index > sink.height())
+        let decided: EpochCommittee | undefined
+        if (sink.applyAll !== undefined) decided = (await sink.applyAll(todo, r.epoch))?.decided ?? undefined
+        else
+          for (const c of todo) {
+            decided = (await sink.apply(c, r.epoch))?.decided ?? undefined
+            if (decided !== undefined) break
+          }
+        if (decided !== undefined) {
+          // The deciding commit is the last the ledger applied: the epoch ends there.
+          const lastIndex = sink.height() - r.base
+          for (const c of group) if (c.index <= lastIndex) vouch.record(c)
+          await switchEpoch(
+            decided,
+            group.filter((c) => c.index > lastIndex),
+          )
+          return
+        }
         for (const c of group) vouch.record(c)
         // A core replaced by a catch-up may still hand over commits below the snapshot: not saved.
-        if (after.lastIndex < sink.height()) return
+        if (r.base + after.lastIndex < sink.height()) return
         // Saved after the ledger holds these commits (a restart resumes at or below its height), but
         // not waited for: the next group's ledger write goes on meanwhile (another store, another sync).
         const store = vstore
         saveTail = saveTail
-          .then(() => store?.saveCommitterState(after))
+          .then(() => store?.saveCommitterState(after, r.epoch))
           .catch((err) => {
             if (!lifetime.signal.aborted)
               log.warn({ err: (err as Error).message }, 'could not save the committer state')
@@ -338,8 +483,12 @@ export function createConsensus(components: ConsensusComponents, options: Consen
     return p
   }
 
-  /** Act on a core's output (README "How the area drives a core"). */
-  const handle = (out: CoreOutput, from: string | undefined): void => {
+  /**
+   * Act on the output of `eng` (README "How the area drives a core"); nothing when `eng` is no longer
+   * the engine (its epoch ended, or a catch-up replaced it): its commits are not applied.
+   */
+  const handle = (out: CoreOutput, from: string | undefined, eng: Core | Follower): void => {
+    if (eng !== engine) return
     const now = clock.now()
     observeCoreOutput(metrics, out, now)
     if (engine !== undefined) observeCoreStatus(metrics, engine.status())
@@ -375,88 +524,186 @@ export function createConsensus(components: ConsensusComponents, options: Consen
   }
 
   const proposeNow = async (): Promise<void> => {
-    if (!(engine instanceof Core) || lifetime.signal.aborted) return
+    const core = engine
+    if (!(core instanceof Core) || lifetime.signal.aborted || switching) return
     try {
-      handle(await engine.propose(clock.now()), undefined)
+      handle(await core.propose(clock.now()), undefined, core)
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'proposing failed; retrying')
       schedule(clock.now() + 100)
     }
   }
 
-  /** A vertex from `peer` (gossip or fetch): decode, verify, keep, add. */
+  /**
+   * A vertex from `peer` (gossip or fetch): decode, verify, keep, add. One of a later epoch (or heard
+   * while switching) is kept for the switch; one of an earlier epoch is ignored (`VERTEX_WRONG_EPOCH`).
+   */
   const receive = async (bytes: Uint8Array, peer: string | undefined): Promise<void> => {
-    if (engine === undefined) return
+    if (switching) {
+      keepFuture(bytes)
+      return
+    }
+    const eng = engine
+    const r = run
+    if (eng === undefined) return
     let v: Vertex
     try {
-      const d = decodeVertex(bytes, committee, limits)
-      if (engine.dag.holds(d)) return
+      const d = decodeVertex(bytes, r.committee, r.limits)
+      if (eng.dag.holds(d)) return
       v = verifiedVertex(d, await pool.verify(d.check, { signal: lifetime.signal }))
     } catch (err) {
       if (lifetime.signal.aborted) return
+      if (isNodusError(err) && err.code === 'VERTEX_WRONG_EPOCH') {
+        const epoch = err.details?.epoch
+        if (typeof epoch === 'number' && epoch > r.epoch) keepFuture(bytes)
+        else metrics.consensusVerticesIgnored.inc({ reason: 'older-epoch' })
+        return
+      }
       report(peer, err)
       log.debug({ peer, err: (err as Error).message }, 'refused a vertex')
       return
     }
+    // The epoch changed (or a catch-up replaced the engine) while it verified: take it again.
+    if (switching || engine !== eng) return receive(bytes, peer)
     if (v.txs.length > 0) components.commits.preverify?.(v.txs)
     let out: CoreOutput
     try {
-      out = engine.addVertex(v, clock.now())
+      out = eng.addVertex(v, clock.now())
     } catch (err) {
       log.debug({ peer, err: (err as Error).message }, 'vertex not added')
       return
     }
-    if (peer !== undefined && !engine.dag.has(v)) {
+    if (peer !== undefined && !eng.dag.has(v)) {
       if (senders.size >= 10_000) senders.clear()
       senders.set(digestKey(v.digest), peer)
     }
     void vstore
       ?.put([v])
       .catch((err) => log.warn({ err: (err as Error).message }, 'could not store a vertex'))
-    handle(out, peer)
+    handle(out, peer, eng)
     void proposeNow()
   }
 
-  /** A new core (or follower) at `restore`, its DAG rebuilt from the store above the floor. */
+  /** Run epoch `next` from now on (its engine is opened by the caller). */
+  const enterEpoch = (next: EpochRun): void => {
+    run = next
+    metrics.consensusEpoch.set(next.epoch)
+    haltLogged = false
+  }
+
+  /**
+   * A new core (or follower) of the epoch this node runs, at `restore`, its DAG rebuilt from the store
+   * above the floor. The vouch log is the caller's to reset.
+   */
   const openEngine = async (restore: CommitterState | undefined): Promise<number> => {
     const vs = vstore as VertexStore
-    vouch.reset(restore, g.createdAtMs)
+    const r = run
     const common = {
       gcDepthRounds: options.gcDepthRounds,
       maxSuspendedVertices: options.maxSuspendedVertices,
       maxFutureSkewMs: options.maxFutureSkewMs,
-      initialTimestampMs: g.createdAtMs,
+      initialTimestampMs: r.startMs,
       ...(restore === undefined ? {} : { restore }),
     }
-    engine =
-      author === undefined
-        ? new Follower(committee, common)
+    const eng =
+      r.author === undefined
+        ? new Follower(r.committee, common)
         : await Core.open(
-            { committee, signer, store: new OrderedProposalStore(vs.store, g.epoch) },
+            { committee: r.committee, signer, store: new OrderedProposalStore(vs.store, r.epoch) },
             {
               ...common,
-              ...limits,
-              author,
-              roundTimeoutMs: g.roundTimeoutMs,
+              ...r.limits,
+              author: r.author,
+              roundTimeoutMs: r.roundTimeoutMs,
               maxPendingTxs: options.maxPendingTxs,
               maxPendingTxBytes: options.maxPendingTxBytes,
               idleRoundDelayMs: options.idleRoundDelayMs,
             },
           )
+    engine = eng
     // Rebuild the DAG above the floor from the store (each vertex verified when it arrived).
     const floor = restore === undefined ? 0 : Math.max(0, restore.lastCommittedRound - options.gcDepthRounds)
     let loaded = 0
-    for (const bytes of vs.above(floor)) {
+    for (const bytes of vs.above(r.epoch, floor)) {
       try {
-        const { check: _c, ...v } = decodeVertex(bytes, committee, limits)
-        handle(engine.addVertex(v, clock.now()), undefined)
+        const { check: _c, ...v } = decodeVertex(bytes, r.committee, r.limits)
+        handle(eng.addVertex(v, clock.now()), undefined, eng)
         loaded++
       } catch (err) {
         log.debug({ err: (err as Error).message }, 'a stored vertex was not added')
       }
     }
-    if (engine instanceof Core) handle(await engine.start(clock.now()), undefined)
+    if (eng instanceof Core) handle(await eng.start(clock.now()), undefined, eng)
     return loaded
+  }
+
+  /**
+   * The commit applied last decided the next committee (`next`, the ledger's): end this epoch there
+   * (module doc). Runs in the apply queue; `discarded` are this epoch's commits after the deciding one.
+   */
+  const switchEpoch = async (next: EpochCommittee, discarded: CommittedSubDag[]): Promise<void> => {
+    switching = true
+    try {
+      const old = engine
+      const oldRun = run
+      // Commits of the ended epoch still queued are dropped too.
+      discarded.push(...queued)
+      queued = []
+      queuedState = undefined
+      const carry = old instanceof Core ? leftoverTxs(old, discarded) : []
+      clearTimeout(wakeTimer)
+      wakeAt = Number.POSITIVE_INFINITY
+      fetcher.clear()
+      if (old !== undefined) previous = { run: oldRun, dag: old.dag }
+      enterEpoch(runOf(next))
+      vouch.startEpoch(run.epoch, run.base, run.startMs)
+      engine = undefined
+      await openEngine(undefined)
+      log.info(
+        {
+          epoch: run.epoch,
+          height: run.base,
+          role: run.author === undefined ? 'follower' : 'validator',
+          author: run.author,
+          validators: run.committee.n,
+          carried: carry.length,
+          dropped: discarded.length,
+        },
+        'the epoch changed: running the next committee',
+      )
+      handOn(carry)
+    } finally {
+      switching = false
+    }
+    // Vertices of this epoch heard early, and those that came during the switch.
+    for (const bytes of future.splice(0)) void receive(bytes, undefined)
+    void proposeNow()
+  }
+
+  /** Transactions an ended epoch's core still held: to this node's new core, or to a validator. */
+  const handOn = (txs: readonly Uint8Array[]): void => {
+    if (txs.length === 0) return
+    const core = engine
+    if (core instanceof Core) {
+      for (const tx of txs) {
+        try {
+          core.submit(tx)
+        } catch {
+          // the pool is full: the client submits again
+        }
+      }
+      metrics.consensusPendingTxs.set(core.pendingTxs)
+      return
+    }
+    void (async () => {
+      for (let i = 0; i < txs.length && !lifetime.signal.aborted; i += options.maxForwardTxs) {
+        try {
+          await forwardBatch(txs.slice(i, i + options.maxForwardTxs), lifetime.signal)
+        } catch (err) {
+          log.debug({ err: (err as Error).message }, 'leftover transactions were not handed on')
+        }
+      }
+    })()
   }
 
   const listen = (): { close(): void } => {
@@ -485,7 +732,7 @@ export function createConsensus(components: ConsensusComponents, options: Consen
     const vertices: Uint8Array[] = []
     let bytes = 0
     for (const d of refs as Uint8Array[]) {
-      const v = engine?.dag.get(d)?.bytes ?? vstore?.get(d)
+      const v = engine?.dag.get(d)?.bytes ?? previous?.dag.get(d)?.bytes ?? vstore?.get(d)
       if (v === undefined || v.byteLength === 0) continue
       if (vertices.length > 0 && bytes + v.byteLength > options.fetchMaxBytes) break
       vertices.push(v)
@@ -528,8 +775,25 @@ export function createConsensus(components: ConsensusComponents, options: Consen
     void proposeNow()
   }
 
+  /** Hand transactions to one validator of this epoch that takes them (per-transaction refusals ignored). */
+  const forwardBatch = async (txs: Uint8Array[], signal: AbortSignal): Promise<void> => {
+    const order = run.validatorPeers.filter((p) => !peers.isBanned(p.toString()))
+    order.sort(() => random.next() - 0.5)
+    for (const p of order) {
+      try {
+        await submitWire.request(p, { txs }, signal)
+        return
+      } catch (err) {
+        if (signal.aborted) throw err
+      }
+    }
+    throw new NodusError('CONSENSUS_NO_VALIDATOR', 'no validator took the transactions', {
+      details: { tried: order.length },
+    })
+  }
+
   const forward = async (tx: Uint8Array, signal?: AbortSignal): Promise<void> => {
-    const order = [...validatorPeers].sort(() => random.next() - 0.5)
+    const order = [...run.validatorPeers].sort(() => random.next() - 0.5)
     let lastErr: unknown
     for (const p of order) {
       if (peers.isBanned(p.toString())) continue
@@ -557,25 +821,55 @@ export function createConsensus(components: ConsensusComponents, options: Consen
     })
   }
 
+  /** Decode a stored vertex of this epoch or the one before (undefined: another epoch's). */
+  const decodeKnown = (bytes: Uint8Array): Vertex | undefined => {
+    for (const r of previous === undefined ? [run] : [run, previous.run]) {
+      try {
+        const { check: _c, ...v } = decodeVertex(bytes, r.committee, r.limits)
+        return v
+      } catch (err) {
+        if (!isNodusError(err) || err.code !== 'VERTEX_WRONG_EPOCH') throw err
+      }
+    }
+    return undefined
+  }
+
   return {
     genesis,
-    committee,
-    author,
+    get committee() {
+      return run.committee
+    },
+    get epoch() {
+      return run.epoch
+    },
+    get author() {
+      return run.author
+    },
     async submitTx(tx, o = {}) {
       if (engine === undefined) throw new NodusError('NOT_STARTED', 'consensus has not started')
       if (engine instanceof Core) await poolTx(tx)
       else await forward(tx, o.signal)
     },
     status() {
-      const s = engine?.status() ?? new Follower(committee, { ...options, initialTimestampMs: 0 }).status()
+      const c = run.committee
+      const s = engine?.status() ?? new Follower(c, { ...options, initialTimestampMs: 0 }).status()
       return {
         ...s,
         federation: g.federation,
         genesisId: hex(genesis.id),
-        epoch: g.epoch,
-        role: author === undefined ? 'follower' : 'validator',
-        validators: committee.n,
-        f: committee.f,
+        epoch: run.epoch,
+        role: run.author === undefined ? 'follower' : 'validator',
+        validators: c.n,
+        f: c.f,
+        committee: {
+          base: run.base,
+          startMs: run.startMs,
+          members: c.validators.map((v) => ({
+            index: v.index,
+            ed25519: hex(v.ed25519),
+            ...(v.name === undefined ? {} : { name: v.name }),
+          })),
+        },
         topicPeers: pubsub.topicPeers(topic).length,
         fetch: { wanted: fetcher.wanted, inFlight: fetcher.inFlight, ...fetcher.stats },
         evidence: evidence.map((e) => ({
@@ -586,12 +880,10 @@ export function createConsensus(components: ConsensusComponents, options: Consen
       }
     },
     vertex(digest) {
-      const held = engine?.dag.get(digest)
+      const held = engine?.dag.get(digest) ?? previous?.dag.get(digest)
       if (held !== undefined) return held
       const bytes = vstore?.get(digest)
-      if (bytes === undefined) return undefined
-      const { check: _c, ...v } = decodeVertex(bytes, committee, limits)
-      return v
+      return bytes === undefined ? undefined : decodeKnown(bytes)
     },
     evidence: () => evidence,
     async beforeStart() {
@@ -603,20 +895,26 @@ export function createConsensus(components: ConsensusComponents, options: Consen
     async start() {
       lifetime = new AbortController()
       const vs = vstore as VertexStore
-      let restore = vs.committerState()
-      const height = components.commits.height()
-      if (restore !== undefined && restore.lastIndex > height) {
+      // The epoch the ledger is in: after a switch, a restart resumes in the new epoch.
+      enterEpoch(runOf(components.commits.epoch?.()))
+      previous = undefined
+      let restore = vs.committerState(run.epoch)
+      const index = components.commits.height() - run.base
+      if (restore !== undefined && restore.lastIndex > index) {
         log.warn(
-          { saved: restore.lastIndex, ledger: height },
+          { saved: restore.lastIndex, ledger: index, epoch: run.epoch },
           'the ledger is behind the saved committer state: replaying',
         )
         restore = undefined
       }
+      vouch.reset(restore, run.startMs, { epoch: run.epoch, base: run.base })
       const loaded = await openEngine(restore)
       log.info(
         {
-          role: author === undefined ? 'follower' : 'validator',
-          author,
+          role: run.author === undefined ? 'follower' : 'validator',
+          author: run.author,
+          epoch: run.epoch,
+          base: run.base,
           loaded,
           commitIndex: restore?.lastIndex ?? 0,
           topic,
@@ -658,7 +956,11 @@ export function createConsensus(components: ConsensusComponents, options: Consen
         const e = engine
         if (e !== undefined) {
           const floorNow = e.committer.lastCommittedRound - 2 * options.gcDepthRounds
-          if (floorNow > 0) void vs.prune(floorNow).catch(() => {})
+          if (floorNow > 0) {
+            // Pruning this epoch's first rounds ends the service of the one before (README "Epoch changes").
+            previous = undefined
+            void vs.prune(run.epoch, floorNow).catch(() => {})
+          }
         }
       }, options.fetchRetryMs)
       retryTimer.unref()
@@ -683,6 +985,8 @@ export function createConsensus(components: ConsensusComponents, options: Consen
       await vstore?.store.close()
       vstore = undefined
       engine = undefined
+      previous = undefined
+      future.length = 0
     },
   }
 }

@@ -3,18 +3,19 @@
  * for a node whose peers pruned the rounds it would need to replay (it joined late, or was down longer
  * than about `consensus.gcDepthRounds` rounds). Requests (wire.ts frames: one dag-cbor map each way):
  *
- * - `{ op: "head" }` → `{ height, floor }`: the peer's ledger height and the lowest round it serves
- *   vertices from;
+ * - `{ op: "head", epoch? }` → `{ height, floor }`: the peer's ledger height and the lowest round it
+ *   serves vertices from, of the asker's epoch (default the peer's own; an epoch it no longer holds:
+ *   2^32 − 1, nothing);
  * - `{ op: "vouch", height }` → `{ root, timestampMs, state }`: the ledger root and commit time at
  *   `height` and the digest of the committer state after that commit (vouch.ts), while kept;
  * - `{ op: "offer" }` → `{ height, root, timestampMs, state, chunks, bytes, chunkBytes }`: a snapshot
- *   of the peer's ledger at its height, with the committer state there (vouch.ts `VouchedState`);
- *   exported once and cached (module doc of {@link CatchUp});
+ *   of the peer's ledger at its height, with the committer state there (vouch.ts `VouchedState`: its
+ *   epoch, the epoch's base, the commit index); exported once and cached (module doc of {@link CatchUp});
  * - `{ op: "chunk", height, seq }` → `{ chunk }`: chunk `seq` of that snapshot (ledger/snapshot.ts).
  *
  * Trust: one peer is never believed. An offer is taken only when f+1 distinct validators of the
- * committee answer `vouch` for its height with its root, commit time and state digest (at least one
- * of them is honest, and honest nodes agree on every committed height); the chunks are then imported
+ * committee this node runs answer `vouch` for its height with its root, commit time and state digest
+ * (at least one of them is honest, and honest nodes agree on every committed height); the chunks are then imported
  * with that root expected (a state that does not give it: `LEDGER_SNAPSHOT_ROOT_MISMATCH`, the peer
  * reported, ban), and the next source is tried. The import is staged apart and replaces the ledger in
  * one write (ledger area `installSnapshot`): nothing is installed unless the whole snapshot checks.
@@ -37,7 +38,7 @@ import type { Logger } from '../common/logger.ts'
 import type { Random } from '../common/random.ts'
 import type { CommitterState } from './committer.ts'
 import type { VertexRef } from './vertex.ts'
-import { stateDigest, type VouchedState, type VouchLog } from './vouch.ts'
+import { heightOf, stateDigest, type VouchedState, type VouchLog } from './vouch.ts'
 import { wireInvalid } from './wire.ts'
 
 /** The protocol id. */
@@ -90,8 +91,10 @@ export interface CatchUpDeps {
   validators(): string[]
   /** Connected peers that may serve a snapshot (the DAG topic's, not banned), PeerId strings. */
   sources(): string[]
-  /** The lowest round this node serves vertices from. */
-  servedFloor(): number
+  /** The lowest round this node serves vertices from, of `epoch` (default its own; 2^32 − 1: none). */
+  servedFloor(epoch?: number): number
+  /** The epoch this node runs (sent with `head`; default: none sent). */
+  epoch?(): number
   /** The lowest round this node's DAG wants (its GC floor). */
   dagFloor(): number
   /** True while vertices wait in this node's DAG for parents it has not got. */
@@ -100,8 +103,11 @@ export interface CatchUpDeps {
   lastCommittedRound(): number
   /** Run `fn` with no commit applied meanwhile (the area's apply queue). */
   serial<T>(fn: () => Promise<T>): Promise<T>
-  /** Restart the core at `state` (inside `serial`, after the ledger was replaced). */
-  restore(state: CommitterState): Promise<void>
+  /**
+   * Restart the core at `state` (inside `serial`, after the ledger was replaced): of the epoch the
+   * installed ledger runs (`state.epoch`, `state.base`).
+   */
+  restore(state: CommitterState & { epoch?: number; base?: number }): Promise<void>
   report(peer: string, err: NodusError): void
   /** Counts each catch-up attempt from one source by result. */
   counted(result: 'installed' | 'refused' | 'failed'): void
@@ -162,6 +168,8 @@ export function readState(raw: unknown, maxRefs: number): VouchedState {
     typeof s !== 'object' ||
     s === null ||
     !isInt(s.lastIndex) ||
+    (s.epoch !== undefined && !isInt(s.epoch)) ||
+    (s.base !== undefined && !isInt(s.base)) ||
     !isInt(s.lastTimestampMs) ||
     !isInt(s.lastCommittedRound) ||
     !Array.isArray(s.committed)
@@ -175,6 +183,8 @@ export function readState(raw: unknown, maxRefs: number): VouchedState {
     committed.push({ author: r.author, round: r.round, digest: r.digest })
   }
   return {
+    ...(s.epoch === undefined ? {} : { epoch: s.epoch as number }),
+    ...(s.base === undefined ? {} : { base: s.base as number }),
     lastIndex: s.lastIndex,
     lastTimestampMs: s.lastTimestampMs,
     lastCommittedRound: s.lastCommittedRound,
@@ -232,7 +242,9 @@ export class CatchUp {
     const d = this.#d
     switch (req.op) {
       case 'head':
-        return { height: d.ledger.height(), floor: d.servedFloor() }
+        if (req.epoch !== undefined && !isInt(req.epoch))
+          throw invalid('epoch must be a non-negative integer')
+        return { height: d.ledger.height(), floor: d.servedFloor(req.epoch) }
       case 'vouch': {
         if (!isInt(req.height)) throw invalid('height must be a non-negative integer')
         const r = d.ledger.rootAt(req.height)
@@ -279,7 +291,7 @@ export class CatchUp {
       const state = d.vouch.current()
       const height = d.ledger.height()
       const r = d.ledger.rootAt(height)
-      if (state.lastIndex !== height || r === undefined || height === 0)
+      if (heightOf(state) !== height || r === undefined || height === 0)
         throw unavailable(`no snapshot at height ${height} (the committer is at ${state.lastIndex})`)
       const chunks: Uint8Array[] = []
       let bytes = 0
@@ -324,7 +336,8 @@ export class CatchUp {
       const heads = await Promise.all(
         peers.map(async (p) => {
           try {
-            const r = await d.wire.request(peerIdFromString(p), { op: 'head' }, d.signal())
+            const head = d.epoch === undefined ? { op: 'head' } : { op: 'head', epoch: d.epoch() }
+            const r = await d.wire.request(peerIdFromString(p), head, d.signal())
             return isInt(r.height) && isInt(r.floor)
               ? { peer: p, height: r.height, floor: r.floor }
               : undefined
@@ -441,7 +454,7 @@ export class CatchUp {
     )
       throw invalid('a malformed offer')
     const state = readState(o.state, d.maxCommittedRefs)
-    if (state.lastIndex !== o.height || state.lastTimestampMs !== o.timestampMs)
+    if (heightOf(state) !== o.height || state.lastTimestampMs !== o.timestampMs)
       throw invalid('the offered committer state is not at the offered height')
     // Every chunk carries the chain and the root (64 bytes): no more chunks than that allows.
     if (o.chunks === 0 || o.chunks > Math.ceil(o.bytes / 64))

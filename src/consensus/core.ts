@@ -221,6 +221,11 @@ export class Core {
     this.#poolBytes += tx.byteLength
   }
 
+  /** The transactions waiting in the pool, oldest first (a copy: an epoch change hands them on). */
+  poolTxs(): Uint8Array[] {
+    return [...this.#pool]
+  }
+
   /**
    * Add a vertex whose signature verified (vertex.ts), received from a peer or fetched.
    *

@@ -81,6 +81,11 @@ export class Fetcher {
   }
 
   /** The retry round: forget what arrived, take up what the DAG still misses, ask again. */
+  /** Forget every ref wanted (an epoch ended: its vertices are no longer wanted). */
+  clear(): void {
+    this.#wanted.clear()
+  }
+
   tick(): void {
     for (const [k, w] of this.#wanted) if (this.#d.held(w.ref)) this.#wanted.delete(k)
     this.want(this.#d.missing())

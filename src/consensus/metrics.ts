@@ -58,6 +58,17 @@ export function createConsensusMetrics(registry: Registry) {
       help: 'Validators seen signing two vertices for one round (evidence kept)',
       registers,
     }),
+    consensusEpoch: new Gauge({
+      name: 'nodus_consensus_epoch',
+      help: 'The consensus epoch this node runs (its committee: GET /dag/status)',
+      registers,
+    }),
+    consensusVerticesIgnored: new Counter({
+      name: 'nodus_consensus_vertices_ignored_total',
+      help: 'Vertices received and dropped without a report, by reason (older-epoch: a vertex of an epoch this node has left)',
+      labelNames: ['reason'],
+      registers,
+    }),
     consensusHalted: new Gauge({
       name: 'nodus_consensus_halted',
       help: '1 once the core halted (more than f equivocators, or two certified vertices in one slot), else 0',

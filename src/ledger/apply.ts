@@ -33,6 +33,14 @@ import {
   type TokenEntry,
   tokenKey,
 } from './codec.ts'
+import {
+  COMMITTEE_KEY,
+  decodeEpochState,
+  type EpochState,
+  encodeEpochState,
+  proposalKey,
+} from './committee.ts'
+import { propose, vote } from './epoch.ts'
 import { emptyMana, type ManaAccount, reconfigure, regenerate } from './mana.ts'
 import { bucketOf, hashBucket } from './root.ts'
 import { MAX_AMOUNT, NONCE_WINDOW, type TxBody, tokenId } from './tx.ts'
@@ -50,6 +58,11 @@ export type RefusalCode = Extract<
   | 'LEDGER_TX_TOKEN_EXISTS'
   | 'LEDGER_TX_OVER_CAPACITY'
   | 'LEDGER_TX_OVERFLOW'
+  | 'LEDGER_TX_NOT_MEMBER'
+  | 'LEDGER_TX_WRONG_EPOCH'
+  | 'LEDGER_TX_EPOCH_DECIDED'
+  | 'LEDGER_TX_PROPOSAL_UNKNOWN'
+  | 'LEDGER_TX_COMMITTEE_INVALID'
 >
 
 /** Prefix of the physical keys of state entries: `S` ‖ bucket (u16) ‖ logical key. */
@@ -73,11 +86,14 @@ export function bucketRange(b: number): { start: Uint8Array; end: Uint8Array } {
   return { start, end }
 }
 
-interface Slot<T> {
+/** One state entry of a batch's working set: read once, changed in place, written back if dirty. */
+export interface Slot<T> {
   logical: Uint8Array
   bucket: number
   value: T | undefined
   dirty: boolean
+  /** How the value is stored (absent: by the key's tag, {@link encodeSlot}). */
+  encode?: (value: T) => Uint8Array
 }
 
 const cacheKey = (b: Uint8Array): string =>
@@ -92,27 +108,51 @@ export class WorkingSet {
   readonly #slots = new Map<string, Slot<unknown>>()
   readonly config: LedgerConfig
   readonly supply: SupplyCounters
+  /** The batch's height (committee decisions record it). */
+  readonly height: number
+  /** The epoch this batch decided (its committee now the state's), if it did. */
+  decided: EpochState | undefined
   #supplyDirty = false
 
-  constructor(reader: OrderedReader, config: LedgerConfig) {
+  constructor(reader: OrderedReader, config: LedgerConfig, height = 0) {
     this.#reader = reader
     this.config = config
+    this.height = height
     const raw = reader.get(physicalKey(bucketOf(SUPPLY_KEY), SUPPLY_KEY))
     const supply = raw === undefined ? undefined : decodeSupply(raw)
     if (supply === undefined) throw new Error('ledger state has no supply counters')
     this.supply = supply
   }
 
-  #slot<T>(logical: Uint8Array, decode: (b: Uint8Array) => T | undefined): Slot<T> {
+  #slot<T>(
+    logical: Uint8Array,
+    decode: (b: Uint8Array) => T | undefined,
+    encode?: (value: T) => Uint8Array,
+  ): Slot<T> {
     const id = cacheKey(logical)
     let s = this.#slots.get(id) as Slot<T> | undefined
     if (s === undefined) {
       const bucket = bucketOf(logical)
       const raw = this.#reader.get(physicalKey(bucket, logical))
       s = { logical, bucket, value: raw === undefined ? undefined : decode(raw), dirty: false }
+      if (encode !== undefined) s.encode = encode
       this.#slots.set(id, s as Slot<unknown>)
     }
     return s
+  }
+
+  /** The committee entry (committee.ts); undefined in a ledger whose genesis has no committee. */
+  epoch(): Slot<EpochState> {
+    return this.#slot(COMMITTEE_KEY, decodeEpochState, encodeEpochState)
+  }
+
+  /** A pending committee proposal's stored bytes (committee.ts `encodeProposal`). */
+  proposal(hash: Uint8Array): Slot<Uint8Array> {
+    return this.#slot(
+      proposalKey(hash),
+      (b) => b,
+      (b) => b,
+    )
   }
 
   account(key: Uint8Array): Slot<AccountEntry> {
@@ -170,6 +210,7 @@ export class WorkingSet {
 
 function encodeSlot(s: Slot<unknown>): Uint8Array | undefined {
   if (s.value === undefined) return undefined
+  if (s.encode !== undefined) return s.encode(s.value)
   const tag = s.logical[0]
   if (tag === 0x01) return encodeAccount(s.value as AccountEntry)
   if (tag === 0x02) return encodeToken(s.value as TokenEntry)
@@ -317,6 +358,10 @@ function act(ws: WorkingSet, body: TxBody, nowMs: number): RefusalCode | undefin
       ws.count('clipped', clipped)
       return undefined
     }
+    case 'committee.propose':
+      return propose(ws, body)
+    case 'committee.vote':
+      return vote(ws, body, nowMs)
   }
 }
 

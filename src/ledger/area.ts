@@ -1,9 +1,11 @@
 /**
  * The ledger area (README.md): the {@link Ledger} of a federation on LMDB (`<dataDir>/ledger`),
  * started from the consensus genesis's `ledger` section (section.ts), fed the consensus area's
- * commits in order ({@link LedgerArea.applyAll}: one batch per commit, height = commit index, so the
- * last applied commit index is stored atomically with the batch it applied; commits queued together
- * go in one write).
+ * commits in order ({@link LedgerArea.applyAll}: one batch per commit, height = the epoch's `base` +
+ * commit index, so the last applied commit is stored atomically with the batch it applied; commits
+ * queued together go in one write). The batch that decides a committee change ends the epoch: the
+ * result says so (`decided`), and the consensus area switches to the next epoch's committee, whose
+ * commit indexes start again at 1 above that height (consensus README, "Epoch changes").
  *
  * A commit's transactions are those of its vertices in commit order, a transaction id kept once
  * (a second copy within the commit is dropped; a copy in a later commit is refused by its nonce and
@@ -15,6 +17,7 @@ import { NodusError } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
 import { VerifyPool } from '../crypto/index.ts'
 import { LmdbOrderedStore, MemoryOrderedStore, type OrderedStore } from '../kv/index.ts'
+import type { EpochState } from './committee.ts'
 import type { LedgerMetrics } from './metrics.ts'
 import type { LedgerOptions } from './options.ts'
 import { ledgerGenesisOf } from './section.ts'
@@ -24,6 +27,9 @@ import { decodeTx } from './tx.ts'
 
 /** A commit as the ledger takes it (a consensus `CommittedSubDag`'s fields it reads). */
 export interface LedgerCommit {
+  /** The consensus epoch that committed it; default: the ledger's current epoch. */
+  epoch?: number
+  /** Commit index within the epoch (from 1): ledger height = the epoch's `base` + index. */
   index: number
   timestampMs: number
   leader: { author: number; round: number; digest: Uint8Array }
@@ -62,15 +68,24 @@ export interface LedgerArea {
   readonly ledger: Ledger
   /** The signature pool of transactions (closed by this area's `afterStop`): others may share it. */
   readonly verifyPool: VerifyPool
-  /** The last commit index applied (0: genesis; 0 also before start). */
+  /** The last height applied (0: genesis; 0 also before start). */
   height(): number
-  /** Apply a commit (index = height + 1; lower: already applied, skipped). */
-  apply(commit: LedgerCommit): Promise<void>
   /**
-   * Apply consecutive commits (those at or below the height skipped) in one write: one LMDB
-   * transaction and sync for all of them, each its own height and root; listeners hear each.
+   * The committee of the current epoch (ledger `committee()`): its `epoch`, `base` (the height before
+   * its first commit), members, leader seed; undefined for a genesis without a committee or before start.
    */
-  applyAll(commits: readonly LedgerCommit[]): Promise<void>
+  epoch(): EpochState | undefined
+  /** Apply a commit ({@link LedgerArea.applyAll} of one). */
+  apply(commit: LedgerCommit): Promise<AppliedGroup>
+  /**
+   * Apply consecutive commits of the current epoch in one write (height = `base` + index; those at or
+   * below the height skipped): one LMDB transaction and sync for all of them, each its own height and
+   * root; listeners hear each. Commits of another epoch are not applied (an epoch that ended: the
+   * consensus area drops its later commits). The group stops at a batch that decides the next
+   * epoch: the result's `decided` is that epoch's committee, and later commits of the group are not
+   * applied.
+   */
+  applyAll(commits: readonly LedgerCommit[]): Promise<AppliedGroup>
   /**
    * Start checking (decode, signature) transactions of a vertex that arrived, so its commit finds
    * them checked. Keyed by the byte arrays themselves (a WeakMap): the commit must hand over the
@@ -105,6 +120,14 @@ export interface LedgerArea {
   start(): Promise<void>
   stop(): Promise<void>
   afterStop(): Promise<void>
+}
+
+/** What {@link LedgerArea.applyAll} did. */
+export interface AppliedGroup {
+  /** Commits applied (a prefix of those above the height). */
+  applied: number
+  /** The next epoch's committee, when the last commit applied decided it (the epoch ended there). */
+  decided?: EpochState
 }
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
@@ -171,20 +194,29 @@ export function createLedger(components: LedgerComponents, options: LedgerOption
     return txs
   }
 
-  const applyAll = async (commits: readonly LedgerCommit[]): Promise<void> => {
+  const applyAll = async (commits: readonly LedgerCommit[]): Promise<AppliedGroup> => {
     const l = open()
-    const todo = commits.filter((c) => c.index > l.height)
-    if (todo.length === 0) return
+    const epoch = l.committee()
+    const base = epoch?.base ?? 0
+    const current = epoch?.epoch ?? 0
+    const todo = commits.filter((c) => (c.epoch ?? current) === current && base + c.index > l.height)
+    if (todo.length === 0) return { applied: 0 }
     const group = await Promise.all(
       todo.map(async (c) => {
         const txs = txsOf(c)
         return {
-          batch: { height: c.index, timestampMs: c.timestampMs, txs },
+          batch: { height: base + c.index, timestampMs: c.timestampMs, txs },
           checked: await Promise.all(txs.map(checkOne)),
         }
       }),
     )
     const results = await l.applyBatches(group)
+    const decided = results.at(-1)?.decided
+    if (decided !== undefined)
+      log.info(
+        { height: results.at(-1)?.height, epoch: decided.epoch, members: decided.members.length },
+        'the committee changed: the epoch ends at this height',
+      )
     const appliedAtMs = components.clock.now()
     for (const [i, r] of results.entries()) {
       const commit = todo[i] as LedgerCommit
@@ -219,6 +251,7 @@ export function createLedger(components: LedgerComponents, options: LedgerOption
         }
       }
     }
+    return { applied: results.length, ...(decided === undefined ? {} : { decided }) }
   }
 
   const open = (): Ledger => {
@@ -233,6 +266,7 @@ export function createLedger(components: LedgerComponents, options: LedgerOption
     },
     verifyPool: pool,
     height: () => ledger?.height ?? 0,
+    epoch: () => ledger?.committee(),
     apply: (commit) => applyAll([commit]),
     applyAll,
     preverify(txs) {
@@ -311,7 +345,10 @@ export function createLedger(components: LedgerComponents, options: LedgerOption
       const store =
         components.createStore?.() ?? LmdbOrderedStore.open({ path: join(components.dataDir, 'ledger') })
       ledger = await Ledger.open({ store, metrics: components.metrics }, { genesis, options })
-      log.info({ height: ledger.height, root: hex(ledger.root) }, 'ledger open')
+      log.info(
+        { height: ledger.height, root: hex(ledger.root), epoch: ledger.committee()?.epoch },
+        'ledger open',
+      )
     },
     async start() {},
     async stop() {

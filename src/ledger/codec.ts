@@ -7,9 +7,11 @@
  * - `01 ‖ account(32)`: nonce u64, used-nonce bitmap u32, then the mana account (mana.ts): balance,
  *   capacity, regenPerSecond, lastUpdateMs u64, carry u16 (46 bytes);
  * - `02 ‖ token(32)`: issuer (32), supply u64, name (UTF-8);
- * - `03 ‖ token(32) ‖ holder(32)`: balance u64 (absent when zero).
+ * - `03 ‖ token(32) ‖ holder(32)`: balance u64 (absent when zero);
+ * - `00 "committee"` and `04 ‖ hash(32)`: the committee and pending proposals (committee.ts).
  */
 import * as dagCbor from '@ipld/dag-cbor'
+import { COMMITTEE_KEY, decodeEpochState, decodeProposal, PROPOSAL_TAG } from './committee.ts'
 import type { ManaAccount } from './mana.ts'
 
 export const CONFIG_KEY = Uint8Array.from([0x00, ...new TextEncoder().encode('config')])
@@ -209,6 +211,8 @@ export function validEntry(key: Uint8Array, value: Uint8Array): boolean {
   if (tag === BALANCE_TAG) return key.byteLength === 65 && decodeAmount(value) !== undefined
   if (Buffer.compare(key, CONFIG_KEY) === 0) return decodeConfig(value) !== undefined
   if (Buffer.compare(key, SUPPLY_KEY) === 0) return decodeSupply(value) !== undefined
+  if (tag === PROPOSAL_TAG) return key.byteLength === 33 && decodeProposal(value) !== undefined
+  if (Buffer.compare(key, COMMITTEE_KEY) === 0) return decodeEpochState(value) !== undefined
   return false
 }
 

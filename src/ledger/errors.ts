@@ -99,6 +99,31 @@ export const LEDGER_TX_ERRORS = defineErrors({
     what: 'a mint or transfer would lift a balance or a token’s supply above 2^53 − 1',
     fix: 'mint less; amounts are integers below 2^53',
   },
+  LEDGER_TX_NOT_MEMBER: {
+    status: 403,
+    what: 'a committee.propose or committee.vote not signed by a member of the current committee (or in a ledger without a committee)',
+    fix: 'sign with a current validator’s Ed25519 key (`nodus committee show` lists the members)',
+  },
+  LEDGER_TX_WRONG_EPOCH: {
+    status: 409,
+    what: 'a committee.propose or committee.vote names an epoch other than the current + 1, or follows a decision in the same commit (the next epoch has not started)',
+    fix: 'name the current epoch + 1 (`nodus committee show`); after a decision, wait for the new epoch',
+  },
+  LEDGER_TX_EPOCH_DECIDED: {
+    status: 409,
+    what: 'a committee.propose or committee.vote for an epoch whose committee is already decided: one decision per epoch',
+    fix: 'propose for the epoch after the current one (`nodus committee show`)',
+  },
+  LEDGER_TX_PROPOSAL_UNKNOWN: {
+    status: 404,
+    what: 'a committee.vote for a hash that no pending proposal has (never proposed, replaced by its proposer, or dropped at the last epoch change)',
+    fix: 'vote for a hash that `nodus committee show` lists as pending',
+  },
+  LEDGER_TX_COMMITTEE_INVALID: {
+    status: 400,
+    what: 'a committee.propose whose members do not fit the federation’s signature mode (hybrid: every member needs an ML-DSA-65 key; Ed25519: none may have one)',
+    fix: 'list the members with the keys the genesis’s signature mode needs',
+  },
 })
 
 declare module '../common/errors.ts' {

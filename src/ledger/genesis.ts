@@ -4,6 +4,7 @@
  * defines only its shape, its validation and the state entries it becomes.
  */
 import { NodusError } from '../common/errors.ts'
+import { type Fail, readInt } from '../crypto/index.ts'
 import {
   type AccountEntry,
   accountKey,
@@ -17,6 +18,14 @@ import {
   SUPPLY_KEY,
   tokenKey,
 } from './codec.ts'
+import {
+  COMMITTEE_KEY,
+  type CommitteeMember,
+  encodeEpochState,
+  initialEpochState,
+  plainMember,
+  readMembers,
+} from './committee.ts'
 import { KEY_BYTES, MAX_AMOUNT, MAX_MANA_CAPACITY, TOKEN_NAME_PATTERN, tokenId } from './tx.ts'
 
 /** Most accounts, tokens and token balances a genesis may list (each). */
@@ -52,6 +61,34 @@ export interface LedgerGenesis {
   manaAuthority?: Uint8Array
   accounts: readonly GenesisAccount[]
   tokens?: readonly GenesisToken[]
+  /**
+   * The first epoch's committee (the consensus genesis's members and leader seed): kept in the state
+   * so committee changes are ledger transactions (committee.ts). Absent: no committee transactions.
+   */
+  committee?: {
+    epoch: number
+    leaderSeed: Uint8Array
+    signatureMode: 'ed25519' | 'hybrid'
+    members: readonly CommitteeMember[]
+  }
+}
+
+/** The state entry of the genesis committee, validated as a proposal would be. */
+function committeeEntry(c: NonNullable<LedgerGenesis['committee']>, startMs: number): Uint8Array {
+  const fail: Fail = (message) => invalid(`committee: ${message}`)
+  if (typeof c !== 'object' || c === null) throw invalid('committee must be a map')
+  readInt(c.epoch, 'epoch', 0, 2 ** 32 - 1, fail)
+  if (!(c.leaderSeed instanceof Uint8Array) || c.leaderSeed.byteLength !== 32)
+    throw fail('leaderSeed must be 32 bytes')
+  if (c.signatureMode !== 'ed25519' && c.signatureMode !== 'hybrid')
+    throw fail('signatureMode must be ed25519 or hybrid')
+  const members = readMembers(
+    c.members.map((m) => plainMember(m)),
+    fail,
+  )
+  if (members.some((m) => (m.mldsa65 !== undefined) !== (c.signatureMode === 'hybrid')))
+    throw fail('members must have ML-DSA-65 keys exactly in hybrid mode')
+  return encodeEpochState(initialEpochState({ ...c, members, startMs }))
 }
 
 function invalid(reason: string): NodusError {
@@ -136,6 +173,7 @@ export function genesisEntries(g: LedgerGenesis): [Uint8Array, Uint8Array][] {
   const config =
     g.manaAuthority === undefined ? { chain: g.chain } : { chain: g.chain, manaAuthority: g.manaAuthority }
   out.push([CONFIG_KEY, encodeConfig(config)])
+  if (g.committee !== undefined) out.push([COMMITTEE_KEY, committeeEntry(g.committee, g.timestampMs)])
   out.push([SUPPLY_KEY, encodeSupply({ initial, regenerated: 0n, charged: 0n, clipped: 0n })])
   return out
 }

@@ -2,6 +2,7 @@
 export type { RefusalCode } from './apply.ts'
 export * from './area.ts'
 export type { AccountEntry, LedgerConfig, SupplyCounters, TokenEntry } from './codec.ts'
+export * from './committee.ts'
 export * from './errors.ts'
 export * from './genesis.ts'
 export * from './mana.ts'

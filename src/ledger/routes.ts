@@ -8,6 +8,8 @@
  * - `GET /ledger/accounts/:id` (64 hex digits) [`?token=ID`] → nonce, mana regenerated to the last
  *   commit, and the balance of `token` when asked; 404 `LEDGER_NOT_FOUND` for an unused account.
  * - `GET /ledger/tokens/:id` → issuer, name, supply.
+ * - `GET /ledger/committee` → the current epoch's committee and the pending proposals with vote counts
+ *   (ledger committee.ts); 404 `LEDGER_NOT_FOUND` without a committee.
  * - `GET /ledger` → height, root, timestamp, supply counters; `GET /ledger/roots/:height` → that height's root.
  * - `GET /ledger/commits` → server-sent events, one `commit` event per commit applied from now on
  *   (data: the ledger area's `AppliedCommit`); a client more than {@link SSE_MAX_QUEUED} events
@@ -18,6 +20,7 @@ import type { ApiRoutes } from '../api/index.ts'
 import { withDeadline } from '../common/abort.ts'
 import { NodusError } from '../common/errors.ts'
 import type { AppliedCommit, LedgerArea } from './area.ts'
+import { quorumOf } from './committee.ts'
 
 export interface LedgerRoutesDeps {
   ledger: LedgerArea | undefined
@@ -60,7 +63,8 @@ export function ledgerRoutes(deps: LedgerRoutesDeps): ApiRoutes {
           security: [{ bearer: [] }],
           body: {
             type: 'object',
-            properties: { tx: { type: 'string', minLength: 4, maxLength: 2048 } },
+            // base64 of a committee.propose (64 KiB, ledger committee.ts); every other kind is 1,024 bytes
+            properties: { tx: { type: 'string', minLength: 4, maxLength: 87_384 } },
             required: ['tx'],
           },
           querystring: { type: 'object', properties: { wait: { type: 'string', enum: ['commit'] } } },
@@ -98,6 +102,48 @@ export function ledgerRoutes(deps: LedgerRoutesDeps): ApiRoutes {
           root: hex(l.root),
           timestampMs: l.timestampMs,
           supply: Object.fromEntries(Object.entries(s).map(([k, v]) => [k, String(v)])),
+        }
+      },
+    )
+    r.get(
+      '/ledger/committee',
+      {
+        schema: {
+          tags: ['ledger'],
+          summary:
+            'The current epoch’s committee (members, base height, leader seed, params) and the pending proposals with their votes',
+        },
+      },
+      async () => {
+        const l = on(deps.ledger).ledger
+        const c = l.committee()
+        if (c === undefined)
+          throw new NodusError('LEDGER_NOT_FOUND', 'this ledger’s genesis has no committee')
+        const member = (m: (typeof c.members)[number]) => ({
+          ed25519: hex(m.ed25519),
+          ...(m.name === undefined ? {} : { name: m.name }),
+          ...(m.mldsa65 === undefined ? {} : { mldsa65: hex(m.mldsa65) }),
+        })
+        return {
+          epoch: c.epoch,
+          base: c.base,
+          startMs: c.startMs,
+          leaderSeed: hex(c.leaderSeed),
+          signatureMode: c.signatureMode,
+          quorum: quorumOf(c.members.length),
+          params: c.params,
+          members: c.members.map(member),
+          proposals: c.proposals.map((p) => {
+            const body = l.proposal(p.hash)
+            return {
+              hash: hex(p.hash),
+              proposer: p.proposer,
+              votes: c.votes.filter((v) => v !== null && Buffer.compare(v, p.hash) === 0).length,
+              epoch: body?.epoch,
+              members: body?.members.map(member) ?? [],
+              params: body?.params ?? {},
+            }
+          }),
         }
       },
     )

@@ -37,13 +37,21 @@ function map(v: unknown, what: string): Record<string, unknown> {
 
 /**
  * The ledger genesis of a consensus genesis: `chain` its id (32 bytes), `timestampMs` its
- * `createdAtMs`, the rest from its `ledger` section (module doc). Amounts are checked later by
+ * `createdAtMs`, `committee` its epoch, leader seed, signature mode and members (when the body has
+ * them: the committee as ledger state, committee.ts), the rest from its `ledger` section (module doc). Amounts are checked later by
  * `genesisEntries` (Ledger.open).
  * @throws NodusError `LEDGER_GENESIS_INVALID` on a malformed section
  */
 export function ledgerGenesisOf(g: {
   id: Uint8Array
-  body: { createdAtMs: number; ledger: Record<string, unknown> }
+  body: {
+    createdAtMs: number
+    ledger: Record<string, unknown>
+    epoch?: number
+    leaderSeed?: Uint8Array
+    signatureMode?: 'ed25519' | 'hybrid'
+    members?: readonly { ed25519: Uint8Array; mldsa65?: Uint8Array; name?: string }[]
+  }
 }): LedgerGenesis {
   const s = map(g.body.ledger, 'ledger')
   const accounts = list(s.accounts, 'accounts').map((raw, i) => {
@@ -66,11 +74,24 @@ export function ledgerGenesisOf(g: {
       }),
     }
   })
+  const b = g.body
+  const committee =
+    b.members === undefined || b.leaderSeed === undefined
+      ? {}
+      : {
+          committee: {
+            epoch: b.epoch ?? 0,
+            leaderSeed: b.leaderSeed,
+            signatureMode: b.signatureMode ?? 'ed25519',
+            members: b.members,
+          },
+        }
   return {
     chain: g.id,
     timestampMs: g.body.createdAtMs,
     accounts,
     tokens,
+    ...committee,
     ...(s.manaAuthority === undefined ? {} : { manaAuthority: key(s.manaAuthority, 'manaAuthority') }),
   }
 }

@@ -36,6 +36,14 @@ import {
   type TokenEntry,
   tokenKey,
 } from './codec.ts'
+import {
+  COMMITTEE_KEY,
+  type CommitteeProposal,
+  decodeEpochState,
+  decodeProposal,
+  type EpochState,
+  proposalKey,
+} from './committee.ts'
 import { genesisEntries, type LedgerGenesis } from './genesis.ts'
 import { type ManaAccount, manaAt } from './mana.ts'
 import type { LedgerMetrics } from './metrics.ts'
@@ -78,6 +86,11 @@ export interface BatchResult {
   root: Uint8Array
   /** One per transaction, in order. */
   outcomes: TxOutcome[]
+  /**
+   * The epoch this batch decided (committee.ts): its committee is the state's from the next height on,
+   * and the batch is the last of the epoch before it.
+   */
+  decided?: EpochState
 }
 
 /** An account as read: its next nonce and its mana regenerated to the last commit time. */
@@ -315,7 +328,8 @@ export class Ledger {
    * before the group or at its last. Calls are serialized in call order with {@link applyBatch}.
    *
    * @param group - batches of heights {@link Ledger.height} + 1, + 2, …, each optionally `checked`
-   * @returns one result per batch, in order
+   * @returns one result per batch applied, in order: the group stops after a batch that decides the
+   *   next epoch (`decided`; committee.ts), as the rest belongs to the epoch that ended
    * @throws as {@link applyBatch} (nothing of the group changes)
    */
   applyBatches(
@@ -362,7 +376,7 @@ export class Ledger {
         const out: BatchResult[] = []
         for (const [i, { batch }] of group.entries()) {
           const now = batch.timestampMs
-          const ws = new WorkingSet(w, this.config)
+          const ws = new WorkingSet(w, this.config, batch.height)
           const outcomes: TxOutcome[] = (checkedAll[i] as readonly CheckedTx[]).map((c) => {
             if (c.tx === undefined) return { id: c.id, code: c.refusal }
             const code = applyTx(ws, c.tx.body, now)
@@ -376,7 +390,13 @@ export class Ledger {
             { height: batch.height, timestampMs: now, root: update.root },
             this.#options.rootsKept,
           )
-          out.push({ height: batch.height, timestampMs: now, root: update.root, outcomes })
+          const r: BatchResult = { height: batch.height, timestampMs: now, root: update.root, outcomes }
+          out.push(r)
+          if (ws.decided !== undefined) {
+            // The epoch ends here: later batches of the group belong to it and are not applied.
+            r.decided = ws.decided
+            break
+          }
         }
         return out
       })
@@ -417,6 +437,22 @@ export class Ledger {
   tokenBalance(token: Uint8Array, holder: Uint8Array): number {
     const raw = this.#get(balanceKey(token, holder))
     return (raw === undefined ? undefined : decodeAmount(raw)) ?? 0
+  }
+
+  /**
+   * The committee of the current epoch and the change in progress (committee.ts), as of the last
+   * batch; undefined when the genesis had no committee.
+   */
+  committee(): EpochState | undefined {
+    const raw = this.#get(COMMITTEE_KEY)
+    return raw === undefined ? undefined : decodeEpochState(raw)
+  }
+
+  /** A pending committee proposal by its 32-byte hash, or undefined. */
+  proposal(hash: Uint8Array): CommitteeProposal | undefined {
+    if (!(hash instanceof Uint8Array) || hash.byteLength !== 32) return undefined
+    const raw = this.#get(proposalKey(hash))
+    return raw === undefined ? undefined : decodeProposal(raw)
   }
 
   /** The mana supply counters as of the last batch (the sum of balances, before lazy regeneration). */

@@ -41,6 +41,15 @@ import {
   type SignatureCheck,
   SignatureVerifier,
 } from '../crypto/index.ts'
+import {
+  type CommitteeMember,
+  type ConsensusParams,
+  MAX_COMMITTEE_TX_BYTES,
+  plainMember,
+  plainParams,
+  readMembers,
+  readParams,
+} from './committee.ts'
 
 /** The signing domain: signed, never sent; a new envelope version is a new domain. */
 export const TX_DOMAIN = 'nodus/ledger-tx/v1'
@@ -79,9 +88,25 @@ export type TxAction =
    * the new capacity is cut to it). Governance replaces this authority later.
    */
   | { kind: 'mana.configure'; account: Uint8Array; capacity: number; regenPerSecond: number }
+  /**
+   * A current committee member only: the committee of `epoch` (the current + 1), in index order, and
+   * the consensus parameters it changes (committee.ts). Up to {@link MAX_COMMITTEE_TX_BYTES}.
+   */
+  | { kind: 'committee.propose'; epoch: number; members: CommitteeMember[]; params?: ConsensusParams }
+  /** A current committee member only: its vote for the pending proposal `proposal` (32-byte hash) of `epoch`. */
+  | { kind: 'committee.vote'; epoch: number; proposal: Uint8Array }
 
 /** The kinds, for checks and docs. */
-export const TX_KINDS = ['transfer', 'mint', 'burn', 'token.create', 'charge', 'mana.configure'] as const
+export const TX_KINDS = [
+  'transfer',
+  'mint',
+  'burn',
+  'token.create',
+  'charge',
+  'mana.configure',
+  'committee.propose',
+  'committee.vote',
+] as const
 export type TxKind = TxAction['kind']
 
 /** A transaction's body: who, for which federation, which nonce, and what. */
@@ -123,6 +148,8 @@ const KIND_KEYS: Record<TxKind, { required: readonly string[]; optional: readonl
   'token.create': { required: ['name'], optional: [] },
   charge: { required: ['purpose', 'amount'], optional: ['ref'] },
   'mana.configure': { required: ['account', 'capacity', 'regenPerSecond'], optional: [] },
+  'committee.propose': { required: ['epoch', 'members'], optional: ['params'] },
+  'committee.vote': { required: ['epoch', 'proposal'], optional: [] },
 }
 
 /** The id of the token `name` of `issuer`: BLAKE3-256(`nodus/ledger-token/v1` ‖ issuer ‖ name). */
@@ -186,6 +213,21 @@ function readAction(b: Record<string, unknown>): TxAction {
         capacity: readInt(b.capacity, 'capacity', 0, MAX_MANA_CAPACITY, fail),
         regenPerSecond: readInt(b.regenPerSecond, 'regenPerSecond', 0, MAX_MANA_CAPACITY, fail),
       }
+    case 'committee.propose': {
+      const a: TxAction = {
+        kind: 'committee.propose',
+        epoch: readInt(b.epoch, 'epoch', 1, 2 ** 32 - 1, fail),
+        members: readMembers(b.members, fail),
+      }
+      if (b.params !== undefined) a.params = readParams(b.params, fail)
+      return a
+    }
+    case 'committee.vote':
+      return {
+        kind: 'committee.vote',
+        epoch: readInt(b.epoch, 'epoch', 1, 2 ** 32 - 1, fail),
+        proposal: readKey(b.proposal, 'proposal'),
+      }
   }
 }
 
@@ -193,6 +235,10 @@ function readAction(b: Record<string, unknown>): TxAction {
 function encodeBody(body: TxBody): Record<string, unknown> {
   const m: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(body)) if (v !== undefined) m[k] = v
+  if (body.kind === 'committee.propose') {
+    m.members = body.members.map(plainMember)
+    if (body.params !== undefined) m.params = plainParams(body.params)
+  }
   return m
 }
 
@@ -207,12 +253,13 @@ export function txSigningBytes(bodyBytes: Uint8Array): Uint8Array {
  * fields; its id computed. The signature is not checked: pass the result to {@link verifyTx} or a pool.
  * The chain id is not compared here (the ledger refuses another chain's transactions as an outcome).
  *
- * @param bytes - the envelope, at most {@link MAX_TX_BYTES}
+ * @param bytes - the envelope, at most {@link MAX_TX_BYTES} ({@link MAX_COMMITTEE_TX_BYTES} for a
+ *   `committee.propose`)
  * @throws NodusError `LEDGER_TX_INVALID` (peerAction `reject`; `details.reason` names the field)
  */
 export function decodeTx(bytes: Uint8Array): DecodedTx {
   if (!(bytes instanceof Uint8Array)) throw fail('not bytes')
-  if (bytes.byteLength > MAX_TX_BYTES) throw fail(`more than ${MAX_TX_BYTES} bytes`)
+  if (bytes.byteLength > MAX_COMMITTEE_TX_BYTES) throw fail(`more than ${MAX_COMMITTEE_TX_BYTES} bytes`)
   let env: unknown
   let raw: unknown
   try {
@@ -237,6 +284,8 @@ export function decodeTx(bytes: Uint8Array): DecodedTx {
   const from = readKey(b.from, 'from')
   const nonce = readInt(b.nonce, 'nonce', 0, Number.MAX_SAFE_INTEGER, fail)
   const body = { v: TX_VERSION, chain, from, nonce, ...readAction(b) } as TxBody
+  if (bytes.byteLength > MAX_TX_BYTES && body.kind !== 'committee.propose')
+    throw fail(`more than ${MAX_TX_BYTES} bytes`)
   const check: SignatureCheck = {
     scheme: 'ed25519',
     publicKey: from,

@@ -10,7 +10,10 @@ import type { Clock } from '../common/clock.ts'
 import { NodusError } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
 import { BulkChannel, type BulkHandler, DEFAULT_BULK_OPTIONS } from './bulk.ts'
+import { describeConnection } from './connections.ts'
+import { DiversityGater, type GaterRefusal } from './gater.ts'
 import { createHost, DEFAULT_HOST_OPTIONS, type HostHooks, type NodusLibp2p } from './host.ts'
+import { reachabilityOf } from './reachability.ts'
 
 /** What the net area needs from the trust area's peer actions. */
 export interface NetPeerPolicy {
@@ -38,6 +41,14 @@ export interface NetComponents {
   pubsub?: Partial<GossipsubOpts> | undefined
   /** Extra kad-dht record namespaces (the messaging area's key records): {@link HostHooks.dhtRecords}. */
   dhtRecords?: HostHooks['dhtRecords']
+  /** The net metrics it counts into (IP-diversity refusals); absent: not counted. */
+  metrics?: NetAreaMetrics | undefined
+}
+
+/** The counters of the net area's metrics (metrics.ts) that {@link createNet} increments. */
+export interface NetAreaMetrics {
+  gaterRefused: { inc(labels: { reason: GaterRefusal }): void }
+  routingTableRefused: { inc(): void }
 }
 
 /** The `net.*` keys of the node's config (docs/CONFIG.md) that {@link createNet} reads. */
@@ -49,6 +60,23 @@ export interface NetAreaOptions {
   encrypter: 'noise' | 'tls'
   bulk: 'on' | 'off'
   bulkPort: number
+  gaterMaxPerIp: number
+  gaterMaxPerSubnet24: number
+  gaterMaxPerSubnet16: number
+  gaterMaxPerSubnet64: number
+  gaterMaxPerSubnet48: number
+  gaterJoinsPerMinute: number
+  gaterExempt: readonly string[]
+  dhtMaxPerSubnet: number
+  relays: readonly string[]
+  relayServer: 'auto' | 'on' | 'off'
+  relayMaxReservations: number
+  relayDataLimitBytes: number
+  relayDurationLimitMs: number
+  relayReservationTtlMs: number
+  autonat: 'on' | 'off'
+  dcutr: 'on' | 'off'
+  upnp: 'on' | 'off'
 }
 
 /** The net area's public services. */
@@ -91,11 +119,38 @@ function portInUse(err: unknown, what: string): unknown {
 export async function createNet(components: NetComponents, options: NetAreaOptions): Promise<Net> {
   const { peers } = components
   const log = components.logger.child({ area: 'net' })
+  const gater = new DiversityGater(
+    {
+      perIp: options.gaterMaxPerIp,
+      perSubnet24: options.gaterMaxPerSubnet24,
+      perSubnet16: options.gaterMaxPerSubnet16,
+      perSubnet64: options.gaterMaxPerSubnet64,
+      perSubnet48: options.gaterMaxPerSubnet48,
+      joinsPerMinute: options.gaterJoinsPerMinute,
+      exempt: options.gaterExempt,
+    },
+    {
+      clock: components.clock,
+      logger: log,
+      refused: (reason) => components.metrics?.gaterRefused.inc({ reason }),
+    },
+  )
+  let libp2pRef: NodusLibp2p | undefined
   const libp2p = await createHost(
     components.privateKey,
     {
       ...DEFAULT_HOST_OPTIONS,
-      listen: [...options.listen],
+      // A configured relay is listened on as `<relay>/p2p-circuit`: the circuit relay transport reserves
+      // a slot there and the node announces the relayed address.
+      listen: [...options.listen, ...options.relays.map((r) => `${r.replace(/\/$/, '')}/p2p-circuit`)],
+      relayServer: options.relayServer,
+      relayMaxReservations: options.relayMaxReservations,
+      relayDataLimitBytes: options.relayDataLimitBytes,
+      relayDurationLimitMs: options.relayDurationLimitMs,
+      relayReservationTtlMs: options.relayReservationTtlMs,
+      autonat: options.autonat === 'on',
+      dcutr: options.dcutr === 'on',
+      upnp: options.upnp === 'on',
       dhtProtocol: options.dhtProtocol,
       maxConnections: options.maxConnections,
       encrypter: options.encrypter,
@@ -104,8 +159,15 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
       isBanned: (peer) => peers.isBanned(peer),
       pubsub: components.pubsub,
       dhtRecords: components.dhtRecords,
+      reachability: () => reachabilityOf(libp2pRef?.getMultiaddrs().map((m) => m.toString()) ?? []),
+      diversity: {
+        gater,
+        dhtMaxPerSubnet: options.dhtMaxPerSubnet,
+        onTableRefused: () => components.metrics?.routingTableRefused.inc(),
+      },
     },
   )
+  libp2pRef = libp2p
   peers.onDisconnect(async (peer) => {
     await libp2p.hangUp(peerIdFromString(peer))
   })
@@ -127,10 +189,14 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
             dialProtocol: (peer, protocol, o) => libp2p.dialProtocol(peer, protocol, o),
             remoteHost: (peer) => {
               for (const c of libp2p.getConnections(peer)) {
-                if (c.status !== 'open') continue
-                // Only a direct IP connection (not a relay or memory address) leads to the peer's host.
+                if (c.status !== 'open' || describeConnection(c).relayed) continue
+                // Only a direct IP connection (TCP, QUIC or WebSockets; not a relay, whose first address
+                // is the relay's, nor a memory address) leads to the peer's host.
                 const [first, second] = c.remoteAddr.getComponents()
-                if ((first?.name === 'ip4' || first?.name === 'ip6') && second?.name === 'tcp')
+                if (
+                  (first?.name === 'ip4' || first?.name === 'ip6') &&
+                  (second?.name === 'tcp' || second?.name === 'udp')
+                )
                   return first.value
               }
               return undefined

@@ -1,15 +1,24 @@
 import { noise } from '@chainsafe/libp2p-noise'
+import { type QuicComponents, quic } from '@chainsafe/libp2p-quic'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { autoNAT } from '@libp2p/autonat'
+import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { dcutr } from '@libp2p/dcutr'
 import { type GossipSub, type GossipsubOpts, gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
-import type { ConnectionEncrypter, ConnectionGater, PeerId, PrivateKey } from '@libp2p/interface'
+import type { ConnectionEncrypter, ConnectionGater, PeerId, PrivateKey, Transport } from '@libp2p/interface'
 import { type KadDHT, kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { type Ping, ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import type { TLSComponents } from '@libp2p/tls'
+import { uPnPNAT } from '@libp2p/upnp-nat'
+import { webSockets } from '@libp2p/websockets'
 import { createLibp2p, type Libp2p } from 'libp2p'
+import { isCircuitAddr } from './connections.ts'
+import type { DiversityGater } from './gater.ts'
+import { ipOfAddr } from './gater.ts'
 import { useMultihashProviderKeys } from './kad-providers.ts'
-import { useKademliaSplitting } from './kad-table.ts'
+import { useKademliaSplitting, useSubnetCap } from './kad-table.ts'
 
 /**
  * @libp2p/tls, offered under its protocol id but loaded on the first TLS handshake: with its X.509 and
@@ -33,9 +42,57 @@ function lazyTls(): (components: TLSComponents) => ConnectionEncrypter {
   }
 }
 
+/**
+ * QUIC (@chainsafe/libp2p-quic) whose dials give up after `handshakeMs`. Its native dial does not
+ * apply `handshakeTimeout` to an address where nothing answers (UDP has no connection refused) nor
+ * read the dial's signal, so a dial to a stopped peer's QUIC address otherwise waits out the idle
+ * timeout (10 s) while TCP fails at once. A connection completing after the deadline is closed.
+ */
+function quicWithDialDeadline(handshakeMs: number): (components: QuicComponents) => Transport {
+  const factory = quic({ handshakeTimeout: handshakeMs })
+  return (components) => {
+    const transport = factory(components)
+    const dial = transport.dial.bind(transport)
+    transport.dial = async (ma, options) => {
+      const pending = dial(ma, options)
+      const deadline = AbortSignal.any([
+        AbortSignal.timeout(handshakeMs),
+        ...(options.signal === undefined ? [] : [options.signal]),
+      ])
+      let onAbort = (): void => {}
+      const aborted = new Promise<never>((_, reject) => {
+        onAbort = () =>
+          reject(
+            options.signal?.aborted === true
+              ? options.signal.reason
+              : new Error(`QUIC handshake with ${ma.toString()} did not complete in ${handshakeMs} ms`),
+          )
+        if (deadline.aborted) onAbort()
+        else deadline.addEventListener('abort', onAbort, { once: true })
+      })
+      try {
+        return await Promise.race([pending, aborted])
+      } catch (err) {
+        pending.then(
+          (c) => c.abort(err instanceof Error ? err : new Error(String(err))),
+          () => {},
+        )
+        throw err
+      } finally {
+        deadline.removeEventListener('abort', onAbort)
+      }
+    }
+    return transport
+  }
+}
+
 /** Options for the libp2p host. Times in milliseconds. */
 export interface HostOptions {
-  /** Multiaddrs to listen on. Default `['/ip4/127.0.0.1/tcp/0']`. */
+  /**
+   * Multiaddrs to listen on: TCP (`/ip4/H/tcp/N`), QUIC (`/ip4/H/udp/N/quic-v1`), WebSockets
+   * (`/ip4/H/tcp/N/ws`), the same with `/ip6/`, and relay reservations (`/p2p/RELAY/p2p-circuit`).
+   * Default {@link DEFAULT_LISTEN}: TCP and QUIC on loopback, any free ports.
+   */
   listen: string[]
   /** Kademlia protocol id. Default `/nodus/kad/1.0.0`; `/ipfs/kad/1.0.0` speaks to standard libp2p peers. */
   dhtProtocol: string
@@ -67,6 +124,31 @@ export interface HostOptions {
    * under the chaos workload, where connections come and go, TLS completed 76 puts against Noise's 105.
    */
   encrypter: 'noise' | 'tls'
+  /**
+   * QUIC handshake timeout in ms (@chainsafe/libp2p-quic `handshakeTimeout`, its default 5,000).
+   * Default 3,000: UDP has no connection refused, so a dial to a stopped peer's QUIC address waits this
+   * long; at 200 ms RTT the 1-RTT handshake has room for several retransmissions.
+   */
+  quicHandshakeTimeoutMs: number
+  /**
+   * Serve circuit relay v2 (@libp2p/circuit-relay-v2): `on`; `auto` (default) serves reservations only
+   * while {@link HostHooks.reachability} says `public`; `off` registers no relay service.
+   */
+  relayServer: 'auto' | 'on' | 'off'
+  /** Relay: reservations held at once. Default 15 (circuit-relay-v2's). */
+  relayMaxReservations: number
+  /** Relay: bytes each relayed connection may carry (each way) before the relay closes it. Default 128 KiB. */
+  relayDataLimitBytes: number
+  /** Relay: how long a relayed connection may last, ms. Default 120,000 (2 min). */
+  relayDurationLimitMs: number
+  /** Relay: how long a reservation lasts before it must be renewed, ms. Default 7,200,000 (2 h). */
+  relayReservationTtlMs: number
+  /** AutoNAT v1 (@libp2p/autonat): ask peers to dial our public addresses back. Default true. */
+  autonat: boolean
+  /** DCUtR (@libp2p/dcutr): hole-punch relayed connections into direct ones. Default true. */
+  dcutr: boolean
+  /** UPnP IGD port mapping on the home router (@libp2p/upnp-nat). Default false. */
+  upnp: boolean
 }
 
 /**
@@ -81,8 +163,18 @@ export function connectionMonitorInit(
     : { enabled: false }
 }
 
+/**
+ * The default listen addresses: TCP and QUIC on loopback, each on any free port. A node with a fixed
+ * port uses the same number for both (`/ip4/0.0.0.0/tcp/4001` and `/ip4/0.0.0.0/udp/4001/quic-v1`):
+ * TCP and UDP ports are separate spaces, so one number serves both and one firewall rule names both.
+ */
+export const DEFAULT_LISTEN: readonly string[] = Object.freeze([
+  '/ip4/127.0.0.1/tcp/0',
+  '/ip4/127.0.0.1/udp/0/quic-v1',
+])
+
 export const DEFAULT_HOST_OPTIONS: Readonly<HostOptions> = Object.freeze({
-  listen: ['/ip4/127.0.0.1/tcp/0'],
+  listen: [...DEFAULT_LISTEN],
   dhtProtocol: '/nodus/kad/1.0.0',
   dhtAllowPrivateAddresses: true,
   maxConnections: 300,
@@ -91,6 +183,15 @@ export const DEFAULT_HOST_OPTIONS: Readonly<HostOptions> = Object.freeze({
   dhtKBucketSize: 20,
   dhtPrefixLength: 6,
   encrypter: 'noise',
+  quicHandshakeTimeoutMs: 3_000,
+  relayServer: 'auto',
+  relayMaxReservations: 15,
+  relayDataLimitBytes: 128 * 1024,
+  relayDurationLimitMs: 120_000,
+  relayReservationTtlMs: 7_200_000,
+  autonat: true,
+  dcutr: true,
+  upnp: false,
 })
 
 /** The libp2p host: its `pubsub` service is there when {@link HostHooks.pubsub} was given. */
@@ -115,6 +216,15 @@ export interface HostHooks {
         validators: Record<string, (key: Uint8Array, value: Uint8Array) => void | Promise<void>>
         selectors: Record<string, (key: Uint8Array, records: Uint8Array[]) => number>
       }
+    | undefined
+  /**
+   * IP-diversity limits (gater.ts): inbound connections past its per-IP, per-subnet or join-rate
+   * limits are refused, and each k-bucket holds at most `dhtMaxPerSubnet` contacts of one /24 (/64).
+   */
+  /** This node's reachability (reachability.ts): `relayServer: 'auto'` serves reservations only when `public`. */
+  reachability?: (() => string) | undefined
+  diversity?:
+    | { gater: DiversityGater; dhtMaxPerSubnet: number; onTableRefused?: (() => void) | undefined }
     | undefined
 }
 
@@ -149,12 +259,29 @@ export async function createHost(
   hooks: HostHooks = {},
 ): Promise<NodusLibp2p> {
   const isBanned = hooks.isBanned
+  const diversity = hooks.diversity
+  const connectionGater: ConnectionGater = {
+    ...(isBanned === undefined ? {} : bannedPeerGater((p) => isBanned(p))),
+    ...(diversity === undefined ? {} : { denyInboundConnection: diversity.gater.denyInboundConnection }),
+    // `auto`: a relay only for nodes others can reach directly (go-libp2p's rule for its relay service).
+    ...(options.relayServer === 'auto'
+      ? { denyInboundRelayReservation: () => hooks.reachability?.() !== 'public' }
+      : {}),
+  }
   const node = await createLibp2p({
     privateKey,
     start: false,
-    ...(isBanned === undefined ? {} : { connectionGater: bannedPeerGater((p) => isBanned(p)) }),
+    connectionGater,
     addresses: { listen: options.listen },
-    transports: [tcp()],
+    // TCP and WebSockets are upgraded with Noise/TLS and yamux; QUIC brings its own TLS 1.3 and
+    // streams (no receive-side backpressure: ../shared/NOTES-libp2p.md, trap 2). The circuit relay
+    // transport dials `/p2p-circuit` addresses and, for listen addresses naming a relay, reserves a slot.
+    transports: [
+      tcp(),
+      quicWithDialDeadline(options.quicHandshakeTimeoutMs),
+      webSockets(),
+      circuitRelayTransport(),
+    ],
     connectionEncrypters: options.encrypter === 'tls' ? [lazyTls(), noise()] : [noise(), lazyTls()],
     streamMuxers: [
       yamux({
@@ -188,6 +315,22 @@ export async function createHost(
         ...(options.dhtAllowPrivateAddresses ? { peerInfoMapper: passthroughMapper } : {}),
       }),
       ...(hooks.pubsub === undefined ? {} : { pubsub: gossipsub(hooks.pubsub) }),
+      ...(options.autonat ? { autonat: autoNAT() } : {}),
+      ...(options.dcutr ? { dcutr: dcutr() } : {}),
+      ...(options.upnp ? { upnp: uPnPNAT() } : {}),
+      ...(options.relayServer === 'off'
+        ? {}
+        : {
+            relay: circuitRelayServer({
+              reservations: {
+                maxReservations: options.relayMaxReservations,
+                applyDefaultLimit: true,
+                defaultDataLimit: BigInt(options.relayDataLimitBytes),
+                defaultDurationLimit: options.relayDurationLimitMs,
+                reservationTtl: options.relayReservationTtlMs,
+              },
+            }),
+          }),
     },
   })
   // Kademlia splitting toward the node's own ID (kad-table.ts); kad-dht's default trie stops at depth
@@ -195,5 +338,26 @@ export async function createHost(
   useKademliaSplitting(node.services.dht)
   // kad-dht 16 refuses provider records keyed by a non-SHA2-256 multihash (kad-providers.ts).
   useMultihashProviderKeys(node.services.dht)
+  if (diversity !== undefined) {
+    // At most dhtMaxPerSubnet contacts of one /24 (/64) per k-bucket; the subnet is that of the peer's
+    // direct connection, else of its first known direct address.
+    useSubnetCap(node.services.dht, {
+      perBucket: diversity.dhtMaxPerSubnet,
+      onRefused: diversity.onTableRefused,
+      subnetOf: async (peer) => {
+        const id = peer as PeerId
+        const addrs = node.getConnections(id).map((c) => c.remoteAddr.toString())
+        if (addrs.length === 0) {
+          const known = await node.peerStore.get(id).catch(() => undefined)
+          for (const a of known?.addresses ?? []) addrs.push(a.multiaddr.toString())
+        }
+        const ip = addrs
+          .filter((a) => !isCircuitAddr(a))
+          .map(ipOfAddr)
+          .find((x) => x !== undefined)
+        return ip === undefined ? undefined : diversity.gater.subnetOf(ip)
+      },
+    })
+  }
   return node
 }

@@ -89,3 +89,86 @@ export function routingTableShape(dht: unknown): { depth: number; peers: number;
   walk(kb.root, 0)
   return out
 }
+
+/** What {@link useSubnetCap} needs. */
+export interface SubnetCapOptions {
+  /** Most contacts of one subnet in one k-bucket. */
+  perBucket: number
+  /**
+   * The subnet key of a peer (IPv4 /24 or IPv6 /64, gater.ts `subnetKeys().narrow`), from its
+   * connection or its known addresses; undefined when unknown or exempt (then it is not capped).
+   */
+  subnetOf(peer: { toString(): string }): Promise<string | undefined> | string | undefined
+  /** Called when a contact is kept out of a bucket (the metric). */
+  onRefused?: (() => void) | undefined
+}
+
+interface BucketPeer {
+  peerId: { toString(): string }
+  kadId: Uint8Array
+}
+
+/**
+ * Cap the contacts of one subnet in each k-bucket of a kad-dht 16 routing table (Saorsa Core's
+ * IP-diversity rule against eclipse attacks: an attacker with one /24 cannot fill a bucket). kad-dht's
+ * `KBucket.add(peerId)` is wrapped to look up the peer's subnet first, and `_add(peer)` (called again
+ * after each split) to refuse the contact when its leaf bucket already holds `perBucket` contacts of
+ * that subnet. Private members of kad-dht 16.x, as {@link useKademliaSplitting}: false (unchanged) when
+ * the table has another shape. Idempotent.
+ */
+export function useSubnetCap(dht: unknown, options: SubnetCapOptions): boolean {
+  const kb = kbucketOf(dht) as
+    | (KBucketInternals & {
+        add?: (peerId: unknown, o?: unknown) => Promise<void>
+        _add?: (peer: BucketPeer, o?: unknown) => Promise<void>
+      })
+    | undefined
+  if (kb === undefined || typeof kb.add !== 'function' || typeof kb._add !== 'function') return false
+  if ((kb as { __nodusSubnetCap?: boolean }).__nodusSubnetCap === true) return true
+  /** Subnet of every contact looked up (bounded: rebuilt from the table when it grows past 4096). */
+  const subnets = new Map<string, string | undefined>()
+  const add = kb.add.bind(kb)
+  const addToBucket = kb._add.bind(kb)
+  kb.add = async (peerId, o) => {
+    const key = String(peerId)
+    if (!subnets.has(key)) {
+      if (subnets.size >= 4096) {
+        const inTable = new Set(allPeers(kb).map((p) => p.peerId.toString()))
+        for (const k of subnets.keys()) if (!inTable.has(k)) subnets.delete(k)
+      }
+      subnets.set(key, await options.subnetOf(peerId as { toString(): string }))
+    }
+    await add(peerId, o)
+  }
+  kb._add = async (peer, o) => {
+    const subnet = subnets.get(peer.peerId.toString())
+    if (subnet !== undefined) {
+      const bucket = kb._determineBucket(peer.kadId) as { peers?: BucketPeer[] }
+      const peers = bucket.peers ?? []
+      const self = peer.peerId.toString()
+      if (!peers.some((p) => p.peerId.toString() === self)) {
+        let same = 0
+        for (const p of peers) if (subnets.get(p.peerId.toString()) === subnet) same++
+        if (same >= options.perBucket) {
+          options.onRefused?.()
+          return
+        }
+      }
+    }
+    await addToBucket(peer, o)
+  }
+  Object.defineProperty(kb, '__nodusSubnetCap', { value: true })
+  return true
+}
+
+function allPeers(kb: unknown): BucketPeer[] {
+  const out: BucketPeer[] = []
+  const walk = (b: unknown): void => {
+    const node = b as { peers?: BucketPeer[]; left?: unknown; right?: unknown }
+    if (Array.isArray(node.peers)) out.push(...node.peers)
+    if (node.left !== undefined) walk(node.left)
+    if (node.right !== undefined) walk(node.right)
+  }
+  walk((kb as { root?: unknown }).root)
+  return out
+}

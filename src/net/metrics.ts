@@ -1,5 +1,5 @@
 /**
- * The net area's metrics (docs/METRICS.md): provider records, connections. Pure: creates them on the
+ * The net area's metrics (docs/METRICS.md): provider records, connections, IP-diversity refusals. Pure: creates them on the
  * registry it is given.
  */
 import { Counter, type Registry } from 'prom-client'
@@ -28,6 +28,17 @@ export function createNetMetrics(registry: Registry, sources: () => NetMetricsSo
     providerLookups: new Counter({
       name: 'nodus_net_provider_lookups_total',
       help: 'DHT lookups made to announce provider records (keys covered by an earlier lookup need none)',
+      registers,
+    }),
+    gaterRefused: new Counter({
+      name: 'nodus_net_gater_refused_total',
+      help: 'inbound libp2p connections refused by the IP-diversity limits (net.gater*), by reason: ip, subnet24, subnet16, subnet64, subnet48, rate',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    routingTableRefused: new Counter({
+      name: 'nodus_net_routing_table_refused_total',
+      help: 'DHT contacts kept out of a k-bucket that already held net.dhtMaxPerSubnet contacts of their /24 (/64)',
       registers,
     }),
   } as const

@@ -2,14 +2,34 @@
  * The net area's config keys: section `net` of the config file (docs/CONFIG.md). Pure table; the type
  * {@link NetOptions} is derived from it.
  */
+
+import { checkCidrs } from '../common/cidr.ts'
 import { defineOptions, type OptionsOf } from '../common/options.ts'
+
+/**
+ * A listen address nodus can serve: `/ip4|ip6|dns4|dns6/H/` then `tcp/N`, `tcp/N/ws`, `tcp/N/wss`,
+ * `udp/N/quic-v1`, or a relay reservation (ending in `/p2p-circuit`).
+ */
+const LISTEN_ADDR = /^\/(ip4|ip6)\/[^/]+\/(tcp\/\d+(\/(ws|wss|tls\/ws))?|udp\/\d+\/quic-v1)\/?$/
+
+/** The problem with a `net.listen` list, or undefined when every address is one nodus can serve. */
+export function checkListen(addrs: readonly string[]): string | undefined {
+  for (const a of addrs) {
+    if (/\/p2p-circuit\/?$/.test(a)) continue
+    if (!LISTEN_ADDR.test(a))
+      return `${a} is not a TCP (/ip4/H/tcp/N), QUIC (/ip4/H/udp/N/quic-v1), WebSockets (/ip4/H/tcp/N/ws) or relay (/p2p/ID/p2p-circuit) address`
+  }
+  return undefined
+}
 
 /** Section `net`: libp2p, the DHT, the bulk channel and the shard server's per-peer limits. */
 export const NET_OPTIONS = defineOptions({
   listen: {
     kind: 'strings',
-    default: ['/ip4/127.0.0.1/tcp/0'],
-    description: 'libp2p listen multiaddrs',
+    default: ['/ip4/127.0.0.1/tcp/0', '/ip4/127.0.0.1/udp/0/quic-v1'],
+    check: checkListen,
+    description:
+      'libp2p listen multiaddrs: TCP `/ip4/H/tcp/N`, QUIC `/ip4/H/udp/N/quic-v1`, WebSockets `/ip4/H/tcp/N/ws` (or `/ip6/`), a relay reservation `/…/p2p/RELAY/p2p-circuit`; a fixed port uses one number for TCP and QUIC (tcp/4001 and udp/4001/quic-v1); 0 = any free port',
   },
   bootstrap: {
     kind: 'strings',
@@ -72,6 +92,115 @@ export const NET_OPTIONS = defineOptions({
     kind: 'strings',
     default: ['127.', '::1', '::ffff:127.'],
     description: 'address prefixes exempt from the per-subnet limit (loopback and private test networks)',
+  },
+  gaterMaxPerIp: {
+    kind: 'int',
+    default: 8,
+    min: 1,
+    description:
+      'inbound libp2p connections from one IP address; more are refused (`nodus_net_gater_refused_total{reason="ip"}`, a warn log line)',
+  },
+  gaterMaxPerSubnet24: {
+    kind: 'int',
+    default: 16,
+    min: 1,
+    description: 'inbound libp2p connections from one IPv4 /24 (Sybil and eclipse limit, after Saorsa Core)',
+  },
+  gaterMaxPerSubnet16: {
+    kind: 'int',
+    default: 64,
+    min: 1,
+    description: 'inbound libp2p connections from one IPv4 /16',
+  },
+  gaterMaxPerSubnet64: {
+    kind: 'int',
+    default: 8,
+    min: 1,
+    description: 'inbound libp2p connections from one IPv6 /64 (one host or home network)',
+  },
+  gaterMaxPerSubnet48: {
+    kind: 'int',
+    default: 32,
+    min: 1,
+    description: 'inbound libp2p connections from one IPv6 /48 (one site)',
+  },
+  gaterJoinsPerMinute: {
+    kind: 'int',
+    default: 30,
+    min: 1,
+    description:
+      'new inbound libp2p connections from one IPv4 /24 or IPv6 /64 per minute; more are refused (reason "rate")',
+  },
+  gaterExempt: {
+    kind: 'strings',
+    default: ['127.0.0.0/8', '::1/128'],
+    check: checkCidrs,
+    description:
+      'CIDR ranges exempt from the gater limits and the routing-table subnet cap (loopback; add 10.0.0.0/8 etc. for a private test network; [] to apply the limits everywhere)',
+  },
+  dhtMaxPerSubnet: {
+    kind: 'int',
+    default: 3,
+    min: 1,
+    description:
+      'contacts of one IPv4 /24 or IPv6 /64 in one k-bucket of the DHT routing table (of k = 20); more are not added (eclipse limit)',
+  },
+  relays: {
+    kind: 'strings',
+    default: [],
+    description:
+      'relays (multiaddrs with /p2p/ID) to reserve a circuit relay v2 slot on and advertise `<relay>/p2p-circuit` addresses through: set on a node behind NAT',
+  },
+  relayServer: {
+    kind: 'enum',
+    default: 'auto',
+    values: ['auto', 'on', 'off'],
+    description:
+      'serve circuit relay v2 to unreachable peers: auto = only while this node is publicly reachable (GET /network/reachability), on = always, off = never',
+  },
+  relayMaxReservations: {
+    kind: 'int',
+    default: 15,
+    min: 1,
+    description: 'relay: reservations held at once',
+  },
+  relayDataLimitBytes: {
+    kind: 'int',
+    default: 128 * 1024,
+    min: 1024,
+    description:
+      'relay: bytes one relayed connection may carry each way before the relay closes it (shards never go through a relay)',
+  },
+  relayDurationLimitMs: {
+    kind: 'int',
+    default: 120_000,
+    min: 1000,
+    description: 'relay: how long one relayed connection may last, ms',
+  },
+  relayReservationTtlMs: {
+    kind: 'int',
+    default: 7_200_000,
+    min: 10_000,
+    description: 'relay: how long a reservation lasts before the reserving node renews it, ms',
+  },
+  autonat: {
+    kind: 'enum',
+    default: 'on',
+    values: ['on', 'off'],
+    description:
+      "AutoNAT v1: ask peers to dial this node's public addresses back, so it knows whether it is reachable",
+  },
+  dcutr: {
+    kind: 'enum',
+    default: 'on',
+    values: ['on', 'off'],
+    description: 'DCUtR: hole-punch relayed connections into direct ones (both sides behind cone NATs)',
+  },
+  upnp: {
+    kind: 'enum',
+    default: 'off',
+    values: ['on', 'off'],
+    description: 'map the listen ports on the home router by UPnP IGD (off: the router is left alone)',
   },
   minTransferBytesPerSec: {
     kind: 'int',

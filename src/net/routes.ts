@@ -1,10 +1,12 @@
 /**
- * The net area's HTTP routes: `GET /network/peers` (connections with each peer's trust and
- * performance) and `POST /network/connect` (dial a multiaddr; needs the token).
+ * The net area's HTTP routes: `GET /network/peers` (connections with their transport, direct or
+ * relayed, and each peer's trust and performance) and `POST /network/connect` (dial a multiaddr; needs the token).
  */
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import { type ApiRoutes, schemas as S } from '../api/index.ts'
 import { NodusError } from '../common/errors.ts'
+import { describeConnection, isCircuitAddr, transportOf } from './connections.ts'
+import { isPublicAddr, reachabilityOf } from './reachability.ts'
 
 /** What `GET /network/peers` shows of a connection (a libp2p Connection is one). */
 export interface ConnectionView {
@@ -14,6 +16,8 @@ export interface ConnectionView {
   direction: string
   /** `open`: when the connection opened, ms since the epoch. */
   timeline: { open: number }
+  /** libp2p: present on a relayed (limited) connection. */
+  limits?: { bytes?: bigint; seconds?: number } | undefined
 }
 
 /** What the net routes use. */
@@ -21,6 +25,8 @@ export interface NetRoutesDeps {
   /** Open connections, and dialing (the node's libp2p). */
   libp2p: {
     getConnections(): readonly ConnectionView[]
+    /** The addresses it announces (for `GET /network/reachability`). */
+    getMultiaddrs(): readonly { toString(): string }[]
     /** Dial `ma`; resolves with the connection. */
     dial(ma: Multiaddr, options: { signal: AbortSignal }): Promise<{ remotePeer: { toString(): string } }>
   }
@@ -50,12 +56,35 @@ export function netRoutes(deps: NetRoutesDeps): ApiRoutes {
           peerId: c.remotePeer.toString(),
           addr: c.remoteAddr.toString(),
           direction: c.direction,
+          ...describeConnection(c),
           openedAt: c.timeline.open,
           trust: trust.score(c.remotePeer.toString()),
           latencyMs: perf.stats(c.remotePeer.toString())?.latencyMs ?? null,
           performance: perf.score(c.remotePeer.toString()),
         })),
       }),
+    )
+    r.get(
+      '/network/reachability',
+      {
+        schema: {
+          tags: ['network'],
+          summary: 'Whether this node is publicly reachable, relayed, or private (reachability.ts)',
+          response: { 200: S.Reachability },
+        },
+      },
+      async () => {
+        const addrs = libp2p.getMultiaddrs().map((m) => m.toString())
+        return {
+          reachability: reachabilityOf(addrs),
+          addresses: addrs.map((addr) => ({
+            addr,
+            transport: transportOf(addr),
+            relayed: isCircuitAddr(addr),
+            public: isPublicAddr(addr),
+          })),
+        }
+      },
     )
     r.post<{ Body: { multiaddr: string } }>(
       '/network/connect',

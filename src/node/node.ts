@@ -111,6 +111,7 @@ export async function createNode(
       clock,
       privateKey: identity.ed25519,
       peers: trust.peerActions,
+      metrics,
       // Aligned bulk bodies: the shard store writes a put's body with direct I/O as it is.
       allocateBody: directIoAvailable() ? allocAligned : undefined,
       pubsub: gossipsubInit(config.messaging, pubsubPenalties),
@@ -262,8 +263,9 @@ export async function createNode(
         peers: trust.peerActions,
         commits: {
           height: () => l.height(),
-          apply: (c) => l.apply(c),
-          applyAll: (cs) => l.applyAll(cs),
+          epoch: () => l.epoch(),
+          apply: (c, epoch) => l.apply({ ...c, epoch }),
+          applyAll: (cs, epoch) => l.applyAll(cs.map((c) => ({ ...c, epoch }))),
           preverify: (t) => l.preverify(t),
         },
         snapshots: {

@@ -29,6 +29,7 @@ import {
   type CommitterState,
   Core,
   type CoreOutput,
+  type DagView,
   DEFAULT_CONSENSUS_OPTIONS,
   decodeVertex,
   GENESIS_DEFAULTS,
@@ -303,13 +304,7 @@ class MysticetiSim {
     if (out.rejected.length > 0) this.rejected += out.rejected.length
     if (out.proposed !== undefined) await this.broadcast(v, out.proposed)
     const now = this.net.now
-    const refs = out.missing.filter((r) => {
-      const k = hex(r.digest)
-      const at = v.asked.get(k)
-      if (at !== undefined && now - at < FETCH_RETRY_MS) return false
-      v.asked.set(k, now)
-      return true
-    })
+    const refs = refsToAsk(v.asked, out.missing, now)
     if (refs.length > 0) {
       const peer = from !== undefined && from !== v.index ? from : this.peer(v)
       this.net.send(v.index, peer, { t: 'fetch', refs, fromRound: -1, height: v.ledger?.height ?? 0 })
@@ -366,14 +361,7 @@ class MysticetiSim {
       })
       return
     }
-    const list: Uint8Array[] = []
-    for (const r of msg.refs) {
-      const x = dag.get(r.digest)
-      if (x !== undefined && x.bytes.byteLength > 0) list.push(x.bytes)
-    }
-    if (msg.fromRound >= 0)
-      for (let r = Math.max(msg.fromRound, dag.floor, 1); r <= dag.highestRound; r++)
-        for (const x of dag.round(r)) if (list.length < MAX_SYNC_VERTICES) list.push(x.bytes)
+    const list = verticesAsked(dag, msg.refs, msg.fromRound)
     if (list.length > 0) this.net.send(v.index, to, { t: 'vertices', list })
   }
 
@@ -458,6 +446,37 @@ class MysticetiSim {
       log,
     }
   }
+}
+
+/**
+ * What a fetch asks of `dag`: the vertices of `refs` it holds and, for a sync (`fromRound` ≥ 0), every
+ * vertex from that round up (at most {@link MAX_SYNC_VERTICES} in all), as bytes.
+ */
+export function verticesAsked(dag: DagView, refs: readonly VertexRef[], fromRound: number): Uint8Array[] {
+  const list: Uint8Array[] = []
+  for (const r of refs) {
+    const x = dag.get(r.digest)
+    if (x !== undefined && x.bytes.byteLength > 0) list.push(x.bytes)
+  }
+  if (fromRound >= 0)
+    for (let r = Math.max(fromRound, dag.floor, 1); r <= dag.highestRound; r++)
+      for (const x of dag.round(r)) if (list.length < MAX_SYNC_VERTICES) list.push(x.bytes)
+  return list
+}
+
+/** The references of `missing` not asked for in the last {@link FETCH_RETRY_MS} (`asked`: digest → when). */
+export function refsToAsk(
+  asked: Map<string, number>,
+  missing: readonly VertexRef[],
+  now: number,
+): VertexRef[] {
+  return missing.filter((r) => {
+    const k = hex(r.digest)
+    const at = asked.get(k)
+    if (at !== undefined && now - at < FETCH_RETRY_MS) return false
+    asked.set(k, now)
+    return true
+  })
 }
 
 /** A transaction without its signature: the signed body bytes (tx.ts), or all of it if it does not decode. */

@@ -3,6 +3,13 @@
  * (Mysticeti-C on the real core and ledger, and Snowball, over one simulated network).
  * See README.md and docs/SIMULATOR.md.
  */
+
+export {
+  DEFAULT_EPOCH_SIM_OPTIONS,
+  type EpochSimOptions,
+  type EpochSimReport,
+  runEpochSim,
+} from './consensus-epoch.ts'
 export {
   type LatencySpec,
   type NetEvent,

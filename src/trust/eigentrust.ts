@@ -347,6 +347,14 @@ export class EigenTrust {
   }
 
   /**
+   * `from`'s rating of `to` as recorded: satisfactory minus unsatisfactory interactions, weighted (may
+   * be negative, unlike {@link localTrust}'s s_ij); 0 when `from` never rated `to`.
+   */
+  rating(from: string, to: string): number {
+    return this.#rows.get(from)?.get(to) ?? 0
+  }
+
+  /**
    * Recompute global trust. Warm-starts from the previous result unless `warmStart` is false.
    *
    * @returns scores (sum 1), iterations and final residual

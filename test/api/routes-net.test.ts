@@ -19,9 +19,10 @@ const connections: ConnectionView[] = [
   },
   {
     remotePeer: 'peer-b',
-    remoteAddr: '/ip4/10.0.0.2/tcp/4001',
+    remoteAddr: '/ip4/10.0.0.2/udp/4001/quic-v1/p2p/relay/p2p-circuit',
     direction: 'inbound',
     timeline: { open: 2000 },
+    limits: { bytes: 131072n, seconds: 120 },
   },
 ]
 /** What the fake dial does with each multiaddr it is given. */
@@ -34,6 +35,7 @@ before(async () => {
     netRoutes({
       libp2p: {
         getConnections: () => connections,
+        getMultiaddrs: () => ['/ip4/127.0.0.1/tcp/4001', '/ip4/203.0.113.5/udp/4001/quic-v1'],
         dial: async (ma, options) => {
           assert.ok(options.signal instanceof AbortSignal, 'a dial has a deadline')
           dialed.push(ma.toString())
@@ -62,7 +64,7 @@ const connect = (body: unknown, headers: Record<string, string> = AUTH) =>
     payload: body as Record<string, unknown>,
   })
 
-test('/network/peers: each connection with its trust, latency and performance', async () => {
+test('/network/peers: each connection with its transport, direct or relayed, trust, latency and performance', async () => {
   const r = await server.app.inject({ method: 'GET', url: '/network/peers' })
   assert.equal(r.statusCode, 200)
   assert.deepEqual(r.json(), {
@@ -72,15 +74,21 @@ test('/network/peers: each connection with its trust, latency and performance', 
         addr: '/ip4/10.0.0.1/tcp/4001',
         direction: 'outbound',
         openedAt: 1000,
+        transport: 'tcp',
+        relayed: false,
         trust: 0.75,
         latencyMs: 12.5,
         performance: 0.9,
       },
       {
         peerId: 'peer-b',
-        addr: '/ip4/10.0.0.2/tcp/4001',
+        addr: '/ip4/10.0.0.2/udp/4001/quic-v1/p2p/relay/p2p-circuit',
         direction: 'inbound',
         openedAt: 2000,
+        transport: 'quic',
+        relayed: true,
+        limitBytes: 131072,
+        limitSeconds: 120,
         trust: 0.25,
         latencyMs: null,
         performance: 0.5,
@@ -132,4 +140,16 @@ test('GET /network/connect is 404 NOT_FOUND', async () => {
   const r = await server.app.inject({ method: 'GET', url: '/network/connect' })
   assert.equal(r.statusCode, 404)
   assert.equal(errorOf(r.body).code, 'NOT_FOUND')
+})
+
+test('/network/reachability: public when an announced direct address is on a public IP, each address described', async () => {
+  const r = await server.app.inject({ method: 'GET', url: '/network/reachability' })
+  assert.equal(r.statusCode, 200)
+  assert.deepEqual(r.json(), {
+    reachability: 'public',
+    addresses: [
+      { addr: '/ip4/127.0.0.1/tcp/4001', transport: 'tcp', relayed: false, public: false },
+      { addr: '/ip4/203.0.113.5/udp/4001/quic-v1', transport: 'quic', relayed: false, public: true },
+    ],
+  })
 })

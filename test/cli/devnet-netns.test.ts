@@ -16,7 +16,7 @@ test('listenAddr: TCP by default, QUIC as udp/quic-v1', () => {
   assert.equal(listenAddr('10.0.1.2', 0, 'quic'), '/ip4/10.0.1.2/udp/0/quic-v1')
 })
 
-test('devnetNodeConfig keeps the other net keys of config.net and sets listen and bootstrap', () => {
+test('devnetNodeConfig keeps the other net keys of config.net, sets listen (TCP and QUIC by default) and bootstrap', () => {
   const cfg = devnetNodeConfig(
     {
       basePort: 0,
@@ -39,7 +39,12 @@ test('devnetNodeConfig keeps the other net keys of config.net and sets listen an
     log: { level: 'warn' },
   })
   const loop = devnetNodeConfig({ basePort: 7000, logLevel: 'info' }, 3, [])
-  assert.deepEqual(loop.net, { listen: ['/ip4/127.0.0.1/tcp/7003'], bootstrap: [] })
+  assert.deepEqual(loop.net, {
+    listen: ['/ip4/127.0.0.1/tcp/7003', '/ip4/127.0.0.1/udp/7003/quic-v1'],
+    bootstrap: [],
+  })
+  const tcpOnly = devnetNodeConfig({ basePort: 0, logLevel: 'info', transport: 'tcp' }, 0, [])
+  assert.deepEqual((tcpOnly.net as { listen: string[] }).listen, ['/ip4/127.0.0.1/tcp/0'])
   assert.deepEqual(loop.api, { port: 8003 })
 })
 

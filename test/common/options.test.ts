@@ -38,7 +38,7 @@ test("NodusConfig's sections are the areas' option types", () => {
   const storage: StorageOptions = c.storage
   const net: NetOptions = c.net
   assert.equal(storage.k, 10)
-  assert.deepEqual(net.listen, ['/ip4/127.0.0.1/tcp/0'])
+  assert.deepEqual(net.listen, ['/ip4/127.0.0.1/tcp/0', '/ip4/127.0.0.1/udp/0/quic-v1'])
   // @ts-expect-error: no such key in the storage table
   assert.equal(c.storage.nope, undefined)
   // @ts-expect-error: no such section

@@ -22,41 +22,7 @@ import {
 import { MemoryOrderedStore } from '../../src/kv/index.ts'
 import { FakeClock } from '../utils/fake-clock.ts'
 import { waitFor } from '../utils/wait.ts'
-import { federation, vertexOf } from './harness.ts'
-
-type Msg = { publisher: string; data: Uint8Array }
-
-/** A topic the test pushes messages into. */
-function fakePubsub() {
-  const waiting: Msg[] = []
-  let wake: (() => void) | undefined
-  let closed = false
-  const published: Uint8Array[] = []
-  return {
-    published,
-    push(m: Msg) {
-      waiting.push(m)
-      wake?.()
-    },
-    pubsub: {
-      publish: (_t: string, d: Uint8Array) => published.push(d),
-      topicPeers: () => [],
-      subscribe: () => ({
-        close() {
-          closed = true
-          wake?.()
-        },
-        async *[Symbol.asyncIterator]() {
-          while (!closed) {
-            const m = waiting.shift()
-            if (m !== undefined) yield m
-            else await new Promise<void>((r) => (wake = r))
-          }
-        },
-      }),
-    },
-  }
-}
+import { fakePubsub, federation, vertexOf } from './harness.ts'
 
 test('consensus area: forged and malformed vertices are reported; valid ones join the DAG; commits reach the sink', async () => {
   const fed = await federation(4)

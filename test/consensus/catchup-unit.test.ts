@@ -206,6 +206,27 @@ describe('catch-up by snapshot', () => {
     assert.deepEqual(late.ledger.installs, [30])
   })
 
+  it('across an epoch switch: the vouched state carries the epoch and its base; the restore is of that epoch', async () => {
+    const { nodes } = await network([
+      { name: 'a', height: 30, validator: true },
+      { name: 'b', height: 30, validator: true },
+      { name: 'c', height: 30, validator: true },
+      { name: 'late', height: 0, validator: true },
+    ])
+    const [a, b, c, late] = nodes as [Node, Node, Node, Node]
+    // Epoch 1 started after height 20: height 30 is its commit 10.
+    for (const n of [a, b, c]) n.vouch.reset({ ...stateAt(30), lastIndex: 10, epoch: 1, base: 20 }, T0)
+    assert.equal(await late.catchUp.check(), 'current')
+    assert.equal(await late.catchUp.check(), 'installed')
+    assert.deepEqual(late.ledger.installs, [30])
+    const r = late.restored[0] as CommitterState & { epoch?: number; base?: number }
+    assert.deepEqual([r.epoch, r.base, r.lastIndex], [1, 20, 10])
+    // A state that claims another epoch or base has another digest: no vouch matches it.
+    const other = new VouchLog(GC, 4)
+    other.reset({ ...stateAt(30), lastIndex: 10, epoch: 2, base: 20 }, T0)
+    assert.notDeepEqual(other.digestAt(30), a.vouch.digestAt(30))
+  })
+
   it('never installs with a single vouch (fewer than f+1): CONSENSUS_SNAPSHOT_UNVOUCHED, nothing reported', async () => {
     const { nodes } = await network([
       { name: 'a', height: 30, validator: true },
@@ -463,6 +484,17 @@ describe('VouchLog', () => {
     assert.ok(a.current().committed.every((r) => r.round >= 16 - GC))
     a.record(commit(10))
     assert.equal(a.current().lastIndex, 8, 'a gap is ignored')
+    // An epoch switch after commit 8: height 8 is vouched as epoch 1's start, then heights go on.
+    const d = new VouchLog(GC, 4)
+    d.reset(a.current(), T0)
+    d.startEpoch(1, 8, T0 + 8)
+    assert.notDeepEqual(d.digestAt(8), a.digestAt(8))
+    assert.deepEqual([d.current().epoch, d.current().base, d.current().lastIndex], [1, 8, 0])
+    d.record(commit(1))
+    assert.ok(d.digestAt(9) !== undefined, 'commit 1 of epoch 1 is height 9')
+    const e = new VouchLog(GC, 4)
+    e.reset(d.current(), T0)
+    assert.deepEqual(e.digestAt(9), d.digestAt(9), 'a node restored in epoch 1 vouches alike')
     // A node restored at height 8 vouches as one that applied 1..8.
     const c = new VouchLog(GC, 4)
     c.reset(a.current(), T0)

@@ -153,3 +153,40 @@ export async function fullRounds(fed: TestFederation, rounds: number): Promise<V
   }
   return out
 }
+
+type Msg = { publisher: string; data: Uint8Array }
+
+/** A gossip topic the test pushes messages into; what the area publishes is kept (`published`). */
+export function fakePubsub() {
+  const waiting: Msg[] = []
+  let wake: (() => void) | undefined
+  let closed = false
+  const published: Uint8Array[] = []
+  return {
+    published,
+    push(m: Msg) {
+      waiting.push(m)
+      wake?.()
+    },
+    pubsub: {
+      publish: (_t: string, d: Uint8Array) => published.push(d),
+      topicPeers: () => [],
+      subscribe: () => {
+        closed = false
+        return {
+          close() {
+            closed = true
+            wake?.()
+          },
+          async *[Symbol.asyncIterator]() {
+            while (!closed) {
+              const m = waiting.shift()
+              if (m !== undefined) yield m
+              else await new Promise<void>((r) => (wake = r))
+            }
+          },
+        }
+      },
+    },
+  }
+}

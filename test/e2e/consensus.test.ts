@@ -10,8 +10,9 @@ import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { getJson } from '../../src/cli/client.ts'
 import { apiOf, until } from '../../src/cli/demo-devnet.ts'
-import { Devnet } from '../../src/cli/devnet.ts'
-import { runCli } from '../utils/run-cli.ts'
+import type { Devnet } from '../../src/cli/devnet.ts'
+import { startFederation } from '../utils/federation.ts'
+import { cliJson } from '../utils/run-cli.ts'
 
 let dir = ''
 let net: Devnet | undefined
@@ -35,34 +36,12 @@ interface LedgerInfo {
   root: string
 }
 
-const cli = async (args: string[]): Promise<Record<string, unknown>> => {
-  const r = await runCli([...args, '--json'], 60_000)
-  assert.equal(r.code, 0, `nodus ${args.join(' ')}: ${r.stderr}${r.stdout}`)
-  return JSON.parse(r.stdout.trim().split('\n').pop() as string) as Record<string, unknown>
-}
+const cli = cliJson
 
 test('4 validators: transfers from two nodes commit everywhere with one state root; a killed validator catches up', {
   timeout: 240_000,
 }, async () => {
-  const genesisFile = join(dir, 'genesis.json')
-  net = await Devnet.start({
-    nodes: 4,
-    baseDir: join(dir, 'net'),
-    basePort: 0,
-    logLevel: 'warn',
-    genesis: async (dirs) => {
-      await cli([
-        'genesis',
-        'devnet',
-        ...dirs.flatMap((d) => ['--member', d]),
-        '--out',
-        genesisFile,
-        '--round-timeout-ms',
-        '300',
-      ])
-      return genesisFile
-    },
-  })
+  net = await startFederation({ dir, nodes: 4 })
   const nodes = net.nodes
   const status = (i: number): Promise<DagStatus> =>
     getJson<DagStatus>(apiOf(nodes[i] as never), '/dag/status')

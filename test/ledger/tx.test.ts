@@ -11,6 +11,7 @@ import { isNodusError } from '../../src/common/errors.ts'
 import {
   decodeTx,
   encodeTx,
+  MAX_COMMITTEE_TX_BYTES,
   MAX_TX_BYTES,
   type TxAction,
   tokenId,
@@ -118,7 +119,16 @@ describe('ledger transactions', () => {
       () => decodeTx(dagCbor.encode({ sig: new Uint8Array(63), body })),
       invalid(/sig must be 64/),
     )
-    assert.throws(() => decodeTx(new Uint8Array(MAX_TX_BYTES + 1)), invalid(/more than 1024/))
+    // Only a committee.propose may pass 1,024 bytes (every other kind's fields are bounded below it).
+    const members = Array.from({ length: 40 }, (_, i) => ({ ed25519: acct(i + 1) }))
+    const proposal = envelopeOf({ ...base, kind: 'committee.propose', epoch: 1, members })
+    assert.ok(proposal.byteLength > MAX_TX_BYTES)
+    assert.equal(decodeTx(proposal).body.kind, 'committee.propose')
+    assert.throws(
+      () => decodeTx(envelopeOf({ ...base, kind: 'committee.vote', epoch: 0, proposal: acct(1) })),
+      invalid(/epoch must be/),
+    )
+    assert.throws(() => decodeTx(new Uint8Array(MAX_COMMITTEE_TX_BYTES + 1)), invalid(/more than 65536/))
     assert.throws(() => decodeTx(Uint8Array.of(0xff)), invalid(/not dag-cbor/))
   })
 

@@ -49,7 +49,8 @@ test('a holder that never answers is timed out, recorded, and its shards are reb
   const holders = new Set(res.manifest.segments.flatMap((s) => s.shards.flatMap((sh) => sh.holders)))
   const silent = nodes.find((n) => n !== up && holders.has(n.peerId) && !n.watch.has(cidStr)) as NodusNode
   assert.ok(silent)
-  const rowValue = (k: NodusNode): number => k.trust.localTrust().get(k.peerId)?.get(silent.peerId) ?? 0
+  // The recorded rating (sat − unsat), not the floored s_ij: a keeper at 0 before can still fall.
+  const rowValue = (k: NodusNode): number => k.trust.rating(k.peerId, silent.peerId)
   const before = new Map(nodes.map((k) => [k.peerId, rowValue(k)]))
   // From now on it takes shard streams and says nothing (and has no bulk channel to answer on).
   await silent.bulk?.stop()

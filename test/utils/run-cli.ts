@@ -25,3 +25,10 @@ export function runCli(
     })
   })
 }
+
+/** Run `nodus ARGS --json`, assert it exits 0, and return its last output line parsed. */
+export async function cliJson(args: string[], timeoutMs = 60_000): Promise<Record<string, unknown>> {
+  const r = await runCli([...args, '--json'], timeoutMs)
+  if (r.code !== 0) throw new Error(`nodus ${args.join(' ')} exited ${r.code}: ${r.stderr}${r.stdout}`)
+  return JSON.parse(r.stdout.trim().split('\n').pop() as string) as Record<string, unknown>
+}

@@ -146,6 +146,7 @@ export function PeersPanel() {
         : html`<div class="scroll"><table>
             <thead><tr>
               <th scope="col">Peer ID</th><th scope="col">Address</th><th scope="col">Direction</th>
+              <th scope="col">Transport</th>
               <th scope="col">Connected since</th>
               ${hasTrust ? html`<th scope="col" class="num">Trust</th>` : null}
               ${hasLatency ? html`<th scope="col" class="num">Latency</th>` : null}
@@ -156,6 +157,7 @@ export function PeersPanel() {
                   <td><code title=${p.peerId}>${shorten(p.peerId, 12, 8)}</code></td>
                   <td><code>${p.addr ?? p.address ?? '–'}</code></td>
                   <td>${p.direction ?? '–'}</td>
+                  <td title=${p.relayed === true ? 'through a circuit relay (limited: no shard transfers)' : 'direct connection'}>${p.transport ?? '–'}${p.relayed === true ? ' (relayed)' : p.relayed === false ? ' (direct)' : ''}</td>
                   <td>${formatTime(p.openedAt)}</td>
                   ${hasTrust ? html`<td class="num">${p.trust === undefined || p.trust === null ? '–' : formatNumber(p.trust)}</td>` : null}
                   ${hasLatency ? html`<td class="num">${p.latencyMs === undefined || p.latencyMs === null ? '–' : `${formatNumber(p.latencyMs)} ms`}</td>` : null}
