@@ -17,6 +17,7 @@ import {
   ProcessBridgeLauncher,
   probeScriptPath,
   type TeardownReport,
+  type TopologyPlan,
   type TopologySpec,
 } from '../netns/index.ts'
 import { Devnet, type DevnetOptions } from './devnet.ts'
@@ -82,35 +83,14 @@ export async function startNetnsDevnet(
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     },
   )
-  const { plan } = topology
-  const hosts: NetnsDevnetHost[] = [
-    ...plan.publicHosts.map((h) => ({
-      kind: 'public' as const,
-      netns: h.netns,
-      address: h.address,
-      seenAs: h.address,
-    })),
-    ...plan.homes.map((h) => ({
-      kind: h.nat,
-      netns: h.netns,
-      address: h.address,
-      seenAs: h.router.wanAddress,
-    })),
-  ].map((h, index) => ({ index, ...h }))
   let devnet: Devnet
   try {
-    devnet = await Devnet.start({
-      ...options,
-      nodes: hosts.length,
-      netns: {
-        hostOf: (i) => hosts[i] ?? { netns: '', address: '' },
-        publicNodes: plan.publicHosts.length,
-      },
-    })
+    devnet = await startDevnetOn(topology, options)
   } catch (err) {
     await topology.teardown()
     throw err
   }
+  const hosts = netnsHosts(topology.plan)
   let stopping: Promise<TeardownReport> | undefined
   return {
     topology,
@@ -124,6 +104,44 @@ export async function startNetnsDevnet(
       return stopping
     },
   }
+}
+
+/** Where each node of a devnet on `plan` runs: its public hosts first (node 0 on p0), then its homes. */
+export function netnsHosts(plan: TopologyPlan): NetnsDevnetHost[] {
+  return [
+    ...plan.publicHosts.map((h) => ({
+      kind: 'public' as const,
+      netns: h.netns,
+      address: h.address,
+      seenAs: h.address,
+    })),
+    ...plan.homes.map((h) => ({
+      kind: h.nat,
+      netns: h.netns,
+      address: h.address,
+      seenAs: h.router.wanAddress,
+    })),
+  ].map((h, index) => ({ index, ...h }))
+}
+
+/**
+ * Starts one node per host of an already built `topology` ({@link netnsHosts} order); several devnets
+ * may run on one topology one after another (each in its own `baseDir`). Does not remove the topology.
+ * @throws NodusError NOT_STARTED, TIMEOUT, INVALID_ARGUMENT
+ */
+export async function startDevnetOn(
+  topology: NetnsTopology,
+  options: Omit<DevnetOptions, 'nodes' | 'netns'>,
+): Promise<Devnet> {
+  const hosts = netnsHosts(topology.plan)
+  return await Devnet.start({
+    ...options,
+    nodes: hosts.length,
+    netns: {
+      hostOf: (i) => hosts[i] ?? { netns: '', address: '' },
+      publicNodes: topology.plan.publicHosts.length,
+    },
+  })
 }
 
 /**

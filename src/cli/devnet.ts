@@ -44,6 +44,25 @@ export interface DevnetOptions {
    * as bootstrap addresses.
    */
   netns?: { hostOf: (index: number) => { netns: string; address: string }; publicNodes: number }
+  /**
+   * The libp2p transports every node listens on: `both` (the default: `/ip4/ADDR/tcp/PORT` and
+   * `/ip4/ADDR/udp/PORT/quic-v1`), `tcp` or `quic` alone (bench/wan.bench.ts compares them).
+   */
+  transport?: DevnetTransport
+}
+
+/** The libp2p transports of a devnet's listen addresses ({@link DevnetOptions.transport}). */
+export type DevnetTransport = 'tcp' | 'quic' | 'both'
+
+/** The listen multiaddr of a node at `address`, `port` (0: any) over one transport. */
+export function listenAddr(address: string, port: number, transport: 'tcp' | 'quic' = 'tcp'): string {
+  return transport === 'quic' ? `/ip4/${address}/udp/${port}/quic-v1` : `/ip4/${address}/tcp/${port}`
+}
+
+/** The listen multiaddrs of a node over `transport` (default both: TCP first, then QUIC). */
+export function listenAddrs(address: string, port: number, transport: DevnetTransport = 'both'): string[] {
+  if (transport === 'both') return [listenAddr(address, port, 'tcp'), listenAddr(address, port, 'quic')]
+  return [listenAddr(address, port, transport)]
 }
 
 export interface DevnetNode {
@@ -68,6 +87,31 @@ async function portFree(port: number): Promise<boolean> {
     srv.once('error', () => res(false))
     srv.listen(port, '127.0.0.1', () => srv.close(() => res(true)))
   })
+}
+
+/**
+ * The config node `index` of a devnet is initialised with: `options.config` with `net.listen` (its
+ * address: the namespace's, else 127.0.0.1; port basePort + index, or 0; {@link listenAddrs} of the
+ * transport) and `net.bootstrap` set over whatever else `config.net` has, the API port and the log level.
+ */
+export function devnetNodeConfig(
+  o: Pick<DevnetOptions, 'basePort' | 'config' | 'logLevel' | 'netns' | 'transport'>,
+  index: number,
+  bootstrap: string[],
+): Record<string, unknown> {
+  const port = o.basePort === 0 ? 0 : o.basePort + index
+  const apiPort = o.basePort === 0 ? 0 : o.basePort + 1000 + index
+  const net = (o.config?.net ?? {}) as Record<string, unknown>
+  return {
+    ...(o.config ?? {}),
+    net: {
+      ...net,
+      listen: listenAddrs(o.netns?.hostOf(index).address ?? '127.0.0.1', port, o.transport),
+      bootstrap,
+    },
+    api: { port: apiPort },
+    log: { level: o.logLevel },
+  }
 }
 
 /** Start one node process and wait for its ready line. */
@@ -222,21 +266,7 @@ export class Devnet {
   }
 
   #initConfig(index: number, bootstrap: string[]): Record<string, unknown> {
-    const o = this.#options
-    const port = o.basePort === 0 ? 0 : o.basePort + index
-    const apiPort = o.basePort === 0 ? 0 : o.basePort + 1000 + index
-    return {
-      ...(o.config ?? {}),
-      net: {
-        listen: [
-          `/ip4/${o.netns?.hostOf(index).address ?? '127.0.0.1'}/tcp/${port}`,
-          `/ip4/${o.netns?.hostOf(index).address ?? '127.0.0.1'}/udp/${port}/quic-v1`,
-        ],
-        bootstrap,
-      },
-      api: { port: apiPort },
-      log: { level: o.logLevel },
-    }
+    return devnetNodeConfig(this.#options, index, bootstrap)
   }
 
   /** `--genesis FILE` when the devnet is a federation. */
