@@ -171,3 +171,42 @@ export function countersLine(role: string, c: BridgeCounters | undefined): strin
   if (c === undefined) return `${role}: no counters`
   return `${role}: ${c.a}->${c.b} ${c.ab.tx}/${c.ab.rx} frames (lost ${c.ab.lost}, queue full ${c.ab.queueFull}), ${c.b}->${c.a} ${c.ba.tx}/${c.ba.rx} (lost ${c.ba.lost}, queue full ${c.ba.queueFull}), most queued ${c.maxQueued}`
 }
+
+/**
+ * One HTTP request to node `index`'s API, made from inside its namespace (the API listens on the
+ * namespace's own 127.0.0.1) by a `node -e` child; with the node's token. Resolves with the status and
+ * the parsed JSON body (undefined when the body is not JSON).
+ * @throws NodusError NETNS_COMMAND_FAILED when the request cannot be made (the node is down)
+ */
+export async function netnsApi(
+  net: NetnsDevnet,
+  index: number,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: unknown }> {
+  const node = net.devnet.nodes[index]
+  const host = net.hosts[index]
+  if (node === undefined || host === undefined) throw new NodusError('INVALID_ARGUMENT', `no node ${index}`)
+  const script = `const [url, method, token, body] = process.argv.slice(1)
+const r = await fetch(url, { method, headers: { authorization: 'Bearer ' + token, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body } : {}), signal: AbortSignal.timeout(15000) })
+process.stdout.write(JSON.stringify({ status: r.status, text: await r.text() }))`
+  const { stdout } = await net.topology.exec(host.netns, [
+    process.execPath,
+    '--input-type=module',
+    '-e',
+    script,
+    `${node.api}${path}`,
+    method,
+    node.token,
+    body === undefined ? '' : JSON.stringify(body),
+  ])
+  const r = JSON.parse(stdout) as { status: number; text: string }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(r.text)
+  } catch {
+    parsed = undefined
+  }
+  return { status: r.status, body: parsed }
+}
