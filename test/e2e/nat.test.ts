@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { type NetnsDevnet, netnsApi, startNetnsDevnet } from '../../src/cli/devnet-netns.ts'
 import { silentLogger } from '../../src/common/logger.ts'
 import { ExecFileRunner, listNetns, netnsUnavailableReason } from '../../src/netns/index.ts'
+import { rootState } from '../utils/netns-root.ts'
 import { waitFor } from '../utils/wait.ts'
 
 // End to end behind NATs (issue 22, part 5), on real network namespaces: 2 public nodes (node 0 the
@@ -61,20 +62,6 @@ async function cli(net: NetnsDevnet, index: number, args: string[]): Promise<Rec
   ])
   const last = stdout.trim().split('\n').pop() ?? '{}'
   return JSON.parse(last) as Record<string, unknown>
-}
-
-/** What of a run could show in the root namespace: its link names and iptables rules. */
-async function rootState(runner: ExecFileRunner): Promise<{ links: string[]; rules: string[] }> {
-  const links = (await runner.run(['ip', '-o', 'link'])).stdout
-    .split('\n')
-    .map((l) => l.split(':')[1]?.trim() ?? '')
-    .filter((n) => n !== '')
-    .sort()
-  const rules = (await runner.run(['iptables-save'])).stdout
-    .split('\n')
-    .filter((l) => l.startsWith('-A') || l.startsWith(':'))
-    .map((l) => l.replace(/\[\d+:\d+\]/, ''))
-  return { links, rules }
 }
 
 test('behind NATs: reachability, DCUtR for cone NATs only, put and get across NATs, nothing left', {
