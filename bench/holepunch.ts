@@ -1,0 +1,124 @@
+/**
+ * Hole punching on the namespace topology (issue 22): success rate and time to a direct connection,
+ * cone NAT to cone NAT and cone NAT to symmetric NAT. Linux and root; not a *.bench.ts (the bench
+ * runner does not run it): `node bench/holepunch.ts [--attempts 50] [--rtt 80] [--timeout 8000]`.
+ *
+ * Topology: 2 public nodes (node 0 the relay), 2 homes behind cone NATs (nodes 2, 3) and one behind a
+ * symmetric NAT (node 4), `--rtt` between any two hosts. Each attempt (bench/holepunch-agent.ts, run in
+ * node 2's namespace): hang up the peer, dial it through the relay, and time until a direct connection
+ * to it shows in `GET /network/peers` (polled every 10 ms), or count a failure after `--timeout` ms.
+ * The homes' hosts run with `net.ipv4.tcp_tw_reuse=1`: every attempt between one pair uses the same
+ * two TCP ports (holepunch.ts), and the last attempt's connection, just closed, is in TIME_WAIT; a real
+ * pair of homes punches again far less often than every second.
+ * Prints one JSON line: per pair, attempts, successes, p50 and p99 ms, and the load average.
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { netnsApi, startNetnsDevnet } from '../src/cli/devnet-netns.ts'
+import { silentLogger } from '../src/common/logger.ts'
+import { assertNetnsAvailable } from '../src/netns/index.ts'
+
+const { values } = parseArgs({
+  options: {
+    attempts: { type: 'string', default: '50' },
+    rtt: { type: 'string', default: '80' },
+    timeout: { type: 'string', default: '8000' },
+  },
+})
+const attempts = Number(values.attempts)
+const rttMs = Number(values.rtt)
+const timeoutMs = Number(values.timeout)
+const AGENT = fileURLToPath(new URL('./holepunch-agent.ts', import.meta.url))
+
+/** The q-quantile (0..1) of `xs`, nearest rank; NaN when empty. */
+function quantile(xs: readonly number[], q: number): number {
+  if (xs.length === 0) return Number.NaN
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] as number
+}
+
+await assertNetnsAvailable()
+const baseDir = await mkdtemp(join(tmpdir(), 'nodus-holepunch-'))
+const load = { before: loadavg().map((x) => Number(x.toFixed(2))) }
+const net = await startNetnsDevnet(
+  { publicHosts: 2, homes: 3, symmetric: 1, rttMs },
+  {
+    logger: silentLogger(),
+    runId: `hp${randomBytes(2).toString('hex')}`,
+    baseDir,
+    basePort: 0,
+    logLevel: 'warn',
+  },
+)
+try {
+  for (const h of net.topology.plan.homes)
+    await net.topology.exec(h.netns, ['sysctl', '-q', '-w', 'net.ipv4.tcp_tw_reuse=1'])
+  // Every home holds its reservation and the public nodes are confirmed before the first attempt.
+  const deadline = Date.now() + 120_000
+  for (const h of net.hosts) {
+    const want = h.kind === 'public' ? 'public' : 'relayed'
+    for (;;) {
+      const r = await netnsApi(net, h.index, 'GET', '/network/reachability')
+      if ((r.body as { reachability?: string }).reachability === want) break
+      if (Date.now() > deadline) throw new Error(`node ${h.index} not ${want} after 120 s`)
+      await new Promise((res) => setTimeout(res, 500))
+    }
+  }
+  const a = net.devnet.nodes[2]
+  const relay = net.devnet.nodes[0]
+  if (a === undefined || relay === undefined) throw new Error('nodes missing')
+  const hostA = net.hosts[2]
+  if (hostA === undefined) throw new Error('host missing')
+  const agent = net.topology.spawn(hostA.netns, [process.execPath, AGENT, a.api, a.token], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  })
+  const lines = createInterface({ input: agent.stdout as NodeJS.ReadableStream })[Symbol.asyncIterator]()
+  const results: Record<string, unknown> = {}
+  try {
+    for (const [name, b] of [
+      ['cone-cone', 3],
+      ['cone-symmetric', 4],
+    ] as const) {
+      const peer = net.devnet.nodes[b]?.peerId ?? ''
+      const circuit = `${relay.multiaddrs[0]}/p2p-circuit/p2p/${peer}`
+      const ms: number[] = []
+      const errors: Record<string, number> = {}
+      for (let i = 0; i < attempts; i++) {
+        agent.stdin?.write(`${JSON.stringify({ peer, circuit, timeoutMs })}\n`)
+        const next = await lines.next()
+        if (next.done === true) throw new Error('agent exited')
+        const r = JSON.parse(next.value) as { ok: boolean; ms?: number; error?: string }
+        if (r.ok && r.ms !== undefined) ms.push(r.ms)
+        else errors[r.error ?? '?'] = (errors[r.error ?? '?'] ?? 0) + 1
+      }
+      results[name] = {
+        attempts,
+        direct: ms.length,
+        successRate: Number((ms.length / attempts).toFixed(3)),
+        p50Ms: Math.round(quantile(ms, 0.5)),
+        p99Ms: Math.round(quantile(ms, 0.99)),
+        errors,
+      }
+      process.stderr.write(`${name}: ${JSON.stringify(results[name])}\n`)
+    }
+  } finally {
+    agent.stdin?.end()
+    agent.kill('SIGTERM')
+  }
+  process.stdout.write(
+    `${JSON.stringify({
+      rttMs,
+      timeoutMs,
+      results,
+      loadavg: { ...load, after: loadavg().map((x) => Number(x.toFixed(2))) },
+    })}\n`,
+  )
+} finally {
+  await net.stop()
+  await rm(baseDir, { recursive: true, force: true })
+}
