@@ -3,8 +3,9 @@
  * (src/netns): node 0 (the bootstrap) and any other public nodes on the public segment, one node in
  * each home behind its NAT router, latency, jitter and loss on every access link. Linux and root only.
  *
- * Nodes listen on TCP alone today, so a node behind a NAT only dials out (to the public nodes, and to
- * nothing behind another NAT); relays and hole punching come with the rest of issue 22.
+ * Every node listens on TCP and QUIC port 4001 of its namespace; node 0 serves circuit relay v2 and
+ * the nodes behind NATs reserve slots on it (devnet.ts); DCUtR hole-punches cone NATs
+ * (src/net/README.md, "Hole punching"). {@link netnsApi} calls a node's API from inside its namespace.
  */
 import { randomBytes } from 'node:crypto'
 import { NodusError } from '../common/errors.ts'
