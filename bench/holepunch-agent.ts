@@ -1,7 +1,8 @@
 /**
  * Runs inside a node's network namespace for bench/holepunch.ts (its API listens on the namespace's
  * own 127.0.0.1): one hole-punch attempt per stdin line `{"peer": ID, "circuit": ADDR, "timeoutMs": N}`.
- * Each attempt hangs up the peer, waits until no connection to it is left, dials it through the relay,
+ * Each attempt hangs up the peer, waits until no connection to it is left and `gapMs` more, dials it
+ * through the relay,
  * and polls `GET /network/peers` every 10 ms until a direct connection to it shows; it prints
  * `{"ok": true, "ms": T}` (T from the dial to the direct connection) or `{"ok": false, "error"}`.
  * Usage: `node bench/holepunch-agent.ts API_URL TOKEN`.
@@ -30,10 +31,11 @@ async function peers(): Promise<Array<{ peerId: string; relayed: boolean }>> {
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 for await (const line of createInterface({ input: process.stdin })) {
-  const { peer, circuit, timeoutMs } = JSON.parse(line) as {
+  const { peer, circuit, timeoutMs, gapMs } = JSON.parse(line) as {
     peer: string
     circuit: string
     timeoutMs: number
+    gapMs: number
   }
   try {
     const gone = performance.now() + 10_000
@@ -42,6 +44,9 @@ for await (const line of createInterface({ input: process.stdin })) {
       if (performance.now() > gone) throw new Error('still connected 10 s after hanging up')
       await pause(10)
     }
+    // The last attempt's TCP connection, closed by the hang-up, is in TIME_WAIT on this side; the next
+    // punch reuses its 4-tuple, which tcp_tw_reuse allows only 1 s after its last segment.
+    await pause(gapMs)
     const t0 = performance.now()
     // The answer does not matter: DCUtR may close the relayed connection before the dial reports.
     const dialing = call('POST', '/network/connect', { multiaddr: circuit }).catch(() => undefined)

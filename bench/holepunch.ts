@@ -5,11 +5,12 @@
  *
  * Topology: 2 public nodes (node 0 the relay), 2 homes behind cone NATs (nodes 2, 3) and one behind a
  * symmetric NAT (node 4), `--rtt` between any two hosts. Each attempt (bench/holepunch-agent.ts, run in
- * node 2's namespace): hang up the peer, dial it through the relay, and time until a direct connection
+ * node 2's namespace): hang up the peer, wait `--gap` ms, dial it through the relay, and time until a direct connection
  * to it shows in `GET /network/peers` (polled every 10 ms), or count a failure after `--timeout` ms.
  * The homes' hosts run with `net.ipv4.tcp_tw_reuse=1`: every attempt between one pair uses the same
- * two TCP ports (holepunch.ts), and the last attempt's connection, just closed, is in TIME_WAIT; a real
- * pair of homes punches again far less often than every second.
+ * two TCP ports (holepunch.ts), and the last attempt's connection, just closed, is in TIME_WAIT, whose
+ * 4-tuple Linux lets a new connection take only 1 s after its last segment (hence `--gap`); a real pair
+ * of homes punches again far less often. `--gap 0` shows the cost of not waiting.
  * Prints one JSON line: per pair, attempts, successes, p50 and p99 ms, and the load average.
  */
 import { randomBytes } from 'node:crypto'
@@ -28,11 +29,13 @@ const { values } = parseArgs({
     attempts: { type: 'string', default: '50' },
     rtt: { type: 'string', default: '80' },
     timeout: { type: 'string', default: '8000' },
+    gap: { type: 'string', default: '1500' },
   },
 })
 const attempts = Number(values.attempts)
 const rttMs = Number(values.rtt)
 const timeoutMs = Number(values.timeout)
+const gapMs = Number(values.gap)
 const AGENT = fileURLToPath(new URL('./holepunch-agent.ts', import.meta.url))
 
 /** The q-quantile (0..1) of `xs`, nearest rank; NaN when empty. */
@@ -55,6 +58,11 @@ const net = await startNetnsDevnet(
     logLevel: 'warn',
   },
 )
+// Ctrl-C or a timeout's SIGTERM: remove the topology before exiting.
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.once(sig, () => {
+    void net.stop().finally(() => process.exit(1))
+  })
 try {
   for (const h of net.topology.plan.homes)
     await net.topology.exec(h.netns, ['sysctl', '-q', '-w', 'net.ipv4.tcp_tw_reuse=1'])
@@ -89,7 +97,7 @@ try {
       const ms: number[] = []
       const errors: Record<string, number> = {}
       for (let i = 0; i < attempts; i++) {
-        agent.stdin?.write(`${JSON.stringify({ peer, circuit, timeoutMs })}\n`)
+        agent.stdin?.write(`${JSON.stringify({ peer, circuit, timeoutMs, gapMs })}\n`)
         const next = await lines.next()
         if (next.done === true) throw new Error('agent exited')
         const r = JSON.parse(next.value) as { ok: boolean; ms?: number; error?: string }
@@ -114,6 +122,7 @@ try {
     `${JSON.stringify({
       rttMs,
       timeoutMs,
+      gapMs,
       results,
       loadavg: { ...load, after: loadavg().map((x) => Number(x.toFixed(2))) },
     })}\n`,

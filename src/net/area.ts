@@ -191,6 +191,7 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
       isBanned: (peer) => peers.isBanned(peer),
       pubsub: components.pubsub,
       dhtRecords: components.dhtRecords,
+      clock: components.clock,
       reachability: () => reachabilityOf(libp2pRef?.getMultiaddrs().map((m) => m.toString()) ?? []),
       diversity: {
         gater,

@@ -25,6 +25,7 @@
 import { type BlockList, createServer } from 'node:net'
 import type { Connection, PeerId, Transport } from '@libp2p/interface'
 import { cidrList } from '../common/cidr.ts'
+import type { Clock } from '../common/clock.ts'
 import { isCircuitAddr } from './connections.ts'
 
 /** What {@link ObservedTcpAddrs} needs of a `peer:identify` event's detail. */
@@ -42,8 +43,8 @@ export interface ObservedTcpAddrsOptions {
   ttlMs?: number
   /** Addresses remembered at most (the oldest go first). Default 16. */
   maxAddrs?: number
-  /** Milliseconds since the epoch. Default `Date.now`. */
-  now?: () => number
+  /** The clock (common/clock.ts): milliseconds since the epoch. */
+  clock: Clock
 }
 
 const TCP_ADDR = /^\/ip[46]\/[^/]+\/tcp\/\d+$/
@@ -56,15 +57,15 @@ export class ObservedTcpAddrs {
   readonly #minObservers: number
   readonly #ttlMs: number
   readonly #maxAddrs: number
-  readonly #now: () => number
+  readonly #clock: Clock
   /** address → (observer PeerId → last seen, ms). Insertion order: the oldest address first. */
   readonly #seen = new Map<string, Map<string, number>>()
 
-  constructor(options: ObservedTcpAddrsOptions = {}) {
+  constructor(options: ObservedTcpAddrsOptions) {
     this.#minObservers = options.minObservers ?? 2
     this.#ttlMs = options.ttlMs ?? 600_000
     this.#maxAddrs = options.maxAddrs ?? 16
-    this.#now = options.now ?? Date.now
+    this.#clock = options.clock
   }
 
   /**
@@ -79,7 +80,7 @@ export class ObservedTcpAddrs {
     if (addr === undefined || !TCP_ADDR.test(addr)) return
     const observers = this.#seen.get(addr) ?? new Map<string, number>()
     this.#seen.delete(addr)
-    observers.set(obs.peerId.toString(), this.#now())
+    observers.set(obs.peerId.toString(), this.#clock.now())
     this.#seen.set(addr, observers)
     while (this.#seen.size > this.#maxAddrs) {
       const oldest = this.#seen.keys().next().value
@@ -90,7 +91,7 @@ export class ObservedTcpAddrs {
 
   /** The addresses at least `minObservers` distinct peers reported within the last `ttlMs`. */
   agreed(): string[] {
-    const since = this.#now() - this.#ttlMs
+    const since = this.#clock.now() - this.#ttlMs
     const out: string[] = []
     for (const [addr, observers] of this.#seen) {
       for (const [peer, at] of observers) if (at < since) observers.delete(peer)
@@ -282,9 +283,17 @@ export class PrivateDialFilter {
   readonly #isPublic: (addr: string) => boolean
   #local: { list: BlockList; at: number } | undefined
 
-  constructor(isPublic: (addr: string) => boolean, interfaces: InterfacesSource, refreshMs = 10_000) {
+  readonly #clock: Clock
+
+  constructor(
+    isPublic: (addr: string) => boolean,
+    interfaces: InterfacesSource,
+    clock: Clock,
+    refreshMs = 10_000,
+  ) {
     this.#isPublic = isPublic
     this.#interfaces = interfaces
+    this.#clock = clock
     this.#refreshMs = refreshMs
   }
 
@@ -298,7 +307,7 @@ export class PrivateDialFilter {
   }
 
   #localNets(): BlockList {
-    const now = Date.now()
+    const now = this.#clock.now()
     if (this.#local === undefined || now - this.#local.at > this.#refreshMs) {
       const cidrs: string[] = []
       for (const list of Object.values(this.#interfaces())) {

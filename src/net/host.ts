@@ -23,6 +23,7 @@ import { uPnPNAT } from '@libp2p/upnp-nat'
 import { webSockets } from '@libp2p/websockets'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
+import { type Clock, systemClock } from '../common/clock.ts'
 import { isCircuitAddr } from './connections.ts'
 import type { DiversityGater } from './gater.ts'
 import { ipOfAddr } from './gater.ts'
@@ -255,6 +256,8 @@ export interface HostHooks {
    * IP-diversity limits (gater.ts): inbound connections past its per-IP, per-subnet or join-rate
    * limits are refused, and each k-bucket holds at most `dhtMaxPerSubnet` contacts of one /24 (/64).
    */
+  /** The clock of the hole-punching state (holepunch.ts). Default the system clock. */
+  clock?: Clock | undefined
   /** This node's reachability (reachability.ts): `relayServer: 'auto'` serves reservations only when `public`. */
   reachability?: (() => string) | undefined
   diversity?:
@@ -295,7 +298,9 @@ export async function createHost(
   const isBanned = hooks.isBanned
   const diversity = hooks.diversity
   const privateDials =
-    options.dialPrivate === 'local' ? new PrivateDialFilter(isPublicAddr, networkInterfaces) : undefined
+    options.dialPrivate === 'local'
+      ? new PrivateDialFilter(isPublicAddr, networkInterfaces, hooks.clock ?? systemClock)
+      : undefined
   const connectionGater: ConnectionGater = {
     ...(isBanned === undefined ? {} : bannedPeerGater((p) => isBanned(p))),
     ...(privateDials === undefined
@@ -309,7 +314,7 @@ export async function createHost(
   }
   // TCP dials from one port, and the observed address of that port for DCUtR (holepunch.ts).
   const dialPort = options.tcpDialPort === 0 ? await pickDialPort() : Math.max(0, options.tcpDialPort)
-  const observed = new ObservedTcpAddrs()
+  const observed = new ObservedTcpAddrs({ clock: hooks.clock ?? systemClock })
   const node = await createLibp2p({
     privateKey,
     start: false,

@@ -26,14 +26,14 @@ const obs = (
 
 test('observed TCP address: used once two distinct peers agree (cone NAT), never for per-peer ports (symmetric)', () => {
   let now = 0
-  const seen = new ObservedTcpAddrs({ now: () => now, ttlMs: 1000 })
+  const seen = new ObservedTcpAddrs({ clock: { now: () => now }, ttlMs: 1000 })
   seen.record(obs('p0', '/ip4/11.18.0.101/tcp/40001'))
   seen.record(obs('p0', '/ip4/11.18.0.101/tcp/40001'))
   assert.deepEqual(seen.agreed(), [], 'one peer, however often, is not enough')
   seen.record(obs('p1', '/ip4/11.18.0.101/tcp/40001/p2p/12D3KooWSelf'))
   assert.deepEqual(seen.agreed(), ['/ip4/11.18.0.101/tcp/40001'])
   // Symmetric NAT: each peer sees another port.
-  const sym = new ObservedTcpAddrs({ now: () => now })
+  const sym = new ObservedTcpAddrs({ clock: { now: () => now } })
   sym.record(obs('p0', '/ip4/11.18.0.103/tcp/51000'))
   sym.record(obs('p1', '/ip4/11.18.0.103/tcp/62000'))
   assert.deepEqual(sym.agreed(), [])
@@ -43,7 +43,7 @@ test('observed TCP address: used once two distinct peers agree (cone NAT), never
 })
 
 test('observed TCP address: inbound, relayed, QUIC and WebSockets connections do not count', () => {
-  const seen = new ObservedTcpAddrs()
+  const seen = new ObservedTcpAddrs({ clock: { now: () => 0 } })
   for (const p of ['a', 'b']) {
     seen.record(obs(p, '/ip4/11.18.0.101/tcp/1', 'inbound'))
     seen.record(
@@ -57,17 +57,21 @@ test('observed TCP address: inbound, relayed, QUIC and WebSockets connections do
 })
 
 test('observed TCP address: at most maxAddrs remembered, the oldest dropped first', () => {
-  const seen = new ObservedTcpAddrs({ maxAddrs: 2 })
+  const seen = new ObservedTcpAddrs({ clock: { now: () => 0 }, maxAddrs: 2 })
   for (const port of [1, 2, 3])
     for (const p of ['a', 'b']) seen.record(obs(p, `/ip4/11.18.0.101/tcp/${port}`))
   assert.deepEqual(seen.agreed(), ['/ip4/11.18.0.101/tcp/2', '/ip4/11.18.0.101/tcp/3'])
 })
 
 test('private dial filter: another site’s private address refused; own subnets, loopback, public and relayed allowed', () => {
-  const f = new PrivateDialFilter(isPublicAddr, () => ({
-    lo: [{ cidr: '127.0.0.1/8' }],
-    eth0: [{ cidr: '10.0.1.2/24' }, { cidr: null }],
-  }))
+  const f = new PrivateDialFilter(
+    isPublicAddr,
+    () => ({
+      lo: [{ cidr: '127.0.0.1/8' }],
+      eth0: [{ cidr: '10.0.1.2/24' }, { cidr: null }],
+    }),
+    { now: () => 0 },
+  )
   assert.equal(f.deny('/ip4/10.0.2.2/tcp/4001/p2p/X'), true)
   assert.equal(f.deny('/ip4/10.0.2.2/udp/4001/quic-v1'), true)
   assert.equal(f.deny('/ip4/192.168.1.5/tcp/4001'), true)
