@@ -1,10 +1,10 @@
 /**
  * Runs inside a node's network namespace for bench/holepunch.ts (its API listens on the namespace's
- * own 127.0.0.1): one hole-punch attempt per stdin line `{"peer": ID, "circuit": ADDR, "timeoutMs": N}`.
- * Each attempt hangs up the peer, waits until no connection to it is left and `gapMs` more, dials it
- * through the relay,
- * and polls `GET /network/peers` every 10 ms until a direct connection to it shows; it prints
- * `{"ok": true, "ms": T}` (T from the dial to the direct connection) or `{"ok": false, "error"}`.
+ * own 127.0.0.1): one hole-punch attempt per stdin line `{"peer", "circuit", "timeoutMs", "gapMs"}`.
+ * Each attempt hangs up the peer, waits until no connection to it is left and `gapMs` more (again if
+ * the two reconnected meanwhile), dials it through the relay, and polls `GET /network/peers` every
+ * 10 ms until a direct connection to it shows; it prints `{"ok": true, "ms": T, "redials"}` (T from the
+ * dial to the direct connection) or `{"ok": false, "error", "redials"}`.
  * Usage: `node bench/holepunch-agent.ts API_URL TOKEN`.
  */
 import { createInterface } from 'node:readline'
@@ -38,15 +38,22 @@ for await (const line of createInterface({ input: process.stdin })) {
     gapMs: number
   }
   try {
-    const gone = performance.now() + 10_000
-    await call('POST', '/network/disconnect', { peerId: peer })
-    while ((await peers()).some((p) => p.peerId === peer)) {
-      if (performance.now() > gone) throw new Error('still connected 10 s after hanging up')
-      await pause(10)
+    // Hang up, wait until no connection is left, wait gapMs (the last attempt's TCP connection, closed
+    // by the hang-up, is in TIME_WAIT on this side; the next punch reuses its 4-tuple, which
+    // tcp_tw_reuse allows only 1 s after its last segment), and start over if the two nodes have
+    // connected again meanwhile on their own (counted: `redials`).
+    const gone = performance.now() + 30_000
+    let redials = 0
+    for (;;) {
+      await call('POST', '/network/disconnect', { peerId: peer })
+      while ((await peers()).some((p) => p.peerId === peer)) {
+        if (performance.now() > gone) throw new Error('still connected 30 s after hanging up')
+        await pause(10)
+      }
+      await pause(gapMs)
+      if (!(await peers()).some((p) => p.peerId === peer)) break
+      redials++
     }
-    // The last attempt's TCP connection, closed by the hang-up, is in TIME_WAIT on this side; the next
-    // punch reuses its 4-tuple, which tcp_tw_reuse allows only 1 s after its last segment.
-    await pause(gapMs)
     const t0 = performance.now()
     // The answer does not matter: DCUtR may close the relayed connection before the dial reports.
     const dialing = call('POST', '/network/connect', { multiaddr: circuit }).catch(() => undefined)
@@ -60,7 +67,7 @@ for await (const line of createInterface({ input: process.stdin })) {
     }
     await dialing
     process.stdout.write(
-      `${JSON.stringify(ms === undefined ? { ok: false, error: 'no direct connection' } : { ok: true, ms })}\n`,
+      `${JSON.stringify(ms === undefined ? { ok: false, error: 'no direct connection', redials } : { ok: true, ms, redials })}\n`,
     )
   } catch (err) {
     process.stdout.write(`${JSON.stringify({ ok: false, error: (err as Error).message })}\n`)

@@ -11,7 +11,10 @@
  * two TCP ports (holepunch.ts), and the last attempt's connection, just closed, is in TIME_WAIT, whose
  * 4-tuple Linux lets a new connection take only 1 s after its last segment (hence `--gap`); a real pair
  * of homes punches again far less often. `--gap 0` shows the cost of not waiting.
- * Prints one JSON line: per pair, attempts, successes, p50 and p99 ms, and the load average.
+ * The two nodes may reconnect directly on their own while the attempt waits (both sides' NAT mappings
+ * and the peer's last direct address are still known): the attempt then hangs up again, and the
+ * count of such redials is reported.
+ * Prints one JSON line: per pair, attempts, successes, p50 and p99 ms, redials, and the load average.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -30,6 +33,7 @@ const { values } = parseArgs({
     rtt: { type: 'string', default: '80' },
     timeout: { type: 'string', default: '8000' },
     gap: { type: 'string', default: '1500' },
+    pairs: { type: 'string', default: 'cone-cone,cone-symmetric' },
   },
 })
 const attempts = Number(values.attempts)
@@ -88,10 +92,13 @@ try {
   const lines = createInterface({ input: agent.stdout as NodeJS.ReadableStream })[Symbol.asyncIterator]()
   const results: Record<string, unknown> = {}
   try {
+    const wanted = new Set(String(values.pairs).split(','))
     for (const [name, b] of [
       ['cone-cone', 3],
       ['cone-symmetric', 4],
     ] as const) {
+      if (!wanted.has(name)) continue
+      let redials = 0
       const peer = net.devnet.nodes[b]?.peerId ?? ''
       const circuit = `${relay.multiaddrs[0]}/p2p-circuit/p2p/${peer}`
       const ms: number[] = []
@@ -100,7 +107,8 @@ try {
         agent.stdin?.write(`${JSON.stringify({ peer, circuit, timeoutMs, gapMs })}\n`)
         const next = await lines.next()
         if (next.done === true) throw new Error('agent exited')
-        const r = JSON.parse(next.value) as { ok: boolean; ms?: number; error?: string }
+        const r = JSON.parse(next.value) as { ok: boolean; ms?: number; error?: string; redials?: number }
+        redials += r.redials ?? 0
         if (r.ok && r.ms !== undefined) ms.push(r.ms)
         else errors[r.error ?? '?'] = (errors[r.error ?? '?'] ?? 0) + 1
       }
@@ -111,6 +119,7 @@ try {
         p50Ms: Math.round(quantile(ms, 0.5)),
         p99Ms: Math.round(quantile(ms, 0.99)),
         errors,
+        redials,
       }
       process.stderr.write(`${name}: ${JSON.stringify(results[name])}\n`)
     }
