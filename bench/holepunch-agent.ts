@@ -52,7 +52,7 @@ for await (const line of createInterface({ input: process.stdin })) {
       }
       await pause(gapMs)
       if (!(await peers()).some((p) => p.peerId === peer)) break
-      redials++
+      if (++redials >= 20) throw new Error('reconnected on their own 20 times in a row')
     }
     const t0 = performance.now()
     // The answer does not matter: DCUtR may close the relayed connection before the dial reports.

@@ -34,12 +34,14 @@ const { values } = parseArgs({
     timeout: { type: 'string', default: '8000' },
     gap: { type: 'string', default: '1500' },
     pairs: { type: 'string', default: 'cone-cone,cone-symmetric' },
+    fresh: { type: 'boolean', default: false },
   },
 })
 const attempts = Number(values.attempts)
 const rttMs = Number(values.rtt)
 const timeoutMs = Number(values.timeout)
 const gapMs = Number(values.gap)
+const fresh = values.fresh === true
 const AGENT = fileURLToPath(new URL('./holepunch-agent.ts', import.meta.url))
 
 /** The q-quantile (0..1) of `xs`, nearest rank; NaN when empty. */
@@ -70,17 +72,18 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const)
 try {
   for (const h of net.topology.plan.homes)
     await net.topology.exec(h.netns, ['sysctl', '-q', '-w', 'net.ipv4.tcp_tw_reuse=1'])
-  // Every home holds its reservation and the public nodes are confirmed before the first attempt.
-  const deadline = Date.now() + 120_000
-  for (const h of net.hosts) {
-    const want = h.kind === 'public' ? 'public' : 'relayed'
+  /** Polls node `i`'s reachability until it is `want`; throws after `ms`. */
+  const until = async (i: number, want: string, ms: number): Promise<void> => {
+    const deadline = Date.now() + ms
     for (;;) {
-      const r = await netnsApi(net, h.index, 'GET', '/network/reachability')
-      if ((r.body as { reachability?: string }).reachability === want) break
-      if (Date.now() > deadline) throw new Error(`node ${h.index} not ${want} after 120 s`)
-      await new Promise((res) => setTimeout(res, 500))
+      const r = await netnsApi(net, i, 'GET', '/network/reachability')
+      if ((r.body as { reachability?: string }).reachability === want) return
+      if (Date.now() > deadline) throw new Error(`node ${i} not ${want} after ${ms} ms`)
+      await new Promise((res) => setTimeout(res, 250))
     }
   }
+  // Every home holds its reservation and the public nodes are confirmed before the first attempt.
+  for (const h of net.hosts) await until(h.index, h.kind === 'public' ? 'public' : 'relayed', 120_000)
   const a = net.devnet.nodes[2]
   const relay = net.devnet.nodes[0]
   if (a === undefined || relay === undefined) throw new Error('nodes missing')
@@ -104,6 +107,13 @@ try {
       const ms: number[] = []
       const errors: Record<string, number> = {}
       for (let i = 0; i < attempts; i++) {
+        if (fresh) {
+          // A new process for the peer: a new dial port and NAT mapping, no state left from the last
+          // attempt; the attempt starts once it holds its relay reservation again.
+          await net.devnet.kill(b)
+          await net.devnet.restart(b)
+          await until(b, 'relayed', 60_000)
+        }
         agent.stdin?.write(`${JSON.stringify({ peer, circuit, timeoutMs, gapMs })}\n`)
         const next = await lines.next()
         if (next.done === true) throw new Error('agent exited')
@@ -132,6 +142,7 @@ try {
       rttMs,
       timeoutMs,
       gapMs,
+      fresh,
       results,
       loadavg: { ...load, after: loadavg().map((x) => Number(x.toFixed(2))) },
     })}\n`,
