@@ -114,6 +114,7 @@ try {
           await net.devnet.restart(b)
           await until(b, 'relayed', 60_000)
         }
+        if (process.env.NODUS_VERBOSE === '1') process.stderr.write(`${name} attempt ${i}\n`)
         agent.stdin?.write(`${JSON.stringify({ peer, circuit, timeoutMs, gapMs })}\n`)
         const next = await lines.next()
         if (next.done === true) throw new Error('agent exited')
@@ -149,5 +150,7 @@ try {
   )
 } finally {
   await net.stop()
-  await rm(baseDir, { recursive: true, force: true })
+  // NODUS_KEEP_DIR=1 keeps the nodes' data directories (their node.log) for a look after a failure.
+  if (process.env.NODUS_KEEP_DIR === '1') process.stderr.write(`kept ${baseDir}\n`)
+  else await rm(baseDir, { recursive: true, force: true })
 }
