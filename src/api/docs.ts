@@ -45,7 +45,13 @@ function notServed(): never {
  * their services: enough to register them and read their schemas, not to answer a request.
  */
 function documentedRoutes(): ApiRoutes[] {
-  const libp2p = { getPeers: notServed, getConnections: notServed, getMultiaddrs: notServed, dial: notServed }
+  const libp2p = {
+    getPeers: notServed,
+    getConnections: notServed,
+    getMultiaddrs: notServed,
+    dial: notServed,
+    hangUp: notServed,
+  }
   const store = { usage: notServed, list: notServed }
   return [
     nodeRoutes({

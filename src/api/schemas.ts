@@ -123,6 +123,17 @@ export const Reachability = {
 } as const
 
 export const ConnectResult = { type: 'object', properties: { peerId: str }, required: ['peerId'] } as const
+export const DisconnectBody = {
+  type: 'object',
+  properties: { peerId: { type: 'string', minLength: 1, maxLength: 128 } },
+  required: ['peerId'],
+  additionalProperties: false,
+} as const
+export const DisconnectResult = {
+  type: 'object',
+  properties: { peerId: str, closed: { type: 'integer', description: 'connections closed' } },
+  required: ['peerId', 'closed'],
+} as const
 
 export const PageQuery = {
   type: 'object',

@@ -3,8 +3,9 @@
  * (src/netns): node 0 (the bootstrap) and any other public nodes on the public segment, one node in
  * each home behind its NAT router, latency, jitter and loss on every access link. Linux and root only.
  *
- * Nodes listen on TCP alone today, so a node behind a NAT only dials out (to the public nodes, and to
- * nothing behind another NAT); relays and hole punching come with the rest of issue 22.
+ * Every node listens on TCP and QUIC port 4001 of its namespace; node 0 serves circuit relay v2 and
+ * the nodes behind NATs reserve slots on it (devnet.ts); DCUtR hole-punches cone NATs
+ * (src/net/README.md, "Hole punching"). {@link netnsApi} calls a node's API from inside its namespace.
  */
 import { randomBytes } from 'node:crypto'
 import { NodusError } from '../common/errors.ts'
@@ -188,4 +189,43 @@ export async function measureRtts(net: NetnsDevnet, count = 5): Promise<Record<s
 export function countersLine(role: string, c: BridgeCounters | undefined): string {
   if (c === undefined) return `${role}: no counters`
   return `${role}: ${c.a}->${c.b} ${c.ab.tx}/${c.ab.rx} frames (lost ${c.ab.lost}, queue full ${c.ab.queueFull}), ${c.b}->${c.a} ${c.ba.tx}/${c.ba.rx} (lost ${c.ba.lost}, queue full ${c.ba.queueFull}), most queued ${c.maxQueued}`
+}
+
+/**
+ * One HTTP request to node `index`'s API, made from inside its namespace (the API listens on the
+ * namespace's own 127.0.0.1) by a `node -e` child; with the node's token. Resolves with the status and
+ * the parsed JSON body (undefined when the body is not JSON).
+ * @throws NodusError NETNS_COMMAND_FAILED when the request cannot be made (the node is down)
+ */
+export async function netnsApi(
+  net: NetnsDevnet,
+  index: number,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: unknown }> {
+  const node = net.devnet.nodes[index]
+  const host = net.hosts[index]
+  if (node === undefined || host === undefined) throw new NodusError('INVALID_ARGUMENT', `no node ${index}`)
+  const script = `const [url, method, token, body] = process.argv.slice(1)
+const r = await fetch(url, { method, headers: { authorization: 'Bearer ' + token, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body } : {}), signal: AbortSignal.timeout(15000) })
+process.stdout.write(JSON.stringify({ status: r.status, text: await r.text() }))`
+  const { stdout } = await net.topology.exec(host.netns, [
+    process.execPath,
+    '--input-type=module',
+    '-e',
+    script,
+    `${node.api}${path}`,
+    method,
+    node.token,
+    body === undefined ? '' : JSON.stringify(body),
+  ])
+  const r = JSON.parse(stdout) as { status: number; text: string }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(r.text)
+  } catch {
+    parsed = undefined
+  }
+  return { status: r.status, body: parsed }
 }

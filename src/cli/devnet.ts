@@ -13,6 +13,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { NodusError } from '../common/errors.ts'
 import { procCpuSeconds } from '../common/proc.ts'
+import { PUBLIC_SUBNET } from '../netns/index.ts'
 import { startEnv, startV8Flags } from './gc-tuning.ts'
 import { initNode } from './init.ts'
 
@@ -20,6 +21,9 @@ import { initNode } from './init.ts'
 const MAIN = fileURLToPath(
   new URL(import.meta.url.endsWith('.js') ? './main.js' : './main.ts', import.meta.url),
 )
+
+/** The libp2p port (TCP and UDP) of every node of a namespace devnet: each has its namespace to itself. */
+export const NETNS_PORT = 4001
 
 export interface DevnetOptions {
   nodes: number
@@ -99,7 +103,7 @@ export function devnetNodeConfig(
   index: number,
   bootstrap: string[],
 ): Record<string, unknown> {
-  const port = o.basePort === 0 ? 0 : o.basePort + index
+  const port = devnetPort(o, index)
   const apiPort = o.basePort === 0 ? 0 : o.basePort + 1000 + index
   const net = (o.config?.net ?? {}) as Record<string, unknown>
   return {
@@ -108,10 +112,43 @@ export function devnetNodeConfig(
       ...net,
       listen: listenAddrs(o.netns?.hostOf(index).address ?? '127.0.0.1', port, o.transport),
       bootstrap,
+      ...netnsRelayConfig(o, index, bootstrap),
     },
     api: { port: apiPort },
     log: { level: o.logLevel },
   }
+}
+
+/**
+ * Node `index`'s libp2p port (TCP and QUIC): basePort + index, or 0 (any free one) without a base
+ * port; in namespaces, where every node has the host to itself, {@link NETNS_PORT} (or basePort).
+ */
+export function devnetPort(o: Pick<DevnetOptions, 'basePort' | 'netns'>, index: number): number {
+  if (o.netns !== undefined) return o.basePort === 0 ? NETNS_PORT : o.basePort
+  return o.basePort === 0 ? 0 : o.basePort + index
+}
+
+/**
+ * On a namespace topology: node 0 (the bootstrap) serves circuit relay v2 whatever AutoNAT says yet
+ * (`net.relayServer` on), and every node behind a NAT reserves a slot on it (`net.relays`, node 0's
+ * first address): the nodes there reach each other through it, then directly by DCUtR.
+ */
+function netnsRelayConfig(
+  o: Pick<DevnetOptions, 'netns' | 'config'>,
+  index: number,
+  bootstrap: string[],
+): Record<string, unknown> {
+  const ns = o.netns
+  if (ns === undefined) return {}
+  // Every public host of the topology sits in one /24, an artefact of the test network: exempt it from
+  // the IP-diversity limits (net.gaterExempt: its default, loopback, and that /24), unless the caller
+  // set the list.
+  const given = (o.config?.net ?? {}) as Record<string, unknown>
+  const exempt =
+    given.gaterExempt === undefined ? { gaterExempt: ['127.0.0.0/8', '::1/128', PUBLIC_SUBNET] } : {}
+  if (index === 0) return { ...exempt, relayServer: 'on' }
+  const relay = bootstrap[0]
+  return index >= ns.publicNodes && relay !== undefined ? { ...exempt, relays: [relay] } : exempt
 }
 
 /** Start one node process and wait for its ready line. */
@@ -240,10 +277,15 @@ export class Devnet {
       }
       const first = await net.#startNode(0, [])
       const boots = [`${first.multiaddrs[0]}`]
-      // Start the rest in small batches: a 2-core machine handles a few handshakes at a time.
+      // Start the rest in small batches: a 2-core machine handles a few handshakes at a time. In
+      // namespaces the public nodes come first, so every node behind a NAT bootstraps to (and is
+      // observed by) up to three of them.
       const batch = 4
-      for (let i = 1; i < options.nodes; i += batch) {
-        const ids = Array.from({ length: Math.min(batch, options.nodes - i) }, (_, j) => i + j)
+      const publicNodes = options.netns?.publicNodes ?? 1
+      for (let i = 1; i < options.nodes; ) {
+        const end = Math.min(i < publicNodes ? Math.min(publicNodes, i + batch) : i + batch, options.nodes)
+        const ids = Array.from({ length: end - i }, (_, j) => i + j)
+        i = end
         const started = await Promise.all(ids.map((id) => net.#startNode(id, boots)))
         const bootable = started.filter(
           (n) => options.netns === undefined || n.index < options.netns.publicNodes,
@@ -267,6 +309,32 @@ export class Devnet {
 
   #initConfig(index: number, bootstrap: string[]): Record<string, unknown> {
     return devnetNodeConfig(this.#options, index, bootstrap)
+  }
+
+  /**
+   * Node `index`'s libp2p port (TCP and QUIC): basePort + index, or 0 (any free one) without a base
+   * port; in namespaces, where every node has the host to itself, {@link NETNS_PORT} (or basePort).
+   */
+  #libp2pPort(index: number): number {
+    return devnetPort(this.#options, index)
+  }
+
+  /**
+   * The addresses node `index` is dialed at: those it announced (its ready line) and, in namespaces,
+   * the TCP and QUIC addresses it listens on. A public node announces its addresses only once AutoNAT
+   * has verified them (libp2p 3), so right after start only the listen addresses are known.
+   */
+  #addrsOf(index: number, announced: string[], peerId: string): string[] {
+    const o = this.#options
+    const withId = announced.map((m) => (m.includes('/p2p/') ? m : `${m}/p2p/${peerId}`))
+    if (o.netns === undefined) return withId
+    const host = o.netns.hostOf(index).address
+    const port = this.#libp2pPort(index)
+    const listen = [
+      `/ip4/${host}/tcp/${port}/p2p/${peerId}`,
+      `/ip4/${host}/udp/${port}/quic-v1/p2p/${peerId}`,
+    ]
+    return [...listen, ...withId.filter((m) => !listen.includes(m))]
   }
 
   /** `--genesis FILE` when the devnet is a federation. */
@@ -295,9 +363,7 @@ export class Devnet {
       peerId: String(info.peerId),
       api: String(info.api),
       token,
-      multiaddrs: (info.multiaddrs as string[]).map((m) =>
-        m.includes('/p2p/') ? m : `${m}/p2p/${String(info.peerId)}`,
-      ),
+      multiaddrs: this.#addrsOf(index, info.multiaddrs as string[], String(info.peerId)),
       proc,
       alive: true,
       startupDone,
@@ -334,9 +400,7 @@ export class Devnet {
     n.alive = true
     n.startupDone = startupDone
     n.api = String(info.api)
-    n.multiaddrs = (info.multiaddrs as string[]).map((m) =>
-      m.includes('/p2p/') ? m : `${m}/p2p/${n.peerId}`,
-    )
+    n.multiaddrs = this.#addrsOf(index, info.multiaddrs as string[], n.peerId)
     proc.once('exit', () => {
       n.alive = false
     })

@@ -10,7 +10,7 @@ import type { Clock } from '../common/clock.ts'
 import { NodusError } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
 import { BulkChannel, type BulkHandler, DEFAULT_BULK_OPTIONS } from './bulk.ts'
-import { describeConnection } from './connections.ts'
+import { describeConnection, isCircuitAddr } from './connections.ts'
 import { DiversityGater, type GaterRefusal } from './gater.ts'
 import { createHost, DEFAULT_HOST_OPTIONS, type HostHooks, type NodusLibp2p } from './host.ts'
 import { reachabilityOf } from './reachability.ts'
@@ -77,6 +77,8 @@ export interface NetAreaOptions {
   autonat: 'on' | 'off'
   dcutr: 'on' | 'off'
   upnp: 'on' | 'off'
+  tcpDialPort: number
+  dialPrivate: 'local' | 'all'
 }
 
 /** The net area's public services. */
@@ -115,6 +117,34 @@ function portInUse(err: unknown, what: string): unknown {
   return inUse ? new NodusError('PORT_IN_USE', `${what} is in use`, { cause: err }) : err
 }
 
+/**
+ * The direct listen addresses (not relay reservations) of `listen` that no listener serves: none of
+ * `listening` (the listeners' addresses) has the same transport, host and, unless 0, port.
+ */
+export function unlistened(listen: readonly string[], listening: readonly string[]): string[] {
+  type Key = { family: string; host: string; proto: string; port: string; rest: string }
+  const key = (a: string): Key | undefined => {
+    const m = /^\/(ip[46])\/([^/]+)\/(tcp|udp)\/(\d+)(.*)$/.exec(a.replace(/\/p2p\/[^/]+$/, ''))
+    if (m === null) return undefined
+    return { family: m[1] ?? '', host: m[2] ?? '', proto: m[3] ?? '', port: m[4] ?? '', rest: m[5] ?? '' }
+  }
+  const have = listening.map(key).filter((k) => k !== undefined)
+  return listen.filter((a) => {
+    if (isCircuitAddr(a)) return false
+    const want = key(a)
+    if (want === undefined) return false
+    const anyHost = want.host === '0.0.0.0' || want.host === '::'
+    return !have.some(
+      (k) =>
+        k.family === want.family &&
+        k.proto === want.proto &&
+        k.rest === want.rest &&
+        (anyHost || k.host === want.host) &&
+        (want.port === '0' || k.port === want.port),
+    )
+  })
+}
+
 /** Build (not start) the net area. */
 export async function createNet(components: NetComponents, options: NetAreaOptions): Promise<Net> {
   const { peers } = components
@@ -151,6 +181,8 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
       autonat: options.autonat === 'on',
       dcutr: options.dcutr === 'on',
       upnp: options.upnp === 'on',
+      tcpDialPort: options.tcpDialPort,
+      dialPrivate: options.dialPrivate,
       dhtProtocol: options.dhtProtocol,
       maxConnections: options.maxConnections,
       encrypter: options.encrypter,
@@ -159,6 +191,7 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
       isBanned: (peer) => peers.isBanned(peer),
       pubsub: components.pubsub,
       dhtRecords: components.dhtRecords,
+      clock: components.clock,
       reachability: () => reachabilityOf(libp2pRef?.getMultiaddrs().map((m) => m.toString()) ?? []),
       diversity: {
         gater,
@@ -230,10 +263,28 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
     start: async () => {
       if (started) return
       started = true
+      // libp2p runs with FaultTolerance.NO_FATAL (an unreachable relay must not stop the node), so a
+      // TCP, QUIC or WebSockets address it could not listen on is found here.
+      const listening: string[] = []
+      const onListening = (evt: CustomEvent<{ getAddrs(): Array<{ toString(): string }> }>): void => {
+        for (const a of evt.detail.getAddrs()) listening.push(a.toString())
+      }
+      libp2p.addEventListener('transport:listening', onListening)
       try {
         await libp2p.start()
       } catch (err) {
         throw portInUse(err, `a listen address (${options.listen.join(', ')})`)
+      } finally {
+        libp2p.removeEventListener('transport:listening', onListening)
+      }
+      const missing = unlistened(options.listen, listening)
+      if (missing.length > 0) {
+        await Promise.resolve(libp2p.stop()).catch(() => {})
+        throw new NodusError(
+          'PORT_IN_USE',
+          `could not listen on ${missing.join(', ')} (the port is in use, or the address is not this host's)`,
+          { details: { listen: missing } },
+        )
       }
       try {
         await bulk?.start()

@@ -1,3 +1,4 @@
+import { networkInterfaces } from 'node:os'
 import { noise } from '@chainsafe/libp2p-noise'
 import { type QuicComponents, quic } from '@chainsafe/libp2p-quic'
 import { yamux } from '@chainsafe/libp2p-yamux'
@@ -6,19 +7,37 @@ import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay
 import { dcutr } from '@libp2p/dcutr'
 import { type GossipSub, type GossipsubOpts, gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
-import type { ConnectionEncrypter, ConnectionGater, PeerId, PrivateKey, Transport } from '@libp2p/interface'
+import {
+  type ConnectionEncrypter,
+  type ConnectionGater,
+  FaultTolerance,
+  type PeerId,
+  type PrivateKey,
+  type Transport,
+} from '@libp2p/interface'
 import { type KadDHT, kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { type Ping, ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import type { TLSComponents } from '@libp2p/tls'
 import { uPnPNAT } from '@libp2p/upnp-nat'
 import { webSockets } from '@libp2p/websockets'
+import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
+import { type Clock, systemClock } from '../common/clock.ts'
 import { isCircuitAddr } from './connections.ts'
 import type { DiversityGater } from './gater.ts'
 import { ipOfAddr } from './gater.ts'
+import {
+  ObservedTcpAddrs,
+  PrivateDialFilter,
+  pickDialPort,
+  tcpFromDialPort,
+  withFreshDialBack,
+  withPunchAddrs,
+} from './holepunch.ts'
 import { useMultihashProviderKeys } from './kad-providers.ts'
 import { useKademliaSplitting, useSubnetCap } from './kad-table.ts'
+import { isPublicAddr } from './reachability.ts'
 
 /**
  * @libp2p/tls, offered under its protocol id but loaded on the first TLS handshake: with its X.509 and
@@ -149,6 +168,20 @@ export interface HostOptions {
   dcutr: boolean
   /** UPnP IGD port mapping on the home router (@libp2p/upnp-nat). Default false. */
   upnp: boolean
+  /**
+   * Local TCP port every outbound TCP dial is made from (holepunch.ts), so that a cone NAT maps all of
+   * them to one external address, which peers observe and DCUtR hole-punches to (a TCP simultaneous
+   * open). 0 (default): one free port picked at start; -1: an ephemeral port per dial (no TCP hole
+   * punching). Never the listen port (Linux refuses a connected socket on a listening port).
+   */
+  tcpDialPort: number
+  /**
+   * Which private (and loopback) addresses to dial: `local` (default) only those in this host's own
+   * networks (its interfaces' subnets), as a peer behind another NAT announces a home address nobody
+   * else reaches (holepunch.ts `PrivateDialFilter`); `all` dials every one (private networks routed
+   * between sites).
+   */
+  dialPrivate: 'local' | 'all'
 }
 
 /**
@@ -192,6 +225,8 @@ export const DEFAULT_HOST_OPTIONS: Readonly<HostOptions> = Object.freeze({
   autonat: true,
   dcutr: true,
   upnp: false,
+  tcpDialPort: 0,
+  dialPrivate: 'local',
 })
 
 /** The libp2p host: its `pubsub` service is there when {@link HostHooks.pubsub} was given. */
@@ -221,6 +256,8 @@ export interface HostHooks {
    * IP-diversity limits (gater.ts): inbound connections past its per-IP, per-subnet or join-rate
    * limits are refused, and each k-bucket holds at most `dhtMaxPerSubnet` contacts of one /24 (/64).
    */
+  /** The clock of the hole-punching state (holepunch.ts). Default the system clock. */
+  clock?: Clock | undefined
   /** This node's reachability (reachability.ts): `relayServer: 'auto'` serves reservations only when `public`. */
   reachability?: (() => string) | undefined
   diversity?:
@@ -260,24 +297,38 @@ export async function createHost(
 ): Promise<NodusLibp2p> {
   const isBanned = hooks.isBanned
   const diversity = hooks.diversity
+  const privateDials =
+    options.dialPrivate === 'local'
+      ? new PrivateDialFilter(isPublicAddr, networkInterfaces, hooks.clock ?? systemClock)
+      : undefined
   const connectionGater: ConnectionGater = {
     ...(isBanned === undefined ? {} : bannedPeerGater((p) => isBanned(p))),
+    ...(privateDials === undefined
+      ? {}
+      : { denyDialMultiaddr: (ma: { toString(): string }) => privateDials.deny(ma.toString()) }),
     ...(diversity === undefined ? {} : { denyInboundConnection: diversity.gater.denyInboundConnection }),
     // `auto`: a relay only for nodes others can reach directly (go-libp2p's rule for its relay service).
     ...(options.relayServer === 'auto'
       ? { denyInboundRelayReservation: () => hooks.reachability?.() !== 'public' }
       : {}),
   }
+  // TCP dials from one port, and the observed address of that port for DCUtR (holepunch.ts).
+  const dialPort = options.tcpDialPort === 0 ? await pickDialPort() : Math.max(0, options.tcpDialPort)
+  const observed = new ObservedTcpAddrs({ clock: hooks.clock ?? systemClock })
   const node = await createLibp2p({
     privateKey,
     start: false,
     connectionGater,
     addresses: { listen: options.listen },
+    // A relay that cannot be reached (or refuses a reservation) at start must not stop the node: the
+    // circuit relay transport retries its reservations; a TCP or QUIC listen failure is still fatal
+    // (the node checks its listen addresses after start).
+    transportManager: { faultTolerance: FaultTolerance.NO_FATAL },
     // TCP and WebSockets are upgraded with Noise/TLS and yamux; QUIC brings its own TLS 1.3 and
     // streams (no receive-side backpressure: ../shared/NOTES-libp2p.md, trap 2). The circuit relay
     // transport dials `/p2p-circuit` addresses and, for listen addresses naming a relay, reserves a slot.
     transports: [
-      tcp(),
+      tcpFromDialPort(tcp(), () => dialPort),
       quicWithDialDeadline(options.quicHandshakeTimeoutMs),
       webSockets(),
       circuitRelayTransport(),
@@ -315,8 +366,18 @@ export async function createHost(
         ...(options.dhtAllowPrivateAddresses ? { peerInfoMapper: passthroughMapper } : {}),
       }),
       ...(hooks.pubsub === undefined ? {} : { pubsub: gossipsub(hooks.pubsub) }),
-      ...(options.autonat ? { autonat: autoNAT() } : {}),
-      ...(options.dcutr ? { dcutr: dcutr() } : {}),
+      ...(options.autonat
+        ? {
+            autonat: (components: Parameters<ReturnType<typeof autoNAT>>[0]) =>
+              autoNAT()(withFreshDialBack(components)),
+          }
+        : {}),
+      ...(options.dcutr
+        ? {
+            dcutr: (components: Parameters<ReturnType<typeof dcutr>>[0]) =>
+              dcutr()(withPunchAddrs(components, () => observed.agreed(), multiaddr)),
+          }
+        : {}),
       ...(options.upnp ? { upnp: uPnPNAT() } : {}),
       ...(options.relayServer === 'off'
         ? {}
@@ -333,6 +394,7 @@ export async function createHost(
           }),
     },
   })
+  node.addEventListener('peer:identify', (evt) => observed.record(evt.detail))
   // Kademlia splitting toward the node's own ID (kad-table.ts); kad-dht's default trie stops at depth
   // 6. If kad-dht's internals change shape this is a no-op (test/net/kad-table.test.ts fails then).
   useKademliaSplitting(node.services.dht)

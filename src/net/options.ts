@@ -196,6 +196,21 @@ export const NET_OPTIONS = defineOptions({
     values: ['on', 'off'],
     description: 'DCUtR: hole-punch relayed connections into direct ones (both sides behind cone NATs)',
   },
+  tcpDialPort: {
+    kind: 'int',
+    default: 0,
+    min: -1,
+    max: 65535,
+    description:
+      'local TCP port every outbound libp2p TCP dial is made from, so a cone NAT maps them all to one external address that DCUtR can hole-punch to; 0 = one free port picked at start, -1 = an ephemeral port per dial (no TCP hole punching); never the listen port',
+  },
+  dialPrivate: {
+    kind: 'enum',
+    default: 'local',
+    values: ['local', 'all'],
+    description:
+      "private and loopback addresses to dial: local = only those in this host's own networks (a peer behind another NAT announces a home address nobody else reaches; a QUIC dial to it waits out the handshake timeout), all = every one (private networks routed between sites)",
+  },
   upnp: {
     kind: 'enum',
     default: 'off',

@@ -1,7 +1,10 @@
 /**
  * The net area's HTTP routes: `GET /network/peers` (connections with their transport, direct or
- * relayed, and each peer's trust and performance) and `POST /network/connect` (dial a multiaddr; needs the token).
+ * relayed, and each peer's trust and performance), `GET /network/reachability`, `POST /network/connect`
+ * (dial a multiaddr; needs the token) and `POST /network/disconnect` (hang up a peer; needs the token).
  */
+import type { PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import { type ApiRoutes, schemas as S } from '../api/index.ts'
 import { NodusError } from '../common/errors.ts'
@@ -29,6 +32,8 @@ export interface NetRoutesDeps {
     getMultiaddrs(): readonly { toString(): string }[]
     /** Dial `ma`; resolves with the connection. */
     dial(ma: Multiaddr, options: { signal: AbortSignal }): Promise<{ remotePeer: { toString(): string } }>
+    /** Close every connection to `peer`. */
+    hangUp(peer: PeerId, options: { signal: AbortSignal }): Promise<void>
   }
   /** A peer's global trust (EigenTrust, this node's view), 0–1, by PeerId string. */
   trust: { score(peer: string): number }
@@ -114,6 +119,32 @@ export function netRoutes(deps: NetRoutesDeps): ApiRoutes {
             `cannot connect to ${req.body.multiaddr}: ${(err as Error).message}`,
           )
         }
+      },
+    )
+    r.post<{ Body: { peerId: string } }>(
+      '/network/disconnect',
+      {
+        ...ctx.mutating,
+        schema: {
+          tags: ['network'],
+          summary: 'Close every connection to a peer (it may connect again)',
+          security: [{ bearer: [] }],
+          body: S.DisconnectBody,
+          response: { 200: S.DisconnectResult },
+        },
+      },
+      async (req) => {
+        let peer: PeerId
+        try {
+          peer = peerIdFromString(req.body.peerId)
+        } catch (err) {
+          throw new NodusError('INVALID_ARGUMENT', `bad peerId: ${(err as Error).message}`)
+        }
+        const closed = libp2p
+          .getConnections()
+          .filter((c) => c.remotePeer.toString() === req.body.peerId).length
+        await libp2p.hangUp(peer, { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
+        return { peerId: req.body.peerId, closed }
       },
     )
   }

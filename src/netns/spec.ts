@@ -44,8 +44,16 @@ export const DEFAULT_TOPOLOGY_SPEC: TopologySpec = Object.freeze({
 /** Namespace names start with this; `cleanup` removes namespaces so named (with any run id). */
 export const NETNS_PREFIX = 'nodus-'
 
-/** The public segment's network: RFC 2544's benchmarking range, routed nowhere real. */
-export const PUBLIC_SUBNET = '198.18.0.0/24'
+/**
+ * The public segment's network. Not RFC 2544's benchmarking range (198.18.0.0/15) nor a TEST-NET:
+ * libp2p's `isPrivate` (@libp2p/utils private-ip.ts) counts those as private, so AutoNAT would never
+ * test such an address, identify would drop it as an observed address and DCUtR would not dial it. The
+ * namespaces have no route to the machine's own network, so these addresses never leave it.
+ */
+export const PUBLIC_SUBNET = '11.18.0.0/24'
+
+/** The first three octets of {@link PUBLIC_SUBNET}. */
+const PUBLIC_NET = PUBLIC_SUBNET.split('.').slice(0, 3).join('.')
 
 /**
  * Validated spec, defaults filled in.
@@ -137,8 +145,8 @@ export function netnsName(runId: string, role: string): string {
 }
 
 /**
- * Names and addresses: public host j (p0, p1, …) at 198.18.0.(10 + j); home i (1-based: h1 behind r1,
- * …) with LAN 10.0.i.0/24 (router .1, host .2) and router WAN address 198.18.0.(100 + i). The last
+ * Names and addresses: public host j (p0, p1, …) at 11.18.0.(10 + j); home i (1-based: h1 behind r1,
+ * …) with LAN 10.0.i.0/24 (router .1, host .2) and router WAN address 11.18.0.(100 + i). The last
  * `symmetric` homes have a symmetric NAT.
  * @throws NodusError INVALID_ARGUMENT when `runId` is not 1..12 lowercase letters or digits
  */
@@ -151,7 +159,7 @@ export function planTopology(spec: TopologySpec, runId: string): TopologyPlan {
   const publicHosts = Array.from({ length: spec.publicHosts }, (_, j) => ({
     role: `p${j}`,
     netns: netnsName(runId, `p${j}`),
-    address: `198.18.0.${10 + j}`,
+    address: `${PUBLIC_NET}.${10 + j}`,
   }))
   const homes = Array.from({ length: spec.homes }, (_, k) => {
     const i = k + 1
@@ -162,7 +170,7 @@ export function planTopology(spec: TopologySpec, runId: string): TopologyPlan {
       address: `10.0.${i}.2`,
       router: {
         netns: netnsName(runId, `r${i}`),
-        wanAddress: `198.18.0.${100 + i}`,
+        wanAddress: `${PUBLIC_NET}.${100 + i}`,
         lanAddress: `10.0.${i}.1`,
       },
       lan: `10.0.${i}.0/24`,

@@ -28,6 +28,7 @@ const connections: ConnectionView[] = [
 /** What the fake dial does with each multiaddr it is given. */
 let dial: (ma: Multiaddr) => Promise<{ remotePeer: string }>
 const dialed: string[] = []
+const hungUp: string[] = []
 let server: ApiServer
 
 before(async () => {
@@ -40,6 +41,10 @@ before(async () => {
           assert.ok(options.signal instanceof AbortSignal, 'a dial has a deadline')
           dialed.push(ma.toString())
           return await dial(ma)
+        },
+        hangUp: async (peer, options) => {
+          assert.ok(options.signal instanceof AbortSignal, 'a hang-up has a deadline')
+          hungUp.push(peer.toString())
         },
       },
       trust: { score: (peer) => (peer === 'peer-a' ? 0.75 : 0.25) },
@@ -152,4 +157,20 @@ test('/network/reachability: public when an announced direct address is on a pub
       { addr: '/ip4/203.0.113.5/udp/4001/quic-v1', transport: 'quic', relayed: false, public: true },
     ],
   })
+})
+
+test('/network/disconnect hangs up the peer and counts its connections; bad input and no token refused', async () => {
+  const post = (body: unknown, headers: Record<string, string> = AUTH) =>
+    server.app.inject({ method: 'POST', url: '/network/disconnect', headers, payload: body as object })
+  hungUp.length = 0
+  const r = await post({ peerId: PEER })
+  assert.equal(r.statusCode, 200)
+  assert.deepEqual(r.json(), { peerId: PEER, closed: 0 })
+  assert.deepEqual(hungUp, [PEER])
+  const bad = await post({ peerId: 'not a peer id' })
+  assert.equal(bad.statusCode, 400)
+  assert.equal(errorOf(bad.body).code, 'INVALID_ARGUMENT')
+  const anon = await post({ peerId: PEER }, {})
+  assert.equal(anon.statusCode, 401)
+  assert.deepEqual(hungUp, [PEER], 'nothing hung up without the token or with a bad id')
 })

@@ -11,8 +11,8 @@ import { planTopology, validateSpec } from '../../src/netns/index.ts'
 // become a transfer figure (done, cut off, failed).
 
 test('listenAddr: TCP by default, QUIC as udp/quic-v1', () => {
-  assert.equal(listenAddr('198.18.0.10', 0), '/ip4/198.18.0.10/tcp/0')
-  assert.equal(listenAddr('198.18.0.10', 4001, 'tcp'), '/ip4/198.18.0.10/tcp/4001')
+  assert.equal(listenAddr('11.18.0.10', 0), '/ip4/11.18.0.10/tcp/0')
+  assert.equal(listenAddr('11.18.0.10', 4001, 'tcp'), '/ip4/11.18.0.10/tcp/4001')
   assert.equal(listenAddr('10.0.1.2', 0, 'quic'), '/ip4/10.0.1.2/udp/0/quic-v1')
 })
 
@@ -23,17 +23,18 @@ test('devnetNodeConfig keeps the other net keys of config.net, sets listen (TCP 
       logLevel: 'warn',
       transport: 'quic',
       config: { storage: { k: 4 }, net: { bulk: 'off', listen: ['/ip4/1.2.3.4/tcp/1'] } },
-      netns: { hostOf: () => ({ netns: 'nodus-x-p1', address: '198.18.0.11' }), publicNodes: 2 },
+      netns: { hostOf: () => ({ netns: 'nodus-x-p1', address: '11.18.0.11' }), publicNodes: 2 },
     },
     1,
-    ['/ip4/198.18.0.10/tcp/5/p2p/x'],
+    ['/ip4/11.18.0.10/tcp/5/p2p/x'],
   )
   assert.deepEqual(cfg, {
     storage: { k: 4 },
     net: {
       bulk: 'off',
-      listen: ['/ip4/198.18.0.11/udp/0/quic-v1'],
-      bootstrap: ['/ip4/198.18.0.10/tcp/5/p2p/x'],
+      gaterExempt: ['127.0.0.0/8', '::1/128', '11.18.0.0/24'],
+      listen: ['/ip4/11.18.0.11/udp/4001/quic-v1'],
+      bootstrap: ['/ip4/11.18.0.10/tcp/5/p2p/x'],
     },
     api: { port: 0 },
     log: { level: 'warn' },
@@ -51,10 +52,10 @@ test('devnetNodeConfig keeps the other net keys of config.net, sets listen (TCP 
 test('netnsHosts: public hosts first (node 0 on p0), then the homes, seen as their router', () => {
   const plan = planTopology(validateSpec({ publicHosts: 2, homes: 2, symmetric: 1 }), 'abc')
   assert.deepEqual(netnsHosts(plan), [
-    { index: 0, kind: 'public', netns: 'nodus-abc-p0', address: '198.18.0.10', seenAs: '198.18.0.10' },
-    { index: 1, kind: 'public', netns: 'nodus-abc-p1', address: '198.18.0.11', seenAs: '198.18.0.11' },
-    { index: 2, kind: 'cone', netns: 'nodus-abc-h1', address: '10.0.1.2', seenAs: '198.18.0.101' },
-    { index: 3, kind: 'symmetric', netns: 'nodus-abc-h2', address: '10.0.2.2', seenAs: '198.18.0.102' },
+    { index: 0, kind: 'public', netns: 'nodus-abc-p0', address: '11.18.0.10', seenAs: '11.18.0.10' },
+    { index: 1, kind: 'public', netns: 'nodus-abc-p1', address: '11.18.0.11', seenAs: '11.18.0.11' },
+    { index: 2, kind: 'cone', netns: 'nodus-abc-h1', address: '10.0.1.2', seenAs: '11.18.0.101' },
+    { index: 3, kind: 'symmetric', netns: 'nodus-abc-h2', address: '10.0.2.2', seenAs: '11.18.0.102' },
   ])
 })
 

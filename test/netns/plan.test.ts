@@ -97,16 +97,16 @@ test('plan: prefixed names, one /24 per home, the last homes symmetric', () => {
   assert.deepEqual(
     p.publicHosts.map((h) => [h.netns, h.address]),
     [
-      ['nodus-ab12-p0', '198.18.0.10'],
-      ['nodus-ab12-p1', '198.18.0.11'],
+      ['nodus-ab12-p0', '11.18.0.10'],
+      ['nodus-ab12-p1', '11.18.0.11'],
     ],
   )
   assert.deepEqual(
     p.homes.map((h) => [h.netns, h.address, h.router.netns, h.router.wanAddress, h.nat]),
     [
-      ['nodus-ab12-h1', '10.0.1.2', 'nodus-ab12-r1', '198.18.0.101', 'cone'],
-      ['nodus-ab12-h2', '10.0.2.2', 'nodus-ab12-r2', '198.18.0.102', 'cone'],
-      ['nodus-ab12-h3', '10.0.3.2', 'nodus-ab12-r3', '198.18.0.103', 'symmetric'],
+      ['nodus-ab12-h1', '10.0.1.2', 'nodus-ab12-r1', '11.18.0.101', 'cone'],
+      ['nodus-ab12-h2', '10.0.2.2', 'nodus-ab12-r2', '11.18.0.102', 'cone'],
+      ['nodus-ab12-h3', '10.0.3.2', 'nodus-ab12-r3', '11.18.0.103', 'symmetric'],
     ],
   )
   assert.throws(

@@ -14,6 +14,7 @@ import {
   probeScriptPath,
   type TopologySpec,
 } from '../../src/netns/index.ts'
+import { rootState } from '../utils/netns-root.ts'
 import { waitFor } from '../utils/wait.ts'
 
 // A real topology (issue 22, part 4): 1 public host, a home behind a cone NAT and one behind a
@@ -64,22 +65,8 @@ async function server(topo: NetnsTopology, ns: string, args: string[]): Promise<
   return proc
 }
 
-/** What of ours could show in the root namespace: link names, and iptables rules (no comment lines). */
-async function rootState(): Promise<{ links: string[]; rules: string[] }> {
-  const links = (await runner.run(['ip', '-o', 'link'])).stdout
-    .split('\n')
-    .map((l) => l.split(':')[1]?.trim() ?? '')
-    .filter((n) => n !== '')
-    .sort()
-  const rules = (await runner.run(['iptables-save'])).stdout
-    .split('\n')
-    .filter((l) => l.startsWith('-A') || l.startsWith(':'))
-    .map((l) => l.replace(/\[\d+:\d+\]/, ''))
-  return { links, rules }
-}
-
 test('a home host reaches the public host through its NAT, cone keeps one mapping, symmetric does not, RTT ≥ 80 ms, teardown leaves nothing', async (t) => {
-  const before = why === undefined ? await rootState() : undefined
+  const before = why === undefined ? await rootState(runner) : undefined
   const topo = await topology(t, { publicHosts: 1, homes: 2, symmetric: 1, rttMs: 80, seed: 7 })
   if (topo === undefined) return
   const { runId } = topo.plan
@@ -180,7 +167,11 @@ test('a home host reaches the public host through its NAT, cone keeps one mappin
   assert.deepEqual(report.errors, [])
   assert.deepEqual(report.namespaces.sort(), [...topo.namespaces].sort())
   assert.deepEqual(await listNetns(runner, `nodus-${runId}-`), [], 'ip netns list shows none of ours')
-  assert.deepEqual(await rootState(), before, 'ip link and iptables-save in the root namespace are as before')
+  assert.deepEqual(
+    await rootState(runner),
+    before,
+    'ip link and iptables-save in the root namespace are as before',
+  )
 })
 
 test('loss: each link drops its share of frames (seeded), and what one bridge forwards the next receives', async (t) => {

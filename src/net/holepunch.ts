@@ -1,0 +1,350 @@
+/**
+ * What TCP hole punching (DCUtR, libp2p's "Direct Connection Upgrade through Relay", specs
+ * relay/DCUtR.md) needs that js-libp2p does not give on its own:
+ *
+ * 1. **One local port for every outbound TCP dial** ({@link tcpFromDialPort}). A socket that dials
+ *    from an ephemeral port gets a new port, and a new NAT mapping, per connection, so no peer can
+ *    predict the address to punch to (js-libp2p issue #2620: its identify ignores observed TCP
+ *    addresses for that reason). Dialing every connection from one port P makes a cone NAT
+ *    (endpoint-independent mapping, RFC 4787 §4.1) map all of them to the same external address E:P',
+ *    which every peer then observes, and a TCP simultaneous open (RFC 9293 §3.5) between two such
+ *    ports passes both NATs. Linux allows several connected sockets on one local port when each sets
+ *    SO_REUSEADDR (libuv does) and none listens on it, so P is not the listen port. A dial whose
+ *    4-tuple is taken (a second connection to the same address, or one in TIME_WAIT) falls back to an
+ *    ephemeral port.
+ * 2. **The observed address** ({@link ObservedTcpAddrs}): identify tells each peer the address it sees
+ *    us at; an outbound TCP address that at least `minObservers` distinct peers agree on is the NAT's
+ *    stable mapping of P (go-libp2p's observed-address manager does the same with 4). A symmetric NAT
+ *    shows each peer another port, so none is ever agreed on, and DCUtR is not attempted in vain.
+ * 3. **DCUtR told about it** ({@link withPunchAddrs}): @libp2p/dcutr sends the addresses of
+ *    `addressManager.getAddresses()`, which holds only addresses AutoNAT verified (dialable from
+ *    outside: never so behind a NAT that filters). Its components get an address manager that adds the
+ *    agreed observed addresses; the node's announced addresses (identify, the DHT, reachability) are
+ *    left as they were.
+ */
+import { type BlockList, createServer } from 'node:net'
+import type { Connection, PeerId, Transport } from '@libp2p/interface'
+import { cidrList } from '../common/cidr.ts'
+import type { Clock } from '../common/clock.ts'
+import { isCircuitAddr } from './connections.ts'
+
+/** What {@link ObservedTcpAddrs} needs of a `peer:identify` event's detail. */
+export interface IdentifyObservation {
+  peerId: PeerId | { toString(): string }
+  observedAddr?: { toString(): string } | undefined
+  connection: Pick<Connection, 'direction' | 'remoteAddr'>
+}
+
+/** Settings of {@link ObservedTcpAddrs}. */
+export interface ObservedTcpAddrsOptions {
+  /** Distinct peers that must report one address before it is used. Default 2. */
+  minObservers?: number
+  /** How long an observation counts, ms. Default 600,000 (10 min: a NAT mapping of an idle TCP flow lasts longer). */
+  ttlMs?: number
+  /** Addresses remembered at most (the oldest go first). Default 16. */
+  maxAddrs?: number
+  /** The clock (common/clock.ts): milliseconds since the epoch. */
+  clock: Clock
+}
+
+const TCP_ADDR = /^\/ip[46]\/[^/]+\/tcp\/\d+$/
+
+/**
+ * The external TCP addresses peers observe this node's outbound connections at (identify's
+ * `observedAddr`), and which of them enough distinct peers agree on (see the file comment).
+ */
+export class ObservedTcpAddrs {
+  readonly #minObservers: number
+  readonly #ttlMs: number
+  readonly #maxAddrs: number
+  readonly #clock: Clock
+  /** address → (observer PeerId → last seen, ms). Insertion order: the oldest address first. */
+  readonly #seen = new Map<string, Map<string, number>>()
+
+  constructor(options: ObservedTcpAddrsOptions) {
+    this.#minObservers = options.minObservers ?? 2
+    this.#ttlMs = options.ttlMs ?? 600_000
+    this.#maxAddrs = options.maxAddrs ?? 16
+    this.#clock = options.clock
+  }
+
+  /**
+   * Records one identify result: only an outbound, direct (not relayed) TCP connection's observed
+   * `/ip4|ip6/H/tcp/N` counts (an inbound connection's observed address is the one the peer dialed).
+   */
+  record(obs: IdentifyObservation): void {
+    if (obs.connection.direction !== 'outbound') return
+    const remote = obs.connection.remoteAddr.toString()
+    if (isCircuitAddr(remote) || !/\/tcp\/\d+/.test(remote) || /\/(ws|wss)(\/|$)/.test(remote)) return
+    const addr = obs.observedAddr?.toString().replace(/\/p2p\/[^/]+$/, '')
+    if (addr === undefined || !TCP_ADDR.test(addr)) return
+    const observers = this.#seen.get(addr) ?? new Map<string, number>()
+    this.#seen.delete(addr)
+    observers.set(obs.peerId.toString(), this.#clock.now())
+    this.#seen.set(addr, observers)
+    while (this.#seen.size > this.#maxAddrs) {
+      const oldest = this.#seen.keys().next().value
+      if (oldest === undefined) break
+      this.#seen.delete(oldest)
+    }
+  }
+
+  /** The addresses at least `minObservers` distinct peers reported within the last `ttlMs`. */
+  agreed(): string[] {
+    const since = this.#clock.now() - this.#ttlMs
+    const out: string[] = []
+    for (const [addr, observers] of this.#seen) {
+      for (const [peer, at] of observers) if (at < since) observers.delete(peer)
+      if (observers.size === 0) this.#seen.delete(addr)
+      else if (observers.size >= this.#minObservers) out.push(addr)
+    }
+    return out
+  }
+}
+
+/** The part of libp2p's address manager DCUtR reads. */
+interface AddressManagerLike {
+  getAddresses(): Array<{ toString(): string; encapsulate(s: string): unknown }>
+}
+
+/** The part of libp2p's transport manager {@link withPunchAddrs} dials with. */
+interface TransportManagerLike {
+  dial(ma: unknown, options?: Record<string, unknown>): Promise<unknown>
+}
+
+/**
+ * libp2p components for @libp2p/dcutr (file comment, point 3), every other component the node's own:
+ *
+ * - `addressManager.getAddresses()` also returns the observed TCP addresses `extra()` gives (with
+ *   `/p2p/<self>`), made by `toMultiaddr`;
+ * - `connectionManager.openConnection(addrs, options)` with an array of addresses (DCUtR's hole-punch
+ *   and unilateral dials) dials them one by one through the transport manager, outside libp2p's dial
+ *   queue: a queued dial joins any dial to the same peer already under way (one the node's protocols
+ *   start when they find only a relayed connection), which dials its own addresses first, late for a
+ *   simultaneous open, and without DCUtR's `initiator: false`, so both sides would start Noise as
+ *   initiators. The connection made is the node's like any other (the upgrader announces it).
+ */
+export function withPunchAddrs<C extends object>(
+  components: C,
+  extra: () => string[],
+  toMultiaddr: (addr: string) => unknown,
+): C {
+  const wrap = <T extends object>(target: T, name: string, fn: (t: T) => unknown): T =>
+    new Proxy(target, {
+      get(t, p, r) {
+        if (p === name) return fn(t)
+        const v = Reflect.get(t, p, r)
+        return typeof v === 'function' ? v.bind(t) : v
+      },
+    })
+  return new Proxy(components, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver)
+      if (prop === 'addressManager') {
+        const peerId = String(Reflect.get(target, 'peerId', receiver))
+        return wrap(value as AddressManagerLike, 'getAddresses', (t) => () => {
+          const own = t.getAddresses()
+          const have = new Set(own.map((a) => a.toString()))
+          const added = extra()
+            .map((a) => `${a}/p2p/${peerId}`)
+            .filter((a) => !have.has(a))
+            .map(toMultiaddr)
+          return [...own, ...added]
+        })
+      }
+      if (prop === 'connectionManager') {
+        const transports = Reflect.get(target, 'transportManager', receiver) as TransportManagerLike
+        const cm = value as { openConnection(a: unknown, o?: Record<string, unknown>): Promise<unknown> }
+        return wrap(
+          cm,
+          'openConnection',
+          (t) => async (addrs: unknown, options?: Record<string, unknown>) => {
+            if (!Array.isArray(addrs)) return await t.openConnection(addrs, options)
+            const errors: unknown[] = []
+            const given = options?.signal as AbortSignal | undefined
+            for (const ma of addrs) {
+              // The transport hands the signal to the socket (net.connect's `signal`), which it would
+              // destroy when DCUtR's 5 s timeout fires later: a signal of the dial alone, unlinked after.
+              const dialing = new AbortController()
+              const onAbort = (): void => dialing.abort(given?.reason)
+              if (given?.aborted === true) onAbort()
+              given?.addEventListener('abort', onAbort, { once: true })
+              try {
+                return await transports.dial(ma, { ...options, signal: dialing.signal })
+              } catch (err) {
+                errors.push(err)
+                if (given?.aborted === true) break
+              } finally {
+                given?.removeEventListener('abort', onAbort)
+              }
+            }
+            throw new AggregateError(errors, `hole punch: every dial failed (${addrs.length} addresses)`)
+          },
+        )
+      }
+      return value
+    },
+  })
+}
+
+/** Error codes of a dial whose local port cannot be used for this destination (taken 4-tuple). */
+const PORT_TAKEN = new Set(['EADDRINUSE', 'EADDRNOTAVAIL'])
+
+/**
+ * Wraps a TCP transport (@libp2p/tcp) so every outbound dial is made from local port `port()` (the
+ * file comment, point 1); a dial refused for that port (EADDRINUSE, EADDRNOTAVAIL) is retried from an
+ * ephemeral port. `port()` returning 0 leaves dials as they are.
+ */
+export function tcpFromDialPort<C>(
+  factory: (components: C) => Transport,
+  port: () => number,
+): (components: C) => Transport {
+  return (components) => {
+    const transport = factory(components)
+    const dial = transport.dial.bind(transport)
+    transport.dial = async (ma, given) => {
+      const options = asResponder(given)
+      const p = port()
+      if (p === 0) return await dial(ma, options)
+      try {
+        return await dial(ma, { ...options, localPort: p } as typeof options)
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code
+        const taken =
+          (code !== undefined && PORT_TAKEN.has(code)) || /EADDRINUSE|EADDRNOTAVAIL/.test(String(err))
+        if (!taken || options.signal?.aborted === true) throw err
+        return await dial(ma, options)
+      }
+    }
+    return transport
+  }
+}
+
+/**
+ * Dial options whose upgrader, for a dial with `initiator: false` (DCUtR's side B of a TCP
+ * simultaneous open), marks the new socket's connection `inbound` before upgrading it. libp2p's
+ * upgrader then runs multistream-select and Noise as the responder, but yamux picks its role from the
+ * socket's own direction (`outbound` for any dial), so both ends would be yamux clients and the first
+ * stream fails ("Both endpoints are clients").
+ */
+function asResponder<O extends { initiator?: boolean; upgrader: unknown }>(options: O): O {
+  if (options.initiator !== false) return options
+  const upgrader = options.upgrader as {
+    upgradeOutbound(maConn: { direction: string }, opts: unknown): Promise<unknown>
+  }
+  return {
+    ...options,
+    upgrader: new Proxy(upgrader, {
+      get(t, p, r) {
+        if (p !== 'upgradeOutbound') {
+          const v = Reflect.get(t, p, r)
+          return typeof v === 'function' ? v.bind(t) : v
+        }
+        return async (maConn: { direction: string }, opts: unknown) => {
+          maConn.direction = 'inbound'
+          return await t.upgradeOutbound(maConn, opts)
+        }
+      },
+    }),
+  }
+}
+
+/**
+ * A free TCP port on `host` for {@link tcpFromDialPort}: the kernel's pick for a listener on port 0,
+ * closed at once (libuv binds with SO_REUSEADDR, so the dials can take it after).
+ */
+export async function pickDialPort(host = '0.0.0.0'): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen({ port: 0, host }, () => {
+      const a = srv.address()
+      const p = typeof a === 'object' && a !== null ? a.port : 0
+      srv.close(() => resolve(p))
+    })
+  })
+}
+
+/** What {@link PrivateDialFilter} reads of the host's interfaces (`os.networkInterfaces()` is one). */
+export type InterfacesSource = () => NodeJS.Dict<Array<{ cidr: string | null }>>
+
+/**
+ * Refuses dials to a private or loopback address (reachability.ts `isPublicAddr` false) that lies in
+ * none of this host's own networks (its interfaces' CIDRs): a peer behind another NAT announces its home
+ * address (10.0.2.2), which cannot be reached from here. Dialing it costs nothing over TCP
+ * (ENETUNREACH at once) but a whole handshake timeout over QUIC (UDP has no error to wait for), and
+ * libp2p dials a peer's addresses one after another in one dial job, which a DCUtR dial joins: the
+ * hole punch's simultaneous open would come seconds late. Loopback and LAN peers (same subnet) are
+ * dialed as before. The interfaces are read at most every `refreshMs` (default 10 s).
+ */
+export class PrivateDialFilter {
+  readonly #interfaces: InterfacesSource
+  readonly #refreshMs: number
+  readonly #isPublic: (addr: string) => boolean
+  #local: { list: BlockList; at: number } | undefined
+
+  readonly #clock: Clock
+
+  constructor(
+    isPublic: (addr: string) => boolean,
+    interfaces: InterfacesSource,
+    clock: Clock,
+    refreshMs = 10_000,
+  ) {
+    this.#isPublic = isPublic
+    this.#interfaces = interfaces
+    this.#clock = clock
+    this.#refreshMs = refreshMs
+  }
+
+  /** True when a dial to `addr` (a multiaddr string) should be refused (see the class comment). */
+  deny(addr: string): boolean {
+    if (isCircuitAddr(addr)) return false
+    const m = /^\/(ip4|ip6)\/([^/]+)/.exec(addr)
+    if (m === null || m[1] === undefined || m[2] === undefined) return false
+    if (this.#isPublic(addr)) return false
+    return !this.#localNets().check(m[2], m[1] === 'ip4' ? 'ipv4' : 'ipv6')
+  }
+
+  #localNets(): BlockList {
+    const now = this.#clock.now()
+    if (this.#local === undefined || now - this.#local.at > this.#refreshMs) {
+      const cidrs: string[] = []
+      for (const list of Object.values(this.#interfaces())) {
+        for (const i of list ?? []) if (i.cidr !== null) cidrs.push(i.cidr)
+      }
+      this.#local = { list: cidrList(cidrs), at: now }
+    }
+    return this.#local.list
+  }
+}
+
+/**
+ * libp2p components for @libp2p/autonat whose `connectionManager.openConnection(multiaddr)` (one
+ * address: the AutoNAT server's dial-back) always makes a new connection (`force`). Without it the
+ * server gets back the connection the request came on, then fails the check ("Unexpected remote
+ * address": its remote address is the requester's dial port, not the address under test) or reports
+ * success for an address it never dialed and closes that very connection, losing the reply. Seen on
+ * the namespace topology: no public node was ever confirmed. Dials by peer or address list (AutoNAT's
+ * random walk) are left as they are.
+ */
+export function withFreshDialBack<C extends object>(components: C): C {
+  return new Proxy(components, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver)
+      if (prop !== 'connectionManager') return value
+      const cm = value as { openConnection(a: unknown, o?: Record<string, unknown>): Promise<unknown> }
+      return new Proxy(cm, {
+        get(t, p, r) {
+          const v = Reflect.get(t, p, r)
+          if (p !== 'openConnection') return typeof v === 'function' ? v.bind(t) : v
+          return async (addr: unknown, options?: Record<string, unknown>) => {
+            const single =
+              typeof addr === 'object' && addr !== null && 'bytes' in addr && !Array.isArray(addr)
+            return await t.openConnection(addr, single ? { ...options, force: true } : options)
+          }
+        },
+      })
+    },
+  })
+}

@@ -1,0 +1,236 @@
+import assert from 'node:assert/strict'
+import { createServer } from 'node:net'
+import { test } from 'node:test'
+import { unlistened } from '../../src/net/area.ts'
+import {
+  type IdentifyObservation,
+  ObservedTcpAddrs,
+  PrivateDialFilter,
+  pickDialPort,
+  tcpFromDialPort,
+  withFreshDialBack,
+  withPunchAddrs,
+} from '../../src/net/holepunch.ts'
+import { isPublicAddr } from '../../src/net/reachability.ts'
+
+const obs = (
+  peer: string,
+  observed: string,
+  direction = 'outbound',
+  remote = '/ip4/11.18.0.10/tcp/4001',
+): IdentifyObservation => ({
+  peerId: peer,
+  observedAddr: observed,
+  connection: { direction: direction as 'outbound', remoteAddr: remote as never },
+})
+
+test('observed TCP address: used once two distinct peers agree (cone NAT), never for per-peer ports (symmetric)', () => {
+  let now = 0
+  const seen = new ObservedTcpAddrs({ clock: { now: () => now }, ttlMs: 1000 })
+  seen.record(obs('p0', '/ip4/11.18.0.101/tcp/40001'))
+  seen.record(obs('p0', '/ip4/11.18.0.101/tcp/40001'))
+  assert.deepEqual(seen.agreed(), [], 'one peer, however often, is not enough')
+  seen.record(obs('p1', '/ip4/11.18.0.101/tcp/40001/p2p/12D3KooWSelf'))
+  assert.deepEqual(seen.agreed(), ['/ip4/11.18.0.101/tcp/40001'])
+  // Symmetric NAT: each peer sees another port.
+  const sym = new ObservedTcpAddrs({ clock: { now: () => now } })
+  sym.record(obs('p0', '/ip4/11.18.0.103/tcp/51000'))
+  sym.record(obs('p1', '/ip4/11.18.0.103/tcp/62000'))
+  assert.deepEqual(sym.agreed(), [])
+  // Observations expire.
+  now = 1001
+  assert.deepEqual(seen.agreed(), [])
+})
+
+test('observed TCP address: inbound, relayed, QUIC and WebSockets connections do not count', () => {
+  const seen = new ObservedTcpAddrs({ clock: { now: () => 0 } })
+  for (const p of ['a', 'b']) {
+    seen.record(obs(p, '/ip4/11.18.0.101/tcp/1', 'inbound'))
+    seen.record(
+      obs(p, '/ip4/11.18.0.101/tcp/2', 'outbound', '/ip4/11.18.0.10/tcp/4001/p2p/R/p2p-circuit/p2p/X'),
+    )
+    seen.record(obs(p, '/ip4/11.18.0.101/tcp/3', 'outbound', '/ip4/11.18.0.10/udp/4001/quic-v1'))
+    seen.record(obs(p, '/ip4/11.18.0.101/tcp/4', 'outbound', '/ip4/11.18.0.10/tcp/4002/ws'))
+    seen.record(obs(p, '/ip4/11.18.0.101/udp/5/quic-v1'))
+  }
+  assert.deepEqual(seen.agreed(), [])
+})
+
+test('observed TCP address: at most maxAddrs remembered, the oldest dropped first', () => {
+  const seen = new ObservedTcpAddrs({ clock: { now: () => 0 }, maxAddrs: 2 })
+  for (const port of [1, 2, 3])
+    for (const p of ['a', 'b']) seen.record(obs(p, `/ip4/11.18.0.101/tcp/${port}`))
+  assert.deepEqual(seen.agreed(), ['/ip4/11.18.0.101/tcp/2', '/ip4/11.18.0.101/tcp/3'])
+})
+
+test('private dial filter: another site’s private address refused; own subnets, loopback, public and relayed allowed', () => {
+  const f = new PrivateDialFilter(
+    isPublicAddr,
+    () => ({
+      lo: [{ cidr: '127.0.0.1/8' }],
+      eth0: [{ cidr: '10.0.1.2/24' }, { cidr: null }],
+    }),
+    { now: () => 0 },
+  )
+  assert.equal(f.deny('/ip4/10.0.2.2/tcp/4001/p2p/X'), true)
+  assert.equal(f.deny('/ip4/10.0.2.2/udp/4001/quic-v1'), true)
+  assert.equal(f.deny('/ip4/192.168.1.5/tcp/4001'), true)
+  assert.equal(f.deny('/ip4/10.0.1.7/tcp/4001'), false, 'same LAN')
+  assert.equal(f.deny('/ip4/127.0.0.1/tcp/4001'), false)
+  assert.equal(f.deny('/ip4/11.18.0.10/tcp/4001'), false, 'public')
+  assert.equal(
+    f.deny('/ip4/10.0.2.2/tcp/4001/p2p/R/p2p-circuit/p2p/X'),
+    false,
+    'a relay address is dialed at the relay',
+  )
+  assert.equal(f.deny('/dns4/example.org/tcp/4001'), false)
+})
+
+test('unlistened: direct listen addresses without a listener, wildcard hosts and port 0 matched, relays ignored', () => {
+  const listening = [
+    '/ip4/10.0.1.2/tcp/4001',
+    '/ip4/10.0.1.2/udp/4001/quic-v1',
+    '/ip4/127.0.0.1/tcp/33333/ws',
+  ]
+  assert.deepEqual(
+    unlistened(
+      [
+        '/ip4/10.0.1.2/tcp/4001',
+        '/ip4/0.0.0.0/udp/4001/quic-v1',
+        '/ip4/127.0.0.1/tcp/0/ws',
+        '/ip4/11.18.0.10/tcp/4001/p2p/R/p2p-circuit',
+      ],
+      listening,
+    ),
+    [],
+  )
+  assert.deepEqual(
+    unlistened(
+      ['/ip4/10.0.1.2/tcp/4002', '/ip4/10.0.1.2/udp/0/quic-v1', '/ip4/10.0.1.2/tcp/0'],
+      ['/ip4/10.0.1.2/tcp/4001/ws'],
+    ),
+    ['/ip4/10.0.1.2/tcp/4002', '/ip4/10.0.1.2/udp/0/quic-v1', '/ip4/10.0.1.2/tcp/0'],
+  )
+})
+
+test('DCUtR components: agreed addresses added to getAddresses; an address list dialed outside the queue, signal unlinked', async () => {
+  const dialed: Array<{ ma: string; signal: AbortSignal }> = []
+  const queued: unknown[] = []
+  const components = {
+    peerId: 'SELF',
+    addressManager: {
+      getAddresses: () => [{ toString: () => '/ip4/10.0.1.2/tcp/4001/p2p/SELF', encapsulate: () => 0 }],
+    },
+    connectionManager: {
+      openConnection: async (a: unknown, _o?: Record<string, unknown>) => {
+        queued.push(a)
+        return 'queued'
+      },
+    },
+    transportManager: {
+      dial: async (ma: unknown, o?: Record<string, unknown>) => {
+        dialed.push({ ma: String(ma), signal: o?.signal as AbortSignal })
+        if (String(ma).includes('bad')) throw new Error('refused')
+        return 'direct'
+      },
+    },
+  }
+  const c = withPunchAddrs(
+    components,
+    () => ['/ip4/11.18.0.101/tcp/40001'],
+    (s) => ({ toString: () => s }),
+  )
+  assert.deepEqual(c.addressManager.getAddresses().map(String), [
+    '/ip4/10.0.1.2/tcp/4001/p2p/SELF',
+    '/ip4/11.18.0.101/tcp/40001/p2p/SELF',
+  ])
+  const given = new AbortController()
+  assert.equal(
+    await c.connectionManager.openConnection(['bad', 'good'], { signal: given.signal, force: true }),
+    'direct',
+  )
+  assert.deepEqual(
+    dialed.map((d) => d.ma),
+    ['bad', 'good'],
+  )
+  given.abort()
+  assert.equal(dialed[1]?.signal.aborted, false, 'the connection made outlives the DCUtR timeout')
+  await assert.rejects(c.connectionManager.openConnection(['bad'], {}), /every dial failed/)
+  assert.equal(
+    await c.connectionManager.openConnection('peer-id'),
+    'queued',
+    'a dial by peer goes to the queue',
+  )
+  assert.deepEqual(queued, ['peer-id'])
+})
+
+test('AutoNAT components: a single-address dial-back is forced; peer and list dials are not', async () => {
+  const calls: Array<Record<string, unknown> | undefined> = []
+  const c = withFreshDialBack({
+    connectionManager: {
+      openConnection: async (_a: unknown, o?: Record<string, unknown>) => {
+        calls.push(o)
+        return 'c'
+      },
+    },
+  })
+  await c.connectionManager.openConnection({ bytes: new Uint8Array() }, { signal: 'S' })
+  await c.connectionManager.openConnection([{ bytes: new Uint8Array() }], { signal: 'S' })
+  assert.deepEqual(calls, [{ signal: 'S', force: true }, { signal: 'S' }])
+})
+
+test('pickDialPort: a port that was free (a listener can take it)', async () => {
+  const port = await pickDialPort('127.0.0.1')
+  assert.ok(port > 0 && port < 65536)
+  const srv = createServer()
+  await new Promise<void>((res, rej) => {
+    srv.once('error', rej)
+    srv.listen(port, '127.0.0.1', () => res())
+  })
+  await new Promise((r) => srv.close(r))
+})
+
+test('TCP dials from the dial port; a taken 4-tuple falls back to an ephemeral port; initiator false upgrades as inbound', async () => {
+  const seen: Array<{ localPort: unknown; direction?: string }> = []
+  let fail = true
+  const factory = () =>
+    ({
+      dial: async (_ma: unknown, o: Record<string, unknown>) => {
+        if (o.localPort !== undefined && fail) {
+          fail = false
+          throw Object.assign(new Error('connect EADDRNOTAVAIL'), { code: 'EADDRNOTAVAIL' })
+        }
+        const maConn = { direction: 'outbound' }
+        await (o.upgrader as { upgradeOutbound(m: unknown, x: unknown): Promise<unknown> }).upgradeOutbound(
+          maConn,
+          o,
+        )
+        seen.push({ localPort: o.localPort, direction: maConn.direction })
+        return 'conn'
+      },
+    }) as never
+  const upgrader = { upgradeOutbound: async () => 'up' }
+  const t = tcpFromDialPort(factory, () => 40001)(undefined as never)
+  await t.dial('ma' as never, { upgrader } as never)
+  await t.dial('ma' as never, { upgrader } as never)
+  await t.dial('ma' as never, { upgrader, initiator: false } as never)
+  assert.deepEqual(seen, [
+    { localPort: undefined, direction: 'outbound' },
+    { localPort: 40001, direction: 'outbound' },
+    { localPort: 40001, direction: 'inbound' },
+  ])
+  const other = tcpFromDialPort(
+    () =>
+      ({
+        dial: async () => {
+          throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })
+        },
+      }) as never,
+    () => 40001,
+  )(undefined as never)
+  await assert.rejects(
+    other.dial('ma' as never, { upgrader } as never),
+    /ECONNREFUSED/,
+    'other errors are not retried',
+  )
+})
