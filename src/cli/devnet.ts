@@ -330,10 +330,8 @@ export class Devnet {
     if (o.netns === undefined) return withId
     const host = o.netns.hostOf(index).address
     const port = this.#libp2pPort(index)
-    const listen = [
-      `/ip4/${host}/tcp/${port}/p2p/${peerId}`,
-      `/ip4/${host}/udp/${port}/quic-v1/p2p/${peerId}`,
-    ]
+    // Only the transports this devnet listens on (a QUIC-only devnet must not bootstrap to TCP).
+    const listen = listenAddrs(host, port, o.transport).map((a) => `${a}/p2p/${peerId}`)
     return [...listen, ...withId.filter((m) => !listen.includes(m))]
   }
 
