@@ -190,6 +190,8 @@ const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byt
 
 /** Most vertices of a later epoch kept until this node gets there (replayed after its switch). */
 export const MAX_FUTURE_VERTICES = 4_096
+/** Bytes of such vertices kept at most (64 MiB). */
+export const MAX_FUTURE_BYTES = 64 * 1024 * 1024
 
 /** The epoch a node runs: its committee, parameters and this node's part. */
 interface EpochRun {
@@ -243,9 +245,18 @@ export function createConsensus(components: ConsensusComponents, options: Consen
   /** Vertices of a later epoch, or heard while switching: replayed after the switch (bounded). */
   const future: Uint8Array[] = []
   let switching = false
+  // Unverified until the switch, so bounded in bytes as well as count: a peer claiming a later epoch
+  // cannot hold more than MAX_FUTURE_BYTES of this node's memory (the oldest are dropped first).
+  let futureBytes = 0
   const keepFuture = (bytes: Uint8Array): void => {
-    if (future.length >= MAX_FUTURE_VERTICES) future.shift()
     future.push(bytes)
+    futureBytes += bytes.byteLength
+    while (future.length > MAX_FUTURE_VERTICES || futureBytes > MAX_FUTURE_BYTES)
+      futureBytes -= (future.shift() as Uint8Array).byteLength
+  }
+  const takeFuture = (): Uint8Array[] => {
+    futureBytes = 0
+    return future.splice(0)
   }
   const pool =
     components.verifyPool ??
@@ -383,7 +394,7 @@ export function createConsensus(components: ConsensusComponents, options: Consen
               } finally {
                 switching = false
               }
-              for (const bytes of future.splice(0)) void receive(bytes, undefined)
+              for (const bytes of takeFuture()) void receive(bytes, undefined)
             },
             report,
             counted: (result) => metrics.consensusCatchups.inc({ result }),
@@ -676,7 +687,7 @@ export function createConsensus(components: ConsensusComponents, options: Consen
       switching = false
     }
     // Vertices of this epoch heard early, and those that came during the switch.
-    for (const bytes of future.splice(0)) void receive(bytes, undefined)
+    for (const bytes of takeFuture()) void receive(bytes, undefined)
     void proposeNow()
   }
 
@@ -986,7 +997,7 @@ export function createConsensus(components: ConsensusComponents, options: Consen
       vstore = undefined
       engine = undefined
       previous = undefined
-      future.length = 0
+      takeFuture()
     },
   }
 }
