@@ -370,6 +370,12 @@ async function runVariant(
   }
 }
 
+/**
+ * Helia's TCP port in its namespace, announced as is: libp2p 3 lists a listen address on a public IP
+ * (11.18.0.0/24 here) only once AutoNAT verified it, so the provider had no address to print.
+ */
+const HELIA_PORT = 4101
+
 interface HeliaFigures {
   addMBps: number
   cat: Transfer
@@ -390,7 +396,7 @@ async function runHeliaOn(
   await mkdir(sub, { recursive: true })
   const provider = topo.spawn(provHost.netns, [process.execPath, runner, 'provider', file, join(sub, 'a')], {
     stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, HELIA_LISTEN_IP: provHost.address },
+    env: { ...process.env, HELIA_LISTEN_IP: provHost.address, HELIA_LISTEN_PORT: String(HELIA_PORT) },
   })
   try {
     const added = await followChild(provider, ['added'], plan.cutoffMs)
@@ -408,7 +414,10 @@ async function runHeliaOn(
         out,
         join(sub, 'b'),
       ],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HELIA_LISTEN_IP: fetchHost.address } },
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, HELIA_LISTEN_IP: fetchHost.address, HELIA_LISTEN_PORT: String(HELIA_PORT) },
+      },
     )
     const fetched = await followChild(fetcher, ['fetched'], plan.cutoffMs)
     if (fetcher.exitCode === null) fetcher.kill('SIGKILL')
