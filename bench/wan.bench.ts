@@ -29,6 +29,7 @@
 import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdir, rm } from 'node:fs/promises'
+import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
@@ -328,6 +329,7 @@ async function runVariant(
     if (!put.done) return { put, get: undefined }
     const cid = String(put.final?.cid)
     const outFile = join(baseDir, 'got.bin')
+    const loadBefore = loadavg()[0] as number
     const getOut = await followChild(
       wanClient(topo, downHost.netns, ['get', down.dataDir, cid, outFile]),
       ['got'],
@@ -343,6 +345,10 @@ async function runVariant(
         ? `SHA-256 matches; first byte after ${first.toFixed(2)} s, ${sig(plan.fileBytes / 1e6 / (get.seconds - first))} MB/s after it`
         : 'SHA-256 matches'
     }
+    // Other work on the machine moves these figures: say how much there was.
+    get.note = [get.note, `load ${loadBefore.toFixed(1)} → ${(loadavg()[0] as number).toFixed(1)}`]
+      .filter((x) => x !== '')
+      .join('; ')
     let dht: VariantResult['dht']
     const lookupHost = topo.plan.publicHosts[1]
     if (withDht && plan.dhtLookups > 0 && lookupHost !== undefined) {
@@ -419,9 +425,13 @@ async function runHeliaOn(
         env: { ...process.env, HELIA_LISTEN_IP: fetchHost.address, HELIA_LISTEN_PORT: String(HELIA_PORT) },
       },
     )
+    const loadBefore = loadavg()[0] as number
     const fetched = await followChild(fetcher, ['fetched'], plan.cutoffMs)
     if (fetcher.exitCode === null) fetcher.kill('SIGKILL')
     const cat = transferOf(fetched, plan.fileBytes, 'Helia cat', plan.cutoffMs)
+    cat.note = [cat.note, `Helia cat load ${loadBefore.toFixed(1)} → ${(loadavg()[0] as number).toFixed(1)}`]
+      .filter((x) => x !== '')
+      .join('; ')
     if (cat.done) {
       const [want, got] = await Promise.all([sha256File(file), sha256File(out)])
       if (want !== got) return 'helia returned a different file'

@@ -22,6 +22,9 @@ import { encodeVarint, StreamReader } from './stream-io.ts'
 /** The client's reused socket read buffer (TLS records are at most 16 KiB of plaintext). */
 const READ_BUFFER_BYTES = 64 * 1024
 
+/** Connects in progress above which {@link BulkClient.warm} starts no other. */
+const MAX_WARMING = 64
+
 /** A response as the client receives it. */
 export interface BulkResponse {
   header: Uint8Array
@@ -123,6 +126,26 @@ export class BulkClient {
       })
     }
     return socket.request(header, body, signal)
+  }
+
+  /** True when a socket to `peer` is open (keyed): a request goes out at once, with no keying wait. */
+  isOpen(peer: PeerId): boolean {
+    return (this.#pools.get(peer.toString()) ?? []).some((s) => s.open)
+  }
+
+  /**
+   * Start keying a socket to `peer` in the background when none is open or being keyed, so that a
+   * request soon after finds it ready (a get warms the sockets to likely holders while it resolves the
+   * manifest). Bounded: no new warm-up while MAX_WARMING connects are in progress. A warmed socket
+   * nobody uses closes after `idleTimeoutMs` like any other. Returns whether a connect was started.
+   */
+  warm(peer: PeerId): boolean {
+    const key = peer.toString()
+    if (!this.available(peer) || this.#connecting.has(key) || this.#connecting.size >= MAX_WARMING)
+      return false
+    if (this.isOpen(peer)) return false
+    this.#socketFor(peer)
+    return true
   }
 
   /** False while a recent connect to `peer` failed (requests would throw BULK_UNAVAILABLE at once). */

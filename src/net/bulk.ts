@@ -85,6 +85,19 @@ export class BulkChannel {
     return this.#client.available(peer)
   }
 
+  /** True when a keyed socket to `peer` is open: a request goes out at once. */
+  isOpen(peer: PeerId): boolean {
+    return this.#client.isOpen(peer)
+  }
+
+  /**
+   * Key a socket to `peer` in the background unless one is open or being keyed (at most 64 such
+   * connects at once); unused, it closes after `idleTimeoutMs`. Returns whether a connect started.
+   */
+  warm(peer: PeerId): boolean {
+    return this.#client.warm(peer)
+  }
+
   /**
    * Resolves once a connect to `peer` started by a request has finished (at once when none is in
    * progress). For tests and benchmarks that want the channel up before measuring.

@@ -162,7 +162,7 @@ export function storageRoutes(deps: StorageRoutesDeps): ApiRoutes {
         const cid = parseCid(req.params.cid)
         const ac = new AbortController()
         reply.raw.once('close', () => ac.abort(new NodusError('ABORTED', 'client went away')))
-        const manifest = await files.resolveManifest(cid, { signal: ac.signal })
+        const manifest = await files.resolveManifest(cid, { signal: ac.signal, warm: true })
         const size = manifest.manifest.fileSize
         const range = parseRange(req.headers.range, size)
         if (range === 'unsatisfiable') {

@@ -407,6 +407,43 @@ describe('bulk channel', () => {
     }
   })
 
+  it('warm keys one socket ahead of requests; a small get goes over libp2p until a socket is open', async () => {
+    const [c, d] = await Promise.all([bulkPeer(), bulkPeer()])
+    try {
+      await c.libp2p.dial(d.libp2p.getMultiaddrs())
+      const bytes = randomBytes(2_000)
+      const cid = cidForBytes(bytes)
+      await d.store.put(cid, bytes)
+      assert.equal(c.bulk.isOpen(d.id.peerId), false)
+      // No socket yet: a small get does not wait for keying (it goes over libp2p) and warms one.
+      assert.ok(Buffer.from(await c.bulkClient.get(d.id.peerId, cid, { small: true })).equals(bytes))
+      assert.equal(d.bulkServed.count, 0, 'served over libp2p')
+      assert.equal(c.bulk.warm(d.id.peerId), false, 'the small get already started keying one')
+      await c.bulk.settled(d.id.peerId)
+      assert.equal(c.bulk.isOpen(d.id.peerId), true)
+      assert.equal(c.bulk.warm(d.id.peerId), false, 'nothing to do with a socket open')
+      assert.equal(c.bulk.sockets.outbound, 1)
+      // Now the small get finds the socket open and uses it.
+      assert.ok(Buffer.from(await c.bulkClient.get(d.id.peerId, cid, { small: true })).equals(bytes))
+      assert.equal(d.bulkServed.count, 1)
+      // The other way round: warm first, then a shard get finds its socket keyed.
+      assert.equal(d.bulkClient.warm(c.id.peerId), true)
+      assert.equal(d.bulkClient.warm(c.id.peerId), false, 'one connect at a time')
+      await d.bulk.settled(c.id.peerId)
+      assert.equal(d.bulk.isOpen(c.id.peerId), true)
+      await c.store.put(cid, bytes)
+      assert.ok(Buffer.from(await d.bulkClient.get(c.id.peerId, cid)).equals(bytes))
+      assert.equal(c.bulkServed.count, 1)
+      assert.equal(plainWarm(), false)
+    } finally {
+      await stopBulkPeers(c, d)
+    }
+    function plainWarm(): boolean {
+      // A peer without a bulk channel: the failed connect earlier in this suite is remembered.
+      return a.bulk.available(plain.id.peerId) && a.bulk.warm(plain.id.peerId)
+    }
+  })
+
   it('a request aborted mid-way closes only its socket; the next request succeeds', async () => {
     const bytes = randomBytes(8 * 1024 * 1024)
     const cid = cidForBytes(bytes)

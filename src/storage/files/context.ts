@@ -36,6 +36,12 @@ export interface FileServiceOptions {
   putRetries: number
   /** On get, start one more shard request when a segment is not complete after this long, ms. Default 3 000. */
   hedgeDelayMs: number
+  /**
+   * A get keys bulk sockets to this many connected peers (the closest to the manifest CID first)
+   * while it resolves the manifest, so its first shard requests skip the keying round trips. 0: none.
+   * Default 16.
+   */
+  warmPeers: number
   /** Timeout for DHT provider look-ups and announcements, ms. Default 20 000. */
   dhtTimeoutMs: number
   /**
@@ -54,6 +60,7 @@ export const DEFAULT_FILE_OPTIONS: Readonly<FileServiceOptions> = Object.freeze(
   manifestReplicas: 4,
   putRetries: 3,
   hedgeDelayMs: 3_000,
+  warmPeers: 16,
   dhtTimeoutMs: 20_000,
   leaseMs: 30 * 24 * 3600 * 1000,
 })
@@ -80,7 +87,17 @@ export interface FileShardClient {
     bytes: Uint8Array,
     options?: { signal?: AbortSignal; order?: Uint8Array; repair?: boolean },
   ): Promise<Receipt>
-  get(peer: PeerId, cid: CID, options?: { signal?: AbortSignal; repair?: boolean }): Promise<Uint8Array>
+  /**
+   * Fetch a block, verified against `cid`. `small`: a block of a few KiB (a manifest), sent on the
+   * quickest path open now rather than on a bulk socket still to be keyed.
+   */
+  get(
+    peer: PeerId,
+    cid: CID,
+    options?: { signal?: AbortSignal; repair?: boolean; small?: boolean },
+  ): Promise<Uint8Array>
+  /** Prepare the bulk path to `peer` ahead of shard gets (optional; see ShardClient `warm`). */
+  warm?(peer: PeerId): boolean
   has(peer: PeerId, cids: CID[], options?: { signal?: AbortSignal }): Promise<{ have: boolean[] }>
   /** Send a signed pin request covering `count` CIDs; resolves per CID whether it was extended. */
   pin(peer: PeerId, pin: Uint8Array, count: number, options?: { signal?: AbortSignal }): Promise<boolean[]>

@@ -88,10 +88,12 @@ export class FileService {
   }
 
   /**
-   * Find, fetch and verify a signed manifest: from the local store, from connected peers, or from DHT
-   * providers. Throws MANIFEST_NOT_FOUND, MANIFEST_INVALID, SIGNATURE_INVALID.
+   * Find, fetch and verify a signed manifest: from the local store, else from the first connected peers
+   * or DHT providers to send one that verifies (manifest-race.ts). `warm`: a get follows, so bulk
+   * sockets to likely shard holders are keyed meanwhile (`warmPeers`). Throws MANIFEST_NOT_FOUND,
+   * MANIFEST_INVALID, SIGNATURE_INVALID.
    */
-  resolveManifest(cid: CID, options: { signal?: AbortSignal } = {}): Promise<SignedManifest> {
+  resolveManifest(cid: CID, options: { signal?: AbortSignal; warm?: boolean } = {}): Promise<SignedManifest> {
     return this.#manifests.resolveManifest(cid, options)
   }
 

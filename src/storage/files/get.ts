@@ -36,7 +36,7 @@ export class FileDownloader extends FilePart {
   async *get(cid: CID, options: GetOptions): AsyncGenerator<Uint8Array> {
     const ac = new AbortController()
     const signal = options.signal === undefined ? ac.signal : AbortSignal.any([options.signal, ac.signal])
-    const signed = options.manifest ?? (await this.#manifests.resolveManifest(cid, { signal }))
+    const signed = options.manifest ?? (await this.#manifests.resolveManifest(cid, { signal, warm: true }))
     const man = signed.manifest
     const range = options.range ?? { offset: 0, length: man.fileSize }
     if (range.offset < 0 || range.length < 0 || range.offset + range.length > man.fileSize) {

@@ -43,7 +43,7 @@ export interface ShardClientDeps {
    * The bulk channel (src/net/bulk.ts): when present, gets and puts go over a direct TLS socket to
    * the peer, falling back to a libp2p stream when the peer has none or the socket fails.
    */
-  bulk?: Pick<BulkChannel, 'request' | 'available'>
+  bulk?: Pick<BulkChannel, 'request' | 'available'> & Partial<Pick<BulkChannel, 'isOpen' | 'warm'>>
 }
 
 export interface ShardClientOptions {
@@ -199,13 +199,25 @@ export class ShardClient {
   }
 
   /**
+   * Start keying a bulk socket to `peer` in the background (BulkChannel `warm`), so that a shard
+   * request soon after goes out without the keying round trips. No-op without a bulk channel.
+   * Returns whether a connect started.
+   */
+  warm(peer: PeerId): boolean {
+    return this.#deps.bulk?.warm?.(peer) ?? false
+  }
+
+  /**
    * Fetch the whole block `cid` from `peer` and verify its BLAKE3 digest against the CID.
+   * `small` (a manifest): the bulk channel only when a socket to the peer is already open, else a
+   * libp2p stream at once (keying a socket takes a ticket round trip, a TCP and a TLS handshake: more
+   * than a small block's transfer), while a socket is warmed for the shards that follow.
    * Throws SHARD_MISSING, PEER_BUSY, PEER_UNREACHABLE, CID_MISMATCH (peer sent wrong bytes), TIMEOUT.
    */
   async get(
     peer: PeerId,
     cid: CID,
-    options: { signal?: AbortSignal; repair?: boolean } = {},
+    options: { signal?: AbortSignal; repair?: boolean; small?: boolean } = {},
   ): Promise<Uint8Array> {
     using deadline = withDeadline(options.signal, this.#options.requestTimeoutMs, 'shard get')
     const signal = deadline.signal
@@ -217,7 +229,12 @@ export class ShardClient {
       ...(options.repair === true ? { repair: true } : {}),
     })
     const bulk = this.#deps.bulk
-    if (bulk?.available(peer) === true) {
+    let viaBulk = bulk?.available(peer) === true
+    if (viaBulk && options.small === true && bulk?.isOpen !== undefined && !bulk.isOpen(peer)) {
+      bulk.warm?.(peer)
+      viaBulk = false
+    }
+    if (bulk !== undefined && viaBulk) {
       try {
         const resp = await bulk.request(peer, request, NO_BODY, signal)
         const size = asSize(parseResponse(resp.header, peer).size, 'size')
