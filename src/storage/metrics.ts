@@ -39,6 +39,13 @@ export function createStorageMetrics(registry: Registry, sources: () => StorageM
       buckets: [...LATENCY_BUCKETS],
       registers,
     }),
+    getPhaseSeconds: new Histogram({
+      name: 'nodus_storage_get_phase_seconds',
+      help: "Phases of a file get: manifest (resolved, holder update applied), first_segment (from the start of the shard fetches to the first segment decoded: a get's time to first byte after its manifest)",
+      labelNames: ['phase'],
+      buckets: [...LATENCY_BUCKETS],
+      registers,
+    }),
     shardRequests: new Counter({
       name: 'nodus_storage_shard_requests_total',
       help: 'Shard protocol requests served, by op and result code',

@@ -160,6 +160,8 @@ export interface FileServiceDeps {
   }
   metrics?: {
     erasureSeconds: { observe(labels: { op: string }, v: number): void }
+    /** Phases of a get (`manifest`, `first_segment`), seconds. Optional. */
+    getPhaseSeconds?: { observe(labels: { phase: string }, v: number): void }
     fileBytes: { inc(labels: { direction: string }, v: number): void }
     fileOps: { inc(labels: { op: string; result: string }): void }
   }

@@ -60,10 +60,15 @@ export class FileDownloader extends FilePart {
         next++
       }
     }
+    const t0 = performance.now()
     try {
       launch()
       for (let i = first; i <= last; i++) {
         const parts = await (ahead.shift() as Promise<Uint8Array[]>)
+        if (i === first) {
+          const s = (performance.now() - t0) / 1000
+          this.deps.metrics?.getPhaseSeconds?.observe({ phase: 'first_segment' }, s)
+        }
         launch()
         let partStart = i * man.segmentSize
         for (const segPart of parts) {

@@ -58,6 +58,7 @@ export class ManifestResolver extends FilePart {
     const wait = Math.min(LATEST_UPDATE_WAIT_MS.max, Math.max(LATEST_UPDATE_WAIT_MS.min, elapsed))
     const remote = await settleWithin(asked, wait, signal)
     const update = this.#latestUpdate(signed, local, remote)
+    this.deps.metrics?.getPhaseSeconds?.observe({ phase: 'manifest' }, (performance.now() - t0) / 1000)
     return update === undefined ? signed : { ...signed, manifest: applyHolderUpdate(signed.manifest, update) }
   }
 
