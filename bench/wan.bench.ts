@@ -297,7 +297,7 @@ async function runVariant(
       basePort: 0,
       logLevel: 'warn',
       transport: variant.transport,
-      config: { ...plan.config, net: { bulk: variant.bulk } },
+      config: { ...plan.config, net: { ...((plan.config.net ?? {}) as object), bulk: variant.bulk } },
     })
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err)

@@ -274,11 +274,28 @@ export class BulkClient {
   }
 }
 
+/**
+ * How long the response of an aborted request is awaited (read and dropped), ms, before its socket is
+ * closed instead. Dropping it keeps the socket, its congestion window and the requests pipelined behind
+ * it: a get's hedged shard requests are aborted whenever a segment completes without them.
+ */
+const ABANDONED_DRAIN_MS = 5_000
+
+/** A request waiting for its response; `abandoned` once its caller aborted (the response is dropped). */
+interface Waiter {
+  resolve(r: BulkResponse): void
+  reject(err: unknown): void
+  abandoned: boolean
+}
+
 /** One client socket: pipelined requests, responses matched in order. */
 class ClientSocket {
   readonly #socket: TLSSocket
-  readonly #waiting: { resolve(r: BulkResponse): void; reject(err: unknown): void }[] = []
+  readonly #waiting: Waiter[] = []
   #open = true
+  /** Abandoned requests whose responses have not arrived yet, and the timer bounding that wait. */
+  #abandoned = 0
+  #drainTimer: NodeJS.Timeout | undefined
 
   readonly #parser: FrameParser
 
@@ -289,6 +306,10 @@ class ClientSocket {
       const waiter = this.#waiting.shift()
       if (waiter === undefined) {
         throw new NodusError('PROTOCOL_ERROR', 'a response nobody asked for', { peerAction: 'reject' })
+      }
+      if (waiter.abandoned) {
+        if (--this.#abandoned === 0) clearTimeout(this.#drainTimer)
+        return
       }
       waiter.resolve(message)
     })
@@ -319,6 +340,7 @@ class ClientSocket {
   }
 
   #fail(err: unknown): void {
+    clearTimeout(this.#drainTimer)
     this.#open = false
     this.#socket.destroy()
     const waiting = this.#waiting.splice(0)
@@ -331,11 +353,33 @@ class ClientSocket {
     this.#fail(new NodusError('STREAM_CLOSED', 'bulk socket closed'))
   }
 
+  /**
+   * The caller of `waiter` gave up: it is rejected with `reason` now, and its response, when it comes,
+   * is read and dropped; the socket closes if the abandoned responses are not all in within
+   * ABANDONED_DRAIN_MS (the requests behind them then fail with STREAM_CLOSED and go over libp2p).
+   */
+  #abandon(waiter: Waiter, reason: unknown): void {
+    if (waiter.abandoned || !this.#open) return
+    waiter.abandoned = true
+    waiter.reject(reason)
+    if (this.#abandoned++ === 0) {
+      this.#drainTimer = setTimeout(
+        () =>
+          this.#fail(new NodusError('STREAM_CLOSED', 'an abandoned bulk response did not arrive in time')),
+        ABANDONED_DRAIN_MS,
+      )
+    }
+  }
+
   async request(header: Uint8Array, body: Uint8Array, signal: AbortSignal): Promise<BulkResponse> {
     if (!this.#open) throw new NodusError('STREAM_CLOSED', 'bulk socket closed')
     signal.throwIfAborted()
-    const response = new Promise<BulkResponse>((resolve, reject) => this.#waiting.push({ resolve, reject }))
-    const onAbort = (): void => this.#fail(signal.reason)
+    let waiter: Waiter | undefined
+    const response = new Promise<BulkResponse>((resolve, reject) => {
+      waiter = { resolve, reject, abandoned: false }
+      this.#waiting.push(waiter)
+    })
+    const onAbort = (): void => this.#abandon(waiter as Waiter, signal.reason)
     signal.addEventListener('abort', onAbort, { once: true })
     try {
       this.#socket.cork()

@@ -444,14 +444,28 @@ describe('bulk channel', () => {
     }
   })
 
-  it('a request aborted mid-way closes only its socket; the next request succeeds', async () => {
+  it('a request aborted mid-way is dropped on arrival: its socket and the requests behind it go on', async () => {
     const bytes = randomBytes(8 * 1024 * 1024)
     const cid = cidForBytes(bytes)
     await b.store.put(cid, bytes)
+    await a.bulk.settled(b.id.peerId)
+    const sockets = a.bulk.sockets.outbound
+    const served = b.bulkServed.count
     const controller = new AbortController()
     const pending = a.bulkClient.get(b.id.peerId, cid, { signal: controller.signal })
+    // Pipelined behind it on the same sockets (every socket busy): these must not fail with it.
+    const behind = Array.from({ length: 2 * DEFAULT_BULK_OPTIONS.maxSocketsPerPeer }, () =>
+      a.bulkClient.get(b.id.peerId, cid),
+    )
     controller.abort(new NodusError('ABORTED', 'test abort'))
     await assert.rejects(pending, (err) => isNodusError(err, 'ABORTED'))
+    for (const got of await Promise.all(behind)) assert.ok(Buffer.from(got).equals(bytes))
+    assert.equal(
+      b.bulkServed.count - served,
+      behind.length + 1,
+      'all over the bulk channel, none over libp2p',
+    )
+    assert.ok(a.bulk.sockets.outbound >= sockets, 'no socket closed by the abort')
     assert.ok(Buffer.from(await a.bulkClient.get(b.id.peerId, cid)).equals(bytes))
   })
 

@@ -18,6 +18,15 @@ import type { ManifestResolver } from './manifests.ts'
  * request orders, ms. Within one get, each segment would otherwise try the same dead holders first.
  */
 export const UNREACHABLE_MEMORY_MS = 30_000
+/**
+ * Paced hedging: once half the shards a segment needs have arrived, after T ms, one more shard is
+ * requested each further T (at least this, ms) while the segment is incomplete; the fixed
+ * `hedgeDelayMs` hedge still runs beside it. Hedged requests after the expected latency (Dean and
+ * Barroso, "The Tail at Scale", CACM 56(2), 2013), the time to half the shards as the expectation: over
+ * a lossy WAN a segment otherwise waits for its slowest of k shards (a lost SYN costs a 1 s RTO).
+ */
+export const MIN_PACED_HEDGE_MS = 50
+
 /** Most peers remembered as unreachable (the oldest is forgotten first). */
 const UNREACHABLE_MEMORY_PEERS = 4_096
 
@@ -52,8 +61,24 @@ export class FileDownloader extends FilePart {
     const ahead: Promise<Uint8Array[]>[] = []
     let next = first
     let bytes = 0
+    // Bulk sockets (and libp2p connections) to the holders of the segments about to be fetched are
+    // opened ahead, parity holders too, so a hedged or fallback request finds its peer ready.
+    const warmed = new Set<string>([this.deps.selfPeerId])
+    const warmAhead = (index: number): void => {
+      const warm = this.deps.client.warm
+      const seg = man.segments[index]
+      if (warm === undefined || seg === undefined) return
+      for (const s of seg.shards) {
+        const h = s.holders[0]
+        if (h === undefined || warmed.has(h) || warmed.size > this.options.warmPeers * 2) continue
+        warmed.add(h)
+        warm.call(this.deps.client, this.ctx.peerId(h))
+      }
+    }
     const launch = (): void => {
       while (next <= last && ahead.length < this.options.segmentsInFlight) {
+        warmAhead(next)
+        warmAhead(next + 1)
         const p = this.#getSegment(man, man.segments[next] as ManifestSegment, next, signal)
         p.catch(() => {})
         ahead.push(p)
@@ -227,7 +252,7 @@ export class FileDownloader extends FilePart {
    * Fetch `need` more shards of a segment into `got`. Attempts go data shards first, each shard's
    * holders in order (holders that were unreachable in the last UNREACHABLE_MEMORY_MS last), then DHT
    * providers for shards still missing; a hedge timer adds one extra request whenever the segment is
-   * slow. Resolves when `need` shards arrived or nothing is left.
+   * slow (every hedgeDelayMs, and paced by the segment's own progress: MIN_PACED_HEDGE_MS). Resolves when `need` shards arrived or nothing is left.
    */
   async #fetchShards(
     seg: ManifestSegment,
@@ -261,12 +286,15 @@ export class FileDownloader extends FilePart {
     let dhtTried = false
     const deadPeers = new Set<string>()
 
+    const started = this.clock.now()
+    let paced: NodeJS.Timeout | undefined
     await new Promise<void>((resolve) => {
       let finished = false
       const finish = (): void => {
         if (finished) return
         finished = true
         clearInterval(hedge)
+        clearTimeout(paced)
         ac.abort(new NodusError('ABORTED', 'segment complete'))
         resolve()
       }
@@ -320,6 +348,16 @@ export class FileDownloader extends FilePart {
             if (got[a.shard] === null && bytes.byteLength === seg.shardSize) {
               got[a.shard] = bytes
               arrived++
+              if (paced === undefined && arrived * 2 >= need && arrived < need) {
+                const step = Math.max(MIN_PACED_HEDGE_MS, this.clock.now() - started)
+                const tick = (): void => {
+                  if (finished) return
+                  extra++
+                  pump()
+                  paced = setTimeout(tick, step)
+                }
+                paced = setTimeout(tick, step)
+              }
             }
             pump()
           },
