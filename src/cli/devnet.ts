@@ -47,7 +47,10 @@ export interface DevnetOptions {
    * the namespace's own 127.0.0.1. Only the first `publicNodes` nodes (reachable from every other) serve
    * as bootstrap addresses.
    */
-  netns?: { hostOf: (index: number) => { netns: string; address: string }; publicNodes: number }
+  netns?: {
+    hostOf: (index: number) => { netns: string; address: string; upnp?: boolean }
+    publicNodes: number
+  }
   /**
    * The libp2p transports every node listens on: `both` (the default: `/ip4/ADDR/tcp/PORT` and
    * `/ip4/ADDR/udp/PORT/quic-v1`), `tcp` or `quic` alone (bench/wan.bench.ts compares them).
@@ -148,7 +151,11 @@ function netnsRelayConfig(
     given.gaterExempt === undefined ? { gaterExempt: ['127.0.0.0/8', '::1/128', PUBLIC_SUBNET] } : {}
   if (index === 0) return { ...exempt, relayServer: 'on' }
   const relay = bootstrap[0]
-  return index >= ns.publicNodes && relay !== undefined ? { ...exempt, relays: [relay] } : exempt
+  // Behind a router with a UPnP IGD, the node asks it for port mappings (net.upnp).
+  const upnp = ns.hostOf(index).upnp === true ? { upnp: 'on' } : {}
+  return index >= ns.publicNodes && relay !== undefined
+    ? { ...exempt, ...upnp, relays: [relay] }
+    : { ...exempt, ...upnp }
 }
 
 /** Start one node process and wait for its ready line. */

@@ -43,9 +43,10 @@ commands:
   dag    status                                                              the DAG: role, round, commit index, ledger root
   status [--data-dir DIR | --api URL]                                         node info and usage
   devnet --nodes N --base-dir DIR [--base-port P]                             run N local node processes
-  devnet --netns [--homes 2] [--symmetric 1] [--public 1] [--rtt 80ms] [--jitter 5ms] [--loss 0.5%] [--seed N]
-         [--base-dir .devnet/netns]     (Linux, root) nodes in network namespaces: the bootstrap on a public
-         segment, one node per home behind a NAT router (cone; the last --symmetric homes symmetric),
+  devnet --netns [--homes 2] [--symmetric 1] [--upnp 0] [--public 1] [--rtt 80ms] [--jitter 5ms] [--loss 0.5%]
+         [--seed N] [--base-dir .devnet/netns]     (Linux, root) nodes in network namespaces: the bootstrap on
+         a public segment, one node per home behind a NAT router (cone; the last --symmetric homes symmetric;
+         the last --upnp homes' routers run a UPnP IGD, miniupnpd, and those nodes map their port),
          --rtt/--jitter/--loss between any two hosts; Ctrl-C removes every namespace
   devnet --netns --cleanup                                                    remove namespaces crashed runs left (nodus-*)
   sim    dht|placement|durability|consensus [--json] ...                    simulate networks and consensus
@@ -131,6 +132,7 @@ async function devnetNetns(f: Flags): Promise<number> {
     publicHosts: intFlag(f, 'public', 1),
     homes,
     symmetric: intFlag(f, 'symmetric', Math.min(1, homes)),
+    upnp: intFlag(f, 'upnp', 0),
     rttMs: typeof f.rtt === 'string' ? parseMs('rtt', f.rtt) : 0,
     jitterMs: typeof f.jitter === 'string' ? parseMs('jitter', f.jitter) : 0,
     loss: typeof f.loss === 'string' ? parseLoss(f.loss) : 0,
@@ -537,6 +539,7 @@ async function main(argv: string[]): Promise<number> {
         public: { type: 'string' },
         homes: { type: 'string' },
         symmetric: { type: 'string' },
+        upnp: { type: 'string' },
         rtt: { type: 'string' },
         jitter: { type: 'string' },
         loss: { type: 'string' },

@@ -9,10 +9,17 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { Clock } from '../common/clock.ts'
 import { NodusError } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
+import { AUTONAT_PROTOCOL, AutoNatNudge } from './autonat-nudge.ts'
 import { BulkChannel, type BulkHandler, DEFAULT_BULK_OPTIONS } from './bulk.ts'
 import { describeConnection, isCircuitAddr } from './connections.ts'
 import { DiversityGater, type GaterRefusal } from './gater.ts'
-import { createHost, DEFAULT_HOST_OPTIONS, type HostHooks, type NodusLibp2p } from './host.ts'
+import {
+  type AutoNatHandle,
+  createHost,
+  DEFAULT_HOST_OPTIONS,
+  type HostHooks,
+  type NodusLibp2p,
+} from './host.ts'
 import { reachabilityOf } from './reachability.ts'
 
 /** What the net area needs from the trust area's peer actions. */
@@ -69,6 +76,7 @@ export interface NetAreaOptions {
   gaterExempt: readonly string[]
   dhtMaxPerSubnet: number
   relays: readonly string[]
+  announce: readonly string[]
   relayServer: 'auto' | 'on' | 'off'
   relayMaxReservations: number
   relayDataLimitBytes: number
@@ -165,7 +173,18 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
       refused: (reason) => components.metrics?.gaterRefused.inc({ reason }),
     },
   )
+  for (const a of options.announce) {
+    try {
+      multiaddr(a)
+    } catch (err) {
+      throw new NodusError(
+        'CONFIG_INVALID',
+        `net.announce: "${a}" is not a multiaddr: ${(err as Error).message}`,
+      )
+    }
+  }
   let libp2pRef: NodusLibp2p | undefined
+  let autonatHandle: AutoNatHandle | undefined
   const libp2p = await createHost(
     components.privateKey,
     {
@@ -173,6 +192,7 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
       // A configured relay is listened on as `<relay>/p2p-circuit`: the circuit relay transport reserves
       // a slot there and the node announces the relayed address.
       listen: [...options.listen, ...options.relays.map((r) => `${r.replace(/\/$/, '')}/p2p-circuit`)],
+      announce: options.announce,
       relayServer: options.relayServer,
       relayMaxReservations: options.relayMaxReservations,
       relayDataLimitBytes: options.relayDataLimitBytes,
@@ -193,6 +213,9 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
       dhtRecords: components.dhtRecords,
       clock: components.clock,
       reachability: () => reachabilityOf(libp2pRef?.getMultiaddrs().map((m) => m.toString()) ?? []),
+      onAutonat: (handle) => {
+        autonatHandle = handle
+      },
       diversity: {
         gater,
         dhtMaxPerSubnet: options.dhtMaxPerSubnet,
@@ -212,6 +235,19 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
   libp2p.addEventListener('peer:disconnect', (evt) => {
     protocolsOf.delete(evt.detail.toString())
   })
+  // AutoNAT tests addresses that appear after the peers connected (a UPnP mapping): autonat-nudge.ts.
+  const handle = autonatHandle as AutoNatHandle | undefined
+  const nudge =
+    handle === undefined
+      ? undefined
+      : new AutoNatNudge({
+          addresses: () => handle.addresses(),
+          connections: () => libp2p.getConnections(),
+          speaksAutonat: (peer) => protocolsOf.get(peer)?.includes(AUTONAT_PROTOCOL) === true,
+          verify: (c) => handle.verify(c),
+          now: () => components.clock.now(),
+          logger: log,
+        })
   let bulkHandler: BulkHandler | undefined
   // The bulk channel carries shard bytes over direct TLS sockets keyed through libp2p.
   const bulk =
@@ -291,6 +327,7 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
       } catch (err) {
         throw portInUse(err, `bulk port ${options.bulkPort}`)
       }
+      nudge?.start()
     },
     afterStart: async () => {
       await Promise.allSettled(
@@ -306,6 +343,7 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
     stop: async () => {
       if (!started) return
       started = false
+      nudge?.stop()
       await bulk?.stop()
       await libp2p.stop()
     },

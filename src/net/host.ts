@@ -8,6 +8,7 @@ import { dcutr } from '@libp2p/dcutr'
 import { type GossipSub, type GossipsubOpts, gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import {
+  type Connection,
   type ConnectionEncrypter,
   type ConnectionGater,
   FaultTolerance,
@@ -24,6 +25,7 @@ import { webSockets } from '@libp2p/websockets'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { type Clock, systemClock } from '../common/clock.ts'
+import type { NudgeAddress } from './autonat-nudge.ts'
 import { isCircuitAddr } from './connections.ts'
 import type { DiversityGater } from './gater.ts'
 import { ipOfAddr } from './gater.ts'
@@ -176,6 +178,11 @@ export interface HostOptions {
    */
   tcpDialPort: number
   /**
+   * Public multiaddrs to announce besides the listened ones, taken as reachable (libp2p
+   * `addresses.appendAnnounce`: no AutoNAT test). Default none.
+   */
+  announce: readonly string[]
+  /**
    * Which private (and loopback) addresses to dial: `local` (default) only those in this host's own
    * networks (its interfaces' subnets), as a peer behind another NAT announces a home address nobody
    * else reaches (holepunch.ts `PrivateDialFilter`); `all` dials every one (private networks routed
@@ -226,10 +233,19 @@ export const DEFAULT_HOST_OPTIONS: Readonly<HostOptions> = Object.freeze({
   dcutr: true,
   upnp: false,
   tcpDialPort: 0,
+  announce: [],
   dialPrivate: 'local',
 })
 
 /** The libp2p host: its `pubsub` service is there when {@link HostHooks.pubsub} was given. */
+/** What {@link HostHooks.onAutonat} gets: the AutoNAT service's test, and this node's addresses. */
+export interface AutoNatHandle {
+  /** @libp2p/autonat's `verifyExternalAddresses(connection)`: asks that peer to test an untested address. */
+  verify(connection: Connection): Promise<void>
+  /** The address manager's `getAddressesWithMetadata()`. */
+  addresses(): NudgeAddress[]
+}
+
 export type NodusLibp2p = Libp2p<{ dht: KadDHT; ping: Ping; identify: unknown; pubsub?: GossipSub }>
 
 /** Run-time hooks of the host (functions, kept apart from the plain {@link HostOptions}). */
@@ -260,6 +276,11 @@ export interface HostHooks {
   clock?: Clock | undefined
   /** This node's reachability (reachability.ts): `relayServer: 'auto'` serves reservations only when `public`. */
   reachability?: (() => string) | undefined
+  /**
+   * Called once the AutoNAT service is built, with its `verifyExternalAddresses` and the address
+   * manager's addresses with their verification state (autonat-nudge.ts uses both).
+   */
+  onAutonat?: ((handle: AutoNatHandle) => void) | undefined
   diversity?:
     | { gater: DiversityGater; dhtMaxPerSubnet: number; onTableRefused?: (() => void) | undefined }
     | undefined
@@ -319,7 +340,9 @@ export async function createHost(
     privateKey,
     start: false,
     connectionGater,
-    addresses: { listen: options.listen },
+    // Announced addresses (a port forwarded by hand) are added to the listened ones as verified
+    // (libp2p's appendAnnounce).
+    addresses: { listen: options.listen, appendAnnounce: [...options.announce] },
     // A relay that cannot be reached (or refuses a reservation) at start must not stop the node: the
     // circuit relay transport retries its reservations; a TCP or QUIC listen failure is still fatal
     // (the node checks its listen addresses after start).
@@ -368,8 +391,17 @@ export async function createHost(
       ...(hooks.pubsub === undefined ? {} : { pubsub: gossipsub(hooks.pubsub) }),
       ...(options.autonat
         ? {
-            autonat: (components: Parameters<ReturnType<typeof autoNAT>>[0]) =>
-              autoNAT()(withFreshDialBack(components)),
+            autonat: (components: Parameters<ReturnType<typeof autoNAT>>[0]) => {
+              const service = autoNAT()(withFreshDialBack(components))
+              hooks.onAutonat?.({
+                verify: (c) =>
+                  (
+                    service as unknown as { verifyExternalAddresses(c: Connection): Promise<void> }
+                  ).verifyExternalAddresses(c),
+                addresses: () => components.addressManager.getAddressesWithMetadata(),
+              })
+              return service
+            },
           }
         : {}),
       ...(options.dcutr

@@ -151,6 +151,12 @@ export const NET_OPTIONS = defineOptions({
     description:
       'relays (multiaddrs with /p2p/ID) to reserve a circuit relay v2 slot on and advertise `<relay>/p2p-circuit` addresses through: set on a node behind NAT',
   },
+  announce: {
+    kind: 'strings',
+    default: [],
+    description:
+      'public addresses (multiaddrs without /p2p/) to announce besides the listened ones, taken as reachable without an AutoNAT test: set when a port is forwarded by hand on a router without UPnP',
+  },
   relayServer: {
     kind: 'enum',
     default: 'auto',

@@ -21,6 +21,7 @@ export {
   listNetns,
   netnsUnavailableReason,
   REQUIRED_TOOLS,
+  UPNP_TOOLS,
 } from './cleanup.ts'
 export {
   COMMAND_TIMEOUT_MS,
@@ -45,6 +46,8 @@ export {
   validateSpec,
 } from './spec.ts'
 export {
+  IGD_HTTP_PORT,
+  igdChainRules,
   NetnsTopology,
   type NetnsTopologyDeps,
   natRules,
