@@ -29,6 +29,7 @@ export {
   ExecFileRunner,
   withSbin,
 } from './exec.ts'
+export { type RootState, rootState, rootStateLeft } from './root-state.ts'
 export {
   DEFAULT_TOPOLOGY_SPEC,
   type HomePlan,

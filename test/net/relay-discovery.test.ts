@@ -95,19 +95,19 @@ test('a relay that accepts a reservation and then hangs up: the node moves to an
     await connect(good, boot)
     const seeker = await host('off', relayListenAddrs({ listen: LOOPBACK, relays: [], discoverRelays: 1 }))
     nodes.push(seeker)
-    // The hostile relay: whenever it holds a reservation of the seeker's, it hangs up on it.
+    // The hostile relay: 200 ms after each reservation of the seeker's (the relay tags the peer when it
+    // grants one), it hangs up on it.
     const relayService = (
       hostile.services as unknown as { relay: { reservations: { has(p: PeerId): boolean } } }
     ).relay
-    const dropper = (async () => {
-      while (!stopHostile) {
-        if (relayService.reservations.has(seeker.peerId)) {
-          hangUps++
-          await hostile.hangUp(seeker.peerId).catch(() => {})
-        }
-        await new Promise((r) => setTimeout(r, 20))
-      }
-    })()
+    hostile.addEventListener('peer:update', (evt) => {
+      if (!evt.detail.peer.id.equals(seeker.peerId) || !relayService.reservations.has(seeker.peerId)) return
+      setTimeout(() => {
+        if (stopHostile) return
+        hangUps++
+        void hostile.hangUp(seeker.peerId).catch(() => {})
+      }, 200)
+    })
     // Connected to the hostile relay first: the seeker reserves there at once (identify shows the hop
     // protocol on a connected peer), then loses it.
     await connect(seeker, hostile)
@@ -120,7 +120,6 @@ test('a relay that accepts a reservation and then hangs up: the node moves to an
       )
     } finally {
       stopHostile = true
-      await dropper
     }
     assert.ok(hangUps >= 1, 'the hostile relay accepted and dropped at least one reservation')
     assert.ok(!relaysOf(seeker).includes(hostile.peerId.toString()), 'no address through the hostile relay')
