@@ -207,12 +207,16 @@ export async function runReachDemo(o: ReachDemoOptions): Promise<ReachDemoResult
   const runId = `rch${randomBytes(2).toString('hex')}`
   const abort = new AbortController()
   let net: NetnsDevnet | undefined
+  let building: Promise<NetnsDevnet> | undefined
   const onSignal = (): void => {
     o.log('interrupted: stopping the nodes and removing the namespaces')
     abort.abort(new NodusError('ABORTED', 'interrupted'))
     void (async () => {
       try {
-        await net?.stop()
+        // While it builds: the topology's own creation stops at the signal and removes what it made;
+        // once the nodes are starting, wait for them, then remove it all.
+        const built = net ?? (await building?.catch(() => undefined))
+        await built?.stop()
         if (!o.keep) await rm(dir, { recursive: true, force: true })
       } finally {
         process.exit(130)
@@ -236,7 +240,7 @@ export async function runReachDemo(o: ReachDemoOptions): Promise<ReachDemoResult
       loss: o.loss,
     }
     const node1 = `/ip4/${planTopology(validateSpec(spec), runId).publicHosts[1]?.address}/`
-    net = await startNetnsDevnet(spec, {
+    building = startNetnsDevnet(spec, {
       logger: o.logger,
       runId,
       signal: abort.signal,
@@ -253,6 +257,7 @@ export async function runReachDemo(o: ReachDemoOptions): Promise<ReachDemoResult
         return { relays: [], discoverRelays: 1, bootstrap: bootstrap.filter((b) => b.includes(node1)) }
       },
     })
+    net = await building
     abort.signal.throwIfAborted()
     return await scenario(net, o, { cone, symmetric, seeker, dir, runId, before, loadBefore, t0, runner })
   } finally {
@@ -268,8 +273,8 @@ function storageOf(o: ReachDemoOptions): Record<string, unknown> {
   return (o.config?.storage ?? {}) as Record<string, unknown>
 }
 
-function peerOf(net: NetnsDevnet | undefined, index: number): string | undefined {
-  return net?.devnet.nodes[index]?.peerId
+function peerOf(net: NetnsDevnet, index: number): string | undefined {
+  return net.devnet.nodes[index]?.peerId
 }
 
 interface Run {
@@ -292,7 +297,7 @@ async function scenario(net: NetnsDevnet, o: ReachDemoOptions, run: Run): Promis
   const relaysOf = async (i: number): Promise<number[]> =>
     [
       ...new Set(
-        (await announcedAddrs(net, i))
+        (await announcedAddrs(net, i).catch(() => []))
           .map((a) => /\/p2p\/([^/]+)\/p2p-circuit/.exec(a)?.[1])
           .map((p) => (p === undefined ? undefined : indexOfPeer.get(p)))
           .filter((x) => x !== undefined),

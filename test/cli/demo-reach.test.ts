@@ -110,40 +110,43 @@ test('demo --scenario reach: reachability, relay found through the DHT, hole pun
   }
 })
 
-test('demo --scenario reach interrupted (SIGINT) once its nodes run: exits 130 and removes its namespaces', {
-  skip: why === undefined ? false : `network namespaces unavailable: ${why}`,
-  timeout: 120_000,
-}, async () => {
-  const base = await mkdtemp(join(tmpdir(), 'nodus-reach-int-'))
-  try {
-    const p = spawn(
-      process.execPath,
-      [CLI, 'demo', '--scenario', 'reach', '--base-dir', base, '--log-level', 'warn'],
-      {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    )
-    let stderr = ''
-    let runId = ''
-    const exited = new Promise<number | null>((resolve) => p.once('exit', (code) => resolve(code)))
-    // Interrupt once every node is up (the reachability line), mid-scenario.
-    await new Promise<void>((resolve, reject) => {
-      p.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString()
-        runId ||= /\(run (\w+),/.exec(stderr)?.[1] ?? ''
-        if (stderr.includes('[demo] reachability:')) resolve()
-      })
-      void exited.then(() =>
-        reject(new Error(`the demo ended before it was interrupted:\n${stderr.slice(-2000)}`)),
+for (const [when, line] of [
+  ['while its nodes start', '] node 0 up:'],
+  ['once its nodes run', '[demo] reachability:'],
+] as const)
+  test(`demo --scenario reach interrupted (SIGINT) ${when}: exits 130 and removes its namespaces`, {
+    skip: why === undefined ? false : `network namespaces unavailable: ${why}`,
+    timeout: 120_000,
+  }, async () => {
+    const base = await mkdtemp(join(tmpdir(), 'nodus-reach-int-'))
+    try {
+      const p = spawn(
+        process.execPath,
+        [CLI, 'demo', '--scenario', 'reach', '--base-dir', base, '--log-level', 'warn'],
+        {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
       )
-    })
-    p.kill('SIGINT')
-    assert.equal(await exited, 130, stderr.slice(-2000))
-    assert.match(runId, /^rch/)
-    const left = (await new ExecFileRunner({ logger: silentLogger() }).run(['ip', 'netns', 'list'])).stdout
-    assert.ok(!left.includes(`nodus-${runId}-`), `namespaces of run ${runId} left:\n${left}`)
-    assert.deepEqual(await readdir(base), [], 'the run directory is removed')
-  } finally {
-    await rm(base, { recursive: true, force: true })
-  }
-})
+      let stderr = ''
+      let runId = ''
+      const exited = new Promise<number | null>((resolve) => p.once('exit', (code) => resolve(code)))
+      await new Promise<void>((resolve, reject) => {
+        p.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString()
+          runId ||= /\(run (\w+),/.exec(stderr)?.[1] ?? ''
+          if (stderr.includes(line)) resolve()
+        })
+        void exited.then(() =>
+          reject(new Error(`the demo ended before it was interrupted:\n${stderr.slice(-2000)}`)),
+        )
+      })
+      p.kill('SIGINT')
+      assert.equal(await exited, 130, stderr.slice(-2000))
+      assert.match(runId, /^rch/)
+      const left = (await new ExecFileRunner({ logger: silentLogger() }).run(['ip', 'netns', 'list'])).stdout
+      assert.ok(!left.includes(`nodus-${runId}-`), `namespaces of run ${runId} left:\n${left}`)
+      assert.deepEqual(await readdir(base), [], 'the run directory is removed')
+    } finally {
+      await rm(base, { recursive: true, force: true })
+    }
+  })
