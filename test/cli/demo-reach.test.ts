@@ -12,6 +12,8 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { checkReachOptions, REACH_DEMO_DEFAULTS, type ReachDemoOptions } from '../../src/cli/demo-reach.ts'
+import { devnetNodeConfig } from '../../src/cli/devnet.ts'
 import { silentLogger } from '../../src/common/logger.ts'
 import { ExecFileRunner, netnsUnavailableReason } from '../../src/netns/index.ts'
 import { CLI, runCli } from '../utils/run-cli.ts'
@@ -36,6 +38,49 @@ function runCliAs(uid: number, args: string[]): Promise<{ code: number | null; s
     p.once('exit', (code) => resolve({ code, stderr }))
   })
 }
+
+test('Devnet nodeNet: its keys go over the relay keys a namespace devnet sets', () => {
+  const netns = { hostOf: () => ({ netns: 'n', address: '10.0.3.2' }), publicNodes: 2 }
+  const boots = ['/ip4/11.18.0.10/tcp/4001/p2p/A', '/ip4/11.18.0.11/tcp/4001/p2p/B']
+  const plain = devnetNodeConfig({ basePort: 0, logLevel: 'info', netns }, 4, boots).net as Record<
+    string,
+    unknown
+  >
+  assert.deepEqual(plain.relays, [boots[0]])
+  const seeker = devnetNodeConfig(
+    {
+      basePort: 0,
+      logLevel: 'info',
+      netns,
+      nodeNet: (i, b) => (i === 4 ? { relays: [], discoverRelays: 1, bootstrap: b.slice(1) } : {}),
+    },
+    4,
+    boots,
+  ).net as Record<string, unknown>
+  assert.deepEqual(seeker.relays, [])
+  assert.equal(seeker.discoverRelays, 1)
+  assert.deepEqual(seeker.bootstrap, [boots[1]])
+})
+
+test('checkReachOptions: refuses more kills than m, or than the nodes that may be killed, and a missing file', async () => {
+  const o: ReachDemoOptions = {
+    ...REACH_DEMO_DEFAULTS,
+    keep: false,
+    logLevel: 'warn',
+    logger: silentLogger(),
+    log: () => {},
+  }
+  assert.deepEqual(await checkReachOptions(o), { k: 2, m: 2 })
+  await assert.rejects(checkReachOptions({ ...o, kill: 3 }), { code: 'INVALID_ARGUMENT', message: /m = 2/ })
+  await assert.rejects(checkReachOptions({ ...o, kill: 3, config: { storage: { k: 2, m: 3 } } }), {
+    code: 'INVALID_ARGUMENT',
+    message: /only 2 nodes may be killed/,
+  })
+  await assert.rejects(checkReachOptions({ ...o, cone: 1 }), { code: 'INVALID_ARGUMENT' })
+  await assert.rejects(checkReachOptions({ ...o, file: join(tmpdir(), 'no-such-file-here') }), {
+    code: 'FILE_NOT_FOUND',
+  })
+})
 
 test('demo --scenario reach without root fails at once with NETNS_UNAVAILABLE and the reason', {
   timeout: 60_000,
