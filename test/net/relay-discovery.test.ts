@@ -83,7 +83,7 @@ test('a node with no relay configured finds one through the DHT and becomes rela
 
 test('a relay that accepts a reservation and then hangs up: the node moves to another relay', {
   timeout: 90_000,
-}, async () => {
+}, async (t) => {
   const hostile = await host('on')
   const good = await host('on')
   const boot = await host('off')
@@ -121,6 +121,7 @@ test('a relay that accepts a reservation and then hangs up: the node moves to an
     } finally {
       stopHostile = true
     }
+    t.diagnostic(`the hostile relay dropped ${hangUps} reservation(s) before the node settled on the other`)
     assert.ok(hangUps >= 1, 'the hostile relay accepted and dropped at least one reservation')
     assert.ok(!relaysOf(seeker).includes(hostile.peerId.toString()), 'no address through the hostile relay')
     assert.equal(reachabilityOf(seeker.getMultiaddrs().map(String)), 'relayed')
