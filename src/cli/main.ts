@@ -64,6 +64,9 @@ commands:
   demo   --scenario consensus [--nodes 10] [--rate 200] [--seconds 30] [--kill 3] [--senders 4] [--round-timeout-ms 300]
          every node a validator; transfers at a steady rate; f validators SIGKILLed and restarted;
          every transaction must commit exactly once and every node reach one state root
+  demo   --scenario reach [--public 2] [--cone 3] [--symmetric 1] [--rtt 80ms] [--loss 0.5%] [--file F | --size B]
+         [--kill 2] [--k 2 --m 2]   (Linux, root) nodes behind NATs on network namespaces: reachability,
+         relay discovery through the DHT, hole punching, put and get across NATs, nothing left behind
 
 common options: --json (machine-readable output), --log-level LEVEL, --help
 data dir default: $NODUS_DATA_DIR or ~/.nodus`
@@ -592,6 +595,12 @@ async function main(argv: string[]): Promise<number> {
         m: { type: 'string' },
         'base-dir': { type: 'string' },
         keep: { type: 'boolean' },
+        public: { type: 'string' },
+        cone: { type: 'string' },
+        symmetric: { type: 'string' },
+        rtt: { type: 'string' },
+        loss: { type: 'string' },
+        size: { type: 'string' },
       })
       // What every scenario takes, and its one JSON line.
       const scenarioFlags = (g: Flags) => ({
@@ -644,15 +653,39 @@ async function main(argv: string[]): Promise<number> {
         })
         return printResult(result)
       }
-      if (scenario !== 'storage')
-        throw new NodusError(
-          'INVALID_ARGUMENT',
-          `unknown scenario ${scenario}: storage, messaging, kv or consensus`,
-        )
       const storage: Record<string, number> = {}
       if (f['segment-size'] !== undefined) storage.segmentSize = intFlag(f, 'segment-size', 0)
       if (f.k !== undefined) storage.k = intFlag(f, 'k', 10)
       if (f.m !== undefined) storage.m = intFlag(f, 'm', 4)
+      if (scenario === 'reach') {
+        const { REACH_DEMO_DEFAULTS: d, runReachDemo } = await import('./demo-reach.ts')
+        const { parseLoss, parseMs } = await import('./devnet-netns.ts')
+        const { createLogger } = await import('../common/logger.ts')
+        const g = scenarioFlags(f)
+        const result = await runReachDemo({
+          publicHosts: intFlag(f, 'public', d.publicHosts),
+          cone: intFlag(f, 'cone', d.cone),
+          symmetric: intFlag(f, 'symmetric', d.symmetric),
+          rttMs: typeof f.rtt === 'string' ? parseMs('rtt', f.rtt) : d.rttMs,
+          loss: typeof f.loss === 'string' ? parseLoss(f.loss) : d.loss,
+          ...(typeof f.file === 'string' ? { file: f.file } : {}),
+          sizeBytes: intFlag(f, 'size', d.sizeBytes),
+          kill: intFlag(f, 'kill', d.kill),
+          ...(Object.keys(storage).length === 0 ? {} : { config: { storage } }),
+          waitMs: d.waitMs,
+          logLevel: g.logLevel,
+          keep: g.keep,
+          ...(g.baseDir === undefined ? {} : { baseDir: g.baseDir }),
+          logger: createLogger('warn'),
+          log: g.log,
+        })
+        return printResult(result)
+      }
+      if (scenario !== 'storage')
+        throw new NodusError(
+          'INVALID_ARGUMENT',
+          `unknown scenario ${scenario}: storage, messaging, kv, consensus or reach`,
+        )
       const { DEFAULT_DEMO_FILE, runDemo } = await import('./demo.ts')
       const result = await runDemo({
         nodes: intFlag(f, 'nodes', 16),

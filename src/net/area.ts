@@ -77,6 +77,7 @@ export interface NetAreaOptions {
   dhtMaxPerSubnet: number
   relays: readonly string[]
   announce: readonly string[]
+  discoverRelays: number
   relayServer: 'auto' | 'on' | 'off'
   relayMaxReservations: number
   relayDataLimitBytes: number
@@ -153,6 +154,24 @@ export function unlistened(listen: readonly string[], listening: readonly string
   })
 }
 
+/**
+ * The listen addresses of `options`: `net.listen`, then `<relay>/p2p-circuit` for each configured relay
+ * (the circuit relay transport reserves a slot there and the node announces the relayed address), then
+ * `/p2p-circuit` once per relay to discover (`net.discoverRelays`): each such listener asks the
+ * transport's reservation store for one more relay, which its relay discovery finds among connected
+ * peers that speak the hop protocol, else through a random walk of the DHT (src/net/README.md, "Relay
+ * discovery").
+ */
+export function relayListenAddrs(
+  options: Pick<NetAreaOptions, 'listen' | 'relays' | 'discoverRelays'>,
+): string[] {
+  return [
+    ...options.listen,
+    ...options.relays.map((r) => `${r.replace(/\/$/, '')}/p2p-circuit`),
+    ...Array.from({ length: options.discoverRelays }, () => '/p2p-circuit'),
+  ]
+}
+
 /** Build (not start) the net area. */
 export async function createNet(components: NetComponents, options: NetAreaOptions): Promise<Net> {
   const { peers } = components
@@ -189,9 +208,7 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
     components.privateKey,
     {
       ...DEFAULT_HOST_OPTIONS,
-      // A configured relay is listened on as `<relay>/p2p-circuit`: the circuit relay transport reserves
-      // a slot there and the node announces the relayed address.
-      listen: [...options.listen, ...options.relays.map((r) => `${r.replace(/\/$/, '')}/p2p-circuit`)],
+      listen: relayListenAddrs(options),
       announce: options.announce,
       relayServer: options.relayServer,
       relayMaxReservations: options.relayMaxReservations,

@@ -157,6 +157,14 @@ export const NET_OPTIONS = defineOptions({
     description:
       'public addresses (multiaddrs without /p2p/) to announce besides the listened ones, taken as reachable without an AutoNAT test: set when a port is forwarded by hand on a router without UPnP',
   },
+  discoverRelays: {
+    kind: 'int',
+    default: 0,
+    min: 0,
+    max: 4,
+    description:
+      'relays to find and reserve a slot on by themselves, besides net.relays: peers this node connects to that serve circuit relay v2, else peers a DHT random walk finds (one `/p2p-circuit` listen address each; src/net/README.md, "Relay discovery"); 0 = only net.relays. Set 1 on a node behind NAT that has no relay configured; while short of relays the node keeps walking the DHT',
+  },
   relayServer: {
     kind: 'enum',
     default: 'auto',

@@ -30,6 +30,7 @@ export {
   ExecFileRunner,
   withSbin,
 } from './exec.ts'
+export { type RootState, rootState, rootStateLeft } from './root-state.ts'
 export {
   DEFAULT_TOPOLOGY_SPEC,
   type HomePlan,
