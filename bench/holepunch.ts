@@ -16,6 +16,7 @@
  * count of such redials is reported.
  * Prints one JSON line: per pair, attempts, successes, p50 and p99 ms, redials, and the load average.
  */
+import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
@@ -69,9 +70,22 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const)
   process.once(sig, () => {
     void net.stop().finally(() => process.exit(1))
   })
+const dumps: ChildProcess[] = []
 try {
   for (const h of net.topology.plan.homes)
     await net.topology.exec(h.netns, ['sysctl', '-q', '-w', 'net.ipv4.tcp_tw_reuse=1'])
+  // NODUS_PCAP_DIR=dir: tcpdump on every home router's public side (TCP only), for a look at failures.
+  const pcapDir = process.env.NODUS_PCAP_DIR
+  if (pcapDir !== undefined)
+    for (const h of net.topology.plan.homes) {
+      const dump = net.topology.spawn(
+        h.router.netns,
+        ['tcpdump', '-i', 'wan', '-n', '-U', '-w', join(pcapDir, `${h.role}.pcap`), 'tcp'],
+        { stdio: 'ignore' },
+      )
+      process.once('exit', () => dump.kill('SIGTERM'))
+      dumps.push(dump)
+    }
   /** Polls node `i`'s reachability until it is `want`; throws after `ms`. */
   const until = async (i: number, want: string, ms: number): Promise<void> => {
     const deadline = Date.now() + ms
@@ -107,6 +121,8 @@ try {
       const circuit = `${relay.multiaddrs[0]}/p2p-circuit/p2p/${peer}`
       const ms: number[] = []
       const errors: Record<string, number> = {}
+      /** The connection to the peer when the attempt dialed: none, relayed or direct (counts). */
+      const atDial: Record<string, number> = {}
       for (let i = 0; i < attempts; i++) {
         if (fresh) {
           // A new process for the peer: a new dial port and NAT mapping, no state left from the last
@@ -125,12 +141,22 @@ try {
             }
           }
         }
-        if (process.env.NODUS_VERBOSE === '1') process.stderr.write(`${name} attempt ${i}\n`)
-        agent.stdin?.write(`${JSON.stringify({ peer, circuit, timeoutMs, gapMs })}\n`)
+        if (process.env.NODUS_VERBOSE === '1')
+          process.stderr.write(`${new Date().toISOString()} ${name} attempt ${i}\n`)
+        agent.stdin?.write(`${JSON.stringify({ peer, circuit, timeoutMs, gapMs, hangUp: !fresh })}\n`)
         const next = await lines.next()
         if (next.done === true) throw new Error('agent exited')
-        const r = JSON.parse(next.value) as { ok: boolean; ms?: number; error?: string; redials?: number }
+        const r = JSON.parse(next.value) as {
+          ok: boolean
+          ms?: number
+          error?: string
+          redials?: number
+          before?: string
+        }
         redials += r.redials ?? 0
+        atDial[r.before ?? '?'] = (atDial[r.before ?? '?'] ?? 0) + 1
+        if (process.env.NODUS_VERBOSE === '1')
+          process.stderr.write(`${new Date().toISOString()} ${name} attempt ${i}: ${next.value}\n`)
         if (r.ok && r.ms !== undefined) ms.push(r.ms)
         else errors[r.error ?? '?'] = (errors[r.error ?? '?'] ?? 0) + 1
       }
@@ -141,6 +167,7 @@ try {
         p50Ms: Math.round(quantile(ms, 0.5)),
         p99Ms: Math.round(quantile(ms, 0.99)),
         errors,
+        atDial,
         redials,
         ...(fresh ? { restartsWithoutReservation: noReservation } : {}),
       }
@@ -161,6 +188,7 @@ try {
     })}\n`,
   )
 } finally {
+  for (const d of dumps) d.kill('SIGTERM')
   await net.stop()
   // NODUS_KEEP_DIR=1 keeps the nodes' data directories (their node.log) for a look after a failure.
   if (process.env.NODUS_KEEP_DIR === '1') process.stderr.write(`kept ${baseDir}\n`)

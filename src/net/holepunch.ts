@@ -128,6 +128,7 @@ export function withPunchAddrs<C extends object>(
   components: C,
   extra: () => string[],
   toMultiaddr: (addr: string) => unknown,
+  log?: (format: string, ...args: unknown[]) => void,
 ): C {
   const wrap = <T extends object>(target: T, name: string, fn: (t: T) => unknown): T =>
     new Proxy(target, {
@@ -173,6 +174,7 @@ export function withPunchAddrs<C extends object>(
                 return await transports.dial(ma, { ...options, signal: dialing.signal })
               } catch (err) {
                 errors.push(err)
+                log?.('hole punch dial to %s failed: %s', String(ma), String(err))
                 if (given?.aborted === true) break
               } finally {
                 given?.removeEventListener('abort', onAbort)
@@ -343,6 +345,257 @@ export function withFreshDialBack<C extends object>(components: C): C {
               typeof addr === 'object' && addr !== null && 'bytes' in addr && !Array.isArray(addr)
             return await t.openConnection(addr, single ? { ...options, force: true } : options)
           }
+        },
+      })
+    },
+  })
+}
+
+/** @libp2p/dcutr's protocol id (its `multicodec`). */
+export const DCUTR_PROTOCOL = '/libp2p/dcutr'
+
+/** The method of @libp2p/dcutr's service that runs side B on a relayed connection (not in its types). */
+export interface DcutrRunner {
+  upgradeInbound(connection: unknown): Promise<void>
+}
+
+/** `service` whose `stop()` also calls `onStop` (after the service's own). */
+export function stopsWith<S extends object>(service: S, onStop: () => void): S {
+  const own = (service as { stop?: () => unknown }).stop
+  Object.defineProperty(service, 'stop', {
+    configurable: true,
+    value: async () => {
+      try {
+        await own?.call(service)
+      } finally {
+        onStop()
+      }
+    },
+  })
+  return service
+}
+
+/** What {@link PunchCoordinator} reads of a libp2p connection. */
+export interface PunchConnection {
+  remotePeer: { toString(): string }
+  remoteAddr: { toString(): string }
+  direction: 'inbound' | 'outbound'
+  status: string
+}
+
+/** Outcome of one DCUtR round of a {@link PunchCoordinator}, as counted (`onRound`). */
+export type PunchRoundResult = 'direct' | 'failed' | 'busy' | 'yielded'
+
+/** Settings and hooks of a {@link PunchCoordinator}. */
+export interface PunchCoordinatorOptions {
+  /** This node's PeerId (string): of two nodes punching each other at once, the lower one's run goes on. */
+  self: string
+  /** The node's connections to `peer` (libp2p `getConnections`). */
+  connections(peer: string): PunchConnection[]
+  /**
+   * Runs DCUtR as side B on a relayed inbound connection (@libp2p/dcutr `upgradeInbound`: its 3 attempts)
+   * and settles when it is over, succeeded or not.
+   */
+  upgrade(connection: PunchConnection): Promise<void>
+  /** DCUtR rounds per relayed connection at most, the first included. Default 4. */
+  rounds?: number
+  /** Wait before the second round, ms; doubled for each later one (1, 2, 4 s: past conntrack's 10 s CLOSE). Default 1,000. */
+  backoffMs?: number
+  /** Uniform in [0, 1): each wait is scaled by 0.75 to 1.25 with it. Default `Math.random`. */
+  random?: () => number
+  /** Called after each round with its outcome (a metric). */
+  onRound?: ((result: PunchRoundResult) => void) | undefined
+  /** Debug log (libp2p's logger). */
+  log?: ((format: string, ...args: unknown[]) => void) | undefined
+}
+
+/**
+ * One hole punch per peer at a time, and more rounds while a connection stays relayed (the file
+ * comment, point 4). @libp2p/dcutr starts a run (side B) for every relayed inbound connection once
+ * identify says the peer speaks DCUtR, and answers every run the peer starts (side A). Two nodes often
+ * hold two relayed connections to each other at once (each dialed the other through the relay: a
+ * protocol of each, or libp2p redialing a kad-dht keep-alive peer), so each ran B on one and A on the
+ * other, and the four dials of two simultaneous opens from the same two dial ports collided (seen on
+ * the namespace topology: every dial of all 3 attempts failed). Here:
+ *
+ * - `onRelayed` (the DCUtR topology's `onConnect`) starts B unless the peer is already reached
+ *   directly or a run with it (A or B) is under way; then it is tried again when that run ends.
+ * - `onRequest` (the DCUtR protocol handler, side A) refuses a run while this node runs B with the same
+ *   peer and has the lower PeerId (the peer's B then fails at once, before dialing, and the peer does
+ *   the same with ours), and while a direct connection exists (a dial on its 4-tuple would fail).
+ * - After a B run that left the connection relayed (no agreed observed address yet on one side, every
+ *   simultaneous open refused), another round after `backoffMs` × 2^(round − 1) (± 25 %), up to
+ *   `rounds` per connection.
+ */
+export class PunchCoordinator {
+  readonly #o: Required<Omit<PunchCoordinatorOptions, 'log' | 'onRound'>> &
+    Pick<PunchCoordinatorOptions, 'log' | 'onRound'>
+  /** Peer → the side of the run under way with it. */
+  readonly #active = new Map<string, 'A' | 'B'>()
+  /** Relayed connections waiting for a round: connection → the round it will be. */
+  readonly #waiting = new Map<PunchConnection, number>()
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>()
+  #stopped = false
+
+  constructor(options: PunchCoordinatorOptions) {
+    this.#o = { rounds: 4, backoffMs: 1000, random: Math.random, ...options }
+  }
+
+  /** Runs under way (peers). */
+  get active(): number {
+    return this.#active.size
+  }
+
+  /** A relayed connection opened and identified (DCUtR's topology `onConnect`): maybe start B. */
+  onRelayed(connection: PunchConnection): void {
+    if (connection.direction !== 'inbound' || !isCircuitAddr(connection.remoteAddr.toString())) return
+    this.#round(connection, 1)
+  }
+
+  /**
+   * A peer started a run (side A): `run` answers it unless it must be refused (class comment), in which
+   * case `refuse` is called instead. Settles when the run is over.
+   */
+  async onRequest(connection: PunchConnection, run: () => Promise<void>, refuse: () => void): Promise<void> {
+    const peer = connection.remotePeer.toString()
+    const busy = this.#active.get(peer)
+    if (this.#direct(peer) || busy === 'A' || (busy === 'B' && this.#o.self < peer)) {
+      this.#o.log?.('hole punch with %s: refusing its run (%s)', peer, busy ?? 'direct')
+      this.#o.onRound?.('yielded')
+      refuse()
+      return
+    }
+    this.#active.set(peer, 'A')
+    try {
+      await run()
+    } finally {
+      this.#active.delete(peer)
+      this.#resume(peer)
+    }
+  }
+
+  /** Clears every pending round (libp2p stops). */
+  stop(): void {
+    this.#stopped = true
+    for (const t of this.#timers) clearTimeout(t)
+    this.#timers.clear()
+    this.#waiting.clear()
+  }
+
+  #direct(peer: string): boolean {
+    return this.#o
+      .connections(peer)
+      .some((c) => c.status === 'open' && !isCircuitAddr(c.remoteAddr.toString()))
+  }
+
+  #round(connection: PunchConnection, round: number): void {
+    if (this.#stopped || connection.status !== 'open') return
+    const peer = connection.remotePeer.toString()
+    if (this.#direct(peer)) return
+    if (this.#active.has(peer)) {
+      // Tried again when the run under way ends (#resume), if the connection is still relayed then.
+      this.#waiting.set(connection, round)
+      this.#o.onRound?.('busy')
+      return
+    }
+    this.#active.set(peer, 'B')
+    this.#o.log?.('hole punch with %s: round %d of %d', peer, round, this.#o.rounds)
+    void this.#o
+      .upgrade(connection)
+      .catch((err: unknown) => this.#o.log?.('hole punch with %s: %s', peer, String(err)))
+      .finally(() => {
+        this.#active.delete(peer)
+        const direct = this.#direct(peer)
+        this.#o.onRound?.(direct ? 'direct' : 'failed')
+        if (!direct && round < this.#o.rounds) this.#later(connection, round + 1)
+        this.#resume(peer)
+      })
+  }
+
+  #later(connection: PunchConnection, round: number): void {
+    if (this.#stopped) return
+    const ms = this.#o.backoffMs * 2 ** (round - 2) * (0.75 + this.#o.random() / 2)
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer)
+      this.#round(connection, round)
+    }, ms)
+    timer.unref?.()
+    this.#timers.add(timer)
+  }
+
+  /** A run with `peer` ended: start the rounds that waited for it (at most one runs, the others wait again). */
+  #resume(peer: string): void {
+    for (const [connection, round] of [...this.#waiting]) {
+      if (connection.remotePeer.toString() !== peer) continue
+      this.#waiting.delete(connection)
+      this.#round(connection, round)
+    }
+  }
+}
+
+/** The part of libp2p's registrar {@link withPunchCoordinator} wraps. */
+interface RegistrarLike {
+  register(protocol: string, topology: { onConnect?(peer: unknown, conn: unknown): void }): Promise<string>
+  handle(
+    protocol: string,
+    handler: (stream: unknown, conn: unknown) => unknown,
+    options?: unknown,
+  ): Promise<void>
+}
+
+/**
+ * libp2p components for @libp2p/dcutr whose registrar hands the DCUtR topology's `onConnect` and the
+ * protocol handler of `protocol` to `coordinator` ({@link PunchCoordinator}); other protocols pass.
+ */
+export function withPunchCoordinator<C extends object>(
+  components: C,
+  protocol: string,
+  coordinator: PunchCoordinator,
+): C {
+  return new Proxy(components, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver)
+      if (prop !== 'registrar') return value
+      const registrar = value as RegistrarLike
+      return new Proxy(registrar, {
+        get(t, p, r) {
+          const v = Reflect.get(t, p, r)
+          if (p === 'register')
+            return async (proto: string, topology: { onConnect?(peer: unknown, conn: unknown): void }) =>
+              await t.register(
+                proto,
+                proto !== protocol
+                  ? topology
+                  : {
+                      ...topology,
+                      onConnect: (_peer: unknown, conn: unknown) =>
+                        coordinator.onRelayed(conn as PunchConnection),
+                    },
+              )
+          if (p === 'handle')
+            return async (
+              proto: string,
+              handler: (stream: unknown, conn: unknown) => unknown,
+              options?: unknown,
+            ) =>
+              await t.handle(
+                proto,
+                proto !== protocol
+                  ? handler
+                  : async (stream: unknown, conn: unknown) =>
+                      await coordinator.onRequest(
+                        conn as PunchConnection,
+                        async () => {
+                          await handler(stream, conn)
+                        },
+                        () =>
+                          (stream as { abort(err: Error): void }).abort(
+                            new Error('hole punch already under way'),
+                          ),
+                      ),
+                options,
+              )
+          return typeof v === 'function' ? v.bind(t) : v
         },
       })
     },

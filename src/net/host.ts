@@ -28,12 +28,18 @@ import { isCircuitAddr } from './connections.ts'
 import type { DiversityGater } from './gater.ts'
 import { ipOfAddr } from './gater.ts'
 import {
+  DCUTR_PROTOCOL,
+  type DcutrRunner,
   ObservedTcpAddrs,
   PrivateDialFilter,
+  PunchCoordinator,
+  type PunchRoundResult,
   pickDialPort,
+  stopsWith,
   tcpFromDialPort,
   withFreshDialBack,
   withPunchAddrs,
+  withPunchCoordinator,
 } from './holepunch.ts'
 import { useMultihashProviderKeys } from './kad-providers.ts'
 import { useKademliaSplitting, useSubnetCap } from './kad-table.ts'
@@ -256,6 +262,8 @@ export interface HostHooks {
    * IP-diversity limits (gater.ts): inbound connections past its per-IP, per-subnet or join-rate
    * limits are refused, and each k-bucket holds at most `dhtMaxPerSubnet` contacts of one /24 (/64).
    */
+  /** Counts each DCUtR round (holepunch.ts `PunchCoordinator`) by outcome. */
+  onPunchRound?: ((result: PunchRoundResult) => void) | undefined
   /** The clock of the hole-punching state (holepunch.ts). Default the system clock. */
   clock?: Clock | undefined
   /** This node's reachability (reachability.ts): `relayServer: 'auto'` serves reservations only when `public`. */
@@ -374,8 +382,25 @@ export async function createHost(
         : {}),
       ...(options.dcutr
         ? {
-            dcutr: (components: Parameters<ReturnType<typeof dcutr>>[0]) =>
-              dcutr()(withPunchAddrs(components, () => observed.agreed(), multiaddr)),
+            dcutr: (components: Parameters<ReturnType<typeof dcutr>>[0]) => {
+              // One punch per peer at a time, and more rounds while relayed (holepunch.ts, point 4).
+              const log = components.logger.forComponent('libp2p:dcutr:nodus')
+              const coordinator = new PunchCoordinator({
+                self: String((components as unknown as { peerId: PeerId }).peerId),
+                connections: (peer) =>
+                  components.connectionManager
+                    .getConnections()
+                    .filter((c) => c.remotePeer.toString() === peer),
+                upgrade: async (c) => await (service as unknown as DcutrRunner).upgradeInbound(c),
+                onRound: hooks.onPunchRound,
+                log,
+              })
+              const punchComponents = withPunchAddrs(components, () => observed.agreed(), multiaddr, log)
+              const service = dcutr()(
+                withPunchCoordinator(punchComponents, DCUTR_PROTOCOL, coordinator),
+              ) as object
+              return stopsWith(service, () => coordinator.stop())
+            },
           }
         : {}),
       ...(options.upnp ? { upnp: uPnPNAT() } : {}),

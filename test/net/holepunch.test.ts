@@ -3,13 +3,17 @@ import { createServer } from 'node:net'
 import { test } from 'node:test'
 import { unlistened } from '../../src/net/area.ts'
 import {
+  DCUTR_PROTOCOL,
   type IdentifyObservation,
   ObservedTcpAddrs,
   PrivateDialFilter,
+  type PunchConnection,
+  PunchCoordinator,
   pickDialPort,
   tcpFromDialPort,
   withFreshDialBack,
   withPunchAddrs,
+  withPunchCoordinator,
 } from '../../src/net/holepunch.ts'
 import { isPublicAddr } from '../../src/net/reachability.ts'
 
@@ -233,4 +237,224 @@ test('TCP dials from the dial port; a taken 4-tuple falls back to an ephemeral p
     /ECONNREFUSED/,
     'other errors are not retried',
   )
+})
+
+/** A relayed (or direct) connection to `peer` as PunchCoordinator reads it. */
+const conn = (
+  peer: string,
+  relayed = true,
+  direction: 'inbound' | 'outbound' = 'inbound',
+): PunchConnection => ({
+  remotePeer: { toString: () => peer },
+  remoteAddr: {
+    toString: () =>
+      relayed ? `/ip4/11.18.0.10/tcp/4001/p2p/R/p2p-circuit/p2p/${peer}` : '/ip4/11.18.0.102/tcp/40001',
+  },
+  direction,
+  status: 'open',
+})
+
+/** A coordinator over a fake node: `open` its connections, `runs` the B runs started (settle them by hand). */
+function coordinatorOf(self: string, rounds = 4) {
+  const open: PunchConnection[] = []
+  const runs: Array<{ c: PunchConnection; done: () => void }> = []
+  const outcomes: string[] = []
+  const co = new PunchCoordinator({
+    self,
+    connections: (peer) => open.filter((c) => c.remotePeer.toString() === peer),
+    upgrade: async (c) => await new Promise<void>((done) => runs.push({ c, done })),
+    rounds,
+    backoffMs: 1000,
+    random: () => 0.5,
+    onRound: (r) => outcomes.push(r),
+  })
+  return { co, open, runs, outcomes }
+}
+
+/** Lets the promise callbacks of a settled run go (microtasks only; no time passes). */
+const settle = async (): Promise<void> => {
+  for (let i = 0; i < 5; i++) await Promise.resolve()
+}
+
+test('punch coordinator: one B run per peer; a second relayed connection waits for it; none once direct', async () => {
+  const { co, open, runs, outcomes } = coordinatorOf('S')
+  const c1 = conn('P')
+  const c2 = conn('P')
+  open.push(c1, c2)
+  co.onRelayed(c1)
+  co.onRelayed(c2)
+  assert.equal(runs.length, 1, 'the second waits')
+  assert.deepEqual(outcomes, ['busy'])
+  // The first run punched: a direct connection now exists, so the waiting one never runs.
+  open.push(conn('P', false, 'outbound'))
+  runs[0]?.done()
+  await settle()
+  assert.equal(runs.length, 1)
+  assert.deepEqual(outcomes, ['busy', 'direct'])
+  assert.equal(co.active, 0)
+  // Outbound and direct connections are not DCUtR's B side.
+  co.onRelayed(conn('Q', true, 'outbound'))
+  co.onRelayed(conn('Q', false))
+  assert.equal(runs.length, 1)
+})
+
+test('punch coordinator: a waiting relayed connection runs when the run with its peer failed', async () => {
+  const { co, open, runs } = coordinatorOf('S')
+  const c1 = conn('P')
+  const c2 = conn('P')
+  open.push(c1, c2)
+  co.onRelayed(c1)
+  co.onRelayed(c2)
+  runs[0]?.done()
+  await settle()
+  assert.equal(runs.length, 2)
+  assert.equal(runs[1]?.c, c2)
+  co.stop()
+})
+
+test('punch coordinator: side A refused while this node runs B with a higher peer, or is direct; else answered', async () => {
+  const low = coordinatorOf('A-low')
+  low.open.push(conn('B-high'))
+  low.co.onRelayed(low.open[0] as PunchConnection)
+  let refused = 0
+  let answered = 0
+  await low.co.onRequest(
+    conn('B-high'),
+    async () => {
+      answered++
+    },
+    () => {
+      refused++
+    },
+  )
+  assert.deepEqual([answered, refused], [0, 1], 'the lower PeerId keeps its own run')
+  const high = coordinatorOf('C-high')
+  high.open.push(conn('B-mid'))
+  high.co.onRelayed(high.open[0] as PunchConnection)
+  await high.co.onRequest(
+    conn('B-mid'),
+    async () => {
+      answered++
+    },
+    () => {
+      refused++
+    },
+  )
+  assert.deepEqual([answered, refused], [1, 1], 'the higher PeerId answers the peer’s run')
+  // A second request while answering one is refused; none at all once direct.
+  const idle = coordinatorOf('S')
+  let release = (): void => {}
+  const first = idle.co.onRequest(
+    conn('P'),
+    async () =>
+      await new Promise<void>((r) => {
+        release = r
+      }),
+    () => {
+      refused++
+    },
+  )
+  await idle.co.onRequest(
+    conn('P'),
+    async () => {
+      answered++
+    },
+    () => {
+      refused++
+    },
+  )
+  assert.deepEqual([answered, refused], [1, 2])
+  release()
+  await first
+  idle.open.push(conn('P', false))
+  await idle.co.onRequest(
+    conn('P'),
+    async () => {
+      answered++
+    },
+    () => {
+      refused++
+    },
+  )
+  assert.deepEqual([answered, refused], [1, 3])
+  low.co.stop()
+  high.co.stop()
+})
+
+test('punch coordinator: rounds while relayed, 1 s then 2 s then 4 s apart, at most `rounds`', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] })
+  const { co, open, runs, outcomes } = coordinatorOf('S', 4)
+  const c = conn('P')
+  open.push(c)
+  co.onRelayed(c)
+  for (const [round, wait] of [
+    [2, 1000],
+    [3, 2000],
+    [4, 4000],
+  ] as const) {
+    runs.at(-1)?.done()
+    await settle()
+    t.mock.timers.tick(wait - 1)
+    assert.equal(runs.length, round - 1, `round ${round} not before ${wait} ms`)
+    t.mock.timers.tick(1)
+    assert.equal(runs.length, round, `round ${round} after ${wait} ms`)
+  }
+  runs.at(-1)?.done()
+  await settle()
+  t.mock.timers.tick(60_000)
+  assert.equal(runs.length, 4, 'no fifth round')
+  assert.deepEqual(outcomes, ['failed', 'failed', 'failed', 'failed'])
+  // A closed connection and stop() end the rounds.
+  const d = conn('Q')
+  open.push(d)
+  co.onRelayed(d)
+  runs.at(-1)?.done()
+  await settle()
+  co.stop()
+  t.mock.timers.tick(60_000)
+  assert.equal(runs.length, 5)
+})
+
+test('DCUtR registrar: its topology and handler go through the coordinator, other protocols pass', async () => {
+  const registered: Record<string, { onConnect?(p: unknown, c: unknown): void }> = {}
+  const handlers: Record<string, (s: unknown, c: unknown) => unknown> = {}
+  const components = {
+    registrar: {
+      register: async (p: string, topology: { onConnect?(p: unknown, c: unknown): void }) => {
+        registered[p] = topology
+        return 'id'
+      },
+      handle: async (p: string, h: (s: unknown, c: unknown) => unknown) => {
+        handlers[p] = h
+      },
+    },
+  }
+  const { co, open, runs } = coordinatorOf('S')
+  const wrapped = withPunchCoordinator(components, DCUTR_PROTOCOL, co)
+  let original = 0
+  await wrapped.registrar.register(DCUTR_PROTOCOL, {
+    onConnect: () => {
+      original++
+    },
+  })
+  await wrapped.registrar.register('/other', {
+    onConnect: () => {
+      original++
+    },
+  })
+  let handled = 0
+  await wrapped.registrar.handle(DCUTR_PROTOCOL, async () => {
+    handled++
+  })
+  const c = conn('P')
+  open.push(c)
+  registered[DCUTR_PROTOCOL]?.onConnect?.('P', c)
+  assert.equal(runs.length, 1, 'DCUtR onConnect starts a coordinated run')
+  assert.equal(original, 0)
+  registered['/other']?.onConnect?.('P', c)
+  assert.equal(original, 1)
+  // The peer starts a run while ours is under way; S > P, so it is answered.
+  await handlers[DCUTR_PROTOCOL]?.({ abort: () => assert.fail('not refused') }, conn('P'))
+  assert.equal(handled, 1)
+  co.stop()
 })
