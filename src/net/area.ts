@@ -12,8 +12,10 @@ import type { Logger } from '../common/logger.ts'
 import { BulkChannel, type BulkHandler, DEFAULT_BULK_OPTIONS } from './bulk.ts'
 import { describeConnection, isCircuitAddr } from './connections.ts'
 import { DiversityGater, type GaterRefusal } from './gater.ts'
+import type { PunchRoundResult } from './holepunch.ts'
 import { createHost, DEFAULT_HOST_OPTIONS, type HostHooks, type NodusLibp2p } from './host.ts'
 import { reachabilityOf } from './reachability.ts'
+import type { ReservationAttemptResult } from './relay-watchdog.ts'
 
 /** What the net area needs from the trust area's peer actions. */
 export interface NetPeerPolicy {
@@ -49,6 +51,8 @@ export interface NetComponents {
 export interface NetAreaMetrics {
   gaterRefused: { inc(labels: { reason: GaterRefusal }): void }
   routingTableRefused: { inc(): void }
+  relayReservations: { inc(labels: { result: ReservationAttemptResult }): void }
+  holePunchRounds: { inc(labels: { result: PunchRoundResult }): void }
 }
 
 /** The `net.*` keys of the node's config (docs/CONFIG.md) that {@link createNet} reads. */
@@ -192,6 +196,8 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
       pubsub: components.pubsub,
       dhtRecords: components.dhtRecords,
       clock: components.clock,
+      onRelayReservation: (result) => components.metrics?.relayReservations.inc({ result }),
+      onPunchRound: (result) => components.metrics?.holePunchRounds.inc({ result }),
       reachability: () => reachabilityOf(libp2pRef?.getMultiaddrs().map((m) => m.toString()) ?? []),
       diversity: {
         gater,

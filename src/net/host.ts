@@ -44,6 +44,7 @@ import {
 import { useMultihashProviderKeys } from './kad-providers.ts'
 import { useKademliaSplitting, useSubnetCap } from './kad-table.ts'
 import { isPublicAddr } from './reachability.ts'
+import { type ReservationAttemptResult, relayPeerOf, relayWatchdogService } from './relay-watchdog.ts'
 
 /**
  * @libp2p/tls, offered under its protocol id but loaded on the first TLS handshake: with its X.509 and
@@ -262,6 +263,8 @@ export interface HostHooks {
    * IP-diversity limits (gater.ts): inbound connections past its per-IP, per-subnet or join-rate
    * limits are refused, and each k-bucket holds at most `dhtMaxPerSubnet` contacts of one /24 (/64).
    */
+  /** Counts each attempt of the relay watchdog (relay-watchdog.ts) to reserve a missing relay slot. */
+  onRelayReservation?: ((result: ReservationAttemptResult) => void) | undefined
   /** Counts each DCUtR round (holepunch.ts `PunchCoordinator`) by outcome. */
   onPunchRound?: ((result: PunchRoundResult) => void) | undefined
   /** The clock of the hole-punching state (holepunch.ts). Default the system clock. */
@@ -323,6 +326,9 @@ export async function createHost(
   // TCP dials from one port, and the observed address of that port for DCUtR (holepunch.ts).
   const dialPort = options.tcpDialPort === 0 ? await pickDialPort() : Math.max(0, options.tcpDialPort)
   const observed = new ObservedTcpAddrs({ clock: hooks.clock ?? systemClock })
+  const relayListen = options.listen.filter(
+    (a) => /\/p2p-circuit\/?$/.test(a) && relayPeerOf(a) !== undefined,
+  )
   const node = await createLibp2p({
     privateKey,
     start: false,
@@ -404,6 +410,14 @@ export async function createHost(
           }
         : {}),
       ...(options.upnp ? { upnp: uPnPNAT() } : {}),
+      // Reservations on the configured relays made again while missing (relay-watchdog.ts).
+      ...(relayListen.length === 0
+        ? {}
+        : {
+            relayWatchdog: relayWatchdogService(relayListen, multiaddr, {
+              onAttempt: (_relay, result) => hooks.onRelayReservation?.(result),
+            }) as (components: unknown) => object,
+          }),
       ...(options.relayServer === 'off'
         ? {}
         : {
