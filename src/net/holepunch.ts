@@ -22,7 +22,7 @@
  *    agreed observed addresses; the node's announced addresses (identify, the DHT, reachability) are
  *    left as they were.
  */
-import { type BlockList, createServer } from 'node:net'
+import { type BlockList, createServer, type Socket } from 'node:net'
 import type { Connection, PeerId, Transport } from '@libp2p/interface'
 import { cidrList } from '../common/cidr.ts'
 import type { Clock } from '../common/clock.ts'
@@ -195,7 +195,8 @@ const PORT_TAKEN = new Set(['EADDRINUSE', 'EADDRNOTAVAIL'])
 /**
  * Wraps a TCP transport (@libp2p/tcp) so every outbound dial is made from local port `port()` (the
  * file comment, point 1); a dial refused for that port (EADDRINUSE, EADDRNOTAVAIL) is retried from an
- * ephemeral port. `port()` returning 0 leaves dials as they are.
+ * ephemeral port. `port()` returning 0 leaves dials as they are. A connection dialed from the port is
+ * closed with a reset (point 5), so no TIME_WAIT holds its 4-tuple.
  */
 export function tcpFromDialPort<C>(
   factory: (components: C) => Transport,
@@ -205,34 +206,42 @@ export function tcpFromDialPort<C>(
     const transport = factory(components)
     const dial = transport.dial.bind(transport)
     transport.dial = async (ma, given) => {
-      const options = asResponder(given)
       const p = port()
-      if (p === 0) return await dial(ma, options)
+      if (p === 0) return await dial(ma, upgradedAs(given, false))
       try {
-        return await dial(ma, { ...options, localPort: p } as typeof options)
+        return await dial(ma, { ...upgradedAs(given, true), localPort: p } as typeof given)
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code
         const taken =
           (code !== undefined && PORT_TAKEN.has(code)) || /EADDRINUSE|EADDRNOTAVAIL/.test(String(err))
-        if (!taken || options.signal?.aborted === true) throw err
-        return await dial(ma, options)
+        if (!taken || given.signal?.aborted === true) throw err
+        return await dial(ma, upgradedAs(given, false))
       }
     }
     return transport
   }
 }
 
+/** What {@link closesWithReset} reads of @libp2p/tcp's connection (its `socket` is not in the types). */
+interface TcpMaConn {
+  direction: string
+  socket?: Socket
+  sendClose?: (options?: { signal?: AbortSignal }) => Promise<void>
+}
+
 /**
- * Dial options whose upgrader, for a dial with `initiator: false` (DCUtR's side B of a TCP
- * simultaneous open), marks the new socket's connection `inbound` before upgrading it. libp2p's
- * upgrader then runs multistream-select and Noise as the responder, but yamux picks its role from the
- * socket's own direction (`outbound` for any dial), so both ends would be yamux clients and the first
- * stream fails ("Both endpoints are clients").
+ * Dial options whose upgrader adjusts the new socket's connection before upgrading it:
+ *
+ * - for a dial with `initiator: false` (DCUtR's side B of a TCP simultaneous open) it is marked
+ *   `inbound`: libp2p's upgrader then runs multistream-select and Noise as the responder, but yamux
+ *   picks its role from the socket's own direction (`outbound` for any dial), so both ends would be
+ *   yamux clients and the first stream fails ("Both endpoints are clients");
+ * - with `reset` (a dial from the dial port) it closes with a reset ({@link closesWithReset}).
  */
-function asResponder<O extends { initiator?: boolean; upgrader: unknown }>(options: O): O {
-  if (options.initiator !== false) return options
+function upgradedAs<O extends { initiator?: boolean; upgrader: unknown }>(options: O, reset: boolean): O {
+  if (options.initiator !== false && !reset) return options
   const upgrader = options.upgrader as {
-    upgradeOutbound(maConn: { direction: string }, opts: unknown): Promise<unknown>
+    upgradeOutbound(maConn: TcpMaConn, opts: unknown): Promise<unknown>
   }
   return {
     ...options,
@@ -242,12 +251,40 @@ function asResponder<O extends { initiator?: boolean; upgrader: unknown }>(optio
           const v = Reflect.get(t, p, r)
           return typeof v === 'function' ? v.bind(t) : v
         }
-        return async (maConn: { direction: string }, opts: unknown) => {
-          maConn.direction = 'inbound'
+        return async (maConn: TcpMaConn, opts: unknown) => {
+          if (options.initiator === false) maConn.direction = 'inbound'
+          if (reset) closesWithReset(maConn)
           return await t.upgradeOutbound(maConn, opts)
         }
       },
     }),
+  }
+}
+
+/**
+ * Makes a TCP connection's close abortive (SO_LINGER 0, as go-libp2p's TCP transport does): once the
+ * bytes libp2p wrote have left Node's buffer, `resetAndDestroy()` sends a RST instead of a FIN, so the
+ * socket skips TIME_WAIT (60 s on Linux) and its 4-tuple (dial port ↔ the peer's address) is free for
+ * the next hole punch with the same peer at once (point 5). libp2p closes a connection after its
+ * streams and the muxer closed, so nothing that was still to be read is lost.
+ */
+export function closesWithReset(maConn: TcpMaConn): void {
+  const socket = maConn.socket
+  if (socket === undefined || typeof socket.resetAndDestroy !== 'function') return
+  maConn.sendClose = async (options) => {
+    if (socket.destroyed) return
+    if (socket.writableLength > 0) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          options?.signal?.removeEventListener('abort', done)
+          resolve()
+        }
+        socket.once('drain', done)
+        socket.once('close', done)
+        options?.signal?.addEventListener('abort', done, { once: true })
+      })
+    }
+    if (!socket.destroyed) socket.resetAndDestroy()
   }
 }
 

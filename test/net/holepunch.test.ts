@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict'
-import { createServer } from 'node:net'
+import { once } from 'node:events'
+import { connect, createServer } from 'node:net'
 import { test } from 'node:test'
 import { unlistened } from '../../src/net/area.ts'
 import {
+  closesWithReset,
   DCUTR_PROTOCOL,
   type IdentifyObservation,
   ObservedTcpAddrs,
@@ -16,6 +18,7 @@ import {
   withPunchCoordinator,
 } from '../../src/net/holepunch.ts'
 import { isPublicAddr } from '../../src/net/reachability.ts'
+import { waitFor } from '../utils/wait.ts'
 
 const obs = (
   peer: string,
@@ -457,4 +460,34 @@ test('DCUtR registrar: its topology and handler go through the coordinator, othe
   await handlers[DCUTR_PROTOCOL]?.({ abort: () => assert.fail('not refused') }, conn('P'))
   assert.equal(handled, 1)
   co.stop()
+})
+
+test('a connection from the dial port closes with a reset (no TIME_WAIT), after what was written left', async () => {
+  const received: Buffer[] = []
+  let serverSaw = ''
+  const srv = createServer((s) => {
+    s.on('data', (d) => received.push(d))
+    s.on('end', () => {
+      serverSaw = 'FIN'
+    })
+    s.on('error', (err: NodeJS.ErrnoException) => {
+      serverSaw = err.code ?? 'error'
+    })
+  })
+  await new Promise<void>((res) => srv.listen(0, '127.0.0.1', () => res()))
+  const port = (srv.address() as { port: number }).port
+  const socket = connect({ port, host: '127.0.0.1' })
+  await once(socket, 'connect')
+  const maConn: { direction: string; socket: typeof socket; sendClose?: () => Promise<void> } = {
+    direction: 'outbound',
+    socket,
+  }
+  closesWithReset(maConn)
+  socket.write(Buffer.alloc(64 * 1024, 1))
+  await maConn.sendClose?.()
+  assert.equal(socket.destroyed, true)
+  await waitFor(() => serverSaw !== '', { timeoutMs: 5000, what: 'the server sees the close' })
+  assert.equal(serverSaw, 'ECONNRESET', 'a RST, not a FIN')
+  assert.equal(Buffer.concat(received).length, 64 * 1024, 'the bytes written before arrived')
+  await new Promise((r) => srv.close(r))
 })
