@@ -102,6 +102,16 @@ export class ObservedTcpAddrs {
   }
 }
 
+/** How often a hole-punch dial answered by a RST is made again at once (about one round trip each). */
+export const REFUSED_REDIALS = 8
+
+/** Is `err` a TCP connection refused (ECONNREFUSED: a RST answered the SYN)? */
+function isRefused(err: unknown): boolean {
+  return (
+    (err as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED' || /ECONNREFUSED/.test(String(err))
+  )
+}
+
 /** The part of libp2p's address manager DCUtR reads. */
 interface AddressManagerLike {
   getAddresses(): Array<{ toString(): string; encapsulate(s: string): unknown }>
@@ -171,7 +181,17 @@ export function withPunchAddrs<C extends object>(
               if (given?.aborted === true) onAbort()
               given?.addEventListener('abort', onAbort, { once: true })
               try {
-                return await transports.dial(ma, { ...options, signal: dialing.signal })
+                // Refused (a RST: our SYN reached the peer's router before the peer's own SYN left
+                // it): dialed again at once from the same port, so that our socket is waiting when
+                // the peer's SYN arrives (point 6).
+                for (let refused = 0; ; refused++) {
+                  try {
+                    return await transports.dial(ma, { ...options, signal: dialing.signal })
+                  } catch (err) {
+                    if (!isRefused(err) || refused >= REFUSED_REDIALS || given?.aborted === true) throw err
+                    log?.('hole punch dial to %s refused, again (%d)', String(ma), refused + 1)
+                  }
+                }
               } catch (err) {
                 errors.push(err)
                 log?.('hole punch dial to %s failed: %s', String(ma), String(err))

@@ -12,6 +12,7 @@ import {
   type PunchConnection,
   PunchCoordinator,
   pickDialPort,
+  REFUSED_REDIALS,
   tcpFromDialPort,
   withFreshDialBack,
   withPunchAddrs,
@@ -123,6 +124,7 @@ test('unlistened: direct listen addresses without a listener, wildcard hosts and
 test('DCUtR components: agreed addresses added to getAddresses; an address list dialed outside the queue, signal unlinked', async () => {
   const dialed: Array<{ ma: string; signal: AbortSignal }> = []
   const queued: unknown[] = []
+  let refusals = 3
   const components = {
     peerId: 'SELF',
     addressManager: {
@@ -137,7 +139,9 @@ test('DCUtR components: agreed addresses added to getAddresses; an address list 
     transportManager: {
       dial: async (ma: unknown, o?: Record<string, unknown>) => {
         dialed.push({ ma: String(ma), signal: o?.signal as AbortSignal })
-        if (String(ma).includes('bad')) throw new Error('refused')
+        if (String(ma).includes('bad')) throw new Error('unreachable')
+        if (String(ma).includes('rst') && dialed.filter((d) => d.ma === String(ma)).length <= refusals)
+          throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })
         return 'direct'
       },
     },
@@ -169,6 +173,14 @@ test('DCUtR components: agreed addresses added to getAddresses; an address list 
     'a dial by peer goes to the queue',
   )
   assert.deepEqual(queued, ['peer-id'])
+  // A RST (the peer's router before the peer's SYN left): the same address again, at most REFUSED_REDIALS times.
+  dialed.length = 0
+  assert.equal(await c.connectionManager.openConnection(['rst'], {}), 'direct')
+  assert.equal(dialed.length, 4, 'refused 3 times, then connected')
+  dialed.length = 0
+  refusals = 100
+  await assert.rejects(c.connectionManager.openConnection(['rst'], {}), /every dial failed/)
+  assert.equal(dialed.length, REFUSED_REDIALS + 1)
 })
 
 test('AutoNAT components: a single-address dial-back is forced; peer and list dials are not', async () => {
