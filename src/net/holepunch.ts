@@ -21,6 +21,22 @@
  *    outside: never so behind a NAT that filters). Its components get an address manager that adds the
  *    agreed observed addresses; the node's announced addresses (identify, the DHT, reachability) are
  *    left as they were.
+ * 4. **One punch per peer, and more rounds** ({@link PunchCoordinator}): two nodes often hold two
+ *    relayed connections to each other (each dialed the other through the relay), and DCUtR ran on
+ *    both at once, in opposite roles, from the same two dial ports: the dials collided. One run per
+ *    peer at a time, the lower PeerId's run kept; a connection still relayed after a run (no agreed
+ *    observed address yet, every SYN refused) gets another round after 1, 2, 4 s (4 rounds at most).
+ * 5. **No TIME_WAIT on the dial port** ({@link closesWithReset}): a closed connection's 4-tuple (dial
+ *    port ↔ peer) stays in TIME_WAIT for 60 s on the side that closed first, and the next punch with
+ *    the same peer could not use it (the dial fell back to an ephemeral port: a NAT mapping the peer
+ *    does not know). Connections dialed from the dial port close with a RST (SO_LINGER 0).
+ * 6. **A refused SYN is sent again** ({@link withPunchAddrs}): both sides dial when DCUtR's sync says
+ *    (the responder half the relayed round trip after its Sync), but on a loaded host the two SYNs
+ *    leave up to 150 ms apart (seen on the namespace topology, 2 cores, load 12), more than the one-way
+ *    time between the homes: the early SYN reaches the other router before that router's own SYN
+ *    left, the router answers RST (no mapping yet), and the late SYN then finds no socket waiting.
+ *    Dialing again at once after ECONNREFUSED (up to {@link REFUSED_REDIALS} times) keeps a socket in
+ *    SYN-SENT behind the early side's NAT when the late SYN arrives.
  */
 import { type BlockList, createServer, type Socket } from 'node:net'
 import type { Connection, PeerId, Transport } from '@libp2p/interface'
