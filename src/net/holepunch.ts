@@ -42,6 +42,7 @@ import { type BlockList, createServer, type Socket } from 'node:net'
 import type { Connection, PeerId, Transport } from '@libp2p/interface'
 import { cidrList } from '../common/cidr.ts'
 import type { Clock } from '../common/clock.ts'
+import { systemRandom } from '../common/random.ts'
 import { isCircuitAddr } from './connections.ts'
 
 /** What {@link ObservedTcpAddrs} needs of a `peer:identify` event's detail. */
@@ -474,7 +475,7 @@ export interface PunchCoordinatorOptions {
   rounds?: number
   /** Wait before the second round, ms; doubled for each later one (1, 2, 4 s: past conntrack's 10 s CLOSE). Default 1,000. */
   backoffMs?: number
-  /** Uniform in [0, 1): each wait is scaled by 0.75 to 1.25 with it. Default `Math.random`. */
+  /** Uniform in [0, 1): each wait is scaled by 0.75 to 1.25 with it. Default common/random.ts `systemRandom`. */
   random?: () => number
   /** Called after each round with its outcome (a metric). */
   onRound?: ((result: PunchRoundResult) => void) | undefined
@@ -511,7 +512,7 @@ export class PunchCoordinator {
   #stopped = false
 
   constructor(options: PunchCoordinatorOptions) {
-    this.#o = { rounds: 4, backoffMs: 1000, random: Math.random, ...options }
+    this.#o = { rounds: 4, backoffMs: 1000, random: () => systemRandom.next(), ...options }
   }
 
   /** Runs under way (peers). */

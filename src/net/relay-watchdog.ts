@@ -17,6 +17,7 @@
  * when there is none.
  */
 import type { AbortOptions } from '@libp2p/interface'
+import { systemRandom } from '../common/random.ts'
 
 /** The outcome of one reservation attempt, as counted (`onAttempt`). */
 export type ReservationAttemptResult = 'ok' | 'failed'
@@ -37,7 +38,7 @@ export interface RelayWatchdogOptions {
   maxBackoffMs?: number
   /** One attempt's deadline, ms. Default 15,000. */
   attemptTimeoutMs?: number
-  /** Uniform in [0, 1): each wait after a failure is scaled by 0.75 to 1.25. Default `Math.random`. */
+  /** Uniform in [0, 1): each wait after a failure is scaled by 0.75 to 1.25. Default common/random.ts `systemRandom`. */
   random?: () => number
   /** Called after each attempt (a metric). */
   onAttempt?: ((relay: string, result: ReservationAttemptResult) => void) | undefined
@@ -72,7 +73,7 @@ export class RelayWatchdog {
       backoffMs: 1000,
       maxBackoffMs: 60_000,
       attemptTimeoutMs: 15_000,
-      random: Math.random,
+      random: () => systemRandom.next(),
       ...options,
     }
     this.#relays = []
