@@ -1,19 +1,23 @@
 /**
  * Hole punching on the namespace topology (issue 22): success rate and time to a direct connection,
  * cone NAT to cone NAT and cone NAT to symmetric NAT. Linux and root; not a *.bench.ts (the bench
- * runner does not run it): `node bench/holepunch.ts [--attempts 50] [--rtt 80] [--timeout 8000]`.
+ * runner does not run it): `node bench/holepunch.ts [--attempts 50] [--rtt 80] [--timeout 8000] [--gap 1500] [--fresh]`.
  *
  * Topology: 2 public nodes (node 0 the relay), 2 homes behind cone NATs (nodes 2, 3) and one behind a
  * symmetric NAT (node 4), `--rtt` between any two hosts. Each attempt (bench/holepunch-agent.ts, run in
- * node 2's namespace): hang up the peer, wait `--gap` ms, dial it through the relay, and time until a direct connection
- * to it shows in `GET /network/peers` (polled every 10 ms), or count a failure after `--timeout` ms.
- * The homes' hosts run with `net.ipv4.tcp_tw_reuse=1`: every attempt between one pair uses the same
- * two TCP ports (holepunch.ts), and the last attempt's connection, just closed, is in TIME_WAIT, whose
- * 4-tuple Linux lets a new connection take only 1 s after its last segment (hence `--gap`); a real pair
- * of homes punches again far less often. `--gap 0` shows the cost of not waiting.
- * The two nodes may reconnect directly on their own while the attempt waits (both sides' NAT mappings
- * and the peer's last direct address are still known): the attempt then hangs up again, and the
- * count of such redials is reported.
+ * node 2's namespace) dials the peer through the relay and times until a direct connection to it shows
+ * in `GET /network/peers` (polled every 10 ms), or counts a failure after `--timeout` ms.
+ * - `--fresh`: the peer is restarted before each attempt (a new process, dial port and NAT mapping) and
+ *   the attempt starts once it holds its relay reservation; it is not hung up (kad-dht tags its closest
+ *   peers keep-alive and libp2p redials them at once), so the two may already be connected, relayed or
+ *   direct, when the attempt dials: `atDial` counts which.
+ * - otherwise (back to back): node 2 hangs up the peer, waits until no connection is left (at most 5 s;
+ *   `redials` counts the times libp2p reconnected first) and `--gap` ms, then dials. Every attempt of a
+ *   pair uses the same two dial ports, so the last connection's 4-tuple must be free again
+ *   (src/net/holepunch.ts, point 5). The homes' hosts run with `net.ipv4.tcp_tw_reuse=1`.
+ * `NODUS_VERBOSE=1` prints each attempt with the time; `NODUS_KEEP_DIR=1` keeps the nodes' logs (run with
+ * `DEBUG=libp2p:dcutr*,libp2p:circuit-relay*` for DCUtR's and the relay's); `NODUS_PCAP_DIR=dir` runs
+ * tcpdump on each home router's public side.
  * Prints one JSON line: per pair, attempts, successes, p50 and p99 ms, redials, and the load average.
  */
 import type { ChildProcess } from 'node:child_process'

@@ -49,14 +49,18 @@ import { isCircuitAddr } from './connections.ts'
 export interface IdentifyObservation {
   peerId: PeerId | { toString(): string }
   observedAddr?: { toString(): string } | undefined
-  connection: Pick<Connection, 'direction' | 'remoteAddr'>
+  connection: Pick<Connection, 'direction' | 'remoteAddr'> & { status?: string }
 }
 
 /** Settings of {@link ObservedTcpAddrs}. */
 export interface ObservedTcpAddrsOptions {
   /** Distinct peers that must report one address before it is used. Default 2. */
   minObservers?: number
-  /** How long an observation counts, ms. Default 600,000 (10 min: a NAT mapping of an idle TCP flow lasts longer). */
+  /**
+   * How long an observation counts after its connection closed, ms (while the connection is open it
+   * counts: identify reports once per connection, and the NAT mapping lives as long as the flow).
+   * Default 600,000 (10 min).
+   */
   ttlMs?: number
   /** Addresses remembered at most (the oldest go first). Default 16. */
   maxAddrs?: number
@@ -75,8 +79,8 @@ export class ObservedTcpAddrs {
   readonly #ttlMs: number
   readonly #maxAddrs: number
   readonly #clock: Clock
-  /** address → (observer PeerId → last seen, ms). Insertion order: the oldest address first. */
-  readonly #seen = new Map<string, Map<string, number>>()
+  /** address → (observer PeerId → last seen, ms, and the connection). Insertion order: the oldest address first. */
+  readonly #seen = new Map<string, Map<string, { at: number; connection: { status?: string } }>>()
 
   constructor(options: ObservedTcpAddrsOptions) {
     this.#minObservers = options.minObservers ?? 2
@@ -95,9 +99,10 @@ export class ObservedTcpAddrs {
     if (isCircuitAddr(remote) || !/\/tcp\/\d+/.test(remote) || /\/(ws|wss)(\/|$)/.test(remote)) return
     const addr = obs.observedAddr?.toString().replace(/\/p2p\/[^/]+$/, '')
     if (addr === undefined || !TCP_ADDR.test(addr)) return
-    const observers = this.#seen.get(addr) ?? new Map<string, number>()
+    const observers =
+      this.#seen.get(addr) ?? new Map<string, { at: number; connection: { status?: string } }>()
     this.#seen.delete(addr)
-    observers.set(obs.peerId.toString(), this.#clock.now())
+    observers.set(obs.peerId.toString(), { at: this.#clock.now(), connection: obs.connection })
     this.#seen.set(addr, observers)
     while (this.#seen.size > this.#maxAddrs) {
       const oldest = this.#seen.keys().next().value
@@ -106,12 +111,16 @@ export class ObservedTcpAddrs {
     }
   }
 
-  /** The addresses at least `minObservers` distinct peers reported within the last `ttlMs`. */
+  /**
+   * The addresses at least `minObservers` distinct peers reported on a connection still open or within
+   * the last `ttlMs`.
+   */
   agreed(): string[] {
     const since = this.#clock.now() - this.#ttlMs
     const out: string[] = []
     for (const [addr, observers] of this.#seen) {
-      for (const [peer, at] of observers) if (at < since) observers.delete(peer)
+      for (const [peer, o] of observers)
+        if (o.at < since && o.connection.status !== 'open') observers.delete(peer)
       if (observers.size === 0) this.#seen.delete(addr)
       else if (observers.size >= this.#minObservers) out.push(addr)
     }

@@ -48,6 +48,19 @@ test('observed TCP address: used once two distinct peers agree (cone NAT), never
   // Observations expire.
   now = 1001
   assert.deepEqual(seen.agreed(), [])
+  // ... but not while their connections are open (identify reports once per connection: a node up
+  // longer than the TTL lost its agreed address and never punched again, seen after 10 min).
+  const live = new ObservedTcpAddrs({ clock: { now: () => now }, ttlMs: 1000 })
+  const conns = ['p0', 'p1'].map((p) => {
+    const o = obs(p, '/ip4/11.18.0.101/tcp/40001')
+    const c = { ...o.connection, status: 'open' }
+    live.record({ ...o, connection: c })
+    return c
+  })
+  now += 10_000
+  assert.deepEqual(live.agreed(), ['/ip4/11.18.0.101/tcp/40001'])
+  for (const c of conns) c.status = 'closed'
+  assert.deepEqual(live.agreed(), [])
 })
 
 test('observed TCP address: inbound, relayed, QUIC and WebSockets connections do not count', () => {
