@@ -13,6 +13,7 @@ import { AUTONAT_PROTOCOL, AutoNatNudge } from './autonat-nudge.ts'
 import { BulkChannel, type BulkHandler, DEFAULT_BULK_OPTIONS } from './bulk.ts'
 import { describeConnection, isCircuitAddr } from './connections.ts'
 import { DiversityGater, type GaterRefusal } from './gater.ts'
+import type { PunchRoundResult } from './holepunch.ts'
 import {
   type AutoNatHandle,
   createHost,
@@ -21,6 +22,7 @@ import {
   type NodusLibp2p,
 } from './host.ts'
 import { reachabilityOf } from './reachability.ts'
+import type { ReservationAttemptResult } from './relay-watchdog.ts'
 
 /** What the net area needs from the trust area's peer actions. */
 export interface NetPeerPolicy {
@@ -56,6 +58,8 @@ export interface NetComponents {
 export interface NetAreaMetrics {
   gaterRefused: { inc(labels: { reason: GaterRefusal }): void }
   routingTableRefused: { inc(): void }
+  relayReservations: { inc(labels: { result: ReservationAttemptResult }): void }
+  holePunchRounds: { inc(labels: { result: PunchRoundResult }): void }
 }
 
 /** The `net.*` keys of the node's config (docs/CONFIG.md) that {@link createNet} reads. */
@@ -229,6 +233,8 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
       pubsub: components.pubsub,
       dhtRecords: components.dhtRecords,
       clock: components.clock,
+      onRelayReservation: (result) => components.metrics?.relayReservations.inc({ result }),
+      onPunchRound: (result) => components.metrics?.holePunchRounds.inc({ result }),
       reachability: () => reachabilityOf(libp2pRef?.getMultiaddrs().map((m) => m.toString()) ?? []),
       onAutonat: (handle) => {
         autonatHandle = handle

@@ -30,16 +30,24 @@ import { isCircuitAddr } from './connections.ts'
 import type { DiversityGater } from './gater.ts'
 import { ipOfAddr } from './gater.ts'
 import {
+  DCUTR_PROTOCOL,
+  type DcutrRunner,
   ObservedTcpAddrs,
   PrivateDialFilter,
+  PunchCoordinator,
+  type PunchRoundResult,
   pickDialPort,
+  stopsWith,
   tcpFromDialPort,
   withFreshDialBack,
   withPunchAddrs,
+  withPunchCoordinator,
 } from './holepunch.ts'
 import { useMultihashProviderKeys } from './kad-providers.ts'
 import { useKademliaSplitting, useSubnetCap } from './kad-table.ts'
 import { isPublicAddr } from './reachability.ts'
+import { RelayFlapGuard } from './relay-flap.ts'
+import { type ReservationAttemptResult, relayPeerOf, relayWatchdogService } from './relay-watchdog.ts'
 
 /**
  * @libp2p/tls, offered under its protocol id but loaded on the first TLS handshake: with its X.509 and
@@ -272,6 +280,10 @@ export interface HostHooks {
    * IP-diversity limits (gater.ts): inbound connections past its per-IP, per-subnet or join-rate
    * limits are refused, and each k-bucket holds at most `dhtMaxPerSubnet` contacts of one /24 (/64).
    */
+  /** Counts each attempt of the relay watchdog (relay-watchdog.ts) to reserve a missing relay slot. */
+  onRelayReservation?: ((result: ReservationAttemptResult) => void) | undefined
+  /** Counts each DCUtR round (holepunch.ts `PunchCoordinator`) by outcome. */
+  onPunchRound?: ((result: PunchRoundResult) => void) | undefined
   /** The clock of the hole-punching state (holepunch.ts). Default the system clock. */
   clock?: Clock | undefined
   /** This node's reachability (reachability.ts): `relayServer: 'auto'` serves reservations only when `public`. */
@@ -322,8 +334,22 @@ export async function createHost(
     options.dialPrivate === 'local'
       ? new PrivateDialFilter(isPublicAddr, networkInterfaces, hooks.clock ?? systemClock)
       : undefined
+  const relayListen = options.listen.filter(
+    (a) => /\/p2p-circuit\/?$/.test(a) && relayPeerOf(a) !== undefined,
+  )
+  // Discovered relays that drop reservations are not dialed for a while (relay-flap.ts).
+  const relayFlaps = new RelayFlapGuard({
+    configured: relayListen.map((a) => relayPeerOf(a) ?? ''),
+    clock: hooks.clock ?? systemClock,
+  })
+  const banned = isBanned === undefined ? undefined : bannedPeerGater((p) => isBanned(p))
   const connectionGater: ConnectionGater = {
-    ...(isBanned === undefined ? {} : bannedPeerGater((p) => isBanned(p))),
+    ...banned,
+    denyDialPeer: (peer) => relayFlaps.denied(peer.toString()) || banned?.denyDialPeer?.(peer) === true,
+    // Nor let in while refused: it would redial (kad-dht keeps its closest peers connected) and the
+    // discovery would reserve on the connection it came on.
+    denyInboundEncryptedConnection: (peer, conn) =>
+      relayFlaps.denied(peer.toString()) || banned?.denyInboundEncryptedConnection?.(peer, conn) === true,
     ...(privateDials === undefined
       ? {}
       : { denyDialMultiaddr: (ma: { toString(): string }) => privateDials.deny(ma.toString()) }),
@@ -406,11 +432,36 @@ export async function createHost(
         : {}),
       ...(options.dcutr
         ? {
-            dcutr: (components: Parameters<ReturnType<typeof dcutr>>[0]) =>
-              dcutr()(withPunchAddrs(components, () => observed.agreed(), multiaddr)),
+            dcutr: (components: Parameters<ReturnType<typeof dcutr>>[0]) => {
+              // One punch per peer at a time, and more rounds while relayed (holepunch.ts, point 4).
+              const log = components.logger.forComponent('libp2p:dcutr:nodus')
+              const coordinator = new PunchCoordinator({
+                self: String((components as unknown as { peerId: PeerId }).peerId),
+                connections: (peer) =>
+                  components.connectionManager
+                    .getConnections()
+                    .filter((c) => c.remotePeer.toString() === peer),
+                upgrade: async (c) => await (service as unknown as DcutrRunner).upgradeInbound(c),
+                onRound: hooks.onPunchRound,
+                log,
+              })
+              const punchComponents = withPunchAddrs(components, () => observed.agreed(), multiaddr, log)
+              const service = dcutr()(
+                withPunchCoordinator(punchComponents, DCUTR_PROTOCOL, coordinator),
+              ) as object
+              return stopsWith(service, () => coordinator.stop())
+            },
           }
         : {}),
       ...(options.upnp ? { upnp: uPnPNAT() } : {}),
+      // Reservations on the configured relays made again while missing (relay-watchdog.ts).
+      ...(relayListen.length === 0
+        ? {}
+        : {
+            relayWatchdog: relayWatchdogService(relayListen, multiaddr, {
+              onAttempt: (_relay, result) => hooks.onRelayReservation?.(result),
+            }) as (components: unknown) => object,
+          }),
       ...(options.relayServer === 'off'
         ? {}
         : {
@@ -428,6 +479,17 @@ export async function createHost(
   })
   node.addEventListener('peer:identify', (evt) => observed.record(evt.detail))
   // Kademlia splitting toward the node's own ID (kad-table.ts); kad-dht's default trie stops at depth
+  // A circuit listener announces a reservation made or lost with 'listening' (transport:listening),
+  // after it changed the node's addresses.
+  const checkRelays = (): void => {
+    const held = node
+      .getMultiaddrs()
+      .map((m) => /\/p2p\/([^/]+)\/p2p-circuit/.exec(m.toString())?.[1])
+      .filter((p) => p !== undefined)
+    relayFlaps.update(held)
+  }
+  node.addEventListener('transport:listening', checkRelays)
+  node.addEventListener('transport:close', checkRelays)
   // 6. If kad-dht's internals change shape this is a no-op (test/net/kad-table.test.ts fails then).
   useKademliaSplitting(node.services.dht)
   // kad-dht 16 refuses provider records keyed by a non-SHA2-256 multihash (kad-providers.ts).
