@@ -39,6 +39,19 @@ function runCliAs(uid: number, args: string[]): Promise<{ code: number | null; s
   })
 }
 
+/** Whether uid 65534 can run Node and read the CLI's sources (src/cli/main.ts). */
+function readableByNobody(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, ['-e', `require('node:fs').accessSync(${JSON.stringify(CLI)})`], {
+      uid: 65_534,
+      gid: 65_534,
+      stdio: 'ignore',
+    })
+    p.once('error', () => resolve(false))
+    p.once('exit', (code) => resolve(code === 0))
+  })
+}
+
 test('Devnet nodeNet: its keys go over the relay keys a namespace devnet sets', () => {
   const netns = { hostOf: () => ({ netns: 'n', address: '10.0.3.2' }), publicNodes: 2 }
   const boots = ['/ip4/11.18.0.10/tcp/4001/p2p/A', '/ip4/11.18.0.11/tcp/4001/p2p/B']
@@ -84,7 +97,13 @@ test('checkReachOptions: refuses more kills than m, or than the nodes that may b
 
 test('demo --scenario reach without root fails at once with NETNS_UNAVAILABLE and the reason', {
   timeout: 60_000,
-}, async () => {
+}, async (t) => {
+  // As root, the CLI runs as nobody (uid 65534), which needs the checkout and the Node binary readable
+  // by others: a checkout in a private directory (mode 700) is not, and the case is skipped, saying so.
+  if (isRoot && !(await readableByNobody())) {
+    t.skip('cannot run the CLI as uid 65534 here: the checkout or the Node binary is not readable by others')
+    return
+  }
   const r = isRoot
     ? await runCliAs(65_534, ['demo', '--scenario', 'reach', '--json'])
     : await runCli(['demo', '--scenario', 'reach', '--json'])
