@@ -29,6 +29,7 @@
 import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdir, rm } from 'node:fs/promises'
+import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
@@ -296,7 +297,7 @@ async function runVariant(
       basePort: 0,
       logLevel: 'warn',
       transport: variant.transport,
-      config: { ...plan.config, net: { bulk: variant.bulk } },
+      config: { ...plan.config, net: { ...((plan.config.net ?? {}) as object), bulk: variant.bulk } },
     })
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err)
@@ -328,6 +329,7 @@ async function runVariant(
     if (!put.done) return { put, get: undefined }
     const cid = String(put.final?.cid)
     const outFile = join(baseDir, 'got.bin')
+    const loadBefore = loadavg()[0] as number
     const getOut = await followChild(
       wanClient(topo, downHost.netns, ['get', down.dataDir, cid, outFile]),
       ['got'],
@@ -342,7 +344,16 @@ async function runVariant(
       get.note = Number.isFinite(first)
         ? `SHA-256 matches; first byte after ${first.toFixed(2)} s, ${sig(plan.fileBytes / 1e6 / (get.seconds - first))} MB/s after it`
         : 'SHA-256 matches'
+      // Null when the node has no nodus_storage_get_phase_seconds metric.
+      const ms = get.final?.manifestSeconds == null ? Number.NaN : Number(get.final.manifestSeconds)
+      const fs = get.final?.firstSegmentSeconds == null ? Number.NaN : Number(get.final.firstSegmentSeconds)
+      if (Number.isFinite(ms) && Number.isFinite(fs))
+        get.note += ` (in the node: manifest ${ms.toFixed(2)} s, then first segment ${fs.toFixed(2)} s; ${get.final?.connectedPeers} peers connected at the start)`
     }
+    // Other work on the machine moves these figures: say how much there was.
+    get.note = [get.note, `load ${loadBefore.toFixed(1)} → ${(loadavg()[0] as number).toFixed(1)}`]
+      .filter((x) => x !== '')
+      .join('; ')
     let dht: VariantResult['dht']
     const lookupHost = topo.plan.publicHosts[1]
     if (withDht && plan.dhtLookups > 0 && lookupHost !== undefined) {
@@ -370,6 +381,12 @@ async function runVariant(
   }
 }
 
+/**
+ * Helia's TCP port in its namespace, announced as is: libp2p 3 lists a listen address on a public IP
+ * (11.18.0.0/24 here) only once AutoNAT verified it, so the provider had no address to print.
+ */
+const HELIA_PORT = 4101
+
 interface HeliaFigures {
   addMBps: number
   cat: Transfer
@@ -390,7 +407,7 @@ async function runHeliaOn(
   await mkdir(sub, { recursive: true })
   const provider = topo.spawn(provHost.netns, [process.execPath, runner, 'provider', file, join(sub, 'a')], {
     stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, HELIA_LISTEN_IP: provHost.address },
+    env: { ...process.env, HELIA_LISTEN_IP: provHost.address, HELIA_LISTEN_PORT: String(HELIA_PORT) },
   })
   try {
     const added = await followChild(provider, ['added'], plan.cutoffMs)
@@ -408,11 +425,18 @@ async function runHeliaOn(
         out,
         join(sub, 'b'),
       ],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HELIA_LISTEN_IP: fetchHost.address } },
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, HELIA_LISTEN_IP: fetchHost.address, HELIA_LISTEN_PORT: String(HELIA_PORT) },
+      },
     )
+    const loadBefore = loadavg()[0] as number
     const fetched = await followChild(fetcher, ['fetched'], plan.cutoffMs)
     if (fetcher.exitCode === null) fetcher.kill('SIGKILL')
     const cat = transferOf(fetched, plan.fileBytes, 'Helia cat', plan.cutoffMs)
+    cat.note = [cat.note, `Helia cat load ${loadBefore.toFixed(1)} → ${(loadavg()[0] as number).toFixed(1)}`]
+      .filter((x) => x !== '')
+      .join('; ')
     if (cat.done) {
       const [want, got] = await Promise.all([sha256File(file), sha256File(out)])
       if (want !== got) return 'helia returned a different file'
