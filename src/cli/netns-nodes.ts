@@ -21,6 +21,8 @@ export interface PeerRow {
   addr: string
   relayed: boolean
   transport?: string
+  /** `inbound` or `outbound`: who dialed. */
+  direction?: string
 }
 
 /** Node `index`'s connections (`GET /network/peers`). @throws NodusError NETNS_COMMAND_FAILED (the node is down) */

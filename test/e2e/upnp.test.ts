@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { netnsApi, startNetnsDevnet } from '../../src/cli/devnet-netns.ts'
+import { type PeerRow, peersOf } from '../../src/cli/netns-nodes.ts'
 import { silentLogger } from '../../src/common/logger.ts'
 import { ExecFileRunner, listNetns, netnsUnavailableReason } from '../../src/netns/index.ts'
 import { rootState } from '../utils/netns-root.ts'
@@ -76,15 +77,13 @@ test('behind a symmetric NAT with a UPnP router: the port is mapped, AutoNAT con
     assert.ok(peer !== undefined)
     // Node 1 hangs up on the home node and dials it at the mapped address (again if the home node's
     // own dial, from another port, got in first: libp2p then returns that connection).
-    let rows: Array<{ peerId: string; addr: string; relayed: boolean; direction: string }> = []
+    let rows: PeerRow[] = []
     await waitFor(
       async () => {
         await netnsApi(net, 1, 'POST', '/network/disconnect', { peerId: peer })
         const r = await netnsApi(net, 1, 'POST', '/network/connect', { multiaddr: `${mapped}/p2p/${peer}` })
         assert.equal(r.status, 200, JSON.stringify(r.body))
-        const peers = await netnsApi(net, 1, 'GET', '/network/peers')
-        const body = peers.body as { peers?: typeof rows } | typeof rows
-        rows = Array.isArray(body) ? body : (body.peers ?? [])
+        rows = await peersOf(net, 1)
         return rows.some(
           (p) =>
             p.peerId === peer && !p.relayed && p.direction === 'outbound' && p.addr.startsWith(`${mapped}/`),
