@@ -13,9 +13,13 @@
  *    4-tuple is taken (a second connection to the same address, or one in TIME_WAIT) falls back to an
  *    ephemeral port.
  * 2. **The observed address** ({@link ObservedTcpAddrs}): identify tells each peer the address it sees
- *    us at; an outbound TCP address that at least `minObservers` distinct peers agree on is the NAT's
- *    stable mapping of P (go-libp2p's observed-address manager does the same with 4). A symmetric NAT
- *    shows each peer another port, so none is ever agreed on, and DCUtR is not attempted in vain.
+ *    us at; an outbound TCP address that observers at at least `minObservers` distinct IP addresses
+ *    (IPv6: /64 prefixes) agree on is the NAT's stable mapping of P (go-libp2p's observed-address
+ *    manager also counts observers by IP address, and asks for 4). A symmetric NAT shows each peer another
+ *    port, so none is ever agreed on, and DCUtR is not attempted in vain. Observers are counted by
+ *    address, not PeerId, because PeerIds cost nothing: Sybil peers on one host count once. Agreed
+ *    addresses come most-observed first, since DCUtR's dials try them in that order: a false address
+ *    reported by a few hosts comes after the one every honest peer sees.
  * 3. **DCUtR told about it** ({@link withPunchAddrs}): @libp2p/dcutr sends the addresses of
  *    `addressManager.getAddresses()`, which holds only addresses AutoNAT verified (dialable from
  *    outside: never so behind a NAT that filters). Its components get an address manager that adds the
@@ -44,6 +48,7 @@ import { cidrList } from '../common/cidr.ts'
 import type { Clock } from '../common/clock.ts'
 import { systemRandom } from '../common/random.ts'
 import { isCircuitAddr } from './connections.ts'
+import { ipOfAddr, subnetKeys } from './gater.ts'
 
 /** What {@link ObservedTcpAddrs} needs of a `peer:identify` event's detail. */
 export interface IdentifyObservation {
@@ -54,7 +59,7 @@ export interface IdentifyObservation {
 
 /** Settings of {@link ObservedTcpAddrs}. */
 export interface ObservedTcpAddrsOptions {
-  /** Distinct peers that must report one address before it is used. Default 2. */
+  /** Observers at distinct IP addresses (IPv6: /64) that must report one address before it is used. Default 2. */
   minObservers?: number
   /**
    * How long an observation counts after its connection closed, ms (while the connection is open it
@@ -79,8 +84,11 @@ export class ObservedTcpAddrs {
   readonly #ttlMs: number
   readonly #maxAddrs: number
   readonly #clock: Clock
-  /** address → (observer PeerId → last seen, ms, and the connection). Insertion order: the oldest address first. */
-  readonly #seen = new Map<string, Map<string, { at: number; connection: { status?: string } }>>()
+  /**
+   * address → (observer PeerId → its group (IP address, IPv6 /64), last seen, ms, and the connection).
+   * Insertion order: the oldest address first.
+   */
+  readonly #seen = new Map<string, Map<string, Observer>>()
 
   constructor(options: ObservedTcpAddrsOptions) {
     this.#minObservers = options.minObservers ?? 2
@@ -99,10 +107,13 @@ export class ObservedTcpAddrs {
     if (isCircuitAddr(remote) || !/\/tcp\/\d+/.test(remote) || /\/(ws|wss)(\/|$)/.test(remote)) return
     const addr = obs.observedAddr?.toString().replace(/\/p2p\/[^/]+$/, '')
     if (addr === undefined || !TCP_ADDR.test(addr)) return
-    const observers =
-      this.#seen.get(addr) ?? new Map<string, { at: number; connection: { status?: string } }>()
+    const observers = this.#seen.get(addr) ?? new Map<string, Observer>()
     this.#seen.delete(addr)
-    observers.set(obs.peerId.toString(), { at: this.#clock.now(), connection: obs.connection })
+    observers.set(obs.peerId.toString(), {
+      group: observerGroup(remote),
+      at: this.#clock.now(),
+      connection: obs.connection,
+    })
     this.#seen.set(addr, observers)
     while (this.#seen.size > this.#maxAddrs) {
       const oldest = this.#seen.keys().next().value
@@ -112,20 +123,42 @@ export class ObservedTcpAddrs {
   }
 
   /**
-   * The addresses at least `minObservers` distinct peers reported on a connection still open or within
-   * the last `ttlMs`.
+   * The addresses that observers in at least `minObservers` distinct groups (IP address; IPv6 /64)
+   * reported on a connection still open or within the last `ttlMs`, the most groups first (ties: the
+   * most recently reported first).
    */
   agreed(): string[] {
     const since = this.#clock.now() - this.#ttlMs
-    const out: string[] = []
+    const out: Array<{ addr: string; groups: number; order: number }> = []
+    let order = 0
     for (const [addr, observers] of this.#seen) {
       for (const [peer, o] of observers)
         if (o.at < since && o.connection.status !== 'open') observers.delete(peer)
       if (observers.size === 0) this.#seen.delete(addr)
-      else if (observers.size >= this.#minObservers) out.push(addr)
+      const groups = new Set([...observers.values()].map((o) => o.group)).size
+      if (groups >= this.#minObservers) out.push({ addr, groups, order: order++ })
     }
-    return out
+    return out.sort((a, b) => b.groups - a.groups || b.order - a.order).map((o) => o.addr)
   }
+}
+
+/** One observer of an address in {@link ObservedTcpAddrs}. */
+interface Observer {
+  group: string
+  at: number
+  connection: { status?: string }
+}
+
+/**
+ * The group an observer is counted in, from the remote address of our outbound connection to it: its
+ * IPv4 address, or the /64 of its IPv6 address (one host or home network: gater.ts `subnetKeys`); any
+ * other host (a DNS name) is its own group.
+ */
+export function observerGroup(remoteAddr: string): string {
+  const ip = ipOfAddr(remoteAddr)
+  const keys = ip === undefined ? undefined : subnetKeys(ip)
+  if (keys === undefined) return /^\/[^/]+\/[^/]+/.exec(remoteAddr)?.[0] ?? remoteAddr
+  return keys.family === 4 ? keys.ip : keys.narrow
 }
 
 /** How often a hole-punch dial answered by a RST is made again at once (about one round trip each). */

@@ -8,6 +8,7 @@ import {
   DCUTR_PROTOCOL,
   type IdentifyObservation,
   ObservedTcpAddrs,
+  observerGroup,
   PrivateDialFilter,
   type PunchConnection,
   PunchCoordinator,
@@ -21,11 +22,22 @@ import {
 import { isPublicAddr } from '../../src/net/reachability.ts'
 import { waitFor } from '../utils/wait.ts'
 
+/** Each test observer's own public IP address (a distinct host per peer name). */
+const hosts = new Map<string, string>()
+const hostOf = (peer: string): string => {
+  let h = hosts.get(peer)
+  if (h === undefined) {
+    h = `/ip4/11.18.0.${10 + hosts.size}/tcp/4001`
+    hosts.set(peer, h)
+  }
+  return h
+}
+
 const obs = (
   peer: string,
   observed: string,
   direction = 'outbound',
-  remote = '/ip4/11.18.0.10/tcp/4001',
+  remote = hostOf(peer),
 ): IdentifyObservation => ({
   peerId: peer,
   observedAddr: observed,
@@ -77,11 +89,36 @@ test('observed TCP address: inbound, relayed, QUIC and WebSockets connections do
   assert.deepEqual(seen.agreed(), [])
 })
 
+test('observed TCP address: Sybil peers on one host count once, and the address most hosts see comes first', () => {
+  const seen = new ObservedTcpAddrs({ clock: { now: () => 0 } })
+  // Three PeerIds on one host (and two on one IPv6 /64) agree on a false address: still one observer.
+  for (const p of ['s1', 's2', 's3'])
+    seen.record(obs(p, '/ip4/6.6.6.6/tcp/666', 'outbound', '/ip4/203.0.113.9/tcp/4001'))
+  for (const p of ['s4', 's5'])
+    seen.record(obs(p, '/ip4/6.6.6.6/tcp/666', 'outbound', `/ip6/2001:db8:1:2::${p}/tcp/4001`))
+  assert.deepEqual(seen.agreed(), ['/ip4/6.6.6.6/tcp/666'], 'two hosts: one IPv4, one IPv6 /64')
+  // Three honest hosts see the true address: it comes first, so DCUtR dials it first.
+  for (const p of ['h1', 'h2', 'h3']) seen.record(obs(p, '/ip4/11.18.0.101/tcp/40001'))
+  assert.deepEqual(seen.agreed(), ['/ip4/11.18.0.101/tcp/40001', '/ip4/6.6.6.6/tcp/666'])
+  // One host alone never makes an address agreed, however many PeerIds it has.
+  const one = new ObservedTcpAddrs({ clock: { now: () => 0 } })
+  for (let i = 0; i < 20; i++)
+    one.record(obs(`s${i}`, '/ip4/6.6.6.6/tcp/666', 'outbound', '/ip4/203.0.113.9/tcp/4001'))
+  assert.deepEqual(one.agreed(), [])
+  assert.equal(observerGroup('/ip6/2001:db8:1:2:aa::1/tcp/1'), '2001:db8:1:2::/64')
+  assert.equal(observerGroup('/ip4/1.2.3.4/tcp/1/p2p/X'), '1.2.3.4')
+  assert.equal(observerGroup('/dns4/example.org/tcp/1'), '/dns4/example.org')
+})
+
 test('observed TCP address: at most maxAddrs remembered, the oldest dropped first', () => {
   const seen = new ObservedTcpAddrs({ clock: { now: () => 0 }, maxAddrs: 2 })
   for (const port of [1, 2, 3])
     for (const p of ['a', 'b']) seen.record(obs(p, `/ip4/11.18.0.101/tcp/${port}`))
-  assert.deepEqual(seen.agreed(), ['/ip4/11.18.0.101/tcp/2', '/ip4/11.18.0.101/tcp/3'])
+  assert.deepEqual(
+    seen.agreed(),
+    ['/ip4/11.18.0.101/tcp/3', '/ip4/11.18.0.101/tcp/2'],
+    'ties: the newest first',
+  )
 })
 
 test('private dial filter: another site’s private address refused; own subnets, loopback, public and relayed allowed', () => {
