@@ -2,6 +2,7 @@
  * The net area's factory (the composition seam of docs/ARCHITECTURE.md): the libp2p host, the bulk
  * channel, which peers speak which protocol (learned by identify), and the bootstrap dials.
  */
+import { networkInterfaces } from 'node:os'
 import type { GossipSub, GossipsubOpts } from '@libp2p/gossipsub'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -9,11 +10,12 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { Clock } from '../common/clock.ts'
 import { NodusError } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
+import { type Random, systemRandom } from '../common/random.ts'
 import { AUTONAT_PROTOCOL, AutoNatNudge } from './autonat-nudge.ts'
 import { BulkChannel, type BulkHandler, DEFAULT_BULK_OPTIONS } from './bulk.ts'
 import { describeConnection, isCircuitAddr } from './connections.ts'
 import { DiversityGater, type GaterRefusal } from './gater.ts'
-import type { PunchRoundResult } from './holepunch.ts'
+import { PrivateDialFilter, type PunchRoundResult } from './holepunch.ts'
 import {
   type AutoNatHandle,
   createHost,
@@ -21,7 +23,8 @@ import {
   type HostHooks,
   type NodusLibp2p,
 } from './host.ts'
-import { reachabilityOf } from './reachability.ts'
+import { type KeeperDialResult, knownPeersClosest, PeerKeeper } from './peer-keeper.ts'
+import { isPublicAddr, reachabilityOf } from './reachability.ts'
 import type { ReservationAttemptResult } from './relay-watchdog.ts'
 
 /** What the net area needs from the trust area's peer actions. */
@@ -50,6 +53,8 @@ export interface NetComponents {
   pubsub?: Partial<GossipsubOpts> | undefined
   /** Extra kad-dht record namespaces (the messaging area's key records): {@link HostHooks.dhtRecords}. */
   dhtRecords?: HostHooks['dhtRecords']
+  /** Randomness (the peer keeper's picks and backoff jitter); default common/random.ts `systemRandom`. */
+  random?: Random | undefined
   /** The net metrics it counts into (IP-diversity refusals); absent: not counted. */
   metrics?: NetAreaMetrics | undefined
 }
@@ -60,6 +65,7 @@ export interface NetAreaMetrics {
   routingTableRefused: { inc(): void }
   relayReservations: { inc(labels: { result: ReservationAttemptResult }): void }
   holePunchRounds: { inc(labels: { result: PunchRoundResult }): void }
+  keeperDials: { inc(labels: { result: KeeperDialResult }): void }
 }
 
 /** The `net.*` keys of the node's config (docs/CONFIG.md) that {@link createNet} reads. */
@@ -68,6 +74,7 @@ export interface NetAreaOptions {
   bootstrap: readonly string[]
   dhtProtocol: string
   maxConnections: number
+  minConnections: number
   encrypter: 'noise' | 'tls'
   bulk: 'on' | 'off'
   bulkPort: number
@@ -114,6 +121,9 @@ export interface Net {
   afterStart(): Promise<void>
   stop(): Promise<void>
 }
+
+/** How long the lookup of the node's own id after the bootstrap dials may take, ms. */
+const JOIN_LOOKUP_TIMEOUT_MS = 30_000
 
 /** The bulk listener's host: that of the first /ip4 listen address, else loopback. */
 function bulkHost(listen: readonly string[]): string {
@@ -271,6 +281,45 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
           now: () => components.clock.now(),
           logger: log,
         })
+  const keeperDialFilter =
+    options.dialPrivate === 'local'
+      ? new PrivateDialFilter(isPublicAddr, networkInterfaces, components.clock)
+      : undefined
+  // Stay connected to net.minConnections peers (a node behind NAT holds only its bootstrap peers otherwise).
+  const keeper = new PeerKeeper(
+    {
+      connected: () => libp2p.getPeers().map((p) => p.toString()),
+      candidates: (key, count) => knownPeersClosest(libp2p, key, count),
+      discover: async (key, o) => {
+        for await (const _ of libp2p.services.dht.getClosestPeers(key, o)) {
+          // drained: kad-dht keeps what the lookup learns
+        }
+      },
+      // A kept connection must not hold a relay's circuit, nor wait on another site's private address.
+      dialable: async (peer) => {
+        try {
+          const known = await libp2p.peerStore.get(peerIdFromString(peer))
+          return known.addresses.some((a) => {
+            const addr = a.multiaddr.toString()
+            return !isCircuitAddr(addr) && !(keeperDialFilter?.deny(addr) ?? false)
+          })
+        } catch {
+          return false
+        }
+      },
+      isBanned: (peer) => peers.isBanned(peer),
+      dial: async (peer, o) => {
+        await libp2p.dial(peerIdFromString(peer), o)
+      },
+      now: () => components.clock.now(),
+      random: components.random ?? systemRandom,
+      logger: log,
+      onDial: (result) => components.metrics?.keeperDials.inc({ result }),
+    },
+    { minConnections: options.minConnections },
+  )
+  /** Aborted on stop: the join lookup. */
+  let lifetime = new AbortController()
   let bulkHandler: BulkHandler | undefined
   // The bulk channel carries shard bytes over direct TLS sockets keyed through libp2p.
   const bulk =
@@ -362,10 +411,33 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
           }
         }),
       )
+      if (!started) return
+      // Kademlia's join (Maymounkov and Mazières 2002, section 2.3): a lookup of the node's own id
+      // through its bootstrap peers fills its k-buckets and peer store. kad-dht's own self-query runs
+      // 1 s after start, before the bootstrap dials connect (at 80 ms RTT it found nobody), and then
+      // only every 5 min, so a node learned the network only through the lookups of its first gets.
+      // The peer keeper starts once the lookup ended: it dials from what the lookup found.
+      const joined = lifetime.signal
+      void (async () => {
+        try {
+          const signal = AbortSignal.any([joined, AbortSignal.timeout(JOIN_LOOKUP_TIMEOUT_MS)])
+          for await (const _ of libp2p.services.dht.getClosestPeers(libp2p.peerId.toMultihash().bytes, {
+            signal,
+          })) {
+            // drained: kad-dht keeps what the lookup learns
+          }
+        } catch (err) {
+          if (!joined.aborted) log.debug({ err: (err as Error).message }, 'join lookup failed')
+        }
+        if (started && !joined.aborted) keeper.start()
+      })()
     },
     stop: async () => {
       if (!started) return
       started = false
+      lifetime.abort()
+      lifetime = new AbortController()
+      keeper.stop()
       nudge?.stop()
       await bulk?.stop()
       await libp2p.stop()

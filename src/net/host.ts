@@ -6,7 +6,7 @@ import { autoNAT } from '@libp2p/autonat'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
 import { type GossipSub, type GossipsubOpts, gossipsub } from '@libp2p/gossipsub'
-import { identify } from '@libp2p/identify'
+import { identify, identifyPush } from '@libp2p/identify'
 import {
   type Connection,
   type ConnectionEncrypter,
@@ -401,6 +401,13 @@ export async function createHost(
     connectionMonitor: connectionMonitorInit(options.monitorPingIntervalMs),
     services: {
       identify: identify(),
+      // Tells connected peers when this node's addresses change (AutoNAT verified one, a relay
+      // reservation was made): without it they keep what the first identify said, which for a public
+      // node in its first seconds is no address at all (libp2p 3 announces verified ones only), and
+      // kad-dht, which adds a peer to its routing table on identify only when it lists an address the
+      // DHT keeps, never added it: every k-bucket table on the namespace topology held 1 or 2 peers.
+      // libp2p's registrar hands each identify push to kad-dht's topology as a connect.
+      identifyPush: identifyPush(),
       ping: ping({ maxOutboundStreams: 8, maxInboundStreams: 16 }),
       dht: kadDHT({
         protocol: options.dhtProtocol,

@@ -48,6 +48,12 @@ export function createNetMetrics(registry: Registry, sources: () => NetMetricsSo
       labelNames: ['result'] as const,
       registers,
     }),
+    keeperDials: new Counter({
+      name: 'nodus_net_keeper_dials_total',
+      help: 'dials the peer keeper made to stay above net.minConnections connected peers, by result: ok, failed',
+      labelNames: ['result'] as const,
+      registers,
+    }),
     holePunchRounds: new Counter({
       name: 'nodus_net_holepunch_rounds_total',
       help: 'DCUtR hole-punch rounds by outcome: direct (a direct connection after it), failed (still relayed), busy (waited for a run with the same peer), yielded (a peer run refused: ours under way, or already direct)',

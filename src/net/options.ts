@@ -76,6 +76,14 @@ export const NET_OPTIONS = defineOptions({
     min: 1,
     description: 'maximum open libp2p connections',
   },
+  minConnections: {
+    kind: 'int',
+    default: 32,
+    min: 0,
+    max: 1000,
+    description:
+      'connected peers to keep at least: below it the node dials peers of its DHT routing table, up to 8 at once every 10 s (src/net/peer-keeper.ts); a node behind NAT otherwise holds only its bootstrap connections, and puts its shards on those few peers; 0 = off',
+  },
   maxRequestsPerPeer: {
     kind: 'int',
     default: 8,
