@@ -1,21 +1,26 @@
 /**
  * Hole punching on the namespace topology (issue 22): success rate and time to a direct connection,
  * cone NAT to cone NAT and cone NAT to symmetric NAT. Linux and root; not a *.bench.ts (the bench
- * runner does not run it): `node bench/holepunch.ts [--attempts 50] [--rtt 80] [--timeout 8000]`.
+ * runner does not run it): `node bench/holepunch.ts [--attempts 50] [--rtt 80] [--timeout 8000] [--gap 1500] [--fresh]`.
  *
  * Topology: 2 public nodes (node 0 the relay), 2 homes behind cone NATs (nodes 2, 3) and one behind a
  * symmetric NAT (node 4), `--rtt` between any two hosts. Each attempt (bench/holepunch-agent.ts, run in
- * node 2's namespace): hang up the peer, wait `--gap` ms, dial it through the relay, and time until a direct connection
- * to it shows in `GET /network/peers` (polled every 10 ms), or count a failure after `--timeout` ms.
- * The homes' hosts run with `net.ipv4.tcp_tw_reuse=1`: every attempt between one pair uses the same
- * two TCP ports (holepunch.ts), and the last attempt's connection, just closed, is in TIME_WAIT, whose
- * 4-tuple Linux lets a new connection take only 1 s after its last segment (hence `--gap`); a real pair
- * of homes punches again far less often. `--gap 0` shows the cost of not waiting.
- * The two nodes may reconnect directly on their own while the attempt waits (both sides' NAT mappings
- * and the peer's last direct address are still known): the attempt then hangs up again, and the
- * count of such redials is reported.
+ * node 2's namespace) dials the peer through the relay and times until a direct connection to it shows
+ * in `GET /network/peers` (polled every 10 ms), or counts a failure after `--timeout` ms.
+ * - `--fresh`: the peer is restarted before each attempt (a new process, dial port and NAT mapping) and
+ *   the attempt starts once it holds its relay reservation; it is not hung up (kad-dht tags its closest
+ *   peers keep-alive and libp2p redials them at once), so the two may already be connected, relayed or
+ *   direct, when the attempt dials: `atDial` counts which.
+ * - otherwise (back to back): node 2 hangs up the peer, waits until no connection is left (at most 5 s;
+ *   `redials` counts the times libp2p reconnected first) and `--gap` ms, then dials. Every attempt of a
+ *   pair uses the same two dial ports, so the last connection's 4-tuple must be free again
+ *   (src/net/holepunch.ts, point 5). The homes' hosts run with `net.ipv4.tcp_tw_reuse=1`.
+ * `NODUS_VERBOSE=1` prints each attempt with the time; `NODUS_KEEP_DIR=1` keeps the nodes' logs (run with
+ * `DEBUG=libp2p:dcutr*,libp2p:circuit-relay*` for DCUtR's and the relay's); `NODUS_PCAP_DIR=dir` runs
+ * tcpdump on each home router's public side.
  * Prints one JSON line: per pair, attempts, successes, p50 and p99 ms, redials, and the load average.
  */
+import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
@@ -69,9 +74,22 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const)
   process.once(sig, () => {
     void net.stop().finally(() => process.exit(1))
   })
+const dumps: ChildProcess[] = []
 try {
   for (const h of net.topology.plan.homes)
     await net.topology.exec(h.netns, ['sysctl', '-q', '-w', 'net.ipv4.tcp_tw_reuse=1'])
+  // NODUS_PCAP_DIR=dir: tcpdump on every home router's public side (TCP only), for a look at failures.
+  const pcapDir = process.env.NODUS_PCAP_DIR
+  if (pcapDir !== undefined)
+    for (const h of net.topology.plan.homes) {
+      const dump = net.topology.spawn(
+        h.router.netns,
+        ['tcpdump', '-i', 'wan', '-n', '-U', '-w', join(pcapDir, `${h.role}.pcap`), 'tcp'],
+        { stdio: 'ignore' },
+      )
+      process.once('exit', () => dump.kill('SIGTERM'))
+      dumps.push(dump)
+    }
   /** Polls node `i`'s reachability until it is `want`; throws after `ms`. */
   const until = async (i: number, want: string, ms: number): Promise<void> => {
     const deadline = Date.now() + ms
@@ -107,6 +125,8 @@ try {
       const circuit = `${relay.multiaddrs[0]}/p2p-circuit/p2p/${peer}`
       const ms: number[] = []
       const errors: Record<string, number> = {}
+      /** The connection to the peer when the attempt dialed: none, relayed or direct (counts). */
+      const atDial: Record<string, number> = {}
       for (let i = 0; i < attempts; i++) {
         if (fresh) {
           // A new process for the peer: a new dial port and NAT mapping, no state left from the last
@@ -125,12 +145,22 @@ try {
             }
           }
         }
-        if (process.env.NODUS_VERBOSE === '1') process.stderr.write(`${name} attempt ${i}\n`)
-        agent.stdin?.write(`${JSON.stringify({ peer, circuit, timeoutMs, gapMs })}\n`)
+        if (process.env.NODUS_VERBOSE === '1')
+          process.stderr.write(`${new Date().toISOString()} ${name} attempt ${i}\n`)
+        agent.stdin?.write(`${JSON.stringify({ peer, circuit, timeoutMs, gapMs, hangUp: !fresh })}\n`)
         const next = await lines.next()
         if (next.done === true) throw new Error('agent exited')
-        const r = JSON.parse(next.value) as { ok: boolean; ms?: number; error?: string; redials?: number }
+        const r = JSON.parse(next.value) as {
+          ok: boolean
+          ms?: number
+          error?: string
+          redials?: number
+          before?: string
+        }
         redials += r.redials ?? 0
+        atDial[r.before ?? '?'] = (atDial[r.before ?? '?'] ?? 0) + 1
+        if (process.env.NODUS_VERBOSE === '1')
+          process.stderr.write(`${new Date().toISOString()} ${name} attempt ${i}: ${next.value}\n`)
         if (r.ok && r.ms !== undefined) ms.push(r.ms)
         else errors[r.error ?? '?'] = (errors[r.error ?? '?'] ?? 0) + 1
       }
@@ -141,6 +171,7 @@ try {
         p50Ms: Math.round(quantile(ms, 0.5)),
         p99Ms: Math.round(quantile(ms, 0.99)),
         errors,
+        atDial,
         redials,
         ...(fresh ? { restartsWithoutReservation: noReservation } : {}),
       }
@@ -161,6 +192,7 @@ try {
     })}\n`,
   )
 } finally {
+  for (const d of dumps) d.kill('SIGTERM')
   await net.stop()
   // NODUS_KEEP_DIR=1 keeps the nodes' data directories (their node.log) for a look after a failure.
   if (process.env.NODUS_KEEP_DIR === '1') process.stderr.write(`kept ${baseDir}\n`)

@@ -60,41 +60,17 @@ async function put(dataDir: string, file: string, minPeers: number): Promise<voi
   })
 }
 
-/**
- * The node's `nodus_storage_get_phase_seconds` sums per phase (GET /metrics; {} when the node has no
- * metrics): the difference across one get is that get's manifest time and first-segment time.
- */
-async function phaseSums(api: { url: string; token: string | undefined }): Promise<Record<string, number>> {
-  const res = await fetch(`${api.url}/metrics`, {
-    headers: api.token === undefined ? {} : { authorization: `Bearer ${api.token}` },
-  }).catch(() => undefined)
-  if (res === undefined || !res.ok) return {}
-  const sums: Record<string, number> = {}
-  for (const m of (await res.text()).matchAll(
-    /^nodus_storage_get_phase_seconds_sum\{phase="(\w+)"\} (\S+)$/gm,
-  ))
-    sums[m[1] as string] = Number(m[2])
-  return sums
-}
-
 async function get(dataDir: string, cid: string, file: string): Promise<void> {
   const api = await apiFromDataDir(dataDir)
-  const before = await phaseSums(api)
   const { peers } = await getJson<{ peers: { peerId: string }[] }>(api, '/network/peers')
   const t0 = performance.now()
   const r = await getFile(api, cid, file, { onBytes: progress(t0) })
   const seconds = (performance.now() - t0) / 1000
-  const after = await phaseSums(api)
-  const phase = (name: string): number | null =>
-    after[name] === undefined ? null : (after[name] as number) - (before[name] ?? 0)
   out({
     event: 'got',
     bytes: r.bytes,
     seconds,
     firstByteSeconds: firstByteAt === undefined ? null : (firstByteAt - t0) / 1000,
-    // Inside the node: resolving the manifest, then fetching and decoding the first segment.
-    manifestSeconds: phase('manifest'),
-    firstSegmentSeconds: phase('first_segment'),
     /** Peers the node was connected to when the get began. */
     connectedPeers: new Set(peers.map((p) => p.peerId)).size,
   })

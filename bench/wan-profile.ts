@@ -6,6 +6,7 @@
  *
  *   node bench/wan-profile.ts [--rtt 80] [--mb 64] [--nodes 16] [--cc bbr] [--config '{"storage":{…}}']
  *                             [--lookups 4]   (cold manifest look-ups, one on each of nodes 4, 5, …)
+ *                             [--preconnect]  (the home node dials every public node before its cold get)
  *
  * Prints one JSON line per step.
  */
@@ -14,7 +15,7 @@ import { mkdir, rm } from 'node:fs/promises'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { startDevnetOn } from '../src/cli/devnet-netns.ts'
+import { netnsApi, netnsHosts, startDevnetOn } from '../src/cli/devnet-netns.ts'
 import { withTempDir, writeRandomFile } from './lib.ts'
 import { followChild, wanClient, wanPlan, withWanTopology } from './wan.bench.ts'
 
@@ -27,6 +28,7 @@ const { values } = parseArgs({
     cc: { type: 'string' },
     config: { type: 'string', default: '{}' },
     lookups: { type: 'string', default: '4' },
+    preconnect: { type: 'boolean', default: false },
   },
 })
 const plan = wanPlan(false)
@@ -79,6 +81,19 @@ await withTempDir('wan-profile', async (dir) => {
         const lookups = Math.max(1, Math.min(Number(values.lookups), nodes - 6))
         for (let i = 0; i < lookups; i++)
           await step('manifest look-up, cold', 4 + i, ['manifest', cid], 'manifest')
+        if (values.preconnect) {
+          const net = { topology: topo, devnet, hosts: netnsHosts(topo.plan), stop: devnet.stop }
+          const t0 = performance.now()
+          const codes = await Promise.all(
+            devnet.nodes.slice(0, last).map(async (n) => {
+              const r = await netnsApi(net as never, last, 'POST', '/network/connect', {
+                multiaddr: String(n.multiaddrs[0]),
+              })
+              return r.status
+            }),
+          )
+          say({ step: 'preconnect', node: last, seconds: (performance.now() - t0) / 1000, codes })
+        }
         await step('get, cold (behind the NAT)', last, ['get', cid, out], 'got')
         await rm(out, { force: true })
         await step('get, warm (same node again)', last, ['get', cid, out], 'got')

@@ -344,10 +344,7 @@ async function runVariant(
       get.note = Number.isFinite(first)
         ? `SHA-256 matches; first byte after ${first.toFixed(2)} s, ${sig(plan.fileBytes / 1e6 / (get.seconds - first))} MB/s after it`
         : 'SHA-256 matches'
-      const ms = Number(get.final?.manifestSeconds)
-      const fs = Number(get.final?.firstSegmentSeconds)
-      if (Number.isFinite(ms) && Number.isFinite(fs))
-        get.note += ` (in the node: manifest ${ms.toFixed(2)} s, then first segment ${fs.toFixed(2)} s; ${get.final?.connectedPeers} peers connected at the start)`
+      get.note += ` (${get.final?.connectedPeers} peers connected at the start)`
     }
     // Other work on the machine moves these figures: say how much there was.
     get.note = [get.note, `load ${loadBefore.toFixed(1)} → ${(loadavg()[0] as number).toFixed(1)}`]

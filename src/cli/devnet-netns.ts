@@ -52,6 +52,8 @@ export interface NetnsDevnetHost {
   address: string
   /** The address the public side sees it as (its router's, behind a NAT). */
   seenAs: string
+  /** Whether its router runs a UPnP IGD (then the node has `net.upnp` on). */
+  upnp: boolean
 }
 
 /** A running netns devnet; always {@link NetnsDevnet.stop} it. */
@@ -73,7 +75,7 @@ export async function startNetnsDevnet(
   spec: Partial<TopologySpec>,
   options: Omit<DevnetOptions, 'nodes' | 'netns'> & { logger: Logger; runId?: string; signal?: AbortSignal },
 ): Promise<NetnsDevnet> {
-  await assertNetnsAvailable()
+  await assertNetnsAvailable({ upnp: (spec.upnp ?? 0) > 0 })
   const { logger } = options
   const runner = new ExecFileRunner({ logger })
   const topology = await NetnsTopology.create(
@@ -115,12 +117,14 @@ export function netnsHosts(plan: TopologyPlan): NetnsDevnetHost[] {
       netns: h.netns,
       address: h.address,
       seenAs: h.address,
+      upnp: false,
     })),
     ...plan.homes.map((h) => ({
       kind: h.nat,
       netns: h.netns,
       address: h.address,
       seenAs: h.router.wanAddress,
+      upnp: h.upnp,
     })),
   ].map((h, index) => ({ index, ...h }))
 }
@@ -139,7 +143,7 @@ export async function startDevnetOn(
     ...options,
     nodes: hosts.length,
     netns: {
-      hostOf: (i) => hosts[i] ?? { netns: '', address: '' },
+      hostOf: (i) => hosts[i] ?? { netns: '', address: '', upnp: false },
       publicNodes: topology.plan.publicHosts.length,
     },
   })

@@ -47,12 +47,21 @@ export interface DevnetOptions {
    * the namespace's own 127.0.0.1. Only the first `publicNodes` nodes (reachable from every other) serve
    * as bootstrap addresses.
    */
-  netns?: { hostOf: (index: number) => { netns: string; address: string }; publicNodes: number }
+  netns?: {
+    hostOf: (index: number) => { netns: string; address: string; upnp?: boolean }
+    publicNodes: number
+  }
   /**
    * The libp2p transports every node listens on: `both` (the default: `/ip4/ADDR/tcp/PORT` and
    * `/ip4/ADDR/udp/PORT/quic-v1`), `tcp` or `quic` alone (bench/wan.bench.ts compares them).
    */
   transport?: DevnetTransport
+  /**
+   * Net keys of node `index` set over everything else of its `net` section (after the relay keys a
+   * namespace devnet sets), given the bootstrap list the devnet gives it: e.g. a home that finds its
+   * relay itself (`{ relays: [], discoverRelays: 1 }`) or bootstraps to one peer only.
+   */
+  nodeNet?: (index: number, bootstrap: readonly string[]) => Record<string, unknown>
 }
 
 /** The libp2p transports of a devnet's listen addresses ({@link DevnetOptions.transport}). */
@@ -96,10 +105,11 @@ async function portFree(port: number): Promise<boolean> {
 /**
  * The config node `index` of a devnet is initialised with: `options.config` with `net.listen` (its
  * address: the namespace's, else 127.0.0.1; port basePort + index, or 0; {@link listenAddrs} of the
- * transport) and `net.bootstrap` set over whatever else `config.net` has, the API port and the log level.
+ * transport) and `net.bootstrap` set over whatever else `config.net` has (then `nodeNet`'s keys), the API
+ * port and the log level.
  */
 export function devnetNodeConfig(
-  o: Pick<DevnetOptions, 'basePort' | 'config' | 'logLevel' | 'netns' | 'transport'>,
+  o: Pick<DevnetOptions, 'basePort' | 'config' | 'logLevel' | 'netns' | 'transport' | 'nodeNet'>,
   index: number,
   bootstrap: string[],
 ): Record<string, unknown> {
@@ -113,6 +123,7 @@ export function devnetNodeConfig(
       listen: listenAddrs(o.netns?.hostOf(index).address ?? '127.0.0.1', port, o.transport),
       bootstrap,
       ...netnsRelayConfig(o, index, bootstrap),
+      ...(o.nodeNet?.(index, bootstrap) ?? {}),
     },
     api: { port: apiPort },
     log: { level: o.logLevel },
@@ -148,7 +159,11 @@ function netnsRelayConfig(
     given.gaterExempt === undefined ? { gaterExempt: ['127.0.0.0/8', '::1/128', PUBLIC_SUBNET] } : {}
   if (index === 0) return { ...exempt, relayServer: 'on' }
   const relay = bootstrap[0]
-  return index >= ns.publicNodes && relay !== undefined ? { ...exempt, relays: [relay] } : exempt
+  // Behind a router with a UPnP IGD, the node asks it for port mappings (net.upnp).
+  const upnp = ns.hostOf(index).upnp === true ? { upnp: 'on' } : {}
+  return index >= ns.publicNodes && relay !== undefined
+    ? { ...exempt, ...upnp, relays: [relay] }
+    : { ...exempt, ...upnp }
 }
 
 /** Start one node process and wait for its ready line. */

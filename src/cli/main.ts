@@ -43,9 +43,10 @@ commands:
   dag    status                                                              the DAG: role, round, commit index, ledger root
   status [--data-dir DIR | --api URL]                                         node info and usage
   devnet --nodes N --base-dir DIR [--base-port P]                             run N local node processes
-  devnet --netns [--homes 2] [--symmetric 1] [--public 1] [--rtt 80ms] [--jitter 5ms] [--loss 0.5%] [--seed N]
-         [--base-dir .devnet/netns]     (Linux, root) nodes in network namespaces: the bootstrap on a public
-         segment, one node per home behind a NAT router (cone; the last --symmetric homes symmetric),
+  devnet --netns [--homes 2] [--symmetric 1] [--upnp 0] [--public 1] [--rtt 80ms] [--jitter 5ms] [--loss 0.5%]
+         [--seed N] [--base-dir .devnet/netns]     (Linux, root) nodes in network namespaces: the bootstrap on
+         a public segment, one node per home behind a NAT router (cone; the last --symmetric homes symmetric;
+         the last --upnp homes' routers run a UPnP IGD, miniupnpd, and those nodes map their port),
          --rtt/--jitter/--loss between any two hosts; Ctrl-C removes every namespace
   devnet --netns --cleanup                                                    remove namespaces crashed runs left (nodus-*)
   sim    dht|placement|durability|consensus [--json] ...                    simulate networks and consensus
@@ -63,6 +64,9 @@ commands:
   demo   --scenario consensus [--nodes 10] [--rate 200] [--seconds 30] [--kill 3] [--senders 4] [--round-timeout-ms 300]
          every node a validator; transfers at a steady rate; f validators SIGKILLed and restarted;
          every transaction must commit exactly once and every node reach one state root
+  demo   --scenario reach [--public 2] [--cone 3] [--symmetric 1] [--rtt 80ms] [--loss 0.5%] [--file F | --size B]
+         [--kill 2] [--k 2 --m 2]   (Linux, root) nodes behind NATs on network namespaces: reachability,
+         relay discovery through the DHT, hole punching, put and get across NATs, nothing left behind
 
 common options: --json (machine-readable output), --log-level LEVEL, --help
 data dir default: $NODUS_DATA_DIR or ~/.nodus`
@@ -131,6 +135,7 @@ async function devnetNetns(f: Flags): Promise<number> {
     publicHosts: intFlag(f, 'public', 1),
     homes,
     symmetric: intFlag(f, 'symmetric', Math.min(1, homes)),
+    upnp: intFlag(f, 'upnp', 0),
     rttMs: typeof f.rtt === 'string' ? parseMs('rtt', f.rtt) : 0,
     jitterMs: typeof f.jitter === 'string' ? parseMs('jitter', f.jitter) : 0,
     loss: typeof f.loss === 'string' ? parseLoss(f.loss) : 0,
@@ -537,6 +542,7 @@ async function main(argv: string[]): Promise<number> {
         public: { type: 'string' },
         homes: { type: 'string' },
         symmetric: { type: 'string' },
+        upnp: { type: 'string' },
         rtt: { type: 'string' },
         jitter: { type: 'string' },
         loss: { type: 'string' },
@@ -589,6 +595,12 @@ async function main(argv: string[]): Promise<number> {
         m: { type: 'string' },
         'base-dir': { type: 'string' },
         keep: { type: 'boolean' },
+        public: { type: 'string' },
+        cone: { type: 'string' },
+        symmetric: { type: 'string' },
+        rtt: { type: 'string' },
+        loss: { type: 'string' },
+        size: { type: 'string' },
       })
       // What every scenario takes, and its one JSON line.
       const scenarioFlags = (g: Flags) => ({
@@ -641,15 +653,39 @@ async function main(argv: string[]): Promise<number> {
         })
         return printResult(result)
       }
-      if (scenario !== 'storage')
-        throw new NodusError(
-          'INVALID_ARGUMENT',
-          `unknown scenario ${scenario}: storage, messaging, kv or consensus`,
-        )
       const storage: Record<string, number> = {}
       if (f['segment-size'] !== undefined) storage.segmentSize = intFlag(f, 'segment-size', 0)
       if (f.k !== undefined) storage.k = intFlag(f, 'k', 10)
       if (f.m !== undefined) storage.m = intFlag(f, 'm', 4)
+      if (scenario === 'reach') {
+        const { REACH_DEMO_DEFAULTS: d, runReachDemo } = await import('./demo-reach.ts')
+        const { parseLoss, parseMs } = await import('./devnet-netns.ts')
+        const { createLogger } = await import('../common/logger.ts')
+        const g = scenarioFlags(f)
+        const result = await runReachDemo({
+          publicHosts: intFlag(f, 'public', d.publicHosts),
+          cone: intFlag(f, 'cone', d.cone),
+          symmetric: intFlag(f, 'symmetric', d.symmetric),
+          rttMs: typeof f.rtt === 'string' ? parseMs('rtt', f.rtt) : d.rttMs,
+          loss: typeof f.loss === 'string' ? parseLoss(f.loss) : d.loss,
+          ...(typeof f.file === 'string' ? { file: f.file } : {}),
+          sizeBytes: intFlag(f, 'size', d.sizeBytes),
+          kill: intFlag(f, 'kill', d.kill),
+          ...(Object.keys(storage).length === 0 ? {} : { config: { storage } }),
+          waitMs: d.waitMs,
+          logLevel: g.logLevel,
+          keep: g.keep,
+          ...(g.baseDir === undefined ? {} : { baseDir: g.baseDir }),
+          logger: createLogger('warn'),
+          log: g.log,
+        })
+        return printResult(result)
+      }
+      if (scenario !== 'storage')
+        throw new NodusError(
+          'INVALID_ARGUMENT',
+          `unknown scenario ${scenario}: storage, messaging, kv, consensus or reach`,
+        )
       const { DEFAULT_DEMO_FILE, runDemo } = await import('./demo.ts')
       const result = await runDemo({
         nodes: intFlag(f, 'nodes', 16),

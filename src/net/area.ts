@@ -2,6 +2,7 @@
  * The net area's factory (the composition seam of docs/ARCHITECTURE.md): the libp2p host, the bulk
  * channel, which peers speak which protocol (learned by identify), and the bootstrap dials.
  */
+import { networkInterfaces } from 'node:os'
 import type { GossipSub, GossipsubOpts } from '@libp2p/gossipsub'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -9,11 +10,22 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { Clock } from '../common/clock.ts'
 import { NodusError } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
+import { type Random, systemRandom } from '../common/random.ts'
+import { AUTONAT_PROTOCOL, AutoNatNudge } from './autonat-nudge.ts'
 import { BulkChannel, type BulkHandler, DEFAULT_BULK_OPTIONS } from './bulk.ts'
 import { describeConnection, isCircuitAddr } from './connections.ts'
 import { DiversityGater, type GaterRefusal } from './gater.ts'
-import { createHost, DEFAULT_HOST_OPTIONS, type HostHooks, type NodusLibp2p } from './host.ts'
-import { reachabilityOf } from './reachability.ts'
+import { PrivateDialFilter, type PunchRoundResult } from './holepunch.ts'
+import {
+  type AutoNatHandle,
+  createHost,
+  DEFAULT_HOST_OPTIONS,
+  type HostHooks,
+  type NodusLibp2p,
+} from './host.ts'
+import { type KeeperDialResult, knownPeersClosest, PeerKeeper } from './peer-keeper.ts'
+import { isPublicAddr, reachabilityOf } from './reachability.ts'
+import type { ReservationAttemptResult } from './relay-watchdog.ts'
 
 /** What the net area needs from the trust area's peer actions. */
 export interface NetPeerPolicy {
@@ -41,6 +53,8 @@ export interface NetComponents {
   pubsub?: Partial<GossipsubOpts> | undefined
   /** Extra kad-dht record namespaces (the messaging area's key records): {@link HostHooks.dhtRecords}. */
   dhtRecords?: HostHooks['dhtRecords']
+  /** Randomness (the peer keeper's picks and backoff jitter); default common/random.ts `systemRandom`. */
+  random?: Random | undefined
   /** The net metrics it counts into (IP-diversity refusals); absent: not counted. */
   metrics?: NetAreaMetrics | undefined
 }
@@ -49,6 +63,9 @@ export interface NetComponents {
 export interface NetAreaMetrics {
   gaterRefused: { inc(labels: { reason: GaterRefusal }): void }
   routingTableRefused: { inc(): void }
+  relayReservations: { inc(labels: { result: ReservationAttemptResult }): void }
+  holePunchRounds: { inc(labels: { result: PunchRoundResult }): void }
+  keeperDials: { inc(labels: { result: KeeperDialResult }): void }
 }
 
 /** The `net.*` keys of the node's config (docs/CONFIG.md) that {@link createNet} reads. */
@@ -57,6 +74,7 @@ export interface NetAreaOptions {
   bootstrap: readonly string[]
   dhtProtocol: string
   maxConnections: number
+  minConnections: number
   encrypter: 'noise' | 'tls'
   bulk: 'on' | 'off'
   bulkPort: number
@@ -69,6 +87,8 @@ export interface NetAreaOptions {
   gaterExempt: readonly string[]
   dhtMaxPerSubnet: number
   relays: readonly string[]
+  announce: readonly string[]
+  discoverRelays: number
   relayServer: 'auto' | 'on' | 'off'
   relayMaxReservations: number
   relayDataLimitBytes: number
@@ -101,6 +121,9 @@ export interface Net {
   afterStart(): Promise<void>
   stop(): Promise<void>
 }
+
+/** How long the lookup of the node's own id after the bootstrap dials may take, ms. */
+const JOIN_LOOKUP_TIMEOUT_MS = 30_000
 
 /** The bulk listener's host: that of the first /ip4 listen address, else loopback. */
 function bulkHost(listen: readonly string[]): string {
@@ -145,6 +168,24 @@ export function unlistened(listen: readonly string[], listening: readonly string
   })
 }
 
+/**
+ * The listen addresses of `options`: `net.listen`, then `<relay>/p2p-circuit` for each configured relay
+ * (the circuit relay transport reserves a slot there and the node announces the relayed address), then
+ * `/p2p-circuit` once per relay to discover (`net.discoverRelays`): each such listener asks the
+ * transport's reservation store for one more relay, which its relay discovery finds among connected
+ * peers that speak the hop protocol, else through a random walk of the DHT (src/net/README.md, "Relay
+ * discovery").
+ */
+export function relayListenAddrs(
+  options: Pick<NetAreaOptions, 'listen' | 'relays' | 'discoverRelays'>,
+): string[] {
+  return [
+    ...options.listen,
+    ...options.relays.map((r) => `${r.replace(/\/$/, '')}/p2p-circuit`),
+    ...Array.from({ length: options.discoverRelays }, () => '/p2p-circuit'),
+  ]
+}
+
 /** Build (not start) the net area. */
 export async function createNet(components: NetComponents, options: NetAreaOptions): Promise<Net> {
   const { peers } = components
@@ -165,14 +206,24 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
       refused: (reason) => components.metrics?.gaterRefused.inc({ reason }),
     },
   )
+  for (const a of options.announce) {
+    try {
+      multiaddr(a)
+    } catch (err) {
+      throw new NodusError(
+        'CONFIG_INVALID',
+        `net.announce: "${a}" is not a multiaddr: ${(err as Error).message}`,
+      )
+    }
+  }
   let libp2pRef: NodusLibp2p | undefined
+  let autonatHandle: AutoNatHandle | undefined
   const libp2p = await createHost(
     components.privateKey,
     {
       ...DEFAULT_HOST_OPTIONS,
-      // A configured relay is listened on as `<relay>/p2p-circuit`: the circuit relay transport reserves
-      // a slot there and the node announces the relayed address.
-      listen: [...options.listen, ...options.relays.map((r) => `${r.replace(/\/$/, '')}/p2p-circuit`)],
+      listen: relayListenAddrs(options),
+      announce: options.announce,
       relayServer: options.relayServer,
       relayMaxReservations: options.relayMaxReservations,
       relayDataLimitBytes: options.relayDataLimitBytes,
@@ -192,7 +243,12 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
       pubsub: components.pubsub,
       dhtRecords: components.dhtRecords,
       clock: components.clock,
+      onRelayReservation: (result) => components.metrics?.relayReservations.inc({ result }),
+      onPunchRound: (result) => components.metrics?.holePunchRounds.inc({ result }),
       reachability: () => reachabilityOf(libp2pRef?.getMultiaddrs().map((m) => m.toString()) ?? []),
+      onAutonat: (handle) => {
+        autonatHandle = handle
+      },
       diversity: {
         gater,
         dhtMaxPerSubnet: options.dhtMaxPerSubnet,
@@ -212,6 +268,58 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
   libp2p.addEventListener('peer:disconnect', (evt) => {
     protocolsOf.delete(evt.detail.toString())
   })
+  // AutoNAT tests addresses that appear after the peers connected (a UPnP mapping): autonat-nudge.ts.
+  const handle = autonatHandle as AutoNatHandle | undefined
+  const nudge =
+    handle === undefined
+      ? undefined
+      : new AutoNatNudge({
+          addresses: () => handle.addresses(),
+          connections: () => libp2p.getConnections(),
+          speaksAutonat: (peer) => protocolsOf.get(peer)?.includes(AUTONAT_PROTOCOL) === true,
+          verify: (c) => handle.verify(c),
+          now: () => components.clock.now(),
+          logger: log,
+        })
+  const keeperDialFilter =
+    options.dialPrivate === 'local'
+      ? new PrivateDialFilter(isPublicAddr, networkInterfaces, components.clock)
+      : undefined
+  // Stay connected to net.minConnections peers (a node behind NAT holds only its bootstrap peers otherwise).
+  const keeper = new PeerKeeper(
+    {
+      connected: () => libp2p.getPeers().map((p) => p.toString()),
+      candidates: (key, count) => knownPeersClosest(libp2p, key, count),
+      discover: async (key, o) => {
+        for await (const _ of libp2p.services.dht.getClosestPeers(key, o)) {
+          // drained: kad-dht keeps what the lookup learns
+        }
+      },
+      // A kept connection must not hold a relay's circuit, nor wait on another site's private address.
+      dialable: async (peer) => {
+        try {
+          const known = await libp2p.peerStore.get(peerIdFromString(peer))
+          return known.addresses.some((a) => {
+            const addr = a.multiaddr.toString()
+            return !isCircuitAddr(addr) && !(keeperDialFilter?.deny(addr) ?? false)
+          })
+        } catch {
+          return false
+        }
+      },
+      isBanned: (peer) => peers.isBanned(peer),
+      dial: async (peer, o) => {
+        await libp2p.dial(peerIdFromString(peer), o)
+      },
+      now: () => components.clock.now(),
+      random: components.random ?? systemRandom,
+      logger: log,
+      onDial: (result) => components.metrics?.keeperDials.inc({ result }),
+    },
+    { minConnections: options.minConnections },
+  )
+  /** Aborted on stop: the join lookup. */
+  let lifetime = new AbortController()
   let bulkHandler: BulkHandler | undefined
   // The bulk channel carries shard bytes over direct TLS sockets keyed through libp2p.
   const bulk =
@@ -291,6 +399,7 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
       } catch (err) {
         throw portInUse(err, `bulk port ${options.bulkPort}`)
       }
+      nudge?.start()
     },
     afterStart: async () => {
       await Promise.allSettled(
@@ -302,10 +411,34 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
           }
         }),
       )
+      if (!started) return
+      // Kademlia's join (Maymounkov and Mazières 2002, section 2.3): a lookup of the node's own id
+      // through its bootstrap peers fills its k-buckets and peer store. kad-dht's own self-query runs
+      // 1 s after start, before the bootstrap dials connect (at 80 ms RTT it found nobody), and then
+      // only every 5 min, so a node learned the network only through the lookups of its first gets.
+      // The peer keeper starts once the lookup ended: it dials from what the lookup found.
+      const joined = lifetime.signal
+      void (async () => {
+        try {
+          const signal = AbortSignal.any([joined, AbortSignal.timeout(JOIN_LOOKUP_TIMEOUT_MS)])
+          for await (const _ of libp2p.services.dht.getClosestPeers(libp2p.peerId.toMultihash().bytes, {
+            signal,
+          })) {
+            // drained: kad-dht keeps what the lookup learns
+          }
+        } catch (err) {
+          if (!joined.aborted) log.debug({ err: (err as Error).message }, 'join lookup failed')
+        }
+        if (started && !joined.aborted) keeper.start()
+      })()
     },
     stop: async () => {
       if (!started) return
       started = false
+      lifetime.abort()
+      lifetime = new AbortController()
+      keeper.stop()
+      nudge?.stop()
       await bulk?.stop()
       await libp2p.stop()
     },

@@ -84,6 +84,14 @@ function routingTableOf(dht: unknown): RoutingTableView | undefined {
 }
 
 /**
+ * Up to `count` peers of kad-dht's routing table XOR-closest to the kad id `target` (32 bytes, already
+ * hashed: {@link kadId}); none when `dht` has no routing table.
+ */
+export function routingTableClosest(dht: unknown, target: Uint8Array, count: number): PeerId[] {
+  return routingTableOf(dht)?.closestPeers(target, { count }) ?? []
+}
+
+/**
  * Up to `n` peers XOR-closest to `key` in this node's own view, with no network request: its kad-dht
  * routing table's closest and its connected peers; never this node. What a node checks when a peer
  * claims it is one of a key's keepers (kv), where a lookup per request would let the peer make it

@@ -13,33 +13,59 @@
  *    4-tuple is taken (a second connection to the same address, or one in TIME_WAIT) falls back to an
  *    ephemeral port.
  * 2. **The observed address** ({@link ObservedTcpAddrs}): identify tells each peer the address it sees
- *    us at; an outbound TCP address that at least `minObservers` distinct peers agree on is the NAT's
- *    stable mapping of P (go-libp2p's observed-address manager does the same with 4). A symmetric NAT
- *    shows each peer another port, so none is ever agreed on, and DCUtR is not attempted in vain.
+ *    us at; an outbound TCP address that observers at at least `minObservers` distinct IP addresses
+ *    (IPv6: /64 prefixes) agree on is the NAT's stable mapping of P (go-libp2p's observed-address
+ *    manager also counts observers by IP address, and asks for 4). A symmetric NAT shows each peer another
+ *    port, so none is ever agreed on, and DCUtR is not attempted in vain. Observers are counted by
+ *    address, not PeerId, because PeerIds cost nothing: Sybil peers on one host count once. Agreed
+ *    addresses come most-observed first, since DCUtR's dials try them in that order: a false address
+ *    reported by a few hosts comes after the one every honest peer sees.
  * 3. **DCUtR told about it** ({@link withPunchAddrs}): @libp2p/dcutr sends the addresses of
  *    `addressManager.getAddresses()`, which holds only addresses AutoNAT verified (dialable from
  *    outside: never so behind a NAT that filters). Its components get an address manager that adds the
  *    agreed observed addresses; the node's announced addresses (identify, the DHT, reachability) are
  *    left as they were.
+ * 4. **One punch per peer, and more rounds** ({@link PunchCoordinator}): two nodes often hold two
+ *    relayed connections to each other (each dialed the other through the relay), and DCUtR ran on
+ *    both at once, in opposite roles, from the same two dial ports: the dials collided. One run per
+ *    peer at a time, the lower PeerId's run kept; a connection still relayed after a run (no agreed
+ *    observed address yet, every SYN refused) gets another round after 1, 2, 4 s (4 rounds at most).
+ * 5. **No TIME_WAIT on the dial port** ({@link closesWithReset}): a closed connection's 4-tuple (dial
+ *    port ↔ peer) stays in TIME_WAIT for 60 s on the side that closed first, and the next punch with
+ *    the same peer could not use it (the dial fell back to an ephemeral port: a NAT mapping the peer
+ *    does not know). Connections dialed from the dial port close with a RST (SO_LINGER 0).
+ * 6. **A refused SYN is sent again** ({@link withPunchAddrs}): both sides dial when DCUtR's sync says
+ *    (the responder half the relayed round trip after its Sync), but on a loaded host the two SYNs
+ *    leave up to 150 ms apart (seen on the namespace topology, 2 cores, load 12), more than the one-way
+ *    time between the homes: the early SYN reaches the other router before that router's own SYN
+ *    left, the router answers RST (no mapping yet), and the late SYN then finds no socket waiting.
+ *    Dialing again at once after ECONNREFUSED (up to {@link REFUSED_REDIALS} times) keeps a socket in
+ *    SYN-SENT behind the early side's NAT when the late SYN arrives.
  */
-import { type BlockList, createServer } from 'node:net'
+import { type BlockList, createServer, type Socket } from 'node:net'
 import type { Connection, PeerId, Transport } from '@libp2p/interface'
 import { cidrList } from '../common/cidr.ts'
 import type { Clock } from '../common/clock.ts'
+import { systemRandom } from '../common/random.ts'
 import { isCircuitAddr } from './connections.ts'
+import { ipOfAddr, subnetKeys } from './gater.ts'
 
 /** What {@link ObservedTcpAddrs} needs of a `peer:identify` event's detail. */
 export interface IdentifyObservation {
   peerId: PeerId | { toString(): string }
   observedAddr?: { toString(): string } | undefined
-  connection: Pick<Connection, 'direction' | 'remoteAddr'>
+  connection: Pick<Connection, 'direction' | 'remoteAddr'> & { status?: string }
 }
 
 /** Settings of {@link ObservedTcpAddrs}. */
 export interface ObservedTcpAddrsOptions {
-  /** Distinct peers that must report one address before it is used. Default 2. */
+  /** Observers at distinct IP addresses (IPv6: /64) that must report one address before it is used. Default 2. */
   minObservers?: number
-  /** How long an observation counts, ms. Default 600,000 (10 min: a NAT mapping of an idle TCP flow lasts longer). */
+  /**
+   * How long an observation counts after its connection closed, ms (while the connection is open it
+   * counts: identify reports once per connection, and the NAT mapping lives as long as the flow).
+   * Default 600,000 (10 min).
+   */
   ttlMs?: number
   /** Addresses remembered at most (the oldest go first). Default 16. */
   maxAddrs?: number
@@ -58,8 +84,11 @@ export class ObservedTcpAddrs {
   readonly #ttlMs: number
   readonly #maxAddrs: number
   readonly #clock: Clock
-  /** address → (observer PeerId → last seen, ms). Insertion order: the oldest address first. */
-  readonly #seen = new Map<string, Map<string, number>>()
+  /**
+   * address → (observer PeerId → its group (IP address, IPv6 /64), last seen, ms, and the connection).
+   * Insertion order: the oldest address first.
+   */
+  readonly #seen = new Map<string, Map<string, Observer>>()
 
   constructor(options: ObservedTcpAddrsOptions) {
     this.#minObservers = options.minObservers ?? 2
@@ -78,9 +107,13 @@ export class ObservedTcpAddrs {
     if (isCircuitAddr(remote) || !/\/tcp\/\d+/.test(remote) || /\/(ws|wss)(\/|$)/.test(remote)) return
     const addr = obs.observedAddr?.toString().replace(/\/p2p\/[^/]+$/, '')
     if (addr === undefined || !TCP_ADDR.test(addr)) return
-    const observers = this.#seen.get(addr) ?? new Map<string, number>()
+    const observers = this.#seen.get(addr) ?? new Map<string, Observer>()
     this.#seen.delete(addr)
-    observers.set(obs.peerId.toString(), this.#clock.now())
+    observers.set(obs.peerId.toString(), {
+      group: observerGroup(remote),
+      at: this.#clock.now(),
+      connection: obs.connection,
+    })
     this.#seen.set(addr, observers)
     while (this.#seen.size > this.#maxAddrs) {
       const oldest = this.#seen.keys().next().value
@@ -89,17 +122,53 @@ export class ObservedTcpAddrs {
     }
   }
 
-  /** The addresses at least `minObservers` distinct peers reported within the last `ttlMs`. */
+  /**
+   * The addresses that observers in at least `minObservers` distinct groups (IP address; IPv6 /64)
+   * reported on a connection still open or within the last `ttlMs`, the most groups first (ties: the
+   * most recently reported first).
+   */
   agreed(): string[] {
     const since = this.#clock.now() - this.#ttlMs
-    const out: string[] = []
+    const out: Array<{ addr: string; groups: number; order: number }> = []
+    let order = 0
     for (const [addr, observers] of this.#seen) {
-      for (const [peer, at] of observers) if (at < since) observers.delete(peer)
+      for (const [peer, o] of observers)
+        if (o.at < since && o.connection.status !== 'open') observers.delete(peer)
       if (observers.size === 0) this.#seen.delete(addr)
-      else if (observers.size >= this.#minObservers) out.push(addr)
+      const groups = new Set([...observers.values()].map((o) => o.group)).size
+      if (groups >= this.#minObservers) out.push({ addr, groups, order: order++ })
     }
-    return out
+    return out.sort((a, b) => b.groups - a.groups || b.order - a.order).map((o) => o.addr)
   }
+}
+
+/** One observer of an address in {@link ObservedTcpAddrs}. */
+interface Observer {
+  group: string
+  at: number
+  connection: { status?: string }
+}
+
+/**
+ * The group an observer is counted in, from the remote address of our outbound connection to it: its
+ * IPv4 address, or the /64 of its IPv6 address (one host or home network: gater.ts `subnetKeys`); any
+ * other host (a DNS name) is its own group.
+ */
+export function observerGroup(remoteAddr: string): string {
+  const ip = ipOfAddr(remoteAddr)
+  const keys = ip === undefined ? undefined : subnetKeys(ip)
+  if (keys === undefined) return /^\/[^/]+\/[^/]+/.exec(remoteAddr)?.[0] ?? remoteAddr
+  return keys.family === 4 ? keys.ip : keys.narrow
+}
+
+/** How often a hole-punch dial answered by a RST is made again at once (about one round trip each). */
+export const REFUSED_REDIALS = 8
+
+/** Is `err` a TCP connection refused (ECONNREFUSED: a RST answered the SYN)? */
+function isRefused(err: unknown): boolean {
+  return (
+    (err as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED' || /ECONNREFUSED/.test(String(err))
+  )
 }
 
 /** The part of libp2p's address manager DCUtR reads. */
@@ -128,6 +197,7 @@ export function withPunchAddrs<C extends object>(
   components: C,
   extra: () => string[],
   toMultiaddr: (addr: string) => unknown,
+  log?: (format: string, ...args: unknown[]) => void,
 ): C {
   const wrap = <T extends object>(target: T, name: string, fn: (t: T) => unknown): T =>
     new Proxy(target, {
@@ -170,9 +240,20 @@ export function withPunchAddrs<C extends object>(
               if (given?.aborted === true) onAbort()
               given?.addEventListener('abort', onAbort, { once: true })
               try {
-                return await transports.dial(ma, { ...options, signal: dialing.signal })
+                // Refused (a RST: our SYN reached the peer's router before the peer's own SYN left
+                // it): dialed again at once from the same port, so that our socket is waiting when
+                // the peer's SYN arrives (point 6).
+                for (let refused = 0; ; refused++) {
+                  try {
+                    return await transports.dial(ma, { ...options, signal: dialing.signal })
+                  } catch (err) {
+                    if (!isRefused(err) || refused >= REFUSED_REDIALS || given?.aborted === true) throw err
+                    log?.('hole punch dial to %s refused, again (%d)', String(ma), refused + 1)
+                  }
+                }
               } catch (err) {
                 errors.push(err)
+                log?.('hole punch dial to %s failed: %s', String(ma), String(err))
                 if (given?.aborted === true) break
               } finally {
                 given?.removeEventListener('abort', onAbort)
@@ -193,7 +274,8 @@ const PORT_TAKEN = new Set(['EADDRINUSE', 'EADDRNOTAVAIL'])
 /**
  * Wraps a TCP transport (@libp2p/tcp) so every outbound dial is made from local port `port()` (the
  * file comment, point 1); a dial refused for that port (EADDRINUSE, EADDRNOTAVAIL) is retried from an
- * ephemeral port. `port()` returning 0 leaves dials as they are.
+ * ephemeral port. `port()` returning 0 leaves dials as they are. A connection dialed from the port is
+ * closed with a reset (point 5), so no TIME_WAIT holds its 4-tuple.
  */
 export function tcpFromDialPort<C>(
   factory: (components: C) => Transport,
@@ -203,34 +285,42 @@ export function tcpFromDialPort<C>(
     const transport = factory(components)
     const dial = transport.dial.bind(transport)
     transport.dial = async (ma, given) => {
-      const options = asResponder(given)
       const p = port()
-      if (p === 0) return await dial(ma, options)
+      if (p === 0) return await dial(ma, upgradedAs(given, false))
       try {
-        return await dial(ma, { ...options, localPort: p } as typeof options)
+        return await dial(ma, { ...upgradedAs(given, true), localPort: p } as typeof given)
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code
         const taken =
           (code !== undefined && PORT_TAKEN.has(code)) || /EADDRINUSE|EADDRNOTAVAIL/.test(String(err))
-        if (!taken || options.signal?.aborted === true) throw err
-        return await dial(ma, options)
+        if (!taken || given.signal?.aborted === true) throw err
+        return await dial(ma, upgradedAs(given, false))
       }
     }
     return transport
   }
 }
 
+/** What {@link closesWithReset} reads of @libp2p/tcp's connection (its `socket` is not in the types). */
+interface TcpMaConn {
+  direction: string
+  socket?: Socket
+  sendClose?: (options?: { signal?: AbortSignal }) => Promise<void>
+}
+
 /**
- * Dial options whose upgrader, for a dial with `initiator: false` (DCUtR's side B of a TCP
- * simultaneous open), marks the new socket's connection `inbound` before upgrading it. libp2p's
- * upgrader then runs multistream-select and Noise as the responder, but yamux picks its role from the
- * socket's own direction (`outbound` for any dial), so both ends would be yamux clients and the first
- * stream fails ("Both endpoints are clients").
+ * Dial options whose upgrader adjusts the new socket's connection before upgrading it:
+ *
+ * - for a dial with `initiator: false` (DCUtR's side B of a TCP simultaneous open) it is marked
+ *   `inbound`: libp2p's upgrader then runs multistream-select and Noise as the responder, but yamux
+ *   picks its role from the socket's own direction (`outbound` for any dial), so both ends would be
+ *   yamux clients and the first stream fails ("Both endpoints are clients");
+ * - with `reset` (a dial from the dial port) it closes with a reset ({@link closesWithReset}).
  */
-function asResponder<O extends { initiator?: boolean; upgrader: unknown }>(options: O): O {
-  if (options.initiator !== false) return options
+function upgradedAs<O extends { initiator?: boolean; upgrader: unknown }>(options: O, reset: boolean): O {
+  if (options.initiator !== false && !reset) return options
   const upgrader = options.upgrader as {
-    upgradeOutbound(maConn: { direction: string }, opts: unknown): Promise<unknown>
+    upgradeOutbound(maConn: TcpMaConn, opts: unknown): Promise<unknown>
   }
   return {
     ...options,
@@ -240,12 +330,40 @@ function asResponder<O extends { initiator?: boolean; upgrader: unknown }>(optio
           const v = Reflect.get(t, p, r)
           return typeof v === 'function' ? v.bind(t) : v
         }
-        return async (maConn: { direction: string }, opts: unknown) => {
-          maConn.direction = 'inbound'
+        return async (maConn: TcpMaConn, opts: unknown) => {
+          if (options.initiator === false) maConn.direction = 'inbound'
+          if (reset) closesWithReset(maConn)
           return await t.upgradeOutbound(maConn, opts)
         }
       },
     }),
+  }
+}
+
+/**
+ * Makes a TCP connection's close abortive (SO_LINGER 0, as go-libp2p's TCP transport does): once the
+ * bytes libp2p wrote have left Node's buffer, `resetAndDestroy()` sends a RST instead of a FIN, so the
+ * socket skips TIME_WAIT (60 s on Linux) and its 4-tuple (dial port ↔ the peer's address) is free for
+ * the next hole punch with the same peer at once (point 5). libp2p closes a connection after its
+ * streams and the muxer closed, so nothing that was still to be read is lost.
+ */
+export function closesWithReset(maConn: TcpMaConn): void {
+  const socket = maConn.socket
+  if (socket === undefined || typeof socket.resetAndDestroy !== 'function') return
+  maConn.sendClose = async (options) => {
+    if (socket.destroyed) return
+    if (socket.writableLength > 0) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          options?.signal?.removeEventListener('abort', done)
+          resolve()
+        }
+        socket.once('drain', done)
+        socket.once('close', done)
+        options?.signal?.addEventListener('abort', done, { once: true })
+      })
+    }
+    if (!socket.destroyed) socket.resetAndDestroy()
   }
 }
 
@@ -343,6 +461,257 @@ export function withFreshDialBack<C extends object>(components: C): C {
               typeof addr === 'object' && addr !== null && 'bytes' in addr && !Array.isArray(addr)
             return await t.openConnection(addr, single ? { ...options, force: true } : options)
           }
+        },
+      })
+    },
+  })
+}
+
+/** @libp2p/dcutr's protocol id (its `multicodec`). */
+export const DCUTR_PROTOCOL = '/libp2p/dcutr'
+
+/** The method of @libp2p/dcutr's service that runs side B on a relayed connection (not in its types). */
+export interface DcutrRunner {
+  upgradeInbound(connection: unknown): Promise<void>
+}
+
+/** `service` whose `stop()` also calls `onStop` (after the service's own). */
+export function stopsWith<S extends object>(service: S, onStop: () => void): S {
+  const own = (service as { stop?: () => unknown }).stop
+  Object.defineProperty(service, 'stop', {
+    configurable: true,
+    value: async () => {
+      try {
+        await own?.call(service)
+      } finally {
+        onStop()
+      }
+    },
+  })
+  return service
+}
+
+/** What {@link PunchCoordinator} reads of a libp2p connection. */
+export interface PunchConnection {
+  remotePeer: { toString(): string }
+  remoteAddr: { toString(): string }
+  direction: 'inbound' | 'outbound'
+  status: string
+}
+
+/** Outcome of one DCUtR round of a {@link PunchCoordinator}, as counted (`onRound`). */
+export type PunchRoundResult = 'direct' | 'failed' | 'busy' | 'yielded'
+
+/** Settings and hooks of a {@link PunchCoordinator}. */
+export interface PunchCoordinatorOptions {
+  /** This node's PeerId (string): of two nodes punching each other at once, the lower one's run goes on. */
+  self: string
+  /** The node's connections to `peer` (libp2p `getConnections`). */
+  connections(peer: string): PunchConnection[]
+  /**
+   * Runs DCUtR as side B on a relayed inbound connection (@libp2p/dcutr `upgradeInbound`: its 3 attempts)
+   * and settles when it is over, succeeded or not.
+   */
+  upgrade(connection: PunchConnection): Promise<void>
+  /** DCUtR rounds per relayed connection at most, the first included. Default 4. */
+  rounds?: number
+  /** Wait before the second round, ms; doubled for each later one (1, 2, 4 s: past conntrack's 10 s CLOSE). Default 1,000. */
+  backoffMs?: number
+  /** Uniform in [0, 1): each wait is scaled by 0.75 to 1.25 with it. Default common/random.ts `systemRandom`. */
+  random?: () => number
+  /** Called after each round with its outcome (a metric). */
+  onRound?: ((result: PunchRoundResult) => void) | undefined
+  /** Debug log (libp2p's logger). */
+  log?: ((format: string, ...args: unknown[]) => void) | undefined
+}
+
+/**
+ * One hole punch per peer at a time, and more rounds while a connection stays relayed (the file
+ * comment, point 4). @libp2p/dcutr starts a run (side B) for every relayed inbound connection once
+ * identify says the peer speaks DCUtR, and answers every run the peer starts (side A). Two nodes often
+ * hold two relayed connections to each other at once (each dialed the other through the relay: a
+ * protocol of each, or libp2p redialing a kad-dht keep-alive peer), so each ran B on one and A on the
+ * other, and the four dials of two simultaneous opens from the same two dial ports collided (seen on
+ * the namespace topology: every dial of all 3 attempts failed). Here:
+ *
+ * - `onRelayed` (the DCUtR topology's `onConnect`) starts B unless the peer is already reached
+ *   directly or a run with it (A or B) is under way; then it is tried again when that run ends.
+ * - `onRequest` (the DCUtR protocol handler, side A) refuses a run while this node runs B with the same
+ *   peer and has the lower PeerId (the peer's B then fails at once, before dialing, and the peer does
+ *   the same with ours), and while a direct connection exists (a dial on its 4-tuple would fail).
+ * - After a B run that left the connection relayed (no agreed observed address yet on one side, every
+ *   simultaneous open refused), another round after `backoffMs` × 2^(round − 1) (± 25 %), up to
+ *   `rounds` per connection.
+ */
+export class PunchCoordinator {
+  readonly #o: Required<Omit<PunchCoordinatorOptions, 'log' | 'onRound'>> &
+    Pick<PunchCoordinatorOptions, 'log' | 'onRound'>
+  /** Peer → the side of the run under way with it. */
+  readonly #active = new Map<string, 'A' | 'B'>()
+  /** Relayed connections waiting for a round: connection → the round it will be. */
+  readonly #waiting = new Map<PunchConnection, number>()
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>()
+  #stopped = false
+
+  constructor(options: PunchCoordinatorOptions) {
+    this.#o = { rounds: 4, backoffMs: 1000, random: () => systemRandom.next(), ...options }
+  }
+
+  /** Runs under way (peers). */
+  get active(): number {
+    return this.#active.size
+  }
+
+  /** A relayed connection opened and identified (DCUtR's topology `onConnect`): maybe start B. */
+  onRelayed(connection: PunchConnection): void {
+    if (connection.direction !== 'inbound' || !isCircuitAddr(connection.remoteAddr.toString())) return
+    this.#round(connection, 1)
+  }
+
+  /**
+   * A peer started a run (side A): `run` answers it unless it must be refused (class comment), in which
+   * case `refuse` is called instead. Settles when the run is over.
+   */
+  async onRequest(connection: PunchConnection, run: () => Promise<void>, refuse: () => void): Promise<void> {
+    const peer = connection.remotePeer.toString()
+    const busy = this.#active.get(peer)
+    if (this.#direct(peer) || busy === 'A' || (busy === 'B' && this.#o.self < peer)) {
+      this.#o.log?.('hole punch with %s: refusing its run (%s)', peer, busy ?? 'direct')
+      this.#o.onRound?.('yielded')
+      refuse()
+      return
+    }
+    this.#active.set(peer, 'A')
+    try {
+      await run()
+    } finally {
+      this.#active.delete(peer)
+      this.#resume(peer)
+    }
+  }
+
+  /** Clears every pending round (libp2p stops). */
+  stop(): void {
+    this.#stopped = true
+    for (const t of this.#timers) clearTimeout(t)
+    this.#timers.clear()
+    this.#waiting.clear()
+  }
+
+  #direct(peer: string): boolean {
+    return this.#o
+      .connections(peer)
+      .some((c) => c.status === 'open' && !isCircuitAddr(c.remoteAddr.toString()))
+  }
+
+  #round(connection: PunchConnection, round: number): void {
+    if (this.#stopped || connection.status !== 'open') return
+    const peer = connection.remotePeer.toString()
+    if (this.#direct(peer)) return
+    if (this.#active.has(peer)) {
+      // Tried again when the run under way ends (#resume), if the connection is still relayed then.
+      this.#waiting.set(connection, round)
+      this.#o.onRound?.('busy')
+      return
+    }
+    this.#active.set(peer, 'B')
+    this.#o.log?.('hole punch with %s: round %d of %d', peer, round, this.#o.rounds)
+    void this.#o
+      .upgrade(connection)
+      .catch((err: unknown) => this.#o.log?.('hole punch with %s: %s', peer, String(err)))
+      .finally(() => {
+        this.#active.delete(peer)
+        const direct = this.#direct(peer)
+        this.#o.onRound?.(direct ? 'direct' : 'failed')
+        if (!direct && round < this.#o.rounds) this.#later(connection, round + 1)
+        this.#resume(peer)
+      })
+  }
+
+  #later(connection: PunchConnection, round: number): void {
+    if (this.#stopped) return
+    const ms = this.#o.backoffMs * 2 ** (round - 2) * (0.75 + this.#o.random() / 2)
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer)
+      this.#round(connection, round)
+    }, ms)
+    timer.unref?.()
+    this.#timers.add(timer)
+  }
+
+  /** A run with `peer` ended: start the rounds that waited for it (at most one runs, the others wait again). */
+  #resume(peer: string): void {
+    for (const [connection, round] of [...this.#waiting]) {
+      if (connection.remotePeer.toString() !== peer) continue
+      this.#waiting.delete(connection)
+      this.#round(connection, round)
+    }
+  }
+}
+
+/** The part of libp2p's registrar {@link withPunchCoordinator} wraps. */
+interface RegistrarLike {
+  register(protocol: string, topology: { onConnect?(peer: unknown, conn: unknown): void }): Promise<string>
+  handle(
+    protocol: string,
+    handler: (stream: unknown, conn: unknown) => unknown,
+    options?: unknown,
+  ): Promise<void>
+}
+
+/**
+ * libp2p components for @libp2p/dcutr whose registrar hands the DCUtR topology's `onConnect` and the
+ * protocol handler of `protocol` to `coordinator` ({@link PunchCoordinator}); other protocols pass.
+ */
+export function withPunchCoordinator<C extends object>(
+  components: C,
+  protocol: string,
+  coordinator: PunchCoordinator,
+): C {
+  return new Proxy(components, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver)
+      if (prop !== 'registrar') return value
+      const registrar = value as RegistrarLike
+      return new Proxy(registrar, {
+        get(t, p, r) {
+          const v = Reflect.get(t, p, r)
+          if (p === 'register')
+            return async (proto: string, topology: { onConnect?(peer: unknown, conn: unknown): void }) =>
+              await t.register(
+                proto,
+                proto !== protocol
+                  ? topology
+                  : {
+                      ...topology,
+                      onConnect: (_peer: unknown, conn: unknown) =>
+                        coordinator.onRelayed(conn as PunchConnection),
+                    },
+              )
+          if (p === 'handle')
+            return async (
+              proto: string,
+              handler: (stream: unknown, conn: unknown) => unknown,
+              options?: unknown,
+            ) =>
+              await t.handle(
+                proto,
+                proto !== protocol
+                  ? handler
+                  : async (stream: unknown, conn: unknown) =>
+                      await coordinator.onRequest(
+                        conn as PunchConnection,
+                        async () => {
+                          await handler(stream, conn)
+                        },
+                        () =>
+                          (stream as { abort(err: Error): void }).abort(
+                            new Error('hole punch already under way'),
+                          ),
+                      ),
+                options,
+              )
+          return typeof v === 'function' ? v.bind(t) : v
         },
       })
     },

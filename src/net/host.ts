@@ -6,8 +6,9 @@ import { autoNAT } from '@libp2p/autonat'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
 import { type GossipSub, type GossipsubOpts, gossipsub } from '@libp2p/gossipsub'
-import { identify } from '@libp2p/identify'
+import { identify, identifyPush } from '@libp2p/identify'
 import {
+  type Connection,
   type ConnectionEncrypter,
   type ConnectionGater,
   FaultTolerance,
@@ -24,20 +25,29 @@ import { webSockets } from '@libp2p/websockets'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { type Clock, systemClock } from '../common/clock.ts'
+import type { NudgeAddress } from './autonat-nudge.ts'
 import { isCircuitAddr } from './connections.ts'
 import type { DiversityGater } from './gater.ts'
 import { ipOfAddr } from './gater.ts'
 import {
+  DCUTR_PROTOCOL,
+  type DcutrRunner,
   ObservedTcpAddrs,
   PrivateDialFilter,
+  PunchCoordinator,
+  type PunchRoundResult,
   pickDialPort,
+  stopsWith,
   tcpFromDialPort,
   withFreshDialBack,
   withPunchAddrs,
+  withPunchCoordinator,
 } from './holepunch.ts'
 import { useMultihashProviderKeys } from './kad-providers.ts'
 import { useKademliaSplitting, useSubnetCap } from './kad-table.ts'
 import { isPublicAddr } from './reachability.ts'
+import { RelayFlapGuard } from './relay-flap.ts'
+import { type ReservationAttemptResult, relayPeerOf, relayWatchdogService } from './relay-watchdog.ts'
 
 /**
  * @libp2p/tls, offered under its protocol id but loaded on the first TLS handshake: with its X.509 and
@@ -176,6 +186,11 @@ export interface HostOptions {
    */
   tcpDialPort: number
   /**
+   * Public multiaddrs to announce besides the listened ones, taken as reachable (libp2p
+   * `addresses.appendAnnounce`: no AutoNAT test). Default none.
+   */
+  announce: readonly string[]
+  /**
    * Which private (and loopback) addresses to dial: `local` (default) only those in this host's own
    * networks (its interfaces' subnets), as a peer behind another NAT announces a home address nobody
    * else reaches (holepunch.ts `PrivateDialFilter`); `all` dials every one (private networks routed
@@ -226,10 +241,19 @@ export const DEFAULT_HOST_OPTIONS: Readonly<HostOptions> = Object.freeze({
   dcutr: true,
   upnp: false,
   tcpDialPort: 0,
+  announce: [],
   dialPrivate: 'local',
 })
 
 /** The libp2p host: its `pubsub` service is there when {@link HostHooks.pubsub} was given. */
+/** What {@link HostHooks.onAutonat} gets: the AutoNAT service's test, and this node's addresses. */
+export interface AutoNatHandle {
+  /** @libp2p/autonat's `verifyExternalAddresses(connection)`: asks that peer to test an untested address. */
+  verify(connection: Connection): Promise<void>
+  /** The address manager's `getAddressesWithMetadata()`. */
+  addresses(): NudgeAddress[]
+}
+
 export type NodusLibp2p = Libp2p<{ dht: KadDHT; ping: Ping; identify: unknown; pubsub?: GossipSub }>
 
 /** Run-time hooks of the host (functions, kept apart from the plain {@link HostOptions}). */
@@ -256,10 +280,19 @@ export interface HostHooks {
    * IP-diversity limits (gater.ts): inbound connections past its per-IP, per-subnet or join-rate
    * limits are refused, and each k-bucket holds at most `dhtMaxPerSubnet` contacts of one /24 (/64).
    */
+  /** Counts each attempt of the relay watchdog (relay-watchdog.ts) to reserve a missing relay slot. */
+  onRelayReservation?: ((result: ReservationAttemptResult) => void) | undefined
+  /** Counts each DCUtR round (holepunch.ts `PunchCoordinator`) by outcome. */
+  onPunchRound?: ((result: PunchRoundResult) => void) | undefined
   /** The clock of the hole-punching state (holepunch.ts). Default the system clock. */
   clock?: Clock | undefined
   /** This node's reachability (reachability.ts): `relayServer: 'auto'` serves reservations only when `public`. */
   reachability?: (() => string) | undefined
+  /**
+   * Called once the AutoNAT service is built, with its `verifyExternalAddresses` and the address
+   * manager's addresses with their verification state (autonat-nudge.ts uses both).
+   */
+  onAutonat?: ((handle: AutoNatHandle) => void) | undefined
   diversity?:
     | { gater: DiversityGater; dhtMaxPerSubnet: number; onTableRefused?: (() => void) | undefined }
     | undefined
@@ -301,8 +334,22 @@ export async function createHost(
     options.dialPrivate === 'local'
       ? new PrivateDialFilter(isPublicAddr, networkInterfaces, hooks.clock ?? systemClock)
       : undefined
+  const relayListen = options.listen.filter(
+    (a) => /\/p2p-circuit\/?$/.test(a) && relayPeerOf(a) !== undefined,
+  )
+  // Discovered relays that drop reservations are not dialed for a while (relay-flap.ts).
+  const relayFlaps = new RelayFlapGuard({
+    configured: relayListen.map((a) => relayPeerOf(a) ?? ''),
+    clock: hooks.clock ?? systemClock,
+  })
+  const banned = isBanned === undefined ? undefined : bannedPeerGater((p) => isBanned(p))
   const connectionGater: ConnectionGater = {
-    ...(isBanned === undefined ? {} : bannedPeerGater((p) => isBanned(p))),
+    ...banned,
+    denyDialPeer: (peer) => relayFlaps.denied(peer.toString()) || banned?.denyDialPeer?.(peer) === true,
+    // Nor let in while refused: it would redial (kad-dht keeps its closest peers connected) and the
+    // discovery would reserve on the connection it came on.
+    denyInboundEncryptedConnection: (peer, conn) =>
+      relayFlaps.denied(peer.toString()) || banned?.denyInboundEncryptedConnection?.(peer, conn) === true,
     ...(privateDials === undefined
       ? {}
       : { denyDialMultiaddr: (ma: { toString(): string }) => privateDials.deny(ma.toString()) }),
@@ -319,7 +366,9 @@ export async function createHost(
     privateKey,
     start: false,
     connectionGater,
-    addresses: { listen: options.listen },
+    // Announced addresses (a port forwarded by hand) are added to the listened ones as verified
+    // (libp2p's appendAnnounce).
+    addresses: { listen: options.listen, appendAnnounce: [...options.announce] },
     // A relay that cannot be reached (or refuses a reservation) at start must not stop the node: the
     // circuit relay transport retries its reservations; a TCP or QUIC listen failure is still fatal
     // (the node checks its listen addresses after start).
@@ -352,6 +401,13 @@ export async function createHost(
     connectionMonitor: connectionMonitorInit(options.monitorPingIntervalMs),
     services: {
       identify: identify(),
+      // Tells connected peers when this node's addresses change (AutoNAT verified one, a relay
+      // reservation was made): without it they keep what the first identify said, which for a public
+      // node in its first seconds is no address at all (libp2p 3 announces verified ones only), and
+      // kad-dht, which adds a peer to its routing table on identify only when it lists an address the
+      // DHT keeps, never added it: every k-bucket table on the namespace topology held 1 or 2 peers.
+      // libp2p's registrar hands each identify push to kad-dht's topology as a connect.
+      identifyPush: identifyPush(),
       ping: ping({ maxOutboundStreams: 8, maxInboundStreams: 16 }),
       dht: kadDHT({
         protocol: options.dhtProtocol,
@@ -368,17 +424,51 @@ export async function createHost(
       ...(hooks.pubsub === undefined ? {} : { pubsub: gossipsub(hooks.pubsub) }),
       ...(options.autonat
         ? {
-            autonat: (components: Parameters<ReturnType<typeof autoNAT>>[0]) =>
-              autoNAT()(withFreshDialBack(components)),
+            autonat: (components: Parameters<ReturnType<typeof autoNAT>>[0]) => {
+              const service = autoNAT()(withFreshDialBack(components))
+              hooks.onAutonat?.({
+                verify: (c) =>
+                  (
+                    service as unknown as { verifyExternalAddresses(c: Connection): Promise<void> }
+                  ).verifyExternalAddresses(c),
+                addresses: () => components.addressManager.getAddressesWithMetadata(),
+              })
+              return service
+            },
           }
         : {}),
       ...(options.dcutr
         ? {
-            dcutr: (components: Parameters<ReturnType<typeof dcutr>>[0]) =>
-              dcutr()(withPunchAddrs(components, () => observed.agreed(), multiaddr)),
+            dcutr: (components: Parameters<ReturnType<typeof dcutr>>[0]) => {
+              // One punch per peer at a time, and more rounds while relayed (holepunch.ts, point 4).
+              const log = components.logger.forComponent('libp2p:dcutr:nodus')
+              const coordinator = new PunchCoordinator({
+                self: String((components as unknown as { peerId: PeerId }).peerId),
+                connections: (peer) =>
+                  components.connectionManager
+                    .getConnections()
+                    .filter((c) => c.remotePeer.toString() === peer),
+                upgrade: async (c) => await (service as unknown as DcutrRunner).upgradeInbound(c),
+                onRound: hooks.onPunchRound,
+                log,
+              })
+              const punchComponents = withPunchAddrs(components, () => observed.agreed(), multiaddr, log)
+              const service = dcutr()(
+                withPunchCoordinator(punchComponents, DCUTR_PROTOCOL, coordinator),
+              ) as object
+              return stopsWith(service, () => coordinator.stop())
+            },
           }
         : {}),
       ...(options.upnp ? { upnp: uPnPNAT() } : {}),
+      // Reservations on the configured relays made again while missing (relay-watchdog.ts).
+      ...(relayListen.length === 0
+        ? {}
+        : {
+            relayWatchdog: relayWatchdogService(relayListen, multiaddr, {
+              onAttempt: (_relay, result) => hooks.onRelayReservation?.(result),
+            }) as (components: unknown) => object,
+          }),
       ...(options.relayServer === 'off'
         ? {}
         : {
@@ -396,6 +486,17 @@ export async function createHost(
   })
   node.addEventListener('peer:identify', (evt) => observed.record(evt.detail))
   // Kademlia splitting toward the node's own ID (kad-table.ts); kad-dht's default trie stops at depth
+  // A circuit listener announces a reservation made or lost with 'listening' (transport:listening),
+  // after it changed the node's addresses.
+  const checkRelays = (): void => {
+    const held = node
+      .getMultiaddrs()
+      .map((m) => /\/p2p\/([^/]+)\/p2p-circuit/.exec(m.toString())?.[1])
+      .filter((p) => p !== undefined)
+    relayFlaps.update(held)
+  }
+  node.addEventListener('transport:listening', checkRelays)
+  node.addEventListener('transport:close', checkRelays)
   // 6. If kad-dht's internals change shape this is a no-op (test/net/kad-table.test.ts fails then).
   useKademliaSplitting(node.services.dht)
   // kad-dht 16 refuses provider records keyed by a non-SHA2-256 multihash (kad-providers.ts).

@@ -1,5 +1,6 @@
 /**
- * The net area's metrics (docs/METRICS.md): provider records, connections, IP-diversity refusals. Pure: creates them on the
+ * The net area's metrics (docs/METRICS.md): provider records, connections, IP-diversity refusals,
+ * relay reservation attempts, hole-punch rounds. Pure: creates them on the
  * registry it is given.
  */
 import { Counter, type Registry } from 'prom-client'
@@ -39,6 +40,24 @@ export function createNetMetrics(registry: Registry, sources: () => NetMetricsSo
     routingTableRefused: new Counter({
       name: 'nodus_net_routing_table_refused_total',
       help: 'DHT contacts kept out of a k-bucket that already held net.dhtMaxPerSubnet contacts of their /24 (/64)',
+      registers,
+    }),
+    relayReservations: new Counter({
+      name: 'nodus_net_relay_reservation_attempts_total',
+      help: 'attempts of the relay watchdog to reserve a slot again on a configured relay (net.relays) whose reservation was missing, by result: ok, failed',
+      labelNames: ['result'] as const,
+      registers,
+    }),
+    keeperDials: new Counter({
+      name: 'nodus_net_keeper_dials_total',
+      help: 'dials the peer keeper made to stay above net.minConnections connected peers, by result: ok, failed',
+      labelNames: ['result'] as const,
+      registers,
+    }),
+    holePunchRounds: new Counter({
+      name: 'nodus_net_holepunch_rounds_total',
+      help: 'DCUtR hole-punch rounds by outcome: direct (a direct connection after it), failed (still relayed), busy (waited for a run with the same peer), yielded (a peer run refused: ours under way, or already direct)',
+      labelNames: ['result'] as const,
       registers,
     }),
   } as const

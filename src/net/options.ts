@@ -76,6 +76,14 @@ export const NET_OPTIONS = defineOptions({
     min: 1,
     description: 'maximum open libp2p connections',
   },
+  minConnections: {
+    kind: 'int',
+    default: 32,
+    min: 0,
+    max: 1000,
+    description:
+      'connected peers to keep at least: below it the node dials peers of its DHT routing table, up to 8 at once every 10 s (src/net/peer-keeper.ts); a node behind NAT otherwise holds only its bootstrap connections, and puts its shards on those few peers; 0 = off',
+  },
   maxRequestsPerPeer: {
     kind: 'int',
     default: 8,
@@ -150,6 +158,20 @@ export const NET_OPTIONS = defineOptions({
     default: [],
     description:
       'relays (multiaddrs with /p2p/ID) to reserve a circuit relay v2 slot on and advertise `<relay>/p2p-circuit` addresses through: set on a node behind NAT',
+  },
+  announce: {
+    kind: 'strings',
+    default: [],
+    description:
+      'public addresses (multiaddrs without /p2p/) to announce besides the listened ones, taken as reachable without an AutoNAT test: set when a port is forwarded by hand on a router without UPnP',
+  },
+  discoverRelays: {
+    kind: 'int',
+    default: 0,
+    min: 0,
+    max: 4,
+    description:
+      'relays to find and reserve a slot on by themselves, besides net.relays: peers this node connects to that serve circuit relay v2, else peers a DHT random walk finds (one `/p2p-circuit` listen address each; src/net/README.md, "Relay discovery"); 0 = only net.relays. Set 1 on a node behind NAT that has no relay configured; while short of relays the node keeps walking the DHT',
   },
   relayServer: {
     kind: 'enum',

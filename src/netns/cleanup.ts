@@ -13,12 +13,32 @@ import { stopProcessesIn } from './topology.ts'
 /** The commands a topology runs. */
 export const REQUIRED_TOOLS = ['ip', 'iptables', 'ethtool', 'sysctl'] as const
 
-/** Why namespaces cannot be built here, or undefined when they can (Linux, root, tools, bridge built). */
-export async function netnsUnavailableReason(): Promise<string | undefined> {
+/** What a topology whose routers run a UPnP IGD needs beside {@link REQUIRED_TOOLS}. */
+export const UPNP_TOOLS = ['miniupnpd', 'iptables-legacy'] as const
+
+/**
+ * Why namespaces cannot be built here, or undefined when they can (Linux, root, tools, bridge built);
+ * with `upnp`, also the UPnP IGD's tools ({@link UPNP_TOOLS}).
+ */
+export async function netnsUnavailableReason(options: { upnp?: boolean } = {}): Promise<string | undefined> {
   if (process.platform !== 'linux') return `network namespaces need Linux (this is ${process.platform})`
   if (process.getuid?.() !== 0) return 'network namespaces need root (run with sudo)'
+  const missing = await missingTools(REQUIRED_TOOLS)
+  if (missing.length > 0)
+    return `missing ${missing.join(', ')} (apt-get install -y iproute2 iptables ethtool procps)`
+  if (delayBridgePath() === undefined)
+    return 'build/delay-bridge is not built (node scripts/build-native.ts --strict)'
+  if (options.upnp === true) {
+    const upnp = await missingTools(UPNP_TOOLS)
+    if (upnp.length > 0)
+      return `missing ${upnp.join(', ')} for the UPnP routers (apt-get install -y miniupnpd-iptables iptables)`
+  }
+  return undefined
+}
+
+async function missingTools(tools: readonly string[]): Promise<string[]> {
   const missing: string[] = []
-  for (const tool of REQUIRED_TOOLS) {
+  for (const tool of tools) {
     const found = await new Promise<boolean>((resolve) => {
       execFile('sh', ['-c', `command -v ${tool}`], { env: withSbin(process.env) }, (err) =>
         resolve(err === null),
@@ -26,19 +46,15 @@ export async function netnsUnavailableReason(): Promise<string | undefined> {
     })
     if (!found) missing.push(tool)
   }
-  if (missing.length > 0)
-    return `missing ${missing.join(', ')} (apt-get install -y iproute2 iptables ethtool procps)`
-  if (delayBridgePath() === undefined)
-    return 'build/delay-bridge is not built (node scripts/build-native.ts --strict)'
-  return undefined
+  return missing
 }
 
 /**
  * Throws when namespaces cannot be built here.
  * @throws NodusError NETNS_UNAVAILABLE with the reason
  */
-export async function assertNetnsAvailable(): Promise<void> {
-  const why = await netnsUnavailableReason()
+export async function assertNetnsAvailable(options: { upnp?: boolean } = {}): Promise<void> {
+  const why = await netnsUnavailableReason(options)
   if (why !== undefined) throw new NodusError('NETNS_UNAVAILABLE', why)
 }
 

@@ -21,6 +21,7 @@ export {
   listNetns,
   netnsUnavailableReason,
   REQUIRED_TOOLS,
+  UPNP_TOOLS,
 } from './cleanup.ts'
 export {
   COMMAND_TIMEOUT_MS,
@@ -29,6 +30,7 @@ export {
   ExecFileRunner,
   withSbin,
 } from './exec.ts'
+export { type RootState, rootState, rootStateLeft } from './root-state.ts'
 export {
   DEFAULT_TOPOLOGY_SPEC,
   type HomePlan,
@@ -45,6 +47,8 @@ export {
   validateSpec,
 } from './spec.ts'
 export {
+  IGD_HTTP_PORT,
+  igdChainRules,
   NetnsTopology,
   type NetnsTopologyDeps,
   natRules,

@@ -20,6 +20,12 @@ export interface TopologySpec {
   readonly homes: number
   /** How many of the homes (the last ones) have a symmetric NAT; the others a cone NAT. 0..homes. */
   readonly symmetric: number
+  /**
+   * How many of the homes (the last ones, like `symmetric`) have a router that also runs a UPnP
+   * Internet Gateway Device (miniupnpd), which maps ports for hosts behind it on request. 0..homes,
+   * default 0.
+   */
+  readonly upnp: number
   /** Round-trip time between two hosts on different links, ms (each access link delays rttMs/4 each way). */
   readonly rttMs: number
   /** Jitter of that round trip's each direction, ± ms, uniform (each link ± jitterMs/2). Default 0. */
@@ -35,6 +41,7 @@ export const DEFAULT_TOPOLOGY_SPEC: TopologySpec = Object.freeze({
   publicHosts: 1,
   homes: 0,
   symmetric: 0,
+  upnp: 0,
   rttMs: 0,
   jitterMs: 0,
   loss: 0,
@@ -71,6 +78,7 @@ export function validateSpec(spec: Partial<TopologySpec>): TopologySpec {
   check('publicHosts', s.publicHosts, 1, 50, true)
   check('homes', s.homes, 0, 100, true)
   check('symmetric', s.symmetric, 0, s.homes, true)
+  check('upnp', s.upnp, 0, s.homes, true)
   check('rttMs', s.rttMs, 0, 10_000, false)
   check('jitterMs', s.jitterMs, 0, 10_000, false)
   check('loss', s.loss, 0, 0.5, false)
@@ -118,6 +126,8 @@ export interface PublicHostPlan {
 export interface HomePlan {
   readonly role: string
   readonly nat: NatKind
+  /** Whether the router runs a UPnP IGD (miniupnpd) for the host. */
+  readonly upnp: boolean
   /** The host's namespace and address (behind the router). */
   readonly netns: string
   readonly address: string
@@ -147,7 +157,7 @@ export function netnsName(runId: string, role: string): string {
 /**
  * Names and addresses: public host j (p0, p1, …) at 11.18.0.(10 + j); home i (1-based: h1 behind r1,
  * …) with LAN 10.0.i.0/24 (router .1, host .2) and router WAN address 11.18.0.(100 + i). The last
- * `symmetric` homes have a symmetric NAT.
+ * `symmetric` homes have a symmetric NAT, and the last `upnp` homes a router with UPnP.
  * @throws NodusError INVALID_ARGUMENT when `runId` is not 1..12 lowercase letters or digits
  */
 export function planTopology(spec: TopologySpec, runId: string): TopologyPlan {
@@ -166,6 +176,7 @@ export function planTopology(spec: TopologySpec, runId: string): TopologyPlan {
     return {
       role: `h${i}`,
       nat: (k >= spec.homes - spec.symmetric ? 'symmetric' : 'cone') as NatKind,
+      upnp: k >= spec.homes - spec.upnp,
       netns: netnsName(runId, `h${i}`),
       address: `10.0.${i}.2`,
       router: {

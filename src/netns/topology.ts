@@ -9,7 +9,7 @@
  */
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process'
 import type { AbortOptions } from '../common/abort.ts'
-import { isNodusError } from '../common/errors.ts'
+import { isNodusError, NodusError } from '../common/errors.ts'
 import type { Logger } from '../common/logger.ts'
 import type { BridgeCounters, BridgeHandle, BridgeLauncher } from './bridge.ts'
 import type { CommandOutput, CommandRunner } from './exec.ts'
@@ -204,8 +204,64 @@ export class NetnsTopology {
     await this.#run(['ip', '-n', r, 'addr', 'add', `${h.router.lanAddress}/24`, 'dev', 'lan'], options)
     await this.#run(['ip', '-n', host, 'addr', 'add', `${h.address}/24`, 'dev', 'eth0'], options)
     await this.#run(['ip', '-n', host, 'route', 'add', 'default', 'via', h.router.lanAddress], options)
-    for (const rule of natRules(h.nat))
+    for (const rule of natRules(h.nat, { upnp: h.upnp }))
       await this.#run(['ip', 'netns', 'exec', r, 'iptables', ...rule], options)
+    if (h.upnp) await this.#startIgd(r, options)
+  }
+
+  /**
+   * Starts a UPnP Internet Gateway Device (miniupnpd, in the foreground) in router namespace `r`: it
+   * answers SSDP searches on `lan` and maps ports on `wan` into its own iptables chains, which are
+   * made first. miniupnpd-iptables writes through libiptc, so those chains live in the legacy
+   * (x_tables) tables, beside the router's nf_tables rules; a mapped connection passes the nf_tables
+   * FORWARD filter by its DNAT conntrack state ({@link natRules}). Waits until it listens on its
+   * HTTP port ({@link IGD_HTTP_PORT}). Teardown stops it with the namespace's other processes.
+   */
+  async #startIgd(r: string, options: AbortOptions): Promise<void> {
+    for (const rule of igdChainRules())
+      await this.#run(['ip', 'netns', 'exec', r, 'iptables-legacy', ...rule], options)
+    const child = this.spawn(
+      r,
+      [
+        'miniupnpd',
+        '-d',
+        '-4',
+        '-f',
+        '/dev/null',
+        '-i',
+        WAN_IF,
+        '-a',
+        'lan',
+        '-p',
+        String(IGD_HTTP_PORT),
+        '-P',
+        `/run/${r}-miniupnpd.pid`,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    )
+    let stderr = ''
+    child.stderr?.on('data', (b: Buffer) => {
+      stderr = (stderr + b.toString()).slice(-4096)
+    })
+    let exited: string | undefined
+    child.on('exit', (code, sig) => {
+      exited = `miniupnpd in ${r} exited (${code ?? sig}): ${stderr.trim()}`
+    })
+    for (let waited = 0; ; waited += 50) {
+      if (exited !== undefined) throw new NodusError('NETNS_COMMAND_FAILED', exited)
+      const { stdout } = await this.#deps.runner.run(
+        ['ip', 'netns', 'exec', r, 'ss', '-Hltn', `sport = :${IGD_HTTP_PORT}`],
+        options,
+      )
+      if (stdout.trim() !== '') break
+      if (waited >= 10_000)
+        throw new NodusError(
+          'NETNS_COMMAND_FAILED',
+          `miniupnpd in ${r} did not listen within 10 s: ${stderr}`,
+        )
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    this.#log.debug({ netns: r }, 'UPnP IGD started')
   }
 
   async #build(options: AbortOptions): Promise<void> {
@@ -301,6 +357,25 @@ export function offloadsOffCommand(netns: string, dev: string): string[] {
   ]
 }
 
+/** The TCP port a UPnP router's IGD (miniupnpd) serves its description and control URLs on. */
+export const IGD_HTTP_PORT = 5000
+
+/**
+ * The chains miniupnpd adds its mappings to (arguments after `iptables-legacy`), hooked in as its own
+ * iptables_init.sh does: DNAT in nat PREROUTING, accept in filter FORWARD, and the source rewrite of
+ * mapped connections in nat POSTROUTING.
+ */
+export function igdChainRules(): string[][] {
+  return [
+    ['-t', 'nat', '-N', 'MINIUPNPD'],
+    ['-t', 'nat', '-A', 'PREROUTING', '-i', WAN_IF, '-j', 'MINIUPNPD'],
+    ['-t', 'nat', '-N', 'MINIUPNPD-POSTROUTING'],
+    ['-t', 'nat', '-A', 'POSTROUTING', '-o', WAN_IF, '-j', 'MINIUPNPD-POSTROUTING'],
+    ['-t', 'filter', '-N', 'MINIUPNPD'],
+    ['-t', 'filter', '-A', 'FORWARD', '-i', WAN_IF, '!', '-o', WAN_IF, '-j', 'MINIUPNPD'],
+  ]
+}
+
 /**
  * The iptables rules (arguments after `iptables`) of a home router, whose public side is `wan` and
  * home side `lan`:
@@ -309,9 +384,10 @@ export function offloadsOffCommand(netns: string, dev: string): string[] {
  * - symmetric: `MASQUERADE --random-fully`: a random source port for each new connection, so each
  *   destination sees another port (endpoint-dependent mapping);
  * and for both, the filter of a home router: from the public side only replies (conntrack ESTABLISHED
- * or RELATED) are forwarded in (address-and-port-dependent filtering, RFC 4787 §5).
+ * or RELATED) are forwarded in (address-and-port-dependent filtering, RFC 4787 §5); with `upnp`,
+ * also new connections to a port the router's IGD mapped (conntrack state DNAT).
  */
-export function natRules(nat: 'cone' | 'symmetric'): string[][] {
+export function natRules(nat: 'cone' | 'symmetric', options: { upnp?: boolean } = {}): string[][] {
   return [
     [
       '-t',
@@ -338,6 +414,9 @@ export function natRules(nat: 'cone' | 'symmetric'): string[][] {
       '-j',
       'ACCEPT',
     ],
+    ...(options.upnp === true
+      ? [['-A', 'FORWARD', '-i', WAN_IF, '-o', 'lan', '-m', 'conntrack', '--ctstate', 'DNAT', '-j', 'ACCEPT']]
+      : []),
     ['-A', 'FORWARD', '-i', WAN_IF, '-o', 'lan', '-j', 'DROP'],
   ]
 }

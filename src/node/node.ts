@@ -112,6 +112,7 @@ export async function createNode(
       privateKey: identity.ed25519,
       peers: trust.peerActions,
       metrics,
+      random,
       // Aligned bulk bodies: the shard store writes a put's body with direct I/O as it is.
       allocateBody: directIoAvailable() ? allocAligned : undefined,
       pubsub: gossipsubInit(config.messaging, pubsubPenalties),

@@ -47,15 +47,56 @@ test('devnetNodeConfig keeps the other net keys of config.net, sets listen (TCP 
   const tcpOnly = devnetNodeConfig({ basePort: 0, logLevel: 'info', transport: 'tcp' }, 0, [])
   assert.deepEqual((tcpOnly.net as { listen: string[] }).listen, ['/ip4/127.0.0.1/tcp/0'])
   assert.deepEqual(loop.api, { port: 8003 })
+  // Behind a router with a UPnP IGD: the node maps its port (net.upnp on) and reserves on the relay.
+  const home = devnetNodeConfig(
+    {
+      basePort: 0,
+      logLevel: 'warn',
+      netns: { hostOf: () => ({ netns: 'nodus-x-h1', address: '10.0.1.2', upnp: true }), publicNodes: 1 },
+    },
+    1,
+    ['/ip4/11.18.0.10/tcp/4001/p2p/x'],
+  )
+  const homeNet = home.net as { upnp?: string; relays?: string[] }
+  assert.equal(homeNet.upnp, 'on')
+  assert.deepEqual(homeNet.relays, ['/ip4/11.18.0.10/tcp/4001/p2p/x'])
 })
 
 test('netnsHosts: public hosts first (node 0 on p0), then the homes, seen as their router', () => {
   const plan = planTopology(validateSpec({ publicHosts: 2, homes: 2, symmetric: 1 }), 'abc')
   assert.deepEqual(netnsHosts(plan), [
-    { index: 0, kind: 'public', netns: 'nodus-abc-p0', address: '11.18.0.10', seenAs: '11.18.0.10' },
-    { index: 1, kind: 'public', netns: 'nodus-abc-p1', address: '11.18.0.11', seenAs: '11.18.0.11' },
-    { index: 2, kind: 'cone', netns: 'nodus-abc-h1', address: '10.0.1.2', seenAs: '11.18.0.101' },
-    { index: 3, kind: 'symmetric', netns: 'nodus-abc-h2', address: '10.0.2.2', seenAs: '11.18.0.102' },
+    {
+      index: 0,
+      kind: 'public',
+      netns: 'nodus-abc-p0',
+      address: '11.18.0.10',
+      seenAs: '11.18.0.10',
+      upnp: false,
+    },
+    {
+      index: 1,
+      kind: 'public',
+      netns: 'nodus-abc-p1',
+      address: '11.18.0.11',
+      seenAs: '11.18.0.11',
+      upnp: false,
+    },
+    {
+      index: 2,
+      kind: 'cone',
+      netns: 'nodus-abc-h1',
+      address: '10.0.1.2',
+      seenAs: '11.18.0.101',
+      upnp: false,
+    },
+    {
+      index: 3,
+      kind: 'symmetric',
+      netns: 'nodus-abc-h2',
+      address: '10.0.2.2',
+      seenAs: '11.18.0.102',
+      upnp: false,
+    },
   ])
 })
 

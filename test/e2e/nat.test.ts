@@ -4,8 +4,14 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { test } from 'node:test'
-import { fileURLToPath } from 'node:url'
-import { type NetnsDevnet, netnsApi, startNetnsDevnet } from '../../src/cli/devnet-netns.ts'
+import { netnsApi, startNetnsDevnet } from '../../src/cli/devnet-netns.ts'
+import {
+  circuitOf,
+  directlyConnected,
+  netnsCli,
+  nodeReachability,
+  peersOf,
+} from '../../src/cli/netns-nodes.ts'
 import { silentLogger } from '../../src/common/logger.ts'
 import { ExecFileRunner, listNetns, netnsUnavailableReason } from '../../src/netns/index.ts'
 import { rootState } from '../utils/netns-root.ts'
@@ -17,52 +23,9 @@ import { waitFor } from '../utils/wait.ts'
 // otherwise (CI runs it as root).
 
 const why = await netnsUnavailableReason()
-const BIN = fileURLToPath(new URL('../../bin/nodus.js', import.meta.url))
 const PUBLIC = [0, 1]
 const CONE = [2, 3, 4]
 const SYMMETRIC = 5
-
-interface PeerRow {
-  peerId: string
-  addr: string
-  relayed: boolean
-}
-
-async function peersOf(net: NetnsDevnet, index: number): Promise<PeerRow[]> {
-  const r = await netnsApi(net, index, 'GET', '/network/peers')
-  const body = r.body as { peers?: PeerRow[] } | PeerRow[]
-  return Array.isArray(body) ? body : (body.peers ?? [])
-}
-
-async function reachability(net: NetnsDevnet, index: number): Promise<string> {
-  const r = await netnsApi(net, index, 'GET', '/network/reachability')
-  return String((r.body as { reachability?: string }).reachability)
-}
-
-/** The relayed address of node `to` through the relay (node 0). */
-function circuitOf(net: NetnsDevnet, to: number): string {
-  const relay = net.devnet.nodes[0]
-  const target = net.devnet.nodes[to]
-  assert.ok(relay !== undefined && target !== undefined)
-  return `${relay.multiaddrs[0]}/p2p-circuit/p2p/${target.peerId}`
-}
-
-/** Runs the CLI inside node `index`'s namespace; the last JSON line it printed. */
-async function cli(net: NetnsDevnet, index: number, args: string[]): Promise<Record<string, unknown>> {
-  const node = net.devnet.nodes[index]
-  const host = net.hosts[index]
-  assert.ok(node !== undefined && host !== undefined)
-  const { stdout } = await net.topology.exec(host.netns, [
-    process.execPath,
-    BIN,
-    ...args,
-    '--data-dir',
-    node.dataDir,
-    '--json',
-  ])
-  const last = stdout.trim().split('\n').pop() ?? '{}'
-  return JSON.parse(last) as Record<string, unknown>
-}
 
 test('behind NATs: reachability, DCUtR for cone NATs only, put and get across NATs, nothing left', {
   skip: why === undefined ? false : `network namespaces unavailable: ${why}`,
@@ -97,13 +60,13 @@ test('behind NATs: reachability, DCUtR for cone NATs only, put and get across NA
 
   await t.test('reachability: public nodes public (AutoNAT), the rest relayed', async () => {
     for (const i of PUBLIC)
-      await waitFor(async () => (await reachability(net, i)) === 'public', {
+      await waitFor(async () => (await nodeReachability(net, i)) === 'public', {
         timeoutMs: 90_000,
         intervalMs: 500,
         what: `node ${i} public`,
       })
     for (const i of [...CONE, SYMMETRIC])
-      await waitFor(async () => (await reachability(net, i)) === 'relayed', {
+      await waitFor(async () => (await nodeReachability(net, i)) === 'relayed', {
         timeoutMs: 60_000,
         intervalMs: 500,
         what: `node ${i} relayed`,
@@ -136,14 +99,11 @@ test('behind NATs: reachability, DCUtR for cone NATs only, put and get across NA
       if (r.status !== 200) st.diagnostic(`connect ${a} -> ${b} via the relay: ${JSON.stringify(r.body)}`)
     }
     for (const [a, b] of pairs) {
-      const peer = net.devnet.nodes[b]?.peerId
-      await waitFor(
-        async () =>
-          (await peersOf(net, a)).some(
-            (p) => p.peerId === peer && !p.relayed && p.addr.startsWith(`/ip4/${net.hosts[b]?.seenAs}/tcp/`),
-          ),
-        { timeoutMs: 30_000, intervalMs: 250, what: `a direct (hole-punched) connection ${a} -> ${b}` },
-      )
+      await waitFor(async () => await directlyConnected(net, a, b), {
+        timeoutMs: 30_000,
+        intervalMs: 250,
+        what: `a direct (hole-punched) connection ${a} -> ${b}`,
+      })
     }
     // The symmetric node's DCUtR exchange ran while the cone pairs punched (it started first); its
     // connection is still the relayed one, and it has no direct connection to a home.
@@ -168,12 +128,12 @@ test('behind NATs: reachability, DCUtR for cone NATs only, put and get across NA
       const file = join(baseDir, 'input.bin')
       const data = randomBytes(1024 * 1024 + 777)
       await writeFile(file, data)
-      const put = await cli(net, 2, ['put', file])
+      const put = await netnsCli(net, 2, ['put', file])
       const cid = String(put.cid)
       assert.match(cid, /^b/)
       await net.devnet.kill(1)
       const out = resolve(baseDir, 'output.bin')
-      const got = await cli(net, 4, ['get', cid, '-o', out])
+      const got = await netnsCli(net, 4, ['get', cid, '-o', out])
       assert.equal(got.bytes, data.length)
       assert.ok(data.equals(await readFile(out)), 'byte-identical across two NATs')
     },

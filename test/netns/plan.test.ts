@@ -10,10 +10,12 @@ import {
   type CommandRunner,
   cleanupNetns,
   DEFAULT_TOPOLOGY_SPEC,
+  igdChainRules,
   type LinkParams,
   linkParams,
   listNetns,
   NetnsTopology,
+  natRules,
   planTopology,
   validateSpec,
 } from '../../src/netns/index.ts'
@@ -75,6 +77,7 @@ test('spec: defaults, ranges, and per-link figures that compose to the end-to-en
   for (const bad of [
     { publicHosts: 0 },
     { homes: 2, symmetric: 3 },
+    { homes: 1, upnp: 2 },
     { loss: 0.6 },
     { rttMs: -1 },
     { rttMs: 10, jitterMs: 6 },
@@ -108,6 +111,20 @@ test('plan: prefixed names, one /24 per home, the last homes symmetric', () => {
       ['nodus-ab12-h2', '10.0.2.2', 'nodus-ab12-r2', '11.18.0.102', 'cone'],
       ['nodus-ab12-h3', '10.0.3.2', 'nodus-ab12-r3', '11.18.0.103', 'symmetric'],
     ],
+  )
+  assert.deepEqual(
+    p.homes.map((h) => h.upnp),
+    [false, false, false],
+  )
+  const u = planTopology(validateSpec({ homes: 3, symmetric: 1, upnp: 2 }), 'ab12')
+  assert.deepEqual(
+    u.homes.map((h) => [h.nat, h.upnp]),
+    [
+      ['cone', false],
+      ['cone', true],
+      ['symmetric', true],
+    ],
+    'the last homes have the UPnP routers',
   )
   assert.throws(
     () => planTopology(validateSpec({}), 'Bad-Id'),
@@ -172,6 +189,19 @@ test('build: veths only inside namespaces, offloads off on every one, cone and s
   assert.equal(bridges.stopped, 3)
   assert.deepEqual(report.namespaces.sort(), [...topo.namespaces].sort())
   assert.equal(await topo.teardown(), report, 'idempotent')
+})
+
+test('UPnP router: DNAT-ed connections pass the filter before the drop; miniupnpd chains in the legacy tables', () => {
+  const rules = natRules('symmetric', { upnp: true }).map((r) => r.join(' '))
+  assert.deepEqual(rules.slice(1), [
+    '-A FORWARD -i wan -o lan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',
+    '-A FORWARD -i wan -o lan -m conntrack --ctstate DNAT -j ACCEPT',
+    '-A FORWARD -i wan -o lan -j DROP',
+  ])
+  assert.ok(!natRules('cone').some((r) => r.includes('DNAT')), 'no DNAT accept without UPnP')
+  const chains = igdChainRules().map((r) => r.join(' '))
+  assert.ok(chains.includes('-t nat -A PREROUTING -i wan -j MINIUPNPD'))
+  assert.ok(chains.includes('-t filter -A FORWARD -i wan ! -o wan -j MINIUPNPD'))
 })
 
 test('a command failing mid-build removes every namespace made so far and stops the bridges', async () => {

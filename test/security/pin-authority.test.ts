@@ -105,14 +105,19 @@ test("a stranger's pin does not extend the uploader's lease: it pays, clamped, a
   const paying = new Set(after.map((c) => c.node.peerId))
   let r2: { extended: number; missing: number } | undefined
   for (let attempt = 0; attempt < 8 && r2 === undefined; attempt++) {
-    const other = randomBytes(250 * 1024)
-    const put2 = await (nodes[1] as NodusNode).files.put(
+    // 180 KiB: 90 KiB shards, so 128 + 90 KiB is past the stranger's 200 KiB quota on a shared holder,
+    // while each uploader (rotated over nodes 1 to 4, two files each at most) keeps within its own
+    // quota everywhere. (One uploader putting 250 KiB files ran out of holders on the second miss:
+    // NOT_ENOUGH_PEERS, now and then.)
+    const uploader = nodes[1 + (attempt % 4)] as NodusNode
+    const other = randomBytes(180 * 1024)
+    const put2 = await uploader.files.put(
       (async function* () {
         yield other
       })(),
     )
     const overlaps = put2.manifest.segments.some((seg) =>
-      seg.shards.some((sh) => sh.holders.some((h) => h !== nodes[1]?.peerId && paying.has(h))),
+      seg.shards.some((sh) => sh.holders.some((h) => h !== uploader.peerId && paying.has(h))),
     )
     if (overlaps) r2 = await stranger.files.pin(put2.cid, tenYears)
   }
