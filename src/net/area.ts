@@ -2,7 +2,6 @@
  * The net area's factory (the composition seam of docs/ARCHITECTURE.md): the libp2p host, the bulk
  * channel, which peers speak which protocol (learned by identify), and the bootstrap dials.
  */
-import { networkInterfaces } from 'node:os'
 import type { GossipSub, GossipsubOpts } from '@libp2p/gossipsub'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -15,7 +14,7 @@ import { AUTONAT_PROTOCOL, AutoNatNudge } from './autonat-nudge.ts'
 import { BulkChannel, type BulkHandler, DEFAULT_BULK_OPTIONS } from './bulk.ts'
 import { describeConnection, isCircuitAddr } from './connections.ts'
 import { DiversityGater, type GaterRefusal } from './gater.ts'
-import { PrivateDialFilter, type PunchRoundResult } from './holepunch.ts'
+import type { PunchRoundResult } from './holepunch.ts'
 import {
   type AutoNatHandle,
   createHost,
@@ -24,7 +23,7 @@ import {
   type NodusLibp2p,
 } from './host.ts'
 import { type KeeperDialResult, knownPeersClosest, PeerKeeper } from './peer-keeper.ts'
-import { isPublicAddr, reachabilityOf } from './reachability.ts'
+import { reachabilityOf } from './reachability.ts'
 import type { ReservationAttemptResult } from './relay-watchdog.ts'
 
 /** What the net area needs from the trust area's peer actions. */
@@ -218,6 +217,8 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
   }
   let libp2pRef: NodusLibp2p | undefined
   let autonatHandle: AutoNatHandle | undefined
+  /** The gater's test of a dial address (host.ts `onDialFilter`); absent: every address may be dialed. */
+  let denyDial: ((addr: string) => boolean) | undefined
   const libp2p = await createHost(
     components.privateKey,
     {
@@ -248,6 +249,9 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
       reachability: () => reachabilityOf(libp2pRef?.getMultiaddrs().map((m) => m.toString()) ?? []),
       onAutonat: (handle) => {
         autonatHandle = handle
+      },
+      onDialFilter: (deny) => {
+        denyDial = deny
       },
       diversity: {
         gater,
@@ -281,27 +285,25 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
           now: () => components.clock.now(),
           logger: log,
         })
-  const keeperDialFilter =
-    options.dialPrivate === 'local'
-      ? new PrivateDialFilter(isPublicAddr, networkInterfaces, components.clock)
-      : undefined
+  /** A DHT lookup of the peers closest to `key`, drained: kad-dht keeps what it learns (table, peer store). */
+  const lookup = async (key: Uint8Array, signal: AbortSignal): Promise<void> => {
+    for await (const _ of libp2p.services.dht.getClosestPeers(key, { signal })) {
+      // drained
+    }
+  }
   // Stay connected to net.minConnections peers (a node behind NAT holds only its bootstrap peers otherwise).
   const keeper = new PeerKeeper(
     {
       connected: () => libp2p.getPeers().map((p) => p.toString()),
       candidates: (key, count) => knownPeersClosest(libp2p, key, count),
-      discover: async (key, o) => {
-        for await (const _ of libp2p.services.dht.getClosestPeers(key, o)) {
-          // drained: kad-dht keeps what the lookup learns
-        }
-      },
+      discover: (key, o) => lookup(key, o.signal),
       // A kept connection must not hold a relay's circuit, nor wait on another site's private address.
       dialable: async (peer) => {
         try {
           const known = await libp2p.peerStore.get(peerIdFromString(peer))
           return known.addresses.some((a) => {
             const addr = a.multiaddr.toString()
-            return !isCircuitAddr(addr) && !(keeperDialFilter?.deny(addr) ?? false)
+            return !isCircuitAddr(addr) && denyDial?.(addr) !== true
           })
         } catch {
           return false
@@ -421,11 +423,7 @@ export async function createNet(components: NetComponents, options: NetAreaOptio
       void (async () => {
         try {
           const signal = AbortSignal.any([joined, AbortSignal.timeout(JOIN_LOOKUP_TIMEOUT_MS)])
-          for await (const _ of libp2p.services.dht.getClosestPeers(libp2p.peerId.toMultihash().bytes, {
-            signal,
-          })) {
-            // drained: kad-dht keeps what the lookup learns
-          }
+          await lookup(libp2p.peerId.toMultihash().bytes, signal)
         } catch (err) {
           if (!joined.aborted) log.debug({ err: (err as Error).message }, 'join lookup failed')
         }

@@ -293,6 +293,12 @@ export interface HostHooks {
    * manager's addresses with their verification state (autonat-nudge.ts uses both).
    */
   onAutonat?: ((handle: AutoNatHandle) => void) | undefined
+  /**
+   * Called once with the connection gater's test of a dial address (`net.dialPrivate` `local`:
+   * another site's private address is refused; holepunch.ts `PrivateDialFilter`); not called when
+   * every address may be dialed. The peer keeper reads it (peer-keeper.ts).
+   */
+  onDialFilter?: ((deny: (addr: string) => boolean) => void) | undefined
   diversity?:
     | { gater: DiversityGater; dhtMaxPerSubnet: number; onTableRefused?: (() => void) | undefined }
     | undefined
@@ -334,6 +340,7 @@ export async function createHost(
     options.dialPrivate === 'local'
       ? new PrivateDialFilter(isPublicAddr, networkInterfaces, hooks.clock ?? systemClock)
       : undefined
+  if (privateDials !== undefined) hooks.onDialFilter?.((addr) => privateDials.deny(addr))
   const relayListen = options.listen.filter(
     (a) => /\/p2p-circuit\/?$/.test(a) && relayPeerOf(a) !== undefined,
   )

@@ -114,6 +114,26 @@ test('peer keeper: too few known peers: one DHT lookup for more, at most once pe
   assert.equal(lookups, 2)
 })
 
+test('peer keeper: a DHT answer full of fake peers costs at most maxDialsPerRound dials a round, and each fake once per backoff', async () => {
+  // A hostile peer's lookup answer put 1,000 unreachable peers in the peer store, ahead of 2 real ones.
+  const fakes = Array.from({ length: 1000 }, (_, i) => `fake${i}`)
+  const w = world([...fakes, 'real0', 'real1'], new Set(['real0', 'real1']))
+  w.deps.candidates = async (_key, count) => [...fakes, 'real0', 'real1'].slice(0, count)
+  const keeper = new PeerKeeper(w.deps, { minConnections: 10, maxDialsPerRound: 8, backoffMs: 30_000 })
+  for (let round = 0; round < 20; round++) {
+    const before = w.dials.length
+    await keeper.round()
+    assert.ok(w.dials.length - before <= 8, 'at most 8 dials a round')
+    w.advance(1000)
+  }
+  // 20 rounds within 20 s (less than the 30 s × 0.75 backoff): no fake was dialed twice.
+  assert.equal(new Set(w.dials).size, w.dials.length, 'each fake dialed once')
+  // A round looks at the 64 closest candidates only (here the same 64 fakes each time): once all of
+  // them back off, nothing more is dialed until the backoff ends.
+  assert.equal(w.dials.length, 64)
+  assert.equal(Object.keys(keeper.backingOff()).length, 64)
+})
+
 test('peer keeper: minConnections 0 is off', async () => {
   const w = world(peers(4), new Set(peers(4)))
   const keeper = new PeerKeeper(w.deps, { minConnections: 0 })
